@@ -1,0 +1,5 @@
+import sys
+
+from legend.cli import main
+
+sys.exit(main())

@@ -1,0 +1,150 @@
+"""Who is connecting: development user ids, JWTs, the admin token and the origin allow-list."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jwt
+import msgspec
+
+from legend.domain.symbols import is_valid_user_id
+from legend.settings import SecuritySettings, SettingsError
+
+ANONYMOUS = "anonymous"
+BEARER_SUBPROTOCOL = "bearer"
+
+
+class AuthError(Exception):
+    """The connection or request cannot be identified; ``reason`` is safe to show the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Identity(msgspec.Struct, frozen=True):
+    """The authenticated user, and the WebSocket subprotocol to accept (when the token came in one)."""
+
+    user_id: str
+    subprotocol: str | None = None
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``: the only binds where development identity is allowed."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _key(security: SecuritySettings) -> tuple[str, list[str]]:
+    if security.jwt_public_key:
+        pem = security.jwt_public_key
+        if not pem.lstrip().startswith("-----BEGIN"):
+            try:
+                pem = Path(pem).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise SettingsError(f"security.jwt_public_key: cannot read {pem}: {exc}") from None
+        return pem, ["RS256"]
+    if security.jwt_secret:
+        if len(security.jwt_secret) < 32:
+            raise SettingsError("security.jwt_secret: use at least 32 characters for HS256")
+        return security.jwt_secret, ["HS256"]
+    raise SettingsError(
+        "security.auth = 'jwt' needs security.jwt_secret (HS256) or security.jwt_public_key (RS256)"
+    )
+
+
+class Authenticator:
+    """Identifies WebSocket clients and REST callers, and checks the admin token."""
+
+    def __init__(self, security: SecuritySettings, admin_token: str | None = None) -> None:
+        self.security = security
+        self.mode = security.auth
+        self.admin_token = admin_token or security.admin_token or secrets.token_urlsafe(24)
+        self.generated_admin_token = not (admin_token or security.admin_token)
+        self._key, self._algorithms = _key(security) if self.mode == "jwt" else ("", [])
+
+    # ───────────── users ─────────────
+
+    def verify_token(self, token: str) -> str:
+        """The ``sub`` of a valid token; raises AuthError for expired, forged or malformed ones."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=self._algorithms,
+                audience=self.security.jwt_audience,
+                issuer=self.security.jwt_issuer,
+                leeway=self.security.jwt_leeway_seconds,
+                options={"require": ["sub", "exp"], "verify_aud": self.security.jwt_audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("token expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise AuthError(f"invalid token: {exc}") from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not is_valid_user_id(subject):
+            raise AuthError("invalid token: 'sub' is not a valid user id")
+        return subject
+
+    def _dev_user(self, query: Mapping[str, str]) -> str:
+        user_id = query.get("user_id") or ANONYMOUS
+        if not is_valid_user_id(user_id):
+            raise AuthError("invalid user_id: use 1-64 letters, digits, '_', '.', '@' or '-'")
+        return user_id
+
+    def websocket(self, query: Mapping[str, str], subprotocols: list[str]) -> Identity:
+        """Identify a WebSocket: ``?user_id=`` in development; a JWT in ``?token=`` or the subprotocols
+        ``["bearer", <token>]`` in JWT mode."""
+        if self.mode == "dev":
+            return Identity(self._dev_user(query))
+        if BEARER_SUBPROTOCOL in subprotocols:
+            index = subprotocols.index(BEARER_SUBPROTOCOL)
+            if index + 1 >= len(subprotocols):
+                raise AuthError("missing token after the 'bearer' subprotocol")
+            return Identity(self.verify_token(subprotocols[index + 1]), BEARER_SUBPROTOCOL)
+        token = query.get("token")
+        if not token:
+            raise AuthError("missing token: pass ?token=<JWT> or the subprotocols ['bearer', <JWT>]")
+        return Identity(self.verify_token(token))
+
+    def http(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Identity:
+        """Identify a REST caller: ``Authorization: Bearer <JWT>`` in JWT mode; in development the
+        ``X-User-Id`` header or ``?user_id=``."""
+        if self.mode == "dev":
+            return Identity(
+                self._dev_user({"user_id": headers.get("x-user-id") or query.get("user_id") or ""})
+            )
+        scheme, _, token = (headers.get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError("missing token: send Authorization: Bearer <JWT>")
+        return Identity(self.verify_token(token.strip()))
+
+    # ───────────── admins ─────────────
+
+    def is_admin(self, authorization: str | None) -> bool:
+        scheme, _, token = (authorization or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), self.admin_token.encode()
+        )
+
+    # ───────────── origins ─────────────
+
+    def origin_allowed(self, origin: str | None, host: str | None) -> bool:
+        """No Origin (not a browser) passes; otherwise the allow-list, or the same host when it is empty."""
+        if not origin:
+            return True
+        allowed = self.security.allowed_origins
+        if "*" in allowed:
+            return True
+        if allowed:
+            return origin.rstrip("/") in {o.rstrip("/") for o in allowed}
+        return urlsplit(origin).netloc.lower() == (host or "").lower()

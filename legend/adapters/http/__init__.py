@@ -1,0 +1,1 @@
+"""The Litestar edge: WebSocket transport, REST API and static dashboard."""

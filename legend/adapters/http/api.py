@@ -1,0 +1,165 @@
+"""REST endpoints of the seed: stats and the internal broadcast endpoints, plus market status and health."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, Response, get, post
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from legend.adapters.http.security import admin_guard
+from legend.bootstrap import Services
+from legend.domain.envelope import Envelope
+from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
+from legend.domain.messages import MarketStatus
+from legend.domain.timefmt import iso, iso_or_none
+from legend.ports.backplane import BackplaneUnavailable
+from legend.ports.market import MarketCalendarError
+
+
+class Published(msgspec.Struct):
+    """A broadcast accepted by the backplane."""
+
+    status: str
+    channel: str
+    seq: int
+    recipients: int  # subscribers on this instance at publish time
+
+
+class ServiceUnavailable(HTTPException):
+    status_code = HTTP_503_SERVICE_UNAVAILABLE
+
+
+async def _publish(services: Services, publish: Any, data: Any) -> Published:
+    try:
+        envelope: Envelope = await publish(data)
+    except BackplaneUnavailable as exc:
+        raise ServiceUnavailable(detail=f"backplane unavailable, nothing was published: {exc}") from None
+    return Published(
+        "published", envelope.stream, envelope.seq, services.streaming.subscribers(envelope.stream)
+    )
+
+
+class WebSocketController(Controller):
+    """Monitoring and internal broadcasting for the WebSocket streams (admin token required)."""
+
+    path = "/api/ws"
+    tags = ["websocket"]
+    guards = [admin_guard]
+    security = [{"adminToken": []}]
+
+    @get("/stats", summary="Connection statistics", sync_to_thread=False)
+    def stats(self, services: Services) -> dict[str, Any]:
+        """The seed's statistics of this instance, plus delivery counters and streamer state."""
+        streaming = services.streaming
+        c = streaming.counters
+        return {
+            "active_connections": len(streaming.sessions),
+            "ticker_subscriptions": dict(sorted(streaming.tickers().items())),
+            "pattern_subscribers": streaming.subscribers("patterns"),
+            "alert_subscribers": streaming.channel_subscribers("alerts"),
+            "market_status_subscribers": streaming.subscribers("market_status"),
+            "total_connections": c.total_connections,
+            "messages_sent": c.messages_sent,
+            "messages_received": c.messages_received,
+            "errors": c.errors,
+            "uptime": int(streaming.uptime()),
+            "instance_id": services.instance_id,
+            "messages_published": c.messages_published,
+            "messages_delivered": c.messages_delivered,
+            "prices_conflated": c.prices_conflated,
+            "publish_failures": c.publish_failures,
+            "slow_consumers_closed": c.slow_consumers_closed,
+            "stale_connections_closed": c.stale_connections_closed,
+            "inbound_rejected": c.inbound_rejected,
+            "flood_closed": c.flood_closed,
+            "auth_rejected": c.auth_rejected,
+            "backplane": services.backplane.health(),
+            "streamer": services.streamer.status(),
+        }
+
+    @post("/broadcast/price", summary="Broadcast a price update (internal)", status_code=HTTP_200_OK)
+    async def broadcast_price(self, data: PriceInput, services: Services) -> Published:
+        """Publish a ``price_update`` on ``ticker:{TICKER}``; ``open_price`` is delivered as ``open``."""
+        return await _publish(services, services.publisher.price, data)
+
+    @post("/broadcast/pattern", summary="Broadcast a pattern alert (internal)", status_code=HTTP_200_OK)
+    async def broadcast_pattern(self, data: PatternInput, services: Services) -> Published:
+        """Publish a ``pattern_alert`` on ``patterns``; ``risk_reward_ratio`` is computed when left out."""
+        return await _publish(services, services.publisher.pattern, data)
+
+    @post("/broadcast/alert", summary="Broadcast an alert trigger (internal)", status_code=HTTP_200_OK)
+    async def broadcast_alert(self, data: AlertInput, services: Services) -> Published:
+        """Publish an ``alert_trigger``: to ``user_id``'s alerts only when given, else to every subscriber."""
+        return await _publish(services, services.publisher.alert, data)
+
+    @post("/broadcast/market_status", summary="Broadcast market status (internal)", status_code=HTTP_200_OK)
+    async def broadcast_market_status(self, data: MarketStatusInput, services: Services) -> Published:
+        """Publish a ``market_status`` (for example a trading halt) on ``market_status``."""
+        return await _publish(services, services.publisher.market_status, data)
+
+
+class MarketController(Controller):
+    """The exchange calendar, public."""
+
+    path = "/api/market"
+    tags = ["market"]
+
+    @get("/status", summary="Market status now or at an instant", sync_to_thread=False)
+    def status(
+        self,
+        services: Services,
+        at: str | None = Parameter(
+            default=None, description="ISO-8601 instant (default: now); naive times are UTC", required=False
+        ),
+    ) -> MarketStatus:
+        """The seed's ``market_status`` message for now, or for ``at``."""
+        if at is None:
+            instant = services.clock.now()
+        else:
+            try:
+                instant = datetime.fromisoformat(at.replace("Z", "+00:00").replace(" ", "+"))
+            except ValueError:
+                raise ValidationException(
+                    detail="Validation failed",
+                    extra=[{"key": "at", "message": f"not an ISO-8601 instant: {at!r}"}],
+                ) from None
+            if instant.tzinfo is None:
+                instant = instant.replace(tzinfo=UTC)
+        try:
+            state = services.calendar.state_at(instant)
+        except MarketCalendarError as exc:
+            raise ValidationException(
+                detail="Validation failed", extra=[{"key": "at", "message": str(exc)}]
+            ) from None
+        return MarketStatus(
+            status=state.status,
+            next_open=iso_or_none(state.next_open),
+            next_close=iso_or_none(state.next_close),
+            timestamp=iso(instant),
+            exchange=services.calendar.name,
+            early_close=state.early_close if state.is_open else None,
+        )
+
+
+class HealthController(Controller):
+    """Liveness and readiness for load balancers."""
+
+    tags = ["health"]
+
+    @get("/health", summary="Liveness", sync_to_thread=False)
+    def health(self) -> dict[str, str]:
+        """The process is up and serving HTTP."""
+        return {"status": "ok"}
+
+    @get("/ready", summary="Readiness", sync_to_thread=False)
+    def ready(self, services: Services) -> Response[dict[str, Any]]:
+        """Ready when the backplane is healthy; 503 with the reason when degraded."""
+        backplane = services.backplane.health()
+        ok = bool(backplane.get("ok"))
+        body = {"status": "ready" if ok else "degraded", "backplane": backplane}
+        return Response(body, status_code=HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE)

@@ -1,0 +1,21 @@
+"""Guards for the REST API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+
+from legend.bootstrap import Services
+
+
+def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Admin surfaces (broadcasts, full stats) need ``Authorization: Bearer <admin token>``."""
+    services: Services = connection.app.state.services
+    if not services.auth.is_admin(connection.headers.get("authorization")):
+        raise NotAuthorizedException(
+            detail="admin token required: send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": 'Bearer realm="legend-admin"'},
+        )

@@ -1,0 +1,68 @@
+"""The WebSocket endpoint ``/api/ws``: handshake checks, then frames in and out of the domain session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import WebSocket, websocket
+from litestar.types import Message
+
+from legend.adapters.auth import BEARER_SUBPROTOCOL, AuthError
+from legend.bootstrap import Services
+from legend.domain import closecodes
+
+
+class LitestarTransport:
+    """The Transport port over Litestar's ASGI send; frames go out as text (JSON)."""
+
+    __slots__ = ("_send",)
+
+    def __init__(self, socket: WebSocket[Any, Any, Any]) -> None:
+        self._send = socket.send
+
+    async def send_text(self, text: str) -> None:
+        message: Message = {"type": "websocket.send", "text": text, "bytes": None}
+        await self._send(message)
+
+    async def close(self, code: int, reason: str) -> None:
+        message: Message = {"type": "websocket.close", "code": code, "reason": reason}
+        await self._send(message)
+
+
+def _subprotocols(socket: WebSocket[Any, Any, Any]) -> list[str]:
+    raw = socket.scope.get("subprotocols") or []
+    return [str(p) for p in raw]
+
+
+@websocket("/api/ws", name="stream")
+async def stream(socket: WebSocket[Any, Any, Any], services: Services) -> None:
+    """The streaming protocol (docs/protocol.md)."""
+    counters = services.streaming.counters
+    if not services.auth.origin_allowed(socket.headers.get("origin"), socket.headers.get("host")):
+        counters.auth_rejected += 1
+        await socket.close(code=closecodes.FORBIDDEN, reason="origin not allowed")  # before accept: HTTP 403
+        return
+    offered = _subprotocols(socket)
+    try:
+        identity = services.auth.websocket(socket.query_params, offered)
+    except AuthError as exc:
+        counters.auth_rejected += 1
+        # Accept first so that a browser can read the close code and reason.
+        await socket.accept(subprotocols=BEARER_SUBPROTOCOL if BEARER_SUBPROTOCOL in offered else None)
+        await socket.close(code=closecodes.UNAUTHORIZED, reason=exc.reason[:120])
+        return
+    await socket.accept(subprotocols=identity.subprotocol)
+    streaming = services.streaming
+    session = streaming.open_session(LitestarTransport(socket), identity.user_id)
+    receive = socket.receive
+    try:
+        while True:
+            event = await receive()
+            if event["type"] != "websocket.receive":
+                break
+            text = event.get("text")
+            await streaming.handle_frame(session, text if text is not None else event.get("bytes") or b"")
+    except Exception:  # the peer vanished mid-receive; nothing to report to it
+        pass
+    finally:
+        streaming.end_session(session)

@@ -1,0 +1,137 @@
+"""A QuoteProvider that invents plausible, reproducible prices, for demos and tests without a data vendor."""
+
+from __future__ import annotations
+
+import math
+import random
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from legend.adapters.system_clock import SystemClock
+from legend.domain.quotes import Quote
+from legend.ports.clock import Clock
+
+_NEW_YORK = ZoneInfo("America/New_York")
+_MIN_PREVIOUS_CLOSE, _MAX_PREVIOUS_CLOSE = 5.0, 800.0
+_OPEN_GAP = 0.005  # standard deviation of the overnight gap, as a fraction of the previous close
+_VOLUME_PER_FETCH = (100, 10_000)
+
+
+@dataclass(slots=True)
+class _Walk:
+    """One ticker's session so far; ``price`` is unrounded so that tiny steps still accumulate."""
+
+    rng: random.Random
+    session: date
+    previous_close: float
+    open: float
+    price: float
+    high: float
+    low: float
+    volume: int
+
+
+class SimulatedQuoteProvider:
+    """Seeded geometric random walk per ticker; every ticker is known.
+
+    The same seed and the same sequence of fetches give the same quotes, on any machine: each ticker's
+    generator is seeded from a CRC of ``"{seed}:{ticker}"``, never from Python's salted ``hash()``. The
+    session rolls when the New York date of the clock changes; market hours are not consulted (the
+    streamer already polls less often when the market is closed).
+    """
+
+    name: str = "simulated"
+
+    def __init__(
+        self,
+        seed: int = 42,
+        clock: Clock | None = None,
+        volatility: float = 0.0008,
+        max_tickers: int = 10_000,
+    ) -> None:
+        if volatility < 0:
+            raise ValueError(f"volatility must be >= 0, got {volatility}")
+        if max_tickers < 1:
+            raise ValueError(f"max_tickers must be >= 1, got {max_tickers}")
+        self._seed = seed
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._volatility = volatility
+        self._max_tickers = max_tickers
+        self._walks: OrderedDict[str, _Walk] = OrderedDict()
+
+    def __len__(self) -> int:
+        """Tickers currently remembered (bounded by ``max_tickers``)."""
+        return len(self._walks)
+
+    async def fetch(self, tickers: Iterable[str]) -> list[Quote]:
+        now = self._clock.now()
+        session = now.astimezone(_NEW_YORK).date()
+        timestamp = now.timestamp()
+        quotes = []
+        for ticker in dict.fromkeys(tickers):  # one step per ticker even if asked twice
+            if not ticker.strip():
+                continue
+            walk = self._walk(ticker, session)
+            if walk.session != session:
+                self._roll(walk, session)
+            quotes.append(self._step(ticker, walk, timestamp))
+        return quotes
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    def _walk(self, ticker: str, session: date) -> _Walk:
+        walk = self._walks.get(ticker)
+        if walk is not None:
+            self._walks.move_to_end(ticker)
+            return walk
+        rng = random.Random(zlib.crc32(f"{self._seed}:{ticker}".encode()))
+        # Log-uniform: as many tickers around $20 as around $200, like a real listing.
+        previous_close = round(
+            math.exp(rng.uniform(math.log(_MIN_PREVIOUS_CLOSE), math.log(_MAX_PREVIOUS_CLOSE))), 2
+        )
+        walk = _Walk(rng, session, previous_close, 0.0, 0.0, 0.0, 0.0, 0)
+        self._open_session(walk, session)
+        self._walks[ticker] = walk
+        if len(self._walks) > self._max_tickers:
+            self._walks.popitem(last=False)
+        return walk
+
+    def _roll(self, walk: _Walk, session: date) -> None:
+        walk.previous_close = _cents(walk.price)
+        self._open_session(walk, session)
+
+    def _open_session(self, walk: _Walk, session: date) -> None:
+        walk.session = session
+        walk.open = _cents(walk.previous_close * math.exp(walk.rng.gauss(0.0, _OPEN_GAP)))
+        walk.price = walk.high = walk.low = walk.open
+        walk.volume = 0
+
+    def _step(self, ticker: str, walk: _Walk, timestamp: float) -> Quote:
+        walk.price *= math.exp(walk.rng.gauss(0.0, self._volatility))
+        price = _cents(walk.price)
+        walk.high = max(walk.high, price)
+        walk.low = min(walk.low, price)
+        walk.volume += walk.rng.randint(*_VOLUME_PER_FETCH)
+        change = round(price - walk.previous_close, 2)
+        return Quote(
+            ticker=ticker,
+            price=price,
+            change=change,
+            change_percent=round(change / walk.previous_close * 100, 2),
+            volume=walk.volume,
+            high=walk.high,
+            low=walk.low,
+            open=walk.open,
+            previous_close=walk.previous_close,
+            timestamp=timestamp,
+        )
+
+
+def _cents(value: float) -> float:
+    """Round to the cent, never below one cent (a walk cannot reach zero, but rounding could)."""
+    return max(round(value, 2), 0.01)

@@ -1,0 +1,134 @@
+"""``create_app``: the Litestar application on top of the composition root."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from litestar import Litestar, MediaType, Response, get
+from litestar.di import Provide
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+
+from legend import __version__
+from legend.adapters.auth import is_loopback
+from legend.adapters.http.api import HealthController, MarketController, WebSocketController
+from legend.adapters.http.ws import stream
+from legend.bootstrap import Services, bootstrap
+from legend.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("legend")
+
+API_DESCRIPTION = """\
+Real-time market data over WebSockets: live prices, pattern detections, alert triggers and market status.
+
+Connect to **`/api/ws`** (WebSocket; see the `websocket` tag and `docs/protocol.md`). Client frames:
+`{"type":"subscribe","channel":"ticker","ticker":"AAPL"}`, `{"type":"subscribe","channel":"patterns"}`,
+`alerts`, `market_status`, `{"type":"unsubscribe",...}`, `{"type":"ping"}`. Every channel message carries
+`channel` and `seq`; subscribe with `"since": <seq>` to resume exactly where a connection dropped.
+
+Admin endpoints (broadcast, stats) need `Authorization: Bearer <admin token>`.
+"""
+
+
+def web_root() -> Path:
+    """The dashboard files: packaged as ``legend.web`` in a wheel, ``web/`` in a checkout."""
+    try:
+        from importlib.resources import files
+
+        root = Path(str(files("legend.web")))
+        if (root / "static").is_dir():
+            return root
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parent.parent / "web"
+
+
+def check_security(settings: Settings) -> None:
+    """Development identity (user id from the query string) is only for loopback binds."""
+    security = settings.security
+    if security.auth == "dev" and not is_loopback(settings.server.host) and not security.allow_insecure:
+        raise SettingsError(
+            f"server.host = {settings.server.host!r} is not a loopback address, and security.auth = 'dev' lets "
+            "any client pick its user id: set security.auth = 'jwt', or security.allow_insecure = true "
+            "for a trusted network"
+        )
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Litestar:
+    """The application; builds its services from settings unless given them."""
+    if services is None:
+        settings = settings or load_settings()
+        services = bootstrap(settings)
+    settings = services.settings
+    check_security(settings)
+    web = web_root()
+
+    @get("/", include_in_schema=False)
+    async def index() -> Redirect:
+        return Redirect("/dashboard")
+
+    @get("/redoc", include_in_schema=False)
+    async def redoc() -> Redirect:
+        return Redirect("/docs/redoc")
+
+    @get("/dashboard", include_in_schema=False, media_type=MediaType.HTML)
+    async def dashboard() -> Response[bytes]:
+        page = web / "index.html"
+        if not page.is_file():
+            return Response(b"dashboard files are missing from this installation", status_code=404)
+        return Response(page.read_bytes(), media_type=MediaType.HTML)
+
+    route_handlers: list[object] = [
+        index,
+        redoc,
+        dashboard,
+        stream,
+        WebSocketController,
+        MarketController,
+        HealthController,
+    ]
+    if (web / "static").is_dir():
+        route_handlers.append(
+            create_static_files_router(path="/static", directories=[web / "static"], name="static")
+        )
+
+    async def on_startup() -> None:
+        await services.start()
+        if services.auth.generated_admin_token:
+            log.warning("no admin token configured; this run's admin token is: %s", services.auth.admin_token)
+
+    openapi = OpenAPIConfig(
+        title="Legend Realtime",
+        version=__version__,
+        description=API_DESCRIPTION,
+        path="/docs",
+        render_plugins=[
+            SwaggerRenderPlugin(path="/"),
+            RedocRenderPlugin(path="/redoc"),
+            JsonRenderPlugin(path="/openapi.json"),
+        ],
+        tags=[
+            Tag(name="websocket", description="WebSocket streaming: statistics and internal broadcasts"),
+            Tag(name="market", description="Exchange calendar"),
+            Tag(name="health", description="Liveness and readiness"),
+        ],
+        components=Components(
+            security_schemes={
+                "adminToken": SecurityScheme(type="http", scheme="bearer", description="The admin token"),
+            }
+        ),
+    )
+    app = Litestar(
+        route_handlers=route_handlers,  # type: ignore[arg-type]
+        dependencies={"services": Provide(lambda: services, sync_to_thread=False)},
+        on_startup=[on_startup],
+        on_shutdown=[services.stop],
+        openapi_config=openapi,
+        debug=False,
+    )
+    app.state.services = services
+    return app

@@ -1,0 +1,164 @@
+"""The composition root: the one place that picks adapters from settings and wires the services.
+
+The app and the tests both build through ``bootstrap``; tests pass overrides (a FrozenClock, a
+particular backplane) instead of patching modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from legend.adapters.auth import Authenticator
+from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
+from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.simulated_quotes import SimulatedQuoteProvider
+from legend.adapters.system_clock import SystemClock
+from legend.domain.channels import ChannelRegistry
+from legend.domain.publisher import Publisher
+from legend.domain.stats import Counters
+from legend.domain.streamer import Streamer
+from legend.domain.streaming import Limits, StreamingService
+from legend.ports.backplane import Backplane
+from legend.ports.clock import Clock
+from legend.ports.market import MarketCalendar
+from legend.ports.quotes import QuoteProvider
+from legend.settings import Settings, SettingsError
+
+log = logging.getLogger("legend")
+
+
+@dataclass
+class Services:
+    """Everything the edges need, built from one Settings."""
+
+    settings: Settings
+    clock: Clock
+    registry: ChannelRegistry
+    backplane: Backplane
+    counters: Counters
+    streaming: StreamingService
+    publisher: Publisher
+    calendar: MarketCalendar
+    provider: QuoteProvider
+    streamer: Streamer
+    auth: Authenticator
+    instance_id: str
+    run_streamer: bool = True
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    started: bool = False
+
+    async def start(self) -> None:
+        """Connect the backplane, then start the streamer and the stale-connection sweeper."""
+        if self.started:
+            return
+        self.started = True
+        await self.streaming.start()
+        if self.run_streamer:
+            self.streaming.on_new_ticker = self.streamer.poke
+            self.streamer.start()
+        self._tasks.append(asyncio.get_running_loop().create_task(self._sweep(), name="sweeper"))
+
+    async def _sweep(self) -> None:
+        interval = self.settings.realtime.cleanup_interval
+        while True:
+            await asyncio.sleep(interval)
+            self.streaming.sweep()
+
+    async def close_clients(self) -> None:
+        """Send every client close code 1001 (before the server stops accepting frames)."""
+        await self.streaming.shutdown()
+
+    async def stop(self) -> None:
+        """Close clients with 1001, stop background work, release adapters; never hangs."""
+        if not self.started:
+            return
+        self.started = False
+        await self.streaming.shutdown()
+        await self.streamer.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.backplane.stop()
+        await self.provider.aclose()
+
+
+def _limits(settings: Settings) -> Limits:
+    rt = settings.realtime
+    return Limits(
+        max_messages_per_second=rt.max_messages_per_second,
+        max_subscriptions=rt.max_subscriptions,
+        max_frame_bytes=rt.max_frame_bytes,
+        inbound_rate=rt.inbound_rate,
+        inbound_burst=rt.inbound_burst,
+        stale_after=rt.stale_after,
+        max_pending_messages=rt.max_pending_messages,
+        slow_consumer_timeout=rt.slow_consumer_timeout,
+        close_timeout=rt.close_timeout,
+    )
+
+
+def _backplane(settings: Settings) -> Backplane:
+    if settings.redis.url:
+        raise SettingsError("redis.url: the Redis backplane is not available in this build")
+    return InMemoryBackplane()
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    backplane: Backplane | None = None,
+    provider: QuoteProvider | None = None,
+    calendar: MarketCalendar | None = None,
+    run_streamer: bool = True,
+) -> Services:
+    """Build the services; any adapter may be overridden."""
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    registry = ChannelRegistry()
+    counters = Counters()
+    backplane = backplane or _backplane(settings)
+    streaming = StreamingService(backplane, registry, clock, _limits(settings), counters)
+    publisher = Publisher(
+        backplane,
+        registry,
+        clock,
+        counters,
+        settings.realtime.history_size,
+        exchange=settings.market.calendar,
+    )
+    calendar = calendar or ExchangeCalendarsMarketCalendar(settings.market.calendar)
+    provider = provider or SimulatedQuoteProvider(seed=settings.quotes.seed, clock=clock)
+    streamer = Streamer(
+        provider=provider,
+        calendar=calendar,
+        publisher=publisher,
+        backplane=backplane,
+        streaming=streaming,
+        clock=clock,
+        update_interval=settings.realtime.update_interval,
+        after_hours_interval=settings.realtime.after_hours_interval,
+    )
+    return Services(
+        settings=settings,
+        clock=clock,
+        registry=registry,
+        backplane=backplane,
+        counters=counters,
+        streaming=streaming,
+        publisher=publisher,
+        calendar=calendar,
+        provider=provider,
+        streamer=streamer,
+        auth=Authenticator(settings.security),
+        instance_id=secrets.token_hex(4),
+        run_streamer=run_streamer,
+    )

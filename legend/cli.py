@@ -1,0 +1,85 @@
+"""The ``legend`` command: ``legend serve [--host] [--port] [--config FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import msgspec
+import uvicorn
+
+from legend.settings import Settings, SettingsError, load_settings
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, but clients get close code 1001 (going away) before uvicorn's own shutdown runs."""
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: object) -> None:
+        super().__init__(config)
+        self._close_clients = on_shutdown
+
+    async def shutdown(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        try:
+            async with asyncio.timeout(self.config.timeout_graceful_shutdown or 5):
+                await self._close_clients()  # type: ignore[operator]
+        except TimeoutError:
+            logging.getLogger("legend").warning("closing clients took too long; shutting down anyway")
+        await super().shutdown(sockets)  # type: ignore[arg-type]
+
+
+def serve(settings: Settings) -> int:
+    from legend.app import create_app
+    from legend.bootstrap import bootstrap
+
+    services = bootstrap(settings)
+    app = create_app(services=services)
+    server_settings = settings.server
+    config = uvicorn.Config(
+        app,
+        host=server_settings.host,
+        port=server_settings.port,
+        log_level=server_settings.log_level,
+        ws="websockets-sansio",
+        ws_per_message_deflate=server_settings.ws_per_message_deflate,
+        # The app answers oversized frames itself with an error; the transport's hard cap is far above.
+        ws_max_size=max(64 * 1024, settings.realtime.max_frame_bytes * 16),
+        timeout_graceful_shutdown=int(server_settings.graceful_shutdown_seconds),
+        lifespan="on",
+    )
+    server = _Server(config, services.close_clients)
+    shown = "localhost" if server_settings.host in ("127.0.0.1", "::1") else server_settings.host
+    print(f"Legend Realtime dashboard: http://{shown}:{server_settings.port}/dashboard", flush=True)
+    server.run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="legend", description="Legend Realtime streaming service")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="run the server")
+    run.add_argument("--host", help="bind address (default 127.0.0.1)")
+    run.add_argument("--port", type=int, help="port (default 8000)")
+    run.add_argument("--config", help="settings file (default $LEGEND_CONFIG)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config)
+        if args.command == "serve":
+            server = settings.server
+            if args.host:
+                server = msgspec.structs.replace(server, host=args.host)
+            if args.port is not None:
+                server = msgspec.structs.replace(server, port=args.port)
+            settings = msgspec.structs.replace(settings, server=server)
+            return serve(settings)
+    except SettingsError as exc:
+        print(f"legend: settings error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

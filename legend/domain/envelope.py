@@ -1,0 +1,28 @@
+"""A published message as it travels: encoded once, sequenced by the backplane, shared by all subscribers."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """One sequenced message of one stream.
+
+    ``text`` is the exact JSON frame every subscriber receives (it already holds ``channel`` and ``seq``):
+    it is made once per instance, never per subscriber.
+    """
+
+    stream: str
+    seq: int
+    type: str
+    text: str
+
+
+def with_seq(body: bytes, seq: int) -> bytes:
+    """Append ``"seq":N`` to an encoded JSON object without decoding it again."""
+    return b'%s,"seq":%d}' % (body[:-1], seq)
+
+
+def seal(stream: str, seq: int, kind: str, body: bytes) -> Envelope:
+    """The envelope of ``body`` (a JSON object that already names its ``channel``) at ``seq``."""
+    return Envelope(stream, seq, kind, with_seq(body, seq).decode())

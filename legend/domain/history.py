@@ -1,0 +1,45 @@
+"""Per-stream sequence numbers and bounded history, for the in-process backplane."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from legend.domain.envelope import Envelope, seal
+
+
+class StreamLog:
+    """The sequence counter and the last ``size`` envelopes of every stream."""
+
+    def __init__(self) -> None:
+        self._seq: dict[str, int] = {}
+        self._history: dict[str, deque[Envelope]] = {}
+
+    def append(self, stream: str, kind: str, body: bytes, history_size: int) -> Envelope:
+        seq = self._seq.get(stream, 0) + 1
+        self._seq[stream] = seq
+        envelope = seal(stream, seq, kind, body)
+        if history_size > 0:
+            ring = self._history.get(stream)
+            if ring is None or ring.maxlen != history_size:
+                ring = deque(ring or (), maxlen=history_size)
+                self._history[stream] = ring
+            ring.append(envelope)
+        return envelope
+
+    def last_seq(self, stream: str) -> int:
+        return self._seq.get(stream, 0)
+
+    def after(self, stream: str, since: int | None) -> tuple[list[Envelope], bool]:
+        """Envelopes after ``since`` and whether they cover everything since then."""
+        ring = self._history.get(stream, ())
+        if since is None:
+            return list(ring), True
+        last = self.last_seq(stream)
+        if since > last:  # the stream restarted below the client's position: give what there is
+            return list(ring), False
+        kept = [env for env in ring if env.seq > since]
+        oldest = kept[0].seq if kept else last + 1
+        return kept, oldest <= since + 1
+
+    def streams(self) -> int:
+        return len(self._seq)

@@ -1,0 +1,100 @@
+"""What publishers hand in (the seed's broadcast bodies), validated field by field before anything is sent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from legend.domain.symbols import MAX_TICKER_LENGTH
+
+Ticker = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^\s*\^?[A-Za-z][A-Za-z0-9]*(?:[.\-][A-Za-z0-9]+)*\s*$",
+        max_length=MAX_TICKER_LENGTH + 4,
+        description="Ticker symbol; normalised to upper case.",
+        examples=["AAPL"],
+    ),
+]
+Price = Annotated[float, msgspec.Meta(gt=0, lt=1e9)]
+Money = Annotated[float, msgspec.Meta(gt=-1e9, lt=1e9)]
+Percent = Annotated[float, msgspec.Meta(gt=-1e6, lt=1e6)]
+Volume = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+Label = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_ .\-/]{1,40}$")]
+UserId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.@\-]{1,64}$")]
+
+
+class _Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class PriceInput(_Input):
+    """A price update to broadcast (seed: ``POST /api/ws/broadcast/price``); ``open_price`` is sent as ``open``."""
+
+    ticker: Ticker
+    price: Price
+    change: Money = 0.0
+    change_percent: Percent = 0.0
+    volume: Volume = 0
+    high: Price | None = None
+    low: Price | None = None
+    open_price: Price | None = None
+    previous_close: Price | None = None
+    timestamp: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.ticker = self.ticker.strip().upper()
+        high = self.high if self.high is not None else self.price
+        low = self.low if self.low is not None else self.price
+        if low > high:
+            raise ValueError(f"low ({low}) must not exceed high ({high})")
+
+
+class PatternInput(_Input):
+    """A pattern detection to broadcast (seed: ``POST /api/ws/broadcast/pattern``)."""
+
+    ticker: Ticker
+    pattern_type: Label
+    score: Annotated[float, msgspec.Meta(ge=0, le=100)]
+    entry_price: Price
+    stop_price: Price
+    target_price: Price
+    risk_reward_ratio: Annotated[float, msgspec.Meta(ge=0, lt=1e6)] | None = None
+    message: Text | None = None
+    timestamp: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.ticker = self.ticker.strip().upper()
+        if self.stop_price == self.entry_price:
+            raise ValueError("stop_price must differ from entry_price")
+
+
+class AlertInput(_Input):
+    """An alert trigger to broadcast (seed: ``POST /api/ws/broadcast/alert``).
+
+    With ``user_id`` it reaches only that user's ``alerts`` subscriptions; without, every subscriber.
+    """
+
+    ticker: Ticker
+    alert_type: Label
+    trigger_price: Price
+    current_price: Price
+    message: Text | None = None
+    user_id: UserId | None = None
+    alert_id: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    timestamp: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.ticker = self.ticker.strip().upper()
+
+
+class MarketStatusInput(_Input):
+    """A market status to broadcast (seed: ``POST /api/ws/broadcast/market_status``), e.g. a halt."""
+
+    status: Literal["open", "closed", "pre_market", "after_hours", "halted"]
+    next_open: datetime | None = None
+    next_close: datetime | None = None
+    timestamp: datetime | None = None

@@ -1,0 +1,173 @@
+"""The wire protocol: every client→server and server→client message of the seed, as msgspec Structs.
+
+Field names are the seed's contract. Beyond it, channel messages also carry ``channel`` (their stream)
+and ``seq``; ``subscription`` replies carry ``channel`` and ``streams``; ``history`` carries ``channel``,
+``seq`` and, when the client asked to resume, ``recovered``; ``error`` carries a machine-readable ``code``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+# ───────────────────────────── client → server ─────────────────────────────
+
+
+class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type", forbid_unknown_fields=False):
+    """Subscribe to a channel; ``since`` resumes from a sequence number (or one per stream)."""
+
+    channel: str
+    ticker: str | None = None
+    since: int | dict[str, int] | None = None
+
+
+class Unsubscribe(msgspec.Struct, tag="unsubscribe", tag_field="type"):
+    """Stop receiving a channel."""
+
+    channel: str
+    ticker: str | None = None
+
+
+class Ping(msgspec.Struct, tag="ping", tag_field="type"):
+    """Heartbeat; answered with ``pong``."""
+
+
+ClientMessage = Subscribe | Unsubscribe | Ping
+CLIENT_TYPES = ("subscribe", "unsubscribe", "ping")
+
+
+class _Typed(msgspec.Struct):
+    type: Any = None
+
+
+class ProtocolError(ValueError):
+    """A client frame the server cannot act on; ``code`` is stable, the message is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+_decoder = msgspec.json.Decoder(ClientMessage)
+_typed_decoder = msgspec.json.Decoder(_Typed)
+
+
+def decode_client_message(frame: bytes | str) -> ClientMessage:
+    """Decode one client frame; raises ProtocolError with the seed's wording where it has one."""
+    try:
+        message: ClientMessage = _decoder.decode(frame)
+        return message
+    except msgspec.ValidationError as exc:
+        error = exc
+    except msgspec.DecodeError as exc:
+        raise ProtocolError("invalid_json", f"Invalid JSON: {exc}") from None
+    try:
+        typed = _typed_decoder.decode(frame)
+    except msgspec.ValidationError:
+        raise ProtocolError("invalid_message", "Message must be a JSON object") from None
+    kind = typed.type
+    if kind is None:
+        raise ProtocolError("invalid_message", "Missing message type")
+    if not isinstance(kind, str) or kind not in CLIENT_TYPES:
+        raise ProtocolError("unknown_type", f"Unknown message type: {kind}")
+    raise ProtocolError("invalid_message", f"Invalid {kind} message: {error}")
+
+
+# ───────────────────────────── server → client ─────────────────────────────
+
+
+class _Out(msgspec.Struct, tag_field="type", omit_defaults=True, kw_only=True):
+    pass
+
+
+class Connection(_Out, tag="connection"):
+    status: str
+    connection_id: str
+    user_id: str
+    timestamp: str
+    heartbeat_timeout: float | None = None
+
+
+class Subscription(_Out, tag="subscription"):
+    action: Literal["subscribed", "unsubscribed"]
+    channel: str
+    timestamp: str
+    ticker: str | None = None
+    streams: list[str] = msgspec.field(default_factory=list)
+
+
+class History(_Out, tag="history"):
+    channel: str
+    messages: list[msgspec.Raw]
+    seq: int
+    timestamp: str
+    ticker: str | None = None
+    recovered: bool | None = None
+
+
+class Pong(_Out, tag="pong"):
+    timestamp: str
+
+
+class Error(_Out, tag="error"):
+    message: str
+    timestamp: str
+    code: str | None = None
+
+
+class PriceUpdate(_Out, tag="price_update"):
+    ticker: str
+    price: float
+    change: float
+    change_percent: float
+    volume: int
+    high: float
+    low: float
+    open: float
+    timestamp: str
+    previous_close: float | None = None
+    channel: str | None = None
+
+
+class PatternAlert(_Out, tag="pattern_alert"):
+    ticker: str
+    pattern_type: str
+    score: float
+    entry_price: float
+    stop_price: float
+    target_price: float
+    risk_reward_ratio: float | None
+    message: str
+    timestamp: str
+    channel: str | None = None
+
+
+class AlertTrigger(_Out, tag="alert_trigger"):
+    ticker: str
+    alert_type: str
+    trigger_price: float
+    current_price: float
+    message: str
+    timestamp: str
+    alert_id: str | None = None
+    channel: str | None = None
+
+
+class MarketStatus(_Out, tag="market_status"):
+    status: str
+    next_open: str | None
+    next_close: str | None
+    timestamp: str
+    exchange: str | None = None
+    early_close: bool | None = None
+    channel: str | None = None
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    """JSON bytes of a server message."""
+    return _encoder.encode(message)

@@ -1,0 +1,154 @@
+"""The one way in for every message: validate, stamp, encode once, hand to the backplane."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+
+from legend.domain.channels import ChannelRegistry, private_stream
+from legend.domain.envelope import Envelope
+from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
+from legend.domain.market import MarketState
+from legend.domain.messages import AlertTrigger, MarketStatus, PatternAlert, PriceUpdate, encode
+from legend.domain.quotes import Quote
+from legend.domain.stats import Counters
+from legend.domain.timefmt import from_epoch, iso, iso_or_none
+from legend.ports.backplane import Backplane, BackplaneUnavailable
+from legend.ports.clock import Clock
+
+
+def _stamp(at: datetime | None, clock: Clock) -> str:
+    if at is None:
+        return iso(clock.now())
+    return iso(at if at.tzinfo else at.replace(tzinfo=UTC))
+
+
+def alert_text(ticker: str, alert_type: str, trigger: float, current: float) -> str:
+    """The seed's wording: ``AAPL breaking out at $150.25 (target: $150.00)``."""
+    verbs = {
+        "breakout": "breaking out",
+        "breakdown": "breaking down",
+        "price_above": "trading above",
+        "price_below": "trading below",
+    }
+    verb = verbs.get(alert_type, f"{alert_type.replace('_', ' ')} alert")
+    return f"{ticker} {verb} at ${current:,.2f} (target: ${trigger:,.2f})"
+
+
+class Publisher:
+    """Builds the seed's messages and publishes them on their streams."""
+
+    def __init__(
+        self,
+        backplane: Backplane,
+        registry: ChannelRegistry,
+        clock: Clock,
+        counters: Counters,
+        history_size: int,
+        exchange: str = "XNYS",
+    ) -> None:
+        self._backplane = backplane
+        self._registry = registry
+        self._clock = clock
+        self._counters = counters
+        self._history_size = history_size
+        self._exchange = exchange
+
+    async def publish(self, stream: str, message: msgspec.Struct) -> Envelope:
+        """Publish any server message (it must carry ``channel``) on ``stream``; raises BackplaneUnavailable."""
+        spec = self._registry.spec_of_stream(stream)
+        if spec is None:
+            raise ValueError(f"no channel is registered for stream {stream!r}")
+        size = self._history_size if spec.history_size is None else spec.history_size
+        kind = type(message).__struct_config__.tag
+        try:
+            envelope = await self._backplane.publish(stream, spec.topic, str(kind), encode(message), size)
+        except BackplaneUnavailable:
+            self._counters.publish_failures += 1
+            raise
+        self._counters.messages_published += 1
+        return envelope
+
+    async def price(self, data: PriceInput | Quote) -> Envelope:
+        if isinstance(data, Quote):
+            at = iso(from_epoch(data.timestamp)) if data.timestamp is not None else iso(self._clock.now())
+            open_, high, low, prev = data.open, data.high, data.low, data.previous_close
+        else:
+            at = _stamp(data.timestamp, self._clock)
+            open_ = data.open_price if data.open_price is not None else data.price
+            high = data.high if data.high is not None else max(data.price, open_)
+            low = data.low if data.low is not None else min(data.price, open_)
+            prev = data.previous_close
+        stream = f"ticker:{data.ticker}"
+        message = PriceUpdate(
+            ticker=data.ticker,
+            price=data.price,
+            change=data.change,
+            change_percent=data.change_percent,
+            volume=data.volume,
+            high=high,
+            low=low,
+            open=open_,
+            timestamp=at,
+            previous_close=prev,
+            channel=stream,
+        )
+        return await self.publish(stream, message)
+
+    async def pattern(self, data: PatternInput) -> Envelope:
+        ratio = data.risk_reward_ratio
+        if ratio is None:
+            ratio = round(
+                abs(data.target_price - data.entry_price) / abs(data.entry_price - data.stop_price), 2
+            )
+        message = PatternAlert(
+            ticker=data.ticker,
+            pattern_type=data.pattern_type,
+            score=data.score,
+            entry_price=data.entry_price,
+            stop_price=data.stop_price,
+            target_price=data.target_price,
+            risk_reward_ratio=ratio,
+            message=data.message or f"{data.pattern_type} pattern detected on {data.ticker}",
+            timestamp=_stamp(data.timestamp, self._clock),
+            channel="patterns",
+        )
+        return await self.publish("patterns", message)
+
+    async def alert(self, data: AlertInput) -> Envelope:
+        stream = private_stream("alerts", data.user_id) if data.user_id else "alerts"
+        message = AlertTrigger(
+            ticker=data.ticker,
+            alert_type=data.alert_type,
+            trigger_price=data.trigger_price,
+            current_price=data.current_price,
+            message=data.message
+            or alert_text(data.ticker, data.alert_type, data.trigger_price, data.current_price),
+            timestamp=_stamp(data.timestamp, self._clock),
+            alert_id=data.alert_id,
+            channel=stream,
+        )
+        return await self.publish(stream, message)
+
+    async def market_status(self, data: MarketStatusInput | MarketState) -> Envelope:
+        if isinstance(data, MarketState):
+            message = MarketStatus(
+                status=data.status,
+                next_open=iso_or_none(data.next_open),
+                next_close=iso_or_none(data.next_close),
+                timestamp=iso(data.at),
+                exchange=self._exchange,
+                early_close=data.early_close if data.is_open else None,
+                channel="market_status",
+            )
+        else:
+            message = MarketStatus(
+                status=data.status,
+                next_open=iso_or_none(data.next_open),
+                next_close=iso_or_none(data.next_close),
+                timestamp=_stamp(data.timestamp, self._clock),
+                exchange=self._exchange,
+                channel="market_status",
+            )
+        return await self.publish("market_status", message)

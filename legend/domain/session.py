@@ -1,0 +1,65 @@
+"""The server side of one client connection."""
+
+from __future__ import annotations
+
+import asyncio
+
+from legend.domain.channels import ChannelSpec
+from legend.domain.outbox import Outbox
+from legend.domain.throttle import TokenBucket
+from legend.ports.transport import Transport
+
+
+class Subscribed:
+    """One subscription of a session: the channel, its key and the streams it reads."""
+
+    __slots__ = ("key", "spec", "streams")
+
+    def __init__(self, spec: ChannelSpec, key: str | None, streams: tuple[str, ...]) -> None:
+        self.spec = spec
+        self.key = key
+        self.streams = streams
+
+
+class Session:
+    """State of one connection: identity, subscriptions, outbox, liveness and inbound budget.
+
+    The connection id is made by the server (``{user_id}_{random}``), never chosen by the client.
+    """
+
+    __slots__ = (
+        "closing",
+        "id",
+        "inbound",
+        "last_seen",
+        "outbox",
+        "pump",
+        "send_started",
+        "strikes",
+        "subscriptions",
+        "transport",
+        "user_id",
+        "wakeup",
+    )
+
+    def __init__(
+        self,
+        session_id: str,
+        user_id: str,
+        transport: Transport,
+        outbox: Outbox,
+        inbound: TokenBucket,
+        now: float,
+    ) -> None:
+        self.id = session_id
+        self.user_id = user_id
+        self.transport = transport
+        self.outbox = outbox
+        self.inbound = inbound
+        self.last_seen = now
+        self.subscriptions: dict[str, Subscribed] = {}
+        self.strikes = 0
+        self.send_started: float | None = None
+        self.closing = False
+        self.wakeup = asyncio.Event()
+        self.pump: asyncio.Task[None] | None = None

@@ -1,0 +1,189 @@
+"""The streamer: polls quotes for watched tickers and announces market open/close transitions.
+
+Exactly one instance polls at a time (a backplane lease); every instance reports its own interest, and
+the holder fetches the union, so N instances never publish N copies of a price. The interval follows the
+market clock: ``update_interval`` in regular hours, ``after_hours_interval`` outside, and a sleep never
+runs past the next open or close, so the transition is announced on time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+
+from legend.domain.market import MarketState
+from legend.domain.publisher import Publisher
+from legend.domain.streaming import StreamingService
+from legend.domain.timefmt import iso
+from legend.ports.backplane import Backplane, BackplaneUnavailable
+from legend.ports.clock import Clock
+from legend.ports.market import MarketCalendar, MarketCalendarError
+from legend.ports.quotes import QuoteProvider
+
+log = logging.getLogger("legend.streamer")
+
+LEASE = "streamer"
+MIN_SPACING = 0.5  # seconds between two rounds at the least
+
+
+class Streamer:
+    """Background polling loop; ``start``/``stop`` are idempotent."""
+
+    def __init__(
+        self,
+        *,
+        provider: QuoteProvider,
+        calendar: MarketCalendar,
+        publisher: Publisher,
+        backplane: Backplane,
+        streaming: StreamingService,
+        clock: Clock,
+        update_interval: float,
+        after_hours_interval: float,
+        lease_ttl: float = 10.0,
+        max_backoff: float = 60.0,
+    ) -> None:
+        self.provider = provider
+        self.calendar = calendar
+        self.publisher = publisher
+        self.backplane = backplane
+        self.streaming = streaming
+        self.clock = clock
+        self.update_interval = update_interval
+        self.after_hours_interval = after_hours_interval
+        self.lease_ttl = lease_ttl
+        self.max_backoff = max_backoff
+        self.leader = False
+        self.last_state: MarketState | None = None
+        self._announced: bool | None = None
+        self.polls = 0
+        self.quotes_published = 0
+        self.provider_errors = 0
+        self.consecutive_failures = 0
+        self.last_error: str | None = None
+        self.last_fetch: datetime | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stop.clear()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="streamer")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def poke(self, ticker: str | None = None) -> None:
+        """Run the next tick soon (a ticker was just subscribed: give it a price without waiting)."""
+        self._wake.set()
+
+    def market_state(self) -> MarketState | None:
+        try:
+            return self.calendar.state_at(self.clock.now())
+        except MarketCalendarError as exc:
+            log.error("market calendar: %s", exc)
+            return None
+
+    async def tick(self) -> float:
+        """One round: report interest, and if leader announce transitions and publish quotes.
+        Returns the seconds until the next round."""
+        state = self.market_state()
+        self.last_state = state
+        is_open = bool(state and state.is_open)
+        interval = self.update_interval if is_open else self.after_hours_interval
+        try:
+            await self.backplane.set_interest(self.streaming.tickers())
+            self.leader = await self.backplane.hold_lease(LEASE, self.lease_ttl)
+        except BackplaneUnavailable as exc:
+            self.leader = False
+            log.warning("backplane unavailable: %s", exc)
+        if self.leader:
+            if state is not None and state.is_open != self._announced:
+                try:
+                    await self.publisher.market_status(state)
+                    self._announced = state.is_open
+                except BackplaneUnavailable:
+                    pass
+            interval = await self._poll(interval)
+        else:
+            self._announced = None  # a new leadership announces the current status again
+        if self.leader:
+            interval = min(interval, self.lease_ttl / 3)
+        if state is not None and state.next_transition is not None:
+            until = (state.next_transition - self.clock.now()).total_seconds()
+            interval = min(interval, max(until, 0.05))
+        return interval
+
+    async def _poll(self, interval: float) -> float:
+        tickers = await self.backplane.interest()
+        if not tickers:
+            return interval
+        self.polls += 1
+        try:
+            quotes = await self.provider.fetch(sorted(tickers))
+        except Exception as exc:  # a provider failure never stops the streamer
+            self.provider_errors += 1
+            self.consecutive_failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "quote provider %s failed (%d in a row): %s",
+                self.provider.name,
+                self.consecutive_failures,
+                exc,
+            )
+            backoff: float = interval * 2.0**self.consecutive_failures
+            return min(backoff, max(self.max_backoff, interval))
+        self.consecutive_failures = 0
+        self.last_fetch = self.clock.now()
+        for quote in quotes:
+            try:
+                await self.publisher.price(quote)
+                self.quotes_published += 1
+            except BackplaneUnavailable:
+                break
+        return interval
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            started = self.clock.monotonic()
+            self._wake.clear()  # a poke from here on brings the next round forward
+            try:
+                delay = await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("streamer tick failed")
+                delay = self.update_interval
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            # at least MIN_SPACING between rounds, so a burst of new subscriptions makes one early poll
+            spent = self.clock.monotonic() - started
+            if spent < MIN_SPACING:
+                await asyncio.sleep(MIN_SPACING - spent)
+
+    def status(self) -> dict[str, object]:
+        """For stats and admins: who polls, what, and how it is going."""
+        state = self.last_state
+        return {
+            "provider": self.provider.name,
+            "leader": self.leader,
+            "market": state.status if state else "unknown",
+            "interval": self.update_interval if state and state.is_open else self.after_hours_interval,
+            "polls": self.polls,
+            "quotes_published": self.quotes_published,
+            "provider_errors": self.provider_errors,
+            "consecutive_failures": self.consecutive_failures,
+            "last_error": self.last_error,
+            "last_fetch": iso(self.last_fetch) if self.last_fetch else None,
+        }

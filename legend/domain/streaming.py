@@ -1,0 +1,432 @@
+"""The streaming service: sessions, who is subscribed to what, fan-out, and the client protocol.
+
+Fan-out is one dictionary lookup and one outbox push per subscriber; the frame text was made once per
+instance by the backplane. Each session has its own writer task, so a slow socket only ever delays itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import msgspec
+
+from legend.domain import closecodes
+from legend.domain.channels import ChannelError, ChannelRegistry, Delivery
+from legend.domain.envelope import Envelope
+from legend.domain.messages import (
+    Connection,
+    Error,
+    History,
+    Ping,
+    Pong,
+    ProtocolError,
+    Subscribe,
+    Subscription,
+    Unsubscribe,
+    decode_client_message,
+    encode,
+)
+from legend.domain.outbox import Outbox
+from legend.domain.session import Session, Subscribed
+from legend.domain.stats import Counters
+from legend.domain.throttle import TokenBucket
+from legend.domain.timefmt import iso
+from legend.ports.backplane import Backplane, BackplaneUnavailable
+from legend.ports.clock import Clock
+from legend.ports.transport import Transport
+
+log = logging.getLogger("legend.streaming")
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-connection limits (see ``[realtime]`` in the settings reference)."""
+
+    max_messages_per_second: int = 10
+    max_subscriptions: int = 50
+    max_frame_bytes: int = 4096
+    inbound_rate: float = 20.0
+    inbound_burst: int = 40
+    stale_after: float = 60.0
+    max_pending_messages: int = 1000
+    slow_consumer_timeout: float = 15.0
+    close_timeout: float = 3.0
+
+
+class StreamingService:
+    """Owns every session of this instance and routes envelopes to them."""
+
+    def __init__(
+        self,
+        backplane: Backplane,
+        registry: ChannelRegistry,
+        clock: Clock,
+        limits: Limits,
+        counters: Counters | None = None,
+    ) -> None:
+        self.backplane = backplane
+        self.registry = registry
+        self.clock = clock
+        self.limits = limits
+        self.counters = counters or Counters()
+        self.sessions: dict[str, Session] = {}
+        self._streams: dict[str, dict[str, Session]] = {}
+        self._delivery: dict[str, Delivery] = {}
+        self._tickers: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.on_new_ticker: Callable[[str], None] | None = None  # the streamer polls it without waiting
+        self.started_at = clock.monotonic()
+
+    # ───────────────────────── lifecycle ─────────────────────────
+
+    async def start(self) -> None:
+        await self.backplane.start(self.deliver)
+
+    async def shutdown(self, code: int = closecodes.GOING_AWAY, reason: str = "server shutting down") -> None:
+        """Close every session with ``code`` (1001 by default) and wait for the closes, bounded."""
+        closing = [self.close_session(session, code, reason) for session in list(self.sessions.values())]
+        if closing:
+            await asyncio.gather(*closing, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ───────────────────────── sessions ─────────────────────────
+
+    def open_session(self, transport: Transport, user_id: str) -> Session:
+        """Register a new connection, queue its acknowledgement and start its writer."""
+        now = self.clock.monotonic()
+        limits = self.limits
+        session = Session(
+            session_id=f"{user_id}_{secrets.token_hex(6)}",
+            user_id=user_id,
+            transport=transport,
+            outbox=Outbox(limits.max_messages_per_second, limits.max_pending_messages),
+            inbound=TokenBucket(limits.inbound_rate, limits.inbound_burst, now),
+            now=now,
+        )
+        self.sessions[session.id] = session
+        self.counters.total_connections += 1
+        self._reply(
+            session,
+            Connection(
+                status="connected",
+                connection_id=session.id,
+                user_id=user_id,
+                timestamp=self._now(),
+                heartbeat_timeout=limits.stale_after,
+            ),
+        )
+        session.pump = asyncio.get_running_loop().create_task(self._pump(session), name=f"pump {session.id}")
+        return session
+
+    def end_session(self, session: Session) -> None:
+        """Forget a session whose socket is gone (or is being closed)."""
+        if self.sessions.pop(session.id, None) is None:
+            return
+        for sub in session.subscriptions.values():
+            self._detach(session, sub)
+        session.subscriptions.clear()
+        if session.pump is not None and session.pump is not asyncio.current_task():
+            session.pump.cancel()
+
+    async def close_session(self, session: Session, code: int, reason: str) -> None:
+        """Close with a close frame; the socket is given up after ``close_timeout`` if the peer is stuck."""
+        if session.closing:
+            return
+        session.closing = True
+        self.end_session(session)
+        try:
+            async with asyncio.timeout(self.limits.close_timeout):
+                await session.transport.close(code, reason)
+        except (TimeoutError, Exception):
+            log.debug("close of %s did not complete", session.id)
+
+    async def _pump(self, session: Session) -> None:
+        """Write the session's outbox to its socket, in order, within its budget."""
+        outbox, clock, counters = session.outbox, self.clock, self.counters
+        try:
+            while True:
+                text, wait = outbox.pop(clock.monotonic())
+                if text is not None:
+                    session.send_started = clock.monotonic()
+                    await session.transport.send_text(text)
+                    session.send_started = None
+                    counters.messages_sent += 1
+                    continue
+                session.wakeup.clear()
+                if wait is None:
+                    await session.wakeup.wait()
+                else:
+                    try:
+                        async with asyncio.timeout(wait):
+                            await session.wakeup.wait()
+                    except TimeoutError:
+                        pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the socket went away under us
+            log.debug("writer of %s stopped: %r", session.id, exc)
+            self.end_session(session)
+
+    def sweep(self) -> None:
+        """Close connections silent for ``stale_after`` or stuck on one write for ``slow_consumer_timeout``."""
+        now = self.clock.monotonic()
+        limits = self.limits
+        for session in list(self.sessions.values()):
+            if session.closing:
+                continue
+            if session.send_started is not None and now - session.send_started > limits.slow_consumer_timeout:
+                self.counters.slow_consumers_closed += 1
+                self._spawn(
+                    self.close_session(
+                        session, closecodes.TRY_AGAIN_LATER, "slow consumer: socket not reading"
+                    )
+                )
+            elif now - session.last_seen > limits.stale_after:
+                self.counters.stale_connections_closed += 1
+                self._spawn(
+                    self.close_session(
+                        session, closecodes.STALE, f"stale: no message for {limits.stale_after:g} seconds"
+                    )
+                )
+
+    # ───────────────────────── fan-out ─────────────────────────
+
+    def deliver(self, envelope: Envelope) -> None:
+        """Hand one envelope to every local subscriber of its stream (called by the backplane)."""
+        self.counters.messages_delivered += 1
+        subscribers = self._streams.get(envelope.stream)
+        if not subscribers:
+            return
+        delivery = self._delivery[envelope.stream]
+        overflowed: list[Session] = []
+        for session in subscribers.values():
+            outbox = session.outbox
+            before = outbox.conflated
+            if outbox.push(envelope, delivery):
+                session.wakeup.set()
+            else:
+                overflowed.append(session)
+            self.counters.prices_conflated += outbox.conflated - before
+        for session in overflowed:
+            self.counters.slow_consumers_closed += 1
+            self._spawn(
+                self.close_session(
+                    session,
+                    closecodes.TRY_AGAIN_LATER,
+                    f"slow consumer: more than {self.limits.max_pending_messages} messages pending",
+                )
+            )
+
+    def _attach(self, session: Session, sub: Subscribed) -> None:
+        for stream in sub.streams:
+            self._streams.setdefault(stream, {})[session.id] = session
+            self._delivery[stream] = sub.spec.delivery
+        if sub.spec.name == "ticker" and sub.key:
+            count = self._tickers.get(sub.key, 0)
+            self._tickers[sub.key] = count + 1
+            if count == 0 and self.on_new_ticker is not None:
+                self.on_new_ticker(sub.key)
+
+    def _detach(self, session: Session, sub: Subscribed) -> None:
+        for stream in sub.streams:
+            members = self._streams.get(stream)
+            if members is not None:
+                members.pop(session.id, None)
+                if not members:
+                    del self._streams[stream]
+                    self._delivery.pop(stream, None)
+            session.outbox.forget(stream)
+        if sub.spec.name == "ticker" and sub.key:
+            left = self._tickers.get(sub.key, 0) - 1
+            if left > 0:
+                self._tickers[sub.key] = left
+            else:
+                self._tickers.pop(sub.key, None)
+
+    def tickers(self) -> dict[str, int]:
+        """Subscriber count per ticker on this instance: the streamer's interest set."""
+        return dict(self._tickers)
+
+    def subscribers(self, stream: str) -> int:
+        return len(self._streams.get(stream, ()))
+
+    def channel_subscribers(self, channel: str) -> int:
+        """Sessions subscribed to ``channel`` (any key)."""
+        return sum(
+            1
+            for session in self.sessions.values()
+            if any(s.spec.name == channel for s in session.subscriptions.values())
+        )
+
+    # ───────────────────────── client protocol ─────────────────────────
+
+    def _now(self) -> str:
+        return iso(self.clock.now())
+
+    def _reply(self, session: Session, message: msgspec.Struct) -> None:
+        if session.closing:
+            return
+        if session.outbox.push_control(encode(message).decode()):
+            session.wakeup.set()
+        else:
+            self.counters.slow_consumers_closed += 1
+            self._spawn(
+                self.close_session(session, closecodes.TRY_AGAIN_LATER, "slow consumer: replies pending")
+            )
+
+    def error(self, session: Session, code: str, message: str) -> None:
+        """Send an ``error`` reply (the seed's shape, plus a stable ``code``)."""
+        self.counters.errors += 1
+        self._reply(session, Error(message=message, code=code, timestamp=self._now()))
+
+    async def handle_frame(self, session: Session, frame: str | bytes) -> None:
+        """Act on one client frame: rate limit, size limit, decode, then subscribe/unsubscribe/ping."""
+        if session.closing:
+            return
+        now = self.clock.monotonic()
+        session.last_seen = now
+        self.counters.messages_received += 1
+        limits = self.limits
+        if not session.inbound.take(now):
+            self.counters.inbound_rejected += 1
+            session.strikes += 1
+            if session.strikes > limits.inbound_burst:
+                self.counters.flood_closed += 1
+                await self.close_session(session, closecodes.POLICY_VIOLATION, "inbound rate limit exceeded")
+                return
+            self.error(
+                session,
+                "rate_limited",
+                f"Rate limit exceeded: at most {limits.inbound_rate:g} messages per second",
+            )
+            return
+        if session.strikes and session.inbound.full:
+            session.strikes = 0
+        size = (
+            len(frame)
+            if isinstance(frame, bytes) or len(frame) * 4 <= limits.max_frame_bytes
+            else len(frame.encode())
+        )
+        if size > limits.max_frame_bytes:
+            self.error(
+                session, "too_large", f"Message too large: {size} bytes (limit {limits.max_frame_bytes})"
+            )
+            return
+        try:
+            message = decode_client_message(frame)
+        except ProtocolError as exc:
+            self.error(session, exc.code, exc.message)
+            return
+        if isinstance(message, Ping):
+            self._reply(session, Pong(timestamp=self._now()))
+        elif isinstance(message, Subscribe):
+            await self.subscribe(session, message)
+        elif isinstance(message, Unsubscribe):
+            self.unsubscribe(session, message)
+
+    async def subscribe(self, session: Session, request: Subscribe) -> None:
+        """Subscribe, acknowledge, then send each stream's history (what was missed, with ``since``)."""
+        try:
+            spec, key = self.registry.resolve(request.channel, request.ticker)
+        except ChannelError as exc:
+            self.error(session, "invalid_subscription", str(exc))
+            return
+        sub_key = spec.subscription_key(key)
+        if (
+            sub_key not in session.subscriptions
+            and len(session.subscriptions) >= self.limits.max_subscriptions
+        ):
+            self.error(
+                session,
+                "subscription_limit",
+                f"Subscription limit reached: at most {self.limits.max_subscriptions} per connection",
+            )
+            return
+        streams = spec.streams(key, session.user_id)
+        since = request.since
+        since_of: dict[str, int] = {}
+        if isinstance(since, int):
+            since_of[streams[0]] = since
+        elif isinstance(since, dict):
+            since_of = {stream: seq for stream, seq in since.items() if stream in streams}
+        old = session.subscriptions.get(sub_key)
+        if old is None:
+            sub = Subscribed(spec, key, streams)
+            session.subscriptions[sub_key] = sub
+            self._attach(session, sub)
+        ticker = key if spec.name == "ticker" else None
+        self._reply(
+            session,
+            Subscription(
+                action="subscribed",
+                channel=spec.name,
+                ticker=ticker,
+                streams=list(streams),
+                timestamp=self._now(),
+            ),
+        )
+        for stream in streams:
+            resume = since_of.get(stream)
+            try:
+                replay = await self.backplane.replay(stream, resume)
+            except BackplaneUnavailable as exc:
+                self.error(session, "history_unavailable", f"History unavailable for {stream}: {exc}")
+                continue
+            if session.closing or sub_key not in session.subscriptions:
+                return
+            session.outbox.covered(stream, replay.last_seq)
+            self._reply(
+                session,
+                History(
+                    channel=stream,
+                    ticker=ticker,
+                    messages=[msgspec.Raw(env.text.encode()) for env in replay.envelopes],
+                    seq=replay.last_seq,
+                    recovered=None if resume is None else replay.complete,
+                    timestamp=self._now(),
+                ),
+            )
+            if (
+                spec.delivery is Delivery.STICKY
+                and replay.envelopes
+                and (resume is None or resume < replay.last_seq)
+            ):
+                latest = replay.envelopes[-1]
+                if session.outbox.push_control(latest.text):
+                    session.wakeup.set()
+
+    def unsubscribe(self, session: Session, request: Unsubscribe) -> None:
+        """Leave a channel; acknowledged even when it was not subscribed (idempotent)."""
+        try:
+            spec, key = self.registry.resolve(request.channel, request.ticker)
+        except ChannelError as exc:
+            self.error(session, "invalid_subscription", str(exc))
+            return
+        sub_key = spec.subscription_key(key)
+        sub = session.subscriptions.pop(sub_key, None)
+        if sub is not None:
+            self._detach(session, sub)
+        self._reply(
+            session,
+            Subscription(
+                action="unsubscribed",
+                channel=spec.name,
+                ticker=key if spec.name == "ticker" else None,
+                streams=list(sub.streams) if sub else [],
+                timestamp=self._now(),
+            ),
+        )
+
+    # ───────────────────────── figures ─────────────────────────
+
+    def uptime(self) -> float:
+        return self.clock.monotonic() - self.started_at

@@ -1,0 +1,173 @@
+"""Settings: one TOML file decoded into msgspec Structs, overridden by environment variables.
+
+Unknown keys are errors (``forbid_unknown_fields``) so a typo in ``legend.toml`` stops the start with its
+``$.path`` instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+
+
+class SettingsError(ValueError):
+    """The settings file or an environment override is invalid; the message names the key and the reason."""
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerSettings(_Section):
+    """How ``legend serve`` binds and runs uvicorn."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # Browsers ask for permessage-deflate; compressing every message again for every connection costs
+    # more CPU than the bandwidth it saves on small JSON prices, so it is off unless asked for.
+    ws_per_message_deflate: bool = False
+    graceful_shutdown_seconds: PositiveFloat = 5.0
+
+
+class RealtimeSettings(_Section):
+    """The streaming behaviour: intervals, budgets and limits."""
+
+    update_interval: PositiveFloat = 5.0  # REALTIME_UPDATE_INTERVAL, seconds during market hours
+    after_hours_interval: PositiveFloat = 60.0  # REALTIME_AFTER_HOURS_INTERVAL, seconds outside them
+    max_messages_per_second: PositiveInt = 10  # data messages per connection
+    history_size: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 100  # per channel
+    max_subscriptions: PositiveInt = 50  # per connection
+    max_frame_bytes: Annotated[int, msgspec.Meta(ge=64)] = 4096  # a client frame larger gets an error
+    inbound_rate: PositiveFloat = 20.0  # client frames per second, sustained
+    inbound_burst: PositiveInt = 40  # client frames allowed in a burst
+    stale_after: PositiveFloat = 60.0  # seconds of client silence before the connection is closed
+    cleanup_interval: PositiveFloat = 5.0  # how often stale connections are looked for
+    max_pending_messages: PositiveInt = 1000  # per connection, must-deliver and control messages
+    slow_consumer_timeout: PositiveFloat = 15.0  # a socket write blocked this long closes the connection
+    close_timeout: PositiveFloat = 3.0  # how long a close handshake may take before the socket is dropped
+
+
+class RedisSettings(_Section):
+    """The Redis backplane; without ``url`` one process serves alone on the in-memory backplane."""
+
+    url: str | None = None  # REDIS_URL
+
+
+class SecuritySettings(_Section):
+    """Who may connect, as whom, and who may administer."""
+
+    auth: Literal["dev", "jwt"] = "dev"
+    jwt_secret: str | None = None  # HS256
+    jwt_public_key: str | None = None  # RS256: a PEM string or a path to a PEM file
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    admin_token: str | None = None  # LEGEND_ADMIN_TOKEN; generated and printed at start when unset
+    # Origins allowed to open a WebSocket. Empty: same origin as the Host header (plus non-browser
+    # clients, which send no Origin). ["*"] allows any.
+    allowed_origins: list[str] = msgspec.field(default_factory=list)
+    allow_insecure: bool = False  # serve on a non-loopback address without JWT (development only)
+
+
+class MarketSettings(_Section):
+    """Which exchange calendar drives market hours."""
+
+    calendar: str = "XNYS"
+
+
+class QuotesSettings(_Section):
+    """Which quote provider feeds the streamer."""
+
+    provider: Literal["simulated"] = "simulated"
+    seed: int = 42
+
+
+class Settings(_Section):
+    """Everything ``legend.toml`` may hold."""
+
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    realtime: RealtimeSettings = msgspec.field(default_factory=RealtimeSettings)
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
+    market: MarketSettings = msgspec.field(default_factory=MarketSettings)
+    quotes: QuotesSettings = msgspec.field(default_factory=QuotesSettings)
+
+
+# The seed's own variable names, kept as they are, and where they land.
+SEED_ENV: Mapping[str, tuple[str, str]] = {
+    "REDIS_URL": ("redis", "url"),
+    "REALTIME_UPDATE_INTERVAL": ("realtime", "update_interval"),
+    "REALTIME_AFTER_HOURS_INTERVAL": ("realtime", "after_hours_interval"),
+    "LEGEND_ADMIN_TOKEN": ("security", "admin_token"),
+}
+ENV_PREFIX = "LEGEND_"
+CONFIG_ENV = "LEGEND_CONFIG"
+
+
+def _env_value(raw: str) -> Any:
+    """An environment value as TOML would read it: JSON lists/objects, numbers and booleans, else text."""
+    text = raw.strip()
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return raw
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return raw
+
+
+def _overrides(environ: Mapping[str, str]) -> list[tuple[str, str, str, Any]]:
+    """(variable, section, key, value) for every recognised environment override."""
+    found: list[tuple[str, str, str, Any]] = []
+    for var, (section, key) in SEED_ENV.items():
+        if environ.get(var):
+            found.append((var, section, key, _env_value(environ[var])))
+    for var, raw in environ.items():
+        if not var.startswith(ENV_PREFIX) or "__" not in var or var in SEED_ENV:
+            continue
+        section, _, key = var[len(ENV_PREFIX) :].lower().partition("__")
+        found.append((var, section, key, _env_value(raw)))
+    return found
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read ``path`` (or ``$LEGEND_CONFIG``, or nothing), apply environment overrides, validate."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    source = path or env.get(CONFIG_ENV)
+    if source:
+        file = Path(source)
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"settings file not found: {file}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"settings file {file} is not valid TOML: {exc}") from None
+    try:
+        msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"{source}: {exc}") from None
+    for var, section, key, value in _overrides(env):
+        table = raw.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise SettingsError(f"{var}: section {section!r} is not a table")
+        table[key] = value
+        try:
+            msgspec.convert(raw, Settings, strict=False)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(f"environment variable {var}: {exc}") from None
+    return msgspec.convert(raw, Settings, strict=False)

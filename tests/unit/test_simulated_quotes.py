@@ -1,0 +1,142 @@
+"""SimulatedQuoteProvider: reproducible, internally consistent quotes with sessions that roll daily."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.simulated_quotes import SimulatedQuoteProvider
+from legend.domain.quotes import Quote
+from legend.ports.quotes import QuoteProvider
+
+# 15:00 UTC = 10:00 in New York (winter); the New York date changes at 05:00 UTC.
+START = datetime(2026, 1, 6, 15, 0, tzinfo=UTC)
+
+
+async def _run(
+    provider: SimulatedQuoteProvider, clock: FrozenClock, tickers: list[str], n: int
+) -> list[Quote]:
+    quotes: list[Quote] = []
+    for _ in range(n):
+        quotes += await provider.fetch(tickers)
+        clock.advance(5)
+    return quotes
+
+
+async def test_implements_the_port() -> None:
+    provider: QuoteProvider = SimulatedQuoteProvider(clock=FrozenClock(START))
+    assert provider.name == "simulated"
+    await provider.aclose()
+
+
+async def test_same_seed_same_quotes() -> None:
+    runs = []
+    for _ in range(2):
+        clock = FrozenClock(START)
+        runs.append(await _run(SimulatedQuoteProvider(seed=7, clock=clock), clock, ["AAPL", "MSFT"], 20))
+    assert runs[0] == runs[1]
+
+
+async def test_other_seed_other_quotes() -> None:
+    a = await SimulatedQuoteProvider(seed=1, clock=FrozenClock(START)).fetch(["AAPL"])
+    b = await SimulatedQuoteProvider(seed=2, clock=FrozenClock(START)).fetch(["AAPL"])
+    assert a[0].previous_close != b[0].previous_close
+
+
+async def test_different_tickers_differ_and_look_plausible() -> None:
+    tickers = [f"T{i}" for i in range(50)]
+    quotes = await SimulatedQuoteProvider(clock=FrozenClock(START)).fetch(tickers)
+    assert [q.ticker for q in quotes] == tickers
+    closes = {q.previous_close for q in quotes}
+    assert len(closes) == len(tickers)
+    assert all(q.previous_close is not None and 5 <= q.previous_close <= 800 for q in quotes)
+
+
+async def test_figures_are_consistent() -> None:
+    clock = FrozenClock(START)
+    provider = SimulatedQuoteProvider(clock=clock, volatility=0.01)
+    volumes: dict[str, int] = {}
+    for q in await _run(provider, clock, ["AAPL", "TSLA", "PENNY"], 200):
+        assert q.previous_close is not None
+        assert q.price == round(q.price, 2)
+        assert q.change == round(q.price - q.previous_close, 2)
+        assert abs(q.change - (q.price - q.previous_close)) < 1e-9
+        assert q.change_percent == round(q.change / q.previous_close * 100, 2)
+        assert q.high >= q.price >= q.low
+        assert q.high >= q.open >= q.low
+        assert q.volume >= volumes.get(q.ticker, 0)
+        volumes[q.ticker] = q.volume
+        assert q.timestamp is not None
+
+
+async def test_timestamp_comes_from_the_clock() -> None:
+    clock = FrozenClock(START)
+    (quote,) = await SimulatedQuoteProvider(clock=clock).fetch(["AAPL"])
+    assert quote.timestamp == START.timestamp()
+
+
+async def test_price_walks() -> None:
+    clock = FrozenClock(START)
+    quotes = await _run(SimulatedQuoteProvider(clock=clock), clock, ["AAPL"], 50)
+    assert len({q.price for q in quotes}) > 1
+
+
+async def test_session_rolls_on_new_york_date_change() -> None:
+    clock = FrozenClock(START)
+    provider = SimulatedQuoteProvider(clock=clock, volatility=0.01)
+    day_one = await _run(provider, clock, ["AAPL"], 30)
+    last = day_one[-1]
+
+    clock.set_now(datetime(2026, 1, 7, 4, 59, tzinfo=UTC))  # still Jan 6 in New York
+    (same_day,) = await provider.fetch(["AAPL"])
+    assert same_day.previous_close == last.previous_close
+    assert same_day.open == last.open
+    assert same_day.volume > last.volume
+
+    clock.set_now(datetime(2026, 1, 7, 14, 30, tzinfo=UTC))
+    (next_day,) = await provider.fetch(["AAPL"])
+    assert next_day.previous_close == same_day.price
+    assert next_day.open != last.open
+    assert abs(next_day.open - same_day.price) / same_day.price < 0.05
+    assert next_day.volume <= 10_000  # reset, then one fetch's worth
+    # High and low restart from the new open: one step in, they are exactly the open and the price.
+    assert next_day.high == max(next_day.open, next_day.price)
+    assert next_day.low == min(next_day.open, next_day.price)
+
+
+async def test_forgets_least_recently_used_tickers() -> None:
+    clock = FrozenClock(START)
+    provider = SimulatedQuoteProvider(clock=clock, max_tickers=3)
+    await provider.fetch(["A", "B", "C"])
+    for _ in range(5):
+        await provider.fetch(["A"])  # A is kept warm; B is now the least recently used
+    (a_before,) = await provider.fetch(["A"])
+    await provider.fetch(["D"])
+    assert len(provider) == 3
+    (a_after,) = await provider.fetch(["A"])
+    assert a_after.volume > a_before.volume  # still remembered
+    # B was forgotten: it starts again from its seed, so its first quote repeats.
+    fresh = SimulatedQuoteProvider(clock=FrozenClock(START), max_tickers=3)
+    assert await provider.fetch(["B"]) == await fresh.fetch(["B"])
+
+
+async def test_blank_and_duplicate_tickers() -> None:
+    quotes = await SimulatedQuoteProvider(clock=FrozenClock(START)).fetch(["AAPL", "", "  ", "AAPL"])
+    assert [q.ticker for q in quotes] == ["AAPL"]
+
+
+def test_frozen_clock_advance_moves_both() -> None:
+    clock = FrozenClock(START, monotonic=10.0)
+    clock.advance(2.5)
+    assert clock.now() == START + timedelta(seconds=2.5)
+    assert clock.monotonic() == 12.5
+    clock.set_now(START)  # wall time may step back; monotonic time stays
+    assert clock.now() == START and clock.monotonic() == 12.5
+    with pytest.raises(ValueError):
+        clock.advance(-1)
+    with pytest.raises(ValueError):
+        clock.set_monotonic(1.0)
+    with pytest.raises(ValueError):
+        FrozenClock(datetime(2026, 1, 6, 15, 0))
