@@ -1,0 +1,186 @@
+'use strict';
+/**
+ * Test doubles for the WebSocket client: a fake socket, a fake clock with timers, a fake
+ * requestAnimationFrame and a recording logger. Not a test file itself (node --test skips it).
+ */
+
+const path = require('node:path');
+
+const CLIENT_PATH = path.join(__dirname, '..', '..', 'web', 'static', 'js', 'websocket-client.js');
+
+/** A controllable clock: setTimeout/setInterval/clear* and tick(ms), which runs due timers in order. */
+class FakeClock {
+    constructor(start = Date.UTC(2025, 10, 18, 10, 30, 0)) {
+        this.now = start;
+        this._timers = new Map();
+        this._nextId = 1;
+        this.setTimeout = (fn, ms) => this._add(fn, ms, null);
+        this.setInterval = (fn, ms) => this._add(fn, ms, Math.max(1, Number(ms) || 0));
+        this.clearTimeout = (id) => this._timers.delete(id);
+        this.clearInterval = (id) => this._timers.delete(id);
+        this.dateNow = () => this.now;
+    }
+
+    _add(fn, ms, interval) {
+        const id = this._nextId++;
+        this._timers.set(id, { fn, at: this.now + Math.max(0, Number(ms) || 0), interval, id });
+        return id;
+    }
+
+    /** Advance time by `ms`, running every timer that falls due, earliest first. */
+    tick(ms = 0) {
+        const end = this.now + ms;
+        for (;;) {
+            let next = null;
+            for (const timer of this._timers.values()) {
+                if (timer.at <= end && (next === null || timer.at < next.at || (timer.at === next.at && timer.id < next.id))) {
+                    next = timer;
+                }
+            }
+            if (next === null) break;
+            this.now = Math.max(this.now, next.at);
+            if (next.interval !== null) next.at += next.interval;
+            else this._timers.delete(next.id);
+            next.fn();
+        }
+        this.now = end;
+    }
+
+    /** Number of timers waiting. */
+    get pending() {
+        return this._timers.size;
+    }
+}
+
+/** Make a FakeWebSocket class with its own `instances` list. */
+function makeFakeWebSocket() {
+    class FakeWebSocket {
+        constructor(url, protocols) {
+            this.url = url;
+            this.protocols = protocols;
+            this.readyState = FakeWebSocket.CONNECTING;
+            this.sent = [];
+            this.closeCalls = [];
+            this.onopen = null;
+            this.onmessage = null;
+            this.onerror = null;
+            this.onclose = null;
+            FakeWebSocket.instances.push(this);
+        }
+
+        /** The server accepts the connection. */
+        open() {
+            this.readyState = FakeWebSocket.OPEN;
+            if (this.onopen) this.onopen({ type: 'open' });
+        }
+
+        /** The server sends a message (an object is JSON-encoded; a string goes as is). */
+        serverSend(obj) {
+            if (this.onmessage) this.onmessage({ data: typeof obj === 'string' ? obj : JSON.stringify(obj) });
+        }
+
+        /** The connection ends, as seen from the client. */
+        drop(code = 1006, reason = '') {
+            this.readyState = FakeWebSocket.CLOSED;
+            if (this.onerror && code === 1006) this.onerror({ type: 'error' });
+            if (this.onclose) this.onclose({ code, reason, wasClean: code === 1000 });
+        }
+
+        send(data) {
+            if (this.readyState !== FakeWebSocket.OPEN) throw new Error('InvalidStateError: not open');
+            this.sent.push(data);
+        }
+
+        /** Like a real socket whose peer is gone: no close event arrives by itself. */
+        close(code, reason) {
+            this.closeCalls.push({ code, reason });
+            this.readyState = FakeWebSocket.CLOSING;
+        }
+
+        /** The frames sent so far, decoded. */
+        get frames() {
+            return this.sent.map((s) => JSON.parse(s));
+        }
+    }
+    FakeWebSocket.CONNECTING = 0;
+    FakeWebSocket.OPEN = 1;
+    FakeWebSocket.CLOSING = 2;
+    FakeWebSocket.CLOSED = 3;
+    FakeWebSocket.instances = [];
+    Object.defineProperty(FakeWebSocket, 'last', { get: () => FakeWebSocket.instances[FakeWebSocket.instances.length - 1] });
+    return FakeWebSocket;
+}
+
+/** A fake requestAnimationFrame: callbacks wait in `frames` until runFrame(). */
+function makeFakeRaf(clock) {
+    const raf = (cb) => {
+        raf.frames.push(cb);
+        raf.requested++;
+        return raf.requested;
+    };
+    raf.frames = [];
+    raf.requested = 0;
+    raf.runFrame = () => {
+        const frames = raf.frames;
+        raf.frames = [];
+        for (const cb of frames) cb(clock ? clock.now : 0);
+        return frames.length;
+    };
+    return raf;
+}
+
+/** A logger that records instead of printing. */
+function makeLogger() {
+    const records = [];
+    const logger = { records };
+    for (const level of ['debug', 'info', 'log', 'warn', 'error']) {
+        logger[level] = (...args) => records.push({ level, args });
+    }
+    return logger;
+}
+
+/** A stand-in DOM element: only textContent, with a count of writes. */
+function makeElement(text = '') {
+    let value = text;
+    const el = { writes: 0 };
+    Object.defineProperty(el, 'textContent', {
+        get: () => value,
+        set: (v) => {
+            value = v;
+            el.writes++;
+        },
+    });
+    return el;
+}
+
+/** A client wired to fakes. Returns {client, clock, WS, raf, logger}. */
+function setup(options = {}) {
+    const { WebSocketClient } = require(CLIENT_PATH);
+    const clock = new FakeClock();
+    const WS = makeFakeWebSocket();
+    const raf = makeFakeRaf(clock);
+    const logger = makeLogger();
+    const client = new WebSocketClient({
+        url: 'ws://test.local/api/ws',
+        WebSocket: WS,
+        setTimeout: clock.setTimeout,
+        clearTimeout: clock.clearTimeout,
+        setInterval: clock.setInterval,
+        clearInterval: clock.clearInterval,
+        now: clock.dateNow,
+        random: () => 0.5,
+        requestAnimationFrame: raf,
+        logger,
+        ...options,
+    });
+    return { client, clock, WS, raf, logger };
+}
+
+/** Record every event of `types` on `client` as [type, payload] pairs. */
+function recordEvents(client, types) {
+    const events = [];
+    for (const type of types) client.on(type, (payload, info) => events.push({ type, payload, info }));
+    return events;
+}
+
+module.exports = { CLIENT_PATH, FakeClock, makeFakeWebSocket, makeFakeRaf, makeLogger, makeElement, setup, recordEvents };
