@@ -27,7 +27,7 @@ from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
 from legend.ports.market import MarketCalendar
 from legend.ports.quotes import QuoteProvider
-from legend.settings import Settings, SettingsError
+from legend.settings import Settings
 
 log = logging.getLogger("legend")
 
@@ -105,9 +105,11 @@ def _limits(settings: Settings) -> Limits:
     )
 
 
-def _backplane(settings: Settings) -> Backplane:
+def _backplane(settings: Settings, instance_id: str) -> Backplane:
     if settings.redis.url:
-        raise SettingsError("redis.url: the Redis backplane is not available in this build")
+        from legend.adapters.redis_backplane import RedisBackplane
+
+        return RedisBackplane(settings.redis, instance_id=instance_id)
     return InMemoryBackplane()
 
 
@@ -125,7 +127,8 @@ def bootstrap(
     clock = clock or SystemClock()
     registry = ChannelRegistry()
     counters = Counters()
-    backplane = backplane or _backplane(settings)
+    instance_id = secrets.token_hex(4)
+    backplane = backplane or _backplane(settings, instance_id)
     streaming = StreamingService(backplane, registry, clock, _limits(settings), counters)
     publisher = Publisher(
         backplane,
@@ -159,6 +162,6 @@ def bootstrap(
         provider=provider,
         streamer=streamer,
         auth=Authenticator(settings.security),
-        instance_id=secrets.token_hex(4),
+        instance_id=instance_id,
         run_streamer=run_streamer,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -16,6 +18,8 @@ from legend.domain.stats import Counters
 from legend.domain.timefmt import from_epoch, iso, iso_or_none
 from legend.ports.backplane import Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock
+
+log = logging.getLogger("legend.publisher")
 
 
 def _stamp(at: datetime | None, clock: Clock) -> str:
@@ -54,6 +58,9 @@ class Publisher:
         self._counters = counters
         self._history_size = history_size
         self._exchange = exchange
+        # Called with every published price (alert evaluation, portfolio valuation). A listener that
+        # raises is logged and skipped: it never stops the price from going out.
+        self.price_listeners: list[Callable[[PriceUpdate], Awaitable[None]]] = []
 
     async def publish(self, stream: str, message: msgspec.Struct) -> Envelope:
         """Publish any server message (it must carry ``channel``) on ``stream``; raises BackplaneUnavailable."""
@@ -94,7 +101,13 @@ class Publisher:
             previous_close=prev,
             channel=stream,
         )
-        return await self.publish(stream, message)
+        envelope = await self.publish(stream, message)
+        for listener in self.price_listeners:
+            try:
+                await listener(message)
+            except Exception:
+                log.exception("price listener %r failed", listener)
+        return envelope
 
     async def pattern(self, data: PatternInput) -> Envelope:
         ratio = data.risk_reward_ratio
