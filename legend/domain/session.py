@@ -34,6 +34,7 @@ class Session:
         "last_seen",
         "outbox",
         "pump",
+        "reader",
         "send_started",
         "strikes",
         "subscriptions",
@@ -63,3 +64,4 @@ class Session:
         self.closing = False
         self.wakeup = asyncio.Event()
         self.pump: asyncio.Task[None] | None = None
+        self.reader: asyncio.Task[object] | None = None  # the transport's receive loop, if it has one

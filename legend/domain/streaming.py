@@ -41,6 +41,12 @@ from legend.ports.transport import Transport
 
 log = logging.getLogger("legend.streaming")
 
+_CLOSE_COUNTERS = {
+    closecodes.TRY_AGAIN_LATER: "slow_consumers_closed",
+    closecodes.STALE: "stale_connections_closed",
+    closecodes.POLICY_VIOLATION: "flood_closed",
+}
+
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
     """Per-connection limits (see ``[realtime]`` in the settings reference)."""
@@ -142,12 +148,20 @@ class StreamingService:
         if session.closing:
             return
         session.closing = True
+        counted = _CLOSE_COUNTERS.get(code)
+        if counted is not None:
+            setattr(self.counters, counted, getattr(self.counters, counted) + 1)
         self.end_session(session)
         try:
             async with asyncio.timeout(self.limits.close_timeout):
                 await session.transport.close(code, reason)
         except (TimeoutError, Exception):
-            log.debug("close of %s did not complete", session.id)
+            # The peer does not read, so not even a close frame gets through: stop its receive loop
+            # so that nothing of ours waits on it any longer.
+            log.info("close of %s did not complete within %ss", session.id, self.limits.close_timeout)
+            reader = session.reader
+            if reader is not None and not reader.done() and reader is not asyncio.current_task():
+                reader.cancel()
 
     async def _pump(self, session: Session) -> None:
         """Write the session's outbox to its socket, in order, within its budget."""
@@ -184,14 +198,12 @@ class StreamingService:
             if session.closing:
                 continue
             if session.send_started is not None and now - session.send_started > limits.slow_consumer_timeout:
-                self.counters.slow_consumers_closed += 1
                 self._spawn(
                     self.close_session(
                         session, closecodes.TRY_AGAIN_LATER, "slow consumer: socket not reading"
                     )
                 )
             elif now - session.last_seen > limits.stale_after:
-                self.counters.stale_connections_closed += 1
                 self._spawn(
                     self.close_session(
                         session, closecodes.STALE, f"stale: no message for {limits.stale_after:g} seconds"
@@ -217,7 +229,6 @@ class StreamingService:
                 overflowed.append(session)
             self.counters.prices_conflated += outbox.conflated - before
         for session in overflowed:
-            self.counters.slow_consumers_closed += 1
             self._spawn(
                 self.close_session(
                     session,
@@ -278,7 +289,6 @@ class StreamingService:
         if session.outbox.push_control(encode(message).decode()):
             session.wakeup.set()
         else:
-            self.counters.slow_consumers_closed += 1
             self._spawn(
                 self.close_session(session, closecodes.TRY_AGAIN_LATER, "slow consumer: replies pending")
             )
@@ -300,7 +310,6 @@ class StreamingService:
             self.counters.inbound_rejected += 1
             session.strikes += 1
             if session.strikes > limits.inbound_burst:
-                self.counters.flood_closed += 1
                 await self.close_session(session, closecodes.POLICY_VIOLATION, "inbound rate limit exceeded")
                 return
             self.error(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import WebSocket, websocket
@@ -54,6 +55,7 @@ async def stream(socket: WebSocket[Any, Any, Any], services: Services) -> None:
     await socket.accept(subprotocols=identity.subprotocol)
     streaming = services.streaming
     session = streaming.open_session(LitestarTransport(socket), identity.user_id)
+    session.reader = asyncio.current_task()
     receive = socket.receive
     try:
         while True:
@@ -62,6 +64,10 @@ async def stream(socket: WebSocket[Any, Any, Any], services: Services) -> None:
                 break
             text = event.get("text")
             await streaming.handle_frame(session, text if text is not None else event.get("bytes") or b"")
+    except asyncio.CancelledError:
+        if not session.closing:
+            raise
+        # cancelled by close_session: the peer would not even take a close frame
     except Exception:  # the peer vanished mid-receive; nothing to report to it
         pass
     finally:

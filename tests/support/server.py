@@ -1,0 +1,148 @@
+"""A real ``legend serve`` process on a free port, for protocol tests over real sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from legend.settings import Settings
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_toml(config: Mapping[str, Mapping[str, Any]]) -> str:
+    lines: list[str] = []
+    for section, values in config.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def merge(
+    base: dict[str, dict[str, Any]], extra: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    merged = {section: dict(values) for section, values in base.items()}
+    for section, values in extra.items():
+        merged.setdefault(section, {}).update(values)
+    return merged
+
+
+class LegendServer:
+    """Starts, stops and restarts ``python -m legend serve`` with a generated settings file."""
+
+    def __init__(
+        self, config: Mapping[str, Mapping[str, Any]] | None = None, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self._dir = tempfile.TemporaryDirectory(prefix="legend-test-")
+        base: dict[str, dict[str, Any]] = {
+            "security": {"admin_token": ADMIN_TOKEN},
+            "server": {"log_level": "warning"},
+        }
+        if "database" in Settings.__struct_fields__ and "database" not in (config or {}):
+            base["database"] = {"url": f"sqlite+aiosqlite:///{self._dir.name}/legend.db"}
+        self.config = merge(base, config or {})
+        self.config_path = Path(self._dir.name) / "legend.toml"
+        self.config_path.write_text(to_toml(self.config), encoding="utf-8")
+        self.log_path = Path(self._dir.name) / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/api/ws"
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    def start(self, timeout: float = 30.0) -> LegendServer:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for var in list(env):
+            if var.startswith("LEGEND_") or var in ("REDIS_URL", "REALTIME_UPDATE_INTERVAL"):
+                env.pop(var)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "legend",
+                "serve",
+                "--port",
+                str(self.port),
+                "--config",
+                str(self.config_path),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not become healthy in {timeout}s:\n{self.logs()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return None if process is None else process.returncode
+        process.send_signal(sig)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
+
+    def logs(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def close(self) -> None:
+        try:
+            self.stop(signal.SIGKILL)
+        finally:
+            self._dir.cleanup()
+
+    def stats(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/api/ws/stats", headers=self.admin, timeout=5)
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
