@@ -1,0 +1,123 @@
+"""Market hours through the HTTP API (the real NYSE calendar), settings errors, and graceful shutdown."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.support.server import LegendServer
+from tests.support.wsclient import connect
+
+
+@pytest.mark.parametrize(
+    ("at", "status", "next_open", "next_close"),
+    [
+        # Thanksgiving: closed all day, opens the next morning
+        ("2026-11-26T15:00:00Z", "closed", "2026-11-27T14:30:00.000Z", None),
+        # the day after Thanksgiving closes early, at 13:00 New York
+        ("2026-11-27T17:59:00Z", "open", None, "2026-11-27T18:00:00.000Z"),
+        ("2026-11-27T18:30:00Z", "closed", "2026-11-30T14:30:00.000Z", None),
+        # spring forward (8 March 2026): 09:30 New York is 13:30 UTC from Monday, 14:30 UTC the Friday before
+        ("2026-03-06T14:00:00Z", "closed", "2026-03-06T14:30:00.000Z", None),
+        ("2026-03-09T13:45:00Z", "open", None, "2026-03-09T20:00:00.000Z"),
+        # fall back (1 November 2026): 13:30 UTC opens on the Friday before, 14:30 UTC on Monday
+        ("2026-10-30T13:45:00Z", "open", None, "2026-10-30T20:00:00.000Z"),
+        ("2026-11-02T14:00:00Z", "closed", "2026-11-02T14:30:00.000Z", None),
+        # a weekend
+        ("2026-11-28T16:00:00Z", "closed", "2026-11-30T14:30:00.000Z", None),
+        # the seed's own example instant
+        ("2025-11-18T14:30:00Z", "open", None, "2025-11-18T21:00:00.000Z"),
+    ],
+)
+def test_market_status_endpoint(
+    server: LegendServer, at: str, status: str, next_open: str | None, next_close: str | None
+) -> None:
+    reply = httpx.get(f"{server.url}/api/market/status", params={"at": at})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["type"] == "market_status" and body["status"] == status
+    assert body["next_open"] == next_open and body["next_close"] == next_close
+    assert body["timestamp"].startswith(at[:19])
+    assert body.get("early_close") is (
+        True if at.startswith("2026-11-27T17") else None if status == "closed" else False
+    )
+
+
+@pytest.mark.parametrize("at", ["yesterday", "1850-01-01T00:00:00Z"])
+def test_market_status_bad_instant(server: LegendServer, at: str) -> None:
+    reply = httpx.get(f"{server.url}/api/market/status", params={"at": at})
+    assert reply.status_code == 400
+    assert reply.json()["extra"][0]["key"] == "at"
+
+
+def test_market_status_now(server: LegendServer) -> None:
+    body = httpx.get(f"{server.url}/api/market/status").json()
+    assert body["status"] in ("open", "closed")
+
+
+def test_health_ready_and_docs(server: LegendServer) -> None:
+    assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
+    ready = httpx.get(f"{server.url}/ready")
+    assert ready.status_code == 200 and ready.json()["backplane"]["backend"] == "memory"
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+    assert httpx.get(f"{server.url}/redoc", follow_redirects=True).status_code == 200
+    schema = httpx.get(f"{server.url}/docs/openapi.json").json()
+    for path in (
+        "/api/ws/stats",
+        "/api/ws/broadcast/price",
+        "/api/ws/broadcast/pattern",
+        "/api/ws/broadcast/alert",
+    ):
+        operations = schema["paths"][path]
+        assert all("websocket" in op["tags"] for op in operations.values())
+    assert "open_price" in schema["components"]["schemas"]["PriceInput"]["properties"]
+
+
+def test_bad_settings_file_stops_the_start_with_the_key_path(tmp_path: Path) -> None:
+    config = tmp_path / "legend.toml"
+    config.write_text("[realtime]\nmax_subscriptions = 'lots'\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "legend", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "$.realtime.max_subscriptions" in result.stderr
+    config.write_text("[realtime]\nmax_subscribtions = 5\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "legend", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "unknown field `max_subscribtions`" in result.stderr
+
+
+async def test_graceful_shutdown_sends_1001_and_exits() -> None:
+    srv = LegendServer({"server": {"graceful_shutdown_seconds": 3}}).start()
+    try:
+        clients = [await connect(srv.ws_url, user_id=f"c{i}") for i in range(3)]
+        for client in clients:
+            await client.subscribe("ticker", "AAPL")
+        started = time.monotonic()
+        assert srv.process is not None
+        srv.process.send_signal(signal.SIGTERM)
+        for client in clients:
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await client.recv(timeout=5)
+            assert client.connection.close_code == 1001
+            assert client.connection.close_reason == "server shutting down"
+        assert srv.process.wait(10) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
+        assert time.monotonic() - started < 8
+        assert "Traceback" not in srv.logs()
+    finally:
+        srv.close()

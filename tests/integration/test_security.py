@@ -1,0 +1,145 @@
+"""Identity and admission: JWTs, development identity, origins, and refusing unsafe binds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+import websockets
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.support.server import LegendServer, to_toml
+from tests.support.wsclient import Client
+
+SECRET = "s3cret-s3cret-s3cret-s3cret-s3cret-42"
+
+
+def token(
+    sub: str = "trader7", *, key: str | bytes = SECRET, algorithm: str = "HS256", expires_in: int = 300
+) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": sub, "iat": now, "exp": now + expires_in}, key, algorithm=algorithm)
+
+
+@pytest.fixture(scope="module")
+def jwt_server() -> Iterator[LegendServer]:
+    srv = LegendServer({"security": {"auth": "jwt", "jwt_secret": SECRET, "jwt_leeway_seconds": 0}}).start()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+async def test_jwt_in_query_sets_the_user(jwt_server: LegendServer) -> None:
+    client = await Client.connect(f"{jwt_server.ws_url}?token={token()}&user_id=mallory")
+    ack = await client.expect("connection")
+    assert ack["user_id"] == "trader7" and ack["connection_id"].startswith("trader7_")
+    await client.close()
+
+
+async def test_jwt_in_subprotocol_is_accepted(jwt_server: LegendServer) -> None:
+    client = await Client.connect(jwt_server.ws_url, subprotocols=["bearer", token("ann")])  # type: ignore[list-item]
+    assert client.connection.subprotocol == "bearer"
+    assert (await client.expect("connection"))["user_id"] == "ann"
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: token(expires_in=-60), "token expired"),
+        (lambda: token(key="another-secret-another-secret-00"), "invalid token"),
+        (lambda: "not.a.jwt", "invalid token"),
+        (lambda: jwt.encode({"sub": "x"}, SECRET, algorithm="HS256"), "invalid token"),  # no exp
+        (lambda: jwt.encode({"sub": "x", "exp": 2**31}, "", algorithm="none"), "invalid token"),
+        (lambda: "", "missing token"),
+    ],
+)
+async def test_bad_tokens_are_refused_with_4401(jwt_server: LegendServer, make: object, reason: str) -> None:
+    value = make()  # type: ignore[operator]
+    client = await Client.connect(f"{jwt_server.ws_url}?token={value}")
+    with pytest.raises(websockets.ConnectionClosed):
+        await client.recv(timeout=5)
+    assert client.connection.close_code == 4401
+    assert reason in (client.connection.close_reason or "")
+
+
+async def test_rs256_public_key(tmp_path: Path) -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    key_file = tmp_path / "jwt.pub"
+    key_file.write_bytes(public_pem)
+    srv = LegendServer({"security": {"auth": "jwt", "jwt_public_key": str(key_file)}}).start()
+    try:
+        good = token("rsa-user", key=private, algorithm="RS256")  # type: ignore[arg-type]
+        client = await Client.connect(f"{srv.ws_url}?token={good}")
+        assert (await client.expect("connection"))["user_id"] == "rsa-user"
+        await client.close()
+        hs = token("rsa-user")  # an HS256 token must not pass as RS256 (algorithm confusion)
+        refused = await Client.connect(f"{srv.ws_url}?token={hs}")
+        with pytest.raises(websockets.ConnectionClosed):
+            await refused.recv(timeout=5)
+        assert refused.connection.close_code == 4401
+    finally:
+        srv.close()
+
+
+async def test_dev_mode_rejects_an_invalid_user_id(server: LegendServer) -> None:
+    client = await Client.connect(f"{server.ws_url}?user_id=bad%20id%3Cscript%3E")
+    with pytest.raises(websockets.ConnectionClosed):
+        await client.recv(timeout=5)
+    assert client.connection.close_code == 4401
+
+
+async def test_foreign_origin_is_refused_same_origin_allowed(server: LegendServer) -> None:
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(f"{server.ws_url}?user_id=u", origin="http://evil.example")  # type: ignore[arg-type]
+    assert refused.value.response.status_code == 403
+    same = await websockets.connect(
+        f"{server.ws_url}?user_id=u",
+        origin=f"http://127.0.0.1:{server.port}",  # type: ignore[arg-type]
+    )
+    await same.close()
+
+
+async def test_origin_allow_list() -> None:
+    srv = LegendServer({"security": {"allowed_origins": ["https://app.example.com"]}}).start()
+    try:
+        ok = await websockets.connect(f"{srv.ws_url}?user_id=u", origin="https://app.example.com")  # type: ignore[arg-type]
+        await ok.close()
+        with pytest.raises(websockets.InvalidStatus):
+            await websockets.connect(f"{srv.ws_url}?user_id=u", origin=f"http://127.0.0.1:{srv.port}")  # type: ignore[arg-type]
+    finally:
+        srv.close()
+
+
+def test_non_loopback_bind_without_jwt_refuses_to_start(tmp_path: Path) -> None:
+    config = tmp_path / "legend.toml"
+    config.write_text(to_toml({"security": {"admin_token": "x"}}))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "legend",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "1",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "not a loopback address" in result.stderr and "security.auth = 'jwt'" in result.stderr
