@@ -42,7 +42,7 @@ class Streamer:
         clock: Clock,
         update_interval: float,
         after_hours_interval: float,
-        lease_ttl: float = 10.0,
+        lease_ttl: float | None = None,
         max_backoff: float = 60.0,
     ) -> None:
         self.provider = provider
@@ -67,6 +67,8 @@ class Streamer:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._next_poll = float("-inf")
+        self._poked = False
 
     def start(self) -> None:
         if self._task is None:
@@ -82,7 +84,8 @@ class Streamer:
                 await task
 
     def poke(self, ticker: str | None = None) -> None:
-        """Run the next tick soon (a ticker was just subscribed: give it a price without waiting)."""
+        """Poll soon (a ticker was just subscribed: give it a price without waiting for the interval)."""
+        self._poked = True
         self._wake.set()
 
     def market_state(self) -> MarketState | None:
@@ -93,34 +96,38 @@ class Streamer:
             return None
 
     async def tick(self) -> float:
-        """One round: report interest, and if leader announce transitions and publish quotes.
-        Returns the seconds until the next round."""
+        """One round: report interest, take or renew the lease, and as leader announce transitions
+        and poll when due. Returns the seconds until the next round."""
         state = self.market_state()
         self.last_state = state
-        is_open = bool(state and state.is_open)
-        interval = self.update_interval if is_open else self.after_hours_interval
+        interval = self.update_interval if state and state.is_open else self.after_hours_interval
         try:
             await self.backplane.set_interest(self.streaming.tickers())
-            self.leader = await self.backplane.hold_lease(LEASE, self.lease_ttl)
+            self.leader = await self.backplane.hold_lease(LEASE, self.lease_ttl or 3600.0)
         except BackplaneUnavailable as exc:
             self.leader = False
             log.warning("backplane unavailable: %s", exc)
-        if self.leader:
+        now = self.clock.monotonic()
+        if not self.leader:
+            self._announced = None  # a new leadership announces the current status again
+            wait = interval
+        else:
             if state is not None and state.is_open != self._announced:
                 try:
                     await self.publisher.market_status(state)
                     self._announced = state.is_open
                 except BackplaneUnavailable:
                     pass
-            interval = await self._poll(interval)
-        else:
-            self._announced = None  # a new leadership announces the current status again
-        if self.leader:
-            interval = min(interval, self.lease_ttl / 3)
+            if self._poked or now >= self._next_poll or self._next_poll - now > interval:
+                self._poked = False
+                self._next_poll = now + await self._poll(interval)
+            wait = self._next_poll - now
+        if self.lease_ttl:
+            wait = min(wait, self.lease_ttl / 3)  # renew (or try to take) the lease in time
         if state is not None and state.next_transition is not None:
             until = (state.next_transition - self.clock.now()).total_seconds()
-            interval = min(interval, max(until, 0.05))
-        return interval
+            wait = min(wait, max(until, 0.05))
+        return max(wait, 0.0)
 
     async def _poll(self, interval: float) -> float:
         tickers = await self.backplane.interest()

@@ -1,0 +1,87 @@
+"""Identity rules of the Authenticator, without a server."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from legend.adapters.auth import Authenticator, AuthError, is_loopback
+from legend.settings import SecuritySettings, SettingsError
+
+SECRET = "0123456789abcdef0123456789abcdef"
+
+
+def jwt_auth(**extra: object) -> Authenticator:
+    return Authenticator(SecuritySettings(auth="jwt", jwt_secret=SECRET, **extra))  # type: ignore[arg-type]
+
+
+def make(claims: dict[str, object], key: str = SECRET) -> str:
+    return jwt.encode({"exp": int(time.time()) + 60, **claims}, key, algorithm="HS256")
+
+
+@pytest.mark.parametrize(("host", "loop"), [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True),
+                                            ("localhost", True), ("0.0.0.0", False), ("10.0.0.5", False),
+                                            ("example.com", False)])  # fmt: skip
+def test_loopback(host: str, loop: bool) -> None:
+    assert is_loopback(host) is loop
+
+
+def test_dev_identity_defaults_and_validates() -> None:
+    auth = Authenticator(SecuritySettings())
+    assert auth.websocket({}, []).user_id == "anonymous"
+    assert auth.websocket({"user_id": "user123"}, []).user_id == "user123"
+    assert auth.http({"x-user-id": "amy"}, {}).user_id == "amy"
+    with pytest.raises(AuthError):
+        auth.websocket({"user_id": "a b"}, [])
+
+
+def test_generated_admin_token_and_constant_time_check() -> None:
+    auth = Authenticator(SecuritySettings())
+    assert auth.generated_admin_token and len(auth.admin_token) >= 24
+    assert auth.is_admin(f"Bearer {auth.admin_token}")
+    assert not auth.is_admin(auth.admin_token) and not auth.is_admin(None) and not auth.is_admin("Bearer x")
+    fixed = Authenticator(SecuritySettings(admin_token="fixed"))
+    assert not fixed.generated_admin_token and fixed.is_admin("bearer fixed")
+
+
+def test_jwt_claims_audience_and_issuer() -> None:
+    auth = jwt_auth(jwt_audience="legend", jwt_issuer="https://id.example")
+    good = make({"sub": "amy", "aud": "legend", "iss": "https://id.example"})
+    assert auth.websocket({"token": good}, []).user_id == "amy"
+    assert auth.http({"authorization": f"Bearer {good}"}, {}).user_id == "amy"
+    for bad in (make({"sub": "amy", "aud": "other", "iss": "https://id.example"}), make({"sub": "amy"})):
+        with pytest.raises(AuthError):
+            auth.websocket({"token": bad}, [])
+    with pytest.raises(AuthError, match="not a valid user id"):
+        jwt_auth().verify_token(make({"sub": "a b"}))
+
+
+def test_jwt_mode_ignores_query_user_id() -> None:
+    with pytest.raises(AuthError, match="missing token"):
+        jwt_auth().websocket({"user_id": "mallory"}, [])
+    with pytest.raises(AuthError, match="missing token after"):
+        jwt_auth().websocket({}, ["bearer"])
+
+
+def test_jwt_settings_must_be_usable() -> None:
+    with pytest.raises(SettingsError, match="needs security.jwt_secret"):
+        Authenticator(SecuritySettings(auth="jwt"))
+    with pytest.raises(SettingsError, match="at least 32"):
+        Authenticator(SecuritySettings(auth="jwt", jwt_secret="short"))
+
+
+@pytest.mark.parametrize(
+    ("allowed", "origin", "host", "ok"),
+    [
+        ([], None, "h:1", True),
+        ([], "http://h:1", "h:1", True),
+        ([], "http://evil:1", "h:1", False),
+        (["https://a.example"], "https://a.example/", "h:1", True),
+        (["https://a.example"], "http://h:1", "h:1", False),
+        (["*"], "http://anything", "h:1", True),
+    ],
+)
+def test_origins(allowed: list[str], origin: str | None, host: str, ok: bool) -> None:
+    assert Authenticator(SecuritySettings(allowed_origins=allowed)).origin_allowed(origin, host) is ok

@@ -1,0 +1,107 @@
+"""The per-connection outbox: order of service, conflation, budget, bounds and history floors."""
+
+from __future__ import annotations
+
+from legend.domain.channels import Delivery
+from legend.domain.envelope import Envelope, seal
+from legend.domain.outbox import Outbox
+from legend.domain.throttle import SlidingWindow, TokenBucket
+
+
+def env(stream: str, seq: int, kind: str = "price_update") -> Envelope:
+    return seal(stream, seq, kind, b'{"type":"%s","channel":"%s"}' % (kind.encode(), stream.encode()))
+
+
+def drain(box: Outbox, now: float) -> list[str]:
+    out = []
+    while True:
+        text, _ = box.pop(now)
+        if text is None:
+            return out
+        out.append(text)
+
+
+def test_wire_text_carries_seq_once() -> None:
+    assert env("ticker:A", 7).text == '{"type":"price_update","channel":"ticker:A","seq":7}'
+
+
+def test_control_first_then_reliable_then_prices() -> None:
+    box = Outbox(max_per_second=10, capacity=100)
+    box.push(env("ticker:A", 1), Delivery.CONFLATE)
+    box.push(env("patterns", 1, "pattern_alert"), Delivery.RELIABLE)
+    box.push_control("pong")
+    assert drain(box, 0.0) == ["pong", env("patterns", 1, "pattern_alert").text, env("ticker:A", 1).text]
+
+
+def test_prices_conflate_to_the_newest_keeping_their_place() -> None:
+    box = Outbox(max_per_second=10, capacity=100)
+    box.push(env("ticker:A", 1), Delivery.CONFLATE)
+    box.push(env("ticker:B", 1), Delivery.CONFLATE)
+    box.push(env("ticker:A", 2), Delivery.CONFLATE)
+    assert box.conflated == 1
+    assert drain(box, 0.0) == [env("ticker:A", 2).text, env("ticker:B", 1).text]
+
+
+def test_budget_holds_prices_back_but_never_reliable_or_control() -> None:
+    box = Outbox(max_per_second=3, capacity=100)
+    sent = []
+    for seq in range(1, 11):
+        box.push(env("ticker:A", seq), Delivery.CONFLATE)
+        text, _ = box.pop(0.0)
+        if text:
+            sent.append(text)
+    assert len(sent) == 3
+    text, wait = box.pop(0.5)
+    assert text is None and wait is not None and 0.49 < wait <= 0.5
+    box.push(env("patterns", 1, "pattern_alert"), Delivery.RELIABLE)
+    box.push_control("pong")
+    assert drain(box, 0.5) == ["pong", env("patterns", 1, "pattern_alert").text]
+    text, _ = box.pop(1.0)  # the window has moved on: the newest price goes out
+    assert text == env("ticker:A", 10).text
+
+
+def test_reliable_overflow_is_reported_not_dropped() -> None:
+    box = Outbox(max_per_second=10, capacity=3)
+    assert all(box.push(env("patterns", i, "pattern_alert"), Delivery.RELIABLE) for i in range(1, 4))
+    assert not box.push(env("patterns", 4, "pattern_alert"), Delivery.RELIABLE)
+    assert box.overflowed
+    assert len(drain(box, 0.0)) == 4  # nothing silently lost
+
+
+def test_history_floor_drops_what_history_already_covered() -> None:
+    box = Outbox(max_per_second=10, capacity=100)
+    for seq in (5, 6, 7):
+        box.push(env("patterns", seq, "pattern_alert"), Delivery.RELIABLE)
+    box.push(env("ticker:A", 3), Delivery.CONFLATE)
+    box.covered("patterns", 6)
+    box.covered("ticker:A", 3)
+    box.push(env("patterns", 6, "pattern_alert"), Delivery.RELIABLE)  # late duplicate
+    assert drain(box, 0.0) == [env("patterns", 7, "pattern_alert").text]
+
+
+def test_forget_drops_pending_of_a_left_stream() -> None:
+    box = Outbox(max_per_second=10, capacity=100)
+    box.push(env("patterns", 1, "pattern_alert"), Delivery.RELIABLE)
+    box.push(env("ticker:A", 1), Delivery.CONFLATE)
+    box.forget("patterns")
+    box.forget("ticker:A")
+    assert len(box) == 0
+
+
+def test_sliding_window_never_lets_a_double_burst_through() -> None:
+    window = SlidingWindow(limit=10, window=1.0)
+    times = [i * 0.01 for i in range(10)]
+    for t in times:
+        assert window.wait(t) == 0
+        window.record(t)
+    assert window.wait(0.95) > 0  # a token bucket would allow 10 more around here
+    assert window.wait(1.0) == 0
+
+
+def test_token_bucket_refills_at_its_rate() -> None:
+    bucket = TokenBucket(rate=2, burst=3, now=0)
+    assert [bucket.take(0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.take(0.5) and not bucket.take(0.5)
+    assert not bucket.full
+    bucket.take(10)
+    assert bucket.full

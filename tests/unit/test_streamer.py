@@ -1,0 +1,160 @@
+"""The streamer against in-memory adapters and a frozen clock: interest-only polling, transitions,
+provider failures with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
+from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.simulated_quotes import SimulatedQuoteProvider
+from legend.domain.channels import ChannelRegistry
+from legend.domain.messages import Subscribe, Unsubscribe
+from legend.domain.publisher import Publisher
+from legend.domain.quotes import Quote
+from legend.domain.stats import Counters
+from legend.domain.streamer import Streamer
+from legend.domain.streaming import Limits, StreamingService
+
+CALENDAR = ExchangeCalendarsMarketCalendar("XNYS")
+
+
+class RecordingTransport:
+    """Keeps every frame; the Transport port with no socket behind it."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict[str, object]] = []
+        self.closed: tuple[int, str] | None = None
+
+    async def send_text(self, text: str) -> None:
+        self.frames.append(json.loads(text))
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+class CountingProvider:
+    """Wraps the simulated provider, recording what was asked, failing on demand."""
+
+    name = "counting"
+
+    def __init__(self, clock: FrozenClock) -> None:
+        self.inner = SimulatedQuoteProvider(seed=1, clock=clock)
+        self.asked: list[list[str]] = []
+        self.fail = False
+
+    async def fetch(self, tickers: Iterable[str]) -> list[Quote]:
+        wanted = list(tickers)
+        self.asked.append(wanted)
+        if self.fail:
+            raise ConnectionError("vendor down")
+        return await self.inner.fetch(wanted)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def build(
+    now: datetime,
+) -> tuple[Streamer, StreamingService, CountingProvider, FrozenClock, InMemoryBackplane]:
+    clock = FrozenClock(now)
+    backplane = InMemoryBackplane()
+    registry = ChannelRegistry()
+    counters = Counters()
+    streaming = StreamingService(backplane, registry, clock, Limits(), counters)
+    publisher = Publisher(backplane, registry, clock, counters, history_size=100)
+    provider = CountingProvider(clock)
+    streamer = Streamer(
+        provider=provider, calendar=CALENDAR, publisher=publisher, backplane=backplane, streaming=streaming,
+        clock=clock, update_interval=5, after_hours_interval=60,
+    )  # fmt: skip
+    return streamer, streaming, provider, clock, backplane
+
+
+async def test_polls_only_watched_tickers_and_forgets_them() -> None:
+    streamer, streaming, provider, clock, backplane = build(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
+    await streaming.start()
+    assert await streamer.tick() <= 5 and provider.asked == []  # nobody watches anything
+    session = streaming.open_session(RecordingTransport(), "u")
+    await streaming.subscribe(session, Subscribe(channel="ticker", ticker="AAPL"))
+    await streaming.subscribe(session, Subscribe(channel="ticker", ticker="msft"))
+    clock.advance(5)
+    await streamer.tick()
+    assert provider.asked[-1] == ["AAPL", "MSFT"]
+    assert (await backplane.replay("ticker:AAPL", None)).last_seq == 1
+    streaming.unsubscribe(session, Unsubscribe(channel="ticker", ticker="AAPL"))
+    clock.advance(5)
+    await streamer.tick()
+    assert provider.asked[-1] == ["MSFT"]
+    streaming.end_session(session)
+    clock.advance(5)
+    await streamer.tick()
+    assert provider.asked[-1] == ["MSFT"] and len(provider.asked) == 2
+
+
+async def test_interval_follows_market_hours_and_stops_at_transitions() -> None:
+    # Tuesday 24 Nov 2026, 20:59:30 UTC: open, closing in 30 s
+    streamer, streaming, _, clock, backplane = build(datetime(2026, 11, 24, 20, 59, 30, tzinfo=UTC))
+    await streaming.start()
+    assert await streamer.tick() == 5
+    clock.advance(28)  # 20:59:58
+    assert abs(await streamer.tick() - 2) < 1e-6  # wakes at the close, not 5 s later
+    clock.advance(2)  # 21:00:00, closed: the poll already planned for 21:00:03 stands
+    assert await streamer.tick() == 3
+    clock.advance(3)
+    assert await streamer.tick() == 60  # after hours
+    statuses = [json.loads(e.text) for e in (await backplane.replay("market_status", None)).envelopes]
+    assert [s["status"] for s in statuses] == ["open", "closed"]  # announced once per transition
+    assert statuses[1]["next_open"] == "2026-11-25T14:30:00.000Z"
+    clock.set_now(datetime(2026, 11, 25, 14, 30, tzinfo=UTC))
+    clock.advance(60)
+    await streamer.tick()
+    assert (await backplane.replay("market_status", None)).last_seq == 3
+
+
+async def test_provider_failure_is_counted_backed_off_and_recovered() -> None:
+    streamer, streaming, provider, clock, _ = build(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
+    await streaming.start()
+    session = streaming.open_session(RecordingTransport(), "u")
+    await streaming.subscribe(session, Subscribe(channel="ticker", ticker="AAPL"))
+    provider.fail = True
+    delays = []
+    for _ in range(3):
+        delays.append(await streamer.tick())
+        clock.advance(delays[-1])
+    assert delays == [10, 20, 40]
+    assert streamer.provider_errors == 3 and "vendor down" in (streamer.status()["last_error"] or "")
+    provider.fail = False
+    assert await streamer.tick() == 5 and streamer.consecutive_failures == 0
+    assert streamer.status()["quotes_published"] == 1
+
+
+async def test_poke_brings_the_next_round_forward() -> None:
+    streamer, streaming, provider, _, _ = build(datetime(2026, 11, 24, 23, 0, tzinfo=UTC))  # after hours
+    await streaming.start()
+    streaming.on_new_ticker = streamer.poke
+    streamer.start()
+    try:
+        for _ in range(100):
+            if streamer.polls or (provider.asked == [] and streamer.last_state is not None):
+                break
+            await asyncio.sleep(0.01)
+        session = streaming.open_session(RecordingTransport(), "u")
+        await streaming.subscribe(session, Subscribe(channel="ticker", ticker="NEW"))
+        for _ in range(200):
+            if provider.asked:
+                break
+            await asyncio.sleep(0.01)
+        assert provider.asked == [["NEW"]]  # well before the 60 s after-hours interval
+    finally:
+        await streamer.stop()
+
+
+def test_frozen_clock_is_aware() -> None:
+    clock = FrozenClock(datetime(2026, 1, 1, tzinfo=UTC))
+    clock.advance(2)
+    assert clock.now() - datetime(2026, 1, 1, tzinfo=UTC) == timedelta(seconds=2) and clock.monotonic() == 2
