@@ -1,0 +1,28 @@
+# Shared by scripts/serve.sh and scripts/test.sh: a virtual environment that is (re)installed when
+# pyproject.toml changes, and Debian packages installed only when missing.
+
+PYTHON=${PYTHON:-python3}
+
+ensure_venv() {  # $1: extras, e.g. "test"
+  local extras=$1 stamp=".venv/.installed${1:+-$1}"
+  if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+  fi
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras:+[$extras]}"
+    touch "$stamp"
+  fi
+}
+
+ensure_debian_package() {  # $1: command that must exist, $2: Debian package providing it
+  command -v "$1" >/dev/null 2>&1 && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing Debian package $2 (for $1)" >&2
+  if [ -z "${APT_UPDATED:-}" ]; then
+    $sudo apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up everything the tests need, then run all of them: lint, types, JS unit tests, Python tests
+# (unit, protocol over real uvicorn, Redis, PostgreSQL, browser). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+ensure_venv "test"
+ensure_debian_package redis-server redis-server   # tests start their own redis-server on a free port
+ensure_debian_package node nodejs                 # node --test for the JavaScript client
+ensure_debian_package chromium chromium           # Playwright drives Debian's Chromium
+
+echo "== ruff"; .venv/bin/ruff check legend tests bench && .venv/bin/ruff format --check legend tests bench
+echo "== mypy --strict legend"; .venv/bin/mypy legend
+echo "== node --test"; node --test tests/js/
+echo "== pytest"; .venv/bin/python -m pytest -q "$@"
