@@ -11,5 +11,5 @@ ensure_debian_package chromium chromium           # Playwright drives Debian's C
 
 echo "== ruff"; .venv/bin/ruff check legend tests bench && .venv/bin/ruff format --check legend tests bench
 echo "== mypy --strict legend"; .venv/bin/mypy legend
-echo "== node --test"; node --test tests/js/
+echo "== node --test"; node --test --test-reporter=dot tests/js/
 echo "== pytest"; .venv/bin/python -m pytest -q "$@"
