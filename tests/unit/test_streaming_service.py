@@ -1,0 +1,110 @@
+"""The streaming service with in-memory adapters: fan-out shares one frame, limits, private streams."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.domain.channels import ChannelRegistry
+from legend.domain.inputs import AlertInput, PatternInput
+from legend.domain.messages import Subscribe
+from legend.domain.publisher import Publisher
+from legend.domain.stats import Counters
+from legend.domain.streaming import Limits, StreamingService
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.closed: tuple[int, str] | None = None
+
+    async def send_text(self, text: str) -> None:
+        self.texts.append(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    def of_type(self, kind: str) -> list[dict[str, object]]:
+        return [m for m in map(json.loads, self.texts) if m["type"] == kind]
+
+
+def service(**limits: object) -> tuple[StreamingService, Publisher]:
+    clock = FrozenClock()
+    backplane = InMemoryBackplane()
+    registry = ChannelRegistry()
+    counters = Counters()
+    streaming = StreamingService(backplane, registry, clock, Limits(**limits), counters)  # type: ignore[arg-type]
+    return streaming, Publisher(backplane, registry, clock, counters, history_size=100)
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+PATTERN = PatternInput(
+    ticker="AAPL", pattern_type="VCP", score=8.5, entry_price=150.5, stop_price=145, target_price=165
+)
+
+
+async def test_one_frame_object_is_shared_by_every_subscriber() -> None:
+    streaming, publisher = service()
+    await streaming.start()
+    transports = [RecordingTransport() for _ in range(3)]
+    for transport in transports:
+        session = streaming.open_session(transport, "u")
+        await streaming.subscribe(session, Subscribe(channel="patterns"))
+    await settle()
+    envelope = await publisher.pattern(PATTERN)
+    await settle()
+    frames = [t.texts[-1] for t in transports]
+    assert all(frame is envelope.text for frame in frames)  # the same str object: encoded once
+    assert json.loads(frames[0])["risk_reward_ratio"] == 2.64
+
+
+async def test_private_alerts_and_counters() -> None:
+    streaming, publisher = service()
+    await streaming.start()
+    alice, bob = RecordingTransport(), RecordingTransport()
+    for transport, user in ((alice, "alice"), (bob, "bob")):
+        session = streaming.open_session(transport, user)
+        await streaming.subscribe(session, Subscribe(channel="alerts"))
+    await publisher.alert(
+        AlertInput(ticker="AAPL", alert_type="breakout", trigger_price=1, current_price=2, user_id="alice")
+    )
+    await settle()
+    assert [m["channel"] for m in alice.of_type("alert_trigger")] == ["alerts:user:alice"]
+    assert bob.of_type("alert_trigger") == []
+    assert streaming.counters.messages_published == 1 and streaming.counters.total_connections == 2
+
+
+async def test_subscription_limit_and_idempotent_resubscribe() -> None:
+    streaming, _ = service(max_subscriptions=2)
+    await streaming.start()
+    transport = RecordingTransport()
+    session = streaming.open_session(transport, "u")
+    for ticker in ("A", "B", "A", "C"):
+        await streaming.subscribe(session, Subscribe(channel="ticker", ticker=ticker))
+    await settle()
+    assert [e["code"] for e in transport.of_type("error")] == ["subscription_limit"]
+    assert streaming.tickers() == {"A": 1, "B": 1}
+
+
+async def test_overflowing_must_deliver_closes_the_session_with_1013() -> None:
+    streaming, publisher = service(max_pending_messages=5)
+    await streaming.start()
+
+    class Stuck(RecordingTransport):
+        async def send_text(self, text: str) -> None:
+            await asyncio.Event().wait()  # never completes, like a socket whose peer stopped reading
+
+    stuck = Stuck()
+    session = streaming.open_session(stuck, "u")
+    await streaming.subscribe(session, Subscribe(channel="patterns"))
+    for _ in range(8):
+        await publisher.pattern(PATTERN)
+    await settle()
+    assert stuck.closed is not None and stuck.closed[0] == 1013
+    assert streaming.counters.slow_consumers_closed == 1 and not streaming.sessions
