@@ -66,7 +66,7 @@ def test_jwt_mode_ignores_query_user_id() -> None:
 
 
 def test_jwt_settings_must_be_usable() -> None:
-    with pytest.raises(SettingsError, match="needs security.jwt_secret"):
+    with pytest.raises(SettingsError, match=r"needs security\.jwt_secret"):
         Authenticator(SecuritySettings(auth="jwt"))
     with pytest.raises(SettingsError, match="at least 32"):
         Authenticator(SecuritySettings(auth="jwt", jwt_secret="short"))
