@@ -62,6 +62,18 @@ class RedisSettings(_Section):
     """The Redis backplane; without ``url`` one process serves alone on the in-memory backplane."""
 
     url: str | None = None  # REDIS_URL
+    key_prefix: str = "legend:"  # every key this deployment writes (seq, history, leases, interest)
+    channel_prefix: str = ""  # pub/sub topics are "{channel_prefix}price_updates" …; "" = the seed's names
+    stream_ttl: Annotated[float, msgspec.Meta(ge=0)] = 604_800.0  # idle stream keys expire (0: never)
+    interest_ttl: Annotated[float, msgspec.Meta(ge=1)] = 15.0  # a silent instance's interest expires
+    lease_ttl: Annotated[float, msgspec.Meta(ge=1)] = 10.0  # longest a dead instance keeps a lease
+    external_dedupe_ttl: PositiveFloat = 60.0  # window in which one external message is sequenced once
+    connect_timeout: PositiveFloat = 2.0  # seconds to open a connection
+    socket_timeout: PositiveFloat = 2.0  # seconds any one command may take: publish fails after it
+    health_check_interval: PositiveFloat = 5.0  # ping an idle pub/sub connection this often
+    max_connections: PositiveInt = 50  # command connections per instance (plus one for pub/sub)
+    reconnect_min_delay: PositiveFloat = 0.1  # listener backoff after losing Redis, doubling …
+    reconnect_max_delay: PositiveFloat = 5.0  # … up to this
 
 
 class SecuritySettings(_Section):

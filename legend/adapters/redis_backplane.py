@@ -1,0 +1,885 @@
+"""The Redis backplane: many instances behave as one server.
+
+Every publish is one Lua script on the Redis server: it bumps the stream's sequence number, appends the
+final wire text to the stream's history and PUBLISHes it on the topic, atomically, so the order of
+sequence numbers is the order of delivery and any instance can replay any stream for any client.
+
+Each instance keeps one pub/sub connection subscribed to every topic and hands each message, decoded once,
+to the streaming service. Messages that another program publishes in the seed's format (no ``channel``,
+no ``seq``) are sequenced by exactly one instance (a SET NX guard on the payload's hash) and come back
+through the same topic like any other message.
+
+Losing Redis degrades, never crashes: publishing raises ``BackplaneUnavailable`` within the configured
+timeouts, the listener reconnects with capped exponential backoff, resubscribes, and then replays from the
+stored history whatever its streams missed while it was away.
+
+Redis Cluster is not supported (``docs/scaling.md`` says why): use one primary, with a replica for
+failover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from legend.domain.channels import private_stream
+from legend.domain.envelope import Envelope, seal
+from legend.domain.symbols import InvalidSymbol, is_valid_user_id, normalize_ticker
+from legend.ports.backplane import BackplaneUnavailable, Deliver, Replay
+from legend.settings import RedisSettings
+
+log = logging.getLogger("legend.redis")
+
+T = TypeVar("T")
+
+# The seed's pub/sub channels and the one message type each carries.
+SEED_TOPICS: Mapping[str, str] = {
+    "price_updates": "price_update",
+    "pattern_alerts": "pattern_alert",
+    "alert_triggers": "alert_trigger",
+    "market_status": "market_status",
+}
+_SEED_FAMILIES = frozenset({"ticker", "patterns", "alerts", "market_status"})
+_STREAM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_:.@^\-]{0,199}")
+DEFAULT_HISTORY = 100  # the seed's "last 100 messages", for streams first created by an external message
+POLL_SECONDS = 0.25  # the listener wakes this often when idle (new topics, liveness pings)
+FILL_CHUNK = 500  # streams per round trip when replaying what a reconnect missed
+INBOX_SIZE = 10_000  # external messages waiting to be sequenced, at most
+
+
+# KEYS: seq, history, topic registry, dedupe key.
+# ARGV: topic, body, history size, seq floor, stream ttl ms, announce, control channel, dedupe ttl ms,
+#       keep a longer history (external messages never shrink one), stream.
+# The floor keeps seq monotonic when Redis lost its data: the caller passes the last seq it delivered.
+PUBLISH_LUA = """
+if tonumber(ARGV[8]) > 0 and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[8]) then
+  return 0
+end
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[4])
+if seq < floor then seq = floor end
+seq = seq + 1
+redis.call('SET', KEYS[1], seq)
+local body = ARGV[2]
+local text = string.sub(body, 1, -2) .. ',"seq":' .. string.format('%d', seq) .. '}'
+local size = tonumber(ARGV[3])
+if size > 0 then
+  if ARGV[9] == '1' then
+    local length = redis.call('LLEN', KEYS[2])
+    if length > size then size = length end
+  end
+  redis.call('RPUSH', KEYS[2], text)
+  redis.call('LTRIM', KEYS[2], -size, -1)
+end
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+if ARGV[6] == '1' and redis.call('SADD', KEYS[3], ARGV[1]) == 1 then
+  redis.call('PUBLISH', ARGV[7], ARGV[1] .. '\\n' .. ARGV[10])
+end
+redis.call('PUBLISH', ARGV[1], text)
+return seq
+"""
+
+# KEYS: instance registry (zset of id -> expiry ms), this instance's interest set, its figures hash.
+# ARGV: instance id, ttl ms, number of figure fields n, n field/value pairs, then the tickers.
+HEARTBEAT_LUA = """
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
+redis.call('ZADD', KEYS[1], ms + ttl, ARGV[1])
+local n = tonumber(ARGV[3])
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[3], 'seen', now[1])
+for i = 1, n do redis.call('HSET', KEYS[3], ARGV[2 + 2 * i], ARGV[3 + 2 * i]) end
+redis.call('PEXPIRE', KEYS[3], ttl)
+local first = 4 + 2 * n
+for i = first, #ARGV, 1000 do
+  redis.call('SADD', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+if #ARGV >= first then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
+"""
+
+# KEYS: instance registry. ARGV: key prefix of the per-instance keys, "interest" or "figures".
+MEMBERS_LUA = """
+local now = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now[1] * 1000 + math.floor(now[2] / 1000))
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local out = {}
+if ARGV[2] == 'interest' then
+  local keys = {}
+  for i, id in ipairs(ids) do keys[#keys + 1] = ARGV[1] .. 'interest:' .. id end
+  if #keys == 0 then return out end
+  return redis.call('SUNION', unpack(keys))
+end
+for i, id in ipairs(ids) do
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGETALL', ARGV[1] .. 'figures:' .. id)
+end
+return out
+"""
+
+# KEYS: lease. ARGV: holder, ttl ms. Take it when free, renew it when ours.
+LEASE_LUA = """
+local holder = redis.call('GET', KEYS[1])
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: leases to give up, then the registry, interest and figures of this instance. ARGV: holder.
+LEAVE_LUA = """
+local n = #KEYS
+for i = 1, n - 3 do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+end
+redis.call('ZREM', KEYS[n - 2], ARGV[1])
+redis.call('DEL', KEYS[n - 1], KEYS[n])
+return 1
+"""
+
+
+class _Wire(msgspec.Struct):
+    """The few fields of a pub/sub message the backplane needs; the rest is never decoded."""
+
+    type: str | None = None
+    channel: str | None = None
+    seq: int | None = None
+
+
+_wire = msgspec.json.Decoder(_Wire)
+
+
+class _Stale(Exception):
+    """The pub/sub connection stopped answering."""
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for health reports and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+def envelope_of(stream: str, text: bytes) -> Envelope | None:
+    """The envelope of one stored wire text, or None if it is not one."""
+    try:
+        wire = _wire.decode(text)
+        return Envelope(stream, wire.seq, wire.type or "", text.decode()) if wire.seq is not None else None
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return None
+
+
+def after(envelopes: list[Envelope], last_seq: int, since: int | None) -> Replay:
+    """What a history holds after ``since``: the same rules as the in-memory ``StreamLog.after``."""
+    if since is None:
+        return Replay(envelopes, last_seq, True)
+    if since > last_seq:  # the stream restarted below the client's position: give what there is
+        return Replay(envelopes, last_seq, False)
+    kept = [env for env in envelopes if env.seq > since]
+    oldest = kept[0].seq if kept else last_seq + 1
+    return Replay(kept, last_seq, oldest <= since + 1)
+
+
+def external_stream(topic: str, data: bytes) -> tuple[str, bytes] | str:
+    """The stream and body (with ``channel``, without ``seq``) of a message another program published in
+    the seed's format on ``topic`` (without the channel prefix); a reason string when it is invalid."""
+    try:
+        obj = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(obj, dict):
+        return "not a JSON object"
+    kind = obj.get("type")
+    if not isinstance(kind, str) or not kind:
+        return "no message type"
+    expected = SEED_TOPICS.get(topic)
+    if expected is None:  # a plugin's topic: the message must name its stream
+        stream = obj.get("channel")
+        if not isinstance(stream, str) or not _STREAM_NAME.fullmatch(stream):
+            return f"a message on {topic!r} needs a valid 'channel'"
+        if stream.partition(":")[0] in _SEED_FAMILIES:
+            return f"channel {stream!r} does not belong on {topic!r}"
+    else:
+        if kind != expected:
+            return f"a {kind!r} message does not belong on {topic!r}"
+        ticker = obj.get("ticker")
+        if ticker is not None:
+            try:
+                ticker = obj["ticker"] = normalize_ticker(ticker)
+            except InvalidSymbol as exc:
+                return str(exc)
+        if kind == "price_update":
+            if ticker is None:
+                return "price_update without a ticker"
+            stream = f"ticker:{ticker}"
+        elif kind == "alert_trigger":
+            user = obj.get("user_id")
+            if user is None:
+                stream = "alerts"
+            elif isinstance(user, str) and is_valid_user_id(user):
+                stream = private_stream("alerts", user)
+            else:
+                return "invalid user_id"
+        elif kind == "pattern_alert":
+            stream = "patterns"
+        else:
+            stream = "market_status"
+    obj.pop("seq", None)
+    obj.pop("channel", None)
+    obj["channel"] = stream
+    return stream, msgspec.json.encode(obj)
+
+
+class RedisBackplane:
+    """The Backplane port on Redis: sequence and history in keys, fan-out through pub/sub."""
+
+    def __init__(
+        self,
+        settings: RedisSettings,
+        *,
+        instance_id: str,
+        topics: Iterable[str] = (),
+        figures: Callable[[], Mapping[str, int]] | None = None,
+    ) -> None:
+        if not settings.url:
+            raise ValueError("RedisBackplane needs settings.url")
+        self.settings = settings
+        self.url: str = settings.url
+        self.instance_id = instance_id
+        # Per-instance figures (connections, subscriptions…) published with every heartbeat for cluster().
+        self.figures = figures
+        prefix = settings.key_prefix
+        self._prefix = prefix
+        self._topic_prefix = settings.channel_prefix
+        self._registry_key = f"{prefix}instances"
+        self._interest_key = f"{prefix}interest:{instance_id}"
+        self._figures_key = f"{prefix}figures:{instance_id}"
+        self._topics_key = f"{prefix}topics"  # every topic any instance published on
+        self._control = f"{prefix}topics"  # the pub/sub channel announcing a new topic
+        self._control_bytes = self._control.encode()
+        self._deadline = settings.connect_timeout + settings.socket_timeout
+        self._topics: set[str] = {self._topic(t) for t in SEED_TOPICS} | {self._topic(t) for t in topics}
+        self._topics_dirty = False
+        self._subscribed: set[str] = set()
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
+        self._announced: set[str] = set()
+        self._history_size: dict[str, int] = {}  # per topic, learned from publishes
+        self._last_seq: dict[str, int] = {}  # per stream, the last delivered seq
+        self._watermarks: dict[str, int] = {}  # per stream, replayed up to here after a reconnect
+        self._watermarks_until = 0.0
+        self._new_streams: list[str] = []  # first streams of topics other instances just announced
+        self._interest: list[str] = []
+        self._leases: dict[str, int] = {}  # held lease -> its ttl in ms, renewed in the background
+        self._deliver: Deliver | None = None
+        self._redis: Redis | None = None
+        self._sub: Redis | None = None
+        self._pubsub: PubSub | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(INBOX_SIZE)
+        self._first_try = asyncio.Event()  # the listener's first attempt ended, either way
+        self._stopping = False
+        self._connected = False
+        self._command_ok = True
+        self._ever_connected = False
+        self._backoff = settings.reconnect_min_delay
+        self._last_warning = 0.0
+        self._publish_script = _Script(PUBLISH_LUA)
+        self._heartbeat_script = _Script(HEARTBEAT_LUA)
+        self._members_script = _Script(MEMBERS_LUA)
+        self._lease_script = _Script(LEASE_LUA)
+        self._leave_script = _Script(LEAVE_LUA)
+        self.last_error: str | None = None
+        self.reconnects = 0
+        self.publish_failures = 0
+        self.delivered = 0
+        self.delivery_errors = 0
+        self.duplicates_skipped = 0
+        self.gap_filled = 0
+        self.external_resequenced = 0
+        self.external_duplicates = 0
+        self.external_invalid = 0
+        self.external_failed = 0
+
+    # ───────────────────────── lifecycle ─────────────────────────
+
+    async def start(self, deliver: Deliver) -> None:
+        """Connect and subscribe; waits a bounded time for the first subscription, never fails on it."""
+        if self._tasks:
+            return
+        self._deliver = deliver
+        settings = self.settings
+        common: dict[str, Any] = {
+            "socket_timeout": settings.socket_timeout,
+            "socket_connect_timeout": settings.connect_timeout,
+            "socket_keepalive": True,
+            "client_name": f"legend-{self.instance_id}",
+        }
+        # One immediate retry on a connection error: a pooled connection that Redis closed (a restart)
+        # is replaced once; never on a timeout, where the script may have run. A burst of publishes
+        # waits for a free connection (within the deadline) instead of failing on a full pool.
+        pool = BlockingConnectionPool.from_url(
+            self.url,
+            max_connections=settings.max_connections,
+            timeout=self._deadline,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            **common,
+        )
+        self._redis = Redis.from_pool(pool)
+        # The subscriber never retries by itself: the listener owns reconnection and resubscription.
+        self._sub = Redis.from_url(self.url, retry=Retry(NoBackoff(), 0, supported_errors=()), **common)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._listen(), name=f"redis listener {self.instance_id}"),
+            loop.create_task(self._keep_alive(), name=f"redis heartbeat {self.instance_id}"),
+            loop.create_task(self._renew_leases(), name=f"redis leases {self.instance_id}"),
+            loop.create_task(self._resequence(), name=f"redis resequencer {self.instance_id}"),
+        ]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._deadline):
+                await self._first_try.wait()
+
+    async def stop(self) -> None:
+        """Stop listening, hand back leases and leave the instance registry; bounded when Redis is down."""
+        if self._stopping or not self._tasks:
+            return
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.wait(self._tasks, timeout=1.0)
+        redis = self._redis
+        if redis is not None:
+            keys = [self._lease_key(name) for name in sorted(self._leases)]
+            keys += [self._registry_key, self._interest_key, self._figures_key]
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(min(1.0, self._deadline)):
+                    await self._leave_script(redis, keys, [self.instance_id])
+        self._leases.clear()
+        for closing in (self._close_pubsub(), *(c.aclose() for c in (self._sub, self._redis) if c)):
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await closing
+        self._connected = False
+        self._deliver = None
+
+    # ───────────────────────── the port ─────────────────────────
+
+    async def publish(self, stream: str, topic: str, kind: str, body: bytes, history_size: int) -> Envelope:
+        """Sequence, store and PUBLISH in one script; raises BackplaneUnavailable within the timeouts."""
+        channel = self._topic(topic)
+        if channel not in self._subscribed:
+            await self._watch(channel)
+        self._history_size[channel] = history_size
+        announce = channel not in self._announced
+        seq_key, history_key = self._stream_keys(stream)
+        args: list[str | bytes | int] = [
+            channel,
+            body,
+            history_size,
+            self._last_seq.get(stream, 0),
+            int(self.settings.stream_ttl * 1000),
+            1 if announce else 0,
+            self._control,
+            0,
+            0,
+            stream,
+        ]
+        keys = [seq_key, history_key, self._topics_key, seq_key]
+        try:
+            seq = int(await self._call("publish", self._publish_script, keys, args))
+        except BackplaneUnavailable:
+            self.publish_failures += 1
+            raise
+        if announce:
+            self._announced.add(channel)
+        return seal(stream, seq, kind, body)
+
+    async def replay(self, stream: str, since: int | None) -> Replay:
+        """The stream's stored history after ``since``, read with its seq in one transaction."""
+        seq_key, history_key = self._stream_keys(stream)
+
+        async def read(redis: Redis) -> list[Any]:
+            pipe = redis.pipeline(transaction=True)
+            pipe.lrange(history_key, 0, -1)
+            pipe.get(seq_key)
+            result: list[Any] = await pipe.execute()
+            return result
+
+        texts, last = await self._call("replay", read)
+        envelopes = [env for env in (envelope_of(stream, text) for text in texts) if env is not None]
+        return after(envelopes, int(last or 0), since)
+
+    async def set_interest(self, tickers: Iterable[str]) -> None:
+        """Store this instance's tickers now; the heartbeat keeps them alive until ``interest_ttl``."""
+        self._interest = sorted(set(tickers))
+        await self._call("set_interest", self._heartbeat)
+
+    async def interest(self) -> set[str]:
+        """The union of the tickers of every live instance."""
+        found = await self._call(
+            "interest", self._members_script, [self._registry_key], [self._prefix, "interest"]
+        )
+        return {_text(item) for item in found}
+
+    async def hold_lease(self, name: str, ttl: float) -> bool:
+        """Take the lease when free or renew it when ours (one script).
+
+        The ttl is capped at ``lease_ttl`` and a held lease is renewed in the background while this
+        process lives, so a dead holder's lease lapses within ``lease_ttl`` whatever the caller's cadence.
+        """
+        ms = max(1, int(min(ttl, self.settings.lease_ttl) * 1000))
+        held = bool(
+            await self._call("lease", self._lease_script, [self._lease_key(name)], [self.instance_id, ms])
+        )
+        if held:
+            self._leases[name] = ms
+        else:
+            self._leases.pop(name, None)
+        return held
+
+    def health(self) -> dict[str, object]:
+        """For /ready and stats: ok while subscribed and the last command worked."""
+        return {
+            "ok": self._connected and self._command_ok,
+            "backend": "redis",
+            "url": redact(self.url),
+            "instance_id": self.instance_id,
+            "connected": self._connected,
+            "last_error": self.last_error,
+            "reconnects": self.reconnects,
+            "publish_failures": self.publish_failures,
+            "delivered": self.delivered,
+            "delivery_errors": self.delivery_errors,
+            "gap_filled": self.gap_filled,
+            "duplicates_skipped": self.duplicates_skipped,
+            "external_resequenced": self.external_resequenced,
+            "external_duplicates": self.external_duplicates,
+            "external_invalid": self.external_invalid,
+            "external_failed": self.external_failed,
+            "topics": sorted(self._subscribed),
+            "leases": sorted(self._leases),
+            "streams": len(self._last_seq),
+        }
+
+    # ───────────────────────── beyond the port ─────────────────────────
+
+    async def cluster(self) -> dict[str, object]:
+        """Live instances and the sum of their reported figures (each at most a heartbeat old)."""
+        found = await self._call(
+            "cluster", self._members_script, [self._registry_key], [self._prefix, "figures"]
+        )
+        members: dict[str, dict[str, int]] = {}
+        totals: dict[str, int] = {}
+        for i in range(0, len(found) - 1, 2):
+            flat = [_text(x) for x in found[i + 1]]
+            figures = {
+                k: int(v) for k, v in zip(flat[::2], flat[1::2], strict=True) if v.lstrip("-").isdigit()
+            }
+            figures.pop("seen", None)
+            members[_text(found[i])] = figures
+            for key, value in figures.items():
+                totals[key] = totals.get(key, 0) + value
+        return {"instances": len(members), "members": members, **totals}
+
+    async def add_topics(self, topics: Iterable[str]) -> None:
+        """Listen on more topics (plugin channels) before anything is published on them."""
+        for topic in topics:
+            await self._watch(self._topic(topic))
+
+    # ───────────────────────── internals ─────────────────────────
+
+    def _topic(self, topic: str) -> str:
+        return f"{self._topic_prefix}{topic}"
+
+    def _stream_keys(self, stream: str) -> tuple[str, str]:
+        # The hash tag keeps both keys of a stream in one slot, should the layout ever move to a cluster.
+        return f"{self._prefix}{{{stream}}}:seq", f"{self._prefix}{{{stream}}}:history"
+
+    def _lease_key(self, name: str) -> str:
+        return f"{self._prefix}lease:{name}"
+
+    async def _call(self, what: str, op: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run one Redis operation within the deadline; any failure becomes BackplaneUnavailable."""
+        redis = self._redis
+        if redis is None or self._stopping:
+            raise BackplaneUnavailable("redis backplane is not running")
+        try:
+            async with asyncio.timeout(self._deadline):
+                result = await op(redis, *args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._command_ok = False
+            self.last_error = f"{what}: {_describe(exc)}"
+            if isinstance(exc, TimeoutError | RedisTimeoutError):
+                # The command may have reached Redis and run after all: say so rather than "nothing happened".
+                raise BackplaneUnavailable(
+                    f"redis {what} timed out; it may still have been applied"
+                ) from None
+            raise BackplaneUnavailable(f"redis {what} failed: {_describe(exc)}") from None
+        self._command_ok = True
+        return result
+
+    async def _heartbeat(self, redis: Redis) -> None:
+        figures: dict[str, int] = {}
+        if self.figures is not None:
+            try:
+                figures = {str(k): int(v) for k, v in self.figures().items()}
+            except Exception:  # a faulty figures callback must not stop the heartbeat
+                log.exception("instance figures failed")
+        args: list[str | int] = [self.instance_id, int(self.settings.interest_ttl * 1000), len(figures)]
+        for key, value in figures.items():
+            args += [key, value]
+        args += self._interest
+        await self._heartbeat_script(redis, [self._registry_key, self._interest_key, self._figures_key], args)
+
+    async def _keep_alive(self) -> None:
+        """Refresh this instance's registry entry, interest and figures well inside ``interest_ttl``."""
+        while True:
+            with contextlib.suppress(BackplaneUnavailable):
+                await self._call("heartbeat", self._heartbeat)
+            await asyncio.sleep(self.settings.interest_ttl / 3)
+
+    async def _renew_leases(self) -> None:
+        """Renew every held lease at a third of its ttl; forget one that another instance took meanwhile."""
+        while True:
+            await asyncio.sleep(min(self._leases.values(), default=self.settings.lease_ttl * 1000) / 3000)
+            for name, ms in list(self._leases.items()):
+                with contextlib.suppress(BackplaneUnavailable):
+                    if not await self._call(
+                        "lease", self._lease_script, [self._lease_key(name)], [self.instance_id, ms]
+                    ):
+                        self._leases.pop(name, None)
+                        log.warning("lease %r was taken by another instance", name)
+
+    async def _watch(self, topic: str) -> None:
+        """Have the listener subscribe ``topic`` and wait (bounded) until Redis confirmed it."""
+        self._topics.add(topic)
+        if topic in self._subscribed:
+            return
+        self._topics_dirty = True
+        if not self._connected:
+            return  # the listener subscribes every known topic when it (re)connects
+        waiter = self._confirmed.get(topic)
+        if waiter is None:
+            waiter = self._confirmed[topic] = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._deadline):
+                await asyncio.shield(waiter)
+
+    def _confirm(self, topic: str) -> None:
+        self._subscribed.add(topic)
+        waiter = self._confirmed.pop(topic, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ───────────────────────── the listener ─────────────────────────
+
+    async def _listen(self) -> None:
+        """Keep one subscription to every topic alive, reconnecting with capped exponential backoff."""
+        settings = self.settings
+        while True:
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, TimeoutError, _Stale, BackplaneUnavailable) as exc:
+                self.last_error = f"subscriber: {_describe(exc)}"
+            except Exception as exc:  # a bug must not end delivery for good
+                log.exception("redis listener failed")
+                self.last_error = f"subscriber: {_describe(exc)}"
+            self._first_try.set()
+            if self._connected:
+                log.warning("lost the Redis subscription (%s); reconnecting", self.last_error)
+            self._connected = False
+            self._subscribed.clear()
+            await self._close_pubsub()
+            delay = self._backoff * random.uniform(0.8, 1.2)
+            self._backoff = min(self._backoff * 2, settings.reconnect_max_delay)
+            await asyncio.sleep(delay)
+
+    async def _session(self) -> None:
+        """One connection's life: subscribe, replay what was missed, then deliver until it fails."""
+        assert self._sub is not None
+        pubsub = self._pubsub = self._sub.pubsub()
+        registry = await self._call("topics", lambda redis: redis.smembers(self._topics_key))
+        self._topics.update(_text(topic) for topic in registry)
+        self._topics_dirty = False
+        self._new_streams.clear()
+        wanted = {*self._topics, self._control}
+        buffered = await self._subscribe(pubsub, wanted)
+        self._connected = True
+        self._command_ok = True
+        self._backoff = self.settings.reconnect_min_delay
+        self._announced.clear()  # Redis may have lost the topic registry: announce again
+        if self._ever_connected:
+            self.reconnects += 1
+            log.info("Redis subscription restored (%d topics)", len(wanted))
+        self._ever_connected = True
+        self._first_try.set()
+        self._watermarks.clear()
+        await self._fill(list(self._last_seq))
+        for message in buffered:
+            self._on_message(message)
+        await self._pump(pubsub)
+
+    async def _subscribe(self, pubsub: PubSub, topics: set[str]) -> list[dict[str, Any]]:
+        """Subscribe and wait until Redis confirmed every topic; returns the messages heard meanwhile."""
+        buffered: list[dict[str, Any]] = []
+        async with asyncio.timeout(self._deadline):
+            await pubsub.subscribe(*topics)
+            while not topics <= self._subscribed:
+                message = await pubsub.get_message(timeout=self._deadline)
+                if message is None:
+                    continue
+                if message["type"] == "subscribe":
+                    self._confirm(_text(message["channel"]))
+                elif message["type"] == "message":
+                    buffered.append(message)
+        return buffered
+
+    async def _pump(self, pubsub: PubSub) -> None:
+        """Deliver until the connection fails; subscribe new topics; ping when the line is quiet."""
+        health_every = self.settings.health_check_interval
+        last_heard = time.monotonic()
+        pinged: float | None = None
+        while True:
+            if self._topics_dirty:
+                self._topics_dirty = False
+                new = self._topics - self._subscribed
+                if new:
+                    # A topic another instance just announced: its first messages went out before we
+                    # listened, so replay the announced streams from history once subscribed.
+                    buffered = await self._subscribe(pubsub, new)
+                    streams, self._new_streams = self._new_streams, []
+                    await self._fill(streams)
+                    for message in buffered:
+                        self._on_message(message)
+            message = await pubsub.get_message(timeout=POLL_SECONDS)
+            now = time.monotonic()
+            if message is not None:
+                last_heard, pinged = now, None
+                self._on_message(message)
+                continue
+            if pinged is not None:
+                if now - pinged > self.settings.socket_timeout:
+                    raise _Stale("no answer to PING on the subscription")
+            elif now - last_heard >= health_every:
+                await pubsub.ping()
+                pinged = now
+            if self._watermarks and now > self._watermarks_until:
+                self._watermarks.clear()
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "subscribe":
+            self._confirm(_text(message["channel"]))
+            return
+        if kind != "message":
+            return
+        channel: bytes = message["channel"]
+        data: bytes = message["data"]
+        if channel == self._control_bytes:
+            topic, _, stream = _text(data).partition("\n")
+            if topic not in self._topics:
+                self._topics.add(topic)
+                self._topics_dirty = True
+                if stream:
+                    self._new_streams.append(stream)
+            return
+        try:
+            wire = _wire.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            wire = None
+        if wire is not None and wire.channel is not None and wire.seq is not None:
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                self._invalid(_text(channel), "not UTF-8")
+                return
+            self._hand_over(Envelope(wire.channel, wire.seq, wire.type or "", text))
+            return
+        try:
+            self._inbox.put_nowait((_text(channel), data))
+        except asyncio.QueueFull:
+            self.external_failed += 1
+            self._warn("external message dropped: %d waiting to be sequenced", INBOX_SIZE)
+
+    def _hand_over(self, envelope: Envelope) -> None:
+        """Deliver one envelope, skipping what a post-reconnect replay already delivered."""
+        if self._watermarks:
+            mark = self._watermarks.get(envelope.stream)
+            if mark is not None:
+                if envelope.seq <= mark:
+                    self.duplicates_skipped += 1
+                    return
+                del self._watermarks[envelope.stream]
+        self._last_seq[envelope.stream] = envelope.seq
+        self.delivered += 1
+        deliver = self._deliver
+        if deliver is None:
+            return
+        try:
+            deliver(envelope)
+        except Exception:
+            self.delivery_errors += 1
+            log.exception("delivery of %s #%d failed", envelope.stream, envelope.seq)
+
+    async def _fill(self, streams: list[str]) -> None:
+        """Deliver from history what ``streams`` missed while this instance was not listening.
+
+        Only streams whose stored seq is ahead of the last one delivered here are read. A watermark per
+        filled stream drops the copies that pub/sub still brings of what the history already gave.
+        """
+        for start in range(0, len(streams), FILL_CHUNK):
+            chunk = streams[start : start + FILL_CHUNK]
+            seq_keys = [self._stream_keys(stream)[0] for stream in chunk]
+            current = await self._call("fill", lambda redis, keys=seq_keys: redis.mget(keys))
+            behind = [
+                (stream, int(seq) - self._last_seq.get(stream, 0))
+                for stream, seq in zip(chunk, current, strict=True)
+                if seq is not None and int(seq) > self._last_seq.get(stream, 0)
+            ]
+            if not behind:
+                continue
+
+            async def read(redis: Redis, wanted: list[tuple[str, int]] = behind) -> list[Any]:
+                pipe = redis.pipeline(transaction=False)
+                for stream, missed in wanted:
+                    pipe.lrange(self._stream_keys(stream)[1], -min(missed, 100_000), -1)
+                result: list[Any] = await pipe.execute()
+                return result
+
+            for (stream, _missed), texts in zip(behind, await self._call("fill", read), strict=True):
+                floor = self._last_seq.get(stream, 0)
+                for text in texts:
+                    envelope = envelope_of(stream, text)
+                    if envelope is not None and envelope.seq > floor:
+                        if envelope.seq > floor + 1 and floor:
+                            log.warning(
+                                "%s: messages %d-%d are gone from history",
+                                stream,
+                                floor + 1,
+                                envelope.seq - 1,
+                            )
+                        self.gap_filled += 1
+                        self._hand_over(envelope)
+                        floor = envelope.seq
+                self._watermarks[stream] = floor
+        self._watermarks_until = time.monotonic() + 30.0
+
+    async def _close_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    # ───────────────────────── messages from other programs ─────────────────────────
+
+    async def _resequence(self) -> None:
+        """Sequence external messages one at a time, in arrival order, so their order survives.
+
+        Every instance hears the raw message; the first script run for its hash wins and publishes it with
+        ``channel`` and ``seq``; the others find the guard key and skip it. Each instance runs its scripts in
+        arrival order, so the winner of a later message always runs after the winner of an earlier one.
+        """
+        prefix = self._topic_prefix
+        while True:
+            topic, data = await self._inbox.get()
+            base = topic[len(prefix) :] if topic.startswith(prefix) else topic
+            parsed = external_stream(base, data)
+            if isinstance(parsed, str):
+                self._invalid(topic, parsed)
+                continue
+            stream, body = parsed
+            seq_key, history_key = self._stream_keys(stream)
+            digest = hashlib.sha1(topic.encode() + b"\0" + data).hexdigest()
+            args: list[str | bytes | int] = [
+                topic,
+                body,
+                self._history_size.get(topic, DEFAULT_HISTORY),
+                self._last_seq.get(stream, 0),
+                int(self.settings.stream_ttl * 1000),
+                0,
+                self._control,
+                max(1, int(self.settings.external_dedupe_ttl * 1000)),
+                1,
+                stream,
+            ]
+            keys = [seq_key, history_key, self._topics_key, f"{self._prefix}external:{digest}"]
+            try:
+                seq = int(await self._call("resequence", self._publish_script, keys, args))
+            except BackplaneUnavailable as exc:
+                self.external_failed += 1
+                self._warn("external message on %s lost: %s", topic, exc)
+                continue
+            if seq:
+                self.external_resequenced += 1
+            else:
+                self.external_duplicates += 1
+
+    def _invalid(self, topic: str, reason: str) -> None:
+        self.external_invalid += 1
+        self._warn("ignored a message on %s: %s", topic, reason)
+
+    def _warn(self, message: str, *args: object) -> None:
+        """Log at most one warning a second: a misbehaving publisher must not flood the log."""
+        now = time.monotonic()
+        if now - self._last_warning >= 1.0:
+            self._last_warning = now
+            log.warning(message, *args)
+
+
+class _Script:
+    """A Lua script run by EVALSHA; sent in full with EVAL (which caches it again) when Redis forgot it,
+    as it does after a restart."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def __call__(self, redis: Redis, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await redis.eval(self.source, len(keys), *keys, *args)
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,122 @@
+"""Several real ``legend serve`` processes on one private ``redis-server``: the docker-compose topology
+(deploy/) without Docker, each instance on its own port as a load balancer would see them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.redis_server import RedisServer
+from tests.support.server import LegendServer
+
+LEASE_TTL = 2.0  # [redis] lease_ttl: how long a killed leader can keep the streamer lease
+
+
+class Cluster:
+    """A Redis and N app instances; every process is killed on ``close()`` whatever happened."""
+
+    def __init__(self, size: int, **extra: dict[str, Any]) -> None:
+        self.redis = RedisServer().start()
+        config: dict[str, dict[str, Any]] = {
+            "redis": {
+                "url": self.redis.url,
+                "lease_ttl": LEASE_TTL,
+                "connect_timeout": 0.5,
+                "socket_timeout": 0.5,
+                "reconnect_min_delay": 0.05,
+                "reconnect_max_delay": 0.5,
+                "health_check_interval": 1.0,
+            },
+            # Prices twice a second in and out of market hours, so every test sees a steady stream.
+            "realtime": {"update_interval": 0.5, "after_hours_interval": 0.5},
+        }
+        for section, values in extra.items():
+            config.setdefault(section, {}).update(values)
+        self.servers = [LegendServer(config) for _ in range(size)]
+
+    def start(self) -> Cluster:
+        try:
+            with ThreadPoolExecutor(len(self.servers)) as pool:
+                list(pool.map(lambda server: server.start(), self.servers))
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                server.close()  # SIGKILL
+        self.redis.close()
+
+    def alive(self) -> list[LegendServer]:
+        return [s for s in self.servers if s.process is not None and s.process.poll() is None]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- instance :{s.port}\n{s.logs()[-3000:]}" for s in self.servers)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """Three instances shared by the tests that leave them running."""
+    made = Cluster(3).start()
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[Callable[[int], Cluster]]:
+    """A fresh cluster for a test that kills something in it."""
+    made: list[Cluster] = []
+
+    def make(size: int) -> Cluster:
+        made.append(Cluster(size).start())
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for item in made:
+            item.close()
+
+
+async def until(
+    condition: Callable[[], Awaitable[Any]], timeout: float, what: str, every: float = 0.1
+) -> tuple[Any, float]:
+    """Poll an async condition until it returns something truthy: (that value, seconds it took)."""
+    started = time.monotonic()
+    while True:
+        value = await condition()
+        if value:
+            return value, time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        await asyncio.sleep(every)
+
+
+async def stats(http: httpx.AsyncClient, server: LegendServer) -> dict[str, Any]:
+    response = await http.get(f"{server.url}/api/ws/stats", headers=server.admin)
+    response.raise_for_status()
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def pattern(i: int) -> dict[str, object]:
+    return {
+        "ticker": "AAPL",
+        "pattern_type": "VCP",
+        "score": 8.5,
+        "entry_price": 100 + i,
+        "stop_price": 95 + i,
+        "target_price": 120 + i,
+        "message": f"cluster pattern {i}",
+    }

@@ -1,0 +1,409 @@
+"""What only a shared backplane can do: several instances on one real ``redis-server`` behave as one, and
+losing Redis degrades without crashing, hanging or losing messages silently."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from legend.adapters.redis_backplane import RedisBackplane
+from legend.ports.backplane import BackplaneUnavailable
+from tests.contract.conftest import Node, Nodes, Proxy, eventually
+from tests.contract.test_backplane_contract import body, publish
+
+SEED_PRICE = {
+    "type": "price_update",
+    "ticker": "aapl",
+    "price": 150.25,
+    "change": 2.5,
+    "change_percent": 1.69,
+    "volume": 75000000,
+    "high": 151.0,
+    "low": 148.5,
+    "open": 149.0,
+    "timestamp": "2025-11-18T10:30:00Z",
+}
+
+
+@pytest.fixture
+async def raw(redis_nodes: Nodes) -> AsyncIterator[Redis]:
+    """A plain client: another program on the same Redis."""
+    client = Redis.from_url(redis_nodes.server.url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def crash(node: Node) -> None:
+    """Stop an instance the way SIGKILL would: no goodbye to Redis, its keys are left to expire."""
+    backplane = node.redis
+    for task in backplane._tasks:
+        task.cancel()
+    await asyncio.gather(*backplane._tasks, return_exceptions=True)
+    backplane._tasks = []
+    for client in (backplane._sub, backplane._redis):
+        if client is not None:
+            await client.aclose()
+
+
+async def test_a_publish_on_one_instance_reaches_every_instance_with_the_same_seq_and_text(
+    redis_nodes: Nodes,
+) -> None:
+    a, b, c = [await redis_nodes.make() for _ in range(3)]
+    published = []
+    for n in range(12):
+        node = (a, b, c)[n % 3]
+        published.append(
+            await node.backplane.publish(
+                "patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 100
+            )
+        )
+    assert [env.seq for env in published] == list(range(1, 13))
+    for node in (a, b, c):
+        assert await node.recorder.wait_for(12) == published
+
+
+async def test_any_instance_replays_what_another_published(redis_nodes: Nodes) -> None:
+    a, b = await redis_nodes.make(), await redis_nodes.make()
+    published = [
+        await a.backplane.publish("patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 100)
+        for n in range(5)
+    ]
+    replay = await b.backplane.replay("patterns", 2)
+    assert replay.envelopes == published[2:]
+    assert (replay.last_seq, replay.complete) == (5, True)
+
+
+async def test_interest_is_the_union_over_live_instances(redis_nodes: Nodes) -> None:
+    a, b = await redis_nodes.make(), await redis_nodes.make()
+    dying = await redis_nodes.make(interest_ttl=1.0)
+    await a.backplane.set_interest({"AAPL"})
+    await b.backplane.set_interest({"MSFT", "AAPL"})
+    await dying.backplane.set_interest({"TSLA"})
+    assert await a.backplane.interest() == {"AAPL", "MSFT", "TSLA"}
+    await b.backplane.stop()  # a clean stop withdraws at once
+    assert await a.backplane.interest() == {"AAPL", "TSLA"}
+    await crash(dying)  # a dead instance's interest lapses after interest_ttl
+    took = await eventually(lambda: _interest_is(a, {"AAPL"}), timeout=5, what="TSLA forgotten")
+    assert took < 3
+
+
+async def _interest_is(node: Node, expected: set[str]) -> bool:
+    return await node.backplane.interest() == expected
+
+
+async def test_interest_outlives_the_interest_ttl_while_the_instance_lives(redis_nodes: Nodes) -> None:
+    a = await redis_nodes.make(interest_ttl=1.0)
+    b = await redis_nodes.make()
+    await a.backplane.set_interest({"AAPL"})
+    deadline = time.monotonic() + 2.5  # well past the ttl: the heartbeat keeps it
+    while time.monotonic() < deadline:
+        assert await b.backplane.interest() == {"AAPL"}
+        await asyncio.sleep(0.2)
+
+
+async def test_cluster_counts_live_instances_and_sums_their_figures(redis_nodes: Nodes) -> None:
+    a, b = await redis_nodes.make(), await redis_nodes.make()
+    a.redis.figures = lambda: {"connections": 3, "subscriptions": 7}
+    b.redis.figures = lambda: {"connections": 2, "subscriptions": 1}
+    await a.backplane.set_interest([])  # a heartbeat now rather than at the next tick
+    await b.backplane.set_interest([])
+    cluster = await a.redis.cluster()
+    assert cluster["instances"] == 2
+    assert (cluster["connections"], cluster["subscriptions"]) == (5, 8)
+    assert cluster["members"] == {
+        a.redis.instance_id: {"connections": 3, "subscriptions": 7},
+        b.redis.instance_id: {"connections": 2, "subscriptions": 1},
+    }
+    await b.backplane.stop()
+    assert (await a.redis.cluster())["instances"] == 1
+
+
+async def test_a_seed_message_from_another_program_is_sequenced_once_and_reaches_every_instance(
+    redis_nodes: Nodes, raw: Redis
+) -> None:
+    a, b = await redis_nodes.make(), await redis_nodes.make()
+    await raw.publish("price_updates", json.dumps(SEED_PRICE))  # both instances hear the raw message
+    for node in (a, b):
+        (envelope,) = await node.recorder.wait_for(1, "ticker:AAPL")
+        assert envelope.seq == 1
+        assert envelope.type == "price_update"
+        message = json.loads(envelope.text)
+        assert message == {**SEED_PRICE, "ticker": "AAPL", "channel": "ticker:AAPL", "seq": 1}
+    # Both have decided about the raw message: exactly one sequenced it, the other stood down.
+    await eventually(lambda: _decided(a) and _decided(b), what="both instances decided")
+    assert a.redis.external_resequenced + b.redis.external_resequenced == 1
+    # Nothing more follows: the next message on the stream is seq 2 on both instances.
+    marker = await a.backplane.publish(
+        "ticker:AAPL", "price_updates", "price_update", body("ticker:AAPL", 1, "price_update"), 100
+    )
+    for node in (a, b):
+        assert [env.seq for env in await node.recorder.wait_for(2, "ticker:AAPL")] == [1, 2]
+        assert node.recorder.of("ticker:AAPL")[1] == marker
+    assert [env.seq for env in (await b.backplane.replay("ticker:AAPL", None)).envelopes] == [1, 2]
+
+
+def _decided(node: Node) -> bool:
+    return node.redis.external_resequenced + node.redis.external_duplicates >= 1
+
+
+@pytest.mark.parametrize(
+    ("topic", "message", "stream"),
+    [
+        (
+            "pattern_alerts",
+            {"type": "pattern_alert", "ticker": "nvda", "pattern_type": "VCP", "score": 8.5},
+            "patterns",
+        ),
+        ("alert_triggers", {"type": "alert_trigger", "ticker": "AAPL", "alert_type": "breakout"}, "alerts"),
+        ("alert_triggers", {"type": "alert_trigger", "ticker": "AAPL", "user_id": "bob"}, "alerts:user:bob"),
+        ("market_status", {"type": "market_status", "status": "open", "next_open": None}, "market_status"),
+        ("price_updates", {"type": "price_update", "ticker": "MSFT", "price": 1.0, "seq": 99}, "ticker:MSFT"),
+    ],
+)
+async def test_each_seed_message_from_another_program_lands_on_its_stream(
+    redis_nodes: Nodes, raw: Redis, topic: str, message: dict[str, object], stream: str
+) -> None:
+    node = await redis_nodes.make()
+    await raw.publish(topic, json.dumps(message))
+    (envelope,) = await node.recorder.wait_for(1, stream)
+    got = json.loads(envelope.text)
+    assert (got["channel"], got["seq"], envelope.seq, envelope.type) == (stream, 1, 1, message["type"])
+    assert list(got)[-2:] == ["channel", "seq"]
+
+
+async def test_invalid_messages_from_other_programs_are_counted_and_never_stop_delivery(
+    redis_nodes: Nodes, raw: Redis
+) -> None:
+    node = await redis_nodes.make()
+    junk = [
+        b"not json",
+        b"[1, 2, 3]",
+        b'{"ticker": "AAPL"}',  # no type
+        b'{"type": "price_update", "ticker": "$$$"}',  # not a ticker
+        b'{"type": "price_update"}',  # no ticker
+        b'{"type": "pattern_alert", "ticker": "AAPL"}',  # on the wrong topic
+        b'{"type": "alert_trigger", "user_id": "no spaces allowed"}',
+        b"\xff\xfe",
+    ]
+    for payload in junk[:-2]:
+        await raw.publish("price_updates", payload)
+    await raw.publish("alert_triggers", junk[-2])
+    await raw.publish("market_status", junk[-1])
+    await raw.publish("plugin_topic", b'{"type": "news"}')  # unknown topic without a channel
+    await node.redis.add_topics(["plugin_topic"])
+    await raw.publish(
+        "plugin_topic", b'{"type": "news", "channel": "alerts:user:eve"}'
+    )  # not a plugin stream
+    await raw.publish("price_updates", json.dumps(SEED_PRICE))
+    await node.recorder.wait_for(1, "ticker:AAPL")
+    await eventually(
+        lambda: node.redis.external_invalid == len(junk) + 1, what="every invalid message counted"
+    )
+    assert node.recorder.envelopes == node.recorder.of("ticker:AAPL")
+    assert node.backplane.health()["ok"] is True
+
+
+async def test_a_plugin_topic_reaches_instances_that_never_published_on_it(redis_nodes: Nodes) -> None:
+    a, b = await redis_nodes.make(), await redis_nodes.make()
+    first = await a.backplane.publish("news:AAPL", "news_updates", "news", body("news:AAPL", 0, "news"), 100)
+    # b learns the topic from a's announcement and replays the messages it could not hear yet
+    assert await b.recorder.wait_for(1, "news:AAPL") == [first]
+    rest = [
+        await a.backplane.publish("news:AAPL", "news_updates", "news", body("news:AAPL", n, "news"), 100)
+        for n in range(1, 4)
+    ]
+    assert await b.recorder.wait_for(4, "news:AAPL") == [first, *rest]
+    assert await a.recorder.wait_for(4, "news:AAPL") == [first, *rest]
+    assert "news_updates" in b.backplane.health()["topics"]  # type: ignore[operator]
+
+
+async def test_only_one_instance_holds_a_lease_until_its_holder_dies(redis_nodes: Nodes) -> None:
+    a, b = await redis_nodes.make(lease_ttl=1.0), await redis_nodes.make(lease_ttl=1.0)
+    assert (
+        await a.backplane.hold_lease("streamer", 60) is True
+    )  # capped at lease_ttl, renewed in the background
+    assert await b.backplane.hold_lease("streamer", 60) is False
+    deadline = time.monotonic() + 2.5  # more than twice the ttl: a living holder keeps it without asking
+    while time.monotonic() < deadline:
+        assert await b.backplane.hold_lease("streamer", 60) is False
+        await asyncio.sleep(0.1)
+    await crash(a)
+    took = await eventually(lambda: b.backplane.hold_lease("streamer", 60), timeout=5, what="takeover")
+    assert took < 1.5
+
+
+async def test_a_lease_lapses_when_its_holder_cannot_renew_it(redis_nodes: Nodes, proxy: Proxy) -> None:
+    a = await redis_nodes.make(url=proxy.url, lease_ttl=1.0)
+    b = await redis_nodes.make(lease_ttl=1.0)
+    assert await a.backplane.hold_lease("streamer", 60) is True
+    proxy.freeze()  # a is cut off from Redis but alive
+    took = await eventually(lambda: b.backplane.hold_lease("streamer", 60), timeout=5, what="takeover")
+    assert took < 1.5
+    proxy.thaw()
+    await eventually(lambda: a.backplane.health()["ok"], what="a reconnected")
+    assert await a.backplane.hold_lease("streamer", 60) is False  # and a learns it lost the lease
+
+
+async def test_stop_hands_a_held_lease_over_at_once(redis_nodes: Nodes) -> None:
+    a, b = await redis_nodes.make(), await redis_nodes.make()
+    assert await a.backplane.hold_lease("streamer", 60) is True
+    assert await b.backplane.hold_lease("streamer", 60) is False
+    await a.backplane.stop()
+    assert await b.backplane.hold_lease("streamer", 60) is True
+
+
+async def test_when_redis_is_down_everything_fails_fast_and_health_says_so(redis_nodes: Nodes) -> None:
+    a = await redis_nodes.make()
+    await publish(a.backplane, "patterns", 0)
+    redis_nodes.server.stop()
+    await eventually(lambda: a.backplane.health()["ok"] is False, timeout=3, what="health not ok")
+    health = a.backplane.health()
+    assert health["connected"] is False and health["last_error"]
+    for attempt in (
+        lambda: publish(a.backplane, "patterns", 1),
+        lambda: a.backplane.replay("patterns", 0),
+        lambda: a.backplane.set_interest({"AAPL"}),
+        lambda: a.backplane.interest(),
+        lambda: a.backplane.hold_lease("streamer", 5),
+    ):
+        started = time.monotonic()
+        with pytest.raises(BackplaneUnavailable):
+            await attempt()
+        assert time.monotonic() - started < 1.5  # connect_timeout + socket_timeout at most
+    assert a.backplane.health()["publish_failures"] == 1
+    started = time.monotonic()
+    await a.backplane.stop()
+    assert time.monotonic() - started < 3
+
+
+async def test_publish_on_an_unreachable_redis_fails_within_the_timeouts(redis_nodes: Nodes) -> None:
+    """A Redis that accepts connections but never answers (a frozen server) must not hang a publish."""
+    node = await redis_nodes.make()
+    frozen = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = frozen.sockets[0].getsockname()[1]
+    stuck = RedisBackplane(
+        node.redis.settings.__class__(
+            url=f"redis://127.0.0.1:{port}/0", connect_timeout=0.3, socket_timeout=0.3
+        ),
+        instance_id="stuck",
+    )
+    try:
+        started = time.monotonic()
+        await stuck.start(node.recorder)
+        with pytest.raises(BackplaneUnavailable):
+            await publish(stuck, "patterns", 0)
+        assert stuck.health()["ok"] is False
+        assert time.monotonic() - started < 3
+    finally:
+        started = time.monotonic()
+        await stuck.stop()
+        assert time.monotonic() - started < 3
+        frozen.close()
+        with contextlib.suppress(Exception):
+            await frozen.wait_closed()
+
+
+async def test_after_a_redis_restart_the_listener_resubscribes_and_seq_stays_monotonic(
+    redis_nodes: Nodes,
+) -> None:
+    a, b = await redis_nodes.make(), await redis_nodes.make()
+    for n in range(3):
+        await publish(a.backplane, "patterns", n)
+    await b.recorder.wait_for(3)
+    redis_nodes.server.stop()
+    await eventually(
+        lambda: not a.backplane.health()["ok"] and not b.backplane.health()["ok"], what="both degraded"
+    )
+    redis_nodes.server.start()  # empty: no persistence
+    await eventually(lambda: a.backplane.health()["ok"] and b.backplane.health()["ok"], what="both recovered")
+    assert a.backplane.health()["reconnects"] == 1
+    envelope = await b.backplane.publish(
+        "patterns", "pattern_alerts", "pattern_alert", body("patterns", 3), 100
+    )
+    # Redis forgot the counter, but the instances remember where the stream was: no seq goes backwards,
+    # so clients (and their outboxes) never mistake new messages for ones they already have.
+    assert envelope.seq == 4
+    for node in (a, b):
+        delivered = await node.recorder.wait_for(4)
+        assert [env.seq for env in delivered] == [1, 2, 3, 4]
+        assert delivered[-1] == envelope
+
+
+async def test_start_while_redis_is_down_then_connect_when_it_comes(redis_nodes: Nodes) -> None:
+    server = redis_nodes.server
+    server.stop()
+    started = time.monotonic()
+    a = await redis_nodes.make()
+    assert time.monotonic() - started < 2
+    assert a.backplane.health()["ok"] is False
+    server.start()
+    await eventually(lambda: a.backplane.health()["ok"], what="connected once Redis is up")
+    assert await publish(a.backplane, "patterns", 0) == 1
+    await a.recorder.wait_for(1)
+
+
+async def test_messages_published_while_an_instance_was_unsubscribed_are_replayed_to_it(
+    redis_nodes: Nodes, raw: Redis
+) -> None:
+    a = await redis_nodes.make()
+    b = await redis_nodes.make(reconnect_min_delay=1.0, reconnect_max_delay=1.0)
+    await publish(a.backplane, "patterns", 0)
+    await b.recorder.wait_for(1)
+    await raw.client_kill_filter(_type="pubsub")  # every subscriber connection drops; Redis keeps its data
+    # b cannot hear these: its subscription is gone, and it waits a second before subscribing again
+    missed = [
+        await a.backplane.publish("patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 100)
+        for n in (1, 2, 3)
+    ]
+    delivered = await b.recorder.wait_for(4, timeout=5)
+    assert delivered[1:] == missed
+    assert b.redis.gap_filled == 3
+    after = await a.backplane.publish("patterns", "pattern_alerts", "pattern_alert", body("patterns", 4), 100)
+    assert await b.recorder.wait_for(5) == [delivered[0], *missed, after]
+    assert await a.recorder.wait_for(5) == [delivered[0], *missed, after]
+
+
+async def test_history_and_seq_survive_other_instances_restarting(redis_nodes: Nodes) -> None:
+    a = await redis_nodes.make()
+    for n in range(3):
+        await publish(a.backplane, "patterns", n)
+    await a.backplane.stop()
+    b = await redis_nodes.make()
+    assert await publish(b.backplane, "patterns", 3) == 4
+    assert [env.seq for env in (await b.backplane.replay("patterns", 1)).envelopes] == [2, 3, 4]
+
+
+async def test_health_never_shows_the_password(redis_nodes: Nodes) -> None:
+    node = await redis_nodes.make()
+    bare = node.redis.settings.__class__(url="redis://user:s3cret@127.0.0.1:1/0")
+    shown = RedisBackplane(bare, instance_id="x").health()["url"]
+    assert shown == "redis://user@127.0.0.1:1/0"
+    assert node.backplane.health()["url"] == redis_nodes.server.url
+
+
+async def test_a_silent_subscription_is_detected_and_replaced(redis_nodes: Nodes, proxy: Proxy) -> None:
+    node = await redis_nodes.make(url=proxy.url, health_check_interval=0.5)
+    assert node.backplane.health()["ok"] is True
+    proxy.freeze()  # the connection stays open, but nothing comes back: only a PING can tell
+    took = await eventually(lambda: node.backplane.health()["ok"] is False, timeout=5, what="silence noticed")
+    assert took < 2.5  # health_check_interval + socket_timeout, plus the idle poll
+    started = time.monotonic()
+    with pytest.raises(BackplaneUnavailable):
+        await publish(node.backplane, "patterns", 0)
+    assert time.monotonic() - started < 1.5
+    proxy.thaw()
+    await eventually(lambda: node.backplane.health()["ok"], timeout=5, what="reconnected")
+    envelope = await node.backplane.publish(
+        "patterns", "pattern_alerts", "pattern_alert", body("patterns", 1), 100
+    )
+    # The publish that timed out may still reach Redis when the line thaws (a timeout cannot tell), so
+    # it may or may not come before this one.
+    await eventually(lambda: envelope in node.recorder.envelopes, what="delivery after the thaw")

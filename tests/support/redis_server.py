@@ -1,0 +1,99 @@
+"""A private ``redis-server`` on a free port that tests can kill and start again on the same port.
+
+No persistence (``--save "" --appendonly no``), so a restart loses every key, like a crashed cache. It
+never touches a Redis on 6379: the tests pass on a machine where nothing listens there.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ping(port: int, timeout: float = 0.5) -> bool:
+    """True when a Redis on ``port`` answers PING (a raw socket: no client library involved)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """``start()`` / ``stop()`` (SIGKILL) / ``start()`` again on the same port; ``close()`` cleans up."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._dir = tempfile.TemporaryDirectory(prefix="legend-redis-")
+        self.dir = Path(self._dir.name)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        if self.running:
+            return self
+        # fmt: off
+        command = [
+            REDIS_SERVER,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.dir),
+            "--logfile", str(self.dir / "redis.log"),
+            "--daemonize", "no",
+        ]
+        # fmt: on
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}:\n{self.logs()}")
+            if ping(self.port):
+                return self
+            time.sleep(0.01)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer PING within {timeout}s:\n{self.logs()}")
+
+    def stop(self) -> None:
+        """Kill the server (SIGKILL: no goodbye to clients, nothing saved) and wait until it is gone."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+    def logs(self) -> str:
+        path = self.dir / "redis.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            self._dir.cleanup()
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
