@@ -89,7 +89,11 @@ class LegendServer:
     def start(self, timeout: float = 30.0) -> LegendServer:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for var in list(env):
-            if var.startswith("LEGEND_") or var in ("REDIS_URL", "REALTIME_UPDATE_INTERVAL"):
+            if var.startswith("LEGEND_") or var in (
+                "REDIS_URL",
+                "REALTIME_UPDATE_INTERVAL",
+                "REALTIME_AFTER_HOURS_INTERVAL",
+            ):
                 env.pop(var)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

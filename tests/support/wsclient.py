@@ -51,7 +51,7 @@ class Client:
     async def collect(
         self, match: Callable[[Message], bool] | str, count: int, timeout: float = 10.0
     ) -> list[Message]:
-        found = []
+        found: list[Message] = []
         deadline = time.monotonic() + timeout
         while len(found) < count:
             found.append(await self.expect(match, max(deadline - time.monotonic(), 0.001)))

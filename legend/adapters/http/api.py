@@ -38,7 +38,9 @@ async def _publish(services: Services, publish: Any, data: Any) -> Published:
     try:
         envelope: Envelope = await publish(data)
     except BackplaneUnavailable as exc:
-        raise ServiceUnavailable(detail=f"backplane unavailable, nothing was published: {exc}") from None
+        raise ServiceUnavailable(
+            detail=f"backplane unavailable, the message was not published: {exc}"
+        ) from None
     return Published(
         "published", envelope.stream, envelope.seq, services.streaming.subscribers(envelope.stream)
     )
@@ -52,11 +54,19 @@ class WebSocketController(Controller):
     guards = [admin_guard]
     security = [{"adminToken": []}]
 
-    @get("/stats", summary="Connection statistics", sync_to_thread=False)
-    def stats(self, services: Services) -> dict[str, Any]:
-        """The seed's statistics of this instance, plus delivery counters and streamer state."""
+    @get("/stats", summary="Connection statistics")
+    async def stats(self, services: Services) -> dict[str, Any]:
+        """The seed's statistics of this instance, plus delivery counters, streamer state and, on Redis,
+        cluster-wide figures (``cluster``: instances alive, connections and subscriptions across them)."""
         streaming = services.streaming
         c = streaming.counters
+        cluster: dict[str, Any] | None = None
+        figures = getattr(services.backplane, "cluster", None)
+        if figures is not None:
+            try:
+                cluster = await figures()
+            except BackplaneUnavailable as exc:
+                cluster = {"error": str(exc)}
         return {
             "active_connections": len(streaming.sessions),
             "ticker_subscriptions": dict(sorted(streaming.tickers().items())),
@@ -80,6 +90,12 @@ class WebSocketController(Controller):
             "auth_rejected": c.auth_rejected,
             "backplane": services.backplane.health(),
             "streamer": services.streamer.status(),
+            "cluster": cluster
+            or {
+                "instances": 1,
+                "connections": len(streaming.sessions),
+                "subscriptions": sum(len(s.subscriptions) for s in streaming.sessions.values()),
+            },
         }
 
     @post("/broadcast/price", summary="Broadcast a price update (internal)", status_code=HTTP_200_OK)
