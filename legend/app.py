@@ -16,6 +16,7 @@ from litestar.static_files import create_static_files_router
 from legend import __version__
 from legend.adapters.auth import is_loopback
 from legend.adapters.http.api import HealthController, MarketController, WebSocketController
+from legend.adapters.http.user_api import AlertController, WatchlistController
 from legend.adapters.http.ws import stream
 from legend.bootstrap import Services, bootstrap
 from legend.settings import Settings, SettingsError, load_settings
@@ -31,6 +32,9 @@ Connect to **`/api/ws`** (WebSocket; see the `websocket` tag and `docs/protocol.
 `channel` and `seq`; subscribe with `"since": <seq>` to resume exactly where a connection dropped.
 
 Admin endpoints (broadcast, stats) need `Authorization: Bearer <admin token>`.
+
+Watchlists and alert rules (`watchlist` and `alerts` tags; `docs/alerts.md`) belong to the caller: a JWT in
+`Authorization: Bearer` in production, `X-User-Id` or `?user_id=` in development.
 """
 
 
@@ -90,6 +94,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         WebSocketController,
         MarketController,
         HealthController,
+        WatchlistController,
+        AlertController,
     ]
     if (web / "static").is_dir():
         route_handlers.append(
@@ -115,10 +121,21 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             Tag(name="websocket", description="WebSocket streaming: statistics and internal broadcasts"),
             Tag(name="market", description="Exchange calendar"),
             Tag(name="health", description="Liveness and readiness"),
+            Tag(name="watchlist", description="The caller's watchlist (the dashboard subscribes to it)"),
+            Tag(name="alerts", description="The caller's alert rules and past alert triggers"),
         ],
         components=Components(
             security_schemes={
                 "adminToken": SecurityScheme(type="http", scheme="bearer", description="The admin token"),
+                "userToken": SecurityScheme(
+                    type="http", scheme="bearer", bearer_format="JWT", description="security.auth = 'jwt'"
+                ),
+                "devUserId": SecurityScheme(
+                    type="apiKey",
+                    name="X-User-Id",
+                    security_scheme_in="header",
+                    description="security.auth = 'dev' (loopback only): the user id, or ?user_id=",
+                ),
             }
         ),
     )

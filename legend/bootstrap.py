@@ -17,16 +17,20 @@ from legend.adapters.auth import Authenticator
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.simulated_quotes import SimulatedQuoteProvider
+from legend.adapters.sql import Database, SqlAlchemyAlertRepository, SqlAlchemyWatchlistRepository
 from legend.adapters.system_clock import SystemClock
+from legend.domain.alerting import AlertingService
 from legend.domain.channels import ChannelRegistry
 from legend.domain.publisher import Publisher
 from legend.domain.stats import Counters
 from legend.domain.streamer import Streamer
 from legend.domain.streaming import Limits, StreamingService
+from legend.domain.watchlist import Watchlists
 from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
 from legend.ports.market import MarketCalendar
 from legend.ports.quotes import QuoteProvider
+from legend.ports.repositories import AlertRepository, WatchlistRepository
 from legend.settings import Settings
 
 log = logging.getLogger("legend")
@@ -51,12 +55,20 @@ class Services:
     run_streamer: bool = True
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     started: bool = False
+    database: Database | None = None  # None when both repositories were given as overrides
+    watchlists: Watchlists | None = None
+    alerting: AlertingService | None = None
 
     async def start(self) -> None:
-        """Connect the backplane, then start the streamer and the stale-connection sweeper."""
+        """Open the database and load the alert rules, connect the backplane, then start the streamer and
+        the stale-connection sweeper."""
         if self.started:
             return
         self.started = True
+        if self.database is not None:
+            await self.database.start()  # migrates the embedded default; checks the schema otherwise
+        if self.alerting is not None:
+            await self.alerting.start()  # before any price is published
         await self.streaming.start()
         if self.run_streamer:
             self.streaming.on_new_ticker = self.streamer.poke
@@ -86,8 +98,12 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.alerting is not None:
+            await self.alerting.stop()
         await self.backplane.stop()
         await self.provider.aclose()
+        if self.database is not None:
+            await self.database.close()
 
 
 def _limits(settings: Settings) -> Limits:
@@ -121,6 +137,9 @@ def bootstrap(
     provider: QuoteProvider | None = None,
     calendar: MarketCalendar | None = None,
     run_streamer: bool = True,
+    database: Database | None = None,
+    alert_repository: AlertRepository | None = None,
+    watchlist_repository: WatchlistRepository | None = None,
 ) -> Services:
     """Build the services; any adapter may be overridden."""
     settings = settings or Settings()
@@ -150,6 +169,23 @@ def bootstrap(
         update_interval=settings.realtime.update_interval,
         after_hours_interval=settings.realtime.after_hours_interval,
     )
+    if alert_repository is None or watchlist_repository is None:
+        database = database or Database.from_settings(settings.database)
+        alert_repository = alert_repository or SqlAlchemyAlertRepository(database)
+        watchlist_repository = watchlist_repository or SqlAlchemyWatchlistRepository(database)
+    alerting = AlertingService(
+        alert_repository,
+        publisher,
+        backplane,
+        clock,
+        instance_id=instance_id,
+        max_rules_per_user=settings.alerts.max_rules_per_user,
+        retry_interval=settings.alerts.retry_interval,
+        claim_seconds=settings.alerts.claim_seconds,
+        reload_interval=settings.alerts.reload_interval,
+        single_instance=isinstance(backplane, InMemoryBackplane),
+    )
+    publisher.price_listeners.append(alerting.on_price)
     return Services(
         settings=settings,
         clock=clock,
@@ -164,4 +200,7 @@ def bootstrap(
         auth=Authenticator(settings.security),
         instance_id=instance_id,
         run_streamer=run_streamer,
+        database=database,
+        watchlists=Watchlists(watchlist_repository, settings.watchlist.max_tickers),
+        alerting=alerting,
     )

@@ -1,4 +1,5 @@
-"""The ``legend`` command: ``legend serve [--host] [--port] [--config FILE]``."""
+"""The ``legend`` command: ``legend serve [--host] [--port] [--config FILE]``, and ``legend db upgrade
+[REVISION]`` / ``legend db downgrade REVISION`` / ``legend db current`` for the database schema."""
 
 from __future__ import annotations
 
@@ -56,6 +57,33 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+def database(settings: Settings, action: str, revision: str | None) -> int:
+    """Run a migration command against the configured database."""
+    from legend.adapters.sql import Database, DatabaseError, migrate
+
+    async def run() -> int:
+        db = Database.from_settings(settings.database)
+        try:
+            if db.file is not None:
+                await asyncio.to_thread(db.file.parent.mkdir, parents=True, exist_ok=True)
+            if action == "upgrade":
+                await migrate.upgrade(db, revision or "head")
+            elif action == "downgrade":
+                await migrate.downgrade(db, revision or "")
+            at = await migrate.current(db)
+            print(
+                f"{db.safe_url}: at revision {at or 'none (empty)'}; newest is {migrate.head()}", flush=True
+            )
+            return 0
+        except DatabaseError as exc:
+            print(f"legend: database error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="legend", description="Legend Realtime streaming service")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +91,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--host", help="bind address (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port (default 8000)")
     run.add_argument("--config", help="settings file (default $LEGEND_CONFIG)")
+    db = commands.add_parser("db", help="database schema migrations")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    up = db_commands.add_parser("upgrade", help="apply migrations (default: up to the newest)")
+    up.add_argument("revision", nargs="?", default="head", help="target revision (default head)")
+    down = db_commands.add_parser("downgrade", help="revert migrations down to a revision")
+    down.add_argument("revision", help="target revision, e.g. base (an empty database) or -1")
+    db_commands.add_parser("current", help="show the revision the database is at")
+    for sub in (up, down, db_commands.choices["current"]):
+        sub.add_argument("--config", help="settings file (default $LEGEND_CONFIG)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -75,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 server = msgspec.structs.replace(server, port=args.port)
             settings = msgspec.structs.replace(settings, server=server)
             return serve(settings)
+        if args.command == "db":
+            return database(settings, args.db_command, getattr(args, "revision", None))
     except SettingsError as exc:
         print(f"legend: settings error: {exc}", file=sys.stderr)
         return 2

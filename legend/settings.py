@@ -105,6 +105,34 @@ class QuotesSettings(_Section):
     seed: int = 42
 
 
+class DatabaseSettings(_Section):
+    """Where watchlists, alert rules and alert triggers are stored."""
+
+    # SQLAlchemy URL: sqlite+aiosqlite:///path/legend.db or postgresql+asyncpg://user:pass@host/db.
+    # Unset: the embedded default, a SQLite file in data_dir (created on first start).
+    url: str | None = None
+    data_dir: str = "./data"
+    # Apply migrations at start; unset means only for SQLite (run `legend db upgrade` for PostgreSQL).
+    migrate_on_start: bool | None = None
+    echo: bool = False  # log every SQL statement
+
+
+class WatchlistSettings(_Section):
+    """Per-user watchlists."""
+
+    max_tickers: PositiveInt = 200  # per user
+
+
+class AlertSettings(_Section):
+    """Per-user alert rules and the delivery of their triggers."""
+
+    max_rules_per_user: PositiveInt = 200
+    retry_interval: PositiveFloat = 5.0  # seconds between attempts to publish triggers that failed to go out
+    claim_seconds: PositiveFloat = 30.0  # how long an instance owns a trigger it is publishing
+    # With Redis (several instances): re-read the rules this often to see those changed elsewhere; 0: never.
+    reload_interval: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+
+
 class Settings(_Section):
     """Everything ``legend.toml`` may hold."""
 
@@ -114,6 +142,9 @@ class Settings(_Section):
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     market: MarketSettings = msgspec.field(default_factory=MarketSettings)
     quotes: QuotesSettings = msgspec.field(default_factory=QuotesSettings)
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    watchlist: WatchlistSettings = msgspec.field(default_factory=WatchlistSettings)
+    alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
 
 
 # The seed's own variable names, kept as they are, and where they land.

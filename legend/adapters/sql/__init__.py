@@ -1,0 +1,17 @@
+"""SQLAlchemy 2 (asyncio) adapters: the database, its tables, the repositories and the migrations."""
+
+import logging
+
+from legend.adapters.sql.database import Database, DatabaseError, database_url
+from legend.adapters.sql.repositories import SqlAlchemyAlertRepository, SqlAlchemyWatchlistRepository
+
+__all__ = [
+    "Database",
+    "DatabaseError",
+    "SqlAlchemyAlertRepository",
+    "SqlAlchemyWatchlistRepository",
+    "database_url",
+]
+
+# Alembic announces each of its plugins at INFO when first imported; its migration steps stay visible.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

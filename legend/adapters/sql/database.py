@@ -1,0 +1,156 @@
+"""The database connection: an async SQLAlchemy engine for SQLite (aiosqlite) or PostgreSQL (asyncpg).
+
+Every query runs through the async driver, never blocking the event loop. Reads and writes are separate
+context managers so that each backend gets what keeps writers correct:
+
+- SQLite has one writer at a time. Writers in this process take an asyncio lock, and their transaction
+  starts with ``BEGIN IMMEDIATE`` so that a writer in another process (``legend db upgrade``) makes them
+  wait (busy timeout) instead of failing half-way. The file runs in WAL mode, so reads never wait.
+- PostgreSQL serialises only what must be: a write may take a transaction-scoped advisory lock on a key
+  (per user for the caps on watchlists and rules, one key for migrations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from legend.settings import DatabaseSettings
+
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write transaction
+_IMMEDIATE = "legend_sqlite_immediate"
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be used as configured (wrong URL, schema not migrated); the message says why."""
+
+
+def default_url(data_dir: str | Path) -> str:
+    """The embedded default: a SQLite file in the data directory."""
+    return f"sqlite+aiosqlite:///{Path(data_dir).expanduser().resolve() / 'legend.db'}"
+
+
+def database_url(settings: DatabaseSettings) -> str:
+    """The configured URL, or the SQLite file under ``data_dir``."""
+    return settings.url or default_url(settings.data_dir)
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for ``pg_advisory_xact_lock``."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy emit BEGIN itself (see ``_on_sqlite_begin``): the driver's legacy transaction
+    # control would skip it for SELECT and DDL, breaking isolation and transactional migrations.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def _on_sqlite_begin(connection: Any) -> None:
+    immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """One engine and how to read and write through it; ``start`` migrates or checks the schema."""
+
+    def __init__(self, url: str, *, migrate_on_start: bool | None = None, echo: bool = False) -> None:
+        self.url = make_url(url)
+        if self.url.get_backend_name() == "postgres":  # the scheme Heroku and others hand out
+            self.url = self.url.set(drivername="postgresql+asyncpg")
+        self.backend = self.url.get_backend_name()
+        if self.backend not in ("sqlite", "postgresql"):
+            raise DatabaseError(
+                f"database.url: unsupported backend {self.backend!r}; use sqlite or postgresql"
+            )
+        if self.backend == "sqlite" and self.url.get_driver_name() != "aiosqlite":
+            self.url = self.url.set(drivername="sqlite+aiosqlite")
+        if self.backend == "postgresql" and self.url.get_driver_name() != "asyncpg":
+            self.url = self.url.set(drivername="postgresql+asyncpg")
+        self.file = _sqlite_file(self.url) if self.backend == "sqlite" else None
+        # Only the embedded default migrates by itself; a shared server is migrated by `legend db upgrade`.
+        self.migrate_on_start = self.backend == "sqlite" if migrate_on_start is None else migrate_on_start
+        self.engine: AsyncEngine = self._create_engine(echo)
+        self._write_lock = asyncio.Lock() if self.backend == "sqlite" else None
+        # an in-memory SQLite database is one shared connection: reads must wait for writes too
+        self._shared_connection = self.backend == "sqlite" and self.file is None
+
+    @classmethod
+    def from_settings(cls, settings: DatabaseSettings) -> Database:
+        return cls(database_url(settings), migrate_on_start=settings.migrate_on_start, echo=settings.echo)
+
+    def _create_engine(self, echo: bool) -> AsyncEngine:
+        if self.backend == "sqlite":
+            engine = create_async_engine(self.url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+            event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+            event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
+            return engine
+        return create_async_engine(self.url, echo=echo, pool_pre_ping=True)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without its password, for logs."""
+        return self.url.render_as_string(hide_password=True)
+
+    async def start(self) -> None:
+        """Create the SQLite file's directory, then migrate (``migrate_on_start``) or check the schema."""
+        from legend.adapters.sql import migrate
+
+        if self.file is not None:
+            await asyncio.to_thread(self.file.parent.mkdir, parents=True, exist_ok=True)
+        if self.migrate_on_start:
+            await migrate.upgrade(self)
+        else:
+            await migrate.check(self)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a read transaction (rolled back at the end)."""
+        async with self._serial(self._shared_connection), self.engine.connect() as connection:
+            yield connection
+
+    @contextlib.asynccontextmanager
+    async def write(self, lock: str | None = None) -> AsyncIterator[AsyncConnection]:
+        """A connection in a write transaction, committed when the block ends without error.
+
+        ``lock`` names what concurrent writers must not do at the same time (PostgreSQL: an advisory lock
+        held until commit; SQLite writes are serialised anyway).
+        """
+        async with self._serial(True), self.engine.connect() as connection:
+            if self.backend == "sqlite":
+                await connection.execution_options(**{_IMMEDIATE: True})
+            async with connection.begin():
+                if lock is not None and self.backend == "postgresql":
+                    await connection.execute(select(func.pg_advisory_xact_lock(advisory_key(lock))))
+                yield connection
+
+    @contextlib.asynccontextmanager
+    async def _serial(self, needed: bool) -> AsyncIterator[None]:
+        if needed and self._write_lock is not None:
+            async with self._write_lock:
+                yield
+        else:
+            yield

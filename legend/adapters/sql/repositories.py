@@ -1,0 +1,377 @@
+"""SQLAlchemy implementations of the repository ports (Core statements over ``Database``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import msgspec
+from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy.engine import CursorResult, Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from legend.adapters.sql.database import Database
+from legend.adapters.sql.tables import alert_events, alert_rules, watchlist_items
+from legend.domain.alerts import (
+    AlertEvent,
+    AlertKind,
+    AlertRule,
+    NewAlertEvent,
+    Rearm,
+    RuleSpec,
+    Transition,
+    event_key,
+)
+from legend.ports.repositories import Recorded, RuleLimitReached
+
+CHUNK = 500  # ids per IN list: far below SQLite's and asyncpg's parameter limits
+
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _inserted_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the database returned no primary key for an insert")
+    return int(key[0])
+
+
+class SqlAlchemyWatchlistRepository:
+    """WatchlistRepository over SQLAlchemy."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def tickers(self, user_id: str) -> list[str]:
+        query = (
+            select(watchlist_items.c.ticker)
+            .where(watchlist_items.c.user_id == user_id)
+            .order_by(watchlist_items.c.id)
+        )
+        async with self.database.read() as conn:
+            return list((await conn.scalars(query)).all())
+
+    async def add(self, user_id: str, ticker: str, limit: int) -> bool | None:
+        mine = watchlist_items.c.user_id == user_id
+        async with self.database.write(lock=f"watchlist:{user_id}") as conn:
+            exists = await conn.scalar(
+                select(watchlist_items.c.id).where(mine, watchlist_items.c.ticker == ticker)
+            )
+            if exists is not None:
+                return False
+            count = await conn.scalar(select(func.count()).select_from(watchlist_items).where(mine))
+            if (count or 0) >= limit:
+                return None
+            await conn.execute(
+                insert(watchlist_items).values(user_id=user_id, ticker=ticker, created_at=datetime.now(UTC))
+            )
+            return True
+
+    async def remove(self, user_id: str, ticker: str) -> bool:
+        statement = delete(watchlist_items).where(
+            watchlist_items.c.user_id == user_id, watchlist_items.c.ticker == ticker
+        )
+        async with self.database.write() as conn:
+            result = await conn.execute(statement)
+            return bool(result.rowcount)
+
+
+def _rule(row: Row[Any]) -> AlertRule:
+    return AlertRule(
+        id=row.id,
+        user_id=row.user_id,
+        ticker=row.ticker,
+        kind=AlertKind(row.kind),
+        threshold=row.threshold,
+        rearm=Rearm(row.rearm),
+        cooldown_seconds=row.cooldown_seconds,
+        armed=row.armed,
+        side=row.side,
+        generation=row.generation,
+        last_triggered_at=row.last_triggered_at,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _event(row: Row[Any]) -> AlertEvent:
+    return AlertEvent(
+        id=row.id,
+        key=row.alert_key,
+        rule_id=row.rule_id,
+        generation=row.generation,
+        user_id=row.user_id,
+        ticker=row.ticker,
+        alert_type=row.alert_type,
+        threshold=row.threshold,
+        value=row.value,
+        price=row.price,
+        message=row.message,
+        triggered_at=row.triggered_at,
+        published_at=row.published_at,
+    )
+
+
+def _rule_values(rule: AlertRule) -> dict[str, Any]:
+    return {
+        "ticker": rule.ticker,
+        "kind": rule.kind.value,
+        "threshold": rule.threshold,
+        "rearm": rule.rearm.value,
+        "cooldown_seconds": rule.cooldown_seconds,
+        "armed": rule.armed,
+        "side": rule.side,
+        "generation": rule.generation,
+        "last_triggered_at": rule.last_triggered_at,
+        "version": rule.version,
+        "updated_at": rule.updated_at,
+    }
+
+
+def _state_values(rule: AlertRule) -> dict[str, Any]:
+    """What an evaluation changes: never the definition."""
+    return {
+        "armed": rule.armed,
+        "side": rule.side,
+        "generation": rule.generation,
+        "last_triggered_at": rule.last_triggered_at,
+        "version": rule.version,
+    }
+
+
+def _event_values(event: NewAlertEvent, owner: str, claim_until: datetime) -> dict[str, Any]:
+    return {
+        "alert_key": event.key,
+        "rule_id": event.rule_id,
+        "generation": event.generation,
+        "user_id": event.user_id,
+        "ticker": event.ticker,
+        "alert_type": event.alert_type,
+        "threshold": event.threshold,
+        "value": event.value,
+        "price": event.price,
+        "message": event.message,
+        "triggered_at": event.triggered_at,
+        "claimed_by": owner,
+        "claimed_until": claim_until,
+    }
+
+
+class SqlAlchemyAlertRepository:
+    """AlertRepository over SQLAlchemy: rules with their state, and the trigger outbox."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    # ───────────── rules ─────────────
+
+    async def create_rule(self, user_id: str, spec: RuleSpec, now: datetime, limit: int) -> AlertRule:
+        async with self.database.write(lock=f"alert_rules:{user_id}") as conn:
+            count = await conn.scalar(
+                select(func.count()).select_from(alert_rules).where(alert_rules.c.user_id == user_id)
+            )
+            if (count or 0) >= limit:
+                raise RuleLimitReached(limit)
+            rule = AlertRule(
+                id=0,
+                user_id=user_id,
+                ticker=spec.ticker,
+                kind=spec.kind,
+                threshold=spec.threshold,
+                rearm=spec.rearm,
+                cooldown_seconds=spec.cooldown_seconds,
+                created_at=now,
+                updated_at=now,
+            )
+            values = {**_rule_values(rule), "user_id": user_id, "created_at": now}
+            result = await conn.execute(insert(alert_rules).values(values))
+            rule_id = _inserted_id(result)
+        return msgspec.structs.replace(rule, id=rule_id)
+
+    async def rule(self, user_id: str, rule_id: int) -> AlertRule | None:
+        query = select(alert_rules).where(alert_rules.c.id == rule_id, alert_rules.c.user_id == user_id)
+        async with self.database.read() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _rule(row)
+
+    async def rules(self, user_id: str) -> list[AlertRule]:
+        query = select(alert_rules).where(alert_rules.c.user_id == user_id).order_by(alert_rules.c.id)
+        async with self.database.read() as conn:
+            return [_rule(row) for row in await conn.execute(query)]
+
+    async def rules_by_id(self, rule_ids: Sequence[int]) -> list[AlertRule]:
+        found: list[AlertRule] = []
+        async with self.database.read() as conn:
+            for chunk in _chunks(sorted(set(rule_ids))):
+                query = select(alert_rules).where(alert_rules.c.id.in_(chunk)).order_by(alert_rules.c.id)
+                found.extend(_rule(row) for row in await conn.execute(query))
+        return found
+
+    async def armed_rules(self) -> list[AlertRule]:
+        query = select(alert_rules).where(alert_rules.c.armed.is_(True)).order_by(alert_rules.c.id)
+        async with self.database.read() as conn:
+            return [_rule(row) for row in await conn.execute(query)]
+
+    async def update_rule(self, rule: AlertRule, expected_version: int) -> bool:
+        statement = (
+            update(alert_rules)
+            .where(
+                alert_rules.c.id == rule.id,
+                alert_rules.c.user_id == rule.user_id,
+                alert_rules.c.version == expected_version,
+            )
+            .values(_rule_values(rule))
+        )
+        async with self.database.write() as conn:
+            return (await conn.execute(statement)).rowcount == 1
+
+    async def delete_rule(self, user_id: str, rule_id: int) -> bool:
+        statement = delete(alert_rules).where(alert_rules.c.id == rule_id, alert_rules.c.user_id == user_id)
+        async with self.database.write() as conn:
+            return (await conn.execute(statement)).rowcount == 1
+
+    # ───────────── evaluation outcomes ─────────────
+
+    async def record(self, transitions: Sequence[Transition], owner: str, claim_until: datetime) -> Recorded:
+        quiet = [t for t in transitions if t.event is None]
+        firing = [t for t in transitions if t.event is not None]
+        applied: list[Transition] = []
+        conflicts: list[int] = []
+        events: list[AlertEvent] = []
+        async with self.database.write() as conn:
+            ok, failed = await self._side_changes(conn, quiet)
+            applied += ok
+            conflicts += failed
+            for change in firing:
+                if not await self._guarded_update(conn, change):
+                    conflicts.append(change.before.id)
+                    continue
+                applied.append(change)
+                assert change.event is not None
+                stored = await self._insert_event(conn, change.event, owner, claim_until)
+                if stored is not None:
+                    events.append(stored)
+        return Recorded(applied=applied, events=events, conflicts=conflicts)
+
+    async def _guarded_update(self, conn: AsyncConnection, change: Transition) -> bool:
+        statement = (
+            update(alert_rules)
+            .where(alert_rules.c.id == change.before.id, alert_rules.c.version == change.before.version)
+            .values(_state_values(change.after))
+        )
+        return (await conn.execute(statement)).rowcount == 1
+
+    async def _side_changes(
+        self, conn: AsyncConnection, changes: Sequence[Transition]
+    ) -> tuple[list[Transition], list[int]]:
+        """Side-only changes (no trigger), in one statement per side and chunk; if any rule's version moved
+        meanwhile, that chunk is redone row by row to learn which."""
+        applied: list[Transition] = []
+        conflicts: list[int] = []
+        for side in (True, False):
+            group = [c for c in changes if c.after.side is side]
+            for chunk in _chunks(group):
+                pairs = [(c.before.id, c.before.version) for c in chunk]
+                statement = (
+                    update(alert_rules)
+                    .where(tuple_(alert_rules.c.id, alert_rules.c.version).in_(pairs))
+                    .values(side=side, version=alert_rules.c.version + 1)
+                )
+                async with conn.begin_nested() as savepoint:
+                    if (await conn.execute(statement)).rowcount == len(chunk):
+                        applied.extend(chunk)
+                        continue
+                    await savepoint.rollback()
+                for change in chunk:
+                    if await self._guarded_update(conn, change):
+                        applied.append(change)
+                    else:
+                        conflicts.append(change.before.id)
+        return applied, conflicts
+
+    async def _insert_event(
+        self, conn: AsyncConnection, event: NewAlertEvent, owner: str, claim_until: datetime
+    ) -> AlertEvent | None:
+        key = event_key(event.rule_id, event.generation)
+        exists = await conn.scalar(select(alert_events.c.id).where(alert_events.c.alert_key == key))
+        if exists is not None:  # the crossing is stored already: never twice
+            return None
+        result = await conn.execute(insert(alert_events).values(_event_values(event, owner, claim_until)))
+        return AlertEvent(
+            id=_inserted_id(result),
+            key=key,
+            rule_id=event.rule_id,
+            generation=event.generation,
+            user_id=event.user_id,
+            ticker=event.ticker,
+            alert_type=event.alert_type,
+            threshold=event.threshold,
+            value=event.value,
+            price=event.price,
+            message=event.message,
+            triggered_at=event.triggered_at,
+        )
+
+    # ───────────── the outbox ─────────────
+
+    async def claim_unpublished(
+        self, owner: str, now: datetime, until: datetime, limit: int, takeover: bool = False
+    ) -> list[AlertEvent]:
+        c = alert_events.c
+        claimable: ColumnElement[bool] = c.published_at.is_(None)
+        if not takeover:
+            claimable = and_(
+                claimable, or_(c.claimed_until.is_(None), c.claimed_until <= now, c.claimed_by == owner)
+            )
+        async with self.database.write() as conn:
+            ids = list(
+                (
+                    await conn.scalars(
+                        select(c.id)
+                        .where(claimable)
+                        .order_by(c.id)
+                        .limit(limit)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+            )
+            if not ids:
+                return []
+            await conn.execute(
+                update(alert_events)
+                .where(c.id.in_(ids), claimable)
+                .values(claimed_by=owner, claimed_until=until)
+            )
+            rows = await conn.execute(
+                select(alert_events)
+                .where(c.id.in_(ids), c.claimed_by == owner, c.published_at.is_(None))
+                .order_by(c.id)
+            )
+            return [_event(row) for row in rows]
+
+    async def mark_published(self, event_ids: Sequence[int], at: datetime) -> None:
+        if not event_ids:
+            return
+        async with self.database.write() as conn:
+            for chunk in _chunks(list(event_ids)):
+                await conn.execute(
+                    update(alert_events)
+                    .where(alert_events.c.id.in_(chunk))
+                    .values(published_at=at, claimed_by=None, claimed_until=None)
+                )
+
+    async def events(self, user_id: str, limit: int, before: int | None = None) -> list[AlertEvent]:
+        query = select(alert_events).where(alert_events.c.user_id == user_id)
+        if before is not None:
+            query = query.where(alert_events.c.id < before)
+        query = query.order_by(alert_events.c.id.desc()).limit(limit)
+        async with self.database.read() as conn:
+            return [_event(row) for row in await conn.execute(query)]

@@ -1,0 +1,129 @@
+"""The tables (SQLAlchemy Core). ``migrations/`` creates exactly these; a test compares the two."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+from legend.domain.alerts import AlertKind, Rearm
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out: ``timestamptz`` on PostgreSQL, naive UTC text on SQLite."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; use timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _one_of(column: str, values: list[str]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+KIND_VALUES = [k.value for k in AlertKind]
+REARM_VALUES = [r.value for r in Rearm]
+
+watchlist_items = Table(
+    "watchlist_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("ticker", String(16), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("user_id", "ticker"),
+    sqlite_autoincrement=True,
+)
+
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    # AUTOINCREMENT on SQLite: an id is never reused, so "{rule_id}:{generation}" stays a unique event key
+    Column("id", Integer, primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("ticker", String(16), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("threshold", Double(), nullable=False),
+    Column("rearm", String(16), nullable=False),
+    Column("cooldown_seconds", Double(), nullable=True),
+    Column("armed", Boolean(), nullable=False),
+    Column("side", Boolean(), nullable=True),
+    Column("generation", Integer, nullable=False),
+    Column("last_triggered_at", UtcDateTime(), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    CheckConstraint(_one_of("kind", KIND_VALUES), name="kind"),
+    CheckConstraint(_one_of("rearm", REARM_VALUES), name="rearm"),
+    CheckConstraint("generation >= 0", name="generation"),
+    Index(None, "user_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("alert_key", String(40), nullable=False),
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="SET NULL"), nullable=True),
+    Column("generation", Integer, nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("ticker", String(16), nullable=False),
+    Column("alert_type", String(32), nullable=False),
+    Column("threshold", Double(), nullable=False),
+    Column("value", Double(), nullable=False),
+    Column("price", Double(), nullable=False),
+    Column("message", String(500), nullable=False),
+    Column("triggered_at", UtcDateTime(), nullable=False),
+    Column("published_at", UtcDateTime(), nullable=True),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_until", UtcDateTime(), nullable=True),
+    UniqueConstraint("alert_key"),
+    Index(None, "user_id", "id"),
+    Index(
+        "ix_alert_events_unpublished",
+        "id",
+        sqlite_where=text("published_at IS NULL"),
+        postgresql_where=text("published_at IS NULL"),
+    ),
+    sqlite_autoincrement=True,
+)
