@@ -23,6 +23,8 @@ from legend.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("legend")
 
+DOCS_ASSETS = "/docs-assets"
+
 API_DESCRIPTION = """\
 Real-time market data over WebSockets: live prices, pattern detections, alert triggers and market status.
 
@@ -97,6 +99,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         WatchlistController,
         AlertController,
     ]
+    route_handlers.append(
+        create_static_files_router(
+            path=DOCS_ASSETS,
+            directories=[Path(__file__).parent / "adapters" / "http" / "apidocs"],
+            name="docs-assets",
+            include_in_schema=False,
+        )
+    )
     if (web / "static").is_dir():
         route_handlers.append(
             create_static_files_router(path="/static", directories=[web / "static"], name="static")
@@ -112,9 +122,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version=__version__,
         description=API_DESCRIPTION,
         path="/docs",
+        # The UIs are served from the package (legend/adapters/http/apidocs), not a CDN: docs work offline.
         render_plugins=[
-            SwaggerRenderPlugin(path="/"),
-            RedocRenderPlugin(path="/redoc"),
+            SwaggerRenderPlugin(
+                path="/",
+                js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                standalone_preset_js_url=f"{DOCS_ASSETS}/swagger-ui-standalone-preset.js",
+                favicon="",
+            ),
+            RedocRenderPlugin(
+                path="/redoc", js_url=f"{DOCS_ASSETS}/redoc.standalone.js", google_fonts=False, favicon=""
+            ),
             JsonRenderPlugin(path="/openapi.json"),
         ],
         tags=[

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,11 +122,15 @@ def _limits(settings: Settings) -> Limits:
     )
 
 
-def _backplane(settings: Settings, instance_id: str) -> Backplane:
+def _backplane(
+    settings: Settings, instance_id: str, registry: ChannelRegistry, figures: Callable[[], Mapping[str, int]]
+) -> Backplane:
     if settings.redis.url:
         from legend.adapters.redis_backplane import RedisBackplane
 
-        return RedisBackplane(settings.redis, instance_id=instance_id)
+        return RedisBackplane(
+            settings.redis, instance_id=instance_id, topics=[spec.topic for spec in registry], figures=figures
+        )
     return InMemoryBackplane()
 
 
@@ -147,7 +152,12 @@ def bootstrap(
     registry = ChannelRegistry()
     counters = Counters()
     instance_id = secrets.token_hex(4)
-    backplane = backplane or _backplane(settings, instance_id)
+    backplane = backplane or _backplane(
+        settings,
+        instance_id,
+        registry,
+        lambda: streaming.figures(),  # this instance's share of the cluster
+    )
     streaming = StreamingService(backplane, registry, clock, _limits(settings), counters)
     publisher = Publisher(
         backplane,
@@ -168,6 +178,7 @@ def bootstrap(
         clock=clock,
         update_interval=settings.realtime.update_interval,
         after_hours_interval=settings.realtime.after_hours_interval,
+        lease_ttl=settings.redis.lease_ttl if settings.redis.url else None,
     )
     if alert_repository is None or watchlist_repository is None:
         database = database or Database.from_settings(settings.database)
@@ -186,6 +197,7 @@ def bootstrap(
         single_instance=isinstance(backplane, InMemoryBackplane),
     )
     publisher.price_listeners.append(alerting.on_price)
+    streamer.extra_interest = alerting.tickers  # rules fire even when nobody watches the ticker live
     return Services(
         settings=settings,
         clock=clock,

@@ -33,8 +33,8 @@ def alert_text(ticker: str, alert_type: str, trigger: float, current: float) -> 
     verbs = {
         "breakout": "breaking out",
         "breakdown": "breaking down",
-        "price_above": "trading above",
-        "price_below": "trading below",
+        "price_above": "above its alert level",
+        "price_below": "below its alert level",
     }
     verb = verbs.get(alert_type, f"{alert_type.replace('_', ' ')} alert")
     return f"{ticker} {verb} at ${current:,.2f} (target: ${trigger:,.2f})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from legend.domain.market import MarketState
@@ -44,6 +45,7 @@ class Streamer:
         after_hours_interval: float,
         lease_ttl: float | None = None,
         max_backoff: float = 60.0,
+        extra_interest: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.provider = provider
         self.calendar = calendar
@@ -55,6 +57,8 @@ class Streamer:
         self.after_hours_interval = after_hours_interval
         self.lease_ttl = lease_ttl
         self.max_backoff = max_backoff
+        # Tickers to poll although no client watches them live (tickers with armed alert rules).
+        self.extra_interest = extra_interest
         self.leader = False
         self.last_state: MarketState | None = None
         self._announced: bool | None = None
@@ -102,7 +106,10 @@ class Streamer:
         self.last_state = state
         interval = self.update_interval if state and state.is_open else self.after_hours_interval
         try:
-            await self.backplane.set_interest(self.streaming.tickers())
+            interest = set(self.streaming.tickers())
+            if self.extra_interest is not None:
+                interest.update(self.extra_interest())
+            await self.backplane.set_interest(interest)
             self.leader = await self.backplane.hold_lease(LEASE, self.lease_ttl or 3600.0)
         except BackplaneUnavailable as exc:
             self.leader = False

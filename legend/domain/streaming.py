@@ -437,5 +437,12 @@ class StreamingService:
 
     # ───────────────────────── figures ─────────────────────────
 
+    def figures(self) -> dict[str, int]:
+        """This instance's connections and subscriptions (summed across the cluster for stats)."""
+        return {
+            "connections": len(self.sessions),
+            "subscriptions": sum(len(s.subscriptions) for s in self.sessions.values()),
+        }
+
     def uptime(self) -> float:
         return self.clock.monotonic() - self.started_at

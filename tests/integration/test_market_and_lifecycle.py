@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -66,8 +67,12 @@ def test_health_ready_and_docs(server: LegendServer) -> None:
     assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
     ready = httpx.get(f"{server.url}/ready")
     assert ready.status_code == 200 and ready.json()["backplane"]["backend"] == "memory"
-    assert httpx.get(f"{server.url}/docs").status_code == 200
-    assert httpx.get(f"{server.url}/redoc", follow_redirects=True).status_code == 200
+    for page in ("/docs", "/redoc"):
+        html = httpx.get(f"{server.url}{page}", follow_redirects=True)
+        assert html.status_code == 200
+        assert "cdn" not in html.text and "fonts.googleapis" not in html.text  # works offline
+        for asset in re.findall(r'(?:src|href)="(/docs-assets/[^"]+)"', html.text):
+            assert httpx.get(f"{server.url}{asset}").status_code == 200, asset
     schema = httpx.get(f"{server.url}/docs/openapi.json").json()
     for path in (
         "/api/ws/stats",

@@ -7,8 +7,9 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from legend.adapters.http.security import admin_guard
@@ -55,7 +56,7 @@ class WebSocketController(Controller):
     security = [{"adminToken": []}]
 
     @get("/stats", summary="Connection statistics")
-    async def stats(self, services: Services) -> dict[str, Any]:
+    async def stats(self, services: NamedDependency[Services]) -> dict[str, Any]:
         """The seed's statistics of this instance, plus delivery counters, streamer state and, on Redis,
         cluster-wide figures (``cluster``: instances alive, connections and subscriptions across them)."""
         streaming = services.streaming
@@ -90,31 +91,35 @@ class WebSocketController(Controller):
             "auth_rejected": c.auth_rejected,
             "backplane": services.backplane.health(),
             "streamer": services.streamer.status(),
-            "cluster": cluster
-            or {
-                "instances": 1,
-                "connections": len(streaming.sessions),
-                "subscriptions": sum(len(s.subscriptions) for s in streaming.sessions.values()),
-            },
+            "alerting": services.alerting.status() if services.alerting is not None else None,
+            "cluster": cluster or {"instances": 1, **streaming.figures()},
         }
 
     @post("/broadcast/price", summary="Broadcast a price update (internal)", status_code=HTTP_200_OK)
-    async def broadcast_price(self, data: PriceInput, services: Services) -> Published:
+    async def broadcast_price(
+        self, data: JSONBody[PriceInput], services: NamedDependency[Services]
+    ) -> Published:
         """Publish a ``price_update`` on ``ticker:{TICKER}``; ``open_price`` is delivered as ``open``."""
         return await _publish(services, services.publisher.price, data)
 
     @post("/broadcast/pattern", summary="Broadcast a pattern alert (internal)", status_code=HTTP_200_OK)
-    async def broadcast_pattern(self, data: PatternInput, services: Services) -> Published:
+    async def broadcast_pattern(
+        self, data: JSONBody[PatternInput], services: NamedDependency[Services]
+    ) -> Published:
         """Publish a ``pattern_alert`` on ``patterns``; ``risk_reward_ratio`` is computed when left out."""
         return await _publish(services, services.publisher.pattern, data)
 
     @post("/broadcast/alert", summary="Broadcast an alert trigger (internal)", status_code=HTTP_200_OK)
-    async def broadcast_alert(self, data: AlertInput, services: Services) -> Published:
+    async def broadcast_alert(
+        self, data: JSONBody[AlertInput], services: NamedDependency[Services]
+    ) -> Published:
         """Publish an ``alert_trigger``: to ``user_id``'s alerts only when given, else to every subscriber."""
         return await _publish(services, services.publisher.alert, data)
 
     @post("/broadcast/market_status", summary="Broadcast market status (internal)", status_code=HTTP_200_OK)
-    async def broadcast_market_status(self, data: MarketStatusInput, services: Services) -> Published:
+    async def broadcast_market_status(
+        self, data: JSONBody[MarketStatusInput], services: NamedDependency[Services]
+    ) -> Published:
         """Publish a ``market_status`` (for example a trading halt) on ``market_status``."""
         return await _publish(services, services.publisher.market_status, data)
 
@@ -128,7 +133,7 @@ class MarketController(Controller):
     @get("/status", summary="Market status now or at an instant", sync_to_thread=False)
     def status(
         self,
-        services: Services,
+        services: NamedDependency[Services],
         at: str | None = Parameter(
             default=None, description="ISO-8601 instant (default: now); naive times are UTC", required=False
         ),
@@ -173,7 +178,7 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", summary="Readiness", sync_to_thread=False)
-    def ready(self, services: Services) -> Response[dict[str, Any]]:
+    def ready(self, services: NamedDependency[Services]) -> Response[dict[str, Any]]:
         """Ready when the backplane is healthy; 503 with the reason when degraded."""
         backplane = services.backplane.health()
         ok = bool(backplane.get("ok"))

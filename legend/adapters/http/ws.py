@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from litestar import WebSocket, websocket
+from litestar.di import NamedDependency
 from litestar.types import Message
 
 from legend.adapters.auth import BEARER_SUBPROTOCOL, AuthError
@@ -36,7 +37,7 @@ def _subprotocols(socket: WebSocket[Any, Any, Any]) -> list[str]:
 
 
 @websocket("/api/ws", name="stream")
-async def stream(socket: WebSocket[Any, Any, Any], services: Services) -> None:
+async def stream(socket: WebSocket[Any, Any, Any], services: NamedDependency[Services]) -> None:
     """The streaming protocol (docs/protocol.md)."""
     counters = services.streaming.counters
     if not services.auth.origin_allowed(socket.headers.get("origin"), socket.headers.get("host")):

@@ -1,0 +1,1 @@
+"""Alembic migrations; packaged as legend.migrations in a wheel."""
