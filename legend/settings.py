@@ -145,6 +145,8 @@ class Settings(_Section):
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     watchlist: WatchlistSettings = msgspec.field(default_factory=WatchlistSettings)
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
+    # [plugins]: which plugins run, plus one [plugins.<name>] table per plugin, validated by that plugin.
+    plugins: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 # The seed's own variable names, kept as they are, and where they land.
