@@ -362,6 +362,35 @@ test('no reconnect after disconnect(), even with a reconnect already scheduled',
     assert.equal(env.client.getStats().connected, false);
 });
 
+test('disconnect() with a close code a browser refuses still closes the socket', () => {
+    // Browsers throw on close codes other than 1000 and 3000-4999 (1001 included) and on long reasons.
+    const Base = makeFakeWebSocket();
+    class BrowserSocket extends Base {
+        close(code, reason) {
+            if (code !== undefined && code !== 1000 && !(code >= 3000 && code <= 4999)) {
+                throw new Error('InvalidAccessError: the close code must be 1000 or in 3000-4999');
+            }
+            super.close(code, reason);
+        }
+    }
+    const env = setup({ WebSocket: BrowserSocket });
+    env.client.connect();
+    const ws = Base.last;
+    ws.open();
+    env.client.disconnect(1001, 'going away');
+    assert.deepEqual(ws.closeCalls, [{ code: undefined, reason: undefined }]);
+    assert.equal(env.client.state, 'closed');
+});
+
+test('binary frames are read as ArrayBuffer, which decodes synchronously', () => {
+    const env = setup();
+    const ws = connectOpen(env);
+    assert.equal(ws.binaryType, 'arraybuffer');
+    const seen = recordEvents(env.client, ['pong']);
+    ws.onmessage({ data: new TextEncoder().encode('{"type":"pong","timestamp":"2025-11-18T10:30:00Z"}').buffer });
+    assert.equal(seen.length, 1);
+});
+
 test('disconnect() called from a close handler prevents the reconnect', () => {
     const env = setup();
     env.client.on('close', () => env.client.disconnect());

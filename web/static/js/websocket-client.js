@@ -275,11 +275,7 @@
             if (ws) {
                 this._ws = null;
                 this._detach(ws);
-                try {
-                    ws.close(closeCode, closeReason);
-                } catch (err) {
-                    this._log('debug', 'WebSocketClient: close failed', err);
-                }
+                this._closeSocket(ws, closeCode, closeReason);
                 this._emit('close', { code: closeCode, reason: closeReason, wasClean: true });
             }
             this._setState('closed');
@@ -319,6 +315,7 @@
                 return;
             }
             this._ws = ws;
+            ws.binaryType = 'arraybuffer'; // the default 'blob' cannot be decoded synchronously
             ws.onopen = () => {
                 if (this._ws === ws) this._handleOpen();
             };
@@ -395,12 +392,26 @@
             const ws = this._ws;
             if (!ws) return;
             this._detach(ws);
+            this._closeSocket(ws, code, reason);
+            this._handleClose(ws, code, reason, false);
+        }
+
+        /**
+         * Close a socket we no longer listen to. A browser refuses (throws on) codes other than 1000 and
+         * 3000-4999 and reasons over 123 bytes; the socket must still be closed, or it stays open unseen.
+         */
+        _closeSocket(ws, code, reason) {
             try {
                 ws.close(code, reason);
+                return;
+            } catch (err) {
+                this._log('debug', 'WebSocketClient: close(' + code + ') refused; closing without a code', err);
+            }
+            try {
+                ws.close();
             } catch (err) {
                 this._log('debug', 'WebSocketClient: close failed', err);
             }
-            this._handleClose(ws, code, reason, false);
         }
 
         _setState(state) {
