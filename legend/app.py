@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -42,14 +43,10 @@ Watchlists and alert rules (`watchlist` and `alerts` tags; `docs/alerts.md`) bel
 
 def web_root() -> Path:
     """The dashboard files: packaged as ``legend.web`` in a wheel, ``web/`` in a checkout."""
-    try:
-        from importlib.resources import files
-
-        root = Path(str(files("legend.web")))
-        if (root / "static").is_dir():
-            return root
-    except (ModuleNotFoundError, TypeError):
-        pass
+    spec = importlib.util.find_spec("legend.web")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "static").is_dir():
+            return Path(location)
     return Path(__file__).resolve().parent.parent / "web"
 
 
