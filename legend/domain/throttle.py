@@ -41,7 +41,9 @@ class SlidingWindow:
     def __init__(self, limit: int, window: float = 1.0) -> None:
         self.limit = limit
         self.window = window
-        self._times: deque[float] = deque()
+        # Only the last ``limit`` times are ever read: a bounded deque keeps a connection that receives
+        # only must-deliver messages (recorded, never waited on) from growing without end.
+        self._times: deque[float] = deque(maxlen=limit)
 
     def _expire(self, now: float) -> None:
         times = self._times

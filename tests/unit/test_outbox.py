@@ -105,3 +105,11 @@ def test_token_bucket_refills_at_its_rate() -> None:
     assert not bucket.full
     bucket.take(10)
     assert bucket.full
+
+
+def test_must_deliver_traffic_does_not_grow_the_budget_window() -> None:
+    box = Outbox(max_per_second=10, capacity=100)
+    for seq in range(1, 10_001):
+        box.push(env("patterns", seq, "pattern_alert"), Delivery.RELIABLE)
+        assert box.pop(seq * 0.0001)[0] is not None
+    assert len(box._budget._times) <= 10  # only the last `limit` send times are kept

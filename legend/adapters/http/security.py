@@ -11,8 +11,11 @@ from litestar.handlers.base import BaseRouteHandler
 from legend.bootstrap import Services
 
 
-def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Admin surfaces (broadcasts, full stats) need ``Authorization: Bearer <admin token>``."""
+async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Admin surfaces (broadcasts, full stats) need ``Authorization: Bearer <admin token>``.
+
+    Async on purpose: Litestar runs a sync guard in a worker thread on every request.
+    """
     services: Services = connection.app.state.services
     if not services.auth.is_admin(connection.headers.get("authorization")):
         raise NotAuthorizedException(
