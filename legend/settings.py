@@ -10,6 +10,7 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -98,11 +99,97 @@ class MarketSettings(_Section):
     calendar: str = "XNYS"
 
 
-class QuotesSettings(_Section):
-    """Which quote provider feeds the streamer."""
+class QuotesReplayFile(_Section):
+    """One replayed file, when it needs its own start date: ``AAPL = { path = "…", start = 2017-01-03 }``."""
 
-    provider: Literal["simulated"] = "simulated"
-    seed: int = 42
+    path: str
+    start: date | None = None  # first session replayed; overrides quotes.replay.start for this file
+
+
+class QuotesReplaySettings(_Section):
+    """``provider = "replay"``: real historical OHLCV bars from CSV files, one file per ticker.
+
+    Without ``files`` the bundled sample replays: the real S&P 500 one-minute bars of 5–8 Nov 2019 as
+    ticker ``SPX``. See docs/providers.md for the CSV layouts understood and how figures are derived.
+    """
+
+    files: dict[str, str | QuotesReplayFile] = msgspec.field(default_factory=dict)  # TICKER = path
+    speed: PositiveFloat = 1.0  # bars per fetch (advance = "fetch") or per real second ("time")
+    advance: Literal["fetch", "time"] = "fetch"
+    loop: bool = True  # start again at the end; false holds the last bar
+    start: date | None = None  # first session replayed in every file (default: the file's first bar)
+    timezone: str = "America/New_York"  # of naive timestamps, and where a session's date is taken
+
+    def __post_init__(self) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        from legend.domain.symbols import InvalidSymbol, normalize_ticker
+
+        files: dict[str, str | QuotesReplayFile] = {}
+        for ticker, source in self.files.items():
+            try:
+                files[normalize_ticker(ticker)] = source
+            except InvalidSymbol as exc:
+                raise ValueError(f"files: {exc}") from None
+            if not (source if isinstance(source, str) else source.path).strip():
+                raise ValueError(f"files.{ticker}: the path is empty")
+        self.files = files
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
+
+
+class _QuotesVendorSettings(_Section):
+    """What every HTTP market-data vendor adapter shares: where, how long, how fast, how to back off."""
+
+    base_url: str = ""
+    timeout: PositiveFloat = 5.0  # seconds for one HTTP request (connect, read, write)
+    max_concurrency: PositiveInt = 4  # requests in flight at once
+    requests_per_minute: PositiveInt = 60
+    # A fetch waits this long at most for rate limits (the vendor's Retry-After, our pacing); what does not
+    # fit is fetched first next time. Keep it under realtime.update_interval.
+    fetch_budget: PositiveFloat = 4.0
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2  # retries of one request after HTTP 429
+    backoff_initial: PositiveFloat = 1.0  # seconds after a 429 without Retry-After, doubling …
+    backoff_max: PositiveFloat = 60.0  # … up to this
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url: expected an http:// or https:// URL, got {self.base_url!r}")
+
+
+class QuotesFinnhubSettings(_QuotesVendorSettings):
+    """``provider = "finnhub"``: Finnhub's REST quote endpoint, one request per ticker."""
+
+    api_key: str | None = None  # else $FINNHUB_API_KEY
+    base_url: str = "https://finnhub.io/api/v1"
+    max_concurrency: PositiveInt = 8
+    requests_per_second: PositiveInt = 30  # Finnhub's cap on every plan
+    requests_per_minute: PositiveInt = 60  # the free plan; raise it with a paid plan
+
+
+class QuotesAlpacaSettings(_QuotesVendorSettings):
+    """``provider = "alpaca"``: Alpaca market data v2 snapshots, many tickers per request."""
+
+    key_id: str | None = None  # else $APCA_API_KEY_ID
+    secret_key: str | None = None  # else $APCA_API_SECRET_KEY
+    base_url: str = "https://data.alpaca.markets"
+    feed: Literal["iex", "sip", "delayed_sip"] = "iex"  # iex on the free plan
+    max_symbols_per_request: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    requests_per_minute: PositiveInt = 200  # the Basic plan
+
+
+class QuotesSettings(_Section):
+    """Which quote provider feeds the streamer, and each provider's own table (docs/providers.md)."""
+
+    # Built in: simulated, replay, finnhub, alpaca; a plugin may register others, so the name is checked when
+    # the provider is built (at start), where the plugins are known.
+    provider: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.\-]+$")] = "simulated"
+    seed: int = 42  # simulated
+    replay: QuotesReplaySettings = msgspec.field(default_factory=QuotesReplaySettings)
+    finnhub: QuotesFinnhubSettings = msgspec.field(default_factory=QuotesFinnhubSettings)
+    alpaca: QuotesAlpacaSettings = msgspec.field(default_factory=QuotesAlpacaSettings)
 
 
 class DatabaseSettings(_Section):

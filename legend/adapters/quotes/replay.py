@@ -1,0 +1,177 @@
+"""A QuoteProvider that replays real historical bars from CSV files, one file per ticker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from legend.adapters.quotes.bars import BarSeries, load_bars, read_columns
+from legend.adapters.quotes.errors import ReplayDataError
+from legend.adapters.system_clock import SystemClock
+from legend.domain.quotes import Quote
+from legend.ports.clock import Clock
+
+log = logging.getLogger("legend.quotes.replay")
+
+SAMPLE_TICKER = "SPX"
+SAMPLE_FILE = Path(__file__).resolve().parent / "data" / "SP500_NOV2019_IDay.csv"
+_EPSILON = 1e-9  # 0.29 * 100 is 28.999999999999996: count it as 29 bars
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySource:
+    """One ticker's file and, optionally, the first session to replay."""
+
+    path: Path
+    start: date | None = None
+
+
+@dataclass(slots=True)
+class _Cursor:
+    series: BarSeries
+    first: int  # the window replayed is [first, len(series))
+
+
+class ReplayQuoteProvider:
+    """Replays OHLCV bars; every file moves on one shared replay clock.
+
+    ``advance = "fetch"``: each ``fetch`` moves ``speed`` bars forward (the first fetch shows the first bar).
+    ``advance = "time"``: the replay moves ``speed`` bars per second of the injected clock's monotonic time,
+    counted from the first fetch, however often the streamer polls. At the end a file starts again at its
+    first replayed bar (``loop``) or holds its last bar. Tickers without a file are left out.
+
+    Files are read on first use, in a worker thread, once; a file that cannot be read raises a
+    ReplayDataError naming the file and line (the other tickers' quotes are still returned when there are any).
+    """
+
+    name: str = "replay"
+
+    def __init__(
+        self,
+        files: Mapping[str, ReplaySource],
+        *,
+        speed: float = 1.0,
+        advance: Literal["fetch", "time"] = "fetch",
+        loop: bool = True,
+        start: date | None = None,
+        timezone: str = "America/New_York",
+        clock: Clock | None = None,
+    ) -> None:
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self._sources = {ticker.upper(): source for ticker, source in files.items()}
+        self._speed = speed
+        self._advance = advance
+        self._loop = loop
+        self._start = start
+        self._zone = ZoneInfo(timezone)
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._fetches = 0
+        self._origin: float | None = None  # monotonic time of the first fetch (advance = "time")
+        self._series: dict[Path, BarSeries | ReplayDataError] = {}
+        self._cursors: dict[str, _Cursor | ReplayDataError] = {}
+        self._loading = asyncio.Lock()
+        self._reported: set[str] = set()
+
+    @property
+    def tickers(self) -> list[str]:
+        """The tickers this replay knows."""
+        return sorted(self._sources)
+
+    def check_files(self) -> None:
+        """Raise a ReplayDataError now for a missing file or one without an OHLC header (reads one line each)."""
+        for source in self._sources.values():
+            read_columns(source.path)
+
+    async def fetch(self, tickers: Iterable[str]) -> list[Quote]:
+        wanted = [t for t in dict.fromkeys(tickers) if t in self._sources]
+        steps = self._step()
+        quotes: list[Quote] = []
+        errors: list[ReplayDataError] = []
+        for ticker in wanted:
+            cursor = await self._cursor(ticker)
+            if isinstance(cursor, ReplayDataError):
+                errors.append(cursor)
+                continue
+            quotes.append(cursor.series.quote(ticker, self._index(cursor, steps)))
+        if errors:
+            if not quotes:
+                raise errors[0]
+            for error in errors:
+                if str(error) not in self._reported:  # once, not every poll
+                    self._reported.add(str(error))
+                    log.error("%s", error)
+        return quotes
+
+    async def aclose(self) -> None:
+        """Nothing to release: files are read whole and closed at load."""
+
+    def position(self, ticker: str) -> dict[str, object] | None:
+        """Where the replay of ``ticker`` stands (for admins and tests); None before its file is loaded."""
+        cursor = self._cursors.get(ticker)
+        if not isinstance(cursor, _Cursor):
+            return None
+        i = self._index(cursor, self._last_step())
+        return {
+            "file": str(cursor.series.path),
+            "bar": i,
+            "bars": len(cursor.series),
+            "session": cursor.series.session_date(i).isoformat(),
+            "timestamp": cursor.series.timestamp[i],
+        }
+
+    def _step(self) -> float:
+        """Replay time of this fetch, in bars before ``speed`` is applied; moves the replay clock on."""
+        if self._advance == "time":
+            now = self._clock.monotonic()
+            if self._origin is None:
+                self._origin = now
+            self._fetches += 1
+            return now - self._origin
+        step = float(self._fetches)
+        self._fetches += 1
+        return step
+
+    def _last_step(self) -> float:
+        if self._advance == "time":
+            return 0.0 if self._origin is None else self._clock.monotonic() - self._origin
+        return float(max(self._fetches - 1, 0))
+
+    def _index(self, cursor: _Cursor, steps: float) -> int:
+        offset = math.floor(steps * self._speed + _EPSILON)
+        window = len(cursor.series) - cursor.first
+        if self._loop:
+            return cursor.first + offset % window
+        return cursor.first + min(offset, window - 1)
+
+    async def _cursor(self, ticker: str) -> _Cursor | ReplayDataError:
+        cursor = self._cursors.get(ticker)
+        if cursor is not None:
+            return cursor
+        source = self._sources[ticker]
+        async with self._loading:
+            series = self._series.get(source.path)
+            if series is None:
+                try:
+                    series = await asyncio.to_thread(load_bars, source.path, self._zone)
+                    log.info("replay: %s bars of %s loaded from %s", len(series), ticker, source.path)
+                except ReplayDataError as exc:
+                    series = exc
+                self._series[source.path] = series
+        if isinstance(series, ReplayDataError):
+            cursor = series
+        else:
+            start = source.start or self._start
+            try:
+                cursor = _Cursor(series, series.first_index_on_or_after(start) if start else 0)
+            except ReplayDataError as exc:
+                cursor = exc
+        self._cursors[ticker] = cursor
+        return cursor

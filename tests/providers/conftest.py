@@ -1,0 +1,23 @@
+"""Fixtures for the provider tests: a local vendor server per test and a fake time source."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.providers.support import FakeTime, VendorServer
+
+
+@pytest.fixture
+def server() -> Iterator[VendorServer]:
+    srv = VendorServer()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()

@@ -1,0 +1,132 @@
+"""The providers under the real Streamer (in-memory backplane, frozen clock): replayed bars become
+price_update messages with the bar's figures and market time; a refused key or a rate limit is counted,
+backed off and shown to admins, never a crash."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
+from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.quotes import FinnhubQuoteProvider, ReplayQuoteProvider, ReplaySource
+from legend.adapters.quotes.replay import SAMPLE_FILE
+from legend.domain.channels import ChannelRegistry
+from legend.domain.messages import Subscribe
+from legend.domain.publisher import Publisher
+from legend.domain.stats import Counters
+from legend.domain.streamer import Streamer
+from legend.domain.streaming import Limits, StreamingService
+from legend.ports.quotes import QuoteProvider
+from legend.settings import QuotesFinnhubSettings
+from tests.providers.support import FakeTime, Reply, VendorServer, payload
+
+OPEN = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, NYSE open: 5 s interval
+
+
+class Transport:
+    async def send_text(self, text: str) -> None:
+        pass
+
+    async def close(self, code: int, reason: str) -> None:
+        pass
+
+
+async def build(provider: QuoteProvider, ticker: str) -> tuple[Streamer, InMemoryBackplane, FrozenClock]:
+    clock = FrozenClock(OPEN)
+    backplane = InMemoryBackplane()
+    registry = ChannelRegistry()
+    counters = Counters()
+    streaming = StreamingService(backplane, registry, clock, Limits(), counters)
+    publisher = Publisher(backplane, registry, clock, counters, history_size=100)
+    streamer = Streamer(
+        provider=provider, calendar=ExchangeCalendarsMarketCalendar("XNYS"), publisher=publisher,
+        backplane=backplane, streaming=streaming, clock=clock, update_interval=5, after_hours_interval=60,
+    )  # fmt: skip
+    await streaming.start()
+    session = streaming.open_session(Transport(), "trader")
+    await streaming.subscribe(session, Subscribe(channel="ticker", ticker=ticker))
+    return streamer, backplane, clock
+
+
+async def published(backplane: InMemoryBackplane, stream: str) -> list[dict[str, Any]]:
+    return [json.loads(e.text) for e in (await backplane.replay(stream, None)).envelopes]
+
+
+async def test_replayed_bars_go_out_as_price_updates_with_the_bar_figures_and_time() -> None:
+    streamer, backplane, clock = await build(ReplayQuoteProvider({"SPX": ReplaySource(SAMPLE_FILE)}), "SPX")
+    for _ in range(3):
+        clock.advance(await streamer.tick())
+    with SAMPLE_FILE.open(newline="") as file:
+        bars = [next(reader) for reader in [csv.DictReader(file)] for _ in range(3)]
+    messages = await published(backplane, "ticker:SPX")
+    assert [m["price"] for m in messages] == [float(b["Close"]) for b in bars]
+    assert [m["timestamp"] for m in messages] == [
+        "2019-11-05T14:30:00.000Z", "2019-11-05T14:31:00.000Z", "2019-11-05T14:32:00.000Z",
+    ]  # fmt: skip
+    last = messages[-1]
+    assert last["type"] == "price_update" and last["open"] == float(bars[0]["Open"])
+    assert last["high"] == max(float(b["High"]) for b in bars)
+    assert last["low"] == min(float(b["Low"]) for b in bars)
+    assert last["previous_close"] == float(bars[0]["Open"]) and last["volume"] == 0
+    assert last["change"] == round(float(bars[2]["Close"]) - float(bars[0]["Open"]), 2)
+    assert streamer.provider_errors == 0 and streamer.status()["provider"] == "replay"
+
+
+async def test_a_refused_key_is_counted_backed_off_and_shown_then_recovers(
+    server: VendorServer, fake_time: FakeTime
+) -> None:
+    accept = [False]
+    server.route = lambda request: (
+        Reply(200, payload("finnhub/quote_AAPL.json"))
+        if accept[0]
+        else Reply(401, payload("finnhub/error_401.json"))
+    )
+    provider = FinnhubQuoteProvider(
+        QuotesFinnhubSettings(base_url=f"{server.url}/api/v1"), "wrong", timing=fake_time.timing
+    )
+    try:
+        streamer, backplane, clock = await build(provider, "AAPL")
+        delays = []
+        for _ in range(2):
+            delays.append(await streamer.tick())
+            clock.advance(delays[-1])
+        assert delays == [10, 20]  # the streamer's own backoff
+        status = streamer.status()
+        assert status["provider_errors"] == 2 and status["consecutive_failures"] == 2
+        assert status["last_error"] == (
+            "ProviderAuthError: finnhub: the API key was refused (HTTP 401: Invalid API key.); "
+            "check quotes.finnhub.api_key or FINNHUB_API_KEY"
+        )
+        accept[0] = True
+        assert await streamer.tick() == 5 and streamer.consecutive_failures == 0
+        assert [m["price"] for m in await published(backplane, "ticker:AAPL")] == [189.84]
+    finally:
+        await provider.aclose()
+
+
+async def test_a_rate_limit_that_outlasts_the_fetch_is_an_error_the_streamer_counts(
+    server: VendorServer, fake_time: FakeTime
+) -> None:
+    server.route = lambda request: Reply(429, payload("finnhub/error_429.json"), {"Retry-After": "60"})
+    provider = FinnhubQuoteProvider(
+        QuotesFinnhubSettings(base_url=f"{server.url}/api/v1"), "k", timing=fake_time.timing
+    )
+    try:
+        streamer, _, clock = await build(provider, "AAPL")
+        clock.advance(await streamer.tick())
+        await streamer.tick()
+    finally:
+        await provider.aclose()
+    assert streamer.provider_errors == 2 and len(server.requests) == 1  # the second poll did not call Finnhub
+    assert "ProviderRateLimited: finnhub: rate limited by the vendor (HTTP 429)" in str(streamer.last_error)
+    assert provider.stats()["rate_limited"] == 1
+
+
+def test_sample_file_is_the_intraday_sp500(tmp_path: Path) -> None:
+    assert SAMPLE_FILE.name == "SP500_NOV2019_IDay.csv"
+    assert (SAMPLE_FILE.parent / "LICENSE-mplfinance.txt").exists()  # the data's licence travels with it
