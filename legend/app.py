@@ -16,7 +16,7 @@ from litestar.static_files import create_static_files_router
 
 from legend import __version__
 from legend.adapters.auth import is_loopback
-from legend.adapters.http.api import HealthController, MarketController, WebSocketController
+from legend.adapters.http.api import HealthController, MarketController, PluginController, WebSocketController
 from legend.adapters.http.user_api import AlertController, WatchlistController
 from legend.adapters.http.ws import stream
 from legend.bootstrap import Services, bootstrap
@@ -38,6 +38,8 @@ Admin endpoints (broadcast, stats) need `Authorization: Bearer <admin token>`.
 
 Watchlists and alert rules (`watchlist` and `alerts` tags; `docs/alerts.md`) belong to the caller: a JWT in
 `Authorization: Bearer` in production, `X-User-Id` or `?user_id=` in development.
+
+Plugins add channels and endpoints (`news`, `portfolio`, …; `docs/plugins.md`); `GET /api/plugins` lists them.
 """
 
 
@@ -95,6 +97,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         HealthController,
         WatchlistController,
         AlertController,
+        PluginController,
     ]
     route_handlers.append(
         create_static_files_router(
@@ -139,6 +142,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             Tag(name="health", description="Liveness and readiness"),
             Tag(name="watchlist", description="The caller's watchlist (the dashboard subscribes to it)"),
             Tag(name="alerts", description="The caller's alert rules and past alert triggers"),
+            Tag(name="plugins", description="Installed plugins and their state (docs/plugins.md)"),
         ],
         components=Components(
             security_schemes={
@@ -164,4 +168,21 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         debug=False,
     )
     app.state.services = services
+    if services.plugins is not None:
+        _mount_plugin_routes(app, services)
     return app
+
+
+def _mount_plugin_routes(app: Litestar, services: Services) -> None:
+    """Each plugin's routes in a router of their own; a plugin whose routes cannot be mounted (a path
+    taken already) is marked failed, and the server starts without them."""
+    assert services.plugins is not None
+    for record in services.plugins.records.values():
+        if not (record.routes and record.active):
+            continue
+        from legend.plugins.web import plugin_router
+
+        try:
+            app.register(plugin_router(record))
+        except Exception as exc:
+            record.fail("register_routes", exc)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.simulated_quotes import SimulatedQuoteProvider
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository, SqlAlchemyWatchlistRepository
+from legend.adapters.sql.positions import SqlAlchemyPluginStateRepository
 from legend.adapters.system_clock import SystemClock
 from legend.domain.alerting import AlertingService
 from legend.domain.channels import ChannelRegistry
@@ -27,6 +29,9 @@ from legend.domain.stats import Counters
 from legend.domain.streamer import Streamer
 from legend.domain.streaming import Limits, StreamingService
 from legend.domain.watchlist import Watchlists
+from legend.plugins.context import Runtime
+from legend.plugins.manager import PluginManager
+from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository
 from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
 from legend.ports.market import MarketCalendar
@@ -59,6 +64,7 @@ class Services:
     database: Database | None = None  # None when both repositories were given as overrides
     watchlists: Watchlists | None = None
     alerting: AlertingService | None = None
+    plugins: PluginManager | None = None
 
     async def start(self) -> None:
         """Open the database and load the alert rules, connect the backplane, then start the streamer and
@@ -71,6 +77,8 @@ class Services:
         if self.alerting is not None:
             await self.alerting.start()  # before any price is published
         await self.streaming.start()
+        if self.plugins is not None:
+            await self.plugins.start()  # on_startup hooks, then feeds; before the streamer asks for interest
         if self.run_streamer:
             self.streaming.on_new_ticker = self.streamer.poke
             self.streamer.start()
@@ -93,6 +101,8 @@ class Services:
         self.started = False
         await self.streaming.shutdown()
         await self.streamer.stop()
+        if self.plugins is not None:
+            await self.plugins.stop()  # feeds first, then on_shutdown hooks; bounded
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -134,6 +144,44 @@ def _backplane(
     return InMemoryBackplane()
 
 
+class InterestSources:
+    """Tickers the streamer polls although no client watches them live: the union of several sources
+    (armed alert rules, plugins). A source that raises is logged and skipped for that round."""
+
+    def __init__(self, sources: Iterable[Callable[[], Iterable[str]]] = ()) -> None:
+        self.sources: list[Callable[[], Iterable[str]]] = list(sources)
+
+    def append(self, source: Callable[[], Iterable[str]]) -> None:
+        self.sources.append(source)
+
+    def __call__(self) -> set[str]:
+        wanted: set[str] = set()
+        for source in self.sources:
+            try:
+                wanted.update(source())
+            except Exception:
+                log.exception("interest source %r failed", source)
+        return wanted
+
+
+def _quote_provider(settings: Settings, clock: Clock, plugins: PluginManager) -> QuoteProvider:
+    """A plugin's provider when ``quotes.provider`` names one, else ``legend.adapters.quotes``'s
+    ``build_provider`` when that package is there, else the simulated walk."""
+    name = str(settings.quotes.provider)
+    from_plugin = plugins.build_quote_provider(name)
+    if from_plugin is not None:
+        log.info("quote provider %r comes from a plugin", name)
+        return from_plugin
+    try:
+        adapters = importlib.import_module("legend.adapters.quotes")
+    except ModuleNotFoundError as exc:
+        if exc.name != "legend.adapters.quotes":
+            raise
+        return SimulatedQuoteProvider(seed=settings.quotes.seed, clock=clock)
+    build: Callable[..., QuoteProvider] = adapters.build_provider
+    return build(settings.quotes, clock)
+
+
 def bootstrap(
     settings: Settings | None = None,
     *,
@@ -145,11 +193,22 @@ def bootstrap(
     database: Database | None = None,
     alert_repository: AlertRepository | None = None,
     watchlist_repository: WatchlistRepository | None = None,
+    plugins: Mapping[str, object] | None = None,
+    plugin_manager: PluginManager | None = None,
+    plugin_state: PluginStateRepository | None = None,
 ) -> Services:
-    """Build the services; any adapter may be overridden."""
+    """Build the services; any adapter may be overridden. ``plugins`` adds plugin objects by name (as if
+    installed); ``plugin_manager`` replaces discovery altogether. Raises SettingsError for invalid
+    ``[plugins]`` settings."""
     settings = settings or Settings()
     clock = clock or SystemClock()
+    manager = plugin_manager or PluginManager.from_settings(settings, clock=clock, overrides=plugins)
     registry = ChannelRegistry()
+    # Every register hook runs now, before the backplane exists: it listens on the plugins' topics too.
+    manager.register_channels(registry)
+    manager.register_quote_providers()
+    manager.register_routes()
+    manager.register_feeds()
     counters = Counters()
     instance_id = secrets.token_hex(4)
     backplane = backplane or _backplane(
@@ -168,7 +227,7 @@ def bootstrap(
         exchange=settings.market.calendar,
     )
     calendar = calendar or ExchangeCalendarsMarketCalendar(settings.market.calendar)
-    provider = provider or SimulatedQuoteProvider(seed=settings.quotes.seed, clock=clock)
+    provider = provider or _quote_provider(settings, clock, manager)
     streamer = Streamer(
         provider=provider,
         calendar=calendar,
@@ -197,7 +256,25 @@ def bootstrap(
         single_instance=isinstance(backplane, InMemoryBackplane),
     )
     publisher.price_listeners.append(alerting.on_price)
-    streamer.extra_interest = alerting.tickers  # rules fire even when nobody watches the ticker live
+    # rules fire even when nobody watches the ticker live; plugins add theirs (portfolio positions)
+    streamer.extra_interest = InterestSources([alerting.tickers, manager.interest])
+    if plugin_state is None:
+        plugin_state = (
+            SqlAlchemyPluginStateRepository(database)
+            if database is not None
+            else InMemoryPluginStateRepository()
+        )
+    manager.bind(
+        Runtime(
+            publisher=publisher,
+            registry=registry,
+            streaming=streaming,
+            backplane=backplane,
+            poke=streamer.poke,
+            state=plugin_state,
+            database=database,
+        )
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -215,4 +292,5 @@ def bootstrap(
         database=database,
         watchlists=Watchlists(watchlist_repository, settings.watchlist.max_tickers),
         alerting=alerting,
+        plugins=manager,
     )

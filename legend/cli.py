@@ -1,5 +1,6 @@
-"""The ``legend`` command: ``legend serve [--host] [--port] [--config FILE]``, and ``legend db upgrade
-[REVISION]`` / ``legend db downgrade REVISION`` / ``legend db current`` for the database schema."""
+"""The ``legend`` command: ``legend serve [--host] [--port] [--config FILE]``, ``legend db upgrade
+[REVISION]`` / ``legend db downgrade REVISION`` / ``legend db current`` for the database schema, and
+``legend plugins list [--config FILE] [--json]``."""
 
 from __future__ import annotations
 
@@ -84,6 +85,52 @@ def database(settings: Settings, action: str, revision: str | None) -> int:
     return asyncio.run(run())
 
 
+def plugins(settings: Settings, as_json: bool) -> int:
+    """List every discovered plugin: name, version, state, errors, hooks and the last error.
+
+    Nothing is started: plugins are imported and their settings validated (an invalid table shows as
+    failed here instead of stopping), but no hook other than ``config_schema`` runs.
+    """
+    import json
+
+    from legend.plugins.manager import KILL_SWITCH, PluginManager
+
+    manager = PluginManager.from_settings(settings, strict=False)
+    rows = manager.summaries()
+    if as_json:
+        print(json.dumps({"plugins": rows}, indent=2), flush=True)
+        return 0
+    if not rows:
+        print("no plugins found", flush=True)
+        return 0
+    header = ("NAME", "VERSION", "STATE", "ERRORS", "SOURCE", "HOOKS")
+    table = [
+        (
+            r["name"],
+            r["version"] or "-",
+            r["state"],
+            str(r["errors"]),
+            r["source"],
+            ", ".join(r["hooks"]) or "-",
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in (header, *table)) for i in range(len(header) - 1)]
+    for row in (header, *table):
+        print(
+            "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False))
+            + "  "
+            + row[-1]
+        )
+    for r in rows:
+        if r["last_error"]:
+            print(f"{r['name']}: last error: {r['last_error']}")
+    blocked = [r["name"] for r in rows if r["state"] == "blocked"]
+    if blocked:
+        print(f"blocked by {KILL_SWITCH}: {', '.join(blocked)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="legend", description="Legend Realtime streaming service")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -98,7 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     down = db_commands.add_parser("downgrade", help="revert migrations down to a revision")
     down.add_argument("revision", help="target revision, e.g. base (an empty database) or -1")
     db_commands.add_parser("current", help="show the revision the database is at")
-    for sub in (up, down, db_commands.choices["current"]):
+    plugin = commands.add_parser("plugins", help="installed plugins")
+    plugin_commands = plugin.add_subparsers(dest="plugins_command", required=True)
+    listing = plugin_commands.add_parser("list", help="name, version, state, errors and hooks of each plugin")
+    listing.add_argument("--json", action="store_true", help="print JSON (as GET /api/plugins)")
+    for sub in (up, down, db_commands.choices["current"], listing):
         sub.add_argument("--config", help="settings file (default $LEGEND_CONFIG)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -114,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings)
         if args.command == "db":
             return database(settings, args.db_command, getattr(args, "revision", None))
+        if args.command == "plugins":
+            return plugins(settings, args.json)
     except SettingsError as exc:
         print(f"legend: settings error: {exc}", file=sys.stderr)
         return 2

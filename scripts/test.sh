@@ -8,6 +8,11 @@ ensure_venv "test"
 ensure_debian_package redis-server redis-server   # tests start their own redis-server on a free port
 ensure_debian_package node nodejs                 # node --test for the JavaScript client
 ensure_debian_package chromium chromium           # Playwright drives Debian's Chromium
+# The example third-party plugin, installed as its own package: tests/plugins discovers it by entry point.
+if [ ! -f .venv/.installed-legend-sentiment ] || [ examples/legend-sentiment/pyproject.toml -nt .venv/.installed-legend-sentiment ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e examples/legend-sentiment
+  touch .venv/.installed-legend-sentiment
+fi
 
 echo "== ruff"; .venv/bin/ruff check legend tests bench && .venv/bin/ruff format --check legend tests bench
 echo "== mypy --strict legend"; .venv/bin/mypy legend

@@ -8,12 +8,17 @@ private ``alerts:user:{id}``, so one user's triggers never reach another.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import enum
-from collections.abc import Callable, Iterable, Iterator
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import msgspec
 
-from legend.domain.symbols import normalize_ticker
+from legend.domain.symbols import InvalidSymbol, normalize_ticker
 
 
 class Delivery(enum.Enum):
@@ -29,28 +34,55 @@ class ChannelError(ValueError):
     """A subscription request that names no valid channel or lacks what the channel needs."""
 
 
+class InvalidMessage(ValueError):
+    """A message that does not match its channel's schema; it is never published."""
+
+
 AuthorizeFn = Callable[[str, str | None], bool]  # (user_id, key) -> allowed
+
+_NATIVE = (datetime.datetime, datetime.date, datetime.time, datetime.timedelta, uuid.UUID, decimal.Decimal)
+_PATTERN = re.compile(r"([^:{}]+):\{[A-Za-z_]+\}")
 
 
 class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     """One channel family.
 
-    ``topic`` is the backplane topic its streams travel on (the seed's Redis channel names).
-    ``keyed`` channels take a key (the ticker for ``ticker``; a symbol for ``news:{SYMBOL}``).
+    ``name`` is the channel clients subscribe to; a pattern such as ``"news:{symbol}"`` is the same as
+    ``name="news", keyed=True, key_required=True``.
+    ``topic`` is the backplane topic its streams travel on (the seed's Redis channel names; default: the
+    name). ``keyed`` channels take a key (the ticker for ``ticker``; a symbol for ``news:{SYMBOL}``).
     ``private`` channels add a per-user stream ``{name}:user:{user_id}`` beside the public one, or
     (``public_stream=False``) instead of it.
+    ``schema`` is the msgspec Struct (tagged with its message ``type``) every message on the channel must
+    match; ``message_types`` defaults to its tag. ``authorize(user_id, key)`` decides who may subscribe
+    (everyone when None).
     """
 
     name: str
-    topic: str
-    delivery: Delivery
-    message_types: tuple[str, ...]
+    topic: str = ""
+    delivery: Delivery = Delivery.RELIABLE
+    message_types: tuple[str, ...] = ()
     keyed: bool = False
     key_required: bool = False
     private: bool = False
     public_stream: bool = True
     history_size: int | None = None  # None: the server's default
     description: str = ""
+    schema: type[msgspec.Struct] | None = None
+    authorize: AuthorizeFn | None = None
+
+    def __post_init__(self) -> None:
+        pattern = _PATTERN.fullmatch(self.name)
+        if pattern is not None:
+            msgspec.structs.force_setattr(self, "name", pattern.group(1))
+            msgspec.structs.force_setattr(self, "keyed", True)
+            msgspec.structs.force_setattr(self, "key_required", True)
+        if not self.topic:
+            msgspec.structs.force_setattr(self, "topic", self.name)
+        if not self.message_types and self.schema is not None:
+            tag = self.schema.__struct_config__.tag
+            if isinstance(tag, str):
+                msgspec.structs.force_setattr(self, "message_types", (tag,))
 
     def streams(self, key: str | None, user_id: str) -> tuple[str, ...]:
         """The stream names a subscription of ``user_id`` to this channel (and key) reads."""
@@ -63,6 +95,68 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     def subscription_key(self, key: str | None) -> str:
         """How the client and the stats name this subscription: ``ticker:AAPL``, ``patterns``."""
         return f"{self.name}:{key}" if key else self.name
+
+    def parse_stream(self, stream: str) -> tuple[str | None, str | None]:
+        """``(key, user_id)`` of one of this channel's stream names; raises ChannelError for any other."""
+        name, _, rest = stream.partition(":")
+        if name != self.name:
+            raise ChannelError(f"stream {stream!r} is not on channel {self.name!r}")
+        key: str | None = None
+        user_id: str | None = None
+        if rest and not rest.startswith("user:"):
+            head, sep, tail = rest.partition(":")
+            if not self.keyed:
+                raise ChannelError(f"channel {self.name!r} takes no key: {stream!r}")
+            try:
+                key = normalize_ticker(head)
+            except InvalidSymbol as exc:
+                raise ChannelError(f"stream {stream!r}: {exc}") from None
+            if key != head:
+                raise ChannelError(f"stream {stream!r}: write the key as {key!r}")
+            rest = tail if sep else ""
+        if rest:
+            owner = rest.removeprefix("user:")
+            if owner == rest or not owner or not self.private:
+                raise ChannelError(f"stream {stream!r} is not a stream of channel {self.name!r}")
+            user_id = owner
+        if key is None and self.key_required:
+            raise ChannelError(f"channel {self.name!r} needs a key: {stream!r}")
+        if user_id is None and not self.public_stream:
+            raise ChannelError(f"channel {self.name!r} has only private streams ({self.name}:user:<id>)")
+        return key, user_id
+
+    def conform(self, message: msgspec.Struct | Mapping[str, Any]) -> msgspec.Struct:
+        """``message`` checked against ``schema`` (a mapping is converted); raises InvalidMessage."""
+        schema = self.schema
+        if schema is None:
+            if isinstance(message, msgspec.Struct):
+                return message
+            raise InvalidMessage(f"channel {self.name!r} has no schema to build a message from a mapping")
+        if isinstance(message, Mapping):
+            raw: Any = dict(message)
+            tag = schema.__struct_config__.tag
+            raw.setdefault(schema.__struct_config__.tag_field or "type", tag)
+        elif isinstance(message, schema):
+            raw = msgspec.to_builtins(message, builtin_types=_NATIVE)
+        else:
+            raise InvalidMessage(
+                f"channel {self.name!r} carries {schema.__name__} messages, not {type(message).__name__}"
+            )
+        try:
+            return msgspec.convert(raw, schema)
+        except msgspec.ValidationError as exc:
+            raise InvalidMessage(f"invalid {schema.__name__} on channel {self.name!r}: {exc}") from None
+
+
+def check_schema(schema: object) -> None:
+    """A channel schema is a msgspec Struct tagged with its ``type`` that has a ``channel`` field."""
+    if not (isinstance(schema, type) and issubclass(schema, msgspec.Struct)):
+        raise ValueError(f"a channel schema must be a msgspec.Struct type, not {schema!r}")
+    config = schema.__struct_config__
+    if not isinstance(config.tag, str) or config.tag_field != "type":
+        raise ValueError(f'{schema.__name__} needs tag="<message type>" and tag_field="type"')
+    if "channel" not in schema.__struct_fields__:
+        raise ValueError(f"{schema.__name__} needs a `channel: str | None = None` field (subclass Message)")
 
 
 def private_stream(channel: str, user_id: str) -> str:
@@ -118,6 +212,8 @@ class ChannelRegistry:
             raise ValueError(f"channel {spec.name!r} is already registered")
         if not spec.name or ":" in spec.name:
             raise ValueError(f"invalid channel name {spec.name!r}")
+        if spec.schema is not None:
+            check_schema(spec.schema)
         self._specs[spec.name] = spec
 
     def __iter__(self) -> Iterator[ChannelSpec]:

@@ -63,10 +63,13 @@ class Publisher:
         self.price_listeners: list[Callable[[PriceUpdate], Awaitable[None]]] = []
 
     async def publish(self, stream: str, message: msgspec.Struct) -> Envelope:
-        """Publish any server message (it must carry ``channel``) on ``stream``; raises BackplaneUnavailable."""
+        """Publish any server message (it must carry ``channel``) on ``stream``; raises BackplaneUnavailable,
+        and InvalidMessage when the channel has a schema the message does not match (nothing is sent)."""
         spec = self._registry.spec_of_stream(stream)
         if spec is None:
             raise ValueError(f"no channel is registered for stream {stream!r}")
+        if spec.schema is not None:
+            message = spec.conform(message)
         size = self._history_size if spec.history_size is None else spec.history_size
         kind = type(message).__struct_config__.tag
         try:

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from legend.domain import closecodes
-from legend.domain.channels import ChannelError, ChannelRegistry, Delivery
+from legend.domain.channels import ChannelError, ChannelRegistry, ChannelSpec, Delivery
 from legend.domain.envelope import Envelope
 from legend.domain.messages import (
     Connection,
@@ -82,8 +82,15 @@ class StreamingService:
         self._streams: dict[str, dict[str, Session]] = {}
         self._delivery: dict[str, Delivery] = {}
         self._tickers: dict[str, int] = {}
+        self._channel_users: dict[str, dict[str, int]] = {}  # channel -> user -> subscriptions
         self._tasks: set[asyncio.Task[Any]] = set()
         self.on_new_ticker: Callable[[str], None] | None = None  # the streamer polls it without waiting
+        # Called with (user_id, channel, key) after each new subscription (plugins: send a first snapshot).
+        # A listener that raises is logged and skipped.
+        self.subscribe_listeners: list[Callable[[str, str, str | None], None]] = []
+        # Called with every envelope of a message type as it reaches this instance (plugins: the price
+        # stream on every instance of a cluster). Listeners must be quick and must not raise.
+        self.taps: dict[str, list[Callable[[Envelope], None]]] = {}
         self.started_at = clock.monotonic()
 
     # ───────────────────────── lifecycle ─────────────────────────
@@ -215,6 +222,9 @@ class StreamingService:
     def deliver(self, envelope: Envelope) -> None:
         """Hand one envelope to every local subscriber of its stream (called by the backplane)."""
         self.counters.messages_delivered += 1
+        if self.taps:
+            for tap in self.taps.get(envelope.type, ()):
+                tap(envelope)
         subscribers = self._streams.get(envelope.stream)
         if not subscribers:
             return
@@ -241,6 +251,8 @@ class StreamingService:
         for stream in sub.streams:
             self._streams.setdefault(stream, {})[session.id] = session
             self._delivery[stream] = sub.spec.delivery
+        users = self._channel_users.setdefault(sub.spec.name, {})
+        users[session.user_id] = users.get(session.user_id, 0) + 1
         if sub.spec.name == "ticker" and sub.key:
             count = self._tickers.get(sub.key, 0)
             self._tickers[sub.key] = count + 1
@@ -256,6 +268,13 @@ class StreamingService:
                     del self._streams[stream]
                     self._delivery.pop(stream, None)
             session.outbox.forget(stream)
+        users = self._channel_users.get(sub.spec.name)
+        if users is not None:
+            left = users.get(session.user_id, 0) - 1
+            if left > 0:
+                users[session.user_id] = left
+            else:
+                users.pop(session.user_id, None)
         if sub.spec.name == "ticker" and sub.key:
             left = self._tickers.get(sub.key, 0) - 1
             if left > 0:
@@ -269,6 +288,10 @@ class StreamingService:
 
     def subscribers(self, stream: str) -> int:
         return len(self._streams.get(stream, ()))
+
+    def subscribed_users(self, channel: str) -> set[str]:
+        """The users with a subscription to ``channel`` (any key) on this instance."""
+        return set(self._channel_users.get(channel, ()))
 
     def channel_subscribers(self, channel: str) -> int:
         """Sessions subscribed to ``channel`` (any key)."""
@@ -349,6 +372,9 @@ class StreamingService:
         except ChannelError as exc:
             self.error(session, "invalid_subscription", str(exc))
             return
+        if spec.authorize is not None and not self._authorized(spec, session.user_id, key):
+            self.error(session, "not_authorized", f"Not authorized for channel '{spec.name}'")
+            return
         sub_key = spec.subscription_key(key)
         if (
             sub_key not in session.subscriptions
@@ -372,6 +398,11 @@ class StreamingService:
             sub = Subscribed(spec, key, streams)
             session.subscriptions[sub_key] = sub
             self._attach(session, sub)
+            for listener in self.subscribe_listeners:
+                try:
+                    listener(session.user_id, spec.name, key)
+                except Exception:
+                    log.exception("subscribe listener %r failed", listener)
         ticker = key if spec.name == "ticker" else None
         self._reply(
             session,
@@ -412,6 +443,16 @@ class StreamingService:
                 latest = replay.envelopes[-1]
                 if session.outbox.push_control(latest.text):
                     session.wakeup.set()
+
+    @staticmethod
+    def _authorized(spec: ChannelSpec, user_id: str, key: str | None) -> bool:
+        """The channel's own rule; one that raises denies (and is logged)."""
+        assert spec.authorize is not None
+        try:
+            return bool(spec.authorize(user_id, key))
+        except Exception:
+            log.exception("authorization of channel %r failed; access denied", spec.name)
+            return False
 
     def unsubscribe(self, session: Session, request: Unsubscribe) -> None:
         """Leave a channel; acknowledged even when it was not subscribed (idempotent)."""

@@ -21,7 +21,7 @@ from legend.settings import DatabaseSettings
 
 from .conftest import PostgresDatabases
 
-TABLES = {"alert_events", "alert_rules", "watchlist_items"}
+TABLES = {"alert_events", "alert_rules", "watchlist_items", "portfolio_positions", "plugin_state"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

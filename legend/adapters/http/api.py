@@ -184,3 +184,20 @@ class HealthController(Controller):
         ok = bool(backplane.get("ok"))
         body = {"status": "ready" if ok else "degraded", "backplane": backplane}
         return Response(body, status_code=HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE)
+
+
+class PluginController(Controller):
+    """Installed plugins and how they are doing (admin token required)."""
+
+    path = "/api/plugins"
+    tags = ["plugins"]
+    guards = [admin_guard]
+    security = [{"adminToken": []}]
+
+    @get("/", summary="Plugins: name, version, hooks, state and errors", sync_to_thread=False)
+    def plugins(self, services: NamedDependency[Services]) -> dict[str, Any]:
+        """Every discovered plugin with its ``state`` (``enabled``, ``disabled``, ``blocked`` by
+        ``LEGEND_DISABLED_PLUGINS``, or ``failed``), the hooks it implements, its channels, routes, feeds
+        and their state, the ``errors`` counted against it and the ``last_error``."""
+        manager = services.plugins
+        return {"plugins": manager.summaries() if manager is not None else []}

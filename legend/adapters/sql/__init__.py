@@ -13,5 +13,8 @@ __all__ = [
     "database_url",
 ]
 
+# The repositories of revision 0002 (legend.adapters.sql.positions: SqlAlchemyPositionRepository,
+# SqlAlchemyPluginStateRepository) are imported from their module: they build on the plugin API.
+
 # Alembic announces each of its plugins at INFO when first imported; its migration steps stay visible.
 logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -126,4 +127,31 @@ alert_events = Table(
         postgresql_where=text("published_at IS NULL"),
     ),
     sqlite_autoincrement=True,
+)
+
+# ───────────── revision 0002: portfolio positions (the portfolio plugin) and plugin state ─────────────
+
+portfolio_positions = Table(
+    "portfolio_positions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("ticker", String(16), nullable=False),
+    Column("quantity", Double(), nullable=False),
+    Column("average_cost", Double(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("user_id", "ticker"),  # also the index for "the positions of one user"
+    CheckConstraint("average_cost >= 0", name="average_cost"),
+    CheckConstraint("quantity <> 0", name="quantity"),
+    sqlite_autoincrement=True,
+)
+
+plugin_state = Table(
+    "plugin_state",
+    metadata,
+    Column("plugin", String(64), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("value", Text(), nullable=False),  # JSON
+    Column("updated_at", UtcDateTime(), nullable=False),
 )

@@ -1,0 +1,121 @@
+"""legend-sentiment: social sentiment per ticker, as an example of a third-party Legend Realtime plugin.
+
+Everything goes through the plugin API (``legend.plugins``): hooks and the ``PluginContext``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from typing import Annotated, Literal
+
+import msgspec
+
+from legend.plugins import ChannelSpec, Delivery, Message, PluginConfig, PluginContext, PriceUpdate, hookimpl
+
+__version__ = "0.1.0"
+
+
+class SentimentConfig(PluginConfig):
+    """``[plugins.sentiment]``."""
+
+    tickers: list[str] = msgspec.field(default_factory=lambda: ["AAPL", "MSFT", "TSLA"])
+    interval: Annotated[float, msgspec.Meta(gt=0)] = 5.0  # seconds between readings
+    seed: int = 7
+    premium_users: list[str] = []  # when not empty, only these users may subscribe
+
+
+class Sentiment(Message, tag="sentiment", kw_only=True):
+    """One reading of the social mood about a ticker over the last ``window_seconds``."""
+
+    ticker: str
+    score: Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)]
+    label: Literal["bearish", "neutral", "bullish"]
+    mentions: Annotated[int, msgspec.Meta(ge=0)]
+    bullish: Annotated[int, msgspec.Meta(ge=0)]
+    bearish: Annotated[int, msgspec.Meta(ge=0)]
+    window_seconds: float
+
+
+@hookimpl
+def config_schema() -> type[SentimentConfig]:
+    return SentimentConfig
+
+
+@hookimpl
+def register_channels(register, config: SentimentConfig) -> None:  # type: ignore[no-untyped-def]
+    premium = set(config.premium_users)
+
+    def authorize(user_id: str, key: str | None) -> bool:
+        return not premium or user_id in premium
+
+    register(
+        ChannelSpec(
+            name="sentiment:{symbol}",  # a pattern: one stream per ticker, the ticker is required
+            schema=Sentiment,
+            delivery=Delivery.CONFLATE,  # only the newest reading matters
+            history_size=10,
+            authorize=authorize,
+            description="Social sentiment about one ticker.",
+        )
+    )
+
+
+@hookimpl
+def register_feeds(register) -> None:  # type: ignore[no-untyped-def]
+    register("readings", readings)
+
+
+@hookimpl
+def on_startup(context: PluginContext) -> None:
+    mood = context.singleton(Mood)
+    context.on_price(mood.on_price)
+    context.log.info("sentiment for %s every %ss", ", ".join(context.config.tickers), context.config.interval)
+
+
+@hookimpl
+def on_shutdown(context: PluginContext) -> None:
+    context.log.info("sentiment published %d readings", int(context.metrics.get("readings", 0)))
+
+
+class Mood:
+    """The day's price move per ticker, which the simulated crowd follows."""
+
+    def __init__(self, context: PluginContext) -> None:
+        self.moves: dict[str, float] = {}
+        self.rng = random.Random(context.config.seed)
+
+    def on_price(self, price: PriceUpdate) -> None:
+        self.moves[price.ticker] = price.change_percent
+
+    def reading(self, ticker: str, window: float) -> Sentiment:
+        drift = math.tanh(self.moves.get(ticker, 0.0) / 2)
+        score = max(-1.0, min(1.0, round(drift * 0.7 + self.rng.gauss(0, 0.25), 3)))
+        mentions = self.rng.randint(20, 200)
+        bullish = round(mentions * (score + 1) / 2)
+        label: Literal["bearish", "neutral", "bullish"] = (
+            "bullish" if score > 0.15 else "bearish" if score < -0.15 else "neutral"
+        )
+        return Sentiment(
+            ticker=ticker,
+            score=score,
+            label=label,
+            mentions=mentions,
+            bullish=bullish,
+            bearish=mentions - bullish,
+            window_seconds=window,
+        )
+
+
+async def readings(context: PluginContext) -> None:
+    """The feed: a reading per ticker every ``interval`` seconds (supervised: restarted if it raises)."""
+    config: SentimentConfig = context.config
+    mood = context.singleton(Mood)
+    while True:
+        for ticker in config.tickers:
+            await context.publish(
+                context.stream("sentiment", ticker.upper()), mood.reading(ticker.upper(), config.interval)
+            )
+            context.metrics["readings"] = context.metrics.get("readings", 0) + 1
+        await asyncio.sleep(config.interval)

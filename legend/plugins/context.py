@@ -1,0 +1,244 @@
+"""``PluginContext``: everything a plugin may use of the server, scoped to that plugin.
+
+A plugin never touches the server's services directly. Through its context it publishes on its own
+channels only (each message checked against the channel's schema first), listens to prices and
+subscriptions, adds tickers for the streamer to poll, keeps small state, and runs tasks that are
+supervised: whatever raises is logged and counted against the plugin, never against the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import msgspec
+
+from legend.domain.channels import ChannelError, ChannelRegistry, ChannelSpec, InvalidMessage
+from legend.domain.envelope import Envelope
+from legend.domain.messages import PriceUpdate
+from legend.domain.publisher import Publisher
+from legend.domain.streaming import StreamingService
+from legend.domain.timefmt import iso
+from legend.plugins.state import PluginRecord
+from legend.plugins.store import PluginStateRepository, PluginStore
+from legend.ports.backplane import Backplane
+from legend.ports.clock import Clock
+from legend.ports.quotes import QuoteProvider
+
+if TYPE_CHECKING:
+    from legend.plugins.manager import PluginManager
+
+T = TypeVar("T")
+
+FeedFunction = Callable[["PluginContext"], Coroutine[Any, Any, None]]
+ProviderFactory = Callable[["PluginContext"], QuoteProvider]
+PriceCallback = Callable[[PriceUpdate], Awaitable[None] | None]
+SubscribeCallback = Callable[[str, str | None], Awaitable[None] | None]
+
+
+class RegisterChannel(Protocol):
+    """``register(ChannelSpec(...))`` in ``register_channels``."""
+
+    def __call__(self, spec: ChannelSpec) -> None: ...
+
+
+class RegisterProvider(Protocol):
+    """``register("name", factory)`` in ``register_quote_providers``."""
+
+    def __call__(self, name: str, factory: ProviderFactory) -> None: ...
+
+
+class RegisterRoute(Protocol):
+    """``register(handler_or_controller, ...)`` in ``register_routes``."""
+
+    def __call__(self, *handlers: object) -> None: ...
+
+
+class RegisterFeed(Protocol):
+    """``register("name", feed, every_instance=False)`` in ``register_feeds``."""
+
+    def __call__(self, name: str, feed: FeedFunction, *, every_instance: bool = False) -> None: ...
+
+
+@dataclass
+class Runtime:
+    """The parts of the running server that contexts reach (bound once the server is built)."""
+
+    publisher: Publisher
+    registry: ChannelRegistry
+    streaming: StreamingService
+    backplane: Backplane
+    poke: Callable[[], None]
+    state: PluginStateRepository
+    database: Any | None = None
+
+
+class PluginContext:
+    """What a plugin gets from the server; one per plugin per server.
+
+    Attributes: ``name``, ``config`` (the validated ``[plugins.<name>]`` Struct, or None), ``clock``,
+    ``log`` (logger ``legend.plugins.<name>``) and ``metrics`` (numbers of your own, shown to admins).
+    """
+
+    def __init__(
+        self, record: PluginRecord, config: Any, clock: Clock, manager: PluginManager | None = None
+    ) -> None:
+        self.name = record.name
+        self.config = config
+        self.clock = clock
+        self.log = logging.getLogger(f"legend.plugins.{record.name}")
+        self.metrics: dict[str, float] = {}
+        self._record = record
+        self._manager = manager
+        self._runtime: Runtime | None = None
+        self._channels: dict[str, ChannelSpec] = {}
+        self._singletons: dict[object, object] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.price_callbacks: list[PriceCallback] = []
+        self.subscribe_callbacks: dict[str, list[SubscribeCallback]] = {}
+        self.interest_sources: list[Callable[[], Iterable[str]]] = []
+
+    def __repr__(self) -> str:
+        return f"<PluginContext {self.name}>"
+
+    # ───────────────────────── wiring (the manager) ─────────────────────────
+
+    def _bind(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def _own(self, spec: ChannelSpec) -> None:
+        self._channels[spec.name] = spec
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            raise RuntimeError(f"plugin {self.name}: the server is not built yet (use on_startup or a feed)")
+        return self._runtime
+
+    @property
+    def channels(self) -> dict[str, ChannelSpec]:
+        """This plugin's own channels by name."""
+        return dict(self._channels)
+
+    # ───────────────────────── publishing ─────────────────────────
+
+    def stream(self, channel: str, key: str | None = None, user_id: str | None = None) -> str:
+        """The stream name for a channel: ``news``, ``news:AAPL``, ``portfolio:user:alice``."""
+        name = f"{channel}:{key}" if key else channel
+        return f"{name}:user:{user_id}" if user_id else name
+
+    async def publish(self, stream: str, message: msgspec.Struct | Mapping[str, Any]) -> Envelope | None:
+        """Publish on one of this plugin's streams; the envelope, or None when the message was rejected.
+
+        The message (an instance of the channel's schema, or a mapping converted to it) is validated
+        first; ``channel`` and ``timestamp`` are filled in. A rejected message is logged and counted, never
+        sent. Raises ``BackplaneUnavailable`` when the backplane cannot publish right now.
+        """
+        spec = self._channels.get(stream.partition(":")[0])
+        if spec is None:
+            self._reject(f"stream {stream!r} is not on a channel of plugin {self.name}")
+            return None
+        try:
+            spec.parse_stream(stream)
+            message = spec.conform(message)
+        except (ChannelError, InvalidMessage) as exc:
+            self._reject(str(exc))
+            return None
+        changes: dict[str, Any] = {"channel": stream}
+        if "timestamp" in message.__struct_fields__ and not getattr(message, "timestamp", None):
+            changes["timestamp"] = iso(self.clock.now())
+        message = msgspec.structs.replace(message, **changes)
+        envelope = await self.runtime.publisher.publish(stream, message)
+        self._record.messages_published += 1
+        return envelope
+
+    def _reject(self, reason: str) -> None:
+        record = self._record
+        record.messages_rejected += 1
+        # the first few in full, then one in a hundred: a broken feed must not flood the log
+        quiet = record.messages_rejected > 10 and record.messages_rejected % 100 != 0
+        record.error("message rejected", reason, quiet=quiet)
+
+    # ───────────────────────── listening ─────────────────────────
+
+    def on_price(self, callback: PriceCallback) -> None:
+        """Call ``callback(price_update)`` for every price reaching this server instance.
+
+        Prices are handed over through a per-plugin mailbox that keeps the newest price per ticker, so a
+        slow callback delays only this plugin and never the streamer.
+        """
+        self.price_callbacks.append(callback)
+        if self._manager is not None:
+            self._manager._want_prices(self)
+
+    def on_subscribe(self, channel: str, callback: SubscribeCallback) -> None:
+        """Call ``callback(user_id, key)`` when a client on this instance subscribes to ``channel``."""
+        self.subscribe_callbacks.setdefault(channel, []).append(callback)
+
+    def add_interest(self, tickers: Callable[[], Iterable[str]]) -> None:
+        """Have the streamer poll the tickers ``tickers()`` returns (called each round; keep it quick)."""
+        self.interest_sources.append(tickers)
+
+    def poll_soon(self) -> None:
+        """Ask the streamer for a round of quotes now (after adding interest)."""
+        self.runtime.poke()
+
+    def subscribers(self, channel: str) -> set[str]:
+        """The users subscribed to ``channel`` on this server instance."""
+        return self.runtime.streaming.subscribed_users(channel)
+
+    async def history(self, stream: str, since: int | None = None) -> list[dict[str, Any]]:
+        """The messages a stream's history holds (after ``since``), oldest first, decoded."""
+        replay = await self.runtime.backplane.replay(stream, since)
+        return [msgspec.json.decode(envelope.text) for envelope in replay.envelopes]
+
+    async def last_message(self, stream: str) -> dict[str, Any] | None:
+        """The newest message of any stream (``ticker:AAPL`` gives the last price), or None."""
+        messages = await self.history(stream)
+        return messages[-1] if messages else None
+
+    # ───────────────────────── state and tasks ─────────────────────────
+
+    @property
+    def store(self) -> PluginStore:
+        """Persistent key-value state of this plugin (the server's database)."""
+        return PluginStore(self.runtime.state, self.name)
+
+    @property
+    def database(self) -> Any | None:
+        """The server's ``legend.adapters.sql.Database`` (None when built without one)."""
+        return self.runtime.database
+
+    def singleton(self, factory: Callable[[PluginContext], T]) -> T:
+        """One object per plugin per server, made by ``factory(context)`` on first use."""
+        if factory not in self._singletons:
+            self._singletons[factory] = factory(self)
+        found: T = self._singletons[factory]  # type: ignore[assignment]
+        return found
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str = "task") -> asyncio.Task[Any]:
+        """Run a coroutine in the background; an exception is logged and counted; cancelled at stop."""
+        task = asyncio.get_running_loop().create_task(coroutine, name=f"plugin {self.name}: {name}")
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            self._tasks.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                self._record.error(name, finished.exception())  # type: ignore[arg-type]
+
+        task.add_done_callback(done)
+        return task
+
+    def report_error(self, error: BaseException | str, where: str = "reported") -> None:
+        """Count an error without raising (it shows in ``GET /api/plugins`` as the last error)."""
+        self._record.error(where, error)
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

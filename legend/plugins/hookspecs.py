@@ -1,0 +1,66 @@
+"""The hooks a Legend plugin may implement (pluggy project ``legend``).
+
+A plugin is a module (or any object) with functions marked ``@hookimpl`` named like the specs below; it
+may implement any subset, and each implementation may take any subset of the spec's arguments. Every
+hook is documented with a runnable example in ``docs/plugins.md`` (a test checks that none is missing).
+
+The manager calls each plugin's implementation itself, one plugin at a time, so that a plugin that raises
+or hangs is isolated: register hooks run in a worker thread bounded by ``[plugins] hook_timeout``;
+``on_startup``/``on_shutdown`` may be coroutines and are bounded by the same timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import pluggy
+
+if TYPE_CHECKING:
+    from legend.plugins.context import (
+        PluginContext,
+        RegisterChannel,
+        RegisterFeed,
+        RegisterProvider,
+        RegisterRoute,
+    )
+
+PROJECT = "legend"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def config_schema() -> type[msgspec.Struct] | None:
+    """Return the msgspec Struct that validates this plugin's own ``[plugins.<name>]`` settings table."""
+
+
+@hookspec
+def register_channels(register: RegisterChannel, config: Any) -> None:
+    """Register channel families: call ``register(ChannelSpec(...))`` once for each."""
+
+
+@hookspec
+def register_quote_providers(register: RegisterProvider) -> None:
+    """Register quote providers by name: ``register("name", factory)`` with ``factory(context) -> QuoteProvider``."""
+
+
+@hookspec
+def register_routes(register: RegisterRoute) -> None:
+    """Register Litestar route handlers or controllers; they can ask for ``plugin: PluginContext``."""
+
+
+@hookspec
+def register_feeds(register: RegisterFeed, context: PluginContext) -> None:
+    """Register background feeds: ``register("name", feed)`` with ``async def feed(context) -> None``."""
+
+
+@hookspec
+def on_startup(context: PluginContext) -> Awaitable[None] | None:
+    """Called once when the server starts, before feeds run; may be a coroutine function."""
+
+
+@hookspec
+def on_shutdown(context: PluginContext) -> Awaitable[None] | None:
+    """Called once when the server stops, after feeds were stopped; may be a coroutine function."""

@@ -1,0 +1,108 @@
+"""What the server knows about each plugin: where it came from, what it implements, how it is doing."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from legend.plugins.context import PluginContext
+    from legend.plugins.feeds import FeedRunner
+
+log = logging.getLogger("legend.plugins")
+
+MAX_ERROR_TEXT = 500
+
+
+class PluginState(enum.Enum):
+    """``enabled``: runs; ``disabled``: installed, not named in ``[plugins] enabled``; ``blocked``: the kill
+    switch ``LEGEND_DISABLED_PLUGINS`` names it (never even imported); ``failed``: it raised, hung or was
+    invalid while loading or starting, and was skipped from then on."""
+
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+
+
+def describe(exc: BaseException) -> str:
+    """``TypeName: message``, short enough for a status page."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
+
+
+@dataclass
+class PluginRecord:
+    """One discovered plugin."""
+
+    name: str
+    source: str  # "builtin", "entry point (dist 1.0)", "module x.y", "override"
+    module: str | None = None
+    version: str | None = None
+    state: PluginState = PluginState.DISABLED
+    plugin: object | None = None  # the object registered with pluggy
+    hooks: list[str] = field(default_factory=list)
+    errors: int = 0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    messages_published: int = 0
+    messages_rejected: int = 0
+    config: Any = None
+    config_schema: type[Any] | None = None
+    channels: list[str] = field(default_factory=list)
+    providers: list[str] = field(default_factory=list)
+    routes: list[object] = field(default_factory=list)
+    feeds: dict[str, FeedRunner] = field(default_factory=dict)
+    context: PluginContext | None = None
+
+    @property
+    def active(self) -> bool:
+        """Still running hooks and callbacks (enabled and not failed)."""
+        return self.state is PluginState.ENABLED
+
+    def error(self, where: str, exc: BaseException | str, *, quiet: bool = False) -> None:
+        """Count an error of this plugin (it keeps running) and log it with its traceback."""
+        text = exc if isinstance(exc, str) else describe(exc)
+        self.errors += 1
+        self.last_error = f"{where}: {text}"
+        self.last_error_at = datetime.now(UTC)
+        if quiet:
+            return
+        if isinstance(exc, BaseException):
+            detail = "".join(traceback.format_exception(exc)).rstrip()
+            log.error("plugin %s: %s failed: %s\n%s", self.name, where, text, detail)
+        else:
+            log.error("plugin %s: %s: %s", self.name, where, text)
+
+    def fail(self, where: str, exc: BaseException | str) -> None:
+        """Count the error and stop running this plugin's hooks (the server and other plugins go on)."""
+        self.error(where, exc)
+        if self.state is not PluginState.BLOCKED:
+            self.state = PluginState.FAILED
+        log.error("plugin %s is marked failed and skipped from now on", self.name)
+
+    def summary(self) -> dict[str, Any]:
+        """For ``GET /api/plugins`` and ``legend plugins list``."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": self.source,
+            "state": self.state.value,
+            "hooks": list(self.hooks),
+            "errors": self.errors,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at.isoformat().replace("+00:00", "Z")
+            if self.last_error_at
+            else None,
+            "channels": list(self.channels),
+            "providers": list(self.providers),
+            "routes": len(self.routes),
+            "feeds": {name: runner.status() for name, runner in self.feeds.items()},
+            "messages_published": self.messages_published,
+            "messages_rejected": self.messages_rejected,
+            "metrics": dict(self.context.metrics) if self.context is not None else {},
+        }

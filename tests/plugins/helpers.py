@@ -1,0 +1,125 @@
+"""Helpers for the plugin tests: settings with a ``[plugins]`` table, real servers with a full configuration,
+waiting on conditions with a deadline, and a feed server's state."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any
+
+import msgspec
+
+from legend.settings import Settings
+from tests.support.server import ADMIN_TOKEN, LegendServer
+
+# ───────────────────────────── settings and services ─────────────────────────────
+
+
+def settings_with(plugins: Mapping[str, Any], **sections: Any) -> Settings:
+    """Settings with a raw ``[plugins]`` table, validated like a file would be."""
+    raw: dict[str, Any] = {"plugins": dict(plugins), **sections}
+    return msgspec.convert(raw, Settings, strict=False)
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+    """Wait (yielding to the loop) until ``predicate()`` is truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Blocking variant for a server in another process."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+# ───────────────────────────── real servers ─────────────────────────────
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def toml(config: Mapping[str, Mapping[str, Any]]) -> str:
+    """TOML with dotted section names (``plugins.news``) and inline tables."""
+    lines: list[str] = []
+    for section, values in config.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+QUIET = {"update_interval": 3600, "after_hours_interval": 3600}
+
+
+def plugin_server(config: Mapping[str, Mapping[str, Any]]) -> LegendServer:
+    """A ``legend serve`` process with this configuration (``plugins.<name>`` sections allowed)."""
+    server = LegendServer()
+    full: dict[str, dict[str, Any]] = {section: dict(values) for section, values in server.config.items()}
+    full.setdefault("realtime", {}).update(QUIET)
+    for section, values in config.items():
+        full.setdefault(section, {}).update(values)
+    server.config = full
+    server.config_path.write_text(toml(full), encoding="utf-8")
+    return server
+
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+# ───────────────────────────── a feed server ─────────────────────────────
+
+
+@dataclass
+class FeedFile:
+    body: bytes
+    content_type: str
+    etag: str = ""
+    last_modified: str = ""
+    conditional: bool = True  # answer 304 when the validators match
+
+
+@dataclass
+class FeedServer:
+    """Serves feed documents by path; records every request's path, status and headers."""
+
+    port: int = 0
+    files: dict[str, FeedFile] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def serve(self, path: str, body: bytes, content_type: str, *, conditional: bool = True) -> None:
+        etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
+        self.files[path] = FeedFile(
+            body, content_type, etag, formatdate(time.time(), usegmt=True), conditional
+        )
+
+    def hits(self, path: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"] == path]

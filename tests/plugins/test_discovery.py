@@ -1,0 +1,63 @@
+"""Discovery through the ``legend.plugins`` entry-point group: the example package, installed as its own
+distribution by the test command, is found like any third-party plugin; the built-ins are declared there
+too and also load from a checkout."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import pytest
+
+from legend.plugins.manager import BUILTINS, GROUP, PluginManager
+
+from .helpers import settings_with
+
+
+def test_the_example_package_is_an_installed_entry_point() -> None:
+    points = {point.name: point for point in importlib.metadata.entry_points(group=GROUP)}
+    if "sentiment" not in points:
+        pytest.fail("examples/legend-sentiment is not installed: run scripts/test.sh (it pip-installs it)")
+    assert points["sentiment"].value == "legend_sentiment"
+    assert points["sentiment"].dist is not None and points["sentiment"].dist.name == "legend-sentiment"
+    # the built-ins are declared in the same group by legend-realtime itself
+    assert {name: points[name].value for name in BUILTINS if name in points} == dict(BUILTINS)
+
+
+def test_an_enabled_entry_point_plugin_is_loaded_registered_and_configured() -> None:
+    found = PluginManager.from_settings(
+        settings_with(
+            {"enabled": ["sentiment"], "sentiment": {"tickers": ["NVDA"], "premium_users": ["vip"]}}
+        ),
+        environ={},
+    )
+    record = found.records["sentiment"]
+    assert record.state.value == "enabled" and record.version == "0.1.0"
+    assert record.source == "entry point (legend-sentiment 0.1.0)" and record.module == "legend_sentiment"
+    assert record.hooks == [
+        "config_schema",
+        "on_shutdown",
+        "on_startup",
+        "register_channels",
+        "register_feeds",
+    ]
+    assert record.config.tickers == ["NVDA"] and record.config.premium_users == ["vip"]
+    assert found.pm.get_plugin("sentiment") is record.plugin
+
+
+def test_builtins_load_from_the_checkout_without_entry_points() -> None:
+    found = PluginManager.from_settings(settings_with({}), environ={}, entry_points=[])
+    assert {name: found.records[name].state.value for name in BUILTINS} == {
+        "news": "enabled",
+        "portfolio": "enabled",
+    }
+    assert all(found.records[name].source == "builtin" for name in BUILTINS)
+
+
+def test_an_entry_point_cannot_take_a_builtin_name() -> None:
+    impostor = importlib.metadata.EntryPoint(name="news", value="tests.plugins.samples.raising", group=GROUP)
+    other = importlib.metadata.EntryPoint(name="extra", value="tests.plugins.samples.echo", group=GROUP)
+    found = PluginManager.from_settings(
+        settings_with({"enabled": ["news", "extra"]}), environ={}, entry_points=[impostor, other]
+    )
+    assert found.records["news"].module == BUILTINS["news"] and found.records["news"].state.value == "enabled"
+    assert found.records["extra"].state.value == "enabled" and found.records["extra"].source == "entry point"
