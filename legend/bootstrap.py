@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -18,7 +17,7 @@ from typing import Any
 from legend.adapters.auth import Authenticator
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
 from legend.adapters.memory_backplane import InMemoryBackplane
-from legend.adapters.simulated_quotes import SimulatedQuoteProvider
+from legend.adapters.quotes import build_provider
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository, SqlAlchemyWatchlistRepository
 from legend.adapters.sql.positions import SqlAlchemyPluginStateRepository
 from legend.adapters.system_clock import SystemClock
@@ -165,21 +164,14 @@ class InterestSources:
 
 
 def _quote_provider(settings: Settings, clock: Clock, plugins: PluginManager) -> QuoteProvider:
-    """A plugin's provider when ``quotes.provider`` names one, else ``legend.adapters.quotes``'s
-    ``build_provider`` when that package is there, else the simulated walk."""
+    """A plugin's provider when ``quotes.provider`` names one, else a built-in one (simulated, replay,
+    finnhub, alpaca); an unknown name is a settings error."""
     name = str(settings.quotes.provider)
     from_plugin = plugins.build_quote_provider(name)
     if from_plugin is not None:
         log.info("quote provider %r comes from a plugin", name)
         return from_plugin
-    try:
-        adapters = importlib.import_module("legend.adapters.quotes")
-    except ModuleNotFoundError as exc:
-        if exc.name != "legend.adapters.quotes":
-            raise
-        return SimulatedQuoteProvider(seed=settings.quotes.seed, clock=clock)
-    build: Callable[..., QuoteProvider] = adapters.build_provider
-    return build(settings.quotes, clock)
+    return build_provider(settings.quotes, clock)
 
 
 def bootstrap(

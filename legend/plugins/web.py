@@ -27,13 +27,12 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from legend.adapters.http.security import admin_guard
-from legend.adapters.http.user_api import _field_errors, provide_user_id
+from legend.adapters.http.user_api import field_errors, provide_user_id
 from legend.plugins.state import PluginRecord
 
 __all__ = ["admin_guard", "current_user", "field_errors", "invalid", "is_route_handler", "plugin_router"]
 
 current_user = Provide(provide_user_id)
-field_errors = _field_errors
 
 
 def invalid(*errors: tuple[str, str] | tuple[str, str, str], source: str = "body") -> ValidationException:

@@ -65,7 +65,7 @@ def _invalid(errors: list[FieldError], source: str = "body") -> ValidationExcept
 _NAMED_FIELD = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
 
 
-def _field_errors(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+def field_errors(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     """Litestar's 400, with the field named in ``key`` where Litestar says only ``data`` (a missing or
     unknown field)."""
     extra = exc.extra
@@ -106,7 +106,7 @@ def _alerting(services: Services) -> AlertingService:
 
 _USER_SECURITY: list[SecurityRequirement] = [{"userToken": []}, {"devUserId": []}]
 _DEPENDENCIES = {"user_id": Provide(provide_user_id)}
-_HANDLERS: ExceptionHandlersMap = {ValidationException: _field_errors}
+_HANDLERS: ExceptionHandlersMap = {ValidationException: field_errors}
 
 # ───────────────────────────── watchlist ─────────────────────────────
 
