@@ -7,12 +7,16 @@ import logging
 from pathlib import Path
 
 from litestar import Litestar, MediaType, Response, get
+from litestar.datastructures import Headers
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.response import Redirect
+from litestar.response.base import ASGIResponse
 from litestar.static_files import create_static_files_router
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from legend import __version__
 from legend.adapters.auth import is_loopback
@@ -159,8 +163,29 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             }
         ),
     )
+
+    def loopback_hosts_only(app: ASGIApp) -> ASGIApp:
+        """Development identity trusts the client: refuse HTTP requests whose Host is not a loopback
+        name, so a page whose DNS name was rebound to 127.0.0.1 cannot use it (WebSockets: see ws.py)."""
+
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == ScopeType.HTTP and not services.auth.host_allowed(
+                Headers.from_scope(scope).get("host")
+            ):
+                refused = ASGIResponse(
+                    body=b'{"status_code":400,"detail":"invalid host header: development mode serves loopback only"}',
+                    status_code=400,
+                    media_type=MediaType.JSON,
+                )
+                await refused(scope, receive, send)
+                return
+            await app(scope, receive, send)
+
+        return middleware
+
     app = Litestar(
         route_handlers=route_handlers,  # type: ignore[arg-type]
+        middleware=[loopback_hosts_only],
         dependencies={"services": Provide(lambda: services, sync_to_thread=False)},
         on_startup=[on_startup],
         on_shutdown=[services.stop],

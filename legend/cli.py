@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -14,6 +15,18 @@ import msgspec
 import uvicorn
 
 from legend.settings import Settings, SettingsError, load_settings
+
+
+class RedactTokens(logging.Filter):
+    """Keep JWTs passed as ``?token=`` out of the logs (uvicorn logs every WebSocket path with its query)."""
+
+    _pattern = re.compile(r"(token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = self._pattern.sub(r"\1[redacted]", message), ()
+        return True
 
 
 class _Server(uvicorn.Server):
@@ -51,6 +64,9 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=int(server_settings.graceful_shutdown_seconds),
         lifespan="on",
     )
+    redact = RedactTokens()
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(redact)
     server = _Server(config, services.close_clients)
     shown = "localhost" if server_settings.host in ("127.0.0.1", "::1") else server_settings.host
     print(f"Legend Realtime dashboard: http://{shown}:{server_settings.port}/dashboard", flush=True)

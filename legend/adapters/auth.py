@@ -28,10 +28,12 @@ class AuthError(Exception):
 
 
 class Identity(msgspec.Struct, frozen=True):
-    """The authenticated user, and the WebSocket subprotocol to accept (when the token came in one)."""
+    """The authenticated user, the WebSocket subprotocol to accept (when the token came in one), and when
+    the credentials stop being valid (epoch seconds; the connection is closed then)."""
 
     user_id: str
     subprotocol: str | None = None
+    expires_at: float | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -74,8 +76,8 @@ class Authenticator:
 
     # ───────────── users ─────────────
 
-    def verify_token(self, token: str) -> str:
-        """The ``sub`` of a valid token; raises AuthError for expired, forged or malformed ones."""
+    def verify_token(self, token: str, subprotocol: str | None = None) -> Identity:
+        """The identity in a valid token; raises AuthError for expired, forged or malformed ones."""
         try:
             claims = jwt.decode(
                 token,
@@ -93,7 +95,7 @@ class Authenticator:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not is_valid_user_id(subject):
             raise AuthError("invalid token: 'sub' is not a valid user id")
-        return subject
+        return Identity(subject, subprotocol, float(claims["exp"]) + self.security.jwt_leeway_seconds)
 
     def _dev_user(self, query: Mapping[str, str]) -> str:
         user_id = query.get("user_id") or ANONYMOUS
@@ -110,11 +112,11 @@ class Authenticator:
             index = subprotocols.index(BEARER_SUBPROTOCOL)
             if index + 1 >= len(subprotocols):
                 raise AuthError("missing token after the 'bearer' subprotocol")
-            return Identity(self.verify_token(subprotocols[index + 1]), BEARER_SUBPROTOCOL)
+            return self.verify_token(subprotocols[index + 1], BEARER_SUBPROTOCOL)
         token = query.get("token")
         if not token:
             raise AuthError("missing token: pass ?token=<JWT> or the subprotocols ['bearer', <JWT>]")
-        return Identity(self.verify_token(token))
+        return self.verify_token(token)
 
     def http(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Identity:
         """Identify a REST caller: ``Authorization: Bearer <JWT>`` in JWT mode; in development the
@@ -126,7 +128,7 @@ class Authenticator:
         scheme, _, token = (headers.get("authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise AuthError("missing token: send Authorization: Bearer <JWT>")
-        return Identity(self.verify_token(token.strip()))
+        return self.verify_token(token.strip())
 
     # ───────────── admins ─────────────
 
@@ -137,6 +139,14 @@ class Authenticator:
         )
 
     # ───────────── origins ─────────────
+
+    def host_allowed(self, host: str | None) -> bool:
+        """In development mode only loopback names may be in the Host header: a page whose DNS name was
+        rebound to 127.0.0.1 must not reach a server that believes any user id it is given."""
+        if self.mode != "dev" or self.security.allow_insecure:
+            return True
+        name = urlsplit(f"//{host or ''}").hostname or ""
+        return is_loopback(name) or name.endswith(".localhost")
 
     def origin_allowed(self, origin: str | None, host: str | None) -> bool:
         """No Origin (not a browser) passes; otherwise the allow-list, or the same host when it is empty."""

@@ -8,15 +8,25 @@ from legend.domain.envelope import Envelope, seal
 
 
 class StreamLog:
-    """The sequence counter and the last ``size`` envelopes of every stream."""
+    """The sequence counter and the last ``size`` envelopes of every stream.
 
-    def __init__(self) -> None:
+    At most ``max_streams`` streams are remembered; the one published to least recently is forgotten
+    first, so subscribing to junk symbols one after another cannot grow memory without end. A client
+    that later resumes a forgotten stream is told it was not recovered.
+    """
+
+    def __init__(self, max_streams: int = 20_000) -> None:
+        self.max_streams = max_streams
         self._seq: dict[str, int] = {}
         self._history: dict[str, deque[Envelope]] = {}
 
     def append(self, stream: str, kind: str, body: bytes, history_size: int) -> Envelope:
-        seq = self._seq.get(stream, 0) + 1
-        self._seq[stream] = seq
+        seq = self._seq.pop(stream, 0) + 1
+        self._seq[stream] = seq  # re-inserted: the dict's order is least recently published first
+        if len(self._seq) > self.max_streams:
+            oldest = next(iter(self._seq))
+            del self._seq[oldest]
+            self._history.pop(oldest, None)
         envelope = seal(stream, seq, kind, body)
         if history_size > 0:
             ring = self._history.get(stream)

@@ -4,15 +4,28 @@ Order of service: control replies first (never throttled or dropped), then must-
 order (never dropped: past ``capacity`` the connection is declared overflowed and must be closed), then
 conflated prices, newest value per stream, when the per-connection budget allows. Must-deliver messages
 are not held back by the budget but use it up, so prices yield to them.
+
+While a subscription waits for its history (a round trip to Redis), live messages of that stream are
+*held*: they are released after the history reply, minus those the history already contains, so a client
+never sees a live message before, or twice beside, the history of its stream.
 """
 
 from __future__ import annotations
 
+import enum
 from collections import deque
 
 from legend.domain.channels import Delivery
 from legend.domain.envelope import Envelope
 from legend.domain.throttle import SlidingWindow
+
+
+class Pushed(enum.IntEnum):
+    """What ``Outbox.push`` did; falsy only for OVERFLOW."""
+
+    OVERFLOW = 0  # past capacity: the connection must be closed
+    QUEUED = 1  # something new to write: wake the writer
+    MERGED = 2  # replaced a pending price, held, or already covered: the writer need not wake
 
 
 class Outbox:
@@ -22,6 +35,7 @@ class Outbox:
         "_budget",
         "_control",
         "_floor",
+        "_held",
         "_latest",
         "_reliable",
         "capacity",
@@ -34,6 +48,7 @@ class Outbox:
         self._reliable: deque[Envelope] = deque()
         self._latest: dict[str, Envelope] = {}
         self._floor: dict[str, int] = {}
+        self._held: dict[str, list[tuple[Envelope, Delivery]]] = {}
         self._budget = SlidingWindow(max_per_second)
         self.capacity = capacity
         self.conflated = 0  # prices replaced by a newer one before they were sent
@@ -44,39 +59,70 @@ class Outbox:
 
     def push_control(self, text: str) -> bool:
         """Queue a reply; False (and overflowed) past capacity."""
+        if self.overflowed:
+            return False
         self._control.append(text)
         return self._check()
 
-    def push(self, envelope: Envelope, delivery: Delivery) -> bool:
-        """Queue a channel message; False (and overflowed) past capacity."""
-        if envelope.seq <= self._floor.get(envelope.stream, 0):
-            return True  # already covered by a history reply
+    def push(self, envelope: Envelope, delivery: Delivery) -> Pushed:
+        """Queue a channel message."""
+        if self.overflowed:
+            return Pushed.OVERFLOW  # nothing more piles up on a connection that is being closed
+        stream = envelope.stream
+        held = self._held.get(stream)
+        if held is not None:
+            held.append((envelope, delivery))
+            if len(held) > self.capacity:
+                self.overflowed = True
+                return Pushed.OVERFLOW
+            return Pushed.MERGED
+        if envelope.seq <= self._floor.get(stream, 0):
+            return Pushed.MERGED  # already covered by a history reply
         if delivery is Delivery.CONFLATE:
-            if envelope.stream in self._latest:
+            if stream in self._latest:
                 self.conflated += 1
-            self._latest[envelope.stream] = envelope  # keeps the stream's place in line
-            return True
+                self._latest[stream] = envelope  # keeps the stream's place in line
+                return Pushed.MERGED
+            self._latest[stream] = envelope
+            return Pushed.QUEUED
         self._reliable.append(envelope)
-        return self._check()
+        return Pushed.QUEUED if self._check() else Pushed.OVERFLOW
 
     def _check(self) -> bool:
         if len(self._control) + len(self._reliable) > self.capacity:
             self.overflowed = True
         return not self.overflowed
 
-    def covered(self, stream: str, seq: int) -> None:
-        """A history reply covered ``stream`` up to ``seq``: drop and ignore anything not newer."""
+    def hold(self, stream: str) -> None:
+        """Keep live messages of ``stream`` aside until ``covered`` (its history is being read)."""
+        self._held.setdefault(stream, [])
+
+    def covered(self, stream: str, seq: int) -> Pushed:
+        """A history reply covered ``stream`` up to ``seq``: drop anything not newer, and release what
+        was held after it."""
         self._floor[stream] = seq
         pending = self._latest.get(stream)
         if pending is not None and pending.seq <= seq:
             del self._latest[stream]
         if self._reliable:
             self._reliable = deque(env for env in self._reliable if env.stream != stream or env.seq > seq)
+        return self.release(stream)
+
+    def release(self, stream: str) -> Pushed:
+        """Stop holding ``stream`` and queue what was held (history could not be read, or was sent)."""
+        queued = False
+        for envelope, delivery in self._held.pop(stream, ()):
+            pushed = self.push(envelope, delivery)
+            if pushed is Pushed.OVERFLOW:
+                return pushed
+            queued = queued or pushed is Pushed.QUEUED
+        return Pushed.QUEUED if queued else Pushed.MERGED
 
     def forget(self, stream: str) -> None:
         """The connection left ``stream``: drop what is pending for it."""
         self._floor.pop(stream, None)
         self._latest.pop(stream, None)
+        self._held.pop(stream, None)
         if self._reliable:
             self._reliable = deque(env for env in self._reliable if env.stream != stream)
 

@@ -29,6 +29,7 @@ class Session:
 
     __slots__ = (
         "closing",
+        "expires_at",
         "id",
         "inbound",
         "last_seen",
@@ -62,6 +63,7 @@ class Session:
         self.strikes = 0
         self.send_started: float | None = None
         self.closing = False
+        self.expires_at: float | None = None  # epoch seconds when the credentials expire
         self.wakeup = asyncio.Event()
         self.pump: asyncio.Task[None] | None = None
         self.reader: asyncio.Task[object] | None = None  # the transport's receive loop, if it has one

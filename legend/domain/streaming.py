@@ -30,7 +30,7 @@ from legend.domain.messages import (
     decode_client_message,
     encode,
 )
-from legend.domain.outbox import Outbox
+from legend.domain.outbox import Outbox, Pushed
 from legend.domain.session import Session, Subscribed
 from legend.domain.stats import Counters
 from legend.domain.throttle import TokenBucket
@@ -103,8 +103,11 @@ class StreamingService:
         closing = [self.close_session(session, code, reason) for session in list(self.sessions.values())]
         if closing:
             await asyncio.gather(*closing, return_exceptions=True)
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -113,8 +116,9 @@ class StreamingService:
 
     # ───────────────────────── sessions ─────────────────────────
 
-    def open_session(self, transport: Transport, user_id: str) -> Session:
-        """Register a new connection, queue its acknowledgement and start its writer."""
+    def open_session(self, transport: Transport, user_id: str, expires_at: float | None = None) -> Session:
+        """Register a new connection, queue its acknowledgement and start its writer. ``expires_at``
+        (epoch seconds) is when its credentials run out: the sweep closes it then."""
         now = self.clock.monotonic()
         limits = self.limits
         session = Session(
@@ -125,6 +129,7 @@ class StreamingService:
             inbound=TokenBucket(limits.inbound_rate, limits.inbound_burst, now),
             now=now,
         )
+        session.expires_at = expires_at
         self.sessions[session.id] = session
         self.counters.total_connections += 1
         self._reply(
@@ -141,7 +146,8 @@ class StreamingService:
         return session
 
     def end_session(self, session: Session) -> None:
-        """Forget a session whose socket is gone (or is being closed)."""
+        """Forget a session whose socket is gone (or is being closed); frames still arriving are ignored."""
+        session.closing = True
         if self.sessions.pop(session.id, None) is None:
             return
         for sub in session.subscriptions.values():
@@ -154,7 +160,6 @@ class StreamingService:
         """Close with a close frame; the socket is given up after ``close_timeout`` if the peer is stuck."""
         if session.closing:
             return
-        session.closing = True
         counted = _CLOSE_COUNTERS.get(code)
         if counted is not None:
             setattr(self.counters, counted, getattr(self.counters, counted) + 1)
@@ -162,13 +167,16 @@ class StreamingService:
         try:
             async with asyncio.timeout(self.limits.close_timeout):
                 await session.transport.close(code, reason)
-        except (TimeoutError, Exception):
-            # The peer does not read, so not even a close frame gets through: stop its receive loop
-            # so that nothing of ours waits on it any longer.
+            return
+        except TimeoutError:
+            # The peer does not read, so not even a close frame gets through.
             log.info("close of %s did not complete within %ss", session.id, self.limits.close_timeout)
-            reader = session.reader
-            if reader is not None and not reader.done() and reader is not asyncio.current_task():
-                reader.cancel()
+        except Exception as exc:  # the socket is already gone
+            log.debug("close of %s failed: %r", session.id, exc)
+        # Stop its receive loop, so that nothing of ours waits on this peer any longer.
+        reader = session.reader
+        if reader is not None and not reader.done() and reader is not asyncio.current_task():
+            reader.cancel()
 
     async def _pump(self, session: Session) -> None:
         """Write the session's outbox to its socket, in order, within its budget."""
@@ -193,18 +201,23 @@ class StreamingService:
                         pass
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the socket went away under us
+        except Exception as exc:  # the socket went away under us: close it all, reader included
             log.debug("writer of %s stopped: %r", session.id, exc)
-            self.end_session(session)
+            await self.close_session(session, closecodes.INTERNAL_ERROR, "send failed")
 
     def sweep(self) -> None:
         """Close connections silent for ``stale_after`` or stuck on one write for ``slow_consumer_timeout``."""
         now = self.clock.monotonic()
+        wall = self.clock.now().timestamp()
         limits = self.limits
         for session in list(self.sessions.values()):
             if session.closing:
                 continue
-            if session.send_started is not None and now - session.send_started > limits.slow_consumer_timeout:
+            if session.expires_at is not None and wall > session.expires_at:
+                self._spawn(self.close_session(session, closecodes.UNAUTHORIZED, "token expired"))
+            elif (
+                session.send_started is not None and now - session.send_started > limits.slow_consumer_timeout
+            ):
                 self._spawn(
                     self.close_session(
                         session, closecodes.TRY_AGAIN_LATER, "slow consumer: socket not reading"
@@ -224,20 +237,29 @@ class StreamingService:
         self.counters.messages_delivered += 1
         if self.taps:
             for tap in self.taps.get(envelope.type, ()):
-                tap(envelope)
+                try:
+                    tap(envelope)
+                except Exception:  # a listener never stops delivery
+                    log.exception("tap %r failed", tap)
         subscribers = self._streams.get(envelope.stream)
         if not subscribers:
             return
         delivery = self._delivery[envelope.stream]
         overflowed: list[Session] = []
+        merged = 0
         for session in subscribers.values():
             outbox = session.outbox
-            before = outbox.conflated
-            if outbox.push(envelope, delivery):
+            if outbox.overflowed:
+                continue  # its close is already on the way
+            pushed = outbox.push(envelope, delivery)
+            if pushed is Pushed.QUEUED:
                 session.wakeup.set()
+            elif pushed is Pushed.MERGED:
+                merged += 1
             else:
                 overflowed.append(session)
-            self.counters.prices_conflated += outbox.conflated - before
+        if delivery is Delivery.CONFLATE:
+            self.counters.prices_conflated += merged
         for session in overflowed:
             self._spawn(
                 self.close_session(
@@ -307,9 +329,12 @@ class StreamingService:
         return iso(self.clock.now())
 
     def _reply(self, session: Session, message: msgspec.Struct) -> None:
-        if session.closing:
+        self._push_control_text(session, encode(message).decode())
+
+    def _push_control_text(self, session: Session, text: str) -> None:
+        if session.closing or session.outbox.overflowed:
             return
-        if session.outbox.push_control(encode(message).decode()):
+        if session.outbox.push_control(text):
             session.wakeup.set()
         else:
             self._spawn(
@@ -393,8 +418,10 @@ class StreamingService:
             since_of[streams[0]] = since
         elif isinstance(since, dict):
             since_of = {stream: seq for stream, seq in since.items() if stream in streams}
-        old = session.subscriptions.get(sub_key)
-        if old is None:
+        outbox = session.outbox
+        for stream in streams:
+            outbox.hold(stream)  # live messages wait until the history reply is queued
+        if sub_key not in session.subscriptions:
             sub = Subscribed(spec, key, streams)
             session.subscriptions[sub_key] = sub
             self._attach(session, sub)
@@ -419,11 +446,19 @@ class StreamingService:
             try:
                 replay = await self.backplane.replay(stream, resume)
             except BackplaneUnavailable as exc:
+                if session.closing:
+                    return
+                outbox.release(stream)
+                if resume is not None:  # a resume that cannot be answered: the client retries later
+                    await self.close_session(
+                        session, closecodes.TRY_AGAIN_LATER, "history unavailable: resume later"
+                    )
+                    return
                 self.error(session, "history_unavailable", f"History unavailable for {stream}: {exc}")
+                session.wakeup.set()
                 continue
             if session.closing or sub_key not in session.subscriptions:
                 return
-            session.outbox.covered(stream, replay.last_seq)
             self._reply(
                 session,
                 History(
@@ -440,9 +475,13 @@ class StreamingService:
                 and replay.envelopes
                 and (resume is None or resume < replay.last_seq)
             ):
-                latest = replay.envelopes[-1]
-                if session.outbox.push_control(latest.text):
-                    session.wakeup.set()
+                self._push_control_text(session, replay.envelopes[-1].text)
+            if outbox.covered(stream, replay.last_seq) is Pushed.OVERFLOW:
+                await self.close_session(
+                    session, closecodes.TRY_AGAIN_LATER, "slow consumer: too many messages during subscribe"
+                )
+                return
+            session.wakeup.set()
 
     @staticmethod
     def _authorized(spec: ChannelSpec, user_id: str, key: str | None) -> bool:

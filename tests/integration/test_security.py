@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import os
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 import websockets
@@ -29,7 +33,13 @@ def token(
 
 @pytest.fixture(scope="module")
 def jwt_server() -> Iterator[LegendServer]:
-    srv = LegendServer({"security": {"auth": "jwt", "jwt_secret": SECRET, "jwt_leeway_seconds": 0}}).start()
+    srv = LegendServer(
+        {
+            "security": {"auth": "jwt", "jwt_secret": SECRET, "jwt_leeway_seconds": 0},
+            "realtime": {"cleanup_interval": 0.2},
+            "server": {"log_level": "info"},
+        }
+    ).start()
     try:
         yield srv
     finally:
@@ -143,3 +153,39 @@ def test_non_loopback_bind_without_jwt_refuses_to_start(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "not a loopback address" in result.stderr and "security.auth = 'jwt'" in result.stderr
+
+
+async def test_a_connection_is_closed_when_its_token_expires(jwt_server: LegendServer) -> None:
+    client = await Client.connect(f"{jwt_server.ws_url}?token={token('brief', expires_in=2)}")
+    assert (await client.expect("connection"))["user_id"] == "brief"
+    await client.subscribe("alerts")
+    with pytest.raises(websockets.ConnectionClosed):
+        while True:
+            await client.recv(timeout=6)
+    assert client.connection.close_code == 4401 and client.connection.close_reason == "token expired"
+
+
+async def test_tokens_in_the_query_string_stay_out_of_the_logs(jwt_server: LegendServer) -> None:
+    secret_token = token("logged")
+    client = await Client.connect(f"{jwt_server.ws_url}?token={secret_token}")
+    await client.expect("connection")
+    await client.close()
+    logs = jwt_server.logs()
+    assert "token=[redacted]" in logs and secret_token not in logs
+
+
+async def test_dev_mode_refuses_foreign_host_names(server: LegendServer) -> None:
+    rebound = httpx.get(f"{server.url}/api/watchlist", headers={"Host": f"attacker.example:{server.port}"})
+    assert rebound.status_code == 400 and "loopback" in rebound.json()["detail"]
+    assert httpx.get(f"{server.url}/health", headers={"Host": f"localhost:{server.port}"}).status_code == 200
+    for host, status in (
+        (f"attacker.example:{server.port}", b" 403 "),
+        (f"localhost:{server.port}", b" 101 "),
+    ):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(
+                f"GET /api/ws?user_id=u HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+                f"Origin: http://{host}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            assert status in sock.recv(1024).split(b"\r\n")[0]

@@ -36,7 +36,7 @@ def settings_for(url: str, **security: Any) -> Settings:
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[Client]:
     services = bootstrap(settings_for(database_url), clock=FrozenClock(), run_streamer=False)
-    async with AsyncTestClient(create_app(services=services)) as test_client:
+    async with AsyncTestClient(create_app(services=services), base_url="http://legend.localhost") as test_client:
         yield test_client
 
 
@@ -52,7 +52,7 @@ def keys(response: Any) -> list[str]:
 async def test_jwt_mode_needs_a_valid_token_and_scopes_to_its_subject(database_url: str) -> None:
     settings = settings_for(database_url, auth="jwt", jwt_secret=JWT_SECRET)
     services = bootstrap(settings, clock=FrozenClock(), run_streamer=False)
-    async with AsyncTestClient(create_app(services=services)) as client:
+    async with AsyncTestClient(create_app(services=services), base_url="http://legend.localhost") as client:
         for path in ("/api/watchlist", "/api/alerts/rules", "/api/alerts/events"):
             response = await client.get(path, headers=ALICE)  # the development header means nothing here
             assert response.status_code == 401

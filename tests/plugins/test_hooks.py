@@ -56,7 +56,9 @@ async def test_each_register_hook_reaches_the_server(build: Build) -> None:
     assert {"news", "portfolio"} <= set(services.registry.names())
 
     app = create_app(services=services)
-    async with AsyncTestClient(app) as client:  # runs on_startup, the feeds, and on_shutdown at the end
+    async with AsyncTestClient(
+        app, base_url="http://legend.localhost"
+    ) as client:  # runs on_startup, the feeds, and on_shutdown at the end
         assert f"startup {'echo'}" in echo.EVENTS
         response = await client.get("/api/echo/hello")
         assert response.json() == {"greeting": "ahoy", "plugin": "echo"}
@@ -243,5 +245,5 @@ async def test_a_plugin_route_on_a_taken_path_fails_that_plugin_only(build: Buil
     app = create_app(services=services)
     assert state(services, "clash")["state"] == "failed"
     assert "Handler already registered for path '/health'" in state(services, "clash")["last_error"]
-    async with AsyncTestClient(app) as client:
+    async with AsyncTestClient(app, base_url="http://legend.localhost") as client:
         assert (await client.get("/health")).json() == {"status": "ok"}

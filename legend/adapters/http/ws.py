@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from litestar import WebSocket, websocket
@@ -12,6 +13,8 @@ from litestar.types import Message
 from legend.adapters.auth import BEARER_SUBPROTOCOL, AuthError
 from legend.bootstrap import Services
 from legend.domain import closecodes
+
+log = logging.getLogger("legend.ws")
 
 
 class LitestarTransport:
@@ -40,7 +43,10 @@ def _subprotocols(socket: WebSocket[Any, Any, Any]) -> list[str]:
 async def stream(socket: WebSocket[Any, Any, Any], services: NamedDependency[Services]) -> None:
     """The streaming protocol (docs/protocol.md)."""
     counters = services.streaming.counters
-    if not services.auth.origin_allowed(socket.headers.get("origin"), socket.headers.get("host")):
+    host = socket.headers.get("host")
+    if not (
+        services.auth.host_allowed(host) and services.auth.origin_allowed(socket.headers.get("origin"), host)
+    ):
         counters.auth_rejected += 1
         await socket.close(code=closecodes.FORBIDDEN, reason="origin not allowed")  # before accept: HTTP 403
         return
@@ -55,8 +61,9 @@ async def stream(socket: WebSocket[Any, Any, Any], services: NamedDependency[Ser
         return
     await socket.accept(subprotocols=identity.subprotocol)
     streaming = services.streaming
-    session = streaming.open_session(LitestarTransport(socket), identity.user_id)
-    session.reader = asyncio.current_task()
+    session = streaming.open_session(LitestarTransport(socket), identity.user_id, identity.expires_at)
+    reader = asyncio.current_task()
+    session.reader = reader
     receive = socket.receive
     try:
         while True:
@@ -66,10 +73,11 @@ async def stream(socket: WebSocket[Any, Any, Any], services: NamedDependency[Ser
             text = event.get("text")
             await streaming.handle_frame(session, text if text is not None else event.get("bytes") or b"")
     except asyncio.CancelledError:
-        if not session.closing:
+        # close_session cancels this loop when the peer would not even take a close frame; any other
+        # cancellation (the server stopping) goes on.
+        if not session.closing or (reader is not None and reader.uncancel() > 0):
             raise
-        # cancelled by close_session: the peer would not even take a close frame
-    except Exception:  # the peer vanished mid-receive; nothing to report to it
-        pass
+    except Exception as exc:  # the peer vanished mid-receive; nothing to report to it
+        log.debug("receive loop of %s ended: %r", session.id, exc)
     finally:
         streaming.end_session(session)
