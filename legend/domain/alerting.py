@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -64,6 +65,7 @@ class AlertingService:
         claim_seconds: float = 30.0,
         reload_interval: float = 0.0,
         single_instance: bool = True,
+        max_queued_prices: int = 10_000,
     ) -> None:
         self.repository = repository
         self.publisher = publisher
@@ -87,6 +89,13 @@ class AlertingService:
         self._fresh: set[int] = set()  # stored by this process and not yet tried: no history check needed
         self._backlog = False  # a publish failed: the retry loop has work
         self._task: asyncio.Task[None] | None = None
+        # Prices wait here for evaluation, in order, so that the streamer never waits on the database.
+        # Bounded: during a long database outage the oldest are dropped (counted) rather than memory grown.
+        self._queue: deque[Observation] = deque(maxlen=max_queued_prices)
+        self._queued = asyncio.Event()
+        self._evaluating: asyncio.Task[None] | None = None
+        self.prices_dropped = 0
+        self.prices_evaluated = 0
 
     # ───────────── life cycle ─────────────
 
@@ -102,15 +111,30 @@ class AlertingService:
             await self.deliver_pending(takeover=self.single_instance)
         except Exception:
             log.exception("alerting: recovery of unpublished triggers failed; the retry loop will try again")
-        self._task = asyncio.get_running_loop().create_task(self._background(), name="alert-delivery")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._background(), name="alert-delivery")
+        self._evaluating = loop.create_task(self._evaluate_queued(), name="alert-evaluation")
 
     async def stop(self) -> None:
         self.started = False
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._task, self._evaluating):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._evaluating = None
+
+    async def _evaluate_queued(self) -> None:
+        while True:
+            await self._queued.wait()
+            self._queued.clear()
+            while self._queue:
+                observation = self._queue.popleft()
+                try:
+                    await self.observe(observation)
+                except Exception:
+                    log.exception("alerting: evaluating %s failed", observation.ticker)
+                self.prices_evaluated += 1
 
     async def _background(self) -> None:
         since_reload = 0.0
@@ -139,8 +163,13 @@ class AlertingService:
     # ───────────── evaluation ─────────────
 
     async def on_price(self, update: PriceUpdate) -> None:
-        """The ``Publisher.price_listeners`` hook."""
-        await self.observe(
+        """The ``Publisher.price_listeners`` hook: queue the price and return at once; the evaluation
+        (and any database write it needs) runs in its own task, in order."""
+        if not self.started:
+            return
+        if len(self._queue) == self._queue.maxlen:
+            self.prices_dropped += 1
+        self._queue.append(
             Observation(
                 ticker=update.ticker,
                 price=update.price,
@@ -148,6 +177,7 @@ class AlertingService:
                 volume=float(update.volume),
             )
         )
+        self._queued.set()
 
     async def observe(self, observation: Observation) -> list[AlertEvent]:
         """Evaluate one price update; returns the triggers it stored (published before returning, unless
@@ -284,6 +314,9 @@ class AlertingService:
             "triggers_published": self.triggers_published,
             "publish_failures": self.publish_failures,
             "backlog": self._backlog,
+            "prices_queued": len(self._queue),
+            "prices_dropped": self.prices_dropped,
+            "prices_evaluated": self.prices_evaluated,
         }
 
 

@@ -36,8 +36,8 @@ class PriceInput(_Input):
 
     ticker: Ticker
     price: Price
-    change: Money = 0.0
-    change_percent: Percent = 0.0
+    change: Money | None = None  # default: price - previous_close, or 0 without one
+    change_percent: Percent | None = None
     volume: Volume = 0
     high: Price | None = None
     low: Price | None = None
@@ -47,10 +47,28 @@ class PriceInput(_Input):
 
     def __post_init__(self) -> None:
         self.ticker = self.ticker.strip().upper()
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
         high = self.high if self.high is not None else self.price
         low = self.low if self.low is not None else self.price
-        if low > high:
-            raise ValueError(f"low ({low}) must not exceed high ({high})")
+        if not low <= self.price <= high:
+            raise ValueError(f"price ({self.price}) must lie between low ({low}) and high ({high})")
+        if self.open_price is not None and not low <= self.open_price <= high:
+            raise ValueError(f"open_price ({self.open_price}) must lie between low ({low}) and high ({high})")
+        if self.previous_close is not None:
+            # change and change_percent drive alert rules: with a previous close they must agree with it
+            change = round(self.price - self.previous_close, 4)
+            percent = round(change / self.previous_close * 100, 2)
+            if self.change is None:
+                self.change = change
+            elif abs(self.change - change) > 0.01:
+                raise ValueError(f"change ({self.change}) disagrees with price - previous_close ({change})")
+            if self.change_percent is None:
+                self.change_percent = percent
+            elif abs(self.change_percent - percent) > 0.01:
+                raise ValueError(
+                    f"change_percent ({self.change_percent}) disagrees with previous_close ({percent})"
+                )
 
 
 class PatternInput(_Input):

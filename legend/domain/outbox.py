@@ -118,6 +118,12 @@ class Outbox:
             queued = queued or pushed is Pushed.QUEUED
         return Pushed.QUEUED if queued else Pushed.MERGED
 
+    def take_control(self) -> list[str]:
+        """Every pending reply, for a connection about to close: its last errors still reach it."""
+        replies = list(self._control)
+        self._control.clear()
+        return replies
+
     def forget(self, stream: str) -> None:
         """The connection left ``stream``: drop what is pending for it."""
         self._floor.pop(stream, None)

@@ -94,8 +94,8 @@ class Publisher:
         message = PriceUpdate(
             ticker=data.ticker,
             price=data.price,
-            change=data.change,
-            change_percent=data.change_percent,
+            change=data.change if data.change is not None else 0.0,
+            change_percent=data.change_percent if data.change_percent is not None else 0.0,
             volume=data.volume,
             high=high,
             low=low,

@@ -166,6 +166,9 @@ class StreamingService:
         self.end_session(session)
         try:
             async with asyncio.timeout(self.limits.close_timeout):
+                if code != closecodes.TRY_AGAIN_LATER:  # a slow consumer would not take them anyway
+                    for text in session.outbox.take_control():  # e.g. the errors that explain the close
+                        await session.transport.send_text(text)
                 await session.transport.close(code, reason)
             return
         except TimeoutError:

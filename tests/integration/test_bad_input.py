@@ -149,6 +149,9 @@ GOOD_PRICE = {"ticker": "AAPL", "price": 150.25}
             "open",
         ),  # unknown field: the seed says open_price
         ("price", {"ticker": "AAPL", "price": 1, "volume": -5}, "volume"),
+        ("price", {"ticker": "AAPL", "price": 150, "high": 140}, "must lie between"),
+        ("price", {"ticker": "AAPL", "price": 150, "low": 151, "high": 149}, "must not exceed"),
+        ("price", {"ticker": "AAPL", "price": 150, "change": 5, "previous_close": 100}, "disagrees"),
         (
             "pattern",
             {

@@ -636,7 +636,7 @@ test('conflation: the last price of a burst is always delivered', () => {
     assert.ok(count < 100, 'conflated');
 });
 
-test('queue bound: the oldest price update is dropped first, then the oldest message; control never', () => {
+test('queue bound: the oldest price update is dropped first; must-deliver messages never; control never queued', () => {
     const env = setup({ maxQueueSize: 3, maxMessagesPerSecond: 1 });
     const got = [];
     const label = (m) => (m.type === 'price_update' ? m.ticker : m.type === 'pattern_alert' ? 'pat' + m.seq : m.type);
@@ -651,6 +651,7 @@ test('queue bound: the oldest price update is dropped first, then the oldest mes
     let stats = env.client.getStats();
     assert.equal(stats.queueSize, 3);
     assert.equal(stats.droppedMessages, 1);
+    assert.equal(stats.queueOverflows, 0);
     assert.deepEqual(got, ['pong']);
     env.clock.tick(10000);
     assert.deepEqual(got, ['pong', 'pat1', 'pat2', 'P2']);
@@ -659,9 +660,16 @@ test('queue bound: the oldest price update is dropped first, then the oldest mes
     ws.serverSend(pattern('C', 3));
     ws.serverSend(pattern('D', 4));
     ws.serverSend(pattern('E', 5));
-    ws.serverSend(pattern('F', 6)); // full, no price queued: the oldest message (pat3) goes
+    ws.serverSend(pattern('F', 6)); // full of must-deliver messages: the queue grows instead of losing one
+    stats = env.client.getStats();
+    assert.equal(stats.queueSize, 4);
+    assert.equal(stats.queueOverflows, 1);
+    ws.serverSend(price('P3', 1)); // full, no price queued to make room: the price is the one dropped
+    stats = env.client.getStats();
+    assert.equal(stats.queueSize, 4);
+    assert.equal(stats.droppedMessages, 2);
     env.clock.tick(10000);
-    assert.deepEqual(got, ['pat4', 'pat5', 'pat6']);
+    assert.deepEqual(got, ['pat3', 'pat4', 'pat5', 'pat6']);
     stats = env.client.getStats();
     assert.equal(stats.droppedMessages, 2);
     assert.equal(stats.queueSize, 0);
@@ -699,6 +707,174 @@ test('disconnect() discards queued messages', () => {
     env.clock.tick(5000);
     assert.deepEqual(got, ['A']);
     assert.equal(env.client.getStats().queueSize, 0);
+});
+
+// ───────────────────────────── must-deliver: the resume position is the last DELIVERED seq ─────────────────────────────
+
+function trigger(seq, stream = 'alerts:user:u1') {
+    return {
+        type: 'alert_trigger',
+        ticker: 'AAPL',
+        alert_type: 'breakout',
+        alert_id: 'a' + seq,
+        trigger_price: 1,
+        current_price: 2,
+        message: 'r:' + seq,
+        timestamp: '2025-11-18T10:30:00Z',
+        channel: stream,
+        seq,
+    };
+}
+
+/** A client subscribed to 'alerts' (two streams), acknowledged, with empty histories. */
+function alertsSetup(options = {}) {
+    const env = setup({ userId: 'u1', ...options });
+    const got = [];
+    env.client.on('alert_trigger', (m, info) => got.push((info.replayed ? 'replay ' : '') + m.message));
+    env.client.subscribe('alerts');
+    const ws = connectOpen(env);
+    ws.serverSend(ack('alerts', ['alerts', 'alerts:user:u1']));
+    ws.serverSend({ type: 'history', channel: 'alerts', messages: [], seq: 0, timestamp: 't' });
+    ws.serverSend({ type: 'history', channel: 'alerts:user:u1', messages: [], seq: 0, timestamp: 't' });
+    return { env, got, ws };
+}
+
+test('disconnect() (pagehide) with alerts still queued: resubscribing resumes after the last DELIVERED one', () => {
+    const { env, got, ws } = alertsSetup({ maxMessagesPerSecond: 1 });
+    for (let seq = 1; seq <= 5; seq++) ws.serverSend(trigger(seq));
+    env.clock.tick(0);
+    assert.deepEqual(got, ['r:1']);
+    assert.deepEqual(env.client.getStats().streams, { alerts: 0, 'alerts:user:u1': 1 }, 'queued ones do not move the position');
+
+    env.client.disconnect(1000, 'page hidden'); // what the dashboard does on pagehide
+    env.clock.tick(10000);
+    assert.deepEqual(got, ['r:1'], 'nothing delivered after disconnect()');
+    assert.equal(env.client.getStats().queueSize, 0);
+
+    env.client.connect(); // pageshow
+    const ws2 = env.WS.last;
+    assert.notEqual(ws2, ws);
+    ws2.open();
+    assert.deepEqual(subscribeFrames(ws2), [{ type: 'subscribe', channel: 'alerts', since: { alerts: 0, 'alerts:user:u1': 1 } }]);
+    ws2.serverSend(ack('alerts', ['alerts', 'alerts:user:u1']));
+    ws2.serverSend({ type: 'history', channel: 'alerts', messages: [], seq: 0, recovered: true, timestamp: 't' });
+    ws2.serverSend({
+        type: 'history',
+        channel: 'alerts:user:u1',
+        messages: [2, 3, 4, 5].map((n) => trigger(n)),
+        seq: 5,
+        recovered: true,
+        timestamp: 't',
+    });
+    assert.deepEqual(got, ['r:1', 'replay r:2', 'replay r:3', 'replay r:4', 'replay r:5'], 'the replay is not mistaken for duplicates');
+    assert.equal(env.client.getStats().duplicatesDropped, 0);
+    assert.deepEqual(env.client.getStats().streams, { alerts: 0, 'alerts:user:u1': 5 });
+});
+
+test('queue overflow: must-deliver messages are never dropped; the queue grows and counts queueOverflows', () => {
+    const { env, got, ws } = alertsSetup({ maxQueueSize: 3, maxMessagesPerSecond: 1 });
+    for (let seq = 1; seq <= 6; seq++) ws.serverSend(trigger(seq));
+    let stats = env.client.getStats();
+    assert.equal(stats.queueSize, 6);
+    assert.equal(stats.queueOverflows, 3);
+    assert.equal(stats.droppedMessages, 0);
+    assert.equal(stats.streams['alerts:user:u1'], 0, 'nothing delivered yet: the resume position has not moved');
+    env.clock.tick(2500);
+    assert.deepEqual(got, ['r:1', 'r:2', 'r:3']);
+    assert.equal(env.client.getStats().streams['alerts:user:u1'], 3);
+    env.clock.tick(10000);
+    assert.deepEqual(got, ['r:1', 'r:2', 'r:3', 'r:4', 'r:5', 'r:6']);
+    stats = env.client.getStats();
+    assert.equal(stats.streams['alerts:user:u1'], 6);
+    assert.equal(stats.queueSize, 0);
+    assert.ok(env.logger.records.some((r) => r.level === 'warn' && /queue full/.test(r.args[0])));
+});
+
+test('a price update dropped from a full queue does not move the resume position; its replay is delivered', () => {
+    const env = setup({ maxQueueSize: 2, maxMessagesPerSecond: 1 });
+    const got = [];
+    env.client.on('price_update', (m, info) => got.push((info.replayed ? 'replay ' : '') + m.ticker + ':' + m.seq));
+    for (const t of ['A', 'B', 'C']) env.client.subscribe('ticker', t);
+    const ws = connectOpen(env);
+    for (const t of ['A', 'B', 'C']) ws.serverSend(ack('ticker', ['ticker:' + t], t));
+    ws.serverSend(price('A', 1, 1));
+    env.clock.tick(0);
+    assert.deepEqual(got, ['A:1']);
+    ws.serverSend(price('A', 2, 2));
+    ws.serverSend(price('B', 1, 1));
+    ws.serverSend(price('C', 1, 1)); // full: A:2, the oldest price, is dropped
+    assert.equal(env.client.getStats().droppedMessages, 1);
+    env.client.disconnect();
+    assert.deepEqual(env.client.getStats().streams, { 'ticker:A': 1 });
+    env.client.connect();
+    const ws2 = env.WS.last;
+    ws2.open();
+    assert.deepEqual(subscribeFrames(ws2), [
+        { type: 'subscribe', channel: 'ticker', ticker: 'A', since: 1 },
+        { type: 'subscribe', channel: 'ticker', ticker: 'B' },
+        { type: 'subscribe', channel: 'ticker', ticker: 'C' },
+    ]);
+    ws2.serverSend({ type: 'history', channel: 'ticker:A', ticker: 'A', messages: [price('A', 2, 2)], seq: 2, recovered: true, timestamp: 't' });
+    assert.deepEqual(got, ['A:1', 'replay A:2']);
+    assert.deepEqual(env.client.getStats().streams, { 'ticker:A': 2 });
+});
+
+test('duplicates of messages still waiting in the queue are dropped', () => {
+    const env = setup({ maxMessagesPerSecond: 1 });
+    const got = [];
+    env.client.on('pattern_alert', (m) => got.push(m.seq));
+    const ws = connectOpen(env);
+    ws.serverSend(pattern('A', 1));
+    ws.serverSend(pattern('B', 2));
+    ws.serverSend(pattern('C', 3));
+    ws.serverSend(pattern('B', 2)); // waiting, not yet delivered
+    ws.serverSend(pattern('A', 1));
+    assert.equal(env.client.getStats().duplicatesDropped, 2);
+    assert.equal(env.client.getStats().queueSize, 3);
+    env.clock.tick(10000);
+    assert.deepEqual(got, [1, 2, 3]);
+    ws.serverSend(pattern('C', 3)); // delivered already
+    env.clock.tick(10000);
+    assert.deepEqual(got, [1, 2, 3]);
+    assert.equal(env.client.getStats().duplicatesDropped, 3);
+});
+
+test('a reconnect while alerts are queued delivers each exactly once: the queue first, then the replay', () => {
+    const { env, got, ws } = alertsSetup({ maxMessagesPerSecond: 1 });
+    for (let seq = 1; seq <= 4; seq++) ws.serverSend(trigger(seq));
+    env.clock.tick(0);
+    assert.deepEqual(got, ['r:1']);
+    ws.drop(1006);
+    env.clock.tick(750); // backoff with random 0.5: the queue keeps draining meanwhile (one per second)
+    const ws2 = env.WS.last;
+    assert.notEqual(ws2, ws);
+    ws2.open();
+    assert.deepEqual(subscribeFrames(ws2)[0].since, { alerts: 0, 'alerts:user:u1': 1 });
+    ws2.serverSend(ack('alerts', ['alerts', 'alerts:user:u1']));
+    ws2.serverSend({ type: 'history', channel: 'alerts', messages: [], seq: 0, recovered: true, timestamp: 't' });
+    ws2.serverSend({ type: 'history', channel: 'alerts:user:u1', messages: [2, 3, 4, 5].map((n) => trigger(n)), seq: 5, recovered: true, timestamp: 't' });
+    env.clock.tick(10000);
+    assert.deepEqual(got, ['r:1', 'r:2', 'r:3', 'r:4', 'replay r:5']);
+    assert.equal(env.client.getStats().streams['alerts:user:u1'], 5);
+});
+
+test('a handler that disconnects during a history replay: the rest is not delivered, resume from the last delivered', () => {
+    const env = setup();
+    const got = [];
+    env.client.on('pattern_alert', (m) => {
+        got.push(m.seq);
+        if (m.seq === 2) env.client.disconnect();
+    });
+    env.client.subscribe('patterns');
+    const ws = connectOpen(env);
+    ws.serverSend(ack('patterns', ['patterns']));
+    ws.serverSend({ type: 'history', channel: 'patterns', messages: [1, 2, 3, 4].map((n) => pattern('X', n)), seq: 4, timestamp: 't' });
+    assert.deepEqual(got, [1, 2]);
+    assert.deepEqual(env.client.getStats().streams, { patterns: 2 });
+    env.client.connect();
+    const ws2 = env.WS.last;
+    ws2.open();
+    assert.deepEqual(subscribeFrames(ws2), [{ type: 'subscribe', channel: 'patterns', since: 2 }]);
 });
 
 // ───────────────────────────── events ─────────────────────────────
@@ -872,6 +1048,49 @@ test('elements removed from the page leave the cache after their write', () => {
     env.client.updateElementIfChanged(el, 'x');
     env.raf.runFrame();
     assert.equal(el.textContent, 'x');
+    assert.equal(env.client.getStats().cacheSize, 0);
+});
+
+/** A stand-in element that contains other elements (for forgetElements). */
+function makeContainer(children) {
+    const root = makeElement();
+    root.contains = (node) => node === root || children.includes(node);
+    return root;
+}
+
+test('forgetElement: a removed element leaves the cache and its pending write is dropped', () => {
+    const env = setup();
+    const a = makeElement();
+    const b = makeElement();
+    env.client.updateElementIfChanged(a, 'a');
+    env.client.updateElementIfChanged(b, 'b');
+    env.raf.runFrame();
+    assert.equal(env.client.getStats().cacheSize, 2);
+    assert.equal(env.client.forgetElement(a), true);
+    assert.equal(env.client.getStats().cacheSize, 1);
+    assert.equal(env.client.forgetElement(a), false, 'nothing left to forget');
+    assert.equal(env.client.updateElementIfChanged(a, 'a'), true, 'forgotten: written again when shown again');
+    env.client.forgetElement(a);
+    env.clock.tick(1000);
+    env.raf.runFrame();
+    assert.equal(a.writes, 1, 'the pending write of a forgotten element is dropped');
+    assert.equal(env.client.updateElementIfChanged(b, 'b'), false, 'other elements are kept');
+});
+
+test('forgetElements(root): a removed row and all its cells leave the cache; clearCache still clears all', () => {
+    const env = setup();
+    const cells = Array.from({ length: 6 }, () => makeElement());
+    const row = makeContainer(cells);
+    const other = makeElement();
+    cells.forEach((c, i) => env.client.updateElementIfChanged(c, i));
+    env.client.updateElementIfChanged(other, 'x');
+    env.raf.runFrame();
+    assert.equal(env.client.getStats().cacheSize, 7);
+    assert.equal(env.client.forgetElements(row), 6);
+    assert.equal(env.client.getStats().cacheSize, 1);
+    assert.equal(env.client.updateElementIfChanged(other, 'x'), false);
+    assert.equal(env.client.forgetElements(makeElement()), 0, 'an element without contains() forgets only itself');
+    env.client.clearCache();
     assert.equal(env.client.getStats().cacheSize, 0);
 });
 

@@ -90,6 +90,16 @@ async def triggers_until_marker(ws: ClientConnection, marker: str) -> list[dict[
         got.append(message)
 
 
+async def evaluated(http: httpx.AsyncClient, count: int) -> None:
+    """Wait until the server has evaluated ``count`` prices (evaluation runs beside the price stream)."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            stats = (await http.get("/api/ws/stats", headers=ADMIN)).json()
+            if stats["alerting"]["prices_evaluated"] >= count:
+                return
+            await asyncio.sleep(0.02)
+
+
 async def mark(http: httpx.AsyncClient, marker: str) -> None:
     body = {"ticker": marker, "alert_type": "marker", "trigger_price": 1, "current_price": 1}
     assert (await http.post("/api/ws/broadcast/alert", json=body, headers=ADMIN)).status_code == 200
@@ -125,6 +135,7 @@ async def test_alerts_reach_only_their_owner_exactly_once_across_a_restart(
 
         async with subscriber(base, "alice") as alice, subscriber(base, "bob") as bob:
             await prices(http, 149, 151, 152)  # one crossing, then the condition merely holds
+            await evaluated(http, 3)
             await mark(http, "MARKA")
             [trigger] = await triggers_until_marker(alice, "MARKA")
             assert await triggers_until_marker(bob, "MARKA") == []
@@ -147,10 +158,12 @@ async def test_alerts_reach_only_their_owner_exactly_once_across_a_restart(
     async with server(config, log) as base, httpx.AsyncClient(base_url=base) as http:
         async with subscriber(base, "alice") as alice, subscriber(base, "bob") as bob:
             await prices(http, 153)  # still past the level: nothing
+            await evaluated(http, 1)
             await mark(http, "MARKB")
             assert await triggers_until_marker(alice, "MARKB") == []
             assert await triggers_until_marker(bob, "MARKB") == []
             await prices(http, 149, 151.5)  # back below, then a new crossing
+            await evaluated(http, 3)
             await mark(http, "MARKC")
             [again] = await triggers_until_marker(alice, "MARKC")
             assert await triggers_until_marker(bob, "MARKC") == []

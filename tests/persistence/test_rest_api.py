@@ -3,6 +3,7 @@ identity, per-user scoping, field-level errors with nothing half-written, and tr
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -36,7 +37,9 @@ def settings_for(url: str, **security: Any) -> Settings:
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[Client]:
     services = bootstrap(settings_for(database_url), clock=FrozenClock(), run_streamer=False)
-    async with AsyncTestClient(create_app(services=services), base_url="http://legend.localhost") as test_client:
+    async with AsyncTestClient(
+        create_app(services=services), base_url="http://legend.localhost"
+    ) as test_client:
         yield test_client
 
 
@@ -258,11 +261,18 @@ async def test_the_number_of_rules_is_capped(client: Client) -> None:
 
 
 async def broadcast(client: Client, *prices: float) -> None:
+    """Publish prices, then wait until alerting has evaluated them (it runs beside the price stream)."""
+    before = (await client.get("/api/ws/stats", headers=ADMIN)).json()["alerting"]["prices_evaluated"]
     for value in prices:
         response = await client.post(
             "/api/ws/broadcast/price", json={"ticker": "AAPL", "price": value}, headers=ADMIN
         )
         assert response.status_code == 200
+    async with asyncio.timeout(10):
+        while (await client.get("/api/ws/stats", headers=ADMIN)).json()["alerting"][
+            "prices_evaluated"
+        ] < before + len(prices):
+            await asyncio.sleep(0.01)
 
 
 async def test_events_list_the_callers_triggers_newest_first_in_pages(client: Client) -> None:
@@ -294,7 +304,14 @@ async def test_events_list_the_callers_triggers_newest_first_in_pages(client: Cl
 
 @pytest.mark.parametrize(
     ("query", "key"),
-    [("limit=0", "limit"), ("limit=501", "limit"), ("before=0", "before"), ("limit=x", "limit")],
+    [
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("before=0", "before"),
+        ("before=2147483648", "before"),
+        ("before=99999999999999999999", "before"),
+        ("limit=x", "limit"),
+    ],
 )
 async def test_bad_event_queries_are_field_errors(client: Client, query: str, key: str) -> None:
     assert keys(await client.get(f"/api/alerts/events?{query}", headers=ALICE)) == [key]

@@ -389,7 +389,9 @@ class AlertController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_EVENTS_PAGE, description="Page size")] = 50,
         before: Annotated[
             int | None,
-            QueryParameter(ge=1, required=False, description="Only events with a smaller id (next page)"),
+            QueryParameter(
+                ge=1, le=MAX_ID, required=False, description="Only events with a smaller id (next page)"
+            ),
         ] = None,
     ) -> Events:
         """Triggers newest first, including those that fired while the caller was offline."""

@@ -646,6 +646,7 @@
                 this.rows.delete(ticker);
                 this.frame.delete(row);
                 row.el.remove();
+                this.ws.forgetElements(row.el); // its cells must not stay in the client's change cache
                 this._renderEmpty();
             }
             this.ws.unsubscribe('ticker', ticker);
@@ -998,6 +999,7 @@
                 time: parseTime(msg.timestamp) || new Date(),
                 past: replayed,
             };
+            const listed = this._inFeed(item.key);
             this._addFeed(item);
             // The latest pattern of each ticker marks its row, also a row added later.
             const chip = {
@@ -1012,7 +1014,7 @@
                 if (this.patterns.size > MAX_PATTERN_CHIPS) this.patterns.delete(this.patterns.keys().next().value);
                 this._paintChip(ticker);
             }
-            if (replayed) return;
+            if (replayed || listed) return; // only new detections notify
             this._highlight(ticker, 'pattern');
             this._toast(item);
         }
@@ -1032,8 +1034,10 @@
         _onAlertTrigger(msg, info) {
             const replayed = !!(info && info.replayed);
             const item = this._alertItem(msg, replayed);
+            // Already listed (same alert_id: from /api/alerts/events, or received twice): no toast, no beep.
+            const listed = this._inFeed(item.key);
             this._addFeed(item);
-            if (replayed) return;
+            if (replayed || listed) return;
             this._highlight(parseTicker(msg.ticker), 'alert');
             this._toast(item);
             if (this.soundEnabled) this.beeper.play('alert');
@@ -1083,9 +1087,14 @@
             }
         }
 
+        /** Whether an item with this key is in the activity feed already. */
+        _inFeed(key) {
+            return this.feed.some((f) => f.key === key);
+        }
+
         /** Insert into the activity feed, newest first, without duplicates; false when already there. */
         _addFeed(item) {
-            if (this.feed.some((f) => f.key === item.key)) return false;
+            if (this._inFeed(item.key)) return false;
             const node = el('li', 'feed-item feed-' + item.kind);
             const icon = el('span', 'feed-icon');
             icon.setAttribute('aria-hidden', 'true');

@@ -21,12 +21,20 @@
  * Behaviour in brief:
  * - Reconnects with exponential backoff and *equal jitter* (see computeBackoff), except after disconnect()
  *   and close codes 4401/4403. After a reconnect every subscription is sent again with `since` (the last
- *   `seq` seen on each of its streams), so the server replays what was missed; duplicates are dropped.
+ *   `seq` *delivered to handlers* on each of its streams), so the server replays what was missed;
+ *   duplicates are dropped. A message that is queued but never delivered (queue cleared by disconnect(),
+ *   a price update dropped from a full queue) does not count: it is replayed on the next resume.
  * - Control messages (connection, subscription, history, pong, error) are handled at once. Everything
- *   else goes through a bounded queue processed at most `maxMessagesPerSecond` per second; queued price
- *   updates of one ticker are conflated (the newest replaces the older in place).
+ *   else goes through a queue processed at most `maxMessagesPerSecond` per second; queued price
+ *   updates of one ticker are conflated (the newest replaces the older in place). The queue holds
+ *   `maxQueueSize` messages: when full, price updates are dropped (the oldest queued one first), but
+ *   must-deliver messages (pattern_alert, alert_trigger, news, market_status, ...) never are — the
+ *   queue grows beyond the bound for them (counted in `queueOverflows`); the server bounds its side.
+ * - disconnect() delivers nothing further (queued messages are discarded) but keeps the resume position,
+ *   so connect() later resumes after the last message delivered.
  * - DOM writes requested with updateElementIfChanged() are change-detected and applied together in one
  *   requestAnimationFrame callback, at most once every `batchUpdateDelay` ms. Nothing else touches the DOM.
+ *   Call forgetElements(root) when removing elements from the page so the cache does not keep them.
  * - Pings every `heartbeatInterval`; a connection silent for 2 × heartbeatInterval is dropped and resumed.
  *
  * Beyond the documented options: `token` (JWT, a string or a function returning one; sent as the
@@ -143,6 +151,11 @@
         return null;
     }
 
+    /** The message's `seq` when it is a finite number, else null. */
+    function seqOf(msg) {
+        return typeof msg.seq === 'number' && isFinite(msg.seq) ? msg.seq : null;
+    }
+
     class WebSocketClient {
         /** @param {object} [options] see the comment at the top of this file */
         constructor(options) {
@@ -198,9 +211,12 @@
             this._pingSentAt = null;
             this._latencyMs = null;
 
-            // subscriptions and resume: key -> {channel, ticker, key, streams}; stream -> highest seq seen
+            // subscriptions and resume: key -> {channel, ticker, key, streams}
             this._subs = new Map();
+            // stream -> seq of the newest message DELIVERED to handlers: the resume position (`since`)
             this._lastSeq = new Map();
+            // stream -> highest seq accepted into the queue and not yet delivered nor discarded (dedupe only)
+            this._queuedSeq = new Map();
 
             // throttled queue of data messages: entries {msg, key}; key -> entry for price conflation
             this._queue = [];
@@ -229,6 +245,7 @@
                 droppedMessages: 0,
                 duplicatesDropped: 0,
                 conflatedMessages: 0,
+                queueOverflows: 0,
             };
         }
 
@@ -521,7 +538,10 @@
                 for (const other of this._subs.values()) {
                     for (const s of other.streams || [other.key]) streams.delete(s);
                 }
-                for (const s of streams) this._lastSeq.delete(s);
+                for (const s of streams) {
+                    this._lastSeq.delete(s);
+                    this._queuedSeq.delete(s);
+                }
                 this._removeQueued((msg) => streams.has(streamOf(msg)));
             }
             if (this._state === 'open') {
@@ -594,18 +614,32 @@
             }
         }
 
-        /** Record the message's seq; false when it is a duplicate (seq <= the highest seen on its stream). */
+        /**
+         * False when the message is a duplicate: its seq is at or below the last one delivered on its stream,
+         * or the last one waiting in the queue. Records nothing: see _enqueue() and _deliverData().
+         */
         _accept(msg, fallbackStream) {
             const stream = streamOf(msg) || fallbackStream;
-            const seq = msg.seq;
-            if (!stream || typeof seq !== 'number' || !isFinite(seq)) return true;
-            const last = this._lastSeq.get(stream);
-            if (last !== undefined && seq <= last) {
+            const seq = seqOf(msg);
+            if (!stream || seq === null) return true;
+            const delivered = this._lastSeq.get(stream);
+            const queued = this._queuedSeq.get(stream);
+            if ((delivered !== undefined && seq <= delivered) || (queued !== undefined && seq <= queued)) {
                 this._stats.duplicatesDropped++;
                 return false;
             }
-            this._lastSeq.set(stream, seq);
             return true;
+        }
+
+        /** Deliver a data message to its handlers; its seq becomes the stream's resume position. */
+        _deliverData(msg, replayed, fallbackStream) {
+            const stream = streamOf(msg) || fallbackStream;
+            const seq = seqOf(msg);
+            if (stream && seq !== null) {
+                const last = this._lastSeq.get(stream);
+                if (last === undefined || seq > last) this._lastSeq.set(stream, seq);
+            }
+            this._deliver(msg, replayed);
         }
 
         _handleControl(msg) {
@@ -646,27 +680,39 @@
             this._deliver(msg, false);
         }
 
+        /**
+         * A history reply: delivered at once. Its `seq` (the stream's newest) becomes the resume position
+         * only once all of its messages were delivered — not when a handler disconnected in between.
+         */
         _handleHistory(msg) {
+            const ws = this._ws;
+            const live = () => this._ws === ws && !this._manualClose;
             let stream = typeof msg.channel === 'string' && msg.channel !== '' ? msg.channel : null;
             if (!stream && msg.ticker) stream = 'ticker:' + normalizeTicker(msg.ticker);
-            const latest = typeof msg.seq === 'number' && isFinite(msg.seq) ? msg.seq : null;
+            const latest = seqOf(msg);
             if (stream) {
+                // Live messages of this stream still queued are older than the replay: deliver them first.
+                const earlier = this._removeQueued((m) => streamOf(m) === stream);
+                this._queuedSeq.delete(stream);
+                for (const m of earlier) {
+                    if (!live()) return;
+                    this._deliverData(m, false, stream);
+                }
                 const known = this._lastSeq.get(stream);
                 if (latest !== null && known !== undefined && latest < known) {
                     // The server's stream restarted below our position (e.g. a restarted single instance).
                     this._log('info', 'WebSocketClient: stream ' + stream + ' restarted at ' + latest + ' (was ' + known + ')');
                     this._lastSeq.delete(stream);
                 }
-                // Live messages of this stream still queued are older than the replay: deliver them first.
-                const earlier = this._removeQueued((m) => streamOf(m) === stream);
-                for (const m of earlier) this._deliver(m, false);
             }
             const items = Array.isArray(msg.messages) ? msg.messages : [];
             for (const item of items) {
+                if (!live()) return;
                 if (!item || typeof item !== 'object' || typeof item.type !== 'string') continue;
                 if (!this._accept(item, stream)) continue;
-                this._deliver(item, true);
+                this._deliverData(item, true, stream);
             }
+            if (!live()) return;
             if (stream && latest !== null) {
                 const known = this._lastSeq.get(stream);
                 if (known === undefined || latest > known) this._lastSeq.set(stream, latest);
@@ -683,32 +729,76 @@
                 if (waiting) {
                     waiting.msg = msg; // the newer price replaces the older one in place
                     this._stats.conflatedMessages++;
+                    this._noteQueued(msg);
                     return;
                 }
             }
-            if (this._queue.length >= this.options.maxQueueSize) this._dropOne();
+            if (this._queue.length >= this.options.maxQueueSize && !this._dropOne()) {
+                // Full of must-deliver messages: a price update may go; anything else is kept anyway.
+                if (key !== null) {
+                    this._stats.droppedMessages++;
+                    this._warnOverflow('dropping price updates');
+                    return;
+                }
+                this._stats.queueOverflows++;
+                this._warnOverflow('keeping must-deliver messages beyond the limit');
+            }
             const entry = { msg: msg, key: key };
             this._queue.push(entry);
             if (key !== null) this._conflation.set(key, entry);
+            this._noteQueued(msg);
             this._scheduleDrain();
         }
 
-        /** Make room: drop the oldest queued price update, or the oldest message when there is none. */
+        /** Remember the highest queued seq of the message's stream (for duplicate detection). */
+        _noteQueued(msg) {
+            const stream = streamOf(msg);
+            const seq = seqOf(msg);
+            if (!stream || seq === null) return;
+            const queued = this._queuedSeq.get(stream);
+            if (queued === undefined || seq > queued) this._queuedSeq.set(stream, seq);
+        }
+
+        /**
+         * Make room by dropping the oldest queued price update (conflatable: a newer price supersedes it).
+         * Must-deliver messages are never dropped. Returns false when there is no price update to drop.
+         */
         _dropOne() {
             let index = -1;
             for (let i = 0; i < this._queue.length; i++) {
-                if (this._queue[i].msg.type === 'price_update') {
+                if (this._queue[i].key !== null) {
                     index = i;
                     break;
                 }
             }
-            if (index === -1) index = 0;
+            if (index === -1) return false;
             const entry = this._queue.splice(index, 1)[0];
             this._forgetEntry(entry);
+            this._recountQueued([streamOf(entry.msg)]);
             this._stats.droppedMessages++;
-            if (!this._overflowWarned) {
-                this._overflowWarned = true;
-                this._log('warn', 'WebSocketClient: message queue full (' + this.options.maxQueueSize + '); dropping messages');
+            this._warnOverflow('dropping price updates');
+            return true;
+        }
+
+        _warnOverflow(what) {
+            if (this._overflowWarned) return;
+            this._overflowWarned = true;
+            this._log('warn', 'WebSocketClient: message queue full (' + this.options.maxQueueSize + '); ' + what);
+        }
+
+        /**
+         * Messages of `streams` left the queue undelivered: their seqs no longer count as seen, so that a
+         * replay brings them again. Recomputed from what is still queued.
+         */
+        _recountQueued(streams) {
+            const wanted = new Set();
+            for (const s of streams) {
+                if (s && this._queuedSeq.delete(s)) wanted.add(s);
+            }
+            if (wanted.size === 0) return;
+            for (const entry of this._queue) {
+                const stream = streamOf(entry.msg);
+                if (wanted.has(stream)) this._noteQueued(entry.msg);
             }
         }
 
@@ -736,6 +826,8 @@
         _clearQueue() {
             this._queue = [];
             this._conflation.clear();
+            this._queuedSeq.clear(); // undelivered: not seen; the resume position stays at the last delivered
+            this._overflowWarned = false;
             if (this._drainTimer !== null) this._clearTimeout(this._drainTimer);
             this._drainTimer = null;
         }
@@ -758,7 +850,7 @@
                 const entry = this._queue.shift();
                 this._forgetEntry(entry);
                 this._nextProcessAt = now + interval;
-                this._deliver(entry.msg, false);
+                this._deliverData(entry.msg, false, null);
             }
             if (this._queue.length === 0) this._overflowWarned = false;
             this._scheduleDrain();
@@ -881,6 +973,41 @@
             this._cache.clear();
         }
 
+        /**
+         * Forget `element` (cached value and pending write): call it when the element leaves the page, so
+         * the cache does not keep it alive. Returns true when something was forgotten.
+         */
+        forgetElement(element) {
+            if (!element) return false;
+            const cached = this._cache.delete(element);
+            const pending = this._pending.delete(element);
+            return cached || pending;
+        }
+
+        /**
+         * Forget `root` and every cached element inside it (root.contains()), e.g. a removed table row and
+         * its cells. Returns how many elements were forgotten.
+         */
+        forgetElements(root) {
+            if (!root) return 0;
+            const inside = typeof root.contains === 'function'
+                ? (node) => {
+                    try {
+                        return node === root || root.contains(node);
+                    } catch (_) {
+                        return false;
+                    }
+                }
+                : (node) => node === root;
+            let count = 0;
+            for (const map of [this._cache, this._pending]) {
+                for (const node of Array.from(map.keys())) {
+                    if (inside(node) && map.delete(node) && map === this._cache) count++;
+                }
+            }
+            return count;
+        }
+
         // ───────────────────────────── stats ─────────────────────────────
 
         getStats() {
@@ -904,6 +1031,7 @@
                 droppedMessages: this._stats.droppedMessages,
                 duplicatesDropped: this._stats.duplicatesDropped,
                 conflatedMessages: this._stats.conflatedMessages,
+                queueOverflows: this._stats.queueOverflows,
                 latencyMs: this._latencyMs,
                 state: this._state,
                 connectionId: this._connectionId,

@@ -1,0 +1,200 @@
+'use strict';
+// Tests of web/static/js/realtime-dashboard.js in Node: the script is run in a vm context with a minimal
+// stand-in DOM, and RealtimeDashboard methods are exercised on an instance wired to the real
+// WebSocketClient (fake socket and timers). The full page is covered by tests/browser/.
+// Run with: node --test tests/js/
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+
+const { setup } = require('./fakes');
+
+const DASHBOARD_PATH = path.join(__dirname, '..', '..', 'web', 'static', 'js', 'realtime-dashboard.js');
+
+/** Just enough of a DOM element for the dashboard's feed items and table rows. */
+class FakeNode {
+    constructor(tag) {
+        this.tagName = String(tag).toUpperCase();
+        this.children = [];
+        this.parent = null;
+        this.attributes = {};
+        this.dataset = {};
+        this.style = {};
+        this.hidden = false;
+        this.className = '';
+        this._text = '';
+    }
+
+    get textContent() {
+        return this._text + this.children.map((c) => c.textContent).join('');
+    }
+
+    set textContent(value) {
+        this.children = [];
+        this._text = String(value);
+    }
+
+    get isConnected() {
+        let node = this;
+        while (node.parent) node = node.parent;
+        return node.isRoot === true;
+    }
+
+    setAttribute(name, value) {
+        this.attributes[name] = String(value);
+    }
+
+    getAttribute(name) {
+        return name in this.attributes ? this.attributes[name] : null;
+    }
+
+    appendChild(child) {
+        if (child.parent) child.remove();
+        child.parent = this;
+        this.children.push(child);
+        return child;
+    }
+
+    append(...nodes) {
+        for (const n of nodes) this.appendChild(n);
+    }
+
+    remove() {
+        if (!this.parent) return;
+        const siblings = this.parent.children;
+        siblings.splice(siblings.indexOf(this), 1);
+        this.parent = null;
+    }
+
+    contains(node) {
+        for (let n = node; n; n = n.parent) if (n === this) return true;
+        return false;
+    }
+}
+
+/** Load the dashboard script; returns the RealtimeDashboard class (the page's auto-start is skipped). */
+function loadDashboardClass() {
+    const document = {
+        readyState: 'complete',
+        createElement: (tag) => new FakeNode(tag),
+        addEventListener() {},
+    };
+    const context = { document, console, realtimeDashboard: {} /* already "started": boot() does nothing */ };
+    context.window = context;
+    vm.createContext(context);
+    vm.runInContext(fs.readFileSync(DASHBOARD_PATH, 'utf8'), context, { filename: DASHBOARD_PATH });
+    assert.equal(typeof context.RealtimeDashboard, 'function');
+    return context.RealtimeDashboard;
+}
+
+/**
+ * A dashboard instance without its constructor (which binds the whole page): the state the handlers
+ * under test use, a real WebSocketClient, and recorders for toasts, beeps and highlights.
+ */
+function makeDashboard() {
+    const RealtimeDashboard = loadDashboardClass();
+    const env = setup();
+    const d = Object.create(RealtimeDashboard.prototype);
+    const page = new FakeNode('body');
+    page.isRoot = true;
+    const table = page.appendChild(new FakeNode('tbody'));
+    const notified = { toasts: [], beeps: 0, highlights: [] };
+    Object.assign(d, {
+        ws: env.client,
+        rows: new Map(),
+        patterns: new Map(),
+        feed: [],
+        toasts: new Set(),
+        timers: new Set(),
+        frame: { set() {}, delete() {}, clear() {} },
+        lastSeen: null,
+        soundEnabled: true,
+        rulesAvailable: false,
+        rulesTimer: null,
+        destroyed: false,
+        beeper: { play: () => notified.beeps++ },
+        dom: { rows: table },
+        _toast: (item) => notified.toasts.push(item.title),
+        _highlight: (ticker, effect) => notified.highlights.push(ticker + ':' + effect),
+        _renderEmpty() {},
+    });
+    return { d, env, notified, table };
+}
+
+function trigger(alertId, extra = {}) {
+    return {
+        type: 'alert_trigger',
+        ticker: 'AAPL',
+        alert_type: 'breakout',
+        alert_id: alertId,
+        trigger_price: 150,
+        current_price: 150.25,
+        message: 'AAPL breaking out',
+        timestamp: '2025-11-18T10:30:00.000Z',
+        channel: 'alerts:user:u1',
+        ...extra,
+    };
+}
+
+test('dashboard: a live alert trigger with an alert_id already listed neither toasts nor beeps', () => {
+    const { d, notified } = makeDashboard();
+    d._onAlertTrigger(trigger('r1', { seq: 1 }), { replayed: false });
+    assert.equal(notified.toasts.length, 1);
+    assert.equal(notified.beeps, 1);
+    assert.equal(d.feed.length, 1);
+
+    // the same trigger again (e.g. also listed from /api/alerts/events, or sent twice): already shown
+    d._onAlertTrigger(trigger('r1', { seq: 2, timestamp: '2025-11-18T10:30:01.000Z' }), { replayed: false });
+    assert.equal(d.feed.length, 1);
+    assert.equal(notified.toasts.length, 1, 'no second toast for a duplicate alert_id');
+    assert.equal(notified.beeps, 1, 'no second beep for a duplicate alert_id');
+    assert.deepEqual(notified.highlights, ['AAPL:alert']);
+
+    // a new trigger notifies
+    d._onAlertTrigger(trigger('r2', { seq: 3 }), { replayed: false });
+    assert.equal(d.feed.length, 2);
+    assert.equal(notified.toasts.length, 2);
+    assert.equal(notified.beeps, 2);
+});
+
+test('dashboard: a trigger first listed as a past event, then received live, does not notify', () => {
+    const { d, notified } = makeDashboard();
+    d._addFeed(d._alertItem(trigger('r9'), true)); // what loadAlertEvents() does
+    d._onAlertTrigger(trigger('r9', { seq: 4 }), { replayed: false });
+    assert.equal(d.feed.length, 1);
+    assert.deepEqual(notified.toasts, []);
+    assert.equal(notified.beeps, 0);
+});
+
+test('dashboard: removing a ticker row evicts its cells from the client cache', () => {
+    const { d, env, table } = makeDashboard();
+    const cellNames = ['price', 'chg', 'pct', 'vol', 'lo', 'hi'];
+    const makeRow = (ticker) => {
+        const el = new FakeNode('tr');
+        const cells = {};
+        for (const name of cellNames) cells[name] = el.appendChild(new FakeNode('span'));
+        table.appendChild(el);
+        return { ticker, el, cells, points: [], last: null, trend: 'flat', flash: null, flashParity: 0 };
+    };
+    d.rows.set('AAPL', makeRow('AAPL'));
+    d.rows.set('MSFT', makeRow('MSFT'));
+    const msg = (ticker) => ({
+        type: 'price_update', ticker, price: 150.25, change: 2.5, change_percent: 1.69,
+        volume: 75000000, high: 151, low: 148.5, timestamp: '2025-11-18T10:30:00.000Z',
+    });
+    d._onPrice(msg('AAPL'), { replayed: false });
+    d._onPrice(msg('MSFT'), { replayed: false });
+    env.raf.runFrame();
+    assert.equal(env.client.getStats().cacheSize, 12);
+
+    const removed = d.rows.get('AAPL');
+    assert.equal(d.unsubscribeTicker('AAPL'), true);
+    assert.equal(removed.el.parent, null, 'the row left the table');
+    assert.equal(env.client.getStats().cacheSize, 6, "the removed row's cells are no longer cached");
+    for (const name of cellNames) {
+        assert.equal(env.client.updateElementIfChanged(d.rows.get('MSFT').cells[name], removed.cells[name].textContent), false, 'the other row is still cached');
+    }
+});
