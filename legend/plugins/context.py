@@ -4,6 +4,9 @@ A plugin never touches the server's services directly. Through its context it pu
 channels only (each message checked against the channel's schema first), listens to prices and
 subscriptions, adds tickers for the streamer to poll, keeps small state, and runs tasks that are
 supervised: whatever raises is logged and counted against the plugin, never against the server.
+
+These limits keep a plugin from doing the wrong thing by accident. They are no sandbox: a plugin is
+trusted code running in the server's own process, and Python cannot stop it from reaching past its context.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from legend.domain.messages import PriceUpdate
 from legend.domain.publisher import Publisher
 from legend.domain.streaming import StreamingService
 from legend.domain.timefmt import iso
+from legend.plugins.feeds import cancel_threadsafe
 from legend.plugins.state import PluginRecord
 from legend.plugins.store import PluginStateRepository, PluginStore
 from legend.ports.backplane import Backplane
@@ -37,6 +41,15 @@ FeedFunction = Callable[["PluginContext"], Coroutine[Any, Any, None]]
 ProviderFactory = Callable[["PluginContext"], QuoteProvider]
 PriceCallback = Callable[[PriceUpdate], Awaitable[None] | None]
 SubscribeCallback = Callable[[str, str | None], Awaitable[None] | None]
+
+# The channel families whose public streams every plugin may read (``history``, ``last_message``), beside
+# its own channels: prices, pattern alerts, market status and news. Private streams (``…:user:<id>``) of
+# other channels, such as ``alerts:user:bob`` or another plugin's ``portfolio:user:alice``, are not readable.
+PUBLIC_HISTORY = frozenset({"ticker", "patterns", "market_status", "news"})
+
+
+class StreamNotReadable(PermissionError):
+    """``history``/``last_message`` of a stream the plugin may not read."""
 
 
 class RegisterChannel(Protocol):
@@ -97,6 +110,7 @@ class PluginContext:
         self._channels: dict[str, ChannelSpec] = {}
         self._singletons: dict[object, object] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the server's loop, once started
         self.price_callbacks: list[PriceCallback] = []
         self.subscribe_callbacks: dict[str, list[SubscribeCallback]] = {}
         self.interest_sources: list[Callable[[], Iterable[str]]] = []
@@ -111,6 +125,11 @@ class PluginContext:
 
     def _own(self, spec: ChannelSpec) -> None:
         self._channels[spec.name] = spec
+
+    def _halt(self) -> None:
+        """The plugin failed: cancel its tasks (from any thread)."""
+        for task in list(self._tasks):
+            cancel_threadsafe(task)
 
     @property
     def runtime(self) -> Runtime:
@@ -135,8 +154,12 @@ class PluginContext:
 
         The message (an instance of the channel's schema, or a mapping converted to it) is validated
         first; ``channel`` and ``timestamp`` are filled in. A rejected message is logged and counted, never
-        sent. Raises ``BackplaneUnavailable`` when the backplane cannot publish right now.
+        sent. Once the plugin has failed, every publish is refused (counted in ``messages_refused``) and
+        returns None. Raises ``BackplaneUnavailable`` when the backplane cannot publish right now.
         """
+        if not self._record.active:
+            self._record.messages_refused += 1
+            return None
         spec = self._channels.get(stream.partition(":")[0])
         if spec is None:
             self._reject(f"stream {stream!r} is not on a channel of plugin {self.name}")
@@ -151,6 +174,9 @@ class PluginContext:
         if "timestamp" in message.__struct_fields__ and not getattr(message, "timestamp", None):
             changes["timestamp"] = iso(self.clock.now())
         message = msgspec.structs.replace(message, **changes)
+        if not self._record.active:  # failed while the message was being checked (another thread)
+            self._record.messages_refused += 1
+            return None
         envelope = await self.runtime.publisher.publish(stream, message)
         self._record.messages_published += 1
         return envelope
@@ -175,28 +201,65 @@ class PluginContext:
             self._manager._want_prices(self)
 
     def on_subscribe(self, channel: str, callback: SubscribeCallback) -> None:
-        """Call ``callback(user_id, key)`` when a client on this instance subscribes to ``channel``."""
+        """Call ``callback(user_id, key)`` when a client on this instance subscribes to ``channel``.
+
+        A plain function runs on the event loop, inside the subscribe: it must be quick (no I/O). One that
+        raises, or blocks the loop for longer than ``hook_timeout``, fails the plugin. A coroutine function
+        runs as a task of its own (an exception in it is counted)."""
         self.subscribe_callbacks.setdefault(channel, []).append(callback)
 
     def add_interest(self, tickers: Callable[[], Iterable[str]]) -> None:
-        """Have the streamer poll the tickers ``tickers()`` returns (called each round; keep it quick)."""
+        """Have the streamer poll the tickers ``tickers()`` returns. It is called on the event loop every
+        round: it must be quick (no I/O). One that raises, or blocks for longer than ``hook_timeout``,
+        fails the plugin."""
         self.interest_sources.append(tickers)
 
     def poll_soon(self) -> None:
-        """Ask the streamer for a round of quotes now (after adding interest)."""
-        self.runtime.poke()
+        """Ask the streamer for a round of quotes now (after adding interest); from any thread."""
+        poke = self.runtime.poke
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                on_loop = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                on_loop = False
+            if not on_loop:
+                loop.call_soon_threadsafe(poke)
+                return
+        poke()
 
     def subscribers(self, channel: str) -> set[str]:
         """The users subscribed to ``channel`` on this server instance."""
         return self.runtime.streaming.subscribed_users(channel)
 
+    def feed_running(self, name: str) -> bool:
+        """True while this plugin's feed ``name`` runs on this instance (for a feed that runs on one
+        instance of a cluster at a time: while this instance holds its lease)."""
+        runner = self._record.feeds.get(name)
+        return runner is not None and runner.running
+
+    def can_read(self, stream: str) -> bool:
+        """Whether ``history``/``last_message`` may read ``stream``: any stream of this plugin's own
+        channels, and the public streams of ``ticker:*``, ``patterns``, ``market_status`` and ``news*``."""
+        channel, _, rest = stream.partition(":")
+        if channel in self._channels:
+            return True
+        return channel in PUBLIC_HISTORY and "user" not in rest.split(":")
+
     async def history(self, stream: str, since: int | None = None) -> list[dict[str, Any]]:
-        """The messages a stream's history holds (after ``since``), oldest first, decoded."""
+        """The messages a stream's history holds (after ``since``), oldest first, decoded. Raises
+        ``StreamNotReadable`` (a PermissionError) for a stream outside ``can_read``."""
+        if not self.can_read(stream):
+            raise StreamNotReadable(
+                f"plugin {self.name} may not read stream {stream!r} (its own channels and the public "
+                f"streams of {', '.join(sorted(PUBLIC_HISTORY))} only)"
+            )
         replay = await self.runtime.backplane.replay(stream, since)
         return [msgspec.json.decode(envelope.text) for envelope in replay.envelopes]
 
     async def last_message(self, stream: str) -> dict[str, Any] | None:
-        """The newest message of any stream (``ticker:AAPL`` gives the last price), or None."""
+        """The newest message of a stream ``history`` may read (``ticker:AAPL`` gives the last price), or
+        None."""
         messages = await self.history(stream)
         return messages[-1] if messages else None
 
@@ -220,8 +283,20 @@ class PluginContext:
         return found
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str = "task") -> asyncio.Task[Any]:
-        """Run a coroutine in the background; an exception is logged and counted; cancelled at stop."""
-        task = asyncio.get_running_loop().create_task(coroutine, name=f"plugin {self.name}: {name}")
+        """Run a coroutine in the background; an exception is logged and counted; cancelled at stop or
+        when the plugin fails. Call it on the event loop (an ``async def`` hook, a feed, a handler)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            coroutine.close()
+            raise RuntimeError(
+                f"plugin {self.name}: spawn() needs the event loop (a plain on_startup runs in a worker "
+                "thread: make it `async def` to spawn tasks)"
+            ) from None
+        if not self._record.active:
+            coroutine.close()
+            raise RuntimeError(f"plugin {self.name} is {self._record.state.value}: nothing more runs")
+        task = loop.create_task(coroutine, name=f"plugin {self.name}: {name}")
         self._tasks.add(task)
 
         def done(finished: asyncio.Task[Any]) -> None:

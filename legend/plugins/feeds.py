@@ -3,6 +3,9 @@
 A feed runs on one instance of a cluster at a time (a backplane lease ``plugin:<plugin>:<feed>``, renewed
 while it runs and taken over when its holder dies), unless it was registered with ``every_instance=True``
 (work that serves this instance's own connections).
+
+Each time a feed (re)starts, it was just given the lease (again): state another instance changed meanwhile
+must be re-read then. Once its plugin has failed a feed is stopped and never restarted.
 """
 
 from __future__ import annotations
@@ -23,6 +26,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("legend.plugins")
 
 HEALTHY_AFTER = 60.0  # a feed that ran this long before failing restarts after the initial delay again
+
+
+def cancel_threadsafe(task: asyncio.Task[Any]) -> None:
+    """Cancel a task from its own loop or from any other thread."""
+    if task.done():
+        return
+    loop = task.get_loop()
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        task.cancel()
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(task.cancel)
 
 
 class FeedRunner:
@@ -75,6 +93,19 @@ class FeedRunner:
         if self.state != "finished":
             self.state = "stopped"
 
+    def halt(self) -> None:
+        """Cancel the feed at once because its plugin failed (it is not restarted); safe from any thread."""
+        task = self._task
+        if task is None or task.done():
+            return
+        self.state = "stopped"
+        cancel_threadsafe(task)
+
+    @property
+    def running(self) -> bool:
+        """The feed runs on this instance now (for a leased feed: this instance holds the lease)."""
+        return self.state == "running" and self.record.active
+
     def status(self) -> dict[str, Any]:
         return {
             "state": self.state,
@@ -89,9 +120,14 @@ class FeedRunner:
         clock = self.context.clock
         delay = self.restart_delay
         while True:
+            if not self.record.active:
+                self.state = "stopped"
+                return
             if not self.every_instance:
                 self.state = "waiting"
                 await self._acquire()
+                if not self.record.active:
+                    continue
             self.state = "running"
             self.runs += 1
             started = clock.monotonic()
@@ -101,10 +137,12 @@ class FeedRunner:
                 else:
                     finished = await self._run_leased()
                     if not finished:
-                        continue  # the lease was lost: wait for it again
+                        continue  # the lease was lost (or the plugin failed): wait for it again
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if not self.record.active:
+                    continue  # the plugin failed meanwhile: stopped above, not restarted
                 self.errors += 1
                 self.last_error = describe(exc)
                 self.record.error(f"feed {self.name}", exc)
@@ -130,7 +168,7 @@ class FeedRunner:
 
     async def _acquire(self) -> None:
         """Until this instance holds the lease (another instance runs the feed meanwhile)."""
-        while not await self._hold():  # noqa: ASYNC110 - polling a lease held elsewhere, not a local event
+        while self.record.active and not await self._hold():  # noqa: ASYNC110 - a lease held elsewhere
             await asyncio.sleep(self.lease_ttl / 3)
 
     async def _run_leased(self) -> bool:
@@ -142,6 +180,8 @@ class FeedRunner:
                 if done:
                     inner.result()  # raises the feed's exception
                     return True
+                if not self.record.active:
+                    return False  # the plugin failed: the supervisor stops it
                 if not await self._hold():
                     log.warning(
                         "plugin %s: feed %s lost its lease; stopping it here", self.record.name, self.name

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -102,16 +103,50 @@ def call_bounded(function: Callable[..., Any], kwargs: Mapping[str, Any], timeou
 
 
 async def call_bounded_async(function: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float) -> Any:  # noqa: ASYNC109
-    """Call a plugin's startup or shutdown hook on the event loop and await what it returns, within
-    ``timeout``. (A plain function runs on the loop too, so that it may use the context; it must not block.)"""
+    """Call a plugin's ``on_startup`` or ``on_shutdown`` within ``timeout`` seconds.
+
+    A plain function runs in a worker thread (``call_bounded``, awaited without holding up the loop): one
+    that blocks is abandoned at the timeout. A coroutine function runs on the event loop under
+    ``asyncio.timeout``. That cannot interrupt code that blocks the loop without awaiting, so the time the
+    call took is measured as well: a call that overran raises HookTimeout once it returns.
+    """
+    started = time.monotonic()
     try:
-        async with asyncio.timeout(timeout):
-            result = function(**kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
+        if inspect.iscoroutinefunction(function):
+            async with asyncio.timeout(timeout):
+                result = await function(**kwargs)
+        else:
+            result = await asyncio.to_thread(call_bounded, function, kwargs, timeout)
+            if inspect.isawaitable(result):  # a plain function that returned a coroutine
+                async with asyncio.timeout(max(timeout - (time.monotonic() - started), 0.0)):
+                    result = await result
     except TimeoutError:
         raise HookTimeout(f"did not return within {timeout:g}s") from None
+    _check_elapsed(started, timeout)
+    return result
+
+
+def _check_elapsed(started: float, timeout: float) -> None:
+    """Raise HookTimeout when a call that started at ``started`` (``time.monotonic``) took too long."""
+    elapsed = time.monotonic() - started
+    if elapsed > timeout:
+        raise HookTimeout(f"blocked the event loop for {elapsed:.2f}s (hook_timeout is {timeout:g}s)")
+
+
+def call_on_loop(
+    record: PluginRecord, where: str, function: Callable[..., Any], args: tuple[Any, ...], timeout: float
+) -> tuple[bool, Any]:
+    """Call a plugin's function that must run on the event loop and be quick (``authorize``, an interest
+    source, a subscribe or price callback): (ok, result). One that raises, or blocks the loop for longer than
+    ``timeout``, fails the plugin (it cannot be interrupted, but it is not called again)."""
+    started = time.monotonic()
+    try:
+        result = function(*args)
+        _check_elapsed(started, timeout)
+    except Exception as exc:
+        record.fail(where, exc)
+        return False, None
+    return True, result
 
 
 @dataclass
@@ -451,7 +486,7 @@ class PluginManager:
                 record.fail("register_channels", problem)
                 continue
             for spec in specs:
-                guarded = _guard_authorize(spec, record)
+                guarded = _guard_authorize(spec, record, self.options.hook_timeout)
                 registry.register(guarded)
                 record.channels.append(guarded.name)
                 assert record.context is not None
@@ -549,16 +584,16 @@ class PluginManager:
         runtime.streaming.subscribe_listeners.append(self._on_subscribe)
 
     def interest(self) -> set[str]:
-        """Tickers the plugins want polled (``PluginContext.add_interest``)."""
+        """Tickers the plugins want polled (``PluginContext.add_interest``). Called on the event loop every
+        round: a source that raises or blocks for longer than ``hook_timeout`` fails its plugin."""
         wanted: set[str] = set()
+        timeout = self.options.hook_timeout
         for record in self.active():
             assert record.context is not None
-            for source in record.context.interest_sources:
-                try:
-                    tickers = list(source())
-                except Exception as exc:
-                    record.error("interest", exc)
-                    continue
+            for source in list(record.context.interest_sources):
+                ok, tickers = call_on_loop(record, "interest", lambda s=source: list(s()), (), timeout)
+                if not ok:
+                    break
                 for ticker in tickers:
                     try:
                         wanted.add(normalize_ticker(ticker))
@@ -567,17 +602,19 @@ class PluginManager:
         return wanted
 
     def _on_subscribe(self, user_id: str, channel: str, key: str | None) -> None:
+        """Subscribe callbacks, on the event loop: a plain one that raises or blocks for longer than
+        ``hook_timeout`` fails its plugin; a coroutine runs as a task of its own."""
         for record in self.active():
             context = record.context
             if context is None:
                 continue
-            for callback in context.subscribe_callbacks.get(channel, ()):
-                try:
-                    result = callback(user_id, key)
-                    if inspect.isawaitable(result):
-                        context.spawn(_awaited(result), name=f"on_subscribe {channel}")
-                except Exception as exc:
-                    record.error(f"on_subscribe {channel}", exc)
+            for callback in list(context.subscribe_callbacks.get(channel, ())):
+                if not record.active:
+                    break
+                where = f"on_subscribe {channel}"
+                ok, result = call_on_loop(record, where, callback, (user_id, key), self.options.hook_timeout)
+                if ok and inspect.isawaitable(result):
+                    context.spawn(_awaited(result), name=where)
 
     def _want_prices(self, context: PluginContext) -> None:
         try:
@@ -590,7 +627,7 @@ class PluginManager:
     def _mailbox(self, context: PluginContext) -> None:
         record = self.records[context.name]
         if context.name not in self._mailboxes:
-            mailbox = _PriceMailbox(record, context)
+            mailbox = _PriceMailbox(record, context, self.options.hook_timeout)
             self._mailboxes[context.name] = mailbox
             mailbox.start()
         if not self._tapped and self._runtime is not None:
@@ -611,6 +648,10 @@ class PluginManager:
         if self.started:
             return
         self.started = True
+        loop = asyncio.get_running_loop()
+        for record in self.records.values():
+            if record.context is not None:
+                record.context._loop = loop
         for record in self.active():
             await self._call_async(record, "on_startup", {"context": record.context})
         for record in self.active():
@@ -700,7 +741,9 @@ def _check_specs(specs: list[Any], registry: ChannelRegistry) -> str | None:
     return None
 
 
-def _guard_authorize(spec: ChannelSpec, record: PluginRecord) -> ChannelSpec:
+def _guard_authorize(spec: ChannelSpec, record: PluginRecord, timeout: float) -> ChannelSpec:
+    """``authorize`` runs on the event loop in every subscribe: one that raises or blocks for longer than
+    ``timeout`` denies and fails its plugin (whose channels then deny everyone)."""
     rule = spec.authorize
     if rule is None:
         return spec
@@ -708,11 +751,10 @@ def _guard_authorize(spec: ChannelSpec, record: PluginRecord) -> ChannelSpec:
     def authorize(user_id: str, key: str | None) -> bool:
         if not record.active:
             return False
-        try:
-            return bool(rule(user_id, key))
-        except Exception as exc:
-            record.error(f"authorize {spec.name}", exc)
-            return False
+        ok, allowed = call_on_loop(
+            record, f"authorize {spec.name}", lambda: bool(rule(user_id, key)), (), timeout
+        )
+        return bool(ok and allowed)
 
     return msgspec.structs.replace(spec, authorize=authorize)
 
@@ -720,9 +762,10 @@ def _guard_authorize(spec: ChannelSpec, record: PluginRecord) -> ChannelSpec:
 class _PriceMailbox:
     """Newest price per ticker for one plugin, drained by its own task."""
 
-    def __init__(self, record: PluginRecord, context: PluginContext) -> None:
+    def __init__(self, record: PluginRecord, context: PluginContext, timeout: float) -> None:
         self.record = record
         self.context = context
+        self.timeout = timeout
         self.pending: dict[str, PriceUpdate] = {}
         self.event = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -752,9 +795,15 @@ class _PriceMailbox:
                 for callback in list(self.context.price_callbacks):
                     if not self.record.active:
                         return
+                    started = time.monotonic()
                     try:
                         result = callback(price)
                         if inspect.isawaitable(result):
                             await result
+                        else:
+                            _check_elapsed(started, self.timeout)  # a plain callback blocked the loop
+                    except HookTimeout as exc:
+                        self.record.fail("on_price", exc)
+                        return
                     except Exception as exc:
                         self.record.error("on_price", exc)

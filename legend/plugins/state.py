@@ -21,7 +21,8 @@ MAX_ERROR_TEXT = 500
 class PluginState(enum.Enum):
     """``enabled``: runs; ``disabled``: installed, not named in ``[plugins] enabled``; ``blocked``: the kill
     switch ``LEGEND_DISABLED_PLUGINS`` names it (never even imported); ``failed``: it raised, hung or was
-    invalid while loading or starting, and was skipped from then on."""
+    invalid while loading, starting or running, and was skipped from then on: its feeds and tasks are
+    stopped and what it still tries to publish is refused."""
 
     ENABLED = "enabled"
     DISABLED = "disabled"
@@ -51,6 +52,7 @@ class PluginRecord:
     last_error_at: datetime | None = None
     messages_published: int = 0
     messages_rejected: int = 0
+    messages_refused: int = 0  # publishes refused because the plugin had failed
     config: Any = None
     config_schema: type[Any] | None = None
     channels: list[str] = field(default_factory=list)
@@ -79,11 +81,17 @@ class PluginRecord:
             log.error("plugin %s: %s: %s", self.name, where, text)
 
     def fail(self, where: str, exc: BaseException | str) -> None:
-        """Count the error and stop running this plugin's hooks (the server and other plugins go on)."""
+        """Count the error and stop running this plugin: its hooks and callbacks are skipped, its feeds
+        and tasks are cancelled and its publishes refused from now on (the server and other plugins go on).
+        Safe to call from any thread."""
         self.error(where, exc)
         if self.state is not PluginState.BLOCKED:
             self.state = PluginState.FAILED
         log.error("plugin %s is marked failed and skipped from now on", self.name)
+        for runner in self.feeds.values():
+            runner.halt()
+        if self.context is not None:
+            self.context._halt()
 
     def summary(self) -> dict[str, Any]:
         """For ``GET /api/plugins`` and ``legend plugins list``."""
@@ -104,5 +112,6 @@ class PluginRecord:
             "feeds": {name: runner.status() for name, runner in self.feeds.items()},
             "messages_published": self.messages_published,
             "messages_rejected": self.messages_rejected,
+            "messages_refused": self.messages_refused,
             "metrics": dict(self.context.metrics) if self.context is not None else {},
         }

@@ -53,7 +53,8 @@ def test_rss_items_are_read_with_their_tickers() -> None:
     assert items[0].tickers == ("AAPL",) and items[1].tickers == ("IBM",)
     assert items[1].summary == "Deal & more" and items[0].source == "Test Wire"
     assert items[0].published_at == datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
-    assert items[0].key == digest("a-1") and items[0].url == "https://news.test/a"
+    # a guid identifies an item within its feed only
+    assert items[0].key == digest("https://news.test/rss|a-1") and items[0].url == "https://news.test/a"
 
 
 def test_atom_and_json_feeds_are_read() -> None:
@@ -151,7 +152,9 @@ async def test_feeds_are_polled_at_start_and_items_reach_news_and_symbol_channel
     assert apple["type"] == "news" and apple["channel"] == "news" and apple["url"] == "https://news.test/a"
     if apple["headline"] == "Apple beats estimates":
         assert (
-            apple["id"] == digest("a-1") and apple["tickers"] == ["AAPL"] and apple["source"] == "Test Wire"
+            apple["id"] == digest(f"{feeds.url('/wire.rss')}|a-1")
+            and apple["tickers"] == ["AAPL"]
+            and apple["source"] == "Test Wire"
         )
         assert apple["published_at"] == "2026-01-05T14:30:00.000Z"
     assert apple["timestamp"]

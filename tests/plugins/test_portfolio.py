@@ -5,17 +5,23 @@ positions' tickers."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
+from litestar.testing import AsyncTestClient
 
 from legend.adapters.sql import Database, migrate
 from legend.adapters.sql.positions import SqlAlchemyPluginStateRepository, SqlAlchemyPositionRepository
-from legend.domain.messages import PriceUpdate
+from legend.app import create_app
+from legend.bootstrap import Services
+from legend.domain.inputs import PriceInput
+from legend.domain.messages import PriceUpdate, Subscribe
 from legend.plugins.builtin.portfolio.model import (
     InMemoryPositionRepository,
     NewPosition,
@@ -25,12 +31,13 @@ from legend.plugins.builtin.portfolio.model import (
     check_position,
     valuate,
 )
+from legend.plugins.builtin.portfolio.plugin import PortfolioDesk
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository, PluginStore
 from tests.persistence.conftest import ADMIN_URL, PostgresDatabases, run_sync
 from tests.support.server import LegendServer
 from tests.support.wsclient import Client, connect
 
-from .helpers import ADMIN, plugin_server
+from .helpers import ADMIN, eventually, plugin_server
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 
@@ -339,3 +346,52 @@ def test_the_valuation_endpoint_answers_the_caller(server: LegendServer) -> None
         snapshot = client.get("/").json()
         assert snapshot["type"] == "portfolio_update" and snapshot["positions"][0]["ticker"] == "QQQ"
         assert snapshot["total_cost"] == 200.0
+
+
+# ───────────────────────────── prices of the REST valuation ─────────────────────────────
+
+
+async def test_the_rest_valuation_leaves_no_stale_price_behind(build: Callable[..., Services]) -> None:
+    """GET /api/portfolio of a user nobody values live must not cache that ticker's price: ``on_price``
+    refreshes only held tickers, so a cached one went stale for later GETs and the first live update."""
+    services = build({"enabled": ["portfolio"]})
+    assert services.plugins is not None
+    context = services.plugins.records["portfolio"].context
+    assert context is not None
+    async with AsyncTestClient(create_app(services=services), base_url="http://legend.localhost") as client:
+        desk = context.singleton(PortfolioDesk)
+        await desk.repository.put("ann", NewPosition(ticker="ZZQQ", quantity=10, average_cost=100.0), NOW, 10)
+        await services.publisher.price(PriceInput(ticker="ZZQQ", price=110.0))
+
+        async def valued() -> float | None:
+            response = await client.get("/api/portfolio/", headers={"X-User-Id": "ann"})
+            assert response.status_code == 200, response.text
+            value: float | None = response.json()["positions"][0]["price"]
+            return value
+
+        assert await valued() == 110.0
+        assert desk.prices == {}  # nobody subscribed holds ZZQQ: nothing is kept
+        await services.publisher.price(PriceInput(ticker="ZZQQ", price=120.0))
+        await asyncio.sleep(0.05)  # the price reached the plugin's mailbox (and was not kept)
+        assert await valued() == 120.0
+        session = services.streaming.open_session(_Transport(), "ann")
+        await services.streaming.subscribe(session, Subscribe(channel="portfolio"))
+
+        def first_update() -> dict[str, Any] | None:
+            replay = services.backplane._log.after("portfolio:user:ann", None)[0]  # type: ignore[attr-defined]
+            return msgspec.json.decode(replay[0].text) if replay else None
+
+        update = await eventually(first_update, what="the first live valuation")
+        assert update["positions"][0]["price"] == 120.0
+        assert set(desk.prices) == {"ZZQQ"}  # held by a subscribed user now: kept fresh by on_price
+        await services.publisher.price(PriceInput(ticker="ZZQQ", price=130.0))
+        await eventually(lambda: desk.prices["ZZQQ"].price == 130.0, what="the live price")
+        assert await valued() == 130.0
+
+
+class _Transport:
+    async def send_text(self, text: str) -> None:
+        pass
+
+    async def close(self, code: int, reason: str) -> None:
+        pass

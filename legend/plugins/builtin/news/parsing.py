@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import msgspec
 
@@ -33,7 +33,7 @@ class FeedError(Exception):
 class Item(msgspec.Struct, frozen=True, kw_only=True):
     """One news item, before it is published."""
 
-    key: str  # stable identity: a hash of the guid (or link, or headline and date)
+    key: str  # stable identity: a hash of the feed's URL and the guid (or of the link, or headline and date)
     headline: str
     summary: str
     url: str | None
@@ -60,11 +60,46 @@ _EXCHANGE = re.compile(
 
 
 def plain(text: str | None, limit: int) -> str:
-    """Text without markup, entities decoded, whitespace collapsed, at most ``limit`` characters."""
+    """Text without markup, entities decoded, whitespace collapsed, at most ``limit`` characters.
+
+    Entities are decoded before tags are removed, and again until nothing changes, so that escaped markup
+    (``&lt;img onerror=…&gt;``, even escaped twice) never turns into markup in the result."""
     if not text:
         return ""
-    flat = _SPACE.sub(" ", html.unescape(_TAGS.sub(" ", text))).strip()
+    flat = text
+    for _ in range(5):
+        before = flat
+        flat = _TAGS.sub(" ", html.unescape(flat))
+        if flat == before:
+            break
+    flat = _TAGS.sub(" ", flat)
+    flat = _SPACE.sub(" ", flat).strip()
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def web_url(url: str | None) -> str | None:
+    """``url`` when it is an absolute http:// or https:// URL with a host, else None (``javascript:``,
+    ``data:``, ``file:`` and relative links never reach a client)."""
+    if not url:
+        return None
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def link(feed_url: str, raw: str | None) -> str | None:
+    """An item's link resolved against its feed's URL; None when it has none or it is not http(s)."""
+    if not raw or not raw.strip():
+        return None
+    try:
+        return web_url(urljoin(feed_url, raw.strip()))
+    except ValueError:
+        return None
 
 
 def mentioned(texts: Iterable[str], watch: Sequence[str] = ()) -> list[str]:
@@ -97,6 +132,7 @@ def tickers_of(candidates: Iterable[object]) -> tuple[str, ...]:
 
 def _item(
     *,
+    feed_url: str,
     guid: str | None,
     headline: str,
     summary: str,
@@ -113,7 +149,12 @@ def _item(
         return None
     summary = plain(summary, MAX_SUMMARY)
     tickers = tickers_of([*feed_tickers, *explicit, *mentioned(tags), *mentioned([headline, summary], watch)])
-    identity = guid or url or f"{headline}|{published_at.isoformat() if published_at else ''}"
+    # a guid is unique within its feed only ("1" in one feed is not "1" in another); a link or a headline
+    # and date identify a story wherever it appears
+    if guid:
+        identity = f"{feed_url}|{guid}"
+    else:
+        identity = url or f"{headline}|{published_at.isoformat() if published_at else ''}"
     return Item(
         key=digest(identity),
         headline=headline,
@@ -147,10 +188,11 @@ def parse_xml(
     items: list[Item] = []
     for entry in parsed.entries:
         item = _item(
+            feed_url=url,
             guid=entry.get("id") or None,
             headline=entry.get("title") or "",
             summary=entry.get("summary") or "",
-            url=urljoin(url, entry["link"]) if entry.get("link") else None,
+            url=link(url, entry.get("link")),
             source=name,
             explicit=(),
             tags=[str(tag.get("term") or "") for tag in entry.get("tags", [])],
@@ -210,10 +252,11 @@ def parse_json(
     items: list[Item] = []
     for entry in feed.items:
         item = _item(
+            feed_url=url,
             guid=str(entry.id) if entry.id is not None else None,
             headline=entry.title or "",
             summary=entry.summary or entry.content_text or entry.content_html or "",
-            url=urljoin(url, entry.url or entry.external_url or "") or None,
+            url=link(url, entry.url or entry.external_url),
             source=name,
             explicit=[*entry.tickers, *(entry.legend.tickers if entry.legend else [])],
             tags=entry.tags,

@@ -131,7 +131,7 @@ class PortfolioDesk:
             self.repository = InMemoryPositionRepository()
         self.held: dict[str, list[Position]] = {}  # subscribed users' positions
         self.holders: dict[str, set[str]] = {}  # ticker -> subscribed users holding it
-        self.prices: dict[str, PriceUpdate] = {}
+        self.prices: dict[str, PriceUpdate] = {}  # tickers in `holders` only (on_price keeps them fresh)
         self.dirty: set[str] = set()
         self.last_sent: dict[str, float] = {}
         self.wake = asyncio.Event()
@@ -158,23 +158,40 @@ class PortfolioDesk:
         self.dirty.discard(user_id)
         self.last_sent.pop(user_id, None)
 
-    async def _fill_prices(self, positions: list[Position]) -> None:
-        """Prices not seen yet since start come from each ticker's history; the rest are polled soon."""
-        missing = [p.ticker for p in positions if p.ticker not in self.prices]
-        for ticker in missing:
+    async def prices_for(self, positions: list[Position]) -> dict[str, PriceUpdate]:
+        """The latest price of each position's ticker, for valuing them now.
+
+        ``self.prices`` is kept fresh by ``on_price`` only for tickers a user subscribed here holds
+        (``holders``): only those are taken from it and cached in it. Any other ticker's price comes from
+        its stream's latest message and is not kept (it would go stale, and the map would grow without
+        bound). Tickers without a price yet are polled soon."""
+        prices: dict[str, PriceUpdate] = {}
+        for ticker in dict.fromkeys(p.ticker for p in positions):
+            cached = self.prices.get(ticker) if ticker in self.holders else None
+            if cached is not None:
+                prices[ticker] = cached
+                continue
             try:
                 last = await self.context.last_message(f"ticker:{ticker}")
             except BackplaneUnavailable:
                 last = None
-            if last is not None:
-                self.prices.setdefault(ticker, msgspec.convert(last, PriceUpdate))
-        if any(p.ticker not in self.prices for p in positions):
+            if last is None:
+                continue
+            try:
+                price = msgspec.convert(last, PriceUpdate)
+            except msgspec.ValidationError:
+                continue
+            if ticker in self.holders:  # on_price keeps it fresh from now on (and may have already)
+                price = self.prices.setdefault(ticker, price)
+            prices[ticker] = price
+        if any(p.ticker not in prices for p in positions):
             self.context.poll_soon()
+        return prices
 
     async def on_subscribe(self, user_id: str, key: str | None) -> None:
         positions = await self.repository.positions(user_id)
         self._hold(user_id, positions)
-        await self._fill_prices(positions)
+        await self.prices_for(positions)  # caches them: the user's tickers are held now
         await self.publish(user_id)
 
     async def changed(self, user_id: str) -> None:
@@ -191,8 +208,9 @@ class PortfolioDesk:
         self.dirty.update(users)
         self.wake.set()
 
-    def snapshot(self, positions: list[Position]) -> PortfolioUpdate:
-        return valuate(positions, self.prices)
+    async def snapshot(self, positions: list[Position]) -> PortfolioUpdate:
+        """Positions (of anyone, subscribed or not) valued at the latest prices."""
+        return valuate(positions, await self.prices_for(positions))
 
     async def publish(self, user_id: str) -> None:
         positions = self.held.get(user_id)
@@ -218,7 +236,7 @@ class PortfolioDesk:
             positions = found.get(user, [])
             if positions != self.held.get(user):
                 self._hold(user, positions)
-                await self._fill_prices(positions)
+                await self.prices_for(positions)
                 self.dirty.add(user)
 
     async def run(self) -> None:
@@ -347,8 +365,7 @@ class PortfolioController(Controller):
         """What the ``portfolio`` channel would send now (prices from the ticker streams' latest)."""
         desk = plugin.singleton(PortfolioDesk)
         positions = await desk.repository.positions(user_id)
-        await desk._fill_prices(positions)
-        snapshot = desk.snapshot(positions)
+        snapshot = await desk.snapshot(positions)
         snapshot.timestamp = iso(plugin.clock.now())
         return snapshot
 
