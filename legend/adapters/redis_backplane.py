@@ -47,6 +47,10 @@ from legend.settings import RedisSettings
 
 log = logging.getLogger("legend.redis")
 
+# Streams whose last sequence number is remembered for gap filling after a reconnect; the least
+# recently delivered are forgotten first, so subscriptions to junk symbols cannot grow memory forever.
+MAX_TRACKED_STREAMS = 20_000
+
 T = TypeVar("T")
 
 # The seed's pub/sub channels and the one message type each carries.
@@ -297,7 +301,7 @@ class RedisBackplane:
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._announced: set[str] = set()
         self._history_size: dict[str, int] = {}  # per topic, learned from publishes
-        self._last_seq: dict[str, int] = {}  # per stream, the last delivered seq
+        self._last_seq: dict[str, int] = {}  # per stream, the last delivered seq (bounded, LRU)
         self._watermarks: dict[str, int] = {}  # per stream, replayed up to here after a reconnect
         self._watermarks_until = 0.0
         self._new_streams: list[str] = []  # first streams of topics other instances just announced
@@ -744,7 +748,11 @@ class RedisBackplane:
                     self.duplicates_skipped += 1
                     return
                 del self._watermarks[envelope.stream]
-        self._last_seq[envelope.stream] = envelope.seq
+        last_seq = self._last_seq
+        last_seq.pop(envelope.stream, None)
+        last_seq[envelope.stream] = envelope.seq  # re-inserted: least recently delivered first
+        if len(last_seq) > MAX_TRACKED_STREAMS:  # idle streams are forgotten, not tracked forever
+            del last_seq[next(iter(last_seq))]
         self.delivered += 1
         deliver = self._deliver
         if deliver is None:

@@ -228,7 +228,6 @@ class AlertingService:
                 events = await self.repository.claim_unpublished(
                     self.instance_id, now, now + self.claim, BATCH, takeover=takeover
                 )
-                done: list[int] = []
                 failed = False
                 for event in events:
                     try:
@@ -237,19 +236,22 @@ class AlertingService:
                     except BackplaneUnavailable as exc:
                         log.warning("alerting: trigger %s not published yet: %s", event.key, exc)
                         failed = True
-                    except Exception:
+                    except Exception:  # this one trigger is broken: it must not hold back the others
                         log.exception("alerting: trigger %s not published", event.key)
-                        failed = True
+                        self._fresh.discard(event.id)
+                        self.publish_failures += 1
+                        continue
                     # Tried once: it may have gone out even if marking it fails, or even if the backplane
                     # reported an error; any later attempt looks for it in the stream's history first.
                     self._fresh.discard(event.id)
                     if failed:
                         self.publish_failures += 1
                         break
-                    done.append(event.id)
-                await self.repository.mark_published(done, self.clock.now())
-                delivered += len(done)
-                self.triggers_published += len(done)
+                    # Marked one by one, right away: a claim that runs out mid-batch cannot make another
+                    # instance publish what this one already sent.
+                    await self.repository.mark_published([event.id], self.clock.now())
+                    delivered += 1
+                    self.triggers_published += 1
                 if failed:
                     return delivered
                 if len(events) < BATCH:

@@ -90,12 +90,26 @@ async def triggers_until_marker(ws: ClientConnection, marker: str) -> list[dict[
         got.append(message)
 
 
-async def evaluated(http: httpx.AsyncClient, count: int) -> None:
-    """Wait until the server has evaluated ``count`` prices (evaluation runs beside the price stream)."""
+async def evaluated_so_far(http: httpx.AsyncClient) -> int:
+    count: int = (await http.get("/api/ws/stats", headers=ADMIN)).json()["alerting"]["prices_evaluated"]
+    return count
+
+
+async def evaluated(http: httpx.AsyncClient, before: int, count: int) -> None:
+    """Wait until the server has evaluated ``count`` more prices than ``before`` (evaluation runs beside
+    the price stream; the streamer's own first AAPL price may be among them, so positive checks also
+    wait for the stored event)."""
+    async with asyncio.timeout(TIMEOUT):
+        while await evaluated_so_far(http) < before + count:
+            await asyncio.sleep(0.02)
+
+
+async def fired(http: httpx.AsyncClient, user: str, alert_id: str) -> None:
+    """Wait until ``alert_id`` is stored and published for ``user``."""
     async with asyncio.timeout(TIMEOUT):
         while True:
-            stats = (await http.get("/api/ws/stats", headers=ADMIN)).json()
-            if stats["alerting"]["prices_evaluated"] >= count:
+            events = (await http.get("/api/alerts/events", headers={"X-User-Id": user})).json()["events"]
+            if any(e["alert_id"] == alert_id and e["published"] for e in events):
                 return
             await asyncio.sleep(0.02)
 
@@ -134,8 +148,10 @@ async def test_alerts_reach_only_their_owner_exactly_once_across_a_restart(
         ).status_code == 201
 
         async with subscriber(base, "alice") as alice, subscriber(base, "bob") as bob:
+            before = await evaluated_so_far(http)
             await prices(http, 149, 151, 152)  # one crossing, then the condition merely holds
-            await evaluated(http, 3)
+            await evaluated(http, before, 3)
+            await fired(http, "alice", f"{rule_id}:1")
             await mark(http, "MARKA")
             [trigger] = await triggers_until_marker(alice, "MARKA")
             assert await triggers_until_marker(bob, "MARKA") == []
@@ -157,13 +173,14 @@ async def test_alerts_reach_only_their_owner_exactly_once_across_a_restart(
     # a new server process on the same database: the crossing it already reported stays reported
     async with server(config, log) as base, httpx.AsyncClient(base_url=base) as http:
         async with subscriber(base, "alice") as alice, subscriber(base, "bob") as bob:
+            before = await evaluated_so_far(http)
             await prices(http, 153)  # still past the level: nothing
-            await evaluated(http, 1)
+            await evaluated(http, before, 1)
             await mark(http, "MARKB")
             assert await triggers_until_marker(alice, "MARKB") == []
             assert await triggers_until_marker(bob, "MARKB") == []
             await prices(http, 149, 151.5)  # back below, then a new crossing
-            await evaluated(http, 3)
+            await fired(http, "alice", f"{rule_id}:2")
             await mark(http, "MARKC")
             [again] = await triggers_until_marker(alice, "MARKC")
             assert await triggers_until_marker(bob, "MARKC") == []
