@@ -211,3 +211,24 @@ async def test_redis_failure_degrades_and_recovers_without_dropping_clients(own_
         assert health["ok"] is True and health["reconnects"] >= 1
     for client in (on_a, on_b):
         await client.close()
+
+
+async def test_stats_add_cluster_wide_figures_to_the_instance_figures(cluster: Cluster) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        base = (await stats(http, cluster.servers[0]))["cluster"]
+        clients = [await connect(s.ws_url, user_id=f"count{i}") for i, s in enumerate(cluster.servers[:2])]
+        for client in clients:
+            await client.subscribe("patterns")
+        await clients[1].subscribe("ticker", "CLST")
+
+        async def counted() -> dict[str, Any] | None:
+            figures: dict[str, Any] = (await stats(http, cluster.servers[2]))["cluster"]
+            wanted = (base["connections"] + 2, base["subscriptions"] + 3)
+            return figures if (figures["connections"], figures["subscriptions"]) == wanted else None
+
+        figures, _ = await until(counted, 15, "cluster-wide connections and subscriptions")
+        assert figures["instances"] == 3
+        mine = await stats(http, cluster.servers[2])  # the instance asked has no client of its own
+        assert mine["active_connections"] == 0 or mine["active_connections"] < figures["connections"]
+        for client in clients:
+            await client.close()
