@@ -9,8 +9,13 @@ ensure_venv() {  # $1: extras, e.g. "test"
     "$PYTHON" -m venv .venv
   fi
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras:+[$extras]}"
+    echo "installing Legend Realtime${extras:+ with [$extras]} into .venv (log: .venv/install.log)" >&2
+    if ! { .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip &&
+           .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras:+[$extras]}"; \
+         } > .venv/install.log 2>&1; then
+      cat .venv/install.log >&2
+      return 1
+    fi
     touch "$stamp"
   fi
 }

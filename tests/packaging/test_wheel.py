@@ -15,11 +15,14 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
+    built_log = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(ROOT)],
         check=True,
         timeout=300,
-    )
+        capture_output=True,
+        text=True,
+    ).stderr
+    assert "would be ignored" not in built_log  # every data folder is a declared package
     (built,) = out.glob("legend_realtime-*.whl")
     return built
 
@@ -37,6 +40,12 @@ def test_wheel_contains_the_dashboard_docs_assets_and_migrations(wheel: Path) ->
         "legend/migrations/alembic.ini",
         "legend/migrations/versions/0001_watchlists_and_alerts.py",
         "legend/py.typed",
+        "legend/adapters/quotes/replay.py",
+        "legend/adapters/quotes/data/SP500_NOV2019_IDay.csv",
+        "legend/adapters/quotes/data/LICENSE-mplfinance.txt",
+        "legend/plugins/builtin/news/plugin.py",
+        "legend/migrations/versions/0002_portfolio_and_plugin_state.py",
+        "legend/web/static/img/favicon.svg",
     ):
         assert required in names, required
 
