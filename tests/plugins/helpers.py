@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from legend.settings import Settings
-from tests.support.server import ADMIN_TOKEN, LegendServer
+from tests.support.server import ADMIN_TOKEN, LegendServer, to_toml
 
 # ───────────────────────────── settings and services ─────────────────────────────
 
@@ -52,26 +52,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "c
 # ───────────────────────────── real servers ─────────────────────────────
 
 
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def toml(config: Mapping[str, Mapping[str, Any]]) -> str:
-    """TOML with dotted section names (``plugins.news``) and inline tables."""
-    lines: list[str] = []
-    for section, values in config.items():
-        lines.append(f"[{section}]")
-        lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
-        lines.append("")
-    return "\n".join(lines)
+toml = to_toml  # one TOML writer for every suite: tests/support/server.py
 
 
 QUIET = {"update_interval": 3600, "after_hours_interval": 3600}

@@ -33,10 +33,13 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def to_toml(config: Mapping[str, Mapping[str, Any]]) -> str:
+    """TOML with dotted section names (``plugins.news``) and inline tables."""
     lines: list[str] = []
     for section, values in config.items():
         lines.append(f"[{section}]")
