@@ -25,7 +25,8 @@ class Pushed(enum.IntEnum):
 
     OVERFLOW = 0  # past capacity: the connection must be closed
     QUEUED = 1  # something new to write: wake the writer
-    MERGED = 2  # replaced a pending price, held, or already covered: the writer need not wake
+    MERGED = 2  # replaced a pending price (conflated): the writer need not wake
+    DEFERRED = 3  # held while history is read, or already covered by it: nothing to write now
 
 
 class Outbox:
@@ -75,9 +76,9 @@ class Outbox:
             if len(held) > self.capacity:
                 self.overflowed = True
                 return Pushed.OVERFLOW
-            return Pushed.MERGED
+            return Pushed.DEFERRED
         if envelope.seq <= self._floor.get(stream, 0):
-            return Pushed.MERGED  # already covered by a history reply
+            return Pushed.DEFERRED  # already covered by a history reply
         if delivery is Delivery.CONFLATE:
             if stream in self._latest:
                 self.conflated += 1
@@ -116,7 +117,7 @@ class Outbox:
             if pushed is Pushed.OVERFLOW:
                 return pushed
             queued = queued or pushed is Pushed.QUEUED
-        return Pushed.QUEUED if queued else Pushed.MERGED
+        return Pushed.QUEUED if queued else Pushed.DEFERRED
 
     def take_control(self) -> list[str]:
         """Every pending reply, for a connection about to close: its last errors still reach it."""

@@ -249,7 +249,7 @@ class StreamingService:
             return
         delivery = self._delivery[envelope.stream]
         overflowed: list[Session] = []
-        merged = 0
+        conflated = 0
         for session in subscribers.values():
             outbox = session.outbox
             if outbox.overflowed:
@@ -258,11 +258,10 @@ class StreamingService:
             if pushed is Pushed.QUEUED:
                 session.wakeup.set()
             elif pushed is Pushed.MERGED:
-                merged += 1
-            else:
+                conflated += 1
+            elif pushed is Pushed.OVERFLOW:
                 overflowed.append(session)
-        if delivery is Delivery.CONFLATE:
-            self.counters.prices_conflated += merged
+        self.counters.prices_conflated += conflated
         for session in overflowed:
             self._spawn(
                 self.close_session(

@@ -133,8 +133,8 @@ def test_outbox_hold_and_release() -> None:
         return seal("patterns", seq, "pattern_alert", b'{"type":"pattern_alert","channel":"patterns"}')
 
     box.hold("patterns")
-    assert box.push(env(4), Delivery.RELIABLE) is Pushed.MERGED  # type: ignore[arg-type]
-    assert box.push(env(5), Delivery.RELIABLE) is Pushed.MERGED  # type: ignore[arg-type]
+    assert box.push(env(4), Delivery.RELIABLE) is Pushed.DEFERRED  # type: ignore[arg-type]
+    assert box.push(env(5), Delivery.RELIABLE) is Pushed.DEFERRED  # type: ignore[arg-type]
     assert len(box) == 0
     assert box.covered("patterns", 4) is Pushed.QUEUED
     assert [box.pop(0)[0] for _ in range(2)] == [env(5).text, None]  # type: ignore[attr-defined]
