@@ -128,6 +128,7 @@ def _limits(settings: Settings) -> Limits:
         max_pending_messages=rt.max_pending_messages,
         slow_consumer_timeout=rt.slow_consumer_timeout,
         close_timeout=rt.close_timeout,
+        price_share=rt.price_share,
     )
 
 

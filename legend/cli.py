@@ -46,6 +46,7 @@ class _Server(uvicorn.Server):
 
 
 def serve(settings: Settings) -> int:
+    from legend.adapters.http.websocket_protocol import protocol_class
     from legend.app import create_app
     from legend.bootstrap import bootstrap
 
@@ -57,7 +58,7 @@ def serve(settings: Settings) -> int:
         host=server_settings.host,
         port=server_settings.port,
         log_level=server_settings.log_level,
-        ws="websockets-sansio",
+        ws=protocol_class(settings.realtime.close_timeout),  # websockets-sansio, with synchronous writes
         ws_per_message_deflate=server_settings.ws_per_message_deflate,
         # The app answers oversized frames itself with an error; the transport's hard cap is far above.
         ws_max_size=max(64 * 1024, settings.realtime.max_frame_bytes * 16),

@@ -57,6 +57,9 @@ class RealtimeSettings(_Section):
     max_pending_messages: PositiveInt = 1000  # per connection, must-deliver and control messages
     slow_consumer_timeout: PositiveFloat = 15.0  # a socket write blocked this long closes the connection
     close_timeout: PositiveFloat = 3.0  # how long a close handshake may take before the socket is dropped
+    # Prices sent per connection and second whatever else is queued, so a flood of must-deliver messages
+    # delays prices but never freezes them; unset: half of max_messages_per_second.
+    price_share: PositiveInt | None = None
 
 
 class RedisSettings(_Section):

@@ -23,8 +23,10 @@ class InMemoryBackplane:
     async def stop(self) -> None:
         self._deliver = None
 
-    async def publish(self, stream: str, topic: str, kind: str, body: bytes, history_size: int) -> Envelope:
-        envelope = self._log.append(stream, kind, body, history_size)
+    async def publish(
+        self, stream: str, topic: str, kind: str, body: bytes, history_size: int, key: str = ""
+    ) -> Envelope:
+        envelope = self._log.append(stream, kind, body, history_size, key)
         if self._deliver is not None:
             self._deliver(envelope)
         return envelope

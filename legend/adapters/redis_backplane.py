@@ -40,7 +40,7 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from legend.domain.channels import private_stream
-from legend.domain.envelope import Envelope, seal
+from legend.domain.envelope import Envelope, conflation_key, seal
 from legend.domain.symbols import InvalidSymbol, is_valid_user_id, normalize_ticker
 from legend.ports.backplane import BackplaneUnavailable, Deliver, Replay
 from legend.settings import RedisSettings
@@ -176,6 +176,8 @@ class _Wire(msgspec.Struct):
     type: str | None = None
     channel: str | None = None
     seq: int | None = None
+    ticker: object = None  # with ``symbol``: the conflation key
+    symbol: object = None
 
 
 _wire = msgspec.json.Decoder(_Wire)
@@ -201,7 +203,10 @@ def envelope_of(stream: str, text: bytes) -> Envelope | None:
     """The envelope of one stored wire text, or None if it is not one."""
     try:
         wire = _wire.decode(text)
-        return Envelope(stream, wire.seq, wire.type or "", text.decode()) if wire.seq is not None else None
+        if wire.seq is None:
+            return None
+        key = conflation_key(wire.ticker, wire.symbol)
+        return Envelope(stream, wire.seq, wire.type or "", text.decode(), key)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return None
 
@@ -400,7 +405,9 @@ class RedisBackplane:
 
     # ───────────────────────── the port ─────────────────────────
 
-    async def publish(self, stream: str, topic: str, kind: str, body: bytes, history_size: int) -> Envelope:
+    async def publish(
+        self, stream: str, topic: str, kind: str, body: bytes, history_size: int, key: str = ""
+    ) -> Envelope:
         """Sequence, store and PUBLISH in one script; raises BackplaneUnavailable within the timeouts."""
         channel = self._topic(topic)
         if channel not in self._subscribed:
@@ -428,7 +435,7 @@ class RedisBackplane:
             raise
         if announce:
             self._announced.add(channel)
-        return seal(stream, seq, kind, body)
+        return seal(stream, seq, kind, body, key)
 
     async def replay(self, stream: str, since: int | None) -> Replay:
         """The stream's stored history after ``since``, read with its seq in one transaction."""
@@ -731,7 +738,8 @@ class RedisBackplane:
             except UnicodeDecodeError:
                 self._invalid(_text(channel), "not UTF-8")
                 return
-            self._hand_over(Envelope(wire.channel, wire.seq, wire.type or "", text))
+            key = conflation_key(wire.ticker, wire.symbol)
+            self._hand_over(Envelope(wire.channel, wire.seq, wire.type or "", text, key))
             return
         try:
             self._inbox.put_nowait((_text(channel), data))

@@ -9,13 +9,25 @@ class Envelope(msgspec.Struct, frozen=True):
     """One sequenced message of one stream.
 
     ``text`` is the exact JSON frame every subscriber receives (it already holds ``channel`` and ``seq``):
-    it is made once per instance, never per subscriber.
+    it is made once per instance, never per subscriber. ``key`` is what a conflated message replaces
+    within its stream: its ticker (or symbol), so that one stream carrying several symbols keeps the
+    newest message of each (see ``conflation_key``).
     """
 
     stream: str
     seq: int
     type: str
     text: str
+    key: str = ""
+
+
+def conflation_key(ticker: object, symbol: object = None) -> str:
+    """The conflation key of a message from its ``ticker`` and ``symbol`` fields: the first that is a
+    non-empty string, else ``""`` (the whole stream conflates to its newest message)."""
+    for value in (ticker, symbol):
+        if isinstance(value, str) and value:
+            return value
+    return ""
 
 
 def with_seq(body: bytes, seq: int) -> bytes:
@@ -23,6 +35,6 @@ def with_seq(body: bytes, seq: int) -> bytes:
     return b'%s,"seq":%d}' % (body[:-1], seq)
 
 
-def seal(stream: str, seq: int, kind: str, body: bytes) -> Envelope:
+def seal(stream: str, seq: int, kind: str, body: bytes, key: str = "") -> Envelope:
     """The envelope of ``body`` (a JSON object that already names its ``channel``) at ``seq``."""
-    return Envelope(stream, seq, kind, with_seq(body, seq).decode())
+    return Envelope(stream, seq, kind, with_seq(body, seq).decode(), key)

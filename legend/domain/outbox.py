@@ -1,13 +1,24 @@
 """The outbox of one connection: what waits to be written to its socket, in what order, within what budget.
 
-Order of service: control replies first (never throttled or dropped), then must-deliver messages in
-order (never dropped: past ``capacity`` the connection is declared overflowed and must be closed), then
-conflated prices, newest value per stream, when the per-connection budget allows. Must-deliver messages
-are not held back by the budget but use it up, so prices yield to them.
+Most messages never wait: when a connection has nothing pending and budget left, ``offer`` says so and the
+caller writes the shared frame straight to the socket. Only what has to wait is queued here:
+
+- control replies, first (never throttled or dropped);
+- conflated messages (prices), newest value per (stream, key) when the per-connection budget allows; the
+  key is the message's ticker or symbol, so one stream carrying several symbols keeps the newest of each;
+- must-deliver messages, in order (never dropped: past ``capacity`` the connection is declared overflowed
+  and must be closed). They are not held back by the budget but use it up.
+
+Prices have a guaranteed share of the budget (``price_share`` sends a second): once the budget is spent
+(a flood of must-deliver messages spends it), pending prices still go out at that rate, ahead of queued
+must-deliver messages, so a burst of alerts slows prices down but never freezes them.
 
 While a subscription waits for its history (a round trip to Redis), live messages of that stream are
 *held*: they are released after the history reply, minus those the history already contains, so a client
 never sees a live message before, or twice beside, the history of its stream.
+
+Every container is made when first needed and dropped when emptied: an idle connection costs little more
+than its two budget rings.
 """
 
 from __future__ import annotations
@@ -19,14 +30,25 @@ from legend.domain.channels import Delivery
 from legend.domain.envelope import Envelope
 from legend.domain.throttle import SlidingWindow
 
+Slot = str | tuple[str, str]  # what conflates: the stream, or (stream, key)
+
+
+def slot_of(envelope: Envelope) -> Slot:
+    return (envelope.stream, envelope.key) if envelope.key else envelope.stream
+
+
+def _stream_of(slot: Slot) -> str:
+    return slot if isinstance(slot, str) else slot[0]
+
 
 class Pushed(enum.IntEnum):
-    """What ``Outbox.push`` did; falsy only for OVERFLOW."""
+    """What ``Outbox.offer`` / ``push`` did; falsy only for OVERFLOW."""
 
     OVERFLOW = 0  # past capacity: the connection must be closed
-    QUEUED = 1  # something new to write: wake the writer
+    QUEUED = 1  # something new to write: make sure the writer runs
     MERGED = 2  # replaced a pending price (conflated): the writer need not wake
     DEFERRED = 3  # held while history is read, or already covered by it: nothing to write now
+    WRITE = 4  # (offer only) nothing pending and budget left: write it now, then call ``wrote``
 
 
 class Outbox:
@@ -38,30 +60,65 @@ class Outbox:
         "_floor",
         "_held",
         "_latest",
+        "_prices",
         "_reliable",
         "capacity",
         "conflated",
         "overflowed",
     )
 
-    def __init__(self, max_per_second: int, capacity: int) -> None:
-        self._control: deque[str] = deque()
-        self._reliable: deque[Envelope] = deque()
-        self._latest: dict[str, Envelope] = {}
-        self._floor: dict[str, int] = {}
-        self._held: dict[str, list[tuple[Envelope, Delivery]]] = {}
+    def __init__(self, max_per_second: int, capacity: int, price_share: int | None = None) -> None:
+        self._control: deque[str] | None = None
+        self._reliable: deque[Envelope] | None = None
+        self._latest: dict[Slot, Envelope] | None = None
+        self._floor: dict[str, int] | None = None
+        self._held: dict[str, list[tuple[Envelope, Delivery]]] | None = None
         self._budget = SlidingWindow(max_per_second)
+        share = max(1, max_per_second // 2) if price_share is None else price_share
+        self._prices = SlidingWindow(max(1, min(share, max_per_second)))
         self.capacity = capacity
         self.conflated = 0  # prices replaced by a newer one before they were sent
         self.overflowed = False
 
     def __len__(self) -> int:
-        return len(self._control) + len(self._reliable) + len(self._latest)
+        """Frames waiting to be written (held ones are not yet)."""
+        return len(self._control or ()) + len(self._reliable or ()) + len(self._latest or ())
+
+    @property
+    def idle(self) -> bool:
+        """Nothing is pending or held: a new message may go straight to the socket."""
+        return self._control is None and self._reliable is None and self._latest is None and not self._held
+
+    # ───────────── in ─────────────
+
+    def offer(self, envelope: Envelope, delivery: Delivery, now: float) -> Pushed:
+        """A channel message for this connection: WRITE when it may go out now, else as ``push``."""
+        if (
+            self._control is None
+            and self._reliable is None
+            and self._latest is None
+            and not self._held
+            and not self.overflowed
+        ):
+            floor = self._floor
+            if floor is not None and not self._above_floor(envelope):
+                return Pushed.DEFERRED
+            if delivery is not Delivery.CONFLATE or self._budget.fits(now) or self._prices.fits(now):
+                return Pushed.WRITE
+        return self.push(envelope, delivery)
+
+    def wrote(self, now: float, conflated: bool) -> None:
+        """A message that ``offer`` said to WRITE was written: it uses the budget."""
+        self._budget.record(now)
+        if conflated:
+            self._prices.record(now)
 
     def push_control(self, text: str) -> bool:
         """Queue a reply; False (and overflowed) past capacity."""
         if self.overflowed:
             return False
+        if self._control is None:
+            self._control = deque()
         self._control.append(text)
         return self._check()
 
@@ -70,82 +127,141 @@ class Outbox:
         if self.overflowed:
             return Pushed.OVERFLOW  # nothing more piles up on a connection that is being closed
         stream = envelope.stream
-        held = self._held.get(stream)
-        if held is not None:
-            held.append((envelope, delivery))
-            if len(held) > self.capacity:
-                self.overflowed = True
-                return Pushed.OVERFLOW
-            return Pushed.DEFERRED
-        if envelope.seq <= self._floor.get(stream, 0):
+        if self._held:
+            held = self._held.get(stream)
+            if held is not None:
+                held.append((envelope, delivery))
+                if len(held) > self.capacity:
+                    self.overflowed = True
+                    return Pushed.OVERFLOW
+                return Pushed.DEFERRED
+        if self._floor is not None and not self._above_floor(envelope):
             return Pushed.DEFERRED  # already covered by a history reply
         if delivery is Delivery.CONFLATE:
-            if stream in self._latest:
+            latest = self._latest
+            if latest is None:
+                latest = self._latest = {}
+            slot = slot_of(envelope)
+            if slot in latest:
                 self.conflated += 1
-                self._latest[stream] = envelope  # keeps the stream's place in line
+                latest[slot] = envelope  # keeps the slot's place in line
                 return Pushed.MERGED
-            self._latest[stream] = envelope
+            latest[slot] = envelope
             return Pushed.QUEUED
+        if self._reliable is None:
+            self._reliable = deque()
         self._reliable.append(envelope)
         return Pushed.QUEUED if self._check() else Pushed.OVERFLOW
 
+    def _above_floor(self, envelope: Envelope) -> bool:
+        """False for a message a history reply already covered. The floor of a stream is forgotten at
+        its first newer message: delivery is in order per stream, so nothing older can follow."""
+        floor = self._floor
+        assert floor is not None
+        mark = floor.get(envelope.stream)
+        if mark is None:
+            return True
+        if envelope.seq <= mark:
+            return False
+        del floor[envelope.stream]
+        if not floor:
+            self._floor = None
+        return True
+
     def _check(self) -> bool:
-        if len(self._control) + len(self._reliable) > self.capacity:
+        if len(self._control or ()) + len(self._reliable or ()) > self.capacity:
             self.overflowed = True
         return not self.overflowed
 
+    # ───────────── history ─────────────
+
     def hold(self, stream: str) -> None:
         """Keep live messages of ``stream`` aside until ``covered`` (its history is being read)."""
+        if self._held is None:
+            self._held = {}
         self._held.setdefault(stream, [])
 
     def covered(self, stream: str, seq: int) -> Pushed:
         """A history reply covered ``stream`` up to ``seq``: drop anything not newer, and release what
         was held after it."""
+        if self._floor is None:
+            self._floor = {}
         self._floor[stream] = seq
-        pending = self._latest.get(stream)
-        if pending is not None and pending.seq <= seq:
-            del self._latest[stream]
+        if self._latest:
+            for slot in [s for s, env in self._latest.items() if env.stream == stream and env.seq <= seq]:
+                del self._latest[slot]
+            if not self._latest:
+                self._latest = None
         if self._reliable:
-            self._reliable = deque(env for env in self._reliable if env.stream != stream or env.seq > seq)
+            kept = deque(env for env in self._reliable if env.stream != stream or env.seq > seq)
+            self._reliable = kept or None
         return self.release(stream)
 
     def release(self, stream: str) -> Pushed:
         """Stop holding ``stream`` and queue what was held (history could not be read, or was sent)."""
+        held = self._held.pop(stream, ()) if self._held else ()
+        if self._held is not None and not self._held:
+            self._held = None
         queued = False
-        for envelope, delivery in self._held.pop(stream, ()):
+        for envelope, delivery in held:
             pushed = self.push(envelope, delivery)
             if pushed is Pushed.OVERFLOW:
                 return pushed
             queued = queued or pushed is Pushed.QUEUED
         return Pushed.QUEUED if queued else Pushed.DEFERRED
 
-    def take_control(self) -> list[str]:
-        """Every pending reply, for a connection about to close: its last errors still reach it."""
-        replies = list(self._control)
-        self._control.clear()
-        return replies
-
     def forget(self, stream: str) -> None:
         """The connection left ``stream``: drop what is pending for it."""
-        self._floor.pop(stream, None)
-        self._latest.pop(stream, None)
-        self._held.pop(stream, None)
+        if self._floor is not None:
+            self._floor.pop(stream, None)
+            self._floor = self._floor or None
+        if self._held is not None:
+            self._held.pop(stream, None)
+            self._held = self._held or None
+        if self._latest:
+            for slot in [s for s in self._latest if _stream_of(s) == stream]:
+                del self._latest[slot]
+            self._latest = self._latest or None
         if self._reliable:
-            self._reliable = deque(env for env in self._reliable if env.stream != stream)
+            self._reliable = deque(env for env in self._reliable if env.stream != stream) or None
+
+    # ───────────── out ─────────────
+
+    def take_control(self) -> list[str]:
+        """Every pending reply, for a connection about to close: its last errors still reach it."""
+        replies = list(self._control or ())
+        self._control = None
+        return replies
 
     def pop(self, now: float) -> tuple[str | None, float | None]:
-        """The next frame to write, or (None, seconds to wait) when only throttled prices remain,
-        or (None, None) when nothing is pending."""
-        if self._control:
-            return self._control.popleft(), None
-        if self._reliable:
+        """The next frame to write (its budget taken), or (None, seconds to wait) when only throttled
+        prices remain, or (None, None) when nothing is pending."""
+        control = self._control
+        if control is not None:
+            text = control.popleft()
+            if not control:
+                self._control = None
+            return text, None
+        latest = self._latest
+        if latest is not None and not self._budget.fits(now) and self._prices.fits(now):
+            return self._pop_latest(latest, now), None  # budget spent: the prices' guaranteed share
+        reliable = self._reliable
+        if reliable is not None:
+            envelope = reliable.popleft()
+            if not reliable:
+                self._reliable = None
             self._budget.record(now)
-            return self._reliable.popleft().text, None
-        if not self._latest:
+            return envelope.text, None
+        if latest is None:
             return None, None
-        wait = self._budget.wait(now)
+        wait = min(self._budget.wait(now), self._prices.wait(now))
         if wait > 0:
             return None, wait
-        stream = next(iter(self._latest))
-        self._budget.record(now)
-        return self._latest.pop(stream).text, None
+        return self._pop_latest(latest, now), None
+
+    def _pop_latest(self, latest: dict[Slot, Envelope], now: float) -> str:
+        envelope = latest.pop(next(iter(latest)))
+        if not latest:
+            self._latest = None
+        self.wrote(now, True)
+        return envelope.text

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from legend.domain.channels import ChannelRegistry, private_stream
-from legend.domain.envelope import Envelope
+from legend.domain.envelope import Envelope, conflation_key
 from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
 from legend.domain.market import MarketState
 from legend.domain.messages import AlertTrigger, MarketStatus, PatternAlert, PriceUpdate, encode
@@ -72,8 +72,11 @@ class Publisher:
             message = spec.conform(message)
         size = self._history_size if spec.history_size is None else spec.history_size
         kind = type(message).__struct_config__.tag
+        key = conflation_key(getattr(message, "ticker", None), getattr(message, "symbol", None))
         try:
-            envelope = await self._backplane.publish(stream, spec.topic, str(kind), encode(message), size)
+            envelope = await self._backplane.publish(
+                stream, spec.topic, str(kind), encode(message), size, key
+            )
         except BackplaneUnavailable:
             self._counters.publish_failures += 1
             raise

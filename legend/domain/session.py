@@ -25,6 +25,8 @@ class Session:
     """State of one connection: identity, subscriptions, outbox, liveness and inbound budget.
 
     The connection id is made by the server (``{user_id}_{random}``), never chosen by the client.
+    A session has no task of its own while its messages go straight to the socket; ``writer`` exists
+    only while something waits in its outbox (budget spent, socket busy), and ends when it is empty.
     """
 
     __slots__ = (
@@ -34,14 +36,14 @@ class Session:
         "inbound",
         "last_seen",
         "outbox",
-        "pump",
         "reader",
         "send_started",
         "strikes",
         "subscriptions",
         "transport",
         "user_id",
-        "wakeup",
+        "wake",
+        "writer",
     )
 
     def __init__(
@@ -61,9 +63,9 @@ class Session:
         self.last_seen = now
         self.subscriptions: dict[str, Subscribed] = {}
         self.strikes = 0
-        self.send_started: float | None = None
+        self.send_started: float | None = None  # when the write the writer waits on began
         self.closing = False
         self.expires_at: float | None = None  # epoch seconds when the credentials expire
-        self.wakeup = asyncio.Event()
-        self.pump: asyncio.Task[None] | None = None
+        self.writer: asyncio.Task[None] | None = None  # drains the outbox while it is not empty
+        self.wake: asyncio.Future[None] | None = None  # set while the writer waits for budget
         self.reader: asyncio.Task[object] | None = None  # the transport's receive loop, if it has one

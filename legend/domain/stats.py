@@ -18,6 +18,7 @@ class Counters:
     prices_conflated: int = 0
     publish_failures: int = 0
     slow_consumers_closed: int = 0
+    connections_aborted: int = 0  # dropped without a close handshake: the peer did not take the close
     stale_connections_closed: int = 0
     inbound_rejected: int = 0
     flood_closed: int = 0

@@ -1,7 +1,9 @@
 """The streaming service: sessions, who is subscribed to what, fan-out, and the client protocol.
 
-Fan-out is one dictionary lookup and one outbox push per subscriber; the frame text was made once per
-instance by the backplane. Each session has its own writer task, so a slow socket only ever delays itself.
+Fan-out writes the one text the backplane made to every subscriber's socket in one loop, without a task
+switch per connection. A connection that cannot take a message now (budget spent, socket full, history
+being read) gets it queued in its outbox and a writer task of its own until the outbox is empty, so a
+slow socket only ever delays itself.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from legend.domain.throttle import TokenBucket
 from legend.domain.timefmt import iso
 from legend.ports.backplane import Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock
-from legend.ports.transport import Transport
+from legend.ports.transport import Transport, TransportClosed
 
 log = logging.getLogger("legend.streaming")
 
@@ -60,6 +62,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_pending_messages: int = 1000
     slow_consumer_timeout: float = 15.0
     close_timeout: float = 3.0
+    price_share: int | None = None  # prices sent per second whatever else is queued (None: half the budget)
 
 
 class StreamingService:
@@ -117,15 +120,15 @@ class StreamingService:
     # ───────────────────────── sessions ─────────────────────────
 
     def open_session(self, transport: Transport, user_id: str, expires_at: float | None = None) -> Session:
-        """Register a new connection, queue its acknowledgement and start its writer. ``expires_at``
-        (epoch seconds) is when its credentials run out: the sweep closes it then."""
+        """Register a new connection and send its acknowledgement. ``expires_at`` (epoch seconds) is
+        when its credentials run out: the sweep closes it then."""
         now = self.clock.monotonic()
         limits = self.limits
         session = Session(
             session_id=f"{user_id}_{secrets.token_hex(6)}",
             user_id=user_id,
             transport=transport,
-            outbox=Outbox(limits.max_messages_per_second, limits.max_pending_messages),
+            outbox=Outbox(limits.max_messages_per_second, limits.max_pending_messages, limits.price_share),
             inbound=TokenBucket(limits.inbound_rate, limits.inbound_burst, now),
             now=now,
         )
@@ -142,7 +145,6 @@ class StreamingService:
                 heartbeat_timeout=limits.stale_after,
             ),
         )
-        session.pump = asyncio.get_running_loop().create_task(self._pump(session), name=f"pump {session.id}")
         return session
 
     def end_session(self, session: Session) -> None:
@@ -153,60 +155,83 @@ class StreamingService:
         for sub in session.subscriptions.values():
             self._detach(session, sub)
         session.subscriptions.clear()
-        if session.pump is not None and session.pump is not asyncio.current_task():
-            session.pump.cancel()
+        writer = session.writer
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
 
     async def close_session(self, session: Session, code: int, reason: str) -> None:
-        """Close with a close frame; the socket is given up after ``close_timeout`` if the peer is stuck."""
+        """Close with a close frame; a peer that does not take it within ``close_timeout`` is dropped
+        (its socket aborted), so that it stops costing memory and a file descriptor."""
         if session.closing:
             return
         counted = _CLOSE_COUNTERS.get(code)
         if counted is not None:
             setattr(self.counters, counted, getattr(self.counters, counted) + 1)
         self.end_session(session)
+        transport = session.transport
         try:
             async with asyncio.timeout(self.limits.close_timeout):
                 if code != closecodes.TRY_AGAIN_LATER:  # a slow consumer would not take them anyway
                     for text in session.outbox.take_control():  # e.g. the errors that explain the close
-                        await session.transport.send_text(text)
-                await session.transport.close(code, reason)
+                        await transport.send_text(text)
+                await transport.close(code, reason)
             return
         except TimeoutError:
             # The peer does not read, so not even a close frame gets through.
-            log.info("close of %s did not complete within %ss", session.id, self.limits.close_timeout)
+            log.info(
+                "close of %s did not complete within %ss: dropped", session.id, self.limits.close_timeout
+            )
+            self.counters.connections_aborted += 1
         except Exception as exc:  # the socket is already gone
             log.debug("close of %s failed: %r", session.id, exc)
+        transport.abort()
         # Stop its receive loop, so that nothing of ours waits on this peer any longer.
         reader = session.reader
         if reader is not None and not reader.done() and reader is not asyncio.current_task():
             reader.cancel()
 
-    async def _pump(self, session: Session) -> None:
-        """Write the session's outbox to its socket, in order, within its budget."""
-        outbox, clock, counters = session.outbox, self.clock, self.counters
+    def _kick(self, session: Session) -> None:
+        """Something waits in the session's outbox: make sure its writer runs (or stops waiting)."""
+        if session.closing:
+            return
+        if session.writer is None:
+            session.writer = asyncio.get_running_loop().create_task(self._write(session))
+        elif session.wake is not None and not session.wake.done():
+            session.wake.set_result(None)
+
+    async def _write(self, session: Session) -> None:
+        """Drain the session's outbox to its socket, in order, within its budget; ends when it is empty."""
+        outbox, transport, clock, counters = session.outbox, session.transport, self.clock, self.counters
         try:
             while True:
-                text, wait = outbox.pop(clock.monotonic())
+                now = clock.monotonic()
+                text, wait = outbox.pop(now)
                 if text is not None:
-                    session.send_started = clock.monotonic()
-                    await session.transport.send_text(text)
-                    session.send_started = None
+                    if not transport.write(text):
+                        session.send_started = now
+                        await transport.send_text(text)
+                        session.send_started = None
                     counters.messages_sent += 1
                     continue
-                session.wakeup.clear()
                 if wait is None:
-                    await session.wakeup.wait()
-                else:
-                    try:
-                        async with asyncio.timeout(wait):
-                            await session.wakeup.wait()
-                    except TimeoutError:
-                        pass
+                    return
+                loop = asyncio.get_running_loop()
+                wake = session.wake = loop.create_future()
+                timer = loop.call_later(wait, _settle, wake)
+                try:
+                    await wake
+                finally:
+                    timer.cancel()
+                    session.wake = None
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the socket went away under us: close it all, reader included
             log.debug("writer of %s stopped: %r", session.id, exc)
+            session.writer = None
             await self.close_session(session, closecodes.INTERNAL_ERROR, "send failed")
+        finally:
+            if session.writer is asyncio.current_task():
+                session.writer = None
 
     def sweep(self) -> None:
         """Close connections silent for ``stale_after`` or stuck on one write for ``slow_consumer_timeout``."""
@@ -236,7 +261,12 @@ class StreamingService:
     # ───────────────────────── fan-out ─────────────────────────
 
     def deliver(self, envelope: Envelope) -> None:
-        """Hand one envelope to every local subscriber of its stream (called by the backplane)."""
+        """Hand one envelope to every local subscriber of its stream (called by the backplane).
+
+        The common case costs one budget check and one socket write per subscriber, all of the same
+        text: the transport frames it once. Only a subscriber with something already pending, no budget
+        left or a full socket gets the message queued, and its writer task started.
+        """
         self.counters.messages_delivered += 1
         if self.taps:
             for tap in self.taps.get(envelope.type, ()):
@@ -248,20 +278,44 @@ class StreamingService:
         if not subscribers:
             return
         delivery = self._delivery[envelope.stream]
+        conflate = delivery is Delivery.CONFLATE
+        text = envelope.text
+        now = self.clock.monotonic()
+        written = conflated = 0
+        waiting: list[Session] = []
         overflowed: list[Session] = []
-        conflated = 0
+        gone: list[Session] = []
         for session in subscribers.values():
             outbox = session.outbox
             if outbox.overflowed:
                 continue  # its close is already on the way
-            pushed = outbox.push(envelope, delivery)
+            if session.writer is None:
+                pushed = outbox.offer(envelope, delivery, now)
+                if pushed is Pushed.WRITE:
+                    try:
+                        if session.transport.write(text):
+                            outbox.wrote(now, conflate)
+                            written += 1
+                            continue
+                    except TransportClosed:
+                        gone.append(session)
+                        continue
+                    pushed = outbox.push(envelope, delivery)  # the socket is busy: queue it
+            else:
+                pushed = outbox.push(envelope, delivery)
             if pushed is Pushed.QUEUED:
-                session.wakeup.set()
+                waiting.append(session)
             elif pushed is Pushed.MERGED:
                 conflated += 1
             elif pushed is Pushed.OVERFLOW:
                 overflowed.append(session)
-        self.counters.prices_conflated += conflated
+        counters = self.counters
+        counters.messages_sent += written
+        counters.prices_conflated += conflated
+        for session in waiting:
+            self._kick(session)
+        for session in gone:
+            self.end_session(session)
         for session in overflowed:
             self._spawn(
                 self.close_session(
@@ -334,10 +388,18 @@ class StreamingService:
         self._push_control_text(session, encode(message).decode())
 
     def _push_control_text(self, session: Session, text: str) -> None:
-        if session.closing or session.outbox.overflowed:
+        outbox = session.outbox
+        if session.closing or outbox.overflowed:
             return
-        if session.outbox.push_control(text):
-            session.wakeup.set()
+        if session.writer is None and outbox.idle:
+            try:
+                if session.transport.write(text):
+                    self.counters.messages_sent += 1
+                    return
+            except TransportClosed:
+                return  # its receive loop ends the session
+        if outbox.push_control(text):
+            self._kick(session)
         else:
             self._spawn(
                 self.close_session(session, closecodes.TRY_AGAIN_LATER, "slow consumer: replies pending")
@@ -457,7 +519,7 @@ class StreamingService:
                     )
                     return
                 self.error(session, "history_unavailable", f"History unavailable for {stream}: {exc}")
-                session.wakeup.set()
+                self._kick(session)
                 continue
             if session.closing or sub_key not in session.subscriptions:
                 return
@@ -483,7 +545,8 @@ class StreamingService:
                     session, closecodes.TRY_AGAIN_LATER, "slow consumer: too many messages during subscribe"
                 )
                 return
-            session.wakeup.set()
+            if not outbox.idle:
+                self._kick(session)
 
     @staticmethod
     def _authorized(spec: ChannelSpec, user_id: str, key: str | None) -> bool:
@@ -528,3 +591,8 @@ class StreamingService:
 
     def uptime(self) -> float:
         return self.clock.monotonic() - self.started_at
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -44,8 +44,11 @@ class Backplane(Protocol):
         """Stop delivering and release connections; must not hang when the backend is down."""
         ...
 
-    async def publish(self, stream: str, topic: str, kind: str, body: bytes, history_size: int) -> Envelope:
-        """Sequence, remember and fan out one message; raises BackplaneUnavailable."""
+    async def publish(
+        self, stream: str, topic: str, kind: str, body: bytes, history_size: int, key: str = ""
+    ) -> Envelope:
+        """Sequence, remember and fan out one message (``key``: its conflation key, see
+        ``envelope.conflation_key``); raises BackplaneUnavailable."""
         ...
 
     async def replay(self, stream: str, since: int | None) -> Replay:

@@ -29,10 +29,12 @@ class Crash(BaseException):
 class CrashingBackplane(InMemoryBackplane):
     """The memory backplane, but the process dies on the first publish of an alert trigger."""
 
-    async def publish(self, stream: str, topic: str, kind: str, body: bytes, history_size: int) -> Envelope:
+    async def publish(
+        self, stream: str, topic: str, kind: str, body: bytes, history_size: int, key: str = ""
+    ) -> Envelope:
         if stream.startswith("alerts"):
             raise Crash
-        return await super().publish(stream, topic, kind, body, history_size)
+        return await super().publish(stream, topic, kind, body, history_size, key)
 
 
 class FlakyBackplane(InMemoryBackplane):
@@ -40,10 +42,12 @@ class FlakyBackplane(InMemoryBackplane):
 
     down = False
 
-    async def publish(self, stream: str, topic: str, kind: str, body: bytes, history_size: int) -> Envelope:
+    async def publish(
+        self, stream: str, topic: str, kind: str, body: bytes, history_size: int, key: str = ""
+    ) -> Envelope:
         if self.down:
             raise BackplaneUnavailable("redis is down")
-        return await super().publish(stream, topic, kind, body, history_size)
+        return await super().publish(stream, topic, kind, body, history_size, key)
 
 
 class CrashOnMark(SqlAlchemyAlertRepository):

@@ -19,6 +19,7 @@ from legend.domain.channels import ChannelError, ChannelSpec, Delivery, InvalidM
 from legend.domain.messages import Subscribe
 from legend.plugins import Message, hookimpl
 from legend.settings import QuotesSettings
+from tests.support.transport import RecordingTransport
 
 from .helpers import eventually, settings_with
 from .samples import echo, hanging, hanging_startup, misspelt, raising
@@ -184,18 +185,8 @@ async def test_authorize_decides_who_may_subscribe(build: Build) -> None:
     await services.start()
     sent: dict[str, list[str]] = {"ann": [], "bob": []}
 
-    class Transport:
-        def __init__(self, user: str) -> None:
-            self.user = user
-
-        async def send_text(self, text: str) -> None:
-            sent[self.user].append(text)
-
-        async def close(self, code: int, reason: str) -> None:
-            pass
-
     for user in ("ann", "bob"):
-        session = services.streaming.open_session(Transport(user), user)
+        session = services.streaming.open_session(RecordingTransport(sent[user]), user)
         await services.streaming.subscribe(session, Subscribe(channel="echo"))
     await eventually(lambda: any('"history"' in t for t in sent["ann"]) and len(sent["bob"]) >= 2)
     assert any('"subscribed"' in t for t in sent["ann"])

@@ -20,6 +20,7 @@ from legend.domain.messages import Subscribe
 from legend.plugins import PluginContext, hookimpl
 from legend.plugins.context import StreamNotReadable
 from legend.plugins.state import PluginRecord
+from tests.support.transport import RecordingTransport
 
 from .helpers import eventually
 from .samples import echo
@@ -45,15 +46,10 @@ def history(services: Services, stream: str) -> list[dict[str, Any]]:
     return [msgspec.json.decode(e.text) for e in log.after(stream, None)[0]]
 
 
-class Transport:
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    async def send_text(self, text: str) -> None:
-        self.sent.append(text)
-
-    async def close(self, code: int, reason: str) -> None:
-        pass
+class Transport(RecordingTransport):
+    @property
+    def sent(self) -> list[str]:
+        return self.texts
 
 
 # ───────────────────────────── startup and shutdown ─────────────────────────────

@@ -45,7 +45,9 @@ class TestBackplane(InMemoryBackplane):
         self.waiting = 0
         self.lease = True
 
-    async def publish(self, stream: str, topic: str, kind: str, body: bytes, history_size: int) -> Envelope:
+    async def publish(
+        self, stream: str, topic: str, kind: str, body: bytes, history_size: int, key: str = ""
+    ) -> Envelope:
         left = self.fail.get(stream, 0)
         if left:
             self.fail[stream] = left - 1 if left > 0 else left
@@ -54,7 +56,7 @@ class TestBackplane(InMemoryBackplane):
             self.waiting += 1
             await self.gate.wait()
             self.waiting -= 1
-        return await super().publish(stream, topic, kind, body, history_size)
+        return await super().publish(stream, topic, kind, body, history_size, key)
 
     async def hold_lease(self, name: str, ttl: float) -> bool:
         return self.lease

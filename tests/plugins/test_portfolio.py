@@ -35,6 +35,7 @@ from legend.plugins.builtin.portfolio.plugin import PortfolioDesk
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository, PluginStore
 from tests.persistence.conftest import ADMIN_URL, PostgresDatabases, run_sync
 from tests.support.server import LegendServer
+from tests.support.transport import RecordingTransport
 from tests.support.wsclient import Client, connect
 
 from .helpers import ADMIN, eventually, plugin_server
@@ -374,7 +375,7 @@ async def test_the_rest_valuation_leaves_no_stale_price_behind(build: Callable[.
         await services.publisher.price(PriceInput(ticker="ZZQQ", price=120.0))
         await asyncio.sleep(0.05)  # the price reached the plugin's mailbox (and was not kept)
         assert await valued() == 120.0
-        session = services.streaming.open_session(_Transport(), "ann")
+        session = services.streaming.open_session(RecordingTransport(), "ann")
         await services.streaming.subscribe(session, Subscribe(channel="portfolio"))
 
         def first_update() -> dict[str, Any] | None:
@@ -387,11 +388,3 @@ async def test_the_rest_valuation_leaves_no_stale_price_behind(build: Callable[.
         await services.publisher.price(PriceInput(ticker="ZZQQ", price=130.0))
         await eventually(lambda: desk.prices["ZZQQ"].price == 130.0, what="the live price")
         assert await valued() == 130.0
-
-
-class _Transport:
-    async def send_text(self, text: str) -> None:
-        pass
-
-    async def close(self, code: int, reason: str) -> None:
-        pass

@@ -24,16 +24,9 @@ from legend.domain.streaming import Limits, StreamingService
 from legend.ports.quotes import QuoteProvider
 from legend.settings import QuotesFinnhubSettings
 from tests.providers.support import FakeTime, Reply, VendorServer, payload
+from tests.support.transport import RecordingTransport
 
 OPEN = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, NYSE open: 5 s interval
-
-
-class Transport:
-    async def send_text(self, text: str) -> None:
-        pass
-
-    async def close(self, code: int, reason: str) -> None:
-        pass
 
 
 async def build(provider: QuoteProvider, ticker: str) -> tuple[Streamer, InMemoryBackplane, FrozenClock]:
@@ -48,7 +41,7 @@ async def build(provider: QuoteProvider, ticker: str) -> tuple[Streamer, InMemor
         backplane=backplane, streaming=streaming, clock=clock, update_interval=5, after_hours_interval=60,
     )  # fmt: skip
     await streaming.start()
-    session = streaming.open_session(Transport(), "trader")
+    session = streaming.open_session(RecordingTransport(), "trader")
     await streaming.subscribe(session, Subscribe(channel="ticker", ticker=ticker))
     return streamer, backplane, clock
 

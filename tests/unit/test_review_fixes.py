@@ -4,7 +4,6 @@ one close per overflowing session, bounded stream memory."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.memory_backplane import InMemoryBackplane
@@ -18,22 +17,11 @@ from legend.domain.publisher import Publisher
 from legend.domain.stats import Counters
 from legend.domain.streaming import Limits, StreamingService
 from legend.ports.backplane import Replay
+from tests.support.transport import BrokenTransport, RecordingTransport, StuckTransport
 
 PATTERN = PatternInput(
     ticker="AAPL", pattern_type="VCP", score=8, entry_price=10, stop_price=9, target_price=13
 )
-
-
-class Recording:
-    def __init__(self) -> None:
-        self.frames: list[dict[str, object]] = []
-        self.closed: tuple[int, str] | None = None
-
-    async def send_text(self, text: str) -> None:
-        self.frames.append(json.loads(text))
-
-    async def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
 
 
 class RacingBackplane(InMemoryBackplane):
@@ -74,7 +62,7 @@ async def test_live_messages_during_the_history_read_come_after_it_once() -> Non
     for _ in range(3):
         await publisher.pattern(PATTERN)
     backplane.during_replay = [PATTERN, PATTERN]
-    transport = Recording()
+    transport = RecordingTransport()
     session = streaming.open_session(transport, "u")
     await streaming.subscribe(session, Subscribe(channel="patterns"))
     await settle()
@@ -87,11 +75,7 @@ async def test_a_failed_writer_closes_everything_and_later_frames_do_nothing() -
     streaming, _ = build(InMemoryBackplane())
     await streaming.start()
 
-    class Broken(Recording):
-        async def send_text(self, text: str) -> None:
-            raise ConnectionResetError("peer gone")
-
-    broken = Broken()
+    broken = BrokenTransport()
     session = streaming.open_session(broken, "u")
     await settle()
     assert not streaming.sessions and session.closing
@@ -103,11 +87,7 @@ async def test_an_overflowing_session_gets_one_close_and_stops_growing() -> None
     streaming, publisher = build(InMemoryBackplane(), max_pending_messages=10)
     await streaming.start()
 
-    class Stuck(Recording):
-        async def send_text(self, text: str) -> None:
-            await asyncio.Event().wait()
-
-    stuck = Stuck()
+    stuck = StuckTransport()
     session = streaming.open_session(stuck, "u")
     await streaming.subscribe(session, Subscribe(channel="patterns"))
     closes = 0

@@ -19,22 +19,9 @@ from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
 from legend.domain.streamer import Streamer
 from legend.domain.streaming import Limits, StreamingService
+from tests.support.transport import RecordingTransport
 
 CALENDAR = ExchangeCalendarsMarketCalendar("XNYS")
-
-
-class RecordingTransport:
-    """Keeps every frame; the Transport port with no socket behind it."""
-
-    def __init__(self) -> None:
-        self.frames: list[dict[str, object]] = []
-        self.closed: tuple[int, str] | None = None
-
-    async def send_text(self, text: str) -> None:
-        self.frames.append(json.loads(text))
-
-    async def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
 
 
 class CountingProvider:

@@ -13,21 +13,7 @@ from legend.domain.messages import Subscribe
 from legend.domain.publisher import Publisher
 from legend.domain.stats import Counters
 from legend.domain.streaming import Limits, StreamingService
-
-
-class RecordingTransport:
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-        self.closed: tuple[int, str] | None = None
-
-    async def send_text(self, text: str) -> None:
-        self.texts.append(text)
-
-    async def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
-
-    def of_type(self, kind: str) -> list[dict[str, object]]:
-        return [m for m in map(json.loads, self.texts) if m["type"] == kind]
+from tests.support.transport import RecordingTransport, StuckTransport
 
 
 def service(**limits: object) -> tuple[StreamingService, Publisher]:
@@ -96,11 +82,7 @@ async def test_overflowing_must_deliver_closes_the_session_with_1013() -> None:
     streaming, publisher = service(max_pending_messages=5)
     await streaming.start()
 
-    class Stuck(RecordingTransport):
-        async def send_text(self, text: str) -> None:
-            await asyncio.Event().wait()  # never completes, like a socket whose peer stopped reading
-
-    stuck = Stuck()
+    stuck = StuckTransport()  # never completes a write, like a socket whose peer stopped reading
     session = streaming.open_session(stuck, "u")
     await streaming.subscribe(session, Subscribe(channel="patterns"))
     for _ in range(8):

@@ -11,19 +11,44 @@ from litestar.di import NamedDependency
 from litestar.types import Message
 
 from legend.adapters.auth import BEARER_SUBPROTOCOL, AuthError
+from legend.adapters.http.websocket_protocol import EXTENSION, LegendWebSocketProtocol
 from legend.bootstrap import Services
 from legend.domain import closecodes
 
 log = logging.getLogger("legend.ws")
 
 
-class LitestarTransport:
-    """The Transport port over Litestar's ASGI send; frames go out as text (JSON)."""
+class SocketTransport:
+    """The Transport port over ``LegendWebSocketProtocol`` (``legend serve``): synchronous writes."""
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: LegendWebSocketProtocol) -> None:
+        self._protocol = protocol
+
+    def write(self, text: str) -> bool:
+        return self._protocol.write_text(text)
+
+    async def send_text(self, text: str) -> None:
+        await self._protocol.send_text(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._protocol.close_and_wait(code, reason)
+
+    def abort(self) -> None:
+        self._protocol.abort()
+
+
+class AsgiTransport:
+    """The Transport port over plain ASGI sends, for any other ASGI server: every write is awaited."""
 
     __slots__ = ("_send",)
 
     def __init__(self, socket: WebSocket[Any, Any, Any]) -> None:
         self._send = socket.send
+
+    def write(self, text: str) -> bool:
+        return False  # ASGI has no synchronous send: the session's writer awaits send_text
 
     async def send_text(self, text: str) -> None:
         message: Message = {"type": "websocket.send", "text": text, "bytes": None}
@@ -32,6 +57,16 @@ class LitestarTransport:
     async def close(self, code: int, reason: str) -> None:
         message: Message = {"type": "websocket.close", "code": code, "reason": reason}
         await self._send(message)
+
+    def abort(self) -> None:
+        pass  # nothing below ASGI to abort: the server ends the connection when the app returns
+
+
+def transport_of(socket: WebSocket[Any, Any, Any]) -> SocketTransport | AsgiTransport:
+    protocol = (socket.scope.get("extensions") or {}).get(EXTENSION)
+    if isinstance(protocol, LegendWebSocketProtocol):
+        return SocketTransport(protocol)
+    return AsgiTransport(socket)
 
 
 def _subprotocols(socket: WebSocket[Any, Any, Any]) -> list[str]:
@@ -61,7 +96,7 @@ async def stream(socket: WebSocket[Any, Any, Any], services: NamedDependency[Ser
         return
     await socket.accept(subprotocols=identity.subprotocol)
     streaming = services.streaming
-    session = streaming.open_session(LitestarTransport(socket), identity.user_id, identity.expires_at)
+    session = streaming.open_session(transport_of(socket), identity.user_id, identity.expires_at)
     reader = asyncio.current_task()
     session.reader = reader
     receive = socket.receive

@@ -1,0 +1,152 @@
+"""uvicorn's ``websockets-sansio`` WebSocket protocol, with what a fan-out server needs from it.
+
+``legend serve`` selects this protocol. It adds three things to uvicorn's own, and is otherwise unchanged:
+
+- **Synchronous writes of a shared frame.** ``write_text`` frames the text once (the same unmasked bytes
+  for every client: server frames carry no mask) and hands them to the socket at once, without the
+  awaited ASGI ``send`` per connection per message. It declines when the socket's buffer is over its
+  high-water mark, so the caller queues instead of piling bytes up in the kernel and in asyncio.
+- **A close that really ends.** uvicorn waits for a closing peer with ``transport.close()``, which first
+  flushes the write buffer: a peer that stopped reading keeps its socket ESTABLISHED until TCP gives
+  up. Here the close frame is written even into a full buffer, and a peer that has not finished the
+  handshake within ``close_timeout`` is aborted: its memory and file descriptor are released.
+- **Quiet handling of hostile frames.** Invalid UTF-8 in a text frame is answered with close code 1007
+  as before, logged as one line at most once a second instead of a traceback per frame.
+
+The application finds the protocol in its WebSocket scope as ``scope["extensions"]["legend.socket"]``;
+under any other ASGI server that key is absent and the application uses plain ASGI sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from legend.adapters.log_limit import LogLimiter
+from legend.ports.transport import TransportClosed
+
+EXTENSION = "legend.socket"
+_hostile = LogLimiter("legend.ws")
+
+# The frame of the last text written, shared by every connection it is written to: fan-out writes one
+# text to every subscriber in a row, so it is framed once per message, not once per connection.
+_last_text = ""
+_last_frame = b"\x81\x00"
+
+
+def frame_of(text: str) -> bytes:
+    """The unmasked, unfragmented WebSocket text frame of ``text`` (RFC 6455 §5.2)."""
+    global _last_text, _last_frame
+    if text is _last_text:
+        return _last_frame
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65536:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    _last_text, _last_frame = text, header + payload
+    return _last_frame
+
+
+class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
+    """See the module docstring. ``close_timeout`` is set per server by ``protocol_class``."""
+
+    close_timeout = 3.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lost: asyncio.Future[None] = self.loop.create_future()
+
+    # ───────────── what the application uses ─────────────
+
+    def write_text(self, text: str) -> bool:
+        """Write one text frame now; False (nothing written) while the buffer is over its high-water
+        mark; raises TransportClosed once the connection is closing or gone."""
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            raise TransportClosed("the WebSocket is closed")
+        if not self.writable.is_set():
+            return False
+        if self.conn.extensions:  # per-message deflate: every connection compresses for itself
+            self.conn.send_text(text.encode())
+            self.transport.write(b"".join(self.conn.data_to_send()))
+        else:
+            self.transport.write(frame_of(text))
+        return True
+
+    async def send_text(self, text: str) -> None:
+        """Write one text frame, waiting while the buffer is over its high-water mark."""
+        while not self.write_text(text):
+            await self.writable.wait()
+
+    async def close_and_wait(self, code: int, reason: str) -> None:
+        """Send a close frame and wait until the connection is gone (the caller bounds the wait)."""
+        self.close_now(code, reason)
+        await asyncio.shield(self.lost)
+
+    def close_now(self, code: int, reason: str) -> None:
+        """Queue the close frame even into a full buffer; abort if the handshake does not end in time."""
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            return
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:  # read on, so that the peer's answering close frame is seen
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(self.close_timeout, self.abort)
+
+    def abort(self) -> None:
+        """Drop the connection now: no flush, no handshake."""
+        if not self.disconnected:
+            self.transport.abort()
+
+    # ───────────── uvicorn's protocol, adjusted ─────────────
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # the application's task is created but has not run yet
+            scope["extensions"][EXTENSION] = self
+
+    async def send(self, message: Any) -> None:
+        if (
+            message["type"] == "websocket.close"
+            and self.handshake_complete
+            and self.initial_response is None
+            and not self.close_sent
+        ):
+            self.close_now(message.get("code", 1000), message.get("reason", "") or "")
+            return
+        await super().send(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def send_receive_event_to_app(self) -> None:
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+            try:
+                data.decode()
+            except UnicodeDecodeError:
+                self.frames = []
+                _hostile.warning(
+                    "invalid_utf8", "closed %s (1007): a text frame is not valid UTF-8", self.client
+                )
+                self.conn.send_close(1007)
+                self.handle_parser_exception()
+                return
+        super().send_receive_event_to_app()
+
+
+def protocol_class(close_timeout: float) -> type[LegendWebSocketProtocol]:
+    """The protocol class for uvicorn's ``ws`` setting, dropping peers after ``close_timeout``."""
+    return type("LegendWebSocketProtocol", (LegendWebSocketProtocol,), {"close_timeout": close_timeout})
