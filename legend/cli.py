@@ -1,4 +1,4 @@
-"""The ``legend`` command: ``legend serve [--host] [--port] [--config FILE]``, ``legend db upgrade
+"""The ``legend`` command: ``legend serve [--host] [--port] [--workers N] [--config FILE]``, ``legend db upgrade
 [REVISION]`` / ``legend db downgrade REVISION`` / ``legend db current`` for the database schema, and
 ``legend plugins list [--config FILE] [--json]``."""
 
@@ -7,72 +7,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import re
 import sys
 from collections.abc import Sequence
 
 import msgspec
-import uvicorn
 
 from legend.settings import Settings, SettingsError, load_settings
-
-
-class RedactTokens(logging.Filter):
-    """Keep JWTs passed as ``?token=`` out of the logs (uvicorn logs every WebSocket path with its query)."""
-
-    _pattern = re.compile(r"(token=)[^&\s\"']+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "token=" in message:
-            record.msg, record.args = self._pattern.sub(r"\1[redacted]", message), ()
-        return True
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, but clients get close code 1001 (going away) before uvicorn's own shutdown runs."""
-
-    def __init__(self, config: uvicorn.Config, on_shutdown: object) -> None:
-        super().__init__(config)
-        self._close_clients = on_shutdown
-
-    async def shutdown(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
-        try:
-            async with asyncio.timeout(self.config.timeout_graceful_shutdown or 5):
-                await self._close_clients()  # type: ignore[operator]
-        except TimeoutError:
-            logging.getLogger("legend").warning("closing clients took too long; shutting down anyway")
-        await super().shutdown(sockets)  # type: ignore[arg-type]
-
-
-def serve(settings: Settings) -> int:
-    from legend.adapters.http.websocket_protocol import protocol_class
-    from legend.app import create_app
-    from legend.bootstrap import bootstrap
-
-    services = bootstrap(settings)
-    app = create_app(services=services)
-    server_settings = settings.server
-    config = uvicorn.Config(
-        app,
-        host=server_settings.host,
-        port=server_settings.port,
-        log_level=server_settings.log_level,
-        ws=protocol_class(settings.realtime.close_timeout),  # websockets-sansio, with synchronous writes
-        ws_per_message_deflate=server_settings.ws_per_message_deflate,
-        # The app answers oversized frames itself with an error; the transport's hard cap is far above.
-        ws_max_size=max(64 * 1024, settings.realtime.max_frame_bytes * 16),
-        timeout_graceful_shutdown=int(server_settings.graceful_shutdown_seconds),
-        lifespan="on",
-    )
-    redact = RedactTokens()
-    for name in ("uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).addFilter(redact)
-    server = _Server(config, services.close_clients)
-    shown = "localhost" if server_settings.host in ("127.0.0.1", "::1") else server_settings.host
-    print(f"Legend Realtime dashboard: http://{shown}:{server_settings.port}/dashboard", flush=True)
-    server.run()
-    return 0
 
 
 def database(settings: Settings, action: str, revision: str | None) -> int:
@@ -148,6 +88,16 @@ def plugins(settings: Settings, as_json: bool) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="legend", description="Legend Realtime streaming service")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--host", help="bind address (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="port (default 8000)")
     run.add_argument("--config", help="settings file (default $LEGEND_CONFIG)")
+    run.add_argument(
+        "--workers",
+        type=_positive,
+        help="worker processes on the one port (default 1; more than 1 needs redis.url)",
+    )
     db = commands.add_parser("db", help="database schema migrations")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     up = db_commands.add_parser("upgrade", help="apply migrations (default: up to the newest)")
@@ -178,7 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 server = msgspec.structs.replace(server, host=args.host)
             if args.port is not None:
                 server = msgspec.structs.replace(server, port=args.port)
+            if args.workers is not None:
+                server = msgspec.structs.replace(server, workers=args.workers)
             settings = msgspec.structs.replace(settings, server=server)
+            from legend.server import serve
+
             return serve(settings)
         if args.command == "db":
             return database(settings, args.db_command, getattr(args, "revision", None))

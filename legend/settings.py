@@ -39,6 +39,9 @@ class ServerSettings(_Section):
     # more CPU than the bandwidth it saves on small JSON prices, so it is off unless asked for.
     ws_per_message_deflate: bool = False
     graceful_shutdown_seconds: PositiveFloat = 5.0
+    # Processes serving the one port (SO_REUSEPORT), each an instance on the Redis backplane; more than 1
+    # needs redis.url. One per core scales the socket writes, which grow with the number of clients.
+    workers: Annotated[int, msgspec.Meta(ge=1, le=256)] = 1
 
 
 class RealtimeSettings(_Section):

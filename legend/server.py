@@ -1,0 +1,250 @@
+"""Running the application under uvicorn: one process, or ``server.workers`` processes on one port.
+
+Several workers share the port with ``SO_REUSEPORT``: each binds its own listening socket and the kernel
+spreads new connections over them, so the socket writes (the work that grows with users) use every
+core. Each worker is a complete instance on the Redis backplane, exactly like a separate machine; with
+the in-memory backplane there is nothing to share subscribers and history through, so more than one
+worker is refused. The parent only supervises: it restarts a worker that dies, with backoff, and on
+SIGINT/SIGTERM asks every worker to shut down gracefully (clients get close code 1001).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import re
+import secrets
+import signal
+import socket
+import sys
+import time
+from multiprocessing.connection import wait as wait_for_exits
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import uvicorn
+
+from legend.settings import Settings, SettingsError
+
+log = logging.getLogger("legend.server")
+
+RESTART_MIN_DELAY = 1.0  # a worker that died is restarted after this, doubling …
+RESTART_MAX_DELAY = 30.0  # … up to this, and back to the minimum once it has run for a minute
+
+
+class RedactTokens(logging.Filter):
+    """Keep JWTs passed as ``?token=`` out of the logs (uvicorn logs every WebSocket path with its query)."""
+
+    _pattern = re.compile(r"(token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = self._pattern.sub(r"\1[redacted]", message), ()
+        return True
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, but clients get close code 1001 (going away) before uvicorn's own shutdown runs."""
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: object) -> None:
+        super().__init__(config)
+        self._close_clients = on_shutdown
+
+    async def shutdown(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        try:
+            async with asyncio.timeout(self.config.timeout_graceful_shutdown or 5):
+                await self._close_clients()  # type: ignore[operator]
+        except TimeoutError:
+            logging.getLogger("legend").warning("closing clients took too long; shutting down anyway")
+        await super().shutdown(sockets)  # type: ignore[arg-type]
+
+
+def check_workers(settings: Settings) -> None:
+    """More than one worker needs the Redis backplane."""
+    if settings.server.workers > 1 and not settings.redis.url:
+        raise SettingsError(
+            f"server.workers = {settings.server.workers} needs the Redis backplane: set redis.url "
+            "(or REDIS_URL) so that the workers share subscriptions, sequence numbers and history; "
+            "with the in-memory backplane each worker would be a separate server"
+        )
+
+
+def dashboard_address(settings: Settings) -> str:
+    host = settings.server.host
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    return f"http://{shown}:{settings.server.port}/dashboard"
+
+
+def serve(settings: Settings) -> int:
+    """Run until interrupted: in this process, or as a supervisor of ``server.workers`` processes."""
+    check_workers(settings)
+    if settings.server.workers == 1:
+        print(f"Legend Realtime dashboard: {dashboard_address(settings)}", flush=True)
+        run_worker(settings)
+        return 0
+    return supervise(settings)
+
+
+def run_worker(settings: Settings, sock: socket.socket | None = None) -> None:
+    """One instance: build the services and the app, then serve (on ``sock`` when given)."""
+    from legend.adapters.http.websocket_protocol import protocol_class
+    from legend.app import create_app
+    from legend.bootstrap import bootstrap
+
+    services = bootstrap(settings)
+    app = create_app(services=services)
+    server_settings = settings.server
+    config = uvicorn.Config(
+        app,
+        host=server_settings.host,
+        port=server_settings.port,
+        log_level=server_settings.log_level,
+        ws=protocol_class(settings.realtime.close_timeout),  # websockets-sansio, with synchronous writes
+        ws_per_message_deflate=server_settings.ws_per_message_deflate,
+        # The app answers oversized frames itself with an error; the transport's hard cap is far above.
+        ws_max_size=max(64 * 1024, settings.realtime.max_frame_bytes * 16),
+        timeout_graceful_shutdown=int(server_settings.graceful_shutdown_seconds),
+        lifespan="on",
+    )
+    redact = RedactTokens()
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(redact)
+    _Server(config, services.close_clients).run(sockets=[sock] if sock is not None else None)
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other processes may bind to the same address too (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker_main(settings: Settings, index: int) -> None:
+    """A worker process: dies with its supervisor, binds its own socket on the shared port, serves."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    logging.basicConfig(level=logging.INFO, format=f"%(levelname)s [worker {index}] %(name)s: %(message)s")
+    try:
+        sock = reuse_port_socket(settings.server.host, settings.server.port)
+    except OSError as exc:
+        print(f"legend: worker {index} cannot bind {settings.server.host}:{settings.server.port}: {exc}")
+        sys.exit(3)
+    run_worker(settings, sock)
+
+
+def supervise(settings: Settings) -> int:
+    """Start ``server.workers`` worker processes on one port and keep them running until a signal."""
+    from legend.app import check_security
+
+    check_security(settings)  # once, here, rather than in every worker
+    settings = _prepare(settings)
+    count = settings.server.workers
+    if settings.server.port == 0:
+        raise SettingsError("server.port = 0 cannot be shared by several workers: choose a port")
+    # Bind once here first: a port that is taken fails now, with one clear message.
+    try:
+        reuse_port_socket(settings.server.host, settings.server.port).close()
+    except OSError as exc:
+        raise SettingsError(f"cannot bind {settings.server.host}:{settings.server.port}: {exc}") from None
+    spawn = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    workers: dict[int, BaseProcess] = {}
+    started: dict[int, float] = {}
+    delay: dict[int, float] = {}
+    due: dict[int, float] = {}
+
+    def launch(index: int) -> None:
+        process = spawn.Process(target=_worker_main, args=(settings, index), name=f"legend-worker-{index}")
+        process.start()
+        workers[index], started[index] = process, time.monotonic()
+        log.info("worker %d started (pid %s)", index, process.pid)
+
+    try:
+        for index in range(count):
+            launch(index)
+        print(
+            f"Legend Realtime dashboard: {dashboard_address(settings)} ({count} workers)",
+            flush=True,
+        )
+        while not stopping:
+            alive = [p.sentinel for p in workers.values() if p.exitcode is None]
+            wait_for_exits(alive, timeout=0.5)
+            now = time.monotonic()
+            for index, process in list(workers.items()):
+                if process.exitcode is None or stopping:
+                    continue
+                del workers[index]
+                ran = now - started.pop(index)
+                backoff = RESTART_MIN_DELAY if ran > 60 else min(delay.get(index, 0.5) * 2, RESTART_MAX_DELAY)
+                delay[index], due[index] = backoff, now + backoff
+                log.warning(
+                    "worker %d exited with %s after %.0f s; restarting in %.0f s",
+                    index,
+                    process.exitcode,
+                    ran,
+                    backoff,
+                )
+            for index, when in list(due.items()):
+                if now >= when and not stopping:
+                    del due[index]
+                    launch(index)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _stop_workers(list(workers.values()), settings.server.graceful_shutdown_seconds + 5)
+    return 0
+
+
+def _prepare(settings: Settings) -> Settings:
+    """What the workers must share and would otherwise each make for themselves: one admin token, and a
+    database schema migrated once (the embedded default migrates at start; two at once would race)."""
+    import msgspec
+
+    from legend.adapters.sql import Database
+
+    if settings.security.admin_token is None:
+        token = secrets.token_urlsafe(24)
+        security = msgspec.structs.replace(settings.security, admin_token=token)
+        settings = msgspec.structs.replace(settings, security=security)
+        log.warning("no admin token configured; this run's admin token is: %s", token)
+
+    async def upgrade() -> None:
+        database = Database.from_settings(settings.database)
+        try:
+            if database.migrate_on_start:
+                await database.start()
+        finally:
+            await database.close()
+
+    asyncio.run(upgrade())
+    return settings
+
+
+def _stop_workers(processes: list[BaseProcess], grace: float) -> None:
+    """SIGTERM (graceful: clients get 1001), then SIGKILL whatever is left after ``grace`` seconds."""
+    for process in processes:
+        if process.exitcode is None and process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.exitcode is None:
+            process.kill()
+            process.join(1)

@@ -1,0 +1,127 @@
+"""``legend serve --workers N``: N processes on one port, each an instance on the Redis backplane."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.cluster.conftest import pattern, stats, until
+from tests.support.redis_server import RedisServer
+from tests.support.server import LegendServer, free_port, to_toml
+from tests.support.wsclient import connect
+
+
+def test_more_than_one_worker_on_the_memory_backplane_is_refused_naming_redis_url(tmp_path: object) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGEND_") and k != "REDIS_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "legend", "serve", "--workers", "2", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 2
+    assert "redis.url" in done.stderr and "server.workers = 2" in done.stderr
+
+
+def test_the_worker_count_is_checked_like_any_setting(tmp_path: os.PathLike[str]) -> None:
+    config = os.path.join(tmp_path, "legend.toml")
+    with open(config, "w", encoding="utf-8") as file:
+        file.write(to_toml({"server": {"workers": 0}}))
+    done = subprocess.run(
+        [sys.executable, "-m", "legend", "serve", "--config", config],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "$.server.workers" in done.stderr
+
+
+def worker_pids(server: LegendServer) -> list[int]:
+    assert server.process is not None
+    children = f"/proc/{server.process.pid}/task/{server.process.pid}/children"
+    with open(children, encoding="ascii") as file:
+        pids = [int(pid) for pid in file.read().split()]
+    workers = []
+    for pid in pids:  # not multiprocessing's resource tracker
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                if b"spawn_main" in file.read():
+                    workers.append(pid)
+        except FileNotFoundError:
+            pass
+    return workers
+
+
+async def test_two_workers_serve_one_port_as_one_cluster_and_a_dead_worker_comes_back() -> None:
+    redis = RedisServer().start()
+    server = LegendServer(
+        {
+            "redis": {"url": redis.url, "lease_ttl": 2.0, "interest_ttl": 3.0},
+            "server": {"workers": 2},
+            "realtime": {"update_interval": 3600, "after_hours_interval": 3600},
+        }
+    )
+    try:
+        server.start(timeout=60)
+        async with httpx.AsyncClient(timeout=10) as http:
+            await until(
+                lambda: _instances(http, server, 2), timeout=30, what="both workers in the cluster"
+            )
+            clients = [await connect(server.ws_url, user_id=f"w{i}") for i in range(24)]
+            for client in clients:
+                await client.subscribe("patterns")
+
+            async def spread() -> bool:
+                members = (await stats(http, server))["cluster"]["members"]
+                counts = [m.get("connections", 0) for m in members.values()]
+                return len(counts) == 2 and sum(counts) == 24 and min(counts) > 0
+
+            await until(spread, timeout=15, what="connections on both workers")
+            response = await http.post(
+                f"{server.url}/api/ws/broadcast/pattern", json=pattern(1), headers=server.admin
+            )
+            assert response.status_code == 200, response.text
+            for client in clients:  # whichever worker holds it, every client gets the one message
+                message = await client.expect("pattern_alert")
+                assert message["seq"] == response.json()["seq"]
+            for client in clients:
+                await client.close()
+
+            first = worker_pids(server)
+            assert len(first) == 2
+            os.kill(first[0], signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                now = worker_pids(server)
+                if len(now) == 2 and first[0] not in now:
+                    break
+                time.sleep(0.2)
+            else:
+                raise AssertionError(f"the killed worker was not restarted: {worker_pids(server)}")
+            await until(
+                lambda: _health(http, server), timeout=30, what="the port answering after a restart"
+            )
+        assert server.stop() == 0  # SIGTERM: the supervisor stops its workers and exits cleanly
+    finally:
+        server.close()
+        redis.close()
+
+
+async def _instances(http: httpx.AsyncClient, server: LegendServer, count: int) -> bool:
+    try:
+        return bool((await stats(http, server))["cluster"]["instances"] == count)
+    except httpx.HTTPError:
+        return False
+
+
+async def _health(http: httpx.AsyncClient, server: LegendServer) -> bool:
+    try:
+        return (await http.get(f"{server.url}/health")).status_code == 200
+    except httpx.HTTPError:
+        return False

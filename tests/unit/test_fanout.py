@@ -1,0 +1,196 @@
+"""The fan-out hot path: direct writes when nothing waits, queueing only what must wait, conflation per
+(stream, key), and the prices' share of the budget during a flood of must-deliver messages."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+
+from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.domain.channels import ChannelRegistry, ChannelSpec, Delivery
+from legend.domain.envelope import conflation_key, seal
+from legend.domain.inputs import PatternInput, PriceInput
+from legend.domain.messages import Subscribe
+from legend.domain.outbox import Outbox, Pushed
+from legend.domain.publisher import Publisher
+from legend.domain.stats import Counters
+from legend.domain.streaming import Limits, StreamingService
+from legend.plugins.base import Message
+from tests.support.transport import AwaitedTransport, RecordingTransport
+
+PATTERN = PatternInput(
+    ticker="AAPL", pattern_type="VCP", score=8.5, entry_price=231.0, stop_price=224.0, target_price=250.0
+)
+
+
+class Quote(Message, tag="quote", kw_only=True):
+    """A plugin message carrying several symbols on one stream."""
+
+    symbol: str
+    value: float
+
+
+QUOTES = ChannelSpec(name="quotes", delivery=Delivery.CONFLATE, schema=Quote)
+
+
+def build(
+    clock: FrozenClock | None = None, **limits: object
+) -> tuple[StreamingService, Publisher, FrozenClock]:
+    clock = clock or FrozenClock()
+    backplane = InMemoryBackplane()
+    registry = ChannelRegistry()
+    registry.register(QUOTES)
+    counters = Counters()
+    streaming = StreamingService(backplane, registry, clock, Limits(**limits), counters)  # type: ignore[arg-type]
+    return streaming, Publisher(backplane, registry, clock, counters, history_size=100), clock
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_an_idle_connection_gets_the_frame_written_at_once_without_a_task() -> None:
+    streaming, publisher, _ = build()
+    await streaming.start()
+    transport = RecordingTransport()
+    session = streaming.open_session(transport, "u")
+    await streaming.subscribe(session, Subscribe(channel="patterns"))
+    await settle()
+    assert session.writer is None  # the acknowledgement and the history went straight out too
+    before = len(transport.texts)
+    envelope = await publisher.pattern(PATTERN)
+    # Written inside the publish: no await, no writer task, the very text the backplane made.
+    assert transport.texts[before:] == [envelope.text] and transport.texts[-1] is envelope.text
+    assert session.writer is None and len(session.outbox) == 0
+
+
+async def test_a_busy_socket_gets_its_messages_queued_in_order_and_drained_by_a_writer() -> None:
+    streaming, publisher, _ = build()
+    await streaming.start()
+    transport = AwaitedTransport()  # declines every synchronous write
+    session = streaming.open_session(transport, "u")
+    await streaming.subscribe(session, Subscribe(channel="patterns"))
+    sent = [await publisher.pattern(PATTERN) for _ in range(5)]
+    assert session.writer is not None
+    await settle()
+    assert [t for t in transport.texts if '"pattern_alert"' in t] == [e.text for e in sent]
+    assert session.writer is None  # gone once the outbox is empty
+
+
+async def test_a_queued_message_keeps_later_ones_behind_it() -> None:
+    """While a session's writer has work, new messages queue behind it even if the socket has room:
+    order per stream never depends on which path a message took."""
+    streaming, publisher, _ = build()
+    await streaming.start()
+    transport = RecordingTransport()
+    session = streaming.open_session(transport, "u")
+    await streaming.subscribe(session, Subscribe(channel="patterns"))
+    await settle()
+    accept = transport.write
+    transport.write = lambda text: False  # type: ignore[method-assign]  # the buffer is full, once
+    first = await publisher.pattern(PATTERN)
+    transport.write = accept  # type: ignore[method-assign]
+    second = await publisher.pattern(PATTERN)
+    await settle()
+    alerts = [t for t in transport.texts if '"pattern_alert"' in t]
+    assert alerts == [first.text, second.text]
+
+
+def test_conflation_keeps_the_newest_message_of_each_symbol_on_one_stream() -> None:
+    box = Outbox(max_per_second=1, capacity=100)
+
+    def quote(seq: int, symbol: str) -> object:
+        body = b'{"type":"quote","channel":"quotes","symbol":"%s"}' % symbol.encode()
+        return seal("quotes", seq, "quote", body, conflation_key(None, symbol))
+
+    assert box.offer(quote(1, "AAA"), Delivery.CONFLATE, 0.0) is Pushed.WRITE  # type: ignore[arg-type]
+    box.wrote(0.0, True)  # the budget of 1/s is spent
+    for seq, symbol in enumerate(["AAA", "BBB", "AAA", "CCC", "BBB"], start=2):
+        box.push(quote(seq, symbol), Delivery.CONFLATE)  # type: ignore[arg-type]
+    assert box.conflated == 2  # AAA#2 by AAA#4, BBB#3 by BBB#6
+    sent = []
+    for second in range(1, 5):
+        text, _ = box.pop(float(second))
+        if text:
+            sent.append(msgspec.json.decode(text)["seq"])
+    assert sent == [4, 6, 5]  # the newest of each symbol, each keeping its place in line
+
+
+async def test_a_plugin_stream_of_several_symbols_conflates_per_symbol_end_to_end() -> None:
+    streaming, publisher, clock = build(max_messages_per_second=2)
+    await streaming.start()
+    transport = RecordingTransport()
+    session = streaming.open_session(transport, "u")
+    await streaming.subscribe(session, Subscribe(channel="quotes"))
+    await settle()
+    for value in range(1, 11):  # far above the budget, all in the same instant
+        for symbol in ("AAA", "BBB", "CCC"):
+            await publisher.publish("quotes", Quote(symbol=symbol, value=float(value), channel="quotes"))
+    for _ in range(4):
+        clock.advance(1.0)
+        if session.wake is not None:
+            session.wake.set_result(None)  # the writer naps on the loop's clock: wake it
+        await settle()
+    last = {}
+    for frame in transport.of_type("quote"):
+        last[frame["symbol"]] = frame["value"]
+    assert last == {"AAA": 10.0, "BBB": 10.0, "CCC": 10.0}  # every symbol ends on its newest value
+
+
+async def test_prices_keep_flowing_at_their_share_during_a_flood_of_alerts() -> None:
+    """2,000 must-deliver alerts queued on a socket that drains 100 frames a second used to hold every
+    price back until the last alert was written (20 s). Prices now get their share of the budget."""
+    clock = FrozenClock()
+    streaming, publisher, _ = build(clock, max_messages_per_second=10, max_pending_messages=5000)
+    await streaming.start()
+
+    class Draining(AwaitedTransport):
+        async def send_text(self, text: str) -> None:  # 100 frames per second
+            self.texts.append(text)
+            clock.advance(0.01)
+            await asyncio.sleep(0)
+
+    transport = Draining()
+    session = streaming.open_session(transport, "u")
+    for ticker in ("AAA", "BBB", "CCC"):
+        await streaming.subscribe(session, Subscribe(channel="ticker", ticker=ticker))
+    await streaming.subscribe(session, Subscribe(channel="patterns"))
+    for _ in range(2000):
+        await publisher.pattern(PATTERN)
+    price = 100.0
+    for _ in range(10_000):  # a price per ticker for each frame the socket takes, until all went out
+        price += 0.01
+        for ticker in ("AAA", "BBB", "CCC"):
+            await publisher.price(PriceInput(ticker=ticker, price=round(price, 2)))
+        await asyncio.sleep(0)
+        if session.writer is None:
+            break
+    await settle()
+    frames = transport.frames
+    last_alert = max(i for i, f in enumerate(frames) if f["type"] == "pattern_alert")
+    during = [f for f in frames[:last_alert] if f["type"] == "price_update"]
+    drained_for = 2000 * 0.01
+    share = 10 // 2
+    assert len(during) >= share * drained_for * 0.8, len(during)  # about 5 a second, for 20 s
+    assert {f["ticker"] for f in during} == {"AAA", "BBB", "CCC"}  # every ticker, not one
+    alerts = [f["seq"] for f in frames if f["type"] == "pattern_alert"]
+    assert alerts == sorted(alerts) and len(alerts) == 2000  # and no alert lost or reordered
+
+
+async def test_the_budget_still_holds_prices_to_ten_a_second_on_the_direct_path() -> None:
+    streaming, publisher, clock = build()
+    await streaming.start()
+    transport = RecordingTransport()
+    session = streaming.open_session(transport, "u")
+    await streaming.subscribe(session, Subscribe(channel="ticker", ticker="AAA"))
+    await settle()
+    for step in range(100):  # 100 prices in one second
+        await publisher.price(PriceInput(ticker="AAA", price=100.0 + step / 100))
+        clock.advance(0.01)
+    assert len(transport.of_type("price_update")) == 10  # the first ten went straight out
+    await settle()  # a second after the first: the newest of the other 90 goes out
+    prices = transport.of_type("price_update")
+    assert len(prices) == 11 and prices[-1]["price"] == 100.99
