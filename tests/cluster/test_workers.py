@@ -70,9 +70,7 @@ async def test_two_workers_serve_one_port_as_one_cluster_and_a_dead_worker_comes
     try:
         server.start(timeout=60)
         async with httpx.AsyncClient(timeout=10) as http:
-            await until(
-                lambda: _instances(http, server, 2), timeout=30, what="both workers in the cluster"
-            )
+            await until(lambda: _instances(http, server, 2), timeout=30, what="both workers in the cluster")
             clients = [await connect(server.ws_url, user_id=f"w{i}") for i in range(24)]
             for client in clients:
                 await client.subscribe("patterns")
@@ -104,9 +102,7 @@ async def test_two_workers_serve_one_port_as_one_cluster_and_a_dead_worker_comes
                 time.sleep(0.2)
             else:
                 raise AssertionError(f"the killed worker was not restarted: {worker_pids(server)}")
-            await until(
-                lambda: _health(http, server), timeout=30, what="the port answering after a restart"
-            )
+            await until(lambda: _health(http, server), timeout=30, what="the port answering after a restart")
         assert server.stop() == 0  # SIGTERM: the supervisor stops its workers and exits cleanly
     finally:
         server.close()
