@@ -104,7 +104,8 @@ def run_worker(settings: Settings, sock: socket.socket | None = None) -> None:
         host=server_settings.host,
         port=server_settings.port,
         log_level=server_settings.log_level,
-        ws=protocol_class(settings.realtime.close_timeout),  # websockets-sansio, with synchronous writes
+        # websockets-sansio, with synchronous writes and a close that drops peers that stopped reading
+        ws=protocol_class(settings.realtime.close_timeout, server_settings.ws_send_buffer),
         ws_per_message_deflate=server_settings.ws_per_message_deflate,
         # The app answers oversized frames itself with an error; the transport's hard cap is far above.
         ws_max_size=max(64 * 1024, settings.realtime.max_frame_bytes * 16),

@@ -38,6 +38,9 @@ class ServerSettings(_Section):
     # Browsers ask for permessage-deflate; compressing every message again for every connection costs
     # more CPU than the bandwidth it saves on small JSON prices, so it is off unless asked for.
     ws_per_message_deflate: bool = False
+    # Kernel send buffer (SO_SNDBUF) of each WebSocket, in bytes; 0 keeps the kernel's autotuning, which
+    # lets one client that stops reading hold several megabytes before it is detected as slow.
+    ws_send_buffer: Annotated[int, msgspec.Meta(ge=0, le=64 * 1024 * 1024)] = 0
     graceful_shutdown_seconds: PositiveFloat = 5.0
     # Processes serving the one port (SO_REUSEPORT), each an instance on the Redis backplane; more than 1
     # needs redis.url. One per core scales the socket writes, which grow with the number of clients.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +48,10 @@ async def _publish(services: Services, publish: Any, data: Any) -> Published:
     )
 
 
+# Counters the specification's stats already show under their own names, in its order.
+_SEED_COUNTERS = frozenset({"total_connections", "messages_sent", "messages_received", "errors"})
+
+
 class WebSocketController(Controller):
     """Monitoring and internal broadcasting for the WebSocket streams (admin token required)."""
 
@@ -80,15 +85,7 @@ class WebSocketController(Controller):
             "errors": c.errors,
             "uptime": int(streaming.uptime()),
             "instance_id": services.instance_id,
-            "messages_published": c.messages_published,
-            "messages_delivered": c.messages_delivered,
-            "prices_conflated": c.prices_conflated,
-            "publish_failures": c.publish_failures,
-            "slow_consumers_closed": c.slow_consumers_closed,
-            "stale_connections_closed": c.stale_connections_closed,
-            "inbound_rejected": c.inbound_rejected,
-            "flood_closed": c.flood_closed,
-            "auth_rejected": c.auth_rejected,
+            **{name: value for name, value in asdict(c).items() if name not in _SEED_COUNTERS},
             "backplane": services.backplane.health(),
             "streamer": services.streamer.status(),
             "alerting": services.alerting.status() if services.alerting is not None else None,

@@ -10,6 +10,8 @@
   flushes the write buffer: a peer that stopped reading keeps its socket ESTABLISHED until TCP gives
   up. Here the close frame is written even into a full buffer, and a peer that has not finished the
   handshake within ``close_timeout`` is aborted: its memory and file descriptor are released.
+- **A bounded kernel buffer**, when ``server.ws_send_buffer`` is set: a peer that stops reading then
+  holds that much kernel memory, not the several megabytes Linux autotunes a loopback or LAN socket to.
 - **Quiet handling of hostile frames.** Invalid UTF-8 in a text frame is answered with close code 1007
   as before, logged as one line at most once a second instead of a traceback per frame.
 
@@ -20,6 +22,8 @@ under any other ASGI server that key is absent and the application uses plain AS
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import struct
 from typing import Any
 
@@ -58,10 +62,17 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
     """See the module docstring. ``close_timeout`` is set per server by ``protocol_class``."""
 
     close_timeout = 3.0
+    send_buffer = 0  # SO_SNDBUF of each connection in bytes; 0: the kernel's default (autotuned)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lost: asyncio.Future[None] = self.loop.create_future()
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if self.send_buffer and sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
 
     # ───────────── what the application uses ─────────────
 
@@ -103,9 +114,16 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
         self.close_timer = self.loop.call_later(self.close_timeout, self.abort)
 
     def abort(self) -> None:
-        """Drop the connection now: no flush, no handshake."""
-        if not self.disconnected:
-            self.transport.abort()
+        """Drop the connection now: no flush, no handshake. A zero linger makes the kernel reset the
+        connection and free its send queue at once, instead of keeping an orphaned socket that retries
+        delivering it to a peer that does not read (FIN-WAIT-1, for minutes)."""
+        if self.disconnected:
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     # ───────────── uvicorn's protocol, adjusted ─────────────
 
@@ -147,6 +165,8 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
         super().send_receive_event_to_app()
 
 
-def protocol_class(close_timeout: float) -> type[LegendWebSocketProtocol]:
-    """The protocol class for uvicorn's ``ws`` setting, dropping peers after ``close_timeout``."""
-    return type("LegendWebSocketProtocol", (LegendWebSocketProtocol,), {"close_timeout": close_timeout})
+def protocol_class(close_timeout: float, send_buffer: int = 0) -> type[LegendWebSocketProtocol]:
+    """The protocol class for uvicorn's ``ws`` setting: peers dropped after ``close_timeout``, kernel
+    send buffers of ``send_buffer`` bytes (0: the kernel's default)."""
+    attributes = {"close_timeout": close_timeout, "send_buffer": send_buffer}
+    return type("LegendWebSocketProtocol", (LegendWebSocketProtocol,), attributes)
