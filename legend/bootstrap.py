@@ -133,15 +133,24 @@ def _limits(settings: Settings) -> Limits:
 
 
 def _backplane(
-    settings: Settings, instance_id: str, registry: ChannelRegistry, figures: Callable[[], Mapping[str, int]]
+    settings: Settings,
+    clock: Clock,
+    instance_id: str,
+    registry: ChannelRegistry,
+    figures: Callable[[], Mapping[str, int]],
 ) -> Backplane:
     if settings.redis.url:
         from legend.adapters.redis_backplane import RedisBackplane
 
         return RedisBackplane(
-            settings.redis, instance_id=instance_id, topics=[spec.topic for spec in registry], figures=figures
+            settings.redis,
+            instance_id=instance_id,
+            topics=[spec.topic for spec in registry],
+            figures=figures,
+            log_size=settings.alerts.log_size,
+            once_ttl=settings.alerts.dedupe_seconds,
         )
-    return InMemoryBackplane()
+    return InMemoryBackplane(clock, log_size=settings.alerts.log_size)
 
 
 class InterestSources:
@@ -206,6 +215,7 @@ def bootstrap(
     instance_id = secrets.token_hex(4)
     backplane = backplane or _backplane(
         settings,
+        clock,
         instance_id,
         registry,
         lambda: streaming.figures(),  # this instance's share of the cluster
@@ -241,14 +251,15 @@ def bootstrap(
         publisher,
         backplane,
         clock,
+        price_log=backplane,
         instance_id=instance_id,
         max_rules_per_user=settings.alerts.max_rules_per_user,
         retry_interval=settings.alerts.retry_interval,
         claim_seconds=settings.alerts.claim_seconds,
         reload_interval=settings.alerts.reload_interval,
         single_instance=isinstance(backplane, InMemoryBackplane),
+        lease_ttl=settings.redis.lease_ttl,
     )
-    publisher.price_listeners.append(alerting.on_price)
     # rules fire even when nobody watches the ticker live; plugins add theirs (portfolio positions)
     streamer.extra_interest = InterestSources([alerting.tickers, manager.interest])
     if plugin_state is None:

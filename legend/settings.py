@@ -225,8 +225,14 @@ class AlertSettings(_Section):
     max_rules_per_user: PositiveInt = 200
     retry_interval: PositiveFloat = 5.0  # seconds between attempts to publish triggers that failed to go out
     claim_seconds: PositiveFloat = 30.0  # how long an instance owns a trigger it is publishing
-    # With Redis (several instances): re-read the rules this often to see those changed elsewhere; 0: never.
-    reload_interval: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    # Rule changes reach the evaluating instance through the price log at once; as a backstop (a change
+    # whose notice could not be logged while Redis was down) it re-reads every rule this often; 0: never.
+    reload_interval: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    # Entries of the price log kept for evaluation (every price and rule change, cluster-wide): how far
+    # evaluation may fall behind (a takeover, a slow database) before prices go unevaluated.
+    log_size: Annotated[int, msgspec.Meta(ge=1000, le=100_000_000)] = 100_000
+    # How long a published trigger is remembered so that a retry after a crash cannot send it twice.
+    dedupe_seconds: PositiveFloat = 3600.0
 
 
 class Settings(_Section):

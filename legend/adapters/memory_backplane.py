@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 
+from legend.adapters.system_clock import SystemClock
 from legend.domain.envelope import Envelope
 from legend.domain.history import StreamLog
-from legend.ports.backplane import Deliver, Replay
+from legend.ports.backplane import AlreadyPublished, Deliver, Replay
+from legend.ports.clock import Clock
+from legend.ports.price_log import LogEntry, LogRead
+
+PRICE_TYPE = "price_update"  # what enters the price log
 
 
 class InMemoryBackplane:
-    """Sequences, remembers and delivers within this process."""
+    """Sequences, remembers and delivers within this process; keeps the price log in memory.
 
-    def __init__(self) -> None:
+    The price log dies with the process (``durable`` is False): a crash loses the prices that alert
+    evaluation had not read yet. That is what Redis is for.
+    """
+
+    def __init__(self, clock: Clock | None = None, log_size: int = 100_000, once_size: int = 100_000) -> None:
+        self._clock = clock or SystemClock()
         self._log = StreamLog()
         self._deliver: Deliver | None = None
         self._interest: set[str] = set()
+        self.name = f"memory:{secrets.token_hex(4)}"  # positions never carry over to another process
+        self.durable = False
+        self._entries: deque[LogEntry] = deque(maxlen=log_size)
+        self._appended = 0
+        self._appended_event = asyncio.Event()
+        self._once: OrderedDict[str, None] = OrderedDict()
+        self._once_size = once_size
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -24,9 +44,24 @@ class InMemoryBackplane:
         self._deliver = None
 
     async def publish(
-        self, stream: str, topic: str, kind: str, body: bytes, history_size: int, key: str = ""
+        self,
+        stream: str,
+        topic: str,
+        kind: str,
+        body: bytes,
+        history_size: int,
+        key: str = "",
+        once: str | None = None,
     ) -> Envelope:
+        if once is not None:
+            if once in self._once:
+                raise AlreadyPublished(once)
+            self._once[once] = None
+            if len(self._once) > self._once_size:
+                self._once.popitem(last=False)
         envelope = self._log.append(stream, kind, body, history_size, key)
+        if kind == PRICE_TYPE:
+            self._append("price", envelope.text)
         if self._deliver is not None:
             self._deliver(envelope)
         return envelope
@@ -46,3 +81,34 @@ class InMemoryBackplane:
 
     def health(self) -> dict[str, object]:
         return {"ok": True, "backend": "memory", "streams": self._log.streams()}
+
+    # ───────────── the price log ─────────────
+
+    def _append(self, kind: str, data: str) -> None:
+        self._appended += 1
+        at = self._clock.now().timestamp()
+        self._entries.append(LogEntry(str(self._appended), at, kind, data))  # type: ignore[arg-type]
+        self._appended_event.set()
+
+    async def read(self, after: str | None, count: int, wait: float) -> LogRead:
+        position = int(after) if after else 0
+        if position >= self._appended and wait > 0:
+            self._appended_event.clear()
+            try:
+                async with asyncio.timeout(wait):
+                    await self._appended_event.wait()
+            except TimeoutError:
+                return LogRead([])
+        entries = self._entries
+        oldest = self._appended - len(entries) + 1  # the number of the first entry kept
+        start = max(position + 1, oldest) - oldest
+        return LogRead(
+            [entries[i] for i in range(start, min(len(entries), start + count))],
+            missed=position + 1 < oldest,
+        )
+
+    async def end(self) -> str:
+        return str(self._appended)
+
+    async def note_rule_change(self, rule_id: int) -> None:
+        self._append("rule", str(rule_id))

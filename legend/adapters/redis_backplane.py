@@ -42,7 +42,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from legend.domain.channels import private_stream
 from legend.domain.envelope import Envelope, conflation_key, seal
 from legend.domain.symbols import InvalidSymbol, is_valid_user_id, normalize_ticker
-from legend.ports.backplane import BackplaneUnavailable, Deliver, Replay
+from legend.ports.backplane import AlreadyPublished, BackplaneUnavailable, Deliver, Replay
+from legend.ports.price_log import LogEntry, LogRead
 from legend.settings import RedisSettings
 
 log = logging.getLogger("legend.redis")
@@ -62,16 +63,19 @@ SEED_TOPICS: Mapping[str, str] = {
 }
 _SEED_FAMILIES = frozenset({"ticker", "patterns", "alerts", "market_status"})
 _STREAM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_:.@^\-]{0,199}")
+PRICE_TYPE = "price_update"  # what enters the price log
 DEFAULT_HISTORY = 100  # the seed's "last 100 messages", for streams first created by an external message
 POLL_SECONDS = 0.25  # the listener wakes this often when idle (new topics, liveness pings)
 FILL_CHUNK = 500  # streams per round trip when replaying what a reconnect missed
 INBOX_SIZE = 10_000  # external messages waiting to be sequenced, at most
 
 
-# KEYS: seq, history, topic registry, dedupe key.
+# KEYS: seq, history, topic registry, dedupe key, price log.
 # ARGV: topic, body, history size, seq floor, stream ttl ms, announce, control channel, dedupe ttl ms,
-#       keep a longer history (external messages never shrink one), stream.
+#       keep a longer history (external messages never shrink one), stream, into the price log, its size.
 # The floor keeps seq monotonic when Redis lost its data: the caller passes the last seq it delivered.
+# The dedupe key makes a message publish once: an external message heard by every instance, or an alert
+# trigger retried after a crash. A price enters the price log (a Redis stream) in the same step.
 PUBLISH_LUA = """
 if tonumber(ARGV[8]) > 0 and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[8]) then
   return 0
@@ -99,6 +103,9 @@ if ttl > 0 then
 end
 if ARGV[6] == '1' and redis.call('SADD', KEYS[3], ARGV[1]) == 1 then
   redis.call('PUBLISH', ARGV[7], ARGV[1] .. '\\n' .. ARGV[10])
+end
+if ARGV[11] == '1' then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[12], '*', 'k', 'price', 'd', text)
 end
 redis.call('PUBLISH', ARGV[1], text)
 return seq
@@ -222,9 +229,10 @@ def after(envelopes: list[Envelope], last_seq: int, since: int | None) -> Replay
     return Replay(kept, last_seq, oldest <= since + 1)
 
 
-def external_stream(topic: str, data: bytes) -> tuple[str, bytes] | str:
-    """The stream and body (with ``channel``, without ``seq``) of a message another program published in
-    the seed's format on ``topic`` (without the channel prefix); a reason string when it is invalid."""
+def external_stream(topic: str, data: bytes) -> tuple[str, bytes, str] | str:
+    """The stream, body (with ``channel``, without ``seq``) and type of a message another program
+    published in the seed's format on ``topic`` (without the channel prefix); a reason string when it is
+    invalid."""
     try:
         obj = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
@@ -269,7 +277,7 @@ def external_stream(topic: str, data: bytes) -> tuple[str, bytes] | str:
     obj.pop("seq", None)
     obj.pop("channel", None)
     obj["channel"] = stream
-    return stream, msgspec.json.encode(obj)
+    return stream, msgspec.json.encode(obj), kind
 
 
 class RedisBackplane:
@@ -282,6 +290,8 @@ class RedisBackplane:
         instance_id: str,
         topics: Iterable[str] = (),
         figures: Callable[[], Mapping[str, int]] | None = None,
+        log_size: int = 100_000,
+        once_ttl: float = 600.0,
     ) -> None:
         if not settings.url:
             raise ValueError("RedisBackplane needs settings.url")
@@ -291,6 +301,11 @@ class RedisBackplane:
         # Per-instance figures (connections, subscriptions…) published with every heartbeat for cluster().
         self.figures = figures
         prefix = settings.key_prefix
+        self.name = f"{prefix}price-log"  # the price log: a Redis stream of every price published
+        self.durable = True
+        self.log_size = log_size  # entries kept (approximately: MAXLEN ~)
+        self.once_ttl = once_ttl  # how long a publish with ``once`` is remembered
+        self._log_continues: str | None = None  # the last position a read returned
         self._prefix = prefix
         self._topic_prefix = settings.channel_prefix
         self._registry_key = f"{prefix}instances"
@@ -406,9 +421,17 @@ class RedisBackplane:
     # ───────────────────────── the port ─────────────────────────
 
     async def publish(
-        self, stream: str, topic: str, kind: str, body: bytes, history_size: int, key: str = ""
+        self,
+        stream: str,
+        topic: str,
+        kind: str,
+        body: bytes,
+        history_size: int,
+        key: str = "",
+        once: str | None = None,
     ) -> Envelope:
-        """Sequence, store and PUBLISH in one script; raises BackplaneUnavailable within the timeouts."""
+        """Sequence, store, log (prices) and PUBLISH in one script; raises BackplaneUnavailable within
+        the timeouts, AlreadyPublished when ``once`` was published within ``once_ttl``."""
         channel = self._topic(topic)
         if channel not in self._subscribed:
             await self._watch(channel)
@@ -423,16 +446,21 @@ class RedisBackplane:
             int(self.settings.stream_ttl * 1000),
             1 if announce else 0,
             self._control,
-            0,
+            0 if once is None else max(1, int(self.once_ttl * 1000)),
             0,
             stream,
+            1 if kind == PRICE_TYPE else 0,
+            self.log_size,
         ]
-        keys = [seq_key, history_key, self._topics_key, seq_key]
+        guard = seq_key if once is None else f"{self._prefix}once:{once}"
+        keys = [seq_key, history_key, self._topics_key, guard, self.name]
         try:
             seq = int(await self._call("publish", self._publish_script, keys, args))
         except BackplaneUnavailable:
             self.publish_failures += 1
             raise
+        if not seq:
+            raise AlreadyPublished(once or stream)
         if announce:
             self._announced.add(channel)
         return seal(stream, seq, kind, body, key)
@@ -503,6 +531,44 @@ class RedisBackplane:
             "leases": sorted(self._leases),
             "streams": len(self._last_seq),
         }
+
+    # ───────────────────────── the price log ─────────────────────────
+
+    async def read(self, after: str | None, count: int, wait: float) -> LogRead:
+        """XREAD from the price log, blocking up to ``wait``; checks for a trimmed gap when starting
+        from a position it did not just return, or when behind (a full batch)."""
+        start = after or "0-0"
+        block = max(1, int(min(wait, self.settings.socket_timeout / 2) * 1000)) if wait > 0 else None
+
+        async def xread(redis: Redis) -> Any:
+            return await redis.xread({self.name: start}, count=count, block=block)
+
+        found = await self._call("price log read", xread)
+        entries = [
+            LogEntry(_text(entry_id), _entry_time(entry_id), _text(fields[b"k"]), _text(fields[b"d"]))  # type: ignore[arg-type]
+            for _, items in found or ()
+            for entry_id, fields in items
+        ]
+        missed = False
+        if entries and start != "0-0" and (start != self._log_continues or len(entries) == count):
+            info = await self._call("price log info", lambda redis: redis.xinfo_stream(self.name))
+            deleted = _text(info.get("max-deleted-entry-id", "0-0"))
+            missed = _entry_order(deleted) > _entry_order(start)
+        if entries:
+            self._log_continues = entries[-1].id
+        return LogRead(entries, missed)
+
+    async def end(self) -> str:
+        newest = await self._call("price log end", lambda redis: redis.xrevrange(self.name, count=1))
+        return _text(newest[0][0]) if newest else "0-0"
+
+    async def note_rule_change(self, rule_id: int) -> None:
+        await self._call(
+            "rule change",
+            lambda redis: redis.xadd(
+                self.name, {"k": "rule", "d": str(rule_id)}, maxlen=self.log_size, approximate=True
+            ),
+        )
 
     # ───────────────────────── beyond the port ─────────────────────────
 
@@ -838,7 +904,7 @@ class RedisBackplane:
             if isinstance(parsed, str):
                 self._invalid(topic, parsed)
                 continue
-            stream, body = parsed
+            stream, body, kind = parsed
             seq_key, history_key = self._stream_keys(stream)
             digest = hashlib.sha1(topic.encode() + b"\0" + data).hexdigest()
             args: list[str | bytes | int] = [
@@ -852,8 +918,10 @@ class RedisBackplane:
                 max(1, int(self.settings.external_dedupe_ttl * 1000)),
                 1,
                 stream,
+                1 if kind == PRICE_TYPE else 0,
+                self.log_size,
             ]
-            keys = [seq_key, history_key, self._topics_key, f"{self._prefix}external:{digest}"]
+            keys = [seq_key, history_key, self._topics_key, f"{self._prefix}external:{digest}", self.name]
             try:
                 seq = int(await self._call("resequence", self._publish_script, keys, args))
             except BackplaneUnavailable as exc:
@@ -890,6 +958,17 @@ class _Script:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await redis.eval(self.source, len(keys), *keys, *args)
+
+
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    """A Redis stream entry id (``ms-seq``) as a sortable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms or 0), int(seq or 0)
+
+
+def _entry_time(entry_id: object) -> float:
+    """When an entry was added: the milliseconds of its id (the Redis server's clock)."""
+    return _entry_order(_text(entry_id))[0] / 1000
 
 
 def _text(value: object) -> str:

@@ -1,13 +1,14 @@
 """The alerting service: user rules, their evaluation on every price, and exactly-once trigger delivery.
 
-On each price update (``Publisher.price_listeners``) the evaluator finds the rules that change side. Their
-new states and the triggers of the rules that fire are stored in one transaction, each trigger under the
-unique key ``{rule_id}:{generation}`` and guarded by the rule's version, so a crossing is stored at most
-once even with several instances. Only then is it published, as the seed's ``alert_trigger``, on the
-owner's private ``alerts`` stream, and marked published. Triggers stored but not marked (a crash, the
-backplane down) are claimed and published by the retry loop and at start-up; before publishing one again,
-the owner's stream history is searched for its ``alert_id``, so a trigger that went out just before a crash
-is not sent twice while the backplane still remembers it.
+Every price the cluster publishes enters the price log (``ports.price_log``) as it is published. One
+instance at a time reads the log and evaluates each price against the rules (``alert_evaluation``); a
+crossing is stored, with the rule's new state and the log position, in one transaction, under the
+unique key ``{rule_id}:{generation}``. Only then is it published, as the specification's
+``alert_trigger``, on the owner's private ``alerts`` stream, and marked published. The publish is
+idempotent (``once``): a trigger stored but not marked (a crash, the backplane down) is claimed and
+published again by the retry loop or at start-up, and the backplane refuses a second copy of one that
+went out before the crash. Rule changes through any instance enter the price log too, so evaluation
+sees them between the right two prices.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Sequence
 from datetime import timedelta
 
 import msgspec
 
+from legend.domain.alert_evaluation import LEASE, AlertEvaluation
 from legend.domain.alerts import (
     AlertEvaluator,
     AlertEvent,
@@ -33,10 +33,10 @@ from legend.domain.alerts import (
 )
 from legend.domain.channels import private_stream
 from legend.domain.inputs import AlertInput
-from legend.domain.messages import PriceUpdate
 from legend.domain.publisher import Publisher
-from legend.ports.backplane import Backplane, BackplaneUnavailable
+from legend.ports.backplane import AlreadyPublished, Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock
+from legend.ports.price_log import PriceLog
 from legend.ports.repositories import AlertRepository
 
 log = logging.getLogger("legend.alerts")
@@ -50,7 +50,8 @@ class RuleConflict(Exception):
 
 
 class AlertingService:
-    """Rules per user, evaluated on every published price; triggers stored first, then published once."""
+    """Rules per user; every price evaluated once in the cluster (``AlertEvaluation``); triggers stored
+    first, then published once."""
 
     def __init__(
         self,
@@ -59,17 +60,19 @@ class AlertingService:
         backplane: Backplane,
         clock: Clock,
         *,
+        price_log: PriceLog,
         instance_id: str,
         max_rules_per_user: int = 200,
         retry_interval: float = 5.0,
         claim_seconds: float = 30.0,
         reload_interval: float = 0.0,
         single_instance: bool = True,
-        max_queued_prices: int = 10_000,
+        lease_ttl: float = 10.0,
     ) -> None:
         self.repository = repository
         self.publisher = publisher
         self.backplane = backplane
+        self.price_log = price_log
         self.clock = clock
         self.instance_id = instance_id
         self.max_rules_per_user = max_rules_per_user
@@ -79,62 +82,67 @@ class AlertingService:
         # With one instance (memory backplane) nobody else can be publishing a stored trigger: start-up
         # recovery takes over every claim at once instead of waiting for them to expire.
         self.single_instance = single_instance
-        self.evaluator = AlertEvaluator()
+        self.evaluation = AlertEvaluation(
+            repository,
+            price_log,
+            backplane.hold_lease,
+            clock,
+            self._publish_fresh,
+            instance_id=instance_id,
+            claim_seconds=claim_seconds,
+            lease_ttl=lease_ttl,
+        )
         self.started = False
-        self.triggers_fired = 0
         self.triggers_published = 0
         self.publish_failures = 0
-        self._lock = asyncio.Lock()  # evaluations and rule changes, one at a time
         self._deliver_lock = asyncio.Lock()  # publishing, one round at a time
-        self._fresh: set[int] = set()  # stored by this process and not yet tried: no history check needed
         self._backlog = False  # a publish failed: the retry loop has work
-        self._task: asyncio.Task[None] | None = None
-        # Prices wait here for evaluation, in order, so that the streamer never waits on the database.
-        # Bounded: during a long database outage the oldest are dropped (counted) rather than memory grown.
-        self._queue: deque[Observation] = deque(maxlen=max_queued_prices)
-        self._queued = asyncio.Event()
-        self._evaluating: asyncio.Task[None] | None = None
-        self.prices_dropped = 0
-        self.prices_evaluated = 0
+        self._unlogged: set[int] = set()  # rule changes whose notice could not enter the price log yet
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def evaluator(self) -> AlertEvaluator:
+        """The rule index (complete on the instance that evaluates)."""
+        return self.evaluation.evaluator
+
+    @property
+    def triggers_fired(self) -> int:
+        return self.evaluation.triggers_fired
 
     # ───────────── life cycle ─────────────
 
     async def start(self) -> None:
-        """Load the armed rules, publish what a previous run left unpublished, start the retry loop."""
+        """Take over evaluation when free (loading the rules and the log position), publish what a
+        previous run left unpublished, start the evaluation and retry loops."""
         if self.started:
             return
-        self.evaluator = AlertEvaluator(await self.repository.armed_rules())
         self.started = True
-        log.info("alerting: %d armed rules loaded", len(self.evaluator))
+        try:
+            if await self.backplane.hold_lease(LEASE, self.evaluation.lease_ttl):
+                await self.evaluation.load()
+                self.evaluation.holder = True
+                log.info("alerting: this instance evaluates; %d armed rules loaded", len(self.evaluator))
+        except BackplaneUnavailable as exc:
+            log.warning("alerting: evaluation not started yet: %s", exc)
         self._backlog = True
         try:
             await self.deliver_pending(takeover=self.single_instance)
         except Exception:
             log.exception("alerting: recovery of unpublished triggers failed; the retry loop will try again")
         loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._background(), name="alert-delivery")
-        self._evaluating = loop.create_task(self._evaluate_queued(), name="alert-evaluation")
+        self._tasks = [
+            loop.create_task(self._background(), name="alert-delivery"),
+            loop.create_task(self.evaluation.run(), name="alert-evaluation"),
+        ]
 
     async def stop(self) -> None:
         self.started = False
-        for task in (self._task, self._evaluating):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._task = self._evaluating = None
-
-    async def _evaluate_queued(self) -> None:
-        while True:
-            await self._queued.wait()
-            self._queued.clear()
-            while self._queue:
-                observation = self._queue.popleft()
-                try:
-                    await self.observe(observation)
-                except Exception:
-                    log.exception("alerting: evaluating %s failed", observation.ticker)
-                self.prices_evaluated += 1
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
 
     async def _background(self) -> None:
         since_reload = 0.0
@@ -142,7 +150,9 @@ class AlertingService:
             await asyncio.sleep(self.retry_interval)
             since_reload += self.retry_interval
             try:
-                if not self.single_instance and self.reload_interval and since_reload >= self.reload_interval:
+                if self._unlogged:
+                    await self._log_rule_changes()
+                if self.reload_interval and since_reload >= self.reload_interval and self.evaluation.holder:
                     since_reload = 0.0
                     await self.reload()
                 if self._backlog or not self.single_instance:
@@ -151,71 +161,53 @@ class AlertingService:
                 log.exception("alerting: background round failed")
 
     async def reload(self) -> None:
-        """Re-read every armed rule (rules changed by other instances); each ticker's next price checks
-        its rules against their stored sides."""
-        async with self._lock:
-            self.evaluator = AlertEvaluator(await self.repository.armed_rules())
+        """Re-read every armed rule and the log position (the backstop for a rule change whose notice
+        never reached the price log)."""
+        await self.evaluation.load()
 
     def tickers(self) -> set[str]:
         """Tickers with armed rules: the streamer should poll them even when nobody watches them live."""
-        return self.evaluator.tickers()
+        return self.evaluation.tickers()
 
     # ───────────── evaluation ─────────────
 
-    async def on_price(self, update: PriceUpdate) -> None:
-        """The ``Publisher.price_listeners`` hook: queue the price and return at once; the evaluation
-        (and any database write it needs) runs in its own task, in order."""
-        if not self.started:
-            return
-        if len(self._queue) == self._queue.maxlen:
-            self.prices_dropped += 1
-        self._queue.append(
-            Observation(
-                ticker=update.ticker,
-                price=update.price,
-                change_percent=update.change_percent,
-                volume=float(update.volume),
-            )
-        )
-        self._queued.set()
-
     async def observe(self, observation: Observation) -> list[AlertEvent]:
-        """Evaluate one price update; returns the triggers it stored (published before returning, unless
-        the backplane failed: then the retry loop publishes them)."""
+        """Evaluate one price update now (after what the price log holds so far); returns the triggers
+        it stored (published before returning, unless the backplane failed: then the retry loop does)."""
         if not self.started:
             return []
-        async with self._lock:
-            evaluation = self.evaluator.evaluate(observation, self.clock.now())
-            if not evaluation.transitions:
-                self.evaluator.commit(evaluation)
-                return []
-            recorded = await self.repository.record(
-                evaluation.transitions, self.instance_id, evaluation.at + self.claim
-            )
-            self.evaluator.commit(evaluation, recorded.applied)
-            if recorded.conflicts:
-                await self._refresh(recorded.conflicts)
-            self._fresh.update(event.id for event in recorded.events)
-            self.triggers_fired += len(recorded.events)
-        if recorded.events:
-            try:
-                await self.deliver_pending()
-            except Exception:  # stored, so not lost: the retry loop publishes it
-                log.exception("alerting: publishing new triggers failed")
-                self._backlog = True
-        return recorded.events
-
-    async def _refresh(self, rule_ids: Sequence[int]) -> None:
-        """Take the stored state of rules that changed elsewhere."""
-        stored = {rule.id: rule for rule in await self.repository.rules_by_id(rule_ids)}
-        for rule_id in rule_ids:
-            rule = stored.get(rule_id)
-            if rule is None:
-                self.evaluator.remove(rule_id)
-            else:
-                self.evaluator.upsert(rule)
+        return await self.evaluation.observe(observation)
 
     # ───────────── delivery ─────────────
+
+    async def _publish_fresh(self, events: list[AlertEvent]) -> None:
+        """Publish triggers evaluation just stored (claimed by this instance), then mark them."""
+        published: list[int] = []
+        try:
+            for event in events:
+                await self._publish(event)
+                published.append(event.id)
+        except BackplaneUnavailable as exc:
+            log.warning("alerting: %d triggers not published yet: %s", len(events) - len(published), exc)
+            self.publish_failures += 1
+            self._backlog = True
+        finally:
+            if published:
+                await self._mark(published)
+
+    async def _publish(self, event: AlertEvent) -> None:
+        """Publish one trigger at most once: a retry of one that went out before a crash is refused by
+        the backplane (within ``alerts.dedupe_seconds``); older ones are looked for in the stream."""
+        with contextlib.suppress(AlreadyPublished):
+            await self.publisher.alert(_alert_input(event), once=True)
+
+    async def _mark(self, event_ids: list[int]) -> None:
+        try:
+            await self.repository.mark_published(event_ids, self.clock.now())
+            self.triggers_published += len(event_ids)
+        except Exception:  # published, and a retry is refused by the backplane: marked next round
+            log.exception("alerting: marking %d triggers published failed", len(event_ids))
+            self._backlog = True
 
     async def deliver_pending(self, *, takeover: bool = False) -> int:
         """Publish stored, unpublished triggers (oldest first) and mark them; returns how many went out.
@@ -228,50 +220,59 @@ class AlertingService:
                 events = await self.repository.claim_unpublished(
                     self.instance_id, now, now + self.claim, BATCH, takeover=takeover
                 )
+                done: list[int] = []
                 failed = False
                 for event in events:
                     try:
-                        if event.id in self._fresh or not await self._in_history(event):
-                            await self.publisher.alert(_alert_input(event))
+                        if not await self._in_history(event):
+                            await self._publish(event)
                     except BackplaneUnavailable as exc:
                         log.warning("alerting: trigger %s not published yet: %s", event.key, exc)
                         failed = True
+                        break
                     except Exception:  # this one trigger is broken: it must not hold back the others
                         log.exception("alerting: trigger %s not published", event.key)
-                        self._fresh.discard(event.id)
                         self.publish_failures += 1
                         continue
-                    # Tried once: it may have gone out even if marking it fails, or even if the backplane
-                    # reported an error; any later attempt looks for it in the stream's history first.
-                    self._fresh.discard(event.id)
-                    if failed:
-                        self.publish_failures += 1
-                        break
-                    # Marked one by one, right away: a claim that runs out mid-batch cannot make another
-                    # instance publish what this one already sent.
-                    await self.repository.mark_published([event.id], self.clock.now())
-                    delivered += 1
-                    self.triggers_published += 1
+                    done.append(event.id)
+                if done:
+                    await self._mark(done)
+                    delivered += len(done)
                 if failed:
+                    self.publish_failures += 1
                     return delivered
                 if len(events) < BATCH:
                     self._backlog = False
                     return delivered
 
     async def _in_history(self, event: AlertEvent) -> bool:
-        """Whether the owner's stream already carries this trigger (published before a crash)."""
+        """Whether the owner's stream already carries this trigger (published long before a crash)."""
         replay = await self.backplane.replay(private_stream("alerts", event.user_id), None)
         needle = '"alert_id":' + msgspec.json.encode(event.key).decode()
         return any(needle in envelope.text for envelope in replay.envelopes)
 
     # ───────────── rules ─────────────
 
+    async def _logged(self, rule_id: int) -> None:
+        """Tell the evaluating instance (through the price log) that a rule changed."""
+        self._unlogged.add(rule_id)
+        try:
+            await self._log_rule_changes()
+        except BackplaneUnavailable as exc:
+            log.warning(
+                "alerting: rule %d changed; evaluation learns of it once the log is back: %s", rule_id, exc
+            )
+
+    async def _log_rule_changes(self) -> None:
+        for rule_id in sorted(self._unlogged):
+            await self.price_log.note_rule_change(rule_id)
+            self._unlogged.discard(rule_id)
+
     async def create_rule(self, user_id: str, spec: RuleSpec) -> AlertRule:
         """Validate and store a new armed rule; raises RuleInvalid or RuleLimitReached."""
         spec = check_rule(spec)
-        async with self._lock:
-            rule = await self.repository.create_rule(user_id, spec, self.clock.now(), self.max_rules_per_user)
-            self.evaluator.upsert(rule)
+        rule = await self.repository.create_rule(user_id, spec, self.clock.now(), self.max_rules_per_user)
+        await self._logged(rule.id)
         return rule
 
     async def rules(self, user_id: str) -> list[AlertRule]:
@@ -283,26 +284,21 @@ class AlertingService:
     async def update_rule(self, user_id: str, rule_id: int, patch: RulePatch) -> AlertRule | None:
         """Apply a partial update; None if the user has no such rule; raises RuleInvalid."""
         for _ in range(UPDATE_ATTEMPTS):
-            async with self._lock:
-                current = await self.repository.rule(user_id, rule_id)
-                if current is None:
-                    return None
-                updated = apply_patch(current, patch, self.clock.now())
-                if updated is current:
-                    return current
-                if await self.repository.update_rule(updated, expected_version=current.version):
-                    if updated.armed:
-                        self.evaluator.upsert(updated)
-                    else:
-                        self.evaluator.remove(updated.id)
-                    return updated
+            current = await self.repository.rule(user_id, rule_id)
+            if current is None:
+                return None
+            updated = apply_patch(current, patch, self.clock.now())
+            if updated is current:
+                return current
+            if await self.repository.update_rule(updated, expected_version=current.version):
+                await self._logged(rule_id)
+                return updated
         raise RuleConflict(f"rule {rule_id} kept changing; try again")
 
     async def delete_rule(self, user_id: str, rule_id: int) -> bool:
-        async with self._lock:
-            deleted = await self.repository.delete_rule(user_id, rule_id)
-            if deleted:
-                self.evaluator.remove(rule_id)
+        deleted = await self.repository.delete_rule(user_id, rule_id)
+        if deleted:
+            await self._logged(rule_id)
         return deleted
 
     async def events(self, user_id: str, limit: int, before: int | None = None) -> list[AlertEvent]:
@@ -316,9 +312,10 @@ class AlertingService:
             "triggers_published": self.triggers_published,
             "publish_failures": self.publish_failures,
             "backlog": self._backlog,
-            "prices_queued": len(self._queue),
-            "prices_dropped": self.prices_dropped,
-            "prices_evaluated": self.prices_evaluated,
+            "rule_changes_unlogged": len(self._unlogged),
+            "prices_evaluated": self.evaluation.prices_evaluated,
+            "prices_dropped": self.evaluation.prices_missed,
+            "evaluation": self.evaluation.status(),
         }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -58,13 +57,11 @@ class Publisher:
         self._counters = counters
         self._history_size = history_size
         self._exchange = exchange
-        # Called with every published price (alert evaluation, portfolio valuation). A listener that
-        # raises is logged and skipped: it never stops the price from going out.
-        self.price_listeners: list[Callable[[PriceUpdate], Awaitable[None]]] = []
 
-    async def publish(self, stream: str, message: msgspec.Struct) -> Envelope:
+    async def publish(self, stream: str, message: msgspec.Struct, once: str | None = None) -> Envelope:
         """Publish any server message (it must carry ``channel``) on ``stream``; raises BackplaneUnavailable,
-        and InvalidMessage when the channel has a schema the message does not match (nothing is sent)."""
+        and InvalidMessage when the channel has a schema the message does not match (nothing is sent).
+        With ``once``, a message already published under that key raises AlreadyPublished instead."""
         spec = self._registry.spec_of_stream(stream)
         if spec is None:
             raise ValueError(f"no channel is registered for stream {stream!r}")
@@ -75,7 +72,7 @@ class Publisher:
         key = conflation_key(getattr(message, "ticker", None), getattr(message, "symbol", None))
         try:
             envelope = await self._backplane.publish(
-                stream, spec.topic, str(kind), encode(message), size, key
+                stream, spec.topic, str(kind), encode(message), size, key, once
             )
         except BackplaneUnavailable:
             self._counters.publish_failures += 1
@@ -107,13 +104,7 @@ class Publisher:
             previous_close=prev,
             channel=stream,
         )
-        envelope = await self.publish(stream, message)
-        for listener in self.price_listeners:
-            try:
-                await listener(message)
-            except Exception:
-                log.exception("price listener %r failed", listener)
-        return envelope
+        return await self.publish(stream, message)
 
     async def pattern(self, data: PatternInput) -> Envelope:
         ratio = data.risk_reward_ratio
@@ -135,7 +126,9 @@ class Publisher:
         )
         return await self.publish("patterns", message)
 
-    async def alert(self, data: AlertInput) -> Envelope:
+    async def alert(self, data: AlertInput, once: bool = False) -> Envelope:
+        """Publish an ``alert_trigger``; with ``once``, its ``alert_id`` is published at most once
+        (AlreadyPublished otherwise)."""
         stream = private_stream("alerts", data.user_id) if data.user_id else "alerts"
         message = AlertTrigger(
             ticker=data.ticker,
@@ -148,7 +141,7 @@ class Publisher:
             alert_id=data.alert_id,
             channel=stream,
         )
-        return await self.publish(stream, message)
+        return await self.publish(stream, message, data.alert_id if once else None)
 
     async def market_status(self, data: MarketStatusInput | MarketState) -> Envelope:
         if isinstance(data, MarketState):

@@ -13,12 +13,17 @@ from typing import Protocol
 import msgspec
 
 from legend.domain.envelope import Envelope
+from legend.ports.price_log import PriceLog
 
 Deliver = Callable[[Envelope], None]
 
 
 class BackplaneUnavailable(RuntimeError):
     """The backplane cannot publish right now (Redis down); the caller must report the failure."""
+
+
+class AlreadyPublished(Exception):
+    """A publish with ``once`` whose key was published already (within the backplane's window)."""
 
 
 class Replay(msgspec.Struct, frozen=True):
@@ -33,8 +38,9 @@ class Replay(msgspec.Struct, frozen=True):
     complete: bool
 
 
-class Backplane(Protocol):
-    """Publish to streams, deliver to this instance, keep per-stream sequence and history."""
+class Backplane(PriceLog, Protocol):
+    """Publish to streams, deliver to this instance, keep per-stream sequence and history, and the
+    price log (written in the same step as the publish of a price, so it is a backplane's to keep)."""
 
     async def start(self, deliver: Deliver) -> None:
         """Begin delivering every published envelope (from any instance) to ``deliver``."""
@@ -45,10 +51,19 @@ class Backplane(Protocol):
         ...
 
     async def publish(
-        self, stream: str, topic: str, kind: str, body: bytes, history_size: int, key: str = ""
+        self,
+        stream: str,
+        topic: str,
+        kind: str,
+        body: bytes,
+        history_size: int,
+        key: str = "",
+        once: str | None = None,
     ) -> Envelope:
         """Sequence, remember and fan out one message (``key``: its conflation key, see
-        ``envelope.conflation_key``); raises BackplaneUnavailable."""
+        ``envelope.conflation_key``); a ``price_update`` also enters the price log, in the same step.
+        With ``once``, a second publish of the same key is refused with AlreadyPublished (alert triggers:
+        a retry after a crash must not reach the user twice). Raises BackplaneUnavailable."""
         ...
 
     async def replay(self, stream: str, since: int | None) -> Replay:

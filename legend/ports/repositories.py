@@ -13,7 +13,7 @@ from typing import Protocol
 
 import msgspec
 
-from legend.domain.alerts import AlertEvent, AlertRule, RuleSpec, Transition
+from legend.domain.alerts import AlertEvent, AlertRule, NewAlertEvent, RuleSpec, Transition
 
 
 class RuleLimitReached(Exception):
@@ -22,6 +22,35 @@ class RuleLimitReached(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"too many alert rules: at most {limit} per user")
         self.limit = limit
+
+
+class PositionConflict(Exception):
+    """The stored log position was not the one expected: another instance evaluated meanwhile."""
+
+
+class PositionMove(msgspec.Struct, frozen=True):
+    """Move the stored position of log ``name`` from ``before`` (None: none stored yet) to ``after``."""
+
+    name: str
+    before: str | None
+    after: str
+
+
+class RuleChange(msgspec.Struct, frozen=True):
+    """What a batch of prices did to one rule: its state before the first and after the last price,
+    and every trigger it fired between, in order."""
+
+    before: AlertRule
+    after: AlertRule
+    events: list[NewAlertEvent]
+
+
+class ChangesRecorded(msgspec.Struct, frozen=True):
+    """What ``AlertRepository.record_changes`` stored: the triggers, and the rules whose stored version
+    no longer matched (changed or deleted meanwhile; nothing stored for them)."""
+
+    events: list[AlertEvent]
+    conflicts: list[int]
 
 
 class Recorded(msgspec.Struct, frozen=True):
@@ -85,6 +114,23 @@ class AlertRepository(Protocol):
         still ``before.version``, and the event of each applied transition that fired, claimed for
         publishing by ``owner`` until ``claim_until``. An event key that exists already is never
         stored twice."""
+        ...
+
+    async def record_changes(
+        self,
+        changes: Sequence[RuleChange],
+        owner: str,
+        claim_until: datetime,
+        position: PositionMove | None = None,
+    ) -> ChangesRecorded:
+        """In one transaction: move the log ``position`` (raising PositionConflict, and storing nothing,
+        when it is not where expected), store each rule's new state if its stored version is still
+        ``before.version``, and the triggers of the rules stored, claimed for publishing by ``owner``
+        until ``claim_until``. A trigger key that exists already is never stored twice."""
+        ...
+
+    async def log_position(self, name: str) -> str | None:
+        """The stored position of log ``name``."""
         ...
 
     async def claim_unpublished(

@@ -191,6 +191,8 @@ def read_close_code(sock: socket.socket, timeout: float) -> int | None:
             buffer += chunk
     except TimeoutError:
         pass
+    except ConnectionResetError:  # dropped (reset) because it would not take the close frame either
+        return None
     i = 0
     while i + 2 <= len(buffer):
         opcode, length = buffer[i] & 0x0F, buffer[i + 1] & 0x7F

@@ -155,7 +155,7 @@ async def _truncate(url: str) -> None:
     try:
         async with database.write() as conn:
             await conn.execute(
-                text("TRUNCATE alert_events, alert_rules, watchlist_items RESTART IDENTITY CASCADE")
+                text("TRUNCATE alert_events, alert_rules, alert_log_positions, watchlist_items RESTART IDENTITY CASCADE")
             )
     finally:
         await database.close()
@@ -191,6 +191,7 @@ def alerting_service(
         publisher,
         backplane,
         clock,
+        price_log=backplane,
         instance_id=instance_id,
         retry_interval=3600.0,  # tests drive delivery rounds themselves
         claim_seconds=claim_seconds,

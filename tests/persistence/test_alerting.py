@@ -30,11 +30,18 @@ class CrashingBackplane(InMemoryBackplane):
     """The memory backplane, but the process dies on the first publish of an alert trigger."""
 
     async def publish(
-        self, stream: str, topic: str, kind: str, body: bytes, history_size: int, key: str = ""
+        self,
+        stream: str,
+        topic: str,
+        kind: str,
+        body: bytes,
+        history_size: int,
+        key: str = "",
+        once: str | None = None,
     ) -> Envelope:
         if stream.startswith("alerts"):
             raise Crash
-        return await super().publish(stream, topic, kind, body, history_size, key)
+        return await super().publish(stream, topic, kind, body, history_size, key, once)
 
 
 class FlakyBackplane(InMemoryBackplane):
@@ -43,11 +50,18 @@ class FlakyBackplane(InMemoryBackplane):
     down = False
 
     async def publish(
-        self, stream: str, topic: str, kind: str, body: bytes, history_size: int, key: str = ""
+        self,
+        stream: str,
+        topic: str,
+        kind: str,
+        body: bytes,
+        history_size: int,
+        key: str = "",
+        once: str | None = None,
     ) -> Envelope:
         if self.down:
             raise BackplaneUnavailable("redis is down")
-        return await super().publish(stream, topic, kind, body, history_size, key)
+        return await super().publish(stream, topic, kind, body, history_size, key, once)
 
 
 class CrashOnMark(SqlAlchemyAlertRepository):

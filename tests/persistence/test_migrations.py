@@ -21,7 +21,14 @@ from legend.settings import DatabaseSettings
 
 from .conftest import PostgresDatabases
 
-TABLES = {"alert_events", "alert_rules", "watchlist_items", "portfolio_positions", "plugin_state"}
+TABLES = {
+    "alert_events",
+    "alert_rules",
+    "alert_log_positions",
+    "watchlist_items",
+    "portfolio_positions",
+    "plugin_state",
+}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -46,7 +46,14 @@ class TestBackplane(InMemoryBackplane):
         self.lease = True
 
     async def publish(
-        self, stream: str, topic: str, kind: str, body: bytes, history_size: int, key: str = ""
+        self,
+        stream: str,
+        topic: str,
+        kind: str,
+        body: bytes,
+        history_size: int,
+        key: str = "",
+        once: str | None = None,
     ) -> Envelope:
         left = self.fail.get(stream, 0)
         if left:
@@ -56,7 +63,7 @@ class TestBackplane(InMemoryBackplane):
             self.waiting += 1
             await self.gate.wait()
             self.waiting -= 1
-        return await super().publish(stream, topic, kind, body, history_size, key)
+        return await super().publish(stream, topic, kind, body, history_size, key, once)
 
     async def hold_lease(self, name: str, ttl: float) -> bool:
         return self.lease

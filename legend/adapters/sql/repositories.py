@@ -7,13 +7,35 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    and_,
+    cast,
+    column,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+    values,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from legend.adapters.sql.database import Database
-from legend.adapters.sql.tables import alert_events, alert_rules, watchlist_items
+from legend.adapters.sql.tables import (
+    UtcDateTime,
+    alert_events,
+    alert_log_positions,
+    alert_rules,
+    watchlist_items,
+)
 from legend.domain.alerts import (
     AlertEvent,
     AlertKind,
@@ -24,7 +46,14 @@ from legend.domain.alerts import (
     Transition,
     event_key,
 )
-from legend.ports.repositories import Recorded, RuleLimitReached
+from legend.ports.repositories import (
+    ChangesRecorded,
+    PositionConflict,
+    PositionMove,
+    Recorded,
+    RuleChange,
+    RuleLimitReached,
+)
 
 CHUNK = 500  # ids per IN list: far below SQLite's and asyncpg's parameter limits
 
@@ -319,6 +348,130 @@ class SqlAlchemyAlertRepository:
             message=event.message,
             triggered_at=event.triggered_at,
         )
+
+    # ───────────── evaluation batches ─────────────
+
+    async def record_changes(
+        self,
+        changes: Sequence[RuleChange],
+        owner: str,
+        claim_until: datetime,
+        position: PositionMove | None = None,
+    ) -> ChangesRecorded:
+        events: list[AlertEvent] = []
+        conflicts: list[RuleChange] = []
+        async with self.database.write() as conn:
+            if position is not None:
+                await self._move_position(conn, position)
+            applied: list[RuleChange] = []
+            for chunk in _chunks(list(changes)):
+                stored = await self._store_states(conn, chunk)
+                for change in chunk:
+                    (applied if change.before.id in stored else conflicts).append(change)
+            fired = [event for change in applied for event in change.events]
+            for batch in _chunks(fired):
+                events += await self._insert_new_events(conn, batch, owner, claim_until)
+        return ChangesRecorded(events=events, conflicts=[c.before.id for c in conflicts])
+
+    async def _move_position(self, conn: AsyncConnection, move: PositionMove) -> None:
+        c = alert_log_positions.c
+        now = datetime.now(UTC)
+        if move.before is None:
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(
+                        insert(alert_log_positions).values(
+                            name=move.name, position=move.after, updated_at=now
+                        )
+                    )
+            except IntegrityError:
+                raise PositionConflict(f"log {move.name}: a position is stored already") from None
+            return
+        result = await conn.execute(
+            update(alert_log_positions)
+            .where(c.name == move.name, c.position == move.before)
+            .values(position=move.after, updated_at=now)
+        )
+        if result.rowcount != 1:
+            raise PositionConflict(f"log {move.name}: the stored position is no longer {move.before}")
+
+    async def _store_states(self, conn: AsyncConnection, chunk: Sequence[RuleChange]) -> set[int]:
+        """One UPDATE … FROM (VALUES …) for the chunk, guarded by each rule's version; the ids stored."""
+        rows = (
+            values(
+                column("rule_id", Integer),
+                column("expected", Integer),
+                column("version", Integer),
+                column("armed", Boolean),
+                column("side", Boolean),
+                column("generation", Integer),
+                column("last_triggered_at", UtcDateTime()),
+                name="changes",
+            )
+            .data(
+                [
+                    (
+                        c.before.id,
+                        c.before.version,
+                        c.after.version,
+                        c.after.armed,
+                        c.after.side,
+                        c.after.generation,
+                        c.after.last_triggered_at,
+                    )
+                    for c in chunk
+                ]
+            )
+            .cte("changes")
+        )  # WITH changes(rule_id, …) AS (VALUES …): SQLite names no columns otherwise
+        fields = ("version", "armed", "side", "generation", "last_triggered_at")
+        new: dict[str, ColumnElement[Any]] = {f: rows.c[f] for f in fields}
+        if self.database.backend == "postgresql":  # a column of NULLs only would be taken as text
+            new = {f: cast(rows.c[f], alert_rules.c[f].type) for f in fields}
+        statement = (
+            update(alert_rules)
+            .where(alert_rules.c.id == rows.c.rule_id, alert_rules.c.version == rows.c.expected)
+            .values(new)
+            .returning(alert_rules.c.id)
+        )
+        return {int(rule_id) for rule_id in (await conn.scalars(statement)).all()}
+
+    async def _insert_new_events(
+        self, conn: AsyncConnection, events: Sequence[NewAlertEvent], owner: str, claim_until: datetime
+    ) -> list[AlertEvent]:
+        """Insert the events whose key is new (one statement); the stored ones, in the given order."""
+        dialect = postgresql if self.database.backend == "postgresql" else sqlite
+        statement = (
+            dialect.insert(alert_events)
+            .on_conflict_do_nothing(index_elements=["alert_key"])
+            .returning(alert_events.c.id, alert_events.c.alert_key)
+        )
+        rows = await conn.execute(statement, [_event_values(e, owner, claim_until) for e in events])
+        ids = {key: int(event_id) for event_id, key in rows.all()}
+        return [
+            AlertEvent(
+                id=ids[event.key],
+                key=event.key,
+                rule_id=event.rule_id,
+                generation=event.generation,
+                user_id=event.user_id,
+                ticker=event.ticker,
+                alert_type=event.alert_type,
+                threshold=event.threshold,
+                value=event.value,
+                price=event.price,
+                message=event.message,
+                triggered_at=event.triggered_at,
+            )
+            for event in events
+            if event.key in ids
+        ]
+
+    async def log_position(self, name: str) -> str | None:
+        query = select(alert_log_positions.c.position).where(alert_log_positions.c.name == name)
+        async with self.database.read() as conn:
+            found = await conn.scalar(query)
+        return None if found is None else str(found)
 
     # ───────────── the outbox ─────────────
 

@@ -155,3 +155,13 @@ plugin_state = Table(
     Column("value", Text(), nullable=False),  # JSON
     Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# ───────────── revision 0003: how far alert evaluation has read each price log ─────────────
+
+alert_log_positions = Table(
+    "alert_log_positions",
+    metadata,
+    Column("name", String(100), primary_key=True),  # the log (e.g. the Redis stream key)
+    Column("position", String(64), nullable=False),  # the last entry taken into account
+    Column("updated_at", UtcDateTime(), nullable=False),
+)

@@ -1,0 +1,274 @@
+"""Alert evaluation of every price in the cluster, exactly once, from the price log.
+
+One instance at a time evaluates (it holds the ``alerts`` lease). It reads the price log in batches,
+evaluates each price against the rule index in order, and stores what the batch did to the rules, the
+triggers it fired and the new log position in **one transaction**. The position is compared-and-set, so
+if two instances ever evaluate at once (a paused holder whose lease ran out), the second one's
+transaction fails and it reloads instead of firing anything twice. After a crash or a takeover the next
+holder loads the rules and the position from the database and replays the log from there: a price
+that was published is evaluated once, whatever died when.
+
+A batch collapses what it did per rule (the first state and the last, and every trigger between), so a
+rule that flips back and forth costs one row update per batch, not one per price.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+from legend.domain.alerts import AlertEvaluator, AlertEvent, AlertRule, NewAlertEvent, Observation
+from legend.ports.backplane import BackplaneUnavailable
+from legend.ports.clock import Clock
+from legend.ports.price_log import LogEntry, PriceLog
+from legend.ports.repositories import AlertRepository, PositionConflict, PositionMove, RuleChange
+
+log = logging.getLogger("legend.alerts")
+
+LEASE = "alerts"
+BATCH = 1000  # log entries read and stored per transaction, at most
+IDLE_SAVE_SECONDS = 5.0  # the position is saved at least this often while prices change no rule
+
+
+class _Price(msgspec.Struct):
+    """The fields of a ``price_update`` that rules watch; the rest of the frame is not decoded."""
+
+    ticker: str
+    price: float
+    change_percent: float = 0.0
+    volume: float = 0.0
+
+
+_decode_price = msgspec.json.Decoder(_Price).decode
+
+
+class AlertEvaluation:
+    """The evaluation loop and the rule index it owns (see the module docstring)."""
+
+    def __init__(
+        self,
+        repository: AlertRepository,
+        price_log: PriceLog,
+        hold_lease: Callable[[str, float], Awaitable[bool]],
+        clock: Clock,
+        deliver: Callable[[list[AlertEvent]], Awaitable[None]],
+        *,
+        instance_id: str,
+        claim_seconds: float = 30.0,
+        lease_ttl: float = 10.0,
+        batch: int = BATCH,
+        read_wait: float = 1.0,
+    ) -> None:
+        self.repository = repository
+        self.price_log = price_log
+        self.hold_lease = hold_lease
+        self.clock = clock
+        self.deliver = deliver
+        self.instance_id = instance_id
+        self.claim = timedelta(seconds=claim_seconds)
+        self.lease_ttl = lease_ttl
+        self.batch = batch
+        self.read_wait = read_wait
+        self.evaluator = AlertEvaluator()
+        self.holder = False
+        self.position: str | None = None  # the last log entry taken into account
+        self.saved: str | None = None  # the position as stored in the database
+        self._saved_at = 0.0
+        self._lock = asyncio.Lock()  # one batch (or direct observation) at a time
+        self._last_at: float | None = None  # append time of the last entry taken into account
+        self.prices_evaluated = 0  # taken into account completely: stored, and their triggers published
+        self._unstored = 0  # evaluated in the batch being built
+        self.prices_invalid = 0
+        self.prices_missed = 0  # gaps: the log was trimmed past the position (evaluation fell behind)
+        self.rule_changes = 0
+        self.triggers_fired = 0
+        self.position_conflicts = 0
+        self.failures = 0
+        self.last_error: str | None = None
+
+    # ───────────── holding the lease ─────────────
+
+    async def run(self) -> None:
+        """Forever: take the lease, load, then evaluate batch after batch while the lease holds."""
+        backoff = 0.5
+        renew_every = self.lease_ttl / 3
+        while True:
+            try:
+                held = await self.hold_lease(LEASE, self.lease_ttl)
+            except BackplaneUnavailable as exc:
+                held, self.last_error = False, f"lease: {exc}"
+            if not held:
+                self.holder = False
+                await asyncio.sleep(renew_every)
+                continue
+            try:
+                if not self.holder:
+                    await self.load()
+                    self.holder = True
+                    log.info(
+                        "alert evaluation: this instance evaluates (%d armed rules)", len(self.evaluator)
+                    )
+                renew_at = time.monotonic() + renew_every
+                while time.monotonic() < renew_at:
+                    await self.step(self.read_wait)
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except PositionConflict:
+                self.position_conflicts += 1
+                log.warning("alert evaluation: another instance moved the log position; reloading")
+                self.holder = False
+            except Exception as exc:  # the database or the log failed: nothing of the batch was stored
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("alert evaluation failed (%s); reloading in %.1f s", self.last_error, backoff)
+                self.holder = False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def load(self) -> None:
+        """The rules and the log position as stored: where the last holder left off."""
+        async with self._lock:
+            self._unstored = 0
+            self.evaluator = AlertEvaluator(await self.repository.armed_rules())
+            stored = (
+                await self.repository.log_position(self.price_log.name) if self.price_log.durable else None
+            )
+            self.position = stored if stored is not None else await self.price_log.end()
+            self.saved = stored
+            self._saved_at = time.monotonic()
+
+    # ───────────── evaluating ─────────────
+
+    async def step(self, wait: float) -> list[AlertEvent]:
+        """Read and evaluate the next batch of the log (waiting up to ``wait`` for one)."""
+        read = await self.price_log.read(self.position, self.batch, wait)
+        if read.missed:
+            self.prices_missed += 1
+            log.error(
+                "alert evaluation fell behind the price log (%s): prices after %s were trimmed before "
+                "they were evaluated; raise alerts.log_size",
+                self.price_log.name,
+                self.position,
+            )
+        if not read.entries:
+            if self.position != self.saved and time.monotonic() - self._saved_at > IDLE_SAVE_SECONDS:
+                async with self._lock:
+                    await self._store({}, self.position)
+            return []
+        async with self._lock:
+            return await self._apply(read.entries)
+
+    async def observe(self, observation: Observation, at: datetime | None = None) -> list[AlertEvent]:
+        """Take what is in the log so far into account, then evaluate one observation as if it were the
+        next price (for callers that hold a price outside the log, such as tests of the rules)."""
+        if not self.holder:
+            await self.load()
+            self.holder = True
+        read = await self.price_log.read(self.position, self.batch, 0.0)
+        async with self._lock:
+            events = await self._apply(read.entries) if read.entries else []
+            changes: dict[int, RuleChange] = {}
+            self._evaluate(observation, at or self.clock.now(), changes)
+            return events + await self._store(changes, self.position)
+
+    async def _apply(self, entries: list[LogEntry]) -> list[AlertEvent]:
+        """Evaluate entries in order; store each run of prices up to a rule change, then apply it."""
+        fired: list[AlertEvent] = []
+        changes: dict[int, RuleChange] = {}
+        position = self.position
+        for entry in entries:
+            if entry.kind == "rule":
+                fired += await self._store(changes, position)
+                changes = {}
+                await self._refresh([int(entry.data)])
+                self.rule_changes += 1
+            else:
+                try:
+                    price = _decode_price(entry.data)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    self.prices_invalid += 1
+                else:
+                    observation = Observation(
+                        ticker=price.ticker,
+                        price=price.price,
+                        change_percent=price.change_percent,
+                        volume=price.volume,
+                    )
+                    self._evaluate(observation, datetime.fromtimestamp(entry.at, UTC), changes)
+            position = entry.id
+            self._last_at = entry.at
+        return fired + await self._store(changes, position)
+
+    def _evaluate(self, observation: Observation, at: datetime, changes: dict[int, RuleChange]) -> None:
+        evaluation = self.evaluator.evaluate(observation, at)
+        self.evaluator.commit(evaluation, evaluation.transitions)  # stored with the batch, or reloaded
+        self._unstored += 1
+        for step in evaluation.transitions:
+            change = changes.get(step.before.id)
+            events: list[NewAlertEvent] = [step.event] if step.event is not None else []
+            if change is None:
+                changes[step.before.id] = RuleChange(step.before, step.after, events)
+            else:
+                changes[step.before.id] = RuleChange(change.before, step.after, change.events + events)
+
+    async def _store(self, changes: dict[int, RuleChange], position: str | None) -> list[AlertEvent]:
+        """Store a batch's rule changes, triggers and position in one transaction; then deliver."""
+        move: PositionMove | None = None
+        if self.price_log.durable and position is not None and position != self.saved:
+            move = PositionMove(self.price_log.name, self.saved, position)
+        if changes or move is not None:
+            at = self.clock.now()
+            recorded = await self.repository.record_changes(
+                list(changes.values()), self.instance_id, at + self.claim, move
+            )
+            if move is not None:
+                self.saved, self._saved_at = position, time.monotonic()
+            if recorded.conflicts:
+                await self._refresh(recorded.conflicts)
+            events = recorded.events
+        else:
+            events = []
+        self.position = position
+        if events:
+            self.triggers_fired += len(events)
+            await self.deliver(events)
+        self.prices_evaluated += self._unstored
+        self._unstored = 0
+        return events
+
+    async def _refresh(self, rule_ids: list[int]) -> None:
+        """Take the stored state of rules that changed elsewhere (or whose change a batch lost to)."""
+        stored = {rule.id: rule for rule in await self.repository.rules_by_id(rule_ids)}
+        for rule_id in rule_ids:
+            rule: AlertRule | None = stored.get(rule_id)
+            if rule is None or not rule.armed:
+                self.evaluator.remove(rule_id)
+            else:
+                self.evaluator.upsert(rule)
+
+    def tickers(self) -> set[str]:
+        """Tickers with armed rules (known to the holder only; the streamer polls them cluster-wide)."""
+        return self.evaluator.tickers() if self.holder else set()
+
+    def status(self) -> dict[str, object]:
+        lag = None if self._last_at is None else max(0.0, self.clock.now().timestamp() - self._last_at)
+        return {
+            "evaluating": self.holder,
+            "armed_rules": len(self.evaluator) if self.holder else None,
+            "log": self.price_log.name,
+            "position": self.position,
+            "last_price_age": lag,
+            "prices_evaluated": self.prices_evaluated,
+            "prices_invalid": self.prices_invalid,
+            "log_gaps": self.prices_missed,
+            "rule_changes": self.rule_changes,
+            "position_conflicts": self.position_conflicts,
+            "failures": self.failures,
+            "last_error": self.last_error,
+        }

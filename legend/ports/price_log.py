@@ -1,0 +1,51 @@
+"""The price log: every price the cluster publishes, in order, kept until alert evaluation has read it.
+
+A price enters the log in the same atomic step that sequences and publishes it (the Redis backplane's
+publish script; the in-memory backplane's publish), whoever published it: an admin broadcast on any
+instance, the streamer, a plugin, or another program's message in the specification's format. Rule
+changes enter it too, so that the evaluator sees a rule created or changed between two prices exactly
+between them. The evaluator remembers how far it has read in the database, in the same transaction as
+what the prices did to the rules: a crash anywhere replays from there, and nothing fires twice.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import msgspec
+
+
+class LogEntry(msgspec.Struct, frozen=True):
+    """One entry: a price (``data`` is its wire text) or a rule change (``data`` is the rule id)."""
+
+    id: str  # the position of the entry: opaque, ordered within one log
+    at: float  # epoch seconds when the entry was appended (the log's clock)
+    kind: Literal["price", "rule"]
+    data: str
+
+
+class LogRead(msgspec.Struct, frozen=True):
+    """What a read returned; ``missed`` when entries after the given position were already trimmed."""
+
+    entries: list[LogEntry]
+    missed: bool = False
+
+
+class PriceLog(Protocol):
+    """The ordered, bounded log of prices and rule changes that alert evaluation consumes."""
+
+    name: str  # positions belong to one log: a position saved for another name is not valid here
+    durable: bool  # outlives this process (Redis): positions are worth storing
+
+    async def read(self, after: str | None, count: int, wait: float) -> LogRead:
+        """Up to ``count`` entries after position ``after`` (None: the start of the log), waiting up
+        to ``wait`` seconds for the first; raises BackplaneUnavailable."""
+        ...
+
+    async def end(self) -> str:
+        """The position of the newest entry (or of the start, when empty); raises BackplaneUnavailable."""
+        ...
+
+    async def note_rule_change(self, rule_id: int) -> None:
+        """Append a rule change; raises BackplaneUnavailable."""
+        ...
