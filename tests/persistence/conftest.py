@@ -155,7 +155,9 @@ async def _truncate(url: str) -> None:
     try:
         async with database.write() as conn:
             await conn.execute(
-                text("TRUNCATE alert_events, alert_rules, alert_log_positions, watchlist_items RESTART IDENTITY CASCADE")
+                text(
+                    "TRUNCATE alert_events, alert_rules, alert_log_positions, watchlist_items RESTART IDENTITY CASCADE"
+                )
             )
     finally:
         await database.close()
