@@ -210,7 +210,7 @@
                 layout: { background: { type: 'solid', color: 'transparent' }, textColor: this.colors.text, fontSize: 12 },
                 grid: { vertLines: { color: this.colors.grid }, horzLines: { color: this.colors.grid } },
                 rightPriceScale: { borderColor: this.colors.border },
-                timeScale: { borderColor: this.colors.border, timeVisible: true, secondsVisible: false, rightOffset: 4 },
+                timeScale: { borderColor: this.colors.border, timeVisible: true, secondsVisible: false, rightOffset: 1 },
                 localization: {
                     locale: opts.locale,
                     // shifted seconds read as UTC: the exchange's wall-clock time
