@@ -268,4 +268,8 @@ test('dashboard: chart prices stay ascending, one per second, bounded', () => {
     assert.equal(row.times.length, row.prices.length);
     assert.equal(row.prices[row.prices.length - 1], 5999);
     for (let i = 1; i < row.times.length; i++) assert.ok(row.times[i] > row.times[i - 1]);
+
+    // a replay that loops starts its day again: the chart starts again too
+    assert.equal(recordPrice(row, t0, 50), 'reset');
+    assert.deepEqual([row.times, row.prices], [[t0], [50]]);
 });

@@ -55,6 +55,7 @@
     const RULES_REFRESH_MS = 1000; // rules are read again this long after a trigger (their counters moved)
 
     const CHART_TICKS = 5000; // prices kept per ticker for its chart (one per second at most)
+    const CHART_RESTART_MS = 3600000; // a price this much older than the newest: the series started again
 
     const KEYS = {
         userId: 'legend.userId',
@@ -144,7 +145,8 @@
     /**
      * Keep a price for the chart in `row.times`/`row.prices` (ascending; the newest price of a second
      * replaces the one before it), at most CHART_TICKS. Returns 'append', 'replace' (same second as the
-     * last), 'insert' (older than the last: the chart must be redrawn) or null (nothing kept).
+     * last), 'insert' (older than the last: the chart must be redrawn), 'reset' (far older: the series
+     * started again, as a replay that loops; the kept prices were dropped) or null (nothing kept).
      */
     function recordPrice(row, ms, price) {
         const times = row.times;
@@ -156,6 +158,13 @@
             times[n - 1] = ms;
             prices[n - 1] = price;
             return 'replace';
+        }
+        if (n && ms < times[n - 1] - CHART_RESTART_MS) {
+            times.length = 0;
+            prices.length = 0;
+            times.push(ms);
+            prices.push(price);
+            return 'reset';
         }
         if (n && ms < times[n - 1]) {
             let lo = 0;
@@ -1272,7 +1281,7 @@
         _chartPrice(row, recorded) {
             this._chartHeader(row);
             if (!this.chart || !recorded) return;
-            if (recorded === 'insert' || recorded === 'trim') {
+            if (recorded === 'insert' || recorded === 'trim' || recorded === 'reset') {
                 this._drawChart(row);
                 return;
             }
