@@ -21,6 +21,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from legend import __version__
 from legend.adapters.auth import is_loopback
 from legend.adapters.http.api import HealthController, MarketController, PluginController, WebSocketController
+from legend.adapters.http.auth_api import AuthController
 from legend.adapters.http.user_api import AlertController, WatchlistController
 from legend.adapters.http.ws import stream
 from legend.bootstrap import Services, bootstrap
@@ -41,7 +42,8 @@ Connect to **`/api/ws`** (WebSocket; see the `websocket` tag and `docs/protocol.
 Admin endpoints (broadcast, stats) need `Authorization: Bearer <admin token>`.
 
 Watchlists and alert rules (`watchlist` and `alerts` tags; `docs/alerts.md`) belong to the caller: a JWT in
-`Authorization: Bearer` in production, `X-User-Id` or `?user_id=` in development.
+`Authorization: Bearer` in production, `X-User-Id` or `?user_id=` in development. `GET /api/auth/config`
+says which (`auth` tag); an administrator issues tokens with `legend token create --user ID`.
 
 Plugins add channels and endpoints (`news`, `portfolio`, …; `docs/plugins.md`); `GET /api/plugins` lists them.
 """
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         WatchlistController,
         AlertController,
         PluginController,
+        AuthController,
     ]
     route_handlers.append(
         create_static_files_router(
@@ -147,6 +150,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             Tag(name="watchlist", description="The caller's watchlist (the dashboard subscribes to it)"),
             Tag(name="alerts", description="The caller's alert rules and past alert triggers"),
             Tag(name="plugins", description="Installed plugins and their state (docs/plugins.md)"),
+            Tag(name="auth", description="Sign-in: auth mode, login URL and the caller's identity"),
         ],
         components=Components(
             security_schemes={

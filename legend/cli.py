@@ -1,6 +1,7 @@
 """The ``legend`` command: ``legend serve [--host] [--port] [--workers N] [--config FILE]``, ``legend db upgrade
 [REVISION]`` / ``legend db downgrade REVISION`` / ``legend db current`` for the database schema, and
-``legend plugins list [--config FILE] [--json]``."""
+``legend plugins list [--config FILE] [--json]``, and ``legend token create --user ID [--ttl SECONDS]
+[--key FILE]`` for a user token in JWT mode."""
 
 from __future__ import annotations
 
@@ -98,6 +99,23 @@ def _positive(text: str) -> int:
     return value
 
 
+def token(settings: Settings, user_id: str, ttl: int, key: str | None) -> int:
+    """Print a user token signed the way this server verifies them (stdout: the token alone)."""
+    from legend.adapters.auth import Authenticator, TokenError
+
+    try:
+        issued = Authenticator(settings.security).issue_token(user_id, ttl, key)
+    except TokenError as exc:
+        print(f"legend: cannot create a token: {exc}", file=sys.stderr)
+        return 2
+    print(issued.token, flush=True)
+    print(
+        f"{issued.algorithm} token for {issued.user_id}, valid until {issued.expires_at:%Y-%m-%d %H:%M:%S} UTC",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="legend", description="Legend Realtime streaming service")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -121,7 +139,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugin_commands = plugin.add_subparsers(dest="plugins_command", required=True)
     listing = plugin_commands.add_parser("list", help="name, version, state, errors and hooks of each plugin")
     listing.add_argument("--json", action="store_true", help="print JSON (as GET /api/plugins)")
-    for sub in (up, down, db_commands.choices["current"], listing):
+    tokens = commands.add_parser("token", help="user tokens for security.auth = 'jwt'")
+    token_commands = tokens.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser(
+        "create", help="sign a token for a user and print it (paste it into the dashboard's sign-in)"
+    )
+    create.add_argument("--user", required=True, metavar="ID", help="the user id (the token's 'sub')")
+    create.add_argument("--ttl", type=int, default=3600, metavar="SECONDS", help="lifetime (default 3600)")
+    create.add_argument(
+        "--key", metavar="FILE", help="RS256: the private key (PEM) matching security.jwt_public_key"
+    )
+    for sub in (up, down, db_commands.choices["current"], listing, create):
         sub.add_argument("--config", help="settings file (default $LEGEND_CONFIG)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -143,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return database(settings, args.db_command, getattr(args, "revision", None))
         if args.command == "plugins":
             return plugins(settings, args.json)
+        if args.command == "token":
+            return token(settings, args.user, args.ttl, args.key)
     except SettingsError as exc:
         print(f"legend: settings error: {exc}", file=sys.stderr)
         return 2

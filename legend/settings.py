@@ -100,6 +100,18 @@ class SecuritySettings(_Section):
     # clients, which send no Origin). ["*"] allows any.
     allowed_origins: list[str] = msgspec.field(default_factory=list)
     allow_insecure: bool = False  # serve on a non-loopback address without JWT (development only)
+    # JWT mode: where the dashboard's "Sign in" button goes (your login service, which sends the user back
+    # to /dashboard#token=<JWT>). An http(s) URL or a path on this server; unset: tokens are pasted.
+    login_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.login_url is not None and not (
+            self.login_url.startswith(("https://", "http://"))
+            or (self.login_url.startswith("/") and not self.login_url.startswith("//"))
+        ):
+            raise ValueError(
+                f"login_url: expected an http(s):// URL or a path starting with /, got {self.login_url!r}"
+            )
 
 
 class MarketSettings(_Section):

@@ -1,12 +1,16 @@
-"""Who is connecting: development user ids, JWTs, the admin token and the origin allow-list."""
+"""Who is connecting: development user ids, JWTs (verified here, and issued here for ``legend token
+create``, so the claims are decided in one place), the admin token and the origin allow-list."""
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
 import secrets
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
@@ -17,6 +21,8 @@ from legend.settings import SecuritySettings, SettingsError
 
 ANONYMOUS = "anonymous"
 BEARER_SUBPROTOCOL = "bearer"
+REQUIRED_CLAIMS = ("sub", "exp")  # a user token without them is refused
+MAX_TOKEN_TTL = 366 * 86_400  # seconds; a token meant to last longer should not be a bearer token
 
 
 class AuthError(Exception):
@@ -36,6 +42,37 @@ class Identity(msgspec.Struct, frozen=True):
     expires_at: float | None = None
 
 
+class TokenError(Exception):
+    """A user token cannot be issued with these settings or arguments; the message says why."""
+
+
+class IssuedToken(msgspec.Struct, frozen=True):
+    """A signed user token and what it says."""
+
+    token: str
+    user_id: str
+    algorithm: str
+    expires_at: datetime
+
+
+def _private_key(pem: str) -> Any:
+    """An RSA private key from PEM text, with an error that names the problem."""
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(pem.encode(), password=None)
+    except TypeError:
+        raise TokenError(
+            "--key: the private key is encrypted; give an unencrypted copy (openssl pkey -in KEY -out FILE)"
+        ) from None
+    except ValueError:
+        raise TokenError("--key: not a private key in PEM format (-----BEGIN PRIVATE KEY-----)") from None
+    if not isinstance(key, RSAPrivateKey):
+        raise TokenError(f"--key: RS256 needs an RSA private key, got {type(key).__name__}")
+    return key
+
+
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and ``localhost``: the only binds where development identity is allowed."""
     if host == "localhost":
@@ -46,15 +83,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _pem(value: str, name: str) -> str:
+    """A PEM given inline, or the contents of the file it names."""
+    if value.lstrip().startswith("-----BEGIN"):
+        return value
+    try:
+        return Path(value).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"{name}: cannot read {value}: {exc}") from None
+
+
 def _key(security: SecuritySettings) -> tuple[str, list[str]]:
     if security.jwt_public_key:
-        pem = security.jwt_public_key
-        if not pem.lstrip().startswith("-----BEGIN"):
-            try:
-                pem = Path(pem).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise SettingsError(f"security.jwt_public_key: cannot read {pem}: {exc}") from None
-        return pem, ["RS256"]
+        return _pem(security.jwt_public_key, "security.jwt_public_key"), ["RS256"]
     if security.jwt_secret:
         if len(security.jwt_secret) < 32:
             raise SettingsError("security.jwt_secret: use at least 32 characters for HS256")
@@ -86,7 +127,10 @@ class Authenticator:
                 audience=self.security.jwt_audience,
                 issuer=self.security.jwt_issuer,
                 leeway=self.security.jwt_leeway_seconds,
-                options={"require": ["sub", "exp"], "verify_aud": self.security.jwt_audience is not None},
+                options={
+                    "require": list(REQUIRED_CLAIMS),
+                    "verify_aud": self.security.jwt_audience is not None,
+                },
             )
         except jwt.ExpiredSignatureError:
             raise AuthError("token expired") from None
@@ -129,6 +173,60 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token:
             raise AuthError("missing token: send Authorization: Bearer <JWT>")
         return self.verify_token(token.strip())
+
+    # ───────────── issuing ─────────────
+
+    def issue_token(self, user_id: str, ttl_seconds: int, private_key: str | None = None) -> IssuedToken:
+        """A user token this server accepts: ``sub``, ``iat``, ``exp``, plus ``aud`` / ``iss`` when they
+        are configured. HS256 tokens are signed with ``security.jwt_secret``; RS256 ones need the private
+        key (a PEM or a path) matching ``security.jwt_public_key``, which the server itself never holds.
+
+        The token is verified before it is returned, by the same code that verifies connections, so a
+        private key that does not match the configured public key is an error here, not a 4401 later.
+        Raises TokenError with a reason an administrator can act on.
+        """
+        if self.mode != "jwt":
+            raise TokenError(
+                "security.auth is 'dev': the server takes the user id from ?user_id= and ignores tokens; "
+                "set security.auth = 'jwt' (with security.jwt_secret or security.jwt_public_key) first"
+            )
+        if not is_valid_user_id(user_id):
+            raise TokenError(f"invalid user id {user_id!r}: use 1-64 letters, digits, '_', '.', '@' or '-'")
+        if not 0 < ttl_seconds <= MAX_TOKEN_TTL:
+            raise TokenError(f"ttl: expected 1 to {MAX_TOKEN_TTL} seconds, got {ttl_seconds}")
+        algorithm = self._algorithms[0]
+        signing_key: Any
+        if algorithm == "RS256":
+            if private_key is None:
+                raise TokenError(
+                    "security.jwt_public_key is set (RS256): pass the matching private key with --key FILE"
+                )
+            try:
+                signing_key = _private_key(_pem(private_key, "--key"))
+            except SettingsError as exc:
+                raise TokenError(str(exc)) from None
+        else:
+            if private_key is not None:
+                raise TokenError(
+                    "--key is for RS256 (security.jwt_public_key); this server uses HS256 and signs "
+                    "with security.jwt_secret"
+                )
+            signing_key = self._key
+        issued_at = int(time.time())
+        claims: dict[str, Any] = {"sub": user_id, "iat": issued_at, "exp": issued_at + ttl_seconds}
+        if self.security.jwt_audience is not None:
+            claims["aud"] = self.security.jwt_audience
+        if self.security.jwt_issuer is not None:
+            claims["iss"] = self.security.jwt_issuer
+        token = jwt.encode(claims, signing_key, algorithm=algorithm)
+        try:
+            self.verify_token(token)
+        except AuthError as exc:
+            raise TokenError(
+                f"the new token does not verify with this server's settings ({exc.reason}): "
+                "is --key the private half of security.jwt_public_key?"
+            ) from None
+        return IssuedToken(token, user_id, algorithm, datetime.fromtimestamp(claims["exp"], UTC))
 
     # ───────────── admins ─────────────
 

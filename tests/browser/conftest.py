@@ -6,8 +6,8 @@ own browser downloads are never used. ``scripts/test.sh`` installs both, so with
 
 Every page is watched for console errors and uncaught exceptions during the whole test. The only
 browser messages tolerated are network ones the test itself causes: 404s from REST APIs this server
-does not have (the dashboard falls back on them), and failed connections while the test has the
-server down.
+does not have (the dashboard falls back on them), 401s from the paths a test sends refused tokens to,
+and failed connections while the test has the server down.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support.server import LegendServer
+from tests.support.server import LegendServer, merge
 
 try:
     from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, sync_playwright
@@ -61,6 +61,7 @@ NETWORK_FAILURE = re.compile(
     r"^(WebSocket connection to '.*' failed|Failed to load resource: net::ERR_CONNECTION_(REFUSED|RESET))"
 )
 NOT_FOUND = "Failed to load resource: the server responded with a status of 404"
+UNAUTHORIZED = "Failed to load resource: the server responded with a status of 401"
 
 
 def _unavailable(reason: str) -> None:
@@ -72,8 +73,8 @@ def _unavailable(reason: str) -> None:
 class DashboardServer(LegendServer):
     """A ``legend serve`` process that remembers when the tests took it down."""
 
-    def __init__(self) -> None:
-        super().__init__(CONFIG)
+    def __init__(self, extra: dict[str, dict[str, Any]] | None = None) -> None:
+        super().__init__(merge(CONFIG, extra or {}))
         self.outages: list[list[float]] = []  # [down_at, up_at or inf]
         self.missing_apis: set[str] = set()
 
@@ -117,8 +118,10 @@ class PageWatch:
 
     server: DashboardServer
     missing: set[str] = field(default_factory=set)  # APIs the test pretends are not there
+    refused: set[str] = field(default_factory=set)  # paths the test expects to answer 401
     errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    sockets: list[str] = field(default_factory=list)  # WebSocket URLs the page opened
 
     def on_console(self, message: ConsoleMessage) -> None:
         if message.type != "error":
@@ -128,6 +131,8 @@ class PageWatch:
         if NETWORK_FAILURE.match(text) and self.server.down_at(time.monotonic()):
             return
         if text.startswith(NOT_FOUND) and urlsplit(url).path in self.server.missing_apis | self.missing:
+            return
+        if text.startswith(UNAUTHORIZED) and urlsplit(url).path in self.refused:
             return
         self.errors.append(f"console.error: {text} ({url})")
 
@@ -168,7 +173,9 @@ def server(browser: Browser) -> Iterator[DashboardServer]:
 @pytest.fixture
 def open_dashboard(browser: Browser, server: DashboardServer) -> Iterator[Callable[..., Page]]:
     """Open the dashboard (in a fresh browser context unless given one) and wait until it is live;
-    ``without`` lists REST paths answered 404, as by a server without that API.
+    ``without`` lists REST paths answered 404, as by a server without that API. ``path`` replaces the
+    page address (default ``/dashboard?user_id=<random>``), ``live=False`` does not wait for the stream,
+    ``refused`` lists paths expected to answer 401.
 
     Every page opened this way is checked for console errors when the test ends.
     """
@@ -182,6 +189,9 @@ def open_dashboard(browser: Browser, server: DashboardServer) -> Iterator[Callab
         timezone: str = "America/New_York",
         context: BrowserContext | None = None,
         without: tuple[str, ...] = (),
+        path: str | None = None,
+        live: bool = True,
+        refused: tuple[str, ...] = (),
     ) -> Page:
         if context is None:  # a new browser profile: empty localStorage
             context = browser.new_context(
@@ -193,17 +203,19 @@ def open_dashboard(browser: Browser, server: DashboardServer) -> Iterator[Callab
             context.set_default_timeout(TIMEOUT_MS)
             contexts.append(context)
         page = context.new_page()
-        watch = PageWatch(server, set(without))
-        for path in without:  # play a server that lacks this API
-            page.route(f"**{path}**", lambda route: route.fulfill(status=404, json={"status_code": 404}))
+        watch = PageWatch(server, set(without), set(refused))
+        for api in without:  # play a server that lacks this API
+            page.route(f"**{api}**", lambda route: route.fulfill(status=404, json={"status_code": 404}))
         watches.append(watch)
         page.on("console", watch.on_console)
         page.on("pageerror", watch.on_page_error)
         page.on("request", lambda request: watch.requests.append(request.url))
-        page.goto(f"{server.url}/dashboard?user_id={user_id or 'u' + uuid.uuid4().hex[:10]}")
-        page.wait_for_function(
-            "document.querySelector('#connection-status .conn-label').textContent === 'Live'"
-        )
+        page.on("websocket", lambda socket: watch.sockets.append(socket.url))
+        page.goto(server.url + (path or f"/dashboard?user_id={user_id or 'u' + uuid.uuid4().hex[:10]}"))
+        if live:
+            page.wait_for_function(
+                "document.querySelector('#connection-status .conn-label').textContent === 'Live'"
+            )
         page.watch = watch  # type: ignore[attr-defined]
         return page
 

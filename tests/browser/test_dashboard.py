@@ -7,9 +7,9 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -18,12 +18,13 @@ import pytest
 
 if os.environ.get("LEGEND_REQUIRE_BROWSER") != "1":
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 if TYPE_CHECKING:
     from tests.browser.conftest import DashboardServer
 
 LABEL = "#connection-status .conn-label"
+TIMEOUT_LIVE = 10_000  # ms: the test server sends a price every half second
 ROWS = "#price-rows tr[data-ticker]"
 
 PATTERN = {
@@ -69,6 +70,25 @@ WIDER_THAN_VIEWPORT = """() => {
 }"""
 
 
+def clock(at: datetime) -> str:
+    """``9:30 AM``, as Intl writes it in en-US."""
+    return f"{at:%I:%M %p}".lstrip("0")
+
+
+def exchange_time(iso: str) -> str:
+    """What the market badge shows for an instant: New York time with ``ET``, the weekday when it is not
+    the exchange's current day, the date when further than six days away."""
+    ny = ZoneInfo("America/New_York")
+    when = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(ny)
+    now = datetime.now(ny)
+    text = f"{clock(when)} ET"
+    if when.date() == now.date():
+        return text
+    if abs((when - now).total_seconds()) <= 6 * 86400:
+        return f"{when:%a} {text}"
+    return f"{when:%b} {when.day}, {text}"
+
+
 def row(page: Page, ticker: str) -> Locator:
     return page.locator(f'#price-rows tr[data-ticker="{ticker}"]')
 
@@ -107,14 +127,18 @@ def test_goes_live_and_loads_nothing_from_elsewhere(
     expect(page.locator(LABEL)).to_have_text("Live")
     expect(page.locator("#connection-status")).to_have_attribute("data-state", "open")
 
-    # the market status badge comes from the sticky market_status channel; times in the user's time zone
+    # the market status badge comes from the sticky market_status channel; times in the exchange's zone
+    # (NYSE: ET), named, whatever the browser's zone; the browser's own time on hover
     market = httpx.get(f"{server.url}/api/market/status", timeout=5).json()
     badge = page.locator("#market-status")
     expect(badge).to_have_attribute("data-status", market["status"])
     upcoming = market["next_close"] if market["status"] == "open" else market["next_open"]
-    when = datetime.fromisoformat(upcoming.replace("Z", "+00:00")).astimezone(ZoneInfo("Asia/Tokyo"))
     verb = "closes" if market["status"] == "open" else "opens"
-    expect(badge.locator(".market-next")).to_have_text(f"{verb} {when:%a} {when:%I:%M %p}".replace(" 0", " "))
+    expect(badge.locator(".market-next")).to_have_text(f"{verb} {exchange_time(upcoming)}")
+    local = datetime.fromisoformat(upcoming.replace("Z", "+00:00")).astimezone(ZoneInfo("Asia/Tokyo"))
+    title = badge.get_attribute("title") or ""
+    assert f"({market['exchange']}): {verb} " in title
+    assert f"Your time: {local:%A}, {local:%b} {local.day}, {local.year}, {clock(local)} GMT+9" in title
 
     subs = subscriptions(page)
     for channel in ("market_status", "patterns", "alerts"):
@@ -402,7 +426,170 @@ def test_screenshots_desktop_and_phone(
         path = screenshots / f"dashboard-{name}.png"
         page.screenshot(path=str(path))
         shots.append(path)
+        # the price chart of the first row, on top of it
+        page.locator("#price-rows tr[data-ticker] button.sym").first.click()
+        page.wait_for_function("realtimeDashboard.chart && realtimeDashboard.chart.series.data().length >= 6")
+        page.wait_for_timeout(300)  # the chart paints on its next frame
+        assert page.evaluate(WIDER_THAN_VIEWPORT) == [], name + " chart"
+        path = screenshots / f"dashboard-{name}-chart.png"
+        page.screenshot(path=str(path))
+        shots.append(path)
         page.context.close()
     assert all(p.stat().st_size > 10_000 for p in shots)
     # The README's docs/img/dashboard.png is a committed copy of artifacts/screenshots/dashboard-desktop.png;
     # a test never rewrites tracked files.
+
+
+def chart_state(page: Page) -> dict[str, Any]:
+    state: dict[str, Any] = page.evaluate(
+        """() => {
+            const d = realtimeDashboard;
+            const row = d.rows.get(d.chartTicker);
+            const series = d.chart && d.chart.series;
+            return {
+                open: document.getElementById('chart-dialog').open,
+                ticker: d.chartTicker,
+                type: series ? series.seriesType() : null,
+                data: series ? series.data().map(p => ({...p})) : [],
+                times: row ? row.times.slice() : [],
+                prices: row ? row.prices.slice() : [],
+                price: document.querySelector('#chart-dialog .chart-price').textContent,
+            };
+        }"""
+    )
+    return state
+
+
+def test_clicking_a_ticker_opens_its_chart_from_history_then_live(
+    open_dashboard: OpenDashboard, server: DashboardServer
+) -> None:
+    # someone watches AAPL for a while: the stream's history fills
+    watcher = open_dashboard()
+    watcher.evaluate("realtimeDashboard.subscribeTicker('AAPL')")
+    watcher.wait_for_function("realtimeDashboard.rows.get('AAPL').times.length >= 6")
+
+    page = open_dashboard(timezone="Asia/Tokyo")  # far from New York: the chart still reads in ET
+    page.evaluate("realtimeDashboard.subscribeTicker('AAPL')")
+    wait_for_price(page, "AAPL")
+    # the history reply alone gave this page several prices
+    assert page.evaluate("realtimeDashboard.rows.get('AAPL').times.length") >= 5
+    assert page.evaluate("typeof LightweightCharts") == "undefined"  # loaded on first use only
+
+    row(page, "AAPL").locator("button.sym").click()
+    dialog = page.locator("#chart-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator(".chart-ticker")).to_have_text("AAPL")
+    expect(dialog.locator("#chart-canvas canvas").first).to_be_visible()
+    page.wait_for_function("realtimeDashboard.chart && realtimeDashboard.chart.series.data().length >= 5")
+    state = chart_state(page)
+    assert state["type"] == "Area" and state["ticker"] == "AAPL"
+    # one point per kept price, in New York wall-clock seconds
+    shifted = page.evaluate(
+        "ts => ts.map(t => PriceChart.zonedSeconds(t, 'America/New_York'))", state["times"]
+    )
+    assert [p["time"] for p in state["data"]] == shifted
+    assert [p["value"] for p in state["data"]] == state["prices"]
+    ny_now = datetime.now(ZoneInfo("America/New_York")).replace(tzinfo=UTC).timestamp()
+    assert abs(state["data"][-1]["time"] - ny_now) < 60
+    label = page.evaluate(
+        "t => realtimeDashboard.chart.chart.options().localization.timeFormatter(t)",
+        state["data"][-1]["time"],
+    )
+    assert label.endswith(" ET")
+
+    # live: new prices extend the chart, and the header follows the row
+    count = len(state["data"])
+    page.wait_for_function(
+        "n => realtimeDashboard.chart.series.data().length > n", arg=count, timeout=TIMEOUT_LIVE
+    )
+    state = chart_state(page)
+    assert state["data"][-1]["value"] == state["prices"][-1]
+    expect(dialog.locator(".chart-price")).to_have_text(row(page, "AAPL").locator(".price").inner_text())
+
+    # candles from the same prices: each one's open and close within its high and low
+    dialog.locator('button[data-kind="candles"]').click()
+    expect(dialog.locator('button[data-kind="candles"]')).to_have_attribute("aria-pressed", "true")
+    state = chart_state(page)
+    assert state["type"] == "Candlestick" and state["data"]
+    for candle in state["data"]:
+        assert (
+            candle["low"]
+            <= min(candle["open"], candle["close"])
+            <= max(candle["open"], candle["close"])
+            <= candle["high"]
+        )
+    assert state["data"][-1]["close"] == state["prices"][-1]
+    expect(page.locator("#chart-note")).to_contain_text("candles")
+    expect(page.locator("#chart-note")).to_contain_text("ET")
+    # the library's attribution (its NOTICE asks for it) is on the chart
+    expect(page.locator('#chart-canvas a[href*="tradingview.com"]')).to_have_count(1)
+
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert page.evaluate("realtimeDashboard.chartTicker") is None
+    # the choice is remembered; reopening shows candles again, the sparkline opens it too
+    row(page, "AAPL").locator("td.col-chart").click()
+    expect(dialog).to_be_visible()
+    page.wait_for_function("realtimeDashboard.chart.series.seriesType() === 'Candlestick'")
+    page.locator("#chart-close").click()
+    expect(dialog).to_be_hidden()
+
+    # removing the ticker while its chart is open closes the chart
+    page.evaluate("realtimeDashboard.openChart('AAPL')")
+    expect(dialog).to_be_visible()
+    page.evaluate("realtimeDashboard.unsubscribeTicker('AAPL')")
+    expect(dialog).to_be_hidden()
+
+    # the library came from this server; nothing from anywhere else
+    origin = urlsplit(server.url).netloc
+    requests = page.watch.requests  # type: ignore[attr-defined]
+    assert any(u.endswith("/static/js/lightweight-charts.standalone.production.js") for u in requests)
+    assert [u for u in requests if not u.startswith("data:") and urlsplit(u).netloc != origin] == []
+
+
+@pytest.mark.parametrize(
+    "viewport", [{"width": 1280, "height": 800}, {"width": 900, "height": 800}, {"width": 390, "height": 844}]
+)
+def test_the_stats_panel_never_covers_the_watchlist(
+    open_dashboard: OpenDashboard, viewport: dict[str, int]
+) -> None:
+    page = open_dashboard(viewport=viewport)
+    page.wait_for_function("realtimeDashboard.watchlistMode !== 'loading'")
+    for ticker in ("AAPL", "MSFT", "NVDA"):
+        page.evaluate("t => realtimeDashboard.addToWatchlist(t)", ticker)
+    page.click("#stats-toggle")
+    panel = page.locator("#stats-panel")
+    expect(panel).to_be_visible()
+    expect(panel.locator('dd[data-stat="connected"]')).to_have_text("true")
+    boxes = page.evaluate(
+        """() => [document.getElementById('stats-panel'), document.querySelector('section.watchlist')]
+            .map(e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })"""
+    )
+    (pl, pt, pr, pb), (wl, wt, wr, wb) = boxes
+    assert pr <= wl or wr <= pl or pb <= wt or wb <= pt, f"stats {boxes[0]} overlaps the watchlist {boxes[1]}"
+    # and it is on screen once opened (scrolled to on a phone, where it comes after the watchlist)
+    assert pt < viewport["height"] and pb > 0
+    expect(row(page, "AAPL").locator("button.remove")).to_be_visible()
+    row(page, "AAPL").locator("button.sym").scroll_into_view_if_needed()
+    row(page, "AAPL").locator("button.sym").click()  # nothing lies on top of the rows
+    expect(page.locator("#chart-dialog")).to_be_visible()
+
+
+def test_development_mode_ignores_a_stored_token_and_needs_no_sign_in(
+    open_dashboard: OpenDashboard, browser: Browser
+) -> None:
+    """A token left in localStorage (say from a JWT deployment on the same host) changes nothing here:
+    the server is in development mode, so the page neither sends it nor asks anyone to sign in."""
+    context = browser.new_context(locale="en-US")
+    try:
+        context.add_init_script(
+            "localStorage.setItem('legend.token', 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln')"
+        )
+        page = open_dashboard(user_id="dev-trader", context=context)
+        expect(page.locator("#user-chip .user-name")).to_have_text("dev-trader")
+        expect(page.locator("#signin")).to_be_hidden()
+        expect(page.locator("#sign-out")).to_be_hidden()
+        assert page.evaluate("realtimeDashboard.authMode") == "dev"
+        assert page.evaluate("realtimeDashboard.ws.getStats().connectionId").startswith("dev-trader_")
+    finally:
+        context.close()

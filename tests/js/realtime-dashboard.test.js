@@ -82,7 +82,11 @@ function loadDashboardClass() {
         createElement: (tag) => new FakeNode(tag),
         addEventListener() {},
     };
-    const context = { document, console, realtimeDashboard: {} /* already "started": boot() does nothing */ };
+    const context = {
+        document, console, URL, URLSearchParams, atob, TextDecoder,
+        WebSocketClient: function WebSocketClient() {}, // present, so that boot() stays quiet
+        realtimeDashboard: {}, // already "started": boot() does nothing
+    };
     context.window = context;
     vm.createContext(context);
     vm.runInContext(fs.readFileSync(DASHBOARD_PATH, 'utf8'), context, { filename: DASHBOARD_PATH });
@@ -177,7 +181,7 @@ test('dashboard: removing a ticker row evicts its cells from the client cache', 
         const cells = {};
         for (const name of cellNames) cells[name] = el.appendChild(new FakeNode('span'));
         table.appendChild(el);
-        return { ticker, el, cells, points: [], last: null, trend: 'flat', flash: null, flashParity: 0 };
+        return { ticker, el, cells, points: [], times: [], prices: [], last: null, trend: 'flat', flash: null, flashParity: 0 };
     };
     d.rows.set('AAPL', makeRow('AAPL'));
     d.rows.set('MSFT', makeRow('MSFT'));
@@ -197,4 +201,75 @@ test('dashboard: removing a ticker row evicts its cells from the client cache', 
     for (const name of cellNames) {
         assert.equal(env.client.updateElementIfChanged(d.rows.get('MSFT').cells[name], removed.cells[name].textContent), false, 'the other row is still cached');
     }
+});
+
+// ───────────── exchange times, tokens, chart prices (pure helpers) ─────────────
+
+test('dashboard: market times are exchange times with the zone named, wherever the browser is', () => {
+    const { fmtMarketTime, exchangeZone } = loadDashboardClass();
+    const ny = exchangeZone('XNYS');
+    assert.equal(ny, 'America/New_York');
+    assert.equal(exchangeZone('XLON'), 'Europe/London');
+    assert.equal(exchangeZone('NOPE'), null);
+    assert.equal(exchangeZone('toString'), null, 'only exchanges, not Object properties');
+    const norm = (text) => text.replace(/\u202f/g, ' '); // ICU puts a narrow space before AM/PM
+    // the next open, 9:30 New York time, seen on the same exchange day
+    const open = new Date('2025-12-02T14:30:00Z');
+    assert.equal(norm(fmtMarketTime(open, ny, new Date('2025-12-02T12:00:00Z'))), '9:30 AM ET');
+    // from the evening before (already the next day in UTC and in Tokyo): the weekday is named
+    assert.equal(norm(fmtMarketTime(open, ny, new Date('2025-12-02T01:00:00Z'))), 'Tue 9:30 AM ET');
+    // in summer too (EDT), and far away with the date
+    assert.equal(norm(fmtMarketTime(new Date('2025-07-03T17:00:00Z'), ny, new Date('2025-07-03T14:00:00Z'))), '1:00 PM ET');
+    assert.equal(norm(fmtMarketTime(open, ny, new Date('2025-11-20T12:00:00Z'))), 'Dec 2, 9:30 AM ET');
+    // another exchange shows its own zone's name
+    assert.match(norm(fmtMarketTime(new Date('2025-12-02T08:00:00Z'), 'Europe/London', new Date('2025-12-02T07:00:00Z'))), /^8:00 AM (GMT|UTC)$/);
+    assert.equal(fmtMarketTime(null, ny), '');
+});
+
+function jwtOf(claims, header = { alg: 'HS256', typ: 'JWT' }) {
+    const part = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
+    return part(header) + '.' + part(claims) + '.c2lnbmF0dXJl';
+}
+
+test('dashboard: a pasted token is read (not verified: the server does) to tell it from junk', () => {
+    const { decodeToken, tokenFromHash, safeLink } = loadDashboardClass();
+    const token = jwtOf({ sub: 'amélie', exp: 1764000000 });
+    assert.deepEqual({ ...decodeToken(token) }, { sub: 'amélie', exp: 1764000000 });
+    assert.deepEqual({ ...decodeToken('  ' + token + '\n') }, { sub: 'amélie', exp: 1764000000 });
+    for (const junk of ['', null, 'hello', 'a.b', 'a.b.c.d', 'eyJ.e$J.x', jwtOf([1, 2]), 'bm90IGpzb24.bm90IGpzb24.x']) {
+        assert.equal(decodeToken(junk), null, String(junk));
+    }
+    // a login service hands the token over in the fragment
+    assert.equal(tokenFromHash('#token=' + token), token);
+    assert.equal(tokenFromHash('#state=1&token=' + token), token);
+    assert.equal(tokenFromHash('#token=not-a-token'), null);
+    assert.equal(tokenFromHash(''), null);
+    // the login link is a web address or a path here, never script
+    assert.equal(safeLink('/login', 'http://localhost:8000/dashboard'), 'http://localhost:8000/login');
+    assert.equal(safeLink('https://id.example/legend', 'http://localhost:8000/'), 'https://id.example/legend');
+    assert.equal(safeLink('javascript:alert(1)', 'http://localhost:8000/'), null);
+    assert.equal(safeLink('data:text/html,hi', 'http://localhost:8000/'), null);
+    assert.equal(safeLink(null, 'http://localhost:8000/'), null);
+});
+
+test('dashboard: chart prices stay ascending, one per second, bounded', () => {
+    const { recordPrice } = loadDashboardClass();
+    const row = { times: [], prices: [] };
+    const t0 = Date.UTC(2025, 0, 15, 14, 30);
+    assert.equal(recordPrice(row, t0, 100), 'append');
+    assert.equal(recordPrice(row, t0 + 300, 101), 'replace'); // same second
+    assert.equal(recordPrice(row, t0 + 5000, 102), 'append');
+    assert.equal(recordPrice(row, t0 + 2000, 99), 'insert'); // late (e.g. replayed): put in its place
+    assert.equal(recordPrice(row, t0 + 2500, 98), null, 'that second is already known');
+    assert.deepEqual(row.times, [t0 + 300, t0 + 2000, t0 + 5000]);
+    assert.deepEqual(row.prices, [101, 99, 102]);
+    for (let i = 0; i < 6000; i++) recordPrice(row, t0 + 10000 + i * 1000, i);
+    assert.ok(row.times.length <= 5500 && row.times.length >= 5000, String(row.times.length));
+    assert.equal(row.times.length, row.prices.length);
+    assert.equal(row.prices[row.prices.length - 1], 5999);
+    for (let i = 1; i < row.times.length; i++) assert.ok(row.times[i] > row.times[i - 1]);
+
+    // a replay that loops starts its day again: the chart starts again too
+    assert.equal(recordPrice(row, t0, 50), 'reset');
+    assert.deepEqual([row.times, row.prices], [[t0], [50]]);
 });

@@ -20,7 +20,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_409_CONFLICT
 from litestar.types import ExceptionHandlersMap
 
-from legend.adapters.auth import AuthError
+from legend.adapters.auth import AuthError, Identity
 from legend.bootstrap import Services
 from legend.domain.alerting import AlertingService, RuleConflict
 from legend.domain.alerts import (
@@ -46,8 +46,13 @@ MAX_EVENTS_PAGE = 500
 
 async def provide_user_id(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> str:
     """The caller's user id; 401 with the reason when it cannot be established."""
+    return identify(request, services).user_id
+
+
+def identify(request: Request[Any, Any, Any], services: Services) -> Identity:
+    """The caller's identity (user id, token expiry); 401 with the reason when it cannot be established."""
     try:
-        return services.auth.http(request.headers, request.query_params).user_id
+        return services.auth.http(request.headers, request.query_params)
     except AuthError as exc:
         raise NotAuthorizedException(
             detail=f"authentication required: {exc.reason}",

@@ -9,11 +9,21 @@
  *   realtimeDashboard.ws.getStats();               // the WebSocketClient itself
  *   realtimeDashboard.addToWatchlist('AMD');       // what the "Add" form does (REST, then subscribe)
  *   realtimeDashboard.setSoundEnabled(true);       // what the sound button does
+ *   realtimeDashboard.openChart('AAPL');           // what clicking a ticker does (price chart, then live)
+ *   realtimeDashboard.signIn(token);               // what the sign-in form does (JWT mode)
  *   realtimeDashboard.destroy();                   // handlers, timers and listeners removed; socket closed
  *
- * Identity: the user id comes from `?user_id=` (remembered in localStorage), else localStorage, else
- * 'demo'; REST calls send it as `X-User-Id`. With a JWT in localStorage['legend.token'] the socket sends
- * it as the ['bearer', token] subprotocols and REST as `Authorization: Bearer`.
+ * Identity: the page first asks GET /api/auth/config which mode the server is in.
+ * - dev: the user id comes from `?user_id=` (remembered in localStorage), else localStorage, else 'demo';
+ *   the socket sends it as `?user_id=`, REST calls as `X-User-Id`.
+ * - jwt: the token in localStorage['legend.token'] (put there by the sign-in form, or by a login service
+ *   that sends the user back to /dashboard#token=<JWT>) is checked with GET /api/auth/me; the socket sends
+ *   it as the ['bearer', token] subprotocols, REST as `Authorization: Bearer`. Without a token the page
+ *   shows the sign-in panel instead of connecting; a close 4401 (the token expired or was refused) or a
+ *   REST 401 brings the panel back with the reason.
+ *
+ * Times: market open/close times are shown in the exchange's time zone with its name ("opens 9:30 AM
+ * ET"), the local time on hover; charts read in exchange time too (price-chart.js).
  *
  * The watchlist lives on the server (GET/POST/DELETE /api/watchlist). When that API answers 404 (not
  * deployed) the list is kept in localStorage instead, and a note says so.
@@ -44,10 +54,14 @@
     const SEEN_EVERY_MS = 15000; // how often "this user is here" is written down while live
     const RULES_REFRESH_MS = 1000; // rules are read again this long after a trigger (their counters moved)
 
+    const CHART_TICKS = 5000; // prices kept per ticker for its chart (one per second at most)
+    const CHART_RESTART_MS = 3600000; // a price this much older than the newest: the series started again
+
     const KEYS = {
         userId: 'legend.userId',
         token: 'legend.token',
         sound: 'legend.sound',
+        chartKind: 'legend.chartKind',
         watchlist: (user) => 'legend.watchlist.' + user,
         lastSeen: (user) => 'legend.lastSeen.' + user,
     };
@@ -76,7 +90,26 @@
         connecting: 'Connecting…',
         reconnecting: 'Reconnecting…',
         closed: 'Offline',
+        'signed-out': 'Signed out',
     };
+
+    // The time zone of each exchange calendar (market.calendar; the market_status message's `exchange`).
+    // An exchange not listed here is shown in the browser's own time, with its zone named.
+    const EXCHANGE_ZONES = {
+        XNYS: 'America/New_York', XNAS: 'America/New_York', XASE: 'America/New_York', ARCX: 'America/New_York',
+        BATS: 'America/New_York', IEPA: 'America/New_York', XCBF: 'America/Chicago', CMES: 'America/Chicago',
+        XTSE: 'America/Toronto', XMEX: 'America/Mexico_City', BVMF: 'America/Sao_Paulo',
+        XLON: 'Europe/London', XDUB: 'Europe/Dublin', XPAR: 'Europe/Paris', XAMS: 'Europe/Amsterdam',
+        XBRU: 'Europe/Brussels', XETR: 'Europe/Berlin', XFRA: 'Europe/Berlin', XSWX: 'Europe/Zurich',
+        XMIL: 'Europe/Rome', XMAD: 'Europe/Madrid', XSTO: 'Europe/Stockholm', XOSL: 'Europe/Oslo',
+        XCSE: 'Europe/Copenhagen', XHEL: 'Europe/Helsinki', XWBO: 'Europe/Vienna', XLIS: 'Europe/Lisbon',
+        XJSE: 'Africa/Johannesburg', XTAE: 'Asia/Jerusalem', XBOM: 'Asia/Kolkata', XNSE: 'Asia/Kolkata',
+        XSHG: 'Asia/Shanghai', XSHE: 'Asia/Shanghai', XHKG: 'Asia/Hong_Kong', XTAI: 'Asia/Taipei',
+        XKRX: 'Asia/Seoul', XTKS: 'Asia/Tokyo', XSES: 'Asia/Singapore', XKLS: 'Asia/Kuala_Lumpur',
+        XIDX: 'Asia/Jakarta', XBKK: 'Asia/Bangkok', XPHS: 'Asia/Manila', XASX: 'Australia/Sydney',
+        XNZE: 'Pacific/Auckland',
+    };
+    const DEFAULT_EXCHANGE = 'XNYS'; // market.calendar's default, until the first market_status says
 
     // ───────────────────────────── small helpers ─────────────────────────────
 
@@ -107,6 +140,54 @@
     function num(value) {
         const n = typeof value === 'number' ? value : Number(value);
         return Number.isFinite(n) ? n : null;
+    }
+
+    /**
+     * Keep a price for the chart in `row.times`/`row.prices` (ascending; the newest price of a second
+     * replaces the one before it), at most CHART_TICKS. Returns 'append', 'replace' (same second as the
+     * last), 'insert' (older than the last: the chart must be redrawn), 'reset' (far older: the series
+     * started again, as a replay that loops; the kept prices were dropped) or null (nothing kept).
+     */
+    function recordPrice(row, ms, price) {
+        const times = row.times;
+        const prices = row.prices;
+        const n = times.length;
+        const second = Math.floor(ms / 1000);
+        let result = 'append';
+        if (n && Math.floor(times[n - 1] / 1000) === second) {
+            times[n - 1] = ms;
+            prices[n - 1] = price;
+            return 'replace';
+        }
+        if (n && ms < times[n - 1] - CHART_RESTART_MS) {
+            times.length = 0;
+            prices.length = 0;
+            times.push(ms);
+            prices.push(price);
+            return 'reset';
+        }
+        if (n && ms < times[n - 1]) {
+            let lo = 0;
+            let hi = n;
+            while (lo < hi) {
+                const mid = (lo + hi) >> 1;
+                if (times[mid] <= ms) lo = mid + 1;
+                else hi = mid;
+            }
+            if (lo > 0 && Math.floor(times[lo - 1] / 1000) === second) return null; // that second is known
+            times.splice(lo, 0, ms);
+            prices.splice(lo, 0, price);
+            result = 'insert';
+        } else {
+            times.push(ms);
+            prices.push(price);
+        }
+        if (times.length > CHART_TICKS + 500) { // trim in steps, not on every price
+            times.splice(0, times.length - CHART_TICKS);
+            prices.splice(0, prices.length - CHART_TICKS);
+            if (result === 'append') result = 'trim';
+        }
+        return result;
     }
 
     const formats = new Map();
@@ -166,7 +247,6 @@
     }
 
     const timeFormat = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit', second: '2-digit' });
-    const dayTimeFormat = new Intl.DateTimeFormat(undefined, { weekday: 'short', hour: 'numeric', minute: '2-digit' });
     const fullFormat = new Intl.DateTimeFormat(undefined, {
         weekday: 'long', year: 'numeric', month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit', timeZoneName: 'short',
     });
@@ -175,13 +255,108 @@
         return date ? timeFormat.format(date) : '';
     }
 
-    /** "Thu 9:30 AM" for today, or "Nov 27, 9:30 AM" further away than a week. */
-    function fmtWhen(date) {
-        if (!date) return '';
-        if (Math.abs(date.getTime() - Date.now()) > 6 * 86400000) {
-            return new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' }).format(date);
+    // ───────────── exchange time ─────────────
+
+    /** The IANA time zone of an exchange calendar code, or null when it is not known here. */
+    function exchangeZone(exchange) {
+        return Object.prototype.hasOwnProperty.call(EXCHANGE_ZONES, exchange) ? EXCHANGE_ZONES[exchange] : null;
+    }
+
+    const zoneFormats = new Map();
+    /** A cached Intl.DateTimeFormat in `zone` (null: the browser's own zone). */
+    function zoneFormat(zone, options) {
+        const key = (zone || '') + JSON.stringify(options);
+        let f = zoneFormats.get(key);
+        if (!f) {
+            f = new Intl.DateTimeFormat(options.locale, Object.assign({}, options, { locale: undefined, timeZone: zone || undefined }));
+            zoneFormats.set(key, f);
         }
-        return dayTimeFormat.format(date);
+        return f;
+    }
+
+    function zonePart(zone, date, style) {
+        const part = zoneFormat(zone, { timeZoneName: style }).formatToParts(date).find((p) => p.type === 'timeZoneName');
+        return part ? part.value : '';
+    }
+
+    /** The zone's short name at `date`: "ET" for New York (generic), else "GMT", "GMT+9", "CET"… */
+    function zoneName(zone, date) {
+        const generic = zonePart(zone, date, 'shortGeneric');
+        if (generic && generic.length <= 4 && !/^GMT|^UTC/.test(generic)) return generic;
+        return zonePart(zone, date, 'short');
+    }
+
+    /** Calendar day of `date` in `zone` (YYYY-MM-DD). */
+    function zoneDay(zone, date) {
+        const p = {};
+        for (const part of zoneFormat(zone, { year: 'numeric', month: '2-digit', day: '2-digit', locale: 'en-US' }).formatToParts(date)) p[part.type] = part.value;
+        return p.year + '-' + p.month + '-' + p.day;
+    }
+
+    /**
+     * An exchange time for the market badge, with the zone named: "9:30 AM ET" on the exchange's
+     * current day, "Tue 9:30 AM ET" within a week, "Nov 27, 9:30 AM ET" further away.
+     */
+    function fmtMarketTime(date, zone, now) {
+        if (!date) return '';
+        const at = now || new Date();
+        const time = zoneFormat(zone, { hour: 'numeric', minute: '2-digit' }).format(date) + ' ' + zoneName(zone, date);
+        if (zoneDay(zone, date) === zoneDay(zone, at)) return time;
+        if (Math.abs(date.getTime() - at.getTime()) <= 6 * 86400000) {
+            return zoneFormat(zone, { weekday: 'short' }).format(date) + ' ' + time;
+        }
+        return zoneFormat(zone, { month: 'short', day: 'numeric' }).format(date) + ', ' + time;
+    }
+
+    /** The long form for a tooltip: "Tuesday, Dec 2, 9:30 AM EST". */
+    function fmtMarketTimeLong(date, zone) {
+        return zoneFormat(zone, { weekday: 'long', month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit', timeZoneName: 'short' }).format(date);
+    }
+
+    // ───────────── tokens ─────────────
+
+    function base64UrlDecode(text) {
+        const b64 = text.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((text.length + 3) % 4);
+        const binary = window.atob(b64);
+        const bytes = new Uint8Array(binary.length);
+        for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+        return new window.TextDecoder().decode(bytes);
+    }
+
+    /**
+     * The claims of a JWT, read without checking its signature (only the server can): enough to tell a
+     * pasted token from something else and to show when it expires. Null when it is not a JWT.
+     */
+    function decodeToken(token) {
+        const parts = String(token === null || token === undefined ? '' : token).trim().split('.');
+        if (parts.length !== 3 || !parts[0] || !parts[1] || !parts.every((p) => /^[A-Za-z0-9_-]*$/.test(p))) return null;
+        try {
+            const header = JSON.parse(base64UrlDecode(parts[0]));
+            const claims = JSON.parse(base64UrlDecode(parts[1]));
+            if (!header || typeof header !== 'object' || !claims || typeof claims !== 'object' || Array.isArray(claims)) return null;
+            return claims;
+        } catch (_) {
+            return null;
+        }
+    }
+
+    /** A token handed over in the page address by a login service: /dashboard#token=<JWT>. */
+    function tokenFromHash(hash) {
+        const text = String(hash || '').replace(/^#/, '');
+        if (!text) return null;
+        const token = new URLSearchParams(text).get('token');
+        return token && decodeToken(token) ? token : null;
+    }
+
+    /** `url` when it is a web address or a path on this server (never javascript: or data:), else null. */
+    function safeLink(url, base) {
+        if (typeof url !== 'string' || !url) return null;
+        try {
+            const parsed = new URL(url, base);
+            return parsed.protocol === 'https:' || parsed.protocol === 'http:' ? parsed.href : null;
+        } catch (_) {
+            return null;
+        }
     }
 
     /** The most useful line of a REST error answer (Litestar: {detail, extra: [{message}]}). */
@@ -247,16 +422,22 @@
     // ───────────────────────────── REST ─────────────────────────────
 
     class Api {
-        constructor(userId, tokenFn, signal) {
+        /** `onUnauthorized(res)` is called for every 401 answer, except to requests made with `quiet`. */
+        constructor(userId, tokenFn, signal, onUnauthorized) {
             this.userId = userId;
             this.tokenFn = tokenFn;
             this.signal = signal;
+            this.onUnauthorized = onUnauthorized || null;
         }
 
-        /** Resolves to {ok, status, data}; status 0 when the server cannot be reached. Never rejects. */
-        async request(method, path, body) {
+        /**
+         * Resolves to {ok, status, data}; status 0 when the server cannot be reached. Never rejects.
+         * `options.token` sends that token instead of the stored one; `options.quiet` skips onUnauthorized.
+         */
+        async request(method, path, body, options) {
+            const opts = options || {};
             const headers = { Accept: 'application/json' };
-            const token = this.tokenFn();
+            const token = opts.token || this.tokenFn();
             if (token) headers.Authorization = 'Bearer ' + token;
             else headers['X-User-Id'] = this.userId;
             if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -281,11 +462,13 @@
             } catch (_) {
                 data = null;
             }
-            return { ok: res.ok, status: res.status, data: data };
+            const result = { ok: res.ok, status: res.status, data: data };
+            if (res.status === 401 && !opts.quiet && this.onUnauthorized) this.onUnauthorized(result);
+            return result;
         }
 
-        get(path) {
-            return this.request('GET', path);
+        get(path, options) {
+            return this.request('GET', path, undefined, options);
         }
 
         post(path, body) {
@@ -356,17 +539,31 @@
             else userId = storage.get(KEYS.userId);
             if (!userId || !USER_ID_RE.test(userId)) userId = DEFAULT_USER;
             this.userId = userId;
-            const tokenFn = () => storage.get(KEYS.token);
+            // A login service hands the token over in the address (#token=…): keep it, then drop it from
+            // the address bar and the history.
+            const handed = tokenFromHash(window.location.hash);
+            if (handed) {
+                storage.set(KEYS.token, handed);
+                window.history.replaceState(null, '', window.location.pathname + window.location.search);
+            }
+            this.authMode = 'unknown'; // 'dev' | 'jwt' once GET /api/auth/config answered
+            this.loginUrl = null;
+            this.signedOut = false;
+            this.expiresAt = null; // Date the token expires (JWT mode)
+            // In development mode a stored token means nothing to the server: it is not sent.
+            const tokenFn = () => (this.authMode === 'dev' ? null : storage.get(KEYS.token));
 
             this._aborter = new AbortController();
             this._signal = this._aborter.signal;
-            this.api = new Api(userId, tokenFn, this._signal);
+            this.api = new Api(userId, tokenFn, this._signal, (res) => this._onUnauthorized(res));
             this.frame = new FrameBatch();
             this.beeper = new Beeper();
-            this.ws = new window.WebSocketClient(Object.assign({
-                userId: tokenFn() ? null : userId, // with a JWT the server takes the user from the token
-                token: tokenFn,
-            }, opts.client || {}));
+            // ?user_id= serves development mode; with a token (JWT mode) the server ignores it.
+            this.ws = new window.WebSocketClient(Object.assign({ userId: userId, token: tokenFn }, opts.client || {}));
+            this.exchange = DEFAULT_EXCHANGE;
+            this.chart = null; // PriceChart, created when a chart is first opened
+            this.chartTicker = null; // the ticker whose chart is open
+            this.chartKind = storage.get(KEYS.chartKind) === 'candles' ? 'candles' : 'line';
 
             this.rows = new Map(); // ticker -> row state; the only place rows come from
             this.patterns = new Map(); // ticker -> latest pattern chip, at most MAX_PATTERN_CHIPS
@@ -400,12 +597,15 @@
             this.ws.subscribe('market_status');
             this.ws.subscribe('patterns');
             this.ws.subscribe('alerts');
-            this.ws.connect();
             this.seenTimer = window.setInterval(() => this._markSeen(), SEEN_EVERY_MS);
             this._setLoading(true);
-            this.loadWatchlist().finally(() => this._setLoading(false));
-            this.loadRules();
-            this.loadAlertEvents();
+            this.ready = this._checkAuth().then((signedIn) => {
+                if (!signedIn || this.destroyed) return;
+                this.ws.connect();
+                this.loadWatchlist().finally(() => this._setLoading(false));
+                this.loadRules();
+                this.loadAlertEvents();
+            });
             return this;
         }
 
@@ -425,6 +625,8 @@
             window.clearInterval(this.seenTimer);
             this.seenTimer = null;
             this.beeper.close();
+            if (this.chart) this.chart.destroy();
+            this.chart = null;
         }
 
         _later(fn, ms) {
@@ -486,11 +688,27 @@
                 toasts: $('toasts'),
                 banner: $('banner'),
                 user: $('user-chip'),
+                signOut: $('sign-out'),
+                layout: document.querySelector('main.layout'),
+                signin: $('signin'),
+                signinMessage: $('signin-message'),
+                signinLogin: $('signin-login'),
+                signinForm: $('signin-form'),
+                signinToken: $('signin-token'),
+                signinError: $('signin-error'),
+                chartDialog: $('chart-dialog'),
+                chartCanvas: $('chart-canvas'),
+                chartClose: $('chart-close'),
+                chartNote: $('chart-note'),
             };
             const d = this.dom;
             d.connLabel = d.conn.querySelector('.conn-label');
             d.marketLabel = d.market.querySelector('.market-label');
             d.marketNext = d.market.querySelector('.market-next');
+            d.chartTitle = d.chartDialog.querySelector('.chart-ticker');
+            d.chartPrice = d.chartDialog.querySelector('.chart-price');
+            d.chartChange = d.chartDialog.querySelector('.chart-change');
+            d.chartKinds = Array.from(d.chartDialog.querySelectorAll('button[data-kind]'));
             this._renderUser(this.userId);
 
             for (const [value, label] of ALERT_KINDS) {
@@ -506,10 +724,29 @@
             });
             listen(d.watchInput, 'input', () => this._showError(d.watchError, null));
             listen(d.rows, 'click', (event) => {
-                const button = event.target.closest('button.remove');
-                const row = button && button.closest('tr[data-ticker]');
-                if (row) this.removeFromWatchlist(row.dataset.ticker);
+                const row = event.target.closest('tr[data-ticker]');
+                if (!row) return;
+                if (event.target.closest('button.remove')) this.removeFromWatchlist(row.dataset.ticker);
+                else if (event.target.closest('button.sym, td.col-chart')) this.openChart(row.dataset.ticker);
             });
+            listen(d.chartClose, 'click', () => this.closeChart());
+            listen(d.chartDialog, 'close', () => this._chartClosed());
+            listen(d.chartDialog, 'click', (event) => {
+                if (event.target === d.chartDialog) this.closeChart(); // the backdrop
+                const kind = event.target.closest('button[data-kind]');
+                if (kind) this.setChartKind(kind.dataset.kind);
+            });
+            if (window.matchMedia) {
+                listen(window.matchMedia('(prefers-color-scheme: dark)'), 'change', () => {
+                    if (this.chart) this.chart.setColors(this._chartColors());
+                });
+            }
+            listen(d.signinForm, 'submit', (event) => {
+                event.preventDefault();
+                this.signIn(d.signinToken.value);
+            });
+            listen(d.signinToken, 'input', () => this._showError(d.signinError, null));
+            listen(d.signOut, 'click', () => this.signOut());
             listen(d.quickAdd, 'click', (event) => {
                 const button = event.target.closest('button[data-ticker]');
                 if (button) this.addToWatchlist(button.dataset.ticker);
@@ -526,7 +763,7 @@
             listen(d.statsClose, 'click', () => this.toggleStats(false));
             listen(d.sound, 'click', () => this.setSoundEnabled(!this.soundEnabled));
             listen(d.conn, 'click', () => {
-                if (this.ws.state !== 'open') this.ws.connect(); // "retry now"
+                if (this.ws.state !== 'open' && !this.signedOut) this.ws.connect(); // "retry now"
             });
             listen(d.toasts, 'click', (event) => {
                 const toast = event.target.closest('.toast');
@@ -564,18 +801,22 @@
         _renderConnection(state) {
             let shown = state;
             if (state !== 'open' && state !== 'closed' && navigator.onLine === false) shown = 'closed';
+            if (this.signedOut) shown = 'signed-out';
             const label = CONNECTION_LABEL[shown] || CONNECTION_LABEL.connecting;
             this.ws.updateElementIfChanged(this.dom.connLabel, label);
             this.frame.set('conn', () => {
                 this.dom.conn.dataset.state = shown;
                 this.dom.conn.title = shown === 'open'
                     ? 'Streaming live'
-                    : shown === 'closed' ? 'Offline: click to reconnect' : 'Reconnecting: click to retry now';
+                    : shown === 'signed-out' ? 'Sign in to stream'
+                        : shown === 'closed' ? 'Offline: click to reconnect' : 'Reconnecting: click to retry now';
                 this.dom.table.classList.toggle('is-stale', shown !== 'open');
             });
         }
 
         _onReconnecting(e) {
+            // The server could not be asked at start: ask again, it may need a token.
+            if (this.authMode === 'unknown' && e.attempt === 1) this._loadAuthConfig();
             const seconds = (e.delay / 1000).toFixed(1);
             this.frame.set('conn-retry', () => {
                 this.dom.conn.title = 'Reconnecting: attempt ' + e.attempt + ' in ' + seconds + ' s (click to retry now)';
@@ -583,9 +824,149 @@
         }
 
         _onClose(e) {
-            if (e && (e.code === 4401 || e.code === 4403)) {
-                this._showBanner('The server refused this session (' + (e.reason || e.code) + '). Sign in again, then reload the page.');
+            if (e && e.code === 4401 && this.authMode !== 'dev') {
+                this._showSignIn(this._refusal(e.reason));
+            } else if (e && (e.code === 4401 || e.code === 4403)) {
+                this._showBanner('The server refused this session (' + (e.reason || e.code) + '). Reload the page to try again.');
             }
+        }
+
+        // ───────────── sign-in (JWT mode) ─────────────
+
+        /** Learn the server's auth mode and login URL; false when the server could not say. */
+        async _loadAuthConfig() {
+            const res = await this.api.get('/api/auth/config', { quiet: true });
+            if (this.destroyed || !res.ok || !res.data || (res.data.mode !== 'dev' && res.data.mode !== 'jwt')) return false;
+            this.authMode = res.data.mode;
+            this.loginUrl = safeLink(res.data.login_url, window.location.href);
+            return true;
+        }
+
+        /**
+         * Before connecting: in JWT mode, is there a token the server accepts? Resolves to true to go on
+         * (signed in, development mode, or a server that cannot say: the socket will tell), false when
+         * the sign-in panel is shown instead.
+         */
+        async _checkAuth() {
+            await this._loadAuthConfig();
+            if (this.destroyed) return false;
+            if (this.authMode === 'dev') return true;
+            const token = storage.get(KEYS.token);
+            if (!token) {
+                if (this.authMode !== 'jwt') return true;
+                this._showSignIn(null);
+                return false;
+            }
+            const me = await this.api.get('/api/auth/me', { quiet: true });
+            if (this.destroyed) return false;
+            if (me.ok && me.data && typeof me.data.user_id === 'string') {
+                this._signedIn(me.data);
+                return true;
+            }
+            if (me.status === 401) {
+                this._showSignIn(this._refusal(me.data && me.data.detail, token));
+                return false;
+            }
+            return true;
+        }
+
+        _signedIn(me) {
+            if (USER_ID_RE.test(me.user_id) && me.user_id !== this.userId) {
+                this.userId = me.user_id;
+                this.lastSeen = Number(storage.get(KEYS.lastSeen(this.userId))) || null;
+            }
+            this.expiresAt = parseTime(me.expires_at);
+            this._renderUser(this.userId);
+            const until = this.expiresAt ? ' until ' + fullFormat.format(this.expiresAt) : '';
+            this.frame.set('signed-in', () => {
+                this.dom.user.title = 'Signed in as ' + this.userId + until;
+                this.dom.signOut.hidden = false;
+            });
+        }
+
+        /** What to tell the user when the server refused their token (`reason`: its words). */
+        _refusal(reason, token) {
+            const text = String(reason || '').replace(/^authentication required: /, '');
+            if (/token expired/.test(text)) {
+                const claims = decodeToken(token || storage.get(KEYS.token));
+                const exp = claims && typeof claims.exp === 'number' ? new Date(claims.exp * 1000) : null;
+                return 'Your session expired' + (exp ? ' at ' + fmtClock(exp) : '') + '. Sign in again to keep streaming.';
+            }
+            if (/missing token/.test(text)) return null;
+            return 'The server refused your token (' + (text || 'not accepted') + '). Sign in again.';
+        }
+
+        /** A REST call answered 401: in JWT mode the token expired or was refused. */
+        _onUnauthorized(res) {
+            if (this.authMode === 'dev' || this.destroyed) return;
+            this._showSignIn(this._refusal(res.data && res.data.detail));
+        }
+
+        /** Stop streaming and show the sign-in panel, with `message` (why) when there is one. */
+        _showSignIn(message) {
+            if (this.destroyed) return;
+            const again = this.signedOut;
+            this.signedOut = true;
+            if (this.ws.state !== 'closed') this.ws.disconnect(1000, 'signed out');
+            this.closeChart();
+            this.toggleStats(false);
+            this._showBanner(null);
+            this._renderConnection('closed');
+            const d = this.dom;
+            if (!again || message) {
+                this.frame.set('signin-message', () => {
+                    d.signinMessage.hidden = !message;
+                    d.signinMessage.textContent = message || '';
+                });
+            }
+            this.frame.set('signin', () => {
+                document.body.dataset.auth = 'signed-out';
+                d.layout.hidden = true;
+                d.signin.hidden = false;
+                d.signOut.hidden = true;
+                d.signinLogin.hidden = !this.loginUrl;
+                if (this.loginUrl) d.signinLogin.href = this.loginUrl;
+                if (!again) d.signinToken.focus();
+            });
+        }
+
+        /**
+         * Use a pasted token: checked with the server first (GET /api/auth/me), then kept in
+         * localStorage and the page reloads signed in. Resolves to {ok, error}.
+         */
+        async signIn(raw) {
+            const token = String(raw === null || raw === undefined ? '' : raw).trim().replace(/^Bearer\s+/i, '');
+            const fail = (text) => {
+                this._showError(this.dom.signinError, text);
+                return { ok: false, error: text };
+            };
+            if (!token) return fail('Paste your access token first.');
+            if (!decodeToken(token)) return fail('That is not an access token: a token is three parts separated by dots (eyJ….eyJ….…).');
+            const res = await this.api.get('/api/auth/me', { token: token, quiet: true });
+            if (this.destroyed) return { ok: false };
+            if (res.status === 401) {
+                const reason = String((res.data && res.data.detail) || '').replace(/^authentication required: /, '');
+                if (/token expired/.test(reason)) {
+                    const exp = decodeToken(token).exp;
+                    return fail('This token expired' + (typeof exp === 'number' ? ' at ' + fullFormat.format(new Date(exp * 1000)) : '') + ': ask for a new one.');
+                }
+                return fail('The server refused this token: ' + (reason || 'not accepted') + '.');
+            }
+            if (!res.ok) return fail(errorText(res, 'Could not check the token'));
+            storage.set(KEYS.token, token);
+            this._showError(this.dom.signinError, null);
+            this._reload();
+            return { ok: true, user: res.data && res.data.user_id };
+        }
+
+        /** Forget the token and show the sign-in panel. */
+        signOut() {
+            storage.set(KEYS.token, null);
+            this._showSignIn(null);
+        }
+
+        _reload() {
+            window.location.reload();
         }
 
         _markSeen() {
@@ -643,6 +1024,7 @@
             if (!ticker) return false;
             const row = this.rows.get(ticker);
             if (row) {
+                if (this.chartTicker === ticker) this.closeChart();
                 this.rows.delete(ticker);
                 this.frame.delete(row);
                 row.el.remove();
@@ -658,6 +1040,7 @@
             el.dataset.ticker = ticker;
             const q = (sel) => el.querySelector(sel);
             q('.sym').textContent = ticker;
+            q('.sym').title = 'Open the ' + ticker + ' chart';
             q('.remove').setAttribute('aria-label', 'Remove ' + ticker + ' from the watchlist');
             q('.remove').title = 'Remove ' + ticker;
             const row = {
@@ -678,6 +1061,8 @@
                     base: q('.spark-base'),
                 },
                 points: [],
+                times: [], // epoch ms, ascending, one per second at most: the chart's prices
+                prices: [],
                 last: null,
                 trend: 'flat',
                 flash: null,
@@ -697,6 +1082,8 @@
             row.last = msg;
             row.points.push(price);
             if (row.points.length > CHART_POINTS) row.points.splice(0, row.points.length - CHART_POINTS);
+            const at = parseTime(msg.timestamp);
+            const recorded = recordPrice(row, at ? at.getTime() : Date.now(), price);
 
             const ws = this.ws;
             const c = row.cells;
@@ -714,6 +1101,7 @@
                 if (before !== null && before !== price) row.flash = price > before ? 'up' : 'down';
             }
             this.frame.set(row, () => this._paintRow(row));
+            if (this.chartTicker === ticker) this._chartPrice(row, recorded);
         }
 
         /** Classes, chart and range marker of one row (runs inside the frame batch). */
@@ -815,6 +1203,128 @@
                 }
             });
             if (!on) this._renderEmpty();
+        }
+
+        // ───────────── price chart ─────────────
+
+        /**
+         * Open the price chart of `ticker` (a row on the page): its prices so far (the stream's history
+         * at subscribe, then every update), then live. Resolves once drawn; to false when it cannot be.
+         */
+        async openChart(raw) {
+            const ticker = parseTicker(raw);
+            const row = ticker && this.rows.get(ticker);
+            if (!row || this.destroyed) return false;
+            const d = this.dom;
+            this.chartTicker = ticker;
+            d.chartTitle.textContent = ticker;
+            this._chartHeader(row);
+            this._renderChartKind();
+            if (!d.chartDialog.open) d.chartDialog.showModal();
+            let lib;
+            try {
+                lib = await window.PriceChart.loadLibrary(document);
+            } catch (err) {
+                console.warn('realtime-dashboard: ' + err.message);
+                d.chartNote.textContent = 'The chart cannot be shown: ' + err.message + '.';
+                return false;
+            }
+            if (this.destroyed || this.chartTicker !== ticker) return false;
+            if (!this.chart) {
+                const zone = exchangeZone(this.exchange);
+                this.chart = new window.PriceChart(d.chartCanvas, {
+                    library: lib,
+                    timeZone: zone || Intl.DateTimeFormat().resolvedOptions().timeZone,
+                    zoneLabel: zoneName(zone, new Date()),
+                    colors: this._chartColors(),
+                });
+            }
+            this._drawChart(row);
+            return true;
+        }
+
+        /** Close the chart (the dialog's own close event does the rest). */
+        closeChart() {
+            const dialog = this.dom && this.dom.chartDialog;
+            if (dialog && dialog.open) dialog.close();
+            this._chartClosed();
+        }
+
+        _chartClosed() {
+            this.chartTicker = null;
+        }
+
+        /** 'line' or 'candles', remembered in this browser. */
+        setChartKind(kind) {
+            this.chartKind = kind === 'candles' ? 'candles' : 'line';
+            storage.set(KEYS.chartKind, this.chartKind === 'candles' ? 'candles' : null);
+            this._renderChartKind();
+            const row = this.chartTicker && this.rows.get(this.chartTicker);
+            if (this.chart && row) {
+                this.chart.setKind(this.chartKind);
+                this._chartNote(row);
+            }
+            return this.chartKind;
+        }
+
+        _drawChart(row) {
+            this.chart.show({
+                times: row.times,
+                prices: row.prices,
+                previousClose: num(row.last && row.last.previous_close),
+                kind: this.chartKind,
+            });
+            this._chartNote(row);
+        }
+
+        /** A new price of the open chart's ticker (`recorded`: what recordPrice did with it). */
+        _chartPrice(row, recorded) {
+            this._chartHeader(row);
+            if (!this.chart || !recorded) return;
+            if (recorded === 'insert' || recorded === 'trim' || recorded === 'reset') {
+                this._drawChart(row);
+                return;
+            }
+            const n = row.times.length;
+            this.chart.push(row.times[n - 1], row.prices[n - 1]);
+            this._chartNote(row);
+        }
+
+        _chartHeader(row) {
+            const d = this.dom;
+            const last = row.last;
+            this.ws.updateElementIfChanged(d.chartPrice, last ? last.price : null, fmtPrice);
+            this.ws.updateElementIfChanged(d.chartChange, last ? fmtChange(last.change) + ' (' + fmtPercent(last.change_percent) + ')' : '');
+            this.frame.set('chart-trend', () => {
+                d.chartDialog.dataset.trend = row.trend;
+            });
+        }
+
+        _chartNote(row) {
+            const n = row.times.length;
+            const zone = exchangeZone(this.exchange);
+            let text;
+            if (!n) {
+                text = 'Waiting for the first price of ' + row.ticker + '…';
+            } else {
+                text = n + (n === 1 ? ' price' : ' prices') + ' since ' + fmtMarketTime(new Date(row.times[0]), zone);
+                if (this.chartKind === 'candles' && this.chart) text += ' · ' + window.PriceChart.intervalLabel(this.chart.interval) + ' candles';
+                text += ' · live';
+            }
+            this.ws.updateElementIfChanged(this.dom.chartNote, text);
+        }
+
+        _renderChartKind() {
+            for (const button of this.dom.chartKinds) {
+                button.setAttribute('aria-pressed', button.dataset.kind === this.chartKind ? 'true' : 'false');
+            }
+        }
+
+        /** The chart's colours from the page's theme (light or dark). */
+        _chartColors() {
+            const css = window.getComputedStyle(document.documentElement);
+            const v = (name) => css.getPropertyValue(name).trim();
+            return { text: v('--text-2'), grid: v('--border'), border: v('--border-strong'), up: v('--up'), down: v('--down'), muted: v('--muted') };
         }
 
         // ───────────── watchlist (REST) ─────────────
@@ -954,21 +1464,22 @@
 
         // ───────────── market status ─────────────
 
+        /** Exchange times ("opens 9:30 AM ET"), the browser's local time in the tooltip. */
         _onMarketStatus(msg) {
             const status = String(msg.status || 'unknown');
             const isOpen = status === 'open';
-            const nextClose = parseTime(msg.next_close);
-            const nextOpen = parseTime(msg.next_open);
+            if (typeof msg.exchange === 'string' && msg.exchange) this.exchange = msg.exchange;
+            const zone = exchangeZone(this.exchange);
+            const when = isOpen ? parseTime(msg.next_close) : parseTime(msg.next_open);
+            const verb = isOpen ? 'closes' : 'opens';
             let next = '';
             let title = MARKET_LABEL[status] || status;
-            if (isOpen && nextClose) {
-                next = 'closes ' + fmtWhen(nextClose);
-                title += ': closes ' + fullFormat.format(nextClose);
-            } else if (!isOpen && nextOpen) {
-                next = 'opens ' + fmtWhen(nextOpen);
-                title += ': opens ' + fullFormat.format(nextOpen);
+            if (when) {
+                next = verb + ' ' + fmtMarketTime(when, zone);
+                title += ' (' + this.exchange + '): ' + verb + ' ' + fmtMarketTimeLong(when, zone);
+                if (isOpen && msg.early_close) title += ', early close';
+                if (zone) title += '\nYour time: ' + fullFormat.format(when);
             }
-            if (msg.early_close) title += ' (early close)';
             this.ws.updateElementIfChanged(this.dom.marketLabel, MARKET_LABEL[status] || status.replace(/_/g, ' '));
             this.ws.updateElementIfChanged(this.dom.marketNext, next);
             this.frame.set('market', () => {
@@ -1325,6 +1836,8 @@
             this.dom.statsToggle.setAttribute('aria-expanded', show ? 'true' : 'false');
             if (show) {
                 this._renderStats();
+                // In the side column, beside the watchlist (never over it); below it on a phone.
+                if (typeof panel.scrollIntoView === 'function') panel.scrollIntoView({ block: 'nearest' });
                 if (this.statsTimer === null) this.statsTimer = window.setInterval(() => this._renderStats(), STATS_REFRESH_MS);
             } else if (this.statsTimer !== null) {
                 window.clearInterval(this.statsTimer);
@@ -1361,6 +1874,12 @@
     }
 
     RealtimeDashboard.parseTicker = parseTicker;
+    RealtimeDashboard.fmtMarketTime = fmtMarketTime;
+    RealtimeDashboard.exchangeZone = exchangeZone;
+    RealtimeDashboard.decodeToken = decodeToken;
+    RealtimeDashboard.tokenFromHash = tokenFromHash;
+    RealtimeDashboard.safeLink = safeLink;
+    RealtimeDashboard.recordPrice = recordPrice;
     window.RealtimeDashboard = RealtimeDashboard;
 
     function boot() {
