@@ -57,6 +57,7 @@ class AlertEvaluation:
         hold_lease: Callable[[str, float], Awaitable[bool]],
         clock: Clock,
         deliver: Callable[[list[AlertEvent]], Awaitable[None]],
+        recover: Callable[[], Awaitable[object]],
         *,
         instance_id: str,
         claim_seconds: float = 30.0,
@@ -69,6 +70,7 @@ class AlertEvaluation:
         self.hold_lease = hold_lease
         self.clock = clock
         self.deliver = deliver
+        self.recover = recover
         self.instance_id = instance_id
         self.claim = timedelta(seconds=claim_seconds)
         self.lease_ttl = lease_ttl
@@ -131,6 +133,15 @@ class AlertEvaluation:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
+    async def take_over(self) -> None:
+        """This instance holds the lease now: load where the last holder left off, and first publish
+        what it stored but did not publish (its claims are void: it no longer holds the lease), so
+        that its triggers reach their owners before the ones evaluation fires from here on."""
+        await self.load()
+        await self.recover()
+        self.holder = True
+        log.info("alert evaluation: this instance evaluates (%d armed rules)", len(self.evaluator))
+
     async def load(self) -> None:
         """The rules and the log position as stored: where the last holder left off."""
         async with self._lock:
@@ -168,8 +179,7 @@ class AlertEvaluation:
         """Take what is in the log so far into account, then evaluate one observation as if it were the
         next price (for callers that hold a price outside the log, such as tests of the rules)."""
         if not self.holder:
-            await self.load()
-            self.holder = True
+            await self.take_over()
         read = await self.price_log.read(self.position, self.batch, 0.0)
         async with self._lock:
             events = await self._apply(read.entries) if read.entries else []

@@ -88,6 +88,7 @@ class AlertingService:
             backplane.hold_lease,
             clock,
             self._publish_fresh,
+            lambda: self.deliver_pending(takeover=True),
             instance_id=instance_id,
             claim_seconds=claim_seconds,
             lease_ttl=lease_ttl,
@@ -112,23 +113,19 @@ class AlertingService:
     # ───────────── life cycle ─────────────
 
     async def start(self) -> None:
-        """Take over evaluation when free (loading the rules and the log position), publish what a
-        previous run left unpublished, start the evaluation and retry loops."""
+        """Take over evaluation when free (loading the rules and the log position, and publishing what a
+        previous run left unpublished), then start the evaluation and retry loops."""
         if self.started:
             return
         self.started = True
-        try:
-            if await self.backplane.hold_lease(LEASE, self.evaluation.lease_ttl):
-                await self.evaluation.load()
-                self.evaluation.holder = True
-                log.info("alerting: this instance evaluates; %d armed rules loaded", len(self.evaluator))
-        except BackplaneUnavailable as exc:
-            log.warning("alerting: evaluation not started yet: %s", exc)
         self._backlog = True
         try:
-            await self.deliver_pending(takeover=self.single_instance)
+            if await self.backplane.hold_lease(LEASE, self.evaluation.lease_ttl):
+                await self.evaluation.take_over()  # publishes what a previous run left unpublished
+        except BackplaneUnavailable as exc:
+            log.warning("alerting: evaluation not started yet: %s", exc)
         except Exception:
-            log.exception("alerting: recovery of unpublished triggers failed; the retry loop will try again")
+            log.exception("alerting: taking over evaluation failed; the evaluation loop will try again")
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._background(), name="alert-delivery"),
