@@ -33,7 +33,7 @@ from legend.plugins.builtin.portfolio.model import (
 )
 from legend.plugins.builtin.portfolio.plugin import PortfolioDesk
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository, PluginStore
-from tests.persistence.conftest import ADMIN_URL, PostgresDatabases, run_sync
+from tests.support.postgres import PostgresDatabases
 from tests.support.server import LegendServer
 from tests.support.wsclient import Client, connect
 
@@ -107,20 +107,12 @@ def test_positions_are_checked_field_by_field(raw: tuple[Any, Any, Any], errors:
 
 
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    databases = PostgresDatabases(ADMIN_URL)
-    try:
-        run_sync(databases._admin("SELECT 1"))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL}: {exc}")
-    url = databases.create("plugins")
-    try:
-        yield url
-    finally:
-        databases.drop_all()
+def postgres_url(postgres: PostgresDatabases) -> str:
+    """The module's database on the session's PostgreSQL (dropped with the others at the end)."""
+    return postgres.create("plugins")
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 async def repositories(
     request: pytest.FixtureRequest, tmp_path: Any
 ) -> AsyncIterator[tuple[PositionRepository, PluginStateRepository]]:
