@@ -40,11 +40,13 @@ class SimulatedQuoteProvider:
 
     The same seed and the same sequence of fetches give the same quotes, on any machine: each ticker's
     generator is seeded from a CRC of ``"{seed}:{ticker}"``, never from Python's salted ``hash()``. The
-    session rolls when the New York date of the clock changes; market hours are not consulted (the
-    streamer already polls less often when the market is closed).
+    session rolls when the New York date of the clock changes. Market hours are not consulted, and the
+    streamer is told not to slow down outside them either (``follows_market_hours = False``): a demo that
+    moved once a minute at night would look frozen.
     """
 
     name: str = "simulated"
+    follows_market_hours: bool = False
 
     def __init__(
         self,
