@@ -294,6 +294,9 @@ async def test_private_portfolios_reach_only_their_owner_with_live_values(server
     # anyone subscribing to ticker:ZZAA (the simulated provider knows every ticker)
     [first] = await updates(alice, 1, lambda m: m["positions"][0]["price"] is not None)
     assert first["channel"] == "portfolio:user:alice" and first["positions"][0]["ticker"] == "ZZAA"
+    # Bob's subscription asks for a poll of ZZAA and ZZBB (ZZAA published first): once his price is in,
+    # no simulated ZZAA price is still on its way to overwrite the broadcast below.
+    await updates(bob, 1, lambda m: m["positions"][0]["price"] is not None)
     broadcast_price(server, "ZZAA", 200.0, 5.0)
     [live] = await updates(alice, 1, lambda m: m["positions"][0]["price"] == 200.0)
     position = live["positions"][0]
