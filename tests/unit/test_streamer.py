@@ -7,12 +7,14 @@ import asyncio
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.quotes import AlpacaQuoteProvider, FinnhubQuoteProvider, ReplayQuoteProvider
 from legend.adapters.simulated_quotes import SimulatedQuoteProvider
+from legend.bootstrap import bootstrap
 from legend.domain.channels import ChannelRegistry
 from legend.domain.messages import Subscribe, Unsubscribe
 from legend.domain.publisher import Publisher
@@ -21,6 +23,7 @@ from legend.domain.stats import Counters
 from legend.domain.streamer import Streamer
 from legend.domain.streaming import Limits, StreamingService
 from legend.ports.quotes import follows_market_hours
+from legend.settings import DatabaseSettings, QuotesSettings, Settings
 
 CALENDAR = ExchangeCalendarsMarketCalendar("XNYS")
 
@@ -147,6 +150,18 @@ async def test_a_provider_that_moves_at_all_hours_is_polled_at_update_interval_w
     await streaming.subscribe(session, Subscribe(channel="ticker", ticker="AAPL"))
     assert not hasattr(provider, "follows_market_hours")
     assert await streamer.tick() == 60 and streamer.status()["interval"] == 60
+
+
+def test_the_embedded_demo_and_a_replay_as_bootstrap_builds_them(tmp_path: Path) -> None:
+    """The default settings (simulated quotes) poll every update_interval on a weekend; a replay of real
+    bars, every after_hours_interval."""
+    weekend = FrozenClock(datetime(2026, 11, 28, 3, 0, tzinfo=UTC))
+    database = DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/legend.db")
+    for quotes, expected in ((QuotesSettings(), 5.0), (QuotesSettings(provider="replay"), 60.0)):
+        settings = Settings(database=database, quotes=quotes)
+        streamer = bootstrap(settings, clock=weekend, run_streamer=False).streamer
+        assert streamer.provider.name == quotes.provider
+        assert streamer.interval(streamer.market_state()) == expected
 
 
 def test_the_simulation_ticks_at_all_hours_and_market_data_follows_the_calendar() -> None:
