@@ -20,8 +20,9 @@ ensure_venv() {  # $1: extras, e.g. "test"
   fi
 }
 
-ensure_debian_package() {  # $1: command that must exist, $2: Debian package providing it
+ensure_debian_package() {  # $1: command (or path, globs allowed) that must exist, $2: Debian package providing it
   command -v "$1" >/dev/null 2>&1 && return 0
+  compgen -G "$1" >/dev/null && return 0
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing Debian package $2 (for $1)" >&2

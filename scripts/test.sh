@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_venv "test"
 ensure_debian_package redis-server redis-server   # tests start their own redis-server on a free port
+# ... and their own PostgreSQL (initdb into a temporary directory, a free port): tests/support/postgres.py
+ensure_debian_package '/usr/lib/postgresql/*/bin/initdb' postgresql
 ensure_debian_package node nodejs                 # node --test for the JavaScript client
 ensure_debian_package chromium chromium           # Playwright drives Debian's Chromium
 # The example third-party plugin, installed as its own package: tests/plugins discovers it by entry point.

@@ -6,7 +6,7 @@ import math
 import random
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
@@ -16,7 +16,26 @@ from legend.domain.quotes import Quote
 from legend.ports.clock import Clock
 
 _NEW_YORK = ZoneInfo("America/New_York")
-_MIN_PREVIOUS_CLOSE, _MAX_PREVIOUS_CLOSE = 5.0, 800.0
+_MIN_PREVIOUS_CLOSE, _MAX_PREVIOUS_CLOSE = 5.0, 800.0  # for tickers not in REFERENCE_CLOSES
+
+# Where the walk of a well-known ticker starts: its closing price on 31 October 2025, rounded to the cent
+# (approximate, from memory of that day's market, not a data feed). Realistic levels make the demo read like
+# the market (AAPL near $270, SPY near $682) and the docs' examples fit beside it.
+# fmt: off
+REFERENCE_CLOSES: Mapping[str, float] = {
+    # the largest US companies
+    "AAPL": 270.37, "MSFT": 517.81, "NVDA": 202.49, "GOOGL": 281.19, "GOOG": 281.82, "AMZN": 244.22,
+    "META": 648.35, "TSLA": 456.56, "AVGO": 369.63, "BRK.B": 481.20, "BRK-B": 481.20, "LLY": 862.86,
+    "JPM": 311.12, "V": 340.70, "MA": 552.10, "UNH": 341.50, "XOM": 114.40, "JNJ": 188.90,
+    "WMT": 101.20, "PG": 150.30, "HD": 379.60, "COST": 911.90, "NFLX": 1089.00, "ORCL": 257.90,
+    "AMD": 256.12, "INTC": 40.00, "CRM": 260.40, "ADBE": 340.30, "CSCO": 73.10, "IBM": 307.40,
+    "QCOM": 180.90, "MU": 223.80, "PLTR": 200.47, "KO": 69.00, "PEP": 144.40, "DIS": 112.60,
+    "BAC": 53.45,
+    # the most traded ETFs
+    "SPY": 682.06, "QQQ": 629.07, "DIA": 475.90, "IWM": 246.10, "VOO": 627.10, "VTI": 338.00,
+    "GLD": 368.10, "TLT": 90.00,
+}
+# fmt: on
 _OPEN_GAP = 0.005  # standard deviation of the overnight gap, as a fraction of the previous close
 _VOLUME_PER_FETCH = (100, 10_000)
 
@@ -38,13 +57,18 @@ class _Walk:
 class SimulatedQuoteProvider:
     """Seeded geometric random walk per ticker; every ticker is known.
 
-    The same seed and the same sequence of fetches give the same quotes, on any machine: each ticker's
-    generator is seeded from a CRC of ``"{seed}:{ticker}"``, never from Python's salted ``hash()``. The
-    session rolls when the New York date of the clock changes; market hours are not consulted (the
-    streamer already polls less often when the market is closed).
+    A ticker of ``REFERENCE_CLOSES`` starts from that close; any other from a level drawn from its seed
+    (log-uniform between $5 and $800, like a real listing), so an unknown symbol is plausible and always
+    the same. The same seed and the same sequence of fetches give the same quotes, on any machine: each
+    ticker's generator is seeded from a CRC of ``"{seed}:{ticker}"``, never from Python's salted ``hash()``;
+    the seed moves the opening gap and every step, not a reference close. The
+    session rolls when the New York date of the clock changes. Market hours are not consulted, and the
+    streamer is told not to slow down outside them either (``follows_market_hours = False``): a demo that
+    moved once a minute at night would look frozen.
     """
 
     name: str = "simulated"
+    follows_market_hours: bool = False
 
     def __init__(
         self,
@@ -91,9 +115,8 @@ class SimulatedQuoteProvider:
             return walk
         rng = random.Random(zlib.crc32(f"{self._seed}:{ticker}".encode()))
         # Log-uniform: as many tickers around $20 as around $200, like a real listing.
-        previous_close = round(
-            math.exp(rng.uniform(math.log(_MIN_PREVIOUS_CLOSE), math.log(_MAX_PREVIOUS_CLOSE))), 2
-        )
+        drawn = math.exp(rng.uniform(math.log(_MIN_PREVIOUS_CLOSE), math.log(_MAX_PREVIOUS_CLOSE)))
+        previous_close = REFERENCE_CLOSES.get(ticker.upper(), round(drawn, 2))
         walk = _Walk(rng, session, previous_close, 0.0, 0.0, 0.0, 0.0, 0)
         self._open_session(walk, session)
         self._walks[ticker] = walk

@@ -88,7 +88,7 @@ class AlertingService:
             backplane.hold_lease,
             clock,
             self._publish_fresh,
-            lambda: self.deliver_pending(takeover=True),
+            self._recover,
             instance_id=instance_id,
             claim_seconds=claim_seconds,
             lease_ttl=lease_ttl,
@@ -100,6 +100,12 @@ class AlertingService:
         self._backlog = False  # a publish failed: the retry loop has work
         self._unlogged: set[int] = set()  # rule changes whose notice could not enter the price log yet
         self._tasks: list[asyncio.Task[None]] = []
+
+    async def _recover(self) -> int:
+        """On taking over evaluation: publish what earlier holders stored but did not publish. Their
+        claims are void when the lease is the cluster's own (a durable log comes with Redis leases:
+        holding it means the last holder lost it) or when this process is alone."""
+        return await self.deliver_pending(takeover=self.single_instance or self.price_log.durable)
 
     @property
     def evaluator(self) -> AlertEvaluator:

@@ -2,8 +2,9 @@
 
 Exactly one instance polls at a time (a backplane lease); every instance reports its own interest, and
 the holder fetches the union, so N instances never publish N copies of a price. The interval follows the
-market clock: ``update_interval`` in regular hours, ``after_hours_interval`` outside, and a sleep never
-runs past the next open or close, so the transition is announced on time.
+market clock: ``update_interval`` in regular hours, ``after_hours_interval`` outside (unless the provider
+says it does not follow market hours, as the simulated demo does: then ``update_interval`` at all hours),
+and a sleep never runs past the next open or close, so the transition is announced on time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from legend.domain.timefmt import iso
 from legend.ports.backplane import Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.market import MarketCalendar, MarketCalendarError
-from legend.ports.quotes import QuoteProvider
+from legend.ports.quotes import QuoteProvider, follows_market_hours
 
 log = logging.getLogger("legend.streamer")
 
@@ -48,6 +49,7 @@ class Streamer:
         extra_interest: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.provider = provider
+        self.follows_market_hours = follows_market_hours(provider)
         self.calendar = calendar
         self.publisher = publisher
         self.backplane = backplane
@@ -104,7 +106,7 @@ class Streamer:
         and poll when due. Returns the seconds until the next round."""
         state = self.market_state()
         self.last_state = state
-        interval = self.update_interval if state and state.is_open else self.after_hours_interval
+        interval = self.interval(state)
         try:
             interest = set(self.streaming.tickers())
             if self.extra_interest is not None:
@@ -135,6 +137,13 @@ class Streamer:
             until = (state.next_transition - self.clock.now()).total_seconds()
             wait = min(wait, max(until, 0.05))
         return max(wait, 0.0)
+
+    def interval(self, state: MarketState | None) -> float:
+        """Seconds between polls: ``after_hours_interval`` only outside market hours (or when the calendar
+        failed) and only for a provider that follows them."""
+        if not self.follows_market_hours or (state is not None and state.is_open):
+            return self.update_interval
+        return self.after_hours_interval
 
     async def _poll(self, interval: float) -> float:
         tickers = await self.backplane.interest()
@@ -193,7 +202,7 @@ class Streamer:
             "provider": self.provider.name,
             "leader": self.leader,
             "market": state.status if state else "unknown",
-            "interval": self.update_interval if state and state.is_open else self.after_hours_interval,
+            "interval": self.interval(state),
             "polls": self.polls,
             "quotes_published": self.quotes_published,
             "provider_errors": self.provider_errors,

@@ -120,14 +120,3 @@ def pattern(i: int) -> dict[str, object]:
         "target_price": 120 + i,
         "message": f"cluster pattern {i}",
     }
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Any]:
-    """The PostgreSQL server of the persistence tests, for databases shared by several instances."""
-    from tests.persistence.conftest import ADMIN_URL, PostgresDatabases, run_sync
-
-    databases = PostgresDatabases(ADMIN_URL)
-    run_sync(databases._admin("SELECT 1"))
-    yield databases
-    databases.drop_all()

@@ -22,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.cluster.conftest import stats, until
-from tests.persistence.conftest import PostgresDatabases, run_sync
+from tests.support.postgres import PostgresDatabases, run_sync
 from tests.support.redis_server import RedisServer
 from tests.support.server import LegendServer
 from tests.support.wsclient import connect
@@ -32,7 +32,7 @@ LEVEL = 100.0
 LEASE_TTL = 1.5
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """One database for every instance of a test."""
     if request.param == "sqlite":
@@ -66,7 +66,12 @@ class Alerts:
                 "reconnect_min_delay": 0.05,
                 "reconnect_max_delay": 0.5,
             },
-            "realtime": {"update_interval": 3600, "after_hours_interval": 3600, "history_size": 5000, **realtime},
+            "realtime": {
+                "update_interval": 3600,
+                "after_hours_interval": 3600,
+                "history_size": 5000,
+                **realtime,
+            },
             "quotes": {"provider": "replay"},
             "database": {"url": database_url},
             "alerts": {"retry_interval": 0.5},
@@ -127,7 +132,11 @@ class Alerts:
             ids = await self.triggers(user)
             return ids if len(ids) >= count else None
 
-        await until(enough, timeout=30, what=f"{count} triggers for {user}")
+        try:
+            await until(enough, timeout=60, what=f"{count} triggers for {user}")
+        except AssertionError as exc:  # say what did arrive, and what the instances logged
+            logs = "\n".join(s.logs()[-4000:] for s in self.servers)
+            raise AssertionError(f"{exc}; got {await self.triggers(user)}\n{logs}") from None
         await asyncio.sleep(LEASE_TTL)  # anything fired twice would be there by now
         return await self.triggers(user)
 
@@ -164,7 +173,9 @@ def keys(rule_id: int, count: int) -> list[str]:
     return [f"{rule_id}:{n}" for n in range(1, count + 1)]
 
 
-async def test_every_crossing_fires_once_for_its_owner_whoever_publishes_the_price(alerts: type[Alerts]) -> None:
+async def test_every_crossing_fires_once_for_its_owner_whoever_publishes_the_price(
+    alerts: type[Alerts],
+) -> None:
     cluster = alerts(2).start()
     a, b = cluster.servers
     async with httpx.AsyncClient(timeout=10) as http:
@@ -190,9 +201,14 @@ async def test_every_crossing_fires_once_for_its_owner_whoever_publishes_the_pri
         assert not [m for m in await bob.quiet(0.5) if m["type"] == "alert_trigger"]
         assert await cluster.triggers("bob") == []
         alerting = [(await stats(http, s))["alerting"] for s in (a, b)]
-        assert sorted(x["evaluation"]["evaluating"] for x in alerting) == [False, True]  # exactly one evaluates
+        assert sorted(x["evaluation"]["evaluating"] for x in alerting) == [
+            False,
+            True,
+        ]  # exactly one evaluates
         assert sum(x["triggers_fired"] for x in alerting) == 30
-        events = (await http.get(f"{a.url}/api/alerts/events?limit=100", headers={"X-User-Id": "alice"})).json()
+        events = (
+            await http.get(f"{a.url}/api/alerts/events?limit=100", headers={"X-User-Id": "alice"})
+        ).json()
         assert sorted(e["alert_id"] for e in events["events"]) == sorted(keys(rule, 30))
         assert all(e["published"] for e in events["events"])
         await alice.close()
@@ -210,7 +226,9 @@ async def test_a_rule_changed_through_one_instance_applies_to_the_next_price_thr
         await cluster.price(http, b, 101.0)  # ... the very next price, through B, fires it
         assert await cluster.fired(http, 1) == [f"{rule}:1"]
         patch = {"threshold": 110.0}
-        response = await http.patch(f"{b.url}/api/alerts/rules/{rule}", json=patch, headers={"X-User-Id": "alice"})
+        response = await http.patch(
+            f"{b.url}/api/alerts/rules/{rule}", json=patch, headers={"X-User-Id": "alice"}
+        )
         assert response.status_code == 200, response.text
         await cluster.price(http, a, 105.0)  # above the old level only: nothing
         await cluster.price(http, a, 111.0)  # above the new one: fires (a redefined rule fires at once)

@@ -1,9 +1,15 @@
-"""An installed wheel carries everything a checkout has: the dashboard, the API docs UIs, the migrations."""
+"""An installed wheel carries everything a checkout has: the dashboard, the API docs UIs, the migrations; its
+metadata names the licence and classifiers; and the oldest setuptools that ``[build-system]`` allows builds it."""
 
 from __future__ import annotations
 
+import email
+import re
+import shutil
 import subprocess
 import sys
+import tomllib
+import venv
 import zipfile
 from pathlib import Path
 
@@ -69,3 +75,73 @@ def test_installed_wheel_finds_its_files_outside_the_checkout(wheel: Path, tmp_p
     assert result.returncode == 0, result.stderr
     web, migrations = result.stdout.split()
     assert web.startswith(str(site)) and migrations.startswith(str(site))
+
+
+def _metadata(wheel: Path) -> email.message.Message:
+    archive = zipfile.ZipFile(wheel)
+    (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+    return email.message_from_bytes(archive.read(name))
+
+
+def test_wheel_metadata_names_the_licence_and_classifiers(wheel: Path) -> None:
+    metadata = _metadata(wheel)
+    assert metadata["License-Expression"] == "MIT"
+    assert metadata["License-File"] == "LICENSE"
+    assert "legend_realtime-0.1.0.dist-info/licenses/LICENSE" in zipfile.ZipFile(wheel).namelist()
+    classifiers = metadata.get_all("Classifier")
+    assert "Framework :: Litestar :: 2" in classifiers and "Typing :: Typed" in classifiers
+    assert not [c for c in classifiers if c.startswith("License ::")]  # superseded by License-Expression
+
+
+def _dockerfile_sources() -> list[str]:
+    """What the Dockerfile's build stage copies from the repository (``COPY src... dest``)."""
+    sources = []
+    for line in (ROOT / "deploy" / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY ") and "--from" not in line:
+            *names, dest = line.split()[1:]
+            assert dest in ("./", f"./{names[0]}"), line  # each lands under its own name
+            sources += names
+    return sources
+
+
+def test_the_dockerfile_sources_build_with_the_oldest_setuptools_allowed(tmp_path: Path) -> None:
+    """Build as the image does, from only the files its COPY lines bring in, with exactly the lowest
+    setuptools that ``[build-system] requires`` allows (that bound is a promise to every builder)."""
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    (floor,) = [m.group(1) for r in requires if (m := re.fullmatch(r"setuptools>=([\d.]+)", r))]
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in _dockerfile_sources():
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, src / name)
+    env = tmp_path / "env"
+    venv.create(env, with_pip=True)
+    python = str(env / "bin" / "python")
+    quiet = ["--quiet", "--disable-pip-version-check"]
+    subprocess.run([python, "-m", "pip", "install", *quiet, f"setuptools=={floor}"], check=True, timeout=300)
+    built = subprocess.run(
+        [
+            python,
+            "-m",
+            "pip",
+            "wheel",
+            *quiet,
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = tmp_path.glob("legend_realtime-*.whl")
+    metadata = _metadata(wheel)
+    assert (metadata["License-Expression"], metadata["License-File"]) == ("MIT", "LICENSE")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"legend/web/index.html", "legend/migrations/env.py", "legend/app.py"} <= names
+    assert "legend_realtime-0.1.0.dist-info/licenses/LICENSE" in names

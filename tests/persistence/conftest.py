@@ -1,26 +1,19 @@
-"""Fixtures: a migrated database per test on SQLite (a temporary file) and on the real PostgreSQL server.
+"""Fixtures: a migrated database per test on SQLite (a temporary file) and on a real PostgreSQL server.
 
 PostgreSQL: one ``legend_test_<random>`` database per session, migrated once and emptied before each test;
 migration tests create their own. Every database created here is dropped at the end of the session. The
-server is ``$LEGEND_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``); without it
-the PostgreSQL cases are skipped with the reason.
+server is the session's private one (tests/support/postgres.py), or ``$LEGEND_TEST_POSTGRES``; a PostgreSQL
+case never skips.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
 import shutil
-from collections.abc import AsyncIterator, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
 
-import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.memory_backplane import InMemoryBackplane
@@ -30,84 +23,9 @@ from legend.domain.channels import ChannelRegistry
 from legend.domain.publisher import Publisher
 from legend.domain.stats import Counters
 from legend.ports.backplane import Backplane
+from tests.support.postgres import PostgresDatabases, run_sync
 
-T = TypeVar("T")
-
-
-def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion on its own loop in another thread (safe beside the test's loop)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
-ADMIN_URL = os.environ.get("LEGEND_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-BACKENDS = ["sqlite", "postgresql"]
-
-
-class PostgresDatabases:
-    """Creates ``legend_test_*`` databases on the test server and drops them all at the end."""
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin_url = admin_url
-        self.prefix = f"legend_test_{secrets.token_hex(4)}"
-        self.created: list[str] = []
-
-    async def _admin(self, sql: str) -> None:
-        conn = await asyncpg.connect(self.admin_url, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    def create(self, suffix: str) -> str:
-        """A new empty database; returns its SQLAlchemy URL."""
-        name = f"{self.prefix}_{suffix}"
-        assert name.startswith("legend_test_")
-        run_sync(self._admin(f'CREATE DATABASE "{name}"'))
-        self.created.append(name)
-        return self.url(name)
-
-    def empty(self) -> str:
-        """The session's scratch database, emptied (its public schema recreated): for migration tests."""
-        name = f"{self.prefix}_scratch"
-        if name not in self.created:
-            return self.create("scratch")
-        run_sync(self._admin_on(name, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        return self.url(name)
-
-    async def _admin_on(self, name: str, sql: str) -> None:
-        assert name.startswith("legend_test_")
-        conn = await asyncpg.connect(
-            make_url(self.admin_url).set(database=name).render_as_string(False), timeout=5
-        )
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    def url(self, name: str) -> str:
-        return (
-            make_url(self.admin_url)
-            .set(drivername="postgresql+asyncpg", database=name)
-            .render_as_string(hide_password=False)
-        )
-
-    def drop_all(self) -> None:
-        for name in self.created:
-            assert name.startswith("legend_test_")
-            run_sync(self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self.created.clear()
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresDatabases]:
-    databases = PostgresDatabases(ADMIN_URL)
-    try:
-        run_sync(databases._admin("SELECT 1"))
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL}: {exc}")
-    yield databases
-    databases.drop_all()
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 async def _migrate(url: str) -> None:

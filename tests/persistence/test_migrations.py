@@ -18,8 +18,7 @@ from legend.adapters.sql import Database, DatabaseError, migrate
 from legend.adapters.sql.tables import metadata
 from legend.cli import main
 from legend.settings import DatabaseSettings
-
-from .conftest import PostgresDatabases
+from tests.support.postgres import PostgresDatabases
 
 TABLES = {
     "alert_events",
@@ -31,7 +30,7 @@ TABLES = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database that was never migrated."""
     if request.param == "sqlite":

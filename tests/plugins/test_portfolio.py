@@ -33,7 +33,7 @@ from legend.plugins.builtin.portfolio.model import (
 )
 from legend.plugins.builtin.portfolio.plugin import PortfolioDesk
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository, PluginStore
-from tests.persistence.conftest import ADMIN_URL, PostgresDatabases, run_sync
+from tests.support.postgres import PostgresDatabases
 from tests.support.server import LegendServer
 from tests.support.transport import RecordingTransport
 from tests.support.wsclient import Client, connect
@@ -108,20 +108,12 @@ def test_positions_are_checked_field_by_field(raw: tuple[Any, Any, Any], errors:
 
 
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    databases = PostgresDatabases(ADMIN_URL)
-    try:
-        run_sync(databases._admin("SELECT 1"))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL}: {exc}")
-    url = databases.create("plugins")
-    try:
-        yield url
-    finally:
-        databases.drop_all()
+def postgres_url(postgres: PostgresDatabases) -> str:
+    """The module's database on the session's PostgreSQL (dropped with the others at the end)."""
+    return postgres.create("plugins")
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 async def repositories(
     request: pytest.FixtureRequest, tmp_path: Any
 ) -> AsyncIterator[tuple[PositionRepository, PluginStateRepository]]:
@@ -303,6 +295,9 @@ async def test_private_portfolios_reach_only_their_owner_with_live_values(server
     # anyone subscribing to ticker:ZZAA (the simulated provider knows every ticker)
     [first] = await updates(alice, 1, lambda m: m["positions"][0]["price"] is not None)
     assert first["channel"] == "portfolio:user:alice" and first["positions"][0]["ticker"] == "ZZAA"
+    # Bob's subscription asks for a poll of ZZAA and ZZBB (ZZAA published first): once his price is in,
+    # no simulated ZZAA price is still on its way to overwrite the broadcast below.
+    await updates(bob, 1, lambda m: m["positions"][0]["price"] is not None)
     broadcast_price(server, "ZZAA", 200.0, 5.0)
     [live] = await updates(alice, 1, lambda m: m["positions"][0]["price"] == 200.0)
     position = live["positions"][0]

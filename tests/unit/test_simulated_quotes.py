@@ -1,4 +1,5 @@
-"""SimulatedQuoteProvider: reproducible, internally consistent quotes with sessions that roll daily."""
+"""SimulatedQuoteProvider: reproducible, internally consistent quotes with sessions that roll daily, starting
+from realistic levels."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.simulated_quotes import SimulatedQuoteProvider
+from legend.adapters.simulated_quotes import REFERENCE_CLOSES, SimulatedQuoteProvider
 from legend.domain.quotes import Quote
 from legend.ports.quotes import QuoteProvider
 
@@ -40,9 +41,45 @@ async def test_same_seed_same_quotes() -> None:
 
 
 async def test_other_seed_other_quotes() -> None:
-    a = await SimulatedQuoteProvider(seed=1, clock=FrozenClock(START)).fetch(["AAPL"])
-    b = await SimulatedQuoteProvider(seed=2, clock=FrozenClock(START)).fetch(["AAPL"])
-    assert a[0].previous_close != b[0].previous_close
+    a = await SimulatedQuoteProvider(seed=1, clock=FrozenClock(START)).fetch(["AAPL", "ZZZQ"])
+    b = await SimulatedQuoteProvider(seed=2, clock=FrozenClock(START)).fetch(["AAPL", "ZZZQ"])
+    assert (a[0].open, a[0].price) != (b[0].open, b[0].price)  # AAPL: same reference close, other walk
+    assert a[1].previous_close != b[1].previous_close  # a symbol without one: another drawn level
+
+
+async def test_well_known_tickers_start_from_their_reference_close() -> None:
+    clock = FrozenClock(START)
+    provider = SimulatedQuoteProvider(seed=7, clock=clock)
+    tickers = ["AAPL", "NVDA", "SPY", "QQQ", "MSFT", "BRK.B"]
+    first = await provider.fetch(tickers)
+    assert [q.previous_close for q in first] == [REFERENCE_CLOSES[t] for t in tickers]
+    assert 250 < first[0].price < 290 and 600 < first[2].price < 760  # AAPL near $270, SPY near $682
+    for quote in first:  # the opening gap and the first step stay close to the reference
+        assert quote.previous_close is not None
+        assert abs(quote.open / quote.previous_close - 1) < 0.05
+        assert abs(quote.price / quote.open - 1) < 0.01
+    for _ in range(100):  # an hour and more of five-second polls at the default volatility
+        clock.advance(5)
+        later = await provider.fetch(tickers)
+    for quote, reference in zip(later, first, strict=True):
+        assert quote.previous_close == reference.previous_close  # the same session
+        assert abs(quote.price / reference.previous_close - 1) < 0.2
+
+
+def test_the_reference_table_is_plausible() -> None:
+    assert {"AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "SPY", "QQQ", "DIA", "IWM"} <= set(
+        REFERENCE_CLOSES
+    )
+    assert all(t == t.upper() and 1 <= price < 5000 for t, price in REFERENCE_CLOSES.items())
+    assert all(price == round(price, 2) for price in REFERENCE_CLOSES.values())
+
+
+async def test_a_symbol_without_a_reference_gets_a_plausible_level_that_depends_only_on_the_seed() -> None:
+    quotes = [
+        await SimulatedQuoteProvider(seed=3, clock=FrozenClock(START)).fetch(["ZZZQ"]) for _ in range(2)
+    ]
+    assert quotes[0] == quotes[1]
+    assert quotes[0][0].previous_close is not None and 5 <= quotes[0][0].previous_close <= 800
 
 
 async def test_different_tickers_differ_and_look_plausible() -> None:

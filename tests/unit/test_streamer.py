@@ -1,5 +1,5 @@
 """The streamer against in-memory adapters and a frozen clock: interest-only polling, transitions,
-provider failures with backoff."""
+provider failures with backoff, and the simulated demo ticking at all hours."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import asyncio
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
 from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.quotes import AlpacaQuoteProvider, FinnhubQuoteProvider, ReplayQuoteProvider
 from legend.adapters.simulated_quotes import SimulatedQuoteProvider
+from legend.bootstrap import bootstrap
 from legend.domain.channels import ChannelRegistry
 from legend.domain.messages import Subscribe, Unsubscribe
 from legend.domain.publisher import Publisher
@@ -19,6 +22,8 @@ from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
 from legend.domain.streamer import Streamer
 from legend.domain.streaming import Limits, StreamingService
+from legend.ports.quotes import follows_market_hours
+from legend.settings import DatabaseSettings, QuotesSettings, Settings
 from tests.support.transport import RecordingTransport
 
 CALENDAR = ExchangeCalendarsMarketCalendar("XNYS")
@@ -45,8 +50,14 @@ class CountingProvider:
         pass
 
 
+class AllHoursProvider(CountingProvider):
+    """Like the simulated demo: prices move at any hour."""
+
+    follows_market_hours = False
+
+
 def build(
-    now: datetime,
+    now: datetime, provider_class: type[CountingProvider] = CountingProvider
 ) -> tuple[Streamer, StreamingService, CountingProvider, FrozenClock, InMemoryBackplane]:
     clock = FrozenClock(now)
     backplane = InMemoryBackplane()
@@ -54,7 +65,7 @@ def build(
     counters = Counters()
     streaming = StreamingService(backplane, registry, clock, Limits(), counters)
     publisher = Publisher(backplane, registry, clock, counters, history_size=100)
-    provider = CountingProvider(clock)
+    provider = provider_class(clock)
     streamer = Streamer(
         provider=provider, calendar=CALENDAR, publisher=publisher, backplane=backplane, streaming=streaming,
         clock=clock, update_interval=5, after_hours_interval=60,
@@ -101,6 +112,51 @@ async def test_interval_follows_market_hours_and_stops_at_transitions() -> None:
     clock.advance(60)
     await streamer.tick()
     assert (await backplane.replay("market_status", None)).last_seq == 3
+
+
+async def test_a_provider_that_moves_at_all_hours_is_polled_at_update_interval_when_closed() -> None:
+    # Saturday 28 Nov 2026, 03:00 UTC: the exchange is closed until Monday.
+    weekend = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+    streamer, streaming, provider, clock, backplane = build(weekend, AllHoursProvider)
+    await streaming.start()
+    session = streaming.open_session(RecordingTransport(), "u")
+    await streaming.subscribe(session, Subscribe(channel="ticker", ticker="AAPL"))
+    delays = []
+    for _ in range(3):
+        delays.append(await streamer.tick())
+        clock.advance(delays[-1])
+    assert delays == [5, 5, 5] and len(provider.asked) == 3
+    assert streamer.status()["interval"] == 5 and streamer.status()["market"] == "closed"
+    statuses = [json.loads(e.text) for e in (await backplane.replay("market_status", None)).envelopes]
+    assert [s["status"] for s in statuses] == ["closed"]  # the market status still follows the calendar
+
+    # A provider that does not say (as a plugin's written before the attribute) follows market hours.
+    streamer, streaming, provider, clock, _ = build(weekend)
+    await streaming.start()
+    session = streaming.open_session(RecordingTransport(), "u")
+    await streaming.subscribe(session, Subscribe(channel="ticker", ticker="AAPL"))
+    assert not hasattr(provider, "follows_market_hours")
+    assert await streamer.tick() == 60 and streamer.status()["interval"] == 60
+
+
+def test_the_embedded_demo_and_a_replay_as_bootstrap_builds_them(tmp_path: Path) -> None:
+    """The default settings (simulated quotes) poll every update_interval on a weekend; a replay of real
+    bars, every after_hours_interval."""
+    weekend = FrozenClock(datetime(2026, 11, 28, 3, 0, tzinfo=UTC))
+    database = DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/legend.db")
+    for quotes, expected in ((QuotesSettings(), 5.0), (QuotesSettings(provider="replay"), 60.0)):
+        settings = Settings(database=database, quotes=quotes)
+        streamer = bootstrap(settings, clock=weekend, run_streamer=False).streamer
+        assert streamer.provider.name == quotes.provider
+        assert streamer.interval(streamer.market_state()) == expected
+
+
+def test_the_simulation_ticks_at_all_hours_and_market_data_follows_the_calendar() -> None:
+    assert SimulatedQuoteProvider.follows_market_hours is False
+    real = [ReplayQuoteProvider, FinnhubQuoteProvider, AlpacaQuoteProvider]
+    assert [cls.follows_market_hours for cls in real] == [True, True, True]
+    assert follows_market_hours(SimulatedQuoteProvider()) is False
+    assert follows_market_hours(CountingProvider(FrozenClock(datetime(2026, 1, 1, tzinfo=UTC)))) is True
 
 
 async def test_provider_failure_is_counted_backed_off_and_recovered() -> None:

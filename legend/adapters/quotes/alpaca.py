@@ -119,6 +119,7 @@ class AlpacaQuoteProvider:
     paced to ``requests_per_minute``; partial success returns what was fetched."""
 
     name: str = "alpaca"
+    follows_market_hours: bool = True
 
     def __init__(
         self,

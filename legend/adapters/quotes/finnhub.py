@@ -67,6 +67,7 @@ class FinnhubQuoteProvider:
     """
 
     name: str = "finnhub"
+    follows_market_hours: bool = True
 
     def __init__(
         self,

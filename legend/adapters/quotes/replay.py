@@ -52,6 +52,7 @@ class ReplayQuoteProvider:
     """
 
     name: str = "replay"
+    follows_market_hours: bool = True  # real bars: polled like a live feed (docs/providers.md)
 
     def __init__(
         self,

@@ -1,0 +1,3 @@
+"""Session-wide test services: a private PostgreSQL (tests/support/postgres.py)."""
+
+pytest_plugins = ("tests.support.postgres",)
