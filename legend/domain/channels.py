@@ -56,6 +56,10 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     ``schema`` is the msgspec Struct (tagged with its message ``type``) every message on the channel must
     match; ``message_types`` defaults to its tag. ``authorize(user_id, key)`` decides who may subscribe
     (everyone when None).
+    A keyed stream (``news:AAPL``) and the bare one (``news``) are separate streams: a message published on
+    one never reaches the other's subscribers, unless ``mirror_keyed`` (a keyed channel whose key is
+    optional): then every message published on a keyed stream is published on the bare stream as well
+    (``mirror_stream``), so subscribers without a key see every key's messages.
     """
 
     name: str
@@ -70,6 +74,7 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     description: str = ""
     schema: type[msgspec.Struct] | None = None
     authorize: AuthorizeFn | None = None
+    mirror_keyed: bool = False
 
     def __post_init__(self) -> None:
         pattern = _PATTERN.fullmatch(self.name)
@@ -77,6 +82,11 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
             msgspec.structs.force_setattr(self, "name", pattern.group(1))
             msgspec.structs.force_setattr(self, "keyed", True)
             msgspec.structs.force_setattr(self, "key_required", True)
+        if self.mirror_keyed and (not self.keyed or self.key_required):
+            raise ValueError(
+                f"channel {self.name!r}: mirror_keyed needs keyed=True and key_required=False (a bare "
+                "stream to mirror to)"
+            )
         if not self.topic:
             msgspec.structs.force_setattr(self, "topic", self.name)
         if not self.message_types and self.schema is not None:
@@ -124,6 +134,16 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
         if user_id is None and not self.public_stream:
             raise ChannelError(f"channel {self.name!r} has only private streams ({self.name}:user:<id>)")
         return key, user_id
+
+    def mirror_stream(self, stream: str) -> str | None:
+        """The bare stream a message published on keyed ``stream`` is mirrored to (``probe:AAA`` ->
+        ``probe``, ``probe:AAA:user:bob`` -> ``probe:user:bob``); None without ``mirror_keyed`` or key."""
+        if not self.mirror_keyed:
+            return None
+        key, user_id = self.parse_stream(stream)
+        if key is None:
+            return None
+        return private_stream(self.name, user_id) if user_id is not None else self.name
 
     def conform(self, message: msgspec.Struct | Mapping[str, Any]) -> msgspec.Struct:
         """``message`` checked against ``schema`` (a mapping is converted); raises InvalidMessage."""
