@@ -302,6 +302,9 @@ async def test_private_portfolios_reach_only_their_owner_with_live_values(server
     # anyone subscribing to ticker:ZZAA (the simulated provider knows every ticker)
     [first] = await updates(alice, 1, lambda m: m["positions"][0]["price"] is not None)
     assert first["channel"] == "portfolio:user:alice" and first["positions"][0]["ticker"] == "ZZAA"
+    # bob's subscribe asked for a polling round too (ZZAA and ZZBB): once it has answered, no simulated
+    # price can land after the broadcast prices below and replace them
+    await updates(bob, 1, lambda m: m["positions"][0]["price"] is not None)
     broadcast_price(server, "ZZAA", 200.0, 5.0)
     [live] = await updates(alice, 1, lambda m: m["positions"][0]["price"] == 200.0)
     position = live["positions"][0]
