@@ -49,6 +49,30 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "c
         time.sleep(0.02)
 
 
+class Transport:
+    """What an in-process session sends to: keeps every frame (``open_session(Transport(), user)``)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        pass
+
+    def messages(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The frames sent, decoded; only those of type ``kind`` when given."""
+        decoded = [msgspec.json.decode(text) for text in self.sent]
+        return [m for m in decoded if kind is None or m.get("type") == kind]
+
+    def got(self, kind: str) -> bool:
+        """A message of type ``kind`` was sent (``subscribed``: a subscribe was acknowledged)."""
+        if kind == "subscribed":
+            return any(m.get("action") == "subscribed" for m in self.messages("subscription"))
+        return bool(self.messages(kind))
+
+
 # ───────────────────────────── real servers ─────────────────────────────
 
 
