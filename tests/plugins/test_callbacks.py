@@ -184,9 +184,10 @@ async def test_a_slow_authorize_denies_without_holding_the_loop_and_a_hanging_on
         finished.append(user)
         return True
 
-    services = build({"hook_timeout": 0.5, "authorize_timeout": 0.05}, plugins={"guard": guarded(rule)})
+    # the wait is long enough for the worker to start the rule even on a loaded machine
+    services = build({"hook_timeout": 1.5, "authorize_timeout": 0.5}, plugins={"guard": guarded(rule)})
     await services.start()
-    ann = await subscribe(services, "ann")  # the loop waits 0.05 s for the rule, then denies
+    ann = await subscribe(services, "ann")  # the loop waits 0.5 s for the rule, then denies
     assert calls == ["ann"] and finished == []  # the subscribe did not wait for the rule to finish
     bob = await subscribe(services, "bob")  # denied at once: no queueing behind the running rule
     assert calls == ["ann"]
@@ -195,11 +196,11 @@ async def test_a_slow_authorize_denies_without_holding_the_loop_and_a_hanging_on
     assert guard.errors == 2 and guard.state.value == "enabled"
     assert guard.last_error == "authorize guarded: still deciding an earlier subscribe: 'bob' denied"
     assert (
-        "plugin guard: authorize guarded: no answer within 0.05s (authorize_timeout): 'ann' denied; "
+        "plugin guard: authorize guarded: no answer within 0.5s (authorize_timeout): 'ann' denied; "
         "authorize must be quick" in caplog.messages
     )
     await eventually(lambda: guard.state.value == "failed", what="the hanging rule to fail its plugin")
-    assert finished == [] and guard.last_error == "authorize guarded: HookTimeout: did not return within 0.5s"
+    assert finished == [] and guard.last_error == "authorize guarded: HookTimeout: did not return within 1.5s"
     assert await ping_answered(services)
     carol = await subscribe(services, "carol")  # a failed plugin's channel denies everyone
     await eventually(lambda: carol.got("error"), what="carol's denial")
