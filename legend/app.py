@@ -203,11 +203,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 
 def _mount_plugin_routes(app: Litestar, services: Services) -> None:
-    """Each plugin's routes in a router of their own; a plugin whose routes cannot be mounted (a path
-    taken already) is marked failed, and the server starts without them."""
+    """Each plugin's routes in a router of their own (those of a failed plugin too: they answer 503); a
+    plugin whose routes cannot be mounted (a path taken already) is marked failed, and the server starts
+    without them."""
     assert services.plugins is not None
     for record in services.plugins.records.values():
-        if not (record.routes and record.active):
+        if not record.routes:
             continue
         from legend.plugins.web import plugin_router
 

@@ -175,13 +175,13 @@ class InterestSources:
 
 def _quote_provider(settings: Settings, clock: Clock, plugins: PluginManager) -> QuoteProvider:
     """A plugin's provider when ``quotes.provider`` names one, else a built-in one (simulated, replay,
-    finnhub, alpaca); an unknown name is a settings error."""
+    finnhub, alpaca); an unknown name is a settings error that lists the plugins' providers too."""
     name = str(settings.quotes.provider)
     from_plugin = plugins.build_quote_provider(name)
     if from_plugin is not None:
         log.info("quote provider %r comes from a plugin", name)
         return from_plugin
-    return build_provider(settings.quotes, clock)
+    return build_provider(settings.quotes, clock, plugin_providers=plugins.provider_names())
 
 
 def bootstrap(

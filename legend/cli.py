@@ -10,6 +10,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
@@ -46,21 +47,38 @@ def database(settings: Settings, action: str, revision: str | None) -> int:
 def plugins(settings: Settings, as_json: bool) -> int:
     """List every discovered plugin: name, version, state, errors, hooks and the last error.
 
-    Nothing is started: plugins are imported and their settings validated (an invalid table shows as
-    failed here instead of stopping), but no hook other than ``config_schema`` runs.
+    Nothing is started: plugins are imported, the settings table of each is validated and
+    ``register_quote_providers`` runs (to check ``[quotes] provider``); no other hook does. Every plugin
+    is listed even when the settings are wrong; then each error goes to stderr as ``legend serve`` would
+    report it, and the exit status is 2, as for ``serve``.
     """
     import json
 
+    from legend.adapters.quotes import BUILT_IN, unknown_provider
     from legend.plugins.manager import KILL_SWITCH, PluginManager
 
     manager = PluginManager.from_settings(settings, strict=False)
+    manager.register_quote_providers()
+    problems = list(manager.problems)
+    provider = str(settings.quotes.provider)
+    if provider not in BUILT_IN and provider not in manager.providers:
+        problems.append(str(unknown_provider(provider, manager.provider_names())))
     rows = manager.summaries()
     if as_json:
-        print(json.dumps({"plugins": rows}, indent=2), flush=True)
-        return 0
-    if not rows:
+        print(json.dumps({"plugins": rows, "settings_errors": problems}, indent=2), flush=True)
+    elif not rows:
         print("no plugins found", flush=True)
-        return 0
+    else:
+        _plugin_table(rows, KILL_SWITCH)
+    for problem in problems:
+        print(f"legend: settings error: {problem}", file=sys.stderr)
+    if problems:
+        print("legend: `legend serve` refuses to start with these settings", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _plugin_table(rows: list[dict[str, Any]], kill_switch: str) -> None:
     header = ("NAME", "VERSION", "STATE", "ERRORS", "SOURCE", "HOOKS")
     table = [
         (
@@ -85,8 +103,7 @@ def plugins(settings: Settings, as_json: bool) -> int:
             print(f"{r['name']}: last error: {r['last_error']}")
     blocked = [r["name"] for r in rows if r["state"] == "blocked"]
     if blocked:
-        print(f"blocked by {KILL_SWITCH}: {', '.join(blocked)}")
-    return 0
+        print(f"blocked by {kill_switch}: {', '.join(blocked)}", flush=True)
 
 
 def _positive(text: str) -> int:

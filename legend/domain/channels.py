@@ -13,7 +13,7 @@ import decimal
 import enum
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -38,7 +38,9 @@ class InvalidMessage(ValueError):
     """A message that does not match its channel's schema; it is never published."""
 
 
-AuthorizeFn = Callable[[str, str | None], bool]  # (user_id, key) -> allowed
+# (user_id, key) -> allowed; may return an awaitable (the plugin manager's guard does, so that a slow
+# rule in a plugin's worker thread delays only the subscribe that waits for it)
+AuthorizeFn = Callable[[str, str | None], bool | Awaitable[bool]]
 
 _NATIVE = (datetime.datetime, datetime.date, datetime.time, datetime.timedelta, uuid.UUID, decimal.Decimal)
 _PATTERN = re.compile(r"([^:{}]+):\{[A-Za-z_]+\}")
@@ -56,6 +58,10 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     ``schema`` is the msgspec Struct (tagged with its message ``type``) every message on the channel must
     match; ``message_types`` defaults to its tag. ``authorize(user_id, key)`` decides who may subscribe
     (everyone when None).
+    A keyed stream (``news:AAPL``) and the bare one (``news``) are separate streams: a message published on
+    one never reaches the other's subscribers, unless ``mirror_keyed`` (a keyed channel whose key is
+    optional): then every message published on a keyed stream is published on the bare stream as well
+    (``mirror_stream``), so subscribers without a key see every key's messages.
     """
 
     name: str
@@ -70,6 +76,7 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     description: str = ""
     schema: type[msgspec.Struct] | None = None
     authorize: AuthorizeFn | None = None
+    mirror_keyed: bool = False
 
     def __post_init__(self) -> None:
         pattern = _PATTERN.fullmatch(self.name)
@@ -77,6 +84,11 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
             msgspec.structs.force_setattr(self, "name", pattern.group(1))
             msgspec.structs.force_setattr(self, "keyed", True)
             msgspec.structs.force_setattr(self, "key_required", True)
+        if self.mirror_keyed and (not self.keyed or self.key_required):
+            raise ValueError(
+                f"channel {self.name!r}: mirror_keyed needs keyed=True and key_required=False (a bare "
+                "stream to mirror to)"
+            )
         if not self.topic:
             msgspec.structs.force_setattr(self, "topic", self.name)
         if not self.message_types and self.schema is not None:
@@ -124,6 +136,16 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
         if user_id is None and not self.public_stream:
             raise ChannelError(f"channel {self.name!r} has only private streams ({self.name}:user:<id>)")
         return key, user_id
+
+    def mirror_stream(self, stream: str) -> str | None:
+        """The bare stream a message published on keyed ``stream`` is mirrored to (``probe:AAA`` ->
+        ``probe``, ``probe:AAA:user:bob`` -> ``probe:user:bob``); None without ``mirror_keyed`` or key."""
+        if not self.mirror_keyed:
+            return None
+        key, user_id = self.parse_stream(stream)
+        if key is None:
+            return None
+        return private_stream(self.name, user_id) if user_id is not None else self.name
 
     def conform(self, message: msgspec.Struct | Mapping[str, Any]) -> msgspec.Struct:
         """``message`` checked against ``schema`` (a mapping is converted); raises InvalidMessage."""

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from legend.domain.channels import ChannelRegistry, private_stream
+from legend.domain.channels import ChannelRegistry, ChannelSpec, private_stream
 from legend.domain.envelope import Envelope, conflation_key
 from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
 from legend.domain.market import MarketState
@@ -39,6 +39,17 @@ def alert_text(ticker: str, alert_type: str, trigger: float, current: float) -> 
     return f"{ticker} {verb} at ${current:,.2f} (target: ${trigger:,.2f})"
 
 
+class MirrorUnavailable(BackplaneUnavailable):
+    """A message went out on its keyed stream (``envelope``) but not on the bare stream it is mirrored to
+    (``stream``): publish it there again to complete it (publishing it on the keyed stream again would
+    repeat it there)."""
+
+    def __init__(self, envelope: Envelope, stream: str, cause: BackplaneUnavailable) -> None:
+        super().__init__(f"published on {envelope.stream} but not mirrored to {stream}: {cause}")
+        self.envelope = envelope
+        self.stream = stream
+
+
 class Publisher:
     """Builds the seed's messages and publishes them on their streams."""
 
@@ -61,12 +72,30 @@ class Publisher:
     async def publish(self, stream: str, message: msgspec.Struct, once: str | None = None) -> Envelope:
         """Publish any server message (it must carry ``channel``) on ``stream``; raises BackplaneUnavailable,
         and InvalidMessage when the channel has a schema the message does not match (nothing is sent).
-        With ``once``, a message already published under that key raises AlreadyPublished instead."""
+        With ``once``, a message already published under that key raises AlreadyPublished instead.
+
+        On a ``mirror_keyed`` channel a message on a keyed stream is then published on the bare stream
+        too, its ``channel`` set to that stream (each stream has its own ``seq``). When only that second
+        publish fails, MirrorUnavailable (a BackplaneUnavailable) says which stream still misses it."""
         spec = self._registry.spec_of_stream(stream)
         if spec is None:
             raise ValueError(f"no channel is registered for stream {stream!r}")
         if spec.schema is not None:
             message = spec.conform(message)
+        mirror = spec.mirror_stream(stream)
+        envelope = await self._send(spec, stream, message, once)
+        if mirror is not None:
+            if "channel" in message.__struct_fields__:
+                message = msgspec.structs.replace(message, channel=mirror)
+            try:
+                await self._send(spec, mirror, message)
+            except BackplaneUnavailable as exc:
+                raise MirrorUnavailable(envelope, mirror, exc) from exc
+        return envelope
+
+    async def _send(
+        self, spec: ChannelSpec, stream: str, message: msgspec.Struct, once: str | None = None
+    ) -> Envelope:
         size = self._history_size if spec.history_size is None else spec.history_size
         kind = type(message).__struct_config__.tag
         key = conflation_key(getattr(message, "ticker", None), getattr(message, "symbol", None))

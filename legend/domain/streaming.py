@@ -9,6 +9,7 @@ slow socket only ever delays itself.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import secrets
 from collections.abc import Callable, Coroutine
@@ -461,9 +462,13 @@ class StreamingService:
         except ChannelError as exc:
             self.error(session, "invalid_subscription", str(exc))
             return
-        if spec.authorize is not None and not self._authorized(spec, session.user_id, key):
-            self.error(session, "not_authorized", f"Not authorized for channel '{spec.name}'")
-            return
+        if spec.authorize is not None:
+            allowed = await self._authorized(spec, session.user_id, key)
+            if session.closing:
+                return
+            if not allowed:
+                self.error(session, "not_authorized", f"Not authorized for channel '{spec.name}'")
+                return
         sub_key = spec.subscription_key(key)
         if (
             sub_key not in session.subscriptions
@@ -549,11 +554,15 @@ class StreamingService:
                 self._kick(session)
 
     @staticmethod
-    def _authorized(spec: ChannelSpec, user_id: str, key: str | None) -> bool:
-        """The channel's own rule; one that raises denies (and is logged)."""
+    async def _authorized(spec: ChannelSpec, user_id: str, key: str | None) -> bool:
+        """The channel's own rule (awaited when it answers with an awaitable); one that raises denies
+        (and is logged)."""
         assert spec.authorize is not None
         try:
-            return bool(spec.authorize(user_id, key))
+            allowed = spec.authorize(user_id, key)
+            if inspect.isawaitable(allowed):
+                allowed = await allowed
+            return bool(allowed)
         except Exception:
             log.exception("authorization of channel %r failed; access denied", spec.name)
             return False

@@ -3,27 +3,55 @@
 ::
 
     from legend.plugins import ChannelSpec, Delivery, Message, PluginConfig, PluginContext, hookimpl
+
+The ``Register*`` protocols and the callback aliases type hook implementations and callbacks for mypy::
+
+    @hookimpl
+    def register_channels(register: RegisterChannel, config: MyConfig) -> None: ...
 """
 
-from legend.domain.channels import ChannelSpec, Delivery, InvalidMessage
+from legend.domain.channels import AuthorizeFn, ChannelSpec, Delivery, InvalidMessage
 from legend.domain.envelope import Envelope
 from legend.domain.messages import PriceUpdate
+from legend.domain.publisher import MirrorUnavailable
 from legend.domain.quotes import Quote
 from legend.plugins.base import Message, PluginConfig
-from legend.plugins.context import PluginContext
+from legend.plugins.context import (
+    FeedFunction,
+    PluginContext,
+    PriceCallback,
+    ProviderFactory,
+    RegisterChannel,
+    RegisterFeed,
+    RegisterProvider,
+    RegisterRoute,
+    SubscribeCallback,
+)
 from legend.plugins.hookspecs import hookimpl
 from legend.ports.backplane import BackplaneUnavailable
+from legend.ports.quotes import QuoteProvider
 
 __all__ = [
+    "AuthorizeFn",
     "BackplaneUnavailable",
     "ChannelSpec",
     "Delivery",
     "Envelope",
+    "FeedFunction",
     "InvalidMessage",
     "Message",
+    "MirrorUnavailable",
     "PluginConfig",
     "PluginContext",
+    "PriceCallback",
     "PriceUpdate",
+    "ProviderFactory",
     "Quote",
+    "QuoteProvider",
+    "RegisterChannel",
+    "RegisterFeed",
+    "RegisterProvider",
+    "RegisterRoute",
+    "SubscribeCallback",
     "hookimpl",
 ]

@@ -22,7 +22,7 @@ import msgspec
 from legend.domain.channels import ChannelError, ChannelRegistry, ChannelSpec, InvalidMessage
 from legend.domain.envelope import Envelope
 from legend.domain.messages import PriceUpdate
-from legend.domain.publisher import Publisher
+from legend.domain.publisher import MirrorUnavailable, Publisher
 from legend.domain.streaming import StreamingService
 from legend.domain.timefmt import iso
 from legend.plugins.feeds import cancel_threadsafe
@@ -155,7 +155,9 @@ class PluginContext:
         The message (an instance of the channel's schema, or a mapping converted to it) is validated
         first; ``channel`` and ``timestamp`` are filled in. A rejected message is logged and counted, never
         sent. Once the plugin has failed, every publish is refused (counted in ``messages_refused``) and
-        returns None. Raises ``BackplaneUnavailable`` when the backplane cannot publish right now.
+        returns None. Raises ``BackplaneUnavailable`` when the backplane cannot publish right now, and its
+        subclass ``MirrorUnavailable`` when the message went out on its keyed stream but could not be
+        mirrored to the bare one (``mirror_keyed``): publish it on ``exc.stream`` to complete it.
         """
         if not self._record.active:
             self._record.messages_refused += 1
@@ -177,7 +179,11 @@ class PluginContext:
         if not self._record.active:  # failed while the message was being checked (another thread)
             self._record.messages_refused += 1
             return None
-        envelope = await self.runtime.publisher.publish(stream, message)
+        try:
+            envelope = await self.runtime.publisher.publish(stream, message)
+        except MirrorUnavailable:
+            self._record.messages_published += 1  # it did go out on its own stream
+            raise
         self._record.messages_published += 1
         return envelope
 
@@ -194,7 +200,10 @@ class PluginContext:
         """Call ``callback(price_update)`` for every price reaching this server instance.
 
         Prices are handed over through a per-plugin mailbox that keeps the newest price per ticker, so a
-        slow callback delays only this plugin and never the streamer.
+        slow callback delays only this plugin and never the streamer. A plain callback runs in this
+        plugin's worker thread, never on the event loop (so it must not touch asyncio objects); one that
+        takes longer than ``hook_timeout`` fails the plugin. An ``async def`` callback runs on the loop (it
+        must not block). One that raises is counted; its traceback is logged once, then one line a minute.
         """
         self.price_callbacks.append(callback)
         if self._manager is not None:
@@ -203,9 +212,9 @@ class PluginContext:
     def on_subscribe(self, channel: str, callback: SubscribeCallback) -> None:
         """Call ``callback(user_id, key)`` when a client on this instance subscribes to ``channel``.
 
-        A plain function runs on the event loop, inside the subscribe: it must be quick (no I/O). One that
-        raises, or blocks the loop for longer than ``hook_timeout``, fails the plugin. A coroutine function
-        runs as a task of its own (an exception in it is counted)."""
+        It runs after the subscribe, which never waits for it: a plain function in this plugin's worker
+        thread (one that raises, or takes longer than ``hook_timeout``, fails the plugin), a coroutine
+        function as a task of its own on the loop (an exception in it is counted)."""
         self.subscribe_callbacks.setdefault(channel, []).append(callback)
 
     def add_interest(self, tickers: Callable[[], Iterable[str]]) -> None:

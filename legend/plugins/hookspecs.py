@@ -4,12 +4,14 @@ A plugin is a module (or any object) with functions marked ``@hookimpl`` named l
 may implement any subset, and each implementation may take any subset of the spec's arguments. Every
 hook is documented with a runnable example in ``docs/plugins.md`` (a test checks that none is missing).
 
-The manager calls each plugin's implementation itself, one plugin at a time, so that a plugin that raises
-or hangs is isolated: register hooks run in a worker thread bounded by ``[plugins] hook_timeout``.
-``on_startup``/``on_shutdown`` are bounded by the same timeout: a plain function runs in a worker thread
-too (abandoned when it hangs); a coroutine function runs on the event loop under ``asyncio.timeout``, and
-one that blocks the loop past the timeout (which nothing can interrupt) is measured and failed once it
-returns. Either way a plugin whose hook raised or overran is marked failed and its feeds never start.
+The manager calls each plugin's implementation itself, so that a plugin that raises or hangs is isolated:
+register hooks run one plugin at a time in a worker thread bounded by ``[plugins] hook_timeout``.
+``on_startup``/``on_shutdown`` of all plugins run concurrently, each bounded by the same timeout: a plain
+function runs in a worker thread too (abandoned when it hangs); a coroutine function runs on the event loop
+as a task of its own, stepped, and one that blocks the loop past the timeout in one go (which nothing can
+interrupt) is measured and failed once it returns. Either way a plugin whose hook raised or overran is
+marked failed and its feeds never start. Type hook implementations with the ``Register*`` protocols that
+``legend.plugins`` exports.
 """
 
 from __future__ import annotations
@@ -61,11 +63,12 @@ def register_feeds(register: RegisterFeed, context: PluginContext) -> None:
 
 @hookspec
 def on_startup(context: PluginContext) -> Awaitable[None] | None:
-    """Called once when the server starts, before feeds run. A plain function runs in a worker thread
-    (register callbacks, make singletons; to spawn tasks or await, make it a coroutine function)."""
+    """Called once when the server starts, before feeds run, at the same time as the other plugins'. A plain
+    function runs in a worker thread (register callbacks, make singletons; to spawn tasks or await, make it
+    a coroutine function)."""
 
 
 @hookspec
 def on_shutdown(context: PluginContext) -> Awaitable[None] | None:
-    """Called once when the server stops, after feeds were stopped. A plain function runs in a worker
-    thread; a coroutine function on the event loop."""
+    """Called once when the server stops, after feeds were stopped, at the same time as the other plugins'.
+    A plain function runs in a worker thread; a coroutine function on the event loop."""

@@ -7,8 +7,9 @@ which run (default: the built-ins and ``modules``; an installed third-party plug
 ``LEGEND_DISABLED_PLUGINS=a,b`` blocks plugins before they are even imported (``set_blocked``).
 
 pluggy calls every implementation of a hook in one loop and stops at the first exception, so this manager
-calls each plugin's implementation itself: a plugin that raises, hangs past ``hook_timeout`` or registers
-something invalid is logged, counted and marked failed, and the server and the other plugins go on.
+calls each plugin's implementation itself (``legend.plugins.calls``): a plugin that raises, hangs past
+``hook_timeout`` or registers something invalid is logged, counted and marked failed, and the server and
+the other plugins go on. The callbacks a plugin hands over run as ``legend.plugins.callbacks`` describes.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import inspect
 import logging
 import os
 import re
-import threading
-import time
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -35,6 +35,14 @@ from legend.domain.envelope import Envelope
 from legend.domain.messages import PriceUpdate
 from legend.domain.symbols import InvalidSymbol, normalize_ticker
 from legend.plugins import hookspecs
+from legend.plugins.callbacks import PriceMailbox, guard_authorize, subscribed
+from legend.plugins.calls import (
+    Worker,
+    call_bounded,
+    call_bounded_async,
+    call_on_loop,
+    is_async_callable,
+)
 from legend.plugins.context import FeedFunction, PluginContext, ProviderFactory, Runtime
 from legend.plugins.feeds import FeedRunner
 from legend.plugins.state import PluginRecord, PluginState, describe
@@ -63,90 +71,13 @@ class PluginOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     enabled: list[str] | None = None  # None: the built-ins and the `modules`
     modules: dict[str, str] = msgspec.field(default_factory=dict)  # name -> importable module path
     hook_timeout: PositiveFloat = 10.0  # seconds any one hook call may take
+    # the longest a subscribe waits for a channel's `authorize` (the loop waits: keep it short)
+    authorize_timeout: PositiveFloat = 0.1
     restart_delay: PositiveFloat = 1.0  # first wait before a failed feed restarts, doubling …
     restart_max_delay: PositiveFloat = 60.0  # … up to this
 
 
 RESERVED = frozenset(PluginOptions.__struct_fields__)
-
-
-class HookTimeout(Exception):
-    """A hook did not return within ``hook_timeout``."""
-
-
-def call_bounded(function: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float) -> Any:
-    """Call a plugin's function in a daemon thread and wait at most ``timeout`` seconds for it.
-
-    A hanging call cannot be killed; it is abandoned (what it registers later is refused) and, being a
-    daemon thread, never keeps the process from exiting.
-    """
-    outcome: list[Any] = []
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            outcome.append((True, function(**kwargs)))
-        except BaseException as exc:
-            outcome.append((False, exc))
-        finally:
-            done.set()
-
-    threading.Thread(
-        target=run, name=f"plugin hook {getattr(function, '__qualname__', function)}", daemon=True
-    ).start()
-    if not done.wait(timeout):
-        raise HookTimeout(f"did not return within {timeout:g}s")
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value
-
-
-async def call_bounded_async(function: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float) -> Any:  # noqa: ASYNC109
-    """Call a plugin's ``on_startup`` or ``on_shutdown`` within ``timeout`` seconds.
-
-    A plain function runs in a worker thread (``call_bounded``, awaited without holding up the loop): one
-    that blocks is abandoned at the timeout. A coroutine function runs on the event loop under
-    ``asyncio.timeout``. That cannot interrupt code that blocks the loop without awaiting, so the time the
-    call took is measured as well: a call that overran raises HookTimeout once it returns.
-    """
-    started = time.monotonic()
-    try:
-        if inspect.iscoroutinefunction(function):
-            async with asyncio.timeout(timeout):
-                result = await function(**kwargs)
-        else:
-            result = await asyncio.to_thread(call_bounded, function, kwargs, timeout)
-            if inspect.isawaitable(result):  # a plain function that returned a coroutine
-                async with asyncio.timeout(max(timeout - (time.monotonic() - started), 0.0)):
-                    result = await result
-    except TimeoutError:
-        raise HookTimeout(f"did not return within {timeout:g}s") from None
-    _check_elapsed(started, timeout)
-    return result
-
-
-def _check_elapsed(started: float, timeout: float) -> None:
-    """Raise HookTimeout when a call that started at ``started`` (``time.monotonic``) took too long."""
-    elapsed = time.monotonic() - started
-    if elapsed > timeout:
-        raise HookTimeout(f"blocked the event loop for {elapsed:.2f}s (hook_timeout is {timeout:g}s)")
-
-
-def call_on_loop(
-    record: PluginRecord, where: str, function: Callable[..., Any], args: tuple[Any, ...], timeout: float
-) -> tuple[bool, Any]:
-    """Call a plugin's function that must run on the event loop and be quick (``authorize``, an interest
-    source, a subscribe or price callback): (ok, result). One that raises, or blocks the loop for longer than
-    ``timeout``, fails the plugin (it cannot be interrupted, but it is not called again)."""
-    started = time.monotonic()
-    try:
-        result = function(*args)
-        _check_elapsed(started, timeout)
-    except Exception as exc:
-        record.fail(where, exc)
-        return False, None
-    return True, result
 
 
 @dataclass
@@ -228,8 +159,10 @@ class PluginManager:
         self.providers: dict[str, tuple[PluginRecord, ProviderFactory]] = {}
         self._feeds: list[tuple[PluginRecord, str, FeedFunction, bool]] = []
         self._runtime: Runtime | None = None
-        self._mailboxes: dict[str, _PriceMailbox] = {}
+        self._mailboxes: dict[str, PriceMailbox] = {}
         self._tapped = False
+        self._workers: dict[tuple[str, str], Worker] = {}
+        self.problems: list[str] = []  # settings errors found by a lenient `load` (the listing)
         self.started = False
 
     @classmethod
@@ -297,6 +230,12 @@ class PluginManager:
             found[name] = _Candidate(name, "override", module, _given(plugin), None)
         return list(found.values())
 
+    def _problem(self, message: str, strict: bool) -> None:
+        """A settings error: raised (``strict``, as ``serve`` does), else kept in ``problems``."""
+        if strict:
+            raise SettingsError(message)
+        self.problems.append(message)
+
     def _enabled(self, candidates: list[_Candidate], strict: bool) -> set[str]:
         names = {c.name for c in candidates}
         wanted = self.options.enabled
@@ -308,15 +247,18 @@ class PluginManager:
                     f"[plugins] enabled names {name!r}, which is not installed (installed: "
                     f"{', '.join(sorted(names)) or 'none'}) - at `$.plugins.enabled[{index}]`"
                 )
-                if strict:
-                    raise SettingsError(message)
-                record = PluginRecord(name=name, source="not installed")
+                self._problem(message, strict)
+                record = PluginRecord(name=name, source="not installed", chosen=True)
                 self.records[name] = record
                 record.fail("discovery", message)
         return set(wanted)
 
     def load(self, strict: bool = True) -> None:
-        """Discover, block, import, register and configure every plugin (once)."""
+        """Discover, block, import, register and configure every plugin (once).
+
+        The settings table of every installed plugin is validated, also of one that is not enabled (a typo
+        must not wait until someone enables it). ``strict``: the first settings error raises SettingsError;
+        otherwise each is kept in ``problems`` and the plugin concerned shows the error."""
         if self.records:
             return
         candidates = self._discover()
@@ -330,6 +272,7 @@ class PluginManager:
                 source=candidate.source,
                 module=candidate.module,
                 version=candidate.version,
+                chosen=candidate.name in enabled,
             )
             self.records[candidate.name] = record
             if candidate.name in blocked:
@@ -340,15 +283,14 @@ class PluginManager:
         self.pm.check_pending()  # whatever is still registered implements only known hooks
         for name in self.tables:
             if name not in self.records:
-                message = (
+                self._problem(
                     f"[plugins.{name}] there is no plugin named {name!r} (installed: "
-                    f"{', '.join(sorted(self.records)) or 'none'}) - at `$.plugins.{name}`"
+                    f"{', '.join(sorted(self.records)) or 'none'}) - at `$.plugins.{name}`",
+                    strict,
                 )
-                if strict:
-                    raise SettingsError(message)
-                log.error("%s", message)
-        for record in self.active():
-            self._configure(record, strict)
+        for record in self.records.values():
+            if record.active or (record.state is PluginState.DISABLED and record.name in self.tables):
+                self._configure(record, strict)
         for record in self.active():
             record.context = PluginContext(record, record.config, self.clock, self)
 
@@ -360,8 +302,7 @@ class PluginManager:
             return
         record.plugin = plugin
         if record.version is None:
-            version = getattr(plugin, "__version__", None)
-            record.version = str(version) if version is not None else None
+            record.version = plugin_version(plugin, search_installed=candidate.source == "module")
         try:
             self.pm.register(plugin, name=record.name)
         except Exception as exc:  # pluggy.PluginValidationError: arguments the spec does not have
@@ -384,19 +325,41 @@ class PluginManager:
             self.pm.unregister(plugin)
 
     def _configure(self, record: PluginRecord, strict: bool) -> None:
-        ok, schema = self._call(record, "config_schema", {})
-        if not ok:
-            return
+        """Validate the plugin's table with its ``config_schema``. For a plugin that is not enabled only
+        the table is checked: its broken schema is logged, not held against it."""
+        running = record.active
         table = self.tables.get(record.name)
+
+        def broken(where: str, error: BaseException | str) -> None:
+            if running:
+                record.fail(where, error)
+            else:
+                record.error(where, error)
+
+        def invalid(message: str) -> None:
+            self._problem(message, strict)
+            broken("settings", message)
+
+        impl = self._impl(record, "config_schema")
+        schema: Any = None
+        if impl is not None:
+            try:
+                schema = call_bounded(impl.function, {}, self.options.hook_timeout)
+            except Exception as exc:
+                broken("config_schema", exc)
+                return
+        if inspect.iscoroutine(schema):
+            schema.close()
+            broken("config_schema", "must be a plain function, not a coroutine function")
+            return
         if schema is None:
             if table:
-                message = f"[plugins.{record.name}] plugin {record.name} takes no settings - at `$.plugins.{record.name}`"
-                if strict:
-                    raise SettingsError(message)
-                record.fail("settings", message)
+                invalid(
+                    f"[plugins.{record.name}] plugin {record.name} takes no settings - at `$.plugins.{record.name}`"
+                )
             return
         if not (isinstance(schema, type) and issubclass(schema, msgspec.Struct)):
-            record.fail("config_schema", f"must return a msgspec.Struct type, not {schema!r}")
+            broken("config_schema", f"must return a msgspec.Struct type, not {schema!r}")
             return
         if not schema.__struct_config__.forbid_unknown_fields:
             log.warning(
@@ -404,14 +367,15 @@ class PluginManager:
             )
         record.config_schema = schema
         try:
-            record.config = msgspec.convert(table or {}, schema, strict=False)
+            config = msgspec.convert(table or {}, schema, strict=False)
         except msgspec.ValidationError as exc:
-            message = config_error(record.name, exc)
-            if strict:
-                raise SettingsError(message) from None
-            record.fail("settings", message)
+            invalid(config_error(record.name, exc))
+            return
         except Exception as exc:  # the plugin's Struct itself is broken (an unresolvable annotation)
-            record.fail("config_schema", exc)
+            broken("config_schema", exc)
+            return
+        if running:
+            record.config = config
 
     # ───────────────────────── calling hooks ─────────────────────────
 
@@ -419,12 +383,19 @@ class PluginManager:
         """Plugins that are enabled and have not failed, in discovery order."""
         return [record for record in self.records.values() if record.active]
 
-    def _impl(self, record: PluginRecord, hook: str) -> Any | None:
-        caller = getattr(self.pm.hook, hook)
-        for impl in caller.get_hookimpls():
-            if impl.plugin_name == record.name:
-                return impl
-        return None
+    def _impl(self, record: PluginRecord, hook: str) -> pluggy.HookImpl | None:
+        """The plugin's implementation of ``hook``; also of a plugin no longer registered with pluggy (not
+        enabled, or failed at load), read from the plugin object the way pluggy reads it."""
+        plugin = record.plugin
+        if plugin is None:
+            return None
+        if self.pm.is_registered(plugin):
+            caller = getattr(self.pm.hook, hook)
+            return next((i for i in caller.get_hookimpls() if i.plugin_name == record.name), None)
+        opts = self.pm.parse_hookimpl_opts(plugin, hook)
+        if opts is None:
+            return None
+        return pluggy.HookImpl(plugin, record.name, getattr(plugin, hook), opts)
 
     def _call(self, record: PluginRecord, hook: str, kwargs: Mapping[str, Any]) -> tuple[bool, Any]:
         """Call one plugin's implementation of a synchronous hook, bounded; (ok, result)."""
@@ -485,11 +456,19 @@ class PluginManager:
             if problem:
                 record.fail("register_channels", problem)
                 continue
+            decider = self._worker(record, "authorize")
+            assert record.context is not None
             for spec in specs:
-                guarded = _guard_authorize(spec, record, self.options.hook_timeout)
+                guarded = guard_authorize(
+                    spec,
+                    record,
+                    decider,
+                    self.options.authorize_timeout,
+                    self.options.hook_timeout,
+                    record.context.clock.monotonic,
+                )
                 registry.register(guarded)
                 record.channels.append(guarded.name)
-                assert record.context is not None
                 record.context._own(guarded)
 
     def register_quote_providers(self) -> None:
@@ -507,6 +486,10 @@ class PluginManager:
                     continue
                 self.providers[name] = (record, factory)
                 record.providers.append(name)
+
+    def provider_names(self) -> dict[str, str]:
+        """Quote provider names the plugins registered, each with its plugin's name."""
+        return {name: record.name for name, (record, _) in self.providers.items()}
 
     def build_quote_provider(self, name: str) -> QuoteProvider | None:
         """The provider a plugin registered under ``name`` (None: no plugin did). A factory that fails
@@ -529,21 +512,49 @@ class PluginManager:
         return provider
 
     def register_routes(self) -> None:
-        """Run ``register_routes``: the plugin's Litestar handlers, mounted by ``create_app``."""
+        """Run ``register_routes``: the plugin's Litestar handlers, mounted by ``create_app``.
+
+        Also for a plugin that was chosen to run but failed before (at load, or in an earlier register
+        hook), as long as it was imported: its routes are mounted all the same and answer 503 with the
+        reason, instead of a 404 that would hide it."""
         from legend.plugins.web import is_route_handler
 
-        for record in self.active():
-            handlers = self._collect(record, "register_routes", {}, _route_args)
+        for record in self.records.values():
+            if record.active:
+                handlers = self._collect(record, "register_routes", {}, _route_args)
+            elif record.chosen and record.state is PluginState.FAILED:
+                handlers = self._routes_of_failed(record)
+            else:
+                continue
             if not handlers:
                 continue
             flat = [handler for group in handlers for handler in group]
             bad = [h for h in flat if not is_route_handler(h)]
             if bad:
-                record.fail(
-                    "register_routes", f"not a Litestar route handler, controller or router: {bad[0]!r}"
-                )
+                if record.active:
+                    record.fail(
+                        "register_routes", f"not a Litestar route handler, controller or router: {bad[0]!r}"
+                    )
                 continue
             record.routes.extend(flat)
+
+    def _routes_of_failed(self, record: PluginRecord) -> list[Any] | None:
+        """What ``register_routes`` of a failed plugin registers, only to know the paths that answer 503.
+        What goes wrong here is logged, not counted: the plugin's own error stays its ``last_error``."""
+        impl = self._impl(record, "register_routes")
+        if impl is None or set(impl.argnames) - {"register"}:
+            return None
+        items: list[Any] = []
+        try:
+            call_bounded(
+                impl.function,
+                {"register": lambda *handlers: items.append(handlers)} if impl.argnames else {},
+                self.options.hook_timeout,
+            )
+        except Exception as exc:
+            log.warning("plugin %s (failed): its routes are unknown: register_routes: %s", record.name, exc)
+            return None
+        return items
 
     def register_feeds(self) -> None:
         """Run ``register_feeds``: each feed is started, supervised, by ``start``."""
@@ -601,9 +612,18 @@ class PluginManager:
                         record.error("interest", f"not a ticker: {ticker!r}", quiet=True)
         return wanted
 
+    def _worker(self, record: PluginRecord, purpose: str) -> Worker:
+        """The plugin's worker thread for ``purpose``: "callbacks" (price and subscribe callbacks) or
+        "authorize" (which the loop waits for, so nothing else may queue before it)."""
+        key = (record.name, purpose)
+        worker = self._workers.get(key)
+        if worker is None:
+            worker = self._workers[key] = Worker(f"plugin {record.name}: {purpose}")
+        return worker
+
     def _on_subscribe(self, user_id: str, channel: str, key: str | None) -> None:
-        """Subscribe callbacks, on the event loop: a plain one that raises or blocks for longer than
-        ``hook_timeout`` fails its plugin; a coroutine runs as a task of its own."""
+        """Subscribe callbacks, each a task of its plugin (the subscribe never waits for them): a plain one
+        runs in the plugin's worker thread."""
         for record in self.active():
             context = record.context
             if context is None:
@@ -612,9 +632,16 @@ class PluginManager:
                 if not record.active:
                     break
                 where = f"on_subscribe {channel}"
-                ok, result = call_on_loop(record, where, callback, (user_id, key), self.options.hook_timeout)
-                if ok and inspect.isawaitable(result):
-                    context.spawn(_awaited(result), name=where)
+                call = subscribed(
+                    record,
+                    self._worker(record, "callbacks"),
+                    where,
+                    callback,
+                    (user_id, key),
+                    self.options.hook_timeout,
+                    context.clock.monotonic,
+                )
+                context.spawn(call, name=where)
 
     def _want_prices(self, context: PluginContext) -> None:
         try:
@@ -627,7 +654,9 @@ class PluginManager:
     def _mailbox(self, context: PluginContext) -> None:
         record = self.records[context.name]
         if context.name not in self._mailboxes:
-            mailbox = _PriceMailbox(record, context, self.options.hook_timeout)
+            mailbox = PriceMailbox(
+                record, context, self._worker(record, "callbacks"), self.options.hook_timeout
+            )
             self._mailboxes[context.name] = mailbox
             mailbox.start()
         if not self._tapped and self._runtime is not None:
@@ -652,8 +681,10 @@ class PluginManager:
         for record in self.records.values():
             if record.context is not None:
                 record.context._loop = loop
-        for record in self.active():
-            await self._call_async(record, "on_startup", {"context": record.context})
+        # concurrently, each bounded: hooks that hang delay readiness by one hook_timeout, not by one each
+        await asyncio.gather(
+            *(self._call_async(record, "on_startup", {"context": record.context}) for record in self.active())
+        )
         for record in self.active():
             context = record.context
             assert context is not None
@@ -676,8 +707,14 @@ class PluginManager:
         for record in self.records.values():
             if record.context is not None:
                 await record.context._cancel_tasks()
-        for record in self.active():
-            await self._call_async(record, "on_shutdown", {"context": record.context})
+        await asyncio.gather(
+            *(
+                self._call_async(record, "on_shutdown", {"context": record.context})
+                for record in self.active()
+            )
+        )
+        for worker in self._workers.values():
+            worker.close()
 
     def summaries(self) -> list[dict[str, Any]]:
         """Every plugin's name, version, hooks, state and errors, by name."""
@@ -687,8 +724,31 @@ class PluginManager:
 _price_decoder = msgspec.json.Decoder(PriceUpdate)
 
 
-async def _awaited(awaitable: Any) -> None:
-    await awaitable
+def plugin_version(plugin: object, *, search_installed: bool = False) -> str | None:
+    """The version of a plugin that was not found through an entry point: the ``__version__`` of its
+    module or of that module's top-level package, else the version of the installed distribution named
+    like that package (``acme_plugin`` -> ``acme-plugin``), else (``search_installed``: reading every
+    installed distribution's file list, slow) of the one distribution that provides the package; None
+    when there is none."""
+    module_name = plugin.__name__ if inspect.ismodule(plugin) else type(plugin).__module__
+    top = module_name.partition(".")[0]
+    for holder in (plugin, sys.modules.get(module_name), sys.modules.get(top)):
+        version = getattr(holder, "__version__", None)
+        if isinstance(version, str) and version:
+            return version
+    try:
+        named = importlib.metadata.distribution(top)
+    except importlib.metadata.PackageNotFoundError:
+        named = None
+    if named is not None:
+        declared = (named.read_text("top_level.txt") or top).split()
+        if top in declared:
+            return named.version
+    if search_installed:
+        providers = set(importlib.metadata.packages_distributions().get(top, ()))
+        if len(providers) == 1:
+            return importlib.metadata.version(providers.pop())
+    return None
 
 
 def _given(plugin: object) -> Callable[[], object]:
@@ -733,77 +793,14 @@ def _check_specs(specs: list[Any], registry: ChannelRegistry) -> str | None:
             return f"invalid channel name {spec.name!r}"
         if spec.schema is None:
             return f"channel {spec.name!r} needs a schema (the msgspec Struct of its messages)"
+        if spec.authorize is not None and (not callable(spec.authorize) or is_async_callable(spec.authorize)):
+            return (
+                f"channel {spec.name!r}: authorize must be a plain function (user_id, key) -> bool; the "
+                "server asks it inside the subscribe and cannot await it"
+            )
         try:
             check_schema(spec.schema)
         except ValueError as exc:
             return f"channel {spec.name!r}: {exc}"
         taken.add(spec.name)
     return None
-
-
-def _guard_authorize(spec: ChannelSpec, record: PluginRecord, timeout: float) -> ChannelSpec:
-    """``authorize`` runs on the event loop in every subscribe: one that raises or blocks for longer than
-    ``timeout`` denies and fails its plugin (whose channels then deny everyone)."""
-    rule = spec.authorize
-    if rule is None:
-        return spec
-
-    def authorize(user_id: str, key: str | None) -> bool:
-        if not record.active:
-            return False
-        ok, allowed = call_on_loop(
-            record, f"authorize {spec.name}", lambda: bool(rule(user_id, key)), (), timeout
-        )
-        return bool(ok and allowed)
-
-    return msgspec.structs.replace(spec, authorize=authorize)
-
-
-class _PriceMailbox:
-    """Newest price per ticker for one plugin, drained by its own task."""
-
-    def __init__(self, record: PluginRecord, context: PluginContext, timeout: float) -> None:
-        self.record = record
-        self.context = context
-        self.timeout = timeout
-        self.pending: dict[str, PriceUpdate] = {}
-        self.event = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"plugin {self.record.name}: prices"
-        )
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
-            self.task = None
-
-    def put(self, price: PriceUpdate) -> None:
-        if self.record.active:
-            self.pending[price.ticker] = price
-            self.event.set()
-
-    async def _run(self) -> None:
-        while True:
-            await self.event.wait()
-            self.event.clear()
-            batch, self.pending = self.pending, {}
-            for price in batch.values():
-                for callback in list(self.context.price_callbacks):
-                    if not self.record.active:
-                        return
-                    started = time.monotonic()
-                    try:
-                        result = callback(price)
-                        if inspect.isawaitable(result):
-                            await result
-                        else:
-                            _check_elapsed(started, self.timeout)  # a plain callback blocked the loop
-                    except HookTimeout as exc:
-                        self.record.fail("on_price", exc)
-                        return
-                    except Exception as exc:
-                        self.record.error("on_price", exc)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("legend.plugins")
 
 MAX_ERROR_TEXT = 500
+REPEAT_LOG_EVERY = 60.0  # seconds between the one-line reports of an error that keeps recurring
 
 
 class PluginState(enum.Enum):
@@ -37,6 +38,14 @@ def describe(exc: BaseException) -> str:
 
 
 @dataclass
+class _Repeats:
+    """An error that recurs (``PluginRecord.error_repeating``): when it was last logged, how often since."""
+
+    logged_at: float
+    since: int = 0
+
+
+@dataclass
 class PluginRecord:
     """One discovered plugin."""
 
@@ -45,6 +54,7 @@ class PluginRecord:
     module: str | None = None
     version: str | None = None
     state: PluginState = PluginState.DISABLED
+    chosen: bool = False  # named to run (by `[plugins] enabled`, or by default), even if it failed since
     plugin: object | None = None  # the object registered with pluggy
     hooks: list[str] = field(default_factory=list)
     errors: int = 0
@@ -60,6 +70,7 @@ class PluginRecord:
     routes: list[object] = field(default_factory=list)
     feeds: dict[str, FeedRunner] = field(default_factory=dict)
     context: PluginContext | None = None
+    repeats: dict[str, _Repeats] = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -79,6 +90,28 @@ class PluginRecord:
             log.error("plugin %s: %s failed: %s\n%s", self.name, where, text, detail)
         else:
             log.error("plugin %s: %s: %s", self.name, where, text)
+
+    def error_repeating(self, where: str, exc: BaseException | str, now: float) -> None:
+        """Count an error that may recur on every call (a price callback that raises on every price): the
+        first is logged with its traceback, the next ones at most once per ``REPEAT_LOG_EVERY`` seconds
+        (``now`` is a monotonic time) as one line with how many there were. Every one is counted."""
+        seen = self.repeats.get(where)
+        if seen is None:
+            self.repeats[where] = _Repeats(logged_at=now)
+            self.error(where, exc)
+            return
+        self.error(where, exc, quiet=True)
+        seen.since += 1
+        if now - seen.logged_at >= REPEAT_LOG_EVERY:
+            log.error(
+                "plugin %s: %s failed %d more time(s) in the last %.0fs (traceback logged once); latest: %s",
+                self.name,
+                where,
+                seen.since,
+                now - seen.logged_at,
+                exc if isinstance(exc, str) else describe(exc),
+            )
+            seen.logged_at, seen.since = now, 0
 
     def fail(self, where: str, exc: BaseException | str) -> None:
         """Count the error and stop running this plugin: its hooks and callbacks are skipped, its feeds

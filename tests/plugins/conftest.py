@@ -47,6 +47,14 @@ async def build(tmp_path: Any) -> AsyncIterator[Callable[..., Services]]:
             await services.database.close()
 
 
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """Set at the end of the test: whatever a blocking hook or callback waits on lets go."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
 @pytest.fixture(scope="module")
 def feeds() -> Iterator[FeedServer]:
     state = FeedServer()

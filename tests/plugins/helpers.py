@@ -15,6 +15,7 @@ import msgspec
 
 from legend.settings import Settings
 from tests.support.server import ADMIN_TOKEN, LegendServer, to_toml
+from tests.support.transport import RecordingTransport
 
 # ───────────────────────────── settings and services ─────────────────────────────
 
@@ -47,6 +48,25 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
+
+
+class Transport(RecordingTransport):
+    """What an in-process session sends to: keeps every frame (``open_session(Transport(), user)``)."""
+
+    @property
+    def sent(self) -> list[str]:
+        return self.texts
+
+    def messages(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The frames sent, decoded; only those of type ``kind`` when given."""
+        decoded = [msgspec.json.decode(text) for text in self.sent]
+        return [m for m in decoded if kind is None or m.get("type") == kind]
+
+    def got(self, kind: str) -> bool:
+        """A message of type ``kind`` was sent (``subscribed``: a subscribe was acknowledged)."""
+        if kind == "subscribed":
+            return any(m.get("action") == "subscribed" for m in self.messages("subscription"))
+        return bool(self.messages(kind))
 
 
 # ───────────────────────────── real servers ─────────────────────────────

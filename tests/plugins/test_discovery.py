@@ -5,9 +5,12 @@ too and also load from a checkout."""
 from __future__ import annotations
 
 import importlib.metadata
+import sys
+from pathlib import Path
 
 import pytest
 
+import legend
 from legend.plugins.manager import BUILTINS, GROUP, PluginManager
 
 from .helpers import settings_with
@@ -61,3 +64,36 @@ def test_an_entry_point_cannot_take_a_builtin_name() -> None:
     )
     assert found.records["news"].module == BUILTINS["news"] and found.records["news"].state.value == "enabled"
     assert found.records["extra"].state.value == "enabled" and found.records["extra"].source == "entry point"
+
+
+def test_module_plugins_show_a_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a module of an installed distribution that has no __version__: the distribution's version
+    package = tmp_path / "acme_legend_plugin"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "hooks.py").write_text('"""No __version__ here."""\n', encoding="utf-8")
+    info = tmp_path / "acme_legend_plugin-4.5.6.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: acme-legend-plugin\nVersion: 4.5.6\n", encoding="utf-8"
+    )
+    (info / "top_level.txt").write_text("acme_legend_plugin\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("acme_legend_plugin", "acme_legend_plugin.hooks"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    found = PluginManager.from_settings(
+        settings_with(
+            {
+                "modules": {
+                    "acme": "acme_legend_plugin.hooks",
+                    "typed": "tests.plugins.samples.typed",  # its own __version__
+                    "echo": "tests.plugins.samples.echo",  # neither: no version to show
+                    "inside": "legend.plugins.builtin.news.parsing",  # the legend package's version
+                }
+            }
+        ),
+        environ={},
+        entry_points=[],
+    )
+    versions = {name: found.records[name].version for name in ("acme", "typed", "echo", "inside")}
+    assert versions == {"acme": "4.5.6", "typed": "2.3.4", "echo": None, "inside": legend.__version__}

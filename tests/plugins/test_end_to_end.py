@@ -5,6 +5,7 @@ WebSocket clients."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,27 +19,29 @@ from .helpers import ADMIN, plugin_server, wait_for
 SAMPLES = "tests.plugins.samples"
 
 
+MODULES = ("raising", "hanging", "hanging_startup", "echo", "broken_routes", "sleepy_prices")
+
+
 @pytest.fixture(scope="module")
-def server() -> Iterator[LegendServer]:
+def release_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Created to let the sleepy_prices callback go (and at the end, in any case)."""
+    path = tmp_path_factory.mktemp("sleepy") / "release"
+    yield path
+    path.touch()
+
+
+@pytest.fixture(scope="module")
+def server(release_file: Path) -> Iterator[LegendServer]:
     srv = plugin_server(
         {
             "plugins": {
-                "enabled": [
-                    "news",
-                    "portfolio",
-                    "sentiment",
-                    "raising",
-                    "hanging",
-                    "hanging_startup",
-                    "echo",
-                ],
-                "modules": {
-                    name: f"{SAMPLES}.{name}" for name in ("raising", "hanging", "hanging_startup", "echo")
-                },
+                "enabled": ["news", "portfolio", "sentiment", *MODULES],
+                "modules": {name: f"{SAMPLES}.{name}" for name in MODULES},
                 "hook_timeout": 0.5,
             },
             "plugins.sentiment": {"tickers": ["AAPL", "TSLA"], "interval": 0.1, "premium_users": ["vip"]},
             "plugins.echo": {"invalid": True, "interval": 0.1},
+            "plugins.sleepy_prices": {"release_file": str(release_file)},
         }
     ).start()
     try:
@@ -69,6 +72,8 @@ def test_broken_plugins_are_failed_and_the_server_runs_the_rest(server: LegendSe
         "raising": "failed",
         "hanging": "failed",
         "hanging_startup": "failed",
+        "broken_routes": "failed",
+        "sleepy_prices": "enabled",  # until a price reaches its blocking callback
     }
     assert found["raising"]["last_error"] == "register_channels: RuntimeError: boom in register_channels"
     assert found["hanging"]["last_error"] == "register_channels: HookTimeout: did not return within 0.5s"
@@ -123,4 +128,28 @@ async def test_the_builtins_still_work_beside_the_broken_plugins(server: LegendS
     response = httpx.post(f"{server.url}/api/news/broadcast", json=body, headers=ADMIN, timeout=5)
     assert response.status_code == 200, response.text
     assert (await client.expect("news"))["headline"] == "IBM announces results"
+    await client.close()
+
+
+def test_routes_of_a_failed_plugin_answer_503_with_the_reason(server: LegendServer) -> None:
+    response = httpx.get(f"{server.url}/api/broken/hello", timeout=5)
+    assert response.status_code == 503
+    assert response.json()["detail"] == (
+        "plugin broken_routes is failed: register_channels: RuntimeError: channel setup broke"
+    )
+
+
+async def test_a_blocking_price_callback_freezes_nobody(server: LegendServer, release_file: Path) -> None:
+    client = await connect(server.ws_url, "trader")
+    body = {"ticker": "ZZSL", "price": 10.0, "change": 0.1, "change_percent": 1.0, "volume": 1}
+    response = httpx.post(f"{server.url}/api/ws/broadcast/price", json=body, headers=ADMIN, timeout=5)
+    assert response.status_code == 200, response.text
+    sleepy = wait_for(lambda: (p := plugins(server)["sleepy_prices"])["metrics"].get("blocked_on") and p)
+    await client.send({"type": "ping"})
+    assert (await client.expect("pong"))["type"] == "pong"  # answered while the callback blocks
+    assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200
+    sleepy = wait_for(lambda: (p := plugins(server)["sleepy_prices"])["state"] == "failed" and p)
+    assert sleepy["last_error"] == "on_price: HookTimeout: did not return within 0.5s"
+    assert not release_file.exists()  # all of the above happened while the callback was still blocked
+    release_file.touch()
     await client.close()

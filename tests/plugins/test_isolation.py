@@ -1,5 +1,5 @@
 """Isolation at run time: startup and shutdown hooks that block (plain or async), ``authorize``, interest
-sources and subscribe callbacks that raise or block, what a failed plugin may still do (nothing: its feeds
+sources and subscribe callbacks that raise or block (slow callbacks: test_callbacks.py), what a failed plugin may still do (nothing: its feeds
 and tasks stop, its publishes are refused), and which streams a plugin may read."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import asyncio
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -20,20 +20,11 @@ from legend.domain.messages import Subscribe
 from legend.plugins import PluginContext, hookimpl
 from legend.plugins.context import StreamNotReadable
 from legend.plugins.state import PluginRecord
-from tests.support.transport import RecordingTransport
 
-from .helpers import eventually
+from .helpers import Transport, eventually
 from .samples import echo
 
 Build = Callable[..., Services]
-
-
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """Set at the end of the test: whatever a blocking hook waits on lets go."""
-    event = threading.Event()
-    yield event
-    event.set()
 
 
 def record(services: Services, name: str) -> PluginRecord:
@@ -44,12 +35,6 @@ def record(services: Services, name: str) -> PluginRecord:
 def history(services: Services, stream: str) -> list[dict[str, Any]]:
     log = getattr(services.backplane, "_log")  # noqa: B009 - the in-memory backplane's own history
     return [msgspec.json.decode(e.text) for e in log.after(stream, None)[0]]
-
-
-class Transport(RecordingTransport):
-    @property
-    def sent(self) -> list[str]:
-        return self.texts
 
 
 # ───────────────────────────── startup and shutdown ─────────────────────────────
@@ -132,7 +117,7 @@ async def test_a_plain_startup_hook_may_use_the_context(build: Build) -> None:
     await eventually(lambda: seen == ["ZZWW"], what="the price callback")
 
 
-# ───────────────────────────── callbacks on the event loop ─────────────────────────────
+# ───────────────────────────── callbacks that raise or block ─────────────────────────────
 
 
 def guarded_channel(rule: Callable[[str, str | None], bool]) -> types.SimpleNamespace:
@@ -155,21 +140,6 @@ async def test_an_authorize_rule_that_raises_denies_and_fails_its_plugin(build: 
     await eventually(lambda: any('"not_authorized"' in t for t in transport.sent), what="the denial")
     guard = record(services, "guard")
     assert guard.state.value == "failed" and guard.last_error == "authorize guarded: RuntimeError: rule broke"
-
-
-async def test_an_authorize_rule_that_blocks_fails_its_plugin(build: Build) -> None:
-    def rule(user: str, key: str | None) -> bool:
-        time.sleep(0.3)
-        return True
-
-    services = build({"hook_timeout": 0.1}, plugins={"guard": guarded_channel(rule)})
-    await services.start()
-    transport = Transport()
-    session = services.streaming.open_session(transport, "ann")
-    await services.streaming.subscribe(session, Subscribe(channel="guarded"))
-    guard = record(services, "guard")
-    assert guard.state.value == "failed" and "blocked the event loop" in (guard.last_error or "")
-    await eventually(lambda: any('"not_authorized"' in t for t in transport.sent), what="the denial")
 
 
 async def test_an_interest_source_that_raises_or_blocks_fails_its_plugin(build: Build) -> None:
@@ -195,26 +165,6 @@ async def test_an_interest_source_that_raises_or_blocks_fails_its_plugin(build: 
     assert record(services, "raising").last_error == "interest: ValueError: no tickers today"
     assert record(services, "slow").state.value == "failed" == record(services, "raising").state.value
     assert "blocked the event loop" in (record(services, "slow").last_error or "")
-
-
-async def test_a_plain_subscribe_callback_that_raises_fails_its_plugin(build: Build) -> None:
-    def callback(user: str, key: str | None) -> None:
-        raise KeyError(user)
-
-    @hookimpl
-    def on_startup(context: PluginContext) -> None:
-        context.on_subscribe("patterns", callback)
-
-    services = build({}, plugins={"listener": types.SimpleNamespace(on_startup=on_startup)})
-    await services.start()
-    transport = Transport()
-    session = services.streaming.open_session(transport, "ann")
-    await services.streaming.subscribe(session, Subscribe(channel="patterns"))
-    await eventually(lambda: any('"subscribed"' in t for t in transport.sent), what="served all the same")
-    listener = record(services, "listener")
-    assert (
-        listener.state.value == "failed" and listener.last_error == "on_subscribe patterns: KeyError: 'ann'"
-    )
 
 
 # ───────────────────────────── a failed plugin stops ─────────────────────────────

@@ -62,12 +62,48 @@ def states(found: PluginManager) -> dict[str, str]:
             {"enabled": ["echo"], "echo": {"greeting": 3}},
             "Expected `str`, got `int` - at `$.plugins.echo.greeting`",
         ),
+        # installed but not enabled: the table is validated all the same
+        (
+            {"sentiment": {"tickrs": ["AAPL"]}},
+            "[plugins.sentiment] unknown setting `tickrs` - at `$.plugins.sentiment.tickrs`",
+        ),
+        (
+            {"enabled": ["news"], "echo": {"interval": -1}},
+            "[plugins.echo] Expected `float` > 0.0 - at `$.plugins.echo.interval`",
+        ),
+        (
+            {"enabled": [], "modules": {"raising": "tests.plugins.samples.raising"}, "raising": {"x": 1}},
+            "[plugins.raising] plugin raising takes no settings - at `$.plugins.raising`",
+        ),
     ],
 )
 def test_invalid_plugin_settings_stop_the_start_with_the_path(table: dict[str, Any], message: str) -> None:
     with pytest.raises(SettingsError) as caught:
         manager(table, overrides={"echo": echo})
     assert message in str(caught.value)
+
+
+def test_a_plugin_that_is_not_enabled_keeps_a_valid_table_unused() -> None:
+    found = manager({"enabled": ["news"], "echo": {"greeting": "hi"}}, overrides={"echo": echo})
+    echoed = found.records["echo"]
+    assert echoed.state.value == "disabled" and echoed.config is None and echoed.errors == 0
+
+
+def test_a_broken_schema_of_a_plugin_that_is_not_enabled_is_logged_not_fatal() -> None:
+    import types
+
+    from legend.plugins import hookimpl
+
+    @hookimpl
+    def config_schema() -> type:
+        raise RuntimeError("schema exploded")
+
+    plugin = types.SimpleNamespace(config_schema=config_schema)
+    found = manager({"enabled": ["news"], "idle": {"x": 1}}, overrides={"idle": plugin})
+    idle = found.records["idle"]
+    assert (
+        idle.state.value == "disabled" and idle.last_error == "config_schema: RuntimeError: schema exploded"
+    )
 
 
 def test_a_settings_file_with_a_bad_plugin_key_stops_legend_serve(tmp_path: Path) -> None:
@@ -167,12 +203,55 @@ def test_legend_plugins_list(tmp_path: Path) -> None:
     assert sentiment["source"] == "entry point (legend-sentiment 0.1.0)" and sentiment["state"] == "enabled"
 
 
-def test_legend_plugins_list_shows_a_bad_table_as_failed_instead_of_stopping(tmp_path: Path) -> None:
+def test_legend_plugins_list_shows_a_bad_table_and_fails_as_serve_would(tmp_path: Path) -> None:
     config = tmp_path / "legend.toml"
     config.write_text(toml({"plugins.news": {"feeds": "nope"}}), encoding="utf-8")
     done = _cli("--config", str(config))
-    assert done.returncode == 0
+    assert done.returncode == 2  # as `legend serve` with this file
     assert (
         "news: last error: settings: [plugins.news] Expected `array`, got `str` - at `$.plugins.news.feeds`"
         in done.stdout
     )
+    assert done.stderr.splitlines()[-2:] == [
+        "legend: settings error: [plugins.news] Expected `array`, got `str` - at `$.plugins.news.feeds`",
+        "legend: `legend serve` refuses to start with these settings",
+    ]
+    as_json = _cli("--config", str(config), "--json")
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout)["settings_errors"] == [
+        "[plugins.news] Expected `array`, got `str` - at `$.plugins.news.feeds`"
+    ]
+
+
+def test_legend_plugins_list_reports_every_error_serve_would_stop_at(tmp_path: Path) -> None:
+    config = tmp_path / "legend.toml"
+    config.write_text(
+        toml(
+            {
+                "quotes": {"provider": "cannd"},
+                "plugins": {"modules": {"echo": "tests.plugins.samples.echo"}},
+                "plugins.sentiment": {"tickrs": []},  # installed, not enabled: checked all the same
+                "plugins.newz": {},
+            }
+        ),
+        encoding="utf-8",
+    )
+    done = _cli("--config", str(config))
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("legend: settings error: ")]
+    assert errors == [
+        "legend: settings error: [plugins.newz] there is no plugin named 'newz' (installed: echo, news, "
+        "portfolio, sentiment) - at `$.plugins.newz`",
+        "legend: settings error: [plugins.sentiment] unknown setting `tickrs` - at `$.plugins.sentiment.tickrs`",
+        "legend: settings error: quotes.provider: no provider named 'cannd' (built in: simulated, replay, "
+        "finnhub, alpaca; from plugins: canned (plugin echo)); did you mean 'canned'?",
+    ]
+    assert "echo" in done.stdout and "sentiment" in done.stdout  # the listing is there all the same
+    served = subprocess.run(
+        [sys.executable, "-m", "legend", "serve", "--config", str(config), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("LEGEND_")},
+    )
+    assert served.returncode == 2 and "[plugins.newz] there is no plugin named 'newz'" in served.stderr

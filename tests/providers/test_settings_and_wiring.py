@@ -96,7 +96,7 @@ def test_an_unknown_provider_name_stops_the_start_when_the_provider_is_built() -
         build_provider(settings, FrozenClock(), environ={})
     assert str(error.value) == (
         "quotes.provider: no provider named 'bloomberg' (built in: simulated, replay, finnhub, alpaca; "
-        "a plugin may register others)"
+        "from plugins: none)"
     )
 
 

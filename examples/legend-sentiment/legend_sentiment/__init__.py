@@ -12,7 +12,17 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from legend.plugins import ChannelSpec, Delivery, Message, PluginConfig, PluginContext, PriceUpdate, hookimpl
+from legend.plugins import (
+    ChannelSpec,
+    Delivery,
+    Message,
+    PluginConfig,
+    PluginContext,
+    PriceUpdate,
+    RegisterChannel,
+    RegisterFeed,
+    hookimpl,
+)
 
 __version__ = "0.1.0"
 
@@ -44,7 +54,7 @@ def config_schema() -> type[SentimentConfig]:
 
 
 @hookimpl
-def register_channels(register, config: SentimentConfig) -> None:  # type: ignore[no-untyped-def]
+def register_channels(register: RegisterChannel, config: SentimentConfig) -> None:
     premium = set(config.premium_users)
 
     def authorize(user_id: str, key: str | None) -> bool:
@@ -63,7 +73,7 @@ def register_channels(register, config: SentimentConfig) -> None:  # type: ignor
 
 
 @hookimpl
-def register_feeds(register) -> None:  # type: ignore[no-untyped-def]
+def register_feeds(register: RegisterFeed) -> None:
     register("readings", readings)
 
 
@@ -87,6 +97,7 @@ class Mood:
         self.rng = random.Random(context.config.seed)
 
     def on_price(self, price: PriceUpdate) -> None:
+        """A plain callback: it runs in the plugin's worker thread, never on the event loop."""
         self.moves[price.ticker] = price.change_percent
 
     def reading(self, ticker: str, window: float) -> Sentiment:

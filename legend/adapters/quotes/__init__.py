@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
     "ReplayQuoteProvider",
     "ReplaySource",
     "build_provider",
+    "unknown_provider",
 ]
 
 
@@ -81,9 +83,14 @@ def _replay(settings: QuotesReplaySettings, clock: Clock) -> ReplayQuoteProvider
 
 
 def build_provider(
-    settings: QuotesSettings, clock: Clock, *, environ: Mapping[str, str] | None = None
+    settings: QuotesSettings,
+    clock: Clock,
+    *,
+    environ: Mapping[str, str] | None = None,
+    plugin_providers: Mapping[str, str] | None = None,
 ) -> QuoteProvider:
-    """The provider ``settings.provider`` names, configured; a SettingsError when it cannot be.
+    """The provider ``settings.provider`` names, configured; a SettingsError when it cannot be (an unknown
+    name's error lists the built-in providers and ``plugin_providers``, provider -> plugin, as well).
 
     Vendor keys come from the settings, else from the vendors' conventional environment variables
     (FINNHUB_API_KEY, APCA_API_KEY_ID, APCA_API_SECRET_KEY) in ``environ`` (default ``os.environ``).
@@ -113,7 +120,18 @@ def build_provider(
         if missing or key_id is None or secret_key is None:
             raise SettingsError("; ".join(missing))
         return AlpacaQuoteProvider(settings.alpaca, key_id, secret_key)
-    raise SettingsError(
-        f"quotes.provider: no provider named {settings.provider!r} (built in: {', '.join(BUILT_IN)}; "
-        "a plugin may register others)"
+    raise unknown_provider(settings.provider, plugin_providers or {})
+
+
+def unknown_provider(name: str, plugin_providers: Mapping[str, str]) -> SettingsError:
+    """The error for a ``quotes.provider`` that names no provider: every name there is (built in, and
+    registered by plugins, ``plugin_providers``: provider name -> plugin name), and the closest one."""
+    from_plugins = ", ".join(
+        f"{provider} (plugin {plugin})" for provider, plugin in sorted(plugin_providers.items())
+    )
+    close = difflib.get_close_matches(name, [*BUILT_IN, *plugin_providers], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return SettingsError(
+        f"quotes.provider: no provider named {name!r} (built in: {', '.join(BUILT_IN)}; from plugins: "
+        f"{from_plugins or 'none'}){hint}"
     )

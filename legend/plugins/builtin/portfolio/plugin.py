@@ -36,6 +36,9 @@ from legend.plugins import (
     Delivery,
     PluginConfig,
     PluginContext,
+    RegisterChannel,
+    RegisterFeed,
+    RegisterRoute,
     hookimpl,
 )
 from legend.plugins.builtin.portfolio.model import (
@@ -48,7 +51,6 @@ from legend.plugins.builtin.portfolio.model import (
     check_position,
     valuate,
 )
-from legend.plugins.context import RegisterChannel, RegisterFeed, RegisterRoute
 from legend.plugins.web import current_user, field_errors, invalid
 
 CHANNEL = "portfolio"
@@ -200,7 +202,9 @@ class PortfolioDesk:
             return
         await self.on_subscribe(user_id, None)
 
-    def on_price(self, price: PriceUpdate) -> None:
+    async def on_price(self, price: PriceUpdate) -> None:
+        """On the event loop (``async def``): it wakes the valuation task, and plain callbacks run in a
+        worker thread, where asyncio objects must not be touched."""
         users = self.holders.get(price.ticker)
         if users is None:
             return
