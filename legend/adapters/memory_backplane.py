@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 
@@ -59,7 +60,7 @@ class InMemoryBackplane:
             self._once[once] = None
             if len(self._once) > self._once_size:
                 self._once.popitem(last=False)
-        envelope = self._log.append(stream, kind, body, history_size, key)
+        envelope = self._log.append(stream, kind, body, history_size, key, time.monotonic())
         if kind == PRICE_TYPE:
             self._append("price", envelope.text)
         if self._deliver is not None:

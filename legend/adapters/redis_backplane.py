@@ -213,7 +213,7 @@ def envelope_of(stream: str, text: bytes) -> Envelope | None:
         if wire.seq is None:
             return None
         key = conflation_key(wire.ticker, wire.symbol)
-        return Envelope(stream, wire.seq, wire.type or "", text.decode(), key)
+        return Envelope(stream, wire.seq, wire.type or "", text.decode(), key, time.monotonic())
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return None
 
@@ -805,7 +805,7 @@ class RedisBackplane:
                 self._invalid(_text(channel), "not UTF-8")
                 return
             key = conflation_key(wire.ticker, wire.symbol)
-            self._hand_over(Envelope(wire.channel, wire.seq, wire.type or "", text, key))
+            self._hand_over(Envelope(wire.channel, wire.seq, wire.type or "", text, key, time.monotonic()))
             return
         try:
             self._inbox.put_nowait((_text(channel), data))

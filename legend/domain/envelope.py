@@ -11,7 +11,7 @@ class Envelope(msgspec.Struct, frozen=True):
     ``text`` is the exact JSON frame every subscriber receives (it already holds ``channel`` and ``seq``):
     it is made once per instance, never per subscriber. ``key`` is what a conflated message replaces
     within its stream: its ticker (or symbol), so that one stream carrying several symbols keeps the
-    newest message of each (see ``conflation_key``).
+    newest message of each (see ``conflation_key``). ``at`` is set by the backplane that hands it over.
     """
 
     stream: str
@@ -19,6 +19,7 @@ class Envelope(msgspec.Struct, frozen=True):
     type: str
     text: str
     key: str = ""
+    at: float = 0.0  # when it reached this instance (``time.monotonic()``): delivery latency starts here
 
 
 def conflation_key(ticker: object, symbol: object = None) -> str:
@@ -35,6 +36,6 @@ def with_seq(body: bytes, seq: int) -> bytes:
     return b'%s,"seq":%d}' % (body[:-1], seq)
 
 
-def seal(stream: str, seq: int, kind: str, body: bytes, key: str = "") -> Envelope:
+def seal(stream: str, seq: int, kind: str, body: bytes, key: str = "", at: float = 0.0) -> Envelope:
     """The envelope of ``body`` (a JSON object that already names its ``channel``) at ``seq``."""
-    return Envelope(stream, seq, kind, with_seq(body, seq).decode(), key)
+    return Envelope(stream, seq, kind, with_seq(body, seq).decode(), key, at)

@@ -65,6 +65,7 @@ class Outbox:
         "capacity",
         "conflated",
         "overflowed",
+        "popped",
     )
 
     def __init__(self, max_per_second: int, capacity: int, price_share: int | None = None) -> None:
@@ -79,6 +80,7 @@ class Outbox:
         self.capacity = capacity
         self.conflated = 0  # prices replaced by a newer one before they were sent
         self.overflowed = False
+        self.popped: Envelope | None = None  # the channel message ``pop`` handed out last (None: a reply)
 
     def __len__(self) -> int:
         """Frames waiting to be written (held ones are not yet)."""
@@ -241,6 +243,7 @@ class Outbox:
             text = control.popleft()
             if not control:
                 self._control = None
+            self.popped = None
             return text, None
         latest = self._latest
         if latest is not None and not self._budget.fits(now) and self._prices.fits(now):
@@ -251,6 +254,7 @@ class Outbox:
             if not reliable:
                 self._reliable = None
             self._budget.record(now)
+            self.popped = envelope
             return envelope.text, None
         if latest is None:
             return None, None
@@ -264,4 +268,5 @@ class Outbox:
         if not latest:
             self._latest = None
         self.wrote(now, True)
+        self.popped = envelope
         return envelope.text

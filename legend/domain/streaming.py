@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import logging
 import secrets
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -35,7 +36,7 @@ from legend.domain.messages import (
 )
 from legend.domain.outbox import Outbox, Pushed
 from legend.domain.session import Session, Subscribed
-from legend.domain.stats import Counters
+from legend.domain.stats import Counters, LatencyHistogram
 from legend.domain.throttle import TokenBucket
 from legend.domain.timefmt import iso
 from legend.ports.backplane import Backplane, BackplaneUnavailable
@@ -82,6 +83,7 @@ class StreamingService:
         self.clock = clock
         self.limits = limits
         self.counters = counters or Counters()
+        self.send_latency = LatencyHistogram()  # reaching this instance -> written to a socket
         self.sessions: dict[str, Session] = {}
         self._streams: dict[str, dict[str, Session]] = {}
         self._delivery: dict[str, Delivery] = {}
@@ -213,6 +215,11 @@ class StreamingService:
                         await transport.send_text(text)
                         session.send_started = None
                     counters.messages_sent += 1
+                    envelope = outbox.popped
+                    if envelope is not None:
+                        by_type = counters.sent_by_type
+                        by_type[envelope.type] = by_type.get(envelope.type, 0) + 1
+                        self.send_latency.observe(time.monotonic() - envelope.at)
                     continue
                 if wait is None:
                     return
@@ -282,13 +289,14 @@ class StreamingService:
         conflate = delivery is Delivery.CONFLATE
         text = envelope.text
         now = self.clock.monotonic()
-        written = conflated = 0
+        written = conflated = deferred = dropped = 0
         waiting: list[Session] = []
         overflowed: list[Session] = []
         gone: list[Session] = []
         for session in subscribers.values():
             outbox = session.outbox
             if outbox.overflowed:
+                dropped += 1
                 continue  # its close is already on the way
             if session.writer is None:
                 pushed = outbox.offer(envelope, delivery, now)
@@ -308,11 +316,20 @@ class StreamingService:
                 waiting.append(session)
             elif pushed is Pushed.MERGED:
                 conflated += 1
+            elif pushed is Pushed.DEFERRED:
+                deferred += 1
             elif pushed is Pushed.OVERFLOW:
                 overflowed.append(session)
         counters = self.counters
         counters.messages_sent += written
         counters.prices_conflated += conflated
+        counters.messages_deferred += deferred
+        counters.messages_dropped += dropped
+        if written:
+            by_type = counters.sent_by_type
+            by_type[envelope.type] = by_type.get(envelope.type, 0) + written
+            # every direct write of this message happened by now: its latency is at most this
+            self.send_latency.observe(time.monotonic() - envelope.at, written)
         for session in waiting:
             self._kick(session)
         for session in gone:
@@ -386,6 +403,9 @@ class StreamingService:
         return iso(self.clock.now())
 
     def _reply(self, session: Session, message: msgspec.Struct) -> None:
+        kind = str(type(message).__struct_config__.tag)
+        by_type = self.counters.sent_by_type
+        by_type[kind] = by_type.get(kind, 0) + 1
         self._push_control_text(session, encode(message).decode())
 
     def _push_control_text(self, session: Session, text: str) -> None:
@@ -443,11 +463,15 @@ class StreamingService:
                 session, "too_large", f"Message too large: {size} bytes (limit {limits.max_frame_bytes})"
             )
             return
+        received = self.counters.received_by_type
         try:
             message = decode_client_message(frame)
         except ProtocolError as exc:
+            received["invalid"] = received.get("invalid", 0) + 1
             self.error(session, exc.code, exc.message)
             return
+        kind = str(type(message).__struct_config__.tag)
+        received[kind] = received.get(kind, 0) + 1
         if isinstance(message, Ping):
             self._reply(session, Pong(timestamp=self._now()))
         elif isinstance(message, Subscribe):

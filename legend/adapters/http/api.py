@@ -86,6 +86,11 @@ class WebSocketController(Controller):
             "uptime": int(streaming.uptime()),
             "instance_id": services.instance_id,
             **{name: value for name, value in asdict(c).items() if name not in _SEED_COUNTERS},
+            "send_latency": {  # reaching this instance -> written to the socket, upper bounds
+                "count": streaming.send_latency.count,
+                "p50_below": streaming.send_latency.quantile(0.5),
+                "p99_below": streaming.send_latency.quantile(0.99),
+            },
             "backplane": services.backplane.health(),
             "streamer": services.streamer.status(),
             "alerting": services.alerting.status() if services.alerting is not None else None,
