@@ -21,6 +21,7 @@ from legend.adapters.quotes import build_provider
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository, SqlAlchemyWatchlistRepository
 from legend.adapters.sql.positions import SqlAlchemyPluginStateRepository
 from legend.adapters.system_clock import SystemClock
+from legend.domain.admission import Admission, AdmissionLimits
 from legend.domain.alerting import AlertingService
 from legend.domain.channels import ChannelRegistry
 from legend.domain.publisher import Publisher
@@ -220,7 +221,18 @@ def bootstrap(
         registry,
         lambda: streaming.figures(),  # this instance's share of the cluster
     )
-    streaming = StreamingService(backplane, registry, clock, _limits(settings), counters)
+    rt = settings.realtime
+    admission = Admission(
+        backplane,
+        AdmissionLimits(
+            max_connections_per_user=rt.max_connections_per_user,
+            max_connections_per_ip=rt.max_connections_per_ip,
+            connect_rate_per_ip=rt.connect_rate_per_ip,
+            connect_burst_per_ip=rt.connect_burst_per_ip,
+        ),
+        counters,
+    )
+    streaming = StreamingService(backplane, registry, clock, _limits(settings), counters, admission)
     publisher = Publisher(
         backplane,
         registry,

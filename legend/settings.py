@@ -66,6 +66,12 @@ class RealtimeSettings(_Section):
     # Prices sent per connection and second whatever else is queued, so a flood of must-deliver messages
     # delays prices but never freezes them; unset: half of max_messages_per_second.
     price_share: PositiveInt | None = None
+    # Connection limits (closed with 4429 and a reason); 0 turns one off. Per user and per client address
+    # across the cluster on Redis; the connection rate per address is kept by each instance.
+    max_connections_per_user: Annotated[int, msgspec.Meta(ge=0)] = 20
+    max_connections_per_ip: Annotated[int, msgspec.Meta(ge=0)] = 500
+    connect_rate_per_ip: Annotated[float, msgspec.Meta(ge=0)] = 10.0  # new connections a second, sustained
+    connect_burst_per_ip: PositiveInt = 50
 
 
 class RedisSettings(_Section):

@@ -7,6 +7,7 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
+from typing import Literal
 
 from legend.adapters.system_clock import SystemClock
 from legend.domain.envelope import Envelope
@@ -37,6 +38,7 @@ class InMemoryBackplane:
         self._appended_event = asyncio.Event()
         self._once: OrderedDict[str, None] = OrderedDict()
         self._once_size = once_size
+        self._connections: dict[str, dict[str, set[str]]] = {"user": {}, "address": {}}
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -82,6 +84,28 @@ class InMemoryBackplane:
 
     def health(self) -> dict[str, object]:
         return {"ok": True, "backend": "memory", "streams": self._log.streams()}
+
+    # ───────────── connections per user and address ─────────────
+
+    async def admit(
+        self, connection_id: str, user_id: str, address: str, max_per_user: int, max_per_address: int
+    ) -> Literal["user", "address"] | None:
+        users, addresses = self._connections["user"], self._connections["address"]
+        if max_per_user and len(users.get(user_id, ())) >= max_per_user:
+            return "user"
+        if max_per_address and len(addresses.get(address, ())) >= max_per_address:
+            return "address"
+        users.setdefault(user_id, set()).add(connection_id)
+        addresses.setdefault(address, set()).add(connection_id)
+        return None
+
+    async def release(self, connection_id: str, user_id: str, address: str) -> None:
+        for table, key in ((self._connections["user"], user_id), (self._connections["address"], address)):
+            members = table.get(key)
+            if members is not None:
+                members.discard(connection_id)
+                if not members:
+                    del table[key]
 
     # ───────────── the price log ─────────────
 

@@ -27,7 +27,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -149,6 +149,39 @@ for i, id in ipairs(ids) do
   out[#out + 1] = redis.call('HGETALL', ARGV[1] .. 'figures:' .. id)
 end
 return out
+"""
+
+# KEYS: the user's and the address's connection sets (zsets of connection id -> expiry ms).
+# ARGV: connection id, ttl ms, max per user, max per address (0: none). 0 admitted, 1 user full, 2 address full.
+ADMIT_LUA = """
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ms)
+local user_max, address_max = tonumber(ARGV[3]), tonumber(ARGV[4])
+if user_max > 0 and redis.call('ZCARD', KEYS[1]) >= user_max then return 1 end
+if address_max > 0 and redis.call('ZCARD', KEYS[2]) >= address_max then return 2 end
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], ms + ttl, ARGV[1])
+redis.call('ZADD', KEYS[2], ms + ttl, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 0
+"""
+
+# KEYS: pairs of connection sets, one pair per connection. ARGV: ttl ms, then the connection ids.
+# Keeps this instance's connections registered: those of an instance that died expire after ttl.
+REFRESH_LUA = """
+local now = redis.call('TIME')
+local until_ms = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do
+  for j = 0, 1 do
+    local key = KEYS[2 * (i - 2) + 1 + j]
+    redis.call('ZADD', key, 'XX', until_ms, ARGV[i])
+    redis.call('PEXPIRE', key, tonumber(ARGV[1]))
+  end
+end
+return 1
 """
 
 # KEYS: lease. ARGV: holder, ttl ms. Take it when free, renew it when ours.
@@ -345,6 +378,9 @@ class RedisBackplane:
         self._members_script = _Script(MEMBERS_LUA)
         self._lease_script = _Script(LEASE_LUA)
         self._leave_script = _Script(LEAVE_LUA)
+        self._admit_script = _Script(ADMIT_LUA)
+        self._refresh_script = _Script(REFRESH_LUA)
+        self._admitted: dict[str, tuple[str, str]] = {}  # connection id -> its two set keys
         self.last_error: str | None = None
         self.reconnects = 0
         self.publish_failures = 0
@@ -532,6 +568,49 @@ class RedisBackplane:
             "streams": len(self._last_seq),
         }
 
+    # ───────────────────────── connections per user and address ─────────────────────────
+
+    async def admit(
+        self, connection_id: str, user_id: str, address: str, max_per_user: int, max_per_address: int
+    ) -> Literal["user", "address"] | None:
+        """Register the connection in the cluster-wide sets of its user and its address (one script)."""
+        keys = self._connection_keys(user_id, address)
+        ttl = int(self.settings.interest_ttl * 1000)
+        verdict = int(
+            await self._call(
+                "admit", self._admit_script, list(keys), [connection_id, ttl, max_per_user, max_per_address]
+            )
+        )
+        if verdict == 1:
+            return "user"
+        if verdict == 2:
+            return "address"
+        self._admitted[connection_id] = keys
+        return None
+
+    async def release(self, connection_id: str, user_id: str, address: str) -> None:
+        keys = self._admitted.pop(connection_id, None) or self._connection_keys(user_id, address)
+
+        async def remove(redis: Redis) -> None:
+            pipe = redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.zrem(key, connection_id)
+            await pipe.execute()
+
+        await self._call("release", remove)
+
+    def _connection_keys(self, user_id: str, address: str) -> tuple[str, str]:
+        return f"{self._prefix}conn:user:{user_id}", f"{self._prefix}conn:address:{address}"
+
+    async def _refresh_connections(self, redis: Redis) -> None:
+        """Extend this instance's connection registrations (with every heartbeat), 500 at a time."""
+        ttl = int(self.settings.interest_ttl * 1000)
+        items = list(self._admitted.items())
+        for start in range(0, len(items), 500):
+            chunk = items[start : start + 500]
+            keys = [key for _, pair in chunk for key in pair]
+            await self._refresh_script(redis, keys, [ttl, *(connection for connection, _ in chunk)])
+
     # ───────────────────────── the price log ─────────────────────────
 
     async def read(self, after: str | None, count: int, wait: float) -> LogRead:
@@ -639,6 +718,8 @@ class RedisBackplane:
             args += [key, value]
         args += self._interest
         await self._heartbeat_script(redis, [self._registry_key, self._interest_key, self._figures_key], args)
+        if self._admitted:
+            await self._refresh_connections(redis)
 
     async def _keep_alive(self) -> None:
         """Refresh this instance's registry entry, interest and figures well inside ``interest_ttl``."""

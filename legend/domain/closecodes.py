@@ -8,3 +8,4 @@ TRY_AGAIN_LATER = 1013  # slow consumer: the connection could not keep up; resum
 UNAUTHORIZED = 4401  # missing, expired or forged token: do not retry with the same token
 FORBIDDEN = 4403  # the identity may not connect here
 STALE = 4408  # no frame from the client for ``stale_after`` seconds
+TOO_MANY_CONNECTIONS = 4429  # over a per-user or per-address connection limit, or reconnecting too fast

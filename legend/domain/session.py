@@ -30,6 +30,7 @@ class Session:
     """
 
     __slots__ = (
+        "address",
         "closing",
         "expires_at",
         "id",
@@ -69,3 +70,4 @@ class Session:
         self.writer: asyncio.Task[None] | None = None  # drains the outbox while it is not empty
         self.wake: asyncio.Future[None] | None = None  # set while the writer waits for budget
         self.reader: asyncio.Task[object] | None = None  # the transport's receive loop, if it has one
+        self.address: str | None = None  # the client's address, when admitted through the limits

@@ -44,6 +44,9 @@ class Counters:
     inbound_rejected: int = 0
     flood_closed: int = 0
     auth_rejected: int = 0
+    refused_user_limit: int = 0  # closed 4429: the user held max_connections_per_user already
+    refused_address_limit: int = 0  # closed 4429: the address held max_connections_per_ip already
+    refused_connect_rate: int = 0  # closed 4429: the address opened connections too fast
     sent_by_type: dict[str, int] = field(default_factory=dict)  # frames written, per message type
     received_by_type: dict[str, int] = field(default_factory=dict)  # client frames, per type ("invalid")
 

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from legend.domain import closecodes
+from legend.domain.admission import Admission, Refusal
 from legend.domain.channels import ChannelError, ChannelRegistry, ChannelSpec, Delivery
 from legend.domain.envelope import Envelope
 from legend.domain.messages import (
@@ -77,12 +78,14 @@ class StreamingService:
         clock: Clock,
         limits: Limits,
         counters: Counters | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.backplane = backplane
         self.registry = registry
         self.clock = clock
         self.limits = limits
         self.counters = counters or Counters()
+        self.admission = admission  # connection limits; None: every connection is admitted
         self.send_latency = LatencyHistogram()  # reaching this instance -> written to a socket
         self.sessions: dict[str, Session] = {}
         self._streams: dict[str, dict[str, Session]] = {}
@@ -122,13 +125,33 @@ class StreamingService:
 
     # ───────────────────────── sessions ─────────────────────────
 
-    def open_session(self, transport: Transport, user_id: str, expires_at: float | None = None) -> Session:
+    async def connect(
+        self, transport: Transport, user_id: str, address: str, expires_at: float | None = None
+    ) -> Session | Refusal:
+        """A new connection from ``address``: refused when over a connection limit (the caller closes
+        it with the refusal's code and reason), else opened as ``open_session`` does."""
+        session_id = f"{user_id}_{secrets.token_hex(6)}"
+        if self.admission is not None:
+            refusal = await self.admission.admit(session_id, user_id, address, self.clock.monotonic())
+            if refusal is not None:
+                return refusal
+        session = self.open_session(transport, user_id, expires_at, session_id)
+        session.address = address
+        return session
+
+    def open_session(
+        self,
+        transport: Transport,
+        user_id: str,
+        expires_at: float | None = None,
+        session_id: str | None = None,
+    ) -> Session:
         """Register a new connection and send its acknowledgement. ``expires_at`` (epoch seconds) is
         when its credentials run out: the sweep closes it then."""
         now = self.clock.monotonic()
         limits = self.limits
         session = Session(
-            session_id=f"{user_id}_{secrets.token_hex(6)}",
+            session_id=session_id or f"{user_id}_{secrets.token_hex(6)}",
             user_id=user_id,
             transport=transport,
             outbox=Outbox(limits.max_messages_per_second, limits.max_pending_messages, limits.price_share),
@@ -158,6 +181,8 @@ class StreamingService:
         for sub in session.subscriptions.values():
             self._detach(session, sub)
         session.subscriptions.clear()
+        if session.address is not None and self.admission is not None:
+            self._spawn(self.admission.release(session.id, session.user_id, session.address))
         writer = session.writer
         if writer is not None and writer is not asyncio.current_task():
             writer.cancel()

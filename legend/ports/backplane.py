@@ -13,6 +13,7 @@ from typing import Protocol
 import msgspec
 
 from legend.domain.envelope import Envelope
+from legend.ports.admission import ConnectionRegistry
 from legend.ports.price_log import PriceLog
 
 Deliver = Callable[[Envelope], None]
@@ -38,7 +39,7 @@ class Replay(msgspec.Struct, frozen=True):
     complete: bool
 
 
-class Backplane(PriceLog, Protocol):
+class Backplane(PriceLog, ConnectionRegistry, Protocol):
     """Publish to streams, deliver to this instance, keep per-stream sequence and history, and the
     price log (written in the same step as the publish of a price, so it is a backplane's to keep)."""
 

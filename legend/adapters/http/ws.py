@@ -14,6 +14,7 @@ from legend.adapters.auth import BEARER_SUBPROTOCOL, AuthError
 from legend.adapters.http.websocket_protocol import EXTENSION, LegendWebSocketProtocol
 from legend.bootstrap import Services
 from legend.domain import closecodes
+from legend.domain.admission import Refusal
 
 log = logging.getLogger("legend.ws")
 
@@ -96,7 +97,13 @@ async def stream(socket: WebSocket[Any, Any, Any], services: NamedDependency[Ser
         return
     await socket.accept(subprotocols=identity.subprotocol)
     streaming = services.streaming
-    session = streaming.open_session(transport_of(socket), identity.user_id, identity.expires_at)
+    client = socket.scope.get("client")
+    address = str(client[0]) if client else "unknown"
+    outcome = await streaming.connect(transport_of(socket), identity.user_id, address, identity.expires_at)
+    if isinstance(outcome, Refusal):
+        await socket.close(code=outcome.code, reason=outcome.reason[:120])
+        return
+    session = outcome
     reader = asyncio.current_task()
     session.reader = reader
     receive = socket.receive

@@ -1,0 +1,97 @@
+"""Who may open another connection: a per-address connection rate, and at most so many connections per
+user and per address (counted across the cluster by the connection registry).
+
+A reconnect loop or a script opening thousands of sockets from one address is refused before it costs
+memory, descriptors and fan-out time. The rate is kept by this instance (a client behind a load balancer
+spread over N instances gets N times the rate); the maxima are the cluster's. When the registry cannot
+be asked (Redis down) connections are admitted: a backplane outage must not lock every trader out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+import msgspec
+
+from legend.domain import closecodes
+from legend.domain.stats import Counters
+from legend.domain.throttle import TokenBucket
+from legend.ports.admission import ConnectionRegistry
+from legend.ports.backplane import BackplaneUnavailable
+
+log = logging.getLogger("legend.streaming")
+
+MAX_ADDRESSES = 100_000  # per-address rate buckets kept, least recently used forgotten first
+
+
+class AdmissionLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """``[realtime]`` connection limits; 0 turns a limit off."""
+
+    max_connections_per_user: int = 20
+    max_connections_per_ip: int = 500
+    connect_rate_per_ip: float = 10.0  # new connections per second from one address, sustained
+    connect_burst_per_ip: int = 50
+
+
+class Refusal(msgspec.Struct, frozen=True):
+    """Why a connection is closed right after its handshake (close code 4429)."""
+
+    reason: str
+    code: int = closecodes.TOO_MANY_CONNECTIONS
+
+
+class Admission:
+    """The connection limits of one instance (see the module docstring)."""
+
+    def __init__(self, registry: ConnectionRegistry, limits: AdmissionLimits, counters: Counters) -> None:
+        self.registry = registry
+        self.limits = limits
+        self.counters = counters
+        self._rates: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    async def admit(self, connection_id: str, user_id: str, address: str, now: float) -> Refusal | None:
+        """None when the connection may go on (it is then registered until ``release``)."""
+        limits = self.limits
+        if limits.connect_rate_per_ip > 0 and not self._take(address, now):
+            self.counters.refused_connect_rate += 1
+            return Refusal(
+                f"too many new connections from your address: at most {limits.connect_rate_per_ip:g} a second"
+            )
+        try:
+            over = await self.registry.admit(
+                connection_id,
+                user_id,
+                address,
+                limits.max_connections_per_user,
+                limits.max_connections_per_ip,
+            )
+        except BackplaneUnavailable as exc:
+            log.warning("connection limits not checked (%s): admitted", exc)
+            return None
+        if over == "user":
+            self.counters.refused_user_limit += 1
+            return Refusal(f"too many connections for this user: at most {limits.max_connections_per_user}")
+        if over == "address":
+            self.counters.refused_address_limit += 1
+            return Refusal(f"too many connections from your address: at most {limits.max_connections_per_ip}")
+        return None
+
+    async def release(self, connection_id: str, user_id: str, address: str) -> None:
+        try:
+            await self.registry.release(connection_id, user_id, address)
+        except BackplaneUnavailable as exc:  # its registration expires by itself
+            log.debug("release of %s not recorded: %s", connection_id, exc)
+
+    def _take(self, address: str, now: float) -> bool:
+        rates = self._rates
+        bucket = rates.get(address)
+        if bucket is None:
+            bucket = rates[address] = TokenBucket(
+                self.limits.connect_rate_per_ip, self.limits.connect_burst_per_ip, now
+            )
+            if len(rates) > MAX_ADDRESSES:
+                rates.popitem(last=False)
+        else:
+            rates.move_to_end(address)
+        return bucket.take(now)
