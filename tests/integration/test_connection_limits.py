@@ -34,7 +34,9 @@ async def refused(url: str) -> tuple[int, str]:
         return ws.close_code, ws.close_reason or ""
 
 
-async def test_a_user_over_max_connections_is_closed_4429_and_may_come_back_later(limited: LegendServer) -> None:
+async def test_a_user_over_max_connections_is_closed_4429_and_may_come_back_later(
+    limited: LegendServer,
+) -> None:
     before = limited.stats()["refused_user_limit"]
     first = [await connect(limited.ws_url, user_id="busy") for _ in range(3)]
     code, reason = await refused(f"{limited.ws_url}?user_id=busy")
