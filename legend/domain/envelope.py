@@ -21,6 +21,21 @@ class Envelope(msgspec.Struct, frozen=True):
     key: str = ""
     at: float = 0.0  # when it reached this instance (``time.monotonic()``): delivery latency starts here
 
+    def __eq__(self, other: object) -> bool:
+        """The same message whatever its ``at``: arrival time is bookkeeping, not part of the message."""
+        if not isinstance(other, Envelope):
+            return NotImplemented
+        return (self.stream, self.seq, self.type, self.text, self.key) == (
+            other.stream,
+            other.seq,
+            other.type,
+            other.text,
+            other.key,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.stream, self.seq, self.text))
+
 
 def conflation_key(ticker: object, symbol: object = None) -> str:
     """The conflation key of a message from its ``ticker`` and ``symbol`` fields: the first that is a
