@@ -74,9 +74,9 @@ class Services:
         self.started = True
         if self.database is not None:
             await self.database.start()  # migrates the embedded default; checks the schema otherwise
+        await self.streaming.start()  # the backplane: alerting takes its lease and reads its price log
         if self.alerting is not None:
-            await self.alerting.start()  # before any price is published
-        await self.streaming.start()
+            await self.alerting.start()  # prices published before are in the price log
         if self.plugins is not None:
             await self.plugins.start()  # on_startup hooks, then feeds; before the streamer asks for interest
         if self.run_streamer:

@@ -110,11 +110,7 @@ class AlertEvaluation:
                 continue
             try:
                 if not self.holder:
-                    await self.load()
-                    self.holder = True
-                    log.info(
-                        "alert evaluation: this instance evaluates (%d armed rules)", len(self.evaluator)
-                    )
+                    await self.take_over()
                 renew_at = time.monotonic() + renew_every
                 while time.monotonic() < renew_at:
                     await self.step(self.read_wait)
