@@ -90,7 +90,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"subset of {','.join(names)} (default all)",
     )
     parser.add_argument(
-        "--workers", type=int, default=2, help="legend serve --workers N for the Redis rows (default 2)"
+        "--workers",
+        type=int,
+        default=2,
+        help="legend serve --workers N for the Redis rows (default 2; 1: one process on Redis)",
     )
     parser.add_argument(
         "--client-processes",
@@ -124,8 +127,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = set(args.servers) - set(selected)
     if unknown:
         parser.error(f"unknown servers {sorted(unknown)}; choose from {selected}")
-    if args.seconds <= 0 or args.rounds < 1 or args.warmup < 0 or args.sample_every < 1 or args.workers < 2:
-        parser.error("--seconds, --rounds, --sample-every must be positive, --warmup >= 0, --workers >= 2")
+    if args.seconds <= 0 or args.rounds < 1 or args.warmup < 0 or args.sample_every < 1 or args.workers < 1:
+        parser.error("--seconds, --rounds, --sample-every must be positive, --warmup >= 0, --workers >= 1")
     return args
 
 

@@ -26,37 +26,56 @@ class Kind:
     workers: int = 1
     budget: int = 10  # Legend's realtime.max_messages_per_second
 
-    @property
-    def redis(self) -> bool:
-        return self.family == "legend" and self.workers > 1
+    redis: bool = False  # Legend on the Redis backplane (a redis-server of its own)
 
 
 def kinds(workers: int) -> list[Kind]:
-    """Every server of a full run. Legend as shipped is measured paced; with its budget raised, saturated."""
+    """Every server of a full run. Legend as shipped is measured paced; with its budget raised, saturated.
+
+    The Redis rows run ``legend serve --workers N``; with ``workers`` 1, one process on Redis (no flag).
+    """
     raised = f"budget {RAISED_BUDGET:,}/s"
+    on_redis = f"--workers {workers} on Redis" if workers > 1 else "one process on Redis"
+    w = f"legend-w{workers}"
+    legend = {"family": "legend"}
     return [
-        Kind("legend", "Legend as shipped (budget 10/s), one process", "legend", saturated=False, paced=True),
-        Kind("legend-max", f"Legend, {raised}, one process", "legend", True, False, budget=RAISED_BUDGET),
+        Kind("legend", "Legend as shipped (budget 10/s), one process", saturated=False, paced=True, **legend),
         Kind(
-            f"legend-w{workers}",
-            f"Legend as shipped, --workers {workers} on Redis",
-            "legend",
-            False,
-            True,
-            workers,
+            "legend-max",
+            f"Legend, {raised}, one process",
+            saturated=True,
+            paced=False,
+            budget=RAISED_BUDGET,
+            **legend,
         ),
         Kind(
-            f"legend-w{workers}-max",
-            f"Legend, {raised}, --workers {workers} on Redis",
-            "legend",
-            True,
-            False,
-            workers,
-            RAISED_BUDGET,
+            w,
+            f"Legend as shipped, {on_redis}",
+            saturated=False,
+            paced=True,
+            workers=workers,
+            redis=True,
+            **legend,
         ),
-        Kind("litestar", "bare Litestar, one send loop (our stack's ceiling)", "litestar", True, True),
-        Kind("picows", "framework-free picows (the limit of Python)", "picows", True, True),
-        Kind("socketio", "python-socketio, one room (the peer)", "socketio", True, True),
+        Kind(
+            f"{w}-max",
+            f"Legend, {raised}, {on_redis}",
+            saturated=True,
+            paced=False,
+            workers=workers,
+            budget=RAISED_BUDGET,
+            redis=True,
+            **legend,
+        ),
+        Kind(
+            "litestar",
+            "bare Litestar, one send loop (our stack's ceiling)",
+            "litestar",
+            saturated=True,
+            paced=True,
+        ),
+        Kind("picows", "framework-free picows (the limit of Python)", "picows", saturated=True, paced=True),
+        Kind("socketio", "python-socketio, one room (the peer)", "socketio", saturated=True, paced=True),
     ]
 
 

@@ -55,7 +55,9 @@ def plot(report: Report, path: Path) -> None:
         bottom.set_ylabel("p99 publish→receive (ms)")
         bottom.set_yscale("log")
         bottom.set_xlabel("connections")
+        top.set_ylim(bottom=0)
         for ax in (top, bottom):
+            ax.set_xticks(sorted(report.connections))
             ax.grid(True, alpha=0.3)
             ax.tick_params(labelsize=8)
         top.legend(fontsize=7)

@@ -129,7 +129,7 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.exited():
-                raise RuntimeError(f"exited with {self.process.returncode}: {self.logs()}")
+                raise RuntimeError(f"stopped: {self.logs()}")
             try:
                 with urllib.request.urlopen(f"http://{HOST}:{self.port}{path}", timeout=1.0) as answer:
                     if answer.status == 200:

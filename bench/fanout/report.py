@@ -237,6 +237,7 @@ def ratios(report: Report) -> list[tuple[str, float]]:
         ("litestar", "picows"),
         (workers_raised, raised),
     ]
+    pairs = [(a, b) for a, b in pairs if a in report.servers and b in report.servers]
     for n in report.connections:
         for a, b in pairs:
             value = ratio(_saturated(report, a, n), _saturated(report, b, n))
@@ -300,6 +301,15 @@ def targets(report: Report) -> list[tuple[str, str, str]]:
             out.append((label, _verdict(None), unavailable(name) or "-"))
             continue
         kb = info.memory.kb_per_connection
+        if info.memory.connections < 1000:  # below, the allocator's granularity is most of the figure
+            out.append(
+                (
+                    label,
+                    _verdict(None),
+                    f"needs >= 1,000 connections ({kb:.1f} KB at {info.memory.connections})",
+                )
+            )
+            continue
         out.append((label, _verdict(kb <= 25.0), f"{kb:.1f} KB at {info.memory.connections:,} connections"))
     return out
 
