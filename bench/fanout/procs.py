@@ -50,14 +50,20 @@ def _stat(pid: int) -> list[str] | None:
         return None
 
 
-def descendants(root: int) -> list[int]:
-    """Every live process below ``root`` (not ``root`` itself), from the parent links in /proc."""
+def process_tree() -> dict[int, list[int]]:
+    """Parent pid -> child pids, for every live process (one pass over /proc)."""
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             fields = _stat(int(entry.name))
             if fields is not None:
                 children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def descendants(root: int, tree: dict[int, list[int]] | None = None) -> list[int]:
+    """Every live process below ``root`` (not ``root`` itself)."""
+    children = process_tree() if tree is None else tree
     found: list[int] = []
     todo = [root]
     while todo:
@@ -117,9 +123,9 @@ class ServerProcess:
             start_new_session=True,
         )
 
-    def pids(self) -> list[int]:
+    def pids(self, tree: dict[int, list[int]] | None = None) -> list[int]:
         """The server's processes (a master and its workers, say), without the keeper."""
-        return descendants(self.process.pid)
+        return descendants(self.process.pid, tree)
 
     def exited(self) -> bool:
         return self.process.poll() is not None

@@ -13,7 +13,7 @@ from typing import Any
 class Window:
     """Raw figures of one publishing window against one server."""
 
-    seconds: float  # measured (whole 100 ms buckets after the warm-up)
+    seconds: float  # measured: after the warm-up, until the last price was published
     elapsed: float  # publishing time, warm-up included
     connections: int
     published: int  # prices the server accepted

@@ -20,7 +20,7 @@ from pathlib import Path
 from bench.fanout.clients import ClientPool
 from bench.fanout.frames import ID_BASE, WINDOW_SPAN
 from bench.fanout.kinds import Running
-from bench.fanout.procs import cpu_seconds, machine_busy_seconds, rss_kib
+from bench.fanout.procs import cpu_seconds, machine_busy_seconds, process_tree, rss_kib
 from bench.fanout.profile import profile
 from bench.fanout.publisher import Published, publish
 from bench.fanout.report import Memory, Phase, Report, Window, describe
@@ -133,21 +133,25 @@ class Bench:
 
     # ───────────── windows ─────────────
 
-    def _cpu(self, name: str) -> dict[str, float]:
-        running = self.running[name]
-        others = [p for other, r in self.running.items() if other != name for p in r.server.pids()]
-        others += [
-            p for other, r in self.running.items() if other != name and r.redis for p in r.redis.pids()
-        ]
-        return {
-            "time": time.time(),
-            "server": cpu_seconds(running.server.pids()),
-            "clients": cpu_seconds(self.pool.pids()),
-            "publisher": time.process_time(),
-            "backplane": cpu_seconds(running.redis.pids()) if running.redis else 0.0,
-            "idle_servers": cpu_seconds(others),
-            "busy": machine_busy_seconds(),
-        }
+    def _pids(self, name: str) -> dict[str, list[int]]:
+        """The processes of the server under test, of its redis-server, and of every other server."""
+        tree = process_tree()
+        found: dict[str, list[int]] = {"server": [], "backplane": [], "idle_servers": []}
+        for other, running in self.running.items():
+            for process, role in ((running.server, "server"), (running.redis, "backplane")):
+                if process is not None:
+                    found[role if other == name else "idle_servers"] += process.pids(tree)
+        return found
+
+    def _cpu(self, pids: dict[str, list[int]]) -> dict[str, float]:
+        figures = {role: cpu_seconds(found) for role, found in pids.items()}
+        figures.update(
+            time=time.time(),
+            clients=cpu_seconds(self.pool.pids()),
+            publisher=time.process_time(),
+            busy=machine_busy_seconds(),
+        )
+        return figures
 
     async def window(self, name: str, n: int, rate: float | None) -> Window:
         """Publish for warm-up + seconds; count what arrived; wait for the rest (bounded)."""
@@ -158,18 +162,19 @@ class Bench:
         seconds = args.seconds / args.rounds
         target = self.running[name].target
         publisher = asyncio.create_task(publish(target, lo, args.warmup + seconds, rate))
+        pids = self._pids(name)
         await asyncio.sleep(args.warmup)
-        before = self._cpu(name)
+        before = self._cpu(pids)
+        start_frames = await self._frames(name)
         published: Published = await publisher
-        after = self._cpu(name)
+        end_frames = await self._frames(name)
+        after = self._cpu(pids)
         t0, t1 = before["time"], after["time"]
         drain_started = time.monotonic()
         await self._drain(name, published.sent * n)
         drain = time.monotonic() - drain_started
         replies = await self.pool.call("collect", group=name, last_id=published.last_id)
-        b0, b1 = math.ceil(t0 * 10), math.floor(t1 * 10)  # whole 100 ms buckets inside the window
-        measured = max(0.1, (b1 - b0) / 10)
-        scale = measured / max(1e-6, t1 - t0)
+        measured = max(1e-3, t1 - t0)
         latencies: list[float] = []
         times = published.times
         for reply in replies:
@@ -193,27 +198,30 @@ class Bench:
             offered=offered,
             failures=published.failures,
             frames=sum(r["frames"] for r in replies),
-            in_window=sum(c for r in replies for b, c in r["buckets"].items() if b0 <= b < b1),
+            in_window=end_frames - start_frames,
             on_last=sum(r["on_last"] for r in replies),
             without_any=sum(r["without_any"] for r in replies),
             closed=sum(r["closed"] for r in replies),
             strays=sum(r["strays"] for r in replies),
             latencies=latencies,
-            server_cpu=(after["server"] - before["server"]) * scale,
-            clients_cpu=(after["clients"] - before["clients"]) * scale,
-            publisher_cpu=(after["publisher"] - before["publisher"]) * scale,
-            backplane_cpu=(after["backplane"] - before["backplane"]) * scale,
-            idle_servers_cpu=(after["idle_servers"] - before["idle_servers"]) * scale,
-            machine_busy=(after["busy"] - before["busy"]) * scale,
+            server_cpu=(after["server"] - before["server"]),
+            clients_cpu=(after["clients"] - before["clients"]),
+            publisher_cpu=(after["publisher"] - before["publisher"]),
+            backplane_cpu=(after["backplane"] - before["backplane"]),
+            idle_servers_cpu=(after["idle_servers"] - before["idle_servers"]),
+            machine_busy=(after["busy"] - before["busy"]),
             drain_seconds=drain,
             recipients=published.recipients,
         )
+
+    async def _frames(self, name: str) -> int:
+        return sum(t["frames"] for t in await self.pool.call("totals", group=name))
 
     async def _drain(self, name: str, expected: int) -> None:
         deadline = time.monotonic() + DRAIN_LIMIT
         last, changed = -1, time.monotonic()
         while (now := time.monotonic()) < deadline:
-            frames = sum(t["frames"] for t in await self.pool.call("totals", group=name))
+            frames = await self._frames(name)
             if frames >= expected:
                 return
             if frames != last:
