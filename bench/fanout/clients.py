@@ -14,6 +14,7 @@ import array
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -153,6 +154,7 @@ class Worker:
                 reply = await getattr(self, f"op_{command['op']}")(**command.get("args", {}))
             except Exception as exc:
                 reply = {"error": f"{type(exc).__name__}: {exc}"}
+            reply["call"] = command["call"]
             self.conn.send(reply)
         for group in self.groups.values():
             for client in group.clients:
@@ -248,6 +250,7 @@ class ClientPool:
     def __init__(self, processes: int) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
+        self.calls = 0
         self.processes: list[multiprocessing.process.BaseProcess] = []
         for index in range(processes):
             ours, theirs = ctx.Pipe()
@@ -262,19 +265,39 @@ class ClientPool:
 
     async def call(self, op: str, each: Sequence[dict[str, Any]] | None = None, **args: Any) -> list[Any]:
         """Send ``op`` to every worker (``each`` gives per-worker arguments) and return their replies."""
+        self.calls += 1
         for i, pipe in enumerate(self.pipes):
-            pipe.send({"op": op, "args": {**args, **(each[i] if each else {})}})
-        replies = await asyncio.gather(*(asyncio.to_thread(self._reply, pipe, op) for pipe in self.pipes))
+            pipe.send({"op": op, "call": self.calls, "args": {**args, **(each[i] if each else {})}})
+        replies = await asyncio.gather(*(self._reply(pipe, op, self.calls) for pipe in self.pipes))
         for reply in replies:
             if "error" in reply:
                 raise RuntimeError(f"client worker failed in {op}: {reply['error']}")
         return replies
 
     @staticmethod
-    def _reply(pipe: Connection, op: str) -> Any:
-        if not pipe.poll(300):
-            raise TimeoutError(f"client worker did not answer {op} in 300 s")
-        return pipe.recv()
+    async def _reply(pipe: Connection, op: str, call: int) -> Any:
+        """The worker's answer to ``call``, waited for on the event loop (no thread to outlive a stop)."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(300):
+                while True:
+                    while not pipe.poll():
+                        readable = loop.create_future()
+                        loop.add_reader(pipe.fileno(), lambda f=readable: f.done() or f.set_result(None))
+                        try:
+                            await readable
+                        finally:
+                            loop.remove_reader(pipe.fileno())
+                            os.set_blocking(pipe.fileno(), True)  # add_reader made it non-blocking
+                    reply = pipe.recv()  # a large answer arrives in pieces: read all of it
+                    if reply.get("call") == call:
+                        return reply
+                    print(
+                        f"  ! client worker: answer to call {reply.get('call')} while waiting for {call} ({op}): {sorted(reply)}",
+                        flush=True,
+                    )
+        except TimeoutError:
+            raise TimeoutError(f"client worker did not answer {op} in 300 s") from None
 
     def split(self, total: int) -> list[int]:
         """``total`` spread over the workers."""
