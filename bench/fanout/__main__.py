@@ -225,6 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             running = start_all(args, Path(tmp), report)
             pool = ClientPool(processes)
             uvloop.run(Bench(args, running, pool, report).run())
+        except (KeyboardInterrupt, SystemExit):
+            report.interrupted = True
+            print("\ninterrupted: the figures below are those measured so far", flush=True)
         finally:
             if pool is not None:
                 pool.stop()
@@ -241,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.write_text(json.dumps(report.to_json(), indent=2, default=str), encoding="utf-8")
         print(f"figures: {args.json}")
     print(f"finished in {report.duration_seconds / 60:.1f} min")
-    return 0
+    return 130 if report.interrupted else 0
 
 
 if __name__ == "__main__":

@@ -198,9 +198,10 @@ class Worker:
         return {"connected": len(results) - len(errors), "errors": errors[:3] + members.errors[:2]}
 
     async def op_shrink(self, group: str, keep: int) -> dict[str, Any]:
-        """Close the group's connections beyond the first ``keep``."""
+        """Forget the group's closed connections, close those beyond the first ``keep``; how many are open."""
         members = self.groups[group]
-        extra, members.clients = members.clients[keep:], members.clients[:keep]
+        alive = [c for c in members.clients if c.transport is not None and not c.transport.is_disconnected]
+        extra, members.clients = alive[keep:], alive[:keep]
         for client in extra:
             client.close()
         async with asyncio.timeout(30):
@@ -208,7 +209,7 @@ class Worker:
                 if client.transport is not None:
                     await client.transport.wait_disconnected()
         members.closed = 0
-        return {"open": len(members.clients)}
+        return {"open": len(members.clients), "closed_now": len(extra)}
 
     async def op_begin(self, group: str, lo: int, hi: int) -> dict[str, Any]:
         self.groups[group].begin(lo, hi)

@@ -45,7 +45,7 @@ _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 
 # Frames under which everything runs: left out of the inclusive list.
 _SCAFFOLD = re.compile(
-    r"^(<module>|_run_module_as_main|_run_code|main|serve|serve_baseline|run|asyncio_run|Server\.run|"
+    r"^(<module>|_run_module_as_main|_run_code|main|serve|serve_litestar|serve_picows|serve_socketio|run|asyncio_run|Server\.run|"
     r"Runner\.run|BaseEventLoop\.(run_until_complete|run_forever|_run_once)|Handle\._run|"
     r"Thread\.(run|_bootstrap|_bootstrap_inner)) \("
 )

@@ -160,6 +160,7 @@ class Report:
     phases: list[Phase] = field(default_factory=list)
     profiles: dict[str, str] = field(default_factory=dict)
     duration_seconds: float = 0.0
+    interrupted: bool = False
 
     def phase(self, server: str, connections: int, rate: float | None) -> Phase | None:
         for p in self.phases:

@@ -126,10 +126,32 @@ class Bench:
                 f"{memory.kb_per_connection:.1f} KB RSS each ({memory.processes} process{'es' if memory.processes > 1 else ''})"
             )
 
-    async def shrink(self, n: int) -> None:
+    async def resize(self, n: int) -> None:
+        """Exactly ``n`` open subscribed connections per server: extra ones closed, closed ones replaced
+        (python-socketio drops clients whose pong it reads late)."""
+        changed = False
         for name in self.available():
-            await self.pool.call("shrink", [{"keep": k} for k in self.pool.split(n)], group=name)
-        await asyncio.sleep(SETTLE)
+            wanted = self.pool.split(n)
+            replies = await self.pool.call("shrink", [{"keep": k} for k in wanted], group=name)
+            missing = [k - r["open"] for k, r in zip(wanted, replies, strict=True)]
+            changed = changed or any(r.get("closed_now") for r in replies)
+            if sum(missing):
+                self.progress.line(f"  ! {name}: {sum(missing)} connections had closed; opening new ones")
+                running = self.running[name]
+                try:
+                    await self.pool.call(
+                        "connect",
+                        [{"count": m} for m in missing],
+                        group=name,
+                        url=running.url,
+                        dialect=running.dialect,
+                        sample_every=self.args.sample_every,
+                    )
+                except Exception as exc:
+                    self.fail(name, f"could not reopen connections: {exc}")
+                changed = True
+        if changed:
+            await asyncio.sleep(SETTLE)
 
     # ───────────── windows ─────────────
 
@@ -260,10 +282,9 @@ class Bench:
         points = sorted(args.connections, reverse=True)
         await self.memory(points[0])
         for n in points:
-            if n != points[0]:
-                await self.shrink(n)
             self.progress.line(f"n={n:,} connections per server")
             for rate in [None, *args.rates]:
+                await self.resize(n)
                 await self.phase_set(n, rate)
                 if rate is None and args.profile and n == points[0]:
                     await self.profiles(n, args.profile)
