@@ -29,7 +29,7 @@ from bench.fanout.clients import ClientPool
 from bench.fanout.kinds import Running, kinds, start
 from bench.fanout.plot import plot
 from bench.fanout.procs import REPO_ROOT, raise_fd_limit, wait_redis
-from bench.fanout.report import Report, ServerInfo, summary
+from bench.fanout.report import Report, ServerInfo, markdown, summary
 from bench.fanout.runner import Bench
 
 PACKAGES = (
@@ -108,6 +108,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="time every k-th frame of a server's clients (default 10)",
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument(
+        "--from-json", type=Path, metavar="FILE", help="only render the tables, plot and Markdown of a --json"
+    )
+    parser.add_argument(
+        "--markdown", type=Path, help="also write the tables as Markdown (docs/performance.md)"
+    )
     parser.add_argument(
         "--plot", type=Path, default=Path("fanout.png"), help="PNG plot (default ./fanout.png)"
     )
@@ -188,8 +194,23 @@ def start_all(args: argparse.Namespace, workdir: Path, report: Report) -> dict[s
     return running
 
 
+def write_outputs(args: argparse.Namespace, report: Report, argv: Sequence[str] | None) -> None:
+    print(summary(report))
+    plot(report, args.plot)
+    print(f"\nplot: {args.plot}")
+    if args.json:
+        args.json.write_text(json.dumps(report.to_json(), indent=2, default=str), encoding="utf-8")
+        print(f"figures: {args.json}")
+    if args.markdown:
+        args.markdown.write_text(markdown(report), encoding="utf-8")
+        print(f"tables: {args.markdown}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        write_outputs(args, Report.from_json(json.loads(args.from_json.read_text(encoding="utf-8"))), argv)
+        return 0
     limit = raise_fd_limit()
     most = max(args.connections)
     if most + 500 > limit:
@@ -208,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         client_processes=processes,
         sample_every=args.sample_every,
         machine=machine(args.legend_root),
+        command=" ".join(["python -m bench.fanout", *(sys.argv[1:] if argv is None else argv)]),
     )
     print(
         f"fan-out benchmark: {', '.join(args.servers)}; {', '.join(f'{n:,}' for n in report.connections)} "
@@ -237,12 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 except Exception as exc:  # keep stopping the others; the keepers die with us anyway
                     print(f"could not stop {server.kind.name}: {exc!r}", file=sys.stderr)
     report.duration_seconds = time.monotonic() - started
-    print(summary(report))
-    plot(report, args.plot)
-    print(f"\nplot: {args.plot}")
-    if args.json:
-        args.json.write_text(json.dumps(report.to_json(), indent=2, default=str), encoding="utf-8")
-        print(f"figures: {args.json}")
+    write_outputs(args, report, argv)
     print(f"finished in {report.duration_seconds / 60:.1f} min")
     return 130 if report.interrupted else 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -156,6 +156,7 @@ class Report:
     client_processes: int
     sample_every: int
     machine: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
     servers: dict[str, ServerInfo] = field(default_factory=dict)
     phases: list[Phase] = field(default_factory=list)
     profiles: dict[str, str] = field(default_factory=dict)
@@ -167,6 +168,21 @@ class Report:
             if p.server == server and p.connections == connections and p.rate == rate:
                 return p
         return None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Report:
+        """The report that ``to_json`` wrote (to render its tables and plot again)."""
+
+        def build(kind: Any, values: dict[str, Any]) -> Any:
+            return kind(**{f.name: values[f.name] for f in fields(kind) if f.name in values})
+
+        report = build(cls, data)
+        report.servers = {}
+        for name, info in data["servers"].items():
+            report.servers[name] = build(ServerInfo, info)
+            report.servers[name].memory = build(Memory, info["memory"]) if info.get("memory") else None
+        report.phases = [build(Phase, p) for p in data["phases"]]
+        return report
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -349,3 +365,65 @@ def summary(report: Report) -> str:
             f"max {max(loads):.0f}% of a core (outside this benchmark)."
         )
     return "\n".join(out)
+
+
+def markdown(report: Report) -> str:
+    """The tables for docs/performance.md: one row per server, one column per connection count."""
+    m = report.machine
+    versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())
+    counts = sorted(report.connections)
+    head = "| server | " + " | ".join(f"{n:,} connections" for n in counts) + " |"
+    rule = "| --- |" + " --- |" * len(counts)
+    out = [
+        f"Run of {m.get('date', '?')}: `{report.command}`, {report.duration_seconds / 60:.0f} min. Legend at "
+        f"`{m.get('legend_commit', '?')}`. Machine: {m.get('cores')} × {m.get('cpu')}, Linux {m.get('kernel')}, "
+        f"Python {m.get('python')}; {versions}. Load average at the start: "
+        f"{', '.join(f'{v:.1f}' for v in m.get('load_average_at_start', ()))}.",
+        "",
+    ]
+    others = [p.others_cpu_pct for p in report.phases if not p.error and p.windows]
+    if others:
+        out += [
+            f"CPU taken by other work on the machine during the windows: median {statistics.median(others):.0f}%, "
+            f"max {max(others):.0f}% of one core.",
+            "",
+        ]
+
+    def cell(phase: Phase | None, paced: bool) -> str:
+        if phase is None:
+            return "–"
+        if phase.error:
+            return "error"
+        text = f"{_pct(phase.delivered_pct)}" if paced else f"{phase.delivered_per_s:,.0f} msg/s"
+        text += f", p99 {_ms(phase.p99_ms)} ms, CPU {phase.server_cpu_pct:.0f}%"
+        return text + (f", {phase.closed} closed" if phase.closed else "")
+
+    for rate in [None, *report.rates]:
+        names = [n for n in report.servers if any(p.server == n and p.rate == rate for p in report.phases)]
+        if rate is None:
+            out += [
+                "**Saturated**: delivered msg/s (all clients), p99 publish→receive, server CPU (% of a core)",
+                "",
+            ]
+        else:
+            out += [
+                f"**{rate:g} prices/s per connection** (one ticker): delivered % of offered, p99, server CPU",
+                "",
+            ]
+        out += [head, rule]
+        for name in names:
+            cells = [cell(report.phase(name, n, rate), rate is not None) for n in counts]
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+        out.append("")
+    out += ["**Memory**: RSS per idle subscribed connection, all of a server's processes", ""]
+    out += ["| server | KB per connection | at |", "| --- | --- | --- |"]
+    for name, info in report.servers.items():
+        if info.memory is not None:
+            out.append(f"| {name} | {info.memory.kb_per_connection:.1f} | {info.memory.connections:,} |")
+        elif not info.available:
+            out.append(f"| {name} | not available: {info.error[:120]} | |")
+    out += ["", "**Ratios** (same run)", "", "| ratio | value |", "| --- | --- |"]
+    out += [f"| {label} | {'–' if math.isnan(v) else f'{v:.2f}×'} |" for label, v in ratios(report)]
+    out += ["", "**Targets** (issue 9)", "", "| target | verdict | measured |", "| --- | --- | --- |"]
+    out += [f"| {t} | {v} | {measured} |" for t, v, measured in targets(report)]
+    return "\n".join(out) + "\n"

@@ -19,7 +19,7 @@ CONNECTIONS = 40
 
 
 def test_every_server_delivers_and_the_report_is_written(tmp_path: Path) -> None:
-    out_json, out_png = tmp_path / "fanout.json", tmp_path / "fanout.png"
+    out_json, out_png, out_md = tmp_path / "fanout.json", tmp_path / "fanout.png", tmp_path / "fanout.md"
     run = subprocess.run(
         [
             sys.executable,
@@ -27,6 +27,7 @@ def test_every_server_delivers_and_the_report_is_written(tmp_path: Path) -> None
             "bench.fanout",
             *("--connections", str(CONNECTIONS), "--seconds", "1", "--rounds", "1", "--warmup", "0.5"),
             *("--rates", "10", "--sample-every", "2", "--json", str(out_json), "--plot", str(out_png)),
+            *("--markdown", str(out_md)),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -61,3 +62,25 @@ def test_every_server_delivers_and_the_report_is_written(tmp_path: Path) -> None
             else:  # saturated: every accepted price reached every client
                 assert phase["delivered_pct"] == 100.0 and phase["server_cpu_pct"] > 0, where
     assert report["ratios"] and report["targets"]
+
+    tables = out_md.read_text()
+    assert "**Saturated**" in tables and "| picows |" in tables and "**Targets**" in tables
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.fanout",
+            "--from-json",
+            str(out_json),
+            "--plot",
+            str(tmp_path / "again.png"),
+            "--markdown",
+            str(tmp_path / "again.md"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "again.md").read_text() == tables
