@@ -42,7 +42,9 @@ ID_SKIP = len(ID_KEY)
 class Group:
     """The connections of one server in one worker, and what they received in the current window."""
 
-    def __init__(self, dialect: str, sample_every: int) -> None:
+    def __init__(self, dialect: str, sample_every: int, received: Any, slot: int) -> None:
+        self.received = received  # the worker's slot in the pool's shared counters: frames this window
+        self.slot = slot
         self.dialect = dialect
         self.data_prefix = SIO_DATA_PREFIX if dialect == "sio" else DATA_PREFIX
         self.sample_every = sample_every
@@ -56,6 +58,7 @@ class Group:
         self.lo = lo
         self.hi = hi
         self.frames = 0
+        self.received[self.slot] = 0
         self.strays = 0  # price frames with an id outside the window (a previous window's, the streamer's)
         self.samples = array.array("d")  # id, receive time, id, receive time, …
         for client in self.clients:
@@ -104,6 +107,7 @@ class Client(WSListener):  # type: ignore[misc]
                 self.count += 1
                 self.last = ident
                 group.frames += 1
+                group.received[group.slot] = group.frames
                 if group.frames % group.sample_every == 0:
                     group.samples.append(ident)
                     group.samples.append(time.time())
@@ -139,9 +143,10 @@ class Client(WSListener):  # type: ignore[misc]
 class Worker:
     """Runs in a client process: executes the orchestrator's commands, one at a time."""
 
-    def __init__(self, conn: Connection, index: int) -> None:
+    def __init__(self, conn: Connection, index: int, received: Any) -> None:
         self.conn = conn
         self.index = index
+        self.received = received
         self.groups: dict[str, Group] = {}
 
     async def serve(self) -> None:
@@ -172,7 +177,7 @@ class Worker:
         self, group: str, url: str, dialect: str, count: int, sample_every: int, concurrency: int = 64
     ) -> dict[str, Any]:
         """Open ``count`` more subscribed connections in ``group``; ``{index}`` in ``url`` is made unique."""
-        members = self.groups.setdefault(group, Group(dialect, sample_every))
+        members = self.groups.setdefault(group, Group(dialect, sample_every, self.received, self.index))
         limit = asyncio.Semaphore(concurrency)
         first = len(members.clients)
 
@@ -215,10 +220,6 @@ class Worker:
         self.groups[group].begin(lo, hi)
         return {}
 
-    async def op_totals(self, group: str) -> dict[str, Any]:
-        members = self.groups[group]
-        return {"frames": members.frames, "closed": members.closed}
-
     async def op_collect(self, group: str, last_id: int) -> dict[str, Any]:
         members = self.groups[group]
         counts = [c.count for c in members.clients]
@@ -237,12 +238,12 @@ class Worker:
         }
 
 
-def worker_main(conn: Connection, index: int) -> None:
+def worker_main(conn: Connection, index: int, received: Any) -> None:
     import uvloop
 
     die_with_parent()
     raise_fd_limit()
-    uvloop.run(Worker(conn, index).serve())
+    uvloop.run(Worker(conn, index, received).serve())
 
 
 class ClientPool:
@@ -252,14 +253,21 @@ class ClientPool:
         ctx = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
         self.calls = 0
+        # Frames of the current window per worker, in shared memory: read without a round trip (the
+        # publisher's gate reads them before every saturated publish).
+        self.received = ctx.RawArray("q", processes)
         self.processes: list[multiprocessing.process.BaseProcess] = []
         for index in range(processes):
             ours, theirs = ctx.Pipe()
-            process = ctx.Process(target=worker_main, args=(theirs, index), daemon=True)
+            process = ctx.Process(target=worker_main, args=(theirs, index, self.received), daemon=True)
             process.start()
             theirs.close()
             self.pipes.append(ours)
             self.processes.append(process)
+
+    def frames(self) -> int:
+        """Frames of the current window received by all workers so far."""
+        return sum(self.received)
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes if p.pid is not None]

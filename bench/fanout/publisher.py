@@ -1,6 +1,9 @@
 """The publisher: one persistent connection to the server under test, one price at a time.
 
-Saturated, it sends the next price as soon as the server has answered the previous one. Paced, it sends
+Saturated, it sends the next price as soon as the server has answered the previous one and the clients
+have caught up to within ``Gate.AHEAD`` prices (some servers answer before they write: without the gate
+their queues, and their latency, would grow without bound, and python-socketio then drops clients whose
+pongs wait behind the queue). Paced, it sends
 price k at its scheduled instant; a server that answers late delays the publisher, and the prices it
 then sends late still carry their scheduled time, so that the lateness counts as latency (no coordinated
 omission). Legend and the ASGI servers take an HTTP/1.1 POST; the picows server takes a text frame on
@@ -123,7 +126,38 @@ class Published:
         return self.first_id + len(self.times) - 1
 
 
-async def publish(target: Target, first_id: int, seconds: float, rate: float | None) -> Published:
+class Gate:
+    """Saturated publishing: price k goes out once price k - AHEAD has reached (nearly) every client.
+
+    "Nearly": 97% of the frames owed so far, since a conflating server may legitimately merge a price,
+    and a server that dropped clients never catches up; past ``TIMEOUT`` the price goes out anyway and
+    the timeout is counted (and reported).
+    """
+
+    AHEAD = 2
+    SHARE = 0.97
+    TIMEOUT = 0.1
+
+    def __init__(self, received: Callable[[], int], clients: int) -> None:
+        self.received = received
+        self.clients = clients
+        self.timeouts = 0
+
+    async def wait(self, seq: int) -> None:
+        owed = (seq - 1 - self.AHEAD) * self.clients * self.SHARE
+        if owed <= 0 or self.received() >= owed:
+            return
+        deadline = time.monotonic() + self.TIMEOUT
+        while self.received() < owed:
+            if time.monotonic() > deadline:
+                self.timeouts += 1
+                return
+            await asyncio.sleep(0.0005)
+
+
+async def publish(
+    target: Target, first_id: int, seconds: float, rate: float | None, gate: Gate | None = None
+) -> Published:
     """Publish for ``seconds``: saturated (``rate`` None) or paced at ``rate`` prices a second."""
     result = Published(first_id, rate)
     lane = await target.open()
@@ -142,6 +176,8 @@ async def publish(target: Target, first_id: int, seconds: float, rate: float | N
                     await asyncio.sleep(due - now)
                 at = wall + (due - start)
             else:
+                if gate is not None:
+                    await gate.wait(seq + 1)
                 at = time.time()
             ident = first_id + seq
             seq += 1

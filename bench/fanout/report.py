@@ -35,6 +35,7 @@ class Window:
     machine_busy: float
     drain_seconds: float
     recipients: int
+    gate_timeouts: int = 0  # saturated: publishes that went out without the clients having caught up
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -74,6 +75,7 @@ class Phase:
     failures: int = 0
     strays: int = 0
     drain_seconds: float = 0.0
+    gate_timeouts: int = 0
     error: str = ""
 
     @property
@@ -116,6 +118,7 @@ class Phase:
         phase.failures = sum(w.failures for w in windows)
         phase.strays = sum(w.strays for w in windows)
         phase.drain_seconds = max(w.drain_seconds for w in windows)
+        phase.gate_timeouts = sum(w.gate_timeouts for w in windows)
         return phase
 
 
@@ -216,6 +219,8 @@ def describe(phase: Phase) -> str:
         extra += f"  CLOSED {phase.closed}"
     if phase.failures:
         extra += f"  FAILED PUBLISHES {phase.failures}"
+    if phase.gate_timeouts:
+        extra += f"  (clients behind at {phase.gate_timeouts} publishes)"
     return (
         f"{phase.server:14} n={phase.connections:<6} {phase.load:9} "
         f"{phase.delivered_per_s:9,.0f} msg/s  {_pct(phase.delivered_pct):>6} delivered  "

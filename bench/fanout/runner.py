@@ -22,7 +22,7 @@ from bench.fanout.frames import ID_BASE, WINDOW_SPAN
 from bench.fanout.kinds import Running
 from bench.fanout.procs import cpu_seconds, machine_busy_seconds, process_tree, rss_kib
 from bench.fanout.profile import profile
-from bench.fanout.publisher import Published, publish
+from bench.fanout.publisher import Gate, Published, publish
 from bench.fanout.report import Memory, Phase, Report, Window, describe
 
 DRAIN_LIMIT = 20.0  # seconds to wait for the last frames of a window
@@ -183,13 +183,14 @@ class Bench:
         await self.pool.call("begin", group=name, lo=lo, hi=lo + WINDOW_SPAN)
         seconds = args.seconds / args.rounds
         target = self.running[name].target
-        publisher = asyncio.create_task(publish(target, lo, args.warmup + seconds, rate))
+        gate = None if rate is not None else Gate(self.pool.frames, n)
+        publisher = asyncio.create_task(publish(target, lo, args.warmup + seconds, rate, gate))
         pids = self._pids(name)
         await asyncio.sleep(args.warmup)
         before = self._cpu(pids)
-        start_frames = await self._frames(name)
+        start_frames = self.pool.frames()
         published: Published = await publisher
-        end_frames = await self._frames(name)
+        end_frames = self.pool.frames()
         after = self._cpu(pids)
         t0, t1 = before["time"], after["time"]
         drain_started = time.monotonic()
@@ -234,16 +235,14 @@ class Bench:
             machine_busy=(after["busy"] - before["busy"]),
             drain_seconds=drain,
             recipients=published.recipients,
+            gate_timeouts=gate.timeouts if gate else 0,
         )
-
-    async def _frames(self, name: str) -> int:
-        return sum(t["frames"] for t in await self.pool.call("totals", group=name))
 
     async def _drain(self, name: str, expected: int) -> None:
         deadline = time.monotonic() + DRAIN_LIMIT
         last, changed = -1, time.monotonic()
         while (now := time.monotonic()) < deadline:
-            frames = await self._frames(name)
+            frames = self.pool.frames()
             if frames >= expected:
                 return
             if frames != last:
