@@ -79,6 +79,11 @@ class Phase:
     error: str = ""
 
     @property
+    def accepted_pct(self) -> float:
+        """Paced: prices the server accepted, % of those offered (a late answer holds the publisher back)."""
+        return 100 * self.published_per_s / self.offered_per_s if self.offered_per_s else math.nan
+
+    @property
     def load(self) -> str:
         return "saturated" if self.rate is None else f"{self.rate:g}/s"
 
@@ -215,6 +220,8 @@ def describe(phase: Phase) -> str:
     if phase.error:
         return f"{phase.server:14} n={phase.connections:<6} {phase.load:9} ERROR {phase.error}"
     extra = ""
+    if phase.rate is not None and phase.accepted_pct < 99.95:
+        extra += f"  (accepted {phase.accepted_pct:.0f}% of the prices)"
     if phase.closed:
         extra += f"  CLOSED {phase.closed}"
     if phase.failures:
@@ -400,6 +407,8 @@ def markdown(report: Report) -> str:
         if phase.error:
             return "error"
         text = f"{_pct(phase.delivered_pct)}" if paced else f"{phase.delivered_per_s:,.0f} msg/s"
+        if paced and phase.accepted_pct < 99.95:
+            text += f" (accepted {phase.accepted_pct:.0f}%)"
         text += f", p99 {_ms(phase.p99_ms)} ms, CPU {phase.server_cpu_pct:.0f}%"
         return text + (f", {phase.closed} closed" if phase.closed else "")
 
@@ -412,7 +421,8 @@ def markdown(report: Report) -> str:
             ]
         else:
             out += [
-                f"**{rate:g} prices/s per connection** (one ticker): delivered % of offered, p99, server CPU",
+                f"**{rate:g} prices/s per connection** (one ticker): delivered % of offered (and % of the prices "
+                "the server accepted, when it held the publisher back), p99, server CPU",
                 "",
             ]
         out += [head, rule]
