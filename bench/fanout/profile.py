@@ -70,14 +70,17 @@ def hot_spots(raw: Path, top: int = 15) -> str:
         count = int(count_text)
         total += count
         names = []
-        for frame in stack.split(";"):
+        while stack.startswith("process "):  # --subprocesses: root frames name each process (quoted argv)
+            end = stack.find('";')
+            stack = stack[end + 2 :] if end >= 0 else ""
+        for frame in filter(None, stack.split(";")):
             match = _FRAME.match(frame)
             if match is None:
                 names.append(frame)
                 continue
             where = _short(match["file"])
             names.append(f"{match['func']} ({where}:{match['line']})" if match["line"] else frame)
-        self_time[names[-1]] += count
+        self_time[names[-1] if names else "(no Python frame)"] += count
         for name in {re.sub(r":\d+\)$", ")", n) for n in names}:  # inclusive: per function, not per line
             inclusive[name] += count
     if not total:
