@@ -25,7 +25,6 @@ class Kind:
     paced: bool
     workers: int = 1
     budget: int = 10  # Legend's realtime.max_messages_per_second
-
     redis: bool = False  # Legend on the Redis backplane (a redis-server of its own)
 
 
@@ -37,16 +36,21 @@ def kinds(workers: int) -> list[Kind]:
     raised = f"budget {RAISED_BUDGET:,}/s"
     on_redis = f"--workers {workers} on Redis" if workers > 1 else "one process on Redis"
     w = f"legend-w{workers}"
-    legend = {"family": "legend"}
     return [
-        Kind("legend", "Legend as shipped (budget 10/s), one process", saturated=False, paced=True, **legend),
+        Kind(
+            "legend",
+            "Legend as shipped (budget 10/s), one process",
+            saturated=False,
+            paced=True,
+            family="legend",
+        ),
         Kind(
             "legend-max",
             f"Legend, {raised}, one process",
             saturated=True,
             paced=False,
             budget=RAISED_BUDGET,
-            **legend,
+            family="legend",
         ),
         Kind(
             w,
@@ -55,7 +59,7 @@ def kinds(workers: int) -> list[Kind]:
             paced=True,
             workers=workers,
             redis=True,
-            **legend,
+            family="legend",
         ),
         Kind(
             f"{w}-max",
@@ -65,7 +69,7 @@ def kinds(workers: int) -> list[Kind]:
             workers=workers,
             budget=RAISED_BUDGET,
             redis=True,
-            **legend,
+            family="legend",
         ),
         Kind(
             "litestar",

@@ -401,6 +401,10 @@ def markdown(report: Report) -> str:
             "",
         ]
 
+    out += ["| name | server |", "| --- | --- |"]
+    out += [f"| {name} | {info.label} |" for name, info in report.servers.items()]
+    out.append("")
+
     def cell(phase: Phase | None, paced: bool) -> str:
         if phase is None:
             return "–"
