@@ -157,8 +157,8 @@ def machine(legend_root: Path) -> dict[str, object]:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         git = ["git", "-C", str(legend_root)]
         commit = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
-        ).stdout.strip()
+            [*git, "log", "-1", "--format=%h", "--", "legend"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()  # the last commit that changed Legend
         if subprocess.run(
             [*git, "status", "--porcelain", "legend"], capture_output=True, text=True, timeout=5
         ).stdout.strip():
