@@ -37,6 +37,16 @@ from bench.fanout.procs import die_with_parent, raise_fd_limit
 TEXT = WSMsgType.TEXT
 CLOSE = WSMsgType.CLOSE
 ID_SKIP = len(ID_KEY)
+# Clients connect from many loopback addresses, as many users would from their own machines, so that a
+# server's per-address limits (Legend: realtime.max_connections_per_ip, connect_rate_per_ip and
+# connect_burst_per_ip) stay as shipped: this many clients share an address, below the default burst.
+PER_ADDRESS = 40
+
+
+def source_address(worker: int, index: int) -> str:
+    """The loopback address client ``index`` of ``worker`` connects from (127.1.0.1, 127.1.0.2, …)."""
+    slot = index // PER_ADDRESS
+    return f"127.{1 + worker}.{slot // 250}.{slot % 250 + 1}"
 
 
 class Group:
@@ -188,6 +198,7 @@ class Worker:
                     url.format(index=f"w{self.index}c{index}"),
                     websocket_handshake_timeout=60,
                     read_buffer_init_size=4096,
+                    local_addr=(source_address(self.index, index), 0),
                 )
                 try:
                     async with asyncio.timeout(60):
