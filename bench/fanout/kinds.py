@@ -1,0 +1,152 @@
+"""The servers of a run: what each one is, how it is started, how clients reach it and how it is published to."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.fanout import frames
+from bench.fanout.procs import HOST, REPO_ROOT, ServerProcess, child_env, free_port, start_redis
+from bench.fanout.publisher import Target
+
+ADMIN_TOKEN = "bench"
+RAISED_BUDGET = 1_000_000
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One server under test; ``saturated``/``paced`` say which loads it is measured under."""
+
+    name: str
+    label: str
+    family: str  # legend, litestar, picows or socketio
+    saturated: bool
+    paced: bool
+    workers: int = 1
+    budget: int = 10  # Legend's realtime.max_messages_per_second
+    redis: bool = False  # Legend on the Redis backplane (a redis-server of its own)
+
+
+def kinds(workers: int) -> list[Kind]:
+    """Every server of a full run. Legend as shipped is measured paced; with its budget raised, saturated.
+
+    The Redis rows run ``legend serve --workers N``; with ``workers`` 1, one process on Redis (no flag).
+    """
+    raised = f"budget {RAISED_BUDGET:,}/s"
+    on_redis = f"--workers {workers} on Redis" if workers > 1 else "one process on Redis"
+    w = f"legend-w{workers}"
+    return [
+        Kind(
+            "legend",
+            "Legend as shipped (budget 10/s), one process",
+            saturated=False,
+            paced=True,
+            family="legend",
+        ),
+        Kind(
+            "legend-max",
+            f"Legend, {raised}, one process",
+            saturated=True,
+            paced=False,
+            budget=RAISED_BUDGET,
+            family="legend",
+        ),
+        Kind(
+            w,
+            f"Legend as shipped, {on_redis}",
+            saturated=False,
+            paced=True,
+            workers=workers,
+            redis=True,
+            family="legend",
+        ),
+        Kind(
+            f"{w}-max",
+            f"Legend, {raised}, {on_redis}",
+            saturated=True,
+            paced=False,
+            workers=workers,
+            budget=RAISED_BUDGET,
+            redis=True,
+            family="legend",
+        ),
+        Kind(
+            "litestar",
+            "bare Litestar, one send loop (our stack's ceiling)",
+            "litestar",
+            saturated=True,
+            paced=True,
+        ),
+        Kind("picows", "framework-free picows (the limit of Python)", "picows", saturated=True, paced=True),
+        Kind("socketio", "python-socketio, one room (the peer)", "socketio", saturated=True, paced=True),
+    ]
+
+
+def legend_settings(kind: Kind, data_dir: Path, redis_port: int | None) -> str:
+    """The settings file: as shipped but for a quiet streamer, a large outbox, long silence allowed."""
+    lines = [
+        "[server]",
+        'log_level = "warning"',
+        "[security]",
+        f'admin_token = "{ADMIN_TOKEN}"',
+        "[realtime]",
+        "update_interval = 3600.0",  # a quiet streamer: the bench publishes the prices
+        "after_hours_interval = 3600.0",
+        f"max_messages_per_second = {kind.budget}",
+        "max_pending_messages = 100000",  # throughput, not the slow-consumer limit, is measured
+        "stale_after = 3600.0",  # the clients only listen
+        "[database]",
+        f'data_dir = "{data_dir}"',
+    ]
+    if redis_port is not None:
+        lines += ["[redis]", f'url = "redis://{HOST}:{redis_port}"']
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Running:
+    """A started server: its processes, where clients connect, where prices are published."""
+
+    kind: Kind
+    server: ServerProcess
+    url: str  # {index} is replaced per client
+    dialect: str
+    target: Target
+    redis: ServerProcess | None = None
+
+    def stop(self) -> None:
+        for process in (self.server, self.redis):
+            if process is not None:
+                process.stop()
+
+
+def start(kind: Kind, workdir: Path, legend_root: Path) -> Running:
+    """Start ``kind`` (and its redis-server); readiness is waited for by the caller."""
+    port = free_port()
+    base = f"ws://{HOST}:{port}"
+    if kind.family == "legend":
+        redis = start_redis(f"{kind.name}-redis", workdir) if kind.redis else None
+        config = workdir / f"{kind.name}.toml"
+        data_dir = workdir / f"{kind.name}-data"
+        config.write_text(legend_settings(kind, data_dir, redis.port if redis else None), encoding="utf-8")
+        argv = [sys.executable, "-m", "legend", "serve", "--port", str(port), "--config", str(config)]
+        if kind.workers > 1:
+            argv += ["--workers", str(kind.workers)]
+        server = ServerProcess(kind.name, argv, port, workdir, child_env(legend_root))
+        target = Target(
+            port,
+            "/api/ws/broadcast/price",
+            frames.legend_body,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        return Running(kind, server, base + "/api/ws?user_id={index}", "json", target, redis)
+    argv = [sys.executable, "-m", "bench.fanout.servers", kind.family, str(port)]
+    server = ServerProcess(kind.name, argv, port, workdir, child_env(REPO_ROOT))
+    if kind.family == "picows":
+        return Running(
+            kind, server, base + "/ws", "json", Target(port, "/publish", frames.frame, websocket=True)
+        )
+    if kind.family == "socketio":
+        return Running(kind, server, base + frames.SIO_PATH, "sio", Target(port, "/broadcast", frames.frame))
+    return Running(kind, server, base + "/ws", "json", Target(port, "/broadcast", frames.frame))

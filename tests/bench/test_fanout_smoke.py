@@ -1,0 +1,86 @@
+"""A seconds-long run of the fan-out benchmark, every server kind, so that the harness cannot rot.
+
+The figures of so short a run mean nothing; what is checked is that the run completes, that every server
+delivered to every client, and that the table, the JSON and the PNG come out. The full run stays out of
+the test suite (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.fanout.kinds import kinds
+
+ROOT = Path(__file__).resolve().parents[2]
+CONNECTIONS = 40
+
+
+def test_every_server_delivers_and_the_report_is_written(tmp_path: Path) -> None:
+    out_json, out_png, out_md = tmp_path / "fanout.json", tmp_path / "fanout.png", tmp_path / "fanout.md"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.fanout",
+            *("--connections", str(CONNECTIONS), "--seconds", "1", "--rounds", "1", "--warmup", "0.5"),
+            *("--rates", "10", "--sample-every", "2", "--json", str(out_json), "--plot", str(out_png)),
+            *("--markdown", str(out_md)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Ratios, same run" in run.stdout and "Targets (issue 9)" in run.stdout
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads(out_json.read_text())
+
+    expected = {k.name for k in kinds(2)}
+    assert set(report["servers"]) == expected
+    for name, server in report["servers"].items():
+        assert server["available"], (name, server["error"])
+        assert server["memory"]["connections"] == CONNECTIONS, name
+        phases = [p for p in report["phases"] if p["server"] == name]
+        kind = next(k for k in kinds(2) if k.name == name)
+        assert [p["rate"] for p in phases] == ([None] if kind.saturated else []) + (
+            [10.0] if kind.paced else []
+        )
+        for phase in phases:
+            where = f"{name} {phase['rate'] or 'saturated'}: {phase}"
+            assert not phase["error"] and phase["closed"] == 0 and phase["failures"] == 0, where
+            assert phase["delivered_per_s"] > 0 and phase["samples"] > 0, where
+            assert phase["p99_ms"] > 0, where
+            assert phase["clients_on_last_pct"] == 100.0, where
+            if phase["rate"] is not None:  # paced on a shared machine: most of what was offered
+                assert phase["delivered_pct"] >= 80.0, where
+            elif name.startswith("legend"):  # saturated: Legend may merge a pending price (newest wins)
+                assert phase["delivered_pct"] >= 80.0 and phase["server_cpu_pct"] > 0, where
+            else:  # saturated: every accepted price reached every client
+                assert phase["delivered_pct"] == 100.0 and phase["server_cpu_pct"] > 0, where
+    assert report["ratios"] and report["targets"]
+
+    tables = out_md.read_text()
+    assert "**Saturated**" in tables and "| picows |" in tables and "**Targets**" in tables
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.fanout",
+            "--from-json",
+            str(out_json),
+            "--plot",
+            str(tmp_path / "again.png"),
+            "--markdown",
+            str(tmp_path / "again.md"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "again.md").read_text() == tables
