@@ -247,6 +247,12 @@ class AlertSettings(_Section):
     dedupe_seconds: PositiveFloat = 3600.0
 
 
+class MetricsSettings(_Section):
+    """``GET /metrics`` for Prometheus (docs/operations.md)."""
+
+    public: bool = False  # scrape without the admin token (a trusted network, or a proxy that guards it)
+
+
 class Settings(_Section):
     """Everything ``legend.toml`` may hold."""
 
@@ -259,6 +265,7 @@ class Settings(_Section):
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     watchlist: WatchlistSettings = msgspec.field(default_factory=WatchlistSettings)
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     # [plugins]: which plugins run, plus one [plugins.<name>] table per plugin, validated by that plugin.
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)
 
