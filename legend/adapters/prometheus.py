@@ -207,12 +207,8 @@ class LegendCollector(Collector):
         )
         yield InfoMetricFamily(
             "legend_instance",
-            "This instance: its id on the backplane (new at every start), backplane and quote provider.",
-            value={
-                "instance_id": services.instance_id,
-                "backplane": str(services.backplane.health().get("backend", "unknown")),
-                "provider": services.provider.name,
-            },
+            "This instance: its id on the backplane (new at every start) and its quote provider.",
+            value={"instance_id": services.instance_id, "provider": services.provider.name},
         )
         yield _gauge(
             "legend_uptime_seconds",
@@ -555,8 +551,8 @@ class LegendCollector(Collector):
         )
         own = GaugeMetricFamily(
             "legend_plugin_metric",
-            "A plugin's own numbers (PluginContext.metrics), by name.",
-            labels=["plugin", "name"],
+            "A plugin's own numbers (PluginContext.metrics), by their name.",
+            labels=["plugin", "metric"],
         )
         for record in records:
             for value in PluginState:
