@@ -251,6 +251,10 @@ class MetricsSettings(_Section):
     """``GET /metrics`` for Prometheus (docs/operations.md)."""
 
     public: bool = False  # scrape without the admin token (a trusted network, or a proxy that guards it)
+    # Also serve GET /metrics, and nothing else, on this port: worker N of server.workers on port + N, so
+    # that Prometheus scrapes each worker (on the shared port a scrape reaches one worker at random).
+    # 0: only on the server's port.
+    port: Port = 0
 
 
 class Settings(_Section):

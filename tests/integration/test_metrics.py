@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.redis_server import RedisServer
-from tests.support.server import LegendServer, merge
+from tests.support.server import LegendServer, free_port, merge
 from tests.support.wsclient import connect
 
 from .conftest import QUIET
@@ -236,3 +236,31 @@ async def test_the_grafana_dashboard_is_importable_and_queries_only_real_metrics
     assert not arrived, f"now in the scrape, remove from PENDING: {arrived}"
     assert value(samples, "legend_backplane_up", backend="redis") == 1
     assert {"legend_connections", "legend_subscriptions", "legend_alert_evaluation_lag_seconds"} <= queried
+
+
+def test_a_single_server_serves_metrics_on_metrics_port_too() -> None:
+    metrics_port = free_port()
+    srv = LegendServer(merge(QUIET, {"metrics": {"port": metrics_port}})).start()
+    try:
+        base = f"http://127.0.0.1:{metrics_port}"
+        response = httpx.get(f"{base}/metrics", headers=srv.admin, timeout=10)
+        assert response.status_code == 200 and "legend_connections " in response.text
+        assert httpx.get(f"{base}/metrics", timeout=10).status_code == 401  # the same rule as anywhere
+        assert httpx.get(f"{base}/health", timeout=10).status_code == 404
+        assert httpx.get(f"{srv.url}/health", timeout=10).status_code == 200  # the server's port is as ever
+    finally:
+        srv.close()
+
+
+def test_metrics_port_may_not_take_the_server_port() -> None:
+    port = free_port()
+    srv = LegendServer({"metrics": {"port": port}}, port=port)
+    try:
+        with pytest.raises(RuntimeError) as failed:
+            srv.start()
+        assert (
+            f"legend: settings error: metrics.port = {port} with server.workers = 1 takes server.port"
+            in str(failed.value)
+        )
+    finally:
+        srv.close()
