@@ -75,7 +75,7 @@ _COUNTERS: Mapping[str, tuple[str, str]] = {
     ),
     "prices_deferred": (
         "legend_prices_deferred",
-        "Prices a connection could not take at once (budget spent, socket busy) and that were queued.",
+        "Prices that could not go out at once and waited in an outbox (budget spent, socket busy, history being read).",
     ),
 }
 # Counters fields exported with a label, as {field: (metric, label, help)}; the field is a dict.
@@ -107,7 +107,10 @@ _BACKPLANE_COUNTERS: Mapping[str, tuple[str, str]] = {
         "legend_backplane_publish_failures",
         "Backplane publish commands that failed (Redis down or too slow).",
     ),
-    "delivered": ("legend_backplane_messages_received", "Messages received from the backplane."),
+    "delivered": (
+        "legend_backplane_messages_received",
+        "Messages received from the backplane and delivered here (duplicates skipped).",
+    ),
     "delivery_errors": (
         "legend_backplane_delivery_errors",
         "Messages from the backplane whose local delivery raised.",
@@ -167,11 +170,10 @@ class LegendCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         sections: list[tuple[str, Callable[[], Iterable[Metric]]]] = [
             ("instance", self._instance),
+            ("sessions", self._sessions),
             ("connections", self._connections),
-            ("subscriptions", self._subscriptions),
             ("messages", self._messages),
             ("latency", self._latency),
-            ("outbox", self._outbox),
             ("backplane", self._backplane),
             ("provider", self._provider),
             ("alerting", self._alerting),
@@ -219,15 +221,7 @@ class LegendCollector(Collector):
     # ───────────── connections and subscriptions ─────────────
 
     def _connections(self) -> Iterator[Metric]:
-        streaming = self.services.streaming
-        counters = streaming.counters
-        yield _gauge("legend_connections", "Open WebSocket connections.", len(streaming.sessions))
-        yield _gauge(
-            "legend_connections_send_blocked",
-            "Connections whose socket write is blocked right now (slow consumers in the making; closed "
-            "after realtime.slow_consumer_timeout).",
-            sum(1 for s in streaming.sessions.values() if s.send_started is not None),
-        )
+        counters = self.services.streaming.counters
         closed = CounterMetricFamily(
             "legend_connections_closed",
             "Connections the server closed, by reason: slow_consumer (1013), stale (4408), "
@@ -248,18 +242,36 @@ class LegendCollector(Collector):
                 family.add_metric([limit], value)
             yield family
 
-    def _subscriptions(self) -> Iterator[Metric]:
+    def _sessions(self) -> Iterator[Metric]:
+        """Figures of the open connections, counted in one pass over them and their subscriptions: the
+        one part of a scrape whose cost grows with the load (docs/operations.md)."""
         services = self.services
+        streaming = services.streaming
         subscriptions = dict.fromkeys(services.registry.names(), 0)
         connections = dict.fromkeys(subscriptions, 0)
-        for session in services.streaming.sessions.values():
-            seen: set[str] = set()
-            for sub in session.subscriptions.values():
-                name = sub.spec.name
-                subscriptions[name] = subscriptions.get(name, 0) + 1
-                seen.add(name)
-            for name in seen:
-                connections[name] = connections.get(name, 0) + 1
+        blocked = pending = longest = 0
+        for session in streaming.sessions.values():
+            if session.subscriptions:
+                seen: set[str] = set()
+                for sub in session.subscriptions.values():
+                    name = sub.spec.name
+                    subscriptions[name] = subscriptions.get(name, 0) + 1
+                    seen.add(name)
+                for name in seen:
+                    connections[name] = connections.get(name, 0) + 1
+            depth = len(session.outbox)
+            if depth:
+                pending += depth
+                longest = max(longest, depth)
+            if session.send_started is not None:
+                blocked += 1
+        yield _gauge("legend_connections", "Open WebSocket connections.", len(streaming.sessions))
+        yield _gauge(
+            "legend_connections_send_blocked",
+            "Connections whose socket write is blocked right now (slow consumers in the making; closed "
+            "after realtime.slow_consumer_timeout).",
+            blocked,
+        )
         by_channel = GaugeMetricFamily(
             "legend_subscriptions",
             "Subscriptions by channel (a connection watching 5 tickers counts 5 on ticker).",
@@ -278,7 +290,17 @@ class LegendCollector(Collector):
         yield _gauge(
             "legend_tickers_watched",
             "Distinct tickers with a live subscriber on this instance.",
-            len(services.streaming.tickers()),
+            len(streaming.tickers()),
+        )
+        yield _gauge(
+            "legend_outbox_messages",
+            "Messages waiting in connections' outboxes (budget spent, socket busy), summed.",
+            pending,
+        )
+        yield _gauge(
+            "legend_outbox_messages_max",
+            "The longest outbox of any connection (realtime.max_pending_messages closes it with 1013).",
+            longest,
         )
 
     # ───────────── messages ─────────────
@@ -335,19 +357,6 @@ class LegendCollector(Collector):
             "Seconds from a message's publish to its write to a client's socket.",
             buckets=buckets,
             sum_value=float(getattr(counters, "send_latency_sum", 0.0)),
-        )
-
-    def _outbox(self) -> Iterator[Metric]:
-        depths = [len(session.outbox) for session in self.services.streaming.sessions.values()]
-        yield _gauge(
-            "legend_outbox_messages",
-            "Messages waiting in connections' outboxes (budget spent, socket busy), summed.",
-            sum(depths),
-        )
-        yield _gauge(
-            "legend_outbox_messages_max",
-            "The longest outbox of any connection (realtime.max_pending_messages closes it with 1013).",
-            max(depths, default=0),
         )
 
     # ───────────── backplane and quote provider ─────────────

@@ -235,6 +235,9 @@ async def test_the_grafana_dashboard_is_importable_and_queries_only_real_metrics
     arrived = sorted(PENDING & scraped)
     assert not arrived, f"now in the scrape, remove from PENDING: {arrived}"
     assert value(samples, "legend_backplane_up", backend="redis") == 1
+    documented = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    undocumented = sorted(n for n in scraped if n.startswith("legend_") and f"`{n}`" not in documented)
+    assert not undocumented, f"metrics missing from docs/operations.md: {undocumented}"
     assert {"legend_connections", "legend_subscriptions", "legend_alert_evaluation_lag_seconds"} <= queried
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,9 @@ async def test_counters_the_domain_will_add_are_exported_with_labels_and_a_histo
     }
     assert value(samples, "legend_send_latency_seconds_count") == 10
     assert value(samples, "legend_send_latency_seconds_sum") == 2.5
+    documented = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
+    names = {re.sub(r"_(bucket|sum|count)$", "", name) for name, _ in samples}
+    assert not sorted(n for n in names if f"`{n}`" not in documented)
 
 
 async def test_backplane_alerting_and_plugin_health(services: Services) -> None:
