@@ -22,8 +22,10 @@ from legend import __version__
 from legend.adapters.auth import is_loopback
 from legend.adapters.http.api import HealthController, MarketController, PluginController, WebSocketController
 from legend.adapters.http.auth_api import AuthController
+from legend.adapters.http.metrics_api import MetricsController
 from legend.adapters.http.user_api import AlertController, WatchlistController
 from legend.adapters.http.ws import stream
+from legend.adapters.prometheus import metrics_registry
 from legend.bootstrap import Services, bootstrap
 from legend.settings import Settings, SettingsError, load_settings
 
@@ -39,7 +41,7 @@ Connect to **`/api/ws`** (WebSocket; see the `websocket` tag and `docs/protocol.
 `alerts`, `market_status`, `{"type":"unsubscribe",...}`, `{"type":"ping"}`. Every channel message carries
 `channel` and `seq`; subscribe with `"since": <seq>` to resume exactly where a connection dropped.
 
-Admin endpoints (broadcast, stats) need `Authorization: Bearer <admin token>`.
+Admin endpoints (broadcast, stats, `/metrics` for Prometheus) need `Authorization: Bearer <admin token>`.
 
 Watchlists and alert rules (`watchlist` and `alerts` tags; `docs/alerts.md`) belong to the caller: a JWT in
 `Authorization: Bearer` in production, `X-User-Id` or `?user_id=` in development. `GET /api/auth/config`
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         AlertController,
         PluginController,
         AuthController,
+        MetricsController,
     ]
     route_handlers.append(
         create_static_files_router(
@@ -151,6 +154,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             Tag(name="alerts", description="The caller's alert rules and past alert triggers"),
             Tag(name="plugins", description="Installed plugins and their state (docs/plugins.md)"),
             Tag(name="auth", description="Sign-in: auth mode, login URL and the caller's identity"),
+            Tag(
+                name="metrics",
+                description="Prometheus metrics (admin token unless metrics.public = true; docs/operations.md)",
+            ),
         ],
         components=Components(
             security_schemes={
@@ -197,6 +204,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         debug=False,
     )
     app.state.services = services
+    app.state.metrics = metrics_registry(services)
     if services.plugins is not None:
         _mount_plugin_routes(app, services)
     return app

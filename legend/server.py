@@ -27,6 +27,8 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import uvicorn
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from legend.settings import Settings, SettingsError
 
@@ -74,6 +76,61 @@ def check_workers(settings: Settings) -> None:
         )
 
 
+def metrics_ports(settings: Settings) -> list[int]:
+    """The per-worker metrics ports (``metrics.port`` + worker index), or none."""
+    first = settings.metrics.port
+    if not first:
+        return []
+    ports = list(range(first, first + settings.server.workers))
+    if ports[-1] > 65535:
+        raise SettingsError(
+            f"metrics.port = {first} with server.workers = {settings.server.workers} needs ports up to "
+            f"{ports[-1]}, past 65535"
+        )
+    if settings.server.port in ports:
+        raise SettingsError(
+            f"metrics.port = {first} with server.workers = {settings.server.workers} takes server.port "
+            f"{settings.server.port}: the metrics ports are {first}..{ports[-1]}"
+        )
+    return ports
+
+
+def metrics_socket(host: str, port: int) -> socket.socket:
+    """The listening socket of one worker's metrics port; a port that is taken is a settings error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SettingsError(f"metrics.port: cannot bind {host}:{port}: {exc}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def metrics_only(app: ASGIApp, port: int) -> ASGIApp:
+    """``app``, but on connections to ``port`` only ``GET /metrics`` is served: anything else is 404 and
+    WebSockets are refused, so a metrics port opened to Prometheus exposes nothing more."""
+    body = b'{"status_code":404,"detail":"this port serves GET /metrics only"}'
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        elsewhere = kind in (ScopeType.HTTP, ScopeType.WEBSOCKET) and scope["path"] != "/metrics"
+        if not elsewhere or (scope.get("server") or ("", None))[1] != port:
+            await app(scope, receive, send)
+        elif kind == ScopeType.WEBSOCKET:
+            await receive()  # websocket.connect; a close before accept is an HTTP 403
+            await send({"type": "websocket.close", "code": 1008, "reason": ""})
+        else:
+            headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+            await send({"type": "http.response.start", "status": 404, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    return serve
+
+
 def dashboard_address(settings: Settings) -> str:
     host = settings.server.host
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
@@ -83,6 +140,7 @@ def dashboard_address(settings: Settings) -> str:
 def serve(settings: Settings) -> int:
     """Run until interrupted: in this process, or as a supervisor of ``server.workers`` processes."""
     check_workers(settings)
+    metrics_ports(settings)
     if settings.server.workers == 1:
         print(f"Legend Realtime dashboard: {dashboard_address(settings)}", flush=True)
         run_worker(settings)
@@ -90,15 +148,20 @@ def serve(settings: Settings) -> int:
     return supervise(settings)
 
 
-def run_worker(settings: Settings, sock: socket.socket | None = None) -> None:
-    """One instance: build the services and the app, then serve (on ``sock`` when given)."""
+def run_worker(settings: Settings, sock: socket.socket | None = None, index: int = 0) -> None:
+    """One instance: build the services and the app, then serve (on ``sock`` when given, and on its
+    metrics port when ``metrics.port`` is set)."""
     from legend.adapters.http.websocket_protocol import protocol_class
     from legend.app import create_app
     from legend.bootstrap import bootstrap
 
-    services = bootstrap(settings)
-    app = create_app(services=services)
     server_settings = settings.server
+    ports = metrics_ports(settings)
+    extra = metrics_socket(server_settings.host, ports[index]) if ports else None  # taken: fail first
+    services = bootstrap(settings)
+    app: ASGIApp = create_app(services=services)
+    if ports:
+        app = metrics_only(app, ports[index])
     config = uvicorn.Config(
         app,
         host=server_settings.host,
@@ -115,7 +178,11 @@ def run_worker(settings: Settings, sock: socket.socket | None = None) -> None:
     redact = RedactTokens()
     for name in ("uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).addFilter(redact)
-    _Server(config, services.close_clients).run(sockets=[sock] if sock is not None else None)
+    sockets = [sock] if sock is not None else None
+    if extra is not None:
+        sockets = [sock if sock is not None else config.bind_socket(), extra]
+        log.info("metrics of this instance also on port %d (GET /metrics only)", ports[index])
+    _Server(config, services.close_clients).run(sockets=sockets)
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -140,7 +207,7 @@ def _worker_main(settings: Settings, index: int) -> None:
     except OSError as exc:
         print(f"legend: worker {index} cannot bind {settings.server.host}:{settings.server.port}: {exc}")
         sys.exit(3)
-    run_worker(settings, sock)
+    run_worker(settings, sock, index)
 
 
 def supervise(settings: Settings) -> int:
@@ -157,6 +224,8 @@ def supervise(settings: Settings) -> int:
         reuse_port_socket(settings.server.host, settings.server.port).close()
     except OSError as exc:
         raise SettingsError(f"cannot bind {settings.server.host}:{settings.server.port}: {exc}") from None
+    for port in metrics_ports(settings):
+        metrics_socket(settings.server.host, port).close()
     spawn = multiprocessing.get_context("spawn")
     stopping = False
 

@@ -253,6 +253,16 @@ class AlertSettings(_Section):
     dedupe_seconds: PositiveFloat = 3600.0
 
 
+class MetricsSettings(_Section):
+    """``GET /metrics`` for Prometheus (docs/operations.md)."""
+
+    public: bool = False  # scrape without the admin token (a trusted network, or a proxy that guards it)
+    # Also serve GET /metrics, and nothing else, on this port: worker N of server.workers on port + N, so
+    # that Prometheus scrapes each worker (on the shared port a scrape reaches one worker at random).
+    # 0: only on the server's port.
+    port: Port = 0
+
+
 class Settings(_Section):
     """Everything ``legend.toml`` may hold."""
 
@@ -265,6 +275,7 @@ class Settings(_Section):
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     watchlist: WatchlistSettings = msgspec.field(default_factory=WatchlistSettings)
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     # [plugins]: which plugins run, plus one [plugins.<name>] table per plugin, validated by that plugin.
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)
 

@@ -83,6 +83,7 @@ class AlertEvaluation:
         self._saved_at = 0.0
         self._lock = asyncio.Lock()  # one batch (or direct observation) at a time
         self._last_at: float | None = None  # append time of the last entry taken into account
+        self._waiting_since: float | None = None  # append time of the oldest entry read, not yet done
         self.prices_evaluated = 0  # taken into account completely: stored, and their triggers published
         self._unstored = 0  # evaluated in the batch being built
         self.prices_invalid = 0
@@ -164,12 +165,16 @@ class AlertEvaluation:
                 self.position,
             )
         if not read.entries:
+            self._waiting_since = None  # caught up
             if self.position != self.saved and time.monotonic() - self._saved_at > IDLE_SAVE_SECONDS:
                 async with self._lock:
                     await self._store({}, self.position)
             return []
+        self._waiting_since = read.entries[0].at
         async with self._lock:
-            return await self._apply(read.entries)
+            fired = await self._apply(read.entries)
+        self._waiting_since = None
+        return fired
 
     async def observe(self, observation: Observation, at: datetime | None = None) -> list[AlertEvent]:
         """Take what is in the log so far into account, then evaluate one observation as if it were the
@@ -262,14 +267,24 @@ class AlertEvaluation:
         """Tickers with armed rules (known to the holder only; the streamer polls them cluster-wide)."""
         return self.evaluator.tickers() if self.holder else set()
 
+    def lag(self) -> float | None:
+        """Seconds the oldest price read from the log but not yet taken into account has waited since it
+        was logged (0 when caught up; None on an instance that does not evaluate). Unlike the age of the
+        last price, it stays 0 while no prices come (market closed) and grows while a batch is stuck."""
+        if not self.holder:
+            return None
+        since = self._waiting_since
+        return 0.0 if since is None else max(0.0, self.clock.now().timestamp() - since)
+
     def status(self) -> dict[str, object]:
-        lag = None if self._last_at is None else max(0.0, self.clock.now().timestamp() - self._last_at)
+        age = None if self._last_at is None else max(0.0, self.clock.now().timestamp() - self._last_at)
         return {
             "evaluating": self.holder,
             "armed_rules": len(self.evaluator) if self.holder else None,
             "log": self.price_log.name,
             "position": self.position,
-            "last_price_age": lag,
+            "last_price_age": age,
+            "lag": self.lag(),
             "prices_evaluated": self.prices_evaluated,
             "prices_invalid": self.prices_invalid,
             "log_gaps": self.prices_missed,

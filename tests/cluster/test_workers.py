@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import httpx
+import pytest
+import websockets
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster.conftest import pattern, stats, until
 from tests.support.redis_server import RedisServer
@@ -121,3 +125,79 @@ async def _health(http: httpx.AsyncClient, server: LegendServer) -> bool:
         return (await http.get(f"{server.url}/health")).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def free_port_pair() -> int:
+    """A port whose next one is free too (for two workers' metrics ports)."""
+    for _ in range(50):
+        port = free_port()
+        if port < 65535:
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+            return port
+    raise AssertionError("no two consecutive free ports")
+
+
+async def test_each_worker_serves_its_own_metrics_on_its_metrics_port() -> None:
+    """On the shared port a scrape reaches one worker at random; ``metrics.port`` gives worker N port + N,
+    where only ``GET /metrics`` answers, each with that worker's own figures."""
+    redis = RedisServer().start()
+    first = free_port_pair()
+    server = LegendServer(
+        {
+            "redis": {"url": redis.url, "lease_ttl": 2.0},
+            "server": {"workers": 2},
+            "metrics": {"port": first},
+            "realtime": {"update_interval": 3600, "after_hours_interval": 3600},
+        }
+    )
+    try:
+        server.start(timeout=60)
+        async with httpx.AsyncClient(timeout=10) as http:
+            await until(lambda: _instances(http, server, 2), timeout=30, what="both workers in the cluster")
+            ids = set()
+            for port in (first, first + 1):
+                base = f"http://127.0.0.1:{port}"
+                assert (await http.get(f"{base}/metrics")).status_code == 401
+                response = await http.get(f"{base}/metrics", headers=server.admin)
+                assert response.status_code == 200
+                (info,) = [
+                    f.samples[0].labels
+                    for f in text_string_to_metric_families(response.text)
+                    if f.name == "legend_instance_info"
+                ]
+                ids.add(info["instance_id"])
+                for path in ("/api/ws/stats", "/health", "/dashboard", "/docs/openapi.json"):
+                    refused = await http.get(f"{base}{path}", headers=server.admin)
+                    assert refused.status_code == 404, path
+                    assert refused.json()["detail"] == "this port serves GET /metrics only"
+                with pytest.raises(websockets.InvalidStatus) as refused_ws:
+                    await websockets.connect(f"ws://127.0.0.1:{port}/api/ws?user_id=x", open_timeout=10)
+                assert refused_ws.value.response.status_code == 403
+            members = (await stats(http, server))["cluster"]["members"]
+            assert ids == set(members)  # one scrape per worker, each worker exactly once
+            assert (await http.get(f"{server.url}/metrics", headers=server.admin)).status_code == 200
+    finally:
+        server.close()
+        redis.close()
+
+
+def test_a_taken_metrics_port_stops_the_start_with_a_settings_error(tmp_path: os.PathLike[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = os.path.join(tmp_path, "legend.toml")
+        with open(config, "w", encoding="utf-8") as file:
+            file.write(to_toml({"metrics": {"port": port}}))
+        done = subprocess.run(
+            [sys.executable, "-m", "legend", "serve", "--config", config, "--port", str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert f"legend: settings error: metrics.port: cannot bind 127.0.0.1:{port}" in done.stderr

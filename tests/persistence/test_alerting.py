@@ -16,7 +16,11 @@ from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository
 from legend.domain.alerting import AlertingService
 from legend.domain.alerts import AlertEvent, AlertKind, Observation, Rearm, RulePatch, RuleSpec
+from legend.domain.channels import ChannelRegistry
 from legend.domain.envelope import Envelope
+from legend.domain.inputs import PriceInput
+from legend.domain.publisher import Publisher
+from legend.domain.stats import Counters
 from legend.ports.backplane import BackplaneUnavailable
 
 from .conftest import alerting_service
@@ -82,6 +86,20 @@ class MarkFailsOnce(SqlAlchemyAlertRepository):
             self.failures -= 1
             raise OSError("connection to the database lost")
         await super().mark_published(event_ids, at)
+
+
+class StuckStore(SqlAlchemyAlertRepository):
+    """The SQL repository, but storing an evaluated batch waits until ``go`` is set (a database that hangs)."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self.go = asyncio.Event()
+        self.storing = asyncio.Event()
+
+    async def record_changes(self, *args: Any, **kwargs: Any) -> Any:
+        self.storing.set()
+        await self.go.wait()
+        return await super().record_changes(*args, **kwargs)
 
 
 def price(value: float, ticker: str = "AAPL") -> Observation:
@@ -356,3 +374,35 @@ async def test_reload_picks_up_rules_created_on_another_instance(
     for service, db in zip((a, b), dbs, strict=True):
         await service.stop()
         await db.close()
+
+
+async def test_evaluation_lag_is_zero_while_caught_up_and_grows_while_a_batch_is_stuck(
+    database: Database, clock: FrozenClock
+) -> None:
+    """``lag()`` (exported as legend_alert_evaluation_lag_seconds) is how far evaluation is behind the log:
+    an hour without prices is no lag, unlike the age of the last price; a stuck batch is."""
+    backplane = InMemoryBackplane(clock)
+    repository = StuckStore(database)
+    publisher = Publisher(backplane, ChannelRegistry(), clock, Counters(), history_size=100)
+    service = AlertingService(
+        repository, publisher, backplane, clock, price_log=backplane, instance_id="a", single_instance=True
+    )
+    evaluation = service.evaluation
+    assert evaluation.lag() is None  # this instance does not evaluate (yet)
+    await evaluation.take_over()
+    await service.create_rule("alice", BREAKOUT)
+    assert await evaluation.step(0) == [] and evaluation.lag() == 0.0
+    clock.advance(3600)  # the market is closed: no prices for an hour
+    assert await evaluation.step(0) == []
+    assert evaluation.lag() == 0.0 and evaluation.status()["lag"] == 0.0
+    assert evaluation.status()["last_price_age"] == 3600.0
+    for value in (149.0, 151.0):
+        await publisher.price(PriceInput(ticker="AAPL", price=value))
+    clock.advance(2)
+    stepping = asyncio.create_task(evaluation.step(0))
+    await asyncio.wait_for(repository.storing.wait(), 10)
+    clock.advance(5)
+    assert evaluation.lag() == 7.0  # the first price read has waited 7 s and is not taken into account yet
+    repository.go.set()
+    assert [e.ticker for e in await asyncio.wait_for(stepping, 10)] == ["AAPL"]
+    assert evaluation.lag() == 0.0

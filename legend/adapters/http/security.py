@@ -22,3 +22,10 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
             detail="admin token required: send Authorization: Bearer <token>",
             headers={"WWW-Authenticate": 'Bearer realm="legend-admin"'},
         )
+
+
+async def metrics_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """``GET /metrics`` needs the admin token too, unless ``metrics.public = true``."""
+    services: Services = connection.app.state.services
+    if not services.settings.metrics.public:
+        await admin_guard(connection, handler)

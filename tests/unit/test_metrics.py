@@ -1,0 +1,238 @@
+"""The Prometheus collector on in-process services (in-memory backplane, frozen clock): every figure it
+exports is the live one, in the text format the official parser reads back."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
+
+from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.prometheus import LegendCollector, metrics_registry
+from legend.bootstrap import Services, bootstrap
+from legend.domain import stats
+from legend.domain.inputs import PatternInput, PriceInput
+from legend.domain.stats import Counters
+from legend.plugins.state import PluginState
+from legend.settings import DatabaseSettings, Settings
+from tests.support.transport import RecordingTransport, StuckTransport
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture
+async def services(tmp_path: Path) -> AsyncIterator[Services]:
+    settings = Settings(database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/legend.db"))
+    built = bootstrap(settings, clock=FrozenClock(), backplane=InMemoryBackplane(), run_streamer=False)
+    await built.start()
+    yield built
+    await built.stop()
+
+
+def scrape(registry: CollectorRegistry) -> Samples:
+    """Every sample of a scrape, parsed back from the text format by the client library's parser."""
+    text = generate_latest(registry).decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, /, **labels: str) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+def only_legend(services: Services) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(LegendCollector(services))
+    return registry
+
+
+def price(ticker: str, value: float) -> PriceInput:
+    return PriceInput(ticker=ticker, price=value, change=0, change_percent=0, volume=1)
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_connections_subscriptions_messages_and_outbox_are_read_live(services: Services) -> None:
+    streaming = services.streaming
+    registry = metrics_registry(services)
+    before = scrape(registry)
+    assert value(before, "legend_connections") == 0
+    assert value(before, "legend_subscriptions", channel="ticker") == 0
+    assert value(before, "legend_subscriptions", channel="news") == 0  # plugin channels too
+    fast, slow = RecordingTransport(), StuckTransport()
+    alice = streaming.open_session(fast, "alice")
+    bob = streaming.open_session(slow, "bob")
+    for ticker in ("AAPL", "MSFT", "NVDA"):
+        await streaming.handle_frame(alice, f'{{"type":"subscribe","channel":"ticker","ticker":"{ticker}"}}')
+    await streaming.handle_frame(alice, '{"type":"subscribe","channel":"patterns"}')
+    await streaming.handle_frame(bob, '{"type":"subscribe","channel":"patterns"}')
+    await streaming.handle_frame(bob, '{"type":"subscribe","channel":"ticker","ticker":"AAPL"}')
+    await services.publisher.price(price("AAPL", 101))
+    for i in range(3):
+        await services.publisher.pattern(
+            PatternInput(
+                ticker="AAPL",
+                pattern_type="VCP",
+                score=5,
+                entry_price=100 + i,
+                stop_price=95,
+                target_price=120,
+            )
+        )
+    await settle()
+
+    now = scrape(registry)
+    assert value(now, "legend_connections") == 2
+    assert value(now, "legend_connections_opened_total") == 2
+    assert value(now, "legend_subscriptions", channel="ticker") == 4
+    assert value(now, "legend_subscriptions", channel="patterns") == 2
+    assert value(now, "legend_subscribed_connections", channel="ticker") == 2
+    assert value(now, "legend_subscribed_connections", channel="alerts") == 0
+    assert value(now, "legend_tickers_watched") == 3
+    assert value(now, "legend_messages_received_total") == 6
+    assert value(now, "legend_messages_published_total") == 4
+    assert value(now, "legend_fanout_messages_total") == 4
+    # alice took everything at once; bob's socket takes nothing: his replies and messages wait
+    assert value(now, "legend_messages_sent_total") == streaming.counters.messages_sent > 4
+    assert value(now, "legend_outbox_messages") == len(bob.outbox) > 0
+    assert value(now, "legend_outbox_messages_max") == len(bob.outbox)
+    assert value(now, "legend_connections_send_blocked") == 1  # bob's writer waits on the socket
+    assert value(now, "process_open_fds") > 0  # the process collector is there too
+
+    streaming.end_session(alice)
+    after = scrape(registry)
+    assert value(after, "legend_connections") == 1
+    assert value(after, "legend_subscriptions", channel="ticker") == 1
+    assert value(after, "legend_tickers_watched") == 1
+    assert value(after, "legend_connections_opened_total") == 2
+
+
+async def test_every_counter_the_domain_keeps_is_exported(services: Services) -> None:
+    """Each Counters field shows in a scrape with its value: a field added to the domain (as the lead adds
+    them) shows even before it gets a name of its own here; this fails for a dict the collector cannot
+    label."""
+    counters = services.streaming.counters
+    expected: dict[str, float] = {}
+    for number, declared in enumerate(dataclasses.fields(counters), start=1001):
+        current = getattr(counters, declared.name)
+        if isinstance(current, int):
+            setattr(counters, declared.name, number)
+            expected[declared.name] = number
+        elif isinstance(current, dict):
+            setattr(counters, declared.name, {"x": number})
+            expected[declared.name] = number
+    values = set(scrape(only_legend(services)).values())
+    missing = [name for name, number in expected.items() if number not in values]
+    assert not missing, f"Counters fields not exported: {missing}"
+
+
+@dataclasses.dataclass(slots=True)
+class LeadCounters(Counters):
+    """Counters as the lead engineer will add them (names agreed in the issue), to test their export."""
+
+    sent_by_type: dict[str, int] = dataclasses.field(default_factory=dict)
+    received_by_type: dict[str, int] = dataclasses.field(default_factory=dict)
+    dropped_by_reason: dict[str, int] = dataclasses.field(default_factory=dict)
+    prices_deferred: int = 0
+    limit_closed: dict[str, int] = dataclasses.field(default_factory=dict)
+    send_latency_buckets: list[int] = dataclasses.field(default_factory=list)
+    send_latency_sum: float = 0.0
+    send_latency_count: int = 0
+
+
+async def test_counters_the_domain_will_add_are_exported_with_labels_and_a_histogram(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = only_legend(services)
+    plain = scrape(registry)
+    assert ("legend_send_latency_seconds_count", frozenset()) not in plain  # not kept yet: left out
+    assert not any(name == "legend_prices_deferred_total" for name, _ in plain)
+    monkeypatch.setattr(stats, "LATENCY_BUCKETS", (0.001, 0.01, 0.1, 1.0), raising=False)
+    services.streaming.counters = LeadCounters(
+        messages_sent=12,
+        sent_by_type={"price_update": 9, "pong": 3},
+        received_by_type={"subscribe": 4, "ping": 3},
+        dropped_by_reason={"overflow": 7},
+        prices_deferred=5,
+        limit_closed={"user": 2, "ip": 1},
+        send_latency_buckets=[4, 3, 2, 0, 1],  # per bucket; the last is past 1 s
+        send_latency_sum=2.5,
+        send_latency_count=10,
+    )
+    samples = scrape(registry)
+    assert value(samples, "legend_messages_sent_total", type="price_update") == 9
+    assert value(samples, "legend_messages_sent_total", type="pong") == 3
+    assert ("legend_messages_sent_total", frozenset()) not in samples  # the breakdown replaces the total
+    assert value(samples, "legend_messages_received_total", type="subscribe") == 4
+    assert value(samples, "legend_messages_dropped_total", reason="overflow") == 7
+    assert value(samples, "legend_prices_deferred_total") == 5
+    assert value(samples, "legend_connections_limited_total", limit="user") == 2
+    assert value(samples, "legend_connections_limited_total", limit="ip") == 1
+    buckets = {
+        labels: v for (name, labels), v in samples.items() if name == "legend_send_latency_seconds_bucket"
+    }
+    assert {dict(labels)["le"]: v for labels, v in buckets.items()} == {
+        "0.001": 4,
+        "0.01": 7,
+        "0.1": 9,
+        "1.0": 9,
+        "+Inf": 10,
+    }
+    assert value(samples, "legend_send_latency_seconds_count") == 10
+    assert value(samples, "legend_send_latency_seconds_sum") == 2.5
+    documented = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
+    names = {re.sub(r"_(bucket|sum|count)$", "", name) for name, _ in samples}
+    assert not sorted(n for n in names if f"`{n}`" not in documented)
+
+
+async def test_backplane_alerting_and_plugin_health(services: Services) -> None:
+    registry = only_legend(services)
+    samples = scrape(registry)
+    assert value(samples, "legend_backplane_up", backend="memory") == 1
+    assert value(samples, "legend_alert_evaluation_holder") == 1  # alone on the memory backplane
+    assert value(samples, "legend_alert_evaluation_lag_seconds") == 0
+    assert value(samples, "legend_plugin_state", plugin="news", state="enabled") == 1
+    assert value(samples, "legend_plugin_state", plugin="news", state="failed") == 0
+
+    assert services.plugins is not None
+    news = services.plugins.records["news"]
+    news.fail("on_price", RuntimeError("boom"))
+    assert news.context is not None
+    news.context.metrics.update({"items": 7, "label": "not a number"})
+    samples = scrape(registry)
+    assert value(samples, "legend_plugin_state", plugin="news", state="failed") == 1
+    assert value(samples, "legend_plugin_state", plugin="news", state="enabled") == 0
+    assert value(samples, "legend_plugin_errors_total", plugin="news") == 1
+    assert value(samples, "legend_plugin_metric", plugin="news", metric="items") == 7
+    assert ("legend_plugin_metric", frozenset({("plugin", "news"), ("metric", "label")})) not in samples
+    assert news.state is PluginState.FAILED
+
+
+async def test_a_part_that_fails_is_left_out_and_counted_and_the_rest_is_scraped(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("health check exploded")
+
+    monkeypatch.setattr(services.backplane, "health", broken)
+    samples = scrape(only_legend(services))
+    assert not any(name.startswith("legend_backplane_") for name, _ in samples)
+    assert value(samples, "legend_metrics_collect_errors_total", section="backplane") == 1
+    assert value(samples, "legend_metrics_collect_errors_total", section="instance") == 0
+    assert value(samples, "legend_connections") == 0  # everything else is there
+    assert value(samples, "legend_alert_evaluation_holder") == 1
