@@ -14,7 +14,6 @@ import dataclasses
 import logging
 import platform
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
 
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
@@ -28,8 +27,6 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from legend import __version__
 from legend.bootstrap import Services
-from legend.domain import stats
-from legend.domain.stats import Counters
 from legend.plugins.state import PluginState
 
 log = logging.getLogger("legend.metrics")
@@ -73,9 +70,14 @@ _COUNTERS: Mapping[str, tuple[str, str]] = {
         "Pending prices replaced by a newer price of the same ticker before they were sent (summed over "
         "connections).",
     ),
-    "prices_deferred": (
-        "legend_prices_deferred",
-        "Prices that could not go out at once and waited in an outbox (budget spent, socket busy, history being read).",
+    "messages_deferred": (
+        "legend_messages_deferred",
+        "Messages held back while a subscription's history was read, or left out because that history "
+        "already held them (summed over connections).",
+    ),
+    "messages_dropped": (
+        "legend_messages_dropped",
+        "Messages not queued for a connection that was already being closed (it overflowed: 1013).",
     ),
 }
 # Counters fields exported with a label, as {field: (metric, label, help)}; the field is a dict.
@@ -86,19 +88,15 @@ _BY_LABEL: Mapping[str, tuple[str, str, str]] = {
         "type",
         "Frames received from clients, by message type.",
     ),
-    "dropped_by_reason": (
-        "legend_messages_dropped",
-        "reason",
-        "Messages for a connection that were discarded unsent, by reason.",
-    ),
 }
-# Totals, exported under the breakdown's name only while the breakdown does not exist: {field: breakdown}.
-_TOTALS: Mapping[str, tuple[str, str]] = {
-    "messages_sent": ("sent_by_type", "Frames sent to clients."),
-    "messages_received": ("received_by_type", "Frames received from clients."),
+# Totals that are the sums of a breakdown above (legend_messages_sent_total summed over ``type``).
+_SUMMED = frozenset({"messages_sent", "messages_received"})
+# Connections refused by a limit (closed 4429), by limit.
+_REFUSED = {
+    "refused_user_limit": "user",
+    "refused_address_limit": "address",
+    "refused_connect_rate": "rate",
 }
-_LATENCY = ("send_latency_buckets", "send_latency_sum", "send_latency_count")
-_LIMIT_CLOSED = "limit_closed"
 
 # Numeric fields of ``Backplane.health()`` (the Redis backplane has them all, the in-memory one none).
 _BACKPLANE_COUNTERS: Mapping[str, tuple[str, str]] = {
@@ -231,16 +229,15 @@ class LegendCollector(Collector):
         for field, reason in _CLOSES.items():
             closed.add_metric([reason], getattr(counters, field))
         yield closed
-        limited = _limit_closes(counters)
-        if limited:
-            family = CounterMetricFamily(
-                "legend_connections_limited",
-                "Connections closed because a connection limit was exceeded, by limit.",
-                labels=["limit"],
-            )
-            for limit, value in sorted(limited.items()):
-                family.add_metric([limit], value)
-            yield family
+        refused = CounterMetricFamily(
+            "legend_connections_limited",
+            "Connections closed with 4429 because a connection limit was exceeded, by limit: user "
+            "(max_connections_per_user), address (max_connections_per_ip), rate (connect_rate_per_ip).",
+            labels=["limit"],
+        )
+        for field, limit in _REFUSED.items():
+            refused.add_metric([limit], getattr(counters, field))
+        yield refused
 
     def _sessions(self) -> Iterator[Metric]:
         """Figures of the open connections, counted in one pass over them and their subscriptions: the
@@ -318,45 +315,31 @@ class LegendCollector(Collector):
                 for key, value in sorted(values.items()):
                     family.add_metric([str(key)], value)
                 yield family
-        for field, (breakdown, documentation) in _TOTALS.items():
-            if not isinstance(getattr(counters, breakdown, None), Mapping):
-                yield _counter(_BY_LABEL[breakdown][0], documentation, getattr(counters, field))
         # A counter the domain added that has no name here yet still shows, under its own.
-        known = {*_COUNTERS, *_BY_LABEL, *_TOTALS, *_CLOSES, *_LATENCY}
+        known = {*_COUNTERS, *_BY_LABEL, *_SUMMED, *_CLOSES, *_REFUSED}
         for declared in dataclasses.fields(counters):
             name = declared.name
-            if name in known or name.startswith(_LIMIT_CLOSED):
+            if name in known:
                 continue
             value = getattr(counters, name)
             if isinstance(value, int) and not isinstance(value, bool):
                 yield _counter(f"legend_{name}", f"Counters.{name} (not described yet).", value)
 
     def _latency(self) -> Iterator[Metric]:
-        """The publish→send histogram the domain keeps as fixed buckets: ``Counters.send_latency_buckets``
-        counts per bucket (not cumulative) for the bounds ``stats.LATENCY_BUCKETS`` plus one past the last,
-        and ``send_latency_sum`` the seconds observed."""
-        counters = self.services.streaming.counters
-        bounds = getattr(stats, "LATENCY_BUCKETS", None)
-        counts = getattr(counters, "send_latency_buckets", None)
-        if bounds is None or counts is None:
-            return
-        if len(counts) != len(bounds) + 1:
-            raise ValueError(
-                f"Counters.send_latency_buckets has {len(counts)} buckets for {len(bounds)} bounds "
-                "(expected one more, for values past the last bound)"
-            )
+        """The domain's delivery latency histogram (per-bucket counts, made cumulative here)."""
+        histogram = self.services.streaming.send_latency
         buckets: list[tuple[str, float]] = []
         total = 0
-        for bound, count in zip(bounds, counts, strict=False):
+        for bound, count in zip(histogram.bounds, histogram.counts, strict=False):
             total += count
             buckets.append((_bound(bound), total))
-        total += counts[-1]
-        buckets.append(("+Inf", total))
+        buckets.append(("+Inf", total + histogram.counts[-1]))
         yield HistogramMetricFamily(
             "legend_send_latency_seconds",
-            "Seconds from a message's publish to its write to a client's socket.",
+            "Seconds from a message reaching this instance (its publish, on the in-memory backplane) to "
+            "its write to a client's socket.",
             buckets=buckets,
-            sum_value=float(getattr(counters, "send_latency_sum", 0.0)),
+            sum_value=histogram.sum,
         )
 
     # ───────────── backplane and quote provider ─────────────
@@ -586,22 +569,6 @@ class LegendCollector(Collector):
 def _bound(value: float) -> str:
     """A bucket bound as Prometheus writes ``le`` (``0.005``, ``1.0``)."""
     return repr(float(value))
-
-
-def _limit_closes(counters: Counters) -> dict[str, int]:
-    """Limit closes as the domain counts them: ``limit_closed`` as a dict by limit, or fields
-    ``limit_closed_<limit>``, or one ``limit_closed`` total (limit ``any``)."""
-    found: dict[str, int] = {}
-    for declared in dataclasses.fields(counters):
-        name = declared.name
-        if not name.startswith(_LIMIT_CLOSED):
-            continue
-        value: Any = getattr(counters, name)
-        if isinstance(value, Mapping):
-            found.update({str(k): int(v) for k, v in value.items()})
-        elif isinstance(value, int):
-            found[name.removeprefix(_LIMIT_CLOSED).lstrip("_") or "any"] = value
-    return found
 
 
 def metrics_registry(services: Services) -> CollectorRegistry:

@@ -66,10 +66,11 @@ class Outbox:
         "conflated",
         "overflowed",
         "popped",
+        "popped_type",
     )
 
     def __init__(self, max_per_second: int, capacity: int, price_share: int | None = None) -> None:
-        self._control: deque[str] | None = None
+        self._control: deque[tuple[str, str]] | None = None  # (text, message type)
         self._reliable: deque[Envelope] | None = None
         self._latest: dict[Slot, Envelope] | None = None
         self._floor: dict[str, int] | None = None
@@ -81,6 +82,7 @@ class Outbox:
         self.conflated = 0  # prices replaced by a newer one before they were sent
         self.overflowed = False
         self.popped: Envelope | None = None  # the channel message ``pop`` handed out last (None: a reply)
+        self.popped_type = ""  # the message type of what ``pop`` handed out last
 
     def __len__(self) -> int:
         """Frames waiting to be written (held ones are not yet)."""
@@ -115,13 +117,13 @@ class Outbox:
         if conflated:
             self._prices.record(now)
 
-    def push_control(self, text: str) -> bool:
-        """Queue a reply; False (and overflowed) past capacity."""
+    def push_control(self, text: str, kind: str = "control") -> bool:
+        """Queue a reply (``kind``: its message type); False (and overflowed) past capacity."""
         if self.overflowed:
             return False
         if self._control is None:
             self._control = deque()
-        self._control.append(text)
+        self._control.append((text, kind))
         return self._check()
 
     def push(self, envelope: Envelope, delivery: Delivery) -> Pushed:
@@ -231,7 +233,7 @@ class Outbox:
 
     def take_control(self) -> list[str]:
         """Every pending reply, for a connection about to close: its last errors still reach it."""
-        replies = list(self._control or ())
+        replies = [text for text, _ in self._control or ()]
         self._control = None
         return replies
 
@@ -240,7 +242,7 @@ class Outbox:
         prices remain, or (None, None) when nothing is pending."""
         control = self._control
         if control is not None:
-            text = control.popleft()
+            text, self.popped_type = control.popleft()
             if not control:
                 self._control = None
             self.popped = None
@@ -254,7 +256,7 @@ class Outbox:
             if not reliable:
                 self._reliable = None
             self._budget.record(now)
-            self.popped = envelope
+            self.popped, self.popped_type = envelope, envelope.type
             return envelope.text, None
         if latest is None:
             return None, None
@@ -268,5 +270,5 @@ class Outbox:
         if not latest:
             self._latest = None
         self.wrote(now, True)
-        self.popped = envelope
+        self.popped, self.popped_type = envelope, envelope.type
         return envelope.text

@@ -240,10 +240,10 @@ class StreamingService:
                         await transport.send_text(text)
                         session.send_started = None
                     counters.messages_sent += 1
+                    by_type, kind = counters.sent_by_type, outbox.popped_type
+                    by_type[kind] = by_type.get(kind, 0) + 1
                     envelope = outbox.popped
                     if envelope is not None:
-                        by_type = counters.sent_by_type
-                        by_type[envelope.type] = by_type.get(envelope.type, 0) + 1
                         self.send_latency.observe(time.monotonic() - envelope.at)
                     continue
                 if wait is None:
@@ -429,22 +429,22 @@ class StreamingService:
 
     def _reply(self, session: Session, message: msgspec.Struct) -> None:
         kind = str(type(message).__struct_config__.tag)
-        by_type = self.counters.sent_by_type
-        by_type[kind] = by_type.get(kind, 0) + 1
-        self._push_control_text(session, encode(message).decode())
+        self._push_control_text(session, encode(message).decode(), kind)
 
-    def _push_control_text(self, session: Session, text: str) -> None:
+    def _push_control_text(self, session: Session, text: str, kind: str) -> None:
         outbox = session.outbox
         if session.closing or outbox.overflowed:
             return
         if session.writer is None and outbox.idle:
             try:
                 if session.transport.write(text):
-                    self.counters.messages_sent += 1
+                    counters = self.counters
+                    counters.messages_sent += 1
+                    counters.sent_by_type[kind] = counters.sent_by_type.get(kind, 0) + 1
                     return
             except TransportClosed:
                 return  # its receive loop ends the session
-        if outbox.push_control(text):
+        if outbox.push_control(text, kind):
             self._kick(session)
         else:
             self._spawn(
@@ -593,7 +593,7 @@ class StreamingService:
                 and replay.envelopes
                 and (resume is None or resume < replay.last_seq)
             ):
-                self._push_control_text(session, replay.envelopes[-1].text)
+                self._push_control_text(session, replay.envelopes[-1].text, replay.envelopes[-1].type)
             if outbox.covered(stream, replay.last_seq) is Pushed.OVERFLOW:
                 await self.close_session(
                     session, closecodes.TRY_AGAIN_LATER, "slow consumer: too many messages during subscribe"

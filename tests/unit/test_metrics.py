@@ -19,9 +19,8 @@ from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.prometheus import LegendCollector, metrics_registry
 from legend.bootstrap import Services, bootstrap
-from legend.domain import stats
 from legend.domain.inputs import PatternInput, PriceInput
-from legend.domain.stats import Counters
+from legend.domain.stats import LatencyHistogram
 from legend.plugins.state import PluginState
 from legend.settings import DatabaseSettings, Settings
 from tests.support.transport import RecordingTransport, StuckTransport
@@ -50,6 +49,11 @@ def scrape(registry: CollectorRegistry) -> Samples:
 
 def value(samples: Samples, name: str, /, **labels: str) -> float:
     return samples[(name, frozenset(labels.items()))]
+
+
+def total(samples: Samples, name: str) -> float:
+    """A counter summed over all its label values."""
+    return sum(v for (sample, _), v in samples.items() if sample == name)
 
 
 def only_legend(services: Services) -> CollectorRegistry:
@@ -104,11 +108,11 @@ async def test_connections_subscriptions_messages_and_outbox_are_read_live(servi
     assert value(now, "legend_subscribed_connections", channel="ticker") == 2
     assert value(now, "legend_subscribed_connections", channel="alerts") == 0
     assert value(now, "legend_tickers_watched") == 3
-    assert value(now, "legend_messages_received_total") == 6
+    assert total(now, "legend_messages_received_total") == 6
     assert value(now, "legend_messages_published_total") == 4
     assert value(now, "legend_fanout_messages_total") == 4
     # alice took everything at once; bob's socket takes nothing: his replies and messages wait
-    assert value(now, "legend_messages_sent_total") == streaming.counters.messages_sent > 4
+    assert total(now, "legend_messages_sent_total") == streaming.counters.messages_sent > 4
     assert value(now, "legend_outbox_messages") == len(bob.outbox) > 0
     assert value(now, "legend_outbox_messages_max") == len(bob.outbox)
     assert value(now, "legend_connections_send_blocked") == 1  # bob's writer waits on the socket
@@ -137,52 +141,31 @@ async def test_every_counter_the_domain_keeps_is_exported(services: Services) ->
             setattr(counters, declared.name, {"x": number})
             expected[declared.name] = number
     values = set(scrape(only_legend(services)).values())
-    missing = [name for name, number in expected.items() if number not in values]
+    summed = {"messages_sent", "messages_received"}  # the sums of sent_by_type and received_by_type
+    missing = [name for name, number in expected.items() if number not in values and name not in summed]
     assert not missing, f"Counters fields not exported: {missing}"
 
 
-@dataclasses.dataclass(slots=True)
-class LeadCounters(Counters):
-    """Counters as the lead engineer will add them (names agreed in the issue), to test their export."""
-
-    sent_by_type: dict[str, int] = dataclasses.field(default_factory=dict)
-    received_by_type: dict[str, int] = dataclasses.field(default_factory=dict)
-    dropped_by_reason: dict[str, int] = dataclasses.field(default_factory=dict)
-    prices_deferred: int = 0
-    limit_closed: dict[str, int] = dataclasses.field(default_factory=dict)
-    send_latency_buckets: list[int] = dataclasses.field(default_factory=list)
-    send_latency_sum: float = 0.0
-    send_latency_count: int = 0
-
-
-async def test_counters_the_domain_will_add_are_exported_with_labels_and_a_histogram(
-    services: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_breakdowns_limits_and_the_latency_histogram_are_exported(services: Services) -> None:
     registry = only_legend(services)
-    plain = scrape(registry)
-    assert ("legend_send_latency_seconds_count", frozenset()) not in plain  # not kept yet: left out
-    assert not any(name == "legend_prices_deferred_total" for name, _ in plain)
-    monkeypatch.setattr(stats, "LATENCY_BUCKETS", (0.001, 0.01, 0.1, 1.0), raising=False)
-    services.streaming.counters = LeadCounters(
-        messages_sent=12,
-        sent_by_type={"price_update": 9, "pong": 3},
-        received_by_type={"subscribe": 4, "ping": 3},
-        dropped_by_reason={"overflow": 7},
-        prices_deferred=5,
-        limit_closed={"user": 2, "ip": 1},
-        send_latency_buckets=[4, 3, 2, 0, 1],  # per bucket; the last is past 1 s
-        send_latency_sum=2.5,
-        send_latency_count=10,
-    )
+    counters = services.streaming.counters
+    counters.sent_by_type.update({"price_update": 9, "pong": 3})
+    counters.received_by_type.update({"subscribe": 4, "ping": 3, "invalid": 1})
+    counters.messages_deferred, counters.messages_dropped = 5, 7
+    counters.refused_user_limit, counters.refused_address_limit, counters.refused_connect_rate = 2, 1, 4
+    histogram = services.streaming.send_latency = LatencyHistogram((0.001, 0.01, 0.1, 1.0))
+    for seconds, times in ((0.0005, 4), (0.005, 3), (0.05, 2), (2.0, 1)):
+        histogram.observe(seconds, times)
     samples = scrape(registry)
     assert value(samples, "legend_messages_sent_total", type="price_update") == 9
     assert value(samples, "legend_messages_sent_total", type="pong") == 3
     assert ("legend_messages_sent_total", frozenset()) not in samples  # the breakdown replaces the total
-    assert value(samples, "legend_messages_received_total", type="subscribe") == 4
-    assert value(samples, "legend_messages_dropped_total", reason="overflow") == 7
-    assert value(samples, "legend_prices_deferred_total") == 5
+    assert value(samples, "legend_messages_received_total", type="invalid") == 1
+    assert value(samples, "legend_messages_deferred_total") == 5
+    assert value(samples, "legend_messages_dropped_total") == 7
     assert value(samples, "legend_connections_limited_total", limit="user") == 2
-    assert value(samples, "legend_connections_limited_total", limit="ip") == 1
+    assert value(samples, "legend_connections_limited_total", limit="address") == 1
+    assert value(samples, "legend_connections_limited_total", limit="rate") == 4
     buckets = {
         labels: v for (name, labels), v in samples.items() if name == "legend_send_latency_seconds_bucket"
     }
@@ -194,7 +177,9 @@ async def test_counters_the_domain_will_add_are_exported_with_labels_and_a_histo
         "+Inf": 10,
     }
     assert value(samples, "legend_send_latency_seconds_count") == 10
-    assert value(samples, "legend_send_latency_seconds_sum") == 2.5
+    assert value(samples, "legend_send_latency_seconds_sum") == pytest.approx(
+        4 * 0.0005 + 3 * 0.005 + 2 * 0.05 + 2.0
+    )
     documented = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
     names = {re.sub(r"_(bucket|sum|count)$", "", name) for name, _ in samples}
     assert not sorted(n for n in names if f"`{n}`" not in documented)
