@@ -170,6 +170,7 @@ def run_worker(settings: Settings, sock: socket.socket | None = None, index: int
         # websockets-sansio, with synchronous writes and a close that drops peers that stopped reading
         ws=protocol_class(settings.realtime.close_timeout, server_settings.ws_send_buffer),
         ws_per_message_deflate=server_settings.ws_per_message_deflate,
+        ws_ping_interval=server_settings.ws_ping_interval or None,
         # The app answers oversized frames itself with an error; the transport's hard cap is far above.
         ws_max_size=max(64 * 1024, settings.realtime.max_frame_bytes * 16),
         timeout_graceful_shutdown=int(server_settings.graceful_shutdown_seconds),

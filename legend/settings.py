@@ -41,6 +41,10 @@ class ServerSettings(_Section):
     # Kernel send buffer (SO_SNDBUF) of each WebSocket, in bytes; 0 keeps the kernel's autotuning, which
     # lets one client that stops reading hold several megabytes before it is detected as slow.
     ws_send_buffer: Annotated[int, msgspec.Meta(ge=0, le=64 * 1024 * 1024)] = 0
+    # uvicorn's protocol-level WebSocket pings, in seconds; 0: off. Dead peers are found without them
+    # (clients ping, realtime.stale_after closes the silent), and each costs a write and a read per
+    # connection: 10,000 connections every 20 s is 500 pings a second.
+    ws_ping_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     graceful_shutdown_seconds: PositiveFloat = 5.0
     # Processes serving the one port (SO_REUSEPORT), each an instance on the Redis backplane; more than 1
     # needs redis.url. One per core scales the socket writes, which grow with the number of clients.

@@ -25,13 +25,15 @@ class Session:
     """State of one connection: identity, subscriptions, outbox, liveness and inbound budget.
 
     The connection id is made by the server (``{user_id}_{random}``), never chosen by the client.
-    A session has no task of its own while its messages go straight to the socket; ``writer`` exists
-    only while something waits in its outbox (budget spent, socket busy), and ends when it is empty.
+    A session has no task of its own while its messages go straight to the socket or wait for budget
+    (``due``: on the service's shared timer wheel); ``writer`` exists only while its socket is too full
+    to take the next frame.
     """
 
     __slots__ = (
         "address",
         "closing",
+        "due",
         "expires_at",
         "id",
         "inbound",
@@ -43,7 +45,6 @@ class Session:
         "subscriptions",
         "transport",
         "user_id",
-        "wake",
         "writer",
     )
 
@@ -68,6 +69,6 @@ class Session:
         self.closing = False
         self.expires_at: float | None = None  # epoch seconds when the credentials expire
         self.writer: asyncio.Task[None] | None = None  # drains the outbox while it is not empty
-        self.wake: asyncio.Future[None] | None = None  # set while the writer waits for budget
+        self.due: int | None = None  # the timer wheel slot at which its budget allows the next frame
         self.reader: asyncio.Task[object] | None = None  # the transport's receive loop, if it has one
         self.address: str | None = None  # the client's address, when admitted through the limits

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable, Coroutine
@@ -45,6 +46,8 @@ from legend.ports.clock import Clock
 from legend.ports.transport import Transport, TransportClosed
 
 log = logging.getLogger("legend.streaming")
+
+WHEEL_GRAIN = 0.005  # seconds: budget waits end on a 5 ms timer slot shared by every session due then
 
 _CLOSE_COUNTERS = {
     closecodes.TRY_AGAIN_LATER: "slow_consumers_closed",
@@ -93,6 +96,7 @@ class StreamingService:
         self._tickers: dict[str, int] = {}
         self._channel_users: dict[str, dict[str, int]] = {}  # channel -> user -> subscriptions
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._wheel: dict[int, list[Session]] = {}  # timer slot -> sessions waiting for budget then
         self.on_new_ticker: Callable[[str], None] | None = None  # the streamer polls it without waiting
         # Called with (user_id, channel, key) after each new subscription (plugins: send a first snapshot).
         # A listener that raises is logged and skipped.
@@ -218,44 +222,79 @@ class StreamingService:
         if reader is not None and not reader.done() and reader is not asyncio.current_task():
             reader.cancel()
 
-    def _kick(self, session: Session) -> None:
-        """Something waits in the session's outbox: make sure its writer runs (or stops waiting)."""
-        if session.closing:
-            return
-        if session.writer is None:
-            session.writer = asyncio.get_running_loop().create_task(self._write(session))
-        elif session.wake is not None and not session.wake.done():
-            session.wake.set_result(None)
+    def flush(self, session: Session) -> None:
+        """Write what the session's outbox can send now, without waiting. What has to wait for budget
+        is put on the shared timer wheel (no task of its own); a socket too full to take the next frame
+        gets a writer task until it drains."""
+        if session.closing or session.writer is not None:
+            return  # the writer takes what was queued meanwhile
+        outbox, transport = session.outbox, session.transport
+        now = self.clock.monotonic()
+        while True:
+            text, wait = outbox.pop(now)
+            if text is None:
+                if wait is not None:
+                    self._later(session, wait)
+                return
+            try:
+                written = transport.write(text)
+            except TransportClosed:
+                self.end_session(session)  # its receive loop ends too
+                return
+            if not written:
+                session.writer = asyncio.get_running_loop().create_task(self._write(session, text))
+                return
+            self._sent(outbox)
 
-    async def _write(self, session: Session) -> None:
-        """Drain the session's outbox to its socket, in order, within its budget; ends when it is empty."""
-        outbox, transport, clock, counters = session.outbox, session.transport, self.clock, self.counters
+    def _sent(self, outbox: Outbox) -> None:
+        """Count a frame ``outbox.pop`` handed out that is now written."""
+        counters = self.counters
+        counters.messages_sent += 1
+        by_type, kind = counters.sent_by_type, outbox.popped_type
+        by_type[kind] = by_type.get(kind, 0) + 1
+        envelope = outbox.popped
+        if envelope is not None:
+            self.send_latency.observe(time.monotonic() - envelope.at)
+
+    def _later(self, session: Session, wait: float) -> None:
+        """Flush ``session`` again in ``wait`` seconds: one timer per slot of ``WHEEL_GRAIN`` shared by
+        every session due then, so a budget wait costs a list append, not a task."""
+        loop = asyncio.get_running_loop()
+        slot = math.ceil((loop.time() + wait) / WHEEL_GRAIN)
+        if session.due is not None and session.due <= slot:
+            return
+        session.due = slot
+        due = self._wheel.get(slot)
+        if due is None:
+            due = self._wheel[slot] = []
+            loop.call_at(slot * WHEEL_GRAIN, self._turn, slot)
+        due.append(session)
+
+    def _turn(self, slot: int) -> None:
+        for session in self._wheel.pop(slot, ()):
+            if session.due == slot:  # not moved to an earlier slot meanwhile
+                session.due = None
+                self.flush(session)
+
+    async def _write(self, session: Session, text: str) -> None:
+        """Wait until the socket takes ``text``, then go on writing the outbox while it must be awaited;
+        ends as soon as the rest can be written directly or must wait for budget."""
+        outbox, transport, clock = session.outbox, session.transport, self.clock
         try:
             while True:
-                now = clock.monotonic()
-                text, wait = outbox.pop(now)
-                if text is not None:
-                    if not transport.write(text):
-                        session.send_started = now
-                        await transport.send_text(text)
-                        session.send_started = None
-                    counters.messages_sent += 1
-                    by_type, kind = counters.sent_by_type, outbox.popped_type
-                    by_type[kind] = by_type.get(kind, 0) + 1
-                    envelope = outbox.popped
-                    if envelope is not None:
-                        self.send_latency.observe(time.monotonic() - envelope.at)
-                    continue
-                if wait is None:
+                session.send_started = clock.monotonic()
+                await transport.send_text(text)
+                session.send_started = None
+                self._sent(outbox)
+                next_text, wait = outbox.pop(clock.monotonic())
+                while next_text is not None and transport.write(next_text):
+                    self._sent(outbox)
+                    next_text, wait = outbox.pop(clock.monotonic())
+                if next_text is None:
+                    if wait is not None:
+                        self._later(session, wait)
                     return
-                loop = asyncio.get_running_loop()
-                wake = session.wake = loop.create_future()
-                timer = loop.call_later(wait, _settle, wake)
-                try:
-                    await wake
-                finally:
-                    timer.cancel()
-                    session.wake = None
+                text = next_text
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the socket went away under us: close it all, reader included
@@ -356,7 +395,7 @@ class StreamingService:
             # every direct write of this message happened by now: its latency is at most this
             self.send_latency.observe(time.monotonic() - envelope.at, written)
         for session in waiting:
-            self._kick(session)
+            self.flush(session)
         for session in gone:
             self.end_session(session)
         for session in overflowed:
@@ -445,7 +484,7 @@ class StreamingService:
             except TransportClosed:
                 return  # its receive loop ends the session
         if outbox.push_control(text, kind):
-            self._kick(session)
+            self.flush(session)
         else:
             self._spawn(
                 self.close_session(session, closecodes.TRY_AGAIN_LATER, "slow consumer: replies pending")
@@ -573,7 +612,7 @@ class StreamingService:
                     )
                     return
                 self.error(session, "history_unavailable", f"History unavailable for {stream}: {exc}")
-                self._kick(session)
+                self.flush(session)
                 continue
             if session.closing or sub_key not in session.subscriptions:
                 return
@@ -600,7 +639,7 @@ class StreamingService:
                 )
                 return
             if not outbox.idle:
-                self._kick(session)
+                self.flush(session)
 
     @staticmethod
     async def _authorized(spec: ChannelSpec, user_id: str, key: str | None) -> bool:
@@ -649,8 +688,3 @@ class StreamingService:
 
     def uptime(self) -> float:
         return self.clock.monotonic() - self.started_at
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

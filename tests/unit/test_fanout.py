@@ -74,7 +74,7 @@ async def test_a_busy_socket_gets_its_messages_queued_in_order_and_drained_by_a_
     session = streaming.open_session(transport, "u")
     await streaming.subscribe(session, Subscribe(channel="patterns"))
     sent = [await publisher.pattern(PATTERN) for _ in range(5)]
-    assert session.writer is not None
+    assert session.writer is not None  # the socket would not take them at once
     await settle()
     assert [t for t in transport.texts if '"pattern_alert"' in t] == [e.text for e in sent]
     assert session.writer is None  # gone once the outbox is empty
@@ -131,8 +131,7 @@ async def test_a_plugin_stream_of_several_symbols_conflates_per_symbol_end_to_en
             await publisher.publish("quotes", Quote(symbol=symbol, value=float(value), channel="quotes"))
     for _ in range(4):
         clock.advance(1.0)
-        if session.wake is not None:
-            session.wake.set_result(None)  # the writer naps on the loop's clock: wake it
+        streaming.flush(session)  # its budget wait is on the loop's clock: flush it on the test's
         await settle()
     last = {}
     for frame in transport.of_type("quote"):
@@ -191,6 +190,7 @@ async def test_the_budget_still_holds_prices_to_ten_a_second_on_the_direct_path(
         await publisher.price(PriceInput(ticker="AAA", price=100.0 + step / 100))
         clock.advance(0.01)
     assert len(transport.of_type("price_update")) == 10  # the first ten went straight out
-    await settle()  # a second after the first: the newest of the other 90 goes out
+    assert session.writer is None and session.due is not None  # the rest waits on the timer wheel
+    streaming.flush(session)  # a second after the first: the newest of the other 90 goes out
     prices = transport.of_type("price_update")
     assert len(prices) == 11 and prices[-1]["price"] == 100.99
