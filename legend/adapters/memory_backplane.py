@@ -38,7 +38,8 @@ class InMemoryBackplane:
         self._appended_event = asyncio.Event()
         self._once: OrderedDict[str, None] = OrderedDict()
         self._once_size = once_size
-        self._connections: dict[str, dict[str, set[str]]] = {"user": {}, "address": {}}
+        self._per_user: dict[str, int] = {}  # connections admitted and not released
+        self._per_address: dict[str, int] = {}
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -90,22 +91,22 @@ class InMemoryBackplane:
     async def admit(
         self, connection_id: str, user_id: str, address: str, max_per_user: int, max_per_address: int
     ) -> Literal["user", "address"] | None:
-        users, addresses = self._connections["user"], self._connections["address"]
-        if max_per_user and len(users.get(user_id, ())) >= max_per_user:
+        users, addresses = self._per_user, self._per_address
+        if max_per_user and users.get(user_id, 0) >= max_per_user:
             return "user"
-        if max_per_address and len(addresses.get(address, ())) >= max_per_address:
+        if max_per_address and addresses.get(address, 0) >= max_per_address:
             return "address"
-        users.setdefault(user_id, set()).add(connection_id)
-        addresses.setdefault(address, set()).add(connection_id)
+        users[user_id] = users.get(user_id, 0) + 1
+        addresses[address] = addresses.get(address, 0) + 1
         return None
 
     async def release(self, connection_id: str, user_id: str, address: str) -> None:
-        for table, key in ((self._connections["user"], user_id), (self._connections["address"], address)):
-            members = table.get(key)
-            if members is not None:
-                members.discard(connection_id)
-                if not members:
-                    del table[key]
+        for counts, key in ((self._per_user, user_id), (self._per_address, address)):
+            left = counts.get(key, 0) - 1
+            if left > 0:
+                counts[key] = left
+            else:
+                counts.pop(key, None)
 
     # ───────────── the price log ─────────────
 

@@ -62,6 +62,7 @@ class Outbox:
         "_latest",
         "_prices",
         "_reliable",
+        "_share",
         "capacity",
         "conflated",
         "overflowed",
@@ -77,7 +78,10 @@ class Outbox:
         self._held: dict[str, list[tuple[Envelope, Delivery]]] | None = None
         self._budget = SlidingWindow(max_per_second)
         share = max(1, max_per_second // 2) if price_share is None else price_share
-        self._prices = SlidingWindow(max(1, min(share, max_per_second)))
+        self._share = max(1, min(share, max_per_second))
+        # Price sends, counted only once the budget has been spent (a flood of must-deliver messages):
+        # a connection that never reaches its budget never pays for this second ring.
+        self._prices: SlidingWindow | None = None
         self.capacity = capacity
         self.conflated = 0  # prices replaced by a newer one before they were sent
         self.overflowed = False
@@ -105,9 +109,9 @@ class Outbox:
             and not self.overflowed
         ):
             floor = self._floor
-            if floor is not None and not self._above_floor(envelope):
+            if floor is not None and envelope.stream in floor and not self._above_floor(envelope):
                 return Pushed.DEFERRED
-            if delivery is not Delivery.CONFLATE or self._budget.fits(now) or self._prices.fits(now):
+            if delivery is not Delivery.CONFLATE or self._budget.fits(now) or self._share_fits(now):
                 return Pushed.WRITE
         return self.push(envelope, delivery)
 
@@ -115,7 +119,9 @@ class Outbox:
         """A message that ``offer`` said to WRITE was written: it uses the budget."""
         self._budget.record(now)
         if conflated:
-            self._prices.record(now)
+            prices = self._prices
+            if prices is not None:
+                prices.record(now)
 
     def push_control(self, text: str, kind: str = "control") -> bool:
         """Queue a reply (``kind``: its message type); False (and overflowed) past capacity."""
@@ -248,7 +254,7 @@ class Outbox:
             self.popped = None
             return text, None
         latest = self._latest
-        if latest is not None and not self._budget.fits(now) and self._prices.fits(now):
+        if latest is not None and not self._budget.fits(now) and self._share_fits(now):
             return self._pop_latest(latest, now), None  # budget spent: the prices' guaranteed share
         reliable = self._reliable
         if reliable is not None:
@@ -260,10 +266,22 @@ class Outbox:
             return envelope.text, None
         if latest is None:
             return None, None
-        wait = min(self._budget.wait(now), self._prices.wait(now))
+        prices = self._prices
+        wait = self._budget.wait(now) if prices is None else min(self._budget.wait(now), prices.wait(now))
         if wait > 0:
             return None, wait
         return self._pop_latest(latest, now), None
+
+    def _share_fits(self, now: float) -> bool:
+        """Whether a price fits the prices' guaranteed share (asked once the budget is spent)."""
+        prices = self._prices
+        if prices is None:
+            # Counted from now on; until a second has passed, the share is taken as used (the prices
+            # sent before were not counted), so the share never adds to a budget that prices spent.
+            prices = self._prices = SlidingWindow(self._share)
+            for _ in range(self._share):
+                prices.record(now)
+        return prices.fits(now)
 
     def _pop_latest(self, latest: dict[Slot, Envelope], now: float) -> str:
         envelope = latest.pop(next(iter(latest)))

@@ -113,3 +113,13 @@ def test_must_deliver_traffic_does_not_grow_the_budget_window() -> None:
         box.push(env("patterns", seq, "pattern_alert"), Delivery.RELIABLE)
         assert box.pop(seq * 0.0001)[0] is not None
     assert len(box._budget._times) <= 10  # only the last `limit` send times are kept
+
+
+def test_a_large_budget_is_counted_in_tenths_in_constant_memory() -> None:
+    window = SlidingWindow(limit=1000, window=1.0)
+    for i in range(1000):  # 1,000 in the first half second
+        assert window.fits(i / 2000)
+        window.record(i / 2000)
+    assert not window.fits(0.6) and window.wait(0.6) > 0
+    assert window.fits(1.1)  # the tenths that held them have left the window
+    assert len(window._counts) == 10 and not window._times  # no per-event memory

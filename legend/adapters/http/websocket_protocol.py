@@ -66,7 +66,7 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.lost: asyncio.Future[None] = self.loop.create_future()
+        self._lost: asyncio.Future[None] | None = None  # made by close_and_wait only: most never close so
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -98,7 +98,11 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
     async def close_and_wait(self, code: int, reason: str) -> None:
         """Send a close frame and wait until the connection is gone (the caller bounds the wait)."""
         self.close_now(code, reason)
-        await asyncio.shield(self.lost)
+        if self.disconnected:
+            return
+        if self._lost is None:
+            self._lost = self.loop.create_future()
+        await asyncio.shield(self._lost)
 
     def close_now(self, code: int, reason: str) -> None:
         """Queue the close frame even into a full buffer; abort if the handshake does not end in time."""
@@ -146,8 +150,8 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        if not self.lost.done():
-            self.lost.set_result(None)
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
 
     def send_receive_event_to_app(self) -> None:
         if self.curr_msg_data_type == "text" and not self.close_sent:
