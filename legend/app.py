@@ -201,6 +201,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         on_startup=[on_startup],
         on_shutdown=[services.stop],
         openapi_config=openapi,
+        logging_config=None,  # legend serve configures logging once for everything (adapters/logs.py)
         debug=False,
     )
     app.state.services = services

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.config
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -172,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(args.config)
+        from legend.adapters.logs import logging_config
+
+        logging.config.dictConfig(logging_config(settings.server.log_level, settings.server.log_format))
         if args.command == "serve":
             server = settings.server
             if args.host:

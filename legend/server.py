@@ -16,7 +16,6 @@ import ctypes
 import logging
 import multiprocessing
 import os
-import re
 import secrets
 import signal
 import socket
@@ -36,18 +35,6 @@ log = logging.getLogger("legend.server")
 
 RESTART_MIN_DELAY = 1.0  # a worker that died is restarted after this, doubling …
 RESTART_MAX_DELAY = 30.0  # … up to this, and back to the minimum once it has run for a minute
-
-
-class RedactTokens(logging.Filter):
-    """Keep JWTs passed as ``?token=`` out of the logs (uvicorn logs every WebSocket path with its query)."""
-
-    _pattern = re.compile(r"(token=)[^&\s\"']+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "token=" in message:
-            record.msg, record.args = self._pattern.sub(r"\1[redacted]", message), ()
-        return True
 
 
 class _Server(uvicorn.Server):
@@ -152,6 +139,7 @@ def run_worker(settings: Settings, sock: socket.socket | None = None, index: int
     """One instance: build the services and the app, then serve (on ``sock`` when given, and on its
     metrics port when ``metrics.port`` is set)."""
     from legend.adapters.http.websocket_protocol import protocol_class
+    from legend.adapters.logs import logging_config
     from legend.app import create_app
     from legend.bootstrap import bootstrap
 
@@ -175,10 +163,11 @@ def run_worker(settings: Settings, sock: socket.socket | None = None, index: int
         ws_max_size=max(64 * 1024, settings.realtime.max_frame_bytes * 16),
         timeout_graceful_shutdown=int(server_settings.graceful_shutdown_seconds),
         lifespan="on",
+        # one configuration for uvicorn, Litestar and Legend: redacted, text or JSON (adapters/logs.py)
+        log_config=logging_config(
+            server_settings.log_level, server_settings.log_format, f"worker {index}" if sock else ""
+        ),
     )
-    redact = RedactTokens()
-    for name in ("uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).addFilter(redact)
     sockets = [sock] if sock is not None else None
     if extra is not None:
         sockets = [sock if sock is not None else config.bind_socket(), extra]
@@ -202,7 +191,6 @@ def _worker_main(settings: Settings, index: int) -> None:
     """A worker process: dies with its supervisor, binds its own socket on the shared port, serves."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    logging.basicConfig(level=logging.INFO, format=f"%(levelname)s [worker {index}] %(name)s: %(message)s")
     try:
         sock = reuse_port_socket(settings.server.host, settings.server.port)
     except OSError as exc:

@@ -35,6 +35,7 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: Port = 8000
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (time, level, logger, …)
     # Browsers ask for permessage-deflate; compressing every message again for every connection costs
     # more CPU than the bandwidth it saves on small JSON prices, so it is off unless asked for.
     ws_per_message_deflate: bool = False

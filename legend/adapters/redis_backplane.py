@@ -41,6 +41,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from legend.domain.channels import private_stream
 from legend.domain.envelope import Envelope, conflation_key, seal
+from legend.domain.logcontext import HOSTILE
 from legend.domain.symbols import InvalidSymbol, is_valid_user_id, normalize_ticker
 from legend.ports.backplane import AlreadyPublished, BackplaneUnavailable, Deliver, Replay
 from legend.ports.price_log import LogEntry, LogRead
@@ -372,7 +373,6 @@ class RedisBackplane:
         self._command_ok = True
         self._ever_connected = False
         self._backoff = settings.reconnect_min_delay
-        self._last_warning = 0.0
         self._publish_script = _Script(PUBLISH_LUA)
         self._heartbeat_script = _Script(HEARTBEAT_LUA)
         self._members_script = _Script(MEMBERS_LUA)
@@ -1019,11 +1019,8 @@ class RedisBackplane:
         self._warn("ignored a message on %s: %s", topic, reason)
 
     def _warn(self, message: str, *args: object) -> None:
-        """Log at most one warning a second: a misbehaving publisher must not flood the log."""
-        now = time.monotonic()
-        if now - self._last_warning >= 1.0:
-            self._last_warning = now
-            log.warning(message, *args)
+        """A warning another program's messages can trigger at will: rate-limited by the log setup."""
+        log.warning(message, *args, extra=HOSTILE)
 
 
 class _Script:

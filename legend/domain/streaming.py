@@ -9,6 +9,7 @@ slow socket only ever delays itself.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import math
@@ -23,6 +24,7 @@ from legend.domain import closecodes
 from legend.domain.admission import Admission, Refusal
 from legend.domain.channels import ChannelError, ChannelRegistry, ChannelSpec, Delivery
 from legend.domain.envelope import Envelope
+from legend.domain.logcontext import HOSTILE, connection_id
 from legend.domain.messages import (
     Connection,
     Error,
@@ -122,8 +124,12 @@ class StreamingService:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, Any], session: Session | None = None) -> None:
+        """Run ``coro`` in a task of its own; on behalf of ``session`` (its id on every log line)."""
+        context = contextvars.copy_context()
+        if session is not None:
+            context.run(connection_id.set, session.id)
+        task = asyncio.get_running_loop().create_task(coro, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -138,6 +144,9 @@ class StreamingService:
         if self.admission is not None:
             refusal = await self.admission.admit(session_id, user_id, address, self.clock.monotonic())
             if refusal is not None:
+                log.info(
+                    "refused a connection of %s from %s: %s", user_id, address, refusal.reason, extra=HOSTILE
+                )
                 return refusal
         session = self.open_session(transport, user_id, expires_at, session_id)
         session.address = address
@@ -186,7 +195,7 @@ class StreamingService:
             self._detach(session, sub)
         session.subscriptions.clear()
         if session.address is not None and self.admission is not None:
-            self._spawn(self.admission.release(session.id, session.user_id, session.address))
+            self._spawn(self.admission.release(session.id, session.user_id, session.address), session=session)
         writer = session.writer
         if writer is not None and writer is not asyncio.current_task():
             writer.cancel()
@@ -199,6 +208,13 @@ class StreamingService:
         counted = _CLOSE_COUNTERS.get(code)
         if counted is not None:
             setattr(self.counters, counted, getattr(self.counters, counted) + 1)
+            log.log(
+                logging.DEBUG if code == closecodes.STALE else logging.INFO,
+                "closing %s (%d): %s",
+                session.id,
+                code,
+                reason,
+            )
         self.end_session(session)
         transport = session.transport
         try:
@@ -279,6 +295,7 @@ class StreamingService:
     async def _write(self, session: Session, text: str) -> None:
         """Wait until the socket takes ``text``, then go on writing the outbox while it must be awaited;
         ends as soon as the rest can be written directly or must wait for budget."""
+        connection_id.set(session.id)  # this task works for this connection only
         outbox, transport, clock = session.outbox, session.transport, self.clock
         try:
             while True:
@@ -314,20 +331,24 @@ class StreamingService:
             if session.closing:
                 continue
             if session.expires_at is not None and wall > session.expires_at:
-                self._spawn(self.close_session(session, closecodes.UNAUTHORIZED, "token expired"))
+                self._spawn(
+                    self.close_session(session, closecodes.UNAUTHORIZED, "token expired"), session=session
+                )
             elif (
                 session.send_started is not None and now - session.send_started > limits.slow_consumer_timeout
             ):
                 self._spawn(
                     self.close_session(
                         session, closecodes.TRY_AGAIN_LATER, "slow consumer: socket not reading"
-                    )
+                    ),
+                    session=session,
                 )
             elif now - session.last_seen > limits.stale_after:
                 self._spawn(
                     self.close_session(
                         session, closecodes.STALE, f"stale: no message for {limits.stale_after:g} seconds"
-                    )
+                    ),
+                    session=session,
                 )
 
     # ───────────────────────── fan-out ─────────────────────────
@@ -404,7 +425,8 @@ class StreamingService:
                     session,
                     closecodes.TRY_AGAIN_LATER,
                     f"slow consumer: more than {self.limits.max_pending_messages} messages pending",
-                )
+                ),
+                session=session,
             )
 
     def _attach(self, session: Session, sub: Subscribed) -> None:
@@ -487,7 +509,8 @@ class StreamingService:
             self.flush(session)
         else:
             self._spawn(
-                self.close_session(session, closecodes.TRY_AGAIN_LATER, "slow consumer: replies pending")
+                self.close_session(session, closecodes.TRY_AGAIN_LATER, "slow consumer: replies pending"),
+                session=session,
             )
 
     def error(self, session: Session, code: str, message: str) -> None:

@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import struct
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from legend.adapters.log_limit import LogLimiter
+from legend.domain.logcontext import HOSTILE
 from legend.ports.transport import TransportClosed
 
 EXTENSION = "legend.socket"
-_hostile = LogLimiter("legend.ws")
+log = logging.getLogger("legend.ws")
 
 # The frame of the last text written, shared by every connection it is written to: fan-out writes one
 # text to every subscriber in a row, so it is framed once per message, not once per connection.
@@ -160,9 +161,7 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
                 data.decode()
             except UnicodeDecodeError:
                 self.frames = []
-                _hostile.warning(
-                    "invalid_utf8", "closed %s (1007): a text frame is not valid UTF-8", self.client
-                )
+                log.warning("closed %s (1007): a text frame is not valid UTF-8", self.client, extra=HOSTILE)
                 self.conn.send_close(1007)
                 self.handle_parser_exception()
                 return

@@ -15,6 +15,7 @@ from legend.adapters.http.websocket_protocol import EXTENSION, LegendWebSocketPr
 from legend.bootstrap import Services
 from legend.domain import closecodes
 from legend.domain.admission import Refusal
+from legend.domain.logcontext import connection_id
 
 log = logging.getLogger("legend.ws")
 
@@ -104,6 +105,7 @@ async def stream(socket: WebSocket[Any, Any, Any], services: NamedDependency[Ser
         await socket.close(code=outcome.code, reason=outcome.reason[:120])
         return
     session = outcome
+    connection_id.set(session.id)  # on every line logged while serving this connection
     reader = asyncio.current_task()
     session.reader = reader
     receive = socket.receive
