@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from legend.domain.symbols import MAX_TICKER_LENGTH
+from legend.domain.symbols import MAX_TICKER_LENGTH, normalize_ticker
 
 Ticker = Annotated[
     str,
@@ -46,7 +46,7 @@ class PriceInput(_Input):
     timestamp: datetime | None = None
 
     def __post_init__(self) -> None:
-        self.ticker = self.ticker.strip().upper()
+        self.ticker = normalize_ticker(self.ticker)
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
         high = self.high if self.high is not None else self.price
@@ -85,7 +85,7 @@ class PatternInput(_Input):
     timestamp: datetime | None = None
 
     def __post_init__(self) -> None:
-        self.ticker = self.ticker.strip().upper()
+        self.ticker = normalize_ticker(self.ticker)
         if self.stop_price == self.entry_price:
             raise ValueError("stop_price must differ from entry_price")
 
@@ -106,7 +106,7 @@ class AlertInput(_Input):
     timestamp: datetime | None = None
 
     def __post_init__(self) -> None:
-        self.ticker = self.ticker.strip().upper()
+        self.ticker = normalize_ticker(self.ticker)
 
 
 class MarketStatusInput(_Input):

@@ -18,11 +18,15 @@ def normalize_ticker(raw: object) -> str:
     """Upper-case, trimmed ticker; raises InvalidSymbol with the reason."""
     if not isinstance(raw, str):
         raise InvalidSymbol("Ticker must be a string")
-    ticker = raw.strip().upper()
+    ticker = raw.strip()
     if not ticker:
         raise InvalidSymbol("Ticker must not be empty")
+    shown = raw if len(raw) <= 32 else raw[:32] + "…"
+    # ASCII before any case change: 'ıbm'.upper() is 'IBM', 'ß'.upper() is 'SS', 'ﬀ'.upper() is 'FF'
+    if not ticker.isascii():
+        raise InvalidSymbol(f"Invalid ticker: {shown!r} (ASCII letters, digits, '.', '-' and '^' only)")
+    ticker = ticker.upper()
     if len(ticker) > MAX_TICKER_LENGTH or not _TICKER.fullmatch(ticker):
-        shown = raw if len(raw) <= 32 else raw[:32] + "…"
         raise InvalidSymbol(f"Invalid ticker: {shown!r}")
     return ticker
 

@@ -206,3 +206,21 @@ def test_admin_surfaces_need_the_admin_token(server: LegendServer, headers: dict
         reply = httpx.request(method, f"{server.url}{path}", headers=headers, json=GOOD_PRICE)
         assert reply.status_code == 401
         assert "admin token required" in reply.json()["detail"]
+
+
+async def test_unicode_lookalike_tickers_are_refused_over_websocket_and_rest(server: LegendServer) -> None:
+    client = await connect(server.ws_url, user_id="lookalike")
+    for raw in ("ıbm", "ß", "ﬀ", "ſ"):
+        await client.send({"type": "subscribe", "channel": "ticker", "ticker": raw})
+        error = await client.expect("error")
+        assert error["code"] == "invalid_subscription" and "ASCII" in error["message"]
+        response = httpx.post(
+            f"{server.url}/api/watchlist",
+            json={"ticker": raw},
+            headers={"X-User-Id": "lookalike"},
+            timeout=10,
+        )
+        assert response.status_code == 400 and "ASCII" in response.text
+    stats = server.stats()
+    assert not {"IBM", "SS", "FF", "S"} & set(stats["ticker_subscriptions"])
+    await client.close()

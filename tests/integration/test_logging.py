@@ -84,7 +84,9 @@ async def test_json_lines_carry_the_connection_id_and_hostile_input_is_logged_on
                     await asyncio.wait_for(ws.recv(), 5)
         logs = wait_for(server, "(1008)")
         lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
-        assert len(lines) == len([line for line in logs.splitlines() if line.strip()]) - 1  # all but the banner
+        assert (
+            len(lines) == len([line for line in logs.splitlines() if line.strip()]) - 1
+        )  # all but the banner
         assert {"time", "level", "logger", "message"} <= set(lines[0])
         closing = [line for line in lines if "(1008)" in line["message"]]
         assert closing and closing[0]["connection_id"].startswith("flooder_")

@@ -1170,3 +1170,13 @@ test('destroy() disconnects and forgets handlers and pending writes', () => {
     env.clock.tick(60000);
     assert.equal(env.WS.instances.length, 1);
 });
+
+test('tickers are upper-cased only when ASCII: a lookalike goes to the server as typed, never as a real symbol', () => {
+    const env = setup();
+    const ws = connectOpen(env);
+    for (const lookalike of ['ıbm', 'ß', 'ﬀ', 'ſ']) {
+        env.client.subscribe('ticker', lookalike);
+        assert.deepEqual(ws.frames.at(-1), { type: 'subscribe', channel: 'ticker', ticker: lookalike });
+    }
+    assert.ok(!env.client.getStats().subscriptions.some((s) => ['ticker:IBM', 'ticker:SS', 'ticker:FF', 'ticker:S'].includes(s)));
+});

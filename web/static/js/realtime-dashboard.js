@@ -133,7 +133,9 @@
 
     /** An upper-cased ticker, or null when it is not a valid symbol. */
     function parseTicker(raw) {
-        const t = String(raw === null || raw === undefined ? '' : raw).trim().toUpperCase();
+        const typed = String(raw === null || raw === undefined ? '' : raw).trim();
+        if (!/^[\x20-\x7e]*$/.test(typed)) return null; // ASCII before any case change ('ß' is not 'SS')
+        const t = typed.toUpperCase();
         return t.length > 0 && t.length <= MAX_TICKER_LENGTH && TICKER_RE.test(t) ? t : null;
     }
 

@@ -115,11 +115,13 @@
         return Math.min(max, Math.round(ceiling / 2 + (r * ceiling) / 2));
     }
 
-    /** An upper-cased, trimmed ticker symbol, or null when there is none. */
+    /** An upper-cased, trimmed ticker symbol, or null when there is none. Only ASCII is upper-cased
+     *  ('ıbm'.toUpperCase() is 'IBM'): anything else goes to the server as typed, which refuses it. */
     function normalizeTicker(ticker) {
         if (ticker === null || ticker === undefined) return null;
-        const t = String(ticker).trim().toUpperCase();
-        return t === '' ? null : t;
+        const t = String(ticker).trim();
+        if (t === '') return null;
+        return /^[\x20-\x7e]*$/.test(t) ? t.toUpperCase() : t;
     }
 
     /** The subscription key the stats use: 'ticker:AAPL', 'patterns', 'news:TSLA'. */
