@@ -28,6 +28,7 @@ from legend.domain.publisher import Publisher
 from legend.domain.stats import Counters
 from legend.domain.streamer import Streamer
 from legend.domain.streaming import Limits, StreamingService
+from legend.domain.ticker_check import TickerCheck
 from legend.domain.watchlist import Watchlists
 from legend.plugins.context import Runtime
 from legend.plugins.manager import PluginManager
@@ -232,7 +233,10 @@ def bootstrap(
         ),
         counters,
     )
-    streaming = StreamingService(backplane, registry, clock, _limits(settings), counters, admission)
+    provider = provider or _quote_provider(settings, clock, manager)
+    streaming = StreamingService(
+        backplane, registry, clock, _limits(settings), counters, admission, TickerCheck(provider, clock)
+    )
     publisher = Publisher(
         backplane,
         registry,
@@ -242,7 +246,6 @@ def bootstrap(
         exchange=settings.market.calendar,
     )
     calendar = calendar or ExchangeCalendarsMarketCalendar(settings.market.calendar)
-    provider = provider or _quote_provider(settings, clock, manager)
     streamer = Streamer(
         provider=provider,
         calendar=calendar,

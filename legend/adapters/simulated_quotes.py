@@ -69,6 +69,7 @@ class SimulatedQuoteProvider:
 
     name: str = "simulated"
     follows_market_hours: bool = False
+    simulated: bool = True  # subscriptions say so (a note in the subscription reply)
 
     def __init__(
         self,

@@ -96,6 +96,7 @@ class Subscription(_Out, tag="subscription"):
     timestamp: str
     ticker: str | None = None
     streams: list[str] = msgspec.field(default_factory=list)
+    note: str | None = None  # e.g. that a ticker's prices are simulated
 
 
 class History(_Out, tag="history"):

@@ -42,6 +42,7 @@ from legend.domain.outbox import Outbox, Pushed
 from legend.domain.session import Session, Subscribed
 from legend.domain.stats import Counters, LatencyHistogram
 from legend.domain.throttle import TokenBucket
+from legend.domain.ticker_check import TickerCheck
 from legend.domain.timefmt import iso
 from legend.ports.backplane import Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock
@@ -84,6 +85,7 @@ class StreamingService:
         limits: Limits,
         counters: Counters | None = None,
         admission: Admission | None = None,
+        ticker_check: TickerCheck | None = None,
     ) -> None:
         self.backplane = backplane
         self.registry = registry
@@ -91,6 +93,7 @@ class StreamingService:
         self.limits = limits
         self.counters = counters or Counters()
         self.admission = admission  # connection limits; None: every connection is admitted
+        self.ticker_check = ticker_check  # refuses tickers the quote provider has no prices for
         self.send_latency = LatencyHistogram()  # reaching this instance -> written to a socket
         self.sessions: dict[str, Session] = {}
         self._streams: dict[str, dict[str, Session]] = {}
@@ -573,6 +576,19 @@ class StreamingService:
         except ChannelError as exc:
             self.error(session, "invalid_subscription", str(exc))
             return
+        note: str | None = None
+        if spec.name == "ticker" and key and self.ticker_check is not None:
+            if await self.ticker_check.unknown(key):
+                if not session.closing:
+                    name = self.ticker_check.provider.name
+                    self.error(
+                        session, "unknown_ticker", f"Unknown ticker: {key} (no prices for it from {name})"
+                    )
+                return
+            if self.ticker_check.simulated:
+                note = (
+                    f"Prices of {key} are simulated (quotes.provider = {self.ticker_check.provider.name!r})"
+                )
         if spec.authorize is not None:
             allowed = await self._authorized(spec, session.user_id, key)
             if session.closing:
@@ -619,6 +635,7 @@ class StreamingService:
                 ticker=ticker,
                 streams=list(streams),
                 timestamp=self._now(),
+                note=note,
             ),
         )
         for stream in streams:

@@ -217,3 +217,10 @@ async def test_stats_have_every_seed_key(server: LegendServer) -> None:
     assert stats["active_connections"] >= 1 and stats["pattern_subscribers"] >= 1
     assert stats["messages_received"] >= 2
     await client.close()
+
+
+async def test_a_simulated_tickers_subscription_says_its_prices_are_simulated(server: LegendServer) -> None:
+    client = await connect(server.ws_url, user_id="demo")
+    ack, _ = await client.subscribe("ticker", "AAPL")
+    assert "simulated" in ack["note"]
+    await client.close()

@@ -4,21 +4,12 @@ WebSocket client (a real server process on a free port, a real client)."""
 from __future__ import annotations
 
 import csv
-import inspect
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-import pytest
-
-import legend.bootstrap
 from legend.adapters.quotes.replay import SAMPLE_FILE
 from tests.support.server import LegendServer
 from tests.support.wsclient import connect
-
-pytestmark = pytest.mark.skipif(
-    "build_provider" not in inspect.getsource(legend.bootstrap),
-    reason="legend.bootstrap does not build the provider with legend.adapters.quotes.build_provider yet",
-)
 
 
 async def test_legend_serve_streams_the_real_sp500_bars() -> None:
@@ -32,11 +23,15 @@ async def test_legend_serve_streams_the_real_sp500_bars() -> None:
         try:
             await client.send({"type": "subscribe", "channel": "ticker", "ticker": "SPX"})
             updates = await client.collect("price_update", 3, timeout=20)
+            # a symbol the provider has no data for is refused, not streamed as silence
+            await client.send({"type": "subscribe", "channel": "ticker", "ticker": "NOTAREALTICK"})
+            refused = await client.expect("error")
         finally:
             await client.connection.close()
         streamer = server.stats()["streamer"]
     finally:
         server.close()
+    assert refused["code"] == "unknown_ticker" and "NOTAREALTICK" in refused["message"]
     assert streamer["provider"] == "replay" and streamer["provider_errors"] == 0
     new_york = ZoneInfo("America/New_York")
     for update in updates:

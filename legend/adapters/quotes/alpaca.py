@@ -160,6 +160,10 @@ class AlpacaQuoteProvider:
             "invalid_symbols": sorted(self._invalid)[:20],
         }
 
+    async def known(self, tickers: Iterable[str]) -> set[str]:
+        """The tickers Alpaca has a quote for (asked once per new ticker, on its first subscription)."""
+        return {quote.ticker for quote in await self.fetch(tickers)}
+
     async def fetch(self, tickers: Iterable[str]) -> list[Quote]:
         wanted = [t for t in dict.fromkeys(tickers) if t.strip() and t not in self._invalid]
         if not wanted:

@@ -105,6 +105,10 @@ class FinnhubQuoteProvider:
             "blocked_for": round(self._http.blocked_for(), 3),
         }
 
+    async def known(self, tickers: Iterable[str]) -> set[str]:
+        """The tickers Finnhub has a quote for (asked once per new ticker, on its first subscription)."""
+        return {quote.ticker for quote in await self.fetch(tickers)}
+
     async def fetch(self, tickers: Iterable[str]) -> list[Quote]:
         wanted = [t for t in dict.fromkeys(tickers) if t.strip()]
         if not wanted:

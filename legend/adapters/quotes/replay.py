@@ -91,6 +91,10 @@ class ReplayQuoteProvider:
         for source in self._sources.values():
             read_columns(source.path)
 
+    async def known(self, tickers: Iterable[str]) -> set[str]:
+        """The tickers a replay file was given for (a subscription to any other is refused)."""
+        return {ticker for ticker in tickers if ticker in self._sources}
+
     async def fetch(self, tickers: Iterable[str]) -> list[Quote]:
         wanted = [t for t in dict.fromkeys(tickers) if t in self._sources]
         steps = self._step()

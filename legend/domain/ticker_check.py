@@ -1,0 +1,57 @@
+"""Whether the quote provider has prices for a ticker, asked on its first subscription and remembered.
+
+A symbol the provider does not know is refused on subscribe (``unknown_ticker``) instead of being
+streamed as silence. The answer is remembered (known ones for a day, unknown ones for an hour, at most
+``max_entries``); a provider that cannot answer in time, or fails, lets the subscription through: a slow
+vendor must not lock traders out of their tickers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+
+from legend.ports.clock import Clock
+from legend.ports.quotes import QuoteProvider
+
+log = logging.getLogger("legend.streaming")
+
+KNOWN_FOR = 86_400.0
+UNKNOWN_FOR = 3_600.0
+
+
+class TickerCheck:
+    """Asks ``provider.known(tickers)`` (providers without it know every ticker)."""
+
+    def __init__(
+        self, provider: QuoteProvider, clock: Clock, timeout: float = 3.0, max_entries: int = 10_000
+    ) -> None:
+        self.provider = provider
+        self.clock = clock
+        self.timeout = timeout
+        self.max_entries = max_entries
+        self._known: Callable[[Iterable[str]], Awaitable[set[str]]] | None = getattr(provider, "known", None)
+        self._answers: OrderedDict[str, tuple[bool, float]] = OrderedDict()  # ticker -> (known, until)
+        self.simulated = bool(getattr(provider, "simulated", False))
+
+    async def unknown(self, ticker: str) -> bool:
+        """True only when the provider says it has no prices for ``ticker``."""
+        if self._known is None:
+            return False
+        now = self.clock.monotonic()
+        answer = self._answers.get(ticker)
+        if answer is not None and answer[1] > now:
+            return not answer[0]
+        try:
+            async with asyncio.timeout(self.timeout):
+                known = ticker in await self._known([ticker])
+        except Exception as exc:  # a vendor that is down or slow: let the subscription through
+            log.warning("could not check ticker %s with %s: %s", ticker, self.provider.name, exc)
+            return False
+        self._answers[ticker] = (known, now + (KNOWN_FOR if known else UNKNOWN_FOR))
+        self._answers.move_to_end(ticker)
+        if len(self._answers) > self.max_entries:
+            self._answers.popitem(last=False)
+        return not known
