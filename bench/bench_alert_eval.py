@@ -1,6 +1,8 @@
-"""Alert evaluation cost per price update, against the number of rules on the ticker.
+"""Alert evaluation cost per price update, against the number of rules on the ticker; and, with ``live``,
+triggers end to end through a real server under a burst (bench/alert_live.py).
 
     python bench/bench_alert_eval.py [--prices 20000] [--repeat 5] [--seed 1]
+    python bench/bench_alert_eval.py live [--rules 100000] [--rate 1000] [--seconds 10] [--backend redis]
 
 One ticker carries 100, 10,000 and 100,000 armed rules. A fixed handful (10) sits in the band the price
 walks through, so they keep crossing and firing; every other rule sits well away from it. The indexed
@@ -102,6 +104,13 @@ def run_brute_force(rules: list[AlertRule], prices: list[Observation]) -> float:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["live"]:
+        from bench import alert_live
+
+        live = argparse.ArgumentParser(prog="bench_alert_eval.py live", description=alert_live.__doc__)
+        alert_live.add_arguments(live)
+        alert_live.main(live.parse_args(sys.argv[2:]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prices", type=int, default=20_000, help="price updates per indexed run")
     parser.add_argument("--repeat", type=int, default=5, help="runs per size; the best is reported")

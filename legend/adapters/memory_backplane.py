@@ -6,13 +6,13 @@ import asyncio
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from legend.adapters.system_clock import SystemClock
 from legend.domain.envelope import Envelope
 from legend.domain.history import StreamLog
-from legend.ports.backplane import AlreadyPublished, Deliver, Replay
+from legend.ports.backplane import AlreadyPublished, Deliver, Outgoing, Replay
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, LogRead
 
@@ -69,6 +69,17 @@ class InMemoryBackplane:
         if self._deliver is not None:
             self._deliver(envelope)
         return envelope
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> list[Envelope | None]:
+        published: list[Envelope | None] = []
+        for m in messages:
+            try:
+                published.append(
+                    await self.publish(m.stream, m.topic, m.kind, m.body, m.history_size, m.key, m.once)
+                )
+            except AlreadyPublished:
+                published.append(None)
+        return published
 
     async def replay(self, stream: str, since: int | None) -> Replay:
         envelopes, complete = self._log.after(stream, since)

@@ -26,7 +26,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,7 +43,7 @@ from legend.domain.channels import private_stream
 from legend.domain.envelope import Envelope, conflation_key, seal
 from legend.domain.logcontext import HOSTILE
 from legend.domain.symbols import InvalidSymbol, is_valid_user_id, normalize_ticker
-from legend.ports.backplane import AlreadyPublished, BackplaneUnavailable, Deliver, Replay
+from legend.ports.backplane import AlreadyPublished, BackplaneUnavailable, Deliver, Outgoing, Replay
 from legend.ports.price_log import LogEntry, LogRead
 from legend.settings import RedisSettings
 
@@ -468,10 +468,39 @@ class RedisBackplane:
     ) -> Envelope:
         """Sequence, store, log (prices) and PUBLISH in one script; raises BackplaneUnavailable within
         the timeouts, AlreadyPublished when ``once`` was published within ``once_ttl``."""
-        channel = self._topic(topic)
-        if channel not in self._subscribed:
-            await self._watch(channel)
-        self._history_size[channel] = history_size
+        [published] = await self.publish_many([Outgoing(stream, topic, kind, body, history_size, key, once)])
+        if published is None:
+            raise AlreadyPublished(once or stream)
+        return published
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> list[Envelope | None]:
+        """One publish script per message, all in one pipeline (one round trip, run in order)."""
+        calls = []
+        for m in messages:
+            channel = self._topic(m.topic)
+            if channel not in self._subscribed:
+                await self._watch(channel)
+            self._history_size[channel] = m.history_size
+            calls.append(self._publish_call(m, channel))
+
+        async def run(redis: Redis) -> list[Any]:
+            return await self._publish_script.pipelined(redis, [(keys, args) for keys, args, _ in calls])
+
+        try:
+            seqs = await self._call("publish", run)
+        except BackplaneUnavailable:
+            self.publish_failures += 1
+            raise
+        published: list[Envelope | None] = []
+        for m, (_, _, announce), seq in zip(messages, calls, seqs, strict=True):
+            if announce:
+                self._announced.add(self._topic(m.topic))
+            published.append(seal(m.stream, int(seq), m.kind, m.body, m.key) if int(seq) else None)
+        return published
+
+    def _publish_call(self, m: Outgoing, channel: str) -> tuple[list[str], list[str | bytes | int], bool]:
+        """The keys and arguments of the publish script for one message, and whether it announces."""
+        stream, body, history_size, once = m.stream, m.body, m.history_size, m.once
         announce = channel not in self._announced
         seq_key, history_key = self._stream_keys(stream)
         args: list[str | bytes | int] = [
@@ -485,21 +514,11 @@ class RedisBackplane:
             0 if once is None else max(1, int(self.once_ttl * 1000)),
             0,
             stream,
-            1 if kind == PRICE_TYPE else 0,
+            1 if m.kind == PRICE_TYPE else 0,
             self.log_size,
         ]
         guard = seq_key if once is None else f"{self._prefix}once:{once}"
-        keys = [seq_key, history_key, self._topics_key, guard, self.name]
-        try:
-            seq = int(await self._call("publish", self._publish_script, keys, args))
-        except BackplaneUnavailable:
-            self.publish_failures += 1
-            raise
-        if not seq:
-            raise AlreadyPublished(once or stream)
-        if announce:
-            self._announced.add(channel)
-        return seal(stream, seq, kind, body, key)
+        return [seq_key, history_key, self._topics_key, guard, self.name], args, announce
 
     async def replay(self, stream: str, since: int | None) -> Replay:
         """The stream's stored history after ``since``, read with its seq in one transaction."""
@@ -1036,6 +1055,22 @@ class _Script:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await redis.eval(self.source, len(keys), *keys, *args)
+
+    async def pipelined(self, redis: Redis, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Several runs in one pipeline, in order; the script is loaded first if Redis forgot it (a
+        script that is missing fails every call of the pipeline, so none of them ran)."""
+        for attempt in range(2):
+            pipe = redis.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.evalsha(self.sha, len(keys), *keys, *args)
+            try:
+                results: list[Any] = await pipe.execute()
+                return results
+            except NoScriptError:
+                if attempt:
+                    raise
+                await redis.script_load(self.source)
+        raise AssertionError("unreachable")
 
 
 def _entry_order(entry_id: str) -> tuple[int, int]:

@@ -41,7 +41,7 @@ from legend.ports.repositories import AlertRepository
 
 log = logging.getLogger("legend.alerts")
 
-BATCH = 100  # triggers claimed per round of publishing
+BATCH = 500  # triggers claimed, or published, per round trip
 UPDATE_ATTEMPTS = 5  # a user's update retried when an evaluation changed the rule meanwhile
 
 
@@ -184,19 +184,18 @@ class AlertingService:
     # ───────────── delivery ─────────────
 
     async def _publish_fresh(self, events: list[AlertEvent]) -> None:
-        """Publish triggers evaluation just stored (claimed by this instance), then mark them."""
-        published: list[int] = []
-        try:
-            for event in events:
-                await self._publish(event)
-                published.append(event.id)
-        except BackplaneUnavailable as exc:
-            log.warning("alerting: %d triggers not published yet: %s", len(events) - len(published), exc)
-            self.publish_failures += 1
-            self._backlog = True
-        finally:
-            if published:
-                await self._mark(published)
+        """Publish triggers evaluation just stored (claimed by this instance), ``BATCH`` per round trip,
+        in order, then mark them."""
+        for start in range(0, len(events), BATCH):
+            chunk = events[start : start + BATCH]
+            try:
+                await self.publisher.alerts_once([_alert_input(event) for event in chunk])
+            except BackplaneUnavailable as exc:
+                log.warning("alerting: %d triggers not published yet: %s", len(events) - start, exc)
+                self.publish_failures += 1
+                self._backlog = True  # stored and claimed: the retry loop publishes them, at most once
+                return
+            await self._mark([event.id for event in chunk])
 
     async def _publish(self, event: AlertEvent) -> None:
         """Publish one trigger at most once: a retry of one that went out before a crash is refused by

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import msgspec
@@ -15,7 +16,7 @@ from legend.domain.messages import AlertTrigger, MarketStatus, PatternAlert, Pri
 from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
 from legend.domain.timefmt import from_epoch, iso, iso_or_none
-from legend.ports.backplane import Backplane, BackplaneUnavailable
+from legend.ports.backplane import Backplane, BackplaneUnavailable, Outgoing
 from legend.ports.clock import Clock
 
 log = logging.getLogger("legend.publisher")
@@ -93,15 +94,21 @@ class Publisher:
                 raise MirrorUnavailable(envelope, mirror, exc) from exc
         return envelope
 
-    async def _send(
+    def _outgoing(
         self, spec: ChannelSpec, stream: str, message: msgspec.Struct, once: str | None = None
-    ) -> Envelope:
+    ) -> Outgoing:
         size = self._history_size if spec.history_size is None else spec.history_size
         kind = type(message).__struct_config__.tag
         key = conflation_key(getattr(message, "ticker", None), getattr(message, "symbol", None))
+        return Outgoing(stream, spec.topic, str(kind), encode(message), size, key, once)
+
+    async def _send(
+        self, spec: ChannelSpec, stream: str, message: msgspec.Struct, once: str | None = None
+    ) -> Envelope:
+        m = self._outgoing(spec, stream, message, once)
         try:
             envelope = await self._backplane.publish(
-                stream, spec.topic, str(kind), encode(message), size, key, once
+                m.stream, m.topic, m.kind, m.body, m.history_size, m.key, m.once
             )
         except BackplaneUnavailable:
             self._counters.publish_failures += 1
@@ -158,8 +165,12 @@ class Publisher:
     async def alert(self, data: AlertInput, once: bool = False) -> Envelope:
         """Publish an ``alert_trigger``; with ``once``, its ``alert_id`` is published at most once
         (AlreadyPublished otherwise)."""
+        stream, message = self._alert_message(data)
+        return await self.publish(stream, message, data.alert_id if once else None)
+
+    def _alert_message(self, data: AlertInput) -> tuple[str, AlertTrigger]:
         stream = private_stream("alerts", data.user_id) if data.user_id else "alerts"
-        message = AlertTrigger(
+        return stream, AlertTrigger(
             ticker=data.ticker,
             alert_type=data.alert_type,
             trigger_price=data.trigger_price,
@@ -170,7 +181,22 @@ class Publisher:
             alert_id=data.alert_id,
             channel=stream,
         )
-        return await self.publish(stream, message, data.alert_id if once else None)
+
+    async def alerts_once(self, inputs: Sequence[AlertInput]) -> list[Envelope | None]:
+        """Publish many ``alert_trigger``s in one round trip, in order, each ``alert_id`` at most once
+        (None for one published already); raises BackplaneUnavailable (publish them again: at most once)."""
+        spec = self._registry.get("alerts")
+        outgoing = []
+        for data in inputs:
+            stream, message = self._alert_message(data)
+            outgoing.append(self._outgoing(spec, stream, message, data.alert_id))
+        try:
+            published = await self._backplane.publish_many(outgoing)
+        except BackplaneUnavailable:
+            self._counters.publish_failures += 1
+            raise
+        self._counters.messages_published += sum(1 for envelope in published if envelope is not None)
+        return published
 
     async def market_status(self, data: MarketStatusInput | MarketState) -> Envelope:
         if isinstance(data, MarketState):

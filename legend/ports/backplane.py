@@ -7,7 +7,7 @@ replay any stream for any client.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -25,6 +25,18 @@ class BackplaneUnavailable(RuntimeError):
 
 class AlreadyPublished(Exception):
     """A publish with ``once`` whose key was published already (within the backplane's window)."""
+
+
+class Outgoing(msgspec.Struct, frozen=True):
+    """One message of ``publish_many``, with ``publish``'s arguments."""
+
+    stream: str
+    topic: str
+    kind: str
+    body: bytes
+    history_size: int
+    key: str = ""
+    once: str | None = None
 
 
 class Replay(msgspec.Struct, frozen=True):
@@ -65,6 +77,12 @@ class Backplane(PriceLog, ConnectionRegistry, Protocol):
         ``envelope.conflation_key``); a ``price_update`` also enters the price log, in the same step.
         With ``once``, a second publish of the same key is refused with AlreadyPublished (alert triggers:
         a retry after a crash must not reach the user twice). Raises BackplaneUnavailable."""
+        ...
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> list[Envelope | None]:
+        """``publish`` for each message, in order, in one round trip where the backend allows; None for
+        a message whose ``once`` was published already. Raises BackplaneUnavailable (any of them may
+        have been published: retry with ``once``)."""
         ...
 
     async def replay(self, stream: str, since: int | None) -> Replay:

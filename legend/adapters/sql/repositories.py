@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Integer,
     and_,
+    bindparam,
     cast,
     column,
     delete,
@@ -396,7 +397,39 @@ class SqlAlchemyAlertRepository:
             raise PositionConflict(f"log {move.name}: the stored position is no longer {move.before}")
 
     async def _store_states(self, conn: AsyncConnection, chunk: Sequence[RuleChange]) -> set[int]:
-        """One UPDATE … FROM (VALUES …) for the chunk, guarded by each rule's version; the ids stored."""
+        """Each rule's new state, guarded by its version; the ids stored. PostgreSQL: one UPDATE … FROM
+        (VALUES …) for the chunk (a hash join). SQLite, whose planner would scan the VALUES for every rule:
+        one primary-key UPDATE per rule in a single executemany, and only when the total says some
+        version moved, a read of which ones did."""
+        params = [
+            {
+                "rule_id": c.before.id,
+                "expected": c.before.version,
+                "version": c.after.version,
+                "armed": c.after.armed,
+                "side": c.after.side,
+                "generation": c.after.generation,
+                "last_triggered_at": c.after.last_triggered_at,
+            }
+            for c in chunk
+        ]
+        fields = ("version", "armed", "side", "generation", "last_triggered_at")
+        if self.database.backend != "postgresql":
+            statement = (
+                update(alert_rules)
+                .where(
+                    alert_rules.c.id == bindparam("rule_id"), alert_rules.c.version == bindparam("expected")
+                )
+                .values({f: bindparam(f) for f in fields})
+            )
+            result = await conn.execute(statement, params)
+            if result.rowcount == len(params):
+                return {c.before.id for c in chunk}
+            after = {c.before.id: c.after.version for c in chunk}
+            stored = await conn.execute(
+                select(alert_rules.c.id, alert_rules.c.version).where(alert_rules.c.id.in_(list(after)))
+            )
+            return {rule_id for rule_id, version in stored if after[rule_id] == version}
         rows = (
             values(
                 column("rule_id", Integer),
@@ -408,26 +441,11 @@ class SqlAlchemyAlertRepository:
                 column("last_triggered_at", UtcDateTime()),
                 name="changes",
             )
-            .data(
-                [
-                    (
-                        c.before.id,
-                        c.before.version,
-                        c.after.version,
-                        c.after.armed,
-                        c.after.side,
-                        c.after.generation,
-                        c.after.last_triggered_at,
-                    )
-                    for c in chunk
-                ]
-            )
+            .data([tuple(p.values()) for p in params])
             .cte("changes")
-        )  # WITH changes(rule_id, …) AS (VALUES …): SQLite names no columns otherwise
-        fields = ("version", "armed", "side", "generation", "last_triggered_at")
-        new: dict[str, ColumnElement[Any]] = {f: rows.c[f] for f in fields}
-        if self.database.backend == "postgresql":  # a column of NULLs only would be taken as text
-            new = {f: cast(rows.c[f], alert_rules.c[f].type) for f in fields}
+        )
+        # a column of NULLs only would be taken as text: every value is cast to its column's type
+        new = {f: cast(rows.c[f], alert_rules.c[f].type) for f in fields}
         statement = (
             update(alert_rules)
             .where(alert_rules.c.id == rows.c.rule_id, alert_rules.c.version == rows.c.expected)
