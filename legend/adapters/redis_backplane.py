@@ -24,9 +24,9 @@ import contextlib
 import hashlib
 import logging
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,10 +39,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from legend.domain.channels import private_stream
 from legend.domain.envelope import Envelope, conflation_key, seal
+from legend.domain.external import SEED_TOPICS, external_message
 from legend.domain.logcontext import HOSTILE
-from legend.domain.symbols import InvalidSymbol, is_valid_user_id, normalize_ticker
 from legend.ports.backplane import AlreadyPublished, BackplaneUnavailable, Deliver, Outgoing, Replay
 from legend.ports.price_log import LogEntry, LogRead
 from legend.settings import RedisSettings
@@ -55,15 +54,6 @@ MAX_TRACKED_STREAMS = 20_000
 
 T = TypeVar("T")
 
-# The seed's pub/sub channels and the one message type each carries.
-SEED_TOPICS: Mapping[str, str] = {
-    "price_updates": "price_update",
-    "pattern_alerts": "pattern_alert",
-    "alert_triggers": "alert_trigger",
-    "market_status": "market_status",
-}
-_SEED_FAMILIES = frozenset({"ticker", "patterns", "alerts", "market_status"})
-_STREAM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_:.@^\-]{0,199}")
 PRICE_TYPE = "price_update"  # what enters the price log
 DEFAULT_HISTORY = 100  # the seed's "last 100 messages", for streams first created by an external message
 POLL_SECONDS = 0.25  # the listener wakes this often when idle (new topics, liveness pings)
@@ -261,57 +251,6 @@ def after(envelopes: list[Envelope], last_seq: int, since: int | None) -> Replay
     kept = [env for env in envelopes if env.seq > since]
     oldest = kept[0].seq if kept else last_seq + 1
     return Replay(kept, last_seq, oldest <= since + 1)
-
-
-def external_stream(topic: str, data: bytes) -> tuple[str, bytes, str] | str:
-    """The stream, body (with ``channel``, without ``seq``) and type of a message another program
-    published in the seed's format on ``topic`` (without the channel prefix); a reason string when it is
-    invalid."""
-    try:
-        obj = msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
-        return f"not JSON: {exc}"
-    if not isinstance(obj, dict):
-        return "not a JSON object"
-    kind = obj.get("type")
-    if not isinstance(kind, str) or not kind:
-        return "no message type"
-    expected = SEED_TOPICS.get(topic)
-    if expected is None:  # a plugin's topic: the message must name its stream
-        stream = obj.get("channel")
-        if not isinstance(stream, str) or not _STREAM_NAME.fullmatch(stream):
-            return f"a message on {topic!r} needs a valid 'channel'"
-        if stream.partition(":")[0] in _SEED_FAMILIES:
-            return f"channel {stream!r} does not belong on {topic!r}"
-    else:
-        if kind != expected:
-            return f"a {kind!r} message does not belong on {topic!r}"
-        ticker = obj.get("ticker")
-        if ticker is not None:
-            try:
-                ticker = obj["ticker"] = normalize_ticker(ticker)
-            except InvalidSymbol as exc:
-                return str(exc)
-        if kind == "price_update":
-            if ticker is None:
-                return "price_update without a ticker"
-            stream = f"ticker:{ticker}"
-        elif kind == "alert_trigger":
-            user = obj.get("user_id")
-            if user is None:
-                stream = "alerts"
-            elif isinstance(user, str) and is_valid_user_id(user):
-                stream = private_stream("alerts", user)
-            else:
-                return "invalid user_id"
-        elif kind == "pattern_alert":
-            stream = "patterns"
-        else:
-            stream = "market_status"
-    obj.pop("seq", None)
-    obj.pop("channel", None)
-    obj["channel"] = stream
-    return stream, msgspec.json.encode(obj), kind
 
 
 class RedisBackplane:
@@ -1000,11 +939,11 @@ class RedisBackplane:
         while True:
             topic, data = await self._inbox.get()
             base = topic[len(prefix) :] if topic.startswith(prefix) else topic
-            parsed = external_stream(base, data)
+            parsed = external_message(base, data, datetime.now(UTC))
             if isinstance(parsed, str):
                 self._invalid(topic, parsed)
                 continue
-            stream, body, kind = parsed
+            stream, body, kind = parsed.stream, parsed.body, parsed.kind
             seq_key, history_key = self._stream_keys(stream)
             digest = hashlib.sha1(topic.encode() + b"\0" + data).hexdigest()
             args: list[str | bytes | int] = [

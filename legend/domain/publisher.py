@@ -12,10 +12,11 @@ from legend.domain.channels import ChannelRegistry, ChannelSpec, private_stream
 from legend.domain.envelope import Envelope, conflation_key
 from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
 from legend.domain.market import MarketState
-from legend.domain.messages import AlertTrigger, MarketStatus, PatternAlert, PriceUpdate, encode
+from legend.domain.messages import AlertTrigger, MarketStatus, PatternAlert, encode
+from legend.domain.prices import price_update
 from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
-from legend.domain.timefmt import from_epoch, iso, iso_or_none
+from legend.domain.timefmt import iso, iso_or_none
 from legend.ports.backplane import Backplane, BackplaneUnavailable, Outgoing
 from legend.ports.clock import Clock
 
@@ -117,30 +118,8 @@ class Publisher:
         return envelope
 
     async def price(self, data: PriceInput | Quote) -> Envelope:
-        if isinstance(data, Quote):
-            at = iso(from_epoch(data.timestamp)) if data.timestamp is not None else iso(self._clock.now())
-            open_, high, low, prev = data.open, data.high, data.low, data.previous_close
-        else:
-            at = _stamp(data.timestamp, self._clock)
-            open_ = data.open_price if data.open_price is not None else data.price
-            high = data.high if data.high is not None else max(data.price, open_)
-            low = data.low if data.low is not None else min(data.price, open_)
-            prev = data.previous_close
-        stream = f"ticker:{data.ticker}"
-        message = PriceUpdate(
-            ticker=data.ticker,
-            price=data.price,
-            change=data.change if data.change is not None else 0.0,
-            change_percent=data.change_percent if data.change_percent is not None else 0.0,
-            volume=data.volume,
-            high=high,
-            low=low,
-            open=open_,
-            timestamp=at,
-            previous_close=prev,
-            channel=stream,
-        )
-        return await self.publish(stream, message)
+        message = price_update(data, self._clock.now())
+        return await self.publish(f"ticker:{data.ticker}", message)
 
     async def pattern(self, data: PatternInput) -> Envelope:
         ratio = data.risk_reward_ratio

@@ -32,6 +32,7 @@ import pluggy
 from legend import __version__
 from legend.domain.channels import ChannelRegistry, ChannelSpec, check_schema
 from legend.domain.envelope import Envelope
+from legend.domain.logcontext import HOSTILE
 from legend.domain.messages import PriceUpdate
 from legend.domain.symbols import InvalidSymbol, normalize_ticker
 from legend.plugins import hookspecs
@@ -667,7 +668,7 @@ class PluginManager:
         try:
             price = _price_decoder.decode(envelope.text)
         except msgspec.DecodeError:
-            log.warning("undecodable price envelope on %s", envelope.stream)
+            log.warning("undecodable price envelope on %s", envelope.stream, extra=HOSTILE)
             return
         for mailbox in self._mailboxes.values():
             mailbox.put(price)

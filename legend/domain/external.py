@@ -1,0 +1,111 @@
+"""Messages that other programs publish in the specification's format (``PUBLISH price_updates …``):
+which stream each belongs to, and what it must hold before it is sequenced and delivered.
+
+The specification's topics carry one message type each; a ticker follows the streaming protocol's rule;
+an alert trigger with a ``user_id`` goes to that user's private stream only. A ``price_update`` is checked
+and completed as an admin broadcast is (``low <= price <= high``; a missing ``open``, ``high``, ``low`` or
+``timestamp`` taken from the price and the time it arrived), so that every client, plugin and alert rule
+sees the same complete shape whoever published it. Fields the domain does not know are kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from legend.domain.channels import private_stream
+from legend.domain.inputs import PriceInput
+from legend.domain.prices import price_update
+from legend.domain.symbols import InvalidSymbol, is_valid_user_id, normalize_ticker
+
+# The specification's pub/sub channels and the one message type each carries.
+SEED_TOPICS: Mapping[str, str] = {
+    "price_updates": "price_update",
+    "pattern_alerts": "pattern_alert",
+    "alert_triggers": "alert_trigger",
+    "market_status": "market_status",
+}
+SEED_FAMILIES = frozenset({"ticker", "patterns", "alerts", "market_status"})
+STREAM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_:.@^\-]{0,199}")
+_PRICE_FIELDS = ("ticker", "price", "change", "change_percent", "volume", "high", "low", "previous_close")
+
+
+class ExternalMessage(msgspec.Struct, frozen=True):
+    """A message to sequence: its stream, type, and body (a JSON object naming its ``channel``)."""
+
+    stream: str
+    kind: str
+    body: bytes
+
+
+def external_message(topic: str, data: bytes, now: datetime) -> ExternalMessage | str:
+    """What another program published on ``topic`` (without any channel prefix), ready to sequence; a
+    reason string when it is invalid."""
+    try:
+        obj = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(obj, dict):
+        return "not a JSON object"
+    kind = obj.get("type")
+    if not isinstance(kind, str) or not kind:
+        return "no message type"
+    expected = SEED_TOPICS.get(topic)
+    if expected is None:  # a plugin's topic: the message must name its stream
+        stream = obj.get("channel")
+        if not isinstance(stream, str) or not STREAM_NAME.fullmatch(stream):
+            return f"a message on {topic!r} needs a valid 'channel'"
+        if stream.partition(":")[0] in SEED_FAMILIES:
+            return f"channel {stream!r} does not belong on {topic!r}"
+    else:
+        if kind != expected:
+            return f"a {kind!r} message does not belong on {topic!r}"
+        ticker = obj.get("ticker")
+        if ticker is not None:
+            try:
+                ticker = obj["ticker"] = normalize_ticker(ticker)
+            except InvalidSymbol as exc:
+                return str(exc)
+        if kind == "price_update":
+            if ticker is None:
+                return "price_update without a ticker"
+            stream = f"ticker:{ticker}"
+            completed = _complete_price(obj, now)
+            if isinstance(completed, str):
+                return completed
+            obj = {**obj, **completed}
+        elif kind == "alert_trigger":
+            user = obj.get("user_id")
+            if user is None:
+                stream = "alerts"
+            elif isinstance(user, str) and is_valid_user_id(user):
+                stream = private_stream("alerts", user)
+            else:
+                return "invalid user_id"
+        elif kind == "pattern_alert":
+            stream = "patterns"
+        else:
+            stream = "market_status"
+    obj.pop("seq", None)
+    obj.pop("channel", None)
+    obj["channel"] = stream
+    return ExternalMessage(stream, kind, msgspec.json.encode(obj))
+
+
+def _complete_price(obj: dict[str, Any], now: datetime) -> dict[str, Any] | str:
+    fields = {name: obj[name] for name in _PRICE_FIELDS if name in obj and obj[name] is not None}
+    if obj.get("open") is not None:
+        fields["open_price"] = obj["open"]
+    try:
+        data = msgspec.convert(fields, PriceInput)
+    except msgspec.ValidationError as exc:
+        return f"invalid price_update: {exc}"
+    message = price_update(data, now)
+    if isinstance(obj.get("timestamp"), str):  # the publisher's own time, as it wrote it
+        message = msgspec.structs.replace(message, timestamp=obj["timestamp"])
+    completed: dict[str, Any] = msgspec.to_builtins(message)
+    return completed

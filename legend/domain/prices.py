@@ -1,0 +1,38 @@
+"""The ``price_update`` message of a quote or a broadcast: one way to fill in what the input leaves out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from legend.domain.inputs import PriceInput
+from legend.domain.messages import PriceUpdate
+from legend.domain.quotes import Quote
+from legend.domain.timefmt import from_epoch, iso
+
+
+def price_update(data: PriceInput | Quote, now: datetime) -> PriceUpdate:
+    """The message, on its ticker's stream. A broadcast without ``open_price``, ``high`` or ``low`` takes
+    them from its price; one without ``timestamp``, and a quote without one, is stamped ``now``."""
+    if isinstance(data, Quote):
+        at = iso(from_epoch(data.timestamp)) if data.timestamp is not None else iso(now)
+        open_, high, low, prev = data.open, data.high, data.low, data.previous_close
+    else:
+        stamp = data.timestamp
+        at = iso(now if stamp is None else stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
+        open_ = data.open_price if data.open_price is not None else data.price
+        high = data.high if data.high is not None else max(data.price, open_)
+        low = data.low if data.low is not None else min(data.price, open_)
+        prev = data.previous_close
+    return PriceUpdate(
+        ticker=data.ticker,
+        price=data.price,
+        change=data.change if data.change is not None else 0.0,
+        change_percent=data.change_percent if data.change_percent is not None else 0.0,
+        volume=data.volume,
+        high=high,
+        low=low,
+        open=open_,
+        timestamp=at,
+        previous_close=prev,
+        channel=f"ticker:{data.ticker}",
+    )
