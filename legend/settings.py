@@ -84,6 +84,9 @@ class RedisSettings(_Section):
     max_connections: PositiveInt = 50  # command connections per instance (plus one for pub/sub)
     reconnect_min_delay: PositiveFloat = 0.1  # listener backoff after losing Redis, doubling …
     reconnect_max_delay: PositiveFloat = 5.0  # … up to this
+    # Publishes remembered (stream, seq) so that a listener that was away replays exactly what it missed:
+    # at least the publishes of the longest outage to ride out.
+    journal_size: Annotated[int, msgspec.Meta(ge=100, le=100_000_000)] = 100_000
 
 
 class SecuritySettings(_Section):

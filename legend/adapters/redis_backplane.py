@@ -10,8 +10,10 @@ no ``seq``) are sequenced by exactly one instance (a SET NX guard on the payload
 through the same topic like any other message.
 
 Losing Redis degrades, never crashes: publishing raises ``BackplaneUnavailable`` within the configured
-timeouts, the listener reconnects with capped exponential backoff, resubscribes, and then replays from the
-stored history whatever its streams missed while it was away.
+timeouts, the listener reconnects with capped exponential backoff (cut short as soon as a command works
+again), resubscribes, and then replays from the stored history whatever was published while it was away:
+the publish script also appends (stream, seq) to a journal, and the listener keeps a checkpoint in it
+that every message up to it is known to have reached this instance.
 
 Redis Cluster is not supported (``docs/scaling.md`` says why): use one primary, with a replica for
 failover.
@@ -36,7 +38,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from legend.domain.channels import private_stream
@@ -68,14 +70,18 @@ DEFAULT_HISTORY = 100  # the seed's "last 100 messages", for streams first creat
 POLL_SECONDS = 0.25  # the listener wakes this often when idle (new topics, liveness pings)
 FILL_CHUNK = 500  # streams per round trip when replaying what a reconnect missed
 INBOX_SIZE = 10_000  # external messages waiting to be sequenced, at most
+JOURNAL_CHUNK = 5_000  # journal entries per round trip when finding what a reconnect missed
+PING_TOKEN = "legend-checkpoint"  # a pub/sub PING's message: the pong carries the journal position
 
 
-# KEYS: seq, history, topic registry, dedupe key, price log.
+# KEYS: seq, history, topic registry, dedupe key, price log, journal.
 # ARGV: topic, body, history size, seq floor, stream ttl ms, announce, control channel, dedupe ttl ms,
-#       keep a longer history (external messages never shrink one), stream, into the price log, its size.
+#       keep a longer history (external messages never shrink one), stream, into the price log, its size,
+#       journal size.
 # The floor keeps seq monotonic when Redis lost its data: the caller passes the last seq it delivered.
 # The dedupe key makes a message publish once: an external message heard by every instance, or an alert
-# trigger retried after a crash. A price enters the price log (a Redis stream) in the same step.
+# trigger retried after a crash. A price enters the price log (a Redis stream) in the same step. Every
+# message enters the journal (stream, seq): what a listener that was away replays from history.
 PUBLISH_LUA = """
 if tonumber(ARGV[8]) > 0 and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[8]) then
   return 0
@@ -107,6 +113,7 @@ end
 if ARGV[11] == '1' then
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[12], '*', 'k', 'price', 'd', text)
 end
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[13], '*', 's', ARGV[10], 'q', seq)
 redis.call('PUBLISH', ARGV[1], text)
 return seq
 """
@@ -312,6 +319,7 @@ class RedisBackplane:
         self._interest_key = f"{prefix}interest:{instance_id}"
         self._figures_key = f"{prefix}figures:{instance_id}"
         self._topics_key = f"{prefix}topics"  # every topic any instance published on
+        self._journal_key = f"{prefix}journal"  # (stream, seq) of every publish, for recovery
         self._control = f"{prefix}topics"  # the pub/sub channel announcing a new topic
         self._control_bytes = self._control.encode()
         self._deadline = settings.connect_timeout + settings.socket_timeout
@@ -325,6 +333,12 @@ class RedisBackplane:
         self._watermarks: dict[str, int] = {}  # per stream, replayed up to here after a reconnect
         self._watermarks_until = 0.0
         self._new_streams: list[str] = []  # first streams of topics other instances just announced
+        # The journal position (and its entries-added count) up to which every message is known to have
+        # reached this instance; None before the first subscription.
+        self._checkpoint: str | None = None
+        self._journal_added = 0
+        self._heard_since_ping = False
+        self._wake = asyncio.Event()  # a command worked while the listener waits to reconnect
         self._interest: list[str] = []
         self._leases: dict[str, int] = {}  # held lease -> its ttl in ms, renewed in the background
         self._deliver: Deliver | None = None
@@ -352,6 +366,7 @@ class RedisBackplane:
         self.delivery_errors = 0
         self.duplicates_skipped = 0
         self.gap_filled = 0
+        self.journal_incomplete = 0
         self.external_resequenced = 0
         self.external_duplicates = 0
         self.external_invalid = 0
@@ -451,9 +466,10 @@ class RedisBackplane:
             stream,
             1 if kind == PRICE_TYPE else 0,
             self.log_size,
+            self.settings.journal_size,
         ]
         guard = seq_key if once is None else f"{self._prefix}once:{once}"
-        keys = [seq_key, history_key, self._topics_key, guard, self.name]
+        keys = [seq_key, history_key, self._topics_key, guard, self.name, self._journal_key]
         try:
             seq = int(await self._call("publish", self._publish_script, keys, args))
         except BackplaneUnavailable:
@@ -522,6 +538,7 @@ class RedisBackplane:
             "delivered": self.delivered,
             "delivery_errors": self.delivery_errors,
             "gap_filled": self.gap_filled,
+            "journal_incomplete": self.journal_incomplete,
             "duplicates_skipped": self.duplicates_skipped,
             "external_resequenced": self.external_resequenced,
             "external_duplicates": self.external_duplicates,
@@ -625,6 +642,8 @@ class RedisBackplane:
                 ) from None
             raise BackplaneUnavailable(f"redis {what} failed: {_describe(exc)}") from None
         self._command_ok = True
+        if not self._connected:
+            self._wake.set()  # Redis answers again: the listener need not sit out its backoff
         return result
 
     async def _heartbeat(self, redis: Redis) -> None:
@@ -703,7 +722,15 @@ class RedisBackplane:
             await self._close_pubsub()
             delay = self._backoff * random.uniform(0.8, 1.2)
             self._backoff = min(self._backoff * 2, settings.reconnect_max_delay)
-            await asyncio.sleep(delay)
+            # Publishes succeed as soon as Redis is back, and they go nowhere live until this listener
+            # is subscribed again: a command that works cuts the backoff short (after the shortest delay,
+            # so that a subscription that keeps failing is not retried in a tight loop).
+            shortest = min(delay, settings.reconnect_min_delay)
+            await asyncio.sleep(shortest)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay - shortest):
+                    await self._wake.wait()
 
     async def _session(self) -> None:
         """One connection's life: subscribe, replay what was missed, then deliver until it fails."""
@@ -725,10 +752,71 @@ class RedisBackplane:
         self._ever_connected = True
         self._first_try.set()
         self._watermarks.clear()
-        await self._fill(list(self._last_seq))
+        await self._recover()
         for message in buffered:
             self._on_message(message)
         await self._pump(pubsub)
+
+    async def _recover(self) -> None:
+        """Replay from history everything published after the checkpoint (every topic is subscribed
+        again, so whatever comes later arrives live): read the journal for the streams and first seqs
+        published meanwhile, including streams this instance never delivered, then fill them.
+
+        Streams this instance delivered before resume after its last delivered seq; a stream it never
+        delivered resumes at the first seq published after the checkpoint. When the journal was trimmed
+        past the checkpoint, the streams this instance knows are filled as well (best effort) and
+        ``journal_incomplete`` counts it.
+        """
+        end, added = await self._call("journal", self._journal_state)
+        checkpoint = self._checkpoint
+        if checkpoint is None:  # the first subscription: nothing was delivered here yet
+            self._checkpoint, self._journal_added = end, added
+            return
+        # entries-added never decreases while the journal lives: smaller means Redis lost its data and
+        # everything in the journal now came after the checkpoint.
+        continuous = added >= self._journal_added
+        expected = added - self._journal_added if continuous else added
+        start = checkpoint if continuous else "0-0"
+        first: dict[str, int] = {}
+        read = 0
+        while True:
+            entries = await self._call(
+                "journal",
+                lambda redis, low=start: redis.xrange(
+                    self._journal_key, min="-" if low == "0-0" else f"({low}", count=JOURNAL_CHUNK
+                ),
+            )
+            for entry_id, fields in entries:
+                read += 1
+                start = _text(entry_id)
+                with contextlib.suppress(KeyError, ValueError):
+                    first.setdefault(_text(fields[b"s"]), int(fields[b"q"]))
+            if len(entries) < JOURNAL_CHUNK:
+                break
+        floors = {stream: self._last_seq.get(stream, seq - 1) for stream, seq in first.items()}
+        if read < expected:
+            self.journal_incomplete += 1
+            log.warning(
+                "the journal no longer reaches back to this instance's checkpoint (%d of %d entries"
+                " left): replaying only the streams it knows; raise redis.journal_size",
+                read,
+                expected,
+            )
+            for stream, seq in self._last_seq.items():
+                floors.setdefault(stream, seq)
+        await self._fill(floors)
+        self._checkpoint = start if read else end
+        self._journal_added = max(added, self._journal_added if continuous else 0)
+
+    async def _journal_state(self, redis: Redis) -> tuple[str, int]:
+        """The journal's newest position and how many entries it ever took (``0-0``, 0 when absent)."""
+        try:
+            info = await redis.xinfo_stream(self._journal_key)
+        except ResponseError as exc:
+            if "no such key" in str(exc).lower():
+                return "0-0", 0
+            raise
+        return _text(info.get("last-generated-id", "0-0")), int(info.get("entries-added", 0))
 
     async def _subscribe(self, pubsub: PubSub, topics: set[str]) -> list[dict[str, Any]]:
         """Subscribe and wait until Redis confirmed every topic; returns the messages heard meanwhile."""
@@ -746,10 +834,18 @@ class RedisBackplane:
         return buffered
 
     async def _pump(self, pubsub: PubSub) -> None:
-        """Deliver until the connection fails; subscribe new topics; ping when the line is quiet."""
-        health_every = self.settings.health_check_interval
+        """Deliver until the connection fails; subscribe new topics; ping every ``health_check_interval``.
+
+        Each ping carries the journal's newest position, read just before: Redis answers a connection
+        in order, so when its pong arrives every message published up to that position has arrived
+        before it, and the position becomes the checkpoint a reconnect replays from. A line that brings
+        nothing at all, not even the pong, for ``health_check_interval + socket_timeout`` is dead.
+        """
+        settings = self.settings
+        health_every = settings.health_check_interval
         last_heard = time.monotonic()
-        pinged: float | None = None
+        next_ping = last_heard + health_every
+        self._heard_since_ping = False
         while True:
             if self._topics_dirty:
                 self._topics_dirty = False
@@ -759,23 +855,46 @@ class RedisBackplane:
                     # listened, so replay the announced streams from history once subscribed.
                     buffered = await self._subscribe(pubsub, new)
                     streams, self._new_streams = self._new_streams, []
-                    await self._fill(streams)
+                    await self._fill({stream: self._last_seq.get(stream, 0) for stream in streams})
                     for message in buffered:
                         self._on_message(message)
             message = await pubsub.get_message(timeout=POLL_SECONDS)
             now = time.monotonic()
             if message is not None:
-                last_heard, pinged = now, None
-                self._on_message(message)
-                continue
-            if pinged is not None:
-                if now - pinged > self.settings.socket_timeout:
-                    raise _Stale("no answer to PING on the subscription")
-            elif now - last_heard >= health_every:
-                await pubsub.ping()
-                pinged = now
+                last_heard = now
+                if message["type"] == "pong":
+                    self._on_pong(message["data"])
+                else:
+                    self._heard_since_ping = True
+                    self._on_message(message)
+                if now < next_ping:
+                    continue
+            elif now - last_heard > health_every + settings.socket_timeout:
+                raise _Stale("no answer to PING on the subscription")
+            if now >= next_ping:
+                await self._ping(pubsub)
+                next_ping = time.monotonic() + health_every
             if self._watermarks and now > self._watermarks_until:
                 self._watermarks.clear()
+
+    async def _ping(self, pubsub: PubSub) -> None:
+        """Ping the subscription; the token names the journal position to checkpoint when it returns.
+
+        The position is only read when messages arrived since the last ping (otherwise the checkpoint
+        stands), so a quiet or frozen line is pinged without waiting on a command first.
+        """
+        token = PING_TOKEN
+        if self._heard_since_ping:
+            with contextlib.suppress(BackplaneUnavailable):
+                end, added = await self._call("journal", self._journal_state)
+                token = f"{PING_TOKEN} {end} {added}"
+                self._heard_since_ping = False
+        await pubsub.ping(token)
+
+    def _on_pong(self, data: object) -> None:
+        parts = _text(data).split()
+        if len(parts) == 3 and parts[0] == PING_TOKEN and parts[2].isdigit():
+            self._checkpoint, self._journal_added = parts[1], int(parts[2])
 
     def _on_message(self, message: dict[str, Any]) -> None:
         kind = message["type"]
@@ -837,20 +956,21 @@ class RedisBackplane:
             self.delivery_errors += 1
             log.exception("delivery of %s #%d failed", envelope.stream, envelope.seq)
 
-    async def _fill(self, streams: list[str]) -> None:
-        """Deliver from history what ``streams`` missed while this instance was not listening.
+    async def _fill(self, floors: Mapping[str, int]) -> None:
+        """Deliver from history what each stream published after its floor (the last seq delivered).
 
-        Only streams whose stored seq is ahead of the last one delivered here are read. A watermark per
-        filled stream drops the copies that pub/sub still brings of what the history already gave.
+        Only streams whose stored seq is ahead of their floor are read. A watermark per filled stream
+        drops the copies that pub/sub still brings of what the history already gave.
         """
+        streams = list(floors)
         for start in range(0, len(streams), FILL_CHUNK):
             chunk = streams[start : start + FILL_CHUNK]
             seq_keys = [self._stream_keys(stream)[0] for stream in chunk]
             current = await self._call("fill", lambda redis, keys=seq_keys: redis.mget(keys))
             behind = [
-                (stream, int(seq) - self._last_seq.get(stream, 0))
+                (stream, int(seq) - floors[stream])
                 for stream, seq in zip(chunk, current, strict=True)
-                if seq is not None and int(seq) > self._last_seq.get(stream, 0)
+                if seq is not None and int(seq) > floors[stream]
             ]
             if not behind:
                 continue
@@ -863,7 +983,7 @@ class RedisBackplane:
                 return result
 
             for (stream, _missed), texts in zip(behind, await self._call("fill", read), strict=True):
-                floor = self._last_seq.get(stream, 0)
+                floor = floors[stream]
                 for text in texts:
                     envelope = envelope_of(stream, text)
                     if envelope is not None and envelope.seq > floor:
@@ -920,8 +1040,16 @@ class RedisBackplane:
                 stream,
                 1 if kind == PRICE_TYPE else 0,
                 self.log_size,
+                self.settings.journal_size,
             ]
-            keys = [seq_key, history_key, self._topics_key, f"{self._prefix}external:{digest}", self.name]
+            keys = [
+                seq_key,
+                history_key,
+                self._topics_key,
+                f"{self._prefix}external:{digest}",
+                self.name,
+                self._journal_key,
+            ]
             try:
                 seq = int(await self._call("resequence", self._publish_script, keys, args))
             except BackplaneUnavailable as exc:
