@@ -24,6 +24,7 @@ from legend.adapters.system_clock import SystemClock
 from legend.domain.alerting import AlertingService
 from legend.domain.channels import ChannelRegistry
 from legend.domain.publisher import Publisher
+from legend.domain.service_status import ServiceStatusNotifier
 from legend.domain.stats import Counters
 from legend.domain.streamer import Streamer
 from legend.domain.streaming import Limits, StreamingService
@@ -31,7 +32,7 @@ from legend.domain.watchlist import Watchlists
 from legend.plugins.context import Runtime
 from legend.plugins.manager import PluginManager
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository
-from legend.ports.backplane import Backplane
+from legend.ports.backplane import Backplane, ReportsHealth
 from legend.ports.clock import Clock
 from legend.ports.market import MarketCalendar
 from legend.ports.quotes import QuoteProvider
@@ -57,6 +58,7 @@ class Services:
     streamer: Streamer
     auth: Authenticator
     instance_id: str
+    status: ServiceStatusNotifier
     run_streamer: bool = True
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     started: bool = False
@@ -221,6 +223,9 @@ def bootstrap(
         lambda: streaming.figures(),  # this instance's share of the cluster
     )
     streaming = StreamingService(backplane, registry, clock, _limits(settings), counters)
+    status = ServiceStatusNotifier(streaming)
+    if isinstance(backplane, ReportsHealth):  # clients hear when the backplane degrades and recovers
+        backplane.on_health = status.backplane_health
     publisher = Publisher(
         backplane,
         registry,
@@ -292,6 +297,7 @@ def bootstrap(
         streamer=streamer,
         auth=Authenticator(settings.security),
         instance_id=instance_id,
+        status=status,
         run_streamer=run_streamer,
         database=database,
         watchlists=Watchlists(watchlist_repository, settings.watchlist.max_tickers),

@@ -44,7 +44,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from legend.domain.channels import private_stream
 from legend.domain.envelope import Envelope, conflation_key, seal
 from legend.domain.symbols import InvalidSymbol, is_valid_user_id, normalize_ticker
-from legend.ports.backplane import AlreadyPublished, BackplaneUnavailable, Deliver, Replay
+from legend.ports.backplane import AlreadyPublished, BackplaneUnavailable, Deliver, HealthListener, Replay
 from legend.ports.price_log import LogEntry, LogRead
 from legend.settings import RedisSettings
 
@@ -349,8 +349,12 @@ class RedisBackplane:
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(INBOX_SIZE)
         self._first_try = asyncio.Event()  # the listener's first attempt ended, either way
         self._stopping = False
-        self._connected = False
+        self._connected = False  # subscribed to every topic
+        self._live = False  # subscribed and caught up with what was published while it was not
         self._command_ok = True
+        self._reported_ok: bool | None = None
+        # Called with health()["ok"] on every change (bootstrap: clients get ``service_status``).
+        self.on_health: HealthListener | None = None
         self._ever_connected = False
         self._backoff = settings.reconnect_min_delay
         self._last_warning = 0.0
@@ -430,7 +434,7 @@ class RedisBackplane:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(1.0):
                     await closing
-        self._connected = False
+        self._connected = self._live = False
         self._deliver = None
 
     # ───────────────────────── the port ─────────────────────────
@@ -527,7 +531,7 @@ class RedisBackplane:
     def health(self) -> dict[str, object]:
         """For /ready and stats: ok while subscribed and the last command worked."""
         return {
-            "ok": self._connected and self._command_ok,
+            "ok": self._live and self._command_ok,
             "backend": "redis",
             "url": redact(self.url),
             "instance_id": self.instance_id,
@@ -635,6 +639,7 @@ class RedisBackplane:
         except (RedisError, OSError, TimeoutError) as exc:
             self._command_ok = False
             self.last_error = f"{what}: {_describe(exc)}"
+            self._note_health()
             if isinstance(exc, TimeoutError | RedisTimeoutError):
                 # The command may have reached Redis and run after all: say so rather than "nothing happened".
                 raise BackplaneUnavailable(
@@ -642,9 +647,25 @@ class RedisBackplane:
                 ) from None
             raise BackplaneUnavailable(f"redis {what} failed: {_describe(exc)}") from None
         self._command_ok = True
-        if not self._connected:
+        if not self._live:
             self._wake.set()  # Redis answers again: the listener need not sit out its backoff
+        elif self._reported_ok is False:
+            self._note_health()
         return result
+
+    def _note_health(self) -> None:
+        """Tell ``on_health`` when ``health()["ok"]`` changed; a listener that raises is logged."""
+        ok = self._live and self._command_ok
+        if ok is self._reported_ok or self._stopping:
+            return
+        self._reported_ok = ok
+        listener = self.on_health
+        if listener is None:
+            return
+        try:
+            listener(ok)
+        except Exception:
+            log.exception("health listener failed")
 
     async def _heartbeat(self, redis: Redis) -> None:
         figures: dict[str, int] = {}
@@ -717,7 +738,8 @@ class RedisBackplane:
             self._first_try.set()
             if self._connected:
                 log.warning("lost the Redis subscription (%s); reconnecting", self.last_error)
-            self._connected = False
+            self._connected = self._live = False
+            self._note_health()
             self._subscribed.clear()
             await self._close_pubsub()
             delay = self._backoff * random.uniform(0.8, 1.2)
@@ -726,8 +748,8 @@ class RedisBackplane:
             # is subscribed again: a command that works cuts the backoff short (after the shortest delay,
             # so that a subscription that keeps failing is not retried in a tight loop).
             shortest = min(delay, settings.reconnect_min_delay)
+            self._wake.clear()  # set by this session's own commands; from now on by others
             await asyncio.sleep(shortest)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay - shortest):
                     await self._wake.wait()
@@ -738,6 +760,8 @@ class RedisBackplane:
         pubsub = self._pubsub = self._sub.pubsub()
         registry = await self._call("topics", lambda redis: redis.smembers(self._topics_key))
         self._topics.update(_text(topic) for topic in registry)
+        if self._checkpoint is None:  # the first subscription replays what comes after this position
+            self._checkpoint, self._journal_added = await self._call("journal", self._journal_state)
         self._topics_dirty = False
         self._new_streams.clear()
         wanted = {*self._topics, self._control}
@@ -750,11 +774,13 @@ class RedisBackplane:
             self.reconnects += 1
             log.info("Redis subscription restored (%d topics)", len(wanted))
         self._ever_connected = True
-        self._first_try.set()
         self._watermarks.clear()
         await self._recover()
         for message in buffered:
             self._on_message(message)
+        self._live = True
+        self._note_health()
+        self._first_try.set()
         await self._pump(pubsub)
 
     async def _recover(self) -> None:
@@ -768,10 +794,7 @@ class RedisBackplane:
         ``journal_incomplete`` counts it.
         """
         end, added = await self._call("journal", self._journal_state)
-        checkpoint = self._checkpoint
-        if checkpoint is None:  # the first subscription: nothing was delivered here yet
-            self._checkpoint, self._journal_added = end, added
-            return
+        checkpoint = self._checkpoint or "0-0"
         # entries-added never decreases while the journal lives: smaller means Redis lost its data and
         # everything in the journal now came after the checkpoint.
         continuous = added >= self._journal_added

@@ -601,6 +601,17 @@ class StreamingService:
     def uptime(self) -> float:
         return self.clock.monotonic() - self.started_at
 
+    # ───────────────────────── announcements ─────────────────────────
+
+    def send_control(self, message: msgspec.Struct, session: Session | None = None) -> int:
+        """Send a control message (``service_status``) to ``session``, or to every session of this
+        instance, ahead of its queued channel messages like any reply; returns how many it went to."""
+        text = encode(message).decode()
+        targets = [session] if session is not None else list(self.sessions.values())
+        for target in targets:
+            self._push_control_text(target, text)
+        return len(targets)
+
 
 def _settle(future: asyncio.Future[None]) -> None:
     if not future.done():

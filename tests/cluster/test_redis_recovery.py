@@ -7,7 +7,10 @@ the same port; prices are published through the REST broadcast as soon as an ins
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from typing import Any
+
 import httpx
 
 from tests.cluster.conftest import Cluster, until
@@ -105,3 +108,39 @@ async def test_prices_acknowledged_right_after_redis_returns_reach_live_clients_
         raise
     finally:
         cluster.close()
+
+
+async def test_clients_are_told_when_redis_goes_down_and_when_live_delivery_is_back(
+    own_cluster: Any,
+) -> None:
+    cluster: Cluster = own_cluster(1)
+    (server,) = cluster.servers
+    before = await connect(server.ws_url, user_id="told")
+    await before.subscribe("patterns")
+    async with httpx.AsyncClient(timeout=5) as http:
+        cluster.redis.stop()
+        degraded_frame = await before.expect("service_status", timeout=10)
+        assert degraded_frame["status"] == "degraded"
+        assert degraded_frame["component"] == "backplane"
+        assert str(cluster.redis.port) not in json.dumps(degraded_frame)  # no internal address
+        assert await degraded(http, server)
+
+        during = await connect(server.ws_url, user_id="late")  # connects while degraded: told at once
+        assert (await during.recv())["type"] == "service_status"
+        assert during.received[-1]["status"] == "degraded"
+
+        cluster.redis.start()
+        for client in (before, during):
+            back = await client.expect("service_status", timeout=15)
+            assert back["status"] == "ok"
+        assert await ready(http, server)
+        after = await connect(server.ws_url, user_id="after")  # healthy again: nothing to tell
+        await after.send({"type": "ping"})
+        assert (await after.recv())["type"] == "pong"
+        for client in (before, during):  # one frame per change, no repeats
+            assert [m["status"] for m in client.received if m["type"] == "service_status"] == [
+                "degraded",
+                "ok",
+            ]
+        for client in (before, during, after):
+            await client.close()

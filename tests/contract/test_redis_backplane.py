@@ -470,6 +470,46 @@ async def test_a_command_that_works_again_cuts_the_listeners_backoff_short(redis
     assert time.monotonic() - started < 2.0
 
 
+async def test_health_changes_are_reported_once_each_and_recovery_only_once_caught_up(
+    redis_nodes: Nodes,
+) -> None:
+    a = await redis_nodes.make()
+    # b waits 2 s before each attempt to subscribe: a publishes in that window
+    b = await redis_nodes.make(reconnect_min_delay=2.0, reconnect_max_delay=2.0)
+    changes: list[tuple[bool, int]] = []
+    b.redis.on_health = lambda ok: changes.append((ok, len(b.recorder.of("news:WHILE"))))
+    redis_nodes.server.stop()
+    await eventually(lambda: changes, what="degradation reported")
+    with pytest.raises(BackplaneUnavailable):  # more failures: still one report
+        await publish(b.backplane, "patterns", 0)
+    redis_nodes.server.start()
+    missed = None
+    while missed is None:  # as soon as Redis takes it, before b is subscribed again
+        with contextlib.suppress(BackplaneUnavailable):
+            missed = await a.backplane.publish(
+                "news:WHILE", "pattern_alerts", "pattern_alert", body("news:WHILE", 0), 100
+            )
+    await eventually(lambda: len(changes) == 2, what="recovery reported")
+    # ok only once what was published meanwhile had been delivered
+    assert changes == [(False, 0), (True, 1)]
+    assert b.recorder.of("news:WHILE") == [missed]
+    assert b.backplane.health()["ok"] is True
+
+
+async def test_a_command_failure_while_subscribed_degrades_until_the_next_command_works(
+    redis_nodes: Nodes, proxy: Proxy
+) -> None:
+    node = await redis_nodes.make(url=proxy.url, health_check_interval=30.0, socket_timeout=0.3)
+    changes: list[bool] = []
+    node.redis.on_health = changes.append
+    proxy.freeze()
+    with pytest.raises(BackplaneUnavailable):
+        await publish(node.backplane, "patterns", 0)
+    assert changes == [False]
+    proxy.thaw()
+    await eventually(lambda: changes == [False, True], timeout=10, what="recovered")
+
+
 async def test_history_and_seq_survive_other_instances_restarting(redis_nodes: Nodes) -> None:
     a = await redis_nodes.make()
     for n in range(3):

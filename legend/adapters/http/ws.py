@@ -97,6 +97,7 @@ async def stream(socket: WebSocket[Any, Any, Any], services: NamedDependency[Ser
     await socket.accept(subprotocols=identity.subprotocol)
     streaming = services.streaming
     session = streaming.open_session(transport_of(socket), identity.user_id, identity.expires_at)
+    services.status.greet(session)  # while the backplane is degraded, say so at once
     reader = asyncio.current_task()
     session.reader = reader
     receive = socket.receive
