@@ -141,7 +141,7 @@ def _backplane(
     registry: ChannelRegistry,
     figures: Callable[[], Mapping[str, int]],
 ) -> Backplane:
-    if settings.redis.url:
+    if settings.redis.enabled:
         from legend.adapters.redis_backplane import RedisBackplane
 
         return RedisBackplane(
@@ -245,7 +245,7 @@ def bootstrap(
         clock=clock,
         update_interval=settings.realtime.update_interval,
         after_hours_interval=settings.realtime.after_hours_interval,
-        lease_ttl=settings.redis.lease_ttl if settings.redis.url else None,
+        lease_ttl=settings.redis.lease_ttl if settings.redis.enabled else None,
     )
     if alert_repository is None or watchlist_repository is None:
         database = database or Database.from_settings(settings.database)

@@ -16,7 +16,8 @@ the publish script also appends (stream, seq) to a journal, and the listener kee
 that every message up to it is known to have reached this instance.
 
 Redis Cluster is not supported (``docs/scaling.md`` says why): use one primary, with a replica for
-failover.
+failover. With ``sentinels`` set, every connection asks Redis Sentinel for the current primary, so after
+a failover the next connection (the command pool's retry, the listener's reconnect) follows it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import hashlib
 import logging
 import random
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -35,7 +37,9 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
@@ -46,7 +50,7 @@ from legend.domain.envelope import Envelope, conflation_key, seal
 from legend.domain.symbols import InvalidSymbol, is_valid_user_id, normalize_ticker
 from legend.ports.backplane import AlreadyPublished, BackplaneUnavailable, Deliver, HealthListener, Replay
 from legend.ports.price_log import LogEntry, LogRead
-from legend.settings import RedisSettings
+from legend.settings import RedisSettings, sentinel_address
 
 log = logging.getLogger("legend.redis")
 
@@ -300,10 +304,10 @@ class RedisBackplane:
         log_size: int = 100_000,
         once_ttl: float = 600.0,
     ) -> None:
-        if not settings.url:
-            raise ValueError("RedisBackplane needs settings.url")
+        if not settings.enabled:
+            raise ValueError("RedisBackplane needs settings.url or settings.sentinels")
         self.settings = settings
-        self.url: str = settings.url
+        self.url: str = settings.url or ""
         self.instance_id = instance_id
         # Per-instance figures (connections, subscriptions…) published with every heartbeat for cluster().
         self.figures = figures
@@ -320,6 +324,7 @@ class RedisBackplane:
         self._figures_key = f"{prefix}figures:{instance_id}"
         self._topics_key = f"{prefix}topics"  # every topic any instance published on
         self._journal_key = f"{prefix}journal"  # (stream, seq) of every publish, for recovery
+        self._epoch_key = f"{prefix}epoch"  # a random token: changes only when Redis lost its data
         self._control = f"{prefix}topics"  # the pub/sub channel announcing a new topic
         self._control_bytes = self._control.encode()
         self._deadline = settings.connect_timeout + settings.socket_timeout
@@ -337,6 +342,7 @@ class RedisBackplane:
         # reached this instance; None before the first subscription.
         self._checkpoint: str | None = None
         self._journal_added = 0
+        self._epoch: str | None = None
         self._heard_since_ping = False
         self._wake = asyncio.Event()  # a command worked while the listener waits to reconnect
         self._interest: list[str] = []
@@ -344,6 +350,7 @@ class RedisBackplane:
         self._deliver: Deliver | None = None
         self._redis: Redis | None = None
         self._sub: Redis | None = None
+        self._sentinel: Sentinel | None = None
         self._pubsub: PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(INBOX_SIZE)
@@ -371,6 +378,7 @@ class RedisBackplane:
         self.duplicates_skipped = 0
         self.gap_filled = 0
         self.journal_incomplete = 0
+        self.unreplicated = 0  # publishes that fewer than wait_replicas replicas confirmed in time
         self.external_resequenced = 0
         self.external_duplicates = 0
         self.external_invalid = 0
@@ -383,26 +391,7 @@ class RedisBackplane:
         if self._tasks:
             return
         self._deliver = deliver
-        settings = self.settings
-        common: dict[str, Any] = {
-            "socket_timeout": settings.socket_timeout,
-            "socket_connect_timeout": settings.connect_timeout,
-            "socket_keepalive": True,
-            "client_name": f"legend-{self.instance_id}",
-        }
-        # One immediate retry on a connection error: a pooled connection that Redis closed (a restart)
-        # is replaced once; never on a timeout, where the script may have run. A burst of publishes
-        # waits for a free connection (within the deadline) instead of failing on a full pool.
-        pool = BlockingConnectionPool.from_url(
-            self.url,
-            max_connections=settings.max_connections,
-            timeout=self._deadline,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            **common,
-        )
-        self._redis = Redis.from_pool(pool)
-        # The subscriber never retries by itself: the listener owns reconnection and resubscription.
-        self._sub = Redis.from_url(self.url, retry=Retry(NoBackoff(), 0, supported_errors=()), **common)
+        self._redis, self._sub = self._clients()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._listen(), name=f"redis listener {self.instance_id}"),
@@ -413,6 +402,52 @@ class RedisBackplane:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._deadline):
                 await self._first_try.wait()
+
+    def _clients(self) -> tuple[Redis, Redis]:
+        """The command client (a pool) and the subscriber's client, on the URL or through Sentinel.
+
+        One immediate retry on a connection error: a pooled connection that Redis closed (a restart, a
+        failover) is replaced once, asking Sentinel for the primary again; never on a timeout, where the
+        script may have run. A burst of publishes waits for a free connection (within the deadline)
+        instead of failing on a full pool. The subscriber never retries by itself: the listener owns
+        reconnection and resubscription.
+        """
+        settings = self.settings
+        common: dict[str, Any] = {
+            "socket_timeout": settings.socket_timeout,
+            "socket_connect_timeout": settings.connect_timeout,
+            "socket_keepalive": True,
+            "client_name": f"legend-{self.instance_id}",
+        }
+        pooled: dict[str, Any] = {
+            "max_connections": settings.max_connections,
+            "timeout": self._deadline,
+            "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        }
+        no_retry = Retry(NoBackoff(), 0, supported_errors=())
+        if not settings.sentinels:
+            pool = BlockingConnectionPool.from_url(self.url, **pooled, **common)
+            return Redis.from_pool(pool), Redis.from_url(self.url, retry=no_retry, **common)
+        target: dict[str, Any] = {}
+        if self.url:  # credentials, database and TLS of the data nodes; the host is Sentinel's to say
+            target = {k: v for k, v in parse_url(self.url).items() if k in ("username", "password", "db")}
+            if self.url.startswith("rediss://"):
+                target["ssl"] = True
+        sentinel_kwargs: dict[str, Any] = {
+            "socket_timeout": settings.socket_timeout,
+            "socket_connect_timeout": settings.connect_timeout,
+            "username": settings.sentinel_username,
+            "password": settings.sentinel_password,
+        }
+        sentinel = self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            [sentinel_address(address) for address in settings.sentinels],
+            sentinel_kwargs=sentinel_kwargs,
+            **common,
+            **target,
+        )
+        name = settings.service_name or ""
+        commands = sentinel.master_for(name, connection_pool_class=_BlockingSentinelPool, **pooled)
+        return commands, sentinel.master_for(name, retry=no_retry)
 
     async def stop(self) -> None:
         """Stop listening, hand back leases and leave the instance registry; bounded when Redis is down."""
@@ -430,7 +465,10 @@ class RedisBackplane:
                 async with asyncio.timeout(min(1.0, self._deadline)):
                     await self._leave_script(redis, keys, [self.instance_id])
         self._leases.clear()
-        for closing in (self._close_pubsub(), *(c.aclose() for c in (self._sub, self._redis) if c)):
+        closers = [self._close_pubsub(), *(c.aclose() for c in (self._sub, self._redis) if c)]
+        if self._sentinel is not None:  # its own connections to the sentinels
+            closers += [client.aclose() for client in self._sentinel.sentinels]
+        for closing in closers:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(1.0):
                     await closing
@@ -474,8 +512,19 @@ class RedisBackplane:
         ]
         guard = seq_key if once is None else f"{self._prefix}once:{once}"
         keys = [seq_key, history_key, self._topics_key, guard, self.name, self._journal_key]
+        wanted = self.settings.wait_replicas
         try:
-            seq = int(await self._call("publish", self._publish_script, keys, args))
+            if wanted:
+                ms = max(1, int(self.settings.wait_timeout * 1000))
+                result, replicas = await self._call(
+                    "publish", self._publish_script.run_and_wait, keys, args, wanted, ms
+                )
+                seq = int(result)
+                if seq and replicas < wanted:
+                    self.unreplicated += 1
+                    self._warn("publish on %s reached %d of %d replicas in time", stream, replicas, wanted)
+            else:
+                seq = int(await self._call("publish", self._publish_script, keys, args))
         except BackplaneUnavailable:
             self.publish_failures += 1
             raise
@@ -543,6 +592,7 @@ class RedisBackplane:
             "delivery_errors": self.delivery_errors,
             "gap_filled": self.gap_filled,
             "journal_incomplete": self.journal_incomplete,
+            "unreplicated": self.unreplicated,
             "duplicates_skipped": self.duplicates_skipped,
             "external_resequenced": self.external_resequenced,
             "external_duplicates": self.external_duplicates,
@@ -551,6 +601,18 @@ class RedisBackplane:
             "topics": sorted(self._subscribed),
             "leases": sorted(self._leases),
             "streams": len(self._last_seq),
+            **self._sentinel_health(),
+        }
+
+    def _sentinel_health(self) -> dict[str, object]:
+        if not self.settings.sentinels:
+            return {}
+        pool = self._redis.connection_pool if self._redis is not None else None
+        primary = getattr(pool, "master_address", None)
+        return {
+            "sentinels": list(self.settings.sentinels),
+            "service_name": self.settings.service_name,
+            "primary": f"{primary[0]}:{primary[1]}" if primary else None,
         }
 
     # ───────────────────────── the price log ─────────────────────────
@@ -761,6 +823,7 @@ class RedisBackplane:
         registry = await self._call("topics", lambda redis: redis.smembers(self._topics_key))
         self._topics.update(_text(topic) for topic in registry)
         if self._checkpoint is None:  # the first subscription replays what comes after this position
+            self._epoch = await self._call("epoch", self._epoch_of)
             self._checkpoint, self._journal_added = await self._call("journal", self._journal_state)
         self._topics_dirty = False
         self._new_streams.clear()
@@ -793,13 +856,15 @@ class RedisBackplane:
         past the checkpoint, the streams this instance knows are filled as well (best effort) and
         ``journal_incomplete`` counts it.
         """
+        epoch = await self._call("epoch", self._epoch_of)
         end, added = await self._call("journal", self._journal_state)
-        checkpoint = self._checkpoint or "0-0"
-        # entries-added never decreases while the journal lives: smaller means Redis lost its data and
-        # everything in the journal now came after the checkpoint.
-        continuous = added >= self._journal_added
+        # Another epoch: Redis lost its data (a restart without persistence), so everything in the journal
+        # came after the checkpoint. The same epoch on a new primary: the journal was replicated, and
+        # entries it takes now get ids above the checkpoint (stream ids never go back; the new primary's
+        # clock is at most the failover time behind the old one's).
+        continuous = epoch == self._epoch
         expected = added - self._journal_added if continuous else added
-        start = checkpoint if continuous else "0-0"
+        start = (self._checkpoint or "0-0") if continuous else "0-0"
         first: dict[str, int] = {}
         read = 0
         while True:
@@ -829,7 +894,15 @@ class RedisBackplane:
                 floors.setdefault(stream, seq)
         await self._fill(floors)
         self._checkpoint = start if read else end
-        self._journal_added = max(added, self._journal_added if continuous else 0)
+        self._journal_added, self._epoch = added, epoch
+
+    async def _epoch_of(self, redis: Redis) -> str:
+        """The data set's epoch token, made now if Redis has none (it lost its data, or never had one)."""
+        pipe = redis.pipeline(transaction=True)
+        pipe.set(self._epoch_key, secrets.token_hex(8), nx=True)
+        pipe.get(self._epoch_key)
+        _, epoch = await pipe.execute()
+        return _text(epoch)
 
     async def _journal_state(self, redis: Redis) -> tuple[str, int]:
         """The journal's newest position and how many entries it ever took (``0-0``, 0 when absent)."""
@@ -1096,6 +1169,11 @@ class RedisBackplane:
             log.warning(message, *args)
 
 
+class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel's pool (connections to the current primary) that waits for a free connection like
+    ``BlockingConnectionPool`` instead of failing when all are in use."""
+
+
 class _Script:
     """A Lua script run by EVALSHA; sent in full with EVAL (which caches it again) when Redis forgot it,
     as it does after a restart."""
@@ -1109,6 +1187,30 @@ class _Script:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await redis.eval(self.source, len(keys), *keys, *args)
+
+    async def run_and_wait(
+        self, redis: Redis, keys: list[str], args: list[Any], replicas: int, timeout_ms: int
+    ) -> tuple[Any, int]:
+        """Run the script, then ``WAIT`` on the same connection (one round trip): the result and how
+        many replicas acknowledged the script's writes within ``timeout_ms``."""
+
+        async def run(source: str | None) -> list[Any]:
+            pipe = redis.pipeline(transaction=False)
+            if source is None:
+                pipe.evalsha(self.sha, len(keys), *keys, *args)
+            else:
+                pipe.eval(source, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", replicas, timeout_ms)
+            outcomes: list[Any] = await pipe.execute(raise_on_error=False)
+            return outcomes
+
+        result, acked = await run(None)
+        if isinstance(result, NoScriptError):  # Redis forgot the script (a restart, a new primary)
+            result, acked = await run(self.source)
+        for outcome in (result, acked):
+            if isinstance(outcome, Exception):
+                raise outcome
+        return result, int(acked)
 
 
 def _entry_order(entry_id: str) -> tuple[int, int]:
