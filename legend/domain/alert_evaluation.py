@@ -109,12 +109,8 @@ class AlertEvaluation:
                 await asyncio.sleep(renew_every)
                 continue
             try:
-                if not self.holder:
-                    await self.load()
-                    self.holder = True
-                    log.info(
-                        "alert evaluation: this instance evaluates (%d armed rules)", len(self.evaluator)
-                    )
+                if not self.holder:  # taking over: first publish what earlier holders left unpublished
+                    await self.take_over()
                 renew_at = time.monotonic() + renew_every
                 while time.monotonic() < renew_at:
                     await self.step(self.read_wait)
