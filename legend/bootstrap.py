@@ -25,6 +25,7 @@ from legend.domain.admission import Admission, AdmissionLimits
 from legend.domain.alerting import AlertingService
 from legend.domain.channels import ChannelRegistry
 from legend.domain.publisher import Publisher
+from legend.domain.service_status import ServiceStatusNotifier
 from legend.domain.stats import Counters
 from legend.domain.streamer import Streamer
 from legend.domain.streaming import Limits, StreamingService
@@ -33,7 +34,7 @@ from legend.domain.watchlist import Watchlists
 from legend.plugins.context import Runtime
 from legend.plugins.manager import PluginManager
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository
-from legend.ports.backplane import Backplane
+from legend.ports.backplane import Backplane, ReportsHealth
 from legend.ports.clock import Clock
 from legend.ports.market import MarketCalendar
 from legend.ports.quotes import QuoteProvider
@@ -59,6 +60,7 @@ class Services:
     streamer: Streamer
     auth: Authenticator
     instance_id: str
+    status: ServiceStatusNotifier
     run_streamer: bool = True
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     started: bool = False
@@ -141,7 +143,7 @@ def _backplane(
     registry: ChannelRegistry,
     figures: Callable[[], Mapping[str, int]],
 ) -> Backplane:
-    if settings.redis.url:
+    if settings.redis.enabled:
         from legend.adapters.redis_backplane import RedisBackplane
 
         return RedisBackplane(
@@ -234,9 +236,15 @@ def bootstrap(
         counters,
     )
     provider = provider or _quote_provider(settings, clock, manager)
-    streaming = StreamingService(
-        backplane, registry, clock, _limits(settings), counters, admission, TickerCheck(provider, clock)
-    )
+
+    async def published(ticker: str) -> bool:
+        return (await backplane.replay(f"ticker:{ticker}", None)).last_seq > 0
+
+    check = TickerCheck(provider, clock, published=published)
+    streaming = StreamingService(backplane, registry, clock, _limits(settings), counters, admission, check)
+    status = ServiceStatusNotifier(streaming)
+    if isinstance(backplane, ReportsHealth):  # clients hear when the backplane degrades and recovers
+        backplane.on_health = status.backplane_health
     publisher = Publisher(
         backplane,
         registry,
@@ -255,7 +263,7 @@ def bootstrap(
         clock=clock,
         update_interval=settings.realtime.update_interval,
         after_hours_interval=settings.realtime.after_hours_interval,
-        lease_ttl=settings.redis.lease_ttl if settings.redis.url else None,
+        lease_ttl=settings.redis.lease_ttl if settings.redis.enabled else None,
     )
     if alert_repository is None or watchlist_repository is None:
         database = database or Database.from_settings(settings.database)
@@ -307,6 +315,7 @@ def bootstrap(
         streamer=streamer,
         auth=Authenticator(settings.security),
         instance_id=instance_id,
+        status=status,
         run_streamer=run_streamer,
         database=database,
         watchlists=Watchlists(watchlist_repository, settings.watchlist.max_tickers),

@@ -55,7 +55,7 @@ class _Server(uvicorn.Server):
 
 def check_workers(settings: Settings) -> None:
     """More than one worker needs the Redis backplane."""
-    if settings.server.workers > 1 and not settings.redis.url:
+    if settings.server.workers > 1 and not settings.redis.enabled:
         raise SettingsError(
             f"server.workers = {settings.server.workers} needs the Redis backplane: set redis.url "
             "(or REDIS_URL) so that the workers share subscriptions, sequence numbers and history; "

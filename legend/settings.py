@@ -91,10 +91,47 @@ class RedisSettings(_Section):
     external_dedupe_ttl: PositiveFloat = 60.0  # window in which one external message is sequenced once
     connect_timeout: PositiveFloat = 2.0  # seconds to open a connection
     socket_timeout: PositiveFloat = 2.0  # seconds any one command may take: publish fails after it
-    health_check_interval: PositiveFloat = 5.0  # ping an idle pub/sub connection this often
+    health_check_interval: PositiveFloat = 5.0  # ping the pub/sub connection this often (and checkpoint)
     max_connections: PositiveInt = 50  # command connections per instance (plus one for pub/sub)
     reconnect_min_delay: PositiveFloat = 0.1  # listener backoff after losing Redis, doubling …
     reconnect_max_delay: PositiveFloat = 5.0  # … up to this
+    # Publishes remembered (stream, seq) so that a listener that was away replays exactly what it missed:
+    # at least the publishes of the longest outage to ride out.
+    journal_size: Annotated[int, msgspec.Meta(ge=100, le=100_000_000)] = 100_000
+    # Redis Sentinel: the sentinels' "host:port"; the primary of ``service_name`` is asked of them and
+    # followed across failovers. ``url`` then only gives credentials, database and TLS (its host is ignored).
+    sentinels: list[str] = msgspec.field(default_factory=list)
+    service_name: str | None = None
+    sentinel_username: str | None = None  # when the sentinels themselves require AUTH
+    sentinel_password: str | None = None
+    # Each publish waits (WAIT, up to wait_timeout) until this many replicas have it, so that a failover
+    # right after an acknowledged publish does not lose it. 0: asynchronous replication.
+    wait_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
+    wait_timeout: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.1  # seconds; below socket_timeout
+
+    def __post_init__(self) -> None:
+        for address in self.sentinels:
+            sentinel_address(address)  # raises ValueError with the reason
+        if self.sentinels and not self.service_name:
+            raise ValueError("service_name: required with sentinels (the name the sentinels monitor)")
+        if self.service_name and not self.sentinels:
+            raise ValueError("service_name: only meaningful with sentinels")
+        if self.wait_replicas and self.wait_timeout >= self.socket_timeout:
+            raise ValueError("wait_timeout: must be below socket_timeout (the publish's own deadline)")
+
+    @property
+    def enabled(self) -> bool:
+        """The Redis backplane is configured: a URL or sentinels."""
+        return bool(self.url or self.sentinels)
+
+
+def sentinel_address(address: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``) of one sentinel; ValueError saying what is wrong."""
+    host, sep, port = address.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"sentinels: expected 'host:port', got {address!r}")
+    return host, int(port)
 
 
 class SecuritySettings(_Section):

@@ -10,11 +10,14 @@ no ``seq``) are sequenced by exactly one instance (a SET NX guard on the payload
 through the same topic like any other message.
 
 Losing Redis degrades, never crashes: publishing raises ``BackplaneUnavailable`` within the configured
-timeouts, the listener reconnects with capped exponential backoff, resubscribes, and then replays from the
-stored history whatever its streams missed while it was away.
+timeouts, the listener reconnects with capped exponential backoff (cut short as soon as a command works
+again), resubscribes, and then replays from the stored history whatever was published while it was away:
+the publish script also appends (stream, seq) to a journal, and the listener keeps a checkpoint in it
+that every message up to it is known to have reached this instance.
 
 Redis Cluster is not supported (``docs/scaling.md`` says why): use one primary, with a replica for
-failover.
+failover. With ``sentinels`` set, every connection asks Redis Sentinel for the current primary, so after
+a failover the next connection (the command pool's retry, the listener's reconnect) follows it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import contextlib
 import hashlib
 import logging
 import random
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -33,18 +37,27 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from legend.domain.envelope import Envelope, conflation_key, seal
 from legend.domain.external import SEED_TOPICS, external_message
 from legend.domain.logcontext import HOSTILE
-from legend.ports.backplane import AlreadyPublished, BackplaneUnavailable, Deliver, Outgoing, Replay
+from legend.ports.backplane import (
+    AlreadyPublished,
+    BackplaneUnavailable,
+    Deliver,
+    HealthListener,
+    Outgoing,
+    Replay,
+)
 from legend.ports.price_log import LogEntry, LogRead
-from legend.settings import RedisSettings
+from legend.settings import RedisSettings, sentinel_address
 
 log = logging.getLogger("legend.redis")
 
@@ -59,14 +72,18 @@ DEFAULT_HISTORY = 100  # the seed's "last 100 messages", for streams first creat
 POLL_SECONDS = 0.25  # the listener wakes this often when idle (new topics, liveness pings)
 FILL_CHUNK = 500  # streams per round trip when replaying what a reconnect missed
 INBOX_SIZE = 10_000  # external messages waiting to be sequenced, at most
+JOURNAL_CHUNK = 5_000  # journal entries per round trip when finding what a reconnect missed
+PING_TOKEN = "legend-checkpoint"  # a pub/sub PING's message: the pong carries the journal position
 
 
-# KEYS: seq, history, topic registry, dedupe key, price log.
+# KEYS: seq, history, topic registry, dedupe key, price log, journal.
 # ARGV: topic, body, history size, seq floor, stream ttl ms, announce, control channel, dedupe ttl ms,
-#       keep a longer history (external messages never shrink one), stream, into the price log, its size.
+#       keep a longer history (external messages never shrink one), stream, into the price log, its size,
+#       journal size.
 # The floor keeps seq monotonic when Redis lost its data: the caller passes the last seq it delivered.
 # The dedupe key makes a message publish once: an external message heard by every instance, or an alert
-# trigger retried after a crash. A price enters the price log (a Redis stream) in the same step.
+# trigger retried after a crash. A price enters the price log (a Redis stream) in the same step. Every
+# message enters the journal (stream, seq): what a listener that was away replays from history.
 PUBLISH_LUA = """
 if tonumber(ARGV[8]) > 0 and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[8]) then
   return 0
@@ -98,6 +115,7 @@ end
 if ARGV[11] == '1' then
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[12], '*', 'k', 'price', 'd', text)
 end
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[13], '*', 's', ARGV[10], 'q', seq)
 redis.call('PUBLISH', ARGV[1], text)
 return seq
 """
@@ -266,10 +284,10 @@ class RedisBackplane:
         log_size: int = 100_000,
         once_ttl: float = 600.0,
     ) -> None:
-        if not settings.url:
-            raise ValueError("RedisBackplane needs settings.url")
+        if not settings.enabled:
+            raise ValueError("RedisBackplane needs settings.url or settings.sentinels")
         self.settings = settings
-        self.url: str = settings.url
+        self.url: str = settings.url or ""
         self.instance_id = instance_id
         # Per-instance figures (connections, subscriptions…) published with every heartbeat for cluster().
         self.figures = figures
@@ -285,6 +303,8 @@ class RedisBackplane:
         self._interest_key = f"{prefix}interest:{instance_id}"
         self._figures_key = f"{prefix}figures:{instance_id}"
         self._topics_key = f"{prefix}topics"  # every topic any instance published on
+        self._journal_key = f"{prefix}journal"  # (stream, seq) of every publish, for recovery
+        self._epoch_key = f"{prefix}epoch"  # a random token: changes only when Redis lost its data
         self._control = f"{prefix}topics"  # the pub/sub channel announcing a new topic
         self._control_bytes = self._control.encode()
         self._deadline = settings.connect_timeout + settings.socket_timeout
@@ -298,18 +318,30 @@ class RedisBackplane:
         self._watermarks: dict[str, int] = {}  # per stream, replayed up to here after a reconnect
         self._watermarks_until = 0.0
         self._new_streams: list[str] = []  # first streams of topics other instances just announced
+        # The journal position (and its entries-added count) up to which every message is known to have
+        # reached this instance; None before the first subscription.
+        self._checkpoint: str | None = None
+        self._journal_added = 0
+        self._epoch: str | None = None
+        self._heard_since_ping = False
+        self._wake = asyncio.Event()  # a command worked while the listener waits to reconnect
         self._interest: list[str] = []
         self._leases: dict[str, int] = {}  # held lease -> its ttl in ms, renewed in the background
         self._deliver: Deliver | None = None
         self._redis: Redis | None = None
         self._sub: Redis | None = None
+        self._sentinel: Sentinel | None = None
         self._pubsub: PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(INBOX_SIZE)
         self._first_try = asyncio.Event()  # the listener's first attempt ended, either way
         self._stopping = False
-        self._connected = False
+        self._connected = False  # subscribed to every topic
+        self._live = False  # subscribed and caught up with what was published while it was not
         self._command_ok = True
+        self._reported_ok: bool | None = None
+        # Called with health()["ok"] on every change (bootstrap: clients get ``service_status``).
+        self.on_health: HealthListener | None = None
         self._ever_connected = False
         self._backoff = settings.reconnect_min_delay
         self._publish_script = _Script(PUBLISH_LUA)
@@ -327,6 +359,8 @@ class RedisBackplane:
         self.delivery_errors = 0
         self.duplicates_skipped = 0
         self.gap_filled = 0
+        self.journal_incomplete = 0
+        self.unreplicated = 0  # publishes that fewer than wait_replicas replicas confirmed in time
         self.external_resequenced = 0
         self.external_duplicates = 0
         self.external_invalid = 0
@@ -339,26 +373,7 @@ class RedisBackplane:
         if self._tasks:
             return
         self._deliver = deliver
-        settings = self.settings
-        common: dict[str, Any] = {
-            "socket_timeout": settings.socket_timeout,
-            "socket_connect_timeout": settings.connect_timeout,
-            "socket_keepalive": True,
-            "client_name": f"legend-{self.instance_id}",
-        }
-        # One immediate retry on a connection error: a pooled connection that Redis closed (a restart)
-        # is replaced once; never on a timeout, where the script may have run. A burst of publishes
-        # waits for a free connection (within the deadline) instead of failing on a full pool.
-        pool = BlockingConnectionPool.from_url(
-            self.url,
-            max_connections=settings.max_connections,
-            timeout=self._deadline,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            **common,
-        )
-        self._redis = Redis.from_pool(pool)
-        # The subscriber never retries by itself: the listener owns reconnection and resubscription.
-        self._sub = Redis.from_url(self.url, retry=Retry(NoBackoff(), 0, supported_errors=()), **common)
+        self._redis, self._sub = self._clients()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._listen(), name=f"redis listener {self.instance_id}"),
@@ -369,6 +384,52 @@ class RedisBackplane:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._deadline):
                 await self._first_try.wait()
+
+    def _clients(self) -> tuple[Redis, Redis]:
+        """The command client (a pool) and the subscriber's client, on the URL or through Sentinel.
+
+        One immediate retry on a connection error: a pooled connection that Redis closed (a restart, a
+        failover) is replaced once, asking Sentinel for the primary again; never on a timeout, where the
+        script may have run. A burst of publishes waits for a free connection (within the deadline)
+        instead of failing on a full pool. The subscriber never retries by itself: the listener owns
+        reconnection and resubscription.
+        """
+        settings = self.settings
+        common: dict[str, Any] = {
+            "socket_timeout": settings.socket_timeout,
+            "socket_connect_timeout": settings.connect_timeout,
+            "socket_keepalive": True,
+            "client_name": f"legend-{self.instance_id}",
+        }
+        pooled: dict[str, Any] = {
+            "max_connections": settings.max_connections,
+            "timeout": self._deadline,
+            "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        }
+        no_retry = Retry(NoBackoff(), 0, supported_errors=())
+        if not settings.sentinels:
+            pool = BlockingConnectionPool.from_url(self.url, **pooled, **common)
+            return Redis.from_pool(pool), Redis.from_url(self.url, retry=no_retry, **common)
+        target: dict[str, Any] = {}
+        if self.url:  # credentials, database and TLS of the data nodes; the host is Sentinel's to say
+            target = {k: v for k, v in parse_url(self.url).items() if k in ("username", "password", "db")}
+            if self.url.startswith("rediss://"):
+                target["ssl"] = True
+        sentinel_kwargs: dict[str, Any] = {
+            "socket_timeout": settings.socket_timeout,
+            "socket_connect_timeout": settings.connect_timeout,
+            "username": settings.sentinel_username,
+            "password": settings.sentinel_password,
+        }
+        sentinel = self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            [sentinel_address(address) for address in settings.sentinels],
+            sentinel_kwargs=sentinel_kwargs,
+            **common,
+            **target,
+        )
+        name = settings.service_name or ""
+        commands = sentinel.master_for(name, connection_pool_class=_BlockingSentinelPool, **pooled)
+        return commands, sentinel.master_for(name, retry=no_retry)
 
     async def stop(self) -> None:
         """Stop listening, hand back leases and leave the instance registry; bounded when Redis is down."""
@@ -386,11 +447,14 @@ class RedisBackplane:
                 async with asyncio.timeout(min(1.0, self._deadline)):
                     await self._leave_script(redis, keys, [self.instance_id])
         self._leases.clear()
-        for closing in (self._close_pubsub(), *(c.aclose() for c in (self._sub, self._redis) if c)):
+        closers = [self._close_pubsub(), *(c.aclose() for c in (self._sub, self._redis) if c)]
+        if self._sentinel is not None:  # its own connections to the sentinels
+            closers += [client.aclose() for client in self._sentinel.sentinels]
+        for closing in closers:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(1.0):
                     await closing
-        self._connected = False
+        self._connected = self._live = False
         self._deliver = None
 
     # ───────────────────────── the port ─────────────────────────
@@ -422,14 +486,24 @@ class RedisBackplane:
             self._history_size[channel] = m.history_size
             calls.append(self._publish_call(m, channel))
 
-        async def run(redis: Redis) -> list[Any]:
-            return await self._publish_script.pipelined(redis, [(keys, args) for keys, args, _ in calls])
+        wanted = self.settings.wait_replicas
+        wait = (wanted, max(1, int(self.settings.wait_timeout * 1000))) if wanted else None
+
+        async def run(redis: Redis) -> tuple[list[Any], int | None]:
+            return await self._publish_script.pipelined(
+                redis, [(keys, args) for keys, args, _ in calls], wait
+            )
 
         try:
-            seqs = await self._call("publish", run)
+            seqs, replicas = await self._call("publish", run)
         except BackplaneUnavailable:
             self.publish_failures += 1
             raise
+        if replicas is not None and replicas < wanted:
+            self.unreplicated += len(messages)
+            self._warn(
+                "publish of %d message(s) reached %d of %d replicas in time", len(messages), replicas, wanted
+            )
         published: list[Envelope | None] = []
         for m, (_, _, announce), seq in zip(messages, calls, seqs, strict=True):
             if announce:
@@ -455,9 +529,10 @@ class RedisBackplane:
             stream,
             1 if m.kind == PRICE_TYPE else 0,
             self.log_size,
+            self.settings.journal_size,
         ]
         guard = seq_key if once is None else f"{self._prefix}once:{once}"
-        return [seq_key, history_key, self._topics_key, guard, self.name], args, announce
+        return [seq_key, history_key, self._topics_key, guard, self.name, self._journal_key], args, announce
 
     async def replay(self, stream: str, since: int | None) -> Replay:
         """The stream's stored history after ``since``, read with its seq in one transaction."""
@@ -505,7 +580,7 @@ class RedisBackplane:
     def health(self) -> dict[str, object]:
         """For /ready and stats: ok while subscribed and the last command worked."""
         return {
-            "ok": self._connected and self._command_ok,
+            "ok": self._live and self._command_ok,
             "backend": "redis",
             "url": redact(self.url),
             "instance_id": self.instance_id,
@@ -516,6 +591,8 @@ class RedisBackplane:
             "delivered": self.delivered,
             "delivery_errors": self.delivery_errors,
             "gap_filled": self.gap_filled,
+            "journal_incomplete": self.journal_incomplete,
+            "unreplicated": self.unreplicated,
             "duplicates_skipped": self.duplicates_skipped,
             "external_resequenced": self.external_resequenced,
             "external_duplicates": self.external_duplicates,
@@ -524,6 +601,18 @@ class RedisBackplane:
             "topics": sorted(self._subscribed),
             "leases": sorted(self._leases),
             "streams": len(self._last_seq),
+            **self._sentinel_health(),
+        }
+
+    def _sentinel_health(self) -> dict[str, object]:
+        if not self.settings.sentinels:
+            return {}
+        pool = self._redis.connection_pool if self._redis is not None else None
+        primary = getattr(pool, "master_address", None)
+        return {
+            "sentinels": list(self.settings.sentinels),
+            "service_name": self.settings.service_name,
+            "primary": f"{primary[0]}:{primary[1]}" if primary else None,
         }
 
     # ───────────────────────── connections per user and address ─────────────────────────
@@ -655,6 +744,7 @@ class RedisBackplane:
         except (RedisError, OSError, TimeoutError) as exc:
             self._command_ok = False
             self.last_error = f"{what}: {_describe(exc)}"
+            self._note_health()
             if isinstance(exc, TimeoutError | RedisTimeoutError):
                 # The command may have reached Redis and run after all: say so rather than "nothing happened".
                 raise BackplaneUnavailable(
@@ -662,7 +752,25 @@ class RedisBackplane:
                 ) from None
             raise BackplaneUnavailable(f"redis {what} failed: {_describe(exc)}") from None
         self._command_ok = True
+        if not self._live:
+            self._wake.set()  # Redis answers again: the listener need not sit out its backoff
+        elif self._reported_ok is False:
+            self._note_health()
         return result
+
+    def _note_health(self) -> None:
+        """Tell ``on_health`` when ``health()["ok"]`` changed; a listener that raises is logged."""
+        ok = self._live and self._command_ok
+        if ok is self._reported_ok or self._stopping:
+            return
+        self._reported_ok = ok
+        listener = self.on_health
+        if listener is None:
+            return
+        try:
+            listener(ok)
+        except Exception:
+            log.exception("health listener failed")
 
     async def _heartbeat(self, redis: Redis) -> None:
         figures: dict[str, int] = {}
@@ -737,12 +845,21 @@ class RedisBackplane:
             self._first_try.set()
             if self._connected:
                 log.warning("lost the Redis subscription (%s); reconnecting", self.last_error)
-            self._connected = False
+            self._connected = self._live = False
+            self._note_health()
             self._subscribed.clear()
             await self._close_pubsub()
             delay = self._backoff * random.uniform(0.8, 1.2)
             self._backoff = min(self._backoff * 2, settings.reconnect_max_delay)
-            await asyncio.sleep(delay)
+            # Publishes succeed as soon as Redis is back, and they go nowhere live until this listener
+            # is subscribed again: a command that works cuts the backoff short (after the shortest delay,
+            # so that a subscription that keeps failing is not retried in a tight loop).
+            shortest = min(delay, settings.reconnect_min_delay)
+            self._wake.clear()  # set by this session's own commands; from now on by others
+            await asyncio.sleep(shortest)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay - shortest):
+                    await self._wake.wait()
 
     async def _session(self) -> None:
         """One connection's life: subscribe, replay what was missed, then deliver until it fails."""
@@ -750,6 +867,9 @@ class RedisBackplane:
         pubsub = self._pubsub = self._sub.pubsub()
         registry = await self._call("topics", lambda redis: redis.smembers(self._topics_key))
         self._topics.update(_text(topic) for topic in registry)
+        if self._checkpoint is None:  # the first subscription replays what comes after this position
+            self._epoch = await self._call("epoch", self._epoch_of)
+            self._checkpoint, self._journal_added = await self._call("journal", self._journal_state)
         self._topics_dirty = False
         self._new_streams.clear()
         wanted = {*self._topics, self._control}
@@ -762,12 +882,82 @@ class RedisBackplane:
             self.reconnects += 1
             log.info("Redis subscription restored (%d topics)", len(wanted))
         self._ever_connected = True
-        self._first_try.set()
         self._watermarks.clear()
-        await self._fill(list(self._last_seq))
+        await self._recover()
         for message in buffered:
             self._on_message(message)
+        self._live = True
+        self._note_health()
+        self._first_try.set()
         await self._pump(pubsub)
+
+    async def _recover(self) -> None:
+        """Replay from history everything published after the checkpoint (every topic is subscribed
+        again, so whatever comes later arrives live): read the journal for the streams and first seqs
+        published meanwhile, including streams this instance never delivered, then fill them.
+
+        Streams this instance delivered before resume after its last delivered seq; a stream it never
+        delivered resumes at the first seq published after the checkpoint. When the journal was trimmed
+        past the checkpoint, the streams this instance knows are filled as well (best effort) and
+        ``journal_incomplete`` counts it.
+        """
+        epoch = await self._call("epoch", self._epoch_of)
+        end, added = await self._call("journal", self._journal_state)
+        # Another epoch: Redis lost its data (a restart without persistence), so everything in the journal
+        # came after the checkpoint. The same epoch on a new primary: the journal was replicated, and
+        # entries it takes now get ids above the checkpoint (stream ids never go back; the new primary's
+        # clock is at most the failover time behind the old one's).
+        continuous = epoch == self._epoch
+        expected = added - self._journal_added if continuous else added
+        start = (self._checkpoint or "0-0") if continuous else "0-0"
+        first: dict[str, int] = {}
+        read = 0
+        while True:
+            entries = await self._call(
+                "journal",
+                lambda redis, low=start: redis.xrange(
+                    self._journal_key, min="-" if low == "0-0" else f"({low}", count=JOURNAL_CHUNK
+                ),
+            )
+            for entry_id, fields in entries:
+                read += 1
+                start = _text(entry_id)
+                with contextlib.suppress(KeyError, ValueError):
+                    first.setdefault(_text(fields[b"s"]), int(fields[b"q"]))
+            if len(entries) < JOURNAL_CHUNK:
+                break
+        floors = {stream: self._last_seq.get(stream, seq - 1) for stream, seq in first.items()}
+        if read < expected:
+            self.journal_incomplete += 1
+            log.warning(
+                "the journal no longer reaches back to this instance's checkpoint (%d of %d entries"
+                " left): replaying only the streams it knows; raise redis.journal_size",
+                read,
+                expected,
+            )
+            for stream, seq in self._last_seq.items():
+                floors.setdefault(stream, seq)
+        await self._fill(floors)
+        self._checkpoint = start if read else end
+        self._journal_added, self._epoch = added, epoch
+
+    async def _epoch_of(self, redis: Redis) -> str:
+        """The data set's epoch token, made now if Redis has none (it lost its data, or never had one)."""
+        pipe = redis.pipeline(transaction=True)
+        pipe.set(self._epoch_key, secrets.token_hex(8), nx=True)
+        pipe.get(self._epoch_key)
+        _, epoch = await pipe.execute()
+        return _text(epoch)
+
+    async def _journal_state(self, redis: Redis) -> tuple[str, int]:
+        """The journal's newest position and how many entries it ever took (``0-0``, 0 when absent)."""
+        try:
+            info = await redis.xinfo_stream(self._journal_key)
+        except ResponseError as exc:
+            if "no such key" in str(exc).lower():
+                return "0-0", 0
+            raise
+        return _text(info.get("last-generated-id", "0-0")), int(info.get("entries-added", 0))
 
     async def _subscribe(self, pubsub: PubSub, topics: set[str]) -> list[dict[str, Any]]:
         """Subscribe and wait until Redis confirmed every topic; returns the messages heard meanwhile."""
@@ -785,10 +975,18 @@ class RedisBackplane:
         return buffered
 
     async def _pump(self, pubsub: PubSub) -> None:
-        """Deliver until the connection fails; subscribe new topics; ping when the line is quiet."""
-        health_every = self.settings.health_check_interval
+        """Deliver until the connection fails; subscribe new topics; ping every ``health_check_interval``.
+
+        Each ping carries the journal's newest position, read just before: Redis answers a connection
+        in order, so when its pong arrives every message published up to that position has arrived
+        before it, and the position becomes the checkpoint a reconnect replays from. A line that brings
+        nothing at all, not even the pong, for ``health_check_interval + socket_timeout`` is dead.
+        """
+        settings = self.settings
+        health_every = settings.health_check_interval
         last_heard = time.monotonic()
-        pinged: float | None = None
+        next_ping = last_heard + health_every
+        self._heard_since_ping = False
         while True:
             if self._topics_dirty:
                 self._topics_dirty = False
@@ -798,23 +996,46 @@ class RedisBackplane:
                     # listened, so replay the announced streams from history once subscribed.
                     buffered = await self._subscribe(pubsub, new)
                     streams, self._new_streams = self._new_streams, []
-                    await self._fill(streams)
+                    await self._fill({stream: self._last_seq.get(stream, 0) for stream in streams})
                     for message in buffered:
                         self._on_message(message)
             message = await pubsub.get_message(timeout=POLL_SECONDS)
             now = time.monotonic()
             if message is not None:
-                last_heard, pinged = now, None
-                self._on_message(message)
-                continue
-            if pinged is not None:
-                if now - pinged > self.settings.socket_timeout:
-                    raise _Stale("no answer to PING on the subscription")
-            elif now - last_heard >= health_every:
-                await pubsub.ping()
-                pinged = now
+                last_heard = now
+                if message["type"] == "pong":
+                    self._on_pong(message["data"])
+                else:
+                    self._heard_since_ping = True
+                    self._on_message(message)
+                if now < next_ping:
+                    continue
+            elif now - last_heard > health_every + settings.socket_timeout:
+                raise _Stale("no answer to PING on the subscription")
+            if now >= next_ping:
+                await self._ping(pubsub)
+                next_ping = time.monotonic() + health_every
             if self._watermarks and now > self._watermarks_until:
                 self._watermarks.clear()
+
+    async def _ping(self, pubsub: PubSub) -> None:
+        """Ping the subscription; the token names the journal position to checkpoint when it returns.
+
+        The position is only read when messages arrived since the last ping (otherwise the checkpoint
+        stands), so a quiet or frozen line is pinged without waiting on a command first.
+        """
+        token = PING_TOKEN
+        if self._heard_since_ping:
+            with contextlib.suppress(BackplaneUnavailable):
+                end, added = await self._call("journal", self._journal_state)
+                token = f"{PING_TOKEN} {end} {added}"
+                self._heard_since_ping = False
+        await pubsub.ping(token)
+
+    def _on_pong(self, data: object) -> None:
+        parts = _text(data).split()
+        if len(parts) == 3 and parts[0] == PING_TOKEN and parts[2].isdigit():
+            self._checkpoint, self._journal_added = parts[1], int(parts[2])
 
     def _on_message(self, message: dict[str, Any]) -> None:
         kind = message["type"]
@@ -876,20 +1097,21 @@ class RedisBackplane:
             self.delivery_errors += 1
             log.exception("delivery of %s #%d failed", envelope.stream, envelope.seq)
 
-    async def _fill(self, streams: list[str]) -> None:
-        """Deliver from history what ``streams`` missed while this instance was not listening.
+    async def _fill(self, floors: Mapping[str, int]) -> None:
+        """Deliver from history what each stream published after its floor (the last seq delivered).
 
-        Only streams whose stored seq is ahead of the last one delivered here are read. A watermark per
-        filled stream drops the copies that pub/sub still brings of what the history already gave.
+        Only streams whose stored seq is ahead of their floor are read. A watermark per filled stream
+        drops the copies that pub/sub still brings of what the history already gave.
         """
+        streams = list(floors)
         for start in range(0, len(streams), FILL_CHUNK):
             chunk = streams[start : start + FILL_CHUNK]
             seq_keys = [self._stream_keys(stream)[0] for stream in chunk]
             current = await self._call("fill", lambda redis, keys=seq_keys: redis.mget(keys))
             behind = [
-                (stream, int(seq) - self._last_seq.get(stream, 0))
+                (stream, int(seq) - floors[stream])
                 for stream, seq in zip(chunk, current, strict=True)
-                if seq is not None and int(seq) > self._last_seq.get(stream, 0)
+                if seq is not None and int(seq) > floors[stream]
             ]
             if not behind:
                 continue
@@ -902,7 +1124,7 @@ class RedisBackplane:
                 return result
 
             for (stream, _missed), texts in zip(behind, await self._call("fill", read), strict=True):
-                floor = self._last_seq.get(stream, 0)
+                floor = floors[stream]
                 for text in texts:
                     envelope = envelope_of(stream, text)
                     if envelope is not None and envelope.seq > floor:
@@ -959,8 +1181,16 @@ class RedisBackplane:
                 stream,
                 1 if kind == PRICE_TYPE else 0,
                 self.log_size,
+                self.settings.journal_size,
             ]
-            keys = [seq_key, history_key, self._topics_key, f"{self._prefix}external:{digest}", self.name]
+            keys = [
+                seq_key,
+                history_key,
+                self._topics_key,
+                f"{self._prefix}external:{digest}",
+                self.name,
+                self._journal_key,
+            ]
             try:
                 seq = int(await self._call("resequence", self._publish_script, keys, args))
             except BackplaneUnavailable as exc:
@@ -981,6 +1211,11 @@ class RedisBackplane:
         log.warning(message, *args, extra=HOSTILE)
 
 
+class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel's pool (connections to the current primary) that waits for a free connection like
+    ``BlockingConnectionPool`` instead of failing when all are in use."""
+
+
 class _Script:
     """A Lua script run by EVALSHA; sent in full with EVAL (which caches it again) when Redis forgot it,
     as it does after a restart."""
@@ -995,20 +1230,29 @@ class _Script:
         except NoScriptError:
             return await redis.eval(self.source, len(keys), *keys, *args)
 
-    async def pipelined(self, redis: Redis, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-        """Several runs in one pipeline, in order; the script is loaded first if Redis forgot it (a
-        script that is missing fails every call of the pipeline, so none of them ran)."""
+    async def pipelined(
+        self, redis: Redis, calls: list[tuple[list[str], list[Any]]], wait: tuple[int, int] | None = None
+    ) -> tuple[list[Any], int | None]:
+        """Several runs in one pipeline, in order, and with ``wait`` (replicas, ms) a ``WAIT`` after them
+        on the same connection: the results, and how many replicas acknowledged the writes in time. The
+        script is loaded first if Redis forgot it (a restart, a new primary: every call of the pipeline
+        then failed, so none of them ran)."""
         for attempt in range(2):
             pipe = redis.pipeline(transaction=False)
             for keys, args in calls:
                 pipe.evalsha(self.sha, len(keys), *keys, *args)
-            try:
-                results: list[Any] = await pipe.execute()
-                return results
-            except NoScriptError:
-                if attempt:
-                    raise
+            if wait is not None:
+                pipe.execute_command("WAIT", *wait)
+            outcomes: list[Any] = await pipe.execute(raise_on_error=False)
+            if not attempt and any(isinstance(outcome, NoScriptError) for outcome in outcomes):
                 await redis.script_load(self.source)
+                continue
+            for outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    raise outcome
+            if wait is None:
+                return outcomes, None
+            return outcomes[:-1], int(outcomes[-1])
         raise AssertionError("unreachable")
 
 

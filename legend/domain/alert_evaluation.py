@@ -110,7 +110,7 @@ class AlertEvaluation:
                 await asyncio.sleep(renew_every)
                 continue
             try:
-                if not self.holder:
+                if not self.holder:  # taking over: first publish what earlier holders left unpublished
                     await self.take_over()
                 renew_at = time.monotonic() + renew_every
                 while time.monotonic() < renew_at:

@@ -2,7 +2,8 @@
 
 Field names are the seed's contract. Beyond it, channel messages also carry ``channel`` (their stream)
 and ``seq``; ``subscription`` replies carry ``channel`` and ``streams``; ``history`` carries ``channel``,
-``seq`` and, when the client asked to resume, ``recovered``; ``error`` carries a machine-readable ``code``.
+``seq`` and, when the client asked to resume, ``recovered``; ``error`` carries a machine-readable ``code``;
+``service_status`` says when live delivery degrades and recovers.
 """
 
 from __future__ import annotations
@@ -116,6 +117,16 @@ class Error(_Out, tag="error"):
     message: str
     timestamp: str
     code: str | None = None
+
+
+class ServiceStatus(_Out, tag="service_status"):
+    """Live delivery degraded (``component`` unavailable: updates may be delayed) or recovered (``ok``);
+    sent to every connection on each change, and to a new connection while degraded."""
+
+    status: Literal["ok", "degraded"]
+    component: str
+    reason: str
+    timestamp: str
 
 
 class PriceUpdate(_Out, tag="price_update"):

@@ -728,3 +728,14 @@ class StreamingService:
 
     def uptime(self) -> float:
         return self.clock.monotonic() - self.started_at
+
+    # ───────────────────────── announcements ─────────────────────────
+
+    def send_control(self, message: msgspec.Struct, session: Session | None = None) -> int:
+        """Send a control message (``service_status``) to ``session``, or to every session of this
+        instance, ahead of its queued channel messages like any reply; returns how many it went to."""
+        text, kind = encode(message).decode(), str(type(message).__struct_config__.tag)
+        targets = [session] if session is not None else list(self.sessions.values())
+        for target in targets:
+            self._push_control_text(target, text, kind)
+        return len(targets)

@@ -1,6 +1,7 @@
 """Whether the quote provider has prices for a ticker, asked on its first subscription and remembered.
 
-A symbol the provider does not know is refused on subscribe (``unknown_ticker``) instead of being
+A symbol the provider does not know, and for which nobody has published a price either (an admin
+broadcast, a plugin, another program), is refused on subscribe (``unknown_ticker``) instead of being
 streamed as silence. The answer is remembered (known ones for a day, unknown ones for an hour, at most
 ``max_entries``); a provider that cannot answer in time, or fails, lets the subscription through: a slow
 vendor must not lock traders out of their tickers.
@@ -26,9 +27,17 @@ class TickerCheck:
     """Asks ``provider.known(tickers)`` (providers without it know every ticker)."""
 
     def __init__(
-        self, provider: QuoteProvider, clock: Clock, timeout: float = 3.0, max_entries: int = 10_000
+        self,
+        provider: QuoteProvider,
+        clock: Clock,
+        timeout: float = 3.0,
+        max_entries: int = 10_000,
+        published: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.provider = provider
+        # Whether prices were published for a ticker (an admin broadcast, a plugin, another program): it
+        # is known then, whatever the provider says.
+        self.published = published
         self.clock = clock
         self.timeout = timeout
         self.max_entries = max_entries
@@ -43,7 +52,7 @@ class TickerCheck:
         now = self.clock.monotonic()
         answer = self._answers.get(ticker)
         if answer is not None and answer[1] > now:
-            return not answer[0]
+            return not answer[0] and not await self._published(ticker)
         try:
             async with asyncio.timeout(self.timeout):
                 known = ticker in await self._known([ticker])
@@ -54,4 +63,12 @@ class TickerCheck:
         self._answers.move_to_end(ticker)
         if len(self._answers) > self.max_entries:
             self._answers.popitem(last=False)
-        return not known
+        return not known and not await self._published(ticker)
+
+    async def _published(self, ticker: str) -> bool:
+        if self.published is None:
+            return False
+        try:
+            return await self.published(ticker)
+        except Exception:  # the backplane is down: the provider's word stands
+            return False

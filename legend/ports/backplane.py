@@ -8,7 +8,7 @@ replay any stream for any client.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
@@ -17,6 +17,7 @@ from legend.ports.admission import ConnectionRegistry
 from legend.ports.price_log import PriceLog
 
 Deliver = Callable[[Envelope], None]
+HealthListener = Callable[[bool], None]  # called with the new ``health()["ok"]`` each time it changes
 
 
 class BackplaneUnavailable(RuntimeError):
@@ -104,3 +105,11 @@ class Backplane(PriceLog, ConnectionRegistry, Protocol):
     def health(self) -> dict[str, object]:
         """Backend state for /ready and stats: at least ``{"ok": bool, "backend": str}``."""
         ...
+
+
+@runtime_checkable
+class ReportsHealth(Protocol):
+    """A backplane that can degrade (Redis) calls ``on_health`` when its health changes: False once a
+    failure is detected, True once it delivers live again. The in-memory backplane never degrades."""
+
+    on_health: HealthListener | None

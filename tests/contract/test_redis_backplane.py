@@ -371,6 +371,145 @@ async def test_messages_published_while_an_instance_was_unsubscribed_are_replaye
     assert await a.recorder.wait_for(5) == [delivered[0], *missed, after]
 
 
+async def test_a_stream_first_published_while_an_instance_was_unsubscribed_is_replayed_to_it(
+    redis_nodes: Nodes, raw: Redis
+) -> None:
+    a = await redis_nodes.make()
+    b = await redis_nodes.make(reconnect_min_delay=1.0, reconnect_max_delay=1.0)
+    await publish(a.backplane, "patterns", 0)
+    await b.recorder.wait_for(1)
+    await raw.client_kill_filter(_type="pubsub")
+    # Streams b never delivered: before the journal, a reconnect only looked at the streams it knew.
+    fresh = [
+        await a.backplane.publish(stream, "pattern_alerts", "pattern_alert", body(stream, n), 100)
+        for n, stream in enumerate(["news:NEW1", "news:NEW1", "alerts:user:zed", "news:NEW1"])
+    ]
+    await eventually(lambda: len(b.recorder.envelopes) >= 5, what="the fresh streams replayed")
+    await asyncio.sleep(0.2)
+    for stream in ("news:NEW1", "alerts:user:zed"):  # each stream in order (streams are independent)
+        assert b.recorder.of(stream) == [env for env in fresh if env.stream == stream]
+    assert len(b.recorder.envelopes) == 5
+    assert b.redis.health()["journal_incomplete"] == 0
+
+
+async def test_a_stream_with_older_history_is_replayed_only_from_where_the_instance_left(
+    redis_nodes: Nodes, raw: Redis
+) -> None:
+    a = await redis_nodes.make()
+    for n in range(3):  # before b exists: b must not replay these as if they were new
+        await publish(a.backplane, "news:OLD", n)
+    b = await redis_nodes.make(reconnect_min_delay=1.0, reconnect_max_delay=1.0)
+    await publish(a.backplane, "patterns", 0)
+    await eventually(lambda: b.recorder.of("patterns"), what="b listening")
+    await eventually(lambda: b.redis._checkpoint not in (None, "0-0"), what="a checkpoint past the start")
+    await asyncio.sleep(1.5)  # a checkpoint ping (health_check_interval) has come back
+    await raw.client_kill_filter(_type="pubsub")
+    missed = [
+        await a.backplane.publish("news:OLD", "pattern_alerts", "pattern_alert", body("news:OLD", n), 100)
+        for n in (3, 4)
+    ]
+    await eventually(lambda: len(b.recorder.of("news:OLD")) >= 2, what="the missed messages replayed")
+    await asyncio.sleep(0.2)
+    assert b.recorder.of("news:OLD") == missed
+    assert [env.seq for env in missed] == [4, 5]
+
+
+async def test_a_stream_first_published_right_after_a_redis_restart_reaches_every_instance(
+    redis_nodes: Nodes,
+) -> None:
+    a = await redis_nodes.make()
+    b = await redis_nodes.make(reconnect_min_delay=1.0, reconnect_max_delay=1.0)
+    await publish(a.backplane, "patterns", 0)
+    await b.recorder.wait_for(1)
+    redis_nodes.server.stop()
+    await eventually(lambda: not b.backplane.health()["connected"], what="b lost its subscription")
+    redis_nodes.server.start()  # empty: the journal b's checkpoint points into is gone
+    published = []
+    for stream in ("patterns", "news:AFTER", "news:AFTER"):
+        envelope = None
+        while envelope is None:
+            with contextlib.suppress(BackplaneUnavailable):
+                envelope = await a.backplane.publish(
+                    stream, "pattern_alerts", "pattern_alert", body(stream, len(published)), 100
+                )
+        published.append(envelope)
+    assert [env.seq for env in published] == [2, 1, 2]
+    await eventually(lambda: len(b.recorder.envelopes) >= 4, what="b caught up")
+    await asyncio.sleep(0.2)
+    for stream in ("patterns", "news:AFTER"):
+        assert b.recorder.of(stream)[-1 if stream == "patterns" else 0 :] == [
+            env for env in published if env.stream == stream
+        ]
+    assert len(b.recorder.envelopes) == 4
+
+
+async def test_when_the_journal_was_trimmed_past_the_checkpoint_known_streams_are_still_filled(
+    redis_nodes: Nodes, raw: Redis
+) -> None:
+    a = await redis_nodes.make(journal_size=100)
+    b = await redis_nodes.make(journal_size=100, reconnect_min_delay=1.0, reconnect_max_delay=1.0)
+    await publish(a.backplane, "patterns", 0)
+    await b.recorder.wait_for(1)
+    await raw.client_kill_filter(_type="pubsub")
+    for n in range(1, 400):  # far more than the journal keeps
+        await publish(a.backplane, "patterns", n, history_size=1000)
+    await b.recorder.wait_for(400, timeout=10)
+    assert [env.seq for env in b.recorder.envelopes] == list(range(1, 401))
+    assert b.redis.health()["journal_incomplete"] == 1
+
+
+async def test_a_command_that_works_again_cuts_the_listeners_backoff_short(redis_nodes: Nodes) -> None:
+    node = await redis_nodes.make(reconnect_min_delay=0.1, reconnect_max_delay=30.0)
+    redis_nodes.server.stop()
+    # 0.1 + 0.2 + … + 1.6 s of failed attempts: the listener now sleeps 3.2 s (±20 %) before the next
+    await eventually(lambda: node.redis._backoff >= 6.4, timeout=15, what="a long backoff")
+    redis_nodes.server.start()
+    started = time.monotonic()
+    await node.backplane.set_interest({"AAPL"})  # any command: the heartbeat, a publish, a lease…
+    await eventually(lambda: node.backplane.health()["ok"], timeout=5, what="subscribed again")
+    assert time.monotonic() - started < 2.0
+
+
+async def test_health_changes_are_reported_once_each_and_recovery_only_once_caught_up(
+    redis_nodes: Nodes,
+) -> None:
+    a = await redis_nodes.make()
+    # b waits 2 s before each attempt to subscribe: a publishes in that window
+    b = await redis_nodes.make(reconnect_min_delay=2.0, reconnect_max_delay=2.0)
+    changes: list[tuple[bool, int]] = []
+    b.redis.on_health = lambda ok: changes.append((ok, len(b.recorder.of("news:WHILE"))))
+    redis_nodes.server.stop()
+    await eventually(lambda: changes, what="degradation reported")
+    with pytest.raises(BackplaneUnavailable):  # more failures: still one report
+        await publish(b.backplane, "patterns", 0)
+    redis_nodes.server.start()
+    missed = None
+    while missed is None:  # as soon as Redis takes it, before b is subscribed again
+        with contextlib.suppress(BackplaneUnavailable):
+            missed = await a.backplane.publish(
+                "news:WHILE", "pattern_alerts", "pattern_alert", body("news:WHILE", 0), 100
+            )
+    await eventually(lambda: len(changes) == 2, what="recovery reported")
+    # ok only once what was published meanwhile had been delivered
+    assert changes == [(False, 0), (True, 1)]
+    assert b.recorder.of("news:WHILE") == [missed]
+    assert b.backplane.health()["ok"] is True
+
+
+async def test_a_command_failure_while_subscribed_degrades_until_the_next_command_works(
+    redis_nodes: Nodes, proxy: Proxy
+) -> None:
+    node = await redis_nodes.make(url=proxy.url, health_check_interval=30.0, socket_timeout=0.3)
+    changes: list[bool] = []
+    node.redis.on_health = changes.append
+    proxy.freeze()
+    with pytest.raises(BackplaneUnavailable):
+        await publish(node.backplane, "patterns", 0)
+    assert changes == [False]
+    proxy.thaw()
+    await eventually(lambda: changes == [False, True], timeout=10, what="recovered")
+
+
 async def test_history_and_seq_survive_other_instances_restarting(redis_nodes: Nodes) -> None:
     a = await redis_nodes.make()
     for n in range(3):

@@ -273,3 +273,40 @@ test('dashboard: chart prices stay ascending, one per second, bounded', () => {
     assert.equal(recordPrice(row, t0, 50), 'reset');
     assert.deepEqual([row.times, row.prices], [[t0], [50]]);
 });
+
+test('dashboard: the connection indicator says when the server reports degraded live delivery', () => {
+    const { d, env } = makeDashboard();
+    const conn = new FakeNode('button');
+    const label = conn.appendChild(new FakeNode('span'));
+    const table = new FakeNode('table');
+    table.classList = { on: new Set(), toggle(name, on) { if (on) this.on.add(name); else this.on.delete(name); } };
+    Object.assign(d.dom, { conn, connLabel: label, table });
+    d.frame = { set: (key, fn) => fn(), delete() {}, clear() {} };
+    d.signedOut = false;
+    d._offs = [];
+    for (const name of ['_onOpen', '_onClose', '_onReconnecting', '_renderUser']) d[name] = () => {};
+    d._bindClient(); // the page's own wiring: service_status must be among its handlers
+    const flush = () => {
+        env.clock.tick(500); // DOM writes are batched (batchUpdateDelay)
+        env.raf.runFrame();
+    };
+    env.client.connect();
+    const ws = env.WS.last;
+    ws.open();
+    flush();
+    assert.equal(label.textContent, 'Live');
+    assert.equal(conn.dataset.state, 'open');
+
+    ws.serverSend({ type: 'service_status', status: 'degraded', component: 'backplane', reason: 'Backplane down', timestamp: 't' });
+    flush();
+    assert.equal(label.textContent, 'Live (degraded: updates may be delayed)');
+    assert.equal(conn.dataset.state, 'degraded');
+    assert.equal(conn.title, 'Backplane down');
+    assert.ok(table.classList.on.has('is-stale'), 'prices are marked as possibly stale');
+
+    ws.serverSend({ type: 'service_status', status: 'ok', component: 'backplane', reason: 'Back', timestamp: 't' });
+    flush();
+    assert.equal(label.textContent, 'Live');
+    assert.equal(conn.dataset.state, 'open');
+    assert.ok(!table.classList.on.has('is-stale'));
+});

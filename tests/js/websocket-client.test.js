@@ -1180,3 +1180,28 @@ test('tickers are upper-cased only when ASCII: a lookalike goes to the server as
     }
     assert.ok(!env.client.getStats().subscriptions.some((s) => ['ticker:IBM', 'ticker:SS', 'ticker:FF', 'ticker:S'].includes(s)));
 });
+
+test('service_status: handled at once (not throttled), remembered until ok or until the socket closes', () => {
+    const env = setup({ maxMessagesPerSecond: 1 });
+    const statuses = [];
+    env.client.on('service_status', (m, info) => statuses.push([m.status, info.replayed]));
+    env.client.subscribe('ticker', 'AAPL');
+    const ws1 = connectOpen(env);
+    assert.equal(env.client.serviceStatus, 'ok');
+    ws1.serverSend(price('AAPL', 1, 1));
+    ws1.serverSend(price('AAPL', 2, 2)); // the budget of this second is spent: queued
+    const degraded = { type: 'service_status', status: 'degraded', component: 'backplane', reason: 'r', timestamp: 't' };
+    ws1.serverSend(degraded);
+    assert.deepEqual(statuses, [['degraded', false]], 'delivered at once, ahead of the queued price');
+    assert.equal(env.client.serviceStatus, 'degraded');
+    assert.equal(env.client.getStats().serviceStatus, 'degraded');
+    ws1.serverSend({ ...degraded, status: 'ok' });
+    assert.equal(env.client.serviceStatus, 'ok');
+    ws1.serverSend(degraded);
+    ws1.drop(1006); // the next server speaks for itself (and only when it is degraded)
+    assert.equal(env.client.serviceStatus, 'ok');
+    env.clock.tick(1000);
+    env.WS.last.open();
+    assert.equal(env.client.serviceStatus, 'ok');
+    assert.deepEqual(statuses.map((s) => s[0]), ['degraded', 'ok', 'degraded']);
+});

@@ -35,10 +35,18 @@ def ping(port: int, timeout: float = 0.5) -> bool:
 class RedisServer:
     """``start()`` / ``stop()`` (SIGKILL) / ``start()`` again on the same port; ``close()`` cleans up."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, args: list[str] | None = None, directory: Path | None = None
+    ) -> None:
+        """``args`` are more ``redis-server`` options (``["--replicaof", "127.0.0.1", "6380"]``);
+        ``directory`` keeps the data and log there (the caller cleans it up) instead of a temporary one."""
         self.port = port or free_port()
-        self._dir = tempfile.TemporaryDirectory(prefix="legend-redis-")
-        self.dir = Path(self._dir.name)
+        self.args = list(args or [])
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        if directory is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="legend-redis-")
+            directory = Path(self._dir.name)
+        self.dir = directory
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,8 +68,9 @@ class RedisServer:
             "--save", "",
             "--appendonly", "no",
             "--dir", str(self.dir),
-            "--logfile", str(self.dir / "redis.log"),
+            "--logfile", str(self.dir / f"redis-{self.port}.log"),
             "--daemonize", "no",
+            *self.args,
         ]
         # fmt: on
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -83,14 +92,15 @@ class RedisServer:
             process.wait(10)
 
     def logs(self) -> str:
-        path = self.dir / "redis.log"
+        path = self.dir / f"redis-{self.port}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def close(self) -> None:
         try:
             self.stop()
         finally:
-            self._dir.cleanup()
+            if self._dir is not None:
+                self._dir.cleanup()
 
     def __enter__(self) -> RedisServer:
         return self.start()

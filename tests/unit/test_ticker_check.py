@@ -70,3 +70,15 @@ async def test_a_subscription_to_an_unknown_ticker_gets_unknown_ticker_and_nothi
     await streaming.subscribe(session, Subscribe(channel="ticker", ticker="aapl"))
     assert transport.of_type("subscription")[0]["ticker"] == "AAPL"
     assert "note" not in transport.of_type("subscription")[0]
+
+
+async def test_a_ticker_someone_published_prices_for_is_known_whatever_the_provider_says() -> None:
+    published: set[str] = set()
+
+    async def has_prices(ticker: str) -> bool:
+        return ticker in published
+
+    check = TickerCheck(Vendor(set()), FrozenClock(), published=has_prices)
+    assert await check.unknown("INTERNAL")
+    published.add("INTERNAL")  # an admin broadcast it, say
+    assert not await check.unknown("INTERNAL")

@@ -106,6 +106,7 @@ async def stream(socket: WebSocket[Any, Any, Any], services: NamedDependency[Ser
         return
     session = outcome
     connection_id.set(session.id)  # on every line logged while serving this connection
+    services.status.greet(session)  # while the backplane is degraded, say so at once
     reader = asyncio.current_task()
     session.reader = reader
     receive = socket.receive

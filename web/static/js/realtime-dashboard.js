@@ -87,6 +87,7 @@
 
     const CONNECTION_LABEL = {
         open: 'Live',
+        degraded: 'Live (degraded: updates may be delayed)',
         connecting: 'Connecting…',
         reconnecting: 'Reconnecting…',
         closed: 'Offline',
@@ -652,6 +653,7 @@
             on('alert_trigger', this._onAlertTrigger);
             on('market_status', this._onMarketStatus);
             on('error', this._onServerError);
+            on('service_status', this._onServiceStatus);
             on('connection', (msg) => this._renderUser(msg.user_id));
         }
 
@@ -803,17 +805,27 @@
         _renderConnection(state) {
             let shown = state;
             if (state !== 'open' && state !== 'closed' && navigator.onLine === false) shown = 'closed';
+            // Connected, but the server says live delivery is degraded (its backplane is down).
+            if (shown === 'open' && this.ws.serviceStatus === 'degraded') shown = 'degraded';
             if (this.signedOut) shown = 'signed-out';
             const label = CONNECTION_LABEL[shown] || CONNECTION_LABEL.connecting;
+            const reason = this.serviceReason;
             this.ws.updateElementIfChanged(this.dom.connLabel, label);
             this.frame.set('conn', () => {
                 this.dom.conn.dataset.state = shown;
                 this.dom.conn.title = shown === 'open'
                     ? 'Streaming live'
-                    : shown === 'signed-out' ? 'Sign in to stream'
-                        : shown === 'closed' ? 'Offline: click to reconnect' : 'Reconnecting: click to retry now';
+                    : shown === 'degraded' ? reason || 'The server cannot stream live right now; your connection stays open'
+                        : shown === 'signed-out' ? 'Sign in to stream'
+                            : shown === 'closed' ? 'Offline: click to reconnect' : 'Reconnecting: click to retry now';
                 this.dom.table.classList.toggle('is-stale', shown !== 'open');
             });
+        }
+
+        /** The server says live delivery degraded or recovered: show it in the connection indicator. */
+        _onServiceStatus(msg) {
+            this.serviceReason = msg && typeof msg.reason === 'string' ? msg.reason : null;
+            this._renderConnection(this.ws.state);
         }
 
         _onReconnecting(e) {

@@ -14,6 +14,7 @@
  *       ws.updateElementIfChanged(document.getElementById('aapl-price'), msg.price, v => `$${v.toFixed(2)}`);
  *   });                                        // info.replayed is true for messages replayed from `history`
  *   ws.on('statechange', ({ state }) => console.log(state));   // connecting | open | reconnecting | closed
+ *   ws.on('service_status', (msg) => console.log(msg.status)); // degraded | ok (ws.serviceStatus: the latest)
  *   console.log(ws.getStats());
  *   off();                                     // remove the handler
  *   ws.disconnect();                           // no reconnect after this (destroy() also drops handlers)
@@ -24,7 +25,9 @@
  *   `seq` *delivered to handlers* on each of its streams), so the server replays what was missed;
  *   duplicates are dropped. A message that is queued but never delivered (queue cleared by disconnect(),
  *   a price update dropped from a full queue) does not count: it is replayed on the next resume.
- * - Control messages (connection, subscription, history, pong, error) are handled at once. Everything
+ * - Control messages (connection, subscription, history, pong, error, service_status) are handled at
+ *   once; `serviceStatus` is 'degraded' from a `service_status` degraded until the next ok or until the
+ *   socket closes (a server only speaks up while degraded), else 'ok'. Everything
  *   else goes through a queue processed at most `maxMessagesPerSecond` per second; queued price
  *   updates of one ticker are conflated (the newest replaces the older in place). The queue holds
  *   `maxQueueSize` messages: when full, price updates are dropped (the oldest queued one first), but
@@ -54,7 +57,7 @@
     'use strict';
 
     /** Server message types handled at once: never queued, throttled or dropped. */
-    const CONTROL_TYPES = new Set(['connection', 'subscription', 'history', 'pong', 'error']);
+    const CONTROL_TYPES = new Set(['connection', 'subscription', 'history', 'pong', 'error', 'service_status']);
 
     /** Close codes after which reconnecting with the same credentials cannot help. */
     const NO_RECONNECT_CODES = Object.freeze([4401, 4403]);
@@ -205,6 +208,7 @@
             this._reconnectAttempts = 0;
             this._connectionId = null;
             this._serverUserId = null;
+            this._serviceStatus = 'ok';
 
             // heartbeat and health
             this._heartbeatTimer = null;
@@ -259,6 +263,11 @@
         /** True while the socket is open. */
         get connected() {
             return this._state === 'open';
+        }
+
+        /** 'degraded' while the server says live delivery is degraded (a `service_status` message), else 'ok'. */
+        get serviceStatus() {
+            return this._serviceStatus;
         }
 
         // ───────────────────────────── connection ─────────────────────────────
@@ -379,6 +388,7 @@
             }
             this._stopHeartbeat();
             this._pingSentAt = null;
+            this._serviceStatus = 'ok'; // it described that session's server; the next one says its own
             this._emit('close', { code: code, reason: reason, wasClean: wasClean });
             if (this._ws || this._reconnectTimer !== null) return; // a handler already called connect()
             if (this._manualClose) {
@@ -671,6 +681,9 @@
                         this._latencyMs = this._now() - this._pingSentAt;
                         this._pingSentAt = null;
                     }
+                    break;
+                case 'service_status':
+                    this._serviceStatus = msg.status === 'degraded' ? 'degraded' : 'ok';
                     break;
                 case 'error':
                     this._stats.errors++;
@@ -1036,6 +1049,7 @@
                 queueOverflows: this._stats.queueOverflows,
                 latencyMs: this._latencyMs,
                 state: this._state,
+                serviceStatus: this._serviceStatus,
                 connectionId: this._connectionId,
                 url: this.url,
                 streams: streams,
