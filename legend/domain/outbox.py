@@ -278,7 +278,7 @@ class Outbox:
         if prices is None:
             # Counted from now on; until a second has passed, the share is taken as used (the prices
             # sent before were not counted), so the share never adds to a budget that prices spent.
-            prices = self._prices = SlidingWindow(self._share)
+            prices = self._prices = SlidingWindow(self._share, slack=0.0)  # a floor: exact
             for _ in range(self._share):
                 prices.record(now)
         return prices.fits(now)

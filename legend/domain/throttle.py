@@ -35,7 +35,7 @@ EXACT_LIMIT = 64  # budgets up to this are kept exactly; above, in tenths of the
 
 
 class SlidingWindow:
-    """At most ``limit`` events in any ``window`` seconds: the outbound budget of one connection.
+    """At most ``limit`` events in any ``window - slack`` seconds: the outbound budget of one connection.
 
     Unlike a token bucket it never lets a burst of twice the limit through around a window boundary.
     Up to ``EXACT_LIMIT`` it is exact: a ring of the last ``limit`` event times, so that the oldest of
@@ -43,13 +43,23 @@ class SlidingWindow:
     budget (raised for a trusted client) is counted per tenth of the window instead, in constant memory,
     and may let through up to a tenth more than ``limit`` in some window. Events recorded past the
     limit (must-deliver messages are never held back) push out the oldest.
+
+    ``slack`` (half an interval by default: 50 ms at 10/s) is why a feed at exactly the budget is not
+    held back: a strict window counts *send* times, so at 10 offered a second the 11th price fits only
+    if it comes no earlier, relative to its schedule, than the price ten back did. Timing jitter (a
+    fan-out to 5,000 sockets reaches one of them 40 ms later one time than the next) then holds about
+    half the prices back, each through the deferred path (queued, timed, written in a second pass); at
+    5,000 connections that work delayed the next fan-outs, which made more jitter (measured: 90%
+    delivered, p99 950 ms at 5,000 × 10/s, against 100%, p99 84 ms at 9/s). With the slack, jitter up
+    to it costs nothing; sustained, the rate stays within ``limit / (window - slack)`` (10.5/s at 10/s).
     """
 
-    __slots__ = ("_counts", "_next", "_slot", "_times", "_total", "limit", "window")
+    __slots__ = ("_counts", "_next", "_slot", "_span", "_times", "_total", "limit", "window")
 
-    def __init__(self, limit: int, window: float = 1.0) -> None:
+    def __init__(self, limit: int, window: float = 1.0, slack: float | None = None) -> None:
         self.limit = limit
         self.window = window
+        self._span = window - (window / limit / 2 if slack is None else slack)  # exact mode's window
         self._next = 0  # exact: the ring index of the oldest kept time, written next
         self._times = array("d", [-math.inf]) * limit if limit <= EXACT_LIMIT else array("d")
         self._counts = [0] * 10 if limit > EXACT_LIMIT else []  # coarse: events per tenth of a window
@@ -59,14 +69,14 @@ class SlidingWindow:
     def fits(self, now: float) -> bool:
         """Whether one more event fits now."""
         if self._times:
-            return self._times[self._next] <= now - self.window
+            return self._times[self._next] <= now - self._span
         self._roll(now)
         return self._total < self.limit
 
     def wait(self, now: float) -> float:
         """Seconds until one more event fits (0.0 when it fits now)."""
         if self._times:
-            return max(0.0, self._times[self._next] + self.window - now)
+            return max(0.0, self._times[self._next] + self._span - now)
         self._roll(now)
         if self._total < self.limit:
             return 0.0
