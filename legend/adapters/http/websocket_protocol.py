@@ -14,6 +14,11 @@
   holds that much kernel memory, not the several megabytes Linux autotunes a loopback or LAN socket to.
 - **Quiet handling of hostile frames.** Invalid UTF-8 in a text frame is answered with close code 1007
   as before, logged as one line at most once a second instead of a traceback per frame.
+- **Less memory per connection.** uvicorn gives every connection an ``asyncio.Queue`` for its incoming
+  events and an ``asyncio.Event`` for write flow control: five deques, about 3 KB, for a queue that one
+  reader empties and an event that is almost always set. ``_Inbox`` and ``_Flag`` do the same with two
+  slots each, and the handshake's request and response objects (every header the client sent, kept for
+  the life of the connection) are let go once the handshake is done.
 
 The application finds the protocol in its WebSocket scope as ``scope["extensions"]["legend.socket"]``;
 under any other ASGI server that key is absent and the application uses plain ASGI sends.
@@ -59,6 +64,77 @@ def frame_of(text: str) -> bytes:
     return _last_frame
 
 
+class _Inbox:
+    """The connection's incoming ASGI events: what uvicorn uses of ``asyncio.Queue`` (``put_nowait``,
+    ``get``, ``empty``), for its one reader (the application's ``receive``), without four deques."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[Any] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and not self._items:
+            self._waiter = None
+            waiter.set_result(item)
+        else:
+            self._items.append(item)
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                return await waiter
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
+class _Flag:
+    """What uvicorn uses of ``asyncio.Event`` for write flow control; waiters kept only while any wait."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self, value: bool) -> None:
+        self._set = value
+        self._waiters: list[asyncio.Future[bool]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(True)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            return bool(await waiter)
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+
 class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
     """See the module docstring. ``close_timeout`` is set per server by ``protocol_class``."""
 
@@ -67,6 +143,8 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.queue: Any = _Inbox()  # replaces uvicorn's asyncio.Queue and Event (see the module docstring)
+        self.writable: Any = _Flag(True)
         self._lost: asyncio.Future[None] | None = None  # made by close_and_wait only: most never close so
 
     def connection_made(self, transport: Any) -> None:
@@ -148,6 +226,9 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
             self.close_now(message.get("code", 1000), message.get("reason", "") or "")
             return
         await super().send(message)
+        if self.handshake_complete and getattr(self, "request", None) is not None:
+            # uvicorn reads neither after the handshake; they hold every header the client sent
+            self.request = self.response = None  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

@@ -76,14 +76,21 @@ def _subprotocols(socket: WebSocket[Any, Any, Any]) -> list[str]:
     return [str(p) for p in raw]
 
 
+def _header(socket: WebSocket[Any, Any, Any], name: bytes) -> str | None:
+    """One request header, read from the scope: ``socket.headers`` would parse and keep every header
+    the client sent for the life of the connection (about 1 KB each)."""
+    for key, value in socket.scope["headers"]:
+        if key.lower() == name:  # names keep the case the client sent (uvicorn passes them raw)
+            return bytes(value).decode("latin-1")
+    return None
+
+
 @websocket("/api/ws", name="stream")
 async def stream(socket: WebSocket[Any, Any, Any], services: NamedDependency[Services]) -> None:
     """The streaming protocol (docs/protocol.md)."""
     counters = services.streaming.counters
-    host = socket.headers.get("host")
-    if not (
-        services.auth.host_allowed(host) and services.auth.origin_allowed(socket.headers.get("origin"), host)
-    ):
+    host, origin = _header(socket, b"host"), _header(socket, b"origin")
+    if not (services.auth.host_allowed(host) and services.auth.origin_allowed(origin, host)):
         counters.auth_rejected += 1
         await socket.close(code=closecodes.FORBIDDEN, reason="origin not allowed")  # before accept: HTTP 403
         return
