@@ -1265,7 +1265,9 @@
         }
 
         _chartClosed() {
-            this.chartTicker = null;
+            // The dialog's close event comes a task after close(): a chart opened again meanwhile stays.
+            const dialog = this.dom && this.dom.chartDialog;
+            if (!(dialog && dialog.open)) this.chartTicker = null;
         }
 
         /** 'line' or 'candles', remembered in this browser. */
