@@ -37,14 +37,14 @@ from legend.adapters.sql.tables import (
     alert_rules,
     watchlist_items,
 )
-from legend.domain.alerts import (
+from legend.domain.alerts.rule_index import Transition
+from legend.domain.alerts.rules import (
     AlertEvent,
     AlertKind,
     AlertRule,
     NewAlertEvent,
     Rearm,
     RuleSpec,
-    Transition,
     event_key,
 )
 from legend.ports.repositories import (
