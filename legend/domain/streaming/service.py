@@ -22,7 +22,7 @@ from legend.domain.admission import Admission, Refusal
 from legend.domain.channels import ChannelRegistry
 from legend.domain.logcontext import HOSTILE, connection_id
 from legend.domain.messages import Connection, Subscribe, Unsubscribe, encode
-from legend.domain.stats import Counters
+from legend.domain.stats import Counters, LatencyHistogram
 from legend.domain.streaming.client_protocol import ClientProtocol
 from legend.domain.streaming.fanout import Fanout
 from legend.domain.streaming.limits import Limits
@@ -72,7 +72,6 @@ class StreamingService:
             self, self.index, self.fanout, backplane, registry, clock, limits, self.counters, ticker_check
         )
         # The parts' own wiring points, here where bootstrap and the plugins reach them (the same objects).
-        self.send_latency = self.fanout.send_latency  # reaching this instance -> written to a socket
         self.taps = self.fanout.taps  # message type -> callbacks with each envelope of it (quick, no raise)
         self.subscribe_listeners = self.index.subscribe_listeners  # (user_id, channel, key) per new one
         self.started_at = clock.monotonic()
@@ -85,6 +84,15 @@ class StreamingService:
     @on_new_ticker.setter
     def on_new_ticker(self, callback: Callable[[str], None] | None) -> None:
         self.index.on_new_ticker = callback
+
+    @property
+    def send_latency(self) -> LatencyHistogram:
+        """Seconds from a message reaching this instance to its write to a socket (the fan-out's)."""
+        return self.fanout.send_latency
+
+    @send_latency.setter
+    def send_latency(self, histogram: LatencyHistogram) -> None:
+        self.fanout.send_latency = histogram
 
     # ───────────────────────── lifecycle ─────────────────────────
 
