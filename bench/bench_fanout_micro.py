@@ -67,10 +67,8 @@ async def _measure(case: str, sessions: int, messages: int) -> float:
     from legend.adapters.memory_backplane import InMemoryBackplane
     from legend.adapters.system_clock import SystemClock
     from legend.domain.channels import ChannelRegistry
-    from legend.domain.envelope import Envelope
-    from legend.domain.inputs import PatternInput, PriceInput
+    from legend.domain.envelope import seal
     from legend.domain.messages import Subscribe
-    from legend.domain.publisher import Publisher
     from legend.domain.stats import Counters
 
     try:
@@ -83,35 +81,19 @@ async def _measure(case: str, sessions: int, messages: int) -> float:
     budget = 10 if case == "conflate" else 1_000_000_000
     limits = Limits(max_messages_per_second=budget, max_pending_messages=10**9, max_subscriptions=10)
     streaming = StreamingService(backplane, registry, clock, limits, counters)
-    publisher = Publisher(backplane, registry, clock, counters, history_size=10)
-    captured: list[Envelope] = []
-    await backplane.start(captured.append)  # publish below only to get a real envelope
-    request = (
-        Subscribe(channel="patterns") if case == "reliable" else Subscribe(channel="ticker", ticker="BENCH")
-    )
+    if case == "reliable":
+        request = Subscribe(channel="patterns")
+        body = (
+            b'{"type":"pattern_alert","ticker":"BENCH","pattern_type":"VCP","score":8.0,"channel":"patterns"}'
+        )
+        envelope = seal("patterns", 1, "pattern_alert", body)
+    else:
+        request = Subscribe(channel="ticker", ticker="BENCH")
+        body = b'{"type":"price_update","ticker":"BENCH","price":10.0,"volume":1000,"channel":"ticker:BENCH"}'
+        envelope = seal("ticker:BENCH", 1, "price_update", body, key="BENCH")
     for index in range(sessions):
         session = streaming.open_session(CountingTransport(), f"user{index}")
         await streaming.subscribe(session, request)
-    if case == "reliable":
-        await publisher.pattern(
-            PatternInput(
-                ticker="BENCH", pattern_type="VCP", score=8.0, entry_price=10, stop_price=9, target_price=12
-            )
-        )
-    else:
-        await publisher.price(
-            PriceInput(
-                ticker="BENCH",
-                price=10.0,
-                change=0.1,
-                change_percent=1.0,
-                volume=1000,
-                high=10.5,
-                low=9.5,
-                open_price=9.9,
-            )
-        )
-    envelope = captured[-1]
     deliver = getattr(
         streaming, "fanout", streaming
     ).deliver  # what the backplane calls (before: the service)
