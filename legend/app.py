@@ -25,7 +25,7 @@ from legend.adapters.http.auth_api import AuthController
 from legend.adapters.http.metrics_api import MetricsController
 from legend.adapters.http.user_api import AlertController, WatchlistController
 from legend.adapters.http.ws import stream
-from legend.adapters.prometheus import metrics_registry
+from legend.adapters.prometheus.collector import metrics_registry
 from legend.bootstrap import Services, bootstrap
 from legend.settings import Settings, SettingsError, load_settings
 

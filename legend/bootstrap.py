@@ -22,13 +22,14 @@ from legend.adapters.sql import Database, SqlAlchemyAlertRepository, SqlAlchemyW
 from legend.adapters.sql.positions import SqlAlchemyPluginStateRepository
 from legend.adapters.system_clock import SystemClock
 from legend.domain.admission import Admission, AdmissionLimits
-from legend.domain.alerting import AlertingService
+from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
 from legend.domain.publisher import Publisher
+from legend.domain.quote_poller import Streamer
 from legend.domain.service_status import ServiceStatusNotifier
 from legend.domain.stats import Counters
-from legend.domain.streamer import Streamer
-from legend.domain.streaming import Limits, StreamingService
+from legend.domain.streaming.limits import Limits
+from legend.domain.streaming.service import StreamingService
 from legend.domain.ticker_check import TickerCheck
 from legend.domain.watchlist import Watchlists
 from legend.plugins.context import Runtime

@@ -56,7 +56,8 @@ def plugins(settings: Settings, as_json: bool) -> int:
     import json
 
     from legend.adapters.quotes import BUILT_IN, unknown_provider
-    from legend.plugins.manager import KILL_SWITCH, PluginManager
+    from legend.plugins.discovery import KILL_SWITCH
+    from legend.plugins.manager import PluginManager
 
     manager = PluginManager.from_settings(settings, strict=False)
     manager.register_quote_providers()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 
 from legend.domain.messages import ServiceStatus
-from legend.domain.session import Session
-from legend.domain.streaming import StreamingService
+from legend.domain.streaming.service import StreamingService
+from legend.domain.streaming.session import Session
 from legend.domain.timefmt import iso
 
 log = logging.getLogger("legend.status")

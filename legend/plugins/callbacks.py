@@ -5,7 +5,8 @@ A plain callback never runs on the event loop: it runs in a worker thread of its
 call at a time. Price and subscribe callbacks are awaited there without holding up the loop, bounded by
 ``hook_timeout``. ``authorize`` must answer inside the subscribe: the subscribe (and only it) waits for it
 at most ``authorize_timeout``, then denies. An ``async def`` callback runs on the loop,
-stepped, so that one which blocks it is measured.
+stepped, so that one which blocks it is measured. Prices reach the price callbacks through a mailbox per
+plugin: ``legend.plugins.prices``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from typing import Any
 import msgspec
 
 from legend.domain.channels import ChannelSpec
-from legend.domain.messages import PriceUpdate
 from legend.plugins.calls import HookTimeout, Stepped, Worker, is_async_callable, run_off_loop
-from legend.plugins.context import PluginContext, PriceCallback, SubscribeCallback
+from legend.plugins.context import PriceCallback, SubscribeCallback
 from legend.plugins.state import PluginRecord
 
 
@@ -129,54 +129,6 @@ async def call_back(
     elif inspect.isawaitable(result):
         await result
     return None
-
-
-class PriceMailbox:
-    """Newest price per ticker for one plugin, drained by its own task: a slow callback makes that plugin
-    skip intermediate prices, never the streamer or other plugins wait."""
-
-    def __init__(self, record: PluginRecord, context: PluginContext, worker: Worker, timeout: float) -> None:
-        self.record = record
-        self.context = context
-        self.worker = worker
-        self.timeout = timeout
-        self.pending: dict[str, PriceUpdate] = {}
-        self.event = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"plugin {self.record.name}: prices"
-        )
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
-            self.task = None
-
-    def put(self, price: PriceUpdate) -> None:
-        if self.record.active:
-            self.pending[price.ticker] = price
-            self.event.set()
-
-    async def _run(self) -> None:
-        record = self.record
-        while True:
-            await self.event.wait()
-            self.event.clear()
-            batch, self.pending = self.pending, {}
-            for price in batch.values():
-                for callback in list(self.context.price_callbacks):
-                    if not record.active:
-                        return
-                    try:
-                        await call_back(record, self.worker, "on_price", callback, (price,), self.timeout)
-                    except HookTimeout as exc:
-                        record.fail("on_price", exc)
-                        return
-                    except Exception as exc:
-                        record.error_repeating("on_price", exc, self.context.clock.monotonic())
 
 
 async def subscribed(

@@ -23,7 +23,7 @@ from legend.domain.channels import ChannelError, ChannelRegistry, ChannelSpec, I
 from legend.domain.envelope import Envelope
 from legend.domain.messages import PriceUpdate
 from legend.domain.publisher import MirrorUnavailable, Publisher
-from legend.domain.streaming import StreamingService
+from legend.domain.streaming.service import StreamingService
 from legend.domain.timefmt import iso
 from legend.plugins.feeds import cancel_threadsafe
 from legend.plugins.state import PluginRecord

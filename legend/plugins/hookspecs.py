@@ -72,3 +72,8 @@ def on_startup(context: PluginContext) -> Awaitable[None] | None:
 def on_shutdown(context: PluginContext) -> Awaitable[None] | None:
     """Called once when the server stops, after feeds were stopped, at the same time as the other plugins'.
     A plain function runs in a worker thread; a coroutine function on the event loop."""
+
+
+HOOKS: tuple[str, ...] = tuple(
+    name for name, value in list(globals().items()) if callable(value) and hasattr(value, "legend_spec")
+)  # every hook's name, in the order of the specs above

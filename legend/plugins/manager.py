@@ -1,134 +1,53 @@
-"""The plugin manager: discovery, settings, the kill switch, and calling every hook in isolation.
+"""The plugin manager: loads the plugins of one server, runs their hooks, and starts and stops them.
 
-Discovery: the built-in plugins (by module path, so a checkout works without being installed; they are
-declared as ``legend.plugins`` entry points too), every ``legend.plugins`` entry point, the modules named
-in ``[plugins] modules``, and objects handed to ``bootstrap(plugins=...)``. ``[plugins] enabled`` chooses
+It holds one ``PluginRecord`` per plugin and goes through their life in order; ``[plugins] enabled`` chooses
 which run (default: the built-ins and ``modules``; an installed third-party plugin runs once named there).
-``LEGEND_DISABLED_PLUGINS=a,b`` blocks plugins before they are even imported (``set_blocked``).
-
-pluggy calls every implementation of a hook in one loop and stops at the first exception, so this manager
-calls each plugin's implementation itself (``legend.plugins.calls``): a plugin that raises, hangs past
-``hook_timeout`` or registers something invalid is logged, counted and marked failed, and the server and
-the other plugins go on. The callbacks a plugin hands over run as ``legend.plugins.callbacks`` describes.
+Each step has a module of its own: discovery and the kill switch (``legend.plugins.discovery``), the ``[plugins]`` settings and each
+plugin's table (``legend.plugins.settings``), each plugin's hooks called one plugin at a time in isolation
+(``legend.plugins.hook_caller``), what the register hooks register, checked
+(``legend.plugins.registration``), and prices for the plugins' price callbacks (``legend.plugins.prices``).
+A plugin that raises, hangs past ``hook_timeout`` or registers something invalid is logged, counted and
+marked failed, and the server and the other plugins go on. The callbacks a plugin hands over run as
+``legend.plugins.callbacks`` describes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import importlib.metadata
-import inspect
 import logging
 import os
-import re
-import sys
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-import msgspec
 import pluggy
 
-from legend import __version__
-from legend.domain.channels import ChannelRegistry, ChannelSpec, check_schema
-from legend.domain.envelope import Envelope
-from legend.domain.logcontext import HOSTILE
-from legend.domain.messages import PriceUpdate
+from legend.domain.channels import ChannelRegistry
 from legend.domain.symbols import InvalidSymbol, normalize_ticker
 from legend.plugins import hookspecs
-from legend.plugins.callbacks import PriceMailbox, guard_authorize, subscribed
-from legend.plugins.calls import (
-    Worker,
-    call_bounded,
-    call_bounded_async,
-    call_on_loop,
-    is_async_callable,
-)
-from legend.plugins.context import FeedFunction, PluginContext, ProviderFactory, Runtime
+from legend.plugins.callbacks import guard_authorize, subscribed
+from legend.plugins.calls import Worker, call_bounded, call_on_loop
+from legend.plugins.context import PluginContext, ProviderFactory, Runtime
+from legend.plugins.discovery import KILL_SWITCH, Candidate, blocked_names, discover, plugin_version
 from legend.plugins.feeds import FeedRunner
+from legend.plugins.hook_caller import HookCaller
+from legend.plugins.hookspecs import HOOKS
+from legend.plugins.prices import PluginPrices
+from legend.plugins.registration import (
+    channel_arg,
+    channels_problem,
+    feed_args,
+    feeds_problem,
+    provider_arg,
+    route_args,
+)
+from legend.plugins.settings import PluginOptions, configure, parse_plugin_settings
 from legend.plugins.state import PluginRecord, PluginState, describe
 from legend.ports.clock import Clock
 from legend.ports.quotes import QuoteProvider
 from legend.settings import Settings, SettingsError
 
 log = logging.getLogger("legend.plugins")
-
-GROUP = "legend.plugins"
-KILL_SWITCH = "LEGEND_DISABLED_PLUGINS"
-BUILTINS: Mapping[str, str] = {
-    "news": "legend.plugins.builtin.news.plugin",
-    "portfolio": "legend.plugins.builtin.portfolio.plugin",
-}
-HOOKS: tuple[str, ...] = tuple(
-    name for name, value in vars(hookspecs).items() if callable(value) and hasattr(value, "legend_spec")
-)
-
-PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
-
-
-class PluginOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The keys of ``[plugins]`` itself; every table beside them is one plugin's settings."""
-
-    enabled: list[str] | None = None  # None: the built-ins and the `modules`
-    modules: dict[str, str] = msgspec.field(default_factory=dict)  # name -> importable module path
-    hook_timeout: PositiveFloat = 10.0  # seconds any one hook call may take
-    # the longest a subscribe waits for a channel's `authorize` (the loop waits: keep it short)
-    authorize_timeout: PositiveFloat = 0.1
-    restart_delay: PositiveFloat = 1.0  # first wait before a failed feed restarts, doubling …
-    restart_max_delay: PositiveFloat = 60.0  # … up to this
-
-
-RESERVED = frozenset(PluginOptions.__struct_fields__)
-
-
-@dataclass
-class _Candidate:
-    name: str
-    source: str
-    module: str
-    load: Callable[[], object]
-    version: str | None
-
-
-_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `([^`]+)`(?: - at `\$([^`]*)`)?$")
-_AT = re.compile(r" - at `\$([^`]*)`$")
-
-
-def config_error(name: str, exc: msgspec.ValidationError) -> str:
-    """A plugin settings error with the key's full path: ``… - at `$.plugins.news.feeds[0].url```."""
-    text = str(exc)
-    unknown = _UNKNOWN_FIELD.match(text)
-    if unknown:
-        return f"[plugins.{name}] unknown setting `{unknown.group(1)}` - at `$.plugins.{name}{unknown.group(2) or ''}.{unknown.group(1)}`"
-    at = _AT.search(text)
-    if at:
-        return f"[plugins.{name}] {text[: at.start()]} - at `$.plugins.{name}{at.group(1)}`"
-    return f"[plugins.{name}] {text} - at `$.plugins.{name}`"
-
-
-def parse_plugin_settings(raw: Mapping[str, Any]) -> tuple[PluginOptions, dict[str, dict[str, Any]]]:
-    """Split ``[plugins]`` into its own options and the per-plugin tables; raises SettingsError."""
-    options: dict[str, Any] = {}
-    tables: dict[str, dict[str, Any]] = {}
-    for key, value in raw.items():
-        if key in RESERVED:
-            options[key] = value
-        elif isinstance(value, dict):
-            tables[key] = value
-        else:
-            raise SettingsError(
-                f"[plugins] unknown setting `{key}` (plugin settings go in a [plugins.{key}] table; "
-                f"the keys of [plugins] are {', '.join(sorted(RESERVED))}) - at `$.plugins.{key}`"
-            )
-    try:
-        parsed = msgspec.convert(options, PluginOptions, strict=False)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        at = _AT.search(text)
-        raise SettingsError(
-            f"[plugins] {text[: at.start()]} - at `$.plugins{at.group(1)}`" if at else f"[plugins] {text}"
-        ) from None
-    return parsed, tables
 
 
 class PluginManager:
@@ -156,12 +75,11 @@ class PluginManager:
         self.lease_ttl = lease_ttl
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        self.hooks = HookCaller(self.pm, self.options.hook_timeout)
         self.records: dict[str, PluginRecord] = {}
         self.providers: dict[str, tuple[PluginRecord, ProviderFactory]] = {}
-        self._feeds: list[tuple[PluginRecord, str, FeedFunction, bool]] = []
         self._runtime: Runtime | None = None
-        self._mailboxes: dict[str, PriceMailbox] = {}
-        self._tapped = False
+        self.prices = PluginPrices()
         self._workers: dict[tuple[str, str], Worker] = {}
         self.problems: list[str] = []  # settings errors found by a lenient `load` (the listing)
         self.started = False
@@ -197,39 +115,7 @@ class PluginManager:
     @property
     def blocked(self) -> set[str]:
         """Names in the kill switch ``LEGEND_DISABLED_PLUGINS``."""
-        return {name.strip() for name in self.environ.get(KILL_SWITCH, "").split(",") if name.strip()}
-
-    def _discover(self) -> list[_Candidate]:
-        found: dict[str, _Candidate] = {}
-        for name, module in BUILTINS.items():
-            found[name] = _Candidate(name, "builtin", module, _importer(module), __version__)
-        points = (
-            self._entry_points
-            if self._entry_points is not None
-            else importlib.metadata.entry_points(group=GROUP)
-        )
-        for point in points:
-            dist = point.dist
-            version = dist.version if dist is not None else None
-            known = found.get(point.name)
-            if known is not None:
-                if known.module != point.value:
-                    log.error(
-                        "plugin %s: entry point %s is ignored: the name is taken by %s %s",
-                        point.name,
-                        point.value,
-                        known.source,
-                        known.module,
-                    )
-                continue
-            source = f"entry point ({dist.name} {version})" if dist is not None else "entry point"
-            found[point.name] = _Candidate(point.name, source, point.value, point.load, version)
-        for name, module in self.options.modules.items():
-            found[name] = _Candidate(name, "module", module, _importer(module), None)
-        for name, plugin in self.overrides.items():
-            module = getattr(plugin, "__name__", type(plugin).__name__)
-            found[name] = _Candidate(name, "override", module, _given(plugin), None)
-        return list(found.values())
+        return blocked_names(self.environ)
 
     def _problem(self, message: str, strict: bool) -> None:
         """A settings error: raised (``strict``, as ``serve`` does), else kept in ``problems``."""
@@ -237,7 +123,7 @@ class PluginManager:
             raise SettingsError(message)
         self.problems.append(message)
 
-    def _enabled(self, candidates: list[_Candidate], strict: bool) -> set[str]:
+    def _enabled(self, candidates: list[Candidate], strict: bool) -> set[str]:
         names = {c.name for c in candidates}
         wanted = self.options.enabled
         if wanted is None:
@@ -262,7 +148,7 @@ class PluginManager:
         otherwise each is kept in ``problems`` and the plugin concerned shows the error."""
         if self.records:
             return
-        candidates = self._discover()
+        candidates = discover(self.options.modules, self.overrides, self._entry_points)
         blocked = self.blocked
         for name in blocked:
             self.pm.set_blocked(name)
@@ -291,11 +177,17 @@ class PluginManager:
                 )
         for record in self.records.values():
             if record.active or (record.state is PluginState.DISABLED and record.name in self.tables):
-                self._configure(record, strict)
+                configure(
+                    record,
+                    self.hooks.impl(record, "config_schema"),
+                    self.tables.get(record.name),
+                    self.options.hook_timeout,
+                    lambda message: self._problem(message, strict),
+                )
         for record in self.active():
             record.context = PluginContext(record, record.config, self.clock, self)
 
-    def _register(self, record: PluginRecord, candidate: _Candidate, *, enabled: bool) -> None:
+    def _register(self, record: PluginRecord, candidate: Candidate, *, enabled: bool) -> None:
         try:
             plugin = candidate.load()
         except Exception as exc:
@@ -325,135 +217,21 @@ class PluginManager:
             record.state = PluginState.DISABLED
             self.pm.unregister(plugin)
 
-    def _configure(self, record: PluginRecord, strict: bool) -> None:
-        """Validate the plugin's table with its ``config_schema``. For a plugin that is not enabled only
-        the table is checked: its broken schema is logged, not held against it."""
-        running = record.active
-        table = self.tables.get(record.name)
-
-        def broken(where: str, error: BaseException | str) -> None:
-            if running:
-                record.fail(where, error)
-            else:
-                record.error(where, error)
-
-        def invalid(message: str) -> None:
-            self._problem(message, strict)
-            broken("settings", message)
-
-        impl = self._impl(record, "config_schema")
-        schema: Any = None
-        if impl is not None:
-            try:
-                schema = call_bounded(impl.function, {}, self.options.hook_timeout)
-            except Exception as exc:
-                broken("config_schema", exc)
-                return
-        if inspect.iscoroutine(schema):
-            schema.close()
-            broken("config_schema", "must be a plain function, not a coroutine function")
-            return
-        if schema is None:
-            if table:
-                invalid(
-                    f"[plugins.{record.name}] plugin {record.name} takes no settings - at `$.plugins.{record.name}`"
-                )
-            return
-        if not (isinstance(schema, type) and issubclass(schema, msgspec.Struct)):
-            broken("config_schema", f"must return a msgspec.Struct type, not {schema!r}")
-            return
-        if not schema.__struct_config__.forbid_unknown_fields:
-            log.warning(
-                "plugin %s: its settings Struct does not forbid unknown fields (typos go unseen)", record.name
-            )
-        record.config_schema = schema
-        try:
-            config = msgspec.convert(table or {}, schema, strict=False)
-        except msgspec.ValidationError as exc:
-            invalid(config_error(record.name, exc))
-            return
-        except Exception as exc:  # the plugin's Struct itself is broken (an unresolvable annotation)
-            broken("config_schema", exc)
-            return
-        if running:
-            record.config = config
-
-    # ───────────────────────── calling hooks ─────────────────────────
+    # ───────────────────────── which plugins run ─────────────────────────
 
     def active(self) -> list[PluginRecord]:
         """Plugins that are enabled and have not failed, in discovery order."""
         return [record for record in self.records.values() if record.active]
-
-    def _impl(self, record: PluginRecord, hook: str) -> pluggy.HookImpl | None:
-        """The plugin's implementation of ``hook``; also of a plugin no longer registered with pluggy (not
-        enabled, or failed at load), read from the plugin object the way pluggy reads it."""
-        plugin = record.plugin
-        if plugin is None:
-            return None
-        if self.pm.is_registered(plugin):
-            caller = getattr(self.pm.hook, hook)
-            return next((i for i in caller.get_hookimpls() if i.plugin_name == record.name), None)
-        opts = self.pm.parse_hookimpl_opts(plugin, hook)
-        if opts is None:
-            return None
-        return pluggy.HookImpl(plugin, record.name, getattr(plugin, hook), opts)
-
-    def _call(self, record: PluginRecord, hook: str, kwargs: Mapping[str, Any]) -> tuple[bool, Any]:
-        """Call one plugin's implementation of a synchronous hook, bounded; (ok, result)."""
-        impl = self._impl(record, hook)
-        if impl is None or not record.active:
-            return record.active, None
-        args = {name: kwargs[name] for name in impl.argnames}
-        try:
-            result = call_bounded(impl.function, args, self.options.hook_timeout)
-        except Exception as exc:
-            record.fail(hook, exc)
-            return False, None
-        if inspect.isawaitable(result):
-            if inspect.iscoroutine(result):
-                result.close()
-            record.fail(hook, "must be a plain function, not a coroutine function")
-            return False, None
-        return True, result
-
-    async def _call_async(self, record: PluginRecord, hook: str, kwargs: Mapping[str, Any]) -> bool:
-        impl = self._impl(record, hook)
-        if impl is None or not record.active:
-            return record.active
-        args = {name: kwargs[name] for name in impl.argnames}
-        try:
-            await call_bounded_async(impl.function, args, self.options.hook_timeout)
-        except Exception as exc:
-            record.fail(hook, exc)
-            return False
-        return True
-
-    def _collect(
-        self, record: PluginRecord, hook: str, kwargs: Mapping[str, Any], register: Callable[..., Any]
-    ) -> list[Any] | None:
-        """Call a register hook with a ``register`` callback; what it registered, or None when it failed.
-        Registrations after the hook returned (or timed out) are refused."""
-        items: list[Any] = []
-        open_ = [True]
-
-        def collect(*args: Any, **kw: Any) -> None:
-            if not open_[0]:
-                raise RuntimeError(f"{hook}: register called after the hook returned")
-            items.append(register(*args, **kw))
-
-        ok, _ = self._call(record, hook, {**kwargs, "register": collect})
-        open_[0] = False
-        return items if ok else None
 
     # ───────────────────────── what plugins register ─────────────────────────
 
     def register_channels(self, registry: ChannelRegistry) -> None:
         """Run ``register_channels`` of each plugin; a plugin's channels are all valid or none is added."""
         for record in self.active():
-            specs = self._collect(record, "register_channels", {"config": record.config}, _channel_arg)
+            specs = self.hooks.collect(record, "register_channels", {"config": record.config}, channel_arg)
             if not specs:
                 continue
-            problem = _check_specs(specs, registry)
+            problem = channels_problem(specs, registry)
             if problem:
                 record.fail("register_channels", problem)
                 continue
@@ -475,7 +253,7 @@ class PluginManager:
     def register_quote_providers(self) -> None:
         """Run ``register_quote_providers``: provider names to factories."""
         for record in self.active():
-            pairs = self._collect(record, "register_quote_providers", {}, _provider_arg)
+            pairs = self.hooks.collect(record, "register_quote_providers", {}, provider_arg)
             if not pairs:
                 continue
             for name, factory in pairs:
@@ -522,7 +300,7 @@ class PluginManager:
 
         for record in self.records.values():
             if record.active:
-                handlers = self._collect(record, "register_routes", {}, _route_args)
+                handlers = self.hooks.collect(record, "register_routes", {}, route_args)
             elif record.chosen and record.state is PluginState.FAILED:
                 handlers = self._routes_of_failed(record)
             else:
@@ -542,7 +320,7 @@ class PluginManager:
     def _routes_of_failed(self, record: PluginRecord) -> list[Any] | None:
         """What ``register_routes`` of a failed plugin registers, only to know the paths that answer 503.
         What goes wrong here is logged, not counted: the plugin's own error stays its ``last_error``."""
-        impl = self._impl(record, "register_routes")
+        impl = self.hooks.impl(record, "register_routes")
         if impl is None or set(impl.argnames) - {"register"}:
             return None
         items: list[Any] = []
@@ -561,15 +339,10 @@ class PluginManager:
         """Run ``register_feeds``: each feed is started, supervised, by ``start``."""
         for record in self.active():
             assert record.context is not None
-            feeds = self._collect(record, "register_feeds", {"context": record.context}, _feed_args)
+            feeds = self.hooks.collect(record, "register_feeds", {"context": record.context}, feed_args)
             if not feeds:
                 continue
-            names = [name for name, _, _ in feeds]
-            problem = next(
-                (f"feed {name!r} is registered twice" for name in names if names.count(name) > 1), None
-            ) or next(
-                (f"feed {name!r} is not callable" for name, feed, _ in feeds if not callable(feed)), None
-            )
+            problem = feeds_problem(feeds)
             if problem:
                 record.fail("register_feeds", problem)
                 continue
@@ -654,24 +427,8 @@ class PluginManager:
 
     def _mailbox(self, context: PluginContext) -> None:
         record = self.records[context.name]
-        if context.name not in self._mailboxes:
-            mailbox = PriceMailbox(
-                record, context, self._worker(record, "callbacks"), self.options.hook_timeout
-            )
-            self._mailboxes[context.name] = mailbox
-            mailbox.start()
-        if not self._tapped and self._runtime is not None:
-            self._runtime.streaming.taps.setdefault("price_update", []).append(self._on_price_envelope)
-            self._tapped = True
-
-    def _on_price_envelope(self, envelope: Envelope) -> None:
-        try:
-            price = _price_decoder.decode(envelope.text)
-        except msgspec.DecodeError:
-            log.warning("undecodable price envelope on %s", envelope.stream, extra=HOSTILE)
-            return
-        for mailbox in self._mailboxes.values():
-            mailbox.put(price)
+        taps = self._runtime.streaming.taps if self._runtime is not None else None
+        self.prices.open(record, context, self._worker(record, "callbacks"), self.options.hook_timeout, taps)
 
     async def start(self) -> None:
         """``on_startup`` of every plugin, then its price mailbox and feeds."""
@@ -684,7 +441,10 @@ class PluginManager:
                 record.context._loop = loop
         # concurrently, each bounded: hooks that hang delay readiness by one hook_timeout, not by one each
         await asyncio.gather(
-            *(self._call_async(record, "on_startup", {"context": record.context}) for record in self.active())
+            *(
+                self.hooks.call_async(record, "on_startup", {"context": record.context})
+                for record in self.active()
+            )
         )
         for record in self.active():
             context = record.context
@@ -702,15 +462,13 @@ class PluginManager:
         for record in self.records.values():
             for runner in record.feeds.values():
                 await runner.stop()
-        for mailbox in self._mailboxes.values():
-            await mailbox.stop()
-        self._mailboxes.clear()
+        await self.prices.stop()
         for record in self.records.values():
             if record.context is not None:
                 await record.context._cancel_tasks()
         await asyncio.gather(
             *(
-                self._call_async(record, "on_shutdown", {"context": record.context})
+                self.hooks.call_async(record, "on_shutdown", {"context": record.context})
                 for record in self.active()
             )
         )
@@ -720,88 +478,3 @@ class PluginManager:
     def summaries(self) -> list[dict[str, Any]]:
         """Every plugin's name, version, hooks, state and errors, by name."""
         return [self.records[name].summary() for name in sorted(self.records)]
-
-
-_price_decoder = msgspec.json.Decoder(PriceUpdate)
-
-
-def plugin_version(plugin: object, *, search_installed: bool = False) -> str | None:
-    """The version of a plugin that was not found through an entry point: the ``__version__`` of its
-    module or of that module's top-level package, else the version of the installed distribution named
-    like that package (``acme_plugin`` -> ``acme-plugin``), else (``search_installed``: reading every
-    installed distribution's file list, slow) of the one distribution that provides the package; None
-    when there is none."""
-    module_name = plugin.__name__ if inspect.ismodule(plugin) else type(plugin).__module__
-    top = module_name.partition(".")[0]
-    for holder in (plugin, sys.modules.get(module_name), sys.modules.get(top)):
-        version = getattr(holder, "__version__", None)
-        if isinstance(version, str) and version:
-            return version
-    try:
-        named = importlib.metadata.distribution(top)
-    except importlib.metadata.PackageNotFoundError:
-        named = None
-    if named is not None:
-        declared = (named.read_text("top_level.txt") or top).split()
-        if top in declared:
-            return named.version
-    if search_installed:
-        providers = set(importlib.metadata.packages_distributions().get(top, ()))
-        if len(providers) == 1:
-            return importlib.metadata.version(providers.pop())
-    return None
-
-
-def _given(plugin: object) -> Callable[[], object]:
-    return lambda: plugin
-
-
-def _importer(module: str) -> Callable[[], object]:
-    def load() -> object:
-        path, _, attribute = module.partition(":")
-        loaded: object = importlib.import_module(path)
-        for part in filter(None, attribute.split(".")):
-            loaded = getattr(loaded, part)
-        return loaded
-
-    return load
-
-
-def _channel_arg(spec: Any) -> Any:
-    return spec
-
-
-def _provider_arg(name: Any, factory: Any) -> tuple[Any, Any]:
-    return name, factory
-
-
-def _route_args(*handlers: Any) -> tuple[Any, ...]:
-    return handlers
-
-
-def _feed_args(name: Any, feed: Any, *, every_instance: bool = False) -> tuple[Any, Any, bool]:
-    return name, feed, every_instance
-
-
-def _check_specs(specs: list[Any], registry: ChannelRegistry) -> str | None:
-    taken = set(registry.names())
-    for spec in specs:
-        if not isinstance(spec, ChannelSpec):
-            return f"register() takes a ChannelSpec, not {spec!r}"
-        if spec.name in taken:
-            return f"channel {spec.name!r} is registered already"
-        if not spec.name or ":" in spec.name:
-            return f"invalid channel name {spec.name!r}"
-        if spec.schema is None:
-            return f"channel {spec.name!r} needs a schema (the msgspec Struct of its messages)"
-        if spec.authorize is not None and (not callable(spec.authorize) or is_async_callable(spec.authorize)):
-            return (
-                f"channel {spec.name!r}: authorize must be a plain function (user_id, key) -> bool; the "
-                "server asks it inside the subscribe and cannot await it"
-            )
-        try:
-            check_schema(spec.schema)
-        except ValueError as exc:
-            return f"channel {spec.name!r}: {exc}"
-        taken.add(spec.name)
-    return None

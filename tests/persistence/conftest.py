@@ -18,7 +18,7 @@ from sqlalchemy import text
 from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository, migrate
-from legend.domain.alerting import AlertingService
+from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
 from legend.domain.publisher import Publisher
 from legend.domain.stats import Counters

@@ -9,21 +9,18 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from legend.domain.alerts import (
+from legend.domain.alerts.rule_index import AlertEvaluator, Observation, Transition, transition
+from legend.domain.alerts.rules import (
     KINDS,
-    AlertEvaluator,
     AlertKind,
     AlertRule,
     Metric,
-    Observation,
     Rearm,
     RuleInvalid,
     RulePatch,
     RuleSpec,
-    Transition,
     apply_patch,
     check_rule,
-    transition,
     trigger_message,
 )
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import legend
-from legend.plugins.manager import BUILTINS, GROUP, PluginManager
+from legend.plugins.discovery import BUILTINS, GROUP
+from legend.plugins.manager import PluginManager
 
 from .helpers import settings_with
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from legend.bootstrap import Services
-from legend.plugins.manager import HOOKS
+from legend.plugins.hookspecs import HOOKS
 
 from .helpers import eventually
 

@@ -19,8 +19,9 @@ from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.app import create_app
 from legend.bootstrap import Services
 from legend.domain.envelope import Envelope
+from legend.plugins.builtin.news.api import NewsController, NewsInput
+from legend.plugins.builtin.news.desk import NewsDesk
 from legend.plugins.builtin.news.parsing import digest, parse_json, parse_xml, plain
-from legend.plugins.builtin.news.plugin import NewsController, NewsDesk, NewsInput
 from legend.plugins.store import InMemoryPluginStateRepository
 from legend.ports.backplane import BackplaneUnavailable
 

@@ -17,7 +17,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.memory_backplane import InMemoryBackplane
-from legend.adapters.prometheus import LegendCollector, metrics_registry
+from legend.adapters.prometheus.collector import LegendCollector, metrics_registry
 from legend.bootstrap import Services, bootstrap
 from legend.domain.inputs import PatternInput, PriceInput
 from legend.domain.stats import LatencyHistogram

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from legend.domain.channels import Delivery
 from legend.domain.envelope import Envelope, seal
-from legend.domain.outbox import Outbox
+from legend.domain.streaming.outbox import Outbox
 from legend.domain.throttle import SlidingWindow, TokenBucket
 
 

@@ -12,7 +12,8 @@ from legend.domain.inputs import AlertInput, PatternInput
 from legend.domain.messages import Subscribe
 from legend.domain.publisher import Publisher
 from legend.domain.stats import Counters
-from legend.domain.streaming import Limits, StreamingService
+from legend.domain.streaming.limits import Limits
+from legend.domain.streaming.service import StreamingService
 from tests.support.transport import RecordingTransport, StuckTransport
 
 

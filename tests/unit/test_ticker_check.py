@@ -12,7 +12,8 @@ from legend.domain.channels import ChannelRegistry
 from legend.domain.messages import Subscribe
 from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
-from legend.domain.streaming import Limits, StreamingService
+from legend.domain.streaming.limits import Limits
+from legend.domain.streaming.service import StreamingService
 from legend.domain.ticker_check import TickerCheck
 from tests.support.transport import RecordingTransport
 

@@ -22,8 +22,7 @@ from litestar.types import ExceptionHandlersMap
 
 from legend.adapters.auth import AuthError, Identity
 from legend.bootstrap import Services
-from legend.domain.alerting import AlertingService, RuleConflict
-from legend.domain.alerts import (
+from legend.domain.alerts.rules import (
     AlertEvent,
     AlertKind,
     AlertRule,
@@ -33,6 +32,7 @@ from legend.domain.alerts import (
     RulePatch,
     RuleSpec,
 )
+from legend.domain.alerts.service import AlertingService, RuleConflict
 from legend.domain.symbols import InvalidSymbol
 from legend.domain.timefmt import iso, iso_or_none
 from legend.domain.watchlist import WatchlistFull, Watchlists

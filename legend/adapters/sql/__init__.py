@@ -2,8 +2,9 @@
 
 import logging
 
+from legend.adapters.sql.alerts import SqlAlchemyAlertRepository
 from legend.adapters.sql.database import Database, DatabaseError, database_url
-from legend.adapters.sql.repositories import SqlAlchemyAlertRepository, SqlAlchemyWatchlistRepository
+from legend.adapters.sql.watchlists import SqlAlchemyWatchlistRepository
 
 __all__ = [
     "Database",

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from legend.domain.market import MarketState
 from legend.domain.publisher import Publisher
-from legend.domain.streaming import StreamingService
+from legend.domain.streaming.service import StreamingService
 from legend.domain.timefmt import iso
 from legend.ports.backplane import Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock

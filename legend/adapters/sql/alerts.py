@@ -1,10 +1,10 @@
-"""SQLAlchemy implementations of the repository ports (Core statements over ``Database``)."""
+"""The alert repository over SQLAlchemy (Core statements over ``Database``): rules with their state, evaluation
+batches, and the trigger outbox."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import (
@@ -24,27 +24,24 @@ from sqlalchemy import (
     values,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from legend.adapters.sql import alert_rows
 from legend.adapters.sql.database import Database
 from legend.adapters.sql.tables import (
     UtcDateTime,
     alert_events,
     alert_log_positions,
     alert_rules,
-    watchlist_items,
 )
-from legend.domain.alerts import (
+from legend.domain.alerts.rule_index import Transition
+from legend.domain.alerts.rules import (
     AlertEvent,
-    AlertKind,
     AlertRule,
     NewAlertEvent,
-    Rearm,
     RuleSpec,
-    Transition,
     event_key,
 )
 from legend.ports.repositories import (
@@ -55,144 +52,6 @@ from legend.ports.repositories import (
     RuleChange,
     RuleLimitReached,
 )
-
-CHUNK = 500  # ids per IN list: far below SQLite's and asyncpg's parameter limits
-
-T = TypeVar("T")
-
-
-def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _inserted_id(result: CursorResult[Any]) -> int:
-    key = result.inserted_primary_key
-    if key is None:
-        raise RuntimeError("the database returned no primary key for an insert")
-    return int(key[0])
-
-
-class SqlAlchemyWatchlistRepository:
-    """WatchlistRepository over SQLAlchemy."""
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-
-    async def tickers(self, user_id: str) -> list[str]:
-        query = (
-            select(watchlist_items.c.ticker)
-            .where(watchlist_items.c.user_id == user_id)
-            .order_by(watchlist_items.c.id)
-        )
-        async with self.database.read() as conn:
-            return list((await conn.scalars(query)).all())
-
-    async def add(self, user_id: str, ticker: str, limit: int) -> bool | None:
-        mine = watchlist_items.c.user_id == user_id
-        async with self.database.write(lock=f"watchlist:{user_id}") as conn:
-            exists = await conn.scalar(
-                select(watchlist_items.c.id).where(mine, watchlist_items.c.ticker == ticker)
-            )
-            if exists is not None:
-                return False
-            count = await conn.scalar(select(func.count()).select_from(watchlist_items).where(mine))
-            if (count or 0) >= limit:
-                return None
-            await conn.execute(
-                insert(watchlist_items).values(user_id=user_id, ticker=ticker, created_at=datetime.now(UTC))
-            )
-            return True
-
-    async def remove(self, user_id: str, ticker: str) -> bool:
-        statement = delete(watchlist_items).where(
-            watchlist_items.c.user_id == user_id, watchlist_items.c.ticker == ticker
-        )
-        async with self.database.write() as conn:
-            result = await conn.execute(statement)
-            return bool(result.rowcount)
-
-
-def _rule(row: Row[Any]) -> AlertRule:
-    return AlertRule(
-        id=row.id,
-        user_id=row.user_id,
-        ticker=row.ticker,
-        kind=AlertKind(row.kind),
-        threshold=row.threshold,
-        rearm=Rearm(row.rearm),
-        cooldown_seconds=row.cooldown_seconds,
-        armed=row.armed,
-        side=row.side,
-        generation=row.generation,
-        last_triggered_at=row.last_triggered_at,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _event(row: Row[Any]) -> AlertEvent:
-    return AlertEvent(
-        id=row.id,
-        key=row.alert_key,
-        rule_id=row.rule_id,
-        generation=row.generation,
-        user_id=row.user_id,
-        ticker=row.ticker,
-        alert_type=row.alert_type,
-        threshold=row.threshold,
-        value=row.value,
-        price=row.price,
-        message=row.message,
-        triggered_at=row.triggered_at,
-        published_at=row.published_at,
-    )
-
-
-def _rule_values(rule: AlertRule) -> dict[str, Any]:
-    return {
-        "ticker": rule.ticker,
-        "kind": rule.kind.value,
-        "threshold": rule.threshold,
-        "rearm": rule.rearm.value,
-        "cooldown_seconds": rule.cooldown_seconds,
-        "armed": rule.armed,
-        "side": rule.side,
-        "generation": rule.generation,
-        "last_triggered_at": rule.last_triggered_at,
-        "version": rule.version,
-        "updated_at": rule.updated_at,
-    }
-
-
-def _state_values(rule: AlertRule) -> dict[str, Any]:
-    """What an evaluation changes: never the definition."""
-    return {
-        "armed": rule.armed,
-        "side": rule.side,
-        "generation": rule.generation,
-        "last_triggered_at": rule.last_triggered_at,
-        "version": rule.version,
-    }
-
-
-def _event_values(event: NewAlertEvent, owner: str, claim_until: datetime) -> dict[str, Any]:
-    return {
-        "alert_key": event.key,
-        "rule_id": event.rule_id,
-        "generation": event.generation,
-        "user_id": event.user_id,
-        "ticker": event.ticker,
-        "alert_type": event.alert_type,
-        "threshold": event.threshold,
-        "value": event.value,
-        "price": event.price,
-        "message": event.message,
-        "triggered_at": event.triggered_at,
-        "claimed_by": owner,
-        "claimed_until": claim_until,
-    }
 
 
 class SqlAlchemyAlertRepository:
@@ -221,34 +80,34 @@ class SqlAlchemyAlertRepository:
                 created_at=now,
                 updated_at=now,
             )
-            values = {**_rule_values(rule), "user_id": user_id, "created_at": now}
+            values = {**alert_rows.rule_values(rule), "user_id": user_id, "created_at": now}
             result = await conn.execute(insert(alert_rules).values(values))
-            rule_id = _inserted_id(result)
+            rule_id = alert_rows.inserted_id(result)
         return msgspec.structs.replace(rule, id=rule_id)
 
     async def rule(self, user_id: str, rule_id: int) -> AlertRule | None:
         query = select(alert_rules).where(alert_rules.c.id == rule_id, alert_rules.c.user_id == user_id)
         async with self.database.read() as conn:
             row = (await conn.execute(query)).first()
-        return None if row is None else _rule(row)
+        return None if row is None else alert_rows.rule(row)
 
     async def rules(self, user_id: str) -> list[AlertRule]:
         query = select(alert_rules).where(alert_rules.c.user_id == user_id).order_by(alert_rules.c.id)
         async with self.database.read() as conn:
-            return [_rule(row) for row in await conn.execute(query)]
+            return [alert_rows.rule(row) for row in await conn.execute(query)]
 
     async def rules_by_id(self, rule_ids: Sequence[int]) -> list[AlertRule]:
         found: list[AlertRule] = []
         async with self.database.read() as conn:
-            for chunk in _chunks(sorted(set(rule_ids))):
+            for chunk in alert_rows.chunks(sorted(set(rule_ids))):
                 query = select(alert_rules).where(alert_rules.c.id.in_(chunk)).order_by(alert_rules.c.id)
-                found.extend(_rule(row) for row in await conn.execute(query))
+                found.extend(alert_rows.rule(row) for row in await conn.execute(query))
         return found
 
     async def armed_rules(self) -> list[AlertRule]:
         query = select(alert_rules).where(alert_rules.c.armed.is_(True)).order_by(alert_rules.c.id)
         async with self.database.read() as conn:
-            return [_rule(row) for row in await conn.execute(query)]
+            return [alert_rows.rule(row) for row in await conn.execute(query)]
 
     async def update_rule(self, rule: AlertRule, expected_version: int) -> bool:
         statement = (
@@ -258,7 +117,7 @@ class SqlAlchemyAlertRepository:
                 alert_rules.c.user_id == rule.user_id,
                 alert_rules.c.version == expected_version,
             )
-            .values(_rule_values(rule))
+            .values(alert_rows.rule_values(rule))
         )
         async with self.database.write() as conn:
             return (await conn.execute(statement)).rowcount == 1
@@ -295,7 +154,7 @@ class SqlAlchemyAlertRepository:
         statement = (
             update(alert_rules)
             .where(alert_rules.c.id == change.before.id, alert_rules.c.version == change.before.version)
-            .values(_state_values(change.after))
+            .values(alert_rows.state_values(change.after))
         )
         return (await conn.execute(statement)).rowcount == 1
 
@@ -308,7 +167,7 @@ class SqlAlchemyAlertRepository:
         conflicts: list[int] = []
         for side in (True, False):
             group = [c for c in changes if c.after.side is side]
-            for chunk in _chunks(group):
+            for chunk in alert_rows.chunks(group):
                 pairs = [(c.before.id, c.before.version) for c in chunk]
                 statement = (
                     update(alert_rules)
@@ -334,9 +193,11 @@ class SqlAlchemyAlertRepository:
         exists = await conn.scalar(select(alert_events.c.id).where(alert_events.c.alert_key == key))
         if exists is not None:  # the crossing is stored already: never twice
             return None
-        result = await conn.execute(insert(alert_events).values(_event_values(event, owner, claim_until)))
+        result = await conn.execute(
+            insert(alert_events).values(alert_rows.event_values(event, owner, claim_until))
+        )
         return AlertEvent(
-            id=_inserted_id(result),
+            id=alert_rows.inserted_id(result),
             key=key,
             rule_id=event.rule_id,
             generation=event.generation,
@@ -365,12 +226,12 @@ class SqlAlchemyAlertRepository:
             if position is not None:
                 await self._move_position(conn, position)
             applied: list[RuleChange] = []
-            for chunk in _chunks(list(changes)):
+            for chunk in alert_rows.chunks(list(changes)):
                 stored = await self._store_states(conn, chunk)
                 for change in chunk:
                     (applied if change.before.id in stored else conflicts).append(change)
             fired = [event for change in applied for event in change.events]
-            for batch in _chunks(fired):
+            for batch in alert_rows.chunks(fired):
                 events += await self._insert_new_events(conn, batch, owner, claim_until)
         return ChangesRecorded(events=events, conflicts=[c.before.id for c in conflicts])
 
@@ -464,7 +325,7 @@ class SqlAlchemyAlertRepository:
             .on_conflict_do_nothing(index_elements=["alert_key"])
             .returning(alert_events.c.id, alert_events.c.alert_key)
         )
-        rows = await conn.execute(statement, [_event_values(e, owner, claim_until) for e in events])
+        rows = await conn.execute(statement, [alert_rows.event_values(e, owner, claim_until) for e in events])
         ids = {key: int(event_id) for event_id, key in rows.all()}
         return [
             AlertEvent(
@@ -526,13 +387,13 @@ class SqlAlchemyAlertRepository:
                 .where(c.id.in_(ids), c.claimed_by == owner, c.published_at.is_(None))
                 .order_by(c.id)
             )
-            return [_event(row) for row in rows]
+            return [alert_rows.event(row) for row in rows]
 
     async def mark_published(self, event_ids: Sequence[int], at: datetime) -> None:
         if not event_ids:
             return
         async with self.database.write() as conn:
-            for chunk in _chunks(list(event_ids)):
+            for chunk in alert_rows.chunks(list(event_ids)):
                 await conn.execute(
                     update(alert_events)
                     .where(alert_events.c.id.in_(chunk))
@@ -545,4 +406,4 @@ class SqlAlchemyAlertRepository:
             query = query.where(alert_events.c.id < before)
         query = query.order_by(alert_events.c.id.desc()).limit(limit)
         async with self.database.read() as conn:
-            return [_event(row) for row in await conn.execute(query)]
+            return [alert_rows.event(row) for row in await conn.execute(query)]

@@ -1,7 +1,7 @@
 """The alerting service: user rules, their evaluation on every price, and exactly-once trigger delivery.
 
 Every price the cluster publishes enters the price log (``ports.price_log``) as it is published. One
-instance at a time reads the log and evaluates each price against the rules (``alert_evaluation``); a
+instance at a time reads the log and evaluates each price against the rules (``alerts.evaluation``); a
 crossing is stored, with the rule's new state and the log position, in one transaction, under the
 unique key ``{rule_id}:{generation}``. Only then is it published, as the specification's
 ``alert_trigger``, on the owner's private ``alerts`` stream, and marked published. The publish is
@@ -20,17 +20,9 @@ from datetime import timedelta
 
 import msgspec
 
-from legend.domain.alert_evaluation import LEASE, AlertEvaluation
-from legend.domain.alerts import (
-    AlertEvaluator,
-    AlertEvent,
-    AlertRule,
-    Observation,
-    RulePatch,
-    RuleSpec,
-    apply_patch,
-    check_rule,
-)
+from legend.domain.alerts.evaluation import LEASE, AlertEvaluation
+from legend.domain.alerts.rule_index import AlertEvaluator, Observation
+from legend.domain.alerts.rules import AlertEvent, AlertRule, RulePatch, RuleSpec, apply_patch, check_rule
 from legend.domain.channels import private_stream
 from legend.domain.inputs import AlertInput
 from legend.domain.publisher import Publisher

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 from legend.domain.channels import ChannelSpec
-from legend.domain.outbox import Outbox
+from legend.domain.streaming.outbox import Outbox
 from legend.domain.throttle import TokenBucket
 from legend.ports.transport import Transport
 
@@ -26,7 +27,7 @@ class Session:
 
     The connection id is made by the server (``{user_id}_{random}``), never chosen by the client.
     A session has no task of its own while its messages go straight to the socket or wait for budget
-    (``due``: on the service's shared timer wheel); ``writer`` exists only while its socket is too full
+    (``due``: on the fan-out's shared timer wheel); ``writer`` exists only while its socket is too full
     to take the next frame.
     """
 
@@ -72,3 +73,19 @@ class Session:
         self.due: int | None = None  # the timer wheel slot at which its budget allows the next frame
         self.reader: asyncio.Task[object] | None = None  # the transport's receive loop, if it has one
         self.address: str | None = None  # the client's address, when admitted through the limits
+
+
+class SessionOwner(Protocol):
+    """What the fan-out and the client protocol ask of the service that owns the sessions."""
+
+    def end_session(self, session: Session) -> None:
+        """Forget a session whose socket is gone."""
+        ...
+
+    async def close_session(self, session: Session, code: int, reason: str) -> None:
+        """Close a session with a close frame, bounded; wait for it."""
+        ...
+
+    def close_later(self, session: Session, code: int, reason: str) -> None:
+        """Close a session as ``close_session`` does, in a task of its own (the caller goes on)."""
+        ...

@@ -1,0 +1,186 @@
+"""The fan-out hot path in process: microseconds per delivery, N sessions on fake transports, one envelope
+handed to ``StreamingService.deliver`` again and again (what the backplane does for each message).
+
+    python bench/bench_fanout_micro.py [--sessions 1000] [--messages 200] [--rounds 7]
+    python bench/bench_fanout_micro.py --baseline /tmp/old-checkout     # A/B against another checkout
+
+No socket, no event loop turn, no encoding: only ``deliver`` and the outbox, so a change to either shows
+here long before it shows in ``python -m bench.fanout``. Cases:
+
+- ``write``: a price, budget raised (as ``legend-max``): every delivery is a direct socket write;
+- ``conflate``: a price, the shipped budget (10/s) spent: every delivery replaces the pending price;
+- ``reliable``: a pattern alert, budget raised: must-deliver, direct writes.
+
+Each round runs in a process of its own, and times each case three times (the fastest counts); with
+``--baseline`` the rounds of the two checkouts alternate, so both see the same neighbours. Figures are the
+median over the rounds and the best round, in µs per delivery (one message to one session), and the
+ratios of this checkout to the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ("write", "conflate", "reliable")
+REPEATS = 3  # timed runs per case and round: the fastest counts (the others met a noisy neighbour)
+
+
+class CountingTransport:
+    """A socket that always has room: ``write`` takes every frame."""
+
+    __slots__ = ("frames",)
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def write(self, text: str) -> bool:
+        self.frames += 1
+        return True
+
+    async def send_text(self, text: str) -> None:
+        self.frames += 1
+
+    async def close(self, code: int, reason: str) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+def _use_checkout(root: Path) -> None:
+    """Import ``legend`` from ``root``, not from the checkout the virtualenv has installed (editable)."""
+    sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+    sys.path.insert(0, str(root))
+
+
+async def _measure(case: str, sessions: int, messages: int) -> float:
+    """Seconds per delivery in one run of ``case``."""
+    from legend.adapters.memory_backplane import InMemoryBackplane
+    from legend.adapters.system_clock import SystemClock
+    from legend.domain.channels import ChannelRegistry
+    from legend.domain.envelope import seal
+    from legend.domain.messages import Subscribe
+    from legend.domain.stats import Counters
+
+    try:
+        from legend.domain.streaming.limits import Limits
+        from legend.domain.streaming.service import StreamingService
+    except ImportError:  # a checkout from before domain/streaming became a package (--baseline)
+        from legend.domain.streaming import Limits, StreamingService  # type: ignore[no-redef]
+
+    clock, backplane, registry, counters = SystemClock(), InMemoryBackplane(), ChannelRegistry(), Counters()
+    budget = 10 if case == "conflate" else 1_000_000_000
+    limits = Limits(max_messages_per_second=budget, max_pending_messages=10**9, max_subscriptions=10)
+    streaming = StreamingService(backplane, registry, clock, limits, counters)
+    if case == "reliable":
+        request = Subscribe(channel="patterns")
+        body = (
+            b'{"type":"pattern_alert","ticker":"BENCH","pattern_type":"VCP","score":8.0,"channel":"patterns"}'
+        )
+        envelope = seal("patterns", 1, "pattern_alert", body)
+    else:
+        request = Subscribe(channel="ticker", ticker="BENCH")
+        body = b'{"type":"price_update","ticker":"BENCH","price":10.0,"volume":1000,"channel":"ticker:BENCH"}'
+        envelope = seal("ticker:BENCH", 1, "price_update", body, key="BENCH")
+    for index in range(sessions):
+        session = streaming.open_session(CountingTransport(), f"user{index}")
+        await streaming.subscribe(session, request)
+    deliver = getattr(
+        streaming, "fanout", streaming
+    ).deliver  # what the backplane calls (before: the service)
+    for _ in range(20):  # warm up; for "conflate" this also spends the budget
+        deliver(envelope)
+    best = float("inf")
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        for _ in range(messages):
+            deliver(envelope)
+        best = min(best, time.perf_counter() - started)
+    return best / (messages * sessions)
+
+
+def _one_round(arguments: argparse.Namespace) -> dict[str, float]:
+    return {case: asyncio.run(_measure(case, arguments.sessions, arguments.messages)) * 1e6 for case in CASES}
+
+
+def _round_in_subprocess(root: Path, arguments: argparse.Namespace) -> dict[str, float]:
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--one-round",
+        "--checkout",
+        str(root),
+        "--sessions",
+        str(arguments.sessions),
+        "--messages",
+        str(arguments.messages),
+    ]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, timeout=600).stdout
+    result: dict[str, float] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=200, help="deliveries timed per case and round")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--baseline", type=Path, help="another checkout to measure alternately")
+    parser.add_argument("--checkout", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--one-round", action="store_true", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.one_round:
+        _use_checkout(arguments.checkout)
+        print(json.dumps(_one_round(arguments)))
+        return
+    roots = {"this": ROOT, **({"baseline": arguments.baseline.resolve()} if arguments.baseline else {})}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in roots}
+    for _ in range(arguments.rounds):
+        for name, root in roots.items():
+            runs[name].append(_round_in_subprocess(root, arguments))
+    print(
+        f"{arguments.sessions} sessions, {arguments.messages} messages per case, {arguments.rounds} rounds "
+        "(µs per delivery: median of the rounds / best round)"
+    )
+    figures: dict[str, dict[str, dict[str, float]]] = {
+        name: {
+            case: {
+                "median": statistics.median(run[case] for run in results),
+                "best": min(run[case] for run in results),
+            }
+            for case in CASES
+        }
+        for name, results in runs.items()
+    }
+    print(
+        f"{'case':<10}"
+        + "".join(f"{name:>20}" for name in roots)
+        + ("   this/baseline" if arguments.baseline else "")
+    )
+    for case in CASES:
+        row = f"{case:<10}"
+        for name in roots:
+            row += f"{figures[name][case]['median']:>12.3f} / {figures[name][case]['best']:.3f}"
+        if arguments.baseline:
+            ratios = [
+                figures["this"][case][kind] / figures["baseline"][case][kind] for kind in ("median", "best")
+            ]
+            row += f"   {ratios[0]:.3f} / {ratios[1]:.3f}"
+        print(row)
+    summary: dict[str, Any] = {"sessions": arguments.sessions, "us_per_delivery": figures}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""Prometheus metrics of one instance, read from the live services when Prometheus scrapes.
+
+Nothing is counted here. The domain keeps its counters as plain integers where the work happens
+(``Counters``, the backplane's, the streamer's, the alerting's, each plugin's record); a scrape turns what
+they say at that moment into metric families, so the per-message path pays nothing for metrics. Figures
+that only exist as state (connections, subscriptions per channel, outbox depth) are counted at the scrape.
+A counter the domain does not keep is left out, never made up. Metric names and their meaning:
+docs/operations.md.
+
+``collector``: ``LegendCollector`` and ``metrics_registry``, the sections a scrape reads in order; one
+module per service read: ``streaming`` (connections, subscriptions, messages, latency), ``backplane``,
+``quotes`` (the provider and the streamer), ``alerting``, ``plugins``; ``families``: helpers.
+"""

@@ -1,0 +1,27 @@
+"""Building metric families from the plain numbers the services keep."""
+
+from __future__ import annotations
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+
+def number(value: object) -> float | None:
+    """``value`` as a sample value, or None when it is not a number (booleans are 0/1)."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=value)
+
+
+def gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def le_label(value: float) -> str:
+    """A bucket bound as Prometheus writes ``le`` (``0.005``, ``1.0``)."""
+    return repr(float(value))

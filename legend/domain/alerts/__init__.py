@@ -1,0 +1,9 @@
+"""Alerts, by responsibility.
+
+- ``rules``: the rule model (kinds, rearm policies, rules, triggers) and the validation of a user's rule;
+- ``rule_index``: ``AlertEvaluator``, the index of armed rules that finds which ones a price makes cross;
+- ``evaluation``: ``AlertEvaluation``, the loop that evaluates every price of the cluster exactly once,
+  from the price log, on the instance that holds the ``alerts`` lease;
+- ``service``: ``AlertingService``, what the REST API and bootstrap use: rules per user, and triggers
+  stored first, then published once.
+"""

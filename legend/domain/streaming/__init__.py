@@ -1,0 +1,11 @@
+"""The streaming service of one instance, by responsibility.
+
+- ``service``: ``StreamingService``, the one object the edges use: sessions (connect, close, the sweep of
+  stale and stuck ones), and the parts below, which it builds and owns;
+- ``subscriptions``: ``SubscriptionIndex``, who is subscribed to what (the fan-out's routing table);
+- ``fanout``: ``Fanout``, the hot path: one envelope written to every subscriber, queueing only what waits;
+- ``client_protocol``: ``ClientProtocol``, client frames (subscribe with history and resume, unsubscribe,
+  ping) and the replies;
+- ``session`` and ``outbox``: the state of one connection, and what waits to be written to it;
+- ``limits``: ``Limits``, the per-connection limits of ``[realtime]``.
+"""

@@ -1,0 +1,273 @@
+"""The client protocol: what a client's frames do, and the replies.
+
+A frame is rate limited, size limited and decoded (``messages.decode_client_message``: the tagged union of
+the specification's client messages, docs/protocol.md); then ``subscribe`` (with the stream's history, or
+exactly what was missed since ``since``), ``unsubscribe`` or ``ping``. Every reply is a control frame:
+never throttled, never dropped, ahead of the connection's queued channel messages.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+
+import msgspec
+
+from legend.domain import closecodes
+from legend.domain.channels import ChannelError, ChannelRegistry, ChannelSpec, Delivery
+from legend.domain.messages import (
+    Error,
+    History,
+    Ping,
+    Pong,
+    ProtocolError,
+    Subscribe,
+    Subscription,
+    Unsubscribe,
+    decode_client_message,
+    encode,
+)
+from legend.domain.stats import Counters
+from legend.domain.streaming.fanout import Fanout
+from legend.domain.streaming.limits import Limits
+from legend.domain.streaming.outbox import Pushed
+from legend.domain.streaming.session import Session, SessionOwner, Subscribed
+from legend.domain.streaming.subscriptions import SubscriptionIndex
+from legend.domain.ticker_check import TickerCheck
+from legend.domain.timefmt import iso
+from legend.ports.backplane import Backplane, BackplaneUnavailable
+from legend.ports.clock import Clock
+
+log = logging.getLogger("legend.streaming")
+
+
+class ClientProtocol:
+    """Acts on the frames of the sessions of one instance."""
+
+    def __init__(
+        self,
+        owner: SessionOwner,
+        index: SubscriptionIndex,
+        fanout: Fanout,
+        backplane: Backplane,
+        registry: ChannelRegistry,
+        clock: Clock,
+        limits: Limits,
+        counters: Counters,
+        ticker_check: TickerCheck | None = None,
+    ) -> None:
+        self.owner = owner  # closes the sessions that break the protocol's limits
+        self.index = index
+        self.fanout = fanout
+        self.backplane = backplane
+        self.registry = registry
+        self.clock = clock
+        self.limits = limits
+        self.counters = counters
+        self.ticker_check = ticker_check  # refuses tickers the quote provider has no prices for
+
+    def _now(self) -> str:
+        return iso(self.clock.now())
+
+    def reply(self, session: Session, message: msgspec.Struct) -> None:
+        """Send a server message (a control frame) to ``session``."""
+        kind = str(type(message).__struct_config__.tag)
+        self.fanout.push_control(session, encode(message).decode(), kind)
+
+    def error(self, session: Session, code: str, message: str) -> None:
+        """Send an ``error`` reply (the specification's shape, docs/protocol.md, plus a stable ``code``)."""
+        self.counters.errors += 1
+        self.reply(session, Error(message=message, code=code, timestamp=self._now()))
+
+    async def handle_frame(self, session: Session, frame: str | bytes) -> None:
+        """Act on one client frame: rate limit, size limit, decode, then subscribe/unsubscribe/ping."""
+        if session.closing:
+            return
+        now = self.clock.monotonic()
+        session.last_seen = now
+        self.counters.messages_received += 1
+        limits = self.limits
+        if not session.inbound.take(now):
+            self.counters.inbound_rejected += 1
+            session.strikes += 1
+            if session.strikes > limits.inbound_burst:
+                await self.owner.close_session(
+                    session, closecodes.POLICY_VIOLATION, "inbound rate limit exceeded"
+                )
+                return
+            self.error(
+                session,
+                "rate_limited",
+                f"Rate limit exceeded: at most {limits.inbound_rate:g} messages per second",
+            )
+            return
+        if session.strikes and session.inbound.full:
+            session.strikes = 0
+        size = (
+            len(frame)
+            if isinstance(frame, bytes) or len(frame) * 4 <= limits.max_frame_bytes
+            else len(frame.encode())
+        )
+        if size > limits.max_frame_bytes:
+            self.error(
+                session, "too_large", f"Message too large: {size} bytes (limit {limits.max_frame_bytes})"
+            )
+            return
+        received = self.counters.received_by_type
+        try:
+            message = decode_client_message(frame)
+        except ProtocolError as exc:
+            received["invalid"] = received.get("invalid", 0) + 1
+            self.error(session, exc.code, exc.message)
+            return
+        kind = str(type(message).__struct_config__.tag)
+        received[kind] = received.get(kind, 0) + 1
+        if isinstance(message, Ping):
+            self.reply(session, Pong(timestamp=self._now()))
+        elif isinstance(message, Subscribe):
+            await self.subscribe(session, message)
+        elif isinstance(message, Unsubscribe):
+            self.unsubscribe(session, message)
+
+    async def subscribe(self, session: Session, request: Subscribe) -> None:
+        """Subscribe, acknowledge, then send each stream's history (what was missed, with ``since``)."""
+        try:
+            spec, key = self.registry.resolve(request.channel, request.ticker)
+        except ChannelError as exc:
+            self.error(session, "invalid_subscription", str(exc))
+            return
+        note: str | None = None
+        if spec.name == "ticker" and key and self.ticker_check is not None:
+            if await self.ticker_check.unknown(key):
+                if not session.closing:
+                    name = self.ticker_check.provider.name
+                    self.error(
+                        session, "unknown_ticker", f"Unknown ticker: {key} (no prices for it from {name})"
+                    )
+                return
+            if self.ticker_check.simulated:
+                note = (
+                    f"Prices of {key} are simulated (quotes.provider = {self.ticker_check.provider.name!r})"
+                )
+        if spec.authorize is not None:
+            allowed = await self._authorized(spec, session.user_id, key)
+            if session.closing:
+                return
+            if not allowed:
+                self.error(session, "not_authorized", f"Not authorized for channel '{spec.name}'")
+                return
+        sub_key = spec.subscription_key(key)
+        if (
+            sub_key not in session.subscriptions
+            and len(session.subscriptions) >= self.limits.max_subscriptions
+        ):
+            self.error(
+                session,
+                "subscription_limit",
+                f"Subscription limit reached: at most {self.limits.max_subscriptions} per connection",
+            )
+            return
+        streams = spec.streams(key, session.user_id)
+        since = request.since
+        since_of: dict[str, int] = {}
+        if isinstance(since, int):
+            since_of[streams[0]] = since
+        elif isinstance(since, dict):
+            since_of = {stream: seq for stream, seq in since.items() if stream in streams}
+        outbox = session.outbox
+        for stream in streams:
+            outbox.hold(stream)  # live messages wait until the history reply is queued
+        if sub_key not in session.subscriptions:
+            sub = Subscribed(spec, key, streams)
+            session.subscriptions[sub_key] = sub
+            self.index.attach(session, sub)
+        ticker = key if spec.name == "ticker" else None
+        self.reply(
+            session,
+            Subscription(
+                action="subscribed",
+                channel=spec.name,
+                ticker=ticker,
+                streams=list(streams),
+                timestamp=self._now(),
+                note=note,
+            ),
+        )
+        for stream in streams:
+            resume = since_of.get(stream)
+            try:
+                replay = await self.backplane.replay(stream, resume)
+            except BackplaneUnavailable as exc:
+                if session.closing:
+                    return
+                outbox.release(stream)
+                if resume is not None:  # a resume that cannot be answered: the client retries later
+                    await self.owner.close_session(
+                        session, closecodes.TRY_AGAIN_LATER, "history unavailable: resume later"
+                    )
+                    return
+                self.error(session, "history_unavailable", f"History unavailable for {stream}: {exc}")
+                self.fanout.flush(session)
+                continue
+            if session.closing or sub_key not in session.subscriptions:
+                return
+            self.reply(
+                session,
+                History(
+                    channel=stream,
+                    ticker=ticker,
+                    messages=[msgspec.Raw(env.text.encode()) for env in replay.envelopes],
+                    seq=replay.last_seq,
+                    recovered=None if resume is None else replay.complete,
+                    timestamp=self._now(),
+                ),
+            )
+            if (
+                spec.delivery is Delivery.STICKY
+                and replay.envelopes
+                and (resume is None or resume < replay.last_seq)
+            ):
+                self.fanout.push_control(session, replay.envelopes[-1].text, replay.envelopes[-1].type)
+            if outbox.covered(stream, replay.last_seq) is Pushed.OVERFLOW:
+                await self.owner.close_session(
+                    session, closecodes.TRY_AGAIN_LATER, "slow consumer: too many messages during subscribe"
+                )
+                return
+            if not outbox.idle:
+                self.fanout.flush(session)
+
+    @staticmethod
+    async def _authorized(spec: ChannelSpec, user_id: str, key: str | None) -> bool:
+        """The channel's own rule (awaited when it answers with an awaitable); one that raises denies
+        (and is logged)."""
+        assert spec.authorize is not None
+        try:
+            allowed = spec.authorize(user_id, key)
+            if inspect.isawaitable(allowed):
+                allowed = await allowed
+            return bool(allowed)
+        except Exception:
+            log.exception("authorization of channel %r failed; access denied", spec.name)
+            return False
+
+    def unsubscribe(self, session: Session, request: Unsubscribe) -> None:
+        """Leave a channel; acknowledged even when it was not subscribed (idempotent)."""
+        try:
+            spec, key = self.registry.resolve(request.channel, request.ticker)
+        except ChannelError as exc:
+            self.error(session, "invalid_subscription", str(exc))
+            return
+        sub_key = spec.subscription_key(key)
+        sub = session.subscriptions.pop(sub_key, None)
+        if sub is not None:
+            self.index.detach(session, sub)
+        self.reply(
+            session,
+            Subscription(
+                action="unsubscribed",
+                channel=spec.name,
+                ticker=key if spec.name == "ticker" else None,
+                streams=list(sub.streams) if sub else [],
+                timestamp=self._now(),
+            ),
+        )

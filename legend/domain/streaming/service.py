@@ -1,0 +1,312 @@
+"""The streaming service of one instance: its sessions, and the parts that serve them.
+
+``StreamingService`` is what the edges use (the WebSocket adapter, bootstrap, plugins). It owns the
+sessions (connect, admission, close, the sweep of stale, stuck and expired ones) and builds the parts it
+hands them to: the ``SubscriptionIndex`` (who is subscribed to what), the ``Fanout`` (envelopes to
+sockets, the hot path) and the ``ClientProtocol`` (client frames and replies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import secrets
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import msgspec
+
+from legend.domain import closecodes
+from legend.domain.admission import Admission, Refusal
+from legend.domain.channels import ChannelRegistry
+from legend.domain.logcontext import HOSTILE, connection_id
+from legend.domain.messages import Connection, Subscribe, Unsubscribe, encode
+from legend.domain.stats import Counters, LatencyHistogram
+from legend.domain.streaming.client_protocol import ClientProtocol
+from legend.domain.streaming.fanout import Fanout
+from legend.domain.streaming.limits import Limits
+from legend.domain.streaming.outbox import Outbox
+from legend.domain.streaming.session import Session
+from legend.domain.streaming.subscriptions import SubscriptionIndex
+from legend.domain.throttle import TokenBucket
+from legend.domain.ticker_check import TickerCheck
+from legend.domain.timefmt import iso
+from legend.ports.backplane import Backplane
+from legend.ports.clock import Clock
+from legend.ports.transport import Transport
+
+log = logging.getLogger("legend.streaming")
+
+_CLOSE_COUNTERS = {
+    closecodes.TRY_AGAIN_LATER: "slow_consumers_closed",
+    closecodes.STALE: "stale_connections_closed",
+    closecodes.POLICY_VIOLATION: "flood_closed",
+}
+
+
+class StreamingService:
+    """Owns every session of this instance and routes envelopes to them."""
+
+    def __init__(
+        self,
+        backplane: Backplane,
+        registry: ChannelRegistry,
+        clock: Clock,
+        limits: Limits,
+        counters: Counters | None = None,
+        admission: Admission | None = None,
+        ticker_check: TickerCheck | None = None,
+    ) -> None:
+        self.backplane = backplane
+        self.registry = registry
+        self.clock = clock
+        self.limits = limits
+        self.counters = counters or Counters()
+        self.admission = admission  # connection limits; None: every connection is admitted
+        self.sessions: dict[str, Session] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.index = SubscriptionIndex()
+        self.fanout = Fanout(self, self.index, clock, self.counters, limits.max_pending_messages)
+        self.protocol = ClientProtocol(
+            self, self.index, self.fanout, backplane, registry, clock, limits, self.counters, ticker_check
+        )
+        # The parts' own wiring points, here where bootstrap and the plugins reach them (the same objects).
+        self.taps = self.fanout.taps  # message type -> callbacks with each envelope of it (quick, no raise)
+        self.subscribe_listeners = self.index.subscribe_listeners  # (user_id, channel, key) per new one
+        self.started_at = clock.monotonic()
+
+    @property
+    def on_new_ticker(self) -> Callable[[str], None] | None:
+        """Called with a ticker when it gets its first subscriber here (the streamer polls it at once)."""
+        return self.index.on_new_ticker
+
+    @on_new_ticker.setter
+    def on_new_ticker(self, callback: Callable[[str], None] | None) -> None:
+        self.index.on_new_ticker = callback
+
+    @property
+    def send_latency(self) -> LatencyHistogram:
+        """Seconds from a message reaching this instance to its write to a socket (the fan-out's)."""
+        return self.fanout.send_latency
+
+    @send_latency.setter
+    def send_latency(self, histogram: LatencyHistogram) -> None:
+        self.fanout.send_latency = histogram
+
+    # ───────────────────────── lifecycle ─────────────────────────
+
+    async def start(self) -> None:
+        await self.backplane.start(self.fanout.deliver)
+
+    async def shutdown(self, code: int = closecodes.GOING_AWAY, reason: str = "server shutting down") -> None:
+        """Close every session with ``code`` (1001 by default) and wait for the closes, bounded."""
+        closing = [self.close_session(session, code, reason) for session in list(self.sessions.values())]
+        if closing:
+            await asyncio.gather(*closing, return_exceptions=True)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], session: Session | None = None) -> None:
+        """Run ``coro`` in a task of its own; on behalf of ``session`` (its id on every log line)."""
+        context = contextvars.copy_context()
+        if session is not None:
+            context.run(connection_id.set, session.id)
+        task = asyncio.get_running_loop().create_task(coro, context=context)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ───────────────────────── sessions ─────────────────────────
+
+    async def connect(
+        self, transport: Transport, user_id: str, address: str, expires_at: float | None = None
+    ) -> Session | Refusal:
+        """A new connection from ``address``: refused when over a connection limit (the caller closes
+        it with the refusal's code and reason), else opened as ``open_session`` does."""
+        session_id = f"{user_id}_{secrets.token_hex(6)}"
+        if self.admission is not None:
+            refusal = await self.admission.admit(session_id, user_id, address, self.clock.monotonic())
+            if refusal is not None:
+                log.info(
+                    "refused a connection of %s from %s: %s", user_id, address, refusal.reason, extra=HOSTILE
+                )
+                return refusal
+        session = self.open_session(transport, user_id, expires_at, session_id)
+        session.address = address
+        return session
+
+    def open_session(
+        self,
+        transport: Transport,
+        user_id: str,
+        expires_at: float | None = None,
+        session_id: str | None = None,
+    ) -> Session:
+        """Register a new connection and send its acknowledgement. ``expires_at`` (epoch seconds) is
+        when its credentials run out: the sweep closes it then."""
+        now = self.clock.monotonic()
+        limits = self.limits
+        session = Session(
+            session_id=session_id or f"{user_id}_{secrets.token_hex(6)}",
+            user_id=user_id,
+            transport=transport,
+            outbox=Outbox(limits.max_messages_per_second, limits.max_pending_messages, limits.price_share),
+            inbound=TokenBucket(limits.inbound_rate, limits.inbound_burst, now),
+            now=now,
+        )
+        session.expires_at = expires_at
+        self.sessions[session.id] = session
+        self.counters.total_connections += 1
+        self.protocol.reply(
+            session,
+            Connection(
+                status="connected",
+                connection_id=session.id,
+                user_id=user_id,
+                timestamp=iso(self.clock.now()),
+                heartbeat_timeout=limits.stale_after,
+            ),
+        )
+        return session
+
+    def end_session(self, session: Session) -> None:
+        """Forget a session whose socket is gone (or is being closed); frames still arriving are ignored."""
+        session.closing = True
+        if self.sessions.pop(session.id, None) is None:
+            return
+        for sub in session.subscriptions.values():
+            self.index.detach(session, sub)
+        session.subscriptions.clear()
+        if session.address is not None and self.admission is not None:
+            self._spawn(self.admission.release(session.id, session.user_id, session.address), session=session)
+        writer = session.writer
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
+
+    async def close_session(self, session: Session, code: int, reason: str) -> None:
+        """Close with a close frame; a peer that does not take it within ``close_timeout`` is dropped
+        (its socket aborted), so that it stops costing memory and a file descriptor."""
+        if session.closing:
+            return
+        counted = _CLOSE_COUNTERS.get(code)
+        if counted is not None:
+            setattr(self.counters, counted, getattr(self.counters, counted) + 1)
+            log.log(
+                logging.DEBUG if code == closecodes.STALE else logging.INFO,
+                "closing %s (%d): %s",
+                session.id,
+                code,
+                reason,
+            )
+        self.end_session(session)
+        transport = session.transport
+        try:
+            async with asyncio.timeout(self.limits.close_timeout):
+                if code != closecodes.TRY_AGAIN_LATER:  # a slow consumer would not take them anyway
+                    for text in session.outbox.take_control():  # e.g. the errors that explain the close
+                        await transport.send_text(text)
+                await transport.close(code, reason)
+            return
+        except TimeoutError:
+            # The peer does not read, so not even a close frame gets through.
+            log.info(
+                "close of %s did not complete within %ss: dropped", session.id, self.limits.close_timeout
+            )
+            self.counters.connections_aborted += 1
+        except Exception as exc:  # the socket is already gone
+            log.debug("close of %s failed: %r", session.id, exc)
+        transport.abort()
+        # Stop its receive loop, so that nothing of ours waits on this peer any longer.
+        reader = session.reader
+        if reader is not None and not reader.done() and reader is not asyncio.current_task():
+            reader.cancel()
+
+    def close_later(self, session: Session, code: int, reason: str) -> None:
+        """``close_session`` in a task of its own, for callers that must not wait (the fan-out)."""
+        self._spawn(self.close_session(session, code, reason), session=session)
+
+    def sweep(self) -> None:
+        """Close connections silent for ``stale_after`` or stuck on one write for ``slow_consumer_timeout``."""
+        now = self.clock.monotonic()
+        wall = self.clock.now().timestamp()
+        limits = self.limits
+        for session in list(self.sessions.values()):
+            if session.closing:
+                continue
+            if session.expires_at is not None and wall > session.expires_at:
+                self.close_later(session, closecodes.UNAUTHORIZED, "token expired")
+            elif (
+                session.send_started is not None and now - session.send_started > limits.slow_consumer_timeout
+            ):
+                self.close_later(session, closecodes.TRY_AGAIN_LATER, "slow consumer: socket not reading")
+            elif now - session.last_seen > limits.stale_after:
+                self.close_later(
+                    session, closecodes.STALE, f"stale: no message for {limits.stale_after:g} seconds"
+                )
+
+    # ───────────────────────── the parts, for the edges ─────────────────────────
+
+    async def handle_frame(self, session: Session, frame: str | bytes) -> None:
+        """Act on one client frame (``ClientProtocol.handle_frame``)."""
+        await self.protocol.handle_frame(session, frame)
+
+    async def subscribe(self, session: Session, request: Subscribe) -> None:
+        """Subscribe, acknowledge, then send each stream's history (``ClientProtocol.subscribe``)."""
+        await self.protocol.subscribe(session, request)
+
+    def unsubscribe(self, session: Session, request: Unsubscribe) -> None:
+        """Leave a channel (``ClientProtocol.unsubscribe``)."""
+        self.protocol.unsubscribe(session, request)
+
+    def error(self, session: Session, code: str, message: str) -> None:
+        """Send an ``error`` reply (``ClientProtocol.error``)."""
+        self.protocol.error(session, code, message)
+
+    def flush(self, session: Session) -> None:
+        """Write what the session's outbox can send now (``Fanout.flush``)."""
+        self.fanout.flush(session)
+
+    def tickers(self) -> dict[str, int]:
+        """Subscriber count per ticker on this instance: the streamer's interest set."""
+        return self.index.tickers()
+
+    def subscribers(self, stream: str) -> int:
+        return self.index.subscribers(stream)
+
+    def subscribed_users(self, channel: str) -> set[str]:
+        """The users with a subscription to ``channel`` (any key) on this instance."""
+        return self.index.subscribed_users(channel)
+
+    def channel_subscribers(self, channel: str) -> int:
+        """Sessions subscribed to ``channel`` (any key)."""
+        return sum(
+            1
+            for session in self.sessions.values()
+            if any(s.spec.name == channel for s in session.subscriptions.values())
+        )
+
+    # ───────────────────────── figures ─────────────────────────
+
+    def figures(self) -> dict[str, int]:
+        """This instance's connections and subscriptions (summed across the cluster for stats)."""
+        return {
+            "connections": len(self.sessions),
+            "subscriptions": sum(len(s.subscriptions) for s in self.sessions.values()),
+        }
+
+    def uptime(self) -> float:
+        return self.clock.monotonic() - self.started_at
+
+    # ───────────────────────── announcements ─────────────────────────
+
+    def send_control(self, message: msgspec.Struct, session: Session | None = None) -> int:
+        """Send a control message (``service_status``) to ``session``, or to every session of this
+        instance, ahead of its queued channel messages like any reply; returns how many it went to."""
+        text, kind = encode(message).decode(), str(type(message).__struct_config__.tag)
+        targets = [session] if session is not None else list(self.sessions.values())
+        for target in targets:
+            self.fanout.push_control(target, text, kind)
+        return len(targets)

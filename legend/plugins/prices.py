@@ -1,0 +1,114 @@
+"""Prices for plugins: every ``price_update`` reaching this instance, handed to the price callbacks
+(``PluginContext.on_price``) of each plugin through a mailbox of its own that keeps the newest price per
+ticker, so a slow callback delays only its plugin (it skips to the newest prices), never the streamer or
+the connections."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import msgspec
+
+from legend.domain.envelope import Envelope
+from legend.domain.logcontext import HOSTILE
+from legend.domain.messages import PriceUpdate
+from legend.plugins.callbacks import call_back
+from legend.plugins.calls import HookTimeout, Worker
+from legend.plugins.context import PluginContext
+from legend.plugins.state import PluginRecord
+
+log = logging.getLogger("legend.plugins")
+
+_price_decoder = msgspec.json.Decoder(PriceUpdate)
+
+
+class PluginPrices:
+    """The plugins' price mailboxes, fed by one tap on the streaming service: one decode per price, whatever
+    the number of plugins."""
+
+    def __init__(self) -> None:
+        self._mailboxes: dict[str, PriceMailbox] = {}
+        self._tapped = False
+
+    def open(
+        self,
+        record: PluginRecord,
+        context: PluginContext,
+        worker: Worker,
+        timeout: float,
+        taps: dict[str, list[Callable[[Envelope], None]]] | None,
+    ) -> None:
+        """Give the plugin its mailbox (once), started on the running loop; tap ``taps`` (the streaming
+        service's) the first time they are given."""
+        if record.name not in self._mailboxes:
+            mailbox = PriceMailbox(record, context, worker, timeout)
+            self._mailboxes[record.name] = mailbox
+            mailbox.start()
+        if not self._tapped and taps is not None:
+            taps.setdefault("price_update", []).append(self._on_price_envelope)
+            self._tapped = True
+
+    def _on_price_envelope(self, envelope: Envelope) -> None:
+        try:
+            price = _price_decoder.decode(envelope.text)
+        except msgspec.DecodeError:
+            log.warning("undecodable price envelope on %s", envelope.stream, extra=HOSTILE)
+            return
+        for mailbox in self._mailboxes.values():
+            mailbox.put(price)
+
+    async def stop(self) -> None:
+        """Stop every mailbox's task; the tap stays and feeds mailboxes opened again."""
+        for mailbox in self._mailboxes.values():
+            await mailbox.stop()
+        self._mailboxes.clear()
+
+
+class PriceMailbox:
+    """Newest price per ticker for one plugin, drained by its own task: a slow callback makes that plugin
+    skip intermediate prices, never the streamer or other plugins wait."""
+
+    def __init__(self, record: PluginRecord, context: PluginContext, worker: Worker, timeout: float) -> None:
+        self.record = record
+        self.context = context
+        self.worker = worker
+        self.timeout = timeout
+        self.pending: dict[str, PriceUpdate] = {}
+        self.event = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"plugin {self.record.name}: prices"
+        )
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+            self.task = None
+
+    def put(self, price: PriceUpdate) -> None:
+        if self.record.active:
+            self.pending[price.ticker] = price
+            self.event.set()
+
+    async def _run(self) -> None:
+        record = self.record
+        while True:
+            await self.event.wait()
+            self.event.clear()
+            batch, self.pending = self.pending, {}
+            for price in batch.values():
+                for callback in list(self.context.price_callbacks):
+                    if not record.active:
+                        return
+                    try:
+                        await call_back(record, self.worker, "on_price", callback, (price,), self.timeout)
+                    except HookTimeout as exc:
+                        record.fail("on_price", exc)
+                        return
+                    except Exception as exc:
+                        record.error_repeating("on_price", exc, self.context.clock.monotonic())
