@@ -51,7 +51,7 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     ``name`` is the channel clients subscribe to; a pattern such as ``"news:{symbol}"`` is the same as
     ``name="news", keyed=True, key_required=True``.
-    ``topic`` is the backplane topic its streams travel on (the seed's Redis channel names; default: the
+    ``topic`` is the backplane topic its streams travel on (the specification's Redis channel names; default: the
     name). ``keyed`` channels take a key (the ticker for ``ticker``; a symbol for ``news:{SYMBOL}``).
     ``private`` channels add a per-user stream ``{name}:user:{user_id}`` beside the public one, or
     (``public_stream=False``) instead of it.

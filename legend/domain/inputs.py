@@ -1,4 +1,4 @@
-"""What publishers hand in (the seed's broadcast bodies), validated field by field before anything is sent."""
+"""What publishers hand in (the specification's broadcast bodies), validated field by field before anything is sent."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import msgspec
 class MarketState(msgspec.Struct, frozen=True, kw_only=True):
     """Whether the exchange is in its regular session at ``at``, and the next transitions.
 
-    ``next_open`` is None while open; ``next_close`` is None while closed (the seed's shape).
+    ``next_open`` is None while open; ``next_close`` is None while closed (the specification's shape).
     ``session_close`` is the close of the current session when open (useful to flag early closes).
     """
 

@@ -1,6 +1,6 @@
-"""The wire protocol: every client→server and server→client message of the seed, as msgspec Structs.
+"""The wire protocol: every client→server and server→client message of the specification (docs/protocol.md), as msgspec Structs.
 
-Field names are the seed's contract. Beyond it, channel messages also carry ``channel`` (their stream)
+Field names are the specification's contract (docs/protocol.md). Beyond it, channel messages also carry ``channel`` (their stream)
 and ``seq``; ``subscription`` replies carry ``channel`` and ``streams``; ``history`` carries ``channel``,
 ``seq`` and, when the client asked to resume, ``recovered``; ``error`` carries a machine-readable ``code``;
 ``service_status`` says when live delivery degrades and recovers.
@@ -56,7 +56,7 @@ _typed_decoder = msgspec.json.Decoder(_Typed)
 
 
 def decode_client_message(frame: bytes | str) -> ClientMessage:
-    """Decode one client frame; raises ProtocolError with the seed's wording where it has one."""
+    """Decode one client frame; raises ProtocolError with the specification's wording where it has one."""
     try:
         message: ClientMessage = _decoder.decode(frame)
         return message

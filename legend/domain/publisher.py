@@ -30,7 +30,7 @@ def _stamp(at: datetime | None, clock: Clock) -> str:
 
 
 def alert_text(ticker: str, alert_type: str, trigger: float, current: float) -> str:
-    """The seed's wording: ``AAPL breaking out at $150.25 (target: $150.00)``."""
+    """The specification's wording: ``AAPL breaking out at $150.25 (target: $150.00)``."""
     verbs = {
         "breakout": "breaking out",
         "breakdown": "breaking down",
@@ -53,7 +53,7 @@ class MirrorUnavailable(BackplaneUnavailable):
 
 
 class Publisher:
-    """Builds the seed's messages and publishes them on their streams."""
+    """Builds the specification's messages and publishes them on their streams."""
 
     def __init__(
         self,

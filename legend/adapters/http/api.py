@@ -1,4 +1,4 @@
-"""REST endpoints of the seed: stats and the internal broadcast endpoints, plus market status and health."""
+"""REST endpoints of the specification (docs/protocol.md): stats and the internal broadcast endpoints, plus market status and health."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class WebSocketController(Controller):
 
     @get("/stats", summary="Connection statistics")
     async def stats(self, services: NamedDependency[Services]) -> dict[str, Any]:
-        """The seed's statistics of this instance, plus delivery counters, streamer state and, on Redis,
+        """The specification's statistics of this instance, plus delivery counters, streamer state and, on Redis,
         cluster-wide figures (``cluster``: instances alive, connections and subscriptions across them)."""
         streaming = services.streaming
         c = streaming.counters
@@ -140,7 +140,7 @@ class MarketController(Controller):
             default=None, description="ISO-8601 instant (default: now); naive times are UTC", required=False
         ),
     ) -> MarketStatus:
-        """The seed's ``market_status`` message for now, or for ``at``."""
+        """The specification's ``market_status`` message for now, or for ``at``."""
         if at is None:
             instant = services.clock.now()
         else:
