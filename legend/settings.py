@@ -84,7 +84,7 @@ class RedisSettings(_Section):
 
     url: str | None = None  # REDIS_URL
     key_prefix: str = "legend:"  # every key this deployment writes (seq, history, leases, interest)
-    channel_prefix: str = ""  # pub/sub topics are "{channel_prefix}price_updates" …; "" = the specification's names
+    channel_prefix: str = ""  # topics "{channel_prefix}price_updates" …; "": the specification's names
     stream_ttl: Annotated[float, msgspec.Meta(ge=0)] = 604_800.0  # idle stream keys expire (0: never)
     interest_ttl: Annotated[float, msgspec.Meta(ge=1)] = 15.0  # a silent instance's interest expires
     lease_ttl: Annotated[float, msgspec.Meta(ge=1)] = 10.0  # longest a dead instance keeps a lease
