@@ -46,6 +46,19 @@ def conflation_key(ticker: object, symbol: object = None) -> str:
     return ""
 
 
+class _Sealed(msgspec.Struct):
+    """The fields of a sealed wire text that delivery needs; the rest is never decoded."""
+
+    type: str | None = None
+    channel: str | None = None
+    seq: int | None = None
+    ticker: object = None  # with ``symbol``: the conflation key
+    symbol: object = None
+
+
+_sealed = msgspec.json.Decoder(_Sealed)
+
+
 def with_seq(body: bytes, seq: int) -> bytes:
     """Append ``"seq":N`` to an encoded JSON object without decoding it again."""
     return b'%s,"seq":%d}' % (body[:-1], seq)
@@ -54,3 +67,19 @@ def with_seq(body: bytes, seq: int) -> bytes:
 def seal(stream: str, seq: int, kind: str, body: bytes, key: str = "", at: float = 0.0) -> Envelope:
     """The envelope of ``body`` (a JSON object that already names its ``channel``) at ``seq``."""
     return Envelope(stream, seq, kind, with_seq(body, seq).decode(), key, at)
+
+
+def unseal(text: bytes, at: float = 0.0, stream: str | None = None) -> Envelope | None:
+    """The envelope of a wire text that ``seal`` made: a JSON object with ``seq``, and ``channel`` unless
+    the caller knows the ``stream`` (a history entry). Only those fields and the conflation key are
+    decoded. None when it is no such text (another program's message, junk); raises UnicodeDecodeError
+    for one that is, but not in UTF-8."""
+    try:
+        wire = _sealed.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    stream = wire.channel if stream is None else stream
+    if wire.seq is None or stream is None:
+        return None
+    key = conflation_key(wire.ticker, wire.symbol)
+    return Envelope(stream, wire.seq, wire.type or "", text.decode(), key, at)

@@ -29,6 +29,9 @@ SEED_TOPICS: Mapping[str, str] = {
     "alert_triggers": "alert_trigger",
     "market_status": "market_status",
 }
+# History kept for a stream that another program's message creates before any instance published on its
+# topic: the specification's "last 100 messages".
+HISTORY_SIZE = 100
 SEED_FAMILIES = frozenset({"ticker", "patterns", "alerts", "market_status"})
 STREAM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_:.@^\-]{0,199}")
 _PRICE_FIELDS = ("ticker", "price", "change", "change_percent", "volume", "high", "low", "previous_close")

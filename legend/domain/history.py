@@ -1,4 +1,5 @@
-"""Per-stream sequence numbers and bounded history, for the in-process backplane."""
+"""Per-stream sequence numbers and bounded history: what a resume since a seq gets (every backplane), and
+the in-process backplane's store."""
 
 from __future__ import annotations
 
@@ -43,15 +44,20 @@ class StreamLog:
 
     def after(self, stream: str, since: int | None) -> tuple[list[Envelope], bool]:
         """Envelopes after ``since`` and whether they cover everything since then."""
-        ring = self._history.get(stream, ())
-        if since is None:
-            return list(ring), True
-        last = self.last_seq(stream)
-        if since > last:  # the stream restarted below the client's position: give what there is
-            return list(ring), False
-        kept = [env for env in ring if env.seq > since]
-        oldest = kept[0].seq if kept else last + 1
-        return kept, oldest <= since + 1
+        return window(list(self._history.get(stream, ())), self.last_seq(stream), since)
 
     def streams(self) -> int:
         return len(self._seq)
+
+
+def window(history: list[Envelope], last_seq: int, since: int | None) -> tuple[list[Envelope], bool]:
+    """What a stream's history (oldest first; ``last_seq`` its newest seq) holds after ``since``, and
+    whether that covers everything since then: all of it when ``since`` is None; all of it, but not
+    complete, when the stream restarted below the client's position."""
+    if since is None:
+        return history, True
+    if since > last_seq:  # the stream restarted below the client's position: give what there is
+        return history, False
+    kept = [env for env in history if env.seq > since]
+    oldest = kept[0].seq if kept else last_seq + 1
+    return kept, oldest <= since + 1

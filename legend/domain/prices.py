@@ -10,6 +10,12 @@ from legend.domain.quotes import Quote
 from legend.domain.timefmt import from_epoch, iso
 
 
+def enters_price_log(kind: str) -> bool:
+    """Whether a published message of type ``kind`` enters the price log that alert evaluation reads:
+    every ``price_update``, whoever published it (backplanes append it in the step that sequences it)."""
+    return kind == "price_update"
+
+
 def price_update(data: PriceInput | Quote, now: datetime) -> PriceUpdate:
     """The message, on its ticker's stream. A broadcast without ``open_price``, ``high`` or ``low`` takes
     them from its price; one without ``timestamp``, and a quote without one, is stamped ``now``."""
