@@ -37,6 +37,7 @@ from legend.plugins.manager import PluginManager
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository
 from legend.ports.backplane import Backplane, ReportsHealth
 from legend.ports.clock import Clock
+from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar
 from legend.ports.quotes import QuoteProvider
 from legend.ports.repositories import AlertRepository, WatchlistRepository
@@ -53,6 +54,7 @@ class Services:
     clock: Clock
     registry: ChannelRegistry
     backplane: Backplane
+    cluster: ClusterMembership
     counters: Counters
     streaming: StreamingService
     publisher: Publisher
@@ -79,6 +81,7 @@ class Services:
         if self.database is not None:
             await self.database.start()  # migrates the embedded default; checks the schema otherwise
         await self.streaming.start()  # the backplane: alerting takes its lease and reads its price log
+        await self.cluster.join(self.streaming.figures)  # registered, leases kept, figures reported
         if self.alerting is not None:
             await self.alerting.start()  # prices published before are in the price log
         if self.plugins is not None:
@@ -115,6 +118,7 @@ class Services:
         self._tasks.clear()
         if self.alerting is not None:
             await self.alerting.stop()
+        await self.cluster.leave()  # leases handed over at once
         await self.backplane.stop()
         await self.provider.aclose()
         if self.database is not None:
@@ -138,24 +142,23 @@ def _limits(settings: Settings) -> Limits:
 
 
 def _backplane(
-    settings: Settings,
-    clock: Clock,
-    instance_id: str,
-    registry: ChannelRegistry,
-    figures: Callable[[], Mapping[str, int]],
-) -> Backplane:
+    settings: Settings, clock: Clock, instance_id: str, registry: ChannelRegistry
+) -> tuple[Backplane, ClusterMembership]:
+    """The backplane and the cluster membership: on Redis, two adapters on one connection; in memory,
+    one object (a cluster of one)."""
     if settings.redis.enabled:
-        from legend.adapters.redis_backplane import RedisBackplane
+        from legend.adapters.redis import RedisBackplane
 
-        return RedisBackplane(
+        redis = RedisBackplane(
             settings.redis,
             instance_id=instance_id,
             topics=[spec.topic for spec in registry],
-            figures=figures,
             log_size=settings.alerts.log_size,
             once_ttl=settings.alerts.dedupe_seconds,
         )
-    return InMemoryBackplane(clock, log_size=settings.alerts.log_size)
+        return redis, redis.membership
+    memory = InMemoryBackplane(clock, log_size=settings.alerts.log_size)
+    return memory, memory
 
 
 class InterestSources:
@@ -194,6 +197,7 @@ def bootstrap(
     *,
     clock: Clock | None = None,
     backplane: Backplane | None = None,
+    cluster: ClusterMembership | None = None,
     provider: QuoteProvider | None = None,
     calendar: MarketCalendar | None = None,
     run_streamer: bool = True,
@@ -204,9 +208,10 @@ def bootstrap(
     plugin_manager: PluginManager | None = None,
     plugin_state: PluginStateRepository | None = None,
 ) -> Services:
-    """Build the services; any adapter may be overridden. ``plugins`` adds plugin objects by name (as if
-    installed); ``plugin_manager`` replaces discovery altogether. Raises SettingsError for invalid
-    ``[plugins]`` settings."""
+    """Build the services; any adapter may be overridden (a ``backplane`` that is not also the cluster
+    membership, as the in-memory one is, comes with its ``cluster``). ``plugins`` adds plugin objects by
+    name (as if installed); ``plugin_manager`` replaces discovery altogether. Raises SettingsError for
+    invalid ``[plugins]`` settings."""
     settings = settings or Settings()
     clock = clock or SystemClock()
     manager = plugin_manager or PluginManager.from_settings(settings, clock=clock, overrides=plugins)
@@ -218,13 +223,13 @@ def bootstrap(
     manager.register_feeds()
     counters = Counters()
     instance_id = secrets.token_hex(4)
-    backplane = backplane or _backplane(
-        settings,
-        clock,
-        instance_id,
-        registry,
-        lambda: streaming.figures(),  # this instance's share of the cluster
-    )
+    if backplane is None:
+        backplane, built = _backplane(settings, clock, instance_id, registry)
+        cluster = cluster or built
+    elif cluster is None:
+        if not isinstance(backplane, ClusterMembership):
+            raise TypeError("bootstrap(backplane=...) needs cluster=... too: this backplane is not one")
+        cluster = backplane
     rt = settings.realtime
     admission = Admission(
         backplane,
@@ -259,7 +264,7 @@ def bootstrap(
         provider=provider,
         calendar=calendar,
         publisher=publisher,
-        backplane=backplane,
+        cluster=cluster,
         streaming=streaming,
         clock=clock,
         update_interval=settings.realtime.update_interval,
@@ -276,6 +281,7 @@ def bootstrap(
         backplane,
         clock,
         price_log=backplane,
+        cluster=cluster,
         instance_id=instance_id,
         max_rules_per_user=settings.alerts.max_rules_per_user,
         retry_interval=settings.alerts.retry_interval,
@@ -298,6 +304,7 @@ def bootstrap(
             registry=registry,
             streaming=streaming,
             backplane=backplane,
+            cluster=cluster,
             poke=streamer.poke,
             state=plugin_state,
             database=database,
@@ -308,6 +315,7 @@ def bootstrap(
         clock=clock,
         registry=registry,
         backplane=backplane,
+        cluster=cluster,
         counters=counters,
         streaming=streaming,
         publisher=publisher,

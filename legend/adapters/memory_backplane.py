@@ -1,4 +1,6 @@
-"""The in-memory backplane: one process, no Redis. The embedded default, and a real product."""
+"""The in-memory backplane: one process, no Redis. The embedded default, and a real product.
+
+It is also the process's cluster membership: a cluster of one, which holds every lease."""
 
 from __future__ import annotations
 
@@ -12,15 +14,16 @@ from typing import Literal
 from legend.adapters.system_clock import SystemClock
 from legend.domain.envelope import Envelope
 from legend.domain.history import StreamLog
+from legend.domain.prices import enters_price_log
 from legend.ports.backplane import AlreadyPublished, Deliver, Outgoing, Replay
 from legend.ports.clock import Clock
+from legend.ports.cluster import Figures
 from legend.ports.price_log import LogEntry, LogRead
-
-PRICE_TYPE = "price_update"  # what enters the price log
 
 
 class InMemoryBackplane:
-    """Sequences, remembers and delivers within this process; keeps the price log in memory.
+    """Sequences, remembers and delivers within this process; keeps the price log in memory. The
+    Backplane and the ClusterMembership port.
 
     The price log dies with the process (``durable`` is False): a crash loses the prices that alert
     evaluation had not read yet. That is what Redis is for.
@@ -31,6 +34,7 @@ class InMemoryBackplane:
         self._log = StreamLog()
         self._deliver: Deliver | None = None
         self._interest: set[str] = set()
+        self._figures: Figures | None = None
         self.name = f"memory:{secrets.token_hex(4)}"  # positions never carry over to another process
         self.durable = False
         self._entries: deque[LogEntry] = deque(maxlen=log_size)
@@ -64,7 +68,7 @@ class InMemoryBackplane:
             if len(self._once) > self._once_size:
                 self._once.popitem(last=False)
         envelope = self._log.append(stream, kind, body, history_size, key, time.monotonic())
-        if kind == PRICE_TYPE:
+        if enters_price_log(kind):
             self._append("price", envelope.text)
         if self._deliver is not None:
             self._deliver(envelope)
@@ -85,6 +89,17 @@ class InMemoryBackplane:
         envelopes, complete = self._log.after(stream, since)
         return Replay(envelopes, self._log.last_seq(stream), complete)
 
+    def health(self) -> dict[str, object]:
+        return {"ok": True, "backend": "memory", "streams": self._log.streams()}
+
+    # ───────────── the cluster: this process alone ─────────────
+
+    async def join(self, figures: Figures) -> None:
+        self._figures = figures
+
+    async def leave(self) -> None:
+        self._figures = None
+
     async def set_interest(self, tickers: Iterable[str]) -> None:
         self._interest = set(tickers)
 
@@ -94,8 +109,9 @@ class InMemoryBackplane:
     async def hold_lease(self, name: str, ttl: float) -> bool:
         return True
 
-    def health(self) -> dict[str, object]:
-        return {"ok": True, "backend": "memory", "streams": self._log.streams()}
+    async def cluster(self) -> dict[str, object]:
+        figures = self._figures() if self._figures is not None else {}
+        return {"instances": 1, **figures}
 
     # ───────────── connections per user and address ─────────────
 

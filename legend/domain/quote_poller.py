@@ -1,6 +1,6 @@
 """The streamer: polls quotes for watched tickers and announces market open/close transitions.
 
-Exactly one instance polls at a time (a backplane lease); every instance reports its own interest, and
+Exactly one instance polls at a time (a cluster lease); every instance reports its own interest, and
 the holder fetches the union, so N instances never publish N copies of a price. The interval follows the
 market clock: ``update_interval`` in regular hours, ``after_hours_interval`` outside (unless the provider
 says it does not follow market hours, as the simulated demo does: then ``update_interval`` at all hours),
@@ -19,8 +19,9 @@ from legend.domain.market import MarketState
 from legend.domain.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
 from legend.domain.timefmt import iso
-from legend.ports.backplane import Backplane, BackplaneUnavailable
+from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
+from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar, MarketCalendarError
 from legend.ports.quotes import QuoteProvider, follows_market_hours
 
@@ -39,7 +40,7 @@ class Streamer:
         provider: QuoteProvider,
         calendar: MarketCalendar,
         publisher: Publisher,
-        backplane: Backplane,
+        cluster: ClusterMembership,
         streaming: StreamingService,
         clock: Clock,
         update_interval: float,
@@ -52,7 +53,7 @@ class Streamer:
         self.follows_market_hours = follows_market_hours(provider)
         self.calendar = calendar
         self.publisher = publisher
-        self.backplane = backplane
+        self.cluster = cluster
         self.streaming = streaming
         self.clock = clock
         self.update_interval = update_interval
@@ -111,8 +112,8 @@ class Streamer:
             interest = set(self.streaming.tickers())
             if self.extra_interest is not None:
                 interest.update(self.extra_interest())
-            await self.backplane.set_interest(interest)
-            self.leader = await self.backplane.hold_lease(LEASE, self.lease_ttl or 3600.0)
+            await self.cluster.set_interest(interest)
+            self.leader = await self.cluster.hold_lease(LEASE, self.lease_ttl or 3600.0)
         except BackplaneUnavailable as exc:
             self.leader = False
             log.warning("backplane unavailable: %s", exc)
@@ -146,7 +147,7 @@ class Streamer:
         return self.after_hours_interval
 
     async def _poll(self, interval: float) -> float:
-        tickers = await self.backplane.interest()
+        tickers = await self.cluster.interest()
         if not tickers:
             return interval
         self.polls += 1

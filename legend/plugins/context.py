@@ -30,6 +30,7 @@ from legend.plugins.state import PluginRecord
 from legend.plugins.store import PluginStateRepository, PluginStore
 from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
+from legend.ports.cluster import ClusterMembership
 from legend.ports.quotes import QuoteProvider
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ class Runtime:
     registry: ChannelRegistry
     streaming: StreamingService
     backplane: Backplane
+    cluster: ClusterMembership  # leases of feeds that run on one instance
     poke: Callable[[], None]
     state: PluginStateRepository
     database: Any | None = None

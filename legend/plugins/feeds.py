@@ -1,6 +1,6 @@
 """Supervised background feeds: a feed that raises is logged, counted and restarted with backoff.
 
-A feed runs on one instance of a cluster at a time (a backplane lease ``plugin:<plugin>:<feed>``, renewed
+A feed runs on one instance of a cluster at a time (a cluster lease ``plugin:<plugin>:<feed>``, renewed
 while it runs and taken over when its holder dies), unless it was registered with ``every_instance=True``
 (work that serves this instance's own connections).
 
@@ -161,7 +161,7 @@ class FeedRunner:
 
     async def _hold(self) -> bool:
         try:
-            return await self.context.runtime.backplane.hold_lease(self.lease, self.lease_ttl)
+            return await self.context.runtime.cluster.hold_lease(self.lease, self.lease_ttl)
         except BackplaneUnavailable as exc:
             log.warning("plugin %s: feed %s: lease unavailable: %s", self.record.name, self.name, exc)
             return False

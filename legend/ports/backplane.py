@@ -2,12 +2,13 @@
 
 The in-memory backplane serves one process; the Redis backplane serves a cluster. Both assign each
 stream's sequence number and append to its history in one step with the publish, so any instance can
-replay any stream for any client.
+replay any stream for any client. Which instances are alive, what they watch and which leases they hold
+is ``ports.cluster``'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -88,18 +89,6 @@ class Backplane(PriceLog, ConnectionRegistry, Protocol):
 
     async def replay(self, stream: str, since: int | None) -> Replay:
         """History of ``stream`` after ``since`` (all of it when None)."""
-        ...
-
-    async def set_interest(self, tickers: Iterable[str]) -> None:
-        """The tickers this instance's clients watch (the streamer polls the union across instances)."""
-        ...
-
-    async def interest(self) -> set[str]:
-        """Tickers watched anywhere in the cluster."""
-        ...
-
-    async def hold_lease(self, name: str, ttl: float) -> bool:
-        """Take or renew a cluster-wide lease; True while this instance holds it."""
         ...
 
     def health(self) -> dict[str, object]:

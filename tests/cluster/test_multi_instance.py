@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from legend.adapters.redis_backplane import RedisBackplane
+from legend.adapters.redis import RedisBackplane
 from legend.settings import RedisSettings
 from tests.cluster.conftest import LEASE_TTL, Cluster, pattern, stats, until
 from tests.support.server import LegendServer

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from legend.adapters.memory_backplane import InMemoryBackplane
-from legend.adapters.redis_backplane import RedisBackplane
+from legend.adapters.redis import RedisBackplane
 from legend.domain.envelope import Envelope
 from legend.ports.backplane import Backplane
+from legend.ports.cluster import ClusterMembership
 from legend.settings import RedisSettings
 from tests.support.redis_server import RedisServer
 
@@ -67,10 +68,11 @@ async def eventually(condition: Callable[[], Any], timeout: float = 5.0, what: s
 
 
 class Node:
-    """One backplane instance and what it delivered."""
+    """One backplane instance, its cluster membership and what it delivered."""
 
-    def __init__(self, backplane: Backplane, recorder: Recorder) -> None:
+    def __init__(self, backplane: Backplane, cluster: ClusterMembership, recorder: Recorder) -> None:
         self.backplane = backplane
+        self.cluster = cluster
         self.recorder = recorder
 
     @property
@@ -110,13 +112,16 @@ class Nodes:
     async def make(self, **overrides: Any) -> Node:
         recorder = Recorder()
         backplane: Backplane
+        cluster: ClusterMembership
         if self.kind == "memory":
-            backplane = InMemoryBackplane()
+            backplane = cluster = InMemoryBackplane()
         else:
             settings = redis_settings(**{"url": self.server.url, **overrides})
             backplane = RedisBackplane(settings, instance_id=f"node{next(_ids)}")
+            cluster = backplane.membership
         await backplane.start(recorder)
-        node = Node(backplane, recorder)
+        await cluster.join(dict)  # as bootstrap does once the backplane is up (no figures here)
+        node = Node(backplane, cluster, recorder)
         self.nodes.append(node)
         return node
 

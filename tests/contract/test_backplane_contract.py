@@ -162,20 +162,20 @@ async def publish_envelope(backplane: Backplane, stream: str, n: int) -> Envelop
 
 async def test_interest_is_what_was_set_last(nodes: Nodes) -> None:
     node = await nodes.make()
-    assert await node.backplane.interest() == set()
-    await node.backplane.set_interest(["AAPL", "MSFT"])
-    assert await node.backplane.interest() == {"AAPL", "MSFT"}
-    await node.backplane.set_interest({"TSLA"})
-    assert await node.backplane.interest() == {"TSLA"}
-    await node.backplane.set_interest([])
-    assert await node.backplane.interest() == set()
+    assert await node.cluster.interest() == set()
+    await node.cluster.set_interest(["AAPL", "MSFT"])
+    assert await node.cluster.interest() == {"AAPL", "MSFT"}
+    await node.cluster.set_interest({"TSLA"})
+    assert await node.cluster.interest() == {"TSLA"}
+    await node.cluster.set_interest([])
+    assert await node.cluster.interest() == set()
 
 
 async def test_a_lease_is_taken_and_renewed_by_its_holder(nodes: Nodes) -> None:
     node = await nodes.make()
-    assert await node.backplane.hold_lease("streamer", 5.0) is True
-    assert await node.backplane.hold_lease("streamer", 5.0) is True
-    assert await node.backplane.hold_lease("other", 5.0) is True
+    assert await node.cluster.hold_lease("streamer", 5.0) is True
+    assert await node.cluster.hold_lease("streamer", 5.0) is True
+    assert await node.cluster.hold_lease("other", 5.0) is True
 
 
 async def test_health_reports_ok_and_the_backend(nodes: Nodes) -> None:

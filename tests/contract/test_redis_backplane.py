@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from legend.adapters.redis_backplane import RedisBackplane
+from legend.adapters.redis import RedisBackplane
 from legend.ports.backplane import BackplaneUnavailable
 from tests.contract.conftest import Node, Nodes, Proxy, eventually
 from tests.contract.test_backplane_contract import body, publish
@@ -44,11 +44,12 @@ async def raw(redis_nodes: Nodes) -> AsyncIterator[Redis]:
 async def crash(node: Node) -> None:
     """Stop an instance the way SIGKILL would: no goodbye to Redis, its keys are left to expire."""
     backplane = node.redis
-    for task in backplane._tasks:
+    tasks = [*backplane._tasks, *backplane.membership._tasks]
+    for task in tasks:
         task.cancel()
-    await asyncio.gather(*backplane._tasks, return_exceptions=True)
-    backplane._tasks = []
-    for client in (backplane._sub, backplane._redis):
+    await asyncio.gather(*tasks, return_exceptions=True)
+    backplane._tasks = backplane.membership._tasks = []
+    for client in (backplane.connection.subscriber, backplane.connection.commands):
         if client is not None:
             await client.aclose()
 
@@ -84,38 +85,38 @@ async def test_any_instance_replays_what_another_published(redis_nodes: Nodes) -
 async def test_interest_is_the_union_over_live_instances(redis_nodes: Nodes) -> None:
     a, b = await redis_nodes.make(), await redis_nodes.make()
     dying = await redis_nodes.make(interest_ttl=1.0)
-    await a.backplane.set_interest({"AAPL"})
-    await b.backplane.set_interest({"MSFT", "AAPL"})
-    await dying.backplane.set_interest({"TSLA"})
-    assert await a.backplane.interest() == {"AAPL", "MSFT", "TSLA"}
+    await a.cluster.set_interest({"AAPL"})
+    await b.cluster.set_interest({"MSFT", "AAPL"})
+    await dying.cluster.set_interest({"TSLA"})
+    assert await a.cluster.interest() == {"AAPL", "MSFT", "TSLA"}
     await b.backplane.stop()  # a clean stop withdraws at once
-    assert await a.backplane.interest() == {"AAPL", "TSLA"}
+    assert await a.cluster.interest() == {"AAPL", "TSLA"}
     await crash(dying)  # a dead instance's interest lapses after interest_ttl
     took = await eventually(lambda: _interest_is(a, {"AAPL"}), timeout=5, what="TSLA forgotten")
     assert took < 3
 
 
 async def _interest_is(node: Node, expected: set[str]) -> bool:
-    return await node.backplane.interest() == expected
+    return await node.cluster.interest() == expected
 
 
 async def test_interest_outlives_the_interest_ttl_while_the_instance_lives(redis_nodes: Nodes) -> None:
     a = await redis_nodes.make(interest_ttl=1.0)
     b = await redis_nodes.make()
-    await a.backplane.set_interest({"AAPL"})
+    await a.cluster.set_interest({"AAPL"})
     deadline = time.monotonic() + 2.5  # well past the ttl: the heartbeat keeps it
     while time.monotonic() < deadline:
-        assert await b.backplane.interest() == {"AAPL"}
+        assert await b.cluster.interest() == {"AAPL"}
         await asyncio.sleep(0.2)
 
 
 async def test_cluster_counts_live_instances_and_sums_their_figures(redis_nodes: Nodes) -> None:
     a, b = await redis_nodes.make(), await redis_nodes.make()
-    a.redis.figures = lambda: {"connections": 3, "subscriptions": 7}
-    b.redis.figures = lambda: {"connections": 2, "subscriptions": 1}
-    await a.backplane.set_interest([])  # a heartbeat now rather than at the next tick
-    await b.backplane.set_interest([])
-    cluster = await a.redis.cluster()
+    await a.cluster.join(lambda: {"connections": 3, "subscriptions": 7})
+    await b.cluster.join(lambda: {"connections": 2, "subscriptions": 1})
+    await a.cluster.set_interest([])  # a heartbeat now rather than at the next tick
+    await b.cluster.set_interest([])
+    cluster = await a.cluster.cluster()
     assert cluster["instances"] == 2
     assert (cluster["connections"], cluster["subscriptions"]) == (5, 8)
     assert cluster["members"] == {
@@ -123,7 +124,7 @@ async def test_cluster_counts_live_instances_and_sums_their_figures(redis_nodes:
         b.redis.instance_id: {"connections": 2, "subscriptions": 1},
     }
     await b.backplane.stop()
-    assert (await a.redis.cluster())["instances"] == 1
+    assert (await a.cluster.cluster())["instances"] == 1
 
 
 async def test_a_seed_message_from_another_program_is_sequenced_once_and_reaches_every_instance(
@@ -139,7 +140,7 @@ async def test_a_seed_message_from_another_program_is_sequenced_once_and_reaches
         assert message == {**SEED_PRICE, "ticker": "AAPL", "channel": "ticker:AAPL", "seq": 1}
     # Both have decided about the raw message: exactly one sequenced it, the other stood down.
     await eventually(lambda: _decided(a) and _decided(b), what="both instances decided")
-    assert a.redis.external_resequenced + b.redis.external_resequenced == 1
+    assert a.redis.external.resequenced + b.redis.external.resequenced == 1
     # Nothing more follows: the next message on the stream is seq 2 on both instances.
     marker = await a.backplane.publish(
         "ticker:AAPL", "price_updates", "price_update", body("ticker:AAPL", 1, "price_update"), 100
@@ -151,7 +152,7 @@ async def test_a_seed_message_from_another_program_is_sequenced_once_and_reaches
 
 
 def _decided(node: Node) -> bool:
-    return node.redis.external_resequenced + node.redis.external_duplicates >= 1
+    return node.redis.external.resequenced + node.redis.external.duplicates >= 1
 
 
 @pytest.mark.parametrize(
@@ -205,7 +206,7 @@ async def test_invalid_messages_from_other_programs_are_counted_and_never_stop_d
     await raw.publish("price_updates", json.dumps(SEED_PRICE))
     await node.recorder.wait_for(1, "ticker:AAPL")
     await eventually(
-        lambda: node.redis.external_invalid == len(junk) + 1, what="every invalid message counted"
+        lambda: node.redis.external.invalid_count == len(junk) + 1, what="every invalid message counted"
     )
     assert node.recorder.envelopes == node.recorder.of("ticker:AAPL")
     assert node.backplane.health()["ok"] is True
@@ -228,36 +229,36 @@ async def test_a_plugin_topic_reaches_instances_that_never_published_on_it(redis
 async def test_only_one_instance_holds_a_lease_until_its_holder_dies(redis_nodes: Nodes) -> None:
     a, b = await redis_nodes.make(lease_ttl=1.0), await redis_nodes.make(lease_ttl=1.0)
     assert (
-        await a.backplane.hold_lease("streamer", 60) is True
+        await a.cluster.hold_lease("streamer", 60) is True
     )  # capped at lease_ttl, renewed in the background
-    assert await b.backplane.hold_lease("streamer", 60) is False
+    assert await b.cluster.hold_lease("streamer", 60) is False
     deadline = time.monotonic() + 2.5  # more than twice the ttl: a living holder keeps it without asking
     while time.monotonic() < deadline:
-        assert await b.backplane.hold_lease("streamer", 60) is False
+        assert await b.cluster.hold_lease("streamer", 60) is False
         await asyncio.sleep(0.1)
     await crash(a)
-    took = await eventually(lambda: b.backplane.hold_lease("streamer", 60), timeout=5, what="takeover")
+    took = await eventually(lambda: b.cluster.hold_lease("streamer", 60), timeout=5, what="takeover")
     assert took < 1.5
 
 
 async def test_a_lease_lapses_when_its_holder_cannot_renew_it(redis_nodes: Nodes, proxy: Proxy) -> None:
     a = await redis_nodes.make(url=proxy.url, lease_ttl=1.0)
     b = await redis_nodes.make(lease_ttl=1.0)
-    assert await a.backplane.hold_lease("streamer", 60) is True
+    assert await a.cluster.hold_lease("streamer", 60) is True
     proxy.freeze()  # a is cut off from Redis but alive
-    took = await eventually(lambda: b.backplane.hold_lease("streamer", 60), timeout=5, what="takeover")
+    took = await eventually(lambda: b.cluster.hold_lease("streamer", 60), timeout=5, what="takeover")
     assert took < 1.5
     proxy.thaw()
     await eventually(lambda: a.backplane.health()["ok"], what="a reconnected")
-    assert await a.backplane.hold_lease("streamer", 60) is False  # and a learns it lost the lease
+    assert await a.cluster.hold_lease("streamer", 60) is False  # and a learns it lost the lease
 
 
 async def test_stop_hands_a_held_lease_over_at_once(redis_nodes: Nodes) -> None:
     a, b = await redis_nodes.make(), await redis_nodes.make()
-    assert await a.backplane.hold_lease("streamer", 60) is True
-    assert await b.backplane.hold_lease("streamer", 60) is False
+    assert await a.cluster.hold_lease("streamer", 60) is True
+    assert await b.cluster.hold_lease("streamer", 60) is False
     await a.backplane.stop()
-    assert await b.backplane.hold_lease("streamer", 60) is True
+    assert await b.cluster.hold_lease("streamer", 60) is True
 
 
 async def test_when_redis_is_down_everything_fails_fast_and_health_says_so(redis_nodes: Nodes) -> None:
@@ -270,9 +271,9 @@ async def test_when_redis_is_down_everything_fails_fast_and_health_says_so(redis
     for attempt in (
         lambda: publish(a.backplane, "patterns", 1),
         lambda: a.backplane.replay("patterns", 0),
-        lambda: a.backplane.set_interest({"AAPL"}),
-        lambda: a.backplane.interest(),
-        lambda: a.backplane.hold_lease("streamer", 5),
+        lambda: a.cluster.set_interest({"AAPL"}),
+        lambda: a.cluster.interest(),
+        lambda: a.cluster.hold_lease("streamer", 5),
     ):
         started = time.monotonic()
         with pytest.raises(BackplaneUnavailable):
@@ -365,7 +366,7 @@ async def test_messages_published_while_an_instance_was_unsubscribed_are_replaye
     ]
     delivered = await b.recorder.wait_for(4, timeout=5)
     assert delivered[1:] == missed
-    assert b.redis.gap_filled == 3
+    assert b.redis.listener.gap_filled == 3
     after = await a.backplane.publish("patterns", "pattern_alerts", "pattern_alert", body("patterns", 4), 100)
     assert await b.recorder.wait_for(5) == [delivered[0], *missed, after]
     assert await a.recorder.wait_for(5) == [delivered[0], *missed, after]
@@ -401,7 +402,9 @@ async def test_a_stream_with_older_history_is_replayed_only_from_where_the_insta
     b = await redis_nodes.make(reconnect_min_delay=1.0, reconnect_max_delay=1.0)
     await publish(a.backplane, "patterns", 0)
     await eventually(lambda: b.recorder.of("patterns"), what="b listening")
-    await eventually(lambda: b.redis._checkpoint not in (None, "0-0"), what="a checkpoint past the start")
+    await eventually(
+        lambda: b.redis.listener.journal.checkpoint not in (None, "0-0"), what="a checkpoint past the start"
+    )
     await asyncio.sleep(1.5)  # a checkpoint ping (health_check_interval) has come back
     await raw.client_kill_filter(_type="pubsub")
     missed = [
@@ -462,10 +465,10 @@ async def test_a_command_that_works_again_cuts_the_listeners_backoff_short(redis
     node = await redis_nodes.make(reconnect_min_delay=0.1, reconnect_max_delay=30.0)
     redis_nodes.server.stop()
     # 0.1 + 0.2 + … + 1.6 s of failed attempts: the listener now sleeps 3.2 s (±20 %) before the next
-    await eventually(lambda: node.redis._backoff >= 6.4, timeout=15, what="a long backoff")
+    await eventually(lambda: node.redis.listener.backoff >= 6.4, timeout=15, what="a long backoff")
     redis_nodes.server.start()
     started = time.monotonic()
-    await node.backplane.set_interest({"AAPL"})  # any command: the heartbeat, a publish, a lease…
+    await node.cluster.set_interest({"AAPL"})  # any command: the heartbeat, a publish, a lease…
     await eventually(lambda: node.backplane.health()["ok"], timeout=5, what="subscribed again")
     assert time.monotonic() - started < 2.0
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from legend.adapters.redis_backplane import RedisBackplane
+from legend.adapters.redis import RedisBackplane
 from legend.ports.backplane import BackplaneUnavailable
 from legend.settings import RedisSettings
 from tests.contract.conftest import Recorder, eventually, redis_settings

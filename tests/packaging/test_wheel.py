@@ -49,6 +49,7 @@ def test_wheel_contains_the_dashboard_docs_assets_and_migrations(wheel: Path) ->
         "legend/adapters/quotes/replay.py",
         "legend/adapters/quotes/data/SP500_NOV2019_IDay.csv",
         "legend/adapters/quotes/data/LICENSE-mplfinance.txt",
+        "legend/adapters/redis/publish.lua",
         "legend/plugins/builtin/news/plugin.py",
         "legend/migrations/versions/0002_portfolio_and_plugin_state.py",
         "legend/web/static/img/favicon.svg",
@@ -60,9 +61,10 @@ def test_installed_wheel_finds_its_files_outside_the_checkout(wheel: Path, tmp_p
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     probe = (
-        "import legend.app, legend.adapters.sql.migrate as m; "
+        "import legend.app, legend.adapters.sql.migrate as m, legend.adapters.redis.scripts as s; "
         "web = legend.app.web_root(); print(web); print(m.migrations_dir()); "
-        "assert (web / 'index.html').is_file() and (web / 'static' / 'js' / 'websocket-client.js').is_file()"
+        "assert (web / 'index.html').is_file() and (web / 'static' / 'js' / 'websocket-client.js').is_file(); "
+        "assert 'PUBLISH' in s.PUBLISH.source and s.LEAVE.source"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],

@@ -112,6 +112,7 @@ def alerting_service(
         backplane,
         clock,
         price_log=backplane,
+        cluster=backplane,
         instance_id=instance_id,
         retry_interval=3600.0,  # tests drive delivery rounds themselves
         claim_seconds=claim_seconds,

@@ -386,7 +386,14 @@ async def test_evaluation_lag_is_zero_while_caught_up_and_grows_while_a_batch_is
     repository = StuckStore(database)
     publisher = Publisher(backplane, ChannelRegistry(), clock, Counters(), history_size=100)
     service = AlertingService(
-        repository, publisher, backplane, clock, price_log=backplane, instance_id="a", single_instance=True
+        repository,
+        publisher,
+        backplane,
+        clock,
+        price_log=backplane,
+        cluster=backplane,
+        instance_id="a",
+        single_instance=True,
     )
     evaluation = service.evaluation
     assert evaluation.lag() is None  # this instance does not evaluate (yet)

@@ -39,7 +39,7 @@ async def build(provider: QuoteProvider, ticker: str) -> tuple[Streamer, InMemor
     publisher = Publisher(backplane, registry, clock, counters, history_size=100)
     streamer = Streamer(
         provider=provider, calendar=ExchangeCalendarsMarketCalendar("XNYS"), publisher=publisher,
-        backplane=backplane, streaming=streaming, clock=clock, update_interval=5, after_hours_interval=60,
+        cluster=backplane, streaming=streaming, clock=clock, update_interval=5, after_hours_interval=60,
     )  # fmt: skip
     await streaming.start()
     session = streaming.open_session(RecordingTransport(), "trader")

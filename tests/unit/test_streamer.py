@@ -68,7 +68,7 @@ def build(
     publisher = Publisher(backplane, registry, clock, counters, history_size=100)
     provider = provider_class(clock)
     streamer = Streamer(
-        provider=provider, calendar=CALENDAR, publisher=publisher, backplane=backplane, streaming=streaming,
+        provider=provider, calendar=CALENDAR, publisher=publisher, cluster=backplane, streaming=streaming,
         clock=clock, update_interval=5, after_hours_interval=60,
     )  # fmt: skip
     return streamer, streaming, provider, clock, backplane

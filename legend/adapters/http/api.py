@@ -66,13 +66,10 @@ class WebSocketController(Controller):
         cluster-wide figures (``cluster``: instances alive, connections and subscriptions across them)."""
         streaming = services.streaming
         c = streaming.counters
-        cluster: dict[str, Any] | None = None
-        figures = getattr(services.backplane, "cluster", None)
-        if figures is not None:
-            try:
-                cluster = await figures()
-            except BackplaneUnavailable as exc:
-                cluster = {"error": str(exc)}
+        try:
+            cluster: dict[str, Any] = await services.cluster.cluster()
+        except BackplaneUnavailable as exc:
+            cluster = {"error": str(exc)}
         return {
             "active_connections": len(streaming.sessions),
             "ticker_subscriptions": dict(sorted(streaming.tickers().items())),
@@ -94,7 +91,7 @@ class WebSocketController(Controller):
             "backplane": services.backplane.health(),
             "streamer": services.streamer.status(),
             "alerting": services.alerting.status() if services.alerting is not None else None,
-            "cluster": cluster or {"instances": 1, **streaming.figures()},
+            "cluster": cluster,
         }
 
     @post("/broadcast/price", summary="Broadcast a price update (internal)", status_code=HTTP_200_OK)

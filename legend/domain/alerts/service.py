@@ -28,6 +28,7 @@ from legend.domain.inputs import AlertInput
 from legend.domain.publisher import Publisher
 from legend.ports.backplane import AlreadyPublished, Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock
+from legend.ports.cluster import ClusterMembership
 from legend.ports.price_log import PriceLog
 from legend.ports.repositories import AlertRepository
 
@@ -53,6 +54,7 @@ class AlertingService:
         clock: Clock,
         *,
         price_log: PriceLog,
+        cluster: ClusterMembership,
         instance_id: str,
         max_rules_per_user: int = 200,
         retry_interval: float = 5.0,
@@ -65,6 +67,7 @@ class AlertingService:
         self.publisher = publisher
         self.backplane = backplane
         self.price_log = price_log
+        self.cluster = cluster  # the ``alerts`` lease: one evaluator in the cluster
         self.clock = clock
         self.instance_id = instance_id
         self.max_rules_per_user = max_rules_per_user
@@ -77,7 +80,7 @@ class AlertingService:
         self.evaluation = AlertEvaluation(
             repository,
             price_log,
-            backplane.hold_lease,
+            cluster.hold_lease,
             clock,
             self._publish_fresh,
             self._recover,
@@ -118,7 +121,7 @@ class AlertingService:
         self.started = True
         self._backlog = True
         try:
-            if await self.backplane.hold_lease(LEASE, self.evaluation.lease_ttl):
+            if await self.cluster.hold_lease(LEASE, self.evaluation.lease_ttl):
                 await self.evaluation.take_over()  # publishes what a previous run left unpublished
         except BackplaneUnavailable as exc:
             log.warning("alerting: evaluation not started yet: %s", exc)

@@ -1,0 +1,68 @@
+"""Connections per user and per client address across the cluster: one sorted set each, of connection id
+-> expiry. This instance keeps its own connections' entries alive; those of an instance that died expire
+after ``redis.interest_ttl``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from legend.adapters.redis import scripts
+from legend.adapters.redis.connection import RedisConnection
+from legend.adapters.redis.keys import Keys
+from legend.ports.backplane import BackplaneUnavailable
+
+REFRESH_CHUNK = 500  # connections refreshed per script run
+
+
+class RedisConnectionRegistry:
+    """The ConnectionRegistry port on Redis; raises BackplaneUnavailable."""
+
+    def __init__(self, connection: RedisConnection, keys: Keys) -> None:
+        self.connection = connection
+        self.keys = keys
+        self.ttl_ms = int(connection.settings.interest_ttl * 1000)
+        self._admitted: dict[str, tuple[str, str]] = {}  # connection id -> its two set keys
+
+    async def admit(
+        self, connection_id: str, user_id: str, address: str, max_per_user: int, max_per_address: int
+    ) -> Literal["user", "address"] | None:
+        """Register the connection in the cluster-wide sets of its user and its address (one script)."""
+        keys = self.keys.connections(user_id, address)
+        args = [connection_id, self.ttl_ms, max_per_user, max_per_address]
+        verdict = int(await self.connection.call("admit", scripts.ADMIT, list(keys), args))
+        if verdict == 1:
+            return "user"
+        if verdict == 2:
+            return "address"
+        self._admitted[connection_id] = keys
+        return None
+
+    async def release(self, connection_id: str, user_id: str, address: str) -> None:
+        keys = self._admitted.pop(connection_id, None) or self.keys.connections(user_id, address)
+
+        async def remove(redis: Redis) -> None:
+            pipe = redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.zrem(key, connection_id)
+            await pipe.execute()
+
+        await self.connection.call("release", remove)
+
+    async def keep_alive(self) -> None:
+        """Extend this instance's registrations well inside their ttl, for as long as it runs."""
+        while True:
+            await asyncio.sleep(self.connection.settings.interest_ttl / 3)
+            if self._admitted:
+                with contextlib.suppress(BackplaneUnavailable):
+                    await self.connection.call("refresh connections", self._refresh)
+
+    async def _refresh(self, redis: Redis) -> None:
+        items = list(self._admitted.items())
+        for start in range(0, len(items), REFRESH_CHUNK):
+            chunk = items[start : start + REFRESH_CHUNK]
+            keys = [key for _, pair in chunk for key in pair]
+            await scripts.REFRESH(redis, keys, [self.ttl_ms, *(connection for connection, _ in chunk)])

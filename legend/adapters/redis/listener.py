@@ -1,0 +1,310 @@
+"""The listener: one pub/sub connection subscribed to every topic, kept alive and caught up.
+
+Each message is decoded once (``domain.envelope.unseal``) and handed to the streaming service. A message
+without ``channel`` and ``seq`` comes from another program and goes to the resequencer. The connection is
+pinged every ``health_check_interval``; a line that brings nothing for longer is dead. After losing Redis
+the listener reconnects with capped exponential backoff (cut short as soon as any command works again),
+resubscribes, and replays from history what was published meanwhile (``recovery``), skipping the copies
+that pub/sub still brings of what the history already gave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from legend.adapters.redis.connection import RedisConnection, describe, text
+from legend.adapters.redis.keys import Keys
+from legend.adapters.redis.recovery import PING_TOKEN, Journal, history_after
+from legend.domain.envelope import Envelope, unseal
+from legend.domain.external import SEED_TOPICS
+from legend.ports.backplane import BackplaneUnavailable, Deliver
+
+log = logging.getLogger("legend.redis")
+
+# Streams whose last sequence number is remembered for gap filling after a reconnect; the least
+# recently delivered are forgotten first, so subscriptions to junk symbols cannot grow memory forever.
+MAX_TRACKED_STREAMS = 20_000
+POLL_SECONDS = 0.25  # the listener wakes this often when idle (new topics, liveness pings)
+WATERMARK_SECONDS = 30.0  # how long after a replay pub/sub copies of replayed messages are looked for
+
+
+class _Stale(Exception):
+    """The pub/sub connection stopped answering."""
+
+
+class Listener:
+    """Delivers every message of every topic to ``deliver``; ``run`` until cancelled."""
+
+    def __init__(
+        self,
+        connection: RedisConnection,
+        keys: Keys,
+        topics: Iterable[str],
+        external: Callable[[str, bytes], None],
+        invalid: Callable[[str, str], None],
+    ) -> None:
+        self.connection = connection
+        self.keys = keys
+        self.external = external  # a message another program published: (channel, payload)
+        self.invalid = invalid  # (channel, reason)
+        self.deliver: Deliver | None = None
+        self.journal = Journal(connection, keys)
+        self.topics: set[str] = {keys.topic(t) for t in SEED_TOPICS} | {keys.topic(t) for t in topics}
+        self.subscribed: set[str] = set()
+        self.announced: set[str] = set()  # topics this instance announced since it last subscribed
+        self.last_seq: dict[str, int] = {}  # per stream, the last delivered seq (bounded, LRU)
+        self.connected = False  # subscribed to every topic
+        self.first_try = asyncio.Event()  # the first attempt ended, either way
+        self.backoff = connection.settings.reconnect_min_delay
+        self.reconnects = 0
+        self.delivered = 0
+        self.delivery_errors = 0
+        self.duplicates_skipped = 0
+        self.gap_filled = 0
+        self._topics_dirty = False
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
+        self._new_streams: list[str] = []  # first streams of topics other instances just announced
+        self._watermarks: dict[str, int] = {}  # per stream, replayed up to here after a reconnect
+        self._watermarks_until = 0.0
+        self._heard_since_ping = False
+        self._ever_connected = False
+        self._pubsub: PubSub | None = None
+        self._control = keys.control.encode()
+
+    async def watch(self, topic: str) -> None:
+        """Subscribe ``topic`` (a pub/sub channel) and wait (bounded) until Redis confirmed it."""
+        self.topics.add(topic)
+        if topic in self.subscribed:
+            return
+        self._topics_dirty = True
+        if not self.connected:
+            return  # every known topic is subscribed when the listener (re)connects
+        waiter = self._confirmed.get(topic)
+        if waiter is None:
+            waiter = self._confirmed[topic] = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.connection.deadline):
+                await asyncio.shield(waiter)
+
+    async def run(self) -> None:
+        """Keep one subscription to every topic alive, reconnecting with capped exponential backoff."""
+        connection, settings = self.connection, self.connection.settings
+        while True:
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, TimeoutError, _Stale, BackplaneUnavailable) as exc:
+                connection.last_error = f"subscriber: {describe(exc)}"
+            except Exception as exc:  # a bug must not end delivery for good
+                log.exception("redis listener failed")
+                connection.last_error = f"subscriber: {describe(exc)}"
+            self.first_try.set()
+            if self.connected:
+                log.warning("lost the Redis subscription (%s); reconnecting", connection.last_error)
+            self.connected = connection.live = False
+            connection.note_health()
+            self.subscribed.clear()
+            await self.close()
+            delay = self.backoff * random.uniform(0.8, 1.2)
+            self.backoff = min(self.backoff * 2, settings.reconnect_max_delay)
+            # Publishes succeed as soon as Redis is back, and they go nowhere live until this listener
+            # is subscribed again: a command that works cuts the backoff short (after the shortest delay,
+            # so that a subscription that keeps failing is not retried in a tight loop).
+            shortest = min(delay, settings.reconnect_min_delay)
+            connection.wake.clear()  # set by this session's own commands; from now on by others
+            await asyncio.sleep(shortest)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay - shortest):
+                    await connection.wake.wait()
+
+    async def close(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _session(self) -> None:
+        """One connection's life: subscribe, replay what was missed, then deliver until it fails."""
+        connection = self.connection
+        assert connection.subscriber is not None
+        pubsub = self._pubsub = connection.subscriber.pubsub()
+        registry = await connection.call("topics", lambda redis: redis.smembers(self.keys.topics))
+        self.topics.update(text(topic) for topic in registry)
+        await self.journal.begin()  # the first subscription replays what comes after this position
+        self._topics_dirty = False
+        self._new_streams.clear()
+        wanted = {*self.topics, self.keys.control}
+        buffered = await self._subscribe(pubsub, wanted)
+        self.connected = True
+        connection.command_ok = True
+        self.backoff = connection.settings.reconnect_min_delay
+        self.announced.clear()  # Redis may have lost the topic registry: announce again
+        if self._ever_connected:
+            self.reconnects += 1
+            log.info("Redis subscription restored (%d topics)", len(wanted))
+        self._ever_connected = True
+        self._watermarks.clear()
+        await self._fill(await self.journal.missed(self.last_seq))
+        self.journal.advance()
+        for message in buffered:
+            self._on_message(message)
+        connection.live = True
+        connection.note_health()
+        self.first_try.set()
+        await self._pump(pubsub)
+
+    async def _subscribe(self, pubsub: PubSub, topics: set[str]) -> list[dict[str, Any]]:
+        """Subscribe and wait until Redis confirmed every topic; returns the messages heard meanwhile."""
+        buffered: list[dict[str, Any]] = []
+        deadline = self.connection.deadline
+        async with asyncio.timeout(deadline):
+            await pubsub.subscribe(*topics)
+            while not topics <= self.subscribed:
+                message = await pubsub.get_message(timeout=deadline)
+                if message is None:
+                    continue
+                if message["type"] == "subscribe":
+                    self._confirm(text(message["channel"]))
+                elif message["type"] == "message":
+                    buffered.append(message)
+        return buffered
+
+    async def _pump(self, pubsub: PubSub) -> None:
+        """Deliver until the connection fails; subscribe new topics; ping every ``health_check_interval``.
+
+        Each ping carries the journal's newest position (``recovery``): when its pong arrives, every
+        message published up to there has arrived before it. A line that brings nothing at all, not even
+        the pong, for ``health_check_interval + socket_timeout`` is dead.
+        """
+        settings = self.connection.settings
+        health_every = settings.health_check_interval
+        last_heard = time.monotonic()
+        next_ping = last_heard + health_every
+        self._heard_since_ping = False
+        while True:
+            if self._topics_dirty:
+                self._topics_dirty = False
+                new = self.topics - self.subscribed
+                if new:
+                    # A topic another instance just announced: its first messages went out before we
+                    # listened, so replay the announced streams from history once subscribed.
+                    buffered = await self._subscribe(pubsub, new)
+                    streams, self._new_streams = self._new_streams, []
+                    await self._fill({stream: self.last_seq.get(stream, 0) for stream in streams})
+                    for message in buffered:
+                        self._on_message(message)
+            message = await pubsub.get_message(timeout=POLL_SECONDS)
+            now = time.monotonic()
+            if message is not None:
+                last_heard = now
+                if message["type"] == "pong":
+                    self.journal.on_pong(message["data"])
+                else:
+                    self._heard_since_ping = True
+                    self._on_message(message)
+                if now < next_ping:
+                    continue
+            elif now - last_heard > health_every + settings.socket_timeout:
+                raise _Stale("no answer to PING on the subscription")
+            if now >= next_ping:
+                await self._ping(pubsub)
+                next_ping = time.monotonic() + health_every
+            if self._watermarks and now > self._watermarks_until:
+                self._watermarks.clear()
+
+    async def _ping(self, pubsub: PubSub) -> None:
+        """Ping the subscription. The journal position is only read when messages arrived since the last
+        ping (otherwise the checkpoint stands), so a quiet or frozen line is pinged without waiting on a
+        command first."""
+        token = PING_TOKEN
+        if self._heard_since_ping:
+            with contextlib.suppress(BackplaneUnavailable):
+                token = await self.journal.ping_token()
+                self._heard_since_ping = False
+        await pubsub.ping(token)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "subscribe":
+            self._confirm(text(message["channel"]))
+            return
+        if kind != "message":
+            return
+        channel: bytes = message["channel"]
+        data: bytes = message["data"]
+        if channel == self._control:
+            topic, _, stream = text(data).partition("\n")
+            if topic not in self.topics:
+                self.topics.add(topic)
+                self._topics_dirty = True
+                if stream:
+                    self._new_streams.append(stream)
+            return
+        try:
+            envelope = unseal(data, time.monotonic())
+        except UnicodeDecodeError:
+            self.invalid(text(channel), "not UTF-8")
+            return
+        if envelope is None:
+            self.external(text(channel), data)
+        else:
+            self.hand_over(envelope)
+
+    def hand_over(self, envelope: Envelope) -> None:
+        """Deliver one envelope, skipping what a post-reconnect replay already delivered."""
+        if self._watermarks:
+            mark = self._watermarks.get(envelope.stream)
+            if mark is not None:
+                if envelope.seq <= mark:
+                    self.duplicates_skipped += 1
+                    return
+                del self._watermarks[envelope.stream]
+        last_seq = self.last_seq
+        last_seq.pop(envelope.stream, None)
+        last_seq[envelope.stream] = envelope.seq  # re-inserted: least recently delivered first
+        if len(last_seq) > MAX_TRACKED_STREAMS:  # idle streams are forgotten, not tracked forever
+            del last_seq[next(iter(last_seq))]
+        self.delivered += 1
+        deliver = self.deliver
+        if deliver is None:
+            return
+        try:
+            deliver(envelope)
+        except Exception:
+            self.delivery_errors += 1
+            log.exception("delivery of %s #%d failed", envelope.stream, envelope.seq)
+
+    async def _fill(self, floors: Mapping[str, int]) -> None:
+        """Deliver from history what each stream published after its floor (the last seq delivered); a
+        watermark per filled stream drops the copies that pub/sub still brings."""
+        async for stream, envelopes in history_after(self.connection, self.keys, floors):
+            floor = floors[stream]
+            for envelope in envelopes:
+                if envelope.seq <= floor:
+                    continue
+                if envelope.seq > floor + 1 and floor:
+                    log.warning(
+                        "%s: messages %d-%d are gone from history", stream, floor + 1, envelope.seq - 1
+                    )
+                self.gap_filled += 1
+                self.hand_over(envelope)
+                floor = envelope.seq
+            self._watermarks[stream] = floor
+        self._watermarks_until = time.monotonic() + WATERMARK_SECONDS
+
+    def _confirm(self, topic: str) -> None:
+        self.subscribed.add(topic)
+        waiter = self._confirmed.pop(topic, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)

@@ -1,0 +1,149 @@
+"""Cluster membership on Redis: the instance registry, each instance's interest and figures, and leases.
+
+A heartbeat (one script, every ``interest_ttl / 3``) registers the instance in a sorted set of id ->
+expiry and replaces its interest set and figures hash, all expiring after ``interest_ttl``: a dead
+instance drops out on its own. A lease is a key taken when free and renewed only by its holder (one
+script); a held lease is renewed in the background while the process lives, so a dead holder's lease
+lapses within ``lease_ttl`` whatever the caller's cadence. Leaving hands leases back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from legend.adapters.redis import scripts
+from legend.adapters.redis.connection import RedisConnection, text
+from legend.adapters.redis.keys import Keys
+from legend.ports.backplane import BackplaneUnavailable
+from legend.ports.cluster import Figures
+
+log = logging.getLogger("legend.redis")
+
+
+class RedisClusterMembership:
+    """The ClusterMembership port on Redis; raises BackplaneUnavailable."""
+
+    def __init__(self, connection: RedisConnection, keys: Keys) -> None:
+        self.connection = connection
+        self.keys = keys
+        self.instance_id = connection.instance_id
+        self.figures: Figures | None = None  # this instance's share, sent with every heartbeat
+        self.leases: dict[str, int] = {}  # held lease -> its ttl in ms, renewed in the background
+        self._interest: list[str] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._registered = False  # something of this instance is in Redis: leave() has work
+
+    async def join(self, figures: Figures) -> None:
+        """Report ``figures`` with every heartbeat, and keep the registration and held leases alive."""
+        self.figures = figures
+        self._registered = True
+        if self._tasks:
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._keep_alive(), name=f"redis heartbeat {self.instance_id}"),
+            loop.create_task(self._renew_leases(), name=f"redis leases {self.instance_id}"),
+        ]
+
+    async def leave(self) -> None:
+        """Stop the heartbeat, hand back held leases and leave the registry (one script, at most a
+        second when Redis is down)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
+        redis = self.connection.commands
+        if redis is not None and self._registered:
+            keys = [self.keys.lease(name) for name in sorted(self.leases)]
+            keys += [self.keys.registry, self.keys.interest, self.keys.figures]
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(min(1.0, self.connection.deadline)):
+                    await scripts.LEAVE(redis, keys, [self.instance_id])
+        self._registered = False
+        self.leases.clear()
+
+    async def set_interest(self, tickers: Iterable[str]) -> None:
+        """Store this instance's tickers now; the heartbeat keeps them alive until ``interest_ttl``."""
+        self._interest = sorted(set(tickers))
+        await self.connection.call("set_interest", self._heartbeat)
+
+    async def interest(self) -> set[str]:
+        """The union of the tickers of every live instance."""
+        found = await self.connection.call(
+            "interest", scripts.MEMBERS, [self.keys.registry], [self.keys.prefix, "interest"]
+        )
+        return {text(item) for item in found}
+
+    async def hold_lease(self, name: str, ttl: float) -> bool:
+        """Take the lease when free or renew it when ours (one script). The ttl is capped at
+        ``lease_ttl``; a held lease is renewed in the background (after ``join``)."""
+        ms = max(1, int(min(ttl, self.connection.settings.lease_ttl) * 1000))
+        held = bool(await self._lease(name, ms))
+        if held:
+            self.leases[name] = ms
+            self._registered = True
+        else:
+            self.leases.pop(name, None)
+        return held
+
+    async def cluster(self) -> dict[str, object]:
+        """Live instances and the sum of their reported figures (each at most a heartbeat old)."""
+        found = await self.connection.call(
+            "cluster", scripts.MEMBERS, [self.keys.registry], [self.keys.prefix, "figures"]
+        )
+        members: dict[str, dict[str, int]] = {}
+        totals: dict[str, int] = {}
+        for i in range(0, len(found) - 1, 2):
+            flat = [text(x) for x in found[i + 1]]
+            figures = {
+                k: int(v) for k, v in zip(flat[::2], flat[1::2], strict=True) if v.lstrip("-").isdigit()
+            }
+            figures.pop("seen", None)
+            members[text(found[i])] = figures
+            for key, value in figures.items():
+                totals[key] = totals.get(key, 0) + value
+        return {"instances": len(members), "members": members, **totals}
+
+    async def _lease(self, name: str, ms: int) -> int:
+        args = [self.instance_id, ms]
+        return int(await self.connection.call("lease", scripts.LEASE, [self.keys.lease(name)], args))
+
+    async def _heartbeat(self, redis: Redis) -> None:
+        figures: dict[str, int] = {}
+        if self.figures is not None:
+            try:
+                figures = {str(k): int(v) for k, v in self.figures().items()}
+            except Exception:  # a faulty figures callback must not stop the heartbeat
+                log.exception("instance figures failed")
+        settings = self.connection.settings
+        args: list[str | int] = [self.instance_id, int(settings.interest_ttl * 1000), len(figures)]
+        for key, value in figures.items():
+            args += [key, value]
+        args += self._interest
+        self._registered = True
+        await scripts.HEARTBEAT(redis, [self.keys.registry, self.keys.interest, self.keys.figures], args)
+
+    async def _keep_alive(self) -> None:
+        """Refresh this instance's registry entry, interest and figures well inside ``interest_ttl``."""
+        while True:
+            with contextlib.suppress(BackplaneUnavailable):
+                await self.connection.call("heartbeat", self._heartbeat)
+            await asyncio.sleep(self.connection.settings.interest_ttl / 3)
+
+    async def _renew_leases(self) -> None:
+        """Renew every held lease at a third of its ttl; forget one that another instance took meanwhile."""
+        default_ms = self.connection.settings.lease_ttl * 1000
+        while True:
+            await asyncio.sleep(min(self.leases.values(), default=default_ms) / 3000)
+            for name, ms in list(self.leases.items()):
+                with contextlib.suppress(BackplaneUnavailable):
+                    if not await self._lease(name, ms):
+                        self.leases.pop(name, None)
+                        log.warning("lease %r was taken by another instance", name)

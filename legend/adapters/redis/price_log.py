@@ -1,0 +1,79 @@
+"""The price log on Redis: the stream ``{prefix}price-log``, trimmed to about ``alerts.log_size`` entries.
+
+The publish script appends every price to it in the step that sequences the price; rule changes are
+appended here. Alert evaluation reads it with XREAD and stores its position (an entry id) in the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+
+from legend.adapters.redis.connection import RedisConnection, text
+from legend.adapters.redis.keys import Keys
+from legend.ports.price_log import LogEntry, LogRead
+
+
+class RedisPriceLog:
+    """The PriceLog port on a Redis stream; raises BackplaneUnavailable."""
+
+    durable = True  # positions outlive this process: worth storing
+
+    def __init__(self, connection: RedisConnection, keys: Keys, log_size: int) -> None:
+        self.connection = connection
+        self.name = keys.price_log
+        self.log_size = log_size  # entries kept (approximately: MAXLEN ~)
+        self._continues: str | None = None  # the last position a read returned
+
+    async def read(self, after: str | None, count: int, wait: float) -> LogRead:
+        """XREAD from the log, blocking up to ``wait``; checks for a trimmed gap when starting from a
+        position it did not just return, or when behind (a full batch)."""
+        start = after or "0-0"
+        timeout = self.connection.settings.socket_timeout
+        block = max(1, int(min(wait, timeout / 2) * 1000)) if wait > 0 else None
+
+        async def xread(redis: Redis) -> Any:
+            return await redis.xread({self.name: start}, count=count, block=block)
+
+        found = await self.connection.call("price log read", xread)
+        entries = [
+            LogEntry(text(entry_id), _entry_time(entry_id), text(fields[b"k"]), text(fields[b"d"]))  # type: ignore[arg-type]
+            for _, items in found or ()
+            for entry_id, fields in items
+        ]
+        missed = False
+        if entries and start != "0-0" and (start != self._continues or len(entries) == count):
+            missed = await self._trimmed_after(start)
+        if entries:
+            self._continues = entries[-1].id
+        return LogRead(entries, missed)
+
+    async def _trimmed_after(self, position: str) -> bool:
+        info = await self.connection.call("price log info", lambda redis: redis.xinfo_stream(self.name))
+        return _entry_order(text(info.get("max-deleted-entry-id", "0-0"))) > _entry_order(position)
+
+    async def end(self) -> str:
+        newest = await self.connection.call(
+            "price log end", lambda redis: redis.xrevrange(self.name, count=1)
+        )
+        return text(newest[0][0]) if newest else "0-0"
+
+    async def note_rule_change(self, rule_id: int) -> None:
+        await self.connection.call(
+            "rule change",
+            lambda redis: redis.xadd(
+                self.name, {"k": "rule", "d": str(rule_id)}, maxlen=self.log_size, approximate=True
+            ),
+        )
+
+
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    """A Redis stream entry id (``ms-seq``) as a sortable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms or 0), int(seq or 0)
+
+
+def _entry_time(entry_id: object) -> float:
+    """When an entry was added: the milliseconds of its id (the Redis server's clock)."""
+    return _entry_order(text(entry_id))[0] / 1000

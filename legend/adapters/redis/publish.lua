@@ -1,0 +1,42 @@
+-- Sequence, store and publish one message, atomically.
+-- KEYS: seq, history, topic registry, dedupe key, price log, journal.
+-- ARGV: topic, body, history size, seq floor, stream ttl ms, announce, control channel, dedupe ttl ms,
+--       keep a longer history (external messages never shrink one), stream, into the price log, its size,
+--       journal size.
+-- The floor keeps seq monotonic when Redis lost its data: the caller passes the last seq it delivered.
+-- The dedupe key makes a message publish once: an external message heard by every instance, or an alert
+-- trigger retried after a crash. A price enters the price log (a Redis stream) in the same step. Every
+-- message enters the journal (stream, seq): what a listener that was away replays from history.
+if tonumber(ARGV[8]) > 0 and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[8]) then
+  return 0
+end
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[4])
+if seq < floor then seq = floor end
+seq = seq + 1
+redis.call('SET', KEYS[1], seq)
+local body = ARGV[2]
+local text = string.sub(body, 1, -2) .. ',"seq":' .. string.format('%d', seq) .. '}'
+local size = tonumber(ARGV[3])
+if size > 0 then
+  if ARGV[9] == '1' then
+    local length = redis.call('LLEN', KEYS[2])
+    if length > size then size = length end
+  end
+  redis.call('RPUSH', KEYS[2], text)
+  redis.call('LTRIM', KEYS[2], -size, -1)
+end
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+if ARGV[6] == '1' and redis.call('SADD', KEYS[3], ARGV[1]) == 1 then
+  redis.call('PUBLISH', ARGV[7], ARGV[1] .. '\n' .. ARGV[10])
+end
+if ARGV[11] == '1' then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[12], '*', 'k', 'price', 'd', text)
+end
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[13], '*', 's', ARGV[10], 'q', seq)
+redis.call('PUBLISH', ARGV[1], text)
+return seq

@@ -1,0 +1,45 @@
+"""Cluster membership: which instances are alive, what each one's clients watch, the figures each reports,
+and leases that one instance at a time holds (the streamer's poll, alert evaluation, plugin feeds).
+
+The Redis adapter keeps these in Redis, refreshed by a heartbeat, so a dead instance drops out by itself;
+the in-memory backplane is a cluster of one that holds every lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol, runtime_checkable
+
+Figures = Callable[[], Mapping[str, int]]  # this instance's connections, subscriptions…, asked when reported
+
+
+@runtime_checkable
+class ClusterMembership(Protocol):
+    """This instance's place in the cluster. Every call but ``join`` and ``leave`` raises
+    BackplaneUnavailable when the backend is down."""
+
+    async def join(self, figures: Figures) -> None:
+        """Take part until ``leave``: stay registered, keep held leases, report ``figures``."""
+        ...
+
+    async def leave(self) -> None:
+        """Hand back held leases and withdraw interest and figures at once; bounded when the backend is
+        down."""
+        ...
+
+    async def set_interest(self, tickers: Iterable[str]) -> None:
+        """The tickers this instance's clients watch (the streamer polls the union across instances)."""
+        ...
+
+    async def interest(self) -> set[str]:
+        """Tickers watched anywhere in the cluster."""
+        ...
+
+    async def hold_lease(self, name: str, ttl: float) -> bool:
+        """Take or renew a cluster-wide lease; True while this instance holds it."""
+        ...
+
+    async def cluster(self) -> dict[str, object]:
+        """Live instances and the sums of their figures, ``{"instances": n, "connections": Σ, …}``; with
+        more than one possible, also ``members``: each instance's own figures by its id."""
+        ...
