@@ -27,8 +27,9 @@ class RedisPriceLog:
         self._continues: str | None = None  # the last position a read returned
 
     async def read(self, after: str | None, count: int, wait: float) -> LogRead:
-        """XREAD from the log, blocking up to ``wait``; checks for a trimmed gap when starting from a
-        position it did not just return, or when behind (a full batch)."""
+        """XREAD from the log, blocking up to ``wait``. Checks whether entries after ``after`` were
+        trimmed when it is not where the last read ended, or when the read found as many entries as a
+        trimmed log would hold (a full batch, or ``log_size`` of them)."""
         start = after or "0-0"
         timeout = self.connection.settings.socket_timeout
         block = max(1, int(min(wait, timeout / 2) * 1000)) if wait > 0 else None
@@ -43,15 +44,27 @@ class RedisPriceLog:
             for entry_id, fields in items
         ]
         missed = False
-        if entries and start != "0-0" and (start != self._continues or len(entries) == count):
+        # Trimming past ``start`` leaves at least ``log_size`` entries, all after it.
+        suspect = start != self._continues or len(entries) >= min(count, self.log_size)
+        if entries and start != "0-0" and suspect:
             missed = await self._trimmed_after(start)
         if entries:
             self._continues = entries[-1].id
         return LogRead(entries, missed)
 
     async def _trimmed_after(self, position: str) -> bool:
+        """Whether trimming passed ``position``, read from the stream itself: its first entry is after the
+        position (so the position's entry is gone: trimming removes the oldest first), and the stream did
+        lose entries (Redis 7's ``entries-added`` is above its length: it is not a new log after Redis lost
+        its data). Redis 7.0's ``max-deleted-entry-id`` cannot tell: XADD's MAXLEN trimming leaves it at
+        ``0-0``. When the position was exactly the last entry trimmed, nothing after it was lost but this
+        says so all the same: there is no telling from what is left."""
         info = await self.connection.call("price log info", lambda redis: redis.xinfo_stream(self.name))
-        return _entry_order(text(info.get("max-deleted-entry-id", "0-0"))) > _entry_order(position)
+        first = info.get("first-entry")
+        if not first or _entry_order(text(first[0])) <= _entry_order(position):
+            return False  # the position is still in the log (or the log is empty)
+        added, length = info.get("entries-added"), info.get("length")
+        return added is None or length is None or int(added) > int(length)
 
     async def end(self) -> str:
         newest = await self.connection.call(
