@@ -174,7 +174,7 @@ class PortfolioDesk:
                 prices[ticker] = cached
                 continue
             try:
-                last = await self.context.last_message(f"ticker:{ticker}")
+                last = await self.context.last_message(self.context.stream("ticker", ticker))
             except BackplaneUnavailable:
                 last = None
             if last is None:
