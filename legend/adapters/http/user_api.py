@@ -33,7 +33,7 @@ from legend.domain.alerts.rules import (
     RuleSpec,
 )
 from legend.domain.alerts.service import AlertingService, RuleConflict
-from legend.domain.symbols import InvalidSymbol
+from legend.domain.symbols import InvalidSymbol, TickerText
 from legend.domain.timefmt import iso, iso_or_none
 from legend.domain.watchlist import WatchlistFull, Watchlists
 from legend.ports.repositories import RuleLimitReached
@@ -114,10 +114,6 @@ _DEPENDENCIES = {"user_id": Provide(provide_user_id)}
 _HANDLERS: ExceptionHandlersMap = {ValidationException: field_errors}
 
 # ───────────────────────────── watchlist ─────────────────────────────
-
-TickerText = Annotated[
-    str, msgspec.Meta(description="Ticker symbol; normalised to upper case.", examples=["aapl"])
-]
 
 
 class WatchlistAdd(msgspec.Struct, forbid_unknown_fields=True):

@@ -28,7 +28,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_409_CONFLICT
 
 from legend.domain.messages import PriceUpdate
-from legend.domain.symbols import InvalidSymbol, normalize_ticker
+from legend.domain.symbols import InvalidSymbol, TickerText, normalize_ticker
 from legend.domain.timefmt import iso
 from legend.plugins import (
     BackplaneUnavailable,
@@ -292,9 +292,7 @@ class PositionBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class PositionItem(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A position in a list."""
 
-    ticker: Annotated[
-        str, msgspec.Meta(description="Ticker symbol; normalised to upper case.", examples=["aapl"])
-    ]
+    ticker: TickerText
     quantity: float
     average_cost: float
 
