@@ -22,10 +22,10 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, delete, get, put
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.exceptions import NotFoundException, ValidationException
 from litestar.openapi.spec import SecurityRequirement
 from litestar.params import FromPath, JSONBody
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_409_CONFLICT
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from legend.domain.messages import PriceUpdate
 from legend.domain.symbols import InvalidSymbol, TickerText, normalize_ticker
@@ -51,7 +51,7 @@ from legend.plugins.builtin.portfolio.model import (
     check_position,
     valuate,
 )
-from legend.plugins.web import current_user, field_errors, invalid
+from legend.plugins.web import Conflict, current_user, field_errors, invalid
 
 CHANNEL = "portfolio"
 log = logging.getLogger("legend.plugins.portfolio")
@@ -318,10 +318,6 @@ class PositionsView(msgspec.Struct, kw_only=True):
 
     positions: list[PositionView]
     max_positions: int
-
-
-class Conflict(HTTPException):
-    status_code = HTTP_409_CONFLICT
 
 
 def _view(position: Position) -> PositionView:
