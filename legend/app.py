@@ -22,6 +22,7 @@ from legend import __version__
 from legend.adapters.auth import is_loopback
 from legend.adapters.http.api import HealthController, MarketController, PluginController, WebSocketController
 from legend.adapters.http.auth_api import AuthController
+from legend.adapters.http.errors import error_json
 from legend.adapters.http.metrics_api import MetricsController
 from legend.adapters.http.user_api import AlertController, WatchlistController
 from legend.adapters.http.ws import stream
@@ -179,12 +180,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         """Development identity trusts the client: refuse HTTP requests whose Host is not a loopback
         name, so a page whose DNS name was rebound to 127.0.0.1 cannot use it (WebSockets: see ws.py)."""
 
+        body = error_json(400, "invalid host header: development mode serves loopback only")
+
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == ScopeType.HTTP and not services.auth.host_allowed(
                 Headers.from_scope(scope).get("host")
             ):
                 refused = ASGIResponse(
-                    body=b'{"status_code":400,"detail":"invalid host header: development mode serves loopback only"}',
+                    body=body,
                     status_code=400,
                     media_type=MediaType.JSON,
                 )

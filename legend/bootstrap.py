@@ -28,6 +28,7 @@ from legend.domain.publisher import Publisher
 from legend.domain.quote_poller import Streamer
 from legend.domain.service_status import ServiceStatusNotifier
 from legend.domain.stats import Counters
+from legend.domain.stream_name import ticker_stream
 from legend.domain.streaming.limits import Limits
 from legend.domain.streaming.service import StreamingService
 from legend.domain.ticker_check import TickerCheck
@@ -244,7 +245,7 @@ def bootstrap(
     provider = provider or _quote_provider(settings, clock, manager)
 
     async def published(ticker: str) -> bool:
-        return (await backplane.replay(f"ticker:{ticker}", None)).last_seq > 0
+        return (await backplane.replay(ticker_stream(ticker), None)).last_seq > 0
 
     check = TickerCheck(provider, clock, published=published)
     streaming = StreamingService(backplane, registry, clock, _limits(settings), counters, admission, check)

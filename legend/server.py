@@ -29,6 +29,7 @@ import uvicorn
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from legend.adapters.http.errors import error_json
 from legend.settings import Settings, SettingsError
 
 log = logging.getLogger("legend.server")
@@ -100,7 +101,7 @@ def metrics_socket(host: str, port: int) -> socket.socket:
 def metrics_only(app: ASGIApp, port: int) -> ASGIApp:
     """``app``, but on connections to ``port`` only ``GET /metrics`` is served: anything else is 404 and
     WebSockets are refused, so a metrics port opened to Prometheus exposes nothing more."""
-    body = b'{"status_code":404,"detail":"this port serves GET /metrics only"}'
+    body = error_json(404, "this port serves GET /metrics only")
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from legend.domain.stream_name import InvalidStreamName, StreamName
 from legend.domain.symbols import InvalidSymbol, normalize_ticker
 
 
@@ -98,54 +99,60 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     def streams(self, key: str | None, user_id: str) -> tuple[str, ...]:
         """The stream names a subscription of ``user_id`` to this channel (and key) reads."""
-        base = f"{self.name}:{key}" if key else self.name
-        if not self.private:
-            return (base,)
-        own = f"{base}:user:{user_id}"
-        return (base, own) if self.public_stream else (own,)
+        base = StreamName(self.name, key or None, user_id if self.private else None)
+        if not base.private:
+            return (base.format(),)
+        own = base.format()
+        return (base.public().format(), own) if self.public_stream else (own,)
 
     def subscription_key(self, key: str | None) -> str:
         """How the client and the stats name this subscription: ``ticker:AAPL``, ``patterns``."""
-        return f"{self.name}:{key}" if key else self.name
+        return StreamName(self.name, key or None).format()
 
     def parse_stream(self, stream: str) -> tuple[str | None, str | None]:
         """``(key, user_id)`` of one of this channel's stream names; raises ChannelError for any other."""
-        name, _, rest = stream.partition(":")
-        if name != self.name:
-            raise ChannelError(f"stream {stream!r} is not on channel {self.name!r}")
-        key: str | None = None
-        user_id: str | None = None
-        if rest and not rest.startswith("user:"):
-            head, sep, tail = rest.partition(":")
+        name = self.stream_name(stream)
+        return name.key, name.user_id
+
+    def stream_name(self, stream: str) -> StreamName:
+        """One of this channel's stream names, read; raises ChannelError for any other (a key must be
+        written as the Ticker rule normalises it)."""
+        try:
+            name = StreamName.parse(stream)
+        except InvalidStreamName:
+            name = None
+        if name is None or name.channel != self.name:
+            if StreamName.channel_of(stream) != self.name:
+                raise ChannelError(f"stream {stream!r} is not on channel {self.name!r}")
+            raise ChannelError(f"stream {stream!r} is not a stream of channel {self.name!r}")
+        if name.key is not None:
             if not self.keyed:
                 raise ChannelError(f"channel {self.name!r} takes no key: {stream!r}")
             try:
-                key = normalize_ticker(head)
+                key = normalize_ticker(name.key)
             except InvalidSymbol as exc:
                 raise ChannelError(f"stream {stream!r}: {exc}") from None
-            if key != head:
+            if key != name.key:
                 raise ChannelError(f"stream {stream!r}: write the key as {key!r}")
-            rest = tail if sep else ""
-        if rest:
-            owner = rest.removeprefix("user:")
-            if owner == rest or not owner or not self.private:
-                raise ChannelError(f"stream {stream!r} is not a stream of channel {self.name!r}")
-            user_id = owner
-        if key is None and self.key_required:
+        if name.private and not self.private:
+            raise ChannelError(f"stream {stream!r} is not a stream of channel {self.name!r}")
+        if name.key is None and self.key_required:
             raise ChannelError(f"channel {self.name!r} needs a key: {stream!r}")
-        if user_id is None and not self.public_stream:
-            raise ChannelError(f"channel {self.name!r} has only private streams ({self.name}:user:<id>)")
-        return key, user_id
+        if not name.private and not self.public_stream:
+            raise ChannelError(
+                f"channel {self.name!r} has only private streams ({StreamName(self.name, None, '<id>')})"
+            )
+        return name
 
     def mirror_stream(self, stream: str) -> str | None:
         """The bare stream a message published on keyed ``stream`` is mirrored to (``probe:AAA`` ->
         ``probe``, ``probe:AAA:user:bob`` -> ``probe:user:bob``); None without ``mirror_keyed`` or key."""
         if not self.mirror_keyed:
             return None
-        key, user_id = self.parse_stream(stream)
-        if key is None:
+        name = self.stream_name(stream)
+        if name.key is None:
             return None
-        return private_stream(self.name, user_id) if user_id is not None else self.name
+        return name.bare().format()
 
     def conform(self, message: msgspec.Struct | Mapping[str, Any]) -> msgspec.Struct:
         """``message`` checked against ``schema`` (a mapping is converted); raises InvalidMessage."""
@@ -179,11 +186,6 @@ def check_schema(schema: object) -> None:
         raise ValueError(f'{schema.__name__} needs tag="<message type>" and tag_field="type"')
     if "channel" not in schema.__struct_fields__:
         raise ValueError(f"{schema.__name__} needs a `channel: str | None = None` field (subclass Message)")
-
-
-def private_stream(channel: str, user_id: str) -> str:
-    """The stream that carries ``user_id``'s own messages of a private channel."""
-    return f"{channel}:user:{user_id}"
 
 
 BUILTIN_CHANNELS: tuple[ChannelSpec, ...] = (
@@ -267,5 +269,5 @@ class ChannelRegistry:
             raise ChannelError(str(exc)) from None
 
     def spec_of_stream(self, stream: str) -> ChannelSpec | None:
-        """The family a stream name belongs to (its part before the first ':')."""
-        return self._specs.get(stream.partition(":")[0])
+        """The family a stream name belongs to (its channel)."""
+        return self._specs.get(StreamName.channel_of(stream))

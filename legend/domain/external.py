@@ -17,9 +17,9 @@ from typing import Any
 
 import msgspec
 
-from legend.domain.channels import private_stream
 from legend.domain.inputs import PriceInput
 from legend.domain.prices import price_update
+from legend.domain.stream_name import InvalidStreamName, StreamName, private_stream, ticker_stream
 from legend.domain.symbols import InvalidSymbol, is_valid_user_id, normalize_ticker
 
 # The specification's pub/sub channels and the one message type each carries.
@@ -33,6 +33,7 @@ SEED_TOPICS: Mapping[str, str] = {
 # topic: the specification's "last 100 messages".
 HISTORY_SIZE = 100
 SEED_FAMILIES = frozenset({"ticker", "patterns", "alerts", "market_status"})
+# The characters and length a stream name from another program may have (its structure: StreamName.parse).
 STREAM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_:.@^\-]{0,199}")
 _PRICE_FIELDS = ("ticker", "price", "change", "change_percent", "volume", "high", "low", "previous_close")
 
@@ -62,7 +63,11 @@ def external_message(topic: str, data: bytes, now: datetime) -> ExternalMessage 
         stream = obj.get("channel")
         if not isinstance(stream, str) or not STREAM_NAME.fullmatch(stream):
             return f"a message on {topic!r} needs a valid 'channel'"
-        if stream.partition(":")[0] in SEED_FAMILIES:
+        try:
+            name = StreamName.parse(stream)
+        except InvalidStreamName:
+            return f"a message on {topic!r} needs a valid 'channel'"
+        if name.channel in SEED_FAMILIES:
             return f"channel {stream!r} does not belong on {topic!r}"
     else:
         if kind != expected:
@@ -76,7 +81,7 @@ def external_message(topic: str, data: bytes, now: datetime) -> ExternalMessage 
         if kind == "price_update":
             if ticker is None:
                 return "price_update without a ticker"
-            stream = f"ticker:{ticker}"
+            stream = ticker_stream(ticker)
             completed = _complete_price(obj, now)
             if isinstance(completed, str):
                 return completed

@@ -7,17 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from legend.domain.symbols import MAX_TICKER_LENGTH, normalize_ticker
+from legend.domain.symbols import Ticker, normalize_ticker
 
-Ticker = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^\s*\^?[A-Za-z][A-Za-z0-9]*(?:[.\-][A-Za-z0-9]+)*\s*$",
-        max_length=MAX_TICKER_LENGTH + 4,
-        description="Ticker symbol; normalised to upper case.",
-        examples=["AAPL"],
-    ),
-]
 Price = Annotated[float, msgspec.Meta(gt=0, lt=1e9)]
 Money = Annotated[float, msgspec.Meta(gt=-1e9, lt=1e9)]
 Percent = Annotated[float, msgspec.Meta(gt=-1e6, lt=1e6)]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from legend.domain.inputs import PriceInput
 from legend.domain.messages import PriceUpdate
 from legend.domain.quotes import Quote
+from legend.domain.stream_name import ticker_stream
 from legend.domain.timefmt import from_epoch, iso
 
 
@@ -40,5 +41,5 @@ def price_update(data: PriceInput | Quote, now: datetime) -> PriceUpdate:
         open=open_,
         timestamp=at,
         previous_close=prev,
-        channel=f"ticker:{data.ticker}",
+        channel=ticker_stream(data.ticker),
     )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from legend.domain.channels import ChannelRegistry, ChannelSpec, private_stream
+from legend.domain.channels import ChannelRegistry, ChannelSpec
 from legend.domain.envelope import Envelope, conflation_key
 from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
 from legend.domain.market import MarketState
@@ -16,6 +16,7 @@ from legend.domain.messages import AlertTrigger, MarketStatus, PatternAlert, enc
 from legend.domain.prices import price_update
 from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
+from legend.domain.stream_name import private_stream, ticker_stream
 from legend.domain.timefmt import iso, iso_or_none
 from legend.ports.backplane import Backplane, BackplaneUnavailable, Outgoing
 from legend.ports.clock import Clock
@@ -119,7 +120,7 @@ class Publisher:
 
     async def price(self, data: PriceInput | Quote) -> Envelope:
         message = price_update(data, self._clock.now())
-        return await self.publish(f"ticker:{data.ticker}", message)
+        return await self.publish(ticker_stream(data.ticker), message)
 
     async def pattern(self, data: PatternInput) -> Envelope:
         ratio = data.risk_reward_ratio

@@ -15,6 +15,7 @@ from legend.domain.envelope import Envelope
 from legend.domain.messages import PriceUpdate
 from legend.domain.publisher import MirrorUnavailable
 from legend.domain.quotes import Quote
+from legend.domain.stream_name import InvalidStreamName, StreamName
 from legend.plugins.base import Message, PluginConfig
 from legend.plugins.context import (
     FeedFunction,
@@ -39,6 +40,7 @@ __all__ = [
     "Envelope",
     "FeedFunction",
     "InvalidMessage",
+    "InvalidStreamName",
     "Message",
     "MirrorUnavailable",
     "PluginConfig",
@@ -52,6 +54,7 @@ __all__ = [
     "RegisterFeed",
     "RegisterProvider",
     "RegisterRoute",
+    "StreamName",
     "SubscribeCallback",
     "hookimpl",
 ]

@@ -23,6 +23,7 @@ from legend.domain.channels import ChannelError, ChannelRegistry, ChannelSpec, I
 from legend.domain.envelope import Envelope
 from legend.domain.messages import PriceUpdate
 from legend.domain.publisher import MirrorUnavailable, Publisher
+from legend.domain.stream_name import InvalidStreamName, StreamName
 from legend.domain.streaming.service import StreamingService
 from legend.domain.timefmt import iso
 from legend.plugins.feeds import cancel_threadsafe
@@ -147,9 +148,9 @@ class PluginContext:
     # ───────────────────────── publishing ─────────────────────────
 
     def stream(self, channel: str, key: str | None = None, user_id: str | None = None) -> str:
-        """The stream name for a channel: ``news``, ``news:AAPL``, ``portfolio:user:alice``."""
-        name = f"{channel}:{key}" if key else channel
-        return f"{name}:user:{user_id}" if user_id else name
+        """The stream name for a channel: ``news``, ``news:AAPL``, ``portfolio:user:alice``; raises
+        ``InvalidStreamName`` (a ValueError) for parts that make no stream name (empty, or with ``:``)."""
+        return StreamName(channel, key or None, user_id or None).format()
 
     async def publish(self, stream: str, message: msgspec.Struct | Mapping[str, Any]) -> Envelope | None:
         """Publish on one of this plugin's streams; the envelope, or None when the message was rejected.
@@ -164,7 +165,7 @@ class PluginContext:
         if not self._record.active:
             self._record.messages_refused += 1
             return None
-        spec = self._channels.get(stream.partition(":")[0])
+        spec = self._channels.get(StreamName.channel_of(stream))
         if spec is None:
             self._reject(f"stream {stream!r} is not on a channel of plugin {self.name}")
             return None
@@ -252,10 +253,13 @@ class PluginContext:
     def can_read(self, stream: str) -> bool:
         """Whether ``history``/``last_message`` may read ``stream``: any stream of this plugin's own
         channels, and the public streams of ``ticker:*``, ``patterns``, ``market_status`` and ``news*``."""
-        channel, _, rest = stream.partition(":")
-        if channel in self._channels:
+        if StreamName.channel_of(stream) in self._channels:
             return True
-        return channel in PUBLIC_HISTORY and "user" not in rest.split(":")
+        try:
+            name = StreamName.parse(stream)
+        except InvalidStreamName:
+            return False
+        return name.channel in PUBLIC_HISTORY and not name.private
 
     async def history(self, stream: str, since: int | None = None) -> list[dict[str, Any]]:
         """The messages a stream's history holds (after ``since``), oldest first, decoded. Raises

@@ -6,13 +6,15 @@ handler against the plugin (the client gets a plain 500).
 
 For authors::
 
-    from legend.plugins.web import admin_guard, current_user, field_errors, invalid
+    from legend.plugins.web import Conflict, admin_guard, current_user, field_errors, invalid
 
 - ``guards=[admin_guard]``: the caller must send ``Authorization: Bearer <admin token>``;
 - ``dependencies={"user_id": current_user}``: the caller's user id (a JWT's ``sub``, or the development
   id), 401 when there is none;
 - ``exception_handlers={ValidationException: field_errors}``: 400s that name the field in ``key``;
-- ``raise invalid(("quantity", "must not be 0"))``: a 400 in that same shape.
+- ``raise invalid(("quantity", "must not be 0"))``: a 400 in that same shape;
+- ``raise Conflict(detail=...)``: a 409 (Litestar ships none); for a 503, Litestar's
+  ``ServiceUnavailableException``.
 """
 
 from __future__ import annotations
@@ -22,29 +24,26 @@ from typing import Any
 from litestar import Controller, Request, Response, Router
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
-from litestar.exceptions import ServiceUnavailableException, ValidationException
+from litestar.exceptions import ServiceUnavailableException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from legend.adapters.http.errors import Conflict, error_body, field_errors, invalid
 from legend.adapters.http.security import admin_guard
-from legend.adapters.http.user_api import field_errors, provide_user_id
+from legend.adapters.http.user_api import provide_user_id
 from legend.plugins.state import PluginRecord
 
-__all__ = ["admin_guard", "current_user", "field_errors", "invalid", "is_route_handler", "plugin_router"]
+__all__ = [
+    "Conflict",
+    "admin_guard",
+    "current_user",
+    "field_errors",
+    "invalid",
+    "is_route_handler",
+    "plugin_router",
+]
 
 current_user = Provide(provide_user_id)
-
-
-def invalid(*errors: tuple[str, str] | tuple[str, str, str], source: str = "body") -> ValidationException:
-    """A 400 naming each invalid field: ``raise invalid(("ticker", "Invalid ticker: 'A$'"))``; a third item
-    gives that error's own source (``"path"``, ``"query"``, ``"body"``)."""
-    return ValidationException(
-        detail="Validation failed",
-        extra=[
-            {"key": error[0], "message": error[1], "source": error[2] if len(error) > 2 else source}
-            for error in errors
-        ],
-    )
 
 
 def is_route_handler(value: object) -> bool:
@@ -67,7 +66,7 @@ def plugin_router(record: PluginRecord) -> Router:
     def crashed(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
         record.error(f"route {request.method} {request.url.path}", exc)
         return Response(
-            {"status_code": HTTP_500_INTERNAL_SERVER_ERROR, "detail": "Internal Server Error"},
+            error_body(HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error"),
             status_code=HTTP_500_INTERNAL_SERVER_ERROR,
         )
 

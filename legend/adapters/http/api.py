@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import ServiceUnavailableException, ValidationException
 from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
@@ -32,15 +32,11 @@ class Published(msgspec.Struct):
     recipients: int  # subscribers on this instance at publish time
 
 
-class ServiceUnavailable(HTTPException):
-    status_code = HTTP_503_SERVICE_UNAVAILABLE
-
-
 async def _publish(services: Services, publish: Any, data: Any) -> Published:
     try:
         envelope: Envelope = await publish(data)
     except BackplaneUnavailable as exc:
-        raise ServiceUnavailable(
+        raise ServiceUnavailableException(
             detail=f"backplane unavailable, the message was not published: {exc}"
         ) from None
     return Published(

@@ -8,19 +8,24 @@ Litestar's validation shape, one entry per field: ``{"status_code": 400, "detail
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, ValidationException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    NotFoundException,
+    ServiceUnavailableException,
+    ValidationException,
+)
 from litestar.openapi.spec import SecurityRequirement
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_409_CONFLICT
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from litestar.types import ExceptionHandlersMap
 
 from legend.adapters.auth import AuthError, Identity
+from legend.adapters.http.errors import Conflict, field_error, field_errors, invalid
 from legend.bootstrap import Services
 from legend.domain.alerts.rules import (
     AlertEvent,
@@ -33,7 +38,7 @@ from legend.domain.alerts.rules import (
     RuleSpec,
 )
 from legend.domain.alerts.service import AlertingService, RuleConflict
-from legend.domain.symbols import InvalidSymbol
+from legend.domain.symbols import InvalidSymbol, TickerText
 from legend.domain.timefmt import iso, iso_or_none
 from legend.domain.watchlist import WatchlistFull, Watchlists
 from legend.ports.repositories import RuleLimitReached
@@ -61,51 +66,18 @@ def identify(request: Request[Any, Any, Any], services: Services) -> Identity:
 
 
 def _invalid(errors: list[FieldError], source: str = "body") -> ValidationException:
-    return ValidationException(
-        detail="Validation failed",
-        extra=[{"key": e.key, "message": e.message, "source": source} for e in errors],
-    )
-
-
-_NAMED_FIELD = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
-
-
-def field_errors(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    """Litestar's 400, with the field named in ``key`` where Litestar says only ``data`` (a missing or
-    unknown field)."""
-    extra = exc.extra
-    if isinstance(extra, list):
-        fixed: list[Any] = []
-        for item in extra:
-            if isinstance(item, dict) and item.get("key") == "data":
-                found = _NAMED_FIELD.search(str(item.get("message", "")))
-                if found:
-                    item = {**item, "key": found.group(1)}
-            fixed.append(item)
-        extra = fixed
-    body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
-    if extra:
-        body["extra"] = extra
-    return Response(body, status_code=exc.status_code)
-
-
-class Conflict(HTTPException):
-    status_code = HTTP_409_CONFLICT
-
-
-class ServiceUnavailable(HTTPException):
-    status_code = 503
+    return invalid(*((e.key, e.message) for e in errors), source=source)
 
 
 def _watchlists(services: Services) -> Watchlists:
     if services.watchlists is None:
-        raise ServiceUnavailable(detail="watchlists are not configured on this server")
+        raise ServiceUnavailableException(detail="watchlists are not configured on this server")
     return services.watchlists
 
 
 def _alerting(services: Services) -> AlertingService:
     if services.alerting is None:
-        raise ServiceUnavailable(detail="alerts are not configured on this server")
+        raise ServiceUnavailableException(detail="alerts are not configured on this server")
     return services.alerting
 
 
@@ -114,10 +86,6 @@ _DEPENDENCIES = {"user_id": Provide(provide_user_id)}
 _HANDLERS: ExceptionHandlersMap = {ValidationException: field_errors}
 
 # ───────────────────────────── watchlist ─────────────────────────────
-
-TickerText = Annotated[
-    str, msgspec.Meta(description="Ticker symbol; normalised to upper case.", examples=["aapl"])
-]
 
 
 class WatchlistAdd(msgspec.Struct, forbid_unknown_fields=True):
@@ -170,9 +138,7 @@ class WatchlistController(Controller):
         except InvalidSymbol as exc:
             raise _invalid([FieldError("ticker", str(exc))]) from None
         except WatchlistFull as exc:
-            raise Conflict(
-                detail=str(exc), extra=[{"key": "ticker", "message": str(exc), "source": "body"}]
-            ) from None
+            raise Conflict(detail=str(exc), extra=[field_error("ticker", str(exc))]) from None
         change = WatchlistChange(ticker, added, await watchlists.tickers(user_id))
         return Response(change, status_code=HTTP_201_CREATED if added else HTTP_200_OK)
 

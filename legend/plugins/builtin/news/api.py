@@ -9,9 +9,9 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, post
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import ServiceUnavailableException, ValidationException
 from litestar.params import JSONBody
-from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT
+from litestar.status_codes import HTTP_200_OK
 
 from legend.domain.symbols import InvalidSymbol, normalize_ticker
 from legend.domain.timefmt import iso
@@ -19,7 +19,7 @@ from legend.plugins import BackplaneUnavailable, PluginContext
 from legend.plugins.builtin.news.config import feed_name
 from legend.plugins.builtin.news.desk import NewsDesk, PollResult
 from legend.plugins.builtin.news.parsing import Item, digest, plain, tickers_of, web_url
-from legend.plugins.web import admin_guard, field_errors, invalid
+from legend.plugins.web import Conflict, admin_guard, field_errors, invalid
 
 
 class NewsInput(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -52,14 +52,6 @@ class Broadcast(msgspec.Struct):
 
 class Refreshed(msgspec.Struct):
     feeds: list[PollResult]
-
-
-class Conflict(HTTPException):
-    status_code = HTTP_409_CONFLICT
-
-
-class ServiceUnavailable(HTTPException):
-    status_code = 503
 
 
 def _checked_tickers(raw: Iterable[str]) -> tuple[str, ...]:
@@ -113,7 +105,7 @@ class NewsController(Controller):
         try:
             outcome = await desk.publish(item)
         except BackplaneUnavailable as exc:
-            raise ServiceUnavailable(
+            raise ServiceUnavailableException(
                 detail=f"backplane unavailable, the news was not published: {exc}"
             ) from None
         if outcome is None:

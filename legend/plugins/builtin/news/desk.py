@@ -319,7 +319,7 @@ class NewsDesk:
         if claimed is None:
             return None
         message = self.message(item)
-        streams = [CHANNEL, *(f"{CHANNEL}:{ticker}" for ticker in item.tickers)]
+        streams = [CHANNEL, *(self.context.stream(CHANNEL, ticker) for ticker in item.tickers)]
         sent, failed, error = await self._send(message, streams)
         if failed and not sent:
             self._release(claimed)

@@ -22,13 +22,13 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, delete, get, put
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.exceptions import NotFoundException, ValidationException
 from litestar.openapi.spec import SecurityRequirement
 from litestar.params import FromPath, JSONBody
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_409_CONFLICT
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from legend.domain.messages import PriceUpdate
-from legend.domain.symbols import InvalidSymbol, normalize_ticker
+from legend.domain.symbols import InvalidSymbol, TickerText, normalize_ticker
 from legend.domain.timefmt import iso
 from legend.plugins import (
     BackplaneUnavailable,
@@ -51,7 +51,7 @@ from legend.plugins.builtin.portfolio.model import (
     check_position,
     valuate,
 )
-from legend.plugins.web import current_user, field_errors, invalid
+from legend.plugins.web import Conflict, current_user, field_errors, invalid
 
 CHANNEL = "portfolio"
 log = logging.getLogger("legend.plugins.portfolio")
@@ -174,7 +174,7 @@ class PortfolioDesk:
                 prices[ticker] = cached
                 continue
             try:
-                last = await self.context.last_message(f"ticker:{ticker}")
+                last = await self.context.last_message(self.context.stream("ticker", ticker))
             except BackplaneUnavailable:
                 last = None
             if last is None:
@@ -292,9 +292,7 @@ class PositionBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class PositionItem(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A position in a list."""
 
-    ticker: Annotated[
-        str, msgspec.Meta(description="Ticker symbol; normalised to upper case.", examples=["aapl"])
-    ]
+    ticker: TickerText
     quantity: float
     average_cost: float
 
@@ -320,10 +318,6 @@ class PositionsView(msgspec.Struct, kw_only=True):
 
     positions: list[PositionView]
     max_positions: int
-
-
-class Conflict(HTTPException):
-    status_code = HTTP_409_CONFLICT
 
 
 def _view(position: Position) -> PositionView:
