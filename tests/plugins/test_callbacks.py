@@ -164,7 +164,8 @@ async def test_authorize_runs_in_a_worker_thread_and_decides(build: Build) -> No
         threads.append(threading.current_thread() is threading.main_thread())
         return user == "ann"
 
-    services = build({}, plugins={"guard": guarded(rule)})
+    # a generous timeout: on a loaded machine the worker thread may take longer than the default to start
+    services = build({"authorize_timeout": 10}, plugins={"guard": guarded(rule)})
     await services.start()
     ann, bob = await subscribe(services, "ann"), await subscribe(services, "bob")
     await eventually(lambda: ann.got("subscribed") and bob.got("error"), what="both answers")
