@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import mimetypes
 from pathlib import Path
 
 from litestar import Litestar, MediaType, Response, get
-from litestar.datastructures import Headers
+from litestar.datastructures import Headers, MutableScopeHeaders
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.openapi.config import OpenAPIConfig
@@ -16,7 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.response import Redirect
 from litestar.response.base import ASGIResponse
 from litestar.static_files import create_static_files_router
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from legend import __version__
 from legend.adapters.auth import is_loopback
@@ -59,6 +60,22 @@ def web_root() -> Path:
         if (Path(location) / "static").is_dir():
             return Path(location)
     return Path(__file__).resolve().parent.parent / "web"
+
+
+def readable_from_any_origin(app: ASGIApp) -> ASGIApp:
+    """The dashboard's files are public, and a page of another origin may load the JS client (as a module
+    script, which browsers fetch with CORS): answer them with ``Access-Control-Allow-Origin: *``. Whether
+    that page may then open a WebSocket is ``security.allowed_origins``' business."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_readable(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableScopeHeaders.from_message(message)["access-control-allow-origin"] = "*"
+            await send(message)
+
+        await app(scope, receive, send_readable)
+
+    return middleware
 
 
 def check_security(settings: Settings) -> None:
@@ -119,8 +136,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         )
     )
     if (web / "static").is_dir():
+        # The dashboard is ES modules, which browsers run only when served with a JavaScript type; the
+        # type of .js otherwise comes from the machine's tables (/etc/mime.types, the Windows registry),
+        # some of which say text/plain.
+        mimetypes.add_type("text/javascript", ".js")
+        mimetypes.add_type("text/javascript", ".mjs")
         route_handlers.append(
-            create_static_files_router(path="/static", directories=[web / "static"], name="static")
+            create_static_files_router(
+                path="/static",
+                directories=[web / "static"],
+                name="static",
+                middleware=[readable_from_any_origin],
+            )
         )
 
     async def on_startup() -> None:

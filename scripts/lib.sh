@@ -1,5 +1,6 @@
 # Shared by scripts/serve.sh and scripts/test.sh: a virtual environment that is (re)installed when
-# pyproject.toml changes, and Debian packages installed only when missing.
+# pyproject.toml changes, the JavaScript dev tools (re)installed when package-lock.json changes, and
+# Debian packages installed only when missing.
 
 PYTHON=${PYTHON:-python3}
 
@@ -16,6 +17,21 @@ ensure_venv() {  # $1: extras, e.g. "test"
       cat .venv/install.log >&2
       return 1
     fi
+    touch "$stamp"
+  fi
+}
+
+ensure_node_modules() {  # the exact devDependencies of package-lock.json (tsc, eslint) into node_modules
+  local stamp="node_modules/.installed" log
+  if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+    echo "installing the JavaScript dev tools into node_modules (npm ci)" >&2
+    log=$(mktemp)
+    if ! npm ci --no-audit --no-fund --loglevel=error > "$log" 2>&1; then
+      cat "$log" >&2
+      rm -f "$log"
+      return 1
+    fi
+    mv "$log" node_modules/.install.log
     touch "$stamp"
   fi
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up everything the tests need, then run all of them: lint, types, JS unit tests, Python tests
+# Set up everything the tests need, then run all of them: lint, types (Python and JavaScript), JS unit tests, Python tests
 # (unit, protocol over real uvicorn, Redis, PostgreSQL, browser). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,8 @@ ensure_debian_package redis-server redis-server   # tests start their own redis-
 # ... and their own PostgreSQL (initdb into a temporary directory, a free port): tests/support/postgres.py
 ensure_debian_package '/usr/lib/postgresql/*/bin/initdb' postgresql
 ensure_debian_package node nodejs                 # node --test for the JavaScript client
+ensure_debian_package npm npm                     # npm ci: tsc and eslint for it (package.json)
+ensure_node_modules
 ensure_debian_package chromium chromium           # Playwright drives Debian's Chromium
 # The example third-party plugin, installed as its own package: tests/plugins discovers it by entry point.
 if [ ! -f .venv/.installed-legend-sentiment ] || [ examples/legend-sentiment/pyproject.toml -nt .venv/.installed-legend-sentiment ]; then
@@ -18,5 +20,7 @@ fi
 
 echo "== ruff"; .venv/bin/ruff check legend tests bench && .venv/bin/ruff format --check legend tests bench
 echo "== mypy --strict legend"; .venv/bin/mypy legend
+echo "== tsc --checkJs"; node_modules/.bin/tsc -p jsconfig.json
+echo "== eslint"; node_modules/.bin/eslint .
 echo "== node --test"; node --test --test-reporter=dot tests/js/
 echo "== pytest"; .venv/bin/python -m pytest -q "$@"

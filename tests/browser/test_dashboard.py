@@ -526,7 +526,8 @@ def test_clicking_a_ticker_opens_its_chart_from_history_then_live(
 
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
-    assert page.evaluate("realtimeDashboard.chartTicker") is None
+    # the dialog's close event, which forgets the ticker, is dispatched in a task after it hides
+    page.wait_for_function("realtimeDashboard.chartTicker === null")
     # the choice is remembered; reopening shows candles again, the sparkline opens it too
     row(page, "AAPL").locator("td.col-chart").click()
     expect(dialog).to_be_visible()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -61,6 +62,34 @@ def test_market_status_bad_instant(server: LegendServer, at: str) -> None:
 def test_market_status_now(server: LegendServer) -> None:
     body = httpx.get(f"{server.url}/api/market/status").json()
     assert body["status"] in ("open", "closed")
+
+
+def test_dashboard_modules_are_served_as_javascript(server: LegendServer) -> None:
+    """Every ES module the dashboard imports, followed from its <script type="module">, is served with a
+    JavaScript type (a browser refuses to run a module served as anything else) and readable from other
+    origins (module scripts are fetched with CORS)."""
+    imports = re.compile(r"^(?:import|export) [^;]*? from '([^']+)';", re.M)
+    page = httpx.get(f"{server.url}/dashboard").text
+    pending = [
+        urljoin(f"{server.url}/dashboard", src)
+        for src in re.findall(r'<script type="module" src="([^"]+)"', page)
+    ]
+    assert pending, "the dashboard loads its code as modules"
+    seen: set[str] = set()
+    while pending:
+        url = pending.pop()
+        if url in seen:
+            continue
+        seen.add(url)
+        response = httpx.get(url)
+        assert response.status_code == 200, url
+        assert response.headers["content-type"].split(";")[0] == "text/javascript", url
+        assert response.headers["access-control-allow-origin"] == "*", url  # pages of other origins too
+        pending += [urljoin(url, path) for path in imports.findall(response.text)]
+    names = {url.rsplit("/static/js/", 1)[1] for url in seen}
+    assert {"websocket-client.js", "client/connection.js", "dashboard/dom.js", "price-chart.js"} <= names, (
+        names
+    )
 
 
 def test_health_ready_and_docs(server: LegendServer) -> None:

@@ -1,12 +1,10 @@
-'use strict';
+// @ts-check
 /**
  * Test doubles for the WebSocket client: a fake socket, a fake clock with timers, a fake
  * requestAnimationFrame and a recording logger. Not a test file itself (node --test skips it).
  */
 
-const path = require('node:path');
-
-const CLIENT_PATH = path.join(__dirname, '..', '..', 'web', 'static', 'js', 'websocket-client.js');
+import { WebSocketClient } from '../../web/static/js/websocket-client.js';
 
 /** A controllable clock: setTimeout/setInterval/clear* and tick(ms), which runs due timers in order. */
 class FakeClock {
@@ -132,7 +130,7 @@ function makeFakeRaf(clock) {
 /** A logger that records instead of printing. */
 function makeLogger() {
     const records = [];
-    const logger = { records };
+    const logger = /** @type {any} */ ({ records });
     for (const level of ['debug', 'info', 'log', 'warn', 'error']) {
         logger[level] = (...args) => records.push({ level, args });
     }
@@ -142,7 +140,8 @@ function makeLogger() {
 /** A stand-in DOM element: only textContent, with a count of writes. */
 function makeElement(text = '') {
     let value = text;
-    const el = { writes: 0 };
+    /** @type {{writes: number, textContent: string, isConnected?: boolean, contains?: (node: any) => boolean}} */
+    const el = /** @type {any} */ ({ writes: 0 });
     Object.defineProperty(el, 'textContent', {
         get: () => value,
         set: (v) => {
@@ -155,7 +154,6 @@ function makeElement(text = '') {
 
 /** A client wired to fakes. Returns {client, clock, WS, raf, logger}. */
 function setup(options = {}) {
-    const { WebSocketClient } = require(CLIENT_PATH);
     const clock = new FakeClock();
     const WS = makeFakeWebSocket();
     const raf = makeFakeRaf(clock);
@@ -183,4 +181,4 @@ function recordEvents(client, types) {
     return events;
 }
 
-module.exports = { CLIENT_PATH, FakeClock, makeFakeWebSocket, makeFakeRaf, makeLogger, makeElement, setup, recordEvents };
+export { FakeClock, makeFakeWebSocket, makeFakeRaf, makeLogger, makeElement, setup, recordEvents };

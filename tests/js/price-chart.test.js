@@ -1,15 +1,13 @@
-'use strict';
+// @ts-check
 // Tests of web/static/js/price-chart.js: exchange-time shifting, line points and candles built from the
 // stream's prices, and the PriceChart view against a recording stand-in for the chart library (the real
 // library is driven in Chromium by tests/browser/test_charts_and_signin.py).
 // Run with: node --test tests/js/
 
-const test = require('node:test');
-const assert = require('node:assert/strict');
-const path = require('node:path');
+import assert from 'node:assert/strict';
+import test from 'node:test';
 
-const chartModule = require(path.join(__dirname, '..', '..', 'web', 'static', 'js', 'price-chart.js'));
-const { PriceChart, zoneOffset, zonedSeconds, linePoints, candleInterval, toCandles, intervalLabel } = chartModule;
+import { PriceChart, candleInterval, intervalLabel, linePoints, toCandles, zoneOffset, zonedSeconds } from '../../web/static/js/price-chart.js';
 
 const NY = 'America/New_York';
 const at = (iso) => Date.parse(iso);
@@ -133,7 +131,7 @@ function fakeLibrary() {
 
 test('chart view: line, then candles from the same prices, live prices extend the current one', () => {
     const lib = fakeLibrary();
-    const view = new PriceChart('el', { library: lib, timeZone: NY, zoneLabel: 'ET' });
+    const view = new PriceChart(/** @type {any} */ ('el'), { library: lib, timeZone: NY, zoneLabel: 'ET' });
     const t0 = at('2025-01-15T14:30:00Z');
     const times = [t0, t0 + 5000, t0 + 10000];
     const prices = [100, 101, 99];
@@ -176,7 +174,7 @@ test('chart view: line, then candles from the same prices, live prices extend th
 
 test('chart view: a price older than the last one redraws instead of failing', () => {
     const lib = fakeLibrary();
-    const view = new PriceChart('el', { library: lib, timeZone: NY });
+    const view = new PriceChart(/** @type {any} */ ('el'), { library: lib, timeZone: NY });
     const t0 = at('2025-01-15T14:30:00Z');
     const times = [t0, t0 + 5000];
     const prices = [100, 101];

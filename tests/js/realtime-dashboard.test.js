@@ -1,18 +1,14 @@
-'use strict';
-// Tests of web/static/js/realtime-dashboard.js in Node: the script is run in a vm context with a minimal
+// @ts-check
+// Tests of the dashboard (web/static/js/dashboard/) in Node: its modules are imported with a minimal
 // stand-in DOM, and RealtimeDashboard methods are exercised on an instance wired to the real
 // WebSocketClient (fake socket and timers). The full page is covered by tests/browser/.
 // Run with: node --test tests/js/
 
-const test = require('node:test');
-const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const path = require('node:path');
-const vm = require('node:vm');
+import assert from 'node:assert/strict';
+import test from 'node:test';
 
-const { setup } = require('./fakes');
-
-const DASHBOARD_PATH = path.join(__dirname, '..', '..', 'web', 'static', 'js', 'realtime-dashboard.js');
+import { RealtimeDashboard } from '../../web/static/js/dashboard/dashboard.js';
+import { setup } from './fakes.js';
 
 /** Just enough of a DOM element for the dashboard's feed items and table rows. */
 class FakeNode {
@@ -25,6 +21,10 @@ class FakeNode {
         this.style = {};
         this.hidden = false;
         this.className = '';
+        this.title = '';
+        this.isRoot = false; // the page itself
+        /** @type {any} */
+        this.classList = null;
         this._text = '';
     }
 
@@ -75,23 +75,15 @@ class FakeNode {
     }
 }
 
-/** Load the dashboard script; returns the RealtimeDashboard class (the page's auto-start is skipped). */
+/** The RealtimeDashboard class, with a stand-in document for the elements it makes (the page is not started). */
 function loadDashboardClass() {
-    const document = {
+    /** @type {any} */ (globalThis).document = {
         readyState: 'complete',
-        createElement: (tag) => new FakeNode(tag),
+        createElement: (/** @type {string} */ tag) => new FakeNode(tag),
         addEventListener() {},
     };
-    const context = {
-        document, console, URL, URLSearchParams, atob, TextDecoder,
-        WebSocketClient: function WebSocketClient() {}, // present, so that boot() stays quiet
-        realtimeDashboard: {}, // already "started": boot() does nothing
-    };
-    context.window = context;
-    vm.createContext(context);
-    vm.runInContext(fs.readFileSync(DASHBOARD_PATH, 'utf8'), context, { filename: DASHBOARD_PATH });
-    assert.equal(typeof context.RealtimeDashboard, 'function');
-    return context.RealtimeDashboard;
+    assert.equal(typeof RealtimeDashboard, 'function');
+    return RealtimeDashboard;
 }
 
 /**
@@ -108,6 +100,7 @@ function makeDashboard() {
     const notified = { toasts: [], beeps: 0, highlights: [] };
     Object.assign(d, {
         ws: env.client,
+        writer: env.client.writer, // the page's DOM writer, shared with the client as the page does
         rows: new Map(),
         patterns: new Map(),
         feed: [],

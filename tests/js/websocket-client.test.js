@@ -1,14 +1,12 @@
-'use strict';
+// @ts-check
 // Tests of web/static/js/websocket-client.js against a fake socket, fake timers and a fake
 // requestAnimationFrame. Run with: node --test tests/js/
 
-const test = require('node:test');
-const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const vm = require('node:vm');
+import assert from 'node:assert/strict';
+import test from 'node:test';
 
-const { CLIENT_PATH, setup, recordEvents, makeElement, makeFakeWebSocket } = require('./fakes');
-const { WebSocketClient, computeBackoff } = require(CLIENT_PATH);
+import { WebSocketClient, computeBackoff } from '../../web/static/js/websocket-client.js';
+import { makeElement, makeFakeWebSocket, recordEvents, setup } from './fakes.js';
 
 let nextSeq = 1;
 function price(ticker, value, seq, extra = {}) {
@@ -132,18 +130,19 @@ test('url: user_id query parameter, token as bearer subprotocols, auto-detection
     assert.deepEqual(e.WS.instances.map((w) => w.protocols), [['bearer', 'tok1'], ['bearer', 'tok2']]);
 });
 
-test('exports: require() gives the API; a plain <script> sets window.WebSocketClient', () => {
+test('exports: import gives the API; loading the module (<script type="module">) sets window.WebSocketClient', () => {
     assert.equal(typeof WebSocketClient, 'function');
     assert.equal(WebSocketClient.computeBackoff, computeBackoff);
-    const window = { location: { protocol: 'http:', host: 'example.test' } };
-    window.window = window;
-    const context = vm.createContext(window);
-    vm.runInContext(fs.readFileSync(CLIENT_PATH, 'utf8'), context);
-    assert.equal(typeof context.WebSocketClient, 'function');
-    assert.equal(typeof context.WebSocketClient.computeBackoff, 'function');
-    assert.equal(context.module, undefined);
-    const client = new context.WebSocketClient({ WebSocket: makeFakeWebSocket(), logger: null });
-    assert.equal(client.url, 'ws://example.test/api/ws');
+    assert.equal(globalThis.WebSocketClient, WebSocketClient, 'the global of a page');
+    assert.equal(typeof globalThis.WebSocketClient.computeBackoff, 'function');
+    const g = /** @type {any} */ (globalThis);
+    g.location = { protocol: 'http:', host: 'example.test' }; // a page's window.location
+    try {
+        const client = new globalThis.WebSocketClient({ WebSocket: makeFakeWebSocket(), logger: null });
+        assert.equal(client.url, 'ws://example.test/api/ws');
+    } finally {
+        delete g.location;
+    }
 });
 
 // ───────────────────────────── connecting and subscribing ─────────────────────────────

@@ -39,6 +39,8 @@ def test_wheel_contains_the_dashboard_docs_assets_and_migrations(wheel: Path) ->
         "legend/web/index.html",
         "legend/web/static/js/websocket-client.js",
         "legend/web/static/js/realtime-dashboard.js",
+        "legend/web/static/js/client/client.js",  # the ES modules the entry points import
+        "legend/web/static/js/dashboard/dashboard.js",
         "legend/web/static/css/realtime.css",
         "legend/adapters/http/apidocs/swagger-ui-bundle.js",
         "legend/adapters/http/apidocs/redoc.standalone.js",

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Legend Realtime — the dashboard's price chart: one ticker's prices as a line or as candles, in the
  * exchange's time, drawn by TradingView Lightweight Charts™ (vendored beside this file as
@@ -15,345 +16,327 @@
  * daylight saving changes, whatever the browser's own time zone. Candles are built here from the prices
  * (toCandles), with an interval chosen from how dense and how long the series is (candleInterval).
  *
- * Pure helpers are static properties (PriceChart.zonedSeconds, .linePoints, .candleInterval, .toCandles)
- * and are exported for node --test (tests/js/price-chart.test.js).
+ * An ES module: the dashboard imports it (and defines `window.PriceChart`). Pure helpers are static
+ * properties (PriceChart.zonedSeconds, .linePoints, .candleInterval, .toCandles) and named exports, for
+ * node --test (tests/js/price-chart.test.js).
  */
-(function (root, factory) {
-    'use strict';
-    var api = factory();
-    if (typeof module === 'object' && module && module.exports) {
-        module.exports = api;
-    } else if (root) {
-        root.PriceChart = api.PriceChart;
-    }
-})(typeof globalThis !== 'undefined' ? globalThis : typeof self !== 'undefined' ? self : this, function () {
-    'use strict';
 
-    const LIBRARY_URL = '/static/js/lightweight-charts.standalone.production.js';
-    /** Candle widths offered, in seconds: the smallest that fits is used. */
-    const INTERVALS = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400];
-    const MAX_CANDLES = 150; // more would be too thin to read
-    const PRICES_PER_CANDLE = 4; // fewer makes flat candles (open = close)
-    const HOUR_MS = 3600000;
-    const SECONDS_VISIBLE_BELOW = 1800; // a series shorter than this (s) shows seconds on its time axis
+const LIBRARY_URL = '/static/js/lightweight-charts.standalone.production.js';
+/** Candle widths offered, in seconds: the smallest that fits is used. */
+const INTERVALS = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400];
+const MAX_CANDLES = 150; // more would be too thin to read
+const PRICES_PER_CANDLE = 4; // fewer makes flat candles (open = close)
+const HOUR_MS = 3600000;
+const SECONDS_VISIBLE_BELOW = 1800; // a series shorter than this (s) shows seconds on its time axis
 
-    // ───────────────────────────── time zones ─────────────────────────────
+// ───────────────────────────── time zones ─────────────────────────────
 
-    const partsFormats = new Map();
-    const offsets = new Map(); // zone|hour -> offset ms (offsets change on hour boundaries at most)
+const partsFormats = new Map();
+const offsets = new Map(); // zone|hour -> offset ms (offsets change on hour boundaries at most)
 
-    function partsFormat(timeZone) {
-        let f = partsFormats.get(timeZone);
-        if (!f) {
-            f = new Intl.DateTimeFormat('en-US', {
-                timeZone: timeZone, hourCycle: 'h23',
-                year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
-            });
-            partsFormats.set(timeZone, f);
-        }
-        return f;
-    }
-
-    /** The UTC offset of `timeZone` at the instant `ms` (epoch ms), in ms: -4 h for New York in summer. */
-    function zoneOffset(ms, timeZone) {
-        if (!timeZone || timeZone === 'UTC') return 0;
-        const key = timeZone + '|' + Math.floor(ms / HOUR_MS);
-        let offset = offsets.get(key);
-        if (offset === undefined) {
-            const p = {};
-            for (const part of partsFormat(timeZone).formatToParts(new Date(ms))) p[part.type] = Number(part.value);
-            const wall = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
-            offset = wall - (ms - (((ms % 1000) + 1000) % 1000));
-            if (offsets.size > 10000) offsets.clear();
-            offsets.set(key, offset);
-        }
-        return offset;
-    }
-
-    /** Seconds whose reading as UTC is the wall-clock time in `timeZone` at `ms`: what the chart shows. */
-    function zonedSeconds(ms, timeZone) {
-        return Math.floor((ms + zoneOffset(ms, timeZone)) / 1000);
-    }
-
-    // ───────────────────────────── series ─────────────────────────────
-
-    /** Line points [{time, value}], one per second (the last price of a second wins), ascending. */
-    function linePoints(times, prices, timeZone) {
-        const out = [];
-        for (let i = 0; i < times.length; i++) {
-            const time = zonedSeconds(times[i], timeZone);
-            const last = out[out.length - 1];
-            if (last && time <= last.time) {
-                if (time === last.time) last.value = prices[i];
-                continue; // out of order: the caller keeps times ascending
-            }
-            out.push({ time: time, value: prices[i] });
-        }
-        return out;
-    }
-
-    /** The median gap between consecutive times (ms), or null with fewer than two. */
-    function medianGap(times) {
-        const gaps = [];
-        for (let i = 1; i < times.length; i++) {
-            const gap = times[i] - times[i - 1];
-            if (gap > 0) gaps.push(gap);
-        }
-        if (!gaps.length) return null;
-        gaps.sort((a, b) => a - b);
-        return gaps[Math.floor(gaps.length / 2)];
-    }
-
-    /**
-     * Candle width in seconds: wide enough to hold a few prices each (at the series' usual spacing) and
-     * to keep the whole span within MAX_CANDLES candles; 60 s when there is too little to tell.
-     */
-    function candleInterval(times) {
-        if (times.length < 2) return 60;
-        const gap = medianGap(times);
-        const span = (times[times.length - 1] - times[0]) / 1000;
-        const need = Math.max(gap === null ? 60 : (gap / 1000) * PRICES_PER_CANDLE, span / MAX_CANDLES);
-        for (const interval of INTERVALS) {
-            if (interval >= need) return interval;
-        }
-        return INTERVALS[INTERVALS.length - 1];
-    }
-
-    /** Candles [{time, open, high, low, close}] of `interval` seconds, aligned in exchange time. */
-    function toCandles(times, prices, interval, timeZone) {
-        const out = [];
-        for (let i = 0; i < times.length; i++) {
-            const s = zonedSeconds(times[i], timeZone);
-            const time = s - (((s % interval) + interval) % interval);
-            mergeCandle(out, time, prices[i]);
-        }
-        return out;
-    }
-
-    /** Add a price to the last candle when it falls in it, else start a new one; returns the candle. */
-    function mergeCandle(candles, time, price) {
-        const last = candles[candles.length - 1];
-        if (last && time === last.time) {
-            last.high = Math.max(last.high, price);
-            last.low = Math.min(last.low, price);
-            last.close = price;
-            return last;
-        }
-        if (last && time < last.time) return null; // out of order
-        const candle = { time: time, open: price, high: price, low: price, close: price };
-        candles.push(candle);
-        return candle;
-    }
-
-    /** "5s", "1m", "2h": a candle width for people. */
-    function intervalLabel(seconds) {
-        if (seconds < 60) return seconds + 's';
-        if (seconds < 3600) return seconds / 60 + 'm';
-        return seconds / 3600 + 'h';
-    }
-
-    // ───────────────────────────── the library ─────────────────────────────
-
-    let libraryPromise = null;
-
-    /** Load the vendored chart library once (a <script> tag); resolves with its global. */
-    function loadLibrary(doc, url) {
-        const g = typeof globalThis !== 'undefined' ? globalThis : {};
-        if (g.LightweightCharts) return Promise.resolve(g.LightweightCharts);
-        if (libraryPromise) return libraryPromise;
-        libraryPromise = new Promise((resolve, reject) => {
-            const script = doc.createElement('script');
-            script.src = url || LIBRARY_URL;
-            script.async = true;
-            script.onload = () => (g.LightweightCharts ? resolve(g.LightweightCharts) : reject(new Error('the chart library did not load')));
-            script.onerror = () => reject(new Error('the chart library could not be loaded from ' + script.src));
-            doc.head.appendChild(script);
-        }).catch((err) => {
-            libraryPromise = null; // try again next time
-            throw err;
+function partsFormat(timeZone) {
+    let f = partsFormats.get(timeZone);
+    if (!f) {
+        f = new Intl.DateTimeFormat('en-US', {
+            timeZone: timeZone, hourCycle: 'h23',
+            year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
         });
-        return libraryPromise;
+        partsFormats.set(timeZone, f);
+    }
+    return f;
+}
+
+/** The UTC offset of `timeZone` at the instant `ms` (epoch ms), in ms: -4 h for New York in summer. */
+export function zoneOffset(ms, timeZone) {
+    if (!timeZone || timeZone === 'UTC') return 0;
+    const key = timeZone + '|' + Math.floor(ms / HOUR_MS);
+    let offset = offsets.get(key);
+    if (offset === undefined) {
+        const p = {};
+        for (const part of partsFormat(timeZone).formatToParts(new Date(ms))) p[part.type] = Number(part.value);
+        const wall = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
+        offset = wall - (ms - (((ms % 1000) + 1000) % 1000));
+        if (offsets.size > 10000) offsets.clear();
+        offsets.set(key, offset);
+    }
+    return offset;
+}
+
+/** Seconds whose reading as UTC is the wall-clock time in `timeZone` at `ms`: what the chart shows. */
+export function zonedSeconds(ms, timeZone) {
+    return Math.floor((ms + zoneOffset(ms, timeZone)) / 1000);
+}
+
+// ───────────────────────────── series ─────────────────────────────
+
+/** Line points [{time, value}], one per second (the last price of a second wins), ascending. */
+export function linePoints(times, prices, timeZone) {
+    const out = [];
+    for (let i = 0; i < times.length; i++) {
+        const time = zonedSeconds(times[i], timeZone);
+        const last = out[out.length - 1];
+        if (last && time <= last.time) {
+            if (time === last.time) last.value = prices[i];
+            continue; // out of order: the caller keeps times ascending
+        }
+        out.push({ time: time, value: prices[i] });
+    }
+    return out;
+}
+
+/** The median gap between consecutive times (ms), or null with fewer than two. */
+function medianGap(times) {
+    const gaps = [];
+    for (let i = 1; i < times.length; i++) {
+        const gap = times[i] - times[i - 1];
+        if (gap > 0) gaps.push(gap);
+    }
+    if (!gaps.length) return null;
+    gaps.sort((a, b) => a - b);
+    return gaps[Math.floor(gaps.length / 2)];
+}
+
+/**
+ * Candle width in seconds: wide enough to hold a few prices each (at the series' usual spacing) and
+ * to keep the whole span within MAX_CANDLES candles; 60 s when there is too little to tell.
+ */
+export function candleInterval(times) {
+    if (times.length < 2) return 60;
+    const gap = medianGap(times);
+    const span = (times[times.length - 1] - times[0]) / 1000;
+    const need = Math.max(gap === null ? 60 : (gap / 1000) * PRICES_PER_CANDLE, span / MAX_CANDLES);
+    for (const interval of INTERVALS) {
+        if (interval >= need) return interval;
+    }
+    return INTERVALS[INTERVALS.length - 1];
+}
+
+/** Candles [{time, open, high, low, close}] of `interval` seconds, aligned in exchange time. */
+export function toCandles(times, prices, interval, timeZone) {
+    const out = [];
+    for (let i = 0; i < times.length; i++) {
+        const s = zonedSeconds(times[i], timeZone);
+        const time = s - (((s % interval) + interval) % interval);
+        mergeCandle(out, time, prices[i]);
+    }
+    return out;
+}
+
+/** Add a price to the last candle when it falls in it, else start a new one; returns the candle. */
+function mergeCandle(candles, time, price) {
+    const last = candles[candles.length - 1];
+    if (last && time === last.time) {
+        last.high = Math.max(last.high, price);
+        last.low = Math.min(last.low, price);
+        last.close = price;
+        return last;
+    }
+    if (last && time < last.time) return null; // out of order
+    const candle = { time: time, open: price, high: price, low: price, close: price };
+    candles.push(candle);
+    return candle;
+}
+
+/** "5s", "1m", "2h": a candle width for people. */
+export function intervalLabel(seconds) {
+    if (seconds < 60) return seconds + 's';
+    if (seconds < 3600) return seconds / 60 + 'm';
+    return seconds / 3600 + 'h';
+}
+
+// ───────────────────────────── the library ─────────────────────────────
+
+let libraryPromise = null;
+
+/** Load the vendored chart library once (a <script> tag); resolves with its global. */
+export function loadLibrary(doc, url) {
+    const g = typeof globalThis !== 'undefined' ? globalThis : {};
+    if (g.LightweightCharts) return Promise.resolve(g.LightweightCharts);
+    if (libraryPromise) return libraryPromise;
+    libraryPromise = new Promise((resolve, reject) => {
+        const script = doc.createElement('script');
+        script.src = url || LIBRARY_URL;
+        script.async = true;
+        script.onload = () => (g.LightweightCharts ? resolve(g.LightweightCharts) : reject(new Error('the chart library did not load')));
+        script.onerror = () => reject(new Error('the chart library could not be loaded from ' + script.src));
+        doc.head.appendChild(script);
+    }).catch((err) => {
+        libraryPromise = null; // try again next time
+        throw err;
+    });
+    return libraryPromise;
+}
+
+// ───────────────────────────── the chart ─────────────────────────────
+
+/** @typedef {{text: string, grid: string, border: string, up: string, down: string, muted: string}} ChartColors */
+
+export class PriceChart {
+    /**
+     * @param {HTMLElement} container where the chart goes (sized by CSS; the chart follows its size)
+     * @param {{library: any, timeZone?: string, zoneLabel?: string, colors?: Partial<ChartColors>, locale?: string}} options
+     *     `library` (LightweightCharts), `timeZone` (IANA, default America/New_York), `zoneLabel` (e.g.
+     *     'ET', shown in the crosshair label), `colors` ({text, grid, border, up, down, muted}), `locale`
+     */
+    constructor(container, options) {
+        const opts = options || /** @type {typeof options} */ ({});
+        this.lib = opts.library;
+        this.timeZone = opts.timeZone || 'America/New_York';
+        this.zoneLabel = opts.zoneLabel || '';
+        this.colors = Object.assign({ text: '#3b475c', grid: '#e2e7ef', border: '#cfd7e3', up: '#0b8a4f', down: '#d12f3a', muted: '#6a7589' }, opts.colors || {});
+        this.kind = 'line';
+        this.interval = 60;
+        this.times = [];
+        this.prices = [];
+        this.previousClose = null;
+        this.series = null;
+        this._priceLine = null;
+        this._candles = [];
+        this._lastLineTime = null;
+        this._trend = null;
+
+        const crosshairTime = new Intl.DateTimeFormat(opts.locale, {
+            timeZone: 'UTC', month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit', second: '2-digit',
+        });
+        const label = this.zoneLabel ? ' ' + this.zoneLabel : '';
+        this.chart = this.lib.createChart(container, {
+            autoSize: true,
+            layout: { background: { type: 'solid', color: 'transparent' }, textColor: this.colors.text, fontSize: 12 },
+            grid: { vertLines: { color: this.colors.grid }, horzLines: { color: this.colors.grid } },
+            rightPriceScale: { borderColor: this.colors.border },
+            timeScale: { borderColor: this.colors.border, timeVisible: true, secondsVisible: false, rightOffset: 1 },
+            localization: {
+                locale: opts.locale,
+                // shifted seconds read as UTC: the exchange's wall-clock time
+                timeFormatter: (time) => (typeof time === 'number' ? crosshairTime.format(new Date(time * 1000)) + label : String(time)),
+            },
+        });
     }
 
-    // ───────────────────────────── the chart ─────────────────────────────
+    /** Draw a new series: `times` (epoch ms, ascending) and `prices` of the same length. */
+    show(data) {
+        this.times = data.times || [];
+        this.prices = data.prices || [];
+        this.previousClose = typeof data.previousClose === 'number' ? data.previousClose : null;
+        if (data.kind) this.kind = data.kind === 'candles' ? 'candles' : 'line';
+        const n = this.times.length;
+        const span = n > 1 ? (this.times[n - 1] - this.times[0]) / 1000 : 0;
+        this.chart.applyOptions({ timeScale: { secondsVisible: span < SECONDS_VISIBLE_BELOW } });
+        this._build();
+        this.chart.timeScale().fitContent();
+    }
 
-    class PriceChart {
-        /**
-         * @param {HTMLElement} container where the chart goes (sized by CSS; the chart follows its size)
-         * @param {object} options `library` (LightweightCharts), `timeZone` (IANA, default
-         *     America/New_York), `zoneLabel` (e.g. 'ET', shown in the crosshair label), `colors`
-         *     ({text, grid, border, up, down, muted}), `locale`
-         */
-        constructor(container, options) {
-            const opts = options || {};
-            this.lib = opts.library;
-            this.timeZone = opts.timeZone || 'America/New_York';
-            this.zoneLabel = opts.zoneLabel || '';
-            this.colors = Object.assign({ text: '#3b475c', grid: '#e2e7ef', border: '#cfd7e3', up: '#0b8a4f', down: '#d12f3a', muted: '#6a7589' }, opts.colors || {});
-            this.kind = 'line';
-            this.interval = 60;
-            this.times = [];
-            this.prices = [];
-            this.previousClose = null;
-            this.series = null;
-            this._priceLine = null;
-            this._candles = [];
+    /** Line or candles, redrawn from the same prices. */
+    setKind(kind) {
+        const next = kind === 'candles' ? 'candles' : 'line';
+        if (next === this.kind && this.series) return;
+        this.kind = next;
+        this._build();
+        this.chart.timeScale().fitContent();
+    }
+
+    /** A live price (the caller has appended it to its arrays already, or passes it here only). */
+    push(ms, price) {
+        if (!this.series) return;
+        if (this.kind === 'line') {
+            const time = zonedSeconds(ms, this.timeZone);
+            if (this._lastLineTime !== null && time < this._lastLineTime) return this._build();
+            this._lastLineTime = time;
+            this.series.update({ time: time, value: price });
+            this._applyTrend(price);
+            return;
+        }
+        const s = zonedSeconds(ms, this.timeZone);
+        const time = s - (((s % this.interval) + this.interval) % this.interval);
+        const candle = mergeCandle(this._candles, time, price);
+        if (!candle) return this._build();
+        this.series.update(Object.assign({}, candle));
+    }
+
+    /** Follow a new colour scheme. */
+    setColors(colors) {
+        Object.assign(this.colors, colors || {});
+        const c = this.colors;
+        this.chart.applyOptions({
+            layout: { textColor: c.text },
+            grid: { vertLines: { color: c.grid }, horzLines: { color: c.grid } },
+            rightPriceScale: { borderColor: c.border },
+            timeScale: { borderColor: c.border },
+        });
+        this._trend = null;
+        this._build();
+    }
+
+    destroy() {
+        if (!this.chart) return;
+        this.chart.remove();
+        this.chart = null;
+        this.series = null;
+    }
+
+    _priceFormat() {
+        let reference = this.prices.length ? Math.abs(this.prices[this.prices.length - 1]) : 1;
+        if (this.previousClose !== null) reference = Math.min(reference, Math.abs(this.previousClose));
+        return reference < 1 ? { type: 'price', precision: 4, minMove: 0.0001 } : { type: 'price', precision: 2, minMove: 0.01 };
+    }
+
+    _build() {
+        const lib = this.lib;
+        if (this.series) this.chart.removeSeries(this.series);
+        this.series = null;
+        this._priceLine = null;
+        this._trend = null;
+        const c = this.colors;
+        if (this.kind === 'candles') {
+            this.interval = candleInterval(this.times);
+            this._candles = toCandles(this.times, this.prices, this.interval, this.timeZone);
+            this.series = this.chart.addSeries(lib.CandlestickSeries, {
+                upColor: c.up, downColor: c.down, borderVisible: false, wickUpColor: c.up, wickDownColor: c.down,
+                priceFormat: this._priceFormat(),
+            });
+            this.series.setData(this._candles.map((k) => Object.assign({}, k)));
             this._lastLineTime = null;
-            this._trend = null;
-
-            const crosshairTime = new Intl.DateTimeFormat(opts.locale, {
-                timeZone: 'UTC', month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit', second: '2-digit',
+        } else {
+            const points = linePoints(this.times, this.prices, this.timeZone);
+            this.series = this.chart.addSeries(lib.AreaSeries, {
+                lineWidth: 2, priceFormat: this._priceFormat(), priceLineVisible: true,
             });
-            const label = this.zoneLabel ? ' ' + this.zoneLabel : '';
-            this.chart = this.lib.createChart(container, {
-                autoSize: true,
-                layout: { background: { type: 'solid', color: 'transparent' }, textColor: this.colors.text, fontSize: 12 },
-                grid: { vertLines: { color: this.colors.grid }, horzLines: { color: this.colors.grid } },
-                rightPriceScale: { borderColor: this.colors.border },
-                timeScale: { borderColor: this.colors.border, timeVisible: true, secondsVisible: false, rightOffset: 1 },
-                localization: {
-                    locale: opts.locale,
-                    // shifted seconds read as UTC: the exchange's wall-clock time
-                    timeFormatter: (time) => (typeof time === 'number' ? crosshairTime.format(new Date(time * 1000)) + label : String(time)),
-                },
+            this.series.setData(points);
+            this._lastLineTime = points.length ? points[points.length - 1].time : null;
+            this._candles = [];
+            if (points.length) this._applyTrend(points[points.length - 1].value);
+        }
+        if (this.previousClose !== null) {
+            this._priceLine = this.series.createPriceLine({
+                price: this.previousClose, color: c.muted, lineWidth: 1, lineStyle: 2, axisLabelVisible: true, title: 'prev close',
             });
-        }
-
-        /** Draw a new series: `times` (epoch ms, ascending) and `prices` of the same length. */
-        show(data) {
-            this.times = data.times || [];
-            this.prices = data.prices || [];
-            this.previousClose = typeof data.previousClose === 'number' ? data.previousClose : null;
-            if (data.kind) this.kind = data.kind === 'candles' ? 'candles' : 'line';
-            const n = this.times.length;
-            const span = n > 1 ? (this.times[n - 1] - this.times[0]) / 1000 : 0;
-            this.chart.applyOptions({ timeScale: { secondsVisible: span < SECONDS_VISIBLE_BELOW } });
-            this._build();
-            this.chart.timeScale().fitContent();
-        }
-
-        /** Line or candles, redrawn from the same prices. */
-        setKind(kind) {
-            const next = kind === 'candles' ? 'candles' : 'line';
-            if (next === this.kind && this.series) return;
-            this.kind = next;
-            this._build();
-            this.chart.timeScale().fitContent();
-        }
-
-        /** A live price (the caller has appended it to its arrays already, or passes it here only). */
-        push(ms, price) {
-            if (!this.series) return;
-            if (this.kind === 'line') {
-                const time = zonedSeconds(ms, this.timeZone);
-                if (this._lastLineTime !== null && time < this._lastLineTime) return this._build();
-                this._lastLineTime = time;
-                this.series.update({ time: time, value: price });
-                this._applyTrend(price);
-                return;
-            }
-            const s = zonedSeconds(ms, this.timeZone);
-            const time = s - (((s % this.interval) + this.interval) % this.interval);
-            const candle = mergeCandle(this._candles, time, price);
-            if (!candle) return this._build();
-            this.series.update(Object.assign({}, candle));
-        }
-
-        /** Follow a new colour scheme. */
-        setColors(colors) {
-            Object.assign(this.colors, colors || {});
-            const c = this.colors;
-            this.chart.applyOptions({
-                layout: { textColor: c.text },
-                grid: { vertLines: { color: c.grid }, horzLines: { color: c.grid } },
-                rightPriceScale: { borderColor: c.border },
-                timeScale: { borderColor: c.border },
-            });
-            this._trend = null;
-            this._build();
-        }
-
-        destroy() {
-            if (!this.chart) return;
-            this.chart.remove();
-            this.chart = null;
-            this.series = null;
-        }
-
-        _priceFormat() {
-            let reference = this.prices.length ? Math.abs(this.prices[this.prices.length - 1]) : 1;
-            if (this.previousClose !== null) reference = Math.min(reference, Math.abs(this.previousClose));
-            return reference < 1 ? { type: 'price', precision: 4, minMove: 0.0001 } : { type: 'price', precision: 2, minMove: 0.01 };
-        }
-
-        _build() {
-            const lib = this.lib;
-            if (this.series) this.chart.removeSeries(this.series);
-            this.series = null;
-            this._priceLine = null;
-            this._trend = null;
-            const c = this.colors;
-            if (this.kind === 'candles') {
-                this.interval = candleInterval(this.times);
-                this._candles = toCandles(this.times, this.prices, this.interval, this.timeZone);
-                this.series = this.chart.addSeries(lib.CandlestickSeries, {
-                    upColor: c.up, downColor: c.down, borderVisible: false, wickUpColor: c.up, wickDownColor: c.down,
-                    priceFormat: this._priceFormat(),
-                });
-                this.series.setData(this._candles.map((k) => Object.assign({}, k)));
-                this._lastLineTime = null;
-            } else {
-                const points = linePoints(this.times, this.prices, this.timeZone);
-                this.series = this.chart.addSeries(lib.AreaSeries, {
-                    lineWidth: 2, priceFormat: this._priceFormat(), priceLineVisible: true,
-                });
-                this.series.setData(points);
-                this._lastLineTime = points.length ? points[points.length - 1].time : null;
-                this._candles = [];
-                if (points.length) this._applyTrend(points[points.length - 1].value);
-            }
-            if (this.previousClose !== null) {
-                this._priceLine = this.series.createPriceLine({
-                    price: this.previousClose, color: c.muted, lineWidth: 1, lineStyle: 2, axisLabelVisible: true, title: 'prev close',
-                });
-            }
-        }
-
-        /** The line is green above the previous close, red below (as the table's trend). */
-        _applyTrend(price) {
-            if (this.kind !== 'line' || !this.series) return;
-            const base = this.previousClose !== null ? this.previousClose : this.prices.length ? this.prices[0] : price;
-            const trend = price >= base ? 'up' : 'down';
-            if (trend === this._trend) return;
-            this._trend = trend;
-            const color = trend === 'up' ? this.colors.up : this.colors.down;
-            this.series.applyOptions({ lineColor: color, topColor: withAlpha(color, 0.28), bottomColor: withAlpha(color, 0.02) });
         }
     }
 
-    /** `#rrggbb` with an alpha, as rgba(); other colour syntaxes are returned unchanged. */
-    function withAlpha(color, alpha) {
-        const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(String(color).trim());
-        if (!m) return color;
-        return 'rgba(' + parseInt(m[1], 16) + ', ' + parseInt(m[2], 16) + ', ' + parseInt(m[3], 16) + ', ' + alpha + ')';
+    /** The line is green above the previous close, red below (as the table's trend). */
+    _applyTrend(price) {
+        if (this.kind !== 'line' || !this.series) return;
+        const base = this.previousClose !== null ? this.previousClose : this.prices.length ? this.prices[0] : price;
+        const trend = price >= base ? 'up' : 'down';
+        if (trend === this._trend) return;
+        this._trend = trend;
+        const color = trend === 'up' ? this.colors.up : this.colors.down;
+        this.series.applyOptions({ lineColor: color, topColor: withAlpha(color, 0.28), bottomColor: withAlpha(color, 0.02) });
     }
 
-    PriceChart.LIBRARY_URL = LIBRARY_URL;
-    PriceChart.loadLibrary = loadLibrary;
-    PriceChart.zoneOffset = zoneOffset;
-    PriceChart.zonedSeconds = zonedSeconds;
-    PriceChart.linePoints = linePoints;
-    PriceChart.candleInterval = candleInterval;
-    PriceChart.toCandles = toCandles;
-    PriceChart.intervalLabel = intervalLabel;
+    static LIBRARY_URL = LIBRARY_URL;
+    static loadLibrary = loadLibrary;
+    static zoneOffset = zoneOffset;
+    static zonedSeconds = zonedSeconds;
+    static linePoints = linePoints;
+    static candleInterval = candleInterval;
+    static toCandles = toCandles;
+    static intervalLabel = intervalLabel;
+}
 
-    return {
-        PriceChart: PriceChart,
-        zoneOffset: zoneOffset,
-        zonedSeconds: zonedSeconds,
-        linePoints: linePoints,
-        candleInterval: candleInterval,
-        toCandles: toCandles,
-        intervalLabel: intervalLabel,
-    };
-});
+/** `#rrggbb` with an alpha, as rgba(); other colour syntaxes are returned unchanged. */
+function withAlpha(color, alpha) {
+    const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(String(color).trim());
+    if (!m) return color;
+    return 'rgba(' + parseInt(m[1], 16) + ', ' + parseInt(m[2], 16) + ', ' + parseInt(m[3], 16) + ', ' + alpha + ')';
+}

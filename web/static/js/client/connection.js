@@ -1,0 +1,289 @@
+// @ts-check
+/**
+ * Legend Realtime client — connection and reconnect: opening the socket (with the token as the
+ * ['bearer', token] subprotocols), reconnecting with exponential backoff and equal jitter, the
+ * heartbeat (ping, silence detection, the server's announced timeout) and sending frames.
+ *
+ * Methods of WebSocketClient (installed by client.js). State they own, set up in its constructor:
+ * _ws, _state, _manualClose, _reconnectTimer, _reconnectAttempts, _heartbeatTimer, _heartbeatMs,
+ * _lastMessageAt, _pingSentAt, _latencyMs.
+ */
+import { DEFAULTS, HEARTBEAT_TIMEOUT_CODE, SOCKET_OPEN, positive } from './codes.js';
+
+/** @typedef {import('./types.js').Client} Client */
+
+/**
+ * Delay in ms before reconnect attempt number `attempt` (0 for the first), with *equal jitter*:
+ * the ceiling min(maxReconnectDelay, reconnectDelay × multiplier^attempt) is halved, and a random
+ * share of the other half is added. The delay therefore lies in [ceiling/2, ceiling]: attempt 0 waits
+ * between reconnectDelay/2 and reconnectDelay, every delay lies within
+ * [reconnectDelay/2, maxReconnectDelay], and a crowd of clients dropped at once spreads out
+ * while none of them retries at once (which full jitter would allow).
+ *
+ * @param {number} attempt
+ * @param {{reconnectDelay?: number, maxReconnectDelay?: number, reconnectBackoffMultiplier?: number}} [options]
+ * @param {() => number} [random] a source of numbers in [0, 1); Math.random by default
+ * @returns {number} whole milliseconds
+ */
+export function computeBackoff(attempt, options, random) {
+    const o = options || {};
+    const base = positive(o.reconnectDelay, DEFAULTS.reconnectDelay);
+    const max = positive(o.maxReconnectDelay, DEFAULTS.maxReconnectDelay);
+    const multiplier = Math.max(1, positive(o.reconnectBackoffMultiplier, DEFAULTS.reconnectBackoffMultiplier));
+    const n = Math.max(0, Math.floor(Number(attempt)) || 0);
+    let ceiling = base * Math.pow(multiplier, n);
+    if (!(ceiling <= max)) ceiling = max; // also catches Infinity / NaN
+    let r = Number(typeof random === 'function' ? random() : Math.random());
+    if (!(r >= 0)) r = 0;
+    if (r > 1) r = 1;
+    return Math.min(max, Math.round(ceiling / 2 + (r * ceiling) / 2));
+}
+
+/** The WebSocket URL: the given one, or ws(s)://<host>/api/ws from `location`; plus ?user_id=. */
+export function buildUrl(url, userId, location) {
+    let base = url;
+    if (!base) {
+        if (location && location.host) {
+            base = (location.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + location.host + '/api/ws';
+        } else {
+            base = 'ws://localhost:8000/api/ws';
+        }
+    }
+    if (userId !== null && userId !== undefined && userId !== '') {
+        base += (base.indexOf('?') === -1 ? '?' : '&') + 'user_id=' + encodeURIComponent(String(userId));
+    }
+    return base;
+}
+
+/** @satisfies {ThisType<Client>} */
+export const connection = {
+    /** Open the connection (no-op when already connecting or open; reconnects at once when waiting). */
+    connect() {
+        if (!this._WebSocket) throw new Error('WebSocketClient: no WebSocket implementation available');
+        this._manualClose = false;
+        if (this._ws) return this;
+        if (this._reconnectTimer !== null) {
+            this._clearTimeout(this._reconnectTimer);
+            this._reconnectTimer = null;
+        } else {
+            this._setState('connecting');
+        }
+        this._openSocket();
+        return this;
+    },
+
+    /** Close the connection for good: no reconnect until connect() is called again. */
+    disconnect(code, reason) {
+        const closeCode = code === undefined ? 1000 : code;
+        const closeReason = reason === undefined ? 'Client disconnect' : reason;
+        this._manualClose = true;
+        if (this._reconnectTimer !== null) {
+            this._clearTimeout(this._reconnectTimer);
+            this._reconnectTimer = null;
+        }
+        this._stopHeartbeat();
+        this._clearQueue();
+        this._reconnectAttempts = 0;
+        const ws = this._ws;
+        if (ws) {
+            this._ws = null;
+            this._detach(ws);
+            this._closeSocket(ws, closeCode, closeReason);
+            this._emit('close', { code: closeCode, reason: closeReason, wasClean: true });
+        }
+        this._setState('closed');
+        return this;
+    },
+
+    _openSocket() {
+        const WS = this._WebSocket;
+        let token = this.options.token;
+        if (typeof token === 'function') {
+            try {
+                token = token();
+            } catch (err) {
+                this._stats.errors++;
+                this._log('error', 'WebSocketClient: token function failed', err);
+                token = null;
+            }
+        }
+        let ws;
+        try {
+            ws = token ? new WS(this.url, ['bearer', String(token)]) : new WS(this.url);
+        } catch (err) {
+            this._stats.errors++;
+            this._log('error', 'WebSocketClient: cannot create WebSocket', err);
+            this._handleClose(null, 1006, String((err && err.message) || err), false);
+            return;
+        }
+        this._ws = ws;
+        ws.binaryType = 'arraybuffer'; // the default 'blob' cannot be decoded synchronously
+        ws.onopen = () => {
+            if (this._ws === ws) this._handleOpen();
+        };
+        ws.onmessage = (event) => {
+            if (this._ws === ws) this._handleFrame(event);
+        };
+        ws.onerror = (event) => {
+            if (this._ws !== ws) return;
+            this._stats.errors++;
+            this._log('warn', 'WebSocketClient: socket error', event);
+        };
+        ws.onclose = (event) => {
+            if (this._ws !== ws) return;
+            const e = event || {};
+            this._handleClose(ws, typeof e.code === 'number' ? e.code : 1006, e.reason || '', !!e.wasClean);
+        };
+    },
+
+    _detach(ws) {
+        ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    },
+
+    _handleOpen() {
+        const reconnected = this._state === 'reconnecting';
+        if (reconnected) this._stats.reconnects++;
+        this._reconnectAttempts = 0;
+        this._lastMessageAt = this._now();
+        this._pingSentAt = null;
+        this._heartbeatMs = this.options.heartbeatInterval;
+        this._setState('open');
+        this._startHeartbeat();
+        for (const sub of Array.from(this._subs.values())) {
+            this._sendFrame(this._subscribeFrame(sub));
+        }
+        this._emit('open', { url: this.url, reconnected: reconnected });
+    },
+
+    _handleClose(ws, code, reason, wasClean) {
+        if (ws) {
+            this._detach(ws);
+            if (this._ws === ws) this._ws = null;
+        }
+        this._stopHeartbeat();
+        this._pingSentAt = null;
+        this._serviceStatus = 'ok'; // it described that session's server; the next one says its own
+        this._emit('close', { code: code, reason: reason, wasClean: wasClean });
+        if (this._ws || this._reconnectTimer !== null) return; // a handler already called connect()
+        if (this._manualClose) {
+            this._setState('closed');
+            return;
+        }
+        if (this.options.noReconnectCodes.indexOf(code) !== -1) {
+            this._log('warn', 'WebSocketClient: closed with ' + code + ' (' + reason + '); not reconnecting');
+            this._reconnectAttempts = 0;
+            this._setState('closed');
+            return;
+        }
+        this._scheduleReconnect();
+    },
+
+    _scheduleReconnect() {
+        const delay = computeBackoff(this._reconnectAttempts, this.options, this._random);
+        this._reconnectAttempts++;
+        const attempt = this._reconnectAttempts;
+        this._setState('reconnecting');
+        this._reconnectTimer = this._setTimeout(() => {
+            this._reconnectTimer = null;
+            if (!this._manualClose && !this._ws) this._openSocket();
+        }, delay);
+        this._emit('reconnecting', { attempt: attempt, delay: delay });
+    },
+
+    /** Give up on the current socket now, without waiting for a close handshake, and reconnect. */
+    _dropSocket(code, reason) {
+        const ws = this._ws;
+        if (!ws) return;
+        this._detach(ws);
+        this._closeSocket(ws, code, reason);
+        this._handleClose(ws, code, reason, false);
+    },
+
+    /**
+     * Close a socket we no longer listen to. A browser refuses (throws on) codes other than 1000 and
+     * 3000-4999 and reasons over 123 bytes; the socket must still be closed, or it stays open unseen.
+     */
+    _closeSocket(ws, code, reason) {
+        try {
+            ws.close(code, reason);
+            return;
+        } catch (err) {
+            this._log('debug', 'WebSocketClient: close(' + code + ') refused; closing without a code', err);
+        }
+        try {
+            ws.close();
+        } catch (err) {
+            this._log('debug', 'WebSocketClient: close failed', err);
+        }
+    },
+
+    _setState(state) {
+        if (state === this._state) return;
+        const previous = this._state;
+        this._state = state;
+        this._emit('statechange', { state: state, previous: previous });
+    },
+
+    // ───────────── heartbeat ─────────────
+
+    _startHeartbeat() {
+        this._stopHeartbeat();
+        if (!(this._heartbeatMs > 0)) return;
+        this._heartbeatTimer = this._setInterval(() => this._onHeartbeat(), this._heartbeatMs);
+    },
+
+    _stopHeartbeat() {
+        if (this._heartbeatTimer !== null) this._clearInterval(this._heartbeatTimer);
+        this._heartbeatTimer = null;
+    },
+
+    _onHeartbeat() {
+        if (!this._ws || this._state !== 'open') return;
+        const silentFor = this._now() - this._lastMessageAt;
+        if (silentFor >= 2 * this._heartbeatMs) {
+            this._log('warn', 'WebSocketClient: no message for ' + silentFor + ' ms; reconnecting');
+            this._dropSocket(HEARTBEAT_TIMEOUT_CODE, 'heartbeat timeout');
+            return;
+        }
+        if (this._sendFrame({ type: 'ping' })) this._pingSentAt = this._now();
+    },
+
+    /** The server may announce how long it waits for a client frame; ping at least twice as often. */
+    _applyServerHeartbeat(seconds) {
+        const timeout = Number(seconds);
+        if (!(timeout > 0) || !(this.options.heartbeatInterval > 0)) return; // 0 disables the heartbeat
+        const wanted = Math.min(this.options.heartbeatInterval, Math.max(1000, (timeout * 1000) / 2));
+        if (wanted !== this._heartbeatMs) {
+            this._heartbeatMs = wanted;
+            if (this._state === 'open') this._startHeartbeat();
+        }
+    },
+
+    // ───────────── sending ─────────────
+
+    /**
+     * Send a message. subscribe/unsubscribe messages go through subscribe()/unsubscribe(), so they
+     * are remembered and sent on open when disconnected. Anything else is sent only when open:
+     * returns false when it was dropped.
+     */
+    send(obj) {
+        if (!obj || typeof obj !== 'object') return false;
+        if (obj.type === 'subscribe') return this.subscribe(obj.channel, obj.ticker);
+        if (obj.type === 'unsubscribe') return this.unsubscribe(obj.channel, obj.ticker);
+        return this._sendFrame(obj);
+    },
+
+    _sendFrame(obj) {
+        const ws = this._ws;
+        if (!ws || this._state !== 'open' || ws.readyState !== SOCKET_OPEN) return false;
+        try {
+            ws.send(JSON.stringify(obj));
+        } catch (err) {
+            this._stats.errors++;
+            this._log('error', 'WebSocketClient: send failed', err);
+            return false;
+        }
+        this._stats.messagesSent++;
+        return true;
+    },
+};

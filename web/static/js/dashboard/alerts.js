@@ -1,0 +1,288 @@
+// @ts-check
+/**
+ * Legend Realtime dashboard — pattern detections and alert triggers: the Activity list (also what came
+ * while the page was closed), notifications, the pattern chip of each row, and sound alerts.
+ * Methods of RealtimeDashboard (dashboard.js installs them); their state: patterns, feed, toasts,
+ * lastSeen, soundEnabled, rulesTimer.
+ */
+import { el } from './dom.js';
+import { fmtClock, fmtMoney, fmtThreshold, fullFormat, num, parseTicker, parseTime } from './format.js';
+import { KIND_LABEL } from './rules.js';
+import { KEYS, storage } from './storage.js';
+
+/** @typedef {import('./types.js').Dashboard} Dashboard */
+
+/** @type {WeakMap<Element, number>} toast -> the timer that dismisses it */
+const toastTimers = new WeakMap();
+
+export const MAX_TOASTS = 4;
+export const TOAST_MS = 8000;
+export const MAX_FEED = 50;
+export const MAX_PATTERN_CHIPS = 200;
+export const EVENTS_LIMIT = 20;
+export const RULES_REFRESH_MS = 1000; // rules are read again this long after a trigger (their counters moved)
+
+/** Short WebAudio beeps; the AudioContext is only created after a user gesture. */
+export class Beeper {
+    constructor() {
+        this.ctx = null;
+    }
+
+    /** Create or wake the audio context (call from a user gesture). */
+    unlock() {
+        const Ctx = window.AudioContext || window.webkitAudioContext;
+        if (!Ctx) return false;
+        try {
+            if (!this.ctx) this.ctx = new Ctx();
+            if (this.ctx.state === 'suspended') this.ctx.resume().catch(() => {});
+            return true;
+        } catch (_) {
+            return false;
+        }
+    }
+
+    /** Two rising tones (an alert), or one soft tone (`confirm`). */
+    play(kind) {
+        const ctx = this.ctx;
+        if (!ctx || ctx.state === 'closed') return;
+        const tones = kind === 'confirm' ? [[660, 0]] : [[880, 0], [1175, 0.16]];
+        const start = ctx.currentTime + 0.01;
+        for (const [freq, offset] of tones) {
+            const osc = ctx.createOscillator();
+            const gain = ctx.createGain();
+            osc.type = 'sine';
+            osc.frequency.value = freq;
+            const t0 = start + offset;
+            gain.gain.setValueAtTime(0.0001, t0);
+            gain.gain.exponentialRampToValueAtTime(0.18, t0 + 0.015);
+            gain.gain.exponentialRampToValueAtTime(0.0001, t0 + 0.14);
+            osc.connect(gain).connect(ctx.destination);
+            osc.start(t0);
+            osc.stop(t0 + 0.15);
+        }
+    }
+
+    close() {
+        if (this.ctx && this.ctx.state !== 'closed') this.ctx.close().catch(() => {});
+        this.ctx = null;
+    }
+}
+
+/** @satisfies {ThisType<Dashboard>} */
+export const alerts = {
+    _onPattern(msg, info) {
+        const replayed = !!(info && info.replayed);
+        const ticker = parseTicker(msg.ticker) || String(msg.ticker || '');
+        const rr = num(msg.risk_reward_ratio);
+        const parts = [
+            'Score ' + (num(msg.score) === null ? '—' : num(msg.score).toFixed(1)),
+            'Entry ' + fmtMoney(msg.entry_price),
+            'Stop ' + fmtMoney(msg.stop_price),
+            'Target ' + fmtMoney(msg.target_price),
+        ];
+        if (rr !== null) parts.push('R/R ' + rr.toFixed(2));
+        const item = {
+            kind: 'pattern',
+            key: 'pattern|' + ticker + '|' + msg.pattern_type + '|' + msg.timestamp,
+            title: msg.pattern_type + ' · ' + ticker,
+            body: parts.join(' · '),
+            detail: msg.message || '',
+            time: parseTime(msg.timestamp) || new Date(),
+            past: replayed,
+        };
+        const listed = this._inFeed(item.key);
+        this._addFeed(item);
+        // The latest pattern of each ticker marks its row, also a row added later.
+        const chip = {
+            text: msg.pattern_type + (num(msg.score) === null ? '' : ' ' + num(msg.score).toFixed(1)),
+            title: item.title + ': ' + item.body,
+            time: item.time.getTime(),
+        };
+        const known = this.patterns.get(ticker);
+        if (!known || known.time <= chip.time) {
+            this.patterns.delete(ticker);
+            this.patterns.set(ticker, chip);
+            if (this.patterns.size > MAX_PATTERN_CHIPS) this.patterns.delete(this.patterns.keys().next().value);
+            this._paintChip(ticker);
+        }
+        if (replayed || listed) return; // only new detections notify
+        this._highlight(ticker, 'pattern');
+        this._toast(item);
+    },
+
+    _paintChip(ticker) {
+        const row = this.rows.get(ticker);
+        const chip = this.patterns.get(ticker);
+        if (!row || !chip) return;
+        this.frame.set(ticker + ':chip', () => {
+            row.cells.chip.hidden = false;
+            row.cells.chip.textContent = chip.text;
+            row.cells.chip.title = chip.title;
+            row.el.classList.add('has-pattern');
+        });
+    },
+
+    _onAlertTrigger(msg, info) {
+        const replayed = !!(info && info.replayed);
+        const item = this._alertItem(msg, replayed);
+        // Already listed (same alert_id: from /api/alerts/events, or received twice): no toast, no beep.
+        const listed = this._inFeed(item.key);
+        this._addFeed(item);
+        if (replayed || listed) return;
+        this._highlight(parseTicker(msg.ticker), 'alert');
+        this._toast(item);
+        if (this.soundEnabled) this.beeper.play('alert');
+        if (msg.alert_id && this.rulesAvailable && this.rulesTimer === null) {
+            // one of the user's rules fired: show its new state
+            this.rulesTimer = this._later(() => {
+                this.rulesTimer = null;
+                this.loadRules();
+            }, RULES_REFRESH_MS);
+        }
+    },
+
+    _alertItem(msg, past) {
+        const ticker = parseTicker(msg.ticker) || String(msg.ticker || '');
+        const kind = msg.alert_type || msg.kind || 'alert';
+        const label = KIND_LABEL.get(kind) || String(kind).replace(/_/g, ' ');
+        const body = msg.message
+            || (ticker + ' at ' + fmtMoney(msg.current_price) + ' (trigger ' + fmtThreshold(kind, msg.trigger_price) + ')');
+        return {
+            kind: 'alert',
+            key: 'alert|' + (msg.alert_id || ticker + '|' + msg.timestamp),
+            title: ticker + ' · ' + label.charAt(0).toUpperCase() + label.slice(1),
+            body: body,
+            detail: num(msg.current_price) === null ? '' : 'Last ' + fmtMoney(msg.current_price),
+            time: parseTime(msg.timestamp) || new Date(),
+            past: past,
+        };
+    },
+
+    /** Past triggers: "while you were away". */
+    async loadAlertEvents() {
+        const res = await this.api.get('/api/alerts/events?limit=' + EVENTS_LIMIT);
+        if (this.destroyed || !res.ok) return;
+        const list = Array.isArray(res.data) ? res.data : (res.data && (res.data.events || res.data.items)) || [];
+        for (const e of list.slice(0, EVENTS_LIMIT)) {
+            if (!e || typeof e !== 'object') continue;
+            const msg = {
+                alert_id: e.alert_id,
+                ticker: e.ticker,
+                alert_type: e.alert_type || e.kind,
+                trigger_price: e.trigger_price !== undefined ? e.trigger_price : e.threshold,
+                current_price: e.current_price !== undefined ? e.current_price : e.price,
+                message: e.message,
+                timestamp: e.timestamp || e.triggered_at || e.created_at,
+            };
+            this._addFeed(this._alertItem(msg, true));
+        }
+    },
+
+    /** Whether an item with this key is in the activity feed already. */
+    _inFeed(key) {
+        return this.feed.some((f) => f.key === key);
+    },
+
+    /** Insert into the activity feed, newest first, without duplicates; false when already there. */
+    _addFeed(item) {
+        if (this._inFeed(item.key)) return false;
+        const node = el('li', 'feed-item feed-' + item.kind);
+        const icon = el('span', 'feed-icon');
+        icon.setAttribute('aria-hidden', 'true');
+        const text = el('div', 'feed-text');
+        text.append(el('div', 'feed-title', item.title), el('div', 'feed-body', item.body));
+        const meta = el('div', 'feed-meta');
+        const time = el('time', 'feed-time', fmtClock(item.time));
+        time.dateTime = item.time.toISOString();
+        time.title = fullFormat.format(item.time);
+        meta.appendChild(time);
+        // Missed messages (history, past triggers) newer than the last time this user was here
+        const away = !!item.past && this.lastSeen !== null && item.time.getTime() > this.lastSeen;
+        if (item.past) meta.appendChild(el('span', away ? 'tag tag-away' : 'tag', away ? 'while away' : 'earlier'));
+        node.append(icon, text, meta);
+
+        const t = item.time.getTime();
+        let index = this.feed.findIndex((f) => f.time < t);
+        if (index === -1) index = this.feed.length;
+        if (index >= MAX_FEED) return false; // older than everything kept
+        this.feed.splice(index, 0, { key: item.key, time: t, node: node, away: away });
+        if (this.feed.length > MAX_FEED) this.feed.length = MAX_FEED;
+        this.frame.set('feed', () => this._paintFeed());
+        return true;
+    },
+
+    /** Make the list match this.feed: drop what was trimmed, put the rest in order. */
+    _paintFeed() {
+        const list = this.dom.feed;
+        const keep = new Set(this.feed.map((f) => f.node));
+        for (const child of Array.from(list.children)) {
+            if (!keep.has(child)) child.remove();
+        }
+        let previous = null;
+        for (const f of this.feed) {
+            const expected = previous ? previous.nextSibling : list.firstChild;
+            if (expected !== f.node) list.insertBefore(f.node, expected);
+            previous = f.node;
+        }
+        this.dom.feedEmpty.hidden = this.feed.length > 0;
+        const away = this.feed.filter((f) => f.away).length;
+        this.dom.away.hidden = away === 0;
+        this.dom.away.textContent = away ? away + ' while you were away' : '';
+    },
+
+    _toast(item) {
+        const node = el('div', 'toast toast-' + item.kind);
+        node.setAttribute('role', item.kind === 'alert' ? 'alert' : 'status');
+        const icon = el('span', 'toast-icon');
+        icon.setAttribute('aria-hidden', 'true');
+        const body = el('div', 'toast-body');
+        const head = el('div', 'toast-head');
+        head.appendChild(el('span', 'toast-kind', item.kind === 'alert' ? 'Alert triggered' : 'Pattern detected'));
+        head.appendChild(el('time', 'toast-time', fmtClock(item.time)));
+        body.append(head, el('div', 'toast-title', item.title), el('div', 'toast-text', item.body));
+        if (item.detail) body.appendChild(el('div', 'toast-detail', item.detail));
+        const close = el('button', 'toast-close', '×');
+        close.type = 'button';
+        close.setAttribute('aria-label', 'Dismiss');
+        node.append(icon, body, close);
+        this.toasts.add(node);
+        const overflow = [];
+        for (const t of this.toasts) {
+            if (this.toasts.size - overflow.length <= MAX_TOASTS) break;
+            overflow.push(t);
+        }
+        for (const t of overflow) this.toasts.delete(t);
+        this.frame.set(node, () => {
+            for (const t of overflow) t.remove();
+            if (this.toasts.has(node)) this.dom.toasts.appendChild(node);
+        });
+        toastTimers.set(node, this._later(() => this._dismissToast(node), TOAST_MS));
+    },
+
+    _dismissToast(node) {
+        if (!this.toasts.delete(node)) return;
+        const timer = toastTimers.get(node);
+        window.clearTimeout(timer);
+        this.timers.delete(timer);
+        this.frame.set(node, () => node.classList.add('toast-leaving'));
+        this._later(() => node.remove(), 220);
+    },
+
+    setSoundEnabled(on) {
+        this.soundEnabled = !!on;
+        storage.set(KEYS.sound, this.soundEnabled ? 'on' : null);
+        if (this.soundEnabled && this.beeper.unlock()) this.beeper.play('confirm');
+        this._renderSound();
+        return this.soundEnabled;
+    },
+
+    _renderSound() {
+        const on = this.soundEnabled;
+        const button = this.dom.sound;
+        this.writer.write(button.querySelector('.btn-text'), on ? 'Sound on' : 'Sound off');
+        this.frame.set('sound', () => {
+            button.setAttribute('aria-pressed', on ? 'true' : 'false');
+            button.title = on ? 'Sound alerts are on: click to mute' : 'Sound alerts are off: click to turn them on';
+        });
+    },
+};
