@@ -2,6 +2,10 @@
 
 Written as any third-party plugin would be: only hooks and the ``PluginContext``.
 
+- Storage: its own table, ``portfolio_positions`` (``storage.py``, revisions in ``migrations/``), declared
+  by ``register_storage`` and migrated with the server's tables; without a database, positions are kept
+  in memory.
+
 - Channel ``portfolio``: private, one stream per user (``portfolio:user:{id}``) and no public stream, so a
   client only ever receives its own portfolio. Conflated: a client always ends on the newest valuation.
 - Valuation: on every instance (``every_instance``) for the users subscribed there. A price of a ticker
@@ -39,6 +43,7 @@ from legend.plugins import (
     RegisterChannel,
     RegisterFeed,
     RegisterRoute,
+    RegisterStorage,
     hookimpl,
 )
 from legend.plugins.builtin.portfolio.model import (
@@ -51,6 +56,7 @@ from legend.plugins.builtin.portfolio.model import (
     check_position,
     valuate,
 )
+from legend.plugins.builtin.portfolio.storage import MIGRATIONS, SqlAlchemyPositionRepository, metadata
 from legend.plugins.web import current_user, field_errors, invalid
 
 CHANNEL = "portfolio"
@@ -102,6 +108,11 @@ def register_feeds(register: RegisterFeed) -> None:
 
 
 @hookimpl
+def register_storage(register: RegisterStorage) -> None:
+    register(metadata, MIGRATIONS)  # the table portfolio_positions (storage.py) and its revisions
+
+
+@hookimpl
 def on_startup(context: PluginContext) -> None:
     desk = context.singleton(PortfolioDesk)
     context.on_price(desk.on_price)
@@ -125,8 +136,6 @@ class PortfolioDesk:
         self.config: PortfolioConfig = context.config
         database = context.database
         if database is not None:
-            from legend.adapters.sql.positions import SqlAlchemyPositionRepository
-
             self.repository: PositionRepository = SqlAlchemyPositionRepository(database)
         else:
             log.warning("no database: positions are kept in memory and lost at exit")
