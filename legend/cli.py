@@ -76,8 +76,9 @@ def database(settings: Settings, action: str, revision: str | None) -> int:
 def plugins(settings: Settings, as_json: bool) -> int:
     """List every discovered plugin: name, version, state, errors, hooks and the last error.
 
-    Nothing is started: plugins are imported, the settings table of each is validated and
-    ``register_quote_providers`` runs (to check ``[quotes] provider``); no other hook does. Every plugin
+    Nothing is started: plugins are imported, the settings table of each is validated,
+    ``register_quote_providers`` runs (to check ``[quotes] provider``) and ``register_storage`` (to list
+    each plugin's own tables); no other hook does. Every plugin
     is listed even when the settings are wrong; then each error goes to stderr as ``legend serve`` would
     report it, and the exit status is 2, as for ``serve``.
     """
@@ -89,6 +90,7 @@ def plugins(settings: Settings, as_json: bool) -> int:
 
     manager = PluginManager.from_settings(settings, strict=False)
     manager.register_quote_providers()
+    manager.register_storage()
     problems = list(manager.problems)
     provider = str(settings.quotes.provider)
     if provider not in BUILT_IN and provider not in manager.providers:
