@@ -2,10 +2,6 @@
 
 Written as any third-party plugin would be: only hooks and the ``PluginContext``.
 
-- Storage: its own table, ``portfolio_positions`` (``storage.py``, revisions in ``migrations/``), declared
-  by ``register_storage`` and migrated with the server's tables; without a database, positions are kept
-  in memory.
-
 - Channel ``portfolio``: private, one stream per user (``portfolio:user:{id}``) and no public stream, so a
   client only ever receives its own portfolio. Conflated: a client always ends on the newest valuation.
 - Valuation: on every instance (``every_instance``) for the users subscribed there. A price of a ticker
@@ -14,6 +10,9 @@ Written as any third-party plugin would be: only hooks and the ``PluginContext``
 - While a user is subscribed, the streamer polls the tickers of their positions (``add_interest``).
 - Positions changed through the REST API are valued and published at once by the instance that took
   the request; other instances re-read the positions of their subscribers every ``reload_interval``.
+- Storage: its own table, ``portfolio_positions`` (``storage.py``, revisions in ``migrations/``), declared
+  by ``register_storage`` and migrated with the server's tables; without a database, positions are kept
+  in memory.
 """
 
 from __future__ import annotations
