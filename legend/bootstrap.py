@@ -18,8 +18,12 @@ from legend.adapters.auth import Authenticator
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.quotes import build_provider
-from legend.adapters.sql import Database, SqlAlchemyAlertRepository, SqlAlchemyWatchlistRepository
-from legend.adapters.sql.positions import SqlAlchemyPluginStateRepository
+from legend.adapters.sql import (
+    Database,
+    SqlAlchemyAlertRepository,
+    SqlAlchemyPluginStateRepository,
+    SqlAlchemyWatchlistRepository,
+)
 from legend.adapters.system_clock import SystemClock
 from legend.domain.admission import Admission, AdmissionLimits
 from legend.domain.alerts.service import AlertingService
@@ -80,7 +84,13 @@ class Services:
             return
         self.started = True
         if self.database is not None:
-            await self.database.start()  # migrates the embedded default; checks the schema otherwise
+            # migrates the embedded default, checks the schema otherwise: the server's, then each plugin's
+            # own tables; a plugin whose tables cannot be made ready fails alone
+            plugins = self.plugins
+            failed = await self.database.start(plugins.schemas() if plugins is not None else ())
+            for name, error in failed.items():
+                if plugins is not None:
+                    plugins.records[name].fail("storage", error)
         await self.streaming.start()  # the backplane: alerting takes its lease and reads its price log
         await self.cluster.join(self.streaming.figures)  # registered, leases kept, figures reported
         if self.alerting is not None:
@@ -222,6 +232,7 @@ def bootstrap(
     manager.register_quote_providers()
     manager.register_routes()
     manager.register_feeds()
+    manager.register_storage()
     counters = Counters()
     instance_id = secrets.token_hex(4)
     if backplane is None:

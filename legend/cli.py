@@ -1,5 +1,6 @@
 """The ``legend`` command: ``legend serve [--host] [--port] [--workers N] [--config FILE]``, ``legend db upgrade
-[REVISION]`` / ``legend db downgrade REVISION`` / ``legend db current`` for the database schema, and
+[REVISION]`` / ``legend db downgrade REVISION`` / ``legend db current`` for the database schema (the
+server's tables and the enabled plugins' own), and
 ``legend plugins list [--config FILE] [--json]``, and ``legend token create --user ID [--ttl SECONDS]
 [--key FILE]`` for a user token in JWT mode."""
 
@@ -19,22 +20,49 @@ from legend.settings import Settings, SettingsError, load_settings
 
 
 def database(settings: Settings, action: str, revision: str | None) -> int:
-    """Run a migration command against the configured database."""
+    """Run a migration command against the configured database: on the server's tables and the tables of
+    every enabled plugin that has some (``upgrade``: both up to their newest, ``downgrade base``: both down
+    to nothing), on the server's alone (any other revision), or on one plugin's (``PLUGIN@REVISION``)."""
     from legend.adapters.sql import Database, DatabaseError, migrate
+    from legend.plugins.storage import enabled_schemas
+
+    schemas = {schema.plugin: schema for schema in enabled_schemas(settings) if schema.plugin}
+    plugin, _, target = (revision or "").rpartition("@")
+    if plugin and plugin not in schemas:
+        print(
+            f"legend: database error: {plugin!r} is no enabled plugin with tables of its own "
+            f"(those are: {', '.join(sorted(schemas)) or 'none'})",
+            file=sys.stderr,
+        )
+        return 1
+    chosen = [schemas[plugin]] if plugin else list(schemas.values())
 
     async def run() -> int:
         db = Database.from_settings(settings.database)
         try:
             if db.file is not None:
                 await asyncio.to_thread(db.file.parent.mkdir, parents=True, exist_ok=True)
-            if action == "upgrade":
-                await migrate.upgrade(db, revision or "head")
-            elif action == "downgrade":
-                await migrate.downgrade(db, revision or "")
+            if action == "upgrade" and not plugin:
+                await migrate.upgrade(db, target or "head")
+            if action == "upgrade" and (plugin or target in ("", "head")):
+                for schema in chosen:
+                    await migrate.upgrade(db, target or "head", schema=schema)
+            if action == "downgrade" and (plugin or target == "base"):
+                for schema in chosen:
+                    await migrate.downgrade(db, target, schema=schema)
+            if action == "downgrade" and not plugin:
+                await migrate.downgrade(db, target)
             at = await migrate.current(db)
             print(
                 f"{db.safe_url}: at revision {at or 'none (empty)'}; newest is {migrate.head()}", flush=True
             )
+            for schema in schemas.values():
+                mine = await migrate.current(db, schema)
+                print(
+                    f"  plugin {schema.plugin}: at revision {mine or 'none (empty)'}; newest is "
+                    f"{migrate.head(schema)}",
+                    flush=True,
+                )
             return 0
         except DatabaseError as exc:
             print(f"legend: database error: {exc}", file=sys.stderr)
@@ -48,8 +76,9 @@ def database(settings: Settings, action: str, revision: str | None) -> int:
 def plugins(settings: Settings, as_json: bool) -> int:
     """List every discovered plugin: name, version, state, errors, hooks and the last error.
 
-    Nothing is started: plugins are imported, the settings table of each is validated and
-    ``register_quote_providers`` runs (to check ``[quotes] provider``); no other hook does. Every plugin
+    Nothing is started: plugins are imported, the settings table of each is validated,
+    ``register_quote_providers`` runs (to check ``[quotes] provider``) and ``register_storage`` (to list
+    each plugin's own tables); no other hook does. Every plugin
     is listed even when the settings are wrong; then each error goes to stderr as ``legend serve`` would
     report it, and the exit status is 2, as for ``serve``.
     """
@@ -61,6 +90,7 @@ def plugins(settings: Settings, as_json: bool) -> int:
 
     manager = PluginManager.from_settings(settings, strict=False)
     manager.register_quote_providers()
+    manager.register_storage()
     problems = list(manager.problems)
     provider = str(settings.quotes.provider)
     if provider not in BUILT_IN and provider not in manager.providers:
@@ -150,9 +180,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     db = commands.add_parser("db", help="database schema migrations")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     up = db_commands.add_parser("upgrade", help="apply migrations (default: up to the newest)")
-    up.add_argument("revision", nargs="?", default="head", help="target revision (default head)")
+    up.add_argument(
+        "revision",
+        nargs="?",
+        default="head",
+        help="target revision (default head: the server's and every enabled plugin's tables); "
+        "PLUGIN@REVISION for one plugin's tables",
+    )
     down = db_commands.add_parser("downgrade", help="revert migrations down to a revision")
-    down.add_argument("revision", help="target revision, e.g. base (an empty database) or -1")
+    down.add_argument(
+        "revision",
+        help="target revision, e.g. base (an empty database, plugins' tables too) or -1; "
+        "PLUGIN@REVISION for one plugin's tables (PLUGIN@base: drop them)",
+    )
     db_commands.add_parser("current", help="show the revision the database is at")
     plugin = commands.add_parser("plugins", help="installed plugins")
     plugin_commands = plugin.add_subparsers(dest="plugins_command", required=True)

@@ -273,10 +273,12 @@ def supervise(settings: Settings) -> int:
 
 def _prepare(settings: Settings) -> Settings:
     """What the workers must share and would otherwise each make for themselves: one admin token, and a
-    database schema migrated once (the embedded default migrates at start; two at once would race)."""
+    database schema migrated once, the enabled plugins' tables included (the embedded default migrates at
+    start; two at once would race)."""
     import msgspec
 
     from legend.adapters.sql import Database
+    from legend.plugins.storage import enabled_schemas
 
     if settings.security.admin_token is None:
         token = secrets.token_urlsafe(24)
@@ -284,11 +286,15 @@ def _prepare(settings: Settings) -> Settings:
         settings = msgspec.structs.replace(settings, security=security)
         log.warning("no admin token configured; this run's admin token is: %s", token)
 
+    schemas = enabled_schemas(settings)  # the enabled plugins' own tables
+
     async def upgrade() -> None:
         database = Database.from_settings(settings.database)
         try:
             if database.migrate_on_start:
-                await database.start()
+                failed = await database.start(schemas)
+                for plugin, error in failed.items():  # each worker fails that plugin and says why
+                    log.error("plugin %s: its tables could not be migrated: %s", plugin, error)
         finally:
             await database.close()
 

@@ -1,4 +1,5 @@
-"""Alembic environment: async engines (aiosqlite, asyncpg), the tables of legend.adapters.sql.tables."""
+"""Alembic environment: async engines (aiosqlite, asyncpg); the server's tables (legend.adapters.sql.tables),
+or a plugin's when ``legend db upgrade`` or the start-up migrates them (the schema in the configuration)."""
 
 from __future__ import annotations
 

@@ -8,6 +8,10 @@ The ``Register*`` protocols and the callback aliases type hook implementations a
 
     @hookimpl
     def register_channels(register: RegisterChannel, config: MyConfig) -> None: ...
+
+A plugin with tables of its own declares them with ``register_storage`` (``RegisterStorage``), names them
+with ``NAMING_CONVENTION`` and ``UtcDateTime``, and reads and writes them through ``context.database``
+(``SqlDatabase``).
 """
 
 from legend.domain.channels import AuthorizeFn, ChannelSpec, Delivery, InvalidMessage
@@ -29,10 +33,12 @@ from legend.plugins.context import (
     SubscribeCallback,
 )
 from legend.plugins.hookspecs import hookimpl
+from legend.plugins.storage import NAMING_CONVENTION, RegisterStorage, SqlDatabase, UtcDateTime
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.quotes import QuoteProvider
 
 __all__ = [
+    "NAMING_CONVENTION",
     "AuthorizeFn",
     "BackplaneUnavailable",
     "ChannelSpec",
@@ -54,7 +60,10 @@ __all__ = [
     "RegisterFeed",
     "RegisterProvider",
     "RegisterRoute",
+    "RegisterStorage",
+    "SqlDatabase",
     "StreamName",
     "SubscribeCallback",
+    "UtcDateTime",
     "hookimpl",
 ]

@@ -28,6 +28,7 @@ from legend.domain.streaming.service import StreamingService
 from legend.domain.timefmt import iso
 from legend.plugins.feeds import cancel_threadsafe
 from legend.plugins.state import PluginRecord
+from legend.plugins.storage import SqlDatabase
 from legend.plugins.store import PluginStateRepository, PluginStore
 from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
@@ -89,7 +90,7 @@ class Runtime:
     cluster: ClusterMembership  # leases of feeds that run on one instance
     poke: Callable[[], None]
     state: PluginStateRepository
-    database: Any | None = None
+    database: SqlDatabase | None = None
 
 
 class PluginContext:
@@ -286,8 +287,10 @@ class PluginContext:
         return PluginStore(self.runtime.state, self.name)
 
     @property
-    def database(self) -> Any | None:
-        """The server's ``legend.adapters.sql.Database`` (None when built without one)."""
+    def database(self) -> SqlDatabase | None:
+        """The server's database, for the plugin's own tables (``register_storage``): ``read()`` and
+        ``write(lock=None)`` give SQLAlchemy async connections in a transaction. None when the server was
+        built without a database."""
         return self.runtime.database
 
     def singleton(self, factory: Callable[[PluginContext], T]) -> T:

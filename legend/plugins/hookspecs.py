@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         RegisterProvider,
         RegisterRoute,
     )
+    from legend.plugins.storage import RegisterStorage
 
 PROJECT = "legend"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -59,6 +60,11 @@ def register_routes(register: RegisterRoute) -> None:
 @hookspec
 def register_feeds(register: RegisterFeed, context: PluginContext) -> None:
     """Register background feeds: ``register("name", feed)`` with ``async def feed(context) -> None``."""
+
+
+@hookspec
+def register_storage(register: RegisterStorage) -> None:
+    """Declare the plugin's own tables: ``register(metadata, migrations_folder)``, migrated with the server's."""
 
 
 @hookspec

@@ -5,7 +5,8 @@ which run (default: the built-ins and ``modules``; an installed third-party plug
 Each step has a module of its own: discovery and the kill switch (``legend.plugins.discovery``), the ``[plugins]`` settings and each
 plugin's table (``legend.plugins.settings``), each plugin's hooks called one plugin at a time in isolation
 (``legend.plugins.hook_caller``), what the register hooks register, checked
-(``legend.plugins.registration``), and prices for the plugins' price callbacks (``legend.plugins.prices``).
+(``legend.plugins.registration``), their own database tables (``legend.plugins.storage``), and prices for the
+plugins' price callbacks (``legend.plugins.prices``).
 A plugin that raises, hangs past ``hook_timeout`` or registers something invalid is logged, counted and
 marked failed, and the server and the other plugins go on. The callbacks a plugin hands over run as
 ``legend.plugins.callbacks`` describes.
@@ -18,7 +19,7 @@ import importlib.metadata
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -43,9 +44,13 @@ from legend.plugins.registration import (
 )
 from legend.plugins.settings import PluginOptions, configure, parse_plugin_settings
 from legend.plugins.state import PluginRecord, PluginState, describe
+from legend.plugins.storage import register_storage
 from legend.ports.clock import Clock
 from legend.ports.quotes import QuoteProvider
 from legend.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from legend.adapters.sql.migrate import Schema
 
 log = logging.getLogger("legend.plugins")
 
@@ -357,6 +362,14 @@ class PluginManager:
                     restart_max_delay=self.options.restart_max_delay,
                     lease_ttl=self.lease_ttl,
                 )
+
+    def register_storage(self) -> None:
+        """Run ``register_storage``: each plugin's tables and migrations, checked (``legend.plugins.storage``)."""
+        register_storage(self.hooks, self.active())
+
+    def schemas(self) -> list[Schema]:
+        """The tables of each enabled plugin that has some, to migrate with the server's."""
+        return [record.storage for record in self.active() if record.storage is not None]
 
     # ───────────────────────── running ─────────────────────────
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from legend.adapters.sql.migrate import Schema
     from legend.plugins.context import PluginContext
     from legend.plugins.feeds import FeedRunner
 
@@ -69,6 +70,7 @@ class PluginRecord:
     providers: list[str] = field(default_factory=list)
     routes: list[object] = field(default_factory=list)
     feeds: dict[str, FeedRunner] = field(default_factory=dict)
+    storage: Schema | None = None  # its own tables and migrations (``register_storage``)
     context: PluginContext | None = None
     repeats: dict[str, _Repeats] = field(default_factory=dict)
 
@@ -143,6 +145,7 @@ class PluginRecord:
             "providers": list(self.providers),
             "routes": len(self.routes),
             "feeds": {name: runner.status() for name, runner in self.feeds.items()},
+            "tables": sorted(self.storage.metadata.tables) if self.storage is not None else [],
             "messages_published": self.messages_published,
             "messages_rejected": self.messages_rejected,
             "messages_refused": self.messages_refused,

@@ -39,12 +39,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path}/shared.db"
     postgres: PostgresDatabases = request.getfixturevalue("postgres")
     url = postgres.create(f"cluster_{int(time.monotonic() * 1000) % 10**9}")
-    from legend.adapters.sql import Database, migrate
+    from legend.adapters.sql import Database
+    from legend.plugins.storage import enabled_schemas
+    from legend.settings import Settings
 
-    async def upgrade() -> None:
-        database = Database(url)
+    async def upgrade() -> None:  # as `legend db upgrade`: the server's tables and the enabled plugins'
+        database = Database(url, migrate_on_start=True)
         try:
-            await migrate.upgrade(database)
+            assert await database.start(enabled_schemas(Settings())) == {}
         finally:
             await database.close()
 

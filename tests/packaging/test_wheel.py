@@ -53,7 +53,8 @@ def test_wheel_contains_the_dashboard_docs_assets_and_migrations(wheel: Path) ->
         "legend/adapters/quotes/data/LICENSE-mplfinance.txt",
         "legend/adapters/redis/publish.lua",
         "legend/plugins/builtin/news/plugin.py",
-        "legend/migrations/versions/0002_portfolio_and_plugin_state.py",
+        "legend/migrations/versions/0002_plugin_state.py",
+        "legend/plugins/builtin/portfolio/migrations/0001_portfolio_positions.py",
         "legend/web/static/img/favicon.svg",
     ):
         assert required in names, required

@@ -43,6 +43,8 @@ def test_an_enabled_entry_point_plugin_is_loaded_registered_and_configured() -> 
         "on_startup",
         "register_channels",
         "register_feeds",
+        "register_routes",
+        "register_storage",
     ]
     assert record.config.tickers == ["NVDA"] and record.config.premium_users == ["vip"]
     assert found.pm.get_plugin("sentiment") is record.plugin

@@ -1,5 +1,7 @@
 """The plugin author's guide covers every hook with an example that runs: each Python example of
-docs/plugins.md is loaded as a plugin into a real (in-process) server, which must start it cleanly."""
+docs/plugins.md is loaded as a plugin into a real (in-process) server, which must start it cleanly. An
+example revision script (a block that starts with ``# migrations/<file>.py``) lands in the ``migrations``
+folder beside the examples, where the storage example finds it: the server creates its table."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
 
 from legend.bootstrap import Services
 from legend.plugins.hookspecs import HOOKS
@@ -18,6 +21,7 @@ from .helpers import eventually
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+REVISION = re.compile(r"# (migrations/\w+\.py)\n")
 
 
 def examples() -> list[str]:
@@ -36,13 +40,20 @@ def test_every_hook_has_a_section_and_an_example_in_the_guide() -> None:
 
 
 async def test_the_examples_run_as_plugins(
-    build: Callable[..., Services], monkeypatch: pytest.MonkeyPatch
+    build: Callable[..., Services], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     plugins: dict[str, object] = {}
+    home = tmp_path / "guide"  # where the examples are, as files of one package would be
+    revisions = [(found.group(1), code) for code in examples() if (found := REVISION.match(code))]
+    assert revisions, "no example revision script"
+    for name, code in revisions:
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_text(code, encoding="utf-8")
     for index, code in enumerate(examples()):
         if "@hookimpl" not in code:
             continue
         module = types.ModuleType(f"guide_example_{index}")
+        module.__file__ = str(home / f"{module.__name__}.py")
         monkeypatch.setitem(sys.modules, module.__name__, module)  # as an imported module would be
         exec(compile(code, f"docs/plugins.md example {index}", "exec"), module.__dict__)
         plugins[module.__name__] = module
@@ -54,6 +65,11 @@ async def test_the_examples_run_as_plugins(
     implemented = {hook for r in records for hook in r.hooks}
     assert implemented == set(HOOKS)
     assert {"dice", "earnings", "ticks"} <= set(services.registry.names())
+    stored = [r for r in records if r.storage is not None]
+    assert [sorted(r.storage.metadata.tables) for r in stored if r.storage] == [["earnings_dates"]]
+    assert services.database is not None
+    async with services.database.read() as conn:
+        assert "earnings_dates" in await conn.run_sync(lambda sync: inspect(sync).get_table_names())
     ticks = next(r for r in records if "ticks" in r.channels)
     await eventually(lambda: ticks.messages_published >= 1, what="the feed example to publish")
     await services.stop()

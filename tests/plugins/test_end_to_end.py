@@ -87,6 +87,11 @@ def test_broken_plugins_are_failed_and_the_server_runs_the_rest(server: LegendSe
         "on_startup",
         "register_channels",
         "register_feeds",
+        "register_routes",
+        "register_storage",
+    ]
+    assert sentiment["tables"] == ["sentiment_daily"] and found["portfolio"]["tables"] == [
+        "portfolio_positions"
     ]
     assert sentiment["channels"] == ["sentiment"] and sentiment["feeds"]["readings"]["state"] == "running"
     assert found["news"]["routes"] == 1 and found["portfolio"]["channels"] == ["portfolio"]
@@ -109,6 +114,18 @@ async def test_the_example_plugin_serves_its_channel_end_to_end(server: LegendSe
         assert -1 <= reading["score"] <= 1 and reading["label"] in ("bearish", "neutral", "bullish")
         assert reading["bullish"] + reading["bearish"] == reading["mentions"] and reading["timestamp"]
     assert readings[1]["seq"] > readings[0]["seq"]
+
+    def stored() -> list[dict[str, Any]]:
+        response = httpx.get(
+            f"{server.url}/api/sentiment/AAPL/daily", headers={"X-User-Id": "vip"}, timeout=5
+        )
+        assert response.status_code == 200, response.text
+        days: list[dict[str, Any]] = response.json()["days"]
+        return days
+
+    # the plugin's own table, migrated at start, counts the day's readings
+    (today,) = wait_for(stored, what="the day's readings in the plugin's own table")
+    assert today["readings"] >= 1 and today["mentions"] == today["bullish"] + today["bearish"]
 
     other = await connect(server.ws_url, "pleb")
     await other.send({"type": "subscribe", "channel": "sentiment", "ticker": "AAPL"})

@@ -16,8 +16,7 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
-from legend.adapters.sql import Database, migrate
-from legend.adapters.sql.positions import SqlAlchemyPluginStateRepository, SqlAlchemyPositionRepository
+from legend.adapters.sql import Database, SqlAlchemyPluginStateRepository
 from legend.app import create_app
 from legend.bootstrap import Services
 from legend.domain.inputs import PriceInput
@@ -32,7 +31,10 @@ from legend.plugins.builtin.portfolio.model import (
     valuate,
 )
 from legend.plugins.builtin.portfolio.plugin import PortfolioDesk
+from legend.plugins.builtin.portfolio.storage import SqlAlchemyPositionRepository
+from legend.plugins.storage import enabled_schemas
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository, PluginStore
+from legend.settings import Settings
 from tests.support.postgres import PostgresDatabases
 from tests.support.server import LegendServer
 from tests.support.transport import RecordingTransport
@@ -125,8 +127,8 @@ async def repositories(
         if request.param == "sqlite"
         else request.getfixturevalue("postgres_url")
     )
-    database = Database(url, migrate_on_start=False)
-    await migrate.upgrade(database)
+    database = Database(url, migrate_on_start=True)
+    assert await database.start(enabled_schemas(Settings())) == {}  # the portfolio's own table too
     try:
         yield SqlAlchemyPositionRepository(database), SqlAlchemyPluginStateRepository(database)
     finally:

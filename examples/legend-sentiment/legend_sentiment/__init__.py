@@ -1,6 +1,8 @@
 """legend-sentiment: social sentiment per ticker, as an example of a third-party Legend Realtime plugin.
 
-Everything goes through the plugin API (``legend.plugins``): hooks and the ``PluginContext``.
+Everything goes through the plugin API (``legend.plugins``): hooks and the ``PluginContext``. The plugin
+owns a table of its own (``storage.py``, revisions in ``migrations/``): each ticker's readings summed per
+day, served by ``GET /api/sentiment/{ticker}/daily``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import random
 from typing import Annotated, Literal
 
 import msgspec
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import FromPath
 
 from legend.plugins import (
     ChannelSpec,
@@ -21,8 +27,12 @@ from legend.plugins import (
     PriceUpdate,
     RegisterChannel,
     RegisterFeed,
+    RegisterRoute,
+    RegisterStorage,
     hookimpl,
 )
+from legend.plugins.web import current_user
+from legend_sentiment.storage import MIGRATIONS, DailySentiment, Day, metadata
 
 __version__ = "0.1.0"
 
@@ -78,6 +88,16 @@ def register_feeds(register: RegisterFeed) -> None:
 
 
 @hookimpl
+def register_storage(register: RegisterStorage) -> None:
+    register(metadata, MIGRATIONS)  # the table sentiment_daily and the revisions that make it
+
+
+@hookimpl
+def register_routes(register: RegisterRoute) -> None:
+    register(SentimentController)
+
+
+@hookimpl
 def on_startup(context: PluginContext) -> None:
     mood = context.singleton(Mood)
     context.on_price(mood.on_price)
@@ -119,14 +139,56 @@ class Mood:
         )
 
 
+def daily_sentiment(context: PluginContext) -> DailySentiment | None:
+    """The plugin's table, on the server's database (None: a server built without one)."""
+    return DailySentiment(context.database) if context.database is not None else None
+
+
 async def readings(context: PluginContext) -> None:
-    """The feed: a reading per ticker every ``interval`` seconds (supervised: restarted if it raises)."""
+    """The feed: a reading per ticker every ``interval`` seconds, published and counted in its day's row
+    (supervised: restarted if it raises)."""
     config: SentimentConfig = context.config
     mood = context.singleton(Mood)
+    days = context.singleton(daily_sentiment)
     while True:
         for ticker in config.tickers:
-            await context.publish(
-                context.stream("sentiment", ticker.upper()), mood.reading(ticker.upper(), config.interval)
-            )
+            reading = mood.reading(ticker.upper(), config.interval)
+            await context.publish(context.stream("sentiment", reading.ticker), reading)
             context.metrics["readings"] = context.metrics.get("readings", 0) + 1
+            if days is not None:
+                await days.add(
+                    reading.ticker,
+                    context.clock.now(),
+                    reading.score,
+                    reading.mentions,
+                    reading.bullish,
+                    reading.bearish,
+                )
         await asyncio.sleep(config.interval)
+
+
+class DailyView(msgspec.Struct, kw_only=True):
+    """A ticker's sentiment per day, newest first."""
+
+    ticker: str
+    days: list[Day]
+
+
+class SentimentController(Controller):
+    """``GET /api/sentiment/{ticker}/daily``: what the plugin's table holds (premium users only, when the
+    channel has premium users)."""
+
+    path = "/api/sentiment"
+    tags = ["sentiment"]
+    dependencies = {"user_id": current_user}
+
+    @get("/{ticker:str}/daily", summary="A ticker's sentiment per day")
+    async def daily(
+        self, ticker: FromPath[str], plugin: NamedDependency[PluginContext], user_id: NamedDependency[str]
+    ) -> DailyView:
+        premium = plugin.config.premium_users
+        if premium and user_id not in premium:
+            raise PermissionDeniedException(detail="sentiment is for premium users")
+        days = plugin.singleton(daily_sentiment)
+        symbol = ticker.upper()
+        return DailyView(ticker=symbol, days=await days.days(symbol) if days is not None else [])

@@ -15,15 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from legend.settings import DatabaseSettings
+
+if TYPE_CHECKING:
+    from legend.adapters.sql.migrate import Schema
 
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write transaction
 _IMMEDIATE = "legend_sqlite_immediate"
@@ -111,8 +114,11 @@ class Database:
         """The URL without its password, for logs."""
         return self.url.render_as_string(hide_password=True)
 
-    async def start(self) -> None:
-        """Create the SQLite file's directory, then migrate (``migrate_on_start``) or check the schema."""
+    async def start(self, plugins: Sequence[Schema] = ()) -> dict[str, Exception]:
+        """Create the SQLite file's directory, then migrate (``migrate_on_start``) or check the schema: the
+        server's (raises DatabaseError), then each plugin's. A plugin's that fails (its revisions raise, or
+        its tables are not at its newest revision) is returned by plugin name, with why, for the server to
+        fail that plugin alone."""
         from legend.adapters.sql import migrate
 
         if self.file is not None:
@@ -121,6 +127,16 @@ class Database:
             await migrate.upgrade(self)
         else:
             await migrate.check(self)
+        failed: dict[str, Exception] = {}
+        for schema in plugins:
+            try:
+                if self.migrate_on_start:
+                    await migrate.upgrade(self, schema=schema)
+                else:
+                    await migrate.check(self, schema=schema)
+            except Exception as exc:  # a plugin's revision scripts are the plugin's code
+                failed[schema.plugin or "?"] = exc
+        return failed
 
     async def close(self) -> None:
         """Close every pooled connection."""

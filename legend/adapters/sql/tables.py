@@ -1,4 +1,7 @@
-"""The tables (SQLAlchemy Core). ``migrations/`` creates exactly these; a test compares the two."""
+"""The server's tables (SQLAlchemy Core). ``migrations/`` creates exactly these; a test compares the two.
+
+Plugins declare their own tables (``register_storage``), with ``UtcDateTime`` and ``NAMING`` from here
+through ``legend.plugins``."""
 
 from __future__ import annotations
 
@@ -129,23 +132,8 @@ alert_events = Table(
     sqlite_autoincrement=True,
 )
 
-# ───────────── revision 0002: portfolio positions (the portfolio plugin) and plugin state ─────────────
-
-portfolio_positions = Table(
-    "portfolio_positions",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("user_id", String(64), nullable=False),
-    Column("ticker", String(16), nullable=False),
-    Column("quantity", Double(), nullable=False),
-    Column("average_cost", Double(), nullable=False),
-    Column("created_at", UtcDateTime(), nullable=False),
-    Column("updated_at", UtcDateTime(), nullable=False),
-    UniqueConstraint("user_id", "ticker"),  # also the index for "the positions of one user"
-    CheckConstraint("average_cost >= 0", name="average_cost"),
-    CheckConstraint("quantity <> 0", name="quantity"),
-    sqlite_autoincrement=True,
-)
+# ───────────── revision 0002: a small key-value store per plugin (``PluginContext.store``) ─────────────
+# (A plugin's own tables are its own: declared by its ``register_storage`` hook, migrated by its revisions.)
 
 plugin_state = Table(
     "plugin_state",

@@ -10,6 +10,9 @@ Written as any third-party plugin would be: only hooks and the ``PluginContext``
 - While a user is subscribed, the streamer polls the tickers of their positions (``add_interest``).
 - Positions changed through the REST API are valued and published at once by the instance that took
   the request; other instances re-read the positions of their subscribers every ``reload_interval``.
+- Storage: its own table, ``portfolio_positions`` (``storage.py``, revisions in ``migrations/``), declared
+  by ``register_storage`` and migrated with the server's tables; without a database, positions are kept
+  in memory.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from legend.plugins import (
     RegisterChannel,
     RegisterFeed,
     RegisterRoute,
+    RegisterStorage,
     hookimpl,
 )
 from legend.plugins.builtin.portfolio.model import (
@@ -51,6 +55,7 @@ from legend.plugins.builtin.portfolio.model import (
     check_position,
     valuate,
 )
+from legend.plugins.builtin.portfolio.storage import MIGRATIONS, SqlAlchemyPositionRepository, metadata
 from legend.plugins.web import Conflict, current_user, field_errors, invalid
 
 CHANNEL = "portfolio"
@@ -102,6 +107,11 @@ def register_feeds(register: RegisterFeed) -> None:
 
 
 @hookimpl
+def register_storage(register: RegisterStorage) -> None:
+    register(metadata, MIGRATIONS)  # the table portfolio_positions (storage.py) and its revisions
+
+
+@hookimpl
 def on_startup(context: PluginContext) -> None:
     desk = context.singleton(PortfolioDesk)
     context.on_price(desk.on_price)
@@ -125,8 +135,6 @@ class PortfolioDesk:
         self.config: PortfolioConfig = context.config
         database = context.database
         if database is not None:
-            from legend.adapters.sql.positions import SqlAlchemyPositionRepository
-
             self.repository: PositionRepository = SqlAlchemyPositionRepository(database)
         else:
             log.warning("no database: positions are kept in memory and lost at exit")

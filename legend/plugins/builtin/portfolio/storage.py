@@ -1,20 +1,56 @@
-"""SQLAlchemy repositories of the portfolio plugin's positions and of every plugin's small state."""
+"""The portfolio plugin's own table and its SQLAlchemy repository, on the server's database.
+
+Declared by the ``register_storage`` hook and migrated by the revisions in ``migrations/``, as any
+plugin's tables are; the repository reaches the database through ``context.database`` only.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-import msgspec
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Double,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Row
 
-from legend.adapters.sql.database import Database
-from legend.adapters.sql.tables import plugin_state, portfolio_positions
+from legend.plugins import NAMING_CONVENTION, SqlDatabase, UtcDateTime
 from legend.plugins.builtin.portfolio.model import NewPosition, Position, PositionLimitReached
 
+MIGRATIONS = Path(__file__).with_name("migrations")
 CHUNK = 500  # ids per IN list
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+portfolio_positions = Table(
+    "portfolio_positions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("ticker", String(16), nullable=False),
+    Column("quantity", Double(), nullable=False),
+    Column("average_cost", Double(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("user_id", "ticker"),  # also the index for "the positions of one user"
+    CheckConstraint("average_cost >= 0", name="average_cost"),
+    CheckConstraint("quantity <> 0", name="quantity"),
+    sqlite_autoincrement=True,
+)
 
 
 def _position(row: Row[Any]) -> Position:
@@ -30,7 +66,7 @@ def _position(row: Row[Any]) -> Position:
 class SqlAlchemyPositionRepository:
     """PositionRepository over SQLAlchemy (SQLite and PostgreSQL)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: SqlDatabase) -> None:
         self.database = database
 
     async def positions(self, user_id: str) -> list[Position]:
@@ -129,35 +165,5 @@ class SqlAlchemyPositionRepository:
             portfolio_positions.c.user_id == user_id, portfolio_positions.c.ticker == ticker
         )
         async with self.database.write(lock=f"portfolio:{user_id}") as conn:
-            result = await conn.execute(statement)
-        return bool(result.rowcount)
-
-
-class SqlAlchemyPluginStateRepository:
-    """PluginStateRepository over SQLAlchemy: JSON values by (plugin, key)."""
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-
-    async def get(self, plugin: str, key: str) -> Any | None:
-        query = select(plugin_state.c.value).where(plugin_state.c.plugin == plugin, plugin_state.c.key == key)
-        async with self.database.read() as conn:
-            raw = await conn.scalar(query)
-        return None if raw is None else msgspec.json.decode(raw)
-
-    async def put(self, plugin: str, key: str, value: Any) -> None:
-        text = msgspec.json.encode(value).decode()
-        now = datetime.now(UTC)
-        where = (plugin_state.c.plugin == plugin, plugin_state.c.key == key)
-        async with self.database.write(lock=f"plugin_state:{plugin}:{key}") as conn:
-            result = await conn.execute(update(plugin_state).where(*where).values(value=text, updated_at=now))
-            if not result.rowcount:
-                await conn.execute(
-                    insert(plugin_state).values(plugin=plugin, key=key, value=text, updated_at=now)
-                )
-
-    async def delete(self, plugin: str, key: str) -> bool:
-        statement = delete(plugin_state).where(plugin_state.c.plugin == plugin, plugin_state.c.key == key)
-        async with self.database.write(lock=f"plugin_state:{plugin}:{key}") as conn:
             result = await conn.execute(statement)
         return bool(result.rowcount)

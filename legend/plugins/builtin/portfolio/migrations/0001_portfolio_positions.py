@@ -1,8 +1,11 @@
-"""Portfolio positions (the portfolio plugin) and a small key-value store per plugin.
+"""Portfolio positions: each user's holdings, one per ticker.
 
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-01-19
+A database migrated before plugins owned their tables has this table already (the server's own revision
+0002 created it then), with its rows: it is kept as it is, the same table, and only recorded as migrated.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-12-08
 """
 
 from __future__ import annotations
@@ -12,15 +15,17 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from legend.adapters.sql.tables import UtcDateTime
+from legend.plugins import UtcDateTime
 
-revision: str = "0002"
-down_revision: str | None = "0001"
+revision: str = "0001"
+down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    if sa.inspect(op.get_bind()).has_table("portfolio_positions"):
+        return  # made by the server's revision 0002 of earlier versions: keep it, and its rows
     op.create_table(
         "portfolio_positions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -36,16 +41,7 @@ def upgrade() -> None:
         sa.CheckConstraint("quantity <> 0", name="ck_portfolio_positions_quantity"),
         sqlite_autoincrement=True,
     )
-    op.create_table(
-        "plugin_state",
-        sa.Column("plugin", sa.String(64), nullable=False),
-        sa.Column("key", sa.String(200), nullable=False),
-        sa.Column("value", sa.Text(), nullable=False),
-        sa.Column("updated_at", UtcDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("plugin", "key", name="pk_plugin_state"),
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("plugin_state")
     op.drop_table("portfolio_positions")

@@ -1,0 +1,1 @@
+"""Alembic revisions of the sentiment plugin's table (recorded in ``sentiment_alembic_version``)."""
