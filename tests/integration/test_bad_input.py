@@ -66,6 +66,10 @@ async def error_for(client: Client, frame: dict[str, object] | str) -> dict[str,
         ),
         ({"type": "subscribe", "channel": "patterns", "since": "x"}, "invalid_message", "$.since"),
         ({"type": "ping", "pad": "x" * 5000}, "too_large", "Message too large: 50"),
+        # 2 KB of nested arrays (found by tests/fuzz): the decoder's RecursionError used to end the
+        # connection without an error
+        ('{"type":"ping","a":' + "[" * 1000 + "]" * 1000 + "}", "invalid_message", "nested too deeply"),
+        ({"type": {"t": ["x" * 100]}}, "unknown_type", "Unknown message type: {'t': ['" + "x" * 32 + "…"),
     ],
 )
 async def test_bad_frames_get_clear_errors(tight: LegendServer, frame: object, code: str, text: str) -> None:
