@@ -53,6 +53,7 @@ class ProtocolError(ValueError):
 
 _decoder = msgspec.json.Decoder(ClientMessage)
 _typed_decoder = msgspec.json.Decoder(_Typed)
+_any_decoder = msgspec.json.Decoder()
 
 
 def _too_deep() -> ProtocolError:
@@ -78,10 +79,18 @@ def decode_client_message(frame: bytes | str) -> ClientMessage:
         raise ProtocolError("invalid_json", f"Invalid JSON: {exc}") from None
     except RecursionError:
         raise _too_deep() from None
+    # A typed decoder stops at the first value of the wrong type, before it has read the rest: '0:' and
+    # '{"type":5 x' are malformed JSON (the second's DecodeError used to end the connection unanswered).
     try:
         typed = _typed_decoder.decode(frame)
     except msgspec.ValidationError:
+        try:
+            _any_decoder.decode(frame)
+        except msgspec.DecodeError as exc:
+            raise ProtocolError("invalid_json", f"Invalid JSON: {exc}") from None
         raise ProtocolError("invalid_message", "Message must be a JSON object") from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError("invalid_json", f"Invalid JSON: {exc}") from None
     except RecursionError:
         raise _too_deep() from None
     kind = typed.type

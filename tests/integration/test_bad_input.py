@@ -69,6 +69,11 @@ async def error_for(client: Client, frame: dict[str, object] | str) -> dict[str,
         # 2 KB of nested arrays (found by tests/fuzz): the decoder's RecursionError used to end the
         # connection without an error
         ('{"type":"ping","a":' + "[" * 1000 + "]" * 1000 + "}", "invalid_message", "nested too deeply"),
+        # malformed after a field of the wrong type (found by fuzz/frames.py): the second decoder's
+        # DecodeError used to end the connection without an error
+        ('{"type":5 x', "invalid_json", "Invalid JSON: JSON is malformed"),
+        ("[1] x", "invalid_json", "Invalid JSON: JSON is malformed"),
+        ('{"type":"subscribe","channel":{},}', "invalid_json", "Invalid JSON: JSON is malformed"),
         ({"type": {"t": ["x" * 100]}}, "unknown_type", "Unknown message type: {'t': ['" + "x" * 32 + "…"),
     ],
 )
