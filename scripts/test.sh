@@ -16,7 +16,7 @@ if [ ! -f .venv/.installed-legend-sentiment ] || [ examples/legend-sentiment/pyp
   touch .venv/.installed-legend-sentiment
 fi
 
-echo "== ruff"; .venv/bin/ruff check legend tests bench && .venv/bin/ruff format --check legend tests bench
+echo "== ruff"; .venv/bin/ruff check legend tests bench fuzz && .venv/bin/ruff format --check legend tests bench fuzz
 echo "== mypy --strict legend"; .venv/bin/mypy legend
 echo "== node --test"; node --test --test-reporter=dot tests/js/
 echo "== pytest"; .venv/bin/python -m pytest -q "$@"
