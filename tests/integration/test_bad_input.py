@@ -200,6 +200,24 @@ def test_bad_broadcast_bodies_get_field_level_400(
         assert any(key in json.dumps(item) for item in detail.get("extra", [])), detail
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "key"),
+    [
+        ("price", {"ticker": "AAPL", "price": 1, "open": 2}, "open"),  # unknown
+        ("price", {"price": 1}, "ticker"),  # missing
+        ("market_status", {"status": "open", "": 1}, ""),
+        ("pattern", {"ticker": "AAPL", "pattern_type": "VCP"}, "score"),
+    ],
+)
+def test_a_broadcast_400_names_the_unknown_or_missing_field_in_key(
+    server: LegendServer, path: str, body: object, key: str
+) -> None:
+    """Found by schemathesis (tests/fuzz/test_api_schema.py): these said ``"key": "data"``."""
+    reply = httpx.post(f"{server.url}/api/ws/broadcast/{path}", headers=server.admin, json=body)
+    assert reply.status_code == 400, reply.text
+    assert [item["key"] for item in reply.json()["extra"]] == [key], reply.text
+
+
 def test_malformed_json_body_is_400(server: LegendServer) -> None:
     reply = httpx.post(
         f"{server.url}/api/ws/broadcast/price",

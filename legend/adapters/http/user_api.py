@@ -67,7 +67,7 @@ def _invalid(errors: list[FieldError], source: str = "body") -> ValidationExcept
     )
 
 
-_NAMED_FIELD = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
+_NAMED_FIELD = re.compile(r"(?:missing required field|unknown field) `([^`]*)`")
 
 
 def field_errors(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
