@@ -11,6 +11,7 @@ from litestar import Litestar, MediaType, Response, get
 from litestar.datastructures import Headers, MutableScopeHeaders
 from litestar.di import Provide
 from litestar.enums import ScopeType
+from litestar.exceptions import ValidationException
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
@@ -23,7 +24,7 @@ from legend import __version__
 from legend.adapters.auth import is_loopback
 from legend.adapters.http.api import HealthController, MarketController, PluginController, WebSocketController
 from legend.adapters.http.auth_api import AuthController
-from legend.adapters.http.errors import error_json
+from legend.adapters.http.errors import error_json, field_errors
 from legend.adapters.http.metrics_api import MetricsController
 from legend.adapters.http.user_api import AlertController, WatchlistController
 from legend.adapters.http.ws import stream
@@ -228,6 +229,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         route_handlers=route_handlers,  # type: ignore[arg-type]
         middleware=[loopback_hosts_only],
         dependencies={"services": Provide(lambda: services, sync_to_thread=False)},
+        # Every 400 names the field in ``key`` (the broadcast bodies said only "data" for an unknown or
+        # missing field; found by schemathesis, tests/fuzz/test_api_schema.py).
+        exception_handlers={ValidationException: field_errors},
         on_startup=[on_startup],
         on_shutdown=[services.stop],
         openapi_config=openapi,

@@ -18,7 +18,7 @@ if [ ! -f .venv/.installed-legend-sentiment ] || [ examples/legend-sentiment/pyp
   touch .venv/.installed-legend-sentiment
 fi
 
-echo "== ruff"; .venv/bin/ruff check legend tests bench && .venv/bin/ruff format --check legend tests bench
+echo "== ruff"; .venv/bin/ruff check legend tests bench fuzz && .venv/bin/ruff format --check legend tests bench fuzz
 echo "== mypy --strict legend"; .venv/bin/mypy legend
 echo "== tsc --checkJs"; node_modules/.bin/tsc -p jsconfig.json
 echo "== eslint"; node_modules/.bin/eslint .

@@ -53,6 +53,19 @@ class ProtocolError(ValueError):
 
 _decoder = msgspec.json.Decoder(ClientMessage)
 _typed_decoder = msgspec.json.Decoder(_Typed)
+_any_decoder = msgspec.json.Decoder()
+
+
+def _too_deep() -> ProtocolError:
+    # msgspec recurses once per nesting level, even through fields it skips: a 2 KB frame of nested
+    # arrays used to raise RecursionError out of the decoder and end the connection without a word.
+    return ProtocolError("invalid_message", "Message nested too deeply")
+
+
+def _shown(value: object) -> str:
+    """A client's value as an error message quotes it: at most 40 characters."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:40] + "…"
 
 
 def decode_client_message(frame: bytes | str) -> ClientMessage:
@@ -64,15 +77,27 @@ def decode_client_message(frame: bytes | str) -> ClientMessage:
         error = exc
     except msgspec.DecodeError as exc:
         raise ProtocolError("invalid_json", f"Invalid JSON: {exc}") from None
+    except RecursionError:
+        raise _too_deep() from None
+    # A typed decoder stops at the first value of the wrong type, before it has read the rest: '0:' and
+    # '{"type":5 x' are malformed JSON (the second's DecodeError used to end the connection unanswered).
     try:
         typed = _typed_decoder.decode(frame)
     except msgspec.ValidationError:
+        try:
+            _any_decoder.decode(frame)
+        except msgspec.DecodeError as exc:
+            raise ProtocolError("invalid_json", f"Invalid JSON: {exc}") from None
         raise ProtocolError("invalid_message", "Message must be a JSON object") from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError("invalid_json", f"Invalid JSON: {exc}") from None
+    except RecursionError:
+        raise _too_deep() from None
     kind = typed.type
     if kind is None:
         raise ProtocolError("invalid_message", "Missing message type")
     if not isinstance(kind, str) or kind not in CLIENT_TYPES:
-        raise ProtocolError("unknown_type", f"Unknown message type: {kind}")
+        raise ProtocolError("unknown_type", f"Unknown message type: {_shown(kind)}")
     raise ProtocolError("invalid_message", f"Invalid {kind} message: {error}")
 
 

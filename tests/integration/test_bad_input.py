@@ -66,6 +66,15 @@ async def error_for(client: Client, frame: dict[str, object] | str) -> dict[str,
         ),
         ({"type": "subscribe", "channel": "patterns", "since": "x"}, "invalid_message", "$.since"),
         ({"type": "ping", "pad": "x" * 5000}, "too_large", "Message too large: 50"),
+        # 2 KB of nested arrays (found by tests/fuzz): the decoder's RecursionError used to end the
+        # connection without an error
+        ('{"type":"ping","a":' + "[" * 1000 + "]" * 1000 + "}", "invalid_message", "nested too deeply"),
+        # malformed after a field of the wrong type (found by fuzz/frames.py): the second decoder's
+        # DecodeError used to end the connection without an error
+        ('{"type":5 x', "invalid_json", "Invalid JSON: JSON is malformed"),
+        ("[1] x", "invalid_json", "Invalid JSON: JSON is malformed"),
+        ('{"type":"subscribe","channel":{},}', "invalid_json", "Invalid JSON: JSON is malformed"),
+        ({"type": {"t": ["x" * 100]}}, "unknown_type", "Unknown message type: {'t': ['" + "x" * 32 + "…"),
     ],
 )
 async def test_bad_frames_get_clear_errors(tight: LegendServer, frame: object, code: str, text: str) -> None:
@@ -189,6 +198,24 @@ def test_bad_broadcast_bodies_get_field_level_400(
     assert detail["status_code"] == 400
     if key is not None:
         assert any(key in json.dumps(item) for item in detail.get("extra", [])), detail
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "key"),
+    [
+        ("price", {"ticker": "AAPL", "price": 1, "open": 2}, "open"),  # unknown
+        ("price", {"price": 1}, "ticker"),  # missing
+        ("market_status", {"status": "open", "": 1}, ""),
+        ("pattern", {"ticker": "AAPL", "pattern_type": "VCP"}, "score"),
+    ],
+)
+def test_a_broadcast_400_names_the_unknown_or_missing_field_in_key(
+    server: LegendServer, path: str, body: object, key: str
+) -> None:
+    """Found by schemathesis (tests/fuzz/test_api_schema.py): these said ``"key": "data"``."""
+    reply = httpx.post(f"{server.url}/api/ws/broadcast/{path}", headers=server.admin, json=body)
+    assert reply.status_code == 400, reply.text
+    assert [item["key"] for item in reply.json()["extra"]] == [key], reply.text
 
 
 def test_malformed_json_body_is_400(server: LegendServer) -> None:

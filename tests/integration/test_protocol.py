@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import httpx
 
@@ -217,6 +220,25 @@ async def test_stats_have_every_seed_key(server: LegendServer) -> None:
     assert stats["active_connections"] >= 1 and stats["pattern_subscribers"] >= 1
     assert stats["messages_received"] >= 2
     await client.close()
+
+
+async def test_stats_count_the_servers_asyncio_tasks_one_per_websocket(server: LegendServer) -> None:
+    async def until(ok: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        for _ in range(200):  # closes (and their last tasks) of this or an earlier test finish first
+            stats = server.stats()
+            if ok(stats):
+                return stats
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"never reached: {stats}")
+
+    before = (await until(lambda s: s["active_connections"] == 0))["asyncio_tasks"]
+    clients = [await connect(server.ws_url, user_id=f"tasks{i}") for i in range(3)]
+    for client in clients:
+        await client.subscribe("patterns")
+    assert server.stats()["asyncio_tasks"] >= before + 3
+    for client in clients:
+        await client.close()
+    await until(lambda s: s["active_connections"] == 0 and s["asyncio_tasks"] <= before)
 
 
 async def test_a_simulated_tickers_subscription_says_its_prices_are_simulated(server: LegendServer) -> None:

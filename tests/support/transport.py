@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+from legend.ports.clock import Clock
 from legend.ports.transport import TransportClosed
 
 
@@ -64,3 +65,43 @@ class BrokenTransport(AwaitedTransport):
 
     async def send_text(self, text: str) -> None:
         raise ConnectionResetError("peer gone")
+
+
+class GatedTransport(RecordingTransport):
+    """A socket whose buffers the test fills and drains: while full, ``write`` declines and ``send_text``
+    waits until ``drain()``. Each frame is kept with the clock time its write began (``times``): the time
+    its budget was taken."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self._clock = clock
+        self.times: list[float] = []
+        self._room = asyncio.Event()
+        self._room.set()
+
+    @property
+    def full(self) -> bool:
+        return not self._room.is_set()
+
+    def fill(self) -> None:
+        self._room.clear()
+
+    def drain(self) -> None:
+        self._room.set()
+
+    def write(self, text: str) -> bool:
+        if self.closed is not None or self.aborted:
+            raise TransportClosed("closed")
+        if self.full:
+            return False
+        self.texts.append(text)
+        self.times.append(self._clock.monotonic())
+        return True
+
+    async def send_text(self, text: str) -> None:
+        started = self._clock.monotonic()
+        await self._room.wait()
+        if self.aborted:
+            raise TransportClosed("aborted")
+        self.texts.append(text)
+        self.times.append(started)

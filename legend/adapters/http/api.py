@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -78,6 +79,9 @@ class WebSocketController(Controller):
             "errors": c.errors,
             "uptime": int(streaming.uptime()),
             "instance_id": services.instance_id,
+            # asyncio tasks alive in this server's event loop (this request's own included): one per open
+            # WebSocket plus a few of the server's own; back where it was once connections leave.
+            "asyncio_tasks": len(asyncio.all_tasks()),
             **{name: value for name, value in asdict(c).items() if name not in _SEED_COUNTERS},
             "send_latency": {  # reaching this instance -> written to the socket, upper bounds
                 "count": streaming.send_latency.count,
