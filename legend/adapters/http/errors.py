@@ -60,7 +60,7 @@ def invalid(*errors: FieldErrorItem, source: str = "body") -> ValidationExceptio
     )
 
 
-_NAMED_FIELD = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
+_NAMED_FIELD = re.compile(r"(?:missing required field|unknown field) `([^`]*)`")
 
 
 def field_errors(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
