@@ -218,6 +218,26 @@ def test_a_broadcast_400_names_the_unknown_or_missing_field_in_key(
     assert [item["key"] for item in reply.json()["extra"]] == [key], reply.text
 
 
+@pytest.mark.parametrize(
+    ("position", "key"),
+    [
+        ({"ticker": "AAPL", "quantity": 1, "average_cost": 1, "bogus": 1}, "positions[0].bogus"),
+        ({"ticker": "AAPL"}, "positions[0].quantity"),
+    ],
+)
+def test_a_nested_unknown_or_missing_field_is_named_with_its_path(
+    server: LegendServer, position: dict[str, object], key: str
+) -> None:
+    """Found by schemathesis: the key said only ``positions[0]``, the field was in the message alone."""
+    reply = httpx.put(
+        f"{server.url}/api/portfolio/positions",
+        headers={"X-User-Id": "nested"},
+        json={"positions": [position]},
+    )
+    assert reply.status_code == 400, reply.text
+    assert [item["key"] for item in reply.json()["extra"]] == [key], reply.text
+
+
 def test_malformed_json_body_is_400(server: LegendServer) -> None:
     reply = httpx.post(
         f"{server.url}/api/ws/broadcast/price",

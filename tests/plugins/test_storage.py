@@ -6,6 +6,7 @@ plugin reaches into the server's adapters."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -97,8 +98,14 @@ async def test_a_third_party_plugin_owns_a_table_end_to_end(build: Build) -> Non
             assert {"sentiment_daily", "sentiment_alembic_version"} <= await conn.run_sync(_tables)
         assert await migrate.current(services.database, sentiment.storage) == "0001"
         await eventually(lambda: sentiment.context.metrics.get("readings", 0) >= 3, what="three readings")
-        response = await client.get("/api/sentiment/aapl/daily", headers={"X-User-Id": "vip"})
-        assert response.status_code == 200, response.text
+        # the counter moves before the reading's write commits: wait for the table to show three
+        for _ in range(200):
+            response = await client.get("/api/sentiment/aapl/daily", headers={"X-User-Id": "vip"})
+            assert response.status_code == 200, response.text
+            days = response.json()["days"]
+            if days and days[0]["readings"] >= 3:
+                break
+            await asyncio.sleep(0.05)
         (today,) = response.json()["days"]
         assert response.json()["ticker"] == "AAPL" and today["day"] == services.clock.now().date().isoformat()
         assert today["readings"] >= 3 and today["bullish"] + today["bearish"] == today["mentions"]

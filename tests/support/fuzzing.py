@@ -4,9 +4,9 @@
 
 - ``ci`` (the default, what ./scripts/test.sh runs): few examples, ``derandomize=True`` so that every run
   tries the same inputs and a failure reproduces as is; no example database.
-- ``long``: a hundred times the examples, random, with the example database (``.hypothesis/``) so that a
-  failure found once is tried first the next time:
-  ``HYPOTHESIS_PROFILE=long .venv/bin/python -m pytest -q tests/fuzz``.
+- ``long``: a hundred times the examples (``HYPOTHESIS_LONG_FACTOR`` to change that), random, with the
+  example database (``.hypothesis/``) so that a failure found once is tried first the next time:
+  ``HYPOTHESIS_PROFILE=long .venv/bin/python -m pytest -q tests/fuzz`` (about an hour and a half here).
 
 Each test says how many examples it wants in ``ci`` (``examples(n)``); ``long`` multiplies that.
 """
@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-LONG_FACTOR = 100
+LONG_FACTOR = int(os.environ.get("HYPOTHESIS_LONG_FACTOR", "100"))
 
 _QUIET_CHECKS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 settings.register_profile(

@@ -64,16 +64,21 @@ _NAMED_FIELD = re.compile(r"(?:missing required field|unknown field) `([^`]*)`")
 
 
 def field_errors(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    """Litestar's 400, with the field named in ``key`` where Litestar says only ``data`` (a missing or
-    unknown field)."""
+    """Litestar's 400, with the missing or unknown field named in ``key``: where Litestar says only
+    ``data`` (``"open"``), or only the object that lacks it (``"positions[0]"`` becomes
+    ``"positions[0].quantity"``, as the domain's own errors name it)."""
     extra = exc.extra
     if isinstance(extra, list):
         fixed: list[Any] = []
         for item in extra:
-            if isinstance(item, dict) and item.get("key") == "data":
-                found = _NAMED_FIELD.search(str(item.get("message", "")))
-                if found:
-                    item = {**item, "key": found.group(1)}
+            key = item.get("key") if isinstance(item, dict) else None
+            found = _NAMED_FIELD.search(str(item.get("message", ""))) if isinstance(key, str) else None
+            if found and isinstance(key, str):
+                name = found.group(1)
+                if key == "data":
+                    item = {**item, "key": name}
+                elif key != name and not key.endswith(f".{name}"):
+                    item = {**item, "key": f"{key}.{name}"}
             fixed.append(item)
         extra = fixed
     return Response(error_body(exc.status_code, exc.detail, extra), status_code=exc.status_code)
