@@ -36,6 +36,9 @@ class RedisClusterMembership:
         self.figures: Figures | None = None  # this instance's share, sent with every heartbeat
         self.leases: dict[str, int] = {}  # held lease -> its ttl in ms, renewed in the background
         self._interest: list[str] = []
+        # One heartbeat at a time, its tickers read inside: a background beat sent with the tickers of
+        # before a set_interest (its script delayed, say by a NOSCRIPT reload) must not land after it.
+        self._beating = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._registered = False  # something of this instance is in Redis: leave() has work
 
@@ -116,6 +119,10 @@ class RedisClusterMembership:
         return int(await self.connection.call("lease", scripts.LEASE, [self.keys.lease(name)], args))
 
     async def _heartbeat(self, redis: Redis) -> None:
+        async with self._beating:
+            await self._beat(redis)
+
+    async def _beat(self, redis: Redis) -> None:
         figures: dict[str, int] = {}
         if self.figures is not None:
             try:
