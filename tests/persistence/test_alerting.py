@@ -414,3 +414,70 @@ async def test_evaluation_lag_is_zero_while_caught_up_and_grows_while_a_batch_is
     repository.go.set()
     assert [e.ticker for e in await asyncio.wait_for(stepping, 10)] == ["AAPL"]
     assert evaluation.lag() == 0.0
+
+
+class HeldBackplane(InMemoryBackplane):
+    """The memory backplane, but publishing an alert trigger waits until ``go`` is set (a slow socket or
+    Redis); it records the order triggers went out in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+        self.holding = asyncio.Event()
+        self.sent: list[str] = []
+
+    async def publish(
+        self,
+        stream: str,
+        topic: str,
+        kind: str,
+        body: bytes,
+        history_size: int,
+        key: str = "",
+        once: str | None = None,
+    ) -> Envelope:
+        if stream.startswith("alerts"):
+            self.holding.set()
+            await self.go.wait()
+            self.sent.append(stream)
+        return await super().publish(stream, topic, kind, body, history_size, key, once)
+
+
+async def until(condition: Any, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_next_batch_is_stored_while_the_last_ones_triggers_go_out_and_they_go_out_in_order(
+    database: Database, clock: FrozenClock
+) -> None:
+    """Delivery is pipelined (docs/alerts.md): evaluation does not wait for a publish to store what the
+    next prices fire; triggers still reach the backplane in the order they fired, and a price counts as
+    evaluated only once its triggers are out."""
+    backplane = HeldBackplane()
+    service = alerting_service(database, clock, backplane)
+    publisher = service.publisher
+    await service.start()
+    try:
+        await service.create_rule("alice", BREAKOUT)
+        await service.create_rule("bob", RuleSpec(ticker="AAPL", kind=AlertKind.BREAKOUT, threshold=160.0))
+        evaluation = service.evaluation
+        await publisher.price(PriceInput(ticker="AAPL", price=149.0))
+        await until(lambda: evaluation.prices_evaluated == 1)
+        await publisher.price(PriceInput(ticker="AAPL", price=151.0))  # alice's crossing: its publish waits
+        await asyncio.wait_for(backplane.holding.wait(), 10)
+        await publisher.price(PriceInput(ticker="AAPL", price=161.0))  # bob's crossing, evaluated meanwhile
+        await until(lambda: service.triggers_fired == 2)
+        [bobs] = await service.events("bob", 10)
+        assert bobs.published_at is None and backplane.sent == []  # stored, not out yet
+        assert evaluation.prices_evaluated == 1  # neither crossing price is taken into account completely
+        assert evaluation.status()["triggers_sending"] == 2  # alice's on its way out, bob's queued behind it
+        backplane.go.set()
+        await until(lambda: service.triggers_published == 2)
+        assert backplane.sent == ["alerts:user:alice", "alerts:user:bob"]
+        await until(lambda: evaluation.prices_evaluated == 3)
+        assert evaluation.status()["triggers_sending"] == 0
+    finally:
+        await service.stop()
