@@ -7,5 +7,7 @@
 - ``client_protocol``: ``ClientProtocol``, client frames (subscribe with history and resume, unsubscribe,
   ping) and the replies;
 - ``session`` and ``outbox``: the state of one connection, and what waits to be written to it;
-- ``limits``: ``Limits``, the per-connection limits of ``[realtime]``.
+- ``limits``: ``Limits``, the per-connection limits of ``[realtime]``;
+- ``admission``: ``Admission``, who may open another connection (a per-address rate, and maxima per user
+  and per address across the cluster).
 """

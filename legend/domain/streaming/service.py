@@ -18,11 +18,11 @@ from typing import Any
 import msgspec
 
 from legend.domain import closecodes
-from legend.domain.admission import Admission, Refusal
 from legend.domain.channels import ChannelRegistry
 from legend.domain.logcontext import HOSTILE, connection_id
 from legend.domain.messages import Connection, Subscribe, Unsubscribe, encode
 from legend.domain.stats import Counters, LatencyHistogram
+from legend.domain.streaming.admission import Admission, Refusal
 from legend.domain.streaming.client_protocol import ClientProtocol
 from legend.domain.streaming.fanout import Fanout
 from legend.domain.streaming.limits import Limits
