@@ -35,7 +35,7 @@ from legend.domain.stream_name import ticker_stream
 from legend.domain.streaming.admission import Admission, AdmissionLimits
 from legend.domain.streaming.limits import Limits
 from legend.domain.streaming.service import StreamingService
-from legend.domain.ticker_check import TickerCheck
+from legend.domain.streaming.ticker_check import TickerCheck
 from legend.domain.watchlist import Watchlists
 from legend.plugins.context import Runtime
 from legend.plugins.manager import PluginManager

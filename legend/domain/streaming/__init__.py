@@ -9,5 +9,7 @@
 - ``session`` and ``outbox``: the state of one connection, and what waits to be written to it;
 - ``limits``: ``Limits``, the per-connection limits of ``[realtime]``;
 - ``admission``: ``Admission``, who may open another connection (a per-address rate, and maxima per user
-  and per address across the cluster).
+  and per address across the cluster);
+- ``ticker_check``: ``TickerCheck``, whether the quote provider knows a ticker, asked on its first
+  subscription and remembered.
 """

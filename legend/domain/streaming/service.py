@@ -29,8 +29,8 @@ from legend.domain.streaming.limits import Limits
 from legend.domain.streaming.outbox import Outbox
 from legend.domain.streaming.session import Session
 from legend.domain.streaming.subscriptions import SubscriptionIndex
+from legend.domain.streaming.ticker_check import TickerCheck
 from legend.domain.throttle import TokenBucket
-from legend.domain.ticker_check import TickerCheck
 from legend.domain.timefmt import iso
 from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
