@@ -11,5 +11,7 @@
 - ``admission``: ``Admission``, who may open another connection (a per-address rate, and maxima per user
   and per address across the cluster);
 - ``ticker_check``: ``TickerCheck``, whether the quote provider knows a ticker, asked on its first
-  subscription and remembered.
+  subscription and remembered;
+- ``service_status``: ``ServiceStatusNotifier``, tells every connection when live delivery degrades and
+  when it recovers.
 """
