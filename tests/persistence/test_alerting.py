@@ -20,8 +20,8 @@ from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
 from legend.domain.envelope import Envelope
 from legend.domain.inputs import PriceInput
-from legend.domain.publisher import Publisher
 from legend.domain.stats import Counters
+from legend.domain.streaming.publisher import Publisher
 from legend.ports.backplane import BackplaneUnavailable
 
 from .conftest import alerting_service

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from legend.domain.publisher import alert_text
+from legend.domain.messages import alert_text
 from legend.domain.symbols import InvalidSymbol, normalize_ticker
 
 

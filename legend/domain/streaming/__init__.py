@@ -1,5 +1,7 @@
 """The streaming service of one instance, by responsibility.
 
+- ``publisher``: ``Publisher``, the one way in for every message (prices, patterns, alerts, market status,
+  plugin events): validated, stamped, encoded once and published on the backplane, which sequences it;
 - ``service``: ``StreamingService``, the one object the edges use: sessions (connect, close, the sweep of
   stale and stuck ones), and the parts below, which it builds and owns;
 - ``subscriptions``: ``SubscriptionIndex``, who is subscribed to what (the fan-out's routing table);
