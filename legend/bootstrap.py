@@ -27,7 +27,7 @@ from legend.adapters.sql import (
 from legend.adapters.system_clock import SystemClock
 from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
-from legend.domain.quote_poller import Streamer
+from legend.domain.polling.quote_poller import Streamer
 from legend.domain.stats import Counters
 from legend.domain.stream_name import ticker_stream
 from legend.domain.streaming.admission import Admission, AdmissionLimits

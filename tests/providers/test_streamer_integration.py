@@ -17,7 +17,7 @@ from legend.adapters.quotes import FinnhubQuoteProvider, ReplayQuoteProvider, Re
 from legend.adapters.quotes.replay import SAMPLE_FILE
 from legend.domain.channels import ChannelRegistry
 from legend.domain.messages import Subscribe
-from legend.domain.quote_poller import Streamer
+from legend.domain.polling.quote_poller import Streamer
 from legend.domain.stats import Counters
 from legend.domain.streaming.limits import Limits
 from legend.domain.streaming.publisher import Publisher
