@@ -36,7 +36,7 @@ from legend.domain.streaming.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
 from legend.domain.streaming.service_status import ServiceStatusNotifier
 from legend.domain.streaming.ticker_check import TickerCheck
-from legend.domain.watchlist import Watchlists
+from legend.domain.watchlists.service import Watchlists
 from legend.plugins.context import Runtime
 from legend.plugins.manager import PluginManager
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository
