@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from legend.domain.alerts.rule_index import AlertEvaluator, Observation, Transition, transition
-from legend.domain.alerts.rules import (
+from legend.domain.alert_rules import (
     KINDS,
     AlertKind,
     AlertRule,
@@ -23,6 +22,7 @@ from legend.domain.alerts.rules import (
     check_rule,
     trigger_message,
 )
+from legend.domain.alerts.rule_index import AlertEvaluator, Observation, Transition, transition
 
 T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 

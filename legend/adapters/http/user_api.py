@@ -27,7 +27,7 @@ from litestar.types import ExceptionHandlersMap
 from legend.adapters.auth import AuthError, Identity
 from legend.adapters.http.errors import Conflict, field_error, field_errors, invalid
 from legend.bootstrap import Services
-from legend.domain.alerts.rules import (
+from legend.domain.alert_rules import (
     AlertEvent,
     AlertKind,
     AlertRule,

@@ -1,6 +1,7 @@
-"""Alerts, by responsibility.
+"""Alerts, by responsibility: the services that evaluate and serve alert rules. The rule model they work
+on is pure and lives in the model: ``legend.domain.alert_rules`` (kinds, rearm policies, rules,
+triggers, the validation of a user's rule).
 
-- ``rules``: the rule model (kinds, rearm policies, rules, triggers) and the validation of a user's rule;
 - ``rule_index``: ``AlertEvaluator``, the index of armed rules that finds which ones a price makes cross;
 - ``evaluation``: ``AlertEvaluation``, the loop that evaluates every price of the cluster exactly once,
   from the price log, on the instance that holds the ``alerts`` lease;
