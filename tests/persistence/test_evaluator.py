@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
+from legend.domain.alert_index import AlertEvaluator, Observation, Transition, transition
 from legend.domain.alert_rules import (
     KINDS,
     AlertKind,
@@ -22,7 +23,6 @@ from legend.domain.alert_rules import (
     check_rule,
     trigger_message,
 )
-from legend.domain.alerts.rule_index import AlertEvaluator, Observation, Transition, transition
 
 T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 

@@ -36,6 +36,7 @@ from legend.adapters.sql.tables import (
     alert_log_positions,
     alert_rules,
 )
+from legend.domain.alert_index import Transition
 from legend.domain.alert_rules import (
     AlertEvent,
     AlertRule,
@@ -43,7 +44,6 @@ from legend.domain.alert_rules import (
     RuleSpec,
     event_key,
 )
-from legend.domain.alerts.rule_index import Transition
 from legend.ports.repositories import (
     ChangesRecorded,
     PositionConflict,

@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
+from legend.domain.alert_index import AlertEvaluator, Observation
 from legend.domain.alert_rules import AlertEvent, AlertRule, NewAlertEvent
-from legend.domain.alerts.rule_index import AlertEvaluator, Observation
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, PriceLog

@@ -20,9 +20,9 @@ from datetime import timedelta
 
 import msgspec
 
+from legend.domain.alert_index import AlertEvaluator, Observation
 from legend.domain.alert_rules import AlertEvent, AlertRule, RulePatch, RuleSpec, apply_patch, check_rule
 from legend.domain.alerts.evaluation import LEASE, AlertEvaluation
-from legend.domain.alerts.rule_index import AlertEvaluator, Observation
 from legend.domain.inputs import AlertInput
 from legend.domain.stream_name import private_stream
 from legend.domain.streaming.publisher import Publisher
