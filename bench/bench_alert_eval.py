@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from legend.domain.alerts.rule_index import AlertEvaluator, Observation, transition
-from legend.domain.alerts.rules import AlertKind, AlertRule, Rearm
+from legend.domain.alert_index import AlertEvaluator, Observation, transition
+from legend.domain.alert_rules import AlertKind, AlertRule, Rearm
 
 SIZES = (100, 10_000, 100_000)
 HOT = 10  # rules inside the price band: the ones that fire

@@ -25,18 +25,18 @@ from legend.adapters.sql import (
     SqlAlchemyWatchlistRepository,
 )
 from legend.adapters.system_clock import SystemClock
-from legend.domain.admission import Admission, AdmissionLimits
 from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
-from legend.domain.publisher import Publisher
-from legend.domain.quote_poller import Streamer
-from legend.domain.service_status import ServiceStatusNotifier
+from legend.domain.polling.quote_poller import Streamer
 from legend.domain.stats import Counters
 from legend.domain.stream_name import ticker_stream
+from legend.domain.streaming.admission import Admission, AdmissionLimits
 from legend.domain.streaming.limits import Limits
+from legend.domain.streaming.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
-from legend.domain.ticker_check import TickerCheck
-from legend.domain.watchlist import Watchlists
+from legend.domain.streaming.service_status import ServiceStatusNotifier
+from legend.domain.streaming.ticker_check import TickerCheck
+from legend.domain.watchlists.service import Watchlists
 from legend.plugins.context import Runtime
 from legend.plugins.manager import PluginManager
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository

@@ -192,6 +192,18 @@ class AlertTrigger(_Out, tag="alert_trigger"):
     channel: str | None = None
 
 
+def alert_text(ticker: str, alert_type: str, trigger: float, current: float) -> str:
+    """The specification's wording: ``AAPL breaking out at $150.25 (target: $150.00)``."""
+    verbs = {
+        "breakout": "breaking out",
+        "breakdown": "breaking down",
+        "price_above": "above its alert level",
+        "price_below": "below its alert level",
+    }
+    verb = verbs.get(alert_type, f"{alert_type.replace('_', ' ')} alert")
+    return f"{ticker} {verb} at ${current:,.2f} (target: ${trigger:,.2f})"
+
+
 class MarketStatus(_Out, tag="market_status"):
     status: str
     next_open: str | None

@@ -17,9 +17,9 @@ with ``NAMING_CONVENTION`` and ``UtcDateTime``, and reads and writes them throug
 from legend.domain.channels import AuthorizeFn, ChannelSpec, Delivery, InvalidMessage
 from legend.domain.envelope import Envelope
 from legend.domain.messages import PriceUpdate
-from legend.domain.publisher import MirrorUnavailable
 from legend.domain.quotes import Quote
 from legend.domain.stream_name import InvalidStreamName, StreamName
+from legend.domain.streaming.publisher import MirrorUnavailable
 from legend.plugins.base import Message, PluginConfig
 from legend.plugins.context import (
     FeedFunction,

@@ -22,8 +22,8 @@ import msgspec
 from legend.domain.channels import ChannelError, ChannelRegistry, ChannelSpec, InvalidMessage
 from legend.domain.envelope import Envelope
 from legend.domain.messages import PriceUpdate
-from legend.domain.publisher import MirrorUnavailable, Publisher
 from legend.domain.stream_name import InvalidStreamName, StreamName
+from legend.domain.streaming.publisher import MirrorUnavailable, Publisher
 from legend.domain.streaming.service import StreamingService
 from legend.domain.timefmt import iso
 from legend.plugins.feeds import cancel_threadsafe

@@ -13,8 +13,8 @@ from typing import Protocol
 
 import msgspec
 
-from legend.domain.alerts.rule_index import Transition
-from legend.domain.alerts.rules import AlertEvent, AlertRule, NewAlertEvent, RuleSpec
+from legend.domain.alert_index import Transition
+from legend.domain.alert_rules import AlertEvent, AlertRule, NewAlertEvent, RuleSpec
 
 
 class RuleLimitReached(Exception):

@@ -37,9 +37,9 @@ from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.domain.channels import ChannelRegistry
 from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
 from legend.domain.messages import Ping, ProtocolError, Subscribe, Unsubscribe, decode_client_message
-from legend.domain.publisher import Publisher
 from legend.domain.stats import Counters
 from legend.domain.streaming.limits import Limits
+from legend.domain.streaming.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
 from legend.domain.streaming.session import Session
 from tests.support.fuzzing import client_frames, commands, encoded, examples

@@ -20,8 +20,8 @@ from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository, migrate
 from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
-from legend.domain.publisher import Publisher
 from legend.domain.stats import Counters
+from legend.domain.streaming.publisher import Publisher
 from legend.ports.backplane import Backplane
 from tests.support.postgres import PostgresDatabases, run_sync
 

@@ -14,14 +14,14 @@ import pytest
 from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository
-from legend.domain.alerts.rule_index import Observation
-from legend.domain.alerts.rules import AlertEvent, AlertKind, Rearm, RulePatch, RuleSpec
+from legend.domain.alert_index import Observation
+from legend.domain.alert_rules import AlertEvent, AlertKind, Rearm, RulePatch, RuleSpec
 from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
 from legend.domain.envelope import Envelope
 from legend.domain.inputs import PriceInput
-from legend.domain.publisher import Publisher
 from legend.domain.stats import Counters
+from legend.domain.streaming.publisher import Publisher
 from legend.ports.backplane import BackplaneUnavailable
 
 from .conftest import alerting_service

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from legend.domain.alerts.rule_index import AlertEvaluator, Observation, Transition, transition
-from legend.domain.alerts.rules import (
+from legend.domain.alert_index import AlertEvaluator, Observation, Transition, transition
+from legend.domain.alert_rules import (
     KINDS,
     AlertKind,
     AlertRule,

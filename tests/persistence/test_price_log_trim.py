@@ -18,7 +18,7 @@ import pytest
 from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.sql import Database
 from legend.bootstrap import Services, bootstrap
-from legend.domain.alerts.rules import AlertEvent, AlertKind, Rearm, RuleSpec
+from legend.domain.alert_rules import AlertEvent, AlertKind, Rearm, RuleSpec
 from legend.domain.inputs import PriceInput
 from legend.settings import AlertSettings, RedisSettings, Settings
 from tests.support.redis_server import RedisServer

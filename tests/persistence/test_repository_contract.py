@@ -9,8 +9,8 @@ import msgspec
 import pytest
 
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository, SqlAlchemyWatchlistRepository
-from legend.domain.alerts.rule_index import Observation, Transition, transition
-from legend.domain.alerts.rules import AlertKind, AlertRule, Rearm, RuleSpec
+from legend.domain.alert_index import Observation, Transition, transition
+from legend.domain.alert_rules import AlertKind, AlertRule, Rearm, RuleSpec
 from legend.ports.repositories import AlertRepository, RuleLimitReached, WatchlistRepository
 
 T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)

@@ -17,10 +17,10 @@ from legend.adapters.quotes import FinnhubQuoteProvider, ReplayQuoteProvider, Re
 from legend.adapters.quotes.replay import SAMPLE_FILE
 from legend.domain.channels import ChannelRegistry
 from legend.domain.messages import Subscribe
-from legend.domain.publisher import Publisher
-from legend.domain.quote_poller import Streamer
+from legend.domain.polling.quote_poller import Streamer
 from legend.domain.stats import Counters
 from legend.domain.streaming.limits import Limits
+from legend.domain.streaming.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
 from legend.ports.quotes import QuoteProvider
 from legend.settings import QuotesFinnhubSettings

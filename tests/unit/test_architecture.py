@@ -1,10 +1,17 @@
-"""The architecture holds: the domain stays pure (no framework, Redis, SQLAlchemy or HTTP imports), and no
-module under legend/ grows past 500 lines."""
+"""The architecture holds: the domain stays pure (no framework, Redis, SQLAlchemy or HTTP imports), its
+model (the modules directly in legend/domain/) imports no port and no service, no package of legend/ imports
+another in a cycle, and no module under legend/ grows past 500 lines."""
 
 from __future__ import annotations
 
 import ast
+import itertools
+import sys
+from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
+
+import pytest
 
 import legend.domain
 
@@ -12,25 +19,191 @@ FORBIDDEN = ("litestar", "redis", "sqlalchemy", "uvicorn", "httpx", "aiosqlite",
              "exchange_calendars", "legend.adapters", "legend.app", "legend.bootstrap", "legend.settings")  # fmt: skip
 
 
+ROOT = Path(legend.domain.__file__).parent.parent  # legend/
+
+
+def module_name(path: Path) -> str:
+    """``legend/domain/streaming/service.py`` -> ``legend.domain.streaming.service``; a package's
+    ``__init__.py`` -> the package."""
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def import_statements(path: Path, *, runtime_only: bool = False) -> list[tuple[str, tuple[str, ...]]]:
+    """``(module, names)`` for every import in a file, at any depth: ``("a.b", ())`` for ``import a.b``,
+    ``("a", ("b", "c"))`` for ``from a import b, c``; relative imports resolved to absolute ones.
+    ``runtime_only`` leaves out what is imported under ``if TYPE_CHECKING:`` (its ``else:`` runs)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: list[tuple[str, tuple[str, ...]]] = []
+
+    class Visitor(ast.NodeVisitor):
+        def visit_If(self, node: ast.If) -> None:
+            if runtime_only and _is_type_checking(node.test):
+                for child in node.orelse:
+                    self.visit(child)
+            else:
+                self.generic_visit(node)
+
+        def visit_Import(self, node: ast.Import) -> None:
+            found.extend((alias.name, ()) for alias in node.names)
+
+        def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+            names = tuple(alias.name for alias in node.names)
+            if node.level == 0:
+                found.append((node.module or "", names))
+                return
+            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            found.append((f"{base}.{node.module}" if node.module else base, names))
+
+    Visitor().visit(ast.parse(path.read_text(encoding="utf-8")))
+    return found
+
+
 def imports_of(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
+    """The modules a file imports from (``a`` for ``from a import b``), absolute."""
+    return {module for module, _ in import_statements(path)}
+
+
+def test_import_statements_resolve_relative_imports_and_skip_type_checking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path / "legend")
+    path = tmp_path / "legend" / "domain" / "streaming" / "fanout.py"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from . import outbox\n"
+        "from ..envelope import Envelope\n"
+        "if TYPE_CHECKING:\n"
+        "    from legend.ports.clock import Clock\n"
+        "else:\n"
+        "    import json\n"
+        "def later():\n"
+        "    import legend.app\n",
+        encoding="utf-8",
+    )
+    runtime = [
+        ("typing", ("TYPE_CHECKING",)),
+        ("legend.domain.streaming", ("outbox",)),
+        ("legend.domain.envelope", ("Envelope",)),
+        ("json", ()),
+        ("legend.app", ()),
+    ]
+    assert import_statements(path, runtime_only=True) == runtime
+    assert ("legend.ports.clock", ("Clock",)) in import_statements(path)
 
 
 def test_domain_and_ports_import_nothing_from_the_outside() -> None:
-    root = Path(legend.domain.__file__).parent.parent
     offenders = []
     for folder in ("domain", "ports"):
-        for path in sorted((root / folder).rglob("*.py")):
+        for path in sorted((ROOT / folder).rglob("*.py")):
             for name in imports_of(path):
                 if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN):
-                    offenders.append(f"{path.relative_to(root)} imports {name}")
+                    offenders.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not offenders, offenders
+
+
+MODEL_MAY_IMPORT = ("msgspec",)  # beyond the standard library and the model itself
+
+
+def test_domain_model_imports_no_service() -> None:
+    """The modules directly in legend/domain/ are the model: values and pure rules. They import only each
+    other, the standard library and msgspec; never legend.ports nor a subpackage of legend.domain (the
+    services, which use the ports). Type-only imports count too: the model knows nothing of them."""
+    model = {module_name(path) for path in (ROOT / "domain").glob("*.py")}
+    offenders = []
+    for path in sorted((ROOT / "domain").glob("*.py")):
+        for module, names in import_statements(path):
+            top = module.partition(".")[0]
+            if module == "legend.domain":  # from legend.domain import closecodes: each name is a module
+                wrong = [f"{module}.{name}" for name in names if f"{module}.{name}" not in model]
+            elif top == "legend":
+                wrong = [] if module in model else [module]
+            else:
+                wrong = [] if top in sys.stdlib_module_names or top in MODEL_MAY_IMPORT else [module]
+            offenders += [f"legend/domain/{path.name} imports {name}" for name in wrong]
+    assert not offenders, (
+        "the model (legend/domain/*.py) imports only itself, the standard library and msgspec; what needs "
+        f"a port or a service is a service: move it to a subpackage of legend/domain. {offenders}"
+    )
+
+
+Edge = tuple[str, str]  # (a module of the importing package, the module it imports)
+
+
+def package_graph() -> dict[str, dict[str, Edge]]:
+    """Which package imports which at run time: ``{a: {b: (the first module of a that imports b, what it
+    imports)}}``.
+
+    A node is a package (a directory with ``__init__.py``), or a module directly in legend/ (settings,
+    bootstrap, app, ...). An import's target is the module it names: ``from a import b`` is ``a.b`` when
+    that is a module, else ``a``."""
+    paths = sorted(ROOT.rglob("*.py"))
+    modules = {module_name(path): path for path in paths}
+
+    def node(module: str) -> str:
+        if modules[module].name == "__init__.py" or module.count(".") == 1:
+            return module
+        return module.rpartition(".")[0]
+
+    graph: dict[str, dict[str, Edge]] = {}
+    for path in paths:
+        source = module_name(path)
+        for module, names in import_statements(path, runtime_only=True):
+            targets = [f"{module}.{n}" if f"{module}.{n}" in modules else module for n in names] or [module]
+            for target in targets:
+                if target in modules and node(target) != node(source):
+                    graph.setdefault(node(source), {}).setdefault(node(target), (source, target))
+    return graph
+
+
+def cycles(graph: Mapping[str, Mapping[str, object]]) -> list[list[str]]:
+    """A shortest cycle through each node that lies on one, each cycle once and written from its smallest
+    node: ``[a, b, c, a]``."""
+    found: dict[tuple[str, ...], list[str]] = {}
+    for start in sorted(graph):
+        way = {start: [start]}  # a shortest path from start to each node reached so far
+        queue = deque([start])
+        while queue:
+            here = queue.popleft()
+            if start in graph.get(here, {}):  # breadth first: the first way back is a shortest one
+                cycle = way[here]
+                low = cycle.index(min(cycle))
+                rotated = cycle[low:] + cycle[:low]
+                found.setdefault(tuple(rotated), [*rotated, rotated[0]])
+                break
+            for there in sorted(graph.get(here, {})):
+                if there not in way:
+                    way[there] = [*way[here], there]
+                    queue.append(there)
+    return list(found.values())
+
+
+def test_cycles_finds_each_cycle_once() -> None:
+    graph = {"a": {"b": 0}, "b": {"a": 0, "c": 0}, "c": {"a": 0}, "d": {"a": 0}, "e": {"e": 0}}
+    assert cycles(graph) == [["a", "b", "a"], ["a", "b", "c", "a"], ["e", "e"]]
+    assert cycles({"a": {"b": 0}, "b": {"c": 0}}) == []
+
+
+def test_no_import_cycle_among_packages() -> None:
+    """No package of legend/ imports another that imports it back, directly or not. Imports under
+    ``if TYPE_CHECKING:`` do not count (they do not run); imports inside functions do."""
+    graph = package_graph()
+    report = []
+    for cycle in cycles(graph):
+        report.append(" -> ".join(cycle))
+        for a, b in itertools.pairwise(cycle):
+            source, target = graph[a][b]
+            report.append(f"    {a} -> {b}: {source} imports {target}")
+    if report:
+        pytest.fail("import cycles among packages (move what one edge needs):\n" + "\n".join(report))
 
 
 MAX_MODULE_LINES = 500  # a module longer than this mixes concerns: split it by responsibility
@@ -39,10 +212,9 @@ OVER_THE_LIMIT_FOR_NOW: dict[str, str] = {}
 
 
 def test_no_module_under_legend_is_over_500_lines() -> None:
-    root = Path(legend.domain.__file__).parent.parent
     lengths = {
-        str(path.relative_to(root)): len(path.read_text(encoding="utf-8").splitlines())
-        for path in sorted(root.rglob("*.py"))
+        str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in sorted(ROOT.rglob("*.py"))
     }
     gone = sorted(name for name in OVER_THE_LIMIT_FOR_NOW if name not in lengths)
     assert not gone, f"{gone} no longer exist: drop them from OVER_THE_LIMIT_FOR_NOW"

@@ -13,10 +13,10 @@ from legend.domain.channels import ChannelRegistry, ChannelSpec, Delivery
 from legend.domain.envelope import conflation_key, seal
 from legend.domain.inputs import PatternInput, PriceInput
 from legend.domain.messages import Subscribe
-from legend.domain.publisher import Publisher
 from legend.domain.stats import Counters
 from legend.domain.streaming.limits import Limits
 from legend.domain.streaming.outbox import Outbox, Pushed
+from legend.domain.streaming.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
 from legend.plugins.base import Message
 from tests.support.transport import AwaitedTransport, RecordingTransport

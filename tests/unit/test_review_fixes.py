@@ -12,10 +12,10 @@ from legend.domain.envelope import seal
 from legend.domain.history import StreamLog
 from legend.domain.inputs import PatternInput
 from legend.domain.messages import Subscribe
-from legend.domain.publisher import Publisher
 from legend.domain.stats import Counters
 from legend.domain.streaming.limits import Limits
 from legend.domain.streaming.outbox import Outbox, Pushed
+from legend.domain.streaming.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
 from legend.ports.backplane import Replay
 from tests.support.transport import BrokenTransport, RecordingTransport, StuckTransport

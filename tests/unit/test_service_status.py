@@ -11,9 +11,9 @@ from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.bootstrap import bootstrap
 from legend.domain.channels import ChannelRegistry
 from legend.domain.messages import ServiceStatus, Subscribe, encode
-from legend.domain.service_status import ServiceStatusNotifier
 from legend.domain.streaming.limits import Limits
 from legend.domain.streaming.service import StreamingService
+from legend.domain.streaming.service_status import ServiceStatusNotifier
 from legend.ports.backplane import ReportsHealth
 from legend.settings import RedisSettings, Settings
 from tests.support.transport import AwaitedTransport, RecordingTransport

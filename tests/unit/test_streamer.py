@@ -17,11 +17,11 @@ from legend.adapters.simulated_quotes import SimulatedQuoteProvider
 from legend.bootstrap import bootstrap
 from legend.domain.channels import ChannelRegistry
 from legend.domain.messages import Subscribe, Unsubscribe
-from legend.domain.publisher import Publisher
-from legend.domain.quote_poller import Streamer
+from legend.domain.polling.quote_poller import Streamer
 from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
 from legend.domain.streaming.limits import Limits
+from legend.domain.streaming.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
 from legend.ports.quotes import follows_market_hours
 from legend.settings import DatabaseSettings, QuotesSettings, Settings

@@ -10,9 +10,9 @@ from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.domain.channels import ChannelRegistry
 from legend.domain.inputs import AlertInput, PatternInput
 from legend.domain.messages import Subscribe
-from legend.domain.publisher import Publisher
 from legend.domain.stats import Counters
 from legend.domain.streaming.limits import Limits
+from legend.domain.streaming.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
 from tests.support.transport import RecordingTransport, StuckTransport
 

@@ -14,7 +14,7 @@ from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
 from legend.domain.streaming.limits import Limits
 from legend.domain.streaming.service import StreamingService
-from legend.domain.ticker_check import TickerCheck
+from legend.domain.streaming.ticker_check import TickerCheck
 from tests.support.transport import RecordingTransport
 
 

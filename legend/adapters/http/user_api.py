@@ -27,7 +27,7 @@ from litestar.types import ExceptionHandlersMap
 from legend.adapters.auth import AuthError, Identity
 from legend.adapters.http.errors import Conflict, field_error, field_errors, invalid
 from legend.bootstrap import Services
-from legend.domain.alerts.rules import (
+from legend.domain.alert_rules import (
     AlertEvent,
     AlertKind,
     AlertRule,
@@ -40,7 +40,7 @@ from legend.domain.alerts.rules import (
 from legend.domain.alerts.service import AlertingService, RuleConflict
 from legend.domain.symbols import InvalidSymbol, TickerText
 from legend.domain.timefmt import iso, iso_or_none
-from legend.domain.watchlist import WatchlistFull, Watchlists
+from legend.domain.watchlists.service import WatchlistFull, Watchlists
 from legend.ports.repositories import RuleLimitReached
 
 MAX_ID = 2**31 - 1

@@ -14,8 +14,8 @@ from legend.adapters.auth import BEARER_SUBPROTOCOL, AuthError
 from legend.adapters.http.websocket_protocol import EXTENSION, LegendWebSocketProtocol
 from legend.bootstrap import Services
 from legend.domain import closecodes
-from legend.domain.admission import Refusal
 from legend.domain.logcontext import connection_id
+from legend.domain.streaming.admission import Refusal
 
 log = logging.getLogger("legend.ws")
 

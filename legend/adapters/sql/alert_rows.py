@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import CursorResult, Row
 
-from legend.domain.alerts.rules import AlertEvent, AlertKind, AlertRule, NewAlertEvent, Rearm
+from legend.domain.alert_rules import AlertEvent, AlertKind, AlertRule, NewAlertEvent, Rearm
 
 CHUNK = 500  # ids per IN list: far below SQLite's and asyncpg's parameter limits
 

@@ -36,8 +36,8 @@ from legend.adapters.sql.tables import (
     alert_log_positions,
     alert_rules,
 )
-from legend.domain.alerts.rule_index import Transition
-from legend.domain.alerts.rules import (
+from legend.domain.alert_index import Transition
+from legend.domain.alert_rules import (
     AlertEvent,
     AlertRule,
     NewAlertEvent,

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from legend.domain.alerts.rules import AlertKind, Rearm
+from legend.domain.alert_rules import AlertKind, Rearm
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -1,7 +1,9 @@
-"""Alerts, by responsibility.
+"""Alerts, by responsibility: the services that evaluate and serve alert rules, over the ports.
 
-- ``rules``: the rule model (kinds, rearm policies, rules, triggers) and the validation of a user's rule;
-- ``rule_index``: ``AlertEvaluator``, the index of armed rules that finds which ones a price makes cross;
+What they work on is pure and lives in the model, at the top of ``legend.domain``: ``alert_rules`` (kinds,
+rearm policies, rules, triggers, the validation of a user's rule) and ``alert_index`` (``AlertEvaluator``,
+the index of armed rules that finds which ones a price makes cross, and ``Transition``).
+
 - ``evaluation``: ``AlertEvaluation``, the loop that evaluates every price of the cluster exactly once,
   from the price log, on the instance that holds the ``alerts`` lease;
 - ``service``: ``AlertingService``, what the REST API and bootstrap use: rules per user, and triggers

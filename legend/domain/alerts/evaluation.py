@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 import msgspec
 
-from legend.domain.alerts.rule_index import AlertEvaluator, Observation
-from legend.domain.alerts.rules import AlertEvent, AlertRule, NewAlertEvent
+from legend.domain.alert_index import AlertEvaluator, Observation
+from legend.domain.alert_rules import AlertEvent, AlertRule, NewAlertEvent
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, PriceLog

@@ -20,12 +20,12 @@ from datetime import timedelta
 
 import msgspec
 
+from legend.domain.alert_index import AlertEvaluator, Observation
+from legend.domain.alert_rules import AlertEvent, AlertRule, RulePatch, RuleSpec, apply_patch, check_rule
 from legend.domain.alerts.evaluation import LEASE, AlertEvaluation
-from legend.domain.alerts.rule_index import AlertEvaluator, Observation
-from legend.domain.alerts.rules import AlertEvent, AlertRule, RulePatch, RuleSpec, apply_patch, check_rule
 from legend.domain.inputs import AlertInput
-from legend.domain.publisher import Publisher
 from legend.domain.stream_name import private_stream
+from legend.domain.streaming.publisher import Publisher
 from legend.ports.backplane import AlreadyPublished, Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership

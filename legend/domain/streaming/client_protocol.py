@@ -33,7 +33,7 @@ from legend.domain.streaming.limits import Limits
 from legend.domain.streaming.outbox import Pushed
 from legend.domain.streaming.session import Session, SessionOwner, Subscribed
 from legend.domain.streaming.subscriptions import SubscriptionIndex
-from legend.domain.ticker_check import TickerCheck
+from legend.domain.streaming.ticker_check import TickerCheck
 from legend.domain.timefmt import iso
 from legend.ports.backplane import Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock

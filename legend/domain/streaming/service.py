@@ -18,19 +18,19 @@ from typing import Any
 import msgspec
 
 from legend.domain import closecodes
-from legend.domain.admission import Admission, Refusal
 from legend.domain.channels import ChannelRegistry
 from legend.domain.logcontext import HOSTILE, connection_id
 from legend.domain.messages import Connection, Subscribe, Unsubscribe, encode
 from legend.domain.stats import Counters, LatencyHistogram
+from legend.domain.streaming.admission import Admission, Refusal
 from legend.domain.streaming.client_protocol import ClientProtocol
 from legend.domain.streaming.fanout import Fanout
 from legend.domain.streaming.limits import Limits
 from legend.domain.streaming.outbox import Outbox
 from legend.domain.streaming.session import Session
 from legend.domain.streaming.subscriptions import SubscriptionIndex
+from legend.domain.streaming.ticker_check import TickerCheck
 from legend.domain.throttle import TokenBucket
-from legend.domain.ticker_check import TickerCheck
 from legend.domain.timefmt import iso
 from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock

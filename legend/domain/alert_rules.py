@@ -5,7 +5,7 @@ A rule watches one metric of one ticker (the price, the day change percent or th
 a threshold, in one direction. Its *side* is whether the condition held at the last price it saw. A rule
 fires when its side turns from "not met" to "met" (edge-triggered), never while the condition merely
 keeps holding. Sides are part of the stored rule, so a restart resumes from them and never fires the same
-crossing twice. Which rules a price makes change side: ``rule_index``.
+crossing twice. Which rules a price makes change side: ``alert_index``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from legend.domain.publisher import alert_text
+from legend.domain.messages import alert_text
 from legend.domain.symbols import InvalidSymbol, normalize_ticker
 
 

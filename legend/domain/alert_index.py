@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from legend.domain.alerts.rules import AlertRule, Metric, NewAlertEvent, Rearm, trigger_message
+from legend.domain.alert_rules import AlertRule, Metric, NewAlertEvent, Rearm, trigger_message
 
 
 class Observation(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,7 +12,7 @@ from legend.domain.channels import ChannelRegistry, ChannelSpec
 from legend.domain.envelope import Envelope, conflation_key
 from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
 from legend.domain.market import MarketState
-from legend.domain.messages import AlertTrigger, MarketStatus, PatternAlert, encode
+from legend.domain.messages import AlertTrigger, MarketStatus, PatternAlert, alert_text, encode
 from legend.domain.prices import price_update
 from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
@@ -28,18 +28,6 @@ def _stamp(at: datetime | None, clock: Clock) -> str:
     if at is None:
         return iso(clock.now())
     return iso(at if at.tzinfo else at.replace(tzinfo=UTC))
-
-
-def alert_text(ticker: str, alert_type: str, trigger: float, current: float) -> str:
-    """The specification's wording: ``AAPL breaking out at $150.25 (target: $150.00)``."""
-    verbs = {
-        "breakout": "breaking out",
-        "breakdown": "breaking down",
-        "price_above": "above its alert level",
-        "price_below": "below its alert level",
-    }
-    verb = verbs.get(alert_type, f"{alert_type.replace('_', ' ')} alert")
-    return f"{ticker} {verb} at ${current:,.2f} (target: ${trigger:,.2f})"
 
 
 class MirrorUnavailable(BackplaneUnavailable):

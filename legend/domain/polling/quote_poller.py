@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from legend.domain.market import MarketState
-from legend.domain.publisher import Publisher
+from legend.domain.streaming.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
 from legend.domain.timefmt import iso
 from legend.ports.backplane import BackplaneUnavailable
