@@ -223,6 +223,10 @@ class Supervisor:
     def get(self, name: str) -> Supervised | None:
         return self._tasks.get(name)
 
+    def tasks(self) -> list[Supervised]:
+        """Every task started here (ended ones too), by name."""
+        return [self._tasks[name] for name in sorted(self._tasks)]
+
     async def stop_tasks(self, tasks: Iterable[Supervised], timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Cancel ``tasks`` and wait for them together, at most ``timeout`` (``stop_timeout`` by default);
         True when all ended. One that did not is abandoned (logged): the caller goes on."""
@@ -250,4 +254,4 @@ class Supervisor:
     def status(self) -> dict[str, dict[str, object]]:
         """Each task by name: ``state`` (running, restarting, stopped, failed), ``restarts``, ``failures``
         and ``last_error``."""
-        return {name: self._tasks[name].status() for name in sorted(self._tasks)}
+        return {task.name: task.status() for task in self.tasks()}

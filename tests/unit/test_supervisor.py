@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.bootstrap import bootstrap
 from legend.domain.supervisor import Restart, Supervised, Supervisor
+from legend.settings import DatabaseSettings, Settings
 
 POLICY = Restart(initial=1.0, maximum=4.0, healthy_after=60.0)
 
@@ -170,7 +174,12 @@ async def test_on_failure_reports_the_error_and_may_end_the_task(
     script.steps.put_nowait(RuntimeError("second"))
     await settle(lambda: task.done)
     assert told == ["first", "second"] and sleep.delays == [1.0]
-    assert task.status() == {"state": "stopped", "restarts": 1, "failures": 2, "last_error": "RuntimeError: second"}
+    assert task.status() == {
+        "state": "stopped",
+        "restarts": 1,
+        "failures": 2,
+        "last_error": "RuntimeError: second",
+    }
 
 
 async def test_stop_is_bounded_even_for_a_task_that_ignores_its_cancellation(
@@ -239,3 +248,17 @@ async def test_stopping_some_tasks_leaves_the_others_running(supervisor: Supervi
     }
     await supervisor.stop()
     assert all(task.state == "stopped" for task in tasks.values())
+
+
+async def test_the_servers_loops_run_under_its_supervisor_and_stop_with_it(tmp_path: Path) -> None:
+    settings = Settings(database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/legend.db"))
+    services = bootstrap(settings, clock=FrozenClock(), backplane=InMemoryBackplane())
+    await services.start()
+    try:
+        running = {name for name, task in services.supervisor.status().items() if task["state"] == "running"}
+        assert {"sweeper", "streamer", "alert-delivery", "alert-evaluation"} <= running
+        assert services.streamer.supervisor is services.supervisor
+        assert services.alerting is not None and services.alerting.supervisor is services.supervisor
+    finally:
+        await services.stop()
+    assert {task["state"] for task in services.supervisor.status().values()} == {"stopped"}
