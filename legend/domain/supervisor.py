@@ -86,8 +86,8 @@ def describe(exc: BaseException) -> str:
 
 
 class Supervised:
-    """One named task of a supervisor: its loop, its policy and how it has gone so far (kept when the
-    same name is started again)."""
+    """One named task of a supervisor: its asyncio task and how it has gone so far (the counts are kept
+    when the same name is started again)."""
 
     def __init__(self, supervisor: Supervisor, name: str) -> None:
         self.supervisor = supervisor
