@@ -7,12 +7,10 @@ particular backplane) instead of patching modules.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from legend.adapters.auth import Authenticator
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
@@ -36,6 +34,7 @@ from legend.domain.streaming.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
 from legend.domain.streaming.service_status import ServiceStatusNotifier
 from legend.domain.streaming.ticker_check import TickerCheck
+from legend.domain.supervisor import Supervisor
 from legend.domain.watchlists.service import Watchlists
 from legend.plugins.context import Runtime
 from legend.plugins.manager import PluginManager
@@ -70,7 +69,7 @@ class Services:
     instance_id: str
     status: ServiceStatusNotifier
     run_streamer: bool = True
-    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    supervisor: Supervisor = field(default_factory=Supervisor)  # the background loops, for stats too
     started: bool = False
     database: Database | None = None  # None when both repositories were given as overrides
     watchlists: Watchlists | None = None
@@ -100,7 +99,7 @@ class Services:
         if self.run_streamer:
             self.streaming.on_new_ticker = self.streamer.poke
             self.streamer.start()
-        self._tasks.append(asyncio.get_running_loop().create_task(self._sweep(), name="sweeper"))
+        self.supervisor.start("sweeper", self._sweep)
 
     async def _sweep(self) -> None:
         interval = self.settings.realtime.cleanup_interval
@@ -121,12 +120,9 @@ class Services:
         await self.streamer.stop()
         if self.plugins is not None:
             await self.plugins.stop()  # feeds first, then on_shutdown hooks; bounded
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        sweeper = self.supervisor.get("sweeper")
+        if sweeper is not None:
+            await sweeper.stop()
         if self.alerting is not None:
             await self.alerting.stop()
         await self.cluster.leave()  # leases handed over at once
@@ -134,6 +130,7 @@ class Services:
         await self.provider.aclose()
         if self.database is not None:
             await self.database.close()
+        await self.supervisor.stop()  # whatever is left, bounded (each part stopped its own above)
 
 
 def _limits(settings: Settings) -> Limits:
@@ -153,7 +150,7 @@ def _limits(settings: Settings) -> Limits:
 
 
 def _backplane(
-    settings: Settings, clock: Clock, instance_id: str, registry: ChannelRegistry
+    settings: Settings, clock: Clock, instance_id: str, registry: ChannelRegistry, supervisor: Supervisor
 ) -> tuple[Backplane, ClusterMembership]:
     """The backplane and the cluster membership: on Redis, two adapters on one connection; in memory,
     one object (a cluster of one)."""
@@ -166,6 +163,7 @@ def _backplane(
             topics=[spec.topic for spec in registry],
             log_size=settings.alerts.log_size,
             once_ttl=settings.alerts.dedupe_seconds,
+            supervisor=supervisor,
         )
         return redis, redis.membership
     memory = InMemoryBackplane(clock, log_size=settings.alerts.log_size)
@@ -235,8 +233,9 @@ def bootstrap(
     manager.register_storage()
     counters = Counters()
     instance_id = secrets.token_hex(4)
+    supervisor = Supervisor(monotonic=clock.monotonic)  # every background loop of this instance
     if backplane is None:
-        backplane, built = _backplane(settings, clock, instance_id, registry)
+        backplane, built = _backplane(settings, clock, instance_id, registry, supervisor)
         cluster = cluster or built
     elif cluster is None:
         if not isinstance(backplane, ClusterMembership):
@@ -282,6 +281,7 @@ def bootstrap(
         update_interval=settings.realtime.update_interval,
         after_hours_interval=settings.realtime.after_hours_interval,
         lease_ttl=settings.redis.lease_ttl if settings.redis.enabled else None,
+        supervisor=supervisor,
     )
     if alert_repository is None or watchlist_repository is None:
         database = database or Database.from_settings(settings.database)
@@ -301,6 +301,7 @@ def bootstrap(
         reload_interval=settings.alerts.reload_interval,
         single_instance=isinstance(backplane, InMemoryBackplane),
         lease_ttl=settings.redis.lease_ttl,
+        supervisor=supervisor,
     )
     # rules fire even when nobody watches the ticker live; plugins add theirs (portfolio positions)
     streamer.extra_interest = InterestSources([alerting.tickers, manager.interest])
@@ -320,6 +321,7 @@ def bootstrap(
             poke=streamer.poke,
             state=plugin_state,
             database=database,
+            supervisor=supervisor,
         )
     )
     return Services(
@@ -338,6 +340,7 @@ def bootstrap(
         instance_id=instance_id,
         status=status,
         run_streamer=run_streamer,
+        supervisor=supervisor,
         database=database,
         watchlists=Watchlists(watchlist_repository, settings.watchlist.max_tickers),
         alerting=alerting,

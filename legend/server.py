@@ -30,6 +30,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from legend.adapters.http.errors import error_json
+from legend.domain.backoff import Backoff
 from legend.settings import Settings, SettingsError
 
 log = logging.getLogger("legend.server")
@@ -226,7 +227,7 @@ def supervise(settings: Settings) -> int:
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     workers: dict[int, BaseProcess] = {}
     started: dict[int, float] = {}
-    delay: dict[int, float] = {}
+    backoffs: dict[int, Backoff] = {}  # per worker, reset once it ran for a minute
     due: dict[int, float] = {}
 
     def launch(index: int) -> None:
@@ -251,8 +252,11 @@ def supervise(settings: Settings) -> int:
                     continue
                 del workers[index]
                 ran = now - started.pop(index)
-                backoff = RESTART_MIN_DELAY if ran > 60 else min(delay.get(index, 0.5) * 2, RESTART_MAX_DELAY)
-                delay[index], due[index] = backoff, now + backoff
+                restart = backoffs.setdefault(index, Backoff(RESTART_MIN_DELAY, maximum=RESTART_MAX_DELAY))
+                if ran > 60:
+                    restart.reset()
+                backoff = restart.next()
+                due[index] = now + backoff
                 log.warning(
                     "worker %d exited with %s after %.0f s; restarting in %.0f s",
                     index,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import msgspec
@@ -25,8 +25,8 @@ from legend.domain.messages import PriceUpdate
 from legend.domain.stream_name import InvalidStreamName, StreamName
 from legend.domain.streaming.publisher import MirrorUnavailable, Publisher
 from legend.domain.streaming.service import StreamingService
+from legend.domain.supervisor import Supervisor, cancel_threadsafe
 from legend.domain.timefmt import iso
-from legend.plugins.feeds import cancel_threadsafe
 from legend.plugins.state import PluginRecord
 from legend.plugins.storage import SqlDatabase
 from legend.plugins.store import PluginStateRepository, PluginStore
@@ -91,6 +91,7 @@ class Runtime:
     poke: Callable[[], None]
     state: PluginStateRepository
     database: SqlDatabase | None = None
+    supervisor: Supervisor = field(default_factory=Supervisor)  # runs the feeds and price mailboxes
 
 
 class PluginContext:

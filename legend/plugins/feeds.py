@@ -1,4 +1,5 @@
-"""Supervised background feeds: a feed that raises is logged, counted and restarted with backoff.
+"""Supervised background feeds: a feed that raises is logged, counted and restarted with backoff (each
+feed is a task of the server's supervisor, ``legend.domain.supervisor``, named ``plugin <name>: feed <feed>``).
 
 A feed runs on one instance of a cluster at a time (a cluster lease ``plugin:<plugin>:<feed>``, renewed
 while it runs and taken over when its holder dies), unless it was registered with ``every_instance=True``
@@ -13,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from typing import TYPE_CHECKING, Any
 
+from legend.domain.supervisor import Restart, Supervised
 from legend.plugins.state import describe
 from legend.ports.backplane import BackplaneUnavailable
 
@@ -28,23 +29,8 @@ log = logging.getLogger("legend.plugins")
 HEALTHY_AFTER = 60.0  # a feed that ran this long before failing restarts after the initial delay again
 
 
-def cancel_threadsafe(task: asyncio.Task[Any]) -> None:
-    """Cancel a task from its own loop or from any other thread."""
-    if task.done():
-        return
-    loop = task.get_loop()
-    try:
-        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        task.cancel()
-    elif not loop.is_closed():
-        loop.call_soon_threadsafe(task.cancel)
-
-
 class FeedRunner:
-    """Runs one feed of one plugin until stopped."""
+    """Runs one feed of one plugin until stopped, as a task of the server's supervisor."""
 
     def __init__(
         self,
@@ -68,38 +54,49 @@ class FeedRunner:
         self.lease_ttl = lease_ttl
         self.state = "idle"  # idle, waiting (for the lease), running, restarting, finished, stopped
         self.runs = 0
-        self.restarts = 0
         self.errors = 0
         self.last_error: str | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: Supervised | None = None  # while started
+        self._supervised: Supervised | None = None  # the last one started: its counts stay
 
     @property
     def lease(self) -> str:
         return f"plugin:{self.record.name}:{self.name}"
 
+    @property
+    def restarts(self) -> int:
+        """Times the feed ran again after it raised (the supervisor counts them)."""
+        return self._supervised.restarts if self._supervised is not None else 0
+
     def start(self) -> None:
         if self._task is None:
-            loop = asyncio.get_running_loop()
-            self._task = loop.create_task(
-                self._supervise(), name=f"plugin {self.record.name}: feed {self.name}"
+            self._task = self._supervised = self.context.runtime.supervisor.start(
+                f"plugin {self.record.name}: feed {self.name}",
+                self._serve,
+                # ±20 %: the instances of a cluster whose feeds failed together do not retry together
+                restart=Restart(
+                    initial=self.restart_delay,
+                    maximum=self.restart_max_delay,
+                    jitter=0.2,
+                    healthy_after=HEALTHY_AFTER,
+                ),
+                on_failure=self._failed,
             )
 
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await task.stop()
         if self.state != "finished":
             self.state = "stopped"
 
     def halt(self) -> None:
         """Cancel the feed at once because its plugin failed (it is not restarted); safe from any thread."""
         task = self._task
-        if task is None or task.done():
+        if task is None or task.done:
             return
         self.state = "stopped"
-        cancel_threadsafe(task)
+        task.cancel()
 
     @property
     def running(self) -> bool:
@@ -116,9 +113,9 @@ class FeedRunner:
             "last_error": self.last_error,
         }
 
-    async def _supervise(self) -> None:
-        clock = self.context.clock
-        delay = self.restart_delay
+    async def _serve(self) -> None:
+        """The feed, for as long as this instance may run it; returns when it is done (or its plugin
+        failed). What it raises goes to the supervisor, which restarts it (``_failed``)."""
         while True:
             if not self.record.active:
                 self.state = "stopped"
@@ -130,34 +127,26 @@ class FeedRunner:
                     continue
             self.state = "running"
             self.runs += 1
-            started = clock.monotonic()
-            try:
-                if self.every_instance:
-                    await self.feed(self.context)
-                else:
-                    finished = await self._run_leased()
-                    if not finished:
-                        continue  # the lease was lost (or the plugin failed): wait for it again
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not self.record.active:
-                    continue  # the plugin failed meanwhile: stopped above, not restarted
-                self.errors += 1
-                self.last_error = describe(exc)
-                self.record.error(f"feed {self.name}", exc)
-                if clock.monotonic() - started >= HEALTHY_AFTER:
-                    delay = self.restart_delay
-                self.state = "restarting"
-                wait = delay * random.uniform(0.8, 1.2)
-                log.warning("plugin %s: feed %s restarts in %.2fs", self.record.name, self.name, wait)
-                await asyncio.sleep(wait)
-                delay = min(delay * 2, self.restart_max_delay)
-                self.restarts += 1
-                continue
+            assert self._supervised is not None
+            self._supervised.began()  # a healthy run counts from here, not from the wait for the lease
+            if self.every_instance:
+                await self.feed(self.context)
+            elif not await self._run_leased():
+                continue  # the lease was lost (or the plugin failed): wait for it again
             self.state = "finished"
             log.info("plugin %s: feed %s finished", self.record.name, self.name)
             return
+
+    def _failed(self, exc: BaseException) -> bool:
+        """The feed raised: counted against its plugin, and restarted unless the plugin failed meanwhile."""
+        if not self.record.active:
+            self.state = "stopped"
+            return False
+        self.errors += 1
+        self.last_error = describe(exc)
+        self.record.error(f"feed {self.name}", exc)
+        self.state = "restarting"
+        return True
 
     async def _hold(self) -> bool:
         try:

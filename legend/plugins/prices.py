@@ -14,6 +14,7 @@ import msgspec
 from legend.domain.envelope import Envelope
 from legend.domain.logcontext import HOSTILE
 from legend.domain.messages import PriceUpdate
+from legend.domain.supervisor import Supervised
 from legend.plugins.callbacks import call_back
 from legend.plugins.calls import HookTimeout, Worker
 from legend.plugins.context import PluginContext
@@ -77,17 +78,14 @@ class PriceMailbox:
         self.timeout = timeout
         self.pending: dict[str, PriceUpdate] = {}
         self.event = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
+        self.task: Supervised | None = None
 
     def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"plugin {self.record.name}: prices"
-        )
+        self.task = self.context.runtime.supervisor.start(f"plugin {self.record.name}: prices", self._run)
 
     async def stop(self) -> None:
         if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+            await self.task.stop()
             self.task = None
 
     def put(self, price: PriceUpdate) -> None:

@@ -9,14 +9,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from legend.domain.supervisor import describe
+
 if TYPE_CHECKING:
     from legend.adapters.sql.migrate import Schema
     from legend.plugins.context import PluginContext
     from legend.plugins.feeds import FeedRunner
 
+__all__ = ["REPEAT_LOG_EVERY", "PluginRecord", "PluginState", "describe"]
+
 log = logging.getLogger("legend.plugins")
 
-MAX_ERROR_TEXT = 500
 REPEAT_LOG_EVERY = 60.0  # seconds between the one-line reports of an error that keeps recurring
 
 
@@ -30,12 +33,6 @@ class PluginState(enum.Enum):
     DISABLED = "disabled"
     BLOCKED = "blocked"
     FAILED = "failed"
-
-
-def describe(exc: BaseException) -> str:
-    """``TypeName: message``, short enough for a status page."""
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
 
 
 @dataclass

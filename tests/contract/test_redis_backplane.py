@@ -44,10 +44,7 @@ async def raw(redis_nodes: Nodes) -> AsyncIterator[Redis]:
 async def crash(node: Node) -> None:
     """Stop an instance the way SIGKILL would: no goodbye to Redis, its keys are left to expire."""
     backplane = node.redis
-    tasks = [*backplane._tasks, *backplane.membership._tasks]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await backplane.supervisor.stop_tasks([*backplane._tasks, *backplane.membership._tasks])
     backplane._tasks = backplane.membership._tasks = []
     for client in (backplane.connection.subscriber, backplane.connection.commands):
         if client is not None:
@@ -465,7 +462,7 @@ async def test_a_command_that_works_again_cuts_the_listeners_backoff_short(redis
     node = await redis_nodes.make(reconnect_min_delay=0.1, reconnect_max_delay=30.0)
     redis_nodes.server.stop()
     # 0.1 + 0.2 + … + 1.6 s of failed attempts: the listener now sleeps 3.2 s (±20 %) before the next
-    await eventually(lambda: node.redis.listener.backoff >= 6.4, timeout=15, what="a long backoff")
+    await eventually(lambda: node.redis.listener.backoff.current >= 6.4, timeout=15, what="a long backoff")
     redis_nodes.server.start()
     started = time.monotonic()
     await node.cluster.set_interest({"AAPL"})  # any command: the heartbeat, a publish, a lease…

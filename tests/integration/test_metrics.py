@@ -83,6 +83,22 @@ def test_metrics_are_documented_in_openapi_under_their_own_tag(server: LegendSer
     assert "metrics" in {tag["name"] for tag in schema["tags"]}
 
 
+def test_the_background_tasks_are_in_the_stats_and_the_metrics(
+    server: LegendServer, admin: httpx.Client
+) -> None:
+    tasks = admin.get("/api/ws/stats").json()["tasks"]
+    loops = {"sweeper", "streamer", "alert-delivery", "alert-evaluation"}
+    assert loops <= set(tasks), tasks
+    for name in loops:
+        assert tasks[name] == {"state": "running", "restarts": 0, "failures": 0, "last_error": None}
+    samples = scrape(server)
+    for name in loops:
+        assert value(samples, "legend_task_state", task=name, state="running") == 1
+        assert value(samples, "legend_task_state", task=name, state="failed") == 0
+        assert value(samples, "legend_task_restarts_total", task=name) == 0
+        assert value(samples, "legend_task_failures_total", task=name) == 0
+
+
 async def test_figures_follow_real_clients(server: LegendServer, admin: httpx.Client) -> None:
     before = scrape(server)
     assert value(before, "legend_connections") == 0

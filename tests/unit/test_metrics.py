@@ -209,6 +209,24 @@ async def test_backplane_alerting_and_plugin_health(services: Services) -> None:
     assert news.state is PluginState.FAILED
 
 
+async def test_the_supervised_tasks_are_exported(services: Services) -> None:
+    samples = scrape(only_legend(services))
+    assert value(samples, "legend_task_state", task="sweeper", state="running") == 1
+    assert value(samples, "legend_task_restarts_total", task="alert-evaluation") == 0
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    task = services.supervisor.start("broken", broken, restart=None)
+    assert task.task is not None
+    await task.task
+    samples = scrape(only_legend(services))
+    assert value(samples, "legend_task_state", task="broken", state="failed") == 1
+    assert value(samples, "legend_task_state", task="broken", state="running") == 0
+    assert value(samples, "legend_task_failures_total", task="broken") == 1
+    assert value(samples, "legend_task_restarts_total", task="broken") == 0
+
+
 async def test_a_part_that_fails_is_left_out_and_counted_and_the_rest_is_scraped(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:

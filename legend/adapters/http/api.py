@@ -59,8 +59,9 @@ class WebSocketController(Controller):
 
     @get("/stats", summary="Connection statistics")
     async def stats(self, services: NamedDependency[Services]) -> dict[str, Any]:
-        """The specification's statistics of this instance, plus delivery counters, streamer state and, on Redis,
-        cluster-wide figures (``cluster``: instances alive, connections and subscriptions across them)."""
+        """The specification's statistics of this instance, plus delivery counters, streamer state, the
+        background tasks (``tasks``) and, on Redis, cluster-wide figures (``cluster``: instances alive,
+        connections and subscriptions across them)."""
         streaming = services.streaming
         c = streaming.counters
         try:
@@ -91,6 +92,9 @@ class WebSocketController(Controller):
             "backplane": services.backplane.health(),
             "streamer": services.streamer.status(),
             "alerting": services.alerting.status() if services.alerting is not None else None,
+            # the supervised background loops: state (running, restarting, stopped, failed), restarts,
+            # failures and last error of each, by name
+            "tasks": services.supervisor.status(),
             "cluster": cluster,
         }
 

@@ -12,7 +12,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from legend import __version__
-from legend.adapters.prometheus import alerting, backplane, plugins, quotes, streaming
+from legend.adapters.prometheus import alerting, backplane, plugins, quotes, streaming, tasks
 from legend.adapters.prometheus.families import gauge
 from legend.bootstrap import Services
 
@@ -47,6 +47,7 @@ SECTIONS: tuple[tuple[str, Callable[[Services], Iterable[Metric]]], ...] = (
     ("provider", quotes.provider),
     ("alerting", alerting.alerting),
     ("plugins", plugins.plugins),
+    ("tasks", tasks.tasks),
 )  # what a scrape collects, in this order; a section that raises is left out of that scrape
 
 

@@ -26,6 +26,7 @@ from legend.adapters.quotes.errors import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
+from legend.domain.backoff import Backoff
 
 log = logging.getLogger("legend.quotes")
 
@@ -157,9 +158,7 @@ class VendorClient:
         self._timeout = timeout
         self._limiter = WindowLimiter(limits, self.timing)
         self._max_retries = max_retries
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
-        self._strikes = 0  # 429s in a row
+        self._backoff = Backoff(backoff_initial, maximum=backoff_max)  # after 429s in a row
         self._key_hint = key_hint
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -185,11 +184,11 @@ class VendorClient:
         return max(self.stats.blocked_until - self.timing.monotonic(), 0.0)
 
     def _rate_limited(self, response: httpx.Response) -> float:
-        self._strikes += 1
+        backoff = self._backoff.next()  # a strike, whether or not the vendor says how long to wait
         self.stats.rate_limited += 1
         delay = retry_after(response, self.timing.wall())
         if delay is None:
-            delay = min(self._backoff_initial * 2.0 ** (self._strikes - 1), self._backoff_max)
+            delay = backoff
         self.stats.blocked_until = max(self.stats.blocked_until, self.timing.monotonic() + delay)
         return delay
 
@@ -259,7 +258,7 @@ class VendorClient:
                 )
             if status != 200:
                 raise self._fail(RequestRejected(self.provider, status, _detail(response)))
-            self._strikes = 0
+            self._backoff.reset()
             try:
                 return response.json()
             except ValueError:

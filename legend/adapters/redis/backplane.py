@@ -26,6 +26,7 @@ from legend.adapters.redis.membership import RedisClusterMembership
 from legend.adapters.redis.price_log import RedisPriceLog
 from legend.adapters.redis.publishing import Publishing
 from legend.domain.envelope import Envelope
+from legend.domain.supervisor import Supervised, Supervisor
 from legend.ports.backplane import AlreadyPublished, Deliver, HealthListener, Outgoing, Replay
 from legend.ports.price_log import LogRead
 from legend.settings import RedisSettings
@@ -42,12 +43,14 @@ class RedisBackplane:
         topics: Iterable[str] = (),
         log_size: int = 100_000,
         once_ttl: float = 600.0,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
+        self.supervisor = supervisor or Supervisor()  # its loops and the membership's
         self.instance_id = instance_id
         self.connection = RedisConnection(settings, instance_id)
         keys = Keys(settings.key_prefix, settings.channel_prefix, instance_id)
-        self.membership = RedisClusterMembership(self.connection, keys)
+        self.membership = RedisClusterMembership(self.connection, keys, self.supervisor)
         self.price_log = RedisPriceLog(self.connection, keys, log_size)
         self.name = self.price_log.name
         self.durable = True
@@ -57,7 +60,7 @@ class RedisBackplane:
         self.publishing = Publishing(
             self.connection, keys, self.listener, log_size=log_size, once_ttl=once_ttl
         )
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[Supervised] = []
 
     @property
     def on_health(self) -> HealthListener | None:
@@ -76,13 +79,11 @@ class RedisBackplane:
             return
         self.listener.deliver = deliver
         self.connection.open()
-        loop = asyncio.get_running_loop()
+        start = self.supervisor.start
         self._tasks = [
-            loop.create_task(self.listener.run(), name=f"redis listener {self.instance_id}"),
-            loop.create_task(
-                self.external.resequence(self.publishing), name=f"redis resequencer {self.instance_id}"
-            ),
-            loop.create_task(self.admission.keep_alive(), name=f"redis connections {self.instance_id}"),
+            start("redis listener", self.listener.run),
+            start("redis resequencer", lambda: self.external.resequence(self.publishing)),
+            start("redis connections", self.admission.keep_alive),
         ]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.connection.deadline):
@@ -94,9 +95,7 @@ class RedisBackplane:
             return
         await self.membership.leave()  # before the connection it runs on closes
         self.connection.closing = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.wait(self._tasks, timeout=1.0)
+        await self.supervisor.stop_tasks(self._tasks, timeout=1.0)
         await self.listener.close()
         await self.connection.close()
         self.listener.connected = False

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -24,6 +23,7 @@ from redis.exceptions import RedisError
 from legend.adapters.redis.connection import RedisConnection, describe, text
 from legend.adapters.redis.keys import Keys
 from legend.adapters.redis.recovery import PING_TOKEN, Journal, history_after
+from legend.domain.backoff import Backoff
 from legend.domain.envelope import Envelope, unseal
 from legend.domain.external import SEED_TOPICS
 from legend.ports.backplane import BackplaneUnavailable, Deliver
@@ -64,7 +64,10 @@ class Listener:
         self.last_seq: dict[str, int] = {}  # per stream, the last delivered seq (bounded, LRU)
         self.connected = False  # subscribed to every topic
         self.first_try = asyncio.Event()  # the first attempt ended, either way
-        self.backoff = connection.settings.reconnect_min_delay
+        settings = connection.settings
+        self.backoff = Backoff(  # between reconnects: doubling, ±20 %, reset once subscribed again
+            settings.reconnect_min_delay, maximum=settings.reconnect_max_delay, jitter=0.2
+        )
         self.reconnects = 0
         self.delivered = 0
         self.delivery_errors = 0
@@ -115,8 +118,7 @@ class Listener:
             connection.note_health()
             self.subscribed.clear()
             await self.close()
-            delay = self.backoff * random.uniform(0.8, 1.2)
-            self.backoff = min(self.backoff * 2, settings.reconnect_max_delay)
+            delay = self.backoff.next()
             # Publishes succeed as soon as Redis is back, and they go nowhere live until this listener
             # is subscribed again: a command that works cuts the backoff short (after the shortest delay,
             # so that a subscription that keeps failing is not retried in a tight loop).
@@ -148,7 +150,7 @@ class Listener:
         buffered = await self._subscribe(pubsub, wanted)
         self.connected = True
         connection.command_ok = True
-        self.backoff = connection.settings.reconnect_min_delay
+        self.backoff.reset()
         self.announced.clear()  # Redis may have lost the topic registry: announce again
         if self._ever_connected:
             self.reconnects += 1

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from legend.adapters.redis import scripts
 from legend.adapters.redis.connection import RedisConnection, text
 from legend.adapters.redis.keys import Keys
+from legend.domain.supervisor import Supervised, Supervisor
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.cluster import Figures
 
@@ -29,8 +30,9 @@ log = logging.getLogger("legend.redis")
 class RedisClusterMembership:
     """The ClusterMembership port on Redis; raises BackplaneUnavailable."""
 
-    def __init__(self, connection: RedisConnection, keys: Keys) -> None:
+    def __init__(self, connection: RedisConnection, keys: Keys, supervisor: Supervisor | None = None) -> None:
         self.connection = connection
+        self.supervisor = supervisor or Supervisor()  # runs the heartbeat and the lease renewal
         self.keys = keys
         self.instance_id = connection.instance_id
         self.figures: Figures | None = None  # this instance's share, sent with every heartbeat
@@ -39,7 +41,7 @@ class RedisClusterMembership:
         # One heartbeat at a time, its tickers read inside: a background beat sent with the tickers of
         # before a set_interest (its script delayed, say by a NOSCRIPT reload) must not land after it.
         self._beating = asyncio.Lock()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[Supervised] = []
         self._registered = False  # something of this instance is in Redis: leave() has work
 
     async def join(self, figures: Figures) -> None:
@@ -48,20 +50,16 @@ class RedisClusterMembership:
         self._registered = True
         if self._tasks:
             return
-        loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._keep_alive(), name=f"redis heartbeat {self.instance_id}"),
-            loop.create_task(self._renew_leases(), name=f"redis leases {self.instance_id}"),
+            self.supervisor.start("redis heartbeat", self._keep_alive),
+            self.supervisor.start("redis leases", self._renew_leases),
         ]
 
     async def leave(self) -> None:
         """Stop the heartbeat, hand back held leases and leave the registry (one script, at most a
         second when Redis is down)."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=1.0)
+        await self.supervisor.stop_tasks(tasks, timeout=1.0)
         redis = self.connection.commands
         if redis is not None and self._registered:
             keys = [self.keys.lease(name) for name in sorted(self.leases)]

@@ -31,6 +31,7 @@ import msgspec
 
 from legend.domain.alert_index import AlertEvaluator, Observation
 from legend.domain.alert_rules import AlertEvent, AlertRule, NewAlertEvent
+from legend.domain.backoff import Backoff
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, PriceLog
@@ -144,7 +145,7 @@ class AlertEvaluation:
         self._unsent = self._queued_triggers = 0
 
     async def _evaluate_forever(self) -> None:
-        backoff = 0.5
+        backoff = Backoff(0.5, maximum=10.0)  # after a failed batch, reset by a good round
         renew_every = self.lease_ttl / 3
         while True:
             try:
@@ -161,7 +162,7 @@ class AlertEvaluation:
                 renew_at = time.monotonic() + renew_every
                 while time.monotonic() < renew_at:
                     await self.step(self.read_wait)
-                backoff = 0.5
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except PositionConflict:
@@ -171,10 +172,10 @@ class AlertEvaluation:
             except Exception as exc:  # the database or the log failed: nothing of the batch was stored
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("alert evaluation failed (%s); reloading in %.1f s", self.last_error, backoff)
+                delay = backoff.next()
+                log.warning("alert evaluation failed (%s); reloading in %.1f s", self.last_error, delay)
                 self.holder = False
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                await asyncio.sleep(delay)
 
     async def take_over(self) -> None:
         """This instance holds the lease now: load where the last holder left off, and first publish

@@ -26,6 +26,7 @@ from legend.domain.alerts.evaluation import LEASE, AlertEvaluation
 from legend.domain.inputs import AlertInput
 from legend.domain.stream_name import private_stream
 from legend.domain.streaming.publisher import Publisher
+from legend.domain.supervisor import Supervised, Supervisor
 from legend.ports.backplane import AlreadyPublished, Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
@@ -62,6 +63,7 @@ class AlertingService:
         reload_interval: float = 0.0,
         single_instance: bool = True,
         lease_ttl: float = 10.0,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.repository = repository
         self.publisher = publisher
@@ -94,7 +96,8 @@ class AlertingService:
         self._deliver_lock = asyncio.Lock()  # publishing, one round at a time
         self._backlog = False  # a publish failed: the retry loop has work
         self._unlogged: set[int] = set()  # rule changes whose notice could not enter the price log yet
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = supervisor or Supervisor()  # runs the delivery and evaluation loops
+        self._tasks: list[Supervised] = []
 
     async def _recover(self) -> int:
         """On taking over evaluation: publish what earlier holders stored but did not publish. Their
@@ -127,20 +130,15 @@ class AlertingService:
             log.warning("alerting: evaluation not started yet: %s", exc)
         except Exception:
             log.exception("alerting: taking over evaluation failed; the evaluation loop will try again")
-        loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._background(), name="alert-delivery"),
-            loop.create_task(self.evaluation.run(), name="alert-evaluation"),
+            self.supervisor.start("alert-delivery", self._background),
+            self.supervisor.start("alert-evaluation", self.evaluation.run),
         ]
 
     async def stop(self) -> None:
         self.started = False
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        await self.supervisor.stop_tasks(tasks)
 
     async def _background(self) -> None:
         since_reload = 0.0

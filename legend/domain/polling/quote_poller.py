@@ -10,14 +10,15 @@ and a sleep never runs past the next open or close, so the transition is announc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from legend.domain.backoff import exponential
 from legend.domain.market import MarketState
 from legend.domain.streaming.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
+from legend.domain.supervisor import Supervised, Supervisor
 from legend.domain.timefmt import iso
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
@@ -48,6 +49,7 @@ class Streamer:
         lease_ttl: float | None = None,
         max_backoff: float = 60.0,
         extra_interest: Callable[[], Iterable[str]] | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.provider = provider
         self.follows_market_hours = follows_market_hours(provider)
@@ -72,7 +74,8 @@ class Streamer:
         self.last_error: str | None = None
         self.last_fetch: datetime | None = None
         self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.supervisor = supervisor or Supervisor()  # runs the polling loop (restarted should it raise)
+        self._task: Supervised | None = None
         self._wake = asyncio.Event()
         self._next_poll = float("-inf")
         self._poked = False
@@ -80,15 +83,13 @@ class Streamer:
     def start(self) -> None:
         if self._task is None:
             self._stop.clear()
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="streamer")
+            self._task = self.supervisor.start("streamer", self._run)
 
     async def stop(self) -> None:
         self._stop.set()
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await task.stop()
 
     def poke(self, ticker: str | None = None) -> None:
         """Poll soon (a ticker was just subscribed: give it a price without waiting for the interval)."""
@@ -163,8 +164,7 @@ class Streamer:
                 self.consecutive_failures,
                 exc,
             )
-            backoff: float = interval * 2.0**self.consecutive_failures
-            return min(backoff, max(self.max_backoff, interval))
+            return exponential(interval, self.consecutive_failures, maximum=max(self.max_backoff, interval))
         self.consecutive_failures = 0
         self.last_fetch = self.clock.now()
         for quote in quotes:

@@ -13,6 +13,7 @@ import httpx
 import msgspec
 
 from legend import __version__
+from legend.domain.backoff import Backoff
 from legend.domain.timefmt import iso
 from legend.plugins import BackplaneUnavailable, PluginContext
 from legend.plugins.builtin.news.config import FeedSettings, NewsConfig
@@ -365,11 +366,10 @@ class NewsDesk:
         """Retry a broadcast item's failed streams in the background, backing off, until they all went out."""
 
         async def retry() -> None:
-            delay = 1.0
+            backoff = Backoff(1.0, maximum=RETRY_MAX_DELAY)
             while key in self.pending:
-                await asyncio.sleep(delay)
+                await backoff.sleep()
                 if await self._retry_entry(key):
                     return
-                delay = min(delay * 2, RETRY_MAX_DELAY)
 
         self.context.spawn(retry(), name=f"retry news {key}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 
+from legend.domain.backoff import exponential
 from legend.plugins import ChannelSpec, Delivery, PluginContext, hookimpl
 from legend.plugins.builtin.news.api import NewsController
 from legend.plugins.builtin.news.config import NewsConfig, feed_name
@@ -79,7 +80,7 @@ def _poller(index: int) -> FeedFunction:
             result = await desk.poll(index)
             failures = failures + 1 if result.status == "error" else 0
             # a failing feed is asked less often: doubling up to an hour
-            wait = feed.poll_interval * 2 ** min(failures, 12) if failures else feed.poll_interval
-            await asyncio.sleep(min(wait, max(feed.poll_interval, 3600.0)))
+            hour = max(feed.poll_interval, 3600.0)
+            await asyncio.sleep(exponential(feed.poll_interval, min(failures, 12), maximum=hour))
 
     return poll_forever
