@@ -244,11 +244,11 @@ class Worker:
             try:
                 result = function(*args)
             except BaseException as exc:
+                self._started_at = None  # idle before anyone hears the answer, so the next call is taken
                 future.set_exception(exc)
             else:
-                future.set_result(result)
-            finally:
                 self._started_at = None
+                future.set_result(result)
 
 
 async def run_off_loop(

@@ -5,6 +5,7 @@ every price logs its traceback once, then one line a minute with the count."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -20,6 +21,7 @@ from legend.domain.channels import ChannelSpec
 from legend.domain.inputs import PriceInput
 from legend.domain.messages import Subscribe
 from legend.plugins import PluginContext, PriceUpdate, hookimpl
+from legend.plugins.calls import Worker
 from legend.plugins.state import REPEAT_LOG_EVERY, PluginRecord
 
 from .helpers import Transport, eventually
@@ -277,3 +279,28 @@ async def test_an_async_subscribe_callback_that_raises_is_counted(build: Build) 
     await eventually(lambda: listener.errors == 1, what="the error counted")
     assert listener.state.value == "enabled"
     assert listener.last_error == "on_subscribe patterns: LookupError: no snapshot for ann"
+
+
+def test_the_worker_is_idle_before_its_answer_is_heard() -> None:
+    """Whoever hears a call's answer may submit the next call at once (the next subscribe's authorize):
+    the worker must already count as idle then, or that call is denied as "still deciding"."""
+    worker = Worker("test-worker")
+    seen: list[float] = []
+
+    def answer() -> bool:
+        gate.wait(10)
+        return True
+
+    def fail() -> None:
+        gate.wait(10)
+        raise ValueError("no")
+
+    for function in (answer, fail):
+        gate = threading.Event()
+        future = worker.submit(function)
+        future.add_done_callback(lambda _: seen.append(worker.busy_for()))  # runs as the answer is set
+        gate.set()
+        with contextlib.suppress(ValueError):
+            future.result(timeout=10)
+    worker.close()
+    assert seen == [0.0, 0.0]
