@@ -191,7 +191,6 @@ async def test_backplane_alerting_and_plugin_health(services: Services) -> None:
     assert value(samples, "legend_backplane_up", backend="memory") == 1
     assert value(samples, "legend_alert_evaluation_holder") == 1  # alone on the memory backplane
     assert value(samples, "legend_alert_evaluation_lag_seconds") == 0
-    assert value(samples, "legend_alert_triggers_sending") == 0
     assert value(samples, "legend_plugin_state", plugin="news", state="enabled") == 1
     assert value(samples, "legend_plugin_state", plugin="news", state="failed") == 0
 

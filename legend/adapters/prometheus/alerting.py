@@ -30,12 +30,6 @@ def alerting(services: Services) -> Iterator[Metric]:
             lag,
         )
         yield gauge("legend_alert_rules_armed", "Armed alert rules.", len(evaluation.evaluator))
-        yield gauge(
-            "legend_alert_triggers_sending",
-            "Alert triggers stored by evaluation and waiting for their publish (only on the evaluating "
-            "instance).",
-            evaluation.triggers_sending,
-        )
     counters = {
         "legend_alert_prices_evaluated": (
             evaluation.prices_evaluated,

@@ -10,12 +10,6 @@ that was published is evaluated once, whatever died when.
 
 A batch collapses what it did per rule (the first state and the last, and every trigger between), so a
 rule that flips back and forth costs one row update per batch, not one per price.
-
-Delivery is pipelined: once a batch is stored, its triggers go to one ordered sender task that publishes
-and marks them, while the loop reads, evaluates and stores the next batch. Nothing is lost by that: a
-stored trigger is claimed by this instance, so if the process dies with triggers still queued, the retry
-loop or the next holder publishes them (at most once, by the backplane's once-key). The queue is bounded
-(``SEND_QUEUE`` batches), so a slow backplane slows evaluation down instead of growing memory.
 """
 
 from __future__ import annotations
@@ -25,7 +19,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
 
 import msgspec
 
@@ -42,15 +35,6 @@ log = logging.getLogger("legend.alerts")
 LEASE = "alerts"
 BATCH = 1000  # log entries read and stored per transaction, at most
 IDLE_SAVE_SECONDS = 5.0  # the position is saved at least this often while prices change no rule
-SEND_QUEUE = 4  # stored batches waiting for the sender, at most, before evaluation waits for it
-
-
-class _Sending(NamedTuple):
-    """A stored batch on its way out: its triggers, how many prices it took into account, and who waits."""
-
-    events: list[AlertEvent]
-    prices: int
-    done: asyncio.Future[None] | None
 
 
 class _Price(msgspec.Struct):
@@ -103,10 +87,6 @@ class AlertEvaluation:
         self._last_at: float | None = None  # append time of the last entry taken into account
         self._waiting_since: float | None = None  # append time of the oldest entry read, not yet done
         self.prices_evaluated = 0  # taken into account completely: stored, and their triggers published
-        self._sending: asyncio.Queue[_Sending] = asyncio.Queue(SEND_QUEUE)
-        self._unsent = 0  # batches handed to the sender and not yet through it
-        self._queued_triggers = 0  # triggers stored and handed to the sender, not yet published
-        self._sender: asyncio.Task[None] | None = None
         self._unstored = 0  # evaluated in the batch being built
         self.prices_invalid = 0
         self.prices_missed = 0  # gaps: the log was trimmed past the position (evaluation fell behind)
@@ -119,32 +99,7 @@ class AlertEvaluation:
     # ───────────── holding the lease ─────────────
 
     async def run(self) -> None:
-        """Forever: take the lease, load, then evaluate batch after batch while the lease holds (and send
-        what each batch fired from a sender task of its own)."""
-        self._sender = asyncio.get_running_loop().create_task(self._send(), name="alert-sender")
-        try:
-            await self._evaluate_forever()
-        finally:
-            self._sender.cancel()
-            await asyncio.wait([self._sender])  # its own end (a crash, the cancel) is not this one's
-            if not self._sender.cancelled():
-                self._sender.exception()  # seen (it was logged, and told to whoever waited)
-            self._sender = None
-            self._drop_unsent(None)
-
-    def _drop_unsent(self, failure: BaseException | None) -> None:
-        """The sender stopped: what it had not sent stays stored and claimed, for the retry loop or the
-        next start; whoever waited for it is let go (with the failure that ended it, if one did)."""
-        while not self._sending.empty():
-            batch = self._sending.get_nowait()
-            if batch.done is not None and not batch.done.done():
-                if failure is None:
-                    batch.done.set_result(None)
-                else:
-                    batch.done.set_exception(failure)
-        self._unsent = self._queued_triggers = 0
-
-    async def _evaluate_forever(self) -> None:
+        """Forever: take the lease, load, then evaluate batch after batch while the lease holds."""
         backoff = Backoff(0.5, maximum=10.0)  # after a failed batch, reset by a good round
         renew_every = self.lease_ttl / 3
         while True:
@@ -181,7 +136,6 @@ class AlertEvaluation:
         """This instance holds the lease now: load where the last holder left off, and first publish
         what it stored but did not publish (its claims are void: it no longer holds the lease), so
         that its triggers reach their owners before the ones evaluation fires from here on."""
-        await self._sent()  # what this instance itself handed to its sender goes out first
         await self.load()
         await self.recover()
         self.holder = True
@@ -234,9 +188,7 @@ class AlertEvaluation:
             events = await self._apply(read.entries) if read.entries else []
             changes: dict[int, RuleChange] = {}
             self._evaluate(observation, at or self.clock.now(), changes)
-            events += await self._store(changes, self.position)
-        await self._sent()  # published (or left to the retry loop) before the caller hears of them
-        return events
+            return events + await self._store(changes, self.position)
 
     async def _apply(self, entries: list[LogEntry]) -> list[AlertEvent]:
         """Evaluate entries in order; store each run of prices up to a rule change, then apply it."""
@@ -296,74 +248,12 @@ class AlertEvaluation:
         else:
             events = []
         self.position = position
-        self.triggers_fired += len(events)
-        prices, self._unstored = self._unstored, 0
-        await self._hand_over(events, prices)
+        if events:
+            self.triggers_fired += len(events)
+            await self.deliver(events)
+        self.prices_evaluated += self._unstored
+        self._unstored = 0
         return events
-
-    # ───────────── sending ─────────────
-
-    async def _hand_over(self, events: list[AlertEvent], prices: int) -> None:
-        """Give a stored batch to the sender (in order, behind the batches before it); without a sender
-        (evaluation driven directly, as by ``observe`` before ``run``), send it here."""
-        sender = self._sender
-        if sender is None or sender.done():
-            await self._deliver(events, prices)
-        elif events or self._unsent:
-            self._unsent += 1
-            self._queued_triggers += len(events)
-            await self._sending.put(_Sending(events, prices, None))
-        else:  # nothing ahead of it and nothing to send: taken into account now
-            self.prices_evaluated += prices
-
-    async def _sent(self) -> None:
-        """Until every batch handed to the sender so far is through it."""
-        sender = self._sender
-        if sender is None or sender.done() or not self._unsent:
-            return
-        done = asyncio.get_running_loop().create_future()
-        self._unsent += 1
-        await self._sending.put(_Sending([], 0, done))
-        await done
-
-    async def _send(self) -> None:
-        """The sender: one stored batch after another, in order. A batch whose sending fails stays
-        stored and claimed (the retry loop publishes it); whoever waits for it hears of the failure."""
-        try:
-            await self._send_forever()
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # the process is going down: the waiters hear why
-            self._drop_unsent(exc)
-            raise
-
-    async def _send_forever(self) -> None:
-        failure: Exception | None = None  # since the last waiter
-        while True:
-            batch = await self._sending.get()
-            try:
-                await self._deliver(batch.events, batch.prices)
-            except Exception as exc:
-                failure = exc
-                self.failures += 1
-                self.last_error = f"sending: {type(exc).__name__}: {exc}"
-                log.exception("alert evaluation: sending %d stored triggers failed", len(batch.events))
-            finally:
-                self._unsent -= 1
-                self._queued_triggers -= len(batch.events)
-            if batch.done is not None and not batch.done.done():
-                if failure is None:
-                    batch.done.set_result(None)
-                else:
-                    batch.done.set_exception(failure)
-                failure = None
-
-    async def _deliver(self, events: list[AlertEvent], prices: int) -> None:
-        try:
-            if events:
-                await self.deliver(events)
-        finally:
-            self.prices_evaluated += prices
 
     async def _refresh(self, rule_ids: list[int]) -> None:
         """Take the stored state of rules that changed elsewhere (or whose change a batch lost to)."""
@@ -374,11 +264,6 @@ class AlertEvaluation:
                 self.evaluator.remove(rule_id)
             else:
                 self.evaluator.upsert(rule)
-
-    @property
-    def triggers_sending(self) -> int:
-        """Triggers stored and handed to the sender, not yet published."""
-        return self._queued_triggers
 
     def tickers(self) -> set[str]:
         """Tickers with armed rules (known to the holder only; the streamer polls them cluster-wide)."""
@@ -403,7 +288,6 @@ class AlertEvaluation:
             "last_price_age": age,
             "lag": self.lag(),
             "prices_evaluated": self.prices_evaluated,
-            "triggers_sending": self.triggers_sending,
             "prices_invalid": self.prices_invalid,
             "log_gaps": self.prices_missed,
             "rule_changes": self.rule_changes,
