@@ -1,5 +1,10 @@
 """The composition root: the one place that picks adapters from settings and wires the services.
 
+Every object is built with what it uses, in its constructor. In-process events go through one bus
+(``legend.domain.events.MessageBus``): the objects that announce something are built with it, and the
+handlers of those that react are subscribed here, in one table (``bootstrap``'s end), so that two objects
+that need each other are never wired into one another after construction.
+
 The app and the tests both build through ``bootstrap``; tests pass overrides (a FrozenClock, a
 particular backplane) instead of patching modules.
 """
@@ -28,6 +33,13 @@ from legend.adapters.system_clock import SystemClock
 from legend.domain.admission import Admission, AdmissionLimits
 from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
+from legend.domain.events import (
+    BackplaneHealthChanged,
+    ClientSubscribed,
+    MessageBus,
+    MessageDelivered,
+    TickerWatched,
+)
 from legend.domain.publisher import Publisher
 from legend.domain.quote_poller import Streamer
 from legend.domain.service_status import ServiceStatusNotifier
@@ -37,10 +49,10 @@ from legend.domain.streaming.limits import Limits
 from legend.domain.streaming.service import StreamingService
 from legend.domain.ticker_check import TickerCheck
 from legend.domain.watchlist import Watchlists
-from legend.plugins.context import Runtime
+from legend.plugins.context import Runtime, ServerBuilt
 from legend.plugins.manager import PluginManager
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository
-from legend.ports.backplane import Backplane, ReportsHealth
+from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar
@@ -53,7 +65,8 @@ log = logging.getLogger("legend")
 
 @dataclass
 class Services:
-    """Everything the edges need, built from one Settings."""
+    """What ``bootstrap`` built from one Settings: the object that starts and stops everything, for the app
+    and the tests. The app hands each edge only the services it uses; nothing below this module imports it."""
 
     settings: Settings
     clock: Clock
@@ -69,13 +82,14 @@ class Services:
     auth: Authenticator
     instance_id: str
     status: ServiceStatusNotifier
+    bus: MessageBus  # in-process events (their handlers were subscribed by ``bootstrap``)
+    watchlists: Watchlists
+    alerting: AlertingService
+    plugins: PluginManager
     run_streamer: bool = True
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     started: bool = False
     database: Database | None = None  # None when both repositories were given as overrides
-    watchlists: Watchlists | None = None
-    alerting: AlertingService | None = None
-    plugins: PluginManager | None = None
 
     async def start(self) -> None:
         """Open the database and load the alert rules, connect the backplane, then start the streamer and
@@ -86,19 +100,14 @@ class Services:
         if self.database is not None:
             # migrates the embedded default, checks the schema otherwise: the server's, then each plugin's
             # own tables; a plugin whose tables cannot be made ready fails alone
-            plugins = self.plugins
-            failed = await self.database.start(plugins.schemas() if plugins is not None else ())
+            failed = await self.database.start(self.plugins.schemas())
             for name, error in failed.items():
-                if plugins is not None:
-                    plugins.records[name].fail("storage", error)
+                self.plugins.records[name].fail("storage", error)
         await self.streaming.start()  # the backplane: alerting takes its lease and reads its price log
         await self.cluster.join(self.streaming.figures)  # registered, leases kept, figures reported
-        if self.alerting is not None:
-            await self.alerting.start()  # prices published before are in the price log
-        if self.plugins is not None:
-            await self.plugins.start()  # on_startup hooks, then feeds; before the streamer asks for interest
+        await self.alerting.start()  # prices published before are in the price log
+        await self.plugins.start()  # on_startup hooks, then feeds; before the streamer asks for interest
         if self.run_streamer:
-            self.streaming.on_new_ticker = self.streamer.poke
             self.streamer.start()
         self._tasks.append(asyncio.get_running_loop().create_task(self._sweep(), name="sweeper"))
 
@@ -119,16 +128,14 @@ class Services:
         self.started = False
         await self.streaming.shutdown()
         await self.streamer.stop()
-        if self.plugins is not None:
-            await self.plugins.stop()  # feeds first, then on_shutdown hooks; bounded
+        await self.plugins.stop()  # feeds first, then on_shutdown hooks; bounded
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        if self.alerting is not None:
-            await self.alerting.stop()
+        await self.alerting.stop()
         await self.cluster.leave()  # leases handed over at once
         await self.backplane.stop()
         await self.provider.aclose()
@@ -153,10 +160,10 @@ def _limits(settings: Settings) -> Limits:
 
 
 def _backplane(
-    settings: Settings, clock: Clock, instance_id: str, registry: ChannelRegistry
+    settings: Settings, clock: Clock, instance_id: str, registry: ChannelRegistry, bus: MessageBus
 ) -> tuple[Backplane, ClusterMembership]:
-    """The backplane and the cluster membership: on Redis, two adapters on one connection; in memory,
-    one object (a cluster of one)."""
+    """The backplane and the cluster membership: on Redis, two adapters on one connection (its health
+    changes announced on ``bus``); in memory, one object (a cluster of one, which never degrades)."""
     if settings.redis.enabled:
         from legend.adapters.redis import RedisBackplane
 
@@ -166,6 +173,7 @@ def _backplane(
             topics=[spec.topic for spec in registry],
             log_size=settings.alerts.log_size,
             once_ttl=settings.alerts.dedupe_seconds,
+            bus=bus,
         )
         return redis, redis.membership
     memory = InMemoryBackplane(clock, log_size=settings.alerts.log_size)
@@ -177,10 +185,7 @@ class InterestSources:
     (armed alert rules, plugins). A source that raises is logged and skipped for that round."""
 
     def __init__(self, sources: Iterable[Callable[[], Iterable[str]]] = ()) -> None:
-        self.sources: list[Callable[[], Iterable[str]]] = list(sources)
-
-    def append(self, source: Callable[[], Iterable[str]]) -> None:
-        self.sources.append(source)
+        self.sources: tuple[Callable[[], Iterable[str]], ...] = tuple(sources)
 
     def __call__(self) -> set[str]:
         wanted: set[str] = set()
@@ -218,6 +223,7 @@ def bootstrap(
     plugins: Mapping[str, object] | None = None,
     plugin_manager: PluginManager | None = None,
     plugin_state: PluginStateRepository | None = None,
+    bus: MessageBus | None = None,
 ) -> Services:
     """Build the services; any adapter may be overridden (a ``backplane`` that is not also the cluster
     membership, as the in-memory one is, comes with its ``cluster``). ``plugins`` adds plugin objects by
@@ -225,6 +231,7 @@ def bootstrap(
     invalid ``[plugins]`` settings."""
     settings = settings or Settings()
     clock = clock or SystemClock()
+    bus = bus if bus is not None else MessageBus()
     manager = plugin_manager or PluginManager.from_settings(settings, clock=clock, overrides=plugins)
     registry = ChannelRegistry()
     # Every register hook runs now, before the backplane exists: it listens on the plugins' topics too.
@@ -236,7 +243,7 @@ def bootstrap(
     counters = Counters()
     instance_id = secrets.token_hex(4)
     if backplane is None:
-        backplane, built = _backplane(settings, clock, instance_id, registry)
+        backplane, built = _backplane(settings, clock, instance_id, registry, bus)
         cluster = cluster or built
     elif cluster is None:
         if not isinstance(backplane, ClusterMembership):
@@ -259,10 +266,10 @@ def bootstrap(
         return (await backplane.replay(ticker_stream(ticker), None)).last_seq > 0
 
     check = TickerCheck(provider, clock, published=published)
-    streaming = StreamingService(backplane, registry, clock, _limits(settings), counters, admission, check)
+    streaming = StreamingService(
+        backplane, registry, clock, _limits(settings), counters, admission, check, bus=bus
+    )
     status = ServiceStatusNotifier(streaming)
-    if isinstance(backplane, ReportsHealth):  # clients hear when the backplane degrades and recovers
-        backplane.on_health = status.backplane_health
     publisher = Publisher(
         backplane,
         registry,
@@ -272,17 +279,6 @@ def bootstrap(
         exchange=settings.market.calendar,
     )
     calendar = calendar or ExchangeCalendarsMarketCalendar(settings.market.calendar)
-    streamer = Streamer(
-        provider=provider,
-        calendar=calendar,
-        publisher=publisher,
-        cluster=cluster,
-        streaming=streaming,
-        clock=clock,
-        update_interval=settings.realtime.update_interval,
-        after_hours_interval=settings.realtime.after_hours_interval,
-        lease_ttl=settings.redis.lease_ttl if settings.redis.enabled else None,
-    )
     if alert_repository is None or watchlist_repository is None:
         database = database or Database.from_settings(settings.database)
         alert_repository = alert_repository or SqlAlchemyAlertRepository(database)
@@ -302,26 +298,43 @@ def bootstrap(
         single_instance=isinstance(backplane, InMemoryBackplane),
         lease_ttl=settings.redis.lease_ttl,
     )
-    # rules fire even when nobody watches the ticker live; plugins add theirs (portfolio positions)
-    streamer.extra_interest = InterestSources([alerting.tickers, manager.interest])
+    streamer = Streamer(
+        provider=provider,
+        calendar=calendar,
+        publisher=publisher,
+        cluster=cluster,
+        streaming=streaming,
+        clock=clock,
+        update_interval=settings.realtime.update_interval,
+        after_hours_interval=settings.realtime.after_hours_interval,
+        lease_ttl=settings.redis.lease_ttl if settings.redis.enabled else None,
+        # rules fire even when nobody watches the ticker live; plugins add theirs (portfolio positions)
+        extra_interest=InterestSources([alerting.tickers, manager.interest]),
+    )
     if plugin_state is None:
         plugin_state = (
             SqlAlchemyPluginStateRepository(database)
             if database is not None
             else InMemoryPluginStateRepository()
         )
-    manager.bind(
-        Runtime(
-            publisher=publisher,
-            registry=registry,
-            streaming=streaming,
-            backplane=backplane,
-            cluster=cluster,
-            poke=streamer.poke,
-            state=plugin_state,
-            database=database,
-        )
+    # Who hears which in-process event (legend.domain.events; ServerBuilt is the plugins' own).
+    bus.subscribe(BackplaneHealthChanged, lambda event: status.backplane_health(event.ok))  # service_status
+    if run_streamer:
+        bus.subscribe(TickerWatched, lambda event: streamer.poke(event.ticker))  # its price without waiting
+    bus.subscribe(ClientSubscribed, manager.on_subscribed)  # the plugins' on_subscribe callbacks
+    bus.subscribe(MessageDelivered, manager.prices.on_delivered)  # the plugins' on_price callbacks
+    bus.subscribe(ServerBuilt, manager.on_server_built)  # the contexts, handed out before, reach the server
+    runtime = Runtime(
+        publisher=publisher,
+        registry=registry,
+        streaming=streaming,
+        backplane=backplane,
+        cluster=cluster,
+        poke=streamer.poke,
+        state=plugin_state,
+        database=database,
     )
+    bus.publish(ServerBuilt(runtime))
     return Services(
         settings=settings,
         clock=clock,
@@ -337,6 +350,7 @@ def bootstrap(
         auth=Authenticator(settings.security),
         instance_id=instance_id,
         status=status,
+        bus=bus,
         run_streamer=run_streamer,
         database=database,
         watchlists=Watchlists(watchlist_repository, settings.watchlist.max_tickers),

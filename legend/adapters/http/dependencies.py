@@ -1,0 +1,22 @@
+"""How a handler receives what it uses: ``create_app`` provides each service under a name of its own (one
+Litestar ``Provide`` each), and a handler asks for it by that name, typed ``Service[...]``::
+
+    async def list_rules(self, alerting: Service[AlertingService], user_id: NamedDependency[str]) -> Rules:
+
+A service is the server's own object, passed as it is (not validated as request input, and not part of the
+API schema). The names: ``streaming``, ``publisher``, ``cluster``, ``backplane``, ``streamer``,
+``calendar``, ``clock``, ``watchlists``, ``alerting``, ``plugins``, ``status``, ``instance_id``,
+``security`` (the security settings), ``metrics`` (this app's Prometheus registry) and, for plugin routes
+too, ``authenticator``.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias, TypeVar
+
+from litestar.di import NamedDependency
+from litestar.params import SkipValidation
+
+T = TypeVar("T")
+
+Service: TypeAlias = NamedDependency[SkipValidation[T]]
