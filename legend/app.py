@@ -136,7 +136,7 @@ def api_router(services: Services, metrics: object) -> Router:
             "watchlists": _provide(services.watchlists),
             "alerting": _provide(services.alerting),
             "plugins": _provide(services.plugins),
-            "status": _provide(services.status),
+            "service_status": _provide(services.status),
             "instance_id": _provide(services.instance_id),
             "security": _provide(services.settings.security),
             "metrics": _provide(metrics),

@@ -91,7 +91,7 @@ async def stream(
     socket: WebSocket[Any, Any, Any],
     streaming: Service[StreamingService],
     authenticator: Service[Authenticator],
-    status: Service[ServiceStatusNotifier],
+    service_status: Service[ServiceStatusNotifier],
 ) -> None:
     """The streaming protocol (docs/protocol.md)."""
     counters = streaming.counters
@@ -118,7 +118,7 @@ async def stream(
         return
     session = outcome
     connection_id.set(session.id)  # on every line logged while serving this connection
-    status.greet(session)  # while the backplane is degraded, say so at once
+    service_status.greet(session)  # while the backplane is degraded, say so at once
     reader = asyncio.current_task()
     session.reader = reader
     receive = socket.receive
