@@ -93,8 +93,7 @@ class Runtime:
     database: SqlDatabase | None = None
 
 
-@dataclass(frozen=True)
-class ServerBuilt:
+class ServerBuilt(msgspec.Struct, frozen=True):
     """The composition root built the server (an event on its bus). A context exists before that — the
     register hooks and quote provider factories receive it, and the provider is part of the server — so the
     plugin manager learns the server's ``Runtime`` from this event, which it is subscribed to."""
