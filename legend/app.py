@@ -19,6 +19,7 @@ from litestar.response import Redirect
 from litestar.response.base import ASGIResponse
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client.registry import CollectorRegistry
 
 from legend import __version__
 from legend.adapters.auth import is_loopback
@@ -109,7 +110,7 @@ def metric_sections(services: Services) -> tuple[Section, ...]:
     )
 
 
-def api_router(services: Services, metrics: object) -> Router:
+def api_router(services: Services, metrics: CollectorRegistry) -> Router:
     """The server's own endpoints, each handler given the services it asks for by name (one ``Provide``
     each, on this router: the plugins' routes, mounted beside it, see none of them)."""
     return Router(
