@@ -7,7 +7,7 @@ import logging
 import mimetypes
 from pathlib import Path
 
-from litestar import Litestar, MediaType, Response, get
+from litestar import Litestar, MediaType, Response, Router, get
 from litestar.datastructures import Headers, MutableScopeHeaders
 from litestar.di import Provide
 from litestar.enums import ScopeType
@@ -19,6 +19,7 @@ from litestar.response import Redirect
 from litestar.response.base import ASGIResponse
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client.registry import CollectorRegistry
 
 from legend import __version__
 from legend.adapters.auth import is_loopback
@@ -28,7 +29,7 @@ from legend.adapters.http.errors import error_json, field_errors
 from legend.adapters.http.metrics_api import MetricsController
 from legend.adapters.http.user_api import AlertController, WatchlistController
 from legend.adapters.http.ws import stream
-from legend.adapters.prometheus.collector import metrics_registry
+from legend.adapters.prometheus.collector import Section, metrics_registry, sections
 from legend.bootstrap import Services, bootstrap
 from legend.settings import Settings, SettingsError, load_settings
 
@@ -90,6 +91,62 @@ def check_security(settings: Settings) -> None:
         )
 
 
+def _provide(value: object) -> Provide:
+    """One service, the same object for every request."""
+    return Provide(lambda: value, sync_to_thread=False, use_cache=True)
+
+
+def metric_sections(services: Services) -> tuple[Section, ...]:
+    """What ``GET /metrics`` reads, each section bound to the services it reads."""
+    return sections(
+        instance_id=services.instance_id,
+        provider=services.provider,
+        streaming=services.streaming,
+        registry=services.registry,
+        backplane=services.backplane,
+        streamer=services.streamer,
+        alerting=services.alerting,
+        plugins=services.plugins,
+        supervisor=services.supervisor,
+    )
+
+
+def api_router(services: Services, metrics: CollectorRegistry) -> Router:
+    """The server's own endpoints, each handler given the services it asks for by name (one ``Provide``
+    each, on this router: the plugins' routes, mounted beside it, see none of them)."""
+    return Router(
+        path="/",
+        route_handlers=[
+            stream,
+            WebSocketController,
+            MarketController,
+            HealthController,
+            WatchlistController,
+            AlertController,
+            PluginController,
+            AuthController,
+            MetricsController,
+        ],
+        dependencies={
+            "streaming": _provide(services.streaming),
+            "publisher": _provide(services.publisher),
+            "cluster": _provide(services.cluster),
+            "backplane": _provide(services.backplane),
+            "streamer": _provide(services.streamer),
+            "calendar": _provide(services.calendar),
+            "clock": _provide(services.clock),
+            "watchlists": _provide(services.watchlists),
+            "alerting": _provide(services.alerting),
+            "plugins": _provide(services.plugins),
+            "service_status": _provide(services.status),
+            "supervisor": _provide(services.supervisor),
+            "instance_id": _provide(services.instance_id),
+            "security": _provide(services.settings.security),
+            "metrics": _provide(metrics),
+        },
+    )
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Litestar:
     """The application; builds its services from settings unless given them."""
     if services is None:
@@ -114,20 +171,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             return Response(b"dashboard files are missing from this installation", status_code=404)
         return Response(page.read_bytes(), media_type=MediaType.HTML)
 
-    route_handlers: list[object] = [
-        index,
-        redoc,
-        dashboard,
-        stream,
-        WebSocketController,
-        MarketController,
-        HealthController,
-        WatchlistController,
-        AlertController,
-        PluginController,
-        AuthController,
-        MetricsController,
-    ]
+    metrics = metrics_registry(metric_sections(services))
+    route_handlers: list[object] = [index, redoc, dashboard, api_router(services, metrics)]
     route_handlers.append(
         create_static_files_router(
             path=DOCS_ASSETS,
@@ -228,7 +273,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app = Litestar(
         route_handlers=route_handlers,  # type: ignore[arg-type]
         middleware=[loopback_hosts_only],
-        dependencies={"services": Provide(lambda: services, sync_to_thread=False)},
+        # what the plugins' routes may ask for too (``legend.plugins.web.current_user`` does)
+        dependencies={"authenticator": _provide(services.auth)},
         # Every 400 names the field in ``key`` (the broadcast bodies said only "data" for an unknown or
         # missing field; found by schemathesis, tests/fuzz/test_api_schema.py).
         exception_handlers={ValidationException: field_errors},
@@ -238,10 +284,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         logging_config=None,  # legend serve configures logging once for everything (adapters/logs.py)
         debug=False,
     )
-    app.state.services = services
-    app.state.metrics = metrics_registry(services)
-    if services.plugins is not None:
-        _mount_plugin_routes(app, services)
+    app.state.authenticator = services.auth  # the guards' (legend.adapters.http.security)
+    app.state.metrics_public = settings.metrics.public
+    _mount_plugin_routes(app, services)
     return app
 
 
@@ -249,7 +294,6 @@ def _mount_plugin_routes(app: Litestar, services: Services) -> None:
     """Each plugin's routes in a router of their own (those of a failed plugin too: they answer 503); a
     plugin whose routes cannot be mounted (a path taken already) is marked failed, and the server starts
     without them."""
-    assert services.plugins is not None
     for record in services.plugins.records.values():
         if not record.routes:
             continue

@@ -1,5 +1,10 @@
 """The composition root: the one place that picks adapters from settings and wires the services.
 
+Every object is built with what it uses, in its constructor. In-process events go through one bus
+(``legend.domain.events.MessageBus``): the objects that announce something are built with it, and the
+handlers of those that react are subscribed here, in one table (``bootstrap``'s end), so that two objects
+that need each other are never wired into one another after construction.
+
 The app and the tests both build through ``bootstrap``; tests pass overrides (a FrozenClock, a
 particular backplane) instead of patching modules.
 """
@@ -25,6 +30,13 @@ from legend.adapters.sql import (
 from legend.adapters.system_clock import SystemClock
 from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
+from legend.domain.events import (
+    BackplaneHealthChanged,
+    ClientSubscribed,
+    MessageBus,
+    MessageDelivered,
+    TickerWatched,
+)
 from legend.domain.polling.quote_poller import Streamer
 from legend.domain.stats import Counters
 from legend.domain.stream_name import ticker_stream
@@ -36,10 +48,10 @@ from legend.domain.streaming.service_status import ServiceStatusNotifier
 from legend.domain.streaming.ticker_check import TickerCheck
 from legend.domain.supervisor import Supervisor
 from legend.domain.watchlists.service import Watchlists
-from legend.plugins.context import Runtime
+from legend.plugins.context import Runtime, ServerBuilt
 from legend.plugins.manager import PluginManager
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository
-from legend.ports.backplane import Backplane, ReportsHealth
+from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar
@@ -52,7 +64,8 @@ log = logging.getLogger("legend")
 
 @dataclass
 class Services:
-    """Everything the edges need, built from one Settings."""
+    """What ``bootstrap`` built from one Settings: the object that starts and stops everything, for the app
+    and the tests. The app hands each edge only the services it uses; nothing below this module imports it."""
 
     settings: Settings
     clock: Clock
@@ -68,13 +81,14 @@ class Services:
     auth: Authenticator
     instance_id: str
     status: ServiceStatusNotifier
+    bus: MessageBus  # in-process events (their handlers were subscribed by ``bootstrap``)
+    watchlists: Watchlists
+    alerting: AlertingService
+    plugins: PluginManager
     run_streamer: bool = True
     supervisor: Supervisor = field(default_factory=Supervisor)  # the background loops, for stats too
     started: bool = False
     database: Database | None = None  # None when both repositories were given as overrides
-    watchlists: Watchlists | None = None
-    alerting: AlertingService | None = None
-    plugins: PluginManager | None = None
 
     async def start(self) -> None:
         """Open the database and load the alert rules, connect the backplane, then start the streamer and
@@ -85,19 +99,14 @@ class Services:
         if self.database is not None:
             # migrates the embedded default, checks the schema otherwise: the server's, then each plugin's
             # own tables; a plugin whose tables cannot be made ready fails alone
-            plugins = self.plugins
-            failed = await self.database.start(plugins.schemas() if plugins is not None else ())
+            failed = await self.database.start(self.plugins.schemas())
             for name, error in failed.items():
-                if plugins is not None:
-                    plugins.records[name].fail("storage", error)
+                self.plugins.records[name].fail("storage", error)
         await self.streaming.start()  # the backplane: alerting takes its lease and reads its price log
         await self.cluster.join(self.streaming.figures)  # registered, leases kept, figures reported
-        if self.alerting is not None:
-            await self.alerting.start()  # prices published before are in the price log
-        if self.plugins is not None:
-            await self.plugins.start()  # on_startup hooks, then feeds; before the streamer asks for interest
+        await self.alerting.start()  # prices published before are in the price log
+        await self.plugins.start()  # on_startup hooks, then feeds; before the streamer asks for interest
         if self.run_streamer:
-            self.streaming.on_new_ticker = self.streamer.poke
             self.streamer.start()
         self.supervisor.start("sweeper", self._sweep)
 
@@ -118,13 +127,11 @@ class Services:
         self.started = False
         await self.streaming.shutdown()
         await self.streamer.stop()
-        if self.plugins is not None:
-            await self.plugins.stop()  # feeds first, then on_shutdown hooks; bounded
+        await self.plugins.stop()  # feeds first, then on_shutdown hooks; bounded
         sweeper = self.supervisor.get("sweeper")
         if sweeper is not None:
             await sweeper.stop()
-        if self.alerting is not None:
-            await self.alerting.stop()
+        await self.alerting.stop()
         await self.cluster.leave()  # leases handed over at once
         await self.backplane.stop()
         await self.provider.aclose()
@@ -150,10 +157,15 @@ def _limits(settings: Settings) -> Limits:
 
 
 def _backplane(
-    settings: Settings, clock: Clock, instance_id: str, registry: ChannelRegistry, supervisor: Supervisor
+    settings: Settings,
+    clock: Clock,
+    instance_id: str,
+    registry: ChannelRegistry,
+    supervisor: Supervisor,
+    bus: MessageBus,
 ) -> tuple[Backplane, ClusterMembership]:
-    """The backplane and the cluster membership: on Redis, two adapters on one connection; in memory,
-    one object (a cluster of one)."""
+    """The backplane and the cluster membership: on Redis, two adapters on one connection (its health
+    changes announced on ``bus``); in memory, one object (a cluster of one, which never degrades)."""
     if settings.redis.enabled:
         from legend.adapters.redis import RedisBackplane
 
@@ -164,6 +176,7 @@ def _backplane(
             log_size=settings.alerts.log_size,
             once_ttl=settings.alerts.dedupe_seconds,
             supervisor=supervisor,
+            bus=bus,
         )
         return redis, redis.membership
     memory = InMemoryBackplane(clock, log_size=settings.alerts.log_size)
@@ -175,10 +188,7 @@ class InterestSources:
     (armed alert rules, plugins). A source that raises is logged and skipped for that round."""
 
     def __init__(self, sources: Iterable[Callable[[], Iterable[str]]] = ()) -> None:
-        self.sources: list[Callable[[], Iterable[str]]] = list(sources)
-
-    def append(self, source: Callable[[], Iterable[str]]) -> None:
-        self.sources.append(source)
+        self.sources: tuple[Callable[[], Iterable[str]], ...] = tuple(sources)
 
     def __call__(self) -> set[str]:
         wanted: set[str] = set()
@@ -216,6 +226,7 @@ def bootstrap(
     plugins: Mapping[str, object] | None = None,
     plugin_manager: PluginManager | None = None,
     plugin_state: PluginStateRepository | None = None,
+    bus: MessageBus | None = None,
 ) -> Services:
     """Build the services; any adapter may be overridden (a ``backplane`` that is not also the cluster
     membership, as the in-memory one is, comes with its ``cluster``). ``plugins`` adds plugin objects by
@@ -223,6 +234,7 @@ def bootstrap(
     invalid ``[plugins]`` settings."""
     settings = settings or Settings()
     clock = clock or SystemClock()
+    bus = bus if bus is not None else MessageBus()
     manager = plugin_manager or PluginManager.from_settings(settings, clock=clock, overrides=plugins)
     registry = ChannelRegistry()
     # Every register hook runs now, before the backplane exists: it listens on the plugins' topics too.
@@ -235,7 +247,7 @@ def bootstrap(
     instance_id = secrets.token_hex(4)
     supervisor = Supervisor(monotonic=clock.monotonic)  # every background loop of this instance
     if backplane is None:
-        backplane, built = _backplane(settings, clock, instance_id, registry, supervisor)
+        backplane, built = _backplane(settings, clock, instance_id, registry, supervisor, bus)
         cluster = cluster or built
     elif cluster is None:
         if not isinstance(backplane, ClusterMembership):
@@ -258,10 +270,10 @@ def bootstrap(
         return (await backplane.replay(ticker_stream(ticker), None)).last_seq > 0
 
     check = TickerCheck(provider, clock, published=published)
-    streaming = StreamingService(backplane, registry, clock, _limits(settings), counters, admission, check)
+    streaming = StreamingService(
+        backplane, registry, clock, _limits(settings), counters, admission, check, bus=bus
+    )
     status = ServiceStatusNotifier(streaming)
-    if isinstance(backplane, ReportsHealth):  # clients hear when the backplane degrades and recovers
-        backplane.on_health = status.backplane_health
     publisher = Publisher(
         backplane,
         registry,
@@ -271,18 +283,6 @@ def bootstrap(
         exchange=settings.market.calendar,
     )
     calendar = calendar or ExchangeCalendarsMarketCalendar(settings.market.calendar)
-    streamer = Streamer(
-        provider=provider,
-        calendar=calendar,
-        publisher=publisher,
-        cluster=cluster,
-        streaming=streaming,
-        clock=clock,
-        update_interval=settings.realtime.update_interval,
-        after_hours_interval=settings.realtime.after_hours_interval,
-        lease_ttl=settings.redis.lease_ttl if settings.redis.enabled else None,
-        supervisor=supervisor,
-    )
     if alert_repository is None or watchlist_repository is None:
         database = database or Database.from_settings(settings.database)
         alert_repository = alert_repository or SqlAlchemyAlertRepository(database)
@@ -303,27 +303,45 @@ def bootstrap(
         lease_ttl=settings.redis.lease_ttl,
         supervisor=supervisor,
     )
-    # rules fire even when nobody watches the ticker live; plugins add theirs (portfolio positions)
-    streamer.extra_interest = InterestSources([alerting.tickers, manager.interest])
+    streamer = Streamer(
+        provider=provider,
+        calendar=calendar,
+        publisher=publisher,
+        cluster=cluster,
+        streaming=streaming,
+        clock=clock,
+        update_interval=settings.realtime.update_interval,
+        after_hours_interval=settings.realtime.after_hours_interval,
+        lease_ttl=settings.redis.lease_ttl if settings.redis.enabled else None,
+        # rules fire even when nobody watches the ticker live; plugins add theirs (portfolio positions)
+        extra_interest=InterestSources([alerting.tickers, manager.interest]),
+        supervisor=supervisor,
+    )
     if plugin_state is None:
         plugin_state = (
             SqlAlchemyPluginStateRepository(database)
             if database is not None
             else InMemoryPluginStateRepository()
         )
-    manager.bind(
-        Runtime(
-            publisher=publisher,
-            registry=registry,
-            streaming=streaming,
-            backplane=backplane,
-            cluster=cluster,
-            poke=streamer.poke,
-            state=plugin_state,
-            database=database,
-            supervisor=supervisor,
-        )
+    # Who hears which in-process event (legend.domain.events; ServerBuilt is the plugins' own).
+    bus.subscribe(BackplaneHealthChanged, lambda event: status.backplane_health(event.ok))  # service_status
+    if run_streamer:
+        bus.subscribe(TickerWatched, lambda event: streamer.poke(event.ticker))  # its price without waiting
+    bus.subscribe(ClientSubscribed, manager.on_subscribed)  # the plugins' on_subscribe callbacks
+    bus.subscribe(MessageDelivered, manager.prices.on_delivered)  # the plugins' on_price callbacks
+    bus.subscribe(ServerBuilt, manager.on_server_built)  # the contexts, handed out before, reach the server
+    runtime = Runtime(
+        publisher=publisher,
+        registry=registry,
+        streaming=streaming,
+        backplane=backplane,
+        cluster=cluster,
+        poke=streamer.poke,
+        state=plugin_state,
+        database=database,
+        supervisor=supervisor,
     )
+    bus.publish(ServerBuilt(runtime))
     return Services(
         settings=settings,
         clock=clock,
@@ -339,6 +357,7 @@ def bootstrap(
         auth=Authenticator(settings.security),
         instance_id=instance_id,
         status=status,
+        bus=bus,
         run_streamer=run_streamer,
         supervisor=supervisor,
         database=database,

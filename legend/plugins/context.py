@@ -81,7 +81,7 @@ class RegisterFeed(Protocol):
 
 @dataclass
 class Runtime:
-    """The parts of the running server that contexts reach (bound once the server is built)."""
+    """The parts of the running server that contexts reach (once the server is built: ``ServerBuilt``)."""
 
     publisher: Publisher
     registry: ChannelRegistry
@@ -92,6 +92,14 @@ class Runtime:
     state: PluginStateRepository
     database: SqlDatabase | None = None
     supervisor: Supervisor = field(default_factory=Supervisor)  # runs the feeds and price mailboxes
+
+
+class ServerBuilt(msgspec.Struct, frozen=True):
+    """The composition root built the server (an event on its bus). A context exists before that — the
+    register hooks and quote provider factories receive it, and the provider is part of the server — so the
+    plugin manager learns the server's ``Runtime`` from this event, which it is subscribed to."""
+
+    runtime: Runtime
 
 
 class PluginContext:
@@ -110,8 +118,7 @@ class PluginContext:
         self.log = logging.getLogger(f"legend.plugins.{record.name}")
         self.metrics: dict[str, float] = {}
         self._record = record
-        self._manager = manager
-        self._runtime: Runtime | None = None
+        self._manager = manager  # the server's parts once built (``runtime``), and the price mailboxes
         self._channels: dict[str, ChannelSpec] = {}
         self._singletons: dict[object, object] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -123,10 +130,7 @@ class PluginContext:
     def __repr__(self) -> str:
         return f"<PluginContext {self.name}>"
 
-    # ───────────────────────── wiring (the manager) ─────────────────────────
-
-    def _bind(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+    # ───────────────────────── registration (the manager) ─────────────────────────
 
     def _own(self, spec: ChannelSpec) -> None:
         self._channels[spec.name] = spec
@@ -138,9 +142,10 @@ class PluginContext:
 
     @property
     def runtime(self) -> Runtime:
-        if self._runtime is None:
+        runtime = self._manager.runtime if self._manager is not None else None
+        if runtime is None:
             raise RuntimeError(f"plugin {self.name}: the server is not built yet (use on_startup or a feed)")
-        return self._runtime
+        return runtime
 
     @property
     def channels(self) -> dict[str, ChannelSpec]:

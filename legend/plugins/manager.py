@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from legend.domain.channels import ChannelRegistry
+from legend.domain.events import ClientSubscribed
 from legend.domain.symbols import InvalidSymbol, normalize_ticker
 from legend.plugins import hookspecs
 from legend.plugins.callbacks import guard_authorize, subscribed
 from legend.plugins.calls import Worker, call_bounded, call_on_loop
-from legend.plugins.context import PluginContext, ProviderFactory, Runtime
+from legend.plugins.context import PluginContext, ProviderFactory, Runtime, ServerBuilt
 from legend.plugins.discovery import KILL_SWITCH, Candidate, blocked_names, discover, plugin_version
 from legend.plugins.feeds import FeedRunner
 from legend.plugins.hook_caller import HookCaller
@@ -373,13 +374,14 @@ class PluginManager:
 
     # ───────────────────────── running ─────────────────────────
 
-    def bind(self, runtime: Runtime) -> None:
-        """Hand the built server to every context."""
-        self._runtime = runtime
-        for record in self.active():
-            assert record.context is not None
-            record.context._bind(runtime)
-        runtime.streaming.subscribe_listeners.append(self._on_subscribe)
+    @property
+    def runtime(self) -> Runtime | None:
+        """The running server's parts the contexts reach; None until the server is built."""
+        return self._runtime
+
+    def on_server_built(self, event: ServerBuilt) -> None:
+        """The server is built (``ServerBuilt``, on its bus): every context reaches it from now on."""
+        self._runtime = event.runtime
 
     def interest(self) -> set[str]:
         """Tickers the plugins want polled (``PluginContext.add_interest``). Called on the event loop every
@@ -408,9 +410,10 @@ class PluginManager:
             worker = self._workers[key] = Worker(f"plugin {record.name}: {purpose}")
         return worker
 
-    def _on_subscribe(self, user_id: str, channel: str, key: str | None) -> None:
-        """Subscribe callbacks, each a task of its plugin (the subscribe never waits for them): a plain one
-        runs in the plugin's worker thread."""
+    def on_subscribed(self, event: ClientSubscribed) -> None:
+        """A client subscribed (``ClientSubscribed``, on the server's bus): the subscribe callbacks, each a
+        task of its plugin (the subscribe never waits for them); a plain one runs in its worker thread."""
+        user_id, channel, key = event.user_id, event.channel, event.key
         for record in self.active():
             context = record.context
             if context is None:
@@ -440,8 +443,7 @@ class PluginManager:
 
     def _mailbox(self, context: PluginContext) -> None:
         record = self.records[context.name]
-        taps = self._runtime.streaming.taps if self._runtime is not None else None
-        self.prices.open(record, context, self._worker(record, "callbacks"), self.options.hook_timeout, taps)
+        self.prices.open(record, context, self._worker(record, "callbacks"), self.options.hook_timeout)
 
     async def start(self) -> None:
         """``on_startup`` of every plugin, then its price mailbox and feeds."""

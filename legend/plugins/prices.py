@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 import msgspec
 
-from legend.domain.envelope import Envelope
+from legend.domain.events import MessageDelivered
 from legend.domain.logcontext import HOSTILE
 from legend.domain.messages import PriceUpdate
 from legend.domain.supervisor import Supervised
@@ -26,32 +25,24 @@ _price_decoder = msgspec.json.Decoder(PriceUpdate)
 
 
 class PluginPrices:
-    """The plugins' price mailboxes, fed by one tap on the streaming service: one decode per price, whatever
-    the number of plugins."""
+    """The plugins' price mailboxes, fed by ``on_delivered`` (subscribed to ``MessageDelivered`` on the
+    server's bus): one decode per price, whatever the number of plugins, none while no mailbox is open."""
 
     def __init__(self) -> None:
         self._mailboxes: dict[str, PriceMailbox] = {}
-        self._tapped = False
 
-    def open(
-        self,
-        record: PluginRecord,
-        context: PluginContext,
-        worker: Worker,
-        timeout: float,
-        taps: dict[str, list[Callable[[Envelope], None]]] | None,
-    ) -> None:
-        """Give the plugin its mailbox (once), started on the running loop; tap ``taps`` (the streaming
-        service's) the first time they are given."""
+    def open(self, record: PluginRecord, context: PluginContext, worker: Worker, timeout: float) -> None:
+        """Give the plugin its mailbox (once), started on the running loop."""
         if record.name not in self._mailboxes:
             mailbox = PriceMailbox(record, context, worker, timeout)
             self._mailboxes[record.name] = mailbox
             mailbox.start()
-        if not self._tapped and taps is not None:
-            taps.setdefault("price_update", []).append(self._on_price_envelope)
-            self._tapped = True
 
-    def _on_price_envelope(self, envelope: Envelope) -> None:
+    def on_delivered(self, event: MessageDelivered) -> None:
+        """An envelope reached this instance: a price goes to every open mailbox."""
+        envelope = event.envelope
+        if envelope.type != "price_update" or not self._mailboxes:
+            return
         try:
             price = _price_decoder.decode(envelope.text)
         except msgspec.DecodeError:
@@ -61,7 +52,7 @@ class PluginPrices:
             mailbox.put(price)
 
     async def stop(self) -> None:
-        """Stop every mailbox's task; the tap stays and feeds mailboxes opened again."""
+        """Stop every mailbox's task; mailboxes opened again are fed again."""
         for mailbox in self._mailboxes.values():
             await mailbox.stop()
         self._mailboxes.clear()

@@ -9,7 +9,7 @@ is ``ports.cluster``'s.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import msgspec
 
@@ -18,7 +18,6 @@ from legend.ports.admission import ConnectionRegistry
 from legend.ports.price_log import PriceLog
 
 Deliver = Callable[[Envelope], None]
-HealthListener = Callable[[bool], None]  # called with the new ``health()["ok"]`` each time it changes
 
 
 class BackplaneUnavailable(RuntimeError):
@@ -92,13 +91,7 @@ class Backplane(PriceLog, ConnectionRegistry, Protocol):
         ...
 
     def health(self) -> dict[str, object]:
-        """Backend state for /ready and stats: at least ``{"ok": bool, "backend": str}``."""
+        """Backend state for /ready and stats: at least ``{"ok": bool, "backend": str}``. A backplane that
+        can degrade (Redis) announces each change of ``ok`` on the bus it is built with
+        (``legend.domain.events.BackplaneHealthChanged``); the in-memory one never degrades."""
         ...
-
-
-@runtime_checkable
-class ReportsHealth(Protocol):
-    """A backplane that can degrade (Redis) calls ``on_health`` when its health changes: False once a
-    failure is detected, True once it delivers live again. The in-memory backplane never degrades."""
-
-    on_health: HealthListener | None

@@ -13,6 +13,7 @@ import pytest
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.redis import RedisBackplane
 from legend.domain.envelope import Envelope
+from legend.domain.events import MessageBus
 from legend.ports.backplane import Backplane
 from legend.ports.cluster import ClusterMembership
 from legend.settings import RedisSettings
@@ -68,12 +69,15 @@ async def eventually(condition: Callable[[], Any], timeout: float = 5.0, what: s
 
 
 class Node:
-    """One backplane instance, its cluster membership and what it delivered."""
+    """One backplane instance, its cluster membership, what it delivered, and the bus it announces on."""
 
-    def __init__(self, backplane: Backplane, cluster: ClusterMembership, recorder: Recorder) -> None:
+    def __init__(
+        self, backplane: Backplane, cluster: ClusterMembership, recorder: Recorder, bus: MessageBus
+    ) -> None:
         self.backplane = backplane
         self.cluster = cluster
         self.recorder = recorder
+        self.bus = bus
 
     @property
     def redis(self) -> RedisBackplane:
@@ -111,17 +115,18 @@ class Nodes:
 
     async def make(self, **overrides: Any) -> Node:
         recorder = Recorder()
+        bus = MessageBus()
         backplane: Backplane
         cluster: ClusterMembership
         if self.kind == "memory":
             backplane = cluster = InMemoryBackplane()
         else:
             settings = redis_settings(**{"url": self.server.url, **overrides})
-            backplane = RedisBackplane(settings, instance_id=f"node{next(_ids)}")
+            backplane = RedisBackplane(settings, instance_id=f"node{next(_ids)}", bus=bus)
             cluster = backplane.membership
         await backplane.start(recorder)
         await cluster.join(dict)  # as bootstrap does once the backplane is up (no figures here)
-        node = Node(backplane, cluster, recorder)
+        node = Node(backplane, cluster, recorder, bus)
         self.nodes.append(node)
         return node
 

@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from legend.adapters.redis import RedisBackplane
+from legend.domain.events import BackplaneHealthChanged
 from legend.ports.backplane import BackplaneUnavailable
 from tests.contract.conftest import Node, Nodes, Proxy, eventually
 from tests.contract.test_backplane_contract import body, publish
@@ -477,7 +478,9 @@ async def test_health_changes_are_reported_once_each_and_recovery_only_once_caug
     # b waits 2 s before each attempt to subscribe: a publishes in that window
     b = await redis_nodes.make(reconnect_min_delay=2.0, reconnect_max_delay=2.0)
     changes: list[tuple[bool, int]] = []
-    b.redis.on_health = lambda ok: changes.append((ok, len(b.recorder.of("news:WHILE"))))
+    b.bus.subscribe(
+        BackplaneHealthChanged, lambda event: changes.append((event.ok, len(b.recorder.of("news:WHILE"))))
+    )
     redis_nodes.server.stop()
     await eventually(lambda: changes, what="degradation reported")
     with pytest.raises(BackplaneUnavailable):  # more failures: still one report
@@ -501,7 +504,7 @@ async def test_a_command_failure_while_subscribed_degrades_until_the_next_comman
 ) -> None:
     node = await redis_nodes.make(url=proxy.url, health_check_interval=30.0, socket_timeout=0.3)
     changes: list[bool] = []
-    node.redis.on_health = changes.append
+    node.bus.subscribe(BackplaneHealthChanged, lambda event: changes.append(event.ok))
     proxy.freeze()
     with pytest.raises(BackplaneUnavailable):
         await publish(node.backplane, "patterns", 0)

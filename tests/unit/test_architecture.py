@@ -206,6 +206,20 @@ def test_no_import_cycle_among_packages() -> None:
         pytest.fail("import cycles among packages (move what one edge needs):\n" + "\n".join(report))
 
 
+def test_nothing_below_the_composition_root_imports_it() -> None:
+    """Adapters and plugins are handed what they use by ``legend.bootstrap`` and ``legend.app``: importing
+    either back (for ``Services``, say) would put them and the root in one import cycle."""
+    root = Path(legend.domain.__file__).parent.parent
+    offenders = [
+        f"{path.relative_to(root)} imports {name}"
+        for folder in ("adapters", "plugins")
+        for path in sorted((root / folder).rglob("*.py"))
+        for name in imports_of(path)
+        if name in ("legend.bootstrap", "legend.app")
+    ]
+    assert not offenders, offenders
+
+
 MAX_MODULE_LINES = 500  # a module longer than this mixes concerns: split it by responsibility
 # Modules allowed over the limit while they are being split; each entry must name a file that exists.
 OVER_THE_LIMIT_FOR_NOW: dict[str, str] = {}

@@ -18,6 +18,7 @@ from prometheus_client.registry import CollectorRegistry
 from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.prometheus.collector import LegendCollector, metrics_registry
+from legend.app import metric_sections
 from legend.bootstrap import Services, bootstrap
 from legend.domain.inputs import PatternInput, PriceInput
 from legend.domain.stats import LatencyHistogram
@@ -58,7 +59,7 @@ def total(samples: Samples, name: str) -> float:
 
 def only_legend(services: Services) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(LegendCollector(services))
+    registry.register(LegendCollector(metric_sections(services)))
     return registry
 
 
@@ -73,7 +74,7 @@ async def settle() -> None:
 
 async def test_connections_subscriptions_messages_and_outbox_are_read_live(services: Services) -> None:
     streaming = services.streaming
-    registry = metrics_registry(services)
+    registry = metrics_registry(metric_sections(services))
     before = scrape(registry)
     assert value(before, "legend_connections") == 0
     assert value(before, "legend_subscriptions", channel="ticker") == 0

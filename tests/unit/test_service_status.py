@@ -8,13 +8,13 @@ import msgspec
 
 from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.redis import RedisBackplane
 from legend.bootstrap import bootstrap
 from legend.domain.channels import ChannelRegistry
 from legend.domain.messages import ServiceStatus, Subscribe, encode
 from legend.domain.streaming.limits import Limits
 from legend.domain.streaming.service import StreamingService
 from legend.domain.streaming.service_status import ServiceStatusNotifier
-from legend.ports.backplane import ReportsHealth
 from legend.settings import RedisSettings, Settings
 from tests.support.transport import AwaitedTransport, RecordingTransport
 
@@ -85,7 +85,13 @@ def test_bootstrap_wires_a_redis_backplane_and_leaves_the_in_memory_one_alone() 
     on_redis = bootstrap(
         Settings(redis=RedisSettings(url="redis://127.0.0.1:1/0")), run_streamer=False, plugins={}
     )
-    assert isinstance(on_redis.backplane, ReportsHealth)
-    assert on_redis.backplane.on_health == on_redis.status.backplane_health
+    assert isinstance(on_redis.backplane, RedisBackplane)
+    assert on_redis.backplane.connection.bus is on_redis.bus  # its health changes go on the server's bus
+    transport = RecordingTransport()
+    on_redis.streaming.open_session(transport, "u")
+    on_redis.backplane.connection.note_health()  # not subscribed yet: the link reports itself down
+    assert on_redis.status.degraded and on_redis.status.changes == 1
+    assert [f["status"] for f in transport.of_type("service_status")] == ["degraded"]
     in_memory = bootstrap(Settings(), run_streamer=False, plugins={})
-    assert not isinstance(in_memory.backplane, ReportsHealth)  # it never degrades
+    assert isinstance(in_memory.backplane, InMemoryBackplane)  # it never degrades: nothing announces
+    assert not in_memory.status.degraded and in_memory.status.changes == 0

@@ -16,6 +16,7 @@ from legend.adapters.quotes import AlpacaQuoteProvider, FinnhubQuoteProvider, Re
 from legend.adapters.simulated_quotes import SimulatedQuoteProvider
 from legend.bootstrap import bootstrap
 from legend.domain.channels import ChannelRegistry
+from legend.domain.events import TickerWatched
 from legend.domain.messages import Subscribe, Unsubscribe
 from legend.domain.polling.quote_poller import Streamer
 from legend.domain.quotes import Quote
@@ -180,7 +181,7 @@ async def test_provider_failure_is_counted_backed_off_and_recovered() -> None:
 async def test_poke_brings_the_next_round_forward() -> None:
     streamer, streaming, provider, _, _ = build(datetime(2026, 11, 24, 23, 0, tzinfo=UTC))  # after hours
     await streaming.start()
-    streaming.on_new_ticker = streamer.poke
+    streaming.bus.subscribe(TickerWatched, lambda event: streamer.poke(event.ticker))  # as bootstrap does
     streamer.start()
     try:
         for _ in range(100):
@@ -202,3 +203,33 @@ def test_frozen_clock_is_aware() -> None:
     clock = FrozenClock(datetime(2026, 1, 1, tzinfo=UTC))
     clock.advance(2)
     assert clock.now() - datetime(2026, 1, 1, tzinfo=UTC) == timedelta(seconds=2) and clock.monotonic() == 2
+
+
+async def test_bootstrap_has_a_new_ticker_polled_at_once_when_it_runs_the_streamer(tmp_path: Path) -> None:
+    """A ticker's first subscription (``TickerWatched``) brings the next round forward, as bootstrap wires
+    it; a server built with ``run_streamer=False`` leaves its streamer alone."""
+    for run_streamer in (True, False):
+        clock = FrozenClock(datetime(2026, 11, 24, 23, 0, tzinfo=UTC))  # after hours: 60 s between rounds
+        provider = CountingProvider(clock)
+        database = DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/legend-{run_streamer}.db")
+        services = bootstrap(
+            Settings(database=database),
+            clock=clock,
+            backplane=InMemoryBackplane(clock),
+            provider=provider,
+            calendar=CALENDAR,
+            run_streamer=run_streamer,
+            plugins={},
+        )
+        streaming, streamer = services.streaming, services.streamer
+        await streaming.start()
+        session = streaming.open_session(RecordingTransport(), "u")
+        await streaming.subscribe(session, Subscribe(channel="ticker", ticker="AAPL"))
+        await streamer.tick()  # the first round polls what is watched
+        assert provider.asked == [["AAPL"]]
+        await streaming.subscribe(session, Subscribe(channel="ticker", ticker="NEW"))
+        clock.advance(1)
+        await streamer.tick()
+        assert provider.asked[1:] == ([["AAPL", "NEW"]] if run_streamer else [])
+        await services.backplane.stop()
+        await provider.aclose()

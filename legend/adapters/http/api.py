@@ -5,23 +5,29 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from litestar import Controller, Response, get, post
-from litestar.di import NamedDependency
 from litestar.exceptions import ServiceUnavailableException, ValidationException
 from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
+from legend.adapters.http.dependencies import Service
 from legend.adapters.http.security import admin_guard
-from legend.bootstrap import Services
+from legend.domain.alerts.service import AlertingService
 from legend.domain.envelope import Envelope
 from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
 from legend.domain.messages import MarketStatus
+from legend.domain.polling.quote_poller import Streamer
+from legend.domain.streaming.publisher import Publisher
+from legend.domain.streaming.service import StreamingService
+from legend.domain.supervisor import Supervisor
 from legend.domain.timefmt import iso, iso_or_none
-from legend.ports.backplane import BackplaneUnavailable
-from legend.ports.market import MarketCalendarError
+from legend.ports.backplane import Backplane, BackplaneUnavailable
+from legend.ports.clock import Clock
+from legend.ports.cluster import ClusterMembership
+from legend.ports.market import MarketCalendar, MarketCalendarError
 
 
 class Published(msgspec.Struct):
@@ -33,16 +39,22 @@ class Published(msgspec.Struct):
     recipients: int  # subscribers on this instance at publish time
 
 
-async def _publish(services: Services, publish: Any, data: Any) -> Published:
+class PluginListing(Protocol):
+    """What ``GET /api/plugins`` reads of the plugin manager."""
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every plugin's name, version, hooks, state and errors, by name."""
+        ...
+
+
+async def _publish(streaming: StreamingService, publish: Any, data: Any) -> Published:
     try:
         envelope: Envelope = await publish(data)
     except BackplaneUnavailable as exc:
         raise ServiceUnavailableException(
             detail=f"backplane unavailable, the message was not published: {exc}"
         ) from None
-    return Published(
-        "published", envelope.stream, envelope.seq, services.streaming.subscribers(envelope.stream)
-    )
+    return Published("published", envelope.stream, envelope.seq, streaming.subscribers(envelope.stream))
 
 
 # Counters the specification's stats already show under their own names, in its order.
@@ -58,16 +70,23 @@ class WebSocketController(Controller):
     security = [{"adminToken": []}]
 
     @get("/stats", summary="Connection statistics")
-    async def stats(self, services: NamedDependency[Services]) -> dict[str, Any]:
+    async def stats(
+        self,
+        streaming: Service[StreamingService],
+        cluster: Service[ClusterMembership],
+        backplane: Service[Backplane],
+        streamer: Service[Streamer],
+        alerting: Service[AlertingService],
+        supervisor: Service[Supervisor],
+        instance_id: Service[str],
+    ) -> dict[str, Any]:
         """The specification's statistics of this instance, plus delivery counters, streamer state, the
-        background tasks (``tasks``) and, on Redis, cluster-wide figures (``cluster``: instances alive,
-        connections and subscriptions across them)."""
-        streaming = services.streaming
+        background tasks (``tasks``) and, on Redis, cluster-wide figures (``cluster``: instances alive, connections and subscriptions across them)."""
         c = streaming.counters
         try:
-            cluster: dict[str, Any] = await services.cluster.cluster()
+            figures: dict[str, Any] = await cluster.cluster()
         except BackplaneUnavailable as exc:
-            cluster = {"error": str(exc)}
+            figures = {"error": str(exc)}
         return {
             "active_connections": len(streaming.sessions),
             "ticker_subscriptions": dict(sorted(streaming.tickers().items())),
@@ -79,7 +98,7 @@ class WebSocketController(Controller):
             "messages_received": c.messages_received,
             "errors": c.errors,
             "uptime": int(streaming.uptime()),
-            "instance_id": services.instance_id,
+            "instance_id": instance_id,
             # asyncio tasks alive in this server's event loop (this request's own included): one per open
             # WebSocket plus a few of the server's own; back where it was once connections leave.
             "asyncio_tasks": len(asyncio.all_tasks()),
@@ -89,42 +108,54 @@ class WebSocketController(Controller):
                 "p50_below": streaming.send_latency.quantile(0.5),
                 "p99_below": streaming.send_latency.quantile(0.99),
             },
-            "backplane": services.backplane.health(),
-            "streamer": services.streamer.status(),
-            "alerting": services.alerting.status() if services.alerting is not None else None,
+            "backplane": backplane.health(),
+            "streamer": streamer.status(),
+            "alerting": alerting.status(),
             # the supervised background loops: state (running, restarting, stopped, failed), restarts,
             # failures and last error of each, by name
-            "tasks": services.supervisor.status(),
-            "cluster": cluster,
+            "tasks": supervisor.status(),
+            "cluster": figures,
         }
 
     @post("/broadcast/price", summary="Broadcast a price update (internal)", status_code=HTTP_200_OK)
     async def broadcast_price(
-        self, data: JSONBody[PriceInput], services: NamedDependency[Services]
+        self,
+        data: JSONBody[PriceInput],
+        publisher: Service[Publisher],
+        streaming: Service[StreamingService],
     ) -> Published:
         """Publish a ``price_update`` on ``ticker:{TICKER}``; ``open_price`` is delivered as ``open``."""
-        return await _publish(services, services.publisher.price, data)
+        return await _publish(streaming, publisher.price, data)
 
     @post("/broadcast/pattern", summary="Broadcast a pattern alert (internal)", status_code=HTTP_200_OK)
     async def broadcast_pattern(
-        self, data: JSONBody[PatternInput], services: NamedDependency[Services]
+        self,
+        data: JSONBody[PatternInput],
+        publisher: Service[Publisher],
+        streaming: Service[StreamingService],
     ) -> Published:
         """Publish a ``pattern_alert`` on ``patterns``; ``risk_reward_ratio`` is computed when left out."""
-        return await _publish(services, services.publisher.pattern, data)
+        return await _publish(streaming, publisher.pattern, data)
 
     @post("/broadcast/alert", summary="Broadcast an alert trigger (internal)", status_code=HTTP_200_OK)
     async def broadcast_alert(
-        self, data: JSONBody[AlertInput], services: NamedDependency[Services]
+        self,
+        data: JSONBody[AlertInput],
+        publisher: Service[Publisher],
+        streaming: Service[StreamingService],
     ) -> Published:
         """Publish an ``alert_trigger``: to ``user_id``'s alerts only when given, else to every subscriber."""
-        return await _publish(services, services.publisher.alert, data)
+        return await _publish(streaming, publisher.alert, data)
 
     @post("/broadcast/market_status", summary="Broadcast market status (internal)", status_code=HTTP_200_OK)
     async def broadcast_market_status(
-        self, data: JSONBody[MarketStatusInput], services: NamedDependency[Services]
+        self,
+        data: JSONBody[MarketStatusInput],
+        publisher: Service[Publisher],
+        streaming: Service[StreamingService],
     ) -> Published:
         """Publish a ``market_status`` (for example a trading halt) on ``market_status``."""
-        return await _publish(services, services.publisher.market_status, data)
+        return await _publish(streaming, publisher.market_status, data)
 
 
 class MarketController(Controller):
@@ -136,14 +167,15 @@ class MarketController(Controller):
     @get("/status", summary="Market status now or at an instant", sync_to_thread=False)
     def status(
         self,
-        services: NamedDependency[Services],
+        clock: Service[Clock],
+        calendar: Service[MarketCalendar],
         at: str | None = Parameter(
             default=None, description="ISO-8601 instant (default: now); naive times are UTC", required=False
         ),
     ) -> MarketStatus:
         """The specification's ``market_status`` message for now, or for ``at``."""
         if at is None:
-            instant = services.clock.now()
+            instant = clock.now()
         else:
             try:
                 instant = datetime.fromisoformat(at.replace("Z", "+00:00").replace(" ", "+"))
@@ -155,7 +187,7 @@ class MarketController(Controller):
             if instant.tzinfo is None:
                 instant = instant.replace(tzinfo=UTC)
         try:
-            state = services.calendar.state_at(instant)
+            state = calendar.state_at(instant)
         except MarketCalendarError as exc:
             raise ValidationException(
                 detail="Validation failed", extra=[{"key": "at", "message": str(exc)}]
@@ -165,7 +197,7 @@ class MarketController(Controller):
             next_open=iso_or_none(state.next_open),
             next_close=iso_or_none(state.next_close),
             timestamp=iso(instant),
-            exchange=services.calendar.name,
+            exchange=calendar.name,
             early_close=state.early_close if state.is_open else None,
         )
 
@@ -181,11 +213,11 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", summary="Readiness", sync_to_thread=False)
-    def ready(self, services: NamedDependency[Services]) -> Response[dict[str, Any]]:
+    def ready(self, backplane: Service[Backplane]) -> Response[dict[str, Any]]:
         """Ready when the backplane is healthy; 503 with the reason when degraded."""
-        backplane = services.backplane.health()
-        ok = bool(backplane.get("ok"))
-        body = {"status": "ready" if ok else "degraded", "backplane": backplane}
+        health = backplane.health()
+        ok = bool(health.get("ok"))
+        body = {"status": "ready" if ok else "degraded", "backplane": health}
         return Response(body, status_code=HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE)
 
 
@@ -198,9 +230,8 @@ class PluginController(Controller):
     security = [{"adminToken": []}]
 
     @get("/", summary="Plugins: name, version, hooks, state and errors", sync_to_thread=False)
-    def plugins(self, services: NamedDependency[Services]) -> dict[str, Any]:
+    def plugins(self, plugins: Service[PluginListing]) -> dict[str, Any]:
         """Every discovered plugin with its ``state`` (``enabled``, ``disabled``, ``blocked`` by
         ``LEGEND_DISABLED_PLUGINS``, or ``failed``), the hooks it implements, its channels, routes, feeds
         and their state, the ``errors`` counted against it and the ``last_error``."""
-        manager = services.plugins
-        return {"plugins": manager.summaries() if manager is not None else []}
+        return {"plugins": plugins.summaries()}

@@ -7,11 +7,12 @@ from typing import Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.di import NamedDependency
 
+from legend.adapters.auth import Authenticator
+from legend.adapters.http.dependencies import Service
 from legend.adapters.http.user_api import identify
-from legend.bootstrap import Services
 from legend.domain.timefmt import from_epoch, iso
+from legend.settings import SecuritySettings
 
 
 class AuthConfig(msgspec.Struct):
@@ -36,13 +37,12 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @get("/config", summary="Auth mode and login URL (public)", sync_to_thread=False)
-    def config(self, services: NamedDependency[Services]) -> AuthConfig:
+    def config(self, security: Service[SecuritySettings]) -> AuthConfig:
         """``mode`` is ``dev`` (the user id comes from ``?user_id=`` or ``X-User-Id``; loopback only) or
         ``jwt`` (every connection and REST call needs a token: ``Authorization: Bearer <JWT>``, the
         WebSocket subprotocols ``["bearer", <JWT>]`` or ``?token=``). ``login_url`` is where a user gets a
         token when one is configured; an administrator can also issue one with
         ``legend token create --user ID``."""
-        security = services.settings.security
         return AuthConfig(mode=security.auth, login_url=security.login_url)
 
     @get(
@@ -51,13 +51,13 @@ class AuthController(Controller):
         security=[{"userToken": []}, {"devUserId": []}],
         sync_to_thread=False,
     )
-    def me(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Me:
+    def me(self, request: Request[Any, Any, Any], authenticator: Service[Authenticator]) -> Me:
         """The user id in the caller's token (or development identity) and when the token expires; 401
         with the reason (``token expired``, ``invalid token: ...``) when the server refuses it."""
-        identity = identify(request, services)
+        identity = identify(request, authenticator)
         expires = identity.expires_at
         return Me(
             user_id=identity.user_id,
-            mode=services.settings.security.auth,
+            mode=authenticator.mode,
             expires_at=None if expires is None else iso(from_epoch(expires)),
         )

@@ -8,6 +8,7 @@ from litestar import Controller, MediaType, Request, Response, get
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
+from legend.adapters.http.dependencies import Service
 from legend.adapters.http.security import metrics_guard
 
 
@@ -24,13 +25,14 @@ class MetricsController(Controller):
         media_type=MediaType.TEXT,
         response_description="The Prometheus text format (OpenMetrics when the Accept header asks for it)",
     )
-    async def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def metrics(
+        self, request: Request[Any, Any, Any], metrics: Service[CollectorRegistry]
+    ) -> Response[bytes]:
         """Connections, subscriptions per channel, messages in and out, conflated and dropped messages,
         closes by reason, outbox depth, publish→send latency, backplane, quote provider, alerting and
         plugin health, plus the process's CPU, memory and file descriptors. The admin token is required
         unless ``metrics.public = true``. Read at the scrape from the running services (an async handler,
         so on the event loop between two steps of the domain)."""
-        registry: CollectorRegistry = request.app.state.metrics
         encode, content_type = choose_encoder(request.headers.get("accept", ""))
         # The content type as the client library says (Litestar would append a second charset).
-        return Response(encode(registry), media_type=content_type, headers={"content-type": content_type})
+        return Response(encode(metrics), media_type=content_type, headers={"content-type": content_type})

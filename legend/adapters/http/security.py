@@ -1,4 +1,8 @@
-"""Guards for the REST API."""
+"""Guards for the REST API.
+
+A guard cannot ask for dependencies, so ``create_app`` puts what these read in the app's state:
+``authenticator`` (the ``Authenticator``) and ``metrics_public`` (``metrics.public``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
-from legend.bootstrap import Services
+from legend.adapters.auth import Authenticator
 
 
 async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -16,8 +20,8 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
 
     Async on purpose: Litestar runs a sync guard in a worker thread on every request.
     """
-    services: Services = connection.app.state.services
-    if not services.auth.is_admin(connection.headers.get("authorization")):
+    authenticator: Authenticator = connection.app.state.authenticator
+    if not authenticator.is_admin(connection.headers.get("authorization")):
         raise NotAuthorizedException(
             detail="admin token required: send Authorization: Bearer <token>",
             headers={"WWW-Authenticate": 'Bearer realm="legend-admin"'},
@@ -26,6 +30,5 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
 
 async def metrics_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """``GET /metrics`` needs the admin token too, unless ``metrics.public = true``."""
-    services: Services = connection.app.state.services
-    if not services.settings.metrics.public:
+    if not connection.app.state.metrics_public:
         await admin_guard(connection, handler)

@@ -13,20 +13,15 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import (
-    NotAuthorizedException,
-    NotFoundException,
-    ServiceUnavailableException,
-    ValidationException,
-)
+from litestar.exceptions import NotAuthorizedException, NotFoundException, ValidationException
 from litestar.openapi.spec import SecurityRequirement
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from litestar.types import ExceptionHandlersMap
 
-from legend.adapters.auth import AuthError, Identity
+from legend.adapters.auth import Authenticator, AuthError, Identity
+from legend.adapters.http.dependencies import Service
 from legend.adapters.http.errors import Conflict, field_error, field_errors, invalid
-from legend.bootstrap import Services
 from legend.domain.alert_rules import (
     AlertEvent,
     AlertKind,
@@ -49,15 +44,15 @@ MAX_EVENTS_PAGE = 500
 # ───────────────────────────── identity and errors ─────────────────────────────
 
 
-async def provide_user_id(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> str:
+async def provide_user_id(request: Request[Any, Any, Any], authenticator: Service[Authenticator]) -> str:
     """The caller's user id; 401 with the reason when it cannot be established."""
-    return identify(request, services).user_id
+    return identify(request, authenticator).user_id
 
 
-def identify(request: Request[Any, Any, Any], services: Services) -> Identity:
+def identify(request: Request[Any, Any, Any], authenticator: Authenticator) -> Identity:
     """The caller's identity (user id, token expiry); 401 with the reason when it cannot be established."""
     try:
-        return services.auth.http(request.headers, request.query_params)
+        return authenticator.http(request.headers, request.query_params)
     except AuthError as exc:
         raise NotAuthorizedException(
             detail=f"authentication required: {exc.reason}",
@@ -67,18 +62,6 @@ def identify(request: Request[Any, Any, Any], services: Services) -> Identity:
 
 def _invalid(errors: list[FieldError], source: str = "body") -> ValidationException:
     return invalid(*((e.key, e.message) for e in errors), source=source)
-
-
-def _watchlists(services: Services) -> Watchlists:
-    if services.watchlists is None:
-        raise ServiceUnavailableException(detail="watchlists are not configured on this server")
-    return services.watchlists
-
-
-def _alerting(services: Services) -> AlertingService:
-    if services.alerting is None:
-        raise ServiceUnavailableException(detail="alerts are not configured on this server")
-    return services.alerting
 
 
 _USER_SECURITY: list[SecurityRequirement] = [{"userToken": []}, {"devUserId": []}]
@@ -119,20 +102,16 @@ class WatchlistController(Controller):
     exception_handlers = _HANDLERS
 
     @get("/", summary="The caller's watchlist")
-    async def list_tickers(
-        self, services: NamedDependency[Services], user_id: NamedDependency[str]
-    ) -> Watchlist:
+    async def list_tickers(self, watchlists: Service[Watchlists], user_id: NamedDependency[str]) -> Watchlist:
         """Tickers in the order they were added."""
-        watchlists = _watchlists(services)
         return Watchlist(await watchlists.tickers(user_id), watchlists.max_tickers)
 
     @post("/", summary="Add a ticker", status_code=HTTP_201_CREATED)
     async def add_ticker(
-        self, data: JSONBody[WatchlistAdd], services: NamedDependency[Services], user_id: NamedDependency[str]
+        self, data: JSONBody[WatchlistAdd], watchlists: Service[Watchlists], user_id: NamedDependency[str]
     ) -> Response[WatchlistChange]:
         """Add a ticker (``aapl`` is stored as ``AAPL``): 201 when added, 200 when it was already there
         (adding twice changes nothing); 409 when the watchlist is full."""
-        watchlists = _watchlists(services)
         try:
             ticker, added = await watchlists.add(user_id, data.ticker)
         except InvalidSymbol as exc:
@@ -144,11 +123,11 @@ class WatchlistController(Controller):
 
     @delete("/{ticker:str}", summary="Remove a ticker", status_code=HTTP_204_NO_CONTENT)
     async def remove_ticker(
-        self, ticker: FromPath[str], services: NamedDependency[Services], user_id: NamedDependency[str]
+        self, ticker: FromPath[str], watchlists: Service[Watchlists], user_id: NamedDependency[str]
     ) -> None:
         """Remove a ticker (any case); 404 when it is not on the watchlist."""
         try:
-            symbol, removed = await _watchlists(services).remove(user_id, ticker)
+            symbol, removed = await watchlists.remove(user_id, ticker)
         except InvalidSymbol as exc:
             raise _invalid([FieldError("ticker", str(exc))], source="path") from None
         if not removed:
@@ -284,15 +263,14 @@ class AlertController(Controller):
     exception_handlers = _HANDLERS
 
     @get("/rules", summary="The caller's alert rules")
-    async def list_rules(self, services: NamedDependency[Services], user_id: NamedDependency[str]) -> Rules:
+    async def list_rules(self, alerting: Service[AlertingService], user_id: NamedDependency[str]) -> Rules:
         """Every rule of the caller with its state."""
-        alerting = _alerting(services)
         rules = await alerting.rules(user_id)
         return Rules([_rule_view(r) for r in rules], alerting.max_rules_per_user)
 
     @post("/rules", summary="Create an alert rule", status_code=HTTP_201_CREATED)
     async def create_rule(
-        self, data: JSONBody[RuleCreate], services: NamedDependency[Services], user_id: NamedDependency[str]
+        self, data: JSONBody[RuleCreate], alerting: Service[AlertingService], user_id: NamedDependency[str]
     ) -> RuleView:
         """Create an armed rule; 400 with the invalid fields, 409 when the caller has too many rules."""
         spec = RuleSpec(
@@ -303,7 +281,7 @@ class AlertController(Controller):
             cooldown_seconds=data.cooldown_seconds,
         )
         try:
-            rule = await _alerting(services).create_rule(user_id, spec)
+            rule = await alerting.create_rule(user_id, spec)
         except RuleInvalid as exc:
             raise _invalid(exc.errors) from None
         except RuleLimitReached as exc:
@@ -312,10 +290,10 @@ class AlertController(Controller):
 
     @get("/rules/{rule_id:int}", summary="One alert rule")
     async def get_rule(
-        self, rule_id: FromPath[int], services: NamedDependency[Services], user_id: NamedDependency[str]
+        self, rule_id: FromPath[int], alerting: Service[AlertingService], user_id: NamedDependency[str]
     ) -> RuleView:
         """One of the caller's rules; 404 for another user's."""
-        rule = await _alerting(services).rule(user_id, rule_id) if 0 < rule_id <= MAX_ID else None
+        rule = await alerting.rule(user_id, rule_id) if 0 < rule_id <= MAX_ID else None
         if rule is None:
             raise _not_found(rule_id)
         return _rule_view(rule)
@@ -325,17 +303,13 @@ class AlertController(Controller):
         self,
         rule_id: FromPath[int],
         data: JSONBody[RuleUpdate],
-        services: NamedDependency[Services],
+        alerting: Service[AlertingService],
         user_id: NamedDependency[str],
     ) -> RuleView:
         """Change the fields given; 400 with the invalid fields (nothing is changed then)."""
         changes = RulePatch(**{f: getattr(data, f) for f in data.__struct_fields__})
         try:
-            rule = (
-                await _alerting(services).update_rule(user_id, rule_id, changes)
-                if 0 < rule_id <= MAX_ID
-                else None
-            )
+            rule = await alerting.update_rule(user_id, rule_id, changes) if 0 < rule_id <= MAX_ID else None
         except RuleInvalid as exc:
             raise _invalid(exc.errors) from None
         except RuleConflict as exc:
@@ -346,16 +320,16 @@ class AlertController(Controller):
 
     @delete("/rules/{rule_id:int}", summary="Delete an alert rule", status_code=HTTP_204_NO_CONTENT)
     async def delete_rule(
-        self, rule_id: FromPath[int], services: NamedDependency[Services], user_id: NamedDependency[str]
+        self, rule_id: FromPath[int], alerting: Service[AlertingService], user_id: NamedDependency[str]
     ) -> None:
         """Delete one of the caller's rules; its past triggers stay listed (``rule_id`` null)."""
-        if not (0 < rule_id <= MAX_ID and await _alerting(services).delete_rule(user_id, rule_id)):
+        if not (0 < rule_id <= MAX_ID and await alerting.delete_rule(user_id, rule_id)):
             raise _not_found(rule_id)
 
     @get("/events", summary="The caller's past alert triggers")
     async def list_events(
         self,
-        services: NamedDependency[Services],
+        alerting: Service[AlertingService],
         user_id: NamedDependency[str],
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_EVENTS_PAGE, description="Page size")] = 50,
         before: Annotated[
@@ -366,6 +340,6 @@ class AlertController(Controller):
         ] = None,
     ) -> Events:
         """Triggers newest first, including those that fired while the caller was offline."""
-        events = await _alerting(services).events(user_id, limit, before)
+        events = await alerting.events(user_id, limit, before)
         next_before = events[-1].id if len(events) == limit else None
         return Events([_event_view(e) for e in events], next_before)

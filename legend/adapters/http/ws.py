@@ -7,15 +7,16 @@ import logging
 from typing import Any
 
 from litestar import WebSocket, websocket
-from litestar.di import NamedDependency
 from litestar.types import Message
 
-from legend.adapters.auth import BEARER_SUBPROTOCOL, AuthError
+from legend.adapters.auth import BEARER_SUBPROTOCOL, Authenticator, AuthError
+from legend.adapters.http.dependencies import Service
 from legend.adapters.http.websocket_protocol import EXTENSION, LegendWebSocketProtocol
-from legend.bootstrap import Services
 from legend.domain import closecodes
 from legend.domain.logcontext import connection_id
 from legend.domain.streaming.admission import Refusal
+from legend.domain.streaming.service import StreamingService
+from legend.domain.streaming.service_status import ServiceStatusNotifier
 
 log = logging.getLogger("legend.ws")
 
@@ -86,17 +87,22 @@ def _header(socket: WebSocket[Any, Any, Any], name: bytes) -> str | None:
 
 
 @websocket("/api/ws", name="stream")
-async def stream(socket: WebSocket[Any, Any, Any], services: NamedDependency[Services]) -> None:
+async def stream(
+    socket: WebSocket[Any, Any, Any],
+    streaming: Service[StreamingService],
+    authenticator: Service[Authenticator],
+    service_status: Service[ServiceStatusNotifier],
+) -> None:
     """The streaming protocol (docs/protocol.md)."""
-    counters = services.streaming.counters
+    counters = streaming.counters
     host, origin = _header(socket, b"host"), _header(socket, b"origin")
-    if not (services.auth.host_allowed(host) and services.auth.origin_allowed(origin, host)):
+    if not (authenticator.host_allowed(host) and authenticator.origin_allowed(origin, host)):
         counters.auth_rejected += 1
         await socket.close(code=closecodes.FORBIDDEN, reason="origin not allowed")  # before accept: HTTP 403
         return
     offered = _subprotocols(socket)
     try:
-        identity = services.auth.websocket(socket.query_params, offered)
+        identity = authenticator.websocket(socket.query_params, offered)
     except AuthError as exc:
         counters.auth_rejected += 1
         # Accept first so that a browser can read the close code and reason.
@@ -104,7 +110,6 @@ async def stream(socket: WebSocket[Any, Any, Any], services: NamedDependency[Ser
         await socket.close(code=closecodes.UNAUTHORIZED, reason=exc.reason[:120])
         return
     await socket.accept(subprotocols=identity.subprotocol)
-    streaming = services.streaming
     client = socket.scope.get("client")
     address = str(client[0]) if client else "unknown"
     outcome = await streaming.connect(transport_of(socket), identity.user_id, address, identity.expires_at)
@@ -113,7 +118,7 @@ async def stream(socket: WebSocket[Any, Any, Any], services: NamedDependency[Ser
         return
     session = outcome
     connection_id.set(session.id)  # on every line logged while serving this connection
-    services.status.greet(session)  # while the backplane is degraded, say so at once
+    service_status.greet(session)  # while the backplane is degraded, say so at once
     reader = asyncio.current_task()
     session.reader = reader
     receive = socket.receive

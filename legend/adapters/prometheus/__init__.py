@@ -7,7 +7,8 @@ that only exist as state (connections, subscriptions per channel, outbox depth) 
 A counter the domain does not keep is left out, never made up. Metric names and their meaning:
 docs/operations.md.
 
-``collector``: ``LegendCollector`` and ``metrics_registry``, the sections a scrape reads in order; one
-module per service read: ``streaming`` (connections, subscriptions, messages, latency), ``backplane``,
+``collector``: ``LegendCollector`` and ``metrics_registry``, and ``sections``: what a scrape reads, in order,
+each section bound to the services it reads (``legend.app.metric_sections`` hands them over); one module
+per service read: ``streaming`` (connections, subscriptions, messages, latency), ``backplane``,
 ``quotes`` (the provider and the streamer), ``alerting``, ``plugins``; ``families``: helpers.
 """

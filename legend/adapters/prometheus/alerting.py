@@ -8,13 +8,10 @@ from collections.abc import Iterator
 from prometheus_client.metrics_core import Metric
 
 from legend.adapters.prometheus.families import counter, gauge, number
-from legend.bootstrap import Services
+from legend.domain.alerts.service import AlertingService
 
 
-def alerting(services: Services) -> Iterator[Metric]:
-    alerting = services.alerting
-    if alerting is None:
-        return
+def alerting(alerting: AlertingService) -> Iterator[Metric]:
     evaluation = alerting.evaluation
     yield gauge(
         "legend_alert_evaluation_holder",

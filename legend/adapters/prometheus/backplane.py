@@ -9,7 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from legend.adapters.prometheus.families import counter, gauge, number
-from legend.bootstrap import Services
+from legend.ports.backplane import Backplane
 
 # Numeric fields of ``Backplane.health()`` (the Redis backplane has them all, the in-memory one none).
 _BACKPLANE_COUNTERS: Mapping[str, tuple[str, str]] = {
@@ -43,8 +43,8 @@ _EXTERNAL = {
 }
 
 
-def backplane(services: Services) -> Iterator[Metric]:
-    health = services.backplane.health()
+def backplane(backplane: Backplane) -> Iterator[Metric]:
+    health = backplane.health()
     backend = str(health.get("backend", "unknown"))
     up = GaugeMetricFamily(
         "legend_backplane_up",

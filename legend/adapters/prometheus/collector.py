@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import platform
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, InfoMetricFamily
@@ -12,14 +13,28 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from legend import __version__
-from legend.adapters.prometheus import alerting, backplane, plugins, quotes, streaming, tasks
+from legend.adapters.prometheus import alerting as alerting_metrics
+from legend.adapters.prometheus import backplane as backplane_metrics
+from legend.adapters.prometheus import plugins as plugin_metrics
+from legend.adapters.prometheus import quotes as quote_metrics
+from legend.adapters.prometheus import streaming as streaming_metrics
+from legend.adapters.prometheus import tasks as task_metrics
 from legend.adapters.prometheus.families import gauge
-from legend.bootstrap import Services
+from legend.domain.alerts.service import AlertingService
+from legend.domain.channels import ChannelRegistry
+from legend.domain.polling.quote_poller import Streamer
+from legend.domain.streaming.service import StreamingService
+from legend.domain.supervisor import Supervisor
+from legend.plugins.manager import PluginManager
+from legend.ports.backplane import Backplane
+from legend.ports.quotes import QuoteProvider
 
 log = logging.getLogger("legend.metrics")
 
+Section = tuple[str, Callable[[], Iterable[Metric]]]  # a name, and what collects it
 
-def instance(services: Services) -> Iterator[Metric]:
+
+def instance(instance_id: str, provider: QuoteProvider, streaming: StreamingService) -> Iterator[Metric]:
     yield InfoMetricFamily(
         "legend_build",
         "Version of Legend Realtime and of Python.",
@@ -28,41 +43,55 @@ def instance(services: Services) -> Iterator[Metric]:
     yield InfoMetricFamily(
         "legend_instance",
         "This instance: its id on the backplane (new at every start) and its quote provider.",
-        value={"instance_id": services.instance_id, "provider": services.provider.name},
+        value={"instance_id": instance_id, "provider": provider.name},
     )
     yield gauge(
         "legend_uptime_seconds",
         "Seconds since the streaming service started.",
-        services.streaming.uptime(),
+        streaming.uptime(),
     )
 
 
-SECTIONS: tuple[tuple[str, Callable[[Services], Iterable[Metric]]], ...] = (
-    ("instance", instance),
-    ("sessions", streaming.sessions),
-    ("connections", streaming.connections),
-    ("messages", streaming.messages),
-    ("latency", streaming.latency),
-    ("backplane", backplane.backplane),
-    ("provider", quotes.provider),
-    ("alerting", alerting.alerting),
-    ("plugins", plugins.plugins),
-    ("tasks", tasks.tasks),
-)  # what a scrape collects, in this order; a section that raises is left out of that scrape
+def sections(
+    *,
+    instance_id: str,
+    provider: QuoteProvider,
+    streaming: StreamingService,
+    registry: ChannelRegistry,
+    backplane: Backplane,
+    streamer: Streamer,
+    alerting: AlertingService,
+    plugins: PluginManager,
+    supervisor: Supervisor,
+) -> tuple[Section, ...]:
+    """What a scrape collects, in this order, each section given only what it reads; a section that raises
+    is left out of that scrape."""
+    return (
+        ("instance", partial(instance, instance_id, provider, streaming)),
+        ("sessions", partial(streaming_metrics.sessions, streaming, registry)),
+        ("connections", partial(streaming_metrics.connections, streaming.counters)),
+        ("messages", partial(streaming_metrics.messages, streaming.counters)),
+        ("latency", partial(streaming_metrics.latency, streaming)),
+        ("backplane", partial(backplane_metrics.backplane, backplane)),
+        ("provider", partial(quote_metrics.provider, streamer, provider)),
+        ("alerting", partial(alerting_metrics.alerting, alerting)),
+        ("plugins", partial(plugin_metrics.plugins, plugins)),
+        ("tasks", partial(task_metrics.tasks, supervisor)),
+    )
 
 
 class LegendCollector(Collector):
-    """Yields this instance's metric families from ``services`` at each scrape (on the event loop, so the
-    figures are read between two steps of the domain, never while one is half done)."""
+    """Yields this instance's metric families from its ``sections`` at each scrape (on the event loop, so
+    the figures are read between two steps of the domain, never while one is half done)."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, sections: Iterable[Section]) -> None:
+        self.sections = tuple(sections)
         self.failures: dict[str, int] = {}  # section -> scrapes in which it raised
 
     def collect(self) -> Iterator[Metric]:
-        for section, collect in SECTIONS:
+        for section, collect in self.sections:
             try:
-                families = list(collect(self.services))  # all of a section, or none of it
+                families = list(collect())  # all of a section, or none of it
             except Exception:
                 self.failures[section] = self.failures.get(section, 0) + 1
                 if self.failures[section] == 1:
@@ -75,16 +104,16 @@ class LegendCollector(Collector):
             "traceback).",
             labels=["section"],
         )
-        for section, _ in SECTIONS:
+        for section, _ in self.sections:
             failures.add_metric([section], self.failures.get(section, 0))
         yield failures
 
 
-def metrics_registry(services: Services) -> CollectorRegistry:
+def metrics_registry(sections: Iterable[Section]) -> CollectorRegistry:
     """A registry of this instance's metrics plus the process's (CPU, memory, file descriptors) and the
     Python runtime's; one per app, so that several apps in one process never share figures."""
     registry = CollectorRegistry()
-    registry.register(LegendCollector(services))
+    registry.register(LegendCollector(sections))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)

@@ -8,14 +8,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from legend.adapters.prometheus.families import number
-from legend.bootstrap import Services
+from legend.plugins.manager import PluginManager
 from legend.plugins.state import PluginState
 
 
-def plugins(services: Services) -> Iterator[Metric]:
-    manager = services.plugins
-    if manager is None:
-        return
+def plugins(manager: PluginManager) -> Iterator[Metric]:
     records = [manager.records[name] for name in sorted(manager.records)]
     state = GaugeMetricFamily(
         "legend_plugin_state",

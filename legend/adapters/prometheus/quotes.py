@@ -9,7 +9,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from legend.adapters.prometheus.families import gauge, number
-from legend.bootstrap import Services
+from legend.domain.polling.quote_poller import Streamer
+from legend.ports.quotes import QuoteProvider
 
 # Numeric fields of a vendor quote provider's ``stats()`` (finnhub, alpaca).
 _PROVIDER_STATS: Mapping[str, tuple[str, str]] = {
@@ -23,9 +24,8 @@ _PROVIDER_STATS: Mapping[str, tuple[str, str]] = {
 }
 
 
-def provider(services: Services) -> Iterator[Metric]:
-    streamer = services.streamer
-    provider = services.provider.name
+def provider(streamer: Streamer, quotes: QuoteProvider) -> Iterator[Metric]:
+    provider = quotes.name
 
     def family(
         kind: type[CounterMetricFamily | GaugeMetricFamily], name: str, documentation: str, value: float
@@ -75,7 +75,7 @@ def provider(services: Services) -> Iterator[Metric]:
     )
     market.add_metric([state.status if state else "unknown"], 1.0)
     yield market
-    vendor = getattr(services.provider, "stats", None)
+    vendor = getattr(quotes, "stats", None)
     figures = vendor() if callable(vendor) else None
     if isinstance(figures, Mapping):
         for key, (name, documentation) in _PROVIDER_STATS.items():

@@ -11,7 +11,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.metrics_core import Metric
 
 from legend.adapters.prometheus.families import counter, gauge, le_label
-from legend.bootstrap import Services
+from legend.domain.channels import ChannelRegistry
+from legend.domain.stats import Counters
+from legend.domain.streaming.service import StreamingService
 
 # Counters fields and the metric each becomes (a ``reason`` label where several mean one thing).
 _CLOSES = {
@@ -81,8 +83,7 @@ _REFUSED = {
 }
 
 
-def connections(services: Services) -> Iterator[Metric]:
-    counters = services.streaming.counters
+def connections(counters: Counters) -> Iterator[Metric]:
     closed = CounterMetricFamily(
         "legend_connections_closed",
         "Connections the server closed, by reason: slow_consumer (1013), stale (4408), inbound_flood (1008).",
@@ -102,11 +103,10 @@ def connections(services: Services) -> Iterator[Metric]:
     yield refused
 
 
-def sessions(services: Services) -> Iterator[Metric]:
+def sessions(streaming: StreamingService, registry: ChannelRegistry) -> Iterator[Metric]:
     """Figures of the open connections, counted in one pass over them and their subscriptions: the
     one part of a scrape whose cost grows with the load (docs/operations.md)."""
-    streaming = services.streaming
-    subscriptions = dict.fromkeys(services.registry.names(), 0)
+    subscriptions = dict.fromkeys(registry.names(), 0)
     connections = dict.fromkeys(subscriptions, 0)
     blocked = pending = longest = 0
     for session in streaming.sessions.values():
@@ -163,8 +163,7 @@ def sessions(services: Services) -> Iterator[Metric]:
     )
 
 
-def messages(services: Services) -> Iterator[Metric]:
-    counters = services.streaming.counters
+def messages(counters: Counters) -> Iterator[Metric]:
     for field, (name, documentation) in _COUNTERS.items():
         value = getattr(counters, field, None)
         if isinstance(value, int):
@@ -187,9 +186,10 @@ def messages(services: Services) -> Iterator[Metric]:
             yield counter(f"legend_{name}", f"Counters.{name} (not described yet).", value)
 
 
-def latency(services: Services) -> Iterator[Metric]:
-    """The domain's delivery latency histogram (per-bucket counts, made cumulative here)."""
-    histogram = services.streaming.send_latency
+def latency(streaming: StreamingService) -> Iterator[Metric]:
+    """The domain's delivery latency histogram (per-bucket counts, made cumulative here; read from the
+    service at each scrape, as the histogram it holds may be replaced)."""
+    histogram = streaming.send_latency
     buckets: list[tuple[str, float]] = []
     total = 0
     for bound, count in zip(histogram.bounds, histogram.counts, strict=False):

@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from legend.bootstrap import Services
-from legend.domain.supervisor import TaskState
+from legend.domain.supervisor import Supervisor, TaskState
 
 
-def tasks(services: Services) -> Iterator[Metric]:
+def tasks(supervisor: Supervisor) -> Iterator[Metric]:
     state = GaugeMetricFamily(
         "legend_task_state",
         "1 for each background task's current state: running, restarting, stopped or failed.",
@@ -23,7 +22,7 @@ def tasks(services: Services) -> Iterator[Metric]:
         labels=["task"],
     )
     failures = CounterMetricFamily("legend_task_failures", "Times a background task raised.", labels=["task"])
-    for task in services.supervisor.tasks():
+    for task in supervisor.tasks():
         for value in TaskState:
             state.add_metric([task.name, value.value], float(task.state is value))
         restarts.add_metric([task.name], task.restarts)

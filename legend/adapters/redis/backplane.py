@@ -26,8 +26,9 @@ from legend.adapters.redis.membership import RedisClusterMembership
 from legend.adapters.redis.price_log import RedisPriceLog
 from legend.adapters.redis.publishing import Publishing
 from legend.domain.envelope import Envelope
+from legend.domain.events import MessageBus
 from legend.domain.supervisor import Supervised, Supervisor
-from legend.ports.backplane import AlreadyPublished, Deliver, HealthListener, Outgoing, Replay
+from legend.ports.backplane import AlreadyPublished, Deliver, Outgoing, Replay
 from legend.ports.price_log import LogRead
 from legend.settings import RedisSettings
 
@@ -44,11 +45,13 @@ class RedisBackplane:
         log_size: int = 100_000,
         once_ttl: float = 600.0,
         supervisor: Supervisor | None = None,
+        bus: MessageBus | None = None,
     ) -> None:
+        """``bus`` hears each change of ``health()["ok"]`` (``BackplaneHealthChanged``)."""
         self.settings = settings
         self.supervisor = supervisor or Supervisor()  # its loops and the membership's
         self.instance_id = instance_id
-        self.connection = RedisConnection(settings, instance_id)
+        self.connection = RedisConnection(settings, instance_id, bus)
         keys = Keys(settings.key_prefix, settings.channel_prefix, instance_id)
         self.membership = RedisClusterMembership(self.connection, keys, self.supervisor)
         self.price_log = RedisPriceLog(self.connection, keys, log_size)
@@ -61,15 +64,6 @@ class RedisBackplane:
             self.connection, keys, self.listener, log_size=log_size, once_ttl=once_ttl
         )
         self._tasks: list[Supervised] = []
-
-    @property
-    def on_health(self) -> HealthListener | None:
-        """Called with ``health()["ok"]`` on every change (bootstrap: clients get ``service_status``)."""
-        return self.connection.on_health
-
-    @on_health.setter
-    def on_health(self, listener: HealthListener | None) -> None:
-        self.connection.on_health = listener
 
     # ───────────────────────── lifecycle ─────────────────────────
 

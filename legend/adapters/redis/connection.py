@@ -2,7 +2,7 @@
 
 Every command of the package goes through ``RedisConnection.call``: bounded by the configured timeouts,
 any failure becomes ``BackplaneUnavailable``, and the link's health (``ok``: subscribed and caught up,
-and the last command worked) is reported to ``on_health`` once per change.
+and the last command worked) is announced on the bus once per change (``BackplaneHealthChanged``).
 
 With ``sentinels`` set, every connection asks Redis Sentinel for the current primary, so after a failover
 the next connection (the command pool's retry, the listener's reconnect) follows it.
@@ -26,8 +26,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from legend.domain.events import BackplaneHealthChanged, MessageBus
 from legend.domain.logcontext import HOSTILE
-from legend.ports.backplane import BackplaneUnavailable, HealthListener
+from legend.ports.backplane import BackplaneUnavailable
 from legend.settings import RedisSettings, sentinel_address
 
 log = logging.getLogger("legend.redis")
@@ -44,7 +45,7 @@ class RedisConnection:
     """The command pool and the subscriber's client of one instance, opened by ``open`` and closed by
     ``close``; what ``health()["ok"]`` of the backplane says."""
 
-    def __init__(self, settings: RedisSettings, instance_id: str) -> None:
+    def __init__(self, settings: RedisSettings, instance_id: str, bus: MessageBus | None = None) -> None:
         if not settings.enabled:
             raise ValueError("RedisBackplane needs settings.url or settings.sentinels")
         self.settings = settings
@@ -59,8 +60,8 @@ class RedisConnection:
         self.live = False  # subscribed, and caught up with what was published while it was not
         self.last_error: str | None = None
         self.wake = asyncio.Event()  # a command worked: a listener waiting to reconnect need not wait
-        # Called with ``ok`` on every change (bootstrap: clients get ``service_status``).
-        self.on_health: HealthListener | None = None
+        # Told of every change of ``ok`` (bootstrap: clients get ``service_status``).
+        self.bus = bus if bus is not None else MessageBus()
         self._reported_ok: bool | None = None
 
     @property
@@ -152,18 +153,12 @@ class RedisConnection:
         return result
 
     def note_health(self) -> None:
-        """Tell ``on_health`` when ``ok`` changed; a listener that raises is logged."""
+        """Announce ``BackplaneHealthChanged`` when ``ok`` changed (a handler that raises is logged)."""
         ok = self.ok
         if ok is self._reported_ok or self.closing:
             return
         self._reported_ok = ok
-        listener = self.on_health
-        if listener is None:
-            return
-        try:
-            listener(ok)
-        except Exception:
-            log.exception("health listener failed")
+        self.bus.publish(BackplaneHealthChanged(ok))
 
     def health(self) -> dict[str, object]:
         """The link's part of the backplane's health: the URL (without its password), the last error,

@@ -13,11 +13,11 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
 
 from legend.domain import closecodes
 from legend.domain.channels import Delivery
 from legend.domain.envelope import Envelope
+from legend.domain.events import MessageBus, MessageDelivered
 from legend.domain.logcontext import connection_id
 from legend.domain.stats import Counters, LatencyHistogram
 from legend.domain.streaming.outbox import Outbox, Pushed
@@ -41,15 +41,16 @@ class Fanout:
         clock: Clock,
         counters: Counters,
         max_pending: int,
+        bus: MessageBus | None = None,
     ) -> None:
         self.owner = owner  # closes the sessions that overflow or whose socket fails
         self.clock = clock
         self.counters = counters
         self.max_pending = max_pending
         self.send_latency = LatencyHistogram()  # reaching this instance -> written to a socket
-        # Called with every envelope of a message type as it reaches this instance (plugins: the price
-        # stream on every instance of a cluster). Listeners must be quick and must not raise.
-        self.taps: dict[str, list[Callable[[Envelope], None]]] = {}
+        # Every envelope is announced as it reaches this instance (``MessageDelivered``: plugins see the
+        # prices on every instance of a cluster); once per message, never per connection.
+        self._bus = bus if bus is not None else MessageBus()
         self._members = index.members  # the index changes them in place: read here for every message
         self._delivery = index.delivery
         self._wheel: dict[int, list[Session]] = {}  # timer slot -> sessions waiting for budget then
@@ -62,12 +63,9 @@ class Fanout:
         left or a full socket gets the message queued, and its writer task started.
         """
         self.counters.messages_delivered += 1
-        if self.taps:
-            for tap in self.taps.get(envelope.type, ()):
-                try:
-                    tap(envelope)
-                except Exception:  # a listener never stops delivery
-                    log.exception("tap %r failed", tap)
+        bus = self._bus
+        if bus.wants(MessageDelivered):  # a handler that raises is logged by the bus: delivery goes on
+            bus.publish(MessageDelivered(envelope))
         subscribers = self._members.get(envelope.stream)
         if not subscribers:
             return

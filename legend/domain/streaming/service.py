@@ -12,13 +12,14 @@ import asyncio
 import contextvars
 import logging
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 import msgspec
 
 from legend.domain import closecodes
 from legend.domain.channels import ChannelRegistry
+from legend.domain.events import MessageBus
 from legend.domain.logcontext import HOSTILE, connection_id
 from legend.domain.messages import Connection, Subscribe, Unsubscribe, encode
 from legend.domain.stats import Counters, LatencyHistogram
@@ -57,6 +58,7 @@ class StreamingService:
         counters: Counters | None = None,
         admission: Admission | None = None,
         ticker_check: TickerCheck | None = None,
+        bus: MessageBus | None = None,
     ) -> None:
         self.backplane = backplane
         self.registry = registry
@@ -66,24 +68,14 @@ class StreamingService:
         self.admission = admission  # connection limits; None: every connection is admitted
         self.sessions: dict[str, Session] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.index = SubscriptionIndex()
-        self.fanout = Fanout(self, self.index, clock, self.counters, limits.max_pending_messages)
+        # what happens here is announced on ``bus``: new subscriptions, and each envelope delivered
+        self.bus = bus if bus is not None else MessageBus()
+        self.index = SubscriptionIndex(self.bus)
+        self.fanout = Fanout(self, self.index, clock, self.counters, limits.max_pending_messages, self.bus)
         self.protocol = ClientProtocol(
             self, self.index, self.fanout, backplane, registry, clock, limits, self.counters, ticker_check
         )
-        # The parts' own wiring points, here where bootstrap and the plugins reach them (the same objects).
-        self.taps = self.fanout.taps  # message type -> callbacks with each envelope of it (quick, no raise)
-        self.subscribe_listeners = self.index.subscribe_listeners  # (user_id, channel, key) per new one
         self.started_at = clock.monotonic()
-
-    @property
-    def on_new_ticker(self) -> Callable[[str], None] | None:
-        """Called with a ticker when it gets its first subscriber here (the streamer polls it at once)."""
-        return self.index.on_new_ticker
-
-    @on_new_ticker.setter
-    def on_new_ticker(self, callback: Callable[[str], None] | None) -> None:
-        self.index.on_new_ticker = callback
 
     @property
     def send_latency(self) -> LatencyHistogram:

@@ -33,7 +33,7 @@ class ServiceStatusNotifier:
         self.changes = 0
 
     def backplane_health(self, ok: bool) -> None:
-        """The backplane's health changed (its ``on_health`` listener): tell every session."""
+        """The backplane's health changed (``BackplaneHealthChanged``, on the bus): tell every session."""
         if ok is not self.degraded:
             return
         self.degraded = not ok

@@ -2,37 +2,32 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-
 from legend.domain.channels import Delivery
+from legend.domain.events import ClientSubscribed, MessageBus, TickerWatched
 from legend.domain.streaming.session import Session, Subscribed
-
-log = logging.getLogger("legend.streaming")
 
 
 class SubscriptionIndex:
-    """Streams to their local subscribers, the counts the rest of the server asks for, and who wants to
-    hear of new subscriptions.
+    """Streams to their local subscribers, and the counts the rest of the server asks for. Each new
+    subscription is announced on the bus (``ClientSubscribed``; ``TickerWatched`` for a ticker's first one).
 
     ``members`` and ``delivery`` are read by the fan-out for every message. They are changed in place,
     never replaced, so the fan-out keeps a reference to them instead of looking them up here each time.
     """
 
-    __slots__ = ("_channel_users", "_tickers", "delivery", "members", "on_new_ticker", "subscribe_listeners")
+    __slots__ = ("_bus", "_channel_users", "_tickers", "delivery", "members")
 
-    def __init__(self) -> None:
+    def __init__(self, bus: MessageBus | None = None) -> None:
         self.members: dict[str, dict[str, Session]] = {}  # stream -> session id -> session
         self.delivery: dict[str, Delivery] = {}  # stream -> the delivery class of its channel
         self._tickers: dict[str, int] = {}  # ticker -> subscriptions to it
         self._channel_users: dict[str, dict[str, int]] = {}  # channel -> user -> subscriptions
-        self.on_new_ticker: Callable[[str], None] | None = None  # the streamer polls it without waiting
-        # Called with (user_id, channel, key) after each new subscription (plugins: send a first snapshot).
-        # A listener that raises is logged and skipped.
-        self.subscribe_listeners: list[Callable[[str, str, str | None], None]] = []
+        self._bus = bus if bus is not None else MessageBus()
 
     def attach(self, session: Session, sub: Subscribed) -> None:
-        """Route ``sub``'s streams to ``session``, then tell the listeners."""
+        """Route ``sub``'s streams to ``session``, then announce it: ``TickerWatched`` when it is the first
+        subscription to its ticker here (the streamer polls it at once), then ``ClientSubscribed`` (plugins send a
+        first snapshot)."""
         for stream in sub.streams:
             self.members.setdefault(stream, {})[session.id] = session
             self.delivery[stream] = sub.spec.delivery
@@ -41,13 +36,9 @@ class SubscriptionIndex:
         if sub.spec.name == "ticker" and sub.key:
             count = self._tickers.get(sub.key, 0)
             self._tickers[sub.key] = count + 1
-            if count == 0 and self.on_new_ticker is not None:
-                self.on_new_ticker(sub.key)
-        for listener in self.subscribe_listeners:
-            try:
-                listener(session.user_id, sub.spec.name, sub.key)
-            except Exception:
-                log.exception("subscribe listener %r failed", listener)
+            if count == 0:
+                self._bus.publish(TickerWatched(sub.key))
+        self._bus.publish(ClientSubscribed(session.user_id, sub.spec.name, sub.key))
 
     def detach(self, session: Session, sub: Subscribed) -> None:
         """Stop routing ``sub``'s streams to ``session`` (and forget what its outbox holds of them)."""
