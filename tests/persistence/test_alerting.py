@@ -414,3 +414,56 @@ async def test_evaluation_lag_is_zero_while_caught_up_and_grows_while_a_batch_is
     repository.go.set()
     assert [e.ticker for e in await asyncio.wait_for(stepping, 10)] == ["AAPL"]
     assert evaluation.lag() == 0.0
+
+
+class HeldBackplane(InMemoryBackplane):
+    """The memory backplane, but publishing an alert trigger waits until ``go`` is set (a slow Redis); it
+    counts every attempt to publish one, refused or not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+        self.holding = asyncio.Event()
+        self.attempts = 0
+
+    async def publish(
+        self,
+        stream: str,
+        topic: str,
+        kind: str,
+        body: bytes,
+        history_size: int,
+        key: str = "",
+        once: str | None = None,
+    ) -> Envelope:
+        if stream.startswith("alerts"):
+            self.attempts += 1
+            self.holding.set()
+            await self.go.wait()
+        return await super().publish(stream, topic, kind, body, history_size, key, once)
+
+
+async def test_a_retry_round_leaves_alone_the_triggers_evaluation_is_publishing(
+    database: Database, clock: FrozenClock
+) -> None:
+    """A retry round takes this instance's own unpublished claims too (those whose publish failed); it must
+    not take the ones evaluation stored a moment ago and is still publishing, or each goes out twice (the
+    second refused by its once key, but the work and a Redis round trip per trigger are spent). In a
+    cluster the round runs every alerts.retry_interval, whether or not a publish failed."""
+    backplane = HeldBackplane()
+    service = alerting_service(database, clock, backplane, single_instance=False)
+    await service.start()
+    try:
+        await service.create_rule("alice", BREAKOUT)
+        await service.observe(price(149))
+        crossing = asyncio.create_task(service.observe(price(151)))
+        await asyncio.wait_for(backplane.holding.wait(), 10)  # stored, claimed, on its way out
+        retry = asyncio.create_task(service.deliver_pending())
+        await asyncio.sleep(0.05)
+        backplane.go.set()
+        [fired] = await asyncio.wait_for(crossing, 10)
+        assert await asyncio.wait_for(retry, 10) == 0  # nothing was left for the retry round
+        assert backplane.attempts == 1 and service.triggers_published == 1
+        assert [m["alert_id"] for m in await messages(backplane, "alerts:user:alice")] == [fired.key]
+    finally:
+        await service.stop()

@@ -178,17 +178,22 @@ class AlertingService:
 
     async def _publish_fresh(self, events: list[AlertEvent]) -> None:
         """Publish triggers evaluation just stored (claimed by this instance), ``BATCH`` per round trip,
-        in order, then mark them."""
-        for start in range(0, len(events), BATCH):
-            chunk = events[start : start + BATCH]
+        in order, then mark them in one transaction. It holds the delivery lock, so a retry round, which
+        also takes this instance's own claims (those whose publish failed), never takes these while they
+        are on their way out and publishes them a second time."""
+        published: list[int] = []
+        async with self._deliver_lock:
             try:
-                await self.publisher.alerts_once([_alert_input(event) for event in chunk])
+                for start in range(0, len(events), BATCH):
+                    chunk = events[start : start + BATCH]
+                    await self.publisher.alerts_once([_alert_input(event) for event in chunk])
+                    published += [event.id for event in chunk]
             except BackplaneUnavailable as exc:
-                log.warning("alerting: %d triggers not published yet: %s", len(events) - start, exc)
+                log.warning("alerting: %d triggers not published yet: %s", len(events) - len(published), exc)
                 self.publish_failures += 1
                 self._backlog = True  # stored and claimed: the retry loop publishes them, at most once
-                return
-            await self._mark([event.id for event in chunk])
+            if published:
+                await self._mark(published)
 
     async def _publish(self, event: AlertEvent) -> None:
         """Publish one trigger at most once: a retry of one that went out before a crash is refused by
