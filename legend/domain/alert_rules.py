@@ -77,8 +77,12 @@ MAX_COOLDOWN_SECONDS = 30 * 24 * 3600.0
 # ───────────────────────────── the model ─────────────────────────────
 
 
-class AlertRule(msgspec.Struct, frozen=True, kw_only=True):
+class AlertRule(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One user's rule with its evaluation state.
+
+    Not tracked by the garbage collector (``gc=False``): its fields are scalars, which cannot form a
+    reference cycle, and the evaluator holds every armed rule (100,000 and more), which a full collection
+    would otherwise walk each time, pausing the event loop.
 
     ``side``: whether the condition held at the last value the rule saw (None: none seen since it was
     created, re-armed or redefined). ``generation``: how many times it fired; the next trigger is
