@@ -31,8 +31,11 @@ class Crash(BaseException):
     """The process dies here: nothing after this point runs, no handler catches it."""
 
 
-class CrashingBackplane(InMemoryBackplane):
-    """The memory backplane, but the process dies on the first publish of an alert trigger."""
+class InterceptedBackplane(InMemoryBackplane):
+    """The memory backplane, with a test's ``before_publish(stream)`` run before each publish."""
+
+    async def before_publish(self, stream: str) -> None:
+        pass
 
     async def publish(
         self,
@@ -44,29 +47,26 @@ class CrashingBackplane(InMemoryBackplane):
         key: str = "",
         once: str | None = None,
     ) -> Envelope:
-        if stream.startswith("alerts"):
-            raise Crash
+        await self.before_publish(stream)
         return await super().publish(stream, topic, kind, body, history_size, key, once)
 
 
-class FlakyBackplane(InMemoryBackplane):
+class CrashingBackplane(InterceptedBackplane):
+    """The memory backplane, but the process dies on the first publish of an alert trigger."""
+
+    async def before_publish(self, stream: str) -> None:
+        if stream.startswith("alerts"):
+            raise Crash
+
+
+class FlakyBackplane(InterceptedBackplane):
     """The memory backplane, with an outage switch (as when Redis is down)."""
 
     down = False
 
-    async def publish(
-        self,
-        stream: str,
-        topic: str,
-        kind: str,
-        body: bytes,
-        history_size: int,
-        key: str = "",
-        once: str | None = None,
-    ) -> Envelope:
+    async def before_publish(self, stream: str) -> None:
         if self.down:
             raise BackplaneUnavailable("redis is down")
-        return await super().publish(stream, topic, kind, body, history_size, key, once)
 
 
 class CrashOnMark(SqlAlchemyAlertRepository):
@@ -416,7 +416,7 @@ async def test_evaluation_lag_is_zero_while_caught_up_and_grows_while_a_batch_is
     assert evaluation.lag() == 0.0
 
 
-class HeldBackplane(InMemoryBackplane):
+class HeldBackplane(InterceptedBackplane):
     """The memory backplane, but publishing an alert trigger waits until ``go`` is set (a slow Redis); it
     counts every attempt to publish one, refused or not."""
 
@@ -426,21 +426,11 @@ class HeldBackplane(InMemoryBackplane):
         self.holding = asyncio.Event()
         self.attempts = 0
 
-    async def publish(
-        self,
-        stream: str,
-        topic: str,
-        kind: str,
-        body: bytes,
-        history_size: int,
-        key: str = "",
-        once: str | None = None,
-    ) -> Envelope:
+    async def before_publish(self, stream: str) -> None:
         if stream.startswith("alerts"):
             self.attempts += 1
             self.holding.set()
             await self.go.wait()
-        return await super().publish(stream, topic, kind, body, history_size, key, once)
 
 
 async def test_a_retry_round_leaves_alone_the_triggers_evaluation_is_publishing(
