@@ -18,37 +18,17 @@ from legend.domain.alert_index import Observation
 from legend.domain.alert_rules import AlertEvent, AlertKind, Rearm, RulePatch, RuleSpec
 from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
-from legend.domain.envelope import Envelope
 from legend.domain.inputs import PriceInput
 from legend.domain.stats import Counters
 from legend.domain.streaming.publisher import Publisher
 from legend.ports.backplane import BackplaneUnavailable
+from tests.support.backplanes import InterceptedBackplane
 
 from .conftest import alerting_service
 
 
 class Crash(BaseException):
     """The process dies here: nothing after this point runs, no handler catches it."""
-
-
-class InterceptedBackplane(InMemoryBackplane):
-    """The memory backplane, with a test's ``before_publish(stream)`` run before each publish."""
-
-    async def before_publish(self, stream: str) -> None:
-        pass
-
-    async def publish(
-        self,
-        stream: str,
-        topic: str,
-        kind: str,
-        body: bytes,
-        history_size: int,
-        key: str = "",
-        once: str | None = None,
-    ) -> Envelope:
-        await self.before_publish(stream)
-        return await super().publish(stream, topic, kind, body, history_size, key, once)
 
 
 class CrashingBackplane(InterceptedBackplane):

@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 
-from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.bootstrap import Services
 from legend.domain.channels import ChannelSpec
-from legend.domain.envelope import Envelope
 from legend.domain.messages import Subscribe
 from legend.plugins import BackplaneUnavailable, Message, MirrorUnavailable, PluginContext, hookimpl
 from legend.plugins.state import PluginRecord
+from tests.support.backplanes import InterceptedBackplane
 
 from .helpers import Transport, eventually
 
@@ -110,22 +109,12 @@ async def test_a_plugin_registering_an_impossible_mirror_fails_with_the_reason(b
     )
 
 
-class BareStreamDown(InMemoryBackplane):
+class BareStreamDown(InterceptedBackplane):
     """Publishes on every stream but ``probe``, which fails as a Redis outage would."""
 
-    async def publish(
-        self,
-        stream: str,
-        topic: str,
-        kind: str,
-        body: bytes,
-        history_size: int,
-        key: str = "",
-        once: str | None = None,
-    ) -> Envelope:
+    async def before_publish(self, stream: str) -> None:
         if stream == "probe":
             raise BackplaneUnavailable("redis is down")
-        return await super().publish(stream, topic, kind, body, history_size, key, once)
 
 
 async def test_a_failed_mirror_says_which_stream_still_misses_the_message(build: Build) -> None:

@@ -18,12 +18,12 @@ from litestar.testing import AsyncTestClient
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.app import create_app
 from legend.bootstrap import Services
-from legend.domain.envelope import Envelope
 from legend.plugins.builtin.news.api import NewsController, NewsInput
 from legend.plugins.builtin.news.desk import NewsDesk
 from legend.plugins.builtin.news.parsing import digest, parse_json, parse_xml, plain
 from legend.plugins.store import InMemoryPluginStateRepository
 from legend.ports.backplane import BackplaneUnavailable
+from tests.support.backplanes import InterceptedBackplane
 
 from .helpers import ADMIN, FeedServer, eventually, settings_with
 from .test_news import rss
@@ -31,7 +31,7 @@ from .test_news import rss
 Build = Callable[..., Services]
 
 
-class TestBackplane(InMemoryBackplane):
+class TestBackplane(InterceptedBackplane):
     """In memory, with faults: ``fail`` streams refuse to publish (``fail_times`` times each, -1: always),
     ``gate`` (when cleared) holds publishes until set, as a slow Redis would, and ``lease`` decides whether
     this instance may hold feed leases."""
@@ -46,16 +46,7 @@ class TestBackplane(InMemoryBackplane):
         self.waiting = 0
         self.lease = True
 
-    async def publish(
-        self,
-        stream: str,
-        topic: str,
-        kind: str,
-        body: bytes,
-        history_size: int,
-        key: str = "",
-        once: str | None = None,
-    ) -> Envelope:
+    async def before_publish(self, stream: str) -> None:
         left = self.fail.get(stream, 0)
         if left:
             self.fail[stream] = left - 1 if left > 0 else left
@@ -64,7 +55,6 @@ class TestBackplane(InMemoryBackplane):
             self.waiting += 1
             await self.gate.wait()
             self.waiting -= 1
-        return await super().publish(stream, topic, kind, body, history_size, key, once)
 
     async def hold_lease(self, name: str, ttl: float) -> bool:
         return self.lease

@@ -1,0 +1,27 @@
+"""Test doubles of the backplane: the in-memory one, with a hook before each publish."""
+
+from __future__ import annotations
+
+from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.domain.envelope import Envelope
+
+
+class InterceptedBackplane(InMemoryBackplane):
+    """The memory backplane, with a test's ``before_publish(stream)`` run before each publish: raise to
+    make it fail (an outage, a crash), wait to make it slow."""
+
+    async def before_publish(self, stream: str) -> None:
+        pass
+
+    async def publish(
+        self,
+        stream: str,
+        topic: str,
+        kind: str,
+        body: bytes,
+        history_size: int,
+        key: str = "",
+        once: str | None = None,
+    ) -> Envelope:
+        await self.before_publish(stream)
+        return await super().publish(stream, topic, kind, body, history_size, key, once)
