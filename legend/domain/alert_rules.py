@@ -153,6 +153,23 @@ class NewAlertEvent(msgspec.Struct, frozen=True, kw_only=True):
     def key(self) -> str:
         return event_key(self.rule_id, self.generation)
 
+    def stored(self, event_id: int) -> AlertEvent:
+        """This trigger as stored under ``event_id``."""
+        return AlertEvent(
+            id=event_id,
+            key=self.key,
+            rule_id=self.rule_id,
+            generation=self.generation,
+            user_id=self.user_id,
+            ticker=self.ticker,
+            alert_type=self.alert_type,
+            threshold=self.threshold,
+            value=self.value,
+            price=self.price,
+            message=self.message,
+            triggered_at=self.triggered_at,
+        )
+
 
 class AlertEvent(msgspec.Struct, frozen=True, kw_only=True):
     """A stored trigger. ``key`` (``"{rule_id}:{generation}"``) is unique and is the message's ``alert_id``."""

@@ -42,7 +42,6 @@ from legend.domain.alert_rules import (
     AlertRule,
     NewAlertEvent,
     RuleSpec,
-    event_key,
 )
 from legend.ports.repositories import (
     ChangesRecorded,
@@ -189,27 +188,14 @@ class SqlAlchemyAlertRepository:
     async def _insert_event(
         self, conn: AsyncConnection, event: NewAlertEvent, owner: str, claim_until: datetime
     ) -> AlertEvent | None:
-        key = event_key(event.rule_id, event.generation)
+        key = event.key
         exists = await conn.scalar(select(alert_events.c.id).where(alert_events.c.alert_key == key))
         if exists is not None:  # the crossing is stored already: never twice
             return None
         result = await conn.execute(
             insert(alert_events).values(alert_rows.event_values(event, owner, claim_until))
         )
-        return AlertEvent(
-            id=alert_rows.inserted_id(result),
-            key=key,
-            rule_id=event.rule_id,
-            generation=event.generation,
-            user_id=event.user_id,
-            ticker=event.ticker,
-            alert_type=event.alert_type,
-            threshold=event.threshold,
-            value=event.value,
-            price=event.price,
-            message=event.message,
-            triggered_at=event.triggered_at,
-        )
+        return event.stored(alert_rows.inserted_id(result))
 
     # ───────────── evaluation batches ─────────────
 
@@ -327,24 +313,7 @@ class SqlAlchemyAlertRepository:
         )
         rows = await conn.execute(statement, [alert_rows.event_values(e, owner, claim_until) for e in events])
         ids = {key: int(event_id) for event_id, key in rows.all()}
-        return [
-            AlertEvent(
-                id=ids[event.key],
-                key=event.key,
-                rule_id=event.rule_id,
-                generation=event.generation,
-                user_id=event.user_id,
-                ticker=event.ticker,
-                alert_type=event.alert_type,
-                threshold=event.threshold,
-                value=event.value,
-                price=event.price,
-                message=event.message,
-                triggered_at=event.triggered_at,
-            )
-            for event in events
-            if event.key in ids
-        ]
+        return [event.stored(ids[event.key]) for event in events if event.key in ids]
 
     async def log_position(self, name: str) -> str | None:
         query = select(alert_log_positions.c.position).where(alert_log_positions.c.name == name)
