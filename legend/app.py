@@ -209,7 +209,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     async def on_shutdown() -> None:
         await services.stop()
-        gc.unfreeze()  # what it froze may be collected again (several apps in one process: tests)
+        gc.unfreeze()  # process-wide: everything frozen may be collected again (tests start many apps)
 
     openapi = OpenAPIConfig(
         title="Legend Realtime",

@@ -46,7 +46,7 @@ from legend.domain.streaming.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
 from legend.domain.streaming.service_status import ServiceStatusNotifier
 from legend.domain.streaming.ticker_check import TickerCheck
-from legend.domain.supervisor import Supervisor
+from legend.domain.supervisor import Supervised, Supervisor
 from legend.domain.watchlists.service import Watchlists
 from legend.plugins.context import Runtime, ServerBuilt
 from legend.plugins.manager import PluginManager
@@ -87,6 +87,7 @@ class Services:
     plugins: PluginManager
     run_streamer: bool = True
     supervisor: Supervisor = field(default_factory=Supervisor)  # the background loops, for stats too
+    _sweeper: Supervised | None = field(default=None, init=False)
     started: bool = False
     database: Database | None = None  # None when both repositories were given as overrides
 
@@ -108,7 +109,7 @@ class Services:
         await self.plugins.start()  # on_startup hooks, then feeds; before the streamer asks for interest
         if self.run_streamer:
             self.streamer.start()
-        self.supervisor.start("sweeper", self._sweep)
+        self._sweeper = self.supervisor.start("sweeper", self._sweep)
 
     async def _sweep(self) -> None:
         interval = self.settings.realtime.cleanup_interval
@@ -128,9 +129,8 @@ class Services:
         await self.streaming.shutdown()
         await self.streamer.stop()
         await self.plugins.stop()  # feeds first, then on_shutdown hooks; bounded
-        sweeper = self.supervisor.get("sweeper")
-        if sweeper is not None:
-            await sweeper.stop()
+        if self._sweeper is not None:
+            await self._sweeper.stop()
         await self.alerting.stop()
         await self.cluster.leave()  # leases handed over at once
         await self.backplane.stop()

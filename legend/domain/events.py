@@ -7,12 +7,12 @@ wired into the other after construction. An event is a frozen Struct; it is disp
 
 - ``publish(event)`` never waits: a plain handler runs at once, in subscription order; a coroutine
   function's coroutine becomes a task of its own on the running loop.
-- ``await emit(event)`` runs the same handlers and awaits each coroutine in turn.
 
 A handler that raises is logged and the others still run: a listener never stops what announced the event.
 ``publish`` of an event nobody subscribed to is one dictionary look-up, and ``wants`` lets a hot path skip
-building the event at all (the fan-out publishes ``MessageDelivered`` for every message, before the loop
-over its connections: a bus dispatch costs per message, never per connection).
+building the event when nobody listens. The fan-out publishes ``MessageDelivered`` for every message, once,
+before the loop over its connections: a bus dispatch costs per message, never per connection. (The server
+always subscribes the plugins' price mailboxes, which drop what is not a price after one type check.)
 """
 
 from __future__ import annotations
@@ -93,16 +93,6 @@ class MessageBus:
                 continue
             if outcome is not None and inspect.isawaitable(outcome):
                 self._spawn(outcome, handler, event)
-
-    async def emit(self, event: object) -> None:
-        """Hand ``event`` to its handlers, awaiting each coroutine before the next handler runs."""
-        for handler in list(self._handlers.get(type(event), ())):
-            try:
-                outcome = handler(event)
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except Exception:
-                log.exception("handler %r of %s failed", handler, type(event).__name__)
 
     def _spawn(self, awaitable: Awaitable[Any], handler: object, event: object) -> None:
         try:

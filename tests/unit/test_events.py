@@ -81,26 +81,6 @@ async def test_publish_runs_an_async_handler_as_a_task_and_logs_its_failure(
     assert "async handler exploded" in caplog.text
 
 
-async def test_emit_awaits_each_async_handler_in_turn(caplog: pytest.LogCaptureFixture) -> None:
-    bus = MessageBus()
-    heard: list[str] = []
-
-    async def slow(event: TickerWatched) -> None:
-        await asyncio.sleep(0.01)
-        heard.append(f"slow {event.ticker}")
-
-    async def broken(event: TickerWatched) -> None:
-        raise RuntimeError("async handler exploded")
-
-    bus.subscribe(TickerWatched, slow)
-    bus.subscribe(TickerWatched, broken)
-    bus.subscribe(TickerWatched, lambda event: heard.append(f"plain {event.ticker}"))
-    with caplog.at_level(logging.ERROR, logger="legend.events"):
-        await bus.emit(TickerWatched("AAPL"))
-    assert heard == ["slow AAPL", "plain AAPL"]
-    assert "async handler exploded" in caplog.text
-
-
 def test_an_async_handler_without_an_event_loop_is_logged_not_left_pending(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -5,8 +5,8 @@ Litestar ``Provide`` each), and a handler asks for it by that name, typed ``Serv
 
 A service is the server's own object, passed as it is (not validated as request input, and not part of the
 API schema). The names: ``streaming``, ``publisher``, ``cluster``, ``backplane``, ``streamer``,
-``calendar``, ``clock``, ``watchlists``, ``alerting``, ``plugins``, ``service_status``, ``instance_id``,
-``security`` (the security settings), ``metrics`` (this app's Prometheus registry) and, for plugin routes
+``calendar``, ``clock``, ``watchlists``, ``alerting``, ``plugins``, ``service_status``, ``supervisor``,
+``instance_id``, ``security`` (the security settings), ``metrics`` (this app's Prometheus registry) and, for plugin routes
 too, ``authenticator``.
 
 A name must never also be the name of a field or parameter of the API: Litestar takes a validation error

@@ -10,5 +10,6 @@ docs/operations.md.
 ``collector``: ``LegendCollector`` and ``metrics_registry``, and ``sections``: what a scrape reads, in order,
 each section bound to the services it reads (``legend.app.metric_sections`` hands them over); one module
 per service read: ``streaming`` (connections, subscriptions, messages, latency), ``backplane``,
-``quotes`` (the provider and the streamer), ``alerting``, ``plugins``; ``families``: helpers.
+``quotes`` (the provider and the streamer), ``alerting``, ``plugins``, ``tasks`` (the supervised loops);
+``families``: helpers.
 """

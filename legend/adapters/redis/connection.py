@@ -28,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from legend.domain.events import BackplaneHealthChanged, MessageBus
 from legend.domain.logcontext import HOSTILE
+from legend.domain.supervisor import describe
 from legend.ports.backplane import BackplaneUnavailable
 from legend.settings import RedisSettings, sentinel_address
 
@@ -195,8 +196,3 @@ def warn(message: str, *args: object) -> None:
 def text(value: object) -> str:
     """A reply of Redis as text."""
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def describe(exc: BaseException) -> str:
-    shown = str(exc)
-    return f"{type(exc).__name__}: {shown}" if shown else type(exc).__name__

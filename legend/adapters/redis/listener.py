@@ -20,12 +20,13 @@ from typing import Any
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from legend.adapters.redis.connection import RedisConnection, describe, text
+from legend.adapters.redis.connection import RedisConnection, text
 from legend.adapters.redis.keys import Keys
 from legend.adapters.redis.recovery import PING_TOKEN, Journal, history_after
 from legend.domain.backoff import Backoff
 from legend.domain.envelope import Envelope, unseal
 from legend.domain.external import SEED_TOPICS
+from legend.domain.supervisor import describe
 from legend.ports.backplane import BackplaneUnavailable, Deliver
 
 log = logging.getLogger("legend.redis")
