@@ -1,22 +1,28 @@
-# Shared by scripts/serve.sh and scripts/test.sh: a virtual environment that is (re)installed when
-# pyproject.toml changes, the JavaScript dev tools (re)installed when package-lock.json changes, and
+# Shared by scripts/serve.sh and scripts/test.sh: a virtual environment that is (re)installed from the
+# lock file (requirements/*.lock, ./scripts/lock.sh) when it or pyproject.toml changes, the JavaScript dev tools (re)installed when package-lock.json changes, and
 # Debian packages installed only when missing.
 
 PYTHON=${PYTHON:-python3}
 
-ensure_venv() {  # $1: extras, e.g. "test"
-  local extras=$1 stamp=".venv/.installed${1:+-$1}"
+ensure_venv() {  # $1: which lock, "runtime" (the server) or "dev" (plus the test and bench extras)
+  # Every version comes from requirements/$1.lock (hashes checked); the package itself is installed
+  # editable on top, built with the lock's setuptools (no build isolation: nothing floats in).
+  local lock="requirements/$1.lock" stamp=".venv/.installed-$1" dev=".venv/.installed-dev"
+  if [ "$1" = runtime ] && [ -f "$dev" ] && [ ! requirements/dev.lock -nt "$dev" ] && [ ! pyproject.toml -nt "$dev" ]; then
+    return 0  # the test venv is the server's plus the test tools: no reinstall between test.sh and serve.sh
+  fi
   if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
   fi
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "installing Legend Realtime${extras:+ with [$extras]} into .venv (log: .venv/install.log)" >&2
-    if ! { .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip &&
-           .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras:+[$extras]}"; \
-         } > .venv/install.log 2>&1; then
+  if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "installing Legend Realtime with $lock into .venv (log: .venv/install.log)" >&2
+    if ! { .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r "$lock" &&
+           .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+             --no-build-isolation -e .; } > .venv/install.log 2>&1; then
       cat .venv/install.log >&2
       return 1
     fi
+    rm -f .venv/.installed-*  # the other lock's stamp no longer describes this venv
     touch "$stamp"
   fi
 }

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-ensure_venv ""
+ensure_venv runtime
 exec .venv/bin/legend serve "$@"

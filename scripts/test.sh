@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-ensure_venv "test"
+ensure_venv dev
 ensure_debian_package redis-server redis-server   # tests start their own redis-server on a free port
 # ... and their own PostgreSQL (initdb into a temporary directory, a free port): tests/support/postgres.py
 ensure_debian_package '/usr/lib/postgresql/*/bin/initdb' postgresql
@@ -13,12 +13,17 @@ ensure_debian_package npm npm                     # npm ci: tsc and eslint for i
 ensure_node_modules
 ensure_debian_package chromium chromium           # Playwright drives Debian's Chromium
 # The example third-party plugin, installed as its own package: tests/plugins discovers it by entry point.
-if [ ! -f .venv/.installed-legend-sentiment ] || [ examples/legend-sentiment/pyproject.toml -nt .venv/.installed-legend-sentiment ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e examples/legend-sentiment
-  touch .venv/.installed-legend-sentiment
+if [ ! -f .venv/.installed-dev-sentiment ] || [ examples/legend-sentiment/pyproject.toml -nt .venv/.installed-dev-sentiment ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+    -e examples/legend-sentiment
+  touch .venv/.installed-dev-sentiment
 fi
 
-echo "== ruff"; .venv/bin/ruff check legend tests bench fuzz && .venv/bin/ruff format --check legend tests bench fuzz
+# One command a line: under `set -e` a failure anywhere in `a && b` but its last command does not stop the
+# script (tests/packaging/test_scripts.py checks that a lint failure fails this command).
+echo "== ruff"
+.venv/bin/ruff check legend tests bench fuzz
+.venv/bin/ruff format --check legend tests bench fuzz
 echo "== mypy --strict legend"; .venv/bin/mypy legend
 echo "== tsc --checkJs"; node_modules/.bin/tsc -p jsconfig.json
 echo "== eslint"; node_modules/.bin/eslint .

@@ -107,7 +107,7 @@ class RedisConnection:
             "username": settings.sentinel_username,
             "password": settings.sentinel_password,
         }
-        sentinel = self.sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = self.sentinel = Sentinel(
             [sentinel_address(address) for address in settings.sentinels],
             sentinel_kwargs=sentinel_kwargs,
             **common,

@@ -135,7 +135,7 @@ class Listener:
         if pubsub is not None:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(1.0):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     async def _session(self) -> None:
         """One connection's life: subscribe, replay what was missed, then deliver until it fails."""
