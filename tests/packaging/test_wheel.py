@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.dockerfile import instructions
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -99,12 +101,16 @@ def test_wheel_metadata_names_the_licence_and_classifiers(wheel: Path) -> None:
 
 
 def _dockerfile_sources() -> list[str]:
-    """What the Dockerfile's build stage copies from the repository (``COPY src... dest``)."""
+    """What the Dockerfile's build stage copies from the repository (``COPY src... dest``), each under its own name."""
     sources = []
-    for line in (ROOT / "deploy" / "Dockerfile").read_text().splitlines():
-        if line.startswith("COPY ") and "--from" not in line:
-            *names, dest = line.split()[1:]
-            assert dest in ("./", f"./{names[0]}"), line  # each lands under its own name
+    for keyword, rest in instructions(ROOT / "deploy" / "Dockerfile"):
+        if keyword == "FROM" and sources:
+            break  # the build stage ends here
+        if keyword == "COPY":
+            *names, dest = rest.split()
+            for name in names:
+                lands = f"{dest}{Path(name).name}" if dest.endswith("/") else dest
+                assert lands.removeprefix("./") in (name, "") or dest == "./", (rest, lands)
             sources += names
     return sources
 
@@ -120,6 +126,7 @@ def test_the_dockerfile_sources_build_with_the_oldest_setuptools_allowed(tmp_pat
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, src / name)
     env = tmp_path / "env"
     venv.create(env, with_pip=True)
