@@ -44,7 +44,8 @@ SYSTEM_USER = "postgres"  # who runs the server when the tests run as root
 SUPERUSER = "postgres"  # the role initdb creates
 MARKER = "postgres"
 _WHERE = pytest.StashKey[str]()  # which server the session used, for the summary line
-_PASSED = pytest.StashKey[int]()
+_PROPERTY = "legend_postgres"  # on the report of each passed PostgreSQL test: which server ran it
+_COUNTED: dict[str, int] = {}  # passed PostgreSQL tests by server, in the process that prints the summary
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -328,7 +329,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     if report.when == "call" and report.passed and _needs_postgres(item):
-        item.config.stash[_PASSED] = item.config.stash.get(_PASSED, 0) + 1
+        # counted where the reports meet (the controller under pytest-xdist): pytest_runtest_logreport
+        report.user_properties.append((_PROPERTY, item.config.stash.get(_WHERE, "?")))
     if report.skipped and not hasattr(report, "wasxfail") and _needs_postgres(item):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         reason = reason.removeprefix("Skipped: ")
@@ -336,8 +338,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"a PostgreSQL test must not skip ({reason})"
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, where in report.user_properties:
+        if name == _PROPERTY:
+            _COUNTED[str(where)] = _COUNTED.get(str(where), 0) + 1
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    if _WHERE in config.stash:
-        passed = config.stash.get(_PASSED, 0)
+    for where, passed in sorted(_COUNTED.items()):
         tests = "test" if passed == 1 else "tests"
-        terminalreporter.write_line(f"PostgreSQL: {passed} {tests} passed on {config.stash[_WHERE]}")
+        terminalreporter.write_line(f"PostgreSQL: {passed} {tests} passed on {where}")
