@@ -12,7 +12,7 @@ import websockets
 
 from tests.integration.conftest import QUIET
 from tests.support.server import LegendServer, merge
-from tests.support.wsclient import Client, connect
+from tests.support.wsclient import Client, connect, source
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +82,6 @@ async def test_a_reconnect_loop_is_slowed_down_by_the_connection_rate() -> None:
         server.close()
 
 
-def via(peer: str, forwarded_for: str | None = None) -> dict[str, Any]:
-    """Connect from ``peer`` (a loopback address), sending ``X-Forwarded-For`` when given."""
-    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {}
-    return {"local_addr": (peer, 0), "additional_headers": headers}
-
-
 async def test_the_address_is_the_forwarded_one_from_trusted_proxies_only() -> None:
     """``server.forwarded_allow_ips`` (a network here): a listed proxy's X-Forwarded-For names the client,
     the right-most address not in the list when there are several hops; anyone else is its own address
@@ -99,20 +93,20 @@ async def test_the_address_is_the_forwarded_one_from_trusted_proxies_only() -> N
     server = LegendServer(merge(QUIET, config)).start()
     url = server.ws_url
     try:
-        held = [await connect(url, user_id="a", **via("127.0.0.9", "203.0.113.7"))]
+        held = [await connect(url, user_id="a", **source("127.0.0.9", "203.0.113.7"))]
         # the same client through another proxy of the list: one address, over its limit
-        code, reason = await refused(f"{url}?user_id=b", **via("127.0.0.12", "203.0.113.7"))
+        code, reason = await refused(f"{url}?user_id=b", **source("127.0.0.12", "203.0.113.7"))
         assert code == 4429 and "address" in reason
-        held.append(await connect(url, user_id="c", **via("127.0.0.12", "203.0.113.8")))
+        held.append(await connect(url, user_id="c", **source("127.0.0.12", "203.0.113.8")))
         # several hops: the last proxy (listed) appended what it saw; the client forged the first entry
         held.append(
-            await connect(url, user_id="d", **via("127.0.0.9", "198.51.100.1, 203.0.113.9, 127.0.0.11"))
+            await connect(url, user_id="d", **source("127.0.0.9", "198.51.100.1, 203.0.113.9, 127.0.0.11"))
         )
-        assert (await refused(f"{url}?user_id=e", **via("127.0.0.9", "203.0.113.9")))[0] == 4429
-        held.append(await connect(url, user_id="f", **via("127.0.0.9", "198.51.100.1")))
+        assert (await refused(f"{url}?user_id=e", **source("127.0.0.9", "203.0.113.9")))[0] == 4429
+        held.append(await connect(url, user_id="f", **source("127.0.0.9", "198.51.100.1")))
         # a peer not in the list cannot choose its address by sending the header
-        held.append(await connect(url, user_id="g", **via("127.0.0.2", "203.0.113.20")))
-        code, reason = await refused(f"{url}?user_id=h", **via("127.0.0.2", "203.0.113.21"))
+        held.append(await connect(url, user_id="g", **source("127.0.0.2", "203.0.113.20")))
+        code, reason = await refused(f"{url}?user_id=h", **source("127.0.0.2", "203.0.113.21"))
         assert code == 4429 and "address" in reason
         assert server.stats()["refused_address_limit"] == 3
         logs = server.logs()
