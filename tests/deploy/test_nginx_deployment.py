@@ -364,6 +364,9 @@ async def test_a_rolling_restart_loses_and_repeats_nothing(deployment: Deploymen
             assert fired >= 10
 
             async def delivered() -> bool:
+                for task in tasks:
+                    if task.done():
+                        task.result()  # a dashboard that crashed: say why now, not at the timeout
                 return all(
                     d.since(f"ticker:{ticker}") >= last and len(d.alert_ids) >= fired for d in dashboards
                 )
