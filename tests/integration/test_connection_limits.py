@@ -4,6 +4,7 @@ a connection over a limit is accepted, then closed with 4429 and a reason, and c
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -114,6 +115,20 @@ async def test_the_address_is_the_forwarded_one_from_trusted_proxies_only() -> N
         assert "refused a connection of b from 203.0.113.7" in logs
         assert "127.0.0.2:" in logs and "203.0.113.20" not in logs and "203.0.113.21" not in logs
         assert "127.0.0.9:" not in logs and "127.0.0.12:" not in logs  # never the proxy's address
+        # invalid UTF-8 in a text frame: the one line about it names the client too
+        bad = await connect(url, user_id="i", **source("127.0.0.9", "203.0.113.30"))
+        await bad.connection.send(b"\xc3\x28", text=True)
+        with pytest.raises(websockets.ConnectionClosed):
+            await bad.recv(timeout=10)
+        assert bad.connection.close_code == 1007
+
+        def utf8_line() -> str | None:
+            return next((line for line in server.logs().splitlines() if "(1007)" in line), None)
+
+        deadline = time.monotonic() + 10
+        while utf8_line() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert "203.0.113.30" in (utf8_line() or ""), server.logs()[-2000:]
         for client in held:
             await client.close()
     finally:
