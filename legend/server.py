@@ -164,6 +164,11 @@ def run_worker(settings: Settings, sock: socket.socket | None = None, index: int
         # The app answers oversized frames itself with an error; the transport's hard cap is far above.
         ws_max_size=max(64 * 1024, settings.realtime.max_frame_bytes * 16),
         timeout_graceful_shutdown=int(server_settings.graceful_shutdown_seconds),
+        # The client address behind trusted proxies (uvicorn's ProxyHeadersMiddleware, HTTP and WebSocket
+        # scopes alike): what the per-address limits count and every log line shows. Always passed, so
+        # uvicorn's own $FORWARDED_ALLOW_IPS never decides it behind the settings' back.
+        proxy_headers=bool(server_settings.forwarded_allow_ips),
+        forwarded_allow_ips=list(server_settings.forwarded_allow_ips),
         lifespan="on",
         # one configuration for uvicorn, Litestar and Legend: redacted, text or JSON (adapters/logs.py)
         log_config=logging_config(

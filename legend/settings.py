@@ -6,6 +6,7 @@ Unknown keys are errors (``forbid_unknown_fields``) so a typo in ``legend.toml``
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -50,6 +51,32 @@ class ServerSettings(_Section):
     # Processes serving the one port (SO_REUSEPORT), each an instance on the Redis backplane; more than 1
     # needs redis.url. One per core scales the socket writes, which grow with the number of clients.
     workers: Annotated[int, msgspec.Meta(ge=1, le=256)] = 1
+    # The proxies (addresses, or networks in CIDR) whose X-Forwarded-For and X-Forwarded-Proto are believed:
+    # the client address of the per-address limits and the logs is then the right-most forwarded address
+    # not in this list. A peer not listed never chooses its address by sending the header. Behind a load
+    # balancer list its addresses (docs/scaling.md), else every client counts as the balancer. ["*"]
+    # trusts any peer: only when nothing but the balancer can reach the port. []: trust none.
+    forwarded_allow_ips: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
+
+    def __post_init__(self) -> None:
+        for entry in self.forwarded_allow_ips:
+            trusted_proxy(entry)  # raises ValueError naming the entry
+        if "*" in self.forwarded_allow_ips and len(self.forwarded_allow_ips) > 1:
+            raise ValueError("forwarded_allow_ips: '*' trusts every peer and cannot be combined with others")
+
+
+def trusted_proxy(entry: str) -> None:
+    """Check one ``forwarded_allow_ips`` entry (``*``, an address, or a CIDR network without host bits) as
+    uvicorn's ProxyHeadersMiddleware parses it; ValueError naming it otherwise, where uvicorn would
+    silently keep it as a literal that no client address ever equals."""
+    if entry == "*":
+        return
+    try:
+        ipaddress.ip_network(entry) if "/" in entry else ipaddress.ip_address(entry)
+    except ValueError as exc:
+        raise ValueError(
+            f"forwarded_allow_ips: {entry!r} is not an IP address or network (CIDR, no host bits): {exc}"
+        ) from None
 
 
 class RealtimeSettings(_Section):

@@ -8,6 +8,7 @@ ensure_venv dev
 ensure_debian_package redis-server redis-server   # tests start their own redis-server on a free port
 # ... and their own PostgreSQL (initdb into a temporary directory, a free port): tests/support/postgres.py
 ensure_debian_package '/usr/lib/postgresql/*/bin/initdb' postgresql
+ensure_debian_package /usr/sbin/nginx nginx       # tests/deploy runs deploy/nginx.conf in Debian's nginx
 ensure_debian_package node nodejs                 # node --test for the JavaScript client
 ensure_debian_package npm npm                     # npm ci: tsc and eslint for it (package.json)
 ensure_node_modules

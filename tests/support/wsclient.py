@@ -90,3 +90,10 @@ async def connect(server_ws_url: str, user_id: str = "u1", **kwargs: Any) -> Cli
     ack = await client.expect("connection")
     assert ack["status"] == "connected"
     return client
+
+
+def source(address: str, forwarded_for: str | None = None) -> dict[str, Any]:
+    """``connect`` options of a client on a loopback address of its own (any 127.x.y.z: Linux answers them
+    all), sending ``X-Forwarded-For: forwarded_for`` when given (a proxy, or a client forging one)."""
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {}
+    return {"local_addr": (address, 0), "additional_headers": headers}

@@ -51,6 +51,7 @@ def test_defaults_without_a_file() -> None:
     assert settings.realtime.max_messages_per_second == 10 and settings.realtime.history_size == 100
     assert settings.realtime.stale_after == 60 and settings.redis.url is None
     assert settings.server.ws_per_message_deflate is False
+    assert settings.server.forwarded_allow_ips == ["127.0.0.1", "::1"]  # uvicorn's loopback default
 
 
 def test_file_and_environment(tmp_path: Path) -> None:
@@ -75,6 +76,15 @@ def test_file_and_environment(tmp_path: Path) -> None:
     assert settings.security.allowed_origins == ["https://a.example"]
 
 
+def test_forwarded_allow_ips_takes_addresses_and_networks() -> None:
+    value = '["172.18.0.0/16", "10.0.0.5", "fd00::/8", "::1"]'
+    settings = load_settings(environ={"LEGEND_SERVER__FORWARDED_ALLOW_IPS": value})
+    assert settings.server.forwarded_allow_ips == ["172.18.0.0/16", "10.0.0.5", "fd00::/8", "::1"]
+    assert (
+        load_settings(environ={"LEGEND_SERVER__FORWARDED_ALLOW_IPS": "[]"}).server.forwarded_allow_ips == []
+    )
+
+
 def test_config_path_from_environment(tmp_path: Path) -> None:
     config = tmp_path / "x.toml"
     config.write_text("[server]\nport = 9001\n")
@@ -90,6 +100,9 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ("", {"REALTIME_UPDATE_INTERVAL": "soon"}, "REALTIME_UPDATE_INTERVAL"),
         ("", {"LEGEND_REALTIME__NOPE": "1"}, "unknown field `nope`"),
         ("", {"LEGEND_SECURITY__AUTH": "magic"}, "$.security.auth"),
+        ('[server]\nforwarded_allow_ips = ["10.0.0.1", "nginx"]\n', {}, "'nginx' is not an IP address"),
+        ("", {"LEGEND_SERVER__FORWARDED_ALLOW_IPS": '["10.1.2.3/8"]'}, "'10.1.2.3/8' is not an IP"),
+        ("", {"LEGEND_SERVER__FORWARDED_ALLOW_IPS": '["*", "::1"]'}, "'*' trusts every peer"),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, text: str, env: dict[str, str], expected: str) -> None:

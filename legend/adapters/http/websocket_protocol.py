@@ -242,7 +242,9 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
                 data.decode()
             except UnicodeDecodeError:
                 self.frames = []
-                log.warning("closed %s (1007): a text frame is not valid UTF-8", self.client, extra=HOSTILE)
+                # the client's address as the application saw it (behind a trusted proxy: forwarded)
+                client = self.scope.get("client") or self.client
+                log.warning("closed %s (1007): a text frame is not valid UTF-8", client, extra=HOSTILE)
                 self.conn.send_close(1007)
                 self.handle_parser_exception()
                 return

@@ -110,6 +110,7 @@ async def stream(
         await socket.close(code=closecodes.UNAUTHORIZED, reason=exc.reason[:120])
         return
     await socket.accept(subprotocols=identity.subprotocol)
+    # Behind a proxy in server.forwarded_allow_ips, uvicorn has put the forwarded client here already.
     client = socket.scope.get("client")
     address = str(client[0]) if client else "unknown"
     outcome = await streaming.connect(transport_of(socket), identity.user_id, address, identity.expires_at)
