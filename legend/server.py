@@ -65,6 +65,26 @@ def check_workers(settings: Settings) -> None:
         )
 
 
+def check_shared_port(settings: Settings) -> None:
+    """Several workers share one port, which must then be a fixed one."""
+    if settings.server.workers > 1 and settings.server.port == 0:
+        raise SettingsError("server.port = 0 cannot be shared by several workers: choose a port")
+
+
+def settings_problems(settings: Settings) -> list[str]:
+    """What ``legend serve`` refuses although each value is valid on its own (combinations of them), one
+    message each; checked before anything is migrated, created or bound (``legend config check`` too)."""
+    from legend.app import check_security
+
+    problems: list[str] = []
+    for check in (check_workers, metrics_ports, check_shared_port, check_security):
+        try:
+            check(settings)
+        except SettingsError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def metrics_ports(settings: Settings) -> list[int]:
     """The per-worker metrics ports (``metrics.port`` + worker index), or none."""
     first = settings.metrics.port
@@ -128,8 +148,9 @@ def dashboard_address(settings: Settings) -> str:
 
 def serve(settings: Settings) -> int:
     """Run until interrupted: in this process, or as a supervisor of ``server.workers`` processes."""
-    check_workers(settings)
-    metrics_ports(settings)
+    problems = settings_problems(settings)
+    if problems:
+        raise SettingsError(problems[0])
     if settings.server.workers == 1:
         print(f"Legend Realtime dashboard: {dashboard_address(settings)}", flush=True)
         run_worker(settings)
@@ -147,9 +168,9 @@ def run_worker(settings: Settings, sock: socket.socket | None = None, index: int
 
     server_settings = settings.server
     ports = metrics_ports(settings)
-    extra = metrics_socket(server_settings.host, ports[index]) if ports else None  # taken: fail first
-    services = bootstrap(settings)
+    services = bootstrap(settings)  # settings errors (plugins, provider) before anything is bound
     app: ASGIApp = create_app(services=services)
+    extra = metrics_socket(server_settings.host, ports[index]) if ports else None  # taken: fail now
     if ports:
         app = metrics_only(app, ports[index])
     config = uvicorn.Config(
@@ -206,17 +227,15 @@ def supervise(settings: Settings) -> int:
     from legend.app import check_security
 
     check_security(settings)  # once, here, rather than in every worker
-    settings = _prepare(settings)
-    count = settings.server.workers
-    if settings.server.port == 0:
-        raise SettingsError("server.port = 0 cannot be shared by several workers: choose a port")
-    # Bind once here first: a port that is taken fails now, with one clear message.
+    # Bind once here first: a port that is taken fails now, with one clear message, before migrating.
     try:
         reuse_port_socket(settings.server.host, settings.server.port).close()
     except OSError as exc:
         raise SettingsError(f"cannot bind {settings.server.host}:{settings.server.port}: {exc}") from None
     for port in metrics_ports(settings):
         metrics_socket(settings.server.host, port).close()
+    settings = _prepare(settings)
+    count = settings.server.workers
     spawn = multiprocessing.get_context("spawn")
     stopping = False
 

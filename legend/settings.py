@@ -6,13 +6,16 @@ Unknown keys are errors (``forbid_unknown_fields``) so a typo in ``legend.toml``
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -50,6 +53,9 @@ class ServerSettings(_Section):
     # Processes serving the one port (SO_REUSEPORT), each an instance on the Redis backplane; more than 1
     # needs redis.url. One per core scales the socket writes, which grow with the number of clients.
     workers: Annotated[int, msgspec.Meta(ge=1, le=256)] = 1
+
+    def __post_init__(self) -> None:
+        bind_host(self.host)  # raises ValueError with the reason
 
 
 class RealtimeSettings(_Section):
@@ -110,6 +116,8 @@ class RedisSettings(_Section):
     wait_timeout: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.1  # seconds; below socket_timeout
 
     def __post_init__(self) -> None:
+        if self.url is not None:
+            redis_url(self.url)
         for address in self.sentinels:
             sentinel_address(address)  # raises ValueError with the reason
         if self.sentinels and not self.service_name:
@@ -123,6 +131,86 @@ class RedisSettings(_Section):
     def enabled(self) -> bool:
         """The Redis backplane is configured: a URL or sentinels."""
         return bool(self.url or self.sentinels)
+
+
+_HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
+
+
+def bind_host(host: str) -> str:
+    """``host`` if it is an address or a host name that can be bound (``0.0.0.0``, ``::``, ``localhost``,
+    ``api.internal``); ValueError saying what is wrong (an empty one would bind every interface unasked)."""
+    if not host:
+        raise ValueError("host: empty; use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)")
+    if host.startswith("[") and host.endswith("]"):
+        raise ValueError(f"host: write an IPv6 address without brackets, got {host!r}")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if len(host) > 253 or not _HOSTNAME.match(host):
+            raise ValueError(f"host: expected an IP address or a host name, got {host!r}") from None
+    return host
+
+
+def http_url(url: str, key: str) -> str:
+    """``url`` if it is an absolute http(s) URL with a host (and, if given, a valid port); ValueError
+    naming ``key`` otherwise."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise ValueError(f"{key}: not a valid URL ({exc}), got {url!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{key}: expected an http:// or https:// URL with a host, got {url!r}")
+    return url
+
+
+def redis_url(url: str) -> str:
+    """``url`` if redis-py can connect with it (``redis://``, ``rediss://``, ``unix://``; its options
+    parsed), checked without connecting; ValueError with redis-py's reason (the URL itself is left out
+    of the message: it may hold a password)."""
+    from redis.connection import parse_url
+
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"url: not a Redis URL: {exc}") from None
+    return url
+
+
+# Backends the server stores in, and the drivers accepted in their URLs (the async one is used either way).
+DATABASE_DRIVERS: Mapping[str, tuple[str, ...]] = {
+    "sqlite": ("", "aiosqlite", "pysqlite"),
+    "postgresql": ("", "asyncpg", "psycopg2", "psycopg"),
+    "postgres": ("",),  # the scheme Heroku and others hand out
+}
+
+
+def database_backend(url: str) -> str:
+    """The backend (``sqlite``, ``postgresql``) of a SQLAlchemy URL, parsed with SQLAlchemy's ``make_url``
+    without connecting; ValueError naming what is wrong (the URL is left out: it may hold a password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            "url: not a database URL; expected sqlite+aiosqlite:///path/legend.db or "
+            "postgresql+asyncpg://user:password@host/database"
+        ) from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend not in DATABASE_DRIVERS:
+        raise ValueError(f"url: unsupported backend {backend!r}; use sqlite or postgresql")
+    if "+" in parsed.drivername and driver not in DATABASE_DRIVERS[backend]:
+        raise ValueError(
+            f"url: unsupported driver {driver!r} for {backend}; use {backend}+"
+            f"{'aiosqlite' if backend == 'sqlite' else 'asyncpg'}"
+        )
+    try:
+        parsed.port  # noqa: B018 - a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"url: {exc}") from None
+    return "postgresql" if backend == "postgres" else backend
 
 
 def sentinel_address(address: str) -> tuple[str, int]:
@@ -153,13 +241,13 @@ class SecuritySettings(_Section):
     login_url: str | None = None
 
     def __post_init__(self) -> None:
-        if self.login_url is not None and not (
-            self.login_url.startswith(("https://", "http://"))
-            or (self.login_url.startswith("/") and not self.login_url.startswith("//"))
-        ):
-            raise ValueError(
-                f"login_url: expected an http(s):// URL or a path starting with /, got {self.login_url!r}"
-            )
+        url = self.login_url
+        if url is not None and not (url.startswith("/") and not url.startswith("//")):
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(
+                    f"login_url: expected an http(s):// URL or a path starting with /, got {url!r}"
+                )
+            http_url(url, "login_url")
 
 
 class MarketSettings(_Section):
@@ -224,8 +312,7 @@ class _QuotesVendorSettings(_Section):
     backoff_max: PositiveFloat = 60.0  # … up to this
 
     def __post_init__(self) -> None:
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url: expected an http:// or https:// URL, got {self.base_url!r}")
+        http_url(self.base_url, "base_url")
 
 
 class QuotesFinnhubSettings(_QuotesVendorSettings):
@@ -271,6 +358,12 @@ class DatabaseSettings(_Section):
     # Apply migrations at start; unset means only for SQLite (run `legend db upgrade` for PostgreSQL).
     migrate_on_start: bool | None = None
     echo: bool = False  # log every SQL statement
+
+    def __post_init__(self) -> None:
+        if self.url is not None:
+            database_backend(self.url)
+        if not self.data_dir.strip():
+            raise ValueError("data_dir: empty; use a directory such as ./data")
 
 
 class WatchlistSettings(_Section):
@@ -361,31 +454,41 @@ def _overrides(environ: Mapping[str, str]) -> list[tuple[str, str, str, Any]]:
 
 
 def load_settings(
-    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Sequence[tuple[str, str, str, Any]] = (),
 ) -> Settings:
-    """Read ``path`` (or ``$LEGEND_CONFIG``, or nothing), apply environment overrides, validate."""
+    """Read ``path`` (or ``$LEGEND_CONFIG``, or nothing), apply environment overrides, then ``overrides``
+    (``(label, section, key, value)``, the command line's ``--port`` …), validating after each step so
+    that an error names where the bad value came from. Raises SettingsError."""
     env = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
-    source = path or env.get(CONFIG_ENV)
+    source = path if path is not None else env.get(CONFIG_ENV)
+    if path is not None and not str(path).strip():
+        raise SettingsError("--config: the path is empty")
     if source:
         file = Path(source)
         try:
             raw = tomllib.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise SettingsError(f"settings file not found: {file}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"settings file {file} cannot be read: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"settings file {file} is not valid TOML: {exc}") from None
+    _validate(raw, f"{source}")
+    labelled = [(f"environment variable {var}", *rest) for var, *rest in _overrides(env)]
+    for label, section, key, value in [*labelled, *overrides]:
+        table = raw.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise SettingsError(f"{label}: section {section!r} is not a table")
+        table[key] = value
+        _validate(raw, label)
+    return msgspec.convert(raw, Settings, strict=False)
+
+
+def _validate(raw: dict[str, Any], label: str) -> None:
     try:
         msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        raise SettingsError(f"{source}: {exc}") from None
-    for var, section, key, value in _overrides(env):
-        table = raw.setdefault(section, {})
-        if not isinstance(table, dict):
-            raise SettingsError(f"{var}: section {section!r} is not a table")
-        table[key] = value
-        try:
-            msgspec.convert(raw, Settings, strict=False)
-        except msgspec.ValidationError as exc:
-            raise SettingsError(f"environment variable {var}: {exc}") from None
-    return msgspec.convert(raw, Settings, strict=False)
+        raise SettingsError(f"{label}: {exc}") from None

@@ -79,7 +79,11 @@ def test_jwt_settings_must_be_usable() -> None:
         ([], "http://h:1", "h:1", True),
         ([], "http://evil:1", "h:1", False),
         (["https://a.example"], "https://a.example/", "h:1", True),
-        (["https://a.example"], "http://h:1", "h:1", False),
+        (["https://a.example"], "http://h:1", "h:1", True),  # the own host, with an allow-list too
+        (["https://a.example"], "https://H:1", "h:1", True),  # scheme and case do not matter
+        (["https://a.example"], "http://h:2", "h:1", False),  # another port is another origin
+        (["https://a.example"], "http://evil:1", "h:1", False),
+        ([], "null", "", False),  # a sandboxed page, and no Host to compare with
         (["*"], "http://anything", "h:1", True),
     ],
 )
