@@ -25,6 +25,7 @@ from legend.domain.logcontext import connection_id
 # Query parameters whose values never reach a log line (compared case-insensitively, after decoding).
 SENSITIVE = frozenset({"token", "access_token", "id_token", "jwt", "password", "secret", "api_key", "apikey"})
 REDACTED = "[redacted]"
+HIDDEN_PASSWORD = "***"  # in a URL's user:password@ (as SQLAlchemy hides it), where brackets mean IPv6
 
 # uvicorn's lines that any client can make the server write (besides ours, marked ``HOSTILE``): each at
 # most once a second.
@@ -74,7 +75,7 @@ def is_secret_setting(key: str) -> bool:
 
 
 def redact_credentials(text: str) -> str:
-    """``text`` with the password of a URL (``scheme://user:password@host``) and the values of sensitive
+    """``text`` with the password of a URL (``scheme://user:***@host``) and the values of sensitive
     query parameters replaced; anything else as it is."""
     if "://" in text and "@" in text:
         try:
@@ -85,7 +86,7 @@ def redact_credentials(text: str) -> str:
         if password is not None:
             userinfo, _, hostport = parts.netloc.rpartition("@")
             user = userinfo.partition(":")[0]
-            text = urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{hostport}"))
+            text = urlunsplit(parts._replace(netloc=f"{user}:{HIDDEN_PASSWORD}@{hostport}"))
     return redact_url(text)
 
 
