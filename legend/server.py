@@ -74,10 +74,14 @@ def check_shared_port(settings: Settings) -> None:
 def settings_problems(settings: Settings) -> list[str]:
     """What ``legend serve`` refuses although each value is valid on its own (combinations of them), one
     message each; checked before anything is migrated, created or bound (``legend config check`` too)."""
+    from legend.adapters.auth import Authenticator
     from legend.app import check_security
 
+    def check_keys(settings: Settings) -> None:  # JWT mode: the secret's length, the public key's file
+        Authenticator(settings.security, admin_token="-")
+
     problems: list[str] = []
-    for check in (check_workers, metrics_ports, check_shared_port, check_security):
+    for check in (check_workers, metrics_ports, check_shared_port, check_security, check_keys):
         try:
             check(settings)
         except SettingsError as exc:

@@ -57,6 +57,10 @@ BAD = {
     "vendor url": ([], {}, {"quotes": {"provider": "finnhub"}, "quotes.finnhub": {"base_url": "http://"}}, "base_url"),
     "calendar": ([], {}, {"market": {"calendar": "NOPE"}}, "market.calendar: unknown exchange calendar 'NOPE'"),
     "dev mode on every interface": (["--host", "0.0.0.0"], {}, {}, "is not a loopback address"),
+    "jwt key file": (
+        [], {"LEGEND_SECURITY__AUTH": "jwt", "LEGEND_SECURITY__JWT_PUBLIC_KEY": "no-such.pem"}, {},
+        "security.jwt_public_key: cannot read no-such.pem",
+    ),
     "config is a directory": (["--config", "."], {}, {}, "cannot be read"),
     "config is empty": (["--config", ""], {}, {}, "--config: the path is empty"),
 }  # fmt: skip
@@ -122,14 +126,18 @@ def test_config_check_prints_every_key_with_credentials_redacted(tmp_path: Path)
 
 
 def test_config_check_reports_each_problem_and_exits_2(tmp_path: Path) -> None:
-    config = {"server": {"host": "0.0.0.0", "workers": 2}, "plugins.news": {"feds": []}}
+    config = {
+        "server": {"host": "0.0.0.0", "workers": 2},
+        "security": {"auth": "jwt", "jwt_secret": "short"},
+        "plugins.news": {"feds": []},
+    }
     (tmp_path / "legend.toml").write_text(to_toml(config), encoding="utf-8")
     result = legend(tmp_path, "config", "check", "--config", "legend.toml")
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("legend: settings error: ")]
     assert len(errors) == 3, result.stderr
     assert "unknown setting `feds`" in errors[0]
-    assert "needs the Redis backplane" in errors[1] and "not a loopback address" in errors[2]
+    assert "needs the Redis backplane" in errors[1] and "at least 32 characters" in errors[2]
     assert tomllib.loads(result.stdout)["server"]["workers"] == 2  # still shown
     bad = legend(tmp_path, "config", "check", env={"REDIS_URL": "notaurl"})
     assert bad.returncode == 2 and bad.stdout == ""
