@@ -42,8 +42,7 @@ def database(settings: Settings, action: str, revision: str | None) -> int:
     async def run() -> int:
         db = Database.from_settings(settings.database)
         try:
-            if db.file is not None:
-                await asyncio.to_thread(db.file.parent.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(db.make_directory)
             if action == "upgrade" and not plugin:
                 await migrate.upgrade(db, target or "head")
             if action == "upgrade" and (plugin or target in ("", "head")):

@@ -23,7 +23,7 @@ import sys
 import time
 from multiprocessing.connection import wait as wait_for_exits
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from litestar.enums import ScopeType
@@ -32,6 +32,9 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from legend.adapters.http.errors import error_json
 from legend.domain.backoff import Backoff
 from legend.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from legend.adapters.sql import Database
 
 log = logging.getLogger("legend.server")
 
@@ -174,6 +177,8 @@ def run_worker(settings: Settings, sock: socket.socket | None = None, index: int
     ports = metrics_ports(settings)
     services = bootstrap(settings)  # settings errors (plugins, provider) before anything is bound
     app: ASGIApp = create_app(services=services)
+    if services.database is not None:
+        make_data_directory(settings, services.database)
     extra = metrics_socket(server_settings.host, ports[index]) if ports else None  # taken: fail now
     if ports:
         app = metrics_only(app, ports[index])
@@ -200,6 +205,17 @@ def run_worker(settings: Settings, sock: socket.socket | None = None, index: int
         sockets = [sock if sock is not None else config.bind_socket(), extra]
         log.info("metrics of this instance also on port %d (GET /metrics only)", ports[index])
     _Server(config, services.close_clients).run(sockets=sockets)
+
+
+def make_data_directory(settings: Settings, database: Database) -> None:
+    """The SQLite file's directory, made before the server starts: one that cannot be made is a settings
+    error (one line), not a failed start-up with a traceback."""
+    from legend.adapters.sql import DatabaseError
+
+    try:
+        database.make_directory()
+    except DatabaseError as exc:
+        raise SettingsError(f"database.{'url' if settings.database.url else 'data_dir'}: {exc}") from None
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -318,6 +334,7 @@ def _prepare(settings: Settings) -> Settings:
     async def upgrade() -> None:
         database = Database.from_settings(settings.database)
         try:
+            make_data_directory(settings, database)
             if database.migrate_on_start:
                 failed = await database.start(schemas)
                 for plugin, error in failed.items():  # each worker fails that plugin and says why

@@ -61,6 +61,7 @@ BAD = {
         [], {"LEGEND_SECURITY__AUTH": "jwt", "LEGEND_SECURITY__JWT_PUBLIC_KEY": "no-such.pem"}, {},
         "security.jwt_public_key: cannot read no-such.pem",
     ),
+    "data dir cannot be made": ([], {"LEGEND_DATABASE__DATA_DIR": "/proc/no-such-dir"}, {}, "database.data_dir: cannot create"),
     "config is a directory": (["--config", "."], {}, {}, "cannot be read"),
     "config is empty": (["--config", ""], {}, {}, "--config: the path is empty"),
 }  # fmt: skip

@@ -116,6 +116,17 @@ class Database:
         """The URL without its password, for logs."""
         return self.url.render_as_string(hide_password=True)
 
+    def make_directory(self) -> None:
+        """Create the SQLite file's directory (if any); DatabaseError saying why it cannot be."""
+        if self.file is None:
+            return
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(
+                f"cannot create {self.file.parent}, the directory of the SQLite file: {exc.strerror or exc}"
+            ) from None
+
     async def start(self, plugins: Sequence[Schema] = ()) -> dict[str, Exception]:
         """Create the SQLite file's directory, then migrate (``migrate_on_start``) or check the schema: the
         server's (raises DatabaseError), then each plugin's. A plugin's that fails (its revisions raise, or
@@ -123,8 +134,7 @@ class Database:
         fail that plugin alone."""
         from legend.adapters.sql import migrate
 
-        if self.file is not None:
-            await asyncio.to_thread(self.file.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(self.make_directory)
         if self.migrate_on_start:
             await migrate.upgrade(self)
         else:
