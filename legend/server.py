@@ -159,6 +159,7 @@ def serve(settings: Settings) -> int:
     if problems:
         raise SettingsError(problems[0])
     if settings.server.workers == 1:
+        check_port_free(settings.server.host, settings.server.port)
         print(f"Legend Realtime dashboard: {dashboard_address(settings)}", flush=True)
         run_worker(settings)
         return 0
@@ -205,6 +206,21 @@ def run_worker(settings: Settings, sock: socket.socket | None = None, index: int
         sockets = [sock if sock is not None else config.bind_socket(), extra]
         log.info("metrics of this instance also on port %d (GET /metrics only)", ports[index])
     _Server(config, services.close_clients).run(sockets=sockets)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Bind and release ``host:port`` once, so that a port in use stops the start before the database is
+    migrated (uvicorn binds only after its start-up) with one line, not a failed start."""
+    if port == 0:
+        return
+    try:
+        socket.create_server((host, port)).close()
+    except OSError as exc:
+        # create_server appends "(while attempting to bind on address …)" to the reason; a negative errno
+        # is getaddrinfo's: the host does not resolve
+        key = "server.host" if exc.errno is not None and exc.errno < 0 else "server.port"
+        reason = str(exc.strerror or exc).split(" (while attempting")[0]
+        raise SettingsError(f"{key}: cannot bind {host}:{port}: {reason}") from None
 
 
 def make_data_directory(settings: Settings, database: Database) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tomllib
@@ -62,6 +63,7 @@ BAD = {
         "security.jwt_public_key: cannot read no-such.pem",
     ),
     "data dir cannot be made": ([], {"LEGEND_DATABASE__DATA_DIR": "/proc/no-such-dir"}, {}, "database.data_dir: cannot create"),
+    "host that does not resolve": (["--host", "no-such-host.invalid"], {}, {"security": {"allow_insecure": True}}, "server.host: cannot bind no-such-host.invalid"),
     "config is a directory": (["--config", "."], {}, {}, "cannot be read"),
     "config is empty": (["--config", ""], {}, {}, "--config: the path is empty"),
 }  # fmt: skip
@@ -87,6 +89,17 @@ def test_a_bad_value_stops_serve_before_anything_is_done(
     assert "hunter2" not in result.stderr  # a password in a URL is not repeated
     assert not (tmp_path / "data").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == (["legend.toml"] if config else [])
+
+
+def test_a_port_in_use_stops_serve_before_the_database_is_made(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = legend(tmp_path, "serve", "--port", str(port))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"legend: settings error: server.port: cannot bind 127.0.0.1:{port}: Address already in use"
+    ]
+    assert not (tmp_path / "data").exists()
 
 
 def test_command_line_values_are_validated_like_the_file(tmp_path: Path) -> None:
