@@ -49,6 +49,7 @@ BAD = {
     "database backend": (
         [], {"LEGEND_DATABASE__URL": "mysql+aiomysql://u:hunter2@db/legend"}, {}, "unsupported backend 'mysql'"
     ),
+    "database scheme": ([], {"LEGEND_DATABASE__URL": "foo://x/y"}, {}, "unsupported backend 'foo'"),
     "database driver": (
         [], {"LEGEND_DATABASE__URL": "postgresql+pg9000://u@db/legend"}, {}, "unsupported driver 'pg9000'"
     ),
@@ -100,6 +101,20 @@ def test_a_port_in_use_stops_serve_before_the_database_is_made(tmp_path: Path) -
         f"legend: settings error: server.port: cannot bind 127.0.0.1:{port}: Address already in use"
     ]
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///legend.db",
+        "sqlite+aiosqlite:///:memory:",
+        "postgres://legend:pw@db/legend",
+        "postgres+asyncpg://db/legend",
+        "postgresql+psycopg2://db:5433/legend",
+    ],
+)
+def test_database_urls_that_are_accepted(url: str) -> None:
+    assert load_settings(environ={"LEGEND_DATABASE__URL": url}).database.url == url
 
 
 def test_command_line_values_are_validated_like_the_file(tmp_path: Path) -> None:

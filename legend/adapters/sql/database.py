@@ -24,7 +24,8 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from legend.settings import DatabaseSettings, database_backend
+from legend.address_checks import database_backend
+from legend.settings import DatabaseSettings
 
 if TYPE_CHECKING:
     from legend.adapters.sql.migrate import Schema
