@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from legend.adapters.logs import redact_settings
 from legend.settings import load_settings
 from tests.support.server import free_port, to_toml
 
@@ -174,3 +175,25 @@ def test_config_check_reports_each_problem_and_exits_2(tmp_path: Path) -> None:
         "legend: settings error: environment variable REDIS_URL: url: not a Redis URL: Redis URL must "
         "specify one of the following schemes (redis://, rediss://, unix://) - at `$.redis`"
     ]
+
+
+def test_redaction_reaches_plugin_tables_lists_and_urls() -> None:
+    """One way to redact (legend.adapters.logs): secret keys at any depth, URL passwords, query tokens."""
+    tree = {
+        "plugins": {
+            "news": {"feeds": [{"url": "https://feeds.example/rss?token=t0k&x=1", "kind": "rss"}]},
+            "broker": {"webhook_secret": "s3cret", "api_keys": ["k1", "k2"], "account_password": None},
+        },
+        "redis": {"sentinels": ["s1:26379"], "url": "rediss://user:pa55@redis:6380/0"},
+    }
+    assert redact_settings(tree) == {
+        "plugins": {
+            "news": {"feeds": [{"url": "https://feeds.example/rss?token=[redacted]&x=1", "kind": "rss"}]},
+            "broker": {
+                "webhook_secret": "[redacted]",
+                "api_keys": ["[redacted]"] * 2,
+                "account_password": None,
+            },
+        },
+        "redis": {"sentinels": ["s1:26379"], "url": "rediss://user:***@redis:6380/0"},
+    }
