@@ -144,6 +144,7 @@ def api_router(services: Services, metrics: CollectorRegistry) -> Router:
             "instance_id": _provide(services.instance_id),
             "security": _provide(services.settings.security),
             "metrics": _provide(metrics),
+            "database": _provide(services.database),  # None when the repositories were given as overrides
         },
     )
 

@@ -54,10 +54,10 @@ from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepos
 from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
-from legend.ports.market import MarketCalendar
+from legend.ports.market import MarketCalendar, MarketCalendarError
 from legend.ports.quotes import QuoteProvider
 from legend.ports.repositories import AlertRepository, WatchlistRepository
-from legend.settings import Settings
+from legend.settings import Settings, SettingsError
 
 log = logging.getLogger("legend")
 
@@ -282,7 +282,11 @@ def bootstrap(
         settings.realtime.history_size,
         exchange=settings.market.calendar,
     )
-    calendar = calendar or ExchangeCalendarsMarketCalendar(settings.market.calendar)
+    if calendar is None:
+        try:
+            calendar = ExchangeCalendarsMarketCalendar(settings.market.calendar, now=clock.now)
+        except MarketCalendarError as exc:
+            raise SettingsError(f"market.calendar: {exc}") from None
     if alert_repository is None or watchlist_repository is None:
         database = database or Database.from_settings(settings.database)
         alert_repository = alert_repository or SqlAlchemyAlertRepository(database)

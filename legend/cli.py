@@ -1,7 +1,8 @@
 """The ``legend`` command: ``legend serve [--host] [--port] [--workers N] [--config FILE]``, ``legend db upgrade
 [REVISION]`` / ``legend db downgrade REVISION`` / ``legend db current`` for the database schema (the
 server's tables and the enabled plugins' own), and
-``legend plugins list [--config FILE] [--json]``, and ``legend token create --user ID [--ttl SECONDS]
+``legend plugins list [--config FILE] [--json]``, ``legend config check [--config FILE] [--json]`` (the
+settings in effect, validated), and ``legend token create --user ID [--ttl SECONDS]
 [--key FILE]`` for a user token in JWT mode."""
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import logging
 import logging.config
 import sys
 from collections.abc import Sequence
-from typing import Any
-
-import msgspec
+from typing import TYPE_CHECKING, Any
 
 from legend.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from legend.plugins.manager import PluginManager
 
 
 def database(settings: Settings, action: str, revision: str | None) -> int:
@@ -40,8 +42,7 @@ def database(settings: Settings, action: str, revision: str | None) -> int:
     async def run() -> int:
         db = Database.from_settings(settings.database)
         try:
-            if db.file is not None:
-                await asyncio.to_thread(db.file.parent.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(db.make_directory)
             if action == "upgrade" and not plugin:
                 await migrate.upgrade(db, target or "head")
             if action == "upgrade" and (plugin or target in ("", "head")):
@@ -73,6 +74,55 @@ def database(settings: Settings, action: str, revision: str | None) -> int:
     return asyncio.run(run())
 
 
+def plugin_check(settings: Settings) -> tuple[PluginManager, list[str]]:
+    """The plugins loaded without starting any (imported, each table validated, their quote providers
+    and tables registered) and the settings problems found: ``[plugins]`` and ``[quotes] provider``."""
+    from legend.adapters.quotes import BUILT_IN, unknown_provider
+    from legend.plugins.manager import PluginManager
+
+    manager = PluginManager.from_settings(settings, strict=False)
+    manager.register_quote_providers()
+    manager.register_storage()
+    problems = list(manager.problems)
+    provider = str(settings.quotes.provider)
+    if provider not in BUILT_IN and provider not in manager.providers:
+        problems.append(str(unknown_provider(provider, manager.provider_names())))
+    return manager, problems
+
+
+def config_check(path: str | None, as_json: bool) -> int:
+    """Validate the settings (file and environment), every installed plugin's table and the combinations
+    ``legend serve`` refuses; print the effective settings (every key, credentials redacted) on stdout and
+    each problem on stderr. 0 when ``legend serve`` would accept them, else 2."""
+    from legend.effective_settings import effective_settings, to_json, to_toml
+    from legend.plugins.settings import effective_configs
+    from legend.server import settings_problems
+
+    try:
+        settings = load_settings(path)
+    except SettingsError as exc:
+        print(f"legend: settings error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        manager, problems = plugin_check(settings)
+    except SettingsError as exc:  # [plugins] itself is malformed
+        manager, problems = None, [str(exc)]
+    problems += settings_problems(settings)
+    plugin_tables = None
+    if manager is not None:  # [plugins]' own keys and each plugin's table, defaults included
+        own = {key: getattr(manager.options, key) for key in manager.options.__struct_fields__}
+        plugin_tables = {**own, **effective_configs(manager.records, manager.tables)}
+    tree = effective_settings(settings, plugin_tables)
+    print(to_json(tree) if as_json else to_toml(tree), end="\n" if as_json else "", flush=True)
+    for problem in problems:
+        print(f"legend: settings error: {problem}", file=sys.stderr)
+    if problems:
+        print("legend: `legend serve` refuses to start with these settings", file=sys.stderr)
+        return 2
+    print("legend: settings OK", file=sys.stderr)
+    return 0
+
+
 def plugins(settings: Settings, as_json: bool) -> int:
     """List every discovered plugin: name, version, state, errors, hooks and the last error.
 
@@ -84,17 +134,9 @@ def plugins(settings: Settings, as_json: bool) -> int:
     """
     import json
 
-    from legend.adapters.quotes import BUILT_IN, unknown_provider
     from legend.plugins.discovery import KILL_SWITCH
-    from legend.plugins.manager import PluginManager
 
-    manager = PluginManager.from_settings(settings, strict=False)
-    manager.register_quote_providers()
-    manager.register_storage()
-    problems = list(manager.problems)
-    provider = str(settings.quotes.provider)
-    if provider not in BUILT_IN and provider not in manager.providers:
-        problems.append(str(unknown_provider(provider, manager.provider_names())))
+    manager, problems = plugin_check(settings)
     rows = manager.summaries()
     if as_json:
         print(json.dumps({"plugins": rows, "settings_errors": problems}, indent=2), flush=True)
@@ -138,16 +180,6 @@ def _plugin_table(rows: list[dict[str, Any]], kill_switch: str) -> None:
         print(f"blocked by {kill_switch}: {', '.join(blocked)}", flush=True)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
-
-
 def token(settings: Settings, user_id: str, ttl: int, key: str | None) -> int:
     """Print a user token signed the way this server verifies them (stdout: the token alone)."""
     from legend.adapters.auth import Authenticator, TokenError
@@ -165,17 +197,19 @@ def token(settings: Settings, user_id: str, ttl: int, key: str | None) -> int:
     return 0
 
 
+SERVE_OPTIONS = ("host", "port", "workers")  # ``legend serve --host …``: the [server] keys of the same names
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="legend", description="Legend Realtime streaming service")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("serve", help="run the server")
+    # Kept as text: each is validated like the same key in the settings file (SERVE_OPTIONS).
     run.add_argument("--host", help="bind address (default 127.0.0.1)")
-    run.add_argument("--port", type=int, help="port (default 8000)")
+    run.add_argument("--port", help="port (default 8000)")
     run.add_argument("--config", help="settings file (default $LEGEND_CONFIG)")
     run.add_argument(
-        "--workers",
-        type=_positive,
-        help="worker processes on the one port (default 1; more than 1 needs redis.url)",
+        "--workers", help="worker processes on the one port (default 1; more than 1 needs redis.url)"
     )
     db = commands.add_parser("db", help="database schema migrations")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -198,6 +232,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugin_commands = plugin.add_subparsers(dest="plugins_command", required=True)
     listing = plugin_commands.add_parser("list", help="name, version, state, errors and hooks of each plugin")
     listing.add_argument("--json", action="store_true", help="print JSON (as GET /api/plugins)")
+    config = commands.add_parser("config", help="the settings")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser(
+        "check",
+        help="validate the settings (file, environment, plugins) and print them in effect, secrets redacted",
+    )
+    check.add_argument("--json", action="store_true", help="print JSON instead of TOML")
     tokens = commands.add_parser("token", help="user tokens for security.auth = 'jwt'")
     token_commands = tokens.add_subparsers(dest="token_command", required=True)
     create = token_commands.add_parser(
@@ -208,24 +249,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     create.add_argument(
         "--key", metavar="FILE", help="RS256: the private key (PEM) matching security.jwt_public_key"
     )
-    for sub in (up, down, db_commands.choices["current"], listing, create):
+    for sub in (up, down, db_commands.choices["current"], listing, check, create):
         sub.add_argument("--config", help="settings file (default $LEGEND_CONFIG)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "config":
+        return config_check(args.config, args.json)
     try:
-        settings = load_settings(args.config)
+        overrides = [
+            (f"--{option}", "server", option, getattr(args, option))
+            for option in SERVE_OPTIONS
+            if getattr(args, option, None) is not None
+        ]
+        settings = load_settings(args.config, overrides=overrides)
         from legend.adapters.logs import logging_config
 
         logging.config.dictConfig(logging_config(settings.server.log_level, settings.server.log_format))
         if args.command == "serve":
-            server = settings.server
-            if args.host:
-                server = msgspec.structs.replace(server, host=args.host)
-            if args.port is not None:
-                server = msgspec.structs.replace(server, port=args.port)
-            if args.workers is not None:
-                server = msgspec.structs.replace(server, workers=args.workers)
-            settings = msgspec.structs.replace(settings, server=server)
             from legend.server import serve
 
             return serve(settings)

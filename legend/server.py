@@ -23,7 +23,7 @@ import sys
 import time
 from multiprocessing.connection import wait as wait_for_exits
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from litestar.enums import ScopeType
@@ -32,6 +32,9 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from legend.adapters.http.errors import error_json
 from legend.domain.backoff import Backoff
 from legend.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from legend.adapters.sql import Database
 
 log = logging.getLogger("legend.server")
 
@@ -63,6 +66,30 @@ def check_workers(settings: Settings) -> None:
             "(or REDIS_URL) so that the workers share subscriptions, sequence numbers and history; "
             "with the in-memory backplane each worker would be a separate server"
         )
+
+
+def check_shared_port(settings: Settings) -> None:
+    """Several workers share one port, which must then be a fixed one."""
+    if settings.server.workers > 1 and settings.server.port == 0:
+        raise SettingsError("server.port = 0 cannot be shared by several workers: choose a port")
+
+
+def settings_problems(settings: Settings) -> list[str]:
+    """What ``legend serve`` refuses although each value is valid on its own (combinations of them), one
+    message each; checked before anything is migrated, created or bound (``legend config check`` too)."""
+    from legend.adapters.auth import Authenticator
+    from legend.app import check_security
+
+    def check_keys(settings: Settings) -> None:  # JWT mode: the secret's length, the public key's file
+        Authenticator(settings.security, admin_token="-")
+
+    problems: list[str] = []
+    for check in (check_workers, metrics_ports, check_shared_port, check_security, check_keys):
+        try:
+            check(settings)
+        except SettingsError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def metrics_ports(settings: Settings) -> list[int]:
@@ -128,9 +155,11 @@ def dashboard_address(settings: Settings) -> str:
 
 def serve(settings: Settings) -> int:
     """Run until interrupted: in this process, or as a supervisor of ``server.workers`` processes."""
-    check_workers(settings)
-    metrics_ports(settings)
+    problems = settings_problems(settings)
+    if problems:
+        raise SettingsError(problems[0])
     if settings.server.workers == 1:
+        check_port_free(settings.server.host, settings.server.port)
         print(f"Legend Realtime dashboard: {dashboard_address(settings)}", flush=True)
         run_worker(settings)
         return 0
@@ -147,9 +176,11 @@ def run_worker(settings: Settings, sock: socket.socket | None = None, index: int
 
     server_settings = settings.server
     ports = metrics_ports(settings)
-    extra = metrics_socket(server_settings.host, ports[index]) if ports else None  # taken: fail first
-    services = bootstrap(settings)
+    services = bootstrap(settings)  # settings errors (plugins, provider) before anything is bound
     app: ASGIApp = create_app(services=services)
+    if services.database is not None:
+        make_data_directory(settings, services.database)
+    extra = metrics_socket(server_settings.host, ports[index]) if ports else None  # taken: fail now
     if ports:
         app = metrics_only(app, ports[index])
     config = uvicorn.Config(
@@ -182,6 +213,32 @@ def run_worker(settings: Settings, sock: socket.socket | None = None, index: int
     _Server(config, services.close_clients).run(sockets=sockets)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Bind and release ``host:port`` once, so that a port in use stops the start before the database is
+    migrated (uvicorn binds only after its start-up) with one line, not a failed start."""
+    if port == 0:
+        return
+    try:
+        socket.create_server((host, port)).close()
+    except OSError as exc:
+        # create_server appends "(while attempting to bind on address …)" to the reason; a negative errno
+        # is getaddrinfo's: the host does not resolve
+        key = "server.host" if exc.errno is not None and exc.errno < 0 else "server.port"
+        reason = str(exc.strerror or exc).split(" (while attempting")[0]
+        raise SettingsError(f"{key}: cannot bind {host}:{port}: {reason}") from None
+
+
+def make_data_directory(settings: Settings, database: Database) -> None:
+    """The SQLite file's directory, made before the server starts: one that cannot be made is a settings
+    error (one line), not a failed start-up with a traceback."""
+    from legend.adapters.sql import DatabaseError
+
+    try:
+        database.make_directory()
+    except DatabaseError as exc:
+        raise SettingsError(f"database.{'url' if settings.database.url else 'data_dir'}: {exc}") from None
+
+
 def reuse_port_socket(host: str, port: int) -> socket.socket:
     """A listening socket that other processes may bind to the same address too (SO_REUSEPORT)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -211,17 +268,15 @@ def supervise(settings: Settings) -> int:
     from legend.app import check_security
 
     check_security(settings)  # once, here, rather than in every worker
-    settings = _prepare(settings)
-    count = settings.server.workers
-    if settings.server.port == 0:
-        raise SettingsError("server.port = 0 cannot be shared by several workers: choose a port")
-    # Bind once here first: a port that is taken fails now, with one clear message.
+    # Bind once here first: a port that is taken fails now, with one clear message, before migrating.
     try:
         reuse_port_socket(settings.server.host, settings.server.port).close()
     except OSError as exc:
         raise SettingsError(f"cannot bind {settings.server.host}:{settings.server.port}: {exc}") from None
     for port in metrics_ports(settings):
         metrics_socket(settings.server.host, port).close()
+    settings = _prepare(settings)
+    count = settings.server.workers
     spawn = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -300,6 +355,7 @@ def _prepare(settings: Settings) -> Settings:
     async def upgrade() -> None:
         database = Database.from_settings(settings.database)
         try:
+            make_data_directory(settings, database)
             if database.migrate_on_start:
                 failed = await database.start(schemas)
                 for plugin, error in failed.items():  # each worker fails that plugin and says why

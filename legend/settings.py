@@ -10,12 +10,14 @@ import ipaddress
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
+
+from legend.address_checks import bind_host, database_backend, http_url, redis_url
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -78,6 +80,9 @@ def trusted_proxy(entry: str) -> None:
             f"forwarded_allow_ips: {entry!r} is not an IP address or network (CIDR, no host bits): {exc}"
         ) from None
 
+    def __post_init__(self) -> None:
+        bind_host(self.host)  # raises ValueError with the reason
+
 
 class RealtimeSettings(_Section):
     """The streaming behaviour: intervals, budgets and limits."""
@@ -137,6 +142,8 @@ class RedisSettings(_Section):
     wait_timeout: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.1  # seconds; below socket_timeout
 
     def __post_init__(self) -> None:
+        if self.url is not None:
+            redis_url(self.url)
         for address in self.sentinels:
             sentinel_address(address)  # raises ValueError with the reason
         if self.sentinels and not self.service_name:
@@ -180,13 +187,13 @@ class SecuritySettings(_Section):
     login_url: str | None = None
 
     def __post_init__(self) -> None:
-        if self.login_url is not None and not (
-            self.login_url.startswith(("https://", "http://"))
-            or (self.login_url.startswith("/") and not self.login_url.startswith("//"))
-        ):
-            raise ValueError(
-                f"login_url: expected an http(s):// URL or a path starting with /, got {self.login_url!r}"
-            )
+        url = self.login_url
+        if url is not None and not (url.startswith("/") and not url.startswith("//")):
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(
+                    f"login_url: expected an http(s):// URL or a path starting with /, got {url!r}"
+                )
+            http_url(url, "login_url")
 
 
 class MarketSettings(_Section):
@@ -251,8 +258,7 @@ class _QuotesVendorSettings(_Section):
     backoff_max: PositiveFloat = 60.0  # … up to this
 
     def __post_init__(self) -> None:
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url: expected an http:// or https:// URL, got {self.base_url!r}")
+        http_url(self.base_url, "base_url")
 
 
 class QuotesFinnhubSettings(_QuotesVendorSettings):
@@ -298,6 +304,12 @@ class DatabaseSettings(_Section):
     # Apply migrations at start; unset means only for SQLite (run `legend db upgrade` for PostgreSQL).
     migrate_on_start: bool | None = None
     echo: bool = False  # log every SQL statement
+
+    def __post_init__(self) -> None:
+        if self.url is not None:
+            database_backend(self.url)
+        if not self.data_dir.strip():
+            raise ValueError("data_dir: empty; use a directory such as ./data")
 
 
 class WatchlistSettings(_Section):
@@ -388,31 +400,41 @@ def _overrides(environ: Mapping[str, str]) -> list[tuple[str, str, str, Any]]:
 
 
 def load_settings(
-    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Sequence[tuple[str, str, str, Any]] = (),
 ) -> Settings:
-    """Read ``path`` (or ``$LEGEND_CONFIG``, or nothing), apply environment overrides, validate."""
+    """Read ``path`` (or ``$LEGEND_CONFIG``, or nothing), apply environment overrides, then ``overrides``
+    (``(label, section, key, value)``, the command line's ``--port`` …), validating after each step so
+    that an error names where the bad value came from. Raises SettingsError."""
     env = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
-    source = path or env.get(CONFIG_ENV)
+    source = path if path is not None else env.get(CONFIG_ENV)
+    if path is not None and not str(path).strip():
+        raise SettingsError("--config: the path is empty")
     if source:
         file = Path(source)
         try:
             raw = tomllib.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise SettingsError(f"settings file not found: {file}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"settings file {file} cannot be read: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"settings file {file} is not valid TOML: {exc}") from None
+    _validate(raw, f"{source}")
+    labelled = [(f"environment variable {var}", *rest) for var, *rest in _overrides(env)]
+    for label, section, key, value in [*labelled, *overrides]:
+        table = raw.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise SettingsError(f"{label}: section {section!r} is not a table")
+        table[key] = value
+        _validate(raw, label)
+    return msgspec.convert(raw, Settings, strict=False)
+
+
+def _validate(raw: dict[str, Any], label: str) -> None:
     try:
         msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        raise SettingsError(f"{source}: {exc}") from None
-    for var, section, key, value in _overrides(env):
-        table = raw.setdefault(section, {})
-        if not isinstance(table, dict):
-            raise SettingsError(f"{var}: section {section!r} is not a table")
-        table[key] = value
-        try:
-            msgspec.convert(raw, Settings, strict=False)
-        except msgspec.ValidationError as exc:
-            raise SettingsError(f"environment variable {var}: {exc}") from None
-    return msgspec.convert(raw, Settings, strict=False)
+        raise SettingsError(f"{label}: {exc}") from None

@@ -247,12 +247,13 @@ class Authenticator:
         return is_loopback(name) or name.endswith(".localhost")
 
     def origin_allowed(self, origin: str | None, host: str | None) -> bool:
-        """No Origin (not a browser) passes; otherwise the allow-list, or the same host when it is empty."""
+        """No Origin (not a browser) passes; so does the server's own host (the Origin's host and port are
+        the Host header's, whatever the scheme: the dashboard it serves itself), and any origin in the
+        allow-list (``["*"]``: every one)."""
         if not origin:
             return True
-        allowed = self.security.allowed_origins
-        if "*" in allowed:
+        netloc = urlsplit(origin).netloc.lower()
+        if netloc and netloc == (host or "").strip().lower():
             return True
-        if allowed:
-            return origin.rstrip("/") in {o.rstrip("/") for o in allowed}
-        return urlsplit(origin).netloc.lower() == (host or "").lower()
+        allowed = self.security.allowed_origins
+        return "*" in allowed or origin.rstrip("/") in {o.rstrip("/") for o in allowed}

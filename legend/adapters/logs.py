@@ -16,7 +16,7 @@ import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -25,6 +25,7 @@ from legend.domain.logcontext import connection_id
 # Query parameters whose values never reach a log line (compared case-insensitively, after decoding).
 SENSITIVE = frozenset({"token", "access_token", "id_token", "jwt", "password", "secret", "api_key", "apikey"})
 REDACTED = "[redacted]"
+HIDDEN_PASSWORD = "***"  # in a URL's user:password@ (as SQLAlchemy hides it), where brackets mean IPv6
 
 # uvicorn's lines that any client can make the server write (besides ours, marked ``HOSTILE``): each at
 # most once a second.
@@ -49,6 +50,56 @@ def redact_url(text: str) -> str:
         return text
     cleaned = [(name, REDACTED if name.strip().lower() in SENSITIVE else value) for name, value in pairs]
     return f"{head}?{urlencode(cleaned, safe='[]/:')}{hash_}{fragment}"
+
+
+# Settings whose values are credentials (``legend config check`` prints the rest): a key containing one
+# of these words, case-insensitively (``jwt_secret``, ``admin_token``, ``sentinel_password``, ``api_key``,
+# ``secret_key``, a plugin's ``webhook_token`` …); wrongly catching a harmless key only hides its value.
+SECRET_WORDS = (
+    "token",
+    "password",
+    "passwd",
+    "secret",
+    "api_key",
+    "apikey",
+    "key_id",
+    "private_key",
+    "credential",
+)
+
+
+def is_secret_setting(key: str) -> bool:
+    """The value of a setting named ``key`` is a credential."""
+    name = key.lower()
+    return name in SENSITIVE or any(word in name for word in SECRET_WORDS)
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with the password of a URL (``scheme://user:***@host``) and the values of sensitive
+    query parameters replaced; anything else as it is."""
+    if "://" in text and "@" in text:
+        try:
+            parts = urlsplit(text)
+            password = parts.password
+        except ValueError:
+            password = None
+        if password is not None:
+            userinfo, _, hostport = parts.netloc.rpartition("@")
+            user = userinfo.partition(":")[0]
+            text = urlunsplit(parts._replace(netloc=f"{user}:{HIDDEN_PASSWORD}@{hostport}"))
+    return redact_url(text)
+
+
+def redact_settings(value: object, key: str = "") -> object:
+    """Settings as plain data (``msgspec.to_builtins``) with every credential replaced: the values of
+    secret keys (``is_secret_setting``; unset ones stay unset) and passwords in URLs, at any depth."""
+    if isinstance(value, dict):
+        return {name: redact_settings(item, str(name)) for name, item in value.items()}
+    if isinstance(value, list):
+        return [redact_settings(item, key) for item in value]
+    if isinstance(value, str):
+        return REDACTED if value and is_secret_setting(key) else redact_credentials(value)
+    return value
 
 
 def redact(value: object) -> object:

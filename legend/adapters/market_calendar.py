@@ -1,15 +1,20 @@
 """MarketCalendar on ``exchange_calendars``: holidays, early closes and DST from a maintained source.
 
 The library's schedule is read once into plain sorted integer lists, so ``state_at`` is a bisect with no
-pandas on the hot path (it runs every few seconds).
+pandas on the hot path (it runs every few seconds); it is read again, in a thread, when the server's
+clock nears the end of what was read.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import warnings
 from bisect import bisect_right
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from legend.domain.market import MarketState
 from legend.ports.market import MarketCalendarError
@@ -17,6 +22,8 @@ from legend.ports.market import MarketCalendarError
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _DEFAULT_START = "2000-01-01"
+
+log = logging.getLogger("legend.market")
 
 
 def _to_us(at: datetime) -> int:
@@ -28,64 +35,131 @@ def _from_us(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
+class _Schedule(NamedTuple):
+    """One build of the calendar: open intervals in UTC microseconds, and which close early."""
+
+    starts: list[int]
+    ends: list[int]
+    early: list[bool]
+
+
 class ExchangeCalendarsMarketCalendar:
     """Regular sessions of one exchange (default NYSE, ``XNYS``), open inclusive and close exclusive.
 
-    Covers ``start``..``end`` (default 2000-01-01 to a year from today); instants outside raise
-    MarketCalendarError. A lunch break, on exchanges that have one, counts as closed.
+    Covers ``start``..``end``; instants outside raise MarketCalendarError. A lunch break, on exchanges that
+    have one, counts as closed. Without ``end`` the coverage follows ``now`` (the server's clock): it
+    reaches ``HORIZON`` ahead, and is rebuilt further in a thread when ``now`` comes within ``MARGIN`` of
+    its end, so a server that runs for years keeps its market hours; only a clock that jumped past the end
+    waits for the rebuild (once, 0.1-1 s). A given ``end`` is a fixed range.
     """
 
-    def __init__(self, code: str = "XNYS", start: str | None = None, end: str | None = None) -> None:
+    HORIZON = timedelta(days=366)
+    MARGIN = timedelta(days=30)
+    RETRY_SECONDS = 60.0  # after a rebuild failed, before the next attempt
+
+    def __init__(
+        self,
+        code: str = "XNYS",
+        start: str | None = None,
+        end: str | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.name = code
+        self._start = start or _DEFAULT_START
+        self._now = now or (lambda: datetime.now(UTC))
+        self._follows_now = end is None
+        self._schedule = self._build(end or self._end_for(self._now()))
+        self._rebuilding = threading.Lock()  # held while a rebuild runs (one at a time)
+        self._failed_at = -self.RETRY_SECONDS
+
+    def _end_for(self, now: datetime) -> str:
+        return (now.astimezone(UTC).date() + self.HORIZON).isoformat()
+
+    def _build(self, end: str) -> _Schedule:
         # Imported here: exchange_calendars pulls in pandas (~0.3 s), which only this adapter needs.
         import exchange_calendars as xcals
 
-        if end is None:
-            end = (datetime.now(UTC).date() + timedelta(days=366)).isoformat()
+        code, start = self.name, self._start
         try:
             with warnings.catch_warnings():
                 # The library trips pandas deprecation warnings on every build; they are not ours to fix.
                 warnings.simplefilter("ignore", DeprecationWarning)
                 warnings.simplefilter("ignore", FutureWarning)
-                calendar = xcals.get_calendar(code, start=start or _DEFAULT_START, end=end)
-                starts, ends, early = _intervals(calendar)
+                calendar = xcals.get_calendar(code, start=start, end=end)
+                schedule = _Schedule(*_intervals(calendar))
         except xcals.errors.InvalidCalendarName as exc:
             raise MarketCalendarError(f"unknown exchange calendar {code!r}") from exc
         except ValueError as exc:
             raise MarketCalendarError(f"cannot build the {code} calendar: {exc}") from exc
-        if not starts:
+        if not schedule.starts:
             raise MarketCalendarError(f"the {code} calendar has no session between {start} and {end}")
-        self.name = code
-        self._starts = starts
-        self._ends = ends
-        self._early = early
+        return schedule
 
     @property
     def coverage(self) -> tuple[datetime, datetime]:
         """The half-open UTC range ``[first open, last close)`` in which ``state_at`` answers."""
-        return _from_us(self._starts[0]), _from_us(self._ends[-1])
+        schedule = self._schedule
+        return _from_us(schedule.starts[0]), _from_us(schedule.ends[-1])
+
+    def _extend(self) -> _Schedule:
+        """The schedule, rebuilt to reach ``HORIZON`` past ``now`` when ``now`` is near or past its end:
+        in a thread when near (the loop goes on with the current one), here when past."""
+        schedule = self._schedule
+        if not self._follows_now:
+            return schedule
+        now = self._now()
+        if (
+            _to_us(now + self.MARGIN) < schedule.ends[-1]
+            or time.monotonic() - self._failed_at < self.RETRY_SECONDS
+        ):
+            return schedule
+        if _to_us(now) < schedule.ends[-1]:
+            if self._rebuilding.acquire(blocking=False):
+                threading.Thread(
+                    target=self._rebuild, args=(now, True), name=f"calendar-{self.name}", daemon=True
+                ).start()
+            return schedule
+        with self._rebuilding:  # a rebuild in a thread may be under way: wait for it, then check again
+            if _to_us(now) >= self._schedule.ends[-1]:
+                self._rebuild(now, False)
+        return self._schedule
+
+    def _rebuild(self, now: datetime, release: bool) -> None:
+        end = self._end_for(now)
+        try:
+            self._schedule = self._build(end)  # one assignment: readers see the old or the new one
+            log.info("%s calendar extended to %s", self.name, end)
+        except MarketCalendarError as exc:
+            self._failed_at = time.monotonic()
+            log.error("%s calendar could not be extended to %s: %s", self.name, end, exc)
+        finally:
+            if release:
+                self._rebuilding.release()
 
     def state_at(self, at: datetime) -> MarketState:
         if at.tzinfo is None or at.utcoffset() is None:
             raise MarketCalendarError(f"state_at needs a timezone-aware datetime, got naive {at.isoformat()}")
         t = _to_us(at)
-        if not self._starts[0] <= t < self._ends[-1]:
-            first, last = self.coverage
+        schedule = self._extend()
+        starts, ends = schedule.starts, schedule.ends
+        if not starts[0] <= t < ends[-1]:
+            first, last = _from_us(starts[0]), _from_us(ends[-1])
             raise MarketCalendarError(
                 f"{at.isoformat()} is outside the {self.name} calendar, which covers "
                 f"{first.isoformat()} to {last.isoformat()}"
             )
         utc_at = at.astimezone(UTC)
-        i = bisect_right(self._starts, t) - 1  # the last interval opened at or before t
-        if i >= 0 and t < self._ends[i]:
+        i = bisect_right(starts, t) - 1  # the last interval opened at or before t
+        if i >= 0 and t < ends[i]:
             return MarketState(
                 at=utc_at,
                 is_open=True,
                 next_open=None,
-                next_close=_from_us(self._ends[i]),
-                early_close=self._early[i],
+                next_close=_from_us(ends[i]),
+                early_close=schedule.early[i],
             )
         # Closed, and t < the last close, so a following interval exists.
-        return MarketState(at=utc_at, is_open=False, next_open=_from_us(self._starts[i + 1]), next_close=None)
+        return MarketState(at=utc_at, is_open=False, next_open=_from_us(starts[i + 1]), next_close=None)
 
 
 def _intervals(calendar: Any) -> tuple[list[int], list[int], list[bool]]:

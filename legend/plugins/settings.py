@@ -134,3 +134,18 @@ def configure(
         return
     if running:
         record.config = config
+
+
+def effective_configs(records: Mapping[str, PluginRecord], tables: Mapping[str, Any]) -> dict[str, Any]:
+    """Each plugin's settings as its ``config_schema`` reads them (defaults included), by name, for
+    ``legend config check``; a plugin that takes no settings, or whose table is invalid, is left out."""
+    configs: dict[str, Any] = {}
+    for name, record in records.items():
+        if record.config is not None:
+            configs[name] = record.config
+        elif record.config_schema is not None:
+            try:
+                configs[name] = msgspec.convert(tables.get(name) or {}, record.config_schema, strict=False)
+            except Exception:  # reported as a problem by ``configure`` already
+                continue
+    return configs

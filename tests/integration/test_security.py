@@ -120,13 +120,18 @@ async def test_foreign_origin_is_refused_same_origin_allowed(server: LegendServe
     await same.close()
 
 
-async def test_origin_allow_list() -> None:
+async def test_origin_allow_list_and_the_own_host() -> None:
+    """With allowed_origins set (the compose file sets it), the listed origin and the server's own host
+    (the dashboard it serves) are accepted; another origin, or the own host on another port, is not."""
     srv = LegendServer({"security": {"allowed_origins": ["https://app.example.com"]}}).start()
     try:
-        ok = await websockets.connect(f"{srv.ws_url}?user_id=u", origin="https://app.example.com")  # type: ignore[arg-type]
-        await ok.close()
-        with pytest.raises(websockets.InvalidStatus):
-            await websockets.connect(f"{srv.ws_url}?user_id=u", origin=f"http://127.0.0.1:{srv.port}")  # type: ignore[arg-type]
+        for origin in ("https://app.example.com", f"http://127.0.0.1:{srv.port}"):
+            ok = await websockets.connect(f"{srv.ws_url}?user_id=u", origin=origin)  # type: ignore[arg-type]
+            await ok.close()
+        for origin in ("http://evil.example", f"http://127.0.0.1:{srv.port + 1}"):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await websockets.connect(f"{srv.ws_url}?user_id=u", origin=origin)  # type: ignore[arg-type]
+            assert refused.value.response.status_code == 403
     finally:
         srv.close()
 

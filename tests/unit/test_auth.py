@@ -79,9 +79,25 @@ def test_jwt_settings_must_be_usable() -> None:
         ([], "http://h:1", "h:1", True),
         ([], "http://evil:1", "h:1", False),
         (["https://a.example"], "https://a.example/", "h:1", True),
-        (["https://a.example"], "http://h:1", "h:1", False),
+        (["https://a.example"], "http://h:1", "h:1", True),  # the own host, with an allow-list too
+        (["https://a.example"], "https://H:1", "h:1", True),  # scheme and case do not matter
+        (["https://a.example"], "http://h:2", "h:1", False),  # another port is another origin
+        (["https://a.example"], "http://evil:1", "h:1", False),
+        ([], "null", "", False),  # a sandboxed page, and no Host to compare with
         (["*"], "http://anything", "h:1", True),
     ],
 )
 def test_origins(allowed: list[str], origin: str | None, host: str, ok: bool) -> None:
     assert Authenticator(SecuritySettings(allowed_origins=allowed)).origin_allowed(origin, host) is ok
+
+
+def test_a_rebound_host_is_its_own_origin_but_dev_mode_refuses_the_host() -> None:
+    """A page whose DNS name was rebound to the server sends Origin and Host of that name: the own-host
+    rule lets it through the origin check, so in dev mode (identity from the query string) the Host check
+    refuses it; in JWT mode it gets no further than a socket without the user's token."""
+    dev = Authenticator(SecuritySettings(allowed_origins=["https://app.example.com"]))
+    assert dev.origin_allowed("http://evil.example:8000", "evil.example:8000")
+    assert not dev.host_allowed("evil.example:8000")
+    assert dev.host_allowed("127.0.0.1:8000") and dev.origin_allowed(
+        "http://127.0.0.1:8000", "127.0.0.1:8000"
+    )

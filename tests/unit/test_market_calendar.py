@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
+from legend.bootstrap import bootstrap
 from legend.ports.market import MarketCalendar, MarketCalendarError
+from legend.settings import DatabaseSettings, Settings
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +144,56 @@ def test_default_range_reaches_a_year_ahead() -> None:
 def test_unknown_exchange_rejected() -> None:
     with pytest.raises(MarketCalendarError, match="unknown exchange calendar"):
         ExchangeCalendarsMarketCalendar("NOPE")
+
+
+def test_the_coverage_follows_the_clock_a_year_and_five_years_ahead() -> None:
+    """A server that runs for years: built on day one, asked a year (and five) later, it still answers;
+    a clock that jumped past the end waits for the one rebuild instead of failing every tick."""
+    clock = FrozenClock(datetime(2026, 1, 5, 15, 0, tzinfo=UTC))
+    calendar = ExchangeCalendarsMarketCalendar("XNYS", now=clock.now)
+    assert calendar.coverage[1] < clock.now() + timedelta(days=367)
+    clock.set_now(datetime(2027, 1, 12, 15, 0, tzinfo=UTC))  # past the first build's end
+    assert calendar.state_at(clock.now()).is_open  # a Tuesday, 10:00 in New York
+    clock.set_now(datetime(2031, 1, 7, 15, 0, tzinfo=UTC))
+    assert calendar.state_at(clock.now()).is_open
+    assert calendar.coverage[1] > clock.now() + timedelta(days=300)
+    assert calendar.coverage[0] < datetime(2000, 1, 5, tzinfo=UTC)  # the past still answers
+    assert not calendar.state_at(utc(2030, 12, 25, 15, 0)).is_open  # Christmas
+
+
+def test_near_its_end_it_is_rebuilt_in_a_thread_while_the_old_one_answers() -> None:
+    gate = threading.Event()
+
+    class Gated(ExchangeCalendarsMarketCalendar):
+        builds = 0
+
+        def _build(self, end: str) -> Any:
+            Gated.builds += 1
+            if Gated.builds > 1:
+                assert gate.wait(60), "the test never opened the gate"
+            return super()._build(end)
+
+    clock = FrozenClock(datetime(2026, 1, 5, 15, 0, tzinfo=UTC))
+    calendar = Gated("XNYS", now=clock.now)
+    first_end = calendar.coverage[1]
+    clock.set_now(first_end - timedelta(days=20))
+    state = calendar.state_at(clock.now())  # returns while the rebuild waits at the gate
+    assert state.at == clock.now() and calendar.coverage[1] == first_end and Gated.builds == 2
+    calendar.state_at(clock.now())  # one rebuild at a time
+    assert Gated.builds == 2
+    gate.set()
+    deadline = time.monotonic() + 60
+    while calendar.coverage[1] == first_end and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert calendar.coverage[1] > clock.now() + timedelta(days=300)
+
+
+def test_the_server_keeps_market_hours_after_a_year(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clock = FrozenClock(datetime(2026, 1, 5, 15, 0, tzinfo=UTC))
+    settings = Settings(database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/legend.db"))
+    services = bootstrap(settings, clock=clock, run_streamer=False)
+    for years in (1, 5):
+        clock.set_now(datetime(2026 + years, 1, 13, 20, 0, tzinfo=UTC))
+        state = services.streamer.market_state()
+        assert state is not None and state.is_open, caplog.text
+    assert "market calendar" not in caplog.text

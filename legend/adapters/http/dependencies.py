@@ -6,7 +6,8 @@ Litestar ``Provide`` each), and a handler asks for it by that name, typed ``Serv
 A service is the server's own object, passed as it is (not validated as request input, and not part of the
 API schema). The names: ``streaming``, ``publisher``, ``cluster``, ``backplane``, ``streamer``,
 ``calendar``, ``clock``, ``watchlists``, ``alerting``, ``plugins``, ``service_status``, ``supervisor``,
-``instance_id``, ``security`` (the security settings), ``metrics`` (this app's Prometheus registry) and, for plugin routes
+``instance_id``, ``security`` (the security settings), ``metrics`` (this app's Prometheus registry), ``database``
+(its health, for ``/ready``) and, for plugin routes
 too, ``authenticator``.
 
 A name must never also be the name of a field or parameter of the API: Litestar takes a validation error

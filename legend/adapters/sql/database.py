@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,12 +24,15 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from legend.address_checks import database_backend
 from legend.settings import DatabaseSettings
 
 if TYPE_CHECKING:
     from legend.adapters.sql.migrate import Schema
 
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write transaction
+HEALTH_TIMEOUT = 2.0  # seconds the readiness probe's SELECT 1 may take
+HEALTH_CACHE_SECONDS = 1.5  # a probe's answer is reused this long: a balancer's probes are not queries
 _IMMEDIATE = "legend_sqlite_immediate"
 
 
@@ -77,14 +81,11 @@ class Database:
     """One engine and how to read and write through it; ``start`` migrates or checks the schema."""
 
     def __init__(self, url: str, *, migrate_on_start: bool | None = None, echo: bool = False) -> None:
+        try:
+            self.backend = database_backend(url)  # the check the settings make, for URLs given directly
+        except ValueError as exc:
+            raise DatabaseError(f"database.{exc}") from None
         self.url = make_url(url)
-        if self.url.get_backend_name() == "postgres":  # the scheme Heroku and others hand out
-            self.url = self.url.set(drivername="postgresql+asyncpg")
-        self.backend = self.url.get_backend_name()
-        if self.backend not in ("sqlite", "postgresql"):
-            raise DatabaseError(
-                f"database.url: unsupported backend {self.backend!r}; use sqlite or postgresql"
-            )
         if self.backend == "sqlite" and self.url.get_driver_name() != "aiosqlite":
             self.url = self.url.set(drivername="sqlite+aiosqlite")
         if self.backend == "postgresql" and self.url.get_driver_name() != "asyncpg":
@@ -96,6 +97,8 @@ class Database:
         self._write_lock = asyncio.Lock() if self.backend == "sqlite" else None
         # an in-memory SQLite database is one shared connection: reads must wait for writes too
         self._shared_connection = self.backend == "sqlite" and self.file is None
+        self._health: tuple[float, dict[str, Any]] | None = None  # (monotonic time, answer)
+        self._health_lock = asyncio.Lock()  # one probe at a time; those waiting get its answer
 
     @classmethod
     def from_settings(cls, settings: DatabaseSettings) -> Database:
@@ -114,6 +117,17 @@ class Database:
         """The URL without its password, for logs."""
         return self.url.render_as_string(hide_password=True)
 
+    def make_directory(self) -> None:
+        """Create the SQLite file's directory (if any); DatabaseError saying why it cannot be."""
+        if self.file is None:
+            return
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(
+                f"cannot create {self.file.parent}, the directory of the SQLite file: {exc.strerror or exc}"
+            ) from None
+
     async def start(self, plugins: Sequence[Schema] = ()) -> dict[str, Exception]:
         """Create the SQLite file's directory, then migrate (``migrate_on_start``) or check the schema: the
         server's (raises DatabaseError), then each plugin's. A plugin's that fails (its revisions raise, or
@@ -121,8 +135,7 @@ class Database:
         fail that plugin alone."""
         from legend.adapters.sql import migrate
 
-        if self.file is not None:
-            await asyncio.to_thread(self.file.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(self.make_directory)
         if self.migrate_on_start:
             await migrate.upgrade(self)
         else:
@@ -137,6 +150,29 @@ class Database:
             except Exception as exc:  # a plugin's revision scripts are the plugin's code
                 failed[schema.plugin or "?"] = exc
         return failed
+
+    async def health(self) -> dict[str, Any]:
+        """``{"ok", "backend"}`` (and ``"error"`` when not ok) of a ``SELECT 1`` within HEALTH_TIMEOUT, for
+        ``/ready``; the answer is reused for HEALTH_CACHE_SECONDS, and concurrent callers share one probe."""
+        async with self._health_lock:
+            now = time.monotonic()
+            if self._health is not None and now - self._health[0] < HEALTH_CACHE_SECONDS:
+                return self._health[1]
+            answer: dict[str, Any] = {"ok": True, "backend": self.backend}
+            try:
+                async with asyncio.timeout(HEALTH_TIMEOUT), self.read() as connection:
+                    await connection.execute(select(1))
+            except TimeoutError:
+                answer = {
+                    **answer,
+                    "ok": False,
+                    "error": f"no answer to SELECT 1 within {HEALTH_TIMEOUT:g} s",
+                }
+            except Exception as exc:  # whatever the driver raises: the reason goes to the balancer
+                reason = (str(exc).strip().splitlines() or [""])[0][:300]
+                answer = {**answer, "ok": False, "error": f"{type(exc).__name__}: {reason}".rstrip(": ")}
+            self._health = (time.monotonic(), answer)
+            return answer
 
     async def close(self) -> None:
         """Close every pooled connection."""
