@@ -84,3 +84,17 @@ def database_backend(url: str) -> str:
             f"{'aiosqlite' if backend == 'sqlite' else 'asyncpg'}"
         )
     return "postgresql" if backend == "postgres" else backend
+
+
+def trusted_proxy(entry: str) -> None:
+    """Check one ``forwarded_allow_ips`` entry (``*``, an address, or a CIDR network without host bits) as
+    uvicorn's ProxyHeadersMiddleware parses it; ValueError naming it otherwise, where uvicorn would
+    silently keep it as a literal that no client address ever equals."""
+    if entry == "*":
+        return
+    try:
+        ipaddress.ip_network(entry) if "/" in entry else ipaddress.ip_address(entry)
+    except ValueError as exc:
+        raise ValueError(
+            f"forwarded_allow_ips: {entry!r} is not an IP address or network (CIDR, no host bits): {exc}"
+        ) from None

@@ -6,7 +6,6 @@ Unknown keys are errors (``forbid_unknown_fields``) so a typo in ``legend.toml``
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import tomllib
@@ -17,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from legend.address_checks import bind_host, database_backend, http_url, redis_url
+from legend.address_checks import bind_host, database_backend, http_url, redis_url, trusted_proxy
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -61,27 +60,11 @@ class ServerSettings(_Section):
     forwarded_allow_ips: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     def __post_init__(self) -> None:
+        bind_host(self.host)  # raises ValueError with the reason
         for entry in self.forwarded_allow_ips:
             trusted_proxy(entry)  # raises ValueError naming the entry
         if "*" in self.forwarded_allow_ips and len(self.forwarded_allow_ips) > 1:
             raise ValueError("forwarded_allow_ips: '*' trusts every peer and cannot be combined with others")
-
-
-def trusted_proxy(entry: str) -> None:
-    """Check one ``forwarded_allow_ips`` entry (``*``, an address, or a CIDR network without host bits) as
-    uvicorn's ProxyHeadersMiddleware parses it; ValueError naming it otherwise, where uvicorn would
-    silently keep it as a literal that no client address ever equals."""
-    if entry == "*":
-        return
-    try:
-        ipaddress.ip_network(entry) if "/" in entry else ipaddress.ip_address(entry)
-    except ValueError as exc:
-        raise ValueError(
-            f"forwarded_allow_ips: {entry!r} is not an IP address or network (CIDR, no host bits): {exc}"
-        ) from None
-
-    def __post_init__(self) -> None:
-        bind_host(self.host)  # raises ValueError with the reason
 
 
 class RealtimeSettings(_Section):
