@@ -213,12 +213,17 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", summary="Readiness", sync_to_thread=False)
-    def ready(self, backplane: Service[Backplane]) -> Response[dict[str, Any]]:
-        """Ready when the backplane is healthy; 503 with the reason when degraded."""
+    def ready(
+        self, backplane: Service[Backplane], streaming: Service[StreamingService]
+    ) -> Response[dict[str, Any]]:
+        """Ready when the backplane is healthy; 503 with the reason when degraded, and 503 ``draining``
+        once the instance is stopping (SIGTERM), so that a load balancer sends no one new."""
         health = backplane.health()
         ok = bool(health.get("ok"))
-        body = {"status": "ready" if ok else "degraded", "backplane": health}
-        return Response(body, status_code=HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE)
+        status = "draining" if streaming.draining else "ready" if ok else "degraded"
+        body = {"status": status, "backplane": health}
+        ready = ok and not streaming.draining
+        return Response(body, status_code=HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE)
 
 
 class PluginController(Controller):
