@@ -58,7 +58,7 @@ import { StreamClient } from './client/client.js';
 import { DomWriter } from './dashboard/dom.js';
 
 export { CONTROL_TYPES, DEFAULTS, HEARTBEAT_TIMEOUT_CODE, NO_RECONNECT_CODES } from './client/codes.js';
-export { buildUrl, computeBackoff } from './client/connection.js';
+export { buildUrl, computeBackoff, reconnectHint } from './client/connection.js';
 export { normalizeTicker, subscriptionKey } from './client/subscriptions.js';
 export { DomWriter };
 
