@@ -96,7 +96,7 @@ class Admission:
     async def expect_reconnects(self, addresses: Mapping[str, int], ttl: float) -> None:
         """This instance is draining and closes these connections (count per address): announce that
         they will come back, so that no instance takes their reconnects for a flood. Best effort."""
-        if self.limits.connect_rate_per_ip <= 0 or not addresses:
+        if not addresses:
             return
         try:
             await self.registry.expect_reconnects(addresses, ttl)
