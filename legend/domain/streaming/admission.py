@@ -15,6 +15,7 @@ announced still meets the rate (docs/scaling.md, "Deploys").
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from legend.ports.backplane import BackplaneUnavailable
 log = logging.getLogger("legend.streaming")
 
 MAX_ADDRESSES = 100_000  # per-address rate buckets kept, least recently used forgotten first
+ANNOUNCE_TIMEOUT = 1.0  # seconds a drain waits to announce its reconnects before it closes anyway
 
 
 class AdmissionLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -99,9 +101,10 @@ class Admission:
         if not addresses:
             return
         try:
-            await self.registry.expect_reconnects(addresses, ttl)
-        except BackplaneUnavailable as exc:
-            log.warning("reconnects after the drain not announced (%s): the connect rate applies", exc)
+            async with asyncio.timeout(ANNOUNCE_TIMEOUT):  # the drain waits for it: never long
+                await self.registry.expect_reconnects(addresses, ttl)
+        except (BackplaneUnavailable, TimeoutError) as exc:
+            log.warning("reconnects after the drain not announced (%r): the connect rate applies", exc)
 
     async def _expected(self, address: str) -> bool:
         """Whether a draining instance announced a reconnect of ``address`` that is not spent yet."""

@@ -107,6 +107,7 @@ class StreamingService:
         connections are announced to the cluster first, so that their reconnects count as no flood."""
         self.draining = True
         reason = reason or going_away_reason()
+        started = self.clock.monotonic()  # the schedule counts from here, the announcement included
         sessions = [session for session in self.sessions.values() if not session.closing]
         random.shuffle(sessions)
         if self.admission is not None:
@@ -114,7 +115,6 @@ class StreamingService:
             await self.admission.expect_reconnects(addresses, window + RECONNECT_GRACE)
         if sessions:
             log.info("draining %d connections over %.1f s", len(sessions), window)
-        started = self.clock.monotonic()
         closing: list[asyncio.Task[None]] = []
         for offset, session in zip(drain_schedule(len(sessions), window), sessions, strict=True):
             wait = started + offset - self.clock.monotonic()
