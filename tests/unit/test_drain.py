@@ -163,3 +163,24 @@ async def test_announced_reconnects_pass_the_connect_rate_and_a_flood_is_still_l
     await admission.expect_reconnects({OFFICE: 10}, RECONNECT_GRACE)
     clock.advance(RECONNECT_GRACE + 1)
     assert await connects(60, 3000) == 10  # the bucket refilled: its burst, then refused again
+
+
+class SlowReleases(InMemoryBackplane):
+    """A registry whose releases take a round trip, as Redis's do."""
+
+    async def release(self, connection_id: str, user_id: str, address: str) -> None:
+        await asyncio.sleep(0.01)
+        await super().release(connection_id, user_id, address)
+
+
+async def test_drain_lets_the_releases_finish_so_no_registration_outlives_it() -> None:
+    clock = FrozenClock()
+    backplane = SlowReleases(clock)
+    admission = Admission(backplane, AdmissionLimits(max_connections_per_ip=5), Counters())
+    streaming = StreamingService(backplane, ChannelRegistry(), clock, Limits(), Counters(), admission)
+    await streaming.start()
+    for i in range(5):
+        assert isinstance(await streaming.connect(RecordingTransport(), f"u{i}", OFFICE), Session)
+    await streaming.drain(0.0)
+    # the five places of the address are free again: on another instance they would be needed now
+    assert await backplane.admit("next", "u9", OFFICE, 0, 5) is None

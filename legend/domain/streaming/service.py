@@ -42,6 +42,8 @@ from legend.ports.transport import Transport
 
 log = logging.getLogger("legend.streaming")
 
+RELEASE_WAIT = 1.0  # seconds a drain waits for its closed connections' releases before it stops
+
 _CLOSE_COUNTERS = {
     closecodes.TRY_AGAIN_LATER: "slow_consumers_closed",
     closecodes.STALE: "stale_connections_closed",
@@ -126,6 +128,10 @@ class StreamingService:
             closing.append(asyncio.ensure_future(self.close_session(session, closecodes.GOING_AWAY, reason)))
         if closing:
             await asyncio.gather(*closing, return_exceptions=True)
+        # Let the closed connections' releases reach the registry (``shutdown`` cancels what is left):
+        # a registration left behind counts against max_connections_per_ip until it expires.
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=RELEASE_WAIT)
         await self.shutdown(reason=reason)
 
     async def shutdown(self, code: int = closecodes.GOING_AWAY, reason: str | None = None) -> None:
