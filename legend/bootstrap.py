@@ -126,6 +126,15 @@ class Services:
         window = drain_window(
             server.drain_seconds, server.graceful_shutdown_seconds, self.settings.realtime.close_timeout
         )
+        if window < server.drain_seconds:
+            log.warning(
+                "server.drain_seconds = %g cut to %g: graceful_shutdown_seconds (%g) minus "
+                "realtime.close_timeout (%g) is what is left for it",
+                server.drain_seconds,
+                window,
+                server.graceful_shutdown_seconds,
+                self.settings.realtime.close_timeout,
+            )
         await self.streaming.drain(window)
 
     async def stop(self) -> None:
