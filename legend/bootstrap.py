@@ -41,6 +41,7 @@ from legend.domain.polling.quote_poller import Streamer
 from legend.domain.stats import Counters
 from legend.domain.stream_name import ticker_stream
 from legend.domain.streaming.admission import Admission, AdmissionLimits
+from legend.domain.streaming.drain import drain_window
 from legend.domain.streaming.limits import Limits
 from legend.domain.streaming.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
@@ -118,8 +119,23 @@ class Services:
             self.streaming.sweep()
 
     async def close_clients(self) -> None:
-        """Send every client close code 1001 (before the server stops accepting frames)."""
-        await self.streaming.shutdown()
+        """Drain (the server got SIGTERM, before it stops accepting frames): refuse new connections,
+        answer /ready with 503, and close every client with 1001 and a reconnect hint, spread over
+        ``server.drain_seconds`` (docs/scaling.md, "Deploys")."""
+        server = self.settings.server
+        window = drain_window(
+            server.drain_seconds, server.graceful_shutdown_seconds, self.settings.realtime.close_timeout
+        )
+        if window < server.drain_seconds:
+            log.warning(
+                "server.drain_seconds = %g cut to %g: graceful_shutdown_seconds (%g) minus "
+                "realtime.close_timeout (%g) is what is left for it",
+                server.drain_seconds,
+                window,
+                server.graceful_shutdown_seconds,
+                self.settings.realtime.close_timeout,
+            )
+        await self.streaming.drain(window)
 
     async def stop(self) -> None:
         """Close clients with 1001, stop background work, release adapters; never hangs."""

@@ -43,18 +43,28 @@ RESTART_MAX_DELAY = 30.0  # … up to this, and back to the minimum once it has 
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, but clients get close code 1001 (going away) before uvicorn's own shutdown runs."""
+    """uvicorn, but the instance drains before uvicorn's own shutdown runs: still listening (so that
+    ``/ready`` can answer 503 and newcomers are sent away), it closes its clients with 1001 and a
+    reconnect hint, spread over ``server.drain_seconds`` (``Services.close_clients``). A second Ctrl-C
+    (uvicorn's force exit) cuts the drain short."""
 
     def __init__(self, config: uvicorn.Config, on_shutdown: object) -> None:
         super().__init__(config)
         self._close_clients = on_shutdown
 
     async def shutdown(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        drain = asyncio.ensure_future(self._close_clients())  # type: ignore[operator]
         try:
             async with asyncio.timeout(self.config.timeout_graceful_shutdown or 5):
-                await self._close_clients()  # type: ignore[operator]
+                while not drain.done() and not self.force_exit:
+                    await asyncio.wait({drain}, timeout=0.1)
         except TimeoutError:
             logging.getLogger("legend").warning("closing clients took too long; shutting down anyway")
+        if not drain.done():
+            drain.cancel()
+            await asyncio.gather(drain, return_exceptions=True)
+        elif not drain.cancelled() and drain.exception() is not None:
+            log.error("closing clients failed", exc_info=drain.exception())
         await super().shutdown(sockets)  # type: ignore[arg-type]
 
 

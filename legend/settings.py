@@ -49,6 +49,10 @@ class ServerSettings(_Section):
     # connection: 10,000 connections every 20 s is 500 pings a second.
     ws_ping_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     graceful_shutdown_seconds: PositiveFloat = 5.0
+    # On SIGTERM the clients are closed (1001, with a reconnect hint) one by one over this many seconds, so
+    # that the other instances are not hit by all of them at once; at most graceful_shutdown_seconds minus
+    # realtime.close_timeout, so that the last close handshake ends in time. 0: all at once.
+    drain_seconds: Annotated[float, msgspec.Meta(ge=0)] = 2.0
     # Processes serving the one port (SO_REUSEPORT), each an instance on the Redis backplane; more than 1
     # needs redis.url. One per core scales the socket writes, which grow with the number of clients.
     workers: Annotated[int, msgspec.Meta(ge=1, le=256)] = 1

@@ -8,7 +8,7 @@ import asyncio
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 from legend.adapters.system_clock import SystemClock
@@ -44,6 +44,7 @@ class InMemoryBackplane:
         self._once_size = once_size
         self._per_user: dict[str, int] = {}  # connections admitted and not released
         self._per_address: dict[str, int] = {}
+        self._expected: dict[str, tuple[int, float]] = {}  # address -> (reconnects, until monotonic)
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -134,6 +135,20 @@ class InMemoryBackplane:
                 counts[key] = left
             else:
                 counts.pop(key, None)
+
+    async def expect_reconnects(self, addresses: Mapping[str, int], ttl: float) -> None:
+        now = self._clock.monotonic()
+        for address, count in addresses.items():
+            left, until = self._expected.get(address, (0, now))
+            self._expected[address] = (count + (left if until > now else 0), now + ttl)
+
+    async def take_reconnect(self, address: str) -> bool:
+        left, until = self._expected.pop(address, (0, 0.0))
+        if left <= 0 or until <= self._clock.monotonic():
+            return False
+        if left > 1:
+            self._expected[address] = (left - 1, until)
+        return True
 
     # ───────────── the price log ─────────────
 

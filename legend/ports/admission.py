@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal, Protocol
 
 
@@ -17,4 +18,15 @@ class ConnectionRegistry(Protocol):
 
     async def release(self, connection_id: str, user_id: str, address: str) -> None:
         """Forget a connection admitted before; raises BackplaneUnavailable."""
+        ...
+
+    async def expect_reconnects(self, addresses: Mapping[str, int], ttl: float) -> None:
+        """A draining instance closed ``addresses[a]`` connections of each address ``a``: that many may
+        come back (anywhere in the cluster) within ``ttl`` seconds without counting as new connections
+        against the connect rate; raises BackplaneUnavailable."""
+        ...
+
+    async def take_reconnect(self, address: str) -> bool:
+        """Spend one expected reconnect of ``address``: False when none is left (or they expired);
+        raises BackplaneUnavailable."""
         ...

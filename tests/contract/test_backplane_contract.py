@@ -189,3 +189,20 @@ async def test_stop_is_idempotent(nodes: Nodes) -> None:
     node: Node = await nodes.make()
     await node.backplane.stop()
     await node.backplane.stop()
+
+
+async def test_announced_reconnects_are_spent_once_anywhere_and_then_expire(nodes: Nodes) -> None:
+    """A draining instance announces its closed connections per address; any instance spends them, each
+    once, also when asked at the same moment, and what is not spent expires."""
+    draining = await nodes.make()
+    other = await nodes.make() if nodes.kind == "redis" else draining
+    office = "203.0.113.7"
+    await draining.backplane.expect_reconnects({office: 4, "198.51.100.1": 1}, 30.0)
+    await draining.backplane.expect_reconnects({office: 2}, 30.0)  # a second drain adds to it
+    taken = await asyncio.gather(*(other.backplane.take_reconnect(office) for _ in range(10)))
+    assert sorted(taken) == [False] * 4 + [True] * 6
+    assert await other.backplane.take_reconnect("192.0.2.9") is False  # never announced
+    assert await other.backplane.take_reconnect("198.51.100.1") is True
+    await draining.backplane.expect_reconnects({office: 5}, 0.2)
+    await asyncio.sleep(0.6)  # spending is the only way to look, so wait out the 0.2 s instead
+    assert await other.backplane.take_reconnect(office) is False

@@ -149,7 +149,7 @@ async def test_graceful_shutdown_sends_1001_and_exits() -> None:
                 while True:
                     await client.recv(timeout=5)
             assert client.connection.close_code == 1001
-            assert client.connection.close_reason == "server shutting down"
+            assert client.connection.close_reason == "server shutting down; reconnect_after_ms=1000"
         assert srv.process.wait(10) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
         assert time.monotonic() - started < 8
         assert "Traceback" not in srv.logs()

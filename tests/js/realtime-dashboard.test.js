@@ -303,3 +303,38 @@ test('dashboard: the connection indicator says when the server reports degraded 
     assert.equal(conn.dataset.state, 'open');
     assert.ok(!table.classList.on.has('is-stale'));
 });
+
+test('dashboard: after a draining server closes with 1001 and a hint, it waits the hint plus the jitter, says so, and resumes', () => {
+    const { d, env } = makeDashboard();
+    const conn = new FakeNode('button');
+    const label = conn.appendChild(new FakeNode('span'));
+    const table = new FakeNode('table');
+    table.classList = { toggle() {} };
+    Object.assign(d.dom, { conn, connLabel: label, table });
+    d.frame = { set: (key, fn) => fn(), delete() {}, clear() {} };
+    d.signedOut = false;
+    d.authMode = 'dev';
+    d._offs = [];
+    for (const name of ['_onOpen', '_onClose', '_renderUser']) d[name] = () => {};
+    d._bindClient();
+    env.client.subscribe('ticker', 'AAPL');
+    env.client.connect();
+    const ws = env.WS.last;
+    ws.open();
+    ws.serverSend({ type: 'subscription', action: 'subscribed', channel: 'ticker', ticker: 'AAPL', streams: ['ticker:AAPL'], timestamp: 't' });
+    ws.serverSend({ type: 'history', channel: 'ticker:AAPL', ticker: 'AAPL', messages: [], seq: 0, timestamp: 't' });
+    ws.serverSend({ type: 'price_update', ticker: 'AAPL', price: 1, channel: 'ticker:AAPL', seq: 12, timestamp: 't' });
+    env.clock.tick(1000);
+
+    ws.drop(1001, 'server shutting down; reconnect_after_ms=1000');
+    // random 0.5: the hint (1000 ms) plus the first backoff (750 ms)
+    assert.equal(conn.title, 'Reconnecting: attempt 1 in 1.8 s (click to retry now)');
+    env.clock.tick(1749);
+    assert.equal(env.WS.last, ws, 'no new socket before the hint and the jitter');
+    env.clock.tick(1);
+    const next = env.WS.last;
+    assert.notEqual(next, ws);
+    next.open();
+    const subscribes = next.frames.filter((f) => f.type === 'subscribe');
+    assert.deepEqual(subscribes, [{ type: 'subscribe', channel: 'ticker', ticker: 'AAPL', since: 12 }]);
+});

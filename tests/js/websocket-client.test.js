@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 
-import { WebSocketClient, computeBackoff } from '../../web/static/js/websocket-client.js';
+import { WebSocketClient, computeBackoff, reconnectHint } from '../../web/static/js/websocket-client.js';
 import { makeElement, makeFakeWebSocket, recordEvents, setup } from './fakes.js';
 
 let nextSeq = 1;
@@ -427,6 +427,66 @@ for (const code of [1001, 1006, 1011, 1012, 1013, 4408]) {
         assert.equal(env.WS.instances.length, 2);
     });
 }
+
+const DRAINED = 'server shutting down; reconnect_after_ms=1000';
+
+test('reconnectHint: reads reconnect_after_ms from a close reason, capped at maxReconnectDelay', () => {
+    assert.equal(reconnectHint(DRAINED), 1000);
+    assert.equal(reconnectHint('reconnect_after_ms=0'), 0);
+    assert.equal(reconnectHint('server shutting down'), 0);
+    assert.equal(reconnectHint(''), 0);
+    assert.equal(reconnectHint(undefined), 0);
+    assert.equal(reconnectHint('reconnect_after_ms=-5'), 0);
+    assert.equal(reconnectHint('reconnect_after_ms=abc'), 0);
+    assert.equal(reconnectHint('reconnect_after_ms=999999999'), 30000, 'never beyond maxReconnectDelay');
+    assert.equal(reconnectHint('reconnect_after_ms=9000', { maxReconnectDelay: 5000 }), 5000);
+    assert.equal(WebSocketClient.reconnectHint, reconnectHint);
+});
+
+test('drain: after 1001 with a hint the client waits the hint plus its jittered backoff, then backs off as usual', () => {
+    const env = setup(); // random 0.5: the first backoff is 750 ms
+    const reconnecting = recordEvents(env.client, ['reconnecting']);
+    connectOpen(env).drop(1001, DRAINED);
+    assert.deepEqual(reconnecting[0].payload, { attempt: 1, delay: 1750 });
+    env.clock.tick(1749);
+    assert.equal(env.WS.instances.length, 1, 'not before the hint and the backoff');
+    env.clock.tick(1);
+    assert.equal(env.WS.instances.length, 2);
+    env.WS.last.drop(1006); // that attempt failed: the hint was for the close that carried it
+    assert.deepEqual(reconnecting[1].payload, { attempt: 2, delay: 1125 });
+});
+
+test('drain: a crowd closed with the same hint reconnects spread over the jitter window, none before the hint', () => {
+    const count = 300;
+    const delays = [];
+    for (let i = 0; i < count; i++) {
+        const env = setup({ random: () => i / count });
+        env.client.on('reconnecting', (e) => delays.push(e.delay));
+        connectOpen(env).drop(1001, DRAINED);
+    }
+    // reconnectDelay 1000: each waits 1000 + [500, 1000] ms, evenly spread when random is
+    assert.ok(Math.min(...delays) >= 1500 && Math.max(...delays) <= 2000);
+    const perTenth = new Map();
+    for (const d of delays) perTenth.set(Math.floor((d - 1500) / 50), (perTenth.get(Math.floor((d - 1500) / 50)) || 0) + 1);
+    assert.equal(perTenth.size, 10, 'every 50 ms of the 500 ms window is used');
+    assert.ok(Math.max(...perTenth.values()) <= 31, 'no 50 ms slice takes more than its share');
+});
+
+test('drain: the reconnect after a 1001 resumes every subscription with since', () => {
+    const env = setup();
+    env.client.subscribe('ticker', 'AAPL');
+    const ws1 = connectOpen(env);
+    ws1.serverSend(ack('ticker', ['ticker:AAPL'], 'AAPL'));
+    ws1.serverSend({ type: 'history', channel: 'ticker:AAPL', ticker: 'AAPL', messages: [], seq: 0, timestamp: 't' });
+    ws1.serverSend(price('AAPL', 151, 9));
+    env.clock.tick(1000);
+    ws1.drop(1001, DRAINED);
+    env.clock.tick(1750);
+    const ws2 = env.WS.last;
+    assert.notEqual(ws2, ws1);
+    ws2.open();
+    assert.deepEqual(subscribeFrames(ws2), [{ type: 'subscribe', channel: 'ticker', ticker: 'AAPL', since: 9 }]);
+});
 
 test('reconnect: backoff grows over failed attempts, resets after a successful open, counts reconnects', () => {
     const env = setup({ random: () => 0.999999 });

@@ -222,18 +222,23 @@ class HealthController(Controller):
 
     @get("/ready", summary="Readiness")
     async def ready(
-        self, backplane: Service[Backplane], database: Service[DatabaseHealth | None]
+        self,
+        backplane: Service[Backplane],
+        database: Service[DatabaseHealth | None],
+        streaming: Service[StreamingService],
     ) -> Response[dict[str, Any]]:
         """Ready when the backplane is healthy and the database answers ``SELECT 1`` (within 2 s, checked
-        at most every 1.5 s whatever the number of probes); 503 with the reason of each when degraded."""
+        at most every 1.5 s whatever the number of probes); 503 with the reason of each when degraded, and
+        503 ``draining`` once the instance is stopping (SIGTERM), so that a load balancer sends no one new."""
         health = backplane.health()
         body: dict[str, Any] = {"status": "ready", "backplane": health}
         ok = bool(health.get("ok"))
         if database is not None:
             body["database"] = await database.health()
             ok = ok and bool(body["database"].get("ok"))
-        body["status"] = "ready" if ok else "degraded"
-        return Response(body, status_code=HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE)
+        body["status"] = "draining" if streaming.draining else "ready" if ok else "degraded"
+        ready = ok and not streaming.draining
+        return Response(body, status_code=HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE)
 
 
 class PluginController(Controller):

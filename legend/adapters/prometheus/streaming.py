@@ -20,9 +20,15 @@ _CLOSES = {
     "slow_consumers_closed": "slow_consumer",
     "stale_connections_closed": "stale",
     "flood_closed": "inbound_flood",
+    "drained": "drain",
 }
 _COUNTERS: Mapping[str, tuple[str, str]] = {
     "total_connections": ("legend_connections_opened", "WebSocket connections accepted since start."),
+    "drain_reconnects": (
+        "legend_drain_reconnects_admitted",
+        "Connections admitted over realtime.connect_rate_per_ip because a draining instance had closed "
+        "as many of that address (docs/scaling.md, deploys).",
+    ),
     "connections_aborted": (
         "legend_connections_aborted",
         "Connections dropped without a close handshake: the peer did not take the close frame within "
@@ -86,7 +92,8 @@ _REFUSED = {
 def connections(counters: Counters) -> Iterator[Metric]:
     closed = CounterMetricFamily(
         "legend_connections_closed",
-        "Connections the server closed, by reason: slow_consumer (1013), stale (4408), inbound_flood (1008).",
+        "Connections the server closed, by reason: slow_consumer (1013), stale (4408), inbound_flood (1008), "
+        "drain (1001, spread over server.drain_seconds while stopping).",
         labels=["reason"],
     )
     for field, reason in _CLOSES.items():

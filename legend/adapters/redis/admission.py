@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from typing import Literal
 
 from redis.asyncio import Redis
@@ -51,6 +52,26 @@ class RedisConnectionRegistry:
             await pipe.execute()
 
         await self.connection.call("release", remove)
+
+    async def expect_reconnects(self, addresses: Mapping[str, int], ttl: float) -> None:
+        """Add to each address's counter of expected reconnects (one pipeline), which expires in ``ttl``."""
+        if not addresses:
+            return
+        ttl_ms = max(1, int(ttl * 1000))
+
+        async def add(redis: Redis) -> None:
+            pipe = redis.pipeline(transaction=False)
+            for address, count in addresses.items():
+                key = self.keys.reconnects(address)
+                pipe.incrby(key, count)
+                pipe.pexpire(key, ttl_ms)
+            await pipe.execute()
+
+        await self.connection.call("expect reconnects", add)
+
+    async def take_reconnect(self, address: str) -> bool:
+        key = self.keys.reconnects(address)
+        return bool(int(await self.connection.call("take reconnect", scripts.TAKE_RECONNECT, [key], [])))
 
     async def keep_alive(self) -> None:
         """Extend this instance's registrations well inside their ttl, for as long as it runs."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 from legend.adapters.redis.admission import RedisConnectionRegistry
@@ -136,6 +136,12 @@ class RedisBackplane:
 
     async def release(self, connection_id: str, user_id: str, address: str) -> None:
         await self.admission.release(connection_id, user_id, address)
+
+    async def expect_reconnects(self, addresses: Mapping[str, int], ttl: float) -> None:
+        await self.admission.expect_reconnects(addresses, ttl)
+
+    async def take_reconnect(self, address: str) -> bool:
+        return await self.admission.take_reconnect(address)
 
     async def add_topics(self, topics: Iterable[str]) -> None:
         """Listen on more topics (plugin channels) before anything is published on them."""

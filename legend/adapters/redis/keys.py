@@ -46,3 +46,7 @@ class Keys:
     def connections(self, user_id: str, address: str) -> tuple[str, str]:
         """The connection sets of a user and of a client address."""
         return f"{self.prefix}conn:user:{user_id}", f"{self.prefix}conn:address:{address}"
+
+    def reconnects(self, address: str) -> str:
+        """How many drained connections of a client address may still come back (a counter that expires)."""
+        return f"{self.prefix}conn:drained:{address}"

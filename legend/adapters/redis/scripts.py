@@ -69,3 +69,4 @@ LEASE = Script.load("lease")  # take or renew a lease
 LEAVE = Script.load("leave")  # hand back leases and leave the registry
 ADMIT = Script.load("admit")  # register a connection within its user's and address's limits
 REFRESH = Script.load("refresh")  # keep this instance's connections registered
+TAKE_RECONNECT = Script.load("take_reconnect")  # spend one reconnect a draining instance announced

@@ -5,12 +5,20 @@ A reconnect loop or a script opening thousands of sockets from one address is re
 memory, descriptors and fan-out time. The rate is kept by this instance (a client behind a load balancer
 spread over N instances gets N times the rate); the maxima are the cluster's. When the registry cannot
 be asked (Redis down) connections are admitted: a backplane outage must not lock every trader out.
+
+A deploy is not a flood: an instance that drains announces, per address, how many connections it closes
+(``expect_reconnects``), and that many reconnects from the address are admitted past an empty rate bucket
+by whichever instance they reach, within the drain's reconnect window. An office of 300 traders behind one
+NAT address therefore moves to the other instances without a 4429, while a reconnect loop that no drain
+announced still meets the rate (docs/scaling.md, "Deploys").
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import msgspec
 
@@ -23,6 +31,7 @@ from legend.ports.backplane import BackplaneUnavailable
 log = logging.getLogger("legend.streaming")
 
 MAX_ADDRESSES = 100_000  # per-address rate buckets kept, least recently used forgotten first
+ANNOUNCE_TIMEOUT = 1.0  # seconds a drain waits to announce its reconnects before it closes anyway
 
 
 class AdmissionLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,10 +63,13 @@ class Admission:
         """None when the connection may go on (it is then registered until ``release``)."""
         limits = self.limits
         if limits.connect_rate_per_ip > 0 and not self._take(address, now):
-            self.counters.refused_connect_rate += 1
-            return Refusal(
-                f"too many new connections from your address: at most {limits.connect_rate_per_ip:g} a second"
-            )
+            if not await self._expected(address):
+                self.counters.refused_connect_rate += 1
+                return Refusal(
+                    "too many new connections from your address: "
+                    f"at most {limits.connect_rate_per_ip:g} a second"
+                )
+            self.counters.drain_reconnects += 1
         try:
             over = await self.registry.admit(
                 connection_id,
@@ -82,6 +94,24 @@ class Admission:
             await self.registry.release(connection_id, user_id, address)
         except BackplaneUnavailable as exc:  # its registration expires by itself
             log.debug("release of %s not recorded: %s", connection_id, exc)
+
+    async def expect_reconnects(self, addresses: Mapping[str, int], ttl: float) -> None:
+        """This instance is draining and closes these connections (count per address): announce that
+        they will come back, so that no instance takes their reconnects for a flood. Best effort."""
+        if not addresses:
+            return
+        try:
+            async with asyncio.timeout(ANNOUNCE_TIMEOUT):  # the drain waits for it: never long
+                await self.registry.expect_reconnects(addresses, ttl)
+        except (BackplaneUnavailable, TimeoutError) as exc:
+            log.warning("reconnects after the drain not announced (%r): the connect rate applies", exc)
+
+    async def _expected(self, address: str) -> bool:
+        """Whether a draining instance announced a reconnect of ``address`` that is not spent yet."""
+        try:
+            return await self.registry.take_reconnect(address)
+        except BackplaneUnavailable:
+            return False
 
     def _take(self, address: str, now: float) -> bool:
         rates = self._rates

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import random
 import secrets
-from collections.abc import Coroutine
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -25,6 +27,7 @@ from legend.domain.messages import Connection, Subscribe, Unsubscribe, encode
 from legend.domain.stats import Counters, LatencyHistogram
 from legend.domain.streaming.admission import Admission, Refusal
 from legend.domain.streaming.client_protocol import ClientProtocol
+from legend.domain.streaming.drain import RECONNECT_GRACE, drain_schedule, going_away_reason
 from legend.domain.streaming.fanout import Fanout
 from legend.domain.streaming.limits import Limits
 from legend.domain.streaming.outbox import Outbox
@@ -38,6 +41,8 @@ from legend.ports.clock import Clock
 from legend.ports.transport import Transport
 
 log = logging.getLogger("legend.streaming")
+
+RELEASE_WAIT = 1.0  # seconds a drain waits for its closed connections' releases before it stops
 
 _CLOSE_COUNTERS = {
     closecodes.TRY_AGAIN_LATER: "slow_consumers_closed",
@@ -76,6 +81,7 @@ class StreamingService:
             self, self.index, self.fanout, backplane, registry, clock, limits, self.counters, ticker_check
         )
         self.started_at = clock.monotonic()
+        self.draining = False  # stopping: new connections are refused with 1001, /ready answers 503
 
     @property
     def send_latency(self) -> LatencyHistogram:
@@ -89,10 +95,49 @@ class StreamingService:
     # ───────────────────────── lifecycle ─────────────────────────
 
     async def start(self) -> None:
+        self.draining = False
         await self.backplane.start(self.fanout.deliver)
 
-    async def shutdown(self, code: int = closecodes.GOING_AWAY, reason: str = "server shutting down") -> None:
-        """Close every session with ``code`` (1001 by default) and wait for the closes, bounded."""
+    async def drain(
+        self,
+        window: float,
+        reason: str | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        """Stop taking connections and close every session with 1001, one by one over ``window`` seconds
+        (``drain_schedule``), in a random order; then what ``shutdown`` does. Each address's closed
+        connections are announced to the cluster first, so that their reconnects count as no flood."""
+        self.draining = True
+        reason = reason or going_away_reason()
+        started = self.clock.monotonic()  # the schedule counts from here, the announcement included
+        sessions = [session for session in self.sessions.values() if not session.closing]
+        random.shuffle(sessions)
+        if self.admission is not None:
+            addresses = Counter(session.address for session in sessions if session.address is not None)
+            await self.admission.expect_reconnects(addresses, window + RECONNECT_GRACE)
+        if sessions:
+            log.info("draining %d connections over %.1f s", len(sessions), window)
+        closing: list[asyncio.Task[None]] = []
+        for offset, session in zip(drain_schedule(len(sessions), window), sessions, strict=True):
+            wait = started + offset - self.clock.monotonic()
+            if wait > 0:
+                await sleep(wait)
+            if session.closing:
+                continue
+            self.counters.drained += 1
+            closing.append(asyncio.ensure_future(self.close_session(session, closecodes.GOING_AWAY, reason)))
+        if closing:
+            await asyncio.gather(*closing, return_exceptions=True)
+        # Let the closed connections' releases reach the registry (``shutdown`` cancels what is left):
+        # a registration left behind counts against max_connections_per_ip until it expires.
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=RELEASE_WAIT)
+        await self.shutdown(reason=reason)
+
+    async def shutdown(self, code: int = closecodes.GOING_AWAY, reason: str | None = None) -> None:
+        """Close every session at once with ``code`` (1001 by default) and wait for the closes, bounded."""
+        self.draining = True
+        reason = reason or going_away_reason()
         closing = [self.close_session(session, code, reason) for session in list(self.sessions.values())]
         if closing:
             await asyncio.gather(*closing, return_exceptions=True)
@@ -118,6 +163,8 @@ class StreamingService:
     ) -> Session | Refusal:
         """A new connection from ``address``: refused when over a connection limit (the caller closes
         it with the refusal's code and reason), else opened as ``open_session`` does."""
+        if self.draining:  # this instance is stopping: come back, to another one
+            return Refusal(going_away_reason(), closecodes.GOING_AWAY)
         session_id = f"{user_id}_{secrets.token_hex(6)}"
         if self.admission is not None:
             refusal = await self.admission.admit(session_id, user_id, address, self.clock.monotonic())

@@ -25,7 +25,8 @@
  *
  * Behaviour in brief:
  * - Reconnects with exponential backoff and *equal jitter* (see computeBackoff), except after disconnect()
- *   and close codes 4401/4403. After a reconnect every subscription is sent again with `since` (the last
+ *   and close codes 4401/4403. A close whose reason carries `reconnect_after_ms=<n>` (a draining server's
+ *   1001, see reconnectHint) adds n ms before that attempt's backoff. After a reconnect every subscription is sent again with `since` (the last
  *   `seq` *delivered to handlers* on each of its streams), so the server replays what was missed;
  *   duplicates are dropped. A message that is queued but never delivered (queue cleared by disconnect(),
  *   a price update dropped from a full queue) does not count: it is replayed on the next resume.
@@ -58,7 +59,7 @@ import { StreamClient } from './client/client.js';
 import { DomWriter } from './dashboard/dom.js';
 
 export { CONTROL_TYPES, DEFAULTS, HEARTBEAT_TIMEOUT_CODE, NO_RECONNECT_CODES } from './client/codes.js';
-export { buildUrl, computeBackoff } from './client/connection.js';
+export { buildUrl, computeBackoff, reconnectHint } from './client/connection.js';
 export { normalizeTicker, subscriptionKey } from './client/subscriptions.js';
 export { DomWriter };
 

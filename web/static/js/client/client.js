@@ -11,7 +11,7 @@
  * other DOM helpers of the specification on top, through the dashboard's DomWriter.
  */
 import { CONTROL_TYPES, DEFAULTS, HEARTBEAT_TIMEOUT_CODE, NO_RECONNECT_CODES, nonNegative, positive } from './codes.js';
-import { buildUrl, computeBackoff, connection } from './connection.js';
+import { buildUrl, computeBackoff, connection, reconnectHint } from './connection.js';
 import { queue } from './queue.js';
 import { normalizeTicker, subscriptionKey, subscriptions } from './subscriptions.js';
 
@@ -300,6 +300,7 @@ export class StreamClientBase {
     }
 
     static computeBackoff = computeBackoff;
+    static reconnectHint = reconnectHint;
     static normalizeTicker = normalizeTicker;
     static subscriptionKey = subscriptionKey;
     static buildUrl = buildUrl;

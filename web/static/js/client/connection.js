@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * Legend Realtime client — connection and reconnect: opening the socket (with the token as the
- * ['bearer', token] subprotocols), reconnecting with exponential backoff and equal jitter, the
+ * ['bearer', token] subprotocols), reconnecting with exponential backoff and equal jitter (after the
+ * close's `reconnect_after_ms` hint, when a draining server gave one), the
  * heartbeat (ping, silence detection, the server's announced timeout) and sending frames.
  *
  * Methods of WebSocketClient (installed by client.js). State they own, set up in its constructor:
@@ -37,6 +38,22 @@ export function computeBackoff(attempt, options, random) {
     if (!(r >= 0)) r = 0;
     if (r > 1) r = 1;
     return Math.min(max, Math.round(ceiling / 2 + (r * ceiling) / 2));
+}
+
+/**
+ * The reconnect hint of a close reason: a draining server closes with 1001 and the reason
+ * `server shutting down; reconnect_after_ms=<n>` (docs/protocol.md, "Close codes"). Returns n in whole
+ * milliseconds, at most maxReconnectDelay; 0 when the reason carries no hint.
+ *
+ * @param {unknown} reason
+ * @param {{maxReconnectDelay?: number}} [options]
+ * @returns {number}
+ */
+export function reconnectHint(reason, options) {
+    const found = /reconnect_after_ms=(\d{1,9})/.exec(String(reason === undefined || reason === null ? '' : reason));
+    if (!found) return 0;
+    const max = positive((options || {}).maxReconnectDelay, DEFAULTS.maxReconnectDelay);
+    return Math.min(max, Number(found[1]));
 }
 
 /** The WebSocket URL: the given one, or ws(s)://<host>/api/ws from `location`; plus ?user_id=. */
@@ -175,11 +192,17 @@ export const connection = {
             this._setState('closed');
             return;
         }
-        this._scheduleReconnect();
+        this._scheduleReconnect(reconnectHint(reason, this.options));
     },
 
-    _scheduleReconnect() {
-        const delay = computeBackoff(this._reconnectAttempts, this.options, this._random);
+    /**
+     * Reconnect after the jittered backoff (computeBackoff) of the next attempt, and first `hintMs` more:
+     * the close's reconnect hint, so that the clients of a draining server come back no sooner than it
+     * asked and still spread out.
+     * @param {number} [hintMs]
+     */
+    _scheduleReconnect(hintMs) {
+        const delay = (hintMs || 0) + computeBackoff(this._reconnectAttempts, this.options, this._random);
         this._reconnectAttempts++;
         const attempt = this._reconnectAttempts;
         this._setState('reconnecting');
