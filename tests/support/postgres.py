@@ -330,7 +330,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report: pytest.TestReport = outcome.get_result()
     if report.when == "call" and report.passed and _needs_postgres(item):
         # counted where the reports meet (the controller under pytest-xdist): pytest_runtest_logreport
-        report.user_properties.append((_PROPERTY, item.config.stash.get(_WHERE, "?")))
+        report.user_properties.append((_PROPERTY, item.config.stash.get(_WHERE, "a server of its own")))
     if report.skipped and not hasattr(report, "wasxfail") and _needs_postgres(item):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         reason = reason.removeprefix("Skipped: ")
