@@ -11,8 +11,10 @@ import os
 import tomllib
 from collections.abc import Mapping
 from datetime import date
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -134,6 +136,26 @@ def sentinel_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _check_jwks_url(url: str) -> None:
+    """https, or http to a loopback host (a local identity provider in development and tests)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise ValueError(f"jwks_url: not a URL: {url!r}") from None
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and host:
+        try:
+            loopback = host == "localhost" or ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:
+            return
+        raise ValueError(f"jwks_url: use https (http is allowed for a loopback host only), got {url!r}")
+    raise ValueError(f"jwks_url: expected an https:// URL, got {url!r}")
+
+
 class SecuritySettings(_Section):
     """Who may connect, as whom, and who may administer."""
 
@@ -142,7 +164,14 @@ class SecuritySettings(_Section):
     jwt_public_key: str | None = None  # RS256: a PEM string or a path to a PEM file
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
-    jwt_leeway_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    jwt_leeway_seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 30.0
+    # An OpenID Connect provider's key set (Auth0, Keycloak, Cognito, Entra ID): tokens are verified with
+    # the key their ``kid`` names. https (http only to a loopback host); not with jwt_secret/jwt_public_key.
+    jwks_url: str | None = None
+    jwks_cache_seconds: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 300.0  # the key set is reused
+    # an unknown kid refetches the key set at most this often (a rotated key waits up to this long)
+    jwks_refetch_seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 30.0
+    jwks_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
     admin_token: str | None = None  # LEGEND_ADMIN_TOKEN; generated and printed at start when unset
     # Origins allowed to open a WebSocket. Empty: same origin as the Host header (plus non-browser
     # clients, which send no Origin). ["*"] allows any.
@@ -153,6 +182,13 @@ class SecuritySettings(_Section):
     login_url: str | None = None
 
     def __post_init__(self) -> None:
+        if self.jwks_url is not None:
+            _check_jwks_url(self.jwks_url)
+            if self.jwt_secret or self.jwt_public_key:
+                raise ValueError(
+                    "jwks_url: the keys come from the identity provider; remove jwt_secret and "
+                    "jwt_public_key (one source of keys)"
+                )
         if self.login_url is not None and not (
             self.login_url.startswith(("https://", "http://"))
             or (self.login_url.startswith("/") and not self.login_url.startswith("//"))

@@ -46,13 +46,13 @@ MAX_EVENTS_PAGE = 500
 
 async def provide_user_id(request: Request[Any, Any, Any], authenticator: Service[Authenticator]) -> str:
     """The caller's user id; 401 with the reason when it cannot be established."""
-    return identify(request, authenticator).user_id
+    return (await identify(request, authenticator)).user_id
 
 
-def identify(request: Request[Any, Any, Any], authenticator: Authenticator) -> Identity:
+async def identify(request: Request[Any, Any, Any], authenticator: Authenticator) -> Identity:
     """The caller's identity (user id, token expiry); 401 with the reason when it cannot be established."""
     try:
-        return authenticator.http(request.headers, request.query_params)
+        return await authenticator.http(request.headers, request.query_params)
     except AuthError as exc:
         raise NotAuthorizedException(
             detail=f"authentication required: {exc.reason}",

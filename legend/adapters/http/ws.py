@@ -102,7 +102,7 @@ async def stream(
         return
     offered = _subprotocols(socket)
     try:
-        identity = authenticator.websocket(socket.query_params, offered)
+        identity = await authenticator.websocket(socket.query_params, offered)
     except AuthError as exc:
         counters.auth_rejected += 1
         # Accept first so that a browser can read the close code and reason.
