@@ -197,7 +197,7 @@ class Authenticator:
     def _dev_user(self, query: Mapping[str, str]) -> str:
         user_id = query.get("user_id") or ANONYMOUS
         if not is_valid_user_id(user_id):
-            raise AuthError("invalid user_id: use 1-64 letters, digits, '_', '.', '@' or '-'")
+            raise AuthError("invalid user_id: use 1-64 letters, digits, '_', '.', '@', '|' or '-'")
         return user_id
 
     async def websocket(self, query: Mapping[str, str], subprotocols: list[str]) -> Identity:
@@ -249,7 +249,9 @@ class Authenticator:
                 "signing keys; sign in there (or remove jwks_url to sign with jwt_secret)"
             )
         if not is_valid_user_id(user_id):
-            raise TokenError(f"invalid user id {user_id!r}: use 1-64 letters, digits, '_', '.', '@' or '-'")
+            raise TokenError(
+                f"invalid user id {user_id!r}: use 1-64 letters, digits, '_', '.', '@', '|' or '-'"
+            )
         if not 0 < ttl_seconds <= MAX_TOKEN_TTL:
             raise TokenError(f"ttl: expected 1 to {MAX_TOKEN_TTL} seconds, got {ttl_seconds}")
         algorithm = self._keys.algorithms[0]
