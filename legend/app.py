@@ -28,6 +28,7 @@ from legend.adapters.http.api import HealthController, MarketController, PluginC
 from legend.adapters.http.auth_api import AuthController
 from legend.adapters.http.errors import error_json, field_errors
 from legend.adapters.http.metrics_api import MetricsController
+from legend.adapters.http.rate_limit import ApiLimits
 from legend.adapters.http.user_api import AlertController, WatchlistController
 from legend.adapters.http.ws import stream
 from legend.adapters.prometheus.collector import Section, metrics_registry, sections
@@ -209,6 +210,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     async def on_shutdown() -> None:
         await services.stop()
+        services.auth.close()
         gc.unfreeze()  # process-wide: everything frozen may be collected again (tests start many apps)
 
     openapi = OpenAPIConfig(
@@ -280,9 +282,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
         return middleware
 
+    api_limits = ApiLimits(settings.security)
     app = Litestar(
         route_handlers=route_handlers,  # type: ignore[arg-type]
-        middleware=[loopback_hosts_only],
+        middleware=[loopback_hosts_only, api_limits.middleware(services.auth)],
         # what the plugins' routes may ask for too (``legend.plugins.web.current_user`` does)
         dependencies={"authenticator": _provide(services.auth)},
         # Every 400 names the field in ``key`` (the broadcast bodies said only "data" for an unknown or
@@ -296,6 +299,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.authenticator = services.auth  # the guards' (legend.adapters.http.security)
     app.state.metrics_public = settings.metrics.public
+    app.state.api_limits = api_limits  # the per-user check (legend.adapters.http.user_api.identify)
     _mount_plugin_routes(app, services)
     return app
 

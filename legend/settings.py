@@ -172,6 +172,13 @@ class SecuritySettings(_Section):
     # an unknown kid refetches the key set at most this often (a rotated key waits up to this long)
     jwks_refetch_seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 30.0
     jwks_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    # REST limits on /api/* (token buckets kept by each instance; 0 turns one off): requests a second,
+    # sustained, and at most ``burst`` at once, per user and per client address. Requests with the
+    # admin token are not limited; /health, /ready, /metrics, /docs and static files never are.
+    api_rate: Annotated[float, msgspec.Meta(ge=0)] = 20.0
+    api_burst: Annotated[int, msgspec.Meta(ge=1)] = 60
+    api_address_rate: Annotated[float, msgspec.Meta(ge=0)] = 50.0
+    api_address_burst: Annotated[int, msgspec.Meta(ge=1)] = 150
     admin_token: str | None = None  # LEGEND_ADMIN_TOKEN; generated and printed at start when unset
     # Origins allowed to open a WebSocket. Empty: same origin as the Host header (plus non-browser
     # clients, which send no Origin). ["*"] allows any.

@@ -227,6 +227,11 @@ class Authenticator:
             raise AuthError("missing token: send Authorization: Bearer <JWT>")
         return await self.verify_token(token.strip())
 
+    def close(self) -> None:
+        """Stop the key fetcher's thread (security.jwks_url)."""
+        if isinstance(self._keys, JwksKeys):
+            self._keys.close()
+
     # ───────────── issuing ─────────────
 
     def issue_token(self, user_id: str, ttl_seconds: int, private_key: str | None = None) -> IssuedToken:

@@ -27,7 +27,10 @@ from legend.cli import main
 from legend.settings import DatabaseSettings, SecuritySettings, Settings
 
 SECRET = "0123456789abcdef0123456789abcdef"
-SECURITY = SecuritySettings(auth="jwt", jwt_secret=SECRET, jwt_leeway_seconds=0)
+# hundreds of requests as one user: the request limits are not what is tested here
+SECURITY = SecuritySettings(
+    auth="jwt", jwt_secret=SECRET, jwt_leeway_seconds=0, api_rate=0, api_address_rate=0
+)
 
 # What a JSON claim can be, and then some: numbers of any size, NaN and the infinities (json.dumps writes
 # them and PyJWT reads them back), numbers as strings, booleans, null, lists and objects.
