@@ -49,6 +49,10 @@ Connect to **`/api/ws`** (WebSocket; see the `websocket` tag and `docs/protocol.
 
 Admin endpoints (broadcast, stats, `/metrics` for Prometheus) need `Authorization: Bearer <admin token>`.
 
+Requests to `/api/*` are limited per user and per client address (`security.api_rate`, `api_burst`,
+`api_address_rate`, `api_address_burst`; 20/s with bursts of 60 per user by default): over the limit the
+answer is **429** with `Retry-After` (seconds). Requests with the admin token are not limited.
+
 Watchlists and alert rules (`watchlist` and `alerts` tags; `docs/alerts.md`) belong to the caller: a JWT in
 `Authorization: Bearer` in production, `X-User-Id` or `?user_id=` in development. `GET /api/auth/config`
 says which (`auth` tag); an administrator issues tokens with `legend token create --user ID`.

@@ -72,6 +72,9 @@ def test_a_users_loop_is_refused_and_other_users_go_on(per_user: LegendServer) -
         # another user, same address: unaffected; the identity-free endpoints too
         assert client.get("/api/watchlist", headers={"X-User-Id": "calm"}).status_code == 200
         assert client.get("/api/market/status").status_code == 200
+        # the admin token (automation, the fuzzer) is not limited, whoever it acts as
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-User-Id": "looper"}
+        assert all(a.status_code == 200 for a in loop(client, "/api/watchlist", 20, **admin)[0])
         for path in UNLIMITED:
             assert client.get(path).status_code == 200, path
 
