@@ -3,6 +3,8 @@ they give, how client addresses are grouped, and the settings that turn them off
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from litestar.exceptions import TooManyRequestsException
 
@@ -61,3 +63,13 @@ def test_the_user_limit_answers_429_with_retry_after_and_zero_turns_it_off() -> 
     assert off.users is None and off.addresses is None
     for _ in range(1000):
         off.check_user("amy")
+
+
+def test_the_readme_quotes_the_429_of_the_default_limit() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    limits = ApiLimits(SecuritySettings(), clock=lambda: 0.0)
+    for _ in range(60):
+        limits.check_user("amy")
+    with pytest.raises(TooManyRequestsException) as refused:
+        limits.check_user("amy")
+    assert f'"detail": "{refused.value.detail}"' in readme
