@@ -115,7 +115,20 @@ def test_a_token_that_expires_in_the_year_three_quintillion_is_refused(client: T
 def test_each_odd_claim_has_a_clear_answer(
     client: TestClient[Any], claims: dict[str, Any], status: int
 ) -> None:
-    assert check_rest(client, token(**claims)) == status
+    bearer = token(**claims)
+    assert check_rest(client, bearer) == status
+    # the WebSocket: the stream's greeting, or 4401 with the same reason
+    if status == 200:
+        with client.websocket_connect("/api/ws", subprotocols=["bearer", bearer]) as ws:
+            assert ws.receive_json()["type"] == "connection"
+        return
+    reason = client.get("/api/auth/me", headers={"Authorization": f"Bearer {bearer}"}).json()["detail"]
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect("/api/ws", subprotocols=["bearer", bearer]) as ws,
+    ):
+        ws.receive()
+    assert closed.value.code == 4401 and reason.endswith(closed.value.detail)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
