@@ -6,6 +6,7 @@ import gc
 import importlib.util
 import logging
 import mimetypes
+from functools import partial
 from pathlib import Path
 
 from litestar import Litestar, MediaType, Response, Router, get
@@ -31,6 +32,7 @@ from legend.adapters.http.metrics_api import MetricsController
 from legend.adapters.http.rate_limit import ApiLimits
 from legend.adapters.http.user_api import AlertController, WatchlistController
 from legend.adapters.http.ws import stream
+from legend.adapters.prometheus.api import api as api_metrics
 from legend.adapters.prometheus.collector import Section, metrics_registry, sections
 from legend.bootstrap import Services, bootstrap
 from legend.settings import Settings, SettingsError, load_settings
@@ -177,7 +179,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             return Response(b"dashboard files are missing from this installation", status_code=404)
         return Response(page.read_bytes(), media_type=MediaType.HTML)
 
-    metrics = metrics_registry(metric_sections(services))
+    api_limits = ApiLimits(settings.security)
+    metrics = metrics_registry(
+        (*metric_sections(services), ("api", partial(api_metrics, api_limits, services.auth)))
+    )
     route_handlers: list[object] = [index, redoc, dashboard, api_router(services, metrics)]
     route_handlers.append(
         create_static_files_router(
@@ -286,7 +291,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
         return middleware
 
-    api_limits = ApiLimits(settings.security)
     app = Litestar(
         route_handlers=route_handlers,  # type: ignore[arg-type]
         middleware=[loopback_hosts_only, api_limits.middleware(services.auth)],

@@ -227,6 +227,11 @@ class Authenticator:
             raise AuthError("missing token: send Authorization: Bearer <JWT>")
         return await self.verify_token(token.strip())
 
+    @property
+    def key_fetches(self) -> int | None:
+        """Requests made for the identity provider's key set; None without security.jwks_url."""
+        return self._keys.client.fetches if isinstance(self._keys, JwksKeys) else None
+
     def close(self) -> None:
         """Stop the key fetcher's thread (security.jwks_url)."""
         if isinstance(self._keys, JwksKeys):

@@ -4,6 +4,7 @@ server runs."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -95,6 +96,9 @@ async def test_an_unknown_key_is_refused_and_a_rotated_key_accepted_without_rest
     await client.close()
     # the old key is still published: its tokens still work
     assert me(oidc_server, idp.sign(claims("amy"), "2024-key")).status_code == 200
+    metrics = httpx.get(f"{oidc_server.url}/metrics", headers=oidc_server.admin, timeout=10).text
+    fetches = re.search(r"^legend_jwks_fetches_total (\S+)$", metrics, re.M)
+    assert fetches and float(fetches.group(1)) == idp.fetches
 
 
 async def test_algorithm_confusion_is_refused(oidc_server: LegendServer, idp: JwksServer) -> None:

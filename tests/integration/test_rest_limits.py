@@ -4,6 +4,7 @@ are never limited. With the default limits, a dashboard loading is far from them
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -90,7 +91,12 @@ def test_an_addresss_loop_is_refused_but_not_the_admin_nor_the_probes(per_addres
         assert all(a.status_code == 200 for a in loop(client, "/api/ws/stats", 30, **admin)[0])
         for path in UNLIMITED:
             assert client.get(path).status_code == 200, path
-        assert client.get("/metrics", headers=admin).status_code == 200
+        metrics = client.get("/metrics", headers=admin)
+        assert metrics.status_code == 200
+        limited = re.search(
+            r'^legend_api_requests_limited_total\{limit="address"\} (\S+)$', metrics.text, re.M
+        )
+        assert limited and float(limited.group(1)) >= 30
 
 
 def test_the_default_limits_let_dashboards_load_and_stop_a_loop(defaults: LegendServer) -> None:
