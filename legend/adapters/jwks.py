@@ -88,8 +88,8 @@ class JwksKeys:
         self.timeout = timeout
         self.client = _Client(url, lifespan=lifespan, cooldown=cooldown, timeout=timeout)
         # One thread: concurrent misses queue behind one fetch (which then answers them all from the
-        # cache) instead of taking the loop's default executor.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="legend-jwks")
+        # cache) instead of taking the loop's default executor. Made at the first miss.
+        self._executor: ThreadPoolExecutor | None = None
 
     async def resolve(self, token: str) -> tuple[PyJWK, list[str]]:
         """The key the token's header names and the one algorithm it may be verified with."""
@@ -100,7 +100,7 @@ class JwksKeys:
         alg, kid = header.get("alg"), header.get("kid")
         if alg not in ASYMMETRIC_ALGORITHMS:
             raise KeyUnavailable(
-                f"invalid token: algorithm {str(alg)[:20]!r} is not accepted (the identity provider "
+                f"invalid token: algorithm {str(alg)[:20]!a} is not accepted (the identity provider "
                 "signs with RS256, ES256 or another public-key algorithm)"
             )
         if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
@@ -109,10 +109,10 @@ class JwksKeys:
         if key is None:
             key = await self._fetch(kid)
         if key.algorithm_name not in ASYMMETRIC_ALGORITHMS:
-            raise KeyUnavailable(f"invalid token: signing key {kid[:40]!r} is not a public key")
+            raise KeyUnavailable(f"invalid token: signing key {kid[:40]!a} is not a public key")
         if key.algorithm_name != alg:
             raise KeyUnavailable(
-                f"invalid token: signing key {kid[:40]!r} is for {key.algorithm_name}, not {alg}"
+                f"invalid token: signing key {kid[:40]!a} is for {key.algorithm_name}, not {alg}"
             )
         return key, [key.algorithm_name]
 
@@ -128,8 +128,9 @@ class JwksKeys:
         return None
 
     async def _fetch(self, kid: str) -> PyJWK:
-        loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(self._executor, self.client.get_signing_key, kid)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="legend-jwks")
+        job = asyncio.get_running_loop().run_in_executor(self._executor, self.client.get_signing_key, kid)
         try:
             return await asyncio.wait_for(job, self.timeout + 1.0)
         except PyJWKClientConnectionError:
@@ -137,10 +138,13 @@ class JwksKeys:
         except TimeoutError:
             raise KeyUnavailable("the identity provider's signing keys are unavailable; try again") from None
         except PyJWKClientError:
-            raise KeyUnavailable(f"invalid token: unknown signing key {kid[:40]!r}") from None
+            raise KeyUnavailable(f"invalid token: unknown signing key {kid[:40]!a}") from None
         except jwt.PyJWTError as exc:  # a key set the provider sent that PyJWT cannot read
             log.warning("unusable key set from %s: %s", self.url, exc)
             raise KeyUnavailable("the identity provider's signing keys are unusable") from None
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Let the fetch thread go (a fetch under way ends by its timeout); a later miss makes another."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)

@@ -83,6 +83,9 @@ async def test_an_unknown_key_is_refused_and_a_rotated_key_accepted_without_rest
     assert "unknown signing key" in await refused(oidc_server, stranger)
     answer = me(oidc_server, stranger)
     assert answer.status_code == 401 and "unknown signing key" in answer.json()["detail"]
+    # a kid of 4-byte characters still gives a close reason that fits a close frame (123 bytes)
+    keys = idp.sign(claims("mallory"), "2024-key", header_kid="\U0001f511" * 60)
+    assert "unknown signing key '\\U0001f511" in await refused(oidc_server, keys)
 
     idp.publish("2025-key")  # the provider rotates
     rotated = idp.sign(claims("carol"), "2025-key")
