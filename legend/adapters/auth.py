@@ -134,7 +134,7 @@ def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # != : NaN
         raise AuthError(f"invalid token: '{name}' is not a number of seconds since 1970")
     if not -MAX_EPOCH <= value <= MAX_EPOCH:
         raise AuthError(f"invalid token: '{name}' is out of range (beyond the year 9999)")
@@ -189,8 +189,7 @@ class Authenticator:
         for name in ("iat", "nbf"):
             _numeric_date(claims, name)
         expires = _numeric_date(claims, "exp")
-        assert expires is not None  # required above
-        if expires + leeway > MAX_EPOCH:
+        if expires is None or expires + leeway > MAX_EPOCH:  # (None: PyJWT requires it; for the types)
             raise AuthError("invalid token: 'exp' is out of range (beyond the year 9999)")
         return Identity(subject, subprotocol, expires + leeway)
 

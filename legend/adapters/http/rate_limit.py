@@ -40,9 +40,11 @@ def address_key(host: str) -> str:
         address = ip_address(host)
     except ValueError:
         return host
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is None:
+    if isinstance(address, IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
         return str(ip_network(f"{address}/64", strict=False))
-    return str(address.ipv4_mapped or address) if isinstance(address, IPv6Address) else str(address)
+    return str(address)
 
 
 def retry_after(seconds: float) -> str:
