@@ -186,7 +186,9 @@ class Soak:
                     "after_hours_interval": 1,
                     "connect_rate_per_ip": 1000,
                     "connect_burst_per_ip": 1000,
-                }
+                },
+                # every simulated user calls from this one address (each user's own limit stays)
+                "security": {"api_address_rate": 0},
             }
         )
         self.published = 0

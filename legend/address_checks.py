@@ -98,3 +98,23 @@ def trusted_proxy(entry: str) -> None:
         raise ValueError(
             f"forwarded_allow_ips: {entry!r} is not an IP address or network (CIDR, no host bits): {exc}"
         ) from None
+
+
+def jwks_url(url: str) -> str:
+    """https, or http to a loopback host (a local identity provider in development and tests)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise ValueError(f"jwks_url: not a URL: {url!r}") from None
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and host:
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:
+            return url
+        raise ValueError(f"jwks_url: use https (http is allowed for a loopback host only), got {url!r}")
+    raise ValueError(f"jwks_url: expected an https:// URL, got {url!r}")

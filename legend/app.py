@@ -6,6 +6,7 @@ import gc
 import importlib.util
 import logging
 import mimetypes
+from functools import partial
 from pathlib import Path
 
 from litestar import Litestar, MediaType, Response, Router, get
@@ -28,8 +29,10 @@ from legend.adapters.http.api import HealthController, MarketController, PluginC
 from legend.adapters.http.auth_api import AuthController
 from legend.adapters.http.errors import error_json, field_errors
 from legend.adapters.http.metrics_api import MetricsController
+from legend.adapters.http.rate_limit import ApiLimits
 from legend.adapters.http.user_api import AlertController, WatchlistController
 from legend.adapters.http.ws import stream
+from legend.adapters.prometheus.api import api as api_metrics
 from legend.adapters.prometheus.collector import Section, metrics_registry, sections
 from legend.bootstrap import Services, bootstrap
 from legend.settings import Settings, SettingsError, load_settings
@@ -47,6 +50,10 @@ Connect to **`/api/ws`** (WebSocket; see the `websocket` tag and `docs/protocol.
 `channel` and `seq`; subscribe with `"since": <seq>` to resume exactly where a connection dropped.
 
 Admin endpoints (broadcast, stats, `/metrics` for Prometheus) need `Authorization: Bearer <admin token>`.
+
+Requests to `/api/*` are limited per user and per client address (`security.api_rate`, `api_burst`,
+`api_address_rate`, `api_address_burst`; 20/s with bursts of 60 per user by default): over the limit the
+answer is **429** with `Retry-After` (seconds). Requests with the admin token are not limited.
 
 Watchlists and alert rules (`watchlist` and `alerts` tags; `docs/alerts.md`) belong to the caller: a JWT in
 `Authorization: Bearer` in production, `X-User-Id` or `?user_id=` in development. `GET /api/auth/config`
@@ -173,7 +180,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             return Response(b"dashboard files are missing from this installation", status_code=404)
         return Response(page.read_bytes(), media_type=MediaType.HTML)
 
-    metrics = metrics_registry(metric_sections(services))
+    api_limits = ApiLimits(settings.security)
+    metrics = metrics_registry(
+        (*metric_sections(services), ("api", partial(api_metrics, api_limits, services.auth)))
+    )
     route_handlers: list[object] = [index, redoc, dashboard, api_router(services, metrics)]
     route_handlers.append(
         create_static_files_router(
@@ -210,6 +220,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     async def on_shutdown() -> None:
         await services.stop()
+        services.auth.close()
         gc.unfreeze()  # process-wide: everything frozen may be collected again (tests start many apps)
 
     openapi = OpenAPIConfig(
@@ -283,7 +294,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app = Litestar(
         route_handlers=route_handlers,  # type: ignore[arg-type]
-        middleware=[loopback_hosts_only],
+        middleware=[loopback_hosts_only, api_limits.middleware(services.auth)],
         # what the plugins' routes may ask for too (``legend.plugins.web.current_user`` does)
         dependencies={"authenticator": _provide(services.auth)},
         # Every 400 names the field in ``key`` (the broadcast bodies said only "data" for an unknown or
@@ -297,6 +308,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.authenticator = services.auth  # the guards' (legend.adapters.http.security)
     app.state.metrics_public = settings.metrics.public
+    app.state.api_limits = api_limits  # the per-user check (legend.adapters.http.user_api.identify)
     _mount_plugin_routes(app, services)
     return app
 

@@ -16,7 +16,14 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from legend.address_checks import bind_host, database_backend, http_url, redis_url, trusted_proxy
+from legend.address_checks import (
+    bind_host,
+    database_backend,
+    http_url,
+    jwks_url,
+    redis_url,
+    trusted_proxy,
+)
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -163,7 +170,21 @@ class SecuritySettings(_Section):
     jwt_public_key: str | None = None  # RS256: a PEM string or a path to a PEM file
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
-    jwt_leeway_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    jwt_leeway_seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 30.0
+    # An OpenID Connect provider's key set (Auth0, Keycloak, Cognito, Entra ID): tokens are verified with
+    # the key their ``kid`` names. https (http only to a loopback host); not with jwt_secret/jwt_public_key.
+    jwks_url: str | None = None
+    jwks_cache_seconds: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 300.0  # the key set is reused
+    # an unknown kid refetches the key set at most this often (a rotated key waits up to this long)
+    jwks_refetch_seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 30.0
+    jwks_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    # REST limits on /api/* (token buckets kept by each instance; 0 turns one off): requests a second,
+    # sustained, and at most ``burst`` at once, per user and per client address. Requests with the
+    # admin token are not limited; /health, /ready, /metrics, /docs and static files never are.
+    api_rate: Annotated[float, msgspec.Meta(ge=0)] = 20.0
+    api_burst: Annotated[int, msgspec.Meta(ge=1)] = 60
+    api_address_rate: Annotated[float, msgspec.Meta(ge=0)] = 50.0
+    api_address_burst: Annotated[int, msgspec.Meta(ge=1)] = 150
     admin_token: str | None = None  # LEGEND_ADMIN_TOKEN; generated and printed at start when unset
     # Origins allowed to open a WebSocket. Empty: same origin as the Host header (plus non-browser
     # clients, which send no Origin). ["*"] allows any.
@@ -174,6 +195,13 @@ class SecuritySettings(_Section):
     login_url: str | None = None
 
     def __post_init__(self) -> None:
+        if self.jwks_url is not None:
+            jwks_url(self.jwks_url)
+            if self.jwt_secret or self.jwt_public_key:
+                raise ValueError(
+                    "jwks_url: the keys come from the identity provider; remove jwt_secret and "
+                    "jwt_public_key (one source of keys)"
+                )
         url = self.login_url
         if url is not None and not (url.startswith("/") and not url.startswith("//")):
             if not url.startswith(("https://", "http://")):

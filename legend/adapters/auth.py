@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import jwt
 import msgspec
 
+from legend.adapters.jwks import JwksKeys, KeyUnavailable
 from legend.domain.symbols import is_valid_user_id
 from legend.settings import SecuritySettings, SettingsError
 
@@ -23,6 +24,7 @@ ANONYMOUS = "anonymous"
 BEARER_SUBPROTOCOL = "bearer"
 REQUIRED_CLAIMS = ("sub", "exp")  # a user token without them is refused
 MAX_TOKEN_TTL = 366 * 86_400  # seconds; a token meant to last longer should not be a bearer token
+MAX_EPOCH = 253_402_300_799  # 9999-12-31T23:59:59Z: the last second a datetime holds
 
 
 class AuthError(Exception):
@@ -93,16 +95,50 @@ def _pem(value: str, name: str) -> str:
         raise SettingsError(f"{name}: cannot read {value}: {exc}") from None
 
 
-def _key(security: SecuritySettings) -> tuple[str, list[str]]:
-    if security.jwt_public_key:
-        return _pem(security.jwt_public_key, "security.jwt_public_key"), ["RS256"]
-    if security.jwt_secret:
-        if len(security.jwt_secret) < 32:
-            raise SettingsError("security.jwt_secret: use at least 32 characters for HS256")
-        return security.jwt_secret, ["HS256"]
-    raise SettingsError(
-        "security.auth = 'jwt' needs security.jwt_secret (HS256) or security.jwt_public_key (RS256)"
-    )
+class StaticKey:
+    """The one key of ``security.jwt_secret`` (HS256) or ``security.jwt_public_key`` (RS256)."""
+
+    def __init__(self, security: SecuritySettings) -> None:
+        if security.jwt_public_key:
+            self.key, self.algorithms = _pem(security.jwt_public_key, "security.jwt_public_key"), ["RS256"]
+        elif security.jwt_secret:
+            if len(security.jwt_secret) < 32:
+                raise SettingsError("security.jwt_secret: use at least 32 characters for HS256")
+            self.key, self.algorithms = security.jwt_secret, ["HS256"]
+        else:
+            raise SettingsError(
+                "security.auth = 'jwt' needs security.jwks_url (an identity provider's keys), "
+                "security.jwt_secret (HS256) or security.jwt_public_key (RS256)"
+            )
+
+    async def resolve(self, token: str) -> tuple[Any, list[str]]:
+        return self.key, self.algorithms
+
+
+def _key_source(security: SecuritySettings) -> StaticKey | JwksKeys | None:
+    if security.auth != "jwt":
+        return None
+    if security.jwks_url:
+        return JwksKeys(
+            security.jwks_url,
+            lifespan=security.jwks_cache_seconds,
+            cooldown=security.jwks_refetch_seconds,
+            timeout=security.jwks_timeout_seconds,
+        )
+    return StaticKey(security)
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
+    """A time claim as RFC 7519 says it is (a JSON number of seconds since 1970, here one a date can
+    hold); PyJWT also takes strings of digits and any size of number."""
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # != : NaN
+        raise AuthError(f"invalid token: '{name}' is not a number of seconds since 1970")
+    if not -MAX_EPOCH <= value <= MAX_EPOCH:
+        raise AuthError(f"invalid token: '{name}' is out of range (beyond the year 9999)")
+    return float(value)
 
 
 class Authenticator:
@@ -113,20 +149,31 @@ class Authenticator:
         self.mode = security.auth
         self.admin_token = admin_token or security.admin_token or secrets.token_urlsafe(24)
         self.generated_admin_token = not (admin_token or security.admin_token)
-        self._key, self._algorithms = _key(security) if self.mode == "jwt" else ("", [])
+        self._keys = _key_source(security)
 
     # ───────────── users ─────────────
 
-    def verify_token(self, token: str, subprotocol: str | None = None) -> Identity:
+    async def verify_token(self, token: str, subprotocol: str | None = None) -> Identity:
         """The identity in a valid token; raises AuthError for expired, forged or malformed ones."""
+        if self._keys is None:
+            raise AuthError("tokens are not used: security.auth is 'dev'")
+        try:
+            key, algorithms = await self._keys.resolve(token)
+        except KeyUnavailable as exc:
+            raise AuthError(str(exc)) from None
+        return self._identity(token, key, algorithms, subprotocol)
+
+    def _identity(self, token: str, key: Any, algorithms: list[str], subprotocol: str | None) -> Identity:
+        """Checks the signature and the claims; every odd claim is an AuthError, never another error."""
+        leeway = self.security.jwt_leeway_seconds
         try:
             claims = jwt.decode(
                 token,
-                self._key,
-                algorithms=self._algorithms,
+                key,
+                algorithms=algorithms,
                 audience=self.security.jwt_audience,
                 issuer=self.security.jwt_issuer,
-                leeway=self.security.jwt_leeway_seconds,
+                leeway=leeway,
                 options={
                     "require": list(REQUIRED_CLAIMS),
                     "verify_aud": self.security.jwt_audience is not None,
@@ -135,19 +182,24 @@ class Authenticator:
         except jwt.ExpiredSignatureError:
             raise AuthError("token expired") from None
         except jwt.InvalidTokenError as exc:
-            raise AuthError(f"invalid token: {exc}") from None
+            raise AuthError(f"invalid token: {str(exc)[:200]}") from None
         subject = claims.get("sub")
         if not isinstance(subject, str) or not is_valid_user_id(subject):
             raise AuthError("invalid token: 'sub' is not a valid user id")
-        return Identity(subject, subprotocol, float(claims["exp"]) + self.security.jwt_leeway_seconds)
+        for name in ("iat", "nbf"):
+            _numeric_date(claims, name)
+        expires = _numeric_date(claims, "exp")
+        if expires is None or expires + leeway > MAX_EPOCH:  # (None: PyJWT requires it; for the types)
+            raise AuthError("invalid token: 'exp' is out of range (beyond the year 9999)")
+        return Identity(subject, subprotocol, expires + leeway)
 
     def _dev_user(self, query: Mapping[str, str]) -> str:
         user_id = query.get("user_id") or ANONYMOUS
         if not is_valid_user_id(user_id):
-            raise AuthError("invalid user_id: use 1-64 letters, digits, '_', '.', '@' or '-'")
+            raise AuthError("invalid user_id: use 1-64 letters, digits, '_', '.', '@', '|' or '-'")
         return user_id
 
-    def websocket(self, query: Mapping[str, str], subprotocols: list[str]) -> Identity:
+    async def websocket(self, query: Mapping[str, str], subprotocols: list[str]) -> Identity:
         """Identify a WebSocket: ``?user_id=`` in development; a JWT in ``?token=`` or the subprotocols
         ``["bearer", <token>]`` in JWT mode."""
         if self.mode == "dev":
@@ -156,13 +208,13 @@ class Authenticator:
             index = subprotocols.index(BEARER_SUBPROTOCOL)
             if index + 1 >= len(subprotocols):
                 raise AuthError("missing token after the 'bearer' subprotocol")
-            return self.verify_token(subprotocols[index + 1], BEARER_SUBPROTOCOL)
+            return await self.verify_token(subprotocols[index + 1], BEARER_SUBPROTOCOL)
         token = query.get("token")
         if not token:
             raise AuthError("missing token: pass ?token=<JWT> or the subprotocols ['bearer', <JWT>]")
-        return self.verify_token(token)
+        return await self.verify_token(token)
 
-    def http(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Identity:
+    async def http(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Identity:
         """Identify a REST caller: ``Authorization: Bearer <JWT>`` in JWT mode; in development the
         ``X-User-Id`` header or ``?user_id=``."""
         if self.mode == "dev":
@@ -172,7 +224,17 @@ class Authenticator:
         scheme, _, token = (headers.get("authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise AuthError("missing token: send Authorization: Bearer <JWT>")
-        return self.verify_token(token.strip())
+        return await self.verify_token(token.strip())
+
+    @property
+    def key_fetches(self) -> int | None:
+        """Requests made for the identity provider's key set; None without security.jwks_url."""
+        return self._keys.client.fetches if isinstance(self._keys, JwksKeys) else None
+
+    def close(self) -> None:
+        """Stop the key fetcher's thread (security.jwks_url)."""
+        if isinstance(self._keys, JwksKeys):
+            self._keys.close()
 
     # ───────────── issuing ─────────────
 
@@ -190,11 +252,18 @@ class Authenticator:
                 "security.auth is 'dev': the server takes the user id from ?user_id= and ignores tokens; "
                 "set security.auth = 'jwt' (with security.jwt_secret or security.jwt_public_key) first"
             )
+        if not isinstance(self._keys, StaticKey):
+            raise TokenError(
+                "security.jwks_url is set: tokens come from your identity provider, which holds the "
+                "signing keys; sign in there (or remove jwks_url to sign with jwt_secret)"
+            )
         if not is_valid_user_id(user_id):
-            raise TokenError(f"invalid user id {user_id!r}: use 1-64 letters, digits, '_', '.', '@' or '-'")
+            raise TokenError(
+                f"invalid user id {user_id!r}: use 1-64 letters, digits, '_', '.', '@', '|' or '-'"
+            )
         if not 0 < ttl_seconds <= MAX_TOKEN_TTL:
             raise TokenError(f"ttl: expected 1 to {MAX_TOKEN_TTL} seconds, got {ttl_seconds}")
-        algorithm = self._algorithms[0]
+        algorithm = self._keys.algorithms[0]
         signing_key: Any
         if algorithm == "RS256":
             if private_key is None:
@@ -211,7 +280,7 @@ class Authenticator:
                     "--key is for RS256 (security.jwt_public_key); this server uses HS256 and signs "
                     "with security.jwt_secret"
                 )
-            signing_key = self._key
+            signing_key = self._keys.key
         issued_at = int(time.time())
         claims: dict[str, Any] = {"sub": user_id, "iat": issued_at, "exp": issued_at + ttl_seconds}
         if self.security.jwt_audience is not None:
@@ -220,7 +289,7 @@ class Authenticator:
             claims["iss"] = self.security.jwt_issuer
         token = jwt.encode(claims, signing_key, algorithm=algorithm)
         try:
-            self.verify_token(token)
+            self._identity(token, self._keys.key, self._keys.algorithms, None)
         except AuthError as exc:
             raise TokenError(
                 f"the new token does not verify with this server's settings ({exc.reason}): "

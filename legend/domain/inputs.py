@@ -15,7 +15,7 @@ Percent = Annotated[float, msgspec.Meta(gt=-1e6, lt=1e6)]
 Volume = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 Label = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_ .\-/]{1,40}$")]
-UserId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.@\-]{1,64}$")]
+UserId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.@|\-]{1,64}$")]
 
 
 class _Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

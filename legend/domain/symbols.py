@@ -13,7 +13,7 @@ import msgspec
 TICKER_RULE = r"\^?[A-Z][A-Z0-9]*(?:[.\-][A-Z0-9]+)*"
 _TICKER = re.compile(TICKER_RULE)
 MAX_TICKER_LENGTH = 12
-_USER_ID = re.compile(r"[A-Za-z0-9_.@\-]{1,64}")
+_USER_ID = re.compile(r"[A-Za-z0-9_.@|\-]{1,64}")  # "|": Auth0 subjects are provider|id
 
 
 class InvalidSymbol(ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections import OrderedDict
 
 
 class TokenBucket:
@@ -25,6 +26,10 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+    def wait(self) -> float:
+        """Seconds until the next token, as of the last ``take``."""
+        return max(0.0, (1.0 - self._tokens) / self.rate) if self.rate > 0 else math.inf
 
     @property
     def full(self) -> bool:
@@ -102,3 +107,34 @@ class SlidingWindow:
             self._total -= counts[passed % 10]
             counts[passed % 10] = 0
         self._slot = slot
+
+
+class KeyedBuckets:
+    """A ``TokenBucket`` per key (a user, an address), the least recently used forgotten past
+    ``max_keys`` (a forgotten key starts again with a full bucket: memory stays bounded when keys are
+    many, at the price of leniency towards them)."""
+
+    __slots__ = ("_buckets", "burst", "max_keys", "rate")
+
+    def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def take(self, key: str, now: float) -> float:
+        """0.0 when the key may go on (one token spent), else the seconds until it may."""
+        buckets = self._buckets
+        bucket = buckets.get(key)
+        if bucket is None:
+            bucket = buckets[key] = TokenBucket(self.rate, self.burst, now)
+            if len(buckets) > self.max_keys:
+                buckets.popitem(last=False)
+        else:
+            buckets.move_to_end(key)
+        if bucket.take(now):
+            return 0.0
+        return bucket.wait()
+
+    def __len__(self) -> int:
+        return len(self._buckets)

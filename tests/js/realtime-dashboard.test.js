@@ -237,6 +237,10 @@ test('dashboard: a pasted token is read (not verified: the server does) to tell 
     assert.equal(tokenFromHash('#state=1&token=' + token), token);
     assert.equal(tokenFromHash('#token=not-a-token'), null);
     assert.equal(tokenFromHash(''), null);
+    // an identity provider's implicit-flow answer; an opaque access token is passed over for the id token
+    assert.equal(tokenFromHash('#access_token=' + token + '&token_type=Bearer&expires_in=3600'), token);
+    assert.equal(tokenFromHash('#access_token=opaque123&id_token=' + token), token);
+    assert.equal(tokenFromHash('#access_token=opaque123'), null);
     // the login link is a web address or a path here, never script
     assert.equal(safeLink('/login', 'http://localhost:8000/dashboard'), 'http://localhost:8000/login');
     assert.equal(safeLink('https://id.example/legend', 'http://localhost:8000/'), 'https://id.example/legend');

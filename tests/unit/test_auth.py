@@ -28,13 +28,13 @@ def test_loopback(host: str, loop: bool) -> None:
     assert is_loopback(host) is loop
 
 
-def test_dev_identity_defaults_and_validates() -> None:
+async def test_dev_identity_defaults_and_validates() -> None:
     auth = Authenticator(SecuritySettings())
-    assert auth.websocket({}, []).user_id == "anonymous"
-    assert auth.websocket({"user_id": "user123"}, []).user_id == "user123"
-    assert auth.http({"x-user-id": "amy"}, {}).user_id == "amy"
+    assert (await auth.websocket({}, [])).user_id == "anonymous"
+    assert (await auth.websocket({"user_id": "user123"}, [])).user_id == "user123"
+    assert (await auth.http({"x-user-id": "amy"}, {})).user_id == "amy"
     with pytest.raises(AuthError):
-        auth.websocket({"user_id": "a b"}, [])
+        await auth.websocket({"user_id": "a b"}, [])
 
 
 def test_generated_admin_token_and_constant_time_check() -> None:
@@ -46,27 +46,27 @@ def test_generated_admin_token_and_constant_time_check() -> None:
     assert not fixed.generated_admin_token and fixed.is_admin("bearer fixed")
 
 
-def test_jwt_claims_audience_and_issuer() -> None:
+async def test_jwt_claims_audience_and_issuer() -> None:
     auth = jwt_auth(jwt_audience="legend", jwt_issuer="https://id.example")
     good = make({"sub": "amy", "aud": "legend", "iss": "https://id.example"})
-    assert auth.websocket({"token": good}, []).user_id == "amy"
-    assert auth.http({"authorization": f"Bearer {good}"}, {}).user_id == "amy"
+    assert (await auth.websocket({"token": good}, [])).user_id == "amy"
+    assert (await auth.http({"authorization": f"Bearer {good}"}, {})).user_id == "amy"
     for bad in (make({"sub": "amy", "aud": "other", "iss": "https://id.example"}), make({"sub": "amy"})):
         with pytest.raises(AuthError):
-            auth.websocket({"token": bad}, [])
+            await auth.websocket({"token": bad}, [])
     with pytest.raises(AuthError, match="not a valid user id"):
-        jwt_auth().verify_token(make({"sub": "a b"}))
+        await jwt_auth().verify_token(make({"sub": "a b"}))
 
 
-def test_jwt_mode_ignores_query_user_id() -> None:
+async def test_jwt_mode_ignores_query_user_id() -> None:
     with pytest.raises(AuthError, match="missing token"):
-        jwt_auth().websocket({"user_id": "mallory"}, [])
+        await jwt_auth().websocket({"user_id": "mallory"}, [])
     with pytest.raises(AuthError, match="missing token after"):
-        jwt_auth().websocket({}, ["bearer"])
+        await jwt_auth().websocket({}, ["bearer"])
 
 
 def test_jwt_settings_must_be_usable() -> None:
-    with pytest.raises(SettingsError, match=r"needs security\.jwt_secret"):
+    with pytest.raises(SettingsError, match=r"security\.jwt_secret \(HS256\)"):
         Authenticator(SecuritySettings(auth="jwt"))
     with pytest.raises(SettingsError, match="at least 32"):
         Authenticator(SecuritySettings(auth="jwt", jwt_secret="short"))

@@ -29,7 +29,7 @@ def rsa_pair() -> tuple[str, str]:
     return private, public
 
 
-def test_hs256_token_has_the_claims_the_server_checks() -> None:
+async def test_hs256_token_has_the_claims_the_server_checks() -> None:
     auth = Authenticator(
         SecuritySettings(
             auth="jwt", jwt_secret=SECRET, jwt_audience="legend", jwt_issuer="https://id.example"
@@ -41,11 +41,11 @@ def test_hs256_token_has_the_claims_the_server_checks() -> None:
     assert claims["sub"] == "amy" and claims["aud"] == "legend" and claims["iss"] == "https://id.example"
     assert claims["exp"] - claims["iat"] == 600 and claims["iat"] >= before
     assert issued.algorithm == "HS256" and int(issued.expires_at.timestamp()) == claims["exp"]
-    assert auth.verify_token(issued.token).user_id == "amy"
+    assert (await auth.verify_token(issued.token)).user_id == "amy"
     # a server with another audience refuses it
     other = Authenticator(SecuritySettings(auth="jwt", jwt_secret=SECRET, jwt_audience="elsewhere"))
     with pytest.raises(AuthError, match="Audience"):
-        other.verify_token(issued.token)
+        await other.verify_token(issued.token)
 
 
 def test_without_audience_and_issuer_none_are_added() -> None:

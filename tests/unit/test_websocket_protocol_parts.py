@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from legend.adapters.http.websocket_protocol import _Flag, _Inbox
+from legend.adapters.http.ws import close_reason
 
 
 async def test_inbox_hands_events_over_in_order_to_its_reader() -> None:
@@ -74,3 +75,9 @@ def test_they_are_much_smaller_than_what_they_replace() -> None:
     heavy += size(event) + sys.getsizeof(event._waiters)  # type: ignore[attr-defined]
     light = sys.getsizeof(_Inbox()) + sys.getsizeof([]) + sys.getsizeof(_Flag(True))
     assert light * 5 < heavy
+
+
+@pytest.mark.parametrize("text", ["é" * 200, "\U0001f511" * 60, "a" * 500, "short"])
+def test_a_close_reason_fits_a_close_frame(text: str) -> None:
+    reason = close_reason(text)
+    assert len(reason.encode()) <= 123 and text.startswith(reason) and reason

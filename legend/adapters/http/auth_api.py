@@ -49,12 +49,11 @@ class AuthController(Controller):
         "/me",
         summary="The caller's identity",
         security=[{"userToken": []}, {"devUserId": []}],
-        sync_to_thread=False,
     )
-    def me(self, request: Request[Any, Any, Any], authenticator: Service[Authenticator]) -> Me:
+    async def me(self, request: Request[Any, Any, Any], authenticator: Service[Authenticator]) -> Me:
         """The user id in the caller's token (or development identity) and when the token expires; 401
         with the reason (``token expired``, ``invalid token: ...``) when the server refuses it."""
-        identity = identify(request, authenticator)
+        identity = await identify(request, authenticator)
         expires = identity.expires_at
         return Me(
             user_id=identity.user_id,

@@ -22,6 +22,7 @@ from litestar.types import ExceptionHandlersMap
 from legend.adapters.auth import Authenticator, AuthError, Identity
 from legend.adapters.http.dependencies import Service
 from legend.adapters.http.errors import Conflict, field_error, field_errors, invalid
+from legend.adapters.http.rate_limit import limits_of
 from legend.domain.alert_rules import (
     AlertEvent,
     AlertKind,
@@ -46,18 +47,23 @@ MAX_EVENTS_PAGE = 500
 
 async def provide_user_id(request: Request[Any, Any, Any], authenticator: Service[Authenticator]) -> str:
     """The caller's user id; 401 with the reason when it cannot be established."""
-    return identify(request, authenticator).user_id
+    return (await identify(request, authenticator)).user_id
 
 
-def identify(request: Request[Any, Any, Any], authenticator: Authenticator) -> Identity:
-    """The caller's identity (user id, token expiry); 401 with the reason when it cannot be established."""
+async def identify(request: Request[Any, Any, Any], authenticator: Authenticator) -> Identity:
+    """The caller's identity (user id, token expiry); 401 with the reason when it cannot be established,
+    429 when the user is over the request limit (security.api_rate)."""
     try:
-        return authenticator.http(request.headers, request.query_params)
+        identity = await authenticator.http(request.headers, request.query_params)
     except AuthError as exc:
         raise NotAuthorizedException(
             detail=f"authentication required: {exc.reason}",
             headers={"WWW-Authenticate": 'Bearer realm="legend"'},
         ) from None
+    limits = limits_of(request)
+    if limits is not None and not authenticator.is_admin(request.headers.get("authorization")):
+        limits.check_user(identity.user_id)  # 429 when this user is over security.api_rate
+    return identity
 
 
 def _invalid(errors: list[FieldError], source: str = "body") -> ValidationException:

@@ -72,6 +72,12 @@ def transport_of(socket: WebSocket[Any, Any, Any]) -> SocketTransport | AsgiTran
     return AsgiTransport(socket)
 
 
+def close_reason(text: str) -> str:
+    """At most 123 bytes of UTF-8, all a close frame holds (cut by characters, a reason quoting a
+    client's non-ASCII text overflowed it and the close became a 4500)."""
+    return text.encode()[:123].decode(errors="ignore")
+
+
 def _subprotocols(socket: WebSocket[Any, Any, Any]) -> list[str]:
     raw = socket.scope.get("subprotocols") or []
     return [str(p) for p in raw]
@@ -102,12 +108,12 @@ async def stream(
         return
     offered = _subprotocols(socket)
     try:
-        identity = authenticator.websocket(socket.query_params, offered)
+        identity = await authenticator.websocket(socket.query_params, offered)
     except AuthError as exc:
         counters.auth_rejected += 1
         # Accept first so that a browser can read the close code and reason.
         await socket.accept(subprotocols=BEARER_SUBPROTOCOL if BEARER_SUBPROTOCOL in offered else None)
-        await socket.close(code=closecodes.UNAUTHORIZED, reason=exc.reason[:120])
+        await socket.close(code=closecodes.UNAUTHORIZED, reason=close_reason(exc.reason))
         return
     await socket.accept(subprotocols=identity.subprotocol)
     # Behind a proxy in server.forwarded_allow_ips, uvicorn has put the forwarded client here already.
@@ -115,7 +121,7 @@ async def stream(
     address = str(client[0]) if client else "unknown"
     outcome = await streaming.connect(transport_of(socket), identity.user_id, address, identity.expires_at)
     if isinstance(outcome, Refusal):
-        await socket.close(code=outcome.code, reason=outcome.reason[:120])
+        await socket.close(code=outcome.code, reason=close_reason(outcome.reason))
         return
     session = outcome
     connection_id.set(session.id)  # on every line logged while serving this connection

@@ -7,7 +7,7 @@
 
 export const TICKER_RE = /^\^?[A-Z][A-Z0-9]*(?:[.-][A-Z0-9]+)*$/; // the server's rule (legend/domain/symbols.py)
 export const MAX_TICKER_LENGTH = 12;
-export const USER_ID_RE = /^[A-Za-z0-9_.@-]{1,64}$/;
+export const USER_ID_RE = /^[A-Za-z0-9_.@|-]{1,64}$/;
 
 // The time zone of each exchange calendar (market.calendar; the market_status message's `exchange`).
 // An exchange not listed here is shown in the browser's own time, with its zone named.

@@ -36,12 +36,20 @@ export function decodeToken(token) {
     }
 }
 
-/** A token handed over in the page address by a login service: /dashboard#token=<JWT>. */
+/**
+ * A token handed over in the page address by a login service: /dashboard#token=<JWT>, or an identity
+ * provider's OAuth 2.0 implicit-flow answer (#access_token=<JWT>&token_type=Bearer…; #id_token= when that
+ * is all it sent). Opaque (non-JWT) tokens are ignored: the server could not verify them.
+ */
 export function tokenFromHash(hash) {
     const text = String(hash || '').replace(/^#/, '');
     if (!text) return null;
-    const token = new URLSearchParams(text).get('token');
-    return token && decodeToken(token) ? token : null;
+    const params = new URLSearchParams(text);
+    for (const name of ['token', 'access_token', 'id_token']) {
+        const token = params.get(name);
+        if (token && decodeToken(token)) return token;
+    }
+    return null;
 }
 
 /** `url` when it is a web address or a path on this server (never javascript: or data:), else null. */

@@ -1,0 +1,80 @@
+"""A local identity provider's key set for the tests: an HTTP server on 127.0.0.1 serving, at ``/jwks``,
+the public halves of the keys published so far, and signing tokens with their private halves. It counts
+the fetches, can be made to fail or to answer slowly, and keys can be published (rotation) at any time."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+
+class JwksServer:
+    def __init__(self) -> None:
+        self._private: dict[str, tuple[Any, str]] = {}  # kid -> (private key, algorithm)
+        self._published: dict[str, dict[str, Any]] = {}  # kid -> public JWK
+        self.extra: list[dict[str, Any]] = []  # JWKs served as they are (a symmetric key, …)
+        self.fetches = 0
+        self.status = 200
+        self.delay = 0.0
+        self._lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with owner._lock:
+                    owner.fetches += 1
+                    status, delay = owner.status, owner.delay
+                    body = json.dumps({"keys": [*owner._published.values(), *owner.extra]}).encode()
+                if delay:
+                    time.sleep(delay)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="jwks-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/jwks"
+
+    def start(self) -> JwksServer:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def publish(self, kid: str, algorithm: str = "RS256") -> None:
+        """A new key pair, its public half served from now on (RS256: RSA 2048; ES256: P-256)."""
+        if algorithm == "ES256":
+            private: Any = ec.generate_private_key(ec.SECP256R1())
+            public = ECAlgorithm.to_jwk(private.public_key(), as_dict=True)
+        else:
+            private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            public = RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+        with self._lock:
+            self._private[kid] = (private, algorithm)
+            self._published[kid] = {**public, "kid": kid, "use": "sig"}
+
+    def public_jwk(self, kid: str) -> dict[str, Any]:
+        return dict(self._published[kid])
+
+    def sign(self, claims: dict[str, Any], kid: str, header_kid: str | None = None) -> str:
+        """A token signed with ``kid``'s private key; ``header_kid`` names another key in the header."""
+        private, algorithm = self._private[kid]
+        return jwt.encode(claims, private, algorithm=algorithm, headers={"kid": header_kid or kid})
