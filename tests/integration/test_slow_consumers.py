@@ -177,3 +177,23 @@ async def test_peers_that_ping_but_never_read_are_dropped_by_default_bounds(
     await reader.close()
     for peer in silent:
         peer.close()
+
+
+# ───────── realtime.close_timeout bounds a close the peer never answers ─────────
+
+
+def test_a_peer_that_never_answers_the_close_is_dropped_after_close_timeout() -> None:
+    """uvicorn's __init__ sets close_timeout = 10.0 on every instance, which hid the configured value:
+    a peer that does not answer the close frame held its socket for 10 s whatever realtime.close_timeout
+    said. Here it is 0.5 s: the close (4401, an invalid user id) is sent right after the handshake."""
+    server = LegendServer(merge(QUIET, {"realtime": {"close_timeout": 0.5}})).start()
+    try:
+        started = time.monotonic()
+        peer = SilentPeer(server.port, "/api/ws?user_id=not%20valid!", rcvbuf=0)
+        received = peer.read_until_dropped(timeout=20)
+        dropped_after = time.monotonic() - started
+        peer.close()
+    finally:
+        server.close()
+    assert received[:1] == b"\x88" and received[2:4] == (4401).to_bytes(2, "big")  # the close frame
+    assert 0.4 < dropped_after < 3.0, dropped_after  # the configured 0.5 s, not uvicorn's 10 s

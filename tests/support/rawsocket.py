@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import struct
+import time
 from typing import Any
 
 
@@ -51,6 +52,24 @@ class SilentPeer:
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         assert len(payload) < 126
         self.sock.sendall(struct.pack("!BB", 0x81, 0x80 | len(payload)) + mask + masked)
+
+    def read_until_dropped(self, timeout: float) -> bytes:
+        """Read everything the server sends, answering nothing (not even a close frame), until it
+        closes or resets the connection; TimeoutError if it has not within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        received = b""
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                return received
+            except TimeoutError:
+                break
+            if not chunk:
+                return received
+            received += chunk
+        raise TimeoutError(f"still connected after {timeout}s; received {received[:200]!r}")
 
     def close(self) -> None:
         self.sock.close()
