@@ -182,9 +182,12 @@ class Outbox:
             if replaced is not None:
                 self.conflated += 1
                 self._bytes += len(envelope.text) - len(replaced.text)
-                return Pushed.MERGED if self._check() else Pushed.OVERFLOW
-            self._bytes += len(envelope.text)
-            return Pushed.QUEUED if self._check() else Pushed.OVERFLOW
+                pushed = Pushed.MERGED
+            else:
+                self._bytes += len(envelope.text)
+                pushed = Pushed.QUEUED
+            # prices never add to the count of messages: only the bytes can be past their bound
+            return Pushed.OVERFLOW if self._bytes > self.max_bytes and not self._check() else pushed
         if self._reliable is None:
             self._reliable = deque()
         self._reliable.append(envelope)
