@@ -1,5 +1,6 @@
 """The light replacements of uvicorn's per-connection asyncio.Queue and asyncio.Event
-(legend/adapters/http/websocket_protocol.py): same behaviour where uvicorn and Legend use them."""
+(legend/adapters/http/websocket_protocol.py): same behaviour where uvicorn and Legend use them; and the
+pings it leaves unanswered while its write buffer is full."""
 
 from __future__ import annotations
 
