@@ -179,15 +179,18 @@ class Outbox:
             slot = slot_of(envelope)
             replaced = latest.get(slot)
             latest[slot] = envelope  # a replaced one keeps the slot's place in line
+            size = len(envelope.text)
             if replaced is not None:
                 self.conflated += 1
-                self._bytes += len(envelope.text) - len(replaced.text)
+                size -= len(replaced.text)
                 pushed = Pushed.MERGED
             else:
-                self._bytes += len(envelope.text)
                 pushed = Pushed.QUEUED
+            self._bytes += size
             # prices never add to the count of messages: only the bytes can be past their bound
-            return Pushed.OVERFLOW if self._bytes > self.max_bytes and not self._check() else pushed
+            if size > 0 and self._bytes > self.max_bytes and not self._check():
+                return Pushed.OVERFLOW
+            return pushed
         if self._reliable is None:
             self._reliable = deque()
         self._reliable.append(envelope)
