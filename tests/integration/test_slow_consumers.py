@@ -171,8 +171,9 @@ async def test_peers_that_ping_but_never_read_are_dropped_by_default_bounds(
     assert [m["seq"] for m in got] == sorted(m["seq"] for m in got)  # in order
     assert stats["slow_consumers_closed"] == 5
     assert stats["active_connections"] == 1
-    # what the kernel held for one of them: at most the doubled SO_SNDBUF (docs/reliability.md)
-    assert most_unsent <= 2 * 256 * 1024, most_unsent
+    # what the kernel held for one of them: at most the doubled SO_SNDBUF, and the one segment (64 KiB at
+    # most) Linux lets past it (docs/reliability.md); 498-501 KB measured
+    assert most_unsent <= 2 * 256 * 1024 + 64 * 1024, most_unsent
     pinging.cancel()
     await reader.close()
     for peer in silent:
