@@ -166,6 +166,7 @@ def _limits(settings: Settings) -> Limits:
         inbound_burst=rt.inbound_burst,
         stale_after=rt.stale_after,
         max_pending_messages=rt.max_pending_messages,
+        max_pending_bytes=rt.max_pending_bytes,
         slow_consumer_timeout=rt.slow_consumer_timeout,
         close_timeout=rt.close_timeout,
         price_share=rt.price_share,

@@ -48,9 +48,11 @@ class ServerSettings(_Section):
     # Browsers ask for permessage-deflate; compressing every message again for every connection costs
     # more CPU than the bandwidth it saves on small JSON prices, so it is off unless asked for.
     ws_per_message_deflate: bool = False
-    # Kernel send buffer (SO_SNDBUF) of each WebSocket, in bytes; 0 keeps the kernel's autotuning, which
-    # lets one client that stops reading hold several megabytes before it is detected as slow.
-    ws_send_buffer: Annotated[int, msgspec.Meta(ge=0, le=64 * 1024 * 1024)] = 0
+    # Kernel send buffer (SO_SNDBUF) of each WebSocket, in bytes; Linux doubles it (bookkeeping) and caps
+    # it at net.core.wmem_max. 256 KiB carries a dashboard at 20 Mbit/s over a 200 ms round trip (the
+    # bandwidth-delay product) and bounds what a client that stops reading holds in the kernel. 0 keeps
+    # the kernel's autotuning: several megabytes per such client before it is detected as slow.
+    ws_send_buffer: Annotated[int, msgspec.Meta(ge=0, le=64 * 1024 * 1024)] = 256 * 1024
     # uvicorn's protocol-level WebSocket pings, in seconds; 0: off. Dead peers are found without them
     # (clients ping, realtime.stale_after closes the silent), and each costs a write and a read per
     # connection: 10,000 connections every 20 s is 500 pings a second.
@@ -92,6 +94,10 @@ class RealtimeSettings(_Section):
     stale_after: PositiveFloat = 60.0  # seconds of client silence before the connection is closed
     cleanup_interval: PositiveFloat = 5.0  # how often stale connections are looked for
     max_pending_messages: PositiveInt = 1000  # per connection, must-deliver and control messages
+    # Characters of JSON a connection may have waiting in its outbox, whatever their kind; past it the
+    # connection is closed 1013 (it resumes with since). With server.ws_send_buffer it bounds what a
+    # client that stops reading costs (docs/reliability.md, "What a client that stops reading costs").
+    max_pending_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 1024 * 1024
     slow_consumer_timeout: PositiveFloat = 15.0  # a socket write blocked this long closes the connection
     close_timeout: PositiveFloat = 3.0  # how long a close handshake may take before the socket is dropped
     # Prices sent per connection and second whatever else is queued, so a flood of must-deliver messages

@@ -54,6 +54,7 @@ LIMITS = Limits(
     inbound_rate=5,
     inbound_burst=8,
     max_pending_messages=12,
+    max_pending_bytes=3000,  # about 10 pattern alerts: the byte bound closes some before the count does
     close_timeout=0.02,  # real seconds: a close stuck behind a full socket is aborted (the 1013 path)
 )
 DATA_TYPES = {"price_update", "pattern_alert", "alert_trigger", "market_status"}
@@ -326,6 +327,15 @@ def check_streams(world: World, user: str, connection: Connection) -> None:
                 assert last == world.published.get(stream, 0), (stream, last, world.published)
 
 
+def check_pending_bytes(session: Session) -> None:
+    """The outbox's running count of bytes is what a count from scratch finds."""
+    outbox = session.outbox
+    running = outbox.pending_bytes
+    outbox._recount()
+    assert running == outbox.pending_bytes, (running, outbox.pending_bytes)
+    assert running == 0 or not outbox.idle
+
+
 def check_budget(connection: Connection) -> None:
     limit = LIMITS.max_messages_per_second
     times = [
@@ -346,6 +356,8 @@ async def scenario(steps: list[tuple[Any, ...]]) -> None:
     for step in steps:
         await world.do(step)
         await settle()
+        for session in world.streaming.sessions.values():
+            check_pending_bytes(session)
     await world.finish()
     for user in USERS:
         for connection in world.connections[user]:

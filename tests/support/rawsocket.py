@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import struct
+import time
 from typing import Any
 
 
@@ -19,8 +20,10 @@ class SilentPeer:
     """A client that connects, subscribes, and never reads another byte."""
 
     def __init__(self, port: int, path: str = "/api/ws?user_id=silent", rcvbuf: int = 4096) -> None:
+        """``rcvbuf``: the peer's receive buffer in bytes; 0 leaves it to the kernel, as a browser does."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(10)
         self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
@@ -50,6 +53,24 @@ class SilentPeer:
         assert len(payload) < 126
         self.sock.sendall(struct.pack("!BB", 0x81, 0x80 | len(payload)) + mask + masked)
 
+    def read_until_dropped(self, timeout: float) -> bytes:
+        """Read everything the server sends, answering nothing (not even a close frame), until it
+        closes or resets the connection; TimeoutError if it has not within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        received = b""
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                return received
+            except TimeoutError:
+                break
+            if not chunk:
+                return received
+            received += chunk
+        raise TimeoutError(f"still connected after {timeout}s; received {received[:200]!r}")
+
     def close(self) -> None:
         self.sock.close()
 
@@ -76,6 +97,11 @@ def established(local_port: int, remote_ports: set[int] | None = None) -> int:
     """TCP connections in state ESTABLISHED whose local port is ``local_port`` (and remote port one of
     ``remote_ports``, when given), in this network namespace."""
     return sum(state == "01" for state, _ in _sockets(local_port, remote_ports))
+
+
+def unsent(local_port: int, remote_ports: set[int] | None = None) -> int:
+    """The most bytes any such socket has in its kernel send queue, not yet taken by its peer."""
+    return max((queued for _, queued in _sockets(local_port, remote_ports)), default=0)
 
 
 def lingering(local_port: int, remote_ports: set[int] | None = None) -> list[tuple[str, int]]:

@@ -19,7 +19,7 @@ from legend.domain.streaming.outbox import Outbox, Pushed
 from legend.domain.streaming.publisher import Publisher
 from legend.domain.streaming.service import StreamingService
 from legend.plugins.base import Message
-from tests.support.transport import AwaitedTransport, RecordingTransport
+from tests.support.transport import AwaitedTransport, RecordingTransport, StuckTransport
 
 PATTERN = PatternInput(
     ticker="AAPL", pattern_type="VCP", score=8.5, entry_price=231.0, stop_price=224.0, target_price=250.0
@@ -195,3 +195,19 @@ async def test_the_budget_still_holds_prices_to_ten_a_second_on_the_direct_path(
     streaming.flush(session)  # a second after the first: the newest of the other 90 goes out
     prices = transport.of_type("price_update")
     assert len(prices) == 11 and prices[-1]["price"] == 100.99
+
+
+async def test_a_stuck_socket_is_closed_1013_once_its_outbox_passes_max_pending_bytes() -> None:
+    """Far fewer messages than max_pending_messages, but more bytes than max_pending_bytes: closed as a
+    slow consumer (it resumes with since), the reason naming the bound that was passed."""
+    streaming, publisher, _ = build(max_pending_messages=1000, max_pending_bytes=8192)
+    await streaming.start()
+    stuck = StuckTransport()
+    session = streaming.open_session(stuck, "u")
+    await streaming.subscribe(session, Subscribe(channel="patterns"))
+    big = msgspec.structs.replace(PATTERN, message="x" * 500)
+    for _ in range(20):  # about 20 x 750 characters
+        await publisher.pattern(big)
+    await settle()
+    assert stuck.closed == (1013, "slow consumer: more than 8192 bytes pending")
+    assert streaming.counters.slow_consumers_closed == 1 and session.id not in streaming.sessions

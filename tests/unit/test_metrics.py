@@ -116,6 +116,7 @@ async def test_connections_subscriptions_messages_and_outbox_are_read_live(servi
     assert total(now, "legend_messages_sent_total") == streaming.counters.messages_sent > 4
     assert value(now, "legend_outbox_messages") == len(bob.outbox) > 0
     assert value(now, "legend_outbox_messages_max") == len(bob.outbox)
+    assert value(now, "legend_outbox_bytes_max") == bob.outbox.pending_bytes > 0
     assert value(now, "legend_connections_send_blocked") == 1  # bob's writer waits on the socket
     assert value(now, "process_open_fds") > 0  # the process collector is there too
 

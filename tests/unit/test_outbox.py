@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from legend.domain.channels import Delivery
 from legend.domain.envelope import Envelope, seal
-from legend.domain.streaming.outbox import Outbox
+from legend.domain.streaming.outbox import Outbox, Pushed
 from legend.domain.throttle import SlidingWindow, TokenBucket
 
 
@@ -67,6 +67,72 @@ def test_reliable_overflow_is_reported_not_dropped() -> None:
     assert not box.push(env("patterns", 4, "pattern_alert"), Delivery.RELIABLE)
     assert box.overflowed
     assert len(drain(box, 0.0)) == 4  # nothing silently lost
+
+
+def big(stream: str, seq: int, size: int, kind: str = "pattern_alert") -> Envelope:
+    """A message whose text is about ``size`` characters."""
+    return seal(
+        stream,
+        seq,
+        kind,
+        b'{"type":"%s","channel":"%s","m":"%s"}' % (kind.encode(), stream.encode(), b"x" * size),
+    )
+
+
+def test_must_deliver_past_max_bytes_overflows_by_bytes_and_loses_nothing() -> None:
+    box = Outbox(max_per_second=10, capacity=1000, max_bytes=10_000)
+    pushed = [box.push(big("patterns", i, 1000), Delivery.RELIABLE) for i in range(1, 11)]
+    sizes = [len(big("patterns", i, 1000).text) for i in range(1, 11)]
+    assert sum(sizes[:9]) <= 10_000 < sum(sizes) == box.pending_bytes
+    assert all(pushed[:9])
+    assert pushed[9] is Pushed.OVERFLOW and box.overflowed  # the tenth crosses 10,000 characters
+    assert box.overflow_reason == "more than 10000 bytes pending"
+    assert len(drain(box, 0.0)) == 10  # reported, not dropped: the connection is closed, and resumes
+    assert box.pending_bytes == 0
+
+
+def test_one_frame_larger_than_max_bytes_still_goes_out() -> None:
+    box = Outbox(max_per_second=10, capacity=1000, max_bytes=4096)
+    assert box.push_control("h" * 50_000, "history")  # a large history reply, alone: no overflow
+    assert box.pending_bytes == 50_000 and not box.overflowed
+    assert not box.push_control("pong")  # anything more on top of it is past the bound
+    assert box.overflow_reason == "more than 4096 bytes pending"
+
+
+def test_many_conflated_keys_are_bounded_in_bytes_too() -> None:
+    box = Outbox(max_per_second=10, capacity=1000, max_bytes=8192)
+    results = [box.push(big(f"quotes:S{i}", 1, 100, "quote"), Delivery.CONFLATE) for i in range(200)]
+    assert Pushed.OVERFLOW in results and box.overflowed
+
+
+def test_pending_bytes_follow_every_way_in_and_out() -> None:
+    """Merges, history holds and floors, forgetting a stream and taking the replies: the count is
+    always the sum of what waits, and 0 once it is all out."""
+    box = Outbox(max_per_second=100, capacity=1000, max_bytes=1 << 20)
+
+    def counted_right() -> bool:
+        """The running count equals a count of everything waiting or held, made from scratch."""
+        running = box.pending_bytes
+        box._recount()
+        return running == box.pending_bytes
+
+    box.push(big("ticker:A", 1, 10), Delivery.CONFLATE)
+    box.push(big("ticker:A", 2, 500), Delivery.CONFLATE)  # merged: the newer, larger one counts
+    box.push(big("patterns", 1, 300), Delivery.RELIABLE)
+    box.push_control("r" * 40)
+    box.hold("news")
+    for seq in range(1, 5):
+        box.push(big("news", seq, 200, "news"), Delivery.RELIABLE)
+    assert box.pending_bytes > 1000 and counted_right()
+    box.covered("news", 2)  # 1 and 2 dropped, 3 and 4 released
+    assert counted_right()
+    box.push(big("quotes", 1, 50, "quote"), Delivery.RELIABLE)
+    box.forget("quotes")
+    assert counted_right()
+    assert box.take_control() == ["r" * 40]
+    assert counted_right()
+    drain(box, 10.0)
+    assert box.pending_bytes == 0 and box.idle
 
 
 def test_history_floor_drops_what_history_already_covered() -> None:

@@ -1,5 +1,6 @@
 """The light replacements of uvicorn's per-connection asyncio.Queue and asyncio.Event
-(legend/adapters/http/websocket_protocol.py): same behaviour where uvicorn and Legend use them."""
+(legend/adapters/http/websocket_protocol.py): same behaviour where uvicorn and Legend use them; and the
+pings it leaves unanswered while its write buffer is full."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import asyncio
 import sys
 
 import pytest
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+from websockets.protocol import State
+from websockets.server import ServerProtocol
 
-from legend.adapters.http.websocket_protocol import _Flag, _Inbox
+from legend.adapters.http.websocket_protocol import _Flag, _Inbox, protocol_class
 from legend.adapters.http.ws import close_reason
 
 
@@ -81,3 +86,39 @@ def test_they_are_much_smaller_than_what_they_replace() -> None:
 def test_a_close_reason_fits_a_close_frame(text: str) -> None:
     reason = close_reason(text)
     assert len(reason.encode()) <= 123 and text.startswith(reason) and reason
+
+
+class _Transport:
+    """What the protocol writes, and nothing else."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+async def test_pings_are_not_answered_while_the_write_buffer_is_over_its_high_water_mark() -> None:
+    """A peer that pings but does not read would otherwise grow asyncio's buffer by a pong per ping."""
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        pass
+
+    config = Config(app, ws="websockets-sansio", log_config=None, lifespan="off")
+    config.load()
+    protocol = protocol_class(1.0)(config, ServerState(), {}, _loop=asyncio.get_running_loop())
+    protocol.conn = ServerProtocol(state=State.OPEN)
+    transport = protocol.transport = _Transport()  # type: ignore[assignment]
+    ping = b"\x89\x84" + b"\x00" * 4 + b"abcd"  # masked ping, payload "abcd", all-zero mask
+    protocol.data_received(ping)
+    assert transport.written == [b"\x8a\x04abcd"]  # answered
+    protocol.pause_writing()  # what asyncio calls once the buffer passes the high-water mark
+    for _ in range(100):
+        protocol.data_received(ping)
+    assert b"".join(transport.written[1:]) == b""  # no pong piles up
+    protocol.resume_writing()
+    protocol.data_received(ping)
+    assert transport.written[-1] == b"\x8a\x04abcd"  # answered again once it drained

@@ -10,8 +10,10 @@
   flushes the write buffer: a peer that stopped reading keeps its socket ESTABLISHED until TCP gives
   up. Here the close frame is written even into a full buffer, and a peer that has not finished the
   handshake within ``close_timeout`` is aborted: its memory and file descriptor are released.
-- **A bounded kernel buffer**, when ``server.ws_send_buffer`` is set: a peer that stops reading then
-  holds that much kernel memory, not the several megabytes Linux autotunes a loopback or LAN socket to.
+- **Bounded buffers.** The kernel's send buffer is ``server.ws_send_buffer`` (256 KiB by default; 0 lets
+  Linux autotune it to several megabytes on a loopback or LAN socket), asyncio's write buffer has an
+  explicit high-water mark (``WRITE_HIGH_WATER``), and pongs are not queued above it: a peer that stops
+  reading holds at most that much of both before its writes get stuck and it is closed as slow.
 - **Quiet handling of hostile frames.** Invalid UTF-8 in a text frame is answered with close code 1007
   as before, logged as one line at most once a second instead of a traceback per frame.
 - **Less memory per connection.** uvicorn gives every connection an ``asyncio.Queue`` for its incoming
@@ -22,6 +24,9 @@
 
 The application finds the protocol in its WebSocket scope as ``scope["extensions"]["legend.socket"]``;
 under any other ASGI server that key is absent and the application uses plain ASGI sends.
+
+This subclass reads and overrides private parts of uvicorn's class (its attributes and event handlers);
+``tests/unit/test_uvicorn_contract.py`` lists each one and fails, naming it, when an upgrade changes it.
 """
 
 from __future__ import annotations
@@ -40,6 +45,13 @@ from legend.ports.transport import TransportClosed
 
 EXTENSION = "legend.socket"
 log = logging.getLogger("legend.ws")
+
+# asyncio's write buffer per connection: above the high-water mark ``write_text`` declines (the message
+# waits in the outbox, where it is counted), and writing resumes once the buffer is below the low one.
+# asyncio's own defaults, set here so that the bound documented in docs/reliability.md is ours.
+WRITE_HIGH_WATER = 64 * 1024
+WRITE_LOW_WATER = 16 * 1024
+_PONG = b"\x8a"  # first byte of a pong frame as websockets writes it: FIN, opcode 0xA, no mask
 
 # The frame of the last text written, shared by every connection it is written to: fan-out writes one
 # text to every subscriber in a row, so it is framed once per message, not once per connection.
@@ -136,19 +148,23 @@ class _Flag:
 
 
 class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
-    """See the module docstring. ``close_timeout`` is set per server by ``protocol_class``."""
+    """See the module docstring. The class attributes are set per server by ``protocol_class``."""
 
-    close_timeout = 3.0
+    configured_close_timeout = 3.0  # realtime.close_timeout: seconds a close handshake may take
     send_buffer = 0  # SO_SNDBUF of each connection in bytes; 0: the kernel's default (autotuned)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # uvicorn's __init__ sets its own close_timeout (10 s) on the instance, which hides any class
+        # attribute of that name: ours is set after it.
+        self.close_timeout = self.configured_close_timeout
         self.queue: Any = _Inbox()  # replaces uvicorn's asyncio.Queue and Event (see the module docstring)
         self.writable: Any = _Flag(True)
         self._lost: asyncio.Future[None] | None = None  # made by close_and_wait only: most never close so
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
         sock = transport.get_extra_info("socket")
         if self.send_buffer and sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
@@ -230,6 +246,15 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
             # uvicorn reads neither after the handshake; they hold every header the client sent
             self.request = self.response = None  # type: ignore[assignment]
 
+    def handle_ping(self) -> None:
+        """Answer a ping, except above the high-water mark: a peer that pings but does not read would
+        otherwise grow the buffer by a pong per ping. RFC 6455 §5.5.3 lets a pong answer only the
+        latest ping; anything else websockets queued (a close reply) is written."""
+        output = self.conn.data_to_send()
+        if not self.writable.is_set():
+            output = [chunk for chunk in output if chunk[:1] != _PONG]
+        self.transport.write(b"".join(output))
+
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         if self._lost is not None and not self._lost.done():
@@ -254,5 +279,5 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
 def protocol_class(close_timeout: float, send_buffer: int = 0) -> type[LegendWebSocketProtocol]:
     """The protocol class for uvicorn's ``ws`` setting: peers dropped after ``close_timeout``, kernel
     send buffers of ``send_buffer`` bytes (0: the kernel's default)."""
-    attributes = {"close_timeout": close_timeout, "send_buffer": send_buffer}
+    attributes = {"configured_close_timeout": close_timeout, "send_buffer": send_buffer}
     return type("LegendWebSocketProtocol", (LegendWebSocketProtocol,), attributes)

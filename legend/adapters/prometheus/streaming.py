@@ -115,7 +115,7 @@ def sessions(streaming: StreamingService, registry: ChannelRegistry) -> Iterator
     one part of a scrape whose cost grows with the load (docs/operations.md)."""
     subscriptions = dict.fromkeys(registry.names(), 0)
     connections = dict.fromkeys(subscriptions, 0)
-    blocked = pending = longest = 0
+    blocked = pending = longest = heaviest = 0
     for session in streaming.sessions.values():
         if session.subscriptions:
             seen: set[str] = set()
@@ -129,6 +129,7 @@ def sessions(streaming: StreamingService, registry: ChannelRegistry) -> Iterator
         if depth:
             pending += depth
             longest = max(longest, depth)
+        heaviest = max(heaviest, session.outbox.pending_bytes)  # held ones too (history being read)
         if session.send_started is not None:
             blocked += 1
     yield gauge("legend_connections", "Open WebSocket connections.", len(streaming.sessions))
@@ -167,6 +168,12 @@ def sessions(streaming: StreamingService, registry: ChannelRegistry) -> Iterator
         "legend_outbox_messages_max",
         "The longest outbox of any connection (realtime.max_pending_messages closes it with 1013).",
         longest,
+    )
+    yield gauge(
+        "legend_outbox_bytes_max",
+        "The outbox of any connection with the most bytes waiting (realtime.max_pending_bytes closes it "
+        "with 1013).",
+        heaviest,
     )
 
 

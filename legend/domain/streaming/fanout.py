@@ -119,11 +119,8 @@ class Fanout:
         for session in gone:
             self.owner.end_session(session)
         for session in overflowed:
-            self.owner.close_later(
-                session,
-                closecodes.TRY_AGAIN_LATER,
-                f"slow consumer: more than {self.max_pending} messages pending",
-            )
+            reason = session.outbox.overflow_reason or f"more than {self.max_pending} messages pending"
+            self.owner.close_later(session, closecodes.TRY_AGAIN_LATER, f"slow consumer: {reason}")
 
     def flush(self, session: Session) -> None:
         """Write what the session's outbox can send now, without waiting. What has to wait for budget
@@ -227,4 +224,5 @@ class Fanout:
         if outbox.push_control(text, kind):
             self.flush(session)
         else:
-            self.owner.close_later(session, closecodes.TRY_AGAIN_LATER, "slow consumer: replies pending")
+            reason = outbox.overflow_reason or "replies pending"
+            self.owner.close_later(session, closecodes.TRY_AGAIN_LATER, f"slow consumer: {reason}")

@@ -15,6 +15,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     inbound_burst: int = 40
     stale_after: float = 60.0
     max_pending_messages: int = 1000
+    max_pending_bytes: int = 1024 * 1024
     slow_consumer_timeout: float = 15.0
     close_timeout: float = 3.0
     price_share: int | None = None  # prices sent per second whatever else is queued (None: half the budget)

@@ -9,6 +9,11 @@ caller writes the shared frame straight to the socket. Only what has to wait is 
 - must-deliver messages, in order (never dropped: past ``capacity`` the connection is declared overflowed
   and must be closed). They are not held back by the budget but use it up.
 
+Whatever waits is also bounded in bytes (``max_bytes``, counted as the characters of the JSON texts, as if
+no other connection shared them): past it the connection is overflowed too, whatever the kind of message,
+so that what a client that stops reading can cost is bounded even for large messages or many conflated
+keys. A single frame larger than ``max_bytes`` still goes out when nothing else waits.
+
 Prices have a guaranteed share of the budget (``price_share`` sends a second): once the budget is spent
 (a flood of must-deliver messages spends it), pending prices still go out at that rate, ahead of queued
 must-deliver messages, so a burst of alerts slows prices down but never freezes them.
@@ -24,6 +29,7 @@ than its two budget rings.
 from __future__ import annotations
 
 import enum
+import sys
 from collections import deque
 
 from legend.domain.channels import Delivery
@@ -56,6 +62,7 @@ class Outbox:
 
     __slots__ = (
         "_budget",
+        "_bytes",
         "_control",
         "_floor",
         "_held",
@@ -65,12 +72,20 @@ class Outbox:
         "_share",
         "capacity",
         "conflated",
+        "max_bytes",
+        "overflow_reason",
         "overflowed",
         "popped",
         "popped_type",
     )
 
-    def __init__(self, max_per_second: int, capacity: int, price_share: int | None = None) -> None:
+    def __init__(
+        self,
+        max_per_second: int,
+        capacity: int,
+        price_share: int | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
         self._control: deque[tuple[str, str]] | None = None  # (text, message type)
         self._reliable: deque[Envelope] | None = None
         self._latest: dict[Slot, Envelope] | None = None
@@ -83,14 +98,22 @@ class Outbox:
         # a connection that never reaches its budget never pays for this second ring.
         self._prices: SlidingWindow | None = None
         self.capacity = capacity
+        self.max_bytes = sys.maxsize if max_bytes is None else max_bytes  # None: bounded by count only
+        self._bytes = 0  # characters of every text pending or held
         self.conflated = 0  # prices replaced by a newer one before they were sent
         self.overflowed = False
+        self.overflow_reason = ""  # which bound was passed, for the close's reason
         self.popped: Envelope | None = None  # the channel message ``pop`` handed out last (None: a reply)
         self.popped_type = ""  # the message type of what ``pop`` handed out last
 
     def __len__(self) -> int:
         """Frames waiting to be written (held ones are not yet)."""
         return len(self._control or ()) + len(self._reliable or ()) + len(self._latest or ())
+
+    @property
+    def pending_bytes(self) -> int:
+        """Characters of the texts waiting or held (bytes, for the ASCII the server's JSON mostly is)."""
+        return self._bytes
 
     @property
     def idle(self) -> bool:
@@ -130,6 +153,7 @@ class Outbox:
         if self._control is None:
             self._control = deque()
         self._control.append((text, kind))
+        self._bytes += len(text)
         return self._check()
 
     def push(self, envelope: Envelope, delivery: Delivery) -> Pushed:
@@ -141,10 +165,11 @@ class Outbox:
             held = self._held.get(stream)
             if held is not None:
                 held.append((envelope, delivery))
+                self._bytes += len(envelope.text)
                 if len(held) > self.capacity:
-                    self.overflowed = True
+                    self._overflow(f"more than {self.capacity} messages pending")
                     return Pushed.OVERFLOW
-                return Pushed.DEFERRED
+                return Pushed.DEFERRED if self._check() else Pushed.OVERFLOW
         if self._floor is not None and not self._above_floor(envelope):
             return Pushed.DEFERRED  # already covered by a history reply
         if delivery is Delivery.CONFLATE:
@@ -152,15 +177,24 @@ class Outbox:
             if latest is None:
                 latest = self._latest = {}
             slot = slot_of(envelope)
-            if slot in latest:
+            replaced = latest.get(slot)
+            latest[slot] = envelope  # a replaced one keeps the slot's place in line
+            size = len(envelope.text)
+            if replaced is not None:
                 self.conflated += 1
-                latest[slot] = envelope  # keeps the slot's place in line
-                return Pushed.MERGED
-            latest[slot] = envelope
-            return Pushed.QUEUED
+                size -= len(replaced.text)
+                pushed = Pushed.MERGED
+            else:
+                pushed = Pushed.QUEUED
+            self._bytes += size
+            # prices never add to the count of messages: only the bytes can be past their bound
+            if size > 0 and self._bytes > self.max_bytes and not self._check():
+                return Pushed.OVERFLOW
+            return pushed
         if self._reliable is None:
             self._reliable = deque()
         self._reliable.append(envelope)
+        self._bytes += len(envelope.text)
         return Pushed.QUEUED if self._check() else Pushed.OVERFLOW
 
     def _above_floor(self, envelope: Envelope) -> bool:
@@ -179,9 +213,29 @@ class Outbox:
         return True
 
     def _check(self) -> bool:
+        """False (and overflowed) once past ``capacity`` messages or ``max_bytes``; one frame alone
+        never overflows by its size: it goes out when nothing else waits."""
         if len(self._control or ()) + len(self._reliable or ()) > self.capacity:
-            self.overflowed = True
+            self._overflow(f"more than {self.capacity} messages pending")
+        elif self._bytes > self.max_bytes and len(self) + self._held_count() > 1:
+            self._overflow(f"more than {self.max_bytes} bytes pending")
         return not self.overflowed
+
+    def _overflow(self, reason: str) -> None:
+        self.overflowed = True
+        self.overflow_reason = reason
+
+    def _held_count(self) -> int:
+        return sum(len(held) for held in self._held.values()) if self._held else 0
+
+    def _recount(self) -> None:
+        """Count the pending bytes again, after the rare changes that filter whole containers."""
+        total = sum(len(text) for text, _ in self._control or ())
+        total += sum(len(envelope.text) for envelope in self._reliable or ())
+        total += sum(len(envelope.text) for envelope in (self._latest or {}).values())
+        for held in (self._held or {}).values():
+            total += sum(len(envelope.text) for envelope, _ in held)
+        self._bytes = total
 
     # ───────────── history ─────────────
 
@@ -205,6 +259,7 @@ class Outbox:
         if self._reliable:
             kept = deque(env for env in self._reliable if env.stream != stream or env.seq > seq)
             self._reliable = kept or None
+        self._recount()
         return self.release(stream)
 
     def release(self, stream: str) -> Pushed:
@@ -212,6 +267,7 @@ class Outbox:
         held = self._held.pop(stream, ()) if self._held else ()
         if self._held is not None and not self._held:
             self._held = None
+        self._bytes -= sum(len(envelope.text) for envelope, _ in held)  # pushed again below
         queued = False
         for envelope, delivery in held:
             pushed = self.push(envelope, delivery)
@@ -234,6 +290,7 @@ class Outbox:
             self._latest = self._latest or None
         if self._reliable:
             self._reliable = deque(env for env in self._reliable if env.stream != stream) or None
+        self._recount()
 
     # ───────────── out ─────────────
 
@@ -241,6 +298,7 @@ class Outbox:
         """Every pending reply, for a connection about to close: its last errors still reach it."""
         replies = [text for text, _ in self._control or ()]
         self._control = None
+        self._bytes -= sum(len(text) for text in replies)
         return replies
 
     def pop(self, now: float) -> tuple[str | None, float | None]:
@@ -249,6 +307,7 @@ class Outbox:
         control = self._control
         if control is not None:
             text, self.popped_type = control.popleft()
+            self._bytes -= len(text)
             if not control:
                 self._control = None
             self.popped = None
@@ -259,6 +318,7 @@ class Outbox:
         reliable = self._reliable
         if reliable is not None:
             envelope = reliable.popleft()
+            self._bytes -= len(envelope.text)
             if not reliable:
                 self._reliable = None
             self._budget.record(now)
@@ -285,6 +345,7 @@ class Outbox:
 
     def _pop_latest(self, latest: dict[Slot, Envelope], now: float) -> str:
         envelope = latest.pop(next(iter(latest)))
+        self._bytes -= len(envelope.text)
         if not latest:
             self._latest = None
         self.wrote(now, True)

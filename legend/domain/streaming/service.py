@@ -192,7 +192,12 @@ class StreamingService:
             session_id=session_id or f"{user_id}_{secrets.token_hex(6)}",
             user_id=user_id,
             transport=transport,
-            outbox=Outbox(limits.max_messages_per_second, limits.max_pending_messages, limits.price_share),
+            outbox=Outbox(
+                limits.max_messages_per_second,
+                limits.max_pending_messages,
+                limits.price_share,
+                limits.max_pending_bytes,
+            ),
             inbound=TokenBucket(limits.inbound_rate, limits.inbound_burst, now),
             now=now,
         )
