@@ -49,6 +49,8 @@ class ServerSettings(_Section):
     graceful_shutdown_seconds: PositiveFloat = 5.0
     # Processes serving the one port (SO_REUSEPORT), each an instance on the Redis backplane; more than 1
     # needs redis.url. One per core scales the socket writes, which grow with the number of clients.
+    # At most 256, and `legend serve` refuses more than the machine holds: 2 per usable CPU, 256 MiB of
+    # available memory each (legend/capacity.py).
     workers: Annotated[int, msgspec.Meta(ge=1, le=256)] = 1
 
 

@@ -52,10 +52,10 @@ def worker_pids(server: LegendServer) -> list[int]:
     with open(children, encoding="ascii") as file:
         pids = [int(pid) for pid in file.read().split()]
     workers = []
-    for pid in pids:  # not multiprocessing's resource tracker
+    for pid in pids:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as file:
-                if b"spawn_main" in file.read():
+                if b"legend.worker" in file.read():
                     workers.append(pid)
         except FileNotFoundError:
             pass
