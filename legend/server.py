@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from multiprocessing.connection import wait as wait_for_exits
@@ -219,9 +220,10 @@ class _Worker:
         self.index = index
         self.instance_id = secrets.token_hex(4)
         self.started = time.monotonic()
-        # The settings travel in an anonymous memory file: never on the command line, and writing them
-        # never waits for the child the way a full pipe would.
-        with os.fdopen(os.memfd_create("legend-settings"), "w+b") as data:
+        # The settings travel in an anonymous file (in memory on Linux): never on the command line, and
+        # writing them never waits for the child the way a full pipe would.
+        memfd = getattr(os, "memfd_create", None)
+        with os.fdopen(memfd("legend-settings"), "w+b") if memfd else tempfile.TemporaryFile() as data:
             pickle.dump(settings, data)
             data.seek(0)
             fd = data.fileno()
@@ -229,7 +231,9 @@ class _Worker:
             self.process = subprocess.Popen(
                 [*command, self.instance_id], pass_fds=(fd,), stdin=subprocess.DEVNULL
             )
-        self.pidfd = os.pidfd_open(self.process.pid)
+        self.pidfd: int | None = None  # without pidfds (Linux < 5.3), exits are polled twice a second
+        with contextlib.suppress(AttributeError, OSError):
+            self.pidfd = os.pidfd_open(self.process.pid)
 
     @property
     def exitcode(self) -> int | None:
@@ -241,8 +245,10 @@ class _Worker:
                 self.process.send_signal(signum)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.pidfd)
+        if self.pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.pidfd)
+            self.pidfd = None
 
 
 def supervise(settings: Settings) -> int:
@@ -280,7 +286,14 @@ def supervise(settings: Settings) -> int:
     due: dict[int, float] = {}
 
     def launch(index: int) -> None:
-        worker = workers[index] = _Worker(settings, index)
+        try:
+            worker = workers[index] = _Worker(settings, index)
+        except OSError as exc:  # out of processes or memory: try again later rather than give up
+            due[index] = time.monotonic() + RESTART_MAX_DELAY
+            log.error(
+                "worker %d could not be started (%s); trying again in %.0f s", index, exc, RESTART_MAX_DELAY
+            )
+            return
         log.info("worker %d started (pid %s, instance %s)", index, worker.process.pid, worker.instance_id)
 
     try:
@@ -294,7 +307,7 @@ def supervise(settings: Settings) -> int:
                 flush=True,
             )
         while not stopping:
-            wait_for_exits([w.pidfd for w in workers.values()], timeout=0.5)
+            wait_for_exits([w.pidfd for w in workers.values() if w.pidfd is not None], timeout=0.5)
             now = time.monotonic()
             dead = [w for w in workers.values() if w.exitcode is not None]
             if dead and not stopping:

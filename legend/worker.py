@@ -15,19 +15,30 @@ import ctypes
 import os
 import signal
 import sys
+import time
 
 PR_SET_PDEATHSIG = 1
 ORPHANED = 75  # the exit status of a worker whose supervisor was gone before it could be tied to it
 
 
 def die_with(supervisor: int) -> None:
-    """SIGTERM this process when ``supervisor`` (its parent) dies; exit now if it already has."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+    """SIGTERM this process when ``supervisor`` (its parent) dies; exit now if it already has. Where
+    the kernel has no PR_SET_PDEATHSIG (not Linux), a thread looks at the parent twice a second."""
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+    if prctl is not None and prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
         error = ctypes.get_errno()
         raise OSError(error, f"prctl(PR_SET_PDEATHSIG): {os.strerror(error)}")
     if os.getppid() != supervisor:
         os._exit(ORPHANED)
+    if prctl is None:
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == supervisor:
+                time.sleep(0.5)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, name="supervisor watch", daemon=True).start()
 
 
 def main(argv: list[str]) -> None:
