@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument(
         "--workers",
         type=_positive,
-        help="worker processes on the one port (default 1; more than 1 needs redis.url)",
+        help="worker processes on the one port (default 1; more than 1 needs redis.url; at most 2 per CPU)",
     )
     db = commands.add_parser("db", help="database schema migrations")
     db_commands = db.add_subparsers(dest="db_command", required=True)

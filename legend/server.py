@@ -33,7 +33,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from legend.adapters.http.errors import error_json
 from legend.capacity import max_workers
 from legend.domain.backoff import Backoff
-from legend.settings import RedisSettings, Settings, SettingsError
+from legend.settings import MAX_WORKERS, RedisSettings, Settings, SettingsError
 
 log = logging.getLogger("legend.server")
 
@@ -63,6 +63,8 @@ def check_workers(settings: Settings) -> None:
     workers = settings.server.workers
     if workers > 1:
         most, why = max_workers()
+        if most > MAX_WORKERS:
+            most, why = MAX_WORKERS, "whatever the machine"
         if workers > most:
             raise SettingsError(
                 f"server.workers = {workers} is more than this machine can run: at most {most} ({why})"

@@ -29,6 +29,9 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+MAX_WORKERS = 256  # server.workers on any machine; legend serve also refuses more than this one holds
+
+
 class ServerSettings(_Section):
     """How ``legend serve`` binds and runs uvicorn."""
 
@@ -51,7 +54,7 @@ class ServerSettings(_Section):
     # needs redis.url. One per core scales the socket writes, which grow with the number of clients.
     # At most 256, and `legend serve` refuses more than the machine holds: 2 per usable CPU, 256 MiB of
     # available memory each (legend/capacity.py).
-    workers: Annotated[int, msgspec.Meta(ge=1, le=256)] = 1
+    workers: Annotated[int, msgspec.Meta(ge=1, le=MAX_WORKERS)] = 1
 
 
 class RealtimeSettings(_Section):

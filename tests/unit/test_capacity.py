@@ -3,9 +3,11 @@ within the memory available."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from legend import capacity
+from legend.settings import RedisSettings, Settings, SettingsError
 
 GiB = 1024**3
 
@@ -59,3 +61,25 @@ def test_the_bound_is_two_per_cpu_within_memory_and_says_why(monkeypatch: pytest
     assert capacity.max_workers()[0] == 1  # one process is always allowed
     monkeypatch.setattr(capacity, "available_memory", lambda: None)
     assert capacity.max_workers() == (8, "2 per usable CPU, 4 CPUs")
+
+
+def test_serve_refuses_past_the_machine_and_past_256_whatever_the_source(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--workers`` replaces the setting without the settings' own check (at most 256): serve checks."""
+    from legend import server
+
+    def settings(workers: int) -> Settings:
+        base = Settings(redis=RedisSettings(url="redis://127.0.0.1:1"))
+        return msgspec.structs.replace(base, server=msgspec.structs.replace(base.server, workers=workers))
+
+    monkeypatch.setattr(server, "max_workers", lambda: (4, "2 per usable CPU, 2 CPUs"))
+    server.check_workers(settings(4))
+    with pytest.raises(
+        SettingsError, match=r"^server.workers = 5 is more than this machine can run: at most 4 \("
+    ):
+        server.check_workers(settings(5))
+    monkeypatch.setattr(server, "max_workers", lambda: (1024, "2 per usable CPU, 512 CPUs"))
+    server.check_workers(settings(256))
+    with pytest.raises(SettingsError, match=r"at most 256 \(whatever the machine\)"):
+        server.check_workers(settings(300))
