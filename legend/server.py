@@ -4,8 +4,10 @@ Several workers share the port with ``SO_REUSEPORT``: each binds its own listeni
 spreads new connections over them, so the socket writes (the work that grows with users) use every
 core. Each worker is a complete instance on the Redis backplane, exactly like a separate machine; with
 the in-memory backplane there is nothing to share subscribers and history through, so more than one
-worker is refused. The parent only supervises: it restarts a worker that dies, with backoff, and on
-SIGINT/SIGTERM asks every worker to shut down gracefully (clients get close code 1001).
+worker is refused. The parent only supervises: it evicts a worker that dies from the cluster and
+restarts it, with backoff, and on SIGINT/SIGTERM asks every worker to shut down gracefully (clients get
+close code 1001). Workers start as ``python -m legend.worker``, which ties each to the supervisor's life
+first; how many the machine holds is ``legend.capacity``'s to say.
 """
 
 from __future__ import annotations
