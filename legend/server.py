@@ -345,9 +345,8 @@ def supervise(settings: Settings) -> int:
             signal.signal(sig, handler)
         stopped = list(workers.values())
         _stop_workers(stopped, settings.server.graceful_shutdown_seconds + 5)
-        unclean = [w.instance_id for w in stopped if w.exitcode != 0]
-        if unclean:  # killed, or never got as far as leaving the cluster itself
-            _evict(evict, settings, unclean)
+        if stopped:  # one killed after the grace, or before it could leave the cluster itself
+            _evict(evict, settings, [w.instance_id for w in stopped])  # the others: a no-op
     return 0
 
 
