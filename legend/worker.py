@@ -5,8 +5,8 @@ Its first act ties the process's life to its supervisor's: ``PR_SET_PDEATHSIG`` 
 SIGTERM when the supervisor dies, at any moment after this. The supervisor may already have died before
 (the interpreter's own start takes tens of milliseconds, more on a loaded machine): the process was then
 handed to another parent, so ``os.getppid()`` no longer names the supervisor and the worker exits at once.
-Only then does anything slow run: reading the settings (pickled, on the pipe ``FD``) and importing the
-server. The module imports nothing of the package but what it needs for that first act.
+Only then does anything slow run: reading the settings (pickled, in the anonymous file ``FD``) and
+importing the server. Before that first act the module imports only the standard library's bare needs.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def main(argv: list[str]) -> None:
     die_with(supervisor)
     import pickle
 
-    with os.fdopen(fd, "rb") as pipe:
-        settings = pickle.load(pipe)  # the supervisor's own Settings, written by it alone
+    with os.fdopen(fd, "rb") as file:
+        settings = pickle.load(file)  # the supervisor's own Settings, written by it alone
     from legend.server import worker_main
 
     worker_main(settings, index, instance_id)
