@@ -244,6 +244,7 @@ def bootstrap(
     plugin_manager: PluginManager | None = None,
     plugin_state: PluginStateRepository | None = None,
     bus: MessageBus | None = None,
+    instance_id: str | None = None,
 ) -> Services:
     """Build the services; any adapter may be overridden (a ``backplane`` that is not also the cluster
     membership, as the in-memory one is, comes with its ``cluster``). ``plugins`` adds plugin objects by
@@ -261,7 +262,7 @@ def bootstrap(
     manager.register_feeds()
     manager.register_storage()
     counters = Counters()
-    instance_id = secrets.token_hex(4)
+    instance_id = instance_id or secrets.token_hex(4)  # a worker's is chosen by its supervisor
     supervisor = Supervisor(monotonic=clock.monotonic)  # every background loop of this instance
     if backplane is None:
         backplane, built = _backplane(settings, clock, instance_id, registry, supervisor, bus)

@@ -209,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--port", help="port (default 8000)")
     run.add_argument("--config", help="settings file (default $LEGEND_CONFIG)")
     run.add_argument(
-        "--workers", help="worker processes on the one port (default 1; more than 1 needs redis.url)"
+        "--workers",
+        help="worker processes on the one port (default 1; more than 1 needs redis.url; at most 2 per CPU)",
     )
     db = commands.add_parser("db", help="database schema migrations")
     db_commands = db.add_subparsers(dest="db_command", required=True)

@@ -4,25 +4,28 @@ Several workers share the port with ``SO_REUSEPORT``: each binds its own listeni
 spreads new connections over them, so the socket writes (the work that grows with users) use every
 core. Each worker is a complete instance on the Redis backplane, exactly like a separate machine; with
 the in-memory backplane there is nothing to share subscribers and history through, so more than one
-worker is refused. The parent only supervises: it restarts a worker that dies, with backoff, and on
-SIGINT/SIGTERM asks every worker to shut down gracefully (clients get close code 1001).
+worker is refused. The parent only supervises: it evicts a worker that dies from the cluster and
+restarts it, with backoff, and on SIGINT/SIGTERM asks every worker to shut down gracefully (clients get
+close code 1001). Workers start as ``python -m legend.worker``, which ties each to the supervisor's life
+first; how many the machine holds is ``legend.capacity``'s to say.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
-import multiprocessing
 import os
+import pickle
 import secrets
 import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from multiprocessing.connection import wait as wait_for_exits
-from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -30,8 +33,9 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from legend.adapters.http.errors import error_json
+from legend.capacity import max_workers
 from legend.domain.backoff import Backoff
-from legend.settings import Settings, SettingsError
+from legend.settings import MAX_WORKERS, RedisSettings, Settings, SettingsError
 
 if TYPE_CHECKING:
     from legend.adapters.sql import Database
@@ -69,7 +73,17 @@ class _Server(uvicorn.Server):
 
 
 def check_workers(settings: Settings) -> None:
-    """More than one worker needs the Redis backplane."""
+    """No more workers than the machine can hold (``legend.capacity``), and more than one needs the Redis
+    backplane. Checked before anything else runs: a refused count leaves no trace."""
+    workers = settings.server.workers
+    if workers > 1:
+        most, why = max_workers()
+        if most > MAX_WORKERS:
+            most, why = MAX_WORKERS, "whatever the machine"
+        if workers > most:
+            raise SettingsError(
+                f"server.workers = {workers} is more than this machine can run: at most {most} ({why})"
+            )
     if settings.server.workers > 1 and not settings.redis.enabled:
         raise SettingsError(
             f"server.workers = {settings.server.workers} needs the Redis backplane: set redis.url "
@@ -176,9 +190,11 @@ def serve(settings: Settings) -> int:
     return supervise(settings)
 
 
-def run_worker(settings: Settings, sock: socket.socket | None = None, index: int = 0) -> None:
-    """One instance: build the services and the app, then serve (on ``sock`` when given, and on its
-    metrics port when ``metrics.port`` is set)."""
+def run_worker(
+    settings: Settings, sock: socket.socket | None = None, index: int = 0, instance_id: str | None = None
+) -> None:
+    """One instance (``instance_id``: a worker's, given by its supervisor): build the services and the
+    app, then serve (on ``sock`` when given, and on its metrics port when ``metrics.port`` is set)."""
     from legend.adapters.http.websocket_protocol import protocol_class
     from legend.adapters.logs import logging_config
     from legend.app import create_app
@@ -186,7 +202,8 @@ def run_worker(settings: Settings, sock: socket.socket | None = None, index: int
 
     server_settings = settings.server
     ports = metrics_ports(settings)
-    services = bootstrap(settings)  # settings errors (plugins, provider) before anything is bound
+    # settings errors (plugins, provider) before anything is bound
+    services = bootstrap(settings, instance_id=instance_id)
     app: ASGIApp = create_app(services=services)
     if services.database is not None:
         make_data_directory(settings, services.database)
@@ -261,20 +278,65 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker_main(settings: Settings, index: int) -> None:
-    """A worker process: dies with its supervisor, binds its own socket on the shared port, serves."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def worker_main(settings: Settings, index: int, instance_id: str) -> None:
+    """A worker process, once ``legend.worker`` tied it to its supervisor: binds its own socket on the
+    shared port and serves as the cluster instance ``instance_id``."""
     try:
         sock = reuse_port_socket(settings.server.host, settings.server.port)
     except OSError as exc:
         print(f"legend: worker {index} cannot bind {settings.server.host}:{settings.server.port}: {exc}")
         sys.exit(3)
-    run_worker(settings, sock, index)
+    run_worker(settings, sock, index, instance_id)
+
+
+class _Worker:
+    """One worker process: its index, its cluster instance id (given by the supervisor, so that it can
+    evict the instance when the process dies) and a pidfd that becomes readable when it exits."""
+
+    def __init__(self, settings: Settings, index: int) -> None:
+        self.index = index
+        self.instance_id = secrets.token_hex(4)
+        self.started = time.monotonic()
+        # The settings travel in an anonymous file (in memory on Linux): never on the command line, and
+        # writing them never waits for the child the way a full pipe would.
+        memfd = getattr(os, "memfd_create", None)
+        with os.fdopen(memfd("legend-settings"), "w+b") if memfd else tempfile.TemporaryFile() as data:
+            pickle.dump(settings, data)
+            data.seek(0)
+            fd = data.fileno()
+            command = [sys.executable, "-m", "legend.worker", str(os.getpid()), str(fd), str(index)]
+            self.process = subprocess.Popen(
+                [*command, self.instance_id], pass_fds=(fd,), stdin=subprocess.DEVNULL
+            )
+        self.pidfd: int | None = None  # without pidfds (Linux < 5.3), exits are polled twice a second
+        with contextlib.suppress(AttributeError, OSError):
+            self.pidfd = os.pidfd_open(self.process.pid)
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.poll()
+
+    def signal(self, signum: int) -> None:
+        if self.exitcode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signum)
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.pidfd)
+            self.pidfd = None
 
 
 def supervise(settings: Settings) -> int:
-    """Start ``server.workers`` worker processes on one port and keep them running until a signal."""
+    """Start ``server.workers`` worker processes on one port and keep them running until a signal.
+
+    A SIGINT or SIGTERM stops at once whatever is under way, the start of the workers too: no more are
+    launched and those started are stopped. A worker that dies is evicted from the cluster right away
+    (its connections stop counting against the per-user and per-address limits) and restarted, with
+    backoff. The workers die with the supervisor whatever kills it (``legend.worker``).
+    """
+    from legend.adapters.redis.membership import evict
     from legend.app import check_security
 
     check_security(settings)  # once, here, rather than in every worker
@@ -287,7 +349,6 @@ def supervise(settings: Settings) -> int:
         metrics_socket(settings.server.host, port).close()
     settings = _prepare(settings)
     count = settings.server.workers
-    spawn = multiprocessing.get_context("spawn")
     stopping = False
 
     def stop(signum: int, frame: Any) -> None:
@@ -295,42 +356,54 @@ def supervise(settings: Settings) -> int:
         stopping = True
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    workers: dict[int, BaseProcess] = {}
-    started: dict[int, float] = {}
+    workers: dict[int, _Worker] = {}
     backoffs: dict[int, Backoff] = {}  # per worker, reset once it ran for a minute
     due: dict[int, float] = {}
 
     def launch(index: int) -> None:
-        process = spawn.Process(target=_worker_main, args=(settings, index), name=f"legend-worker-{index}")
-        process.start()
-        workers[index], started[index] = process, time.monotonic()
-        log.info("worker %d started (pid %s)", index, process.pid)
+        try:
+            worker = workers[index] = _Worker(settings, index)
+        except OSError as exc:  # out of processes or memory: try again later rather than give up
+            due[index] = time.monotonic() + RESTART_MAX_DELAY
+            log.error(
+                "worker %d could not be started (%s); trying again in %.0f s", index, exc, RESTART_MAX_DELAY
+            )
+            return
+        log.info("worker %d started (pid %s, instance %s)", index, worker.process.pid, worker.instance_id)
 
     try:
         for index in range(count):
+            if stopping:
+                break
             launch(index)
-        print(
-            f"Legend Realtime dashboard: {dashboard_address(settings)} ({count} workers)",
-            flush=True,
-        )
+        else:
+            print(
+                f"Legend Realtime dashboard: {dashboard_address(settings)} ({count} workers)",
+                flush=True,
+            )
         while not stopping:
-            alive = [p.sentinel for p in workers.values() if p.exitcode is None]
-            wait_for_exits(alive, timeout=0.5)
+            wait_for_exits([w.pidfd for w in workers.values() if w.pidfd is not None], timeout=0.5)
             now = time.monotonic()
-            for index, process in list(workers.items()):
-                if process.exitcode is None or stopping:
-                    continue
-                del workers[index]
-                ran = now - started.pop(index)
-                restart = backoffs.setdefault(index, Backoff(RESTART_MIN_DELAY, maximum=RESTART_MAX_DELAY))
+            dead = [w for w in workers.values() if w.exitcode is not None]
+            if dead and not stopping:
+                _evict(evict, settings, [w.instance_id for w in dead])
+            for worker in dead:
+                if stopping:
+                    break
+                del workers[worker.index]
+                worker.close()
+                ran = now - worker.started
+                restart = backoffs.setdefault(
+                    worker.index, Backoff(RESTART_MIN_DELAY, maximum=RESTART_MAX_DELAY)
+                )
                 if ran > 60:
                     restart.reset()
                 backoff = restart.next()
-                due[index] = now + backoff
+                due[worker.index] = now + backoff
                 log.warning(
-                    "worker %d exited with %s after %.0f s; restarting in %.0f s",
-                    index,
-                    process.exitcode,
+                    "worker %d exited with %s after %.0f s; evicted from the cluster, restarting in %.0f s",
+                    worker.index,
+                    _exit_status(worker.exitcode),
                     ran,
                     backoff,
                 )
@@ -341,8 +414,32 @@ def supervise(settings: Settings) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _stop_workers(list(workers.values()), settings.server.graceful_shutdown_seconds + 5)
+        stopped = list(workers.values())
+        _stop_workers(stopped, settings.server.graceful_shutdown_seconds + 5)
+        if stopped:  # one killed after the grace, or before it could leave the cluster itself
+            _evict(evict, settings, [w.instance_id for w in stopped])  # the others: a no-op
     return 0
+
+
+def _exit_status(code: int | None) -> str:
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return signal.Signals(-code).name
+    return str(code)
+
+
+def _evict(
+    evict: Callable[[RedisSettings, list[str]], Coroutine[Any, Any, None]],
+    settings: Settings,
+    instance_ids: list[str],
+) -> None:
+    """Remove dead workers' instances from the cluster now rather than when their registrations expire
+    (``redis.interest_ttl``): their clients, reconnecting to the other workers, are not refused as over
+    their limits by their own dead connections. Bounded when Redis is down; a failure is logged."""
+    try:
+        asyncio.run(evict(settings.redis, instance_ids))
+    except Exception as exc:  # the supervisor keeps supervising whatever Redis does
+        log.warning("could not evict %s from the cluster: %s", ", ".join(instance_ids), exc)
 
 
 def _prepare(settings: Settings) -> Settings:
@@ -377,15 +474,16 @@ def _prepare(settings: Settings) -> Settings:
     return settings
 
 
-def _stop_workers(processes: list[BaseProcess], grace: float) -> None:
+def _stop_workers(workers: list[_Worker], grace: float) -> None:
     """SIGTERM (graceful: clients get 1001), then SIGKILL whatever is left after ``grace`` seconds."""
-    for process in processes:
-        if process.exitcode is None and process.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
+    for worker in workers:
+        worker.signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.exitcode is None:
-            process.kill()
-            process.join(1)
+    for worker in workers:
+        try:
+            worker.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.signal(signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.process.wait(5)
+        worker.close()

@@ -38,6 +38,9 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+MAX_WORKERS = 256  # server.workers on any machine; legend serve also refuses more than this one holds
+
+
 class ServerSettings(_Section):
     """How ``legend serve`` binds and runs uvicorn."""
 
@@ -64,7 +67,9 @@ class ServerSettings(_Section):
     drain_seconds: Annotated[float, msgspec.Meta(ge=0)] = 2.0
     # Processes serving the one port (SO_REUSEPORT), each an instance on the Redis backplane; more than 1
     # needs redis.url. One per core scales the socket writes, which grow with the number of clients.
-    workers: Annotated[int, msgspec.Meta(ge=1, le=256)] = 1
+    # At most 256, and `legend serve` refuses more than the machine holds: 2 per usable CPU, 256 MiB of
+    # available memory each (legend/capacity.py).
+    workers: Annotated[int, msgspec.Meta(ge=1, le=MAX_WORKERS)] = 1
     # The proxies (addresses, or networks in CIDR) whose X-Forwarded-For and X-Forwarded-Proto are believed:
     # the client address of the per-address limits and the logs is then the right-most forwarded address
     # not in this list. A peer not listed never chooses its address by sending the header. Behind a load

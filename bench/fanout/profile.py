@@ -47,7 +47,7 @@ _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 _SCAFFOLD = re.compile(
     r"^(<module>|_run_module_as_main|_run_code|main|serve|serve_litestar|serve_picows|serve_socketio|run|asyncio_run|Server\.run|"
     r"Runner\.run|BaseEventLoop\.(run_until_complete|run_forever|_run_once)|Handle\._run|"
-    r"Thread\.(run|_bootstrap|_bootstrap_inner)|BaseProcess\.(run|_bootstrap)|_main|spawn_main|_worker_main|run_worker) \("
+    r"Thread\.(run|_bootstrap|_bootstrap_inner)|BaseProcess\.(run|_bootstrap)|_main|spawn_main|worker_main|run_worker) \("
 )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from tests.support.redis_server import RedisServer
 from tests.support.server import LegendServer
@@ -101,6 +102,17 @@ async def until(
         if time.monotonic() - started > timeout:
             raise AssertionError(f"{what}: not within {timeout}s")
         await asyncio.sleep(every)
+
+
+async def close_code(url: str) -> int | None:
+    """None when the connection is accepted and acknowledged, else the code it was closed with."""
+    async with websockets.connect(url, open_timeout=10) as ws:
+        try:
+            first = await asyncio.wait_for(ws.recv(), 5)
+        except websockets.ConnectionClosed:
+            return ws.close_code
+        assert '"connection"' in str(first)
+        return None
 
 
 async def stats(http: httpx.AsyncClient, server: LegendServer) -> dict[str, Any]:

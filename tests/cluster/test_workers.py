@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cluster.conftest import pattern, stats, until
+from tests.cluster.conftest import close_code, pattern, stats, until
 from tests.support.redis_server import RedisServer
 from tests.support.server import LegendServer, free_port, to_toml
 from tests.support.wsclient import connect
@@ -52,10 +56,10 @@ def worker_pids(server: LegendServer) -> list[int]:
     with open(children, encoding="ascii") as file:
         pids = [int(pid) for pid in file.read().split()]
     workers = []
-    for pid in pids:  # not multiprocessing's resource tracker
+    for pid in pids:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as file:
-                if b"spawn_main" in file.read():
+                if b"legend.worker" in file.read():
                     workers.append(pid)
         except FileNotFoundError:
             pass
@@ -201,3 +205,187 @@ def test_a_taken_metrics_port_stops_the_start_with_a_settings_error(tmp_path: os
         )
     assert done.returncode == 2
     assert f"legend: settings error: metrics.port: cannot bind 127.0.0.1:{port}" in done.stderr
+
+
+SLOW_START = str(Path(__file__).parent.parent / "support" / "slow_start")  # its sitecustomize.py
+
+
+def tree(mark: str) -> list[int]:
+    """Every live process whose environment carries ``TEST_TREE=mark``: a supervisor and whatever it
+    started, found wherever they were reparented (zombies have no environment left, and hold no port)."""
+    found = []
+    needle = f"TEST_TREE={mark}".encode()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as file:
+                    if needle in file.read().split(b"\0"):
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("when", ["while it starts its workers", "while they serve"])
+def test_no_worker_outlives_a_killed_supervisor(when: str) -> None:
+    """SIGKILL of the supervisor leaves nothing behind: not while its workers are still starting (each
+    interpreter's start is slowed by 3 s, the window before a worker can tie itself to its supervisor),
+    nor once they serve. Before, workers killed in that window served on, orphaned, for good."""
+    redis = RedisServer().start()
+    mark = secrets.token_hex(8)
+    server = LegendServer(
+        {
+            "redis": {"url": redis.url, "lease_ttl": 2.0},
+            "server": {"workers": 2},
+            "realtime": {"update_interval": 3600, "after_hours_interval": 3600},
+        }
+    )
+    slow = when == "while it starts its workers"
+    env = {"TEST_TREE": mark, **({"PYTHONPATH": SLOW_START, "TEST_SLOW_START": "3"} if slow else {})}
+    try:
+        server.start(timeout=60, extra_env=env, wait=not slow)
+        assert server.process is not None
+        supervisor = server.process.pid
+        deadline = time.monotonic() + 60
+        while len(tree(mark)) < 3:  # the supervisor and (at least) two children
+            assert time.monotonic() < deadline and server.process.poll() is None, server.logs()
+            time.sleep(0.02)
+        server.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        while left := [pid for pid in tree(mark) if pid != supervisor]:
+            assert time.monotonic() - killed < 15, f"orphaned workers {left} still run:\n{server.logs()}"
+            time.sleep(0.1)
+        assert not listening(server.port), "the port still answers"
+    finally:
+        for pid in tree(mark):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        server.close()
+        redis.close()
+
+
+def test_sigterm_while_the_workers_start_stops_everything_promptly() -> None:
+    redis = RedisServer().start()
+    mark = secrets.token_hex(8)
+    server = LegendServer({"redis": {"url": redis.url}, "server": {"workers": 2}})
+    env = {"TEST_TREE": mark, "PYTHONPATH": SLOW_START, "TEST_SLOW_START": "30"}
+    try:
+        server.start(timeout=60, extra_env=env, wait=False)
+        assert server.process is not None
+        deadline = time.monotonic() + 60
+        while len(tree(mark)) < 2:
+            assert time.monotonic() < deadline and server.process.poll() is None, server.logs()
+            time.sleep(0.02)
+        started = time.monotonic()
+        assert server.stop(signal.SIGTERM, timeout=15) == 0
+        assert time.monotonic() - started < 5, "the supervisor took its time"
+        assert tree(mark) == [], "a worker survived its supervisor's SIGTERM"
+    finally:
+        for pid in tree(mark):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        server.close()
+        redis.close()
+
+
+def test_more_workers_than_the_machine_holds_is_one_line_and_no_side_effect(tmp_path: Path) -> None:
+    database = tmp_path / "legend.db"
+    config = tmp_path / "legend.toml"
+    config.write_text(to_toml({"database": {"url": f"sqlite+aiosqlite:///{database}"}}), encoding="utf-8")
+    port = free_port()
+    started = time.monotonic()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "legend",
+            "serve",
+            "--config",
+            str(config),
+            "--workers",
+            "10000",
+            "--port",
+            str(port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(
+        "legend: settings error: server.workers = 10000 is more than this machine can run: at most "
+    )
+    assert "per usable CPU" in line
+    assert not database.exists(), "the database was migrated before the refusal"
+    assert not listening(port)
+    assert time.monotonic() - started < 30
+
+
+async def test_a_killed_workers_users_reconnect_to_the_other_at_once() -> None:
+    """One connection per user: the users of a worker that is killed reconnect to the other worker
+    within a second or two, not once their dead connections' registrations expire (interest_ttl, 15 s
+    here as by default): the supervisor evicts the dead worker's instance from the cluster at once."""
+    redis = RedisServer().start()
+    server = LegendServer(
+        {
+            "redis": {"url": redis.url, "lease_ttl": 2.0, "interest_ttl": 15.0},
+            "server": {"workers": 2},
+            "realtime": {
+                "update_interval": 3600,
+                "after_hours_interval": 3600,
+                "max_connections_per_user": 1,
+            },
+        }
+    )
+    try:
+        server.start(timeout=60)
+        async with httpx.AsyncClient(timeout=10) as http:
+            await until(lambda: _instances(http, server, 2), timeout=30, what="both workers in the cluster")
+            clients = {f"k{i}": await connect(server.ws_url, user_id=f"k{i}") for i in range(16)}
+
+            async def spread() -> bool:
+                members = (await stats(http, server))["cluster"]["members"]
+                counts = [m.get("connections", 0) for m in members.values()]
+                return len(counts) == 2 and sum(counts) == 16 and min(counts) > 0
+
+            await until(spread, timeout=15, what="connections on both workers")
+            victim = worker_pids(server)[0]
+            os.kill(victim, signal.SIGKILL)
+            killed = time.monotonic()
+
+            async def back(user: str) -> tuple[float, int] | None:
+                """None for a user on the surviving worker; else (seconds to be admitted again, 4429s)."""
+                try:
+                    await asyncio.wait_for(clients[user].connection.wait_closed(), 3)
+                except TimeoutError:
+                    return None
+                refused = 0
+                while time.monotonic() - killed < 30:
+                    try:
+                        code = await close_code(f"{server.ws_url}?user_id={user}")
+                    except (websockets.InvalidHandshake, OSError):
+                        code = 0  # caught in the dead worker's backlog as it went: try again
+                    if code is None:
+                        break
+                    assert code in (0, 4429), code
+                    refused += code == 4429
+                    await asyncio.sleep(0.05)
+                return time.monotonic() - killed, refused
+
+            outcomes = await asyncio.gather(*map(back, clients))
+            dropped = {user: got for user, got in zip(clients, outcomes, strict=True) if got is not None}
+            assert dropped, "no connection was on the killed worker"
+            slowest = max(seconds for seconds, _ in dropped.values())
+            assert slowest < 2.5, f"locked out for {slowest:.1f} s: {dropped}"
+            for user, client in clients.items():
+                if user not in dropped:
+                    await client.close()
+    finally:
+        server.close()
+        redis.close()

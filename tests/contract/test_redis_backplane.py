@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from legend.adapters.redis import RedisBackplane
+from legend.adapters.redis.membership import evict
 from legend.domain.events import BackplaneHealthChanged
 from legend.ports.backplane import BackplaneUnavailable
 from tests.contract.conftest import Node, Nodes, Proxy, eventually
@@ -257,6 +258,44 @@ async def test_stop_hands_a_held_lease_over_at_once(redis_nodes: Nodes) -> None:
     assert await b.cluster.hold_lease("streamer", 60) is False
     await a.backplane.stop()
     assert await b.cluster.hold_lease("streamer", 60) is True
+
+
+async def test_an_evicted_instances_connections_stop_counting_at_once(redis_nodes: Nodes) -> None:
+    """What a supervisor does when it sees a worker die: the instance leaves the registry, and with it
+    its connections' weight against the per-user and per-address limits, before they would expire."""
+    a, b = await redis_nodes.make(), await redis_nodes.make()  # interest_ttl 15 s: expiry is far
+    assert await a.backplane.admit("c1", "trader", "10.0.0.1", 1, 2) is None
+    assert await b.backplane.admit("c2", "trader", "10.0.0.2", 1, 2) == "user"  # a's counts
+    assert await b.backplane.admit("c3", "other", "10.0.0.1", 1, 1) == "address"
+    await crash(a)
+    assert await b.backplane.admit("c2", "trader", "10.0.0.2", 1, 2) == "user"  # nobody knows yet
+    await evict(a.redis.settings, [a.redis.instance_id])
+    assert await b.backplane.admit("c2", "trader", "10.0.0.2", 1, 2) is None
+    assert await b.backplane.admit("c3", "other", "10.0.0.1", 1, 1) is None
+    assert (await b.cluster.cluster())["instances"] == 1
+    assert await b.backplane.admit("c4", "trader", "10.0.0.3", 1, 2) == "user"  # b's own still count
+
+
+async def test_an_instance_that_died_unseen_stops_counting_once_its_heartbeats_lapse(
+    redis_nodes: Nodes,
+) -> None:
+    a, b = await redis_nodes.make(interest_ttl=1.5), await redis_nodes.make(interest_ttl=1.5)
+    assert await a.backplane.admit("c1", "trader", "10.0.0.1", 1, 0) is None
+    await crash(a)
+
+    async def admitted() -> bool:
+        return await b.backplane.admit("c2", "trader", "10.0.0.2", 1, 0) is None
+
+    took = await eventually(admitted, timeout=5, what="a's connection lapsed")
+    assert took > 0.5  # nothing told b: it learns from the registry, not at once
+    assert took < 1.5 + 0.5  # interest_ttl after the last heartbeat or refresh, both every ttl / 3
+
+
+async def test_connections_registered_without_an_instance_still_count(redis_nodes: Nodes, raw: Redis) -> None:
+    """Entries as written before they named their instance (a rolling upgrade) count until they expire."""
+    a = await redis_nodes.make()
+    await raw.zadd("legend:conn:user:trader", {"trader_old": int(time.time() * 1000) + 60_000})
+    assert await a.backplane.admit("c1", "trader", "10.0.0.1", 1, 0) == "user"
 
 
 async def test_when_redis_is_down_everything_fails_fast_and_health_says_so(redis_nodes: Nodes) -> None:

@@ -89,7 +89,11 @@ class LegendServer:
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
-    def start(self, timeout: float = 30.0) -> LegendServer:
+    def start(
+        self, timeout: float = 30.0, extra_env: Mapping[str, str] | None = None, wait: bool = True
+    ) -> LegendServer:
+        """Start and wait until ``/health`` answers (unless not ``wait``), with ``extra_env`` added to
+        the environment."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for var in list(env):
             if var.startswith("LEGEND_") or var in (
@@ -98,6 +102,7 @@ class LegendServer:
                 "REALTIME_AFTER_HOURS_INTERVAL",
             ):
                 env.pop(var)
+        env.update(extra_env or {})
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -114,6 +119,8 @@ class LegendServer:
             stderr=subprocess.STDOUT,
             env=env,
         )
+        if not wait:
+            return self
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

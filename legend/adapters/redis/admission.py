@@ -1,6 +1,8 @@
-"""Connections per user and per client address across the cluster: one sorted set each, of connection id
--> expiry. This instance keeps its own connections' entries alive; those of an instance that died expire
-after ``redis.interest_ttl``."""
+"""Connections per user and per client address across the cluster: one sorted set each, of
+``instance/connection`` -> expiry. This instance keeps its own connections' entries alive. Those of an
+instance that is gone stop counting as soon as it leaves the instance registry: at once when it was
+evicted (its supervisor saw the worker die), within ``redis.interest_ttl`` of its last heartbeat when it
+died unseen; and each entry expires on its own ``interest_ttl`` after its last refresh."""
 
 from __future__ import annotations
 
@@ -33,8 +35,8 @@ class RedisConnectionRegistry:
     ) -> Literal["user", "address"] | None:
         """Register the connection in the cluster-wide sets of its user and its address (one script)."""
         keys = self.keys.connections(user_id, address)
-        args = [connection_id, self.ttl_ms, max_per_user, max_per_address]
-        verdict = int(await self.connection.call("admit", scripts.ADMIT, list(keys), args))
+        args = [self._member(connection_id), self.ttl_ms, max_per_user, max_per_address]
+        verdict = int(await self.connection.call("admit", scripts.ADMIT, [*keys, self.keys.registry], args))
         if verdict == 1:
             return "user"
         if verdict == 2:
@@ -44,11 +46,12 @@ class RedisConnectionRegistry:
 
     async def release(self, connection_id: str, user_id: str, address: str) -> None:
         keys = self._admitted.pop(connection_id, None) or self.keys.connections(user_id, address)
+        member = self._member(connection_id)
 
         async def remove(redis: Redis) -> None:
             pipe = redis.pipeline(transaction=False)
             for key in keys:
-                pipe.zrem(key, connection_id)
+                pipe.zrem(key, member)
             await pipe.execute()
 
         await self.connection.call("release", remove)
@@ -86,4 +89,10 @@ class RedisConnectionRegistry:
         for start in range(0, len(items), REFRESH_CHUNK):
             chunk = items[start : start + REFRESH_CHUNK]
             keys = [key for _, pair in chunk for key in pair]
-            await scripts.REFRESH(redis, keys, [self.ttl_ms, *(connection for connection, _ in chunk)])
+            members = [self._member(connection) for connection, _ in chunk]
+            await scripts.REFRESH(redis, keys, [self.ttl_ms, *members])
+
+    def _member(self, connection_id: str) -> str:
+        """A connection's entry in the sets: prefixed with this instance's id (which holds no ``/``), so
+        that admit.lua can tell whose it is and drop it once that instance is gone."""
+        return f"{self.connection.instance_id}/{connection_id}"

@@ -5,6 +5,10 @@ expiry and replaces its interest set and figures hash, all expiring after ``inte
 instance drops out on its own. A lease is a key taken when free and renewed only by its holder (one
 script); a held lease is renewed in the background while the process lives, so a dead holder's lease
 lapses within ``lease_ttl`` whatever the caller's cadence. Leaving hands leases back at once.
+
+The registry is also what says whether an instance's connections still count against the connection
+limits (admit.lua): an instance that left it, by leaving, by missing its heartbeats for ``interest_ttl``
+or by being evicted (``evict``, by the supervisor of a worker that died), holds none.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from legend.adapters.redis.keys import Keys
 from legend.domain.supervisor import Supervised, Supervisor
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.cluster import Figures
+from legend.settings import RedisSettings
 
 log = logging.getLogger("legend.redis")
 
@@ -152,3 +157,20 @@ class RedisClusterMembership:
                     if not await self._lease(name, ms):
                         self.leases.pop(name, None)
                         log.warning("lease %r was taken by another instance", name)
+
+
+async def evict(settings: RedisSettings, instance_ids: Iterable[str]) -> None:
+    """Remove instances known to be dead from the cluster now: their registration, interest and figures,
+    and with the registration the weight of their connections against the connection limits. Their
+    leases still lapse on their own, within ``lease_ttl``: nothing outside an instance knows their names.
+    On a connection of its own (a worker's supervisor has none); raises BackplaneUnavailable."""
+    connection = RedisConnection(settings, "supervisor")
+    connection.open()
+    try:
+        for instance_id in instance_ids:
+            keys = Keys(settings.key_prefix, settings.channel_prefix, instance_id)
+            await connection.call(
+                "evict", scripts.LEAVE, [keys.registry, keys.interest, keys.figures], [instance_id]
+            )
+    finally:
+        await connection.close()
