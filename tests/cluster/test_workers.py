@@ -18,6 +18,8 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
+from legend.capacity import max_workers
+from legend.settings import MAX_WORKERS
 from tests.cluster.conftest import close_code, pattern, stats, until
 from tests.support.redis_server import RedisServer
 from tests.support.server import LegendServer, free_port, to_toml
@@ -293,7 +295,27 @@ def test_sigterm_while_the_workers_start_stops_everything_promptly() -> None:
         redis.close()
 
 
-def test_more_workers_than_the_machine_holds_is_one_line_and_no_side_effect(tmp_path: Path) -> None:
+def _over_the_machine() -> int:
+    most, _ = max_workers()
+    assert most < MAX_WORKERS, "a machine this large cannot show the machine bound"
+    return most + 1
+
+
+@pytest.mark.parametrize(
+    ("count", "refusal"),
+    [
+        (str(10_000), "legend: settings error: --workers: Expected `int` <= 256"),
+        (
+            "machine",
+            "legend: settings error: server.workers = {count} is more than this machine can run: at most ",
+        ),
+    ],
+    ids=["over-256", "over-the-machine"],
+)
+def test_more_workers_than_the_machine_holds_is_one_line_and_no_side_effect(
+    tmp_path: Path, count: str, refusal: str
+) -> None:
+    count = str(_over_the_machine()) if count == "machine" else count
     database = tmp_path / "legend.db"
     config = tmp_path / "legend.toml"
     config.write_text(to_toml({"database": {"url": f"sqlite+aiosqlite:///{database}"}}), encoding="utf-8")
@@ -308,7 +330,7 @@ def test_more_workers_than_the_machine_holds_is_one_line_and_no_side_effect(tmp_
             "--config",
             str(config),
             "--workers",
-            "10000",
+            count,
             "--port",
             str(port),
         ],
@@ -318,10 +340,8 @@ def test_more_workers_than_the_machine_holds_is_one_line_and_no_side_effect(tmp_
     )
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
-    assert line.startswith(
-        "legend: settings error: server.workers = 10000 is more than this machine can run: at most "
-    )
-    assert "per usable CPU" in line
+    assert line.startswith(refusal.format(count=count)), line
+    assert count == "10000" or "per usable CPU" in line
     assert not database.exists(), "the database was migrated before the refusal"
     assert not listening(port)
     assert time.monotonic() - started < 30
