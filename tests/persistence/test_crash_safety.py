@@ -73,7 +73,9 @@ async def test_a_crossing_answered_right_before_a_sigkill_fires_once_after_the_r
 ) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         body = {"ticker": TICKER, "kind": "breakout", "threshold": LEVEL, "rearm": "recross"}
-        response = await http.post(f"{server.url}/api/alerts/rules", json=body, headers={"X-User-Id": "alice"})
+        response = await http.post(
+            f"{server.url}/api/alerts/rules", json=body, headers={"X-User-Id": "alice"}
+        )
         assert response.status_code == 201, response.text
         rule = response.json()["id"]
         await price(http, server, 99.0)  # the rule learns its side
@@ -89,7 +91,9 @@ async def test_a_crossing_answered_right_before_a_sigkill_fires_once_after_the_r
             try:
                 events, _ = await until(published, timeout=30, what=f"trigger {n} stored and published")
             except AssertionError as exc:
-                raise AssertionError(f"{exc}: {await stored(http, server)}\n{server.logs()[-4000:]}") from None
+                raise AssertionError(
+                    f"{exc}: {await stored(http, server)}\n{server.logs()[-4000:]}"
+                ) from None
             assert [e["alert_id"] for e in events] == [f"{rule}:{k}" for k in range(1, n + 1)]  # once each
 
             alice = await connect(server.ws_url, user_id="alice")  # the owner, connecting after the restart
