@@ -185,7 +185,7 @@ def _backplane(
         return redis, redis.membership
     log_size = settings.alerts.log_size
     durable = (
-        SqlPriceLog(database, clock, log_size)
+        SqlPriceLog.beside(database, clock, log_size)
         if database is not None and settings.alerts.price_log == "database"
         else None
     )

@@ -224,3 +224,19 @@ async def test_prices_published_before_the_first_position_was_stored_are_not_ski
     await second.alerting.evaluation.take_over()
     assert [e.key for e in await second.alerting.evaluation.step(0)] == [f"{rule.id}:1"]
     await second.backplane.stop()
+
+
+async def test_a_sqlite_file_keeps_the_log_in_a_file_of_its_own_beside_it(
+    database: Database, clock: FrozenClock
+) -> None:
+    """SQLite has one writer per file: the log's commits (which publishes wait for) must not queue behind
+    evaluation's transactions. PostgreSQL keeps the log in its own table of the same database."""
+    log = SqlPriceLog.beside(database, clock)
+    await log.start()
+    await log.append("price", "1")
+    if database.file is None:
+        assert log.database is database and await stored_ids(database) == [1]
+    else:
+        assert log.database.file == database.file.with_name("legend-price-log.db")
+        assert await stored_ids(log.database) == [1] and await stored_ids(database) == []
+    await log.stop()

@@ -30,7 +30,6 @@ from collections.abc import Awaitable
 from typing import Literal
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from legend.adapters.sql.database import Database
 from legend.adapters.sql.tables import alert_log_positions, alert_price_log
@@ -55,8 +54,19 @@ class SqlPriceLog:
     durable = True
     name = NAME
 
-    def __init__(self, database: Database, clock: Clock, log_size: int = 100_000) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        log_size: int = 100_000,
+        *,
+        positions: Database | None = None,
+    ) -> None:
+        """``database`` holds the log; ``positions`` (default: the same) the positions alert evaluation
+        stores. When they differ, the log's database is the log's own: made at start, closed at stop."""
         self.database = database
+        self.positions = positions or database
+        self._own = self.positions is not database
         self._clock = clock
         self.log_size = log_size
         self._pending: list[_Pending] = []
@@ -68,11 +78,28 @@ class SqlPriceLog:
         self._tail: deque[LogEntry] = deque(maxlen=TAIL)  # the newest committed entries, ids contiguous
         self._committed = asyncio.Event()  # set on every commit: wakes a waiting read
         self._trimmed_at = 0.0
+        self._made = False  # the log's own database: its table made
         self.commits = 0
         self.stored = 0
         self.trimmed = 0
         self.failures = 0
         self.last_error: str | None = None
+
+    @classmethod
+    def beside(cls, database: Database, clock: Clock, log_size: int = 100_000) -> SqlPriceLog:
+        """The log of the server whose positions ``database`` stores. A SQLite file gets a file of its own
+        beside it (``legend.db`` → ``legend-price-log.db``): SQLite has one writer per file, and the log's
+        commits, which publishes wait for, must not wait behind evaluation's. PostgreSQL (and an
+        in-memory SQLite) keep it in the table of the same name in the database itself."""
+        if database.file is None:
+            return cls(database, clock, log_size)
+        own = database.file.with_name(f"{database.file.stem}-price-log{database.file.suffix or '.db'}")
+        return cls(
+            Database(f"sqlite+aiosqlite:///{own}", migrate_on_start=False),
+            clock,
+            log_size,
+            positions=database,
+        )
 
     # ───────────── appending ─────────────
 
@@ -121,9 +148,8 @@ class SqlPriceLog:
     async def _store(self, entries: list[LogEntry]) -> None:
         """Insert the entries, trimming in the same transaction when it is due."""
         rows = [{"id": int(e.id), "at": e.at, "kind": e.kind, "data": e.data} for e in entries]
-        newest = int(entries[-1].id)
+        upto = await self._trim_bound(int(entries[-1].id))
         async with self.database.write() as conn:
-            upto = await self._trim_bound(conn, newest)
             if upto is not None:
                 await conn.execute(delete(alert_price_log).where(alert_price_log.c.id <= upto))
             await conn.execute(insert(alert_price_log), rows)
@@ -131,18 +157,22 @@ class SqlPriceLog:
             self.trimmed += upto - self._first + 1
             self._first = upto + 1
 
-    async def _trim_bound(self, conn: AsyncConnection, newest: int) -> int | None:
+    async def _trim_bound(self, newest: int) -> int | None:
         """Up to which id to delete now: what evaluation has stored (checked at most every TRIM_SECONDS),
-        and at least what is over ``log_size`` with ``newest`` in; None when nothing is."""
-        upto = min(newest - self.log_size, self._next - 1)  # entries stored before this commit only
+        and at least what is over ``log_size`` with ``newest`` in; None when nothing is. Only entries
+        stored before this commit: the newest entry stays."""
+        upto = min(newest - self.log_size, self._next - 1)
         now = time.monotonic()
         if now - self._trimmed_at >= TRIM_SECONDS:
             self._trimmed_at = now
-            position = await conn.scalar(
-                select(alert_log_positions.c.position).where(alert_log_positions.c.name == self.name)
-            )
-            upto = max(upto, min(_number(position), self._next - 1))  # never the newest stored entry
+            upto = max(upto, min(await self._position(), self._next - 1))
         return upto if upto >= self._first else None
+
+    async def _position(self) -> int:
+        """The position evaluation stored for this log (0: none)."""
+        query = select(alert_log_positions.c.position).where(alert_log_positions.c.name == self.name)
+        async with self.positions.read() as conn:
+            return _number(await conn.scalar(query))
 
     def _took(self, entries: list[LogEntry]) -> None:
         """Committed: readable from memory, and the ids carry on."""
@@ -164,12 +194,13 @@ class SqlPriceLog:
             if self._synced:
                 return
             c = alert_price_log.c
+            if self._own and not self._made:
+                async with self.database.write() as conn:
+                    await conn.run_sync(lambda sync: alert_price_log.create(sync, checkfirst=True))
+                self._made = True
             async with self.database.read() as conn:
                 newest, oldest = (await conn.execute(select(func.max(c.id), func.min(c.id)))).one()
-                position = await conn.scalar(
-                    select(alert_log_positions.c.position).where(alert_log_positions.c.name == self.name)
-                )
-            last = max(int(newest or 0), _number(position))
+            last = max(int(newest or 0), await self._position())
             self._next = last + 1
             self._first = int(oldest) if oldest is not None else last + 1
             self._tail.clear()
@@ -226,6 +257,8 @@ class SqlPriceLog:
             with contextlib.suppress(Exception, TimeoutError):
                 async with asyncio.timeout(STOP_SECONDS):
                     await asyncio.shield(task)
+        if self._own:
+            await self.database.close()
 
     def status(self) -> dict[str, object]:
         return {
