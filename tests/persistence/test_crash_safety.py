@@ -2,20 +2,25 @@
 defaults (the in-memory backplane, the SQLite file in its data directory; and on PostgreSQL), killed right
 after a crossing price was answered 200, restarted on the same data. The price log is in the database
 (``legend.adapters.sql.price_log``), committed before the answer: after the restart the crossing fires,
-once, is stored, and reaches its owner (from the stream's history on connect).
+once, is stored, and reaches its owner (from the stream's history on connect). Evaluation is held up
+meanwhile (``evaluation_held``), so the crossing is evaluated after the restart every time.
 
 Before the log was durable, none of the five crossings below fired: each died with the process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.cluster.conftest import until
 from tests.persistence.conftest import _truncate as truncate
@@ -54,6 +59,30 @@ def server(database: dict[str, Any]) -> Iterator[LegendServer]:
         made.close()
 
 
+@contextlib.asynccontextmanager
+async def evaluation_held(database: dict[str, Any]) -> AsyncIterator[None]:
+    """Another writer holds what evaluation writes first when it stores a batch (the server's SQLite
+    file; on PostgreSQL the positions table), so the crossing is certainly not stored before the kill:
+    without the hold, evaluation sometimes wins the race and stores and publishes it first. Publishing
+    is not held up: the price log is in its own file (SQLite) or table (PostgreSQL)."""
+    if "url" in database:
+        engine = create_async_engine(database["url"])
+        try:
+            async with engine.connect() as conn, conn.begin():
+                await conn.execute(text("LOCK TABLE alert_log_positions IN EXCLUSIVE MODE"))
+                yield
+        finally:
+            await engine.dispose()
+        return
+    conn = sqlite3.connect(Path(database["data_dir"]) / "legend.db", isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
 async def price(http: httpx.AsyncClient, server: LegendServer, value: float) -> None:
     response = await http.post(
         f"{server.url}/api/ws/broadcast/price", json={"ticker": TICKER, "price": value}, headers=server.admin
@@ -69,7 +98,7 @@ async def stored(http: httpx.AsyncClient, server: LegendServer) -> list[dict[str
 
 
 async def test_a_crossing_answered_right_before_a_sigkill_fires_once_after_the_restart(
-    server: LegendServer,
+    server: LegendServer, database: dict[str, Any]
 ) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         body = {"ticker": TICKER, "kind": "breakout", "threshold": LEVEL, "rearm": "recross"}
@@ -80,8 +109,9 @@ async def test_a_crossing_answered_right_before_a_sigkill_fires_once_after_the_r
         rule = response.json()["id"]
         await price(http, server, 99.0)  # the rule learns its side
         for n in range(1, ROUNDS + 1):
-            await price(http, server, 101.0)  # a crossing, answered 200 ...
-            server.stop(signal.SIGKILL)  # ... and the process dies at once
+            async with evaluation_held(database):  # so that it cannot store the crossing before the kill
+                await price(http, server, 101.0)  # a crossing, answered 200 ...
+                server.stop(signal.SIGKILL)  # ... and the process dies at once
             server.start(timeout=60)  # on the same data
 
             async def published(count: int = n) -> list[dict[str, Any]] | None:

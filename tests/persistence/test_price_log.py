@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository
 from legend.adapters.sql import price_log as sql_price_log
 from legend.adapters.sql.price_log import SqlPriceLog
+from legend.adapters.sql.price_log_stores import FileStore, TableStore
 from legend.adapters.sql.tables import alert_price_log
 from legend.bootstrap import Services, bootstrap
 from legend.domain.alert_rules import AlertKind, Rearm, RuleSpec
@@ -235,8 +237,16 @@ async def test_a_sqlite_file_keeps_the_log_in_a_file_of_its_own_beside_it(
     await log.start()
     await log.append("price", "1")
     if database.file is None:
-        assert log.database is database and await stored_ids(database) == [1]
+        assert isinstance(log.store, TableStore) and await stored_ids(database) == [1]
     else:
-        assert log.database.file == database.file.with_name("legend-price-log.db")
-        assert await stored_ids(log.database) == [1] and await stored_ids(database) == []
+        assert isinstance(log.store, FileStore)
+        assert log.store.path == database.file.with_name("legend-price-log.db")
+        with sqlite3.connect(log.store.path) as own:
+            assert own.execute("SELECT id, kind, data FROM alert_price_log").fetchall() == [(1, "price", "1")]
+        assert await stored_ids(database) == []
     await log.stop()
+    again = SqlPriceLog.beside(database, clock)  # restarted: the ids carry on from the file
+    await again.start()
+    assert await again.end() == "1"
+    assert [e.data for e in (await again.read("0", 10, 0)).entries] == ["1"]
+    await again.stop()

@@ -29,10 +29,11 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Literal
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import select
 
 from legend.adapters.sql.database import Database
-from legend.adapters.sql.tables import alert_log_positions, alert_price_log
+from legend.adapters.sql.price_log_stores import FileStore, LogStore, TableStore
+from legend.adapters.sql.tables import alert_log_positions
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, LogRead
@@ -55,18 +56,12 @@ class SqlPriceLog:
     name = NAME
 
     def __init__(
-        self,
-        database: Database,
-        clock: Clock,
-        log_size: int = 100_000,
-        *,
-        positions: Database | None = None,
+        self, database: Database, clock: Clock, log_size: int = 100_000, *, store: LogStore | None = None
     ) -> None:
-        """``database`` holds the log; ``positions`` (default: the same) the positions alert evaluation
-        stores. When they differ, the log's database is the log's own: made at start, closed at stop."""
+        """``database`` stores the positions alert evaluation reads from; the entries are in ``store``
+        (default: the table in ``database``)."""
         self.database = database
-        self.positions = positions or database
-        self._own = self.positions is not database
+        self.store: LogStore = store or TableStore(database)
         self._clock = clock
         self.log_size = log_size
         self._pending: list[_Pending] = []
@@ -78,7 +73,6 @@ class SqlPriceLog:
         self._tail: deque[LogEntry] = deque(maxlen=TAIL)  # the newest committed entries, ids contiguous
         self._committed = asyncio.Event()  # set on every commit: wakes a waiting read
         self._trimmed_at = 0.0
-        self._made = False  # the log's own database: its table made
         self.commits = 0
         self.stored = 0
         self.trimmed = 0
@@ -88,18 +82,12 @@ class SqlPriceLog:
     @classmethod
     def beside(cls, database: Database, clock: Clock, log_size: int = 100_000) -> SqlPriceLog:
         """The log of the server whose positions ``database`` stores. A SQLite file gets a file of its own
-        beside it (``legend.db`` → ``legend-price-log.db``): SQLite has one writer per file, and the log's
-        commits, which publishes wait for, must not wait behind evaluation's. PostgreSQL (and an
+        beside it (``legend.db`` → ``legend-price-log.db``, see ``FileStore``); PostgreSQL (and an
         in-memory SQLite) keep it in the table of the same name in the database itself."""
         if database.file is None:
             return cls(database, clock, log_size)
         own = database.file.with_name(f"{database.file.stem}-price-log{database.file.suffix or '.db'}")
-        return cls(
-            Database(f"sqlite+aiosqlite:///{own}", migrate_on_start=False),
-            clock,
-            log_size,
-            positions=database,
-        )
+        return cls(database, clock, log_size, store=FileStore(own))
 
     # ───────────── appending ─────────────
 
@@ -147,12 +135,8 @@ class SqlPriceLog:
 
     async def _store(self, entries: list[LogEntry]) -> None:
         """Insert the entries, trimming in the same transaction when it is due."""
-        rows = [{"id": int(e.id), "at": e.at, "kind": e.kind, "data": e.data} for e in entries]
         upto = await self._trim_bound(int(entries[-1].id))
-        async with self.database.write() as conn:
-            if upto is not None:
-                await conn.execute(delete(alert_price_log).where(alert_price_log.c.id <= upto))
-            await conn.execute(insert(alert_price_log), rows)
+        await self.store.commit([(int(e.id), e.at, e.kind, e.data) for e in entries], upto)
         if upto is not None:
             self.trimmed += upto - self._first + 1
             self._first = upto + 1
@@ -171,7 +155,7 @@ class SqlPriceLog:
     async def _position(self) -> int:
         """The position evaluation stored for this log (0: none)."""
         query = select(alert_log_positions.c.position).where(alert_log_positions.c.name == self.name)
-        async with self.positions.read() as conn:
+        async with self.database.read() as conn:
             return _number(await conn.scalar(query))
 
     def _took(self, entries: list[LogEntry]) -> None:
@@ -193,16 +177,10 @@ class SqlPriceLog:
         async with self._sync_lock:
             if self._synced:
                 return
-            c = alert_price_log.c
-            if self._own and not self._made:
-                async with self.database.write() as conn:
-                    await conn.run_sync(lambda sync: alert_price_log.create(sync, checkfirst=True))
-                self._made = True
-            async with self.database.read() as conn:
-                newest, oldest = (await conn.execute(select(func.max(c.id), func.min(c.id)))).one()
-            last = max(int(newest or 0), await self._position())
+            newest, oldest = await self.store.bounds()
+            last = max(newest or 0, await self._position())
             self._next = last + 1
-            self._first = int(oldest) if oldest is not None else last + 1
+            self._first = oldest if oldest is not None else last + 1
             self._tail.clear()
             self._synced = True
             self._committed.set()
@@ -233,11 +211,8 @@ class SqlPriceLog:
         return LogRead(entries, missed)
 
     async def _stored_after(self, position: int, count: int) -> list[LogEntry]:
-        c = alert_price_log.c
-        query = select(c.id, c.at, c.kind, c.data).where(c.id > position).order_by(c.id).limit(count)
-        async with self.database.read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [LogEntry(str(row.id), float(row.at), row.kind, row.data) for row in rows]
+        rows = await self.store.after(position, count)
+        return [LogEntry(str(i), at, kind, data) for i, at, kind, data in rows]  # type: ignore[arg-type]
 
     async def end(self) -> str:
         await self._sync()
@@ -257,8 +232,7 @@ class SqlPriceLog:
             with contextlib.suppress(Exception, TimeoutError):
                 async with asyncio.timeout(STOP_SECONDS):
                     await asyncio.shield(task)
-        if self._own:
-            await self.database.close()
+        await self.store.close()
 
     def status(self) -> dict[str, object]:
         return {
