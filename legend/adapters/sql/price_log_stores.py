@@ -87,10 +87,12 @@ class FileStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="price-log")
+        self._thread: ThreadPoolExecutor | None = None  # made on first use, again after close
         self._connection: sqlite3.Connection | None = None
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="price-log")
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._on_thread, work)
 
     def _on_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -150,7 +152,9 @@ class FileStore:
             with contextlib.suppress(Exception):
                 await self._run(close)
             self._connection = None
-        self._thread.shutdown(wait=False)
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.shutdown(wait=False)
 
 
 def _int(value: object) -> int | None:
