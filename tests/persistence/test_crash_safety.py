@@ -10,10 +10,12 @@ Before the log was durable, none of the five crossings below fired: each died wi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +139,42 @@ async def test_a_crossing_answered_right_before_a_sigkill_fires_once_after_the_r
         status = (await http.get(f"{server.url}/api/ws/stats", headers=server.admin)).json()
         assert status["alerting"]["triggers_fired"] == 1  # this run fired the last crossing, nothing else
         assert len(await stored(http, server)) == ROUNDS
+
+
+async def test_a_crossing_the_quote_poller_published_right_before_a_sigkill_fires_once_after_the_restart(
+    server: LegendServer, database: dict[str, Any]
+) -> None:
+    """The same for a price the quote poller published (the replay provider's SPX): once a client has
+    seen it, it is in the log. After the restart the poller publishes SPX again (the rule's ticker), so
+    a trigger fires either way; the one of the price logged before the kill fires first, stamped then."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        body = {"ticker": "SPX", "kind": "price_above", "threshold": 1000, "rearm": "once"}
+        response = await http.post(
+            f"{server.url}/api/alerts/rules", json=body, headers={"X-User-Id": "alice"}
+        )
+        assert response.status_code == 201, response.text
+        rule = response.json()["id"]
+        async with evaluation_held(database):
+            bob = await connect(server.ws_url, user_id="bob")
+            await bob.subscribe("ticker", ticker="SPX")  # the poller polls SPX at once (update_interval: 1 h)
+            seen = await bob.expect(lambda m: m.get("type") == "price_update", timeout=30)
+            server.stop(signal.SIGKILL)
+            killed_at = datetime.now(UTC)
+        server.start(timeout=60)
+
+        async def published() -> list[dict[str, Any]] | None:
+            events = await stored(http, server)
+            return events if events and all(e["published"] for e in events) else None
+
+        events, _ = await until(published, timeout=30, what="the trigger stored and published")
+        await asyncio.sleep(1.0)  # a second trigger (there must be none: the rule fires once) would be in
+        events = await stored(http, server)
+        assert [e["alert_id"] for e in events] == [f"{rule}:1"]
+        (event,) = events
+        assert datetime.fromisoformat(event["triggered_at"]) <= killed_at  # the price seen before the kill
+        assert event["current_price"] == seen["price"]
+        alice = await connect(server.ws_url, user_id="alice")
+        _, histories = await alice.subscribe("alerts")
+        mine = next(h for h in histories if h["channel"] == "alerts:user:alice")
+        assert [m["alert_id"] for m in mine["messages"]] == [f"{rule}:1"]
+        await alice.close()
