@@ -1,21 +1,23 @@
 """The single server's price log, in its database: durable before a publish is answered, in group commits.
 
-The in-memory backplane appends every price (and alert evaluation every rule change) here before it
+The in-memory backplane appends every price (and the alerting service every rule change) here before it
 sequences and delivers the price; the publish waits until the entry is committed. Appends that arrive
 while a commit is under way wait together and share the next one (group commit): a burst of concurrent
-publishes costs one transaction, and one fsync, per round, not one each. Entries get gapless, increasing
-ids in append order; alert evaluation reads them after its stored position (``alert_log_positions``, moved
-in the transaction that stores what the prices did to the rules), so a crash anywhere replays exactly what
-was not stored yet. Committed entries are also kept in memory: evaluation, caught up, reads them without a
-query; after a restart it reads the table.
+publishes costs one transaction per round, not one each. Entries get gapless, increasing ids in append
+order, given when their commit starts (a failed commit gives them again); alert evaluation reads them after
+its stored position (``alert_log_positions`` in the server's database, moved in the transaction that
+stores what the prices did to the rules), so a crash anywhere replays exactly what was not stored yet.
+Committed entries are also kept in memory: evaluation, caught up, reads them without a query; after a
+restart it reads the store (``price_log_stores``: a SQLite file of the log's own beside the server's, or
+the server's table on PostgreSQL).
 
 Trimming rides on the commits: at most once a second, evaluated entries (up to the stored position) are
 deleted in the same transaction as the next append; and the table never holds more than ``log_size``
 entries (evaluation that falls that far behind skips the oldest, and is told: ``LogRead.missed``). The
 newest entry always stays, so the ids carry on from it after a restart.
 
-One process appends: two servers on one database and the in-memory backplane each need their own database
-(or Redis, whose log this is not).
+One process appends: two servers on the in-memory backplane need a database each (or Redis, whose log
+this is not).
 """
 
 from __future__ import annotations
