@@ -27,6 +27,7 @@ from legend.adapters.sql import (
     SqlAlchemyPluginStateRepository,
     SqlAlchemyWatchlistRepository,
 )
+from legend.adapters.sql.price_log import SqlPriceLog
 from legend.adapters.system_clock import SystemClock
 from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
@@ -180,9 +181,12 @@ def _backplane(
     registry: ChannelRegistry,
     supervisor: Supervisor,
     bus: MessageBus,
+    database: Database | None,
 ) -> tuple[Backplane, ClusterMembership]:
     """The backplane and the cluster membership: on Redis, two adapters on one connection (its health
-    changes announced on ``bus``); in memory, one object (a cluster of one, which never degrades)."""
+    changes announced on ``bus``); in memory, one object (a cluster of one, which never degrades), its
+    price log in ``database`` (the one alert positions are stored in) unless ``alerts.price_log`` is
+    ``memory``."""
     if settings.redis.enabled:
         from legend.adapters.redis import RedisBackplane
 
@@ -196,7 +200,13 @@ def _backplane(
             bus=bus,
         )
         return redis, redis.membership
-    memory = InMemoryBackplane(clock, log_size=settings.alerts.log_size)
+    log_size = settings.alerts.log_size
+    durable = (
+        SqlPriceLog.beside(database, clock, log_size)
+        if database is not None and settings.alerts.price_log == "database"
+        else None
+    )
+    memory = InMemoryBackplane(clock, log_size=log_size, price_log=durable)
     return memory, memory
 
 
@@ -264,8 +274,14 @@ def bootstrap(
     counters = Counters()
     instance_id = instance_id or secrets.token_hex(4)  # a worker's is chosen by its supervisor
     supervisor = Supervisor(monotonic=clock.monotonic)  # every background loop of this instance
+    log_database: Database | None = None  # where the alert repository stores positions, if built here
+    if alert_repository is None or watchlist_repository is None:
+        database = database or Database.from_settings(settings.database)
+        if alert_repository is None:
+            alert_repository, log_database = SqlAlchemyAlertRepository(database), database
+        watchlist_repository = watchlist_repository or SqlAlchemyWatchlistRepository(database)
     if backplane is None:
-        backplane, built = _backplane(settings, clock, instance_id, registry, supervisor, bus)
+        backplane, built = _backplane(settings, clock, instance_id, registry, supervisor, bus, log_database)
         cluster = cluster or built
     elif cluster is None:
         if not isinstance(backplane, ClusterMembership):
@@ -305,10 +321,6 @@ def bootstrap(
             calendar = ExchangeCalendarsMarketCalendar(settings.market.calendar, now=clock.now)
         except MarketCalendarError as exc:
             raise SettingsError(f"market.calendar: {exc}") from None
-    if alert_repository is None or watchlist_repository is None:
-        database = database or Database.from_settings(settings.database)
-        alert_repository = alert_repository or SqlAlchemyAlertRepository(database)
-        watchlist_repository = watchlist_repository or SqlAlchemyWatchlistRepository(database)
     alerting = AlertingService(
         alert_repository,
         publisher,

@@ -358,6 +358,10 @@ class AlertSettings(_Section):
     log_size: Annotated[int, msgspec.Meta(ge=1000, le=100_000_000)] = 100_000
     # How long a published trigger is remembered so that a retry after a crash cannot send it twice.
     dedupe_seconds: PositiveFloat = 3600.0
+    # Where the single server (the in-memory backplane) keeps its price log: "database" (durable: a price
+    # is committed before its publish is answered, so a crash loses no crossing) or "memory" (a crash
+    # loses the prices evaluation had not read yet). With Redis the log is Redis's.
+    price_log: Literal["database", "memory"] = "database"
 
 
 class MetricsSettings(_Section):

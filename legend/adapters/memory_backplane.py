@@ -1,16 +1,17 @@
 """The in-memory backplane: one process, no Redis. The embedded default, and a real product.
 
-It is also the process's cluster membership: a cluster of one, which holds every lease."""
+It is also the process's cluster membership: a cluster of one, which holds every lease. Its price log is
+a LocalPriceLog: in the database by default (``legend.adapters.sql.price_log``: a crash loses no price
+whose publish was answered), or in memory."""
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
+from legend.adapters.memory_price_log import MemoryPriceLog
 from legend.adapters.system_clock import SystemClock
 from legend.domain.envelope import Envelope
 from legend.domain.history import StreamLog
@@ -18,28 +19,32 @@ from legend.domain.prices import enters_price_log
 from legend.ports.backplane import AlreadyPublished, Deliver, Outgoing, Replay
 from legend.ports.clock import Clock
 from legend.ports.cluster import Figures
-from legend.ports.price_log import LogEntry, LogRead
+from legend.ports.price_log import LocalPriceLog, LogRead
 
 
 class InMemoryBackplane:
-    """Sequences, remembers and delivers within this process; keeps the price log in memory. The
-    Backplane and the ClusterMembership port.
+    """Sequences, remembers and delivers within this process, and keeps the price log (``price_log``:
+    in memory unless given). The Backplane and the ClusterMembership port.
 
-    The price log dies with the process (``durable`` is False): a crash loses the prices that alert
-    evaluation had not read yet. That is what Redis is for.
+    A price enters the price log first; only once it is there (durable, with the database's log) is it
+    sequenced and delivered, so whatever a client sees, alert evaluation sees, after a crash too.
     """
 
-    def __init__(self, clock: Clock | None = None, log_size: int = 100_000, once_size: int = 100_000) -> None:
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        log_size: int = 100_000,
+        once_size: int = 100_000,
+        price_log: LocalPriceLog | None = None,
+    ) -> None:
         self._clock = clock or SystemClock()
         self._log = StreamLog()
         self._deliver: Deliver | None = None
         self._interest: set[str] = set()
         self._figures: Figures | None = None
-        self.name = f"memory:{secrets.token_hex(4)}"  # positions never carry over to another process
-        self.durable = False
-        self._entries: deque[LogEntry] = deque(maxlen=log_size)
-        self._appended = 0
-        self._appended_event = asyncio.Event()
+        self.price_log: LocalPriceLog = price_log or MemoryPriceLog(self._clock, log_size)
+        self.name = self.price_log.name
+        self.durable = self.price_log.durable
         self._once: OrderedDict[str, None] = OrderedDict()
         self._once_size = once_size
         self._per_user: dict[str, int] = {}  # connections admitted and not released
@@ -47,9 +52,11 @@ class InMemoryBackplane:
         self._expected: dict[str, tuple[int, float]] = {}  # address -> (reconnects, until monotonic)
 
     async def start(self, deliver: Deliver) -> None:
+        await self.price_log.start()
         self._deliver = deliver
 
     async def stop(self) -> None:
+        await self.price_log.stop()
         self._deliver = None
 
     async def publish(
@@ -62,6 +69,10 @@ class InMemoryBackplane:
         key: str = "",
         once: str | None = None,
     ) -> Envelope:
+        if enters_price_log(kind):
+            logged = self.price_log.append("price", body.decode())
+            if logged is not None:
+                await logged  # durable before it is sequenced, delivered and answered (in log order)
         if once is not None:
             if once in self._once:
                 raise AlreadyPublished(once)
@@ -69,8 +80,6 @@ class InMemoryBackplane:
             if len(self._once) > self._once_size:
                 self._once.popitem(last=False)
         envelope = self._log.append(stream, kind, body, history_size, key, time.monotonic())
-        if enters_price_log(kind):
-            self._append("price", envelope.text)
         if self._deliver is not None:
             self._deliver(envelope)
         return envelope
@@ -91,7 +100,12 @@ class InMemoryBackplane:
         return Replay(envelopes, self._log.last_seq(stream), complete)
 
     def health(self) -> dict[str, object]:
-        return {"ok": True, "backend": "memory", "streams": self._log.streams()}
+        return {
+            "ok": True,
+            "backend": "memory",
+            "streams": self._log.streams(),
+            "price_log": self.price_log.status(),
+        }
 
     # ───────────── the cluster: this process alone ─────────────
 
@@ -152,31 +166,11 @@ class InMemoryBackplane:
 
     # ───────────── the price log ─────────────
 
-    def _append(self, kind: str, data: str) -> None:
-        self._appended += 1
-        at = self._clock.now().timestamp()
-        self._entries.append(LogEntry(str(self._appended), at, kind, data))  # type: ignore[arg-type]
-        self._appended_event.set()
-
     async def read(self, after: str | None, count: int, wait: float) -> LogRead:
-        position = int(after) if after else 0
-        if position >= self._appended and wait > 0:
-            self._appended_event.clear()
-            try:
-                async with asyncio.timeout(wait):
-                    await self._appended_event.wait()
-            except TimeoutError:
-                return LogRead([])
-        entries = self._entries
-        oldest = self._appended - len(entries) + 1  # the number of the first entry kept
-        start = max(position + 1, oldest) - oldest
-        return LogRead(
-            [entries[i] for i in range(start, min(len(entries), start + count))],
-            missed=position + 1 < oldest,
-        )
+        return await self.price_log.read(after, count, wait)
 
     async def end(self) -> str:
-        return str(self._appended)
+        return await self.price_log.end()
 
     async def note_rule_change(self, rule_id: int) -> None:
-        self._append("rule", str(rule_id))
+        await self.price_log.note_rule_change(rule_id)

@@ -10,6 +10,7 @@ what the prices did to the rules: a crash anywhere replays from there, and nothi
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Literal, Protocol
 
 import msgspec
@@ -48,4 +49,27 @@ class PriceLog(Protocol):
 
     async def note_rule_change(self, rule_id: int) -> None:
         """Append a rule change; raises BackplaneUnavailable."""
+        ...
+
+
+class LocalPriceLog(PriceLog, Protocol):
+    """The price log the in-memory backplane keeps for its one process: in memory, or in the database
+    (durable: a crash loses no price whose publish was answered)."""
+
+    def append(self, kind: Literal["price", "rule"], data: str) -> Awaitable[None] | None:
+        """Append an entry, in call order. None when it is in the log already; otherwise an awaitable that
+        completes once the entry is durable, or raises BackplaneUnavailable when it could not be stored
+        (then it is not in the log)."""
+        ...
+
+    async def start(self) -> None:
+        """Learn where the log stands (a durable one: its stored entries); before the first read."""
+        ...
+
+    async def stop(self) -> None:
+        """Finish the appends under way (bounded)."""
+        ...
+
+    def status(self) -> dict[str, object]:
+        """Figures for stats: at least ``{"kind": ..., "durable": bool}``."""
         ...

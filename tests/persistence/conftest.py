@@ -74,7 +74,8 @@ async def _truncate(url: str) -> None:
         async with database.write() as conn:
             await conn.execute(
                 text(
-                    "TRUNCATE alert_events, alert_rules, alert_log_positions, watchlist_items RESTART IDENTITY CASCADE"
+                    "TRUNCATE alert_events, alert_rules, alert_log_positions, alert_price_log, watchlist_items"
+                    " RESTART IDENTITY CASCADE"
                 )
             )
     finally:

@@ -31,6 +31,7 @@ TABLES = {
     "alert_events",
     "alert_rules",
     "alert_log_positions",
+    "alert_price_log",
     "watchlist_items",
     "plugin_state",
 }
@@ -127,7 +128,7 @@ async def test_a_database_migrated_before_plugins_owned_their_tables_upgrades_an
     ]
     try:  # as a server of then left it: at revision 0003, positions and plugin state in it
         await migrate.upgrade(old, schema=_legacy(tmp_path))
-        assert await migrate.current(old) == "0003" == migrate.head()
+        assert await migrate.current(old) == "0003"
         async with old.write() as conn:
             await conn.execute(
                 insert(portfolio_positions), [{**row, "created_at": at, "updated_at": at} for row in rows]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -152,4 +153,17 @@ alert_log_positions = Table(
     Column("name", String(100), primary_key=True),  # the log (e.g. the Redis stream key)
     Column("position", String(64), nullable=False),  # the last entry taken into account
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# ───────────── revision 0004: the single server's price log (the in-memory backplane's, made durable) ─────────────
+
+alert_price_log = Table(
+    "alert_price_log",
+    metadata,
+    # assigned by the one process that appends, gapless and increasing: the position alert evaluation
+    # stores in alert_log_positions (as text, like a Redis stream id); on SQLite the rowid itself
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
+    Column("at", Double(), nullable=False),  # epoch seconds when the entry was appended
+    Column("kind", String(8), nullable=False),  # "price" or "rule"
+    Column("data", Text(), nullable=False),  # the price_update's JSON, or the rule id
 )

@@ -152,6 +152,10 @@ class AlertEvaluation:
             self.position = stored if stored is not None else await self.price_log.end()
             self.saved = stored
             self._saved_at = time.monotonic()
+            if self.price_log.durable and stored is None:
+                # Where evaluation starts is stored at once: a crash before the first batch is stored
+                # replays from here, instead of starting again at the log's end, past what came meanwhile.
+                await self._store({}, self.position)
 
     # ───────────── evaluating ─────────────
 
