@@ -72,10 +72,14 @@ async def _measure(case: str, sessions: int, messages: int) -> float:
     from legend.domain.stats import Counters
 
     try:
-        from legend.domain.streaming.limits import Limits
-        from legend.domain.streaming.service import StreamingService
-    except ImportError:  # a checkout from before domain/streaming became a package (--baseline)
-        from legend.domain.streaming import Limits, StreamingService  # type: ignore[no-redef]
+        from legend.services.streaming.limits import Limits
+        from legend.services.streaming.service import StreamingService
+    except ImportError:  # a checkout from before the services left legend/domain/ (--baseline)
+        try:
+            from legend.domain.streaming.limits import Limits  # type: ignore[no-redef]
+            from legend.domain.streaming.service import StreamingService  # type: ignore[no-redef]
+        except ImportError:  # a checkout from before domain/streaming became a package
+            from legend.domain.streaming import Limits, StreamingService  # type: ignore[no-redef]
 
     clock, backplane, registry, counters = SystemClock(), InMemoryBackplane(), ChannelRegistry(), Counters()
     budget = 10 if case == "conflate" else 1_000_000_000

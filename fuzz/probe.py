@@ -20,8 +20,8 @@ from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.domain.channels import ChannelRegistry
 from legend.domain.messages import Ping, ProtocolError, Subscribe, Unsubscribe, decode_client_message
-from legend.domain.streaming.limits import Limits
-from legend.domain.streaming.service import StreamingService
+from legend.services.streaming.limits import Limits
+from legend.services.streaming.service import StreamingService
 from tests.support.transport import RecordingTransport
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 """The composition root: the one place that picks adapters from settings and wires the services.
 
 Every object is built with what it uses, in its constructor. In-process events go through one bus
-(``legend.domain.events.MessageBus``): the objects that announce something are built with it, and the
+(``legend.runtime.message_bus.MessageBus``): the objects that announce something are built with it, and the
 handlers of those that react are subscribed here, in one table (``bootstrap``'s end), so that two objects
 that need each other are never wired into one another after construction.
 
@@ -29,27 +29,10 @@ from legend.adapters.sql import (
 )
 from legend.adapters.sql.price_log import SqlPriceLog
 from legend.adapters.system_clock import SystemClock
-from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
-from legend.domain.events import (
-    BackplaneHealthChanged,
-    ClientSubscribed,
-    MessageBus,
-    MessageDelivered,
-    TickerWatched,
-)
-from legend.domain.polling.quote_poller import Streamer
+from legend.domain.events import BackplaneHealthChanged, ClientSubscribed, MessageDelivered, TickerWatched
 from legend.domain.stats import Counters
 from legend.domain.stream_name import ticker_stream
-from legend.domain.streaming.admission import Admission, AdmissionLimits
-from legend.domain.streaming.drain import drain_window
-from legend.domain.streaming.limits import Limits
-from legend.domain.streaming.publisher import Publisher
-from legend.domain.streaming.service import StreamingService
-from legend.domain.streaming.service_status import ServiceStatusNotifier
-from legend.domain.streaming.ticker_check import TickerCheck
-from legend.domain.supervisor import Supervised, Supervisor
-from legend.domain.watchlists.service import Watchlists
 from legend.plugins.context import Runtime, ServerBuilt
 from legend.plugins.manager import PluginManager
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository
@@ -59,6 +42,18 @@ from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar, MarketCalendarError
 from legend.ports.quotes import QuoteProvider
 from legend.ports.repositories import AlertRepository, WatchlistRepository
+from legend.runtime.message_bus import MessageBus
+from legend.runtime.supervisor import Supervised, Supervisor
+from legend.services.alerts.service import AlertingService
+from legend.services.polling.quote_poller import Streamer
+from legend.services.streaming.admission import Admission, AdmissionLimits
+from legend.services.streaming.drain import drain_window
+from legend.services.streaming.limits import Limits
+from legend.services.streaming.publisher import Publisher
+from legend.services.streaming.service import StreamingService
+from legend.services.streaming.service_status import ServiceStatusNotifier
+from legend.services.streaming.ticker_check import TickerCheck
+from legend.services.watchlists.service import Watchlists
 from legend.settings import Settings, SettingsError
 
 log = logging.getLogger("legend")

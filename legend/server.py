@@ -34,7 +34,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from legend.adapters.http.errors import error_json
 from legend.capacity import max_workers
-from legend.domain.backoff import Backoff
+from legend.runtime.backoff import Backoff
 from legend.settings import MAX_WORKERS, RedisSettings, Settings, SettingsError
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from legend.domain.logcontext import connection_id
+from legend.runtime.logcontext import connection_id
 
 # Query parameters whose values never reach a log line (compared case-insensitively, after decoding).
 SENSITIVE = frozenset({"token", "access_token", "id_token", "jwt", "password", "secret", "api_key", "apikey"})

@@ -1,16 +1,15 @@
-"""The core of Legend Realtime: no I/O of its own, no framework, Redis or SQLAlchemy imports.
+"""The model of Legend Realtime: values and pure rules, no I/O, no framework, no port.
 
-One rule, in two layers:
+Envelopes, messages, channels, stream names, symbols, market states, quotes, prices, history, throttles,
+counters, inputs, external messages, close codes, time formats, alert rules and the alert index, and the
+in-process event types. These modules import only each other, the standard library and msgspec. The
+layers above them, each importing only what is below it (``tests/unit/test_architecture.py`` holds it):
 
-- **The model**: the modules directly in ``legend/domain/`` (``envelope``, ``messages``, ``channels``,
-  ``stream_name``, ``symbols``, ``market``, ``quotes``, ``prices``, ``history``, ``throttle``, ``stats``,
-  ``inputs``, ``external``, ``closecodes``, ``timefmt``, ``alert_rules``, ``alert_index``, ...): values and
-  pure rules. They import only each other (and the standard library, msgspec), never ``legend.ports`` nor
-  a subpackage of ``legend.domain``. The ports speak the model: their signatures use these types.
-- **The services**, in the subpackages (``streaming``, ``polling``, ``alerts``, ``watchlists``): what works
-  through ports (publishes, polls, stores). They import the model, the ports, and other services.
+- ``legend.runtime``: the machinery every layer may run on (supervisor, backoff, log context, message bus);
+  like the model, it depends on nothing else of Legend;
+- ``legend.ports``: the interfaces to the outside world, which speak the model;
+- ``legend.services``: what works through ports (streaming, polling, alerts, watchlists);
+- the adapters, plugins and the composition root (``legend.bootstrap``) on top.
 
-So the imports point one way: services -> ports -> model, and the model depends on nothing else of
-Legend. A new module goes in the model when it needs no port, and in a service package when it does.
-``tests/unit/test_architecture.py`` checks the rule, and that no package imports another in a cycle.
+A new module goes here when it needs no port and no runtime machinery, and in a service when it does.
 """

@@ -19,7 +19,6 @@ from legend.domain.envelope import Envelope
 from legend.domain.messages import PriceUpdate
 from legend.domain.quotes import Quote
 from legend.domain.stream_name import InvalidStreamName, StreamName
-from legend.domain.streaming.publisher import MirrorUnavailable
 from legend.plugins.base import Message, PluginConfig
 from legend.plugins.context import (
     FeedFunction,
@@ -36,6 +35,7 @@ from legend.plugins.hookspecs import hookimpl
 from legend.plugins.storage import NAMING_CONVENTION, RegisterStorage, SqlDatabase, UtcDateTime
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.quotes import QuoteProvider
+from legend.services.streaming.publisher import MirrorUnavailable
 
 __all__ = [
     "NAMING_CONVENTION",

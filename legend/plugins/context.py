@@ -23,9 +23,6 @@ from legend.domain.channels import ChannelError, ChannelRegistry, ChannelSpec, I
 from legend.domain.envelope import Envelope
 from legend.domain.messages import PriceUpdate
 from legend.domain.stream_name import InvalidStreamName, StreamName
-from legend.domain.streaming.publisher import MirrorUnavailable, Publisher
-from legend.domain.streaming.service import StreamingService
-from legend.domain.supervisor import Supervisor, cancel_threadsafe
 from legend.domain.timefmt import iso
 from legend.plugins.state import PluginRecord
 from legend.plugins.storage import SqlDatabase
@@ -34,6 +31,9 @@ from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
 from legend.ports.quotes import QuoteProvider
+from legend.runtime.supervisor import Supervisor, cancel_threadsafe
+from legend.services.streaming.publisher import MirrorUnavailable, Publisher
+from legend.services.streaming.service import StreamingService
 
 if TYPE_CHECKING:
     from legend.plugins.manager import PluginManager

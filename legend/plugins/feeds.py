@@ -1,5 +1,5 @@
 """Supervised background feeds: a feed that raises is logged, counted and restarted with backoff (each
-feed is a task of the server's supervisor, ``legend.domain.supervisor``, named ``plugin <name>: feed <feed>``).
+feed is a task of the server's supervisor, ``legend.runtime.supervisor``, named ``plugin <name>: feed <feed>``).
 
 A feed runs on one instance of a cluster at a time (a cluster lease ``plugin:<plugin>:<feed>``, renewed
 while it runs and taken over when its holder dies), unless it was registered with ``every_instance=True``
@@ -16,9 +16,9 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from legend.domain.supervisor import Restart, Supervised
 from legend.plugins.state import describe
 from legend.ports.backplane import BackplaneUnavailable
+from legend.runtime.supervisor import Restart, Supervised
 
 if TYPE_CHECKING:
     from legend.plugins.context import FeedFunction, PluginContext

@@ -11,13 +11,13 @@ import logging
 import msgspec
 
 from legend.domain.events import MessageDelivered
-from legend.domain.logcontext import HOSTILE
 from legend.domain.messages import PriceUpdate
-from legend.domain.supervisor import Supervised
 from legend.plugins.callbacks import call_back
 from legend.plugins.calls import HookTimeout, Worker
 from legend.plugins.context import PluginContext
 from legend.plugins.state import PluginRecord
+from legend.runtime.logcontext import HOSTILE
+from legend.runtime.supervisor import Supervised
 
 log = logging.getLogger("legend.plugins")
 

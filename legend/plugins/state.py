@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from legend.domain.supervisor import describe
+from legend.runtime.supervisor import describe
 
 if TYPE_CHECKING:
     from legend.adapters.sql.migrate import Schema

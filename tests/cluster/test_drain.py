@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import websockets
 
-from legend.domain.streaming.drain import reconnect_hint
+from legend.services.streaming.drain import reconnect_hint
 from tests.cluster.conftest import pattern, until
 from tests.support.redis_server import RedisServer
 from tests.support.server import LegendServer

@@ -13,9 +13,9 @@ import pytest
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.redis import RedisBackplane
 from legend.domain.envelope import Envelope
-from legend.domain.events import MessageBus
 from legend.ports.backplane import Backplane
 from legend.ports.cluster import ClusterMembership
+from legend.runtime.message_bus import MessageBus
 from legend.settings import RedisSettings
 from tests.support.redis_server import RedisServer
 

@@ -38,10 +38,10 @@ from legend.domain.channels import ChannelRegistry
 from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
 from legend.domain.messages import Ping, ProtocolError, Subscribe, Unsubscribe, decode_client_message
 from legend.domain.stats import Counters
-from legend.domain.streaming.limits import Limits
-from legend.domain.streaming.publisher import Publisher
-from legend.domain.streaming.service import StreamingService
-from legend.domain.streaming.session import Session
+from legend.services.streaming.limits import Limits
+from legend.services.streaming.publisher import Publisher
+from legend.services.streaming.service import StreamingService
+from legend.services.streaming.session import Session
 from tests.support.fuzzing import client_frames, commands, encoded, examples
 from tests.support.transport import GatedTransport
 

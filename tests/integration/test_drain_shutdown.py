@@ -10,7 +10,7 @@ import time
 import pytest
 import websockets
 
-from legend.domain.streaming.drain import reconnect_hint
+from legend.services.streaming.drain import reconnect_hint
 from tests.support.server import LegendServer
 from tests.support.wsclient import Client, connect
 

@@ -18,11 +18,11 @@ from sqlalchemy import text
 from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository, migrate
-from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
 from legend.domain.stats import Counters
-from legend.domain.streaming.publisher import Publisher
 from legend.ports.backplane import Backplane
+from legend.services.alerts.service import AlertingService
+from legend.services.streaming.publisher import Publisher
 from tests.support.postgres import PostgresDatabases, run_sync
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]

@@ -16,12 +16,12 @@ from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository
 from legend.domain.alert_index import Observation
 from legend.domain.alert_rules import AlertEvent, AlertKind, Rearm, RulePatch, RuleSpec
-from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
 from legend.domain.inputs import PriceInput
 from legend.domain.stats import Counters
-from legend.domain.streaming.publisher import Publisher
 from legend.ports.backplane import BackplaneUnavailable
+from legend.services.alerts.service import AlertingService
+from legend.services.streaming.publisher import Publisher
 from tests.support.backplanes import InterceptedBackplane
 
 from .conftest import alerting_service

@@ -17,12 +17,12 @@ from legend.adapters.quotes import FinnhubQuoteProvider, ReplayQuoteProvider, Re
 from legend.adapters.quotes.replay import SAMPLE_FILE
 from legend.domain.channels import ChannelRegistry
 from legend.domain.messages import Subscribe
-from legend.domain.polling.quote_poller import Streamer
 from legend.domain.stats import Counters
-from legend.domain.streaming.limits import Limits
-from legend.domain.streaming.publisher import Publisher
-from legend.domain.streaming.service import StreamingService
 from legend.ports.quotes import QuoteProvider
+from legend.services.polling.quote_poller import Streamer
+from legend.services.streaming.limits import Limits
+from legend.services.streaming.publisher import Publisher
+from legend.services.streaming.service import StreamingService
 from legend.settings import QuotesFinnhubSettings
 from tests.providers.support import FakeTime, Reply, VendorServer, payload
 from tests.support.transport import RecordingTransport

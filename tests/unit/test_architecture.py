@@ -23,7 +23,7 @@ ROOT = Path(legend.domain.__file__).parent.parent  # legend/
 
 
 def module_name(path: Path) -> str:
-    """``legend/domain/streaming/service.py`` -> ``legend.domain.streaming.service``; a package's
+    """``legend/services/streaming/service.py`` -> ``legend.services.streaming.service``; a package's
     ``__init__.py`` -> the package."""
     parts = path.relative_to(ROOT.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -75,12 +75,12 @@ def test_import_statements_resolve_relative_imports_and_skip_type_checking(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path / "legend")
-    path = tmp_path / "legend" / "domain" / "streaming" / "fanout.py"
+    path = tmp_path / "legend" / "services" / "streaming" / "fanout.py"
     path.parent.mkdir(parents=True)
     path.write_text(
         "from typing import TYPE_CHECKING\n"
         "from . import outbox\n"
-        "from ..envelope import Envelope\n"
+        "from ...domain.envelope import Envelope\n"
         "if TYPE_CHECKING:\n"
         "    from legend.ports.clock import Clock\n"
         "else:\n"
@@ -91,7 +91,7 @@ def test_import_statements_resolve_relative_imports_and_skip_type_checking(
     )
     runtime = [
         ("typing", ("TYPE_CHECKING",)),
-        ("legend.domain.streaming", ("outbox",)),
+        ("legend.services.streaming", ("outbox",)),
         ("legend.domain.envelope", ("Envelope",)),
         ("json", ()),
         ("legend.app", ()),

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from legend.domain.backoff import Backoff, exponential
+from legend.runtime.backoff import Backoff, exponential
 
 
 def test_delays_double_up_to_the_maximum_and_a_reset_starts_again() -> None:

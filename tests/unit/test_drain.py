@@ -1,5 +1,5 @@
 """Draining a stopping instance: the spread of its closes, the reconnect hint, and the connect rate that
-admits the reconnects a drain announced while still limiting a flood (legend/domain/streaming/drain.py)."""
+admits the reconnects a drain announced while still limiting a flood (legend/services/streaming/drain.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.domain import closecodes
 from legend.domain.channels import ChannelRegistry
 from legend.domain.stats import Counters
-from legend.domain.streaming.admission import Admission, AdmissionLimits, Refusal
-from legend.domain.streaming.drain import (
+from legend.services.streaming.admission import Admission, AdmissionLimits, Refusal
+from legend.services.streaming.drain import (
     RECONNECT_AFTER_MS,
     RECONNECT_GRACE,
     drain_schedule,
@@ -22,9 +22,9 @@ from legend.domain.streaming.drain import (
     going_away_reason,
     reconnect_hint,
 )
-from legend.domain.streaming.limits import Limits
-from legend.domain.streaming.service import StreamingService
-from legend.domain.streaming.session import Session
+from legend.services.streaming.limits import Limits
+from legend.services.streaming.service import StreamingService
+from legend.services.streaming.session import Session
 from tests.support.transport import RecordingTransport
 
 OFFICE = "203.0.113.7"  # one NAT address in front of a trading floor

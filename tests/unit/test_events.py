@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from legend.domain.events import BackplaneHealthChanged, MessageBus, TickerWatched
+from legend.domain.events import BackplaneHealthChanged, TickerWatched
+from legend.runtime.message_bus import MessageBus
 
 
 class Louder(TickerWatched):

@@ -14,11 +14,11 @@ from legend.domain.envelope import conflation_key, seal
 from legend.domain.inputs import PatternInput, PriceInput
 from legend.domain.messages import Subscribe
 from legend.domain.stats import Counters
-from legend.domain.streaming.limits import Limits
-from legend.domain.streaming.outbox import Outbox, Pushed
-from legend.domain.streaming.publisher import Publisher
-from legend.domain.streaming.service import StreamingService
 from legend.plugins.base import Message
+from legend.services.streaming.limits import Limits
+from legend.services.streaming.outbox import Outbox, Pushed
+from legend.services.streaming.publisher import Publisher
+from legend.services.streaming.service import StreamingService
 from tests.support.transport import AwaitedTransport, RecordingTransport, StuckTransport
 
 PATTERN = PatternInput(

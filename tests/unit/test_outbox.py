@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from legend.domain.channels import Delivery
 from legend.domain.envelope import Envelope, seal
-from legend.domain.streaming.outbox import Outbox, Pushed
 from legend.domain.throttle import SlidingWindow, TokenBucket
+from legend.services.streaming.outbox import Outbox, Pushed
 
 
 def env(stream: str, seq: int, kind: str = "price_update") -> Envelope:

@@ -13,11 +13,11 @@ from legend.domain.history import StreamLog
 from legend.domain.inputs import PatternInput
 from legend.domain.messages import Subscribe
 from legend.domain.stats import Counters
-from legend.domain.streaming.limits import Limits
-from legend.domain.streaming.outbox import Outbox, Pushed
-from legend.domain.streaming.publisher import Publisher
-from legend.domain.streaming.service import StreamingService
 from legend.ports.backplane import Replay
+from legend.services.streaming.limits import Limits
+from legend.services.streaming.outbox import Outbox, Pushed
+from legend.services.streaming.publisher import Publisher
+from legend.services.streaming.service import StreamingService
 from tests.support.transport import BrokenTransport, RecordingTransport, StuckTransport
 
 PATTERN = PatternInput(

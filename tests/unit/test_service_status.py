@@ -12,9 +12,9 @@ from legend.adapters.redis import RedisBackplane
 from legend.bootstrap import bootstrap
 from legend.domain.channels import ChannelRegistry
 from legend.domain.messages import ServiceStatus, Subscribe, encode
-from legend.domain.streaming.limits import Limits
-from legend.domain.streaming.service import StreamingService
-from legend.domain.streaming.service_status import ServiceStatusNotifier
+from legend.services.streaming.limits import Limits
+from legend.services.streaming.service import StreamingService
+from legend.services.streaming.service_status import ServiceStatusNotifier
 from legend.settings import RedisSettings, Settings
 from tests.support.transport import AwaitedTransport, RecordingTransport
 

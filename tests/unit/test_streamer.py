@@ -18,13 +18,13 @@ from legend.bootstrap import bootstrap
 from legend.domain.channels import ChannelRegistry
 from legend.domain.events import TickerWatched
 from legend.domain.messages import Subscribe, Unsubscribe
-from legend.domain.polling.quote_poller import Streamer
 from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
-from legend.domain.streaming.limits import Limits
-from legend.domain.streaming.publisher import Publisher
-from legend.domain.streaming.service import StreamingService
 from legend.ports.quotes import follows_market_hours
+from legend.services.polling.quote_poller import Streamer
+from legend.services.streaming.limits import Limits
+from legend.services.streaming.publisher import Publisher
+from legend.services.streaming.service import StreamingService
 from legend.settings import DatabaseSettings, QuotesSettings, Settings
 from tests.support.transport import RecordingTransport
 

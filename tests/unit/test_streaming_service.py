@@ -11,9 +11,9 @@ from legend.domain.channels import ChannelRegistry
 from legend.domain.inputs import AlertInput, PatternInput
 from legend.domain.messages import Subscribe
 from legend.domain.stats import Counters
-from legend.domain.streaming.limits import Limits
-from legend.domain.streaming.publisher import Publisher
-from legend.domain.streaming.service import StreamingService
+from legend.services.streaming.limits import Limits
+from legend.services.streaming.publisher import Publisher
+from legend.services.streaming.service import StreamingService
 from tests.support.transport import RecordingTransport, StuckTransport
 
 

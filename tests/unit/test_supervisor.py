@@ -14,7 +14,7 @@ import pytest
 from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.bootstrap import bootstrap
-from legend.domain.supervisor import Restart, Supervised, Supervisor
+from legend.runtime.supervisor import Restart, Supervised, Supervisor
 from legend.settings import DatabaseSettings, Settings
 
 POLICY = Restart(initial=1.0, maximum=4.0, healthy_after=60.0)

@@ -12,9 +12,9 @@ from legend.domain.channels import ChannelRegistry
 from legend.domain.messages import Subscribe
 from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
-from legend.domain.streaming.limits import Limits
-from legend.domain.streaming.service import StreamingService
-from legend.domain.streaming.ticker_check import TickerCheck
+from legend.services.streaming.limits import Limits
+from legend.services.streaming.service import StreamingService
+from legend.services.streaming.ticker_check import TickerCheck
 from tests.support.transport import RecordingTransport
 
 

@@ -15,19 +15,19 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from legend.adapters.http.dependencies import Service
 from legend.adapters.http.security import admin_guard
-from legend.domain.alerts.service import AlertingService
 from legend.domain.envelope import Envelope
 from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
 from legend.domain.messages import MarketStatus
-from legend.domain.polling.quote_poller import Streamer
-from legend.domain.streaming.publisher import Publisher
-from legend.domain.streaming.service import StreamingService
-from legend.domain.supervisor import Supervisor
 from legend.domain.timefmt import iso, iso_or_none
 from legend.ports.backplane import Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar, MarketCalendarError
+from legend.runtime.supervisor import Supervisor
+from legend.services.alerts.service import AlertingService
+from legend.services.polling.quote_poller import Streamer
+from legend.services.streaming.publisher import Publisher
+from legend.services.streaming.service import StreamingService
 
 
 class Published(msgspec.Struct):

@@ -33,11 +33,11 @@ from legend.domain.alert_rules import (
     RulePatch,
     RuleSpec,
 )
-from legend.domain.alerts.service import AlertingService, RuleConflict
 from legend.domain.symbols import InvalidSymbol, TickerText
 from legend.domain.timefmt import iso, iso_or_none
-from legend.domain.watchlists.service import WatchlistFull, Watchlists
 from legend.ports.repositories import RuleLimitReached
+from legend.services.alerts.service import AlertingService, RuleConflict
+from legend.services.watchlists.service import WatchlistFull, Watchlists
 
 MAX_ID = 2**31 - 1
 MAX_EVENTS_PAGE = 500

@@ -40,8 +40,8 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from legend.domain.logcontext import HOSTILE
 from legend.ports.transport import TransportClosed
+from legend.runtime.logcontext import HOSTILE
 
 EXTENSION = "legend.socket"
 log = logging.getLogger("legend.ws")

@@ -13,10 +13,10 @@ from legend.adapters.auth import BEARER_SUBPROTOCOL, Authenticator, AuthError
 from legend.adapters.http.dependencies import Service
 from legend.adapters.http.websocket_protocol import EXTENSION, LegendWebSocketProtocol
 from legend.domain import closecodes
-from legend.domain.logcontext import connection_id
-from legend.domain.streaming.admission import Refusal
-from legend.domain.streaming.service import StreamingService
-from legend.domain.streaming.service_status import ServiceStatusNotifier
+from legend.runtime.logcontext import connection_id
+from legend.services.streaming.admission import Refusal
+from legend.services.streaming.service import StreamingService
+from legend.services.streaming.service_status import ServiceStatusNotifier
 
 log = logging.getLogger("legend.ws")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from prometheus_client.metrics_core import Metric
 
 from legend.adapters.prometheus.families import counter, gauge, number
-from legend.domain.alerts.service import AlertingService
+from legend.services.alerts.service import AlertingService
 
 
 def alerting(alerting: AlertingService) -> Iterator[Metric]:

@@ -20,14 +20,14 @@ from legend.adapters.prometheus import quotes as quote_metrics
 from legend.adapters.prometheus import streaming as streaming_metrics
 from legend.adapters.prometheus import tasks as task_metrics
 from legend.adapters.prometheus.families import gauge
-from legend.domain.alerts.service import AlertingService
 from legend.domain.channels import ChannelRegistry
-from legend.domain.polling.quote_poller import Streamer
-from legend.domain.streaming.service import StreamingService
-from legend.domain.supervisor import Supervisor
 from legend.plugins.manager import PluginManager
 from legend.ports.backplane import Backplane
 from legend.ports.quotes import QuoteProvider
+from legend.runtime.supervisor import Supervisor
+from legend.services.alerts.service import AlertingService
+from legend.services.polling.quote_poller import Streamer
+from legend.services.streaming.service import StreamingService
 
 log = logging.getLogger("legend.metrics")
 

@@ -9,8 +9,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from legend.adapters.prometheus.families import gauge, number
-from legend.domain.polling.quote_poller import Streamer
 from legend.ports.quotes import QuoteProvider
+from legend.services.polling.quote_poller import Streamer
 
 # Numeric fields of a vendor quote provider's ``stats()`` (finnhub, alpaca).
 _PROVIDER_STATS: Mapping[str, tuple[str, str]] = {

@@ -13,7 +13,7 @@ from prometheus_client.metrics_core import Metric
 from legend.adapters.prometheus.families import counter, gauge, le_label
 from legend.domain.channels import ChannelRegistry
 from legend.domain.stats import Counters
-from legend.domain.streaming.service import StreamingService
+from legend.services.streaming.service import StreamingService
 
 # Counters fields and the metric each becomes (a ``reason`` label where several mean one thing).
 _CLOSES = {

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from legend.domain.supervisor import Supervisor, TaskState
+from legend.runtime.supervisor import Supervisor, TaskState
 
 
 def tasks(supervisor: Supervisor) -> Iterator[Metric]:

@@ -26,7 +26,7 @@ from legend.adapters.quotes.errors import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from legend.domain.backoff import Backoff
+from legend.runtime.backoff import Backoff
 
 log = logging.getLogger("legend.quotes")
 

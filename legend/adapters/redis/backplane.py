@@ -26,10 +26,10 @@ from legend.adapters.redis.membership import RedisClusterMembership
 from legend.adapters.redis.price_log import RedisPriceLog
 from legend.adapters.redis.publishing import Publishing
 from legend.domain.envelope import Envelope
-from legend.domain.events import MessageBus
-from legend.domain.supervisor import Supervised, Supervisor
 from legend.ports.backplane import AlreadyPublished, Deliver, Outgoing, Replay
 from legend.ports.price_log import LogRead
+from legend.runtime.message_bus import MessageBus
+from legend.runtime.supervisor import Supervised, Supervisor
 from legend.settings import RedisSettings
 
 

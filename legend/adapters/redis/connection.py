@@ -26,10 +26,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from legend.domain.events import BackplaneHealthChanged, MessageBus
-from legend.domain.logcontext import HOSTILE
-from legend.domain.supervisor import describe
+from legend.domain.events import BackplaneHealthChanged
 from legend.ports.backplane import BackplaneUnavailable
+from legend.runtime.logcontext import HOSTILE
+from legend.runtime.message_bus import MessageBus
+from legend.runtime.supervisor import describe
 from legend.settings import RedisSettings, sentinel_address
 
 log = logging.getLogger("legend.redis")

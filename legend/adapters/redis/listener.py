@@ -23,11 +23,11 @@ from redis.exceptions import RedisError
 from legend.adapters.redis.connection import RedisConnection, text
 from legend.adapters.redis.keys import Keys
 from legend.adapters.redis.recovery import PING_TOKEN, Journal, history_after
-from legend.domain.backoff import Backoff
 from legend.domain.envelope import Envelope, unseal
 from legend.domain.external import SEED_TOPICS
-from legend.domain.supervisor import describe
 from legend.ports.backplane import BackplaneUnavailable, Deliver
+from legend.runtime.backoff import Backoff
+from legend.runtime.supervisor import describe
 
 log = logging.getLogger("legend.redis")
 

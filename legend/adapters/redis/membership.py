@@ -24,9 +24,9 @@ from redis.exceptions import RedisError
 from legend.adapters.redis import scripts
 from legend.adapters.redis.connection import RedisConnection, text
 from legend.adapters.redis.keys import Keys
-from legend.domain.supervisor import Supervised, Supervisor
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.cluster import Figures
+from legend.runtime.supervisor import Supervised, Supervisor
 from legend.settings import RedisSettings
 
 log = logging.getLogger("legend.redis")

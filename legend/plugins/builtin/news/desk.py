@@ -13,12 +13,12 @@ import httpx
 import msgspec
 
 from legend import __version__
-from legend.domain.backoff import Backoff
 from legend.domain.timefmt import iso
 from legend.plugins import BackplaneUnavailable, PluginContext
 from legend.plugins.builtin.news.config import FeedSettings, NewsConfig
 from legend.plugins.builtin.news.parsing import FeedError, Item, digest, parse_json, parse_xml
 from legend.plugins.builtin.news.schema import CHANNEL, News
+from legend.runtime.backoff import Backoff
 
 log = logging.getLogger("legend.plugins.news")
 USER_AGENT = f"legend-realtime/{__version__} (news plugin)"

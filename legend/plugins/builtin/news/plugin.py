@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import asyncio
 
-from legend.domain.backoff import exponential
 from legend.plugins import ChannelSpec, Delivery, PluginContext, hookimpl
 from legend.plugins.builtin.news.api import NewsController
 from legend.plugins.builtin.news.config import NewsConfig, feed_name
 from legend.plugins.builtin.news.desk import NewsDesk
 from legend.plugins.builtin.news.schema import CHANNEL, News
 from legend.plugins.context import FeedFunction, RegisterChannel, RegisterFeed, RegisterRoute
+from legend.runtime.backoff import exponential
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """Alerts, by responsibility: the services that evaluate and serve alert rules, over the ports.
 
-What they work on is pure and lives in the model, at the top of ``legend.domain``: ``alert_rules`` (kinds,
+What they work on is pure and lives in the model, ``legend.domain``: ``alert_rules`` (kinds,
 rearm policies, rules, triggers, the validation of a user's rule) and ``alert_index`` (``AlertEvaluator``,
 the index of armed rules that finds which ones a price makes cross, and ``Transition``).
 

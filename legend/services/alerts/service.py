@@ -22,16 +22,16 @@ import msgspec
 
 from legend.domain.alert_index import AlertEvaluator, Observation
 from legend.domain.alert_rules import AlertEvent, AlertRule, RulePatch, RuleSpec, apply_patch, check_rule
-from legend.domain.alerts.evaluation import LEASE, AlertEvaluation
 from legend.domain.inputs import AlertInput
 from legend.domain.stream_name import private_stream
-from legend.domain.streaming.publisher import Publisher
-from legend.domain.supervisor import Supervised, Supervisor
 from legend.ports.backplane import AlreadyPublished, Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
 from legend.ports.price_log import PriceLog
 from legend.ports.repositories import AlertRepository
+from legend.runtime.supervisor import Supervised, Supervisor
+from legend.services.alerts.evaluation import LEASE, AlertEvaluation
+from legend.services.streaming.publisher import Publisher
 
 log = logging.getLogger("legend.alerts")
 

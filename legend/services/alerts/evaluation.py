@@ -24,11 +24,11 @@ import msgspec
 
 from legend.domain.alert_index import AlertEvaluator, Observation
 from legend.domain.alert_rules import AlertEvent, AlertRule, NewAlertEvent
-from legend.domain.backoff import Backoff
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, PriceLog
 from legend.ports.repositories import AlertRepository, PositionConflict, PositionMove, RuleChange
+from legend.runtime.backoff import Backoff
 
 log = logging.getLogger("legend.alerts")
 

@@ -17,14 +17,15 @@ import time
 from legend.domain import closecodes
 from legend.domain.channels import Delivery
 from legend.domain.envelope import Envelope
-from legend.domain.events import MessageBus, MessageDelivered
-from legend.domain.logcontext import connection_id
+from legend.domain.events import MessageDelivered
 from legend.domain.stats import Counters, LatencyHistogram
-from legend.domain.streaming.outbox import Outbox, Pushed
-from legend.domain.streaming.session import Session, SessionOwner
-from legend.domain.streaming.subscriptions import SubscriptionIndex
 from legend.ports.clock import Clock
 from legend.ports.transport import TransportClosed
+from legend.runtime.logcontext import connection_id
+from legend.runtime.message_bus import MessageBus
+from legend.services.streaming.outbox import Outbox, Pushed
+from legend.services.streaming.session import Session, SessionOwner
+from legend.services.streaming.subscriptions import SubscriptionIndex
 
 log = logging.getLogger("legend.streaming")
 

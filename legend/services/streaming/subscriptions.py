@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from legend.domain.channels import Delivery
-from legend.domain.events import ClientSubscribed, MessageBus, TickerWatched
-from legend.domain.streaming.session import Session, Subscribed
+from legend.domain.events import ClientSubscribed, TickerWatched
+from legend.runtime.message_bus import MessageBus
+from legend.services.streaming.session import Session, Subscribed
 
 
 class SubscriptionIndex:

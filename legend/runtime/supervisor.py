@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from legend.domain.backoff import Backoff
+from legend.runtime.backoff import Backoff
 
 log = logging.getLogger("legend.supervisor")
 

@@ -28,15 +28,15 @@ from legend.domain.messages import (
     encode,
 )
 from legend.domain.stats import Counters
-from legend.domain.streaming.fanout import Fanout
-from legend.domain.streaming.limits import Limits
-from legend.domain.streaming.outbox import Pushed
-from legend.domain.streaming.session import Session, SessionOwner, Subscribed
-from legend.domain.streaming.subscriptions import SubscriptionIndex
-from legend.domain.streaming.ticker_check import TickerCheck
 from legend.domain.timefmt import iso
 from legend.ports.backplane import Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock
+from legend.services.streaming.fanout import Fanout
+from legend.services.streaming.limits import Limits
+from legend.services.streaming.outbox import Pushed
+from legend.services.streaming.session import Session, SessionOwner, Subscribed
+from legend.services.streaming.subscriptions import SubscriptionIndex
+from legend.services.streaming.ticker_check import TickerCheck
 
 log = logging.getLogger("legend.streaming")
 

@@ -21,24 +21,24 @@ import msgspec
 
 from legend.domain import closecodes
 from legend.domain.channels import ChannelRegistry
-from legend.domain.events import MessageBus
-from legend.domain.logcontext import HOSTILE, connection_id
 from legend.domain.messages import Connection, Subscribe, Unsubscribe, encode
 from legend.domain.stats import Counters, LatencyHistogram
-from legend.domain.streaming.admission import Admission, Refusal
-from legend.domain.streaming.client_protocol import ClientProtocol
-from legend.domain.streaming.drain import RECONNECT_GRACE, drain_schedule, going_away_reason
-from legend.domain.streaming.fanout import Fanout
-from legend.domain.streaming.limits import Limits
-from legend.domain.streaming.outbox import Outbox
-from legend.domain.streaming.session import Session
-from legend.domain.streaming.subscriptions import SubscriptionIndex
-from legend.domain.streaming.ticker_check import TickerCheck
 from legend.domain.throttle import TokenBucket
 from legend.domain.timefmt import iso
 from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
 from legend.ports.transport import Transport
+from legend.runtime.logcontext import HOSTILE, connection_id
+from legend.runtime.message_bus import MessageBus
+from legend.services.streaming.admission import Admission, Refusal
+from legend.services.streaming.client_protocol import ClientProtocol
+from legend.services.streaming.drain import RECONNECT_GRACE, drain_schedule, going_away_reason
+from legend.services.streaming.fanout import Fanout
+from legend.services.streaming.limits import Limits
+from legend.services.streaming.outbox import Outbox
+from legend.services.streaming.session import Session
+from legend.services.streaming.subscriptions import SubscriptionIndex
+from legend.services.streaming.ticker_check import TickerCheck
 
 log = logging.getLogger("legend.streaming")
 

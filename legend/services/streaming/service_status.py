@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 
 from legend.domain.messages import ServiceStatus
-from legend.domain.streaming.service import StreamingService
-from legend.domain.streaming.session import Session
 from legend.domain.timefmt import iso
+from legend.services.streaming.service import StreamingService
+from legend.services.streaming.session import Session
 
 log = logging.getLogger("legend.status")
 

@@ -14,17 +14,17 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from legend.domain.backoff import exponential
 from legend.domain.market import MarketState
-from legend.domain.streaming.publisher import Publisher
-from legend.domain.streaming.service import StreamingService
-from legend.domain.supervisor import Supervised, Supervisor
 from legend.domain.timefmt import iso
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar, MarketCalendarError
 from legend.ports.quotes import QuoteProvider, follows_market_hours
+from legend.runtime.backoff import exponential
+from legend.runtime.supervisor import Supervised, Supervisor
+from legend.services.streaming.publisher import Publisher
+from legend.services.streaming.service import StreamingService
 
 log = logging.getLogger("legend.streamer")
 

@@ -6,9 +6,9 @@ import asyncio
 from typing import Protocol
 
 from legend.domain.channels import ChannelSpec
-from legend.domain.streaming.outbox import Outbox
 from legend.domain.throttle import TokenBucket
 from legend.ports.transport import Transport
+from legend.services.streaming.outbox import Outbox
 
 
 class Subscribed:
