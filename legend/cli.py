@@ -26,7 +26,7 @@ def database(settings: Settings, action: str, revision: str | None) -> int:
     every enabled plugin that has some (``upgrade``: both up to their newest, ``downgrade base``: both down
     to nothing), on the server's alone (any other revision), or on one plugin's (``PLUGIN@REVISION``)."""
     from legend.adapters.sql import Database, DatabaseError, migrate
-    from legend.plugins.storage import enabled_schemas
+    from legend.plugins.schemas import enabled_schemas
 
     schemas = {schema.plugin: schema for schema in enabled_schemas(settings) if schema.plugin}
     plugin, _, target = (revision or "").rpartition("@")

@@ -449,7 +449,7 @@ def _prepare(settings: Settings) -> Settings:
     import msgspec
 
     from legend.adapters.sql import Database
-    from legend.plugins.storage import enabled_schemas
+    from legend.plugins.schemas import enabled_schemas
 
     if settings.security.admin_token is None:
         token = secrets.token_urlsafe(24)

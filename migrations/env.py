@@ -8,7 +8,7 @@ import asyncio
 from alembic import context
 
 from legend.adapters.sql import migrate
-from legend.adapters.sql.database import database_url
+from legend.adapters.sql.database import Database, database_url
 from legend.adapters.sql.tables import metadata
 
 config = context.config
@@ -28,4 +28,4 @@ else:  # Alembic's command line
     from legend.settings import load_settings
 
     url = config.get_main_option("sqlalchemy.url") or database_url(load_settings().database)
-    asyncio.run(migrate.run_standalone(context, url))
+    asyncio.run(migrate.run_standalone(context, Database(url)))

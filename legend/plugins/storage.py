@@ -22,10 +22,8 @@ from legend.adapters.sql.tables import NAMING, UtcDateTime
 from legend.adapters.sql.tables import metadata as server_tables
 
 if TYPE_CHECKING:
-    from legend.adapters.sql.migrate import Schema
     from legend.plugins.hook_caller import HookCaller
     from legend.plugins.state import PluginRecord
-    from legend.settings import Settings
 
 __all__ = ["NAMING_CONVENTION", "RegisterStorage", "SqlDatabase", "UtcDateTime"]
 
@@ -106,14 +104,3 @@ def register_storage(hooks: HookCaller, records: Iterable[PluginRecord]) -> None
         ((metadata, migrations),) = registered
         record.storage = Schema(metadata, Path(migrations), version_table(record.name), plugin=record.name)
         taken.update(dict.fromkeys([*metadata.tables, version_table(record.name)], f"plugin {record.name}"))
-
-
-def enabled_schemas(settings: Settings) -> list[Schema]:
-    """The tables of every enabled plugin that has some, for these settings (``legend db``, the supervisor
-    of several workers): the plugins are loaded, and ``register_storage`` is the only hook that runs. Raises
-    SettingsError for invalid ``[plugins]`` settings, as ``serve`` would."""
-    from legend.plugins.manager import PluginManager
-
-    manager = PluginManager.from_settings(settings)
-    manager.register_storage()
-    return manager.schemas()

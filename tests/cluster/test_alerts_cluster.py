@@ -40,7 +40,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     postgres: PostgresDatabases = request.getfixturevalue("postgres")
     url = postgres.create(f"cluster_{int(time.monotonic() * 1000) % 10**9}")
     from legend.adapters.sql import Database
-    from legend.plugins.storage import enabled_schemas
+    from legend.plugins.schemas import enabled_schemas
     from legend.settings import Settings
 
     async def upgrade() -> None:  # as `legend db upgrade`: the server's tables and the enabled plugins'

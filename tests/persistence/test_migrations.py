@@ -23,7 +23,7 @@ from legend.adapters.sql.migrate import Schema
 from legend.adapters.sql.tables import metadata, plugin_state
 from legend.cli import main
 from legend.plugins.builtin.portfolio.storage import portfolio_positions
-from legend.plugins.storage import enabled_schemas
+from legend.plugins.schemas import enabled_schemas
 from legend.settings import DatabaseSettings, Settings
 from tests.support.postgres import PostgresDatabases
 

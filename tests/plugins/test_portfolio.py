@@ -32,7 +32,7 @@ from legend.plugins.builtin.portfolio.model import (
 )
 from legend.plugins.builtin.portfolio.plugin import PortfolioDesk
 from legend.plugins.builtin.portfolio.storage import SqlAlchemyPositionRepository
-from legend.plugins.storage import enabled_schemas
+from legend.plugins.schemas import enabled_schemas
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository, PluginStore
 from legend.settings import Settings
 from tests.support.postgres import PostgresDatabases

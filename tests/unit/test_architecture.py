@@ -1,6 +1,8 @@
-"""The architecture holds: the domain stays pure (no framework, Redis, SQLAlchemy or HTTP imports), its
-model (the modules directly in legend/domain/) imports no port and no service, no package of legend/ imports
-another in a cycle, and no module under legend/ grows past 500 lines."""
+"""The architecture holds: the layers import one way (the model and the runtime depend on nothing else of
+legend/; the ports on the model; the services on model, ports and runtime; adapters, plugins and the
+composition root above), the layers below stay pure (no framework, Redis, SQLAlchemy or HTTP imports), no
+package and no module of legend/ imports another in a cycle, and no module under legend/ grows past 500
+lines."""
 
 from __future__ import annotations
 
@@ -100,9 +102,9 @@ def test_import_statements_resolve_relative_imports_and_skip_type_checking(
     assert ("legend.ports.clock", ("Clock",)) in import_statements(path)
 
 
-def test_domain_and_ports_import_nothing_from_the_outside() -> None:
+def test_the_layers_import_nothing_from_the_outside() -> None:
     offenders = []
-    for folder in ("domain", "ports"):
+    for folder in ("domain", "runtime", "ports", "services"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             for name in imports_of(path):
                 if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN):
@@ -110,28 +112,79 @@ def test_domain_and_ports_import_nothing_from_the_outside() -> None:
     assert not offenders, offenders
 
 
-MODEL_MAY_IMPORT = ("msgspec",)  # beyond the standard library and the model itself
+# The layers, bottom up; a module belongs to the first whose package holds it, else it is above them all
+# (adapters, plugins, bootstrap, app, server, cli, settings...), where anything below may be imported.
+LAYERS = {
+    "legend.domain": "model",
+    "legend.runtime": "runtime",
+    "legend.ports": "ports",
+    "legend.services": "services",
+}
+MAY_IMPORT = {  # each layer imports itself and what is listed: the imports point one way
+    "model": set(),
+    "runtime": set(),
+    "ports": {"model"},
+    "services": {"model", "ports", "runtime"},
+}
+OUTSIDE_MAY_IMPORT = {"model": ("msgspec",), "runtime": ()}  # beyond the standard library
 
 
-def test_domain_model_imports_no_service() -> None:
-    """The modules directly in legend/domain/ are the model: values and pure rules. They import only each
-    other, the standard library and msgspec; never legend.ports nor a subpackage of legend.domain (the
-    services, which use the ports). Type-only imports count too: the model knows nothing of them."""
-    model = {module_name(path) for path in (ROOT / "domain").glob("*.py")}
+def layer(module: str) -> str | None:
+    """The layer of a module of legend/ (None: above the layers)."""
+    return next(
+        (name for package, name in LAYERS.items() if module == package or module.startswith(package + ".")),
+        None,
+    )
+
+
+def imported_modules(path: Path, modules: Mapping[str, Path], *, runtime_only: bool = False) -> list[str]:
+    """What a file imports, one module each: ``from a import b`` is ``a.b`` when that is a module of legend/
+    (``from legend.domain import closecodes``), else ``a``."""
+    found = []
+    for module, names in import_statements(path, runtime_only=runtime_only):
+        found += [f"{module}.{n}" if f"{module}.{n}" in modules else module for n in names] or [module]
+    return found
+
+
+def all_modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted(ROOT.rglob("*.py"))}
+
+
+def test_layer_knows_each_package_of_the_layers() -> None:
+    assert layer("legend.domain") == layer("legend.domain.envelope") == "model"
+    assert layer("legend.services.streaming.fanout") == "services"
+    assert layer("legend.runtime.supervisor") == "runtime"
+    assert layer("legend.ports.clock") == "ports"
+    assert (
+        layer("legend.domainx") is None and layer("legend.adapters.logs") is None and layer("legend") is None
+    )
+
+
+def test_each_layer_imports_only_the_layers_below_it() -> None:
+    """The model (legend/domain/) and the runtime (legend/runtime/) import nothing else of legend/; the ports
+    import the model; the services import the model, the ports and the runtime. Type-only imports count
+    too: a layer knows nothing of what is above it. Outside legend/, the model imports only the standard
+    library and msgspec, the runtime only the standard library."""
+    modules = all_modules()
     offenders = []
-    for path in sorted((ROOT / "domain").glob("*.py")):
-        for module, names in import_statements(path):
-            top = module.partition(".")[0]
-            if module == "legend.domain":  # from legend.domain import closecodes: each name is a module
-                wrong = [f"{module}.{name}" for name in names if f"{module}.{name}" not in model]
-            elif top == "legend":
-                wrong = [] if module in model else [module]
-            else:
-                wrong = [] if top in sys.stdlib_module_names or top in MODEL_MAY_IMPORT else [module]
-            offenders += [f"legend/domain/{path.name} imports {name}" for name in wrong]
+    for source, path in modules.items():
+        here = layer(source)
+        if here is None:
+            continue
+        for target in imported_modules(path, modules):
+            top = target.partition(".")[0]
+            if top == "legend":
+                there = layer(target)
+                if there != here and there not in MAY_IMPORT[here]:
+                    offenders.append(f"{source} ({here}) imports {target} ({there or 'above the layers'})")
+            elif here in OUTSIDE_MAY_IMPORT and top not in (
+                *sys.stdlib_module_names,
+                *OUTSIDE_MAY_IMPORT[here],
+            ):
+                offenders.append(f"{source} ({here}) imports {target}")
     assert not offenders, (
-        "the model (legend/domain/*.py) imports only itself, the standard library and msgspec; what needs "
-        f"a port or a service is a service: move it to a subpackage of legend/domain. {offenders}"
+        "the imports point one way: services -> ports -> model, services -> runtime; what needs a port is a "
+        f"service (legend/services/), what spawns tasks or retries is runtime (legend/runtime/): {offenders}"
     )
 
 
@@ -204,6 +257,27 @@ def test_no_import_cycle_among_packages() -> None:
             report.append(f"    {a} -> {b}: {source} imports {target}")
     if report:
         pytest.fail("import cycles among packages (move what one edge needs):\n" + "\n".join(report))
+
+
+def module_graph() -> dict[str, dict[str, None]]:
+    """Which module of legend/ imports which at run time (imports inside functions count; those under
+    ``if TYPE_CHECKING:`` do not)."""
+    modules = all_modules()
+    graph: dict[str, dict[str, None]] = {}
+    for source, path in modules.items():
+        for target in imported_modules(path, modules, runtime_only=True):
+            if target in modules and target != source:
+                graph.setdefault(source, {})[target] = None
+    return graph
+
+
+def test_no_import_cycle_among_modules() -> None:
+    """No module of legend/ imports another that imports it back, directly or not, even within a package
+    and even from inside a function (a deferred import hides a cycle, it does not remove it): what both
+    need goes in a third module."""
+    report = [" -> ".join(cycle) for cycle in cycles(module_graph())]
+    if report:
+        pytest.fail("import cycles among modules:\n" + "\n".join(report))
 
 
 def test_nothing_below_the_composition_root_imports_it() -> None:

@@ -3,7 +3,8 @@
 import logging
 
 from legend.adapters.sql.alerts import SqlAlchemyAlertRepository
-from legend.adapters.sql.database import Database, DatabaseError, database_url
+from legend.adapters.sql.database import Database, database_url
+from legend.adapters.sql.errors import DatabaseError
 from legend.adapters.sql.plugin_state import SqlAlchemyPluginStateRepository
 from legend.adapters.sql.watchlists import SqlAlchemyWatchlistRepository
 

@@ -24,6 +24,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from legend.adapters.sql.errors import DatabaseError
 from legend.address_checks import database_backend
 from legend.settings import DatabaseSettings
 
@@ -34,10 +35,6 @@ SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write
 HEALTH_TIMEOUT = 2.0  # seconds the readiness probe's SELECT 1 may take
 HEALTH_CACHE_SECONDS = 1.5  # a probe's answer is reused this long: a balancer's probes are not queries
 _IMMEDIATE = "legend_sqlite_immediate"
-
-
-class DatabaseError(RuntimeError):
-    """The database cannot be used as configured (wrong URL, schema not migrated); the message says why."""
 
 
 def default_url(data_dir: str | Path) -> str:

@@ -20,7 +20,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -31,8 +31,11 @@ from alembic.util import CommandError
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
-from legend.adapters.sql.database import Database, DatabaseError
+from legend.adapters.sql.errors import DatabaseError
 from legend.adapters.sql.tables import metadata
+
+if TYPE_CHECKING:  # the database runs the migrations at start-up: no import back at run time
+    from legend.adapters.sql.database import Database
 
 log = logging.getLogger("legend.db")
 
@@ -125,9 +128,8 @@ def run_migrations(context: EnvironmentContext, connection: Connection) -> None:
         context.run_migrations()
 
 
-async def run_standalone(context: EnvironmentContext, url: str) -> None:
-    """``env.py`` run by Alembic's own command line: open the database, migrate, close."""
-    database = Database(url)
+async def run_standalone(context: EnvironmentContext, database: Database) -> None:
+    """``env.py`` run by Alembic's own command line: migrate on the database it opened, then close it."""
     try:
         async with database.write(lock=LOCK) as conn:
             await conn.run_sync(lambda sync: run_migrations(context, sync))
