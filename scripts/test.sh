@@ -29,4 +29,7 @@ echo "== mypy --strict legend"; .venv/bin/mypy legend
 echo "== tsc --checkJs"; node_modules/.bin/tsc -p jsconfig.json
 echo "== eslint"; node_modules/.bin/eslint .
 echo "== node --test"; node --test --test-reporter=dot tests/js/
-echo "== pytest"; .venv/bin/python -m pytest -q "$@"
+# In parallel (pytest-xdist): most tests wait on servers they started (each worker starts its own, on free
+# ports), so 4 workers on 2 cores about halve the time; tests are handed out one at a time (worksteal).
+# LEGEND_TEST_WORKERS=0 runs them in this one process.
+echo "== pytest"; .venv/bin/python -m pytest -q -n "${LEGEND_TEST_WORKERS:-4}" --dist worksteal "$@"
