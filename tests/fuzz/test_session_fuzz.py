@@ -43,6 +43,7 @@ from legend.services.streaming.publisher import Publisher
 from legend.services.streaming.service import StreamingService
 from legend.services.streaming.session import Session
 from tests.support.fuzzing import client_frames, commands, encoded, examples
+from tests.support.loop import settle
 from tests.support.transport import GatedTransport
 
 CODES = documented_error_codes()
@@ -265,11 +266,6 @@ def last_seen(frames: list[dict[str, Any]]) -> dict[str, int]:
         if frame["type"] == "history" or frame["type"] in DATA_TYPES:
             seen[frame["channel"]] = max(seen.get(frame["channel"], 0), frame["seq"])
     return seen
-
-
-async def settle() -> None:
-    for _ in range(20):
-        await asyncio.sleep(0)
 
 
 # ───────────────────────────── the invariants ─────────────────────────────

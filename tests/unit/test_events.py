@@ -10,15 +10,11 @@ import pytest
 
 from legend.domain.events import BackplaneHealthChanged, TickerWatched
 from legend.runtime.message_bus import MessageBus
+from tests.support.loop import settle
 
 
 class Louder(TickerWatched):
     """A subclass is an event type of its own."""
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 def test_plain_handlers_run_at_once_in_order_for_their_exact_type() -> None:

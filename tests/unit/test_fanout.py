@@ -19,6 +19,7 @@ from legend.services.streaming.limits import Limits
 from legend.services.streaming.outbox import Outbox, Pushed
 from legend.services.streaming.publisher import Publisher
 from legend.services.streaming.service import StreamingService
+from tests.support.loop import settle
 from tests.support.transport import AwaitedTransport, RecordingTransport, StuckTransport
 
 PATTERN = PatternInput(
@@ -46,11 +47,6 @@ def build(
     counters = Counters()
     streaming = StreamingService(backplane, registry, clock, Limits(**limits), counters)  # type: ignore[arg-type]
     return streaming, Publisher(backplane, registry, clock, counters, history_size=100), clock
-
-
-async def settle() -> None:
-    for _ in range(10):
-        await asyncio.sleep(0)
 
 
 async def test_an_idle_connection_gets_the_frame_written_at_once_without_a_task() -> None:

@@ -3,7 +3,6 @@ exports is the live one, in the text format the official parser reads back."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from legend.domain.inputs import PatternInput, PriceInput
 from legend.domain.stats import LatencyHistogram
 from legend.plugins.state import PluginState
 from legend.settings import DatabaseSettings, Settings
+from tests.support.loop import settle
 from tests.support.transport import RecordingTransport, StuckTransport
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -65,11 +65,6 @@ def only_legend(services: Services) -> CollectorRegistry:
 
 def price(ticker: str, value: float) -> PriceInput:
     return PriceInput(ticker=ticker, price=value, change=0, change_percent=0, volume=1)
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 async def test_connections_subscriptions_messages_and_outbox_are_read_live(services: Services) -> None:

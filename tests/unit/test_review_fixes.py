@@ -18,6 +18,7 @@ from legend.services.streaming.limits import Limits
 from legend.services.streaming.outbox import Outbox, Pushed
 from legend.services.streaming.publisher import Publisher
 from legend.services.streaming.service import StreamingService
+from tests.support.loop import settle
 from tests.support.transport import BrokenTransport, RecordingTransport, StuckTransport
 
 PATTERN = PatternInput(
@@ -48,11 +49,6 @@ def build(backplane: InMemoryBackplane, **limits: object) -> tuple[StreamingServ
     counters = Counters()
     streaming = StreamingService(backplane, registry, clock, Limits(**limits), counters)  # type: ignore[arg-type]
     return streaming, Publisher(backplane, registry, clock, counters, history_size=100)
-
-
-async def settle() -> None:
-    for _ in range(10):
-        await asyncio.sleep(0)
 
 
 async def test_live_messages_during_the_history_read_come_after_it_once() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
 
 from legend.adapters.frozen_clock import FrozenClock
@@ -16,17 +14,13 @@ from legend.services.streaming.limits import Limits
 from legend.services.streaming.service import StreamingService
 from legend.services.streaming.service_status import ServiceStatusNotifier
 from legend.settings import RedisSettings, Settings
+from tests.support.loop import settle
 from tests.support.transport import AwaitedTransport, RecordingTransport
 
 
 def notifier() -> tuple[StreamingService, ServiceStatusNotifier]:
     streaming = StreamingService(InMemoryBackplane(), ChannelRegistry(), FrozenClock(), Limits())
     return streaming, ServiceStatusNotifier(streaming)
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 def test_the_message_has_the_documented_shape() -> None:

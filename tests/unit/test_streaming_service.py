@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from legend.adapters.frozen_clock import FrozenClock
@@ -14,6 +13,7 @@ from legend.domain.stats import Counters
 from legend.services.streaming.limits import Limits
 from legend.services.streaming.publisher import Publisher
 from legend.services.streaming.service import StreamingService
+from tests.support.loop import settle
 from tests.support.transport import RecordingTransport, StuckTransport
 
 
@@ -24,11 +24,6 @@ def service(**limits: object) -> tuple[StreamingService, Publisher]:
     counters = Counters()
     streaming = StreamingService(backplane, registry, clock, Limits(**limits), counters)  # type: ignore[arg-type]
     return streaming, Publisher(backplane, registry, clock, counters, history_size=100)
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 PATTERN = PatternInput(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.bootstrap import bootstrap
 from legend.runtime.supervisor import Restart, Supervised, Supervisor
 from legend.settings import DatabaseSettings, Settings
+from tests.support.loop import settle
 
 POLICY = Restart(initial=1.0, maximum=4.0, healthy_after=60.0)
 
@@ -49,15 +49,6 @@ class Script:
             if step is None:
                 return
             self.clock.advance(step)
-
-
-async def settle(condition: Callable[[], bool]) -> None:
-    """Turn the loop until ``condition`` holds (no wall-clock time involved)."""
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("the condition never held")
 
 
 @pytest.fixture
