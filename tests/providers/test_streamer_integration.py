@@ -15,16 +15,12 @@ from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.quotes import FinnhubQuoteProvider, ReplayQuoteProvider, ReplaySource
 from legend.adapters.quotes.replay import SAMPLE_FILE
-from legend.domain.channels import ChannelRegistry
 from legend.domain.messages import Subscribe
-from legend.domain.stats import Counters
 from legend.ports.quotes import QuoteProvider
 from legend.services.polling.quote_poller import Streamer
-from legend.services.streaming.limits import Limits
-from legend.services.streaming.publisher import Publisher
-from legend.services.streaming.service import StreamingService
 from legend.settings import QuotesFinnhubSettings
 from tests.providers.support import FakeTime, Reply, VendorServer, payload
+from tests.support.streaming import build_streaming
 from tests.support.transport import RecordingTransport
 
 OPEN = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, NYSE open: 5 s interval
@@ -33,10 +29,7 @@ OPEN = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, NYSE open: 5 s in
 async def build(provider: QuoteProvider, ticker: str) -> tuple[Streamer, InMemoryBackplane, FrozenClock]:
     clock = FrozenClock(OPEN)
     backplane = InMemoryBackplane()
-    registry = ChannelRegistry()
-    counters = Counters()
-    streaming = StreamingService(backplane, registry, clock, Limits(), counters)
-    publisher = Publisher(backplane, registry, clock, counters, history_size=100)
+    streaming, publisher, _ = build_streaming(clock, backplane)
     streamer = Streamer(
         provider=provider, calendar=ExchangeCalendarsMarketCalendar("XNYS"), publisher=publisher,
         cluster=backplane, streaming=streaming, clock=clock, update_interval=5, after_hours_interval=60,

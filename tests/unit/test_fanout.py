@@ -8,18 +8,14 @@ import asyncio
 import msgspec
 
 from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.memory_backplane import InMemoryBackplane
-from legend.domain.channels import ChannelRegistry, ChannelSpec, Delivery
+from legend.domain.channels import ChannelSpec, Delivery
 from legend.domain.envelope import conflation_key, seal
 from legend.domain.inputs import PatternInput, PriceInput
 from legend.domain.messages import Subscribe
-from legend.domain.stats import Counters
 from legend.plugins.base import Message
-from legend.services.streaming.limits import Limits
 from legend.services.streaming.outbox import Outbox, Pushed
-from legend.services.streaming.publisher import Publisher
-from legend.services.streaming.service import StreamingService
 from tests.support.loop import settle
+from tests.support.streaming import build_streaming
 from tests.support.transport import AwaitedTransport, RecordingTransport, StuckTransport
 
 PATTERN = PatternInput(
@@ -37,20 +33,8 @@ class Quote(Message, tag="quote", kw_only=True):
 QUOTES = ChannelSpec(name="quotes", delivery=Delivery.CONFLATE, schema=Quote)
 
 
-def build(
-    clock: FrozenClock | None = None, **limits: object
-) -> tuple[StreamingService, Publisher, FrozenClock]:
-    clock = clock or FrozenClock()
-    backplane = InMemoryBackplane()
-    registry = ChannelRegistry()
-    registry.register(QUOTES)
-    counters = Counters()
-    streaming = StreamingService(backplane, registry, clock, Limits(**limits), counters)  # type: ignore[arg-type]
-    return streaming, Publisher(backplane, registry, clock, counters, history_size=100), clock
-
-
 async def test_an_idle_connection_gets_the_frame_written_at_once_without_a_task() -> None:
-    streaming, publisher, _ = build()
+    streaming, publisher, _ = build_streaming(channels=[QUOTES])
     await streaming.start()
     transport = RecordingTransport()
     session = streaming.open_session(transport, "u")
@@ -65,7 +49,7 @@ async def test_an_idle_connection_gets_the_frame_written_at_once_without_a_task(
 
 
 async def test_a_busy_socket_gets_its_messages_queued_in_order_and_drained_by_a_writer() -> None:
-    streaming, publisher, _ = build()
+    streaming, publisher, _ = build_streaming(channels=[QUOTES])
     await streaming.start()
     transport = AwaitedTransport()  # declines every synchronous write
     session = streaming.open_session(transport, "u")
@@ -80,7 +64,7 @@ async def test_a_busy_socket_gets_its_messages_queued_in_order_and_drained_by_a_
 async def test_a_queued_message_keeps_later_ones_behind_it() -> None:
     """While a session's writer has work, new messages queue behind it even if the socket has room:
     order per stream never depends on which path a message took."""
-    streaming, publisher, _ = build()
+    streaming, publisher, _ = build_streaming(channels=[QUOTES])
     await streaming.start()
     transport = RecordingTransport()
     session = streaming.open_session(transport, "u")
@@ -117,7 +101,7 @@ def test_conflation_keeps_the_newest_message_of_each_symbol_on_one_stream() -> N
 
 
 async def test_a_plugin_stream_of_several_symbols_conflates_per_symbol_end_to_end() -> None:
-    streaming, publisher, clock = build(max_messages_per_second=2)
+    streaming, publisher, clock = build_streaming(channels=[QUOTES], max_messages_per_second=2)
     await streaming.start()
     transport = RecordingTransport()
     session = streaming.open_session(transport, "u")
@@ -140,7 +124,9 @@ async def test_prices_keep_flowing_at_their_share_during_a_flood_of_alerts() -> 
     """2,000 must-deliver alerts queued on a socket that drains 100 frames a second used to hold every
     price back until the last alert was written (20 s). Prices now get their share of the budget."""
     clock = FrozenClock()
-    streaming, publisher, _ = build(clock, max_messages_per_second=10, max_pending_messages=5000)
+    streaming, publisher, _ = build_streaming(
+        clock, channels=[QUOTES], max_messages_per_second=10, max_pending_messages=5000
+    )
     await streaming.start()
 
     class Draining(AwaitedTransport):
@@ -177,7 +163,7 @@ async def test_prices_keep_flowing_at_their_share_during_a_flood_of_alerts() -> 
 
 
 async def test_the_budget_still_holds_prices_to_ten_a_second_on_the_direct_path() -> None:
-    streaming, publisher, clock = build()
+    streaming, publisher, clock = build_streaming(channels=[QUOTES])
     await streaming.start()
     transport = RecordingTransport()
     session = streaming.open_session(transport, "u")
@@ -196,7 +182,9 @@ async def test_the_budget_still_holds_prices_to_ten_a_second_on_the_direct_path(
 async def test_a_stuck_socket_is_closed_1013_once_its_outbox_passes_max_pending_bytes() -> None:
     """Far fewer messages than max_pending_messages, but more bytes than max_pending_bytes: closed as a
     slow consumer (it resumes with since), the reason naming the bound that was passed."""
-    streaming, publisher, _ = build(max_pending_messages=1000, max_pending_bytes=8192)
+    streaming, publisher, _ = build_streaming(
+        channels=[QUOTES], max_pending_messages=1000, max_pending_bytes=8192
+    )
     await streaming.start()
     stuck = StuckTransport()
     session = streaming.open_session(stuck, "u")

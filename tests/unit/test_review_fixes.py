@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import asyncio
 
-from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.memory_backplane import InMemoryBackplane
-from legend.domain.channels import ChannelRegistry, Delivery
+from legend.domain.channels import Delivery
 from legend.domain.envelope import seal
 from legend.domain.history import StreamLog
 from legend.domain.inputs import PatternInput
 from legend.domain.messages import Subscribe
-from legend.domain.stats import Counters
 from legend.ports.backplane import Replay
-from legend.services.streaming.limits import Limits
 from legend.services.streaming.outbox import Outbox, Pushed
 from legend.services.streaming.publisher import Publisher
-from legend.services.streaming.service import StreamingService
 from tests.support.loop import settle
+from tests.support.streaming import build_streaming
 from tests.support.transport import BrokenTransport, RecordingTransport, StuckTransport
 
 PATTERN = PatternInput(
@@ -43,17 +40,9 @@ class RacingBackplane(InMemoryBackplane):
         return snapshot
 
 
-def build(backplane: InMemoryBackplane, **limits: object) -> tuple[StreamingService, Publisher]:
-    clock = FrozenClock()
-    registry = ChannelRegistry()
-    counters = Counters()
-    streaming = StreamingService(backplane, registry, clock, Limits(**limits), counters)  # type: ignore[arg-type]
-    return streaming, Publisher(backplane, registry, clock, counters, history_size=100)
-
-
 async def test_live_messages_during_the_history_read_come_after_it_once() -> None:
     backplane = RacingBackplane()
-    streaming, publisher = build(backplane)
+    streaming, publisher, _ = build_streaming(backplane=backplane)
     backplane.publisher = publisher
     await streaming.start()
     for _ in range(3):
@@ -69,7 +58,7 @@ async def test_live_messages_during_the_history_read_come_after_it_once() -> Non
 
 
 async def test_a_failed_writer_closes_everything_and_later_frames_do_nothing() -> None:
-    streaming, _ = build(InMemoryBackplane())
+    streaming, _, _ = build_streaming()
     await streaming.start()
 
     broken = BrokenTransport()
@@ -81,7 +70,7 @@ async def test_a_failed_writer_closes_everything_and_later_frames_do_nothing() -
 
 
 async def test_an_overflowing_session_gets_one_close_and_stops_growing() -> None:
-    streaming, publisher = build(InMemoryBackplane(), max_pending_messages=10)
+    streaming, publisher, _ = build_streaming(max_pending_messages=10)
     await streaming.start()
 
     stuck = StuckTransport()

@@ -15,17 +15,14 @@ from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.quotes import AlpacaQuoteProvider, FinnhubQuoteProvider, ReplayQuoteProvider
 from legend.adapters.simulated_quotes import SimulatedQuoteProvider
 from legend.bootstrap import bootstrap
-from legend.domain.channels import ChannelRegistry
 from legend.domain.events import TickerWatched
 from legend.domain.messages import Subscribe, Unsubscribe
 from legend.domain.quotes import Quote
-from legend.domain.stats import Counters
 from legend.ports.quotes import follows_market_hours
 from legend.services.polling.quote_poller import Streamer
-from legend.services.streaming.limits import Limits
-from legend.services.streaming.publisher import Publisher
 from legend.services.streaming.service import StreamingService
 from legend.settings import DatabaseSettings, QuotesSettings, Settings
+from tests.support.streaming import build_streaming
 from tests.support.transport import RecordingTransport
 
 CALENDAR = ExchangeCalendarsMarketCalendar("XNYS")
@@ -63,10 +60,7 @@ def build(
 ) -> tuple[Streamer, StreamingService, CountingProvider, FrozenClock, InMemoryBackplane]:
     clock = FrozenClock(now)
     backplane = InMemoryBackplane()
-    registry = ChannelRegistry()
-    counters = Counters()
-    streaming = StreamingService(backplane, registry, clock, Limits(), counters)
-    publisher = Publisher(backplane, registry, clock, counters, history_size=100)
+    streaming, publisher, _ = build_streaming(clock, backplane)
     provider = provider_class(clock)
     streamer = Streamer(
         provider=provider, calendar=CALENDAR, publisher=publisher, cluster=backplane, streaming=streaming,

@@ -4,27 +4,11 @@ from __future__ import annotations
 
 import json
 
-from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.memory_backplane import InMemoryBackplane
-from legend.domain.channels import ChannelRegistry
 from legend.domain.inputs import AlertInput, PatternInput
 from legend.domain.messages import Subscribe
-from legend.domain.stats import Counters
-from legend.services.streaming.limits import Limits
-from legend.services.streaming.publisher import Publisher
-from legend.services.streaming.service import StreamingService
 from tests.support.loop import settle
+from tests.support.streaming import build_streaming
 from tests.support.transport import RecordingTransport, StuckTransport
-
-
-def service(**limits: object) -> tuple[StreamingService, Publisher]:
-    clock = FrozenClock()
-    backplane = InMemoryBackplane()
-    registry = ChannelRegistry()
-    counters = Counters()
-    streaming = StreamingService(backplane, registry, clock, Limits(**limits), counters)  # type: ignore[arg-type]
-    return streaming, Publisher(backplane, registry, clock, counters, history_size=100)
-
 
 PATTERN = PatternInput(
     ticker="AAPL", pattern_type="VCP", score=8.5, entry_price=150.5, stop_price=145, target_price=165
@@ -32,7 +16,7 @@ PATTERN = PatternInput(
 
 
 async def test_one_frame_object_is_shared_by_every_subscriber() -> None:
-    streaming, publisher = service()
+    streaming, publisher, _ = build_streaming()
     await streaming.start()
     transports = [RecordingTransport() for _ in range(3)]
     for transport in transports:
@@ -47,7 +31,7 @@ async def test_one_frame_object_is_shared_by_every_subscriber() -> None:
 
 
 async def test_private_alerts_and_counters() -> None:
-    streaming, publisher = service()
+    streaming, publisher, _ = build_streaming()
     await streaming.start()
     alice, bob = RecordingTransport(), RecordingTransport()
     for transport, user in ((alice, "alice"), (bob, "bob")):
@@ -63,7 +47,7 @@ async def test_private_alerts_and_counters() -> None:
 
 
 async def test_subscription_limit_and_idempotent_resubscribe() -> None:
-    streaming, _ = service(max_subscriptions=2)
+    streaming, _, _ = build_streaming(max_subscriptions=2)
     await streaming.start()
     transport = RecordingTransport()
     session = streaming.open_session(transport, "u")
@@ -75,7 +59,7 @@ async def test_subscription_limit_and_idempotent_resubscribe() -> None:
 
 
 async def test_overflowing_must_deliver_closes_the_session_with_1013() -> None:
-    streaming, publisher = service(max_pending_messages=5)
+    streaming, publisher, _ = build_streaming(max_pending_messages=5)
     await streaming.start()
 
     stuck = StuckTransport()  # never completes a write, like a socket whose peer stopped reading
