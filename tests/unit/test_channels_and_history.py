@@ -78,3 +78,11 @@ def test_history_size_zero_keeps_sequence_only() -> None:
     log = StreamLog()
     log.append("s", "x", body(1), history_size=0)
     assert log.last_seq("s") == 1 and log.after("s", None) == ([], True)
+
+
+def test_stream_log_forgets_the_least_recently_published_streams() -> None:
+    log = StreamLog(max_streams=3)
+    for name in ("a", "b", "c", "a", "d"):
+        log.append(name, "x", b'{"type":"x","channel":"%s"}' % name.encode(), history_size=5)
+    assert log.streams() == 3 and log.last_seq("b") == 0 and log.last_seq("a") == 2
+    assert log.after("b", 1) == ([], False)  # a client resuming a forgotten stream is told so

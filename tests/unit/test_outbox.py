@@ -225,3 +225,17 @@ def test_a_large_budget_is_counted_in_tenths_in_constant_memory() -> None:
     assert not window.fits(0.6) and window.wait(0.6) > 0
     assert window.fits(1.1)  # the tenths that held them have left the window
     assert len(window._counts) == 10 and not window._times  # no per-event memory
+
+
+def test_a_held_stream_defers_until_its_history_covers_it_and_counts_against_capacity() -> None:
+    box = Outbox(max_per_second=10, capacity=5)
+    box.hold("patterns")
+    assert box.push(env("patterns", 4, "pattern_alert"), Delivery.RELIABLE) is Pushed.DEFERRED
+    assert box.push(env("patterns", 5, "pattern_alert"), Delivery.RELIABLE) is Pushed.DEFERRED
+    assert len(box) == 0
+    assert box.covered("patterns", 4) is Pushed.QUEUED
+    assert [box.pop(0)[0] for _ in range(2)] == [env("patterns", 5, "pattern_alert").text, None]
+    box.hold("patterns")
+    for seq in range(6, 13):
+        box.push(env("patterns", seq, "pattern_alert"), Delivery.RELIABLE)
+    assert box.overflowed  # held messages count against capacity too
