@@ -68,7 +68,6 @@ async def _measure(case: str, sessions: int, messages: int) -> float:
     from legend.adapters.system_clock import SystemClock
     from legend.domain.channels import ChannelRegistry
     from legend.domain.envelope import seal
-    from legend.domain.messages import Subscribe
     from legend.domain.stats import Counters
 
     try:
@@ -86,18 +85,18 @@ async def _measure(case: str, sessions: int, messages: int) -> float:
     limits = Limits(max_messages_per_second=budget, max_pending_messages=10**9, max_subscriptions=10)
     streaming = StreamingService(backplane, registry, clock, limits, counters)
     if case == "reliable":
-        request = Subscribe(channel="patterns")
+        request = '{"type":"subscribe","channel":"patterns"}'  # the client's frame
         body = (
             b'{"type":"pattern_alert","ticker":"BENCH","pattern_type":"VCP","score":8.0,"channel":"patterns"}'
         )
         envelope = seal("patterns", 1, "pattern_alert", body)
     else:
-        request = Subscribe(channel="ticker", ticker="BENCH")
+        request = '{"type":"subscribe","channel":"ticker","ticker":"BENCH"}'
         body = b'{"type":"price_update","ticker":"BENCH","price":10.0,"volume":1000,"channel":"ticker:BENCH"}'
         envelope = seal("ticker:BENCH", 1, "price_update", body, key="BENCH")
     for index in range(sessions):
         session = streaming.open_session(CountingTransport(), f"user{index}")
-        await streaming.subscribe(session, request)
+        await streaming.handle_frame(session, request)
     deliver = getattr(
         streaming, "fanout", streaming
     ).deliver  # what the backplane calls (before: the service)

@@ -203,7 +203,7 @@ class World:
 
     def flush(self) -> None:
         for session in list(self.streaming.sessions.values()):
-            self.streaming.flush(session)
+            self.streaming.fanout.flush(session)
 
     async def reconnect(self, user: str) -> None:
         """The client goes away (or was closed) and comes back, resuming what it was subscribed to from

@@ -19,10 +19,10 @@ from legend.adapters.frozen_clock import FrozenClock
 from legend.bootstrap import Services
 from legend.domain.channels import ChannelSpec
 from legend.domain.inputs import PriceInput
-from legend.domain.messages import Subscribe
 from legend.plugins import PluginContext, PriceUpdate, hookimpl
 from legend.plugins.calls import Worker
 from legend.plugins.state import REPEAT_LOG_EVERY, PluginRecord
+from tests.support.streaming import send
 
 from .helpers import Transport, eventually
 from .samples import echo
@@ -155,7 +155,7 @@ def guarded(rule: Callable[[str, str | None], Any]) -> types.SimpleNamespace:
 async def subscribe(services: Services, user: str) -> Transport:
     transport = Transport()
     session = services.streaming.open_session(transport, user)
-    await services.streaming.subscribe(session, Subscribe(channel="guarded"))
+    await send(services.streaming, session, "subscribe", channel="guarded")
     return transport
 
 
@@ -240,7 +240,7 @@ async def subscribed_with(
     await services.start()
     transport = Transport()
     session = services.streaming.open_session(transport, "ann")
-    await services.streaming.subscribe(session, Subscribe(channel="patterns"))
+    await send(services.streaming, session, "subscribe", channel="patterns")
     return services, transport, record(services, "listener")
 
 

@@ -17,6 +17,7 @@ from legend.domain.messages import PriceUpdate
 from legend.plugins import PluginContext, hookimpl
 from legend.settings import RedisSettings
 from tests.support.redis_server import REDIS_SERVER, RedisServer
+from tests.support.streaming import send
 from tests.support.transport import RecordingTransport
 
 from .helpers import eventually, settings_with
@@ -69,10 +70,8 @@ async def test_feeds_run_once_and_prices_reach_every_instance(
     assert states
     sent: list[str] = []
 
-    from legend.domain.messages import Subscribe
-
     session = nodes[1].streaming.open_session(RecordingTransport(sent), "listener")
-    await nodes[1].streaming.subscribe(session, Subscribe(channel="echo"))
+    await send(nodes[1].streaming, session, "subscribe", channel="echo")
     await eventually(
         lambda: any('"type":"echo"' in t and '"history"' not in t for t in sent), what="echo on node 2"
     )

@@ -19,6 +19,7 @@ from legend.domain.channels import ChannelError, ChannelSpec, Delivery, InvalidM
 from legend.domain.messages import Subscribe
 from legend.plugins import Message, hookimpl
 from legend.settings import QuotesSettings
+from tests.support.streaming import send
 from tests.support.transport import RecordingTransport
 
 from .helpers import eventually, settings_with
@@ -187,7 +188,7 @@ async def test_authorize_decides_who_may_subscribe(build: Build) -> None:
 
     for user in ("ann", "bob"):
         session = services.streaming.open_session(RecordingTransport(sent[user]), user)
-        await services.streaming.subscribe(session, Subscribe(channel="echo"))
+        await send(services.streaming, session, "subscribe", channel="echo")
     await eventually(lambda: any('"history"' in t for t in sent["ann"]) and len(sent["bob"]) >= 2)
     assert any('"subscribed"' in t for t in sent["ann"])
     assert any("Not authorized for channel 'echo'" in t and '"not_authorized"' in t for t in sent["bob"])

@@ -16,10 +16,10 @@ import pytest
 
 from legend.bootstrap import Services
 from legend.domain.channels import ChannelSpec
-from legend.domain.messages import Subscribe
 from legend.plugins import PluginContext, hookimpl
 from legend.plugins.context import StreamNotReadable
 from legend.plugins.state import PluginRecord
+from tests.support.streaming import send
 
 from .helpers import Transport, eventually
 from .samples import echo
@@ -136,7 +136,7 @@ async def test_an_authorize_rule_that_raises_denies_and_fails_its_plugin(build: 
     await services.start()
     transport = Transport()
     session = services.streaming.open_session(transport, "ann")
-    await services.streaming.subscribe(session, Subscribe(channel="guarded"))
+    await send(services.streaming, session, "subscribe", channel="guarded")
     await eventually(lambda: any('"not_authorized"' in t for t in transport.sent), what="the denial")
     guard = record(services, "guard")
     assert guard.state.value == "failed" and guard.last_error == "authorize guarded: RuntimeError: rule broke"

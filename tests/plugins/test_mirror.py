@@ -12,10 +12,10 @@ import pytest
 
 from legend.bootstrap import Services
 from legend.domain.channels import ChannelSpec
-from legend.domain.messages import Subscribe
 from legend.plugins import BackplaneUnavailable, Message, MirrorUnavailable, PluginContext, hookimpl
 from legend.plugins.state import PluginRecord
 from tests.support.backplanes import InterceptedBackplane
+from tests.support.streaming import send
 
 from .helpers import Transport, eventually
 
@@ -51,7 +51,7 @@ async def subscribers(services: Services) -> tuple[Transport, Transport]:
     bare, keyed = Transport(), Transport()
     for transport, ticker in ((bare, None), (keyed, "AAA")):
         session = services.streaming.open_session(transport, "bob")
-        await services.streaming.subscribe(session, Subscribe(channel="probe", ticker=ticker))
+        await send(services.streaming, session, "subscribe", channel="probe", ticker=ticker)
     return bare, keyed
 
 

@@ -20,7 +20,7 @@ from legend.adapters.sql import Database, SqlAlchemyPluginStateRepository
 from legend.app import create_app
 from legend.bootstrap import Services
 from legend.domain.inputs import PriceInput
-from legend.domain.messages import PriceUpdate, Subscribe
+from legend.domain.messages import PriceUpdate
 from legend.plugins.builtin.portfolio.model import (
     InMemoryPositionRepository,
     NewPosition,
@@ -37,6 +37,7 @@ from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepos
 from legend.settings import Settings
 from tests.support.postgres import PostgresDatabases
 from tests.support.server import LegendServer
+from tests.support.streaming import send
 from tests.support.transport import RecordingTransport
 from tests.support.wsclient import Client, connect
 
@@ -373,7 +374,7 @@ async def test_the_rest_valuation_leaves_no_stale_price_behind(build: Callable[.
         await asyncio.sleep(0.05)  # the price reached the plugin's mailbox (and was not kept)
         assert await valued() == 120.0
         session = services.streaming.open_session(RecordingTransport(), "ann")
-        await services.streaming.subscribe(session, Subscribe(channel="portfolio"))
+        await send(services.streaming, session, "subscribe", channel="portfolio")
 
         def first_update() -> dict[str, Any] | None:
             replay = services.backplane._log.after("portfolio:user:ann", None)[0]  # type: ignore[attr-defined]

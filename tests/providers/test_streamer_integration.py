@@ -15,12 +15,11 @@ from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.quotes import FinnhubQuoteProvider, ReplayQuoteProvider, ReplaySource
 from legend.adapters.quotes.replay import SAMPLE_FILE
-from legend.domain.messages import Subscribe
 from legend.ports.quotes import QuoteProvider
 from legend.services.polling.quote_poller import Streamer
 from legend.settings import QuotesFinnhubSettings
 from tests.providers.support import FakeTime, Reply, VendorServer, payload
-from tests.support.streaming import build_streaming
+from tests.support.streaming import build_streaming, send
 from tests.support.transport import RecordingTransport
 
 OPEN = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, NYSE open: 5 s interval
@@ -36,7 +35,7 @@ async def build(provider: QuoteProvider, ticker: str) -> tuple[Streamer, InMemor
     )  # fmt: skip
     await streaming.start()
     session = streaming.open_session(RecordingTransport(), "trader")
-    await streaming.subscribe(session, Subscribe(channel="ticker", ticker=ticker))
+    await send(streaming, session, "subscribe", channel="ticker", ticker=ticker)
     return streamer, backplane, clock
 
 

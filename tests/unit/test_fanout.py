@@ -11,11 +11,10 @@ from legend.adapters.frozen_clock import FrozenClock
 from legend.domain.channels import ChannelSpec, Delivery
 from legend.domain.envelope import conflation_key, seal
 from legend.domain.inputs import PatternInput, PriceInput
-from legend.domain.messages import Subscribe
 from legend.plugins.base import Message
 from legend.services.streaming.outbox import Outbox, Pushed
 from tests.support.loop import settle
-from tests.support.streaming import build_streaming
+from tests.support.streaming import build_streaming, send
 from tests.support.transport import AwaitedTransport, RecordingTransport, StuckTransport
 
 PATTERN = PatternInput(
@@ -38,7 +37,7 @@ async def test_an_idle_connection_gets_the_frame_written_at_once_without_a_task(
     await streaming.start()
     transport = RecordingTransport()
     session = streaming.open_session(transport, "u")
-    await streaming.subscribe(session, Subscribe(channel="patterns"))
+    await send(streaming, session, "subscribe", channel="patterns")
     await settle()
     assert session.writer is None  # the acknowledgement and the history went straight out too
     before = len(transport.texts)
@@ -53,7 +52,7 @@ async def test_a_busy_socket_gets_its_messages_queued_in_order_and_drained_by_a_
     await streaming.start()
     transport = AwaitedTransport()  # declines every synchronous write
     session = streaming.open_session(transport, "u")
-    await streaming.subscribe(session, Subscribe(channel="patterns"))
+    await send(streaming, session, "subscribe", channel="patterns")
     sent = [await publisher.pattern(PATTERN) for _ in range(5)]
     assert session.writer is not None  # the socket would not take them at once
     await settle()
@@ -68,7 +67,7 @@ async def test_a_queued_message_keeps_later_ones_behind_it() -> None:
     await streaming.start()
     transport = RecordingTransport()
     session = streaming.open_session(transport, "u")
-    await streaming.subscribe(session, Subscribe(channel="patterns"))
+    await send(streaming, session, "subscribe", channel="patterns")
     await settle()
     accept = transport.write
     transport.write = lambda text: False  # type: ignore[method-assign]  # the buffer is full, once
@@ -105,14 +104,14 @@ async def test_a_plugin_stream_of_several_symbols_conflates_per_symbol_end_to_en
     await streaming.start()
     transport = RecordingTransport()
     session = streaming.open_session(transport, "u")
-    await streaming.subscribe(session, Subscribe(channel="quotes"))
+    await send(streaming, session, "subscribe", channel="quotes")
     await settle()
     for value in range(1, 11):  # far above the budget, all in the same instant
         for symbol in ("AAA", "BBB", "CCC"):
             await publisher.publish("quotes", Quote(symbol=symbol, value=float(value), channel="quotes"))
     for _ in range(4):
         clock.advance(1.0)
-        streaming.flush(session)  # its budget wait is on the loop's clock: flush it on the test's
+        streaming.fanout.flush(session)  # its budget wait is on the loop's clock: flush it on the test's
         await settle()
     last = {}
     for frame in transport.of_type("quote"):
@@ -138,8 +137,8 @@ async def test_prices_keep_flowing_at_their_share_during_a_flood_of_alerts() -> 
     transport = Draining()
     session = streaming.open_session(transport, "u")
     for ticker in ("AAA", "BBB", "CCC"):
-        await streaming.subscribe(session, Subscribe(channel="ticker", ticker=ticker))
-    await streaming.subscribe(session, Subscribe(channel="patterns"))
+        await send(streaming, session, "subscribe", channel="ticker", ticker=ticker)
+    await send(streaming, session, "subscribe", channel="patterns")
     for _ in range(2000):
         await publisher.pattern(PATTERN)
     price = 100.0
@@ -167,14 +166,14 @@ async def test_the_budget_still_holds_prices_to_ten_a_second_on_the_direct_path(
     await streaming.start()
     transport = RecordingTransport()
     session = streaming.open_session(transport, "u")
-    await streaming.subscribe(session, Subscribe(channel="ticker", ticker="AAA"))
+    await send(streaming, session, "subscribe", channel="ticker", ticker="AAA")
     await settle()
     for step in range(100):  # 100 prices in one second
         await publisher.price(PriceInput(ticker="AAA", price=100.0 + step / 100))
         clock.advance(0.01)
     assert len(transport.of_type("price_update")) == 10  # the first ten went straight out
     assert session.writer is None and session.due is not None  # the rest waits on the timer wheel
-    streaming.flush(session)  # a second after the first: the newest of the other 90 goes out
+    streaming.fanout.flush(session)  # a second after the first: the newest of the other 90 goes out
     prices = transport.of_type("price_update")
     assert len(prices) == 11 and prices[-1]["price"] == 100.99
 
@@ -188,7 +187,7 @@ async def test_a_stuck_socket_is_closed_1013_once_its_outbox_passes_max_pending_
     await streaming.start()
     stuck = StuckTransport()
     session = streaming.open_session(stuck, "u")
-    await streaming.subscribe(session, Subscribe(channel="patterns"))
+    await send(streaming, session, "subscribe", channel="patterns")
     big = msgspec.structs.replace(PATTERN, message="x" * 500)
     for _ in range(20):  # about 20 x 750 characters
         await publisher.pattern(big)

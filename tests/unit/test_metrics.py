@@ -150,7 +150,7 @@ async def test_breakdowns_limits_and_the_latency_histogram_are_exported(services
     counters.received_by_type.update({"subscribe": 4, "ping": 3, "invalid": 1})
     counters.messages_deferred, counters.messages_dropped = 5, 7
     counters.refused_user_limit, counters.refused_address_limit, counters.refused_connect_rate = 2, 1, 4
-    histogram = services.streaming.send_latency = LatencyHistogram((0.001, 0.01, 0.1, 1.0))
+    histogram = services.streaming.fanout.send_latency = LatencyHistogram((0.001, 0.01, 0.1, 1.0))
     for seconds, times in ((0.0005, 4), (0.005, 3), (0.05, 2), (2.0, 1)):
         histogram.observe(seconds, times)
     samples = scrape(registry)

@@ -9,12 +9,13 @@ from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.adapters.redis import RedisBackplane
 from legend.bootstrap import bootstrap
 from legend.domain.channels import ChannelRegistry
-from legend.domain.messages import ServiceStatus, Subscribe, encode
+from legend.domain.messages import ServiceStatus, encode
 from legend.services.streaming.limits import Limits
 from legend.services.streaming.service import StreamingService
 from legend.services.streaming.service_status import ServiceStatusNotifier
 from legend.settings import RedisSettings, Settings
 from tests.support.loop import settle
+from tests.support.streaming import send
 from tests.support.transport import AwaitedTransport, RecordingTransport
 
 
@@ -69,7 +70,7 @@ async def test_a_session_whose_socket_is_busy_gets_it_through_its_writer() -> No
     await streaming.start()
     transport = AwaitedTransport()  # every write waits for the session's writer task
     session = streaming.open_session(transport, "u")
-    await streaming.subscribe(session, Subscribe(channel="patterns"))
+    await send(streaming, session, "subscribe", channel="patterns")
     status.backplane_health(False)
     await settle()
     assert [f["status"] for f in transport.of_type("service_status")] == ["degraded"]

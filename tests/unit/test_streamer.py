@@ -16,13 +16,12 @@ from legend.adapters.quotes import AlpacaQuoteProvider, FinnhubQuoteProvider, Re
 from legend.adapters.simulated_quotes import SimulatedQuoteProvider
 from legend.bootstrap import bootstrap
 from legend.domain.events import TickerWatched
-from legend.domain.messages import Subscribe, Unsubscribe
 from legend.domain.quotes import Quote
 from legend.ports.quotes import follows_market_hours
 from legend.services.polling.quote_poller import Streamer
 from legend.services.streaming.service import StreamingService
 from legend.settings import DatabaseSettings, QuotesSettings, Settings
-from tests.support.streaming import build_streaming
+from tests.support.streaming import build_streaming, send
 from tests.support.transport import RecordingTransport
 
 CALENDAR = ExchangeCalendarsMarketCalendar("XNYS")
@@ -74,13 +73,13 @@ async def test_polls_only_watched_tickers_and_forgets_them() -> None:
     await streaming.start()
     assert await streamer.tick() <= 5 and provider.asked == []  # nobody watches anything
     session = streaming.open_session(RecordingTransport(), "u")
-    await streaming.subscribe(session, Subscribe(channel="ticker", ticker="AAPL"))
-    await streaming.subscribe(session, Subscribe(channel="ticker", ticker="msft"))
+    await send(streaming, session, "subscribe", channel="ticker", ticker="AAPL")
+    await send(streaming, session, "subscribe", channel="ticker", ticker="msft")
     clock.advance(5)
     await streamer.tick()
     assert provider.asked[-1] == ["AAPL", "MSFT"]
     assert (await backplane.replay("ticker:AAPL", None)).last_seq == 1
-    streaming.unsubscribe(session, Unsubscribe(channel="ticker", ticker="AAPL"))
+    await send(streaming, session, "unsubscribe", channel="ticker", ticker="AAPL")
     clock.advance(5)
     await streamer.tick()
     assert provider.asked[-1] == ["MSFT"]
@@ -116,7 +115,7 @@ async def test_a_provider_that_moves_at_all_hours_is_polled_at_update_interval_w
     streamer, streaming, provider, clock, backplane = build(weekend, AllHoursProvider)
     await streaming.start()
     session = streaming.open_session(RecordingTransport(), "u")
-    await streaming.subscribe(session, Subscribe(channel="ticker", ticker="AAPL"))
+    await send(streaming, session, "subscribe", channel="ticker", ticker="AAPL")
     delays = []
     for _ in range(3):
         delays.append(await streamer.tick())
@@ -130,7 +129,7 @@ async def test_a_provider_that_moves_at_all_hours_is_polled_at_update_interval_w
     streamer, streaming, provider, clock, _ = build(weekend)
     await streaming.start()
     session = streaming.open_session(RecordingTransport(), "u")
-    await streaming.subscribe(session, Subscribe(channel="ticker", ticker="AAPL"))
+    await send(streaming, session, "subscribe", channel="ticker", ticker="AAPL")
     assert not hasattr(provider, "follows_market_hours")
     assert await streamer.tick() == 60 and streamer.status()["interval"] == 60
 
@@ -159,7 +158,7 @@ async def test_provider_failure_is_counted_backed_off_and_recovered() -> None:
     streamer, streaming, provider, clock, _ = build(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
     await streaming.start()
     session = streaming.open_session(RecordingTransport(), "u")
-    await streaming.subscribe(session, Subscribe(channel="ticker", ticker="AAPL"))
+    await send(streaming, session, "subscribe", channel="ticker", ticker="AAPL")
     provider.fail = True
     delays = []
     for _ in range(3):
@@ -183,7 +182,7 @@ async def test_poke_brings_the_next_round_forward() -> None:
                 break
             await asyncio.sleep(0.01)
         session = streaming.open_session(RecordingTransport(), "u")
-        await streaming.subscribe(session, Subscribe(channel="ticker", ticker="NEW"))
+        await send(streaming, session, "subscribe", channel="ticker", ticker="NEW")
         for _ in range(200):
             if provider.asked:
                 break
@@ -218,10 +217,10 @@ async def test_bootstrap_has_a_new_ticker_polled_at_once_when_it_runs_the_stream
         streaming, streamer = services.streaming, services.streamer
         await streaming.start()
         session = streaming.open_session(RecordingTransport(), "u")
-        await streaming.subscribe(session, Subscribe(channel="ticker", ticker="AAPL"))
+        await send(streaming, session, "subscribe", channel="ticker", ticker="AAPL")
         await streamer.tick()  # the first round polls what is watched
         assert provider.asked == [["AAPL"]]
-        await streaming.subscribe(session, Subscribe(channel="ticker", ticker="NEW"))
+        await send(streaming, session, "subscribe", channel="ticker", ticker="NEW")
         clock.advance(1)
         await streamer.tick()
         assert provider.asked[1:] == ([["AAPL", "NEW"]] if run_streamer else [])

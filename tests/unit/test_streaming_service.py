@@ -8,11 +8,10 @@ import json
 
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.domain.inputs import AlertInput, PatternInput
-from legend.domain.messages import Subscribe
 from legend.ports.backplane import Replay
 from legend.services.streaming.publisher import Publisher
 from tests.support.loop import settle
-from tests.support.streaming import build_streaming
+from tests.support.streaming import build_streaming, send
 from tests.support.transport import BrokenTransport, RecordingTransport, StuckTransport
 
 PATTERN = PatternInput(
@@ -26,7 +25,7 @@ async def test_one_frame_object_is_shared_by_every_subscriber() -> None:
     transports = [RecordingTransport() for _ in range(3)]
     for transport in transports:
         session = streaming.open_session(transport, "u")
-        await streaming.subscribe(session, Subscribe(channel="patterns"))
+        await send(streaming, session, "subscribe", channel="patterns")
     await settle()
     envelope = await publisher.pattern(PATTERN)
     await settle()
@@ -41,7 +40,7 @@ async def test_private_alerts_and_counters() -> None:
     alice, bob = RecordingTransport(), RecordingTransport()
     for transport, user in ((alice, "alice"), (bob, "bob")):
         session = streaming.open_session(transport, user)
-        await streaming.subscribe(session, Subscribe(channel="alerts"))
+        await send(streaming, session, "subscribe", channel="alerts")
     await publisher.alert(
         AlertInput(ticker="AAPL", alert_type="breakout", trigger_price=1, current_price=2, user_id="alice")
     )
@@ -57,7 +56,7 @@ async def test_subscription_limit_and_idempotent_resubscribe() -> None:
     transport = RecordingTransport()
     session = streaming.open_session(transport, "u")
     for ticker in ("A", "B", "A", "C"):
-        await streaming.subscribe(session, Subscribe(channel="ticker", ticker=ticker))
+        await send(streaming, session, "subscribe", channel="ticker", ticker=ticker)
     await settle()
     assert [e["code"] for e in transport.of_type("error")] == ["subscription_limit"]
     assert streaming.tickers() == {"A": 1, "B": 1}
@@ -69,7 +68,7 @@ async def test_overflowing_must_deliver_closes_the_session_with_1013() -> None:
 
     stuck = StuckTransport()  # never completes a write, like a socket whose peer stopped reading
     session = streaming.open_session(stuck, "u")
-    await streaming.subscribe(session, Subscribe(channel="patterns"))
+    await send(streaming, session, "subscribe", channel="patterns")
     for _ in range(8):
         await publisher.pattern(PATTERN)
     await settle()
@@ -104,7 +103,7 @@ async def test_live_messages_during_the_history_read_come_after_it_once() -> Non
     backplane.during_replay = [PATTERN, PATTERN]
     transport = RecordingTransport()
     session = streaming.open_session(transport, "u")
-    await streaming.subscribe(session, Subscribe(channel="patterns"))
+    await send(streaming, session, "subscribe", channel="patterns")
     await settle()
     kinds = [(f["type"], f.get("seq")) for f in transport.frames[1:]]
     assert kinds == [("subscription", None), ("history", 3), ("pattern_alert", 4), ("pattern_alert", 5)]
@@ -129,7 +128,7 @@ async def test_an_overflowing_session_gets_one_close_and_stops_growing() -> None
 
     stuck = StuckTransport()
     session = streaming.open_session(stuck, "u")
-    await streaming.subscribe(session, Subscribe(channel="patterns"))
+    await send(streaming, session, "subscribe", channel="patterns")
     closes = 0
     original = streaming.close_session
 

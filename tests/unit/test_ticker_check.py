@@ -9,12 +9,12 @@ from collections.abc import Iterable
 from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.domain.channels import ChannelRegistry
-from legend.domain.messages import Subscribe
 from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
 from legend.services.streaming.limits import Limits
 from legend.services.streaming.service import StreamingService
 from legend.services.streaming.ticker_check import TickerCheck
+from tests.support.streaming import send
 from tests.support.transport import RecordingTransport
 
 
@@ -64,11 +64,11 @@ async def test_a_subscription_to_an_unknown_ticker_gets_unknown_ticker_and_nothi
     await streaming.start()
     transport = RecordingTransport()
     session = streaming.open_session(transport, "u")
-    await streaming.subscribe(session, Subscribe(channel="ticker", ticker="zzzz"))
+    await send(streaming, session, "subscribe", channel="ticker", ticker="zzzz")
     [error] = transport.of_type("error")
     assert error["code"] == "unknown_ticker" and "ZZZZ" in error["message"]
     assert streaming.tickers() == {} and not transport.of_type("subscription")
-    await streaming.subscribe(session, Subscribe(channel="ticker", ticker="aapl"))
+    await send(streaming, session, "subscribe", channel="ticker", ticker="aapl")
     assert transport.of_type("subscription")[0]["ticker"] == "AAPL"
     assert "note" not in transport.of_type("subscription")[0]
 

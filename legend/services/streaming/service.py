@@ -21,7 +21,7 @@ import msgspec
 
 from legend.domain import closecodes
 from legend.domain.channels import ChannelRegistry
-from legend.domain.messages import Connection, Subscribe, Unsubscribe, encode
+from legend.domain.messages import Connection, encode
 from legend.domain.stats import Counters, LatencyHistogram
 from legend.domain.throttle import TokenBucket
 from legend.domain.timefmt import iso
@@ -87,10 +87,6 @@ class StreamingService:
     def send_latency(self) -> LatencyHistogram:
         """Seconds from a message reaching this instance to its write to a socket (the fan-out's)."""
         return self.fanout.send_latency
-
-    @send_latency.setter
-    def send_latency(self, histogram: LatencyHistogram) -> None:
-        self.fanout.send_latency = histogram
 
     # ───────────────────────── lifecycle ─────────────────────────
 
@@ -296,22 +292,6 @@ class StreamingService:
     async def handle_frame(self, session: Session, frame: str | bytes) -> None:
         """Act on one client frame (``ClientProtocol.handle_frame``)."""
         await self.protocol.handle_frame(session, frame)
-
-    async def subscribe(self, session: Session, request: Subscribe) -> None:
-        """Subscribe, acknowledge, then send each stream's history (``ClientProtocol.subscribe``)."""
-        await self.protocol.subscribe(session, request)
-
-    def unsubscribe(self, session: Session, request: Unsubscribe) -> None:
-        """Leave a channel (``ClientProtocol.unsubscribe``)."""
-        self.protocol.unsubscribe(session, request)
-
-    def error(self, session: Session, code: str, message: str) -> None:
-        """Send an ``error`` reply (``ClientProtocol.error``)."""
-        self.protocol.error(session, code, message)
-
-    def flush(self, session: Session) -> None:
-        """Write what the session's outbox can send now (``Fanout.flush``)."""
-        self.fanout.flush(session)
 
     def tickers(self) -> dict[str, int]:
         """Subscriber count per ticker on this instance: the streamer's interest set."""
