@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * Test doubles for the WebSocket client: a fake socket, a fake clock with timers, a fake
- * requestAnimationFrame and a recording logger. Not a test file itself (node --test skips it).
+ * requestAnimationFrame and a recording logger; the server's messages (price, pattern, ack, trigger) and the
+ * steps tests share (connectOpen, alertsSetup). Not a test file itself (node --test skips it).
  */
 
 import { WebSocketClient } from '../../web/static/js/websocket-client.js';
@@ -181,4 +182,110 @@ function recordEvents(client, types) {
     return events;
 }
 
-export { FakeClock, makeFakeWebSocket, makeFakeRaf, makeLogger, makeElement, setup, recordEvents };
+// ───────────────────────────── server messages and common steps ─────────────────────────────
+
+let nextSeq = 1;
+function price(ticker, value, seq, extra = {}) {
+    return {
+        type: 'price_update',
+        ticker,
+        price: value,
+        change: 0,
+        change_percent: 0,
+        volume: 1000,
+        high: value,
+        low: value,
+        open: value,
+        timestamp: '2025-11-18T10:30:00Z',
+        channel: 'ticker:' + ticker,
+        seq: seq === undefined ? nextSeq++ : seq,
+        ...extra,
+    };
+}
+
+function pattern(ticker, seq) {
+    return {
+        type: 'pattern_alert',
+        ticker,
+        pattern_type: 'VCP',
+        score: 8.5,
+        entry_price: 1,
+        stop_price: 1,
+        target_price: 2,
+        risk_reward_ratio: 2,
+        message: 'x',
+        timestamp: '2025-11-18T10:30:00Z',
+        channel: 'patterns',
+        seq,
+    };
+}
+
+function ack(channel, streams, ticker) {
+    const msg = { type: 'subscription', action: 'subscribed', channel, streams, timestamp: '2025-11-18T10:30:00Z' };
+    if (ticker) msg.ticker = ticker;
+    return msg;
+}
+
+/** connect() and let the server accept. */
+function connectOpen(env) {
+    env.client.connect();
+    const ws = env.WS.last;
+    ws.open();
+    return ws;
+}
+
+/** The subscribe frames a fake socket sent. */
+const subscribeFrames = (ws) => ws.frames.filter((f) => f.type === 'subscribe');
+
+function trigger(seq, stream = 'alerts:user:u1') {
+    return {
+        type: 'alert_trigger',
+        ticker: 'AAPL',
+        alert_type: 'breakout',
+        alert_id: 'a' + seq,
+        trigger_price: 1,
+        current_price: 2,
+        message: 'r:' + seq,
+        timestamp: '2025-11-18T10:30:00Z',
+        channel: stream,
+        seq,
+    };
+}
+
+/** A client subscribed to 'alerts' (two streams), acknowledged, with empty histories. */
+function alertsSetup(options = {}) {
+    const env = setup({ userId: 'u1', ...options });
+    const got = [];
+    env.client.on('alert_trigger', (m, info) => got.push((info.replayed ? 'replay ' : '') + m.message));
+    env.client.subscribe('alerts');
+    const ws = connectOpen(env);
+    ws.serverSend(ack('alerts', ['alerts', 'alerts:user:u1']));
+    ws.serverSend({ type: 'history', channel: 'alerts', messages: [], seq: 0, timestamp: 't' });
+    ws.serverSend({ type: 'history', channel: 'alerts:user:u1', messages: [], seq: 0, timestamp: 't' });
+    return { env, got, ws };
+}
+
+/** A stand-in element that contains other elements (for forgetElements). */
+function makeContainer(children) {
+    const root = makeElement();
+    root.contains = (node) => node === root || children.includes(node);
+    return root;
+}
+
+export {
+    FakeClock,
+    makeFakeWebSocket,
+    makeFakeRaf,
+    makeLogger,
+    makeElement,
+    setup,
+    recordEvents,
+    price,
+    pattern,
+    ack,
+    trigger,
+    connectOpen,
+    subscribeFrames,
+    alertsSetup,
+    makeContainer,
+};
