@@ -25,6 +25,7 @@ from legend.services.streaming.drain import (
 from legend.services.streaming.limits import Limits
 from legend.services.streaming.service import StreamingService
 from legend.services.streaming.session import Session
+from tests.support.loop import settle
 from tests.support.transport import RecordingTransport
 
 OFFICE = "203.0.113.7"  # one NAT address in front of a trading floor
@@ -89,8 +90,7 @@ async def test_drain_closes_one_by_one_over_the_window_and_refuses_newcomers() -
     newcomer: list[Session | Refusal] = []
 
     async def sleep(seconds: float) -> None:  # time passes only here, exactly as asked
-        for _ in range(3):
-            await asyncio.sleep(0)  # the closes begun so far run now, as they would while really asleep
+        await settle()  # the closes begun so far run now, as they would while really asleep
         waits.append(seconds)
         clock.advance(seconds)
         if not newcomer:  # a client arriving while the drain is under way
