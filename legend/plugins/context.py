@@ -81,7 +81,7 @@ class RegisterFeed(Protocol):
 
 @dataclass
 class Runtime:
-    """The parts of the running server that contexts reach (once the server is built: ``ServerBuilt``)."""
+    """The parts of the running server that contexts reach (handed over by ``PluginManager.bind`` once the server is built)."""
 
     publisher: Publisher
     registry: ChannelRegistry
@@ -92,14 +92,6 @@ class Runtime:
     state: PluginStateRepository
     database: SqlDatabase | None = None
     supervisor: Supervisor = field(default_factory=Supervisor)  # runs the feeds and price mailboxes
-
-
-class ServerBuilt(msgspec.Struct, frozen=True):
-    """The composition root built the server (an event on its bus). A context exists before that — the
-    register hooks and quote provider factories receive it, and the provider is part of the server — so the
-    plugin manager learns the server's ``Runtime`` from this event, which it is subscribed to."""
-
-    runtime: Runtime
 
 
 class PluginContext:
