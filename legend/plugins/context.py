@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -34,9 +34,6 @@ from legend.ports.quotes import QuoteProvider
 from legend.runtime.supervisor import Supervisor, cancel_threadsafe
 from legend.services.streaming.publisher import MirrorUnavailable, Publisher
 from legend.services.streaming.service import StreamingService
-
-if TYPE_CHECKING:
-    from legend.plugins.manager import PluginManager
 
 T = TypeVar("T")
 
@@ -94,6 +91,17 @@ class Runtime:
     supervisor: Supervisor = field(default_factory=Supervisor)  # runs the feeds and price mailboxes
 
 
+class ContextHost(Protocol):
+    """What a context needs of the plugin manager that made it: the server's parts once the server is built
+    (``PluginManager.bind``), and a price mailbox when a callback is added on a running server. Narrow on
+    purpose: the context knows this, not the manager (``legend.plugins.manager`` imports this module)."""
+
+    @property
+    def runtime(self) -> Runtime | None: ...
+
+    def want_prices(self, context: PluginContext) -> None: ...
+
+
 class PluginContext:
     """What a plugin gets from the server; one per plugin per server.
 
@@ -102,7 +110,7 @@ class PluginContext:
     """
 
     def __init__(
-        self, record: PluginRecord, config: Any, clock: Clock, manager: PluginManager | None = None
+        self, record: PluginRecord, config: Any, clock: Clock, host: ContextHost | None = None
     ) -> None:
         self.name = record.name
         self.config = config
@@ -110,7 +118,7 @@ class PluginContext:
         self.log = logging.getLogger(f"legend.plugins.{record.name}")
         self.metrics: dict[str, float] = {}
         self._record = record
-        self._manager = manager  # the server's parts once built (``runtime``), and the price mailboxes
+        self._host = host  # the server's parts once built (``runtime``), and the price mailboxes
         self._channels: dict[str, ChannelSpec] = {}
         self._singletons: dict[object, object] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -134,7 +142,7 @@ class PluginContext:
 
     @property
     def runtime(self) -> Runtime:
-        runtime = self._manager.runtime if self._manager is not None else None
+        runtime = self._host.runtime if self._host is not None else None
         if runtime is None:
             raise RuntimeError(f"plugin {self.name}: the server is not built yet (use on_startup or a feed)")
         return runtime
@@ -208,8 +216,8 @@ class PluginContext:
         must not block). One that raises is counted; its traceback is logged once, then one line a minute.
         """
         self.price_callbacks.append(callback)
-        if self._manager is not None:
-            self._manager._want_prices(self)
+        if self._host is not None:
+            self._host.want_prices(self)
 
     def on_subscribe(self, channel: str, callback: SubscribeCallback) -> None:
         """Call ``callback(user_id, key)`` when a client on this instance subscribes to ``channel``.

@@ -435,7 +435,8 @@ class PluginManager:
                 )
                 context.spawn(call, name=where)
 
-    def _want_prices(self, context: PluginContext) -> None:
+    def want_prices(self, context: PluginContext) -> None:
+        """A callback was added (``on_price``): on a running server, open the plugin's price mailbox now."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
