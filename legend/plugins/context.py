@@ -42,11 +42,6 @@ ProviderFactory = Callable[["PluginContext"], QuoteProvider]
 PriceCallback = Callable[[PriceUpdate], Awaitable[None] | None]
 SubscribeCallback = Callable[[str, str | None], Awaitable[None] | None]
 
-# The channel families whose public streams every plugin may read (``history``, ``last_message``), beside
-# its own channels: prices, pattern alerts, market status and news. Private streams (``…:user:<id>``) of
-# other channels, such as ``alerts:user:bob`` or another plugin's ``portfolio:user:alice``, are not readable.
-PUBLIC_HISTORY = frozenset({"ticker", "patterns", "market_status", "news"})
-
 
 class StreamNotReadable(PermissionError):
     """``history``/``last_message`` of a stream the plugin may not read."""
@@ -259,14 +254,24 @@ class PluginContext:
 
     def can_read(self, stream: str) -> bool:
         """Whether ``history``/``last_message`` may read ``stream``: any stream of this plugin's own
-        channels, and the public streams of ``ticker:*``, ``patterns``, ``market_status`` and ``news*``."""
+        channels, and the public streams of the channels declared ``readable_by_plugins`` (``ticker:*``,
+        ``patterns``, ``market_status``, the built-in plugin's ``news*``). Private streams
+        (``…:user:<id>``) of other channels, such as ``alerts:user:bob`` or another plugin's
+        ``portfolio:user:alice``, are not readable."""
         if StreamName.channel_of(stream) in self._channels:
             return True
         try:
             name = StreamName.parse(stream)
         except InvalidStreamName:
             return False
-        return name.channel in PUBLIC_HISTORY and not name.private
+        return name.channel in self._readable_channels() and not name.private
+
+    def _readable_channels(self) -> list[str]:
+        """The channels of the server declared ``readable_by_plugins`` (none before it is built)."""
+        runtime = self._host.runtime if self._host is not None else None
+        if runtime is None:
+            return []
+        return [spec.name for spec in runtime.registry if spec.readable_by_plugins]
 
     async def history(self, stream: str, since: int | None = None) -> list[dict[str, Any]]:
         """The messages a stream's history holds (after ``since``), oldest first, decoded. Raises
@@ -274,7 +279,7 @@ class PluginContext:
         if not self.can_read(stream):
             raise StreamNotReadable(
                 f"plugin {self.name} may not read stream {stream!r} (its own channels and the public "
-                f"streams of {', '.join(sorted(PUBLIC_HISTORY))} only)"
+                f"streams of {', '.join(sorted(self._readable_channels()))} only)"
             )
         replay = await self.runtime.backplane.replay(stream, since)
         return [msgspec.json.decode(envelope.text) for envelope in replay.envelopes]
