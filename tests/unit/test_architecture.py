@@ -294,6 +294,19 @@ def test_nothing_below_the_composition_root_imports_it() -> None:
     assert not offenders, offenders
 
 
+def test_the_adapters_know_nothing_of_the_plugins() -> None:
+    """``legend.plugins`` builds on the adapters (its HTTP helpers for plugin routes, the SQL tables and
+    migrations for plugin storage), so the adapters never import it, even for typing or inside a function:
+    what an adapter shows of the plugins (the Prometheus section) it is handed by the composition root."""
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / "adapters").rglob("*.py"))
+        for name in imports_of(path)
+        if name == "legend.plugins" or name.startswith("legend.plugins.")
+    ]
+    assert not offenders, offenders
+
+
 MAX_MODULE_LINES = 500  # a module longer than this mixes concerns: split it by responsibility
 # Modules allowed over the limit while they are being split; each entry must name a file that exists.
 OVER_THE_LIMIT_FOR_NOW: dict[str, str] = {}
