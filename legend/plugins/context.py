@@ -24,8 +24,8 @@ from legend.domain.envelope import Envelope
 from legend.domain.messages import PriceUpdate
 from legend.domain.stream_name import InvalidStreamName, StreamName
 from legend.domain.timefmt import iso
-from legend.plugins.state import PluginRecord
-from legend.plugins.storage import SqlDatabase
+from legend.plugins.database import SqlDatabase
+from legend.plugins.status import PluginStatus
 from legend.plugins.store import PluginStateRepository, PluginStore
 from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
@@ -105,7 +105,7 @@ class PluginContext:
     """
 
     def __init__(
-        self, record: PluginRecord, config: Any, clock: Clock, host: ContextHost | None = None
+        self, record: PluginStatus, config: Any, clock: Clock, host: ContextHost | None = None
     ) -> None:
         self.name = record.name
         self.config = config
@@ -249,8 +249,7 @@ class PluginContext:
     def feed_running(self, name: str) -> bool:
         """True while this plugin's feed ``name`` runs on this instance (for a feed that runs on one
         instance of a cluster at a time: while this instance holds its lease)."""
-        runner = self._record.feeds.get(name)
-        return runner is not None and runner.running
+        return self._record.feed_running(name)
 
     def can_read(self, stream: str) -> bool:
         """Whether ``history``/``last_message`` may read ``stream``: any stream of this plugin's own

@@ -280,6 +280,27 @@ def test_no_import_cycle_among_modules() -> None:
         pytest.fail("import cycles among modules:\n" + "\n".join(report))
 
 
+def test_no_import_cycle_among_the_plugin_modules_even_for_typing() -> None:
+    """Within legend/plugins/ no module imports another that imports it back, counting the imports under
+    ``if TYPE_CHECKING:`` too: a type-only import back is still two modules that cannot be understood (or
+    split) one without the other. The record holds the context and the feeds; they see it through the
+    narrow ``PluginStatus`` (plugins/status.py), and the context sees the manager as a ``ContextHost``."""
+    modules = all_modules()
+    graph: dict[str, dict[str, None]] = {}
+    for source, path in modules.items():
+        if not source.startswith("legend.plugins."):
+            continue
+        for target in imported_modules(path, modules):
+            if target.startswith("legend.plugins.") and target in modules and target != source:
+                graph.setdefault(source, {})[target] = None
+    assert "legend.plugins.manager" in graph  # the graph is there to check
+    report = [" -> ".join(cycle) for cycle in cycles(graph)]
+    if report:
+        pytest.fail(
+            "import cycles among legend/plugins/ modules (type-only imports count):\n" + "\n".join(report)
+        )
+
+
 def test_nothing_below_the_composition_root_imports_it() -> None:
     """Adapters and plugins are handed what they use by ``legend.bootstrap`` and ``legend.app``: importing
     either back (for ``Services``, say) would put them and the root in one import cycle."""
