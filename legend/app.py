@@ -35,6 +35,7 @@ from legend.adapters.http.ws import stream
 from legend.adapters.prometheus.api import api as api_metrics
 from legend.adapters.prometheus.collector import Section, metrics_registry, sections
 from legend.bootstrap import Services, bootstrap
+from legend.plugins.state import PluginState
 from legend.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("legend")
@@ -114,7 +115,8 @@ def metric_sections(services: Services) -> tuple[Section, ...]:
         backplane=services.backplane,
         streamer=services.streamer,
         alerting=services.alerting,
-        plugins=services.plugins,
+        plugins=services.plugins.summaries,
+        plugin_states=[state.value for state in PluginState],
         supervisor=services.supervisor,
     )
 

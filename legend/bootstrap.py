@@ -33,7 +33,7 @@ from legend.domain.channels import ChannelRegistry
 from legend.domain.events import BackplaneHealthChanged, ClientSubscribed, MessageDelivered, TickerWatched
 from legend.domain.stats import Counters
 from legend.domain.stream_name import ticker_stream
-from legend.plugins.context import Runtime, ServerBuilt
+from legend.plugins.context import Runtime
 from legend.plugins.manager import PluginManager
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository
 from legend.ports.backplane import Backplane
@@ -352,13 +352,12 @@ def bootstrap(
             if database is not None
             else InMemoryPluginStateRepository()
         )
-    # Who hears which in-process event (legend.domain.events; ServerBuilt is the plugins' own).
+    # Who hears which in-process event (legend.domain.events).
     bus.subscribe(BackplaneHealthChanged, lambda event: status.backplane_health(event.ok))  # service_status
     if run_streamer:
         bus.subscribe(TickerWatched, lambda event: streamer.poke(event.ticker))  # its price without waiting
     bus.subscribe(ClientSubscribed, manager.on_subscribed)  # the plugins' on_subscribe callbacks
     bus.subscribe(MessageDelivered, manager.prices.on_delivered)  # the plugins' on_price callbacks
-    bus.subscribe(ServerBuilt, manager.on_server_built)  # the contexts, handed out before, reach the server
     runtime = Runtime(
         publisher=publisher,
         registry=registry,
@@ -370,7 +369,7 @@ def bootstrap(
         database=database,
         supervisor=supervisor,
     )
-    bus.publish(ServerBuilt(runtime))
+    manager.bind(runtime)  # the contexts, handed out before (register hooks, providers), reach the server
     return Services(
         settings=settings,
         clock=clock,

@@ -63,6 +63,9 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     one never reaches the other's subscribers, unless ``mirror_keyed`` (a keyed channel whose key is
     optional): then every message published on a keyed stream is published on the bare stream as well
     (``mirror_stream``), so subscribers without a key see every key's messages.
+    ``readable_by_plugins``: every plugin may read the channel's public streams (``PluginContext.history``),
+    not only the plugin that owns it; the built-in prices, patterns and market status are, and a plugin
+    declares its own so (the built-in ``news``), with no list of names in the server.
     """
 
     name: str
@@ -78,6 +81,7 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     schema: type[msgspec.Struct] | None = None
     authorize: AuthorizeFn | None = None
     mirror_keyed: bool = False
+    readable_by_plugins: bool = False
 
     def __post_init__(self) -> None:
         pattern = _PATTERN.fullmatch(self.name)
@@ -197,6 +201,7 @@ BUILTIN_CHANNELS: tuple[ChannelSpec, ...] = (
         keyed=True,
         key_required=True,
         description="Live prices of one ticker: subscribe with a ticker symbol.",
+        readable_by_plugins=True,
     ),
     ChannelSpec(
         name="patterns",
@@ -204,6 +209,7 @@ BUILTIN_CHANNELS: tuple[ChannelSpec, ...] = (
         delivery=Delivery.RELIABLE,
         message_types=("pattern_alert",),
         description="Chart pattern detections on any ticker.",
+        readable_by_plugins=True,
     ),
     ChannelSpec(
         name="alerts",
@@ -219,6 +225,7 @@ BUILTIN_CHANNELS: tuple[ChannelSpec, ...] = (
         delivery=Delivery.STICKY,
         message_types=("market_status",),
         description="Market open/close transitions; the current status is sent on subscribe.",
+        readable_by_plugins=True,
     ),
 )
 

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -24,8 +24,8 @@ from legend.domain.envelope import Envelope
 from legend.domain.messages import PriceUpdate
 from legend.domain.stream_name import InvalidStreamName, StreamName
 from legend.domain.timefmt import iso
-from legend.plugins.state import PluginRecord
-from legend.plugins.storage import SqlDatabase
+from legend.plugins.database import SqlDatabase
+from legend.plugins.status import PluginStatus
 from legend.plugins.store import PluginStateRepository, PluginStore
 from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
@@ -35,20 +35,12 @@ from legend.runtime.supervisor import Supervisor, cancel_threadsafe
 from legend.services.streaming.publisher import MirrorUnavailable, Publisher
 from legend.services.streaming.service import StreamingService
 
-if TYPE_CHECKING:
-    from legend.plugins.manager import PluginManager
-
 T = TypeVar("T")
 
 FeedFunction = Callable[["PluginContext"], Coroutine[Any, Any, None]]
 ProviderFactory = Callable[["PluginContext"], QuoteProvider]
 PriceCallback = Callable[[PriceUpdate], Awaitable[None] | None]
 SubscribeCallback = Callable[[str, str | None], Awaitable[None] | None]
-
-# The channel families whose public streams every plugin may read (``history``, ``last_message``), beside
-# its own channels: prices, pattern alerts, market status and news. Private streams (``…:user:<id>``) of
-# other channels, such as ``alerts:user:bob`` or another plugin's ``portfolio:user:alice``, are not readable.
-PUBLIC_HISTORY = frozenset({"ticker", "patterns", "market_status", "news"})
 
 
 class StreamNotReadable(PermissionError):
@@ -81,7 +73,7 @@ class RegisterFeed(Protocol):
 
 @dataclass
 class Runtime:
-    """The parts of the running server that contexts reach (once the server is built: ``ServerBuilt``)."""
+    """The parts of the running server that contexts reach (handed over by ``PluginManager.bind`` once the server is built)."""
 
     publisher: Publisher
     registry: ChannelRegistry
@@ -94,12 +86,15 @@ class Runtime:
     supervisor: Supervisor = field(default_factory=Supervisor)  # runs the feeds and price mailboxes
 
 
-class ServerBuilt(msgspec.Struct, frozen=True):
-    """The composition root built the server (an event on its bus). A context exists before that — the
-    register hooks and quote provider factories receive it, and the provider is part of the server — so the
-    plugin manager learns the server's ``Runtime`` from this event, which it is subscribed to."""
+class ContextHost(Protocol):
+    """What a context needs of the plugin manager that made it: the server's parts once the server is built
+    (``PluginManager.bind``), and a price mailbox when a callback is added on a running server. Narrow on
+    purpose: the context knows this, not the manager (``legend.plugins.manager`` imports this module)."""
 
-    runtime: Runtime
+    @property
+    def runtime(self) -> Runtime | None: ...
+
+    def want_prices(self, context: PluginContext) -> None: ...
 
 
 class PluginContext:
@@ -110,7 +105,7 @@ class PluginContext:
     """
 
     def __init__(
-        self, record: PluginRecord, config: Any, clock: Clock, manager: PluginManager | None = None
+        self, record: PluginStatus, config: Any, clock: Clock, host: ContextHost | None = None
     ) -> None:
         self.name = record.name
         self.config = config
@@ -118,7 +113,7 @@ class PluginContext:
         self.log = logging.getLogger(f"legend.plugins.{record.name}")
         self.metrics: dict[str, float] = {}
         self._record = record
-        self._manager = manager  # the server's parts once built (``runtime``), and the price mailboxes
+        self._host = host  # the server's parts once built (``runtime``), and the price mailboxes
         self._channels: dict[str, ChannelSpec] = {}
         self._singletons: dict[object, object] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -142,7 +137,7 @@ class PluginContext:
 
     @property
     def runtime(self) -> Runtime:
-        runtime = self._manager.runtime if self._manager is not None else None
+        runtime = self._host.runtime if self._host is not None else None
         if runtime is None:
             raise RuntimeError(f"plugin {self.name}: the server is not built yet (use on_startup or a feed)")
         return runtime
@@ -216,8 +211,8 @@ class PluginContext:
         must not block). One that raises is counted; its traceback is logged once, then one line a minute.
         """
         self.price_callbacks.append(callback)
-        if self._manager is not None:
-            self._manager._want_prices(self)
+        if self._host is not None:
+            self._host.want_prices(self)
 
     def on_subscribe(self, channel: str, callback: SubscribeCallback) -> None:
         """Call ``callback(user_id, key)`` when a client on this instance subscribes to ``channel``.
@@ -254,19 +249,28 @@ class PluginContext:
     def feed_running(self, name: str) -> bool:
         """True while this plugin's feed ``name`` runs on this instance (for a feed that runs on one
         instance of a cluster at a time: while this instance holds its lease)."""
-        runner = self._record.feeds.get(name)
-        return runner is not None and runner.running
+        return self._record.feed_running(name)
 
     def can_read(self, stream: str) -> bool:
         """Whether ``history``/``last_message`` may read ``stream``: any stream of this plugin's own
-        channels, and the public streams of ``ticker:*``, ``patterns``, ``market_status`` and ``news*``."""
+        channels, and the public streams of the channels declared ``readable_by_plugins`` (``ticker:*``,
+        ``patterns``, ``market_status``, the built-in plugin's ``news*``). Private streams
+        (``…:user:<id>``) of other channels, such as ``alerts:user:bob`` or another plugin's
+        ``portfolio:user:alice``, are not readable."""
         if StreamName.channel_of(stream) in self._channels:
             return True
         try:
             name = StreamName.parse(stream)
         except InvalidStreamName:
             return False
-        return name.channel in PUBLIC_HISTORY and not name.private
+        return name.channel in self._readable_channels() and not name.private
+
+    def _readable_channels(self) -> list[str]:
+        """The channels of the server declared ``readable_by_plugins`` (none before it is built)."""
+        runtime = self._host.runtime if self._host is not None else None
+        if runtime is None:
+            return []
+        return [spec.name for spec in runtime.registry if spec.readable_by_plugins]
 
     async def history(self, stream: str, since: int | None = None) -> list[dict[str, Any]]:
         """The messages a stream's history holds (after ``since``), oldest first, decoded. Raises
@@ -274,7 +278,7 @@ class PluginContext:
         if not self.can_read(stream):
             raise StreamNotReadable(
                 f"plugin {self.name} may not read stream {stream!r} (its own channels and the public "
-                f"streams of {', '.join(sorted(PUBLIC_HISTORY))} only)"
+                f"streams of {', '.join(sorted(self._readable_channels()))} only)"
             )
         replay = await self.runtime.backplane.replay(stream, since)
         return [msgspec.json.decode(envelope.text) for envelope in replay.envelopes]

@@ -16,13 +16,12 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from legend.plugins.state import describe
 from legend.ports.backplane import BackplaneUnavailable
-from legend.runtime.supervisor import Restart, Supervised
+from legend.runtime.supervisor import Restart, Supervised, describe
 
 if TYPE_CHECKING:
     from legend.plugins.context import FeedFunction, PluginContext
-    from legend.plugins.state import PluginRecord
+    from legend.plugins.status import PluginStatus
 
 log = logging.getLogger("legend.plugins")
 
@@ -34,7 +33,7 @@ class FeedRunner:
 
     def __init__(
         self,
-        record: PluginRecord,
+        record: PluginStatus,
         context: PluginContext,
         name: str,
         feed: FeedFunction,

@@ -29,7 +29,7 @@ from legend.domain.symbols import InvalidSymbol, normalize_ticker
 from legend.plugins import hookspecs
 from legend.plugins.callbacks import guard_authorize, subscribed
 from legend.plugins.calls import Worker, call_bounded, call_on_loop
-from legend.plugins.context import PluginContext, ProviderFactory, Runtime, ServerBuilt
+from legend.plugins.context import PluginContext, ProviderFactory, Runtime
 from legend.plugins.discovery import KILL_SWITCH, Candidate, blocked_names, discover, plugin_version
 from legend.plugins.feeds import FeedRunner
 from legend.plugins.hook_caller import HookCaller
@@ -379,9 +379,11 @@ class PluginManager:
         """The running server's parts the contexts reach; None until the server is built."""
         return self._runtime
 
-    def on_server_built(self, event: ServerBuilt) -> None:
-        """The server is built (``ServerBuilt``, on its bus): every context reaches it from now on."""
-        self._runtime = event.runtime
+    def bind(self, runtime: Runtime) -> None:
+        """The composition root built the server: every context reaches ``runtime`` from now on. Contexts
+        exist before (the register hooks and quote provider factories receive them, and the provider is a
+        part of the server), so the root hands the runtime over with this call once it is built."""
+        self._runtime = runtime
 
     def interest(self) -> set[str]:
         """Tickers the plugins want polled (``PluginContext.add_interest``). Called on the event loop every
@@ -433,7 +435,8 @@ class PluginManager:
                 )
                 context.spawn(call, name=where)
 
-    def _want_prices(self, context: PluginContext) -> None:
+    def want_prices(self, context: PluginContext) -> None:
+        """A callback was added (``on_price``): on a running server, open the plugin's price mailbox now."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:

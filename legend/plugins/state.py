@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from legend.plugins.status import PluginState
 from legend.runtime.supervisor import describe
 
 if TYPE_CHECKING:
@@ -21,18 +21,6 @@ __all__ = ["REPEAT_LOG_EVERY", "PluginRecord", "PluginState", "describe"]
 log = logging.getLogger("legend.plugins")
 
 REPEAT_LOG_EVERY = 60.0  # seconds between the one-line reports of an error that keeps recurring
-
-
-class PluginState(enum.Enum):
-    """``enabled``: runs; ``disabled``: installed, not named in ``[plugins] enabled``; ``blocked``: the kill
-    switch ``LEGEND_DISABLED_PLUGINS`` names it (never even imported); ``failed``: it raised, hung or was
-    invalid while loading, starting or running, and was skipped from then on: its feeds and tasks are
-    stopped and what it still tries to publish is refused."""
-
-    ENABLED = "enabled"
-    DISABLED = "disabled"
-    BLOCKED = "blocked"
-    FAILED = "failed"
 
 
 @dataclass
@@ -75,6 +63,11 @@ class PluginRecord:
     def active(self) -> bool:
         """Still running hooks and callbacks (enabled and not failed)."""
         return self.state is PluginState.ENABLED
+
+    def feed_running(self, name: str) -> bool:
+        """True while its feed ``name`` runs on this instance (``PluginContext.feed_running``)."""
+        runner = self.feeds.get(name)
+        return runner is not None and runner.running
 
     def error(self, where: str, exc: BaseException | str, *, quiet: bool = False) -> None:
         """Count an error of this plugin (it keeps running) and log it with its traceback."""

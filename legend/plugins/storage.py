@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from legend.adapters.sql.tables import NAMING, UtcDateTime
 from legend.adapters.sql.tables import metadata as server_tables
+from legend.plugins.database import SqlDatabase
 
 if TYPE_CHECKING:
     from legend.plugins.hook_caller import HookCaller
@@ -37,23 +36,6 @@ class RegisterStorage(Protocol):
     their Alembic revisions."""
 
     def __call__(self, metadata: MetaData, migrations: str | Path) -> None: ...
-
-
-class SqlDatabase(Protocol):
-    """The server's database as a plugin uses it (``context.database``): SQLAlchemy async connections, each
-    in a transaction, on SQLite or PostgreSQL."""
-
-    backend: str  # "sqlite" or "postgresql"
-
-    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection in a read transaction (rolled back at the end)."""
-        ...
-
-    def write(self, lock: str | None = None) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection in a write transaction, committed when the block ends without error. ``lock`` names
-        what concurrent writers must not do at once (a PostgreSQL advisory lock until the commit; SQLite
-        writes one at a time anyway): ``f"myplugin:{user_id}"``."""
-        ...
 
 
 def version_table(plugin: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from legend.bootstrap import Services
 from legend.domain.channels import ChannelSpec
-from legend.plugins import PluginContext, hookimpl
+from legend.plugins import Message, PluginContext, hookimpl
 from legend.plugins.context import StreamNotReadable
 from legend.plugins.state import PluginRecord
 from tests.support.streaming import send
@@ -229,3 +229,40 @@ async def test_history_is_limited_to_own_channels_and_public_streams(build: Buil
             await context.last_message(stream)
         assert not context.can_read(stream), stream
     assert context.can_read("echo:AAPL") and context.can_read("ticker:MSFT")
+
+
+class Wire(Message, tag="wire"):
+    text: str = ""
+
+
+def channel_plugin(name: str, **spec: Any) -> types.SimpleNamespace:
+    """A plugin that only registers the channel ``name`` (schema ``Wire``)."""
+
+    @hookimpl
+    def register_channels(register: Any) -> None:
+        register(ChannelSpec(name=name, schema=Wire, keyed=True, **spec))
+
+    return types.SimpleNamespace(register_channels=register_channels)
+
+
+async def test_a_plugin_reads_the_channels_other_plugins_declare_readable_and_no_others(
+    build: Build,
+) -> None:
+    """The server has no list of plugin channels others may read: a plugin declares its channel
+    ``readable_by_plugins`` (as the built-in news plugin does), and only then do the others read it."""
+    services = build(
+        {"enabled": ["echo", "wire", "secret"]},
+        plugins={
+            "echo": echo,
+            "wire": channel_plugin("wire", private=True, readable_by_plugins=True),
+            "secret": channel_plugin("secret"),
+        },
+    )
+    context = record(services, "echo").context
+    assert context is not None
+    assert await context.history("wire:AAPL") == [] and context.can_read("wire")
+    for stream in ("secret", "secret:AAPL", "wire:user:bob", "news", "news:AAPL"):  # news is not enabled
+        assert not context.can_read(stream), stream
+    with pytest.raises(StreamNotReadable, match="market_status, patterns, ticker, wire only"):
+        await context.history("secret:AAPL")
+    assert record(services, "secret").context.can_read("secret:AAPL")  # type: ignore[union-attr]

@@ -280,6 +280,27 @@ def test_no_import_cycle_among_modules() -> None:
         pytest.fail("import cycles among modules:\n" + "\n".join(report))
 
 
+def test_no_import_cycle_among_the_plugin_modules_even_for_typing() -> None:
+    """Within legend/plugins/ no module imports another that imports it back, counting the imports under
+    ``if TYPE_CHECKING:`` too: a type-only import back is still two modules that cannot be understood (or
+    split) one without the other. The record holds the context and the feeds; they see it through the
+    narrow ``PluginStatus`` (plugins/status.py), and the context sees the manager as a ``ContextHost``."""
+    modules = all_modules()
+    graph: dict[str, dict[str, None]] = {}
+    for source, path in modules.items():
+        if not source.startswith("legend.plugins."):
+            continue
+        for target in imported_modules(path, modules):
+            if target.startswith("legend.plugins.") and target in modules and target != source:
+                graph.setdefault(source, {})[target] = None
+    assert "legend.plugins.manager" in graph  # the graph is there to check
+    report = [" -> ".join(cycle) for cycle in cycles(graph)]
+    if report:
+        pytest.fail(
+            "import cycles among legend/plugins/ modules (type-only imports count):\n" + "\n".join(report)
+        )
+
+
 def test_nothing_below_the_composition_root_imports_it() -> None:
     """Adapters and plugins are handed what they use by ``legend.bootstrap`` and ``legend.app``: importing
     either back (for ``Services``, say) would put them and the root in one import cycle."""
@@ -290,6 +311,19 @@ def test_nothing_below_the_composition_root_imports_it() -> None:
         for path in sorted((root / folder).rglob("*.py"))
         for name in imports_of(path)
         if name in ("legend.bootstrap", "legend.app")
+    ]
+    assert not offenders, offenders
+
+
+def test_the_adapters_know_nothing_of_the_plugins() -> None:
+    """``legend.plugins`` builds on the adapters (its HTTP helpers for plugin routes, the SQL tables and
+    migrations for plugin storage), so the adapters never import it, even for typing or inside a function:
+    what an adapter shows of the plugins (the Prometheus section) it is handed by the composition root."""
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / "adapters").rglob("*.py"))
+        for name in imports_of(path)
+        if name == "legend.plugins" or name.startswith("legend.plugins.")
     ]
     assert not offenders, offenders
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
@@ -21,7 +21,6 @@ from legend.adapters.prometheus import streaming as streaming_metrics
 from legend.adapters.prometheus import tasks as task_metrics
 from legend.adapters.prometheus.families import gauge
 from legend.domain.channels import ChannelRegistry
-from legend.plugins.manager import PluginManager
 from legend.ports.backplane import Backplane
 from legend.ports.quotes import QuoteProvider
 from legend.runtime.supervisor import Supervisor
@@ -61,11 +60,13 @@ def sections(
     backplane: Backplane,
     streamer: Streamer,
     alerting: AlertingService,
-    plugins: PluginManager,
+    plugins: plugin_metrics.PluginSummaries,
+    plugin_states: Sequence[str],
     supervisor: Supervisor,
 ) -> tuple[Section, ...]:
     """What a scrape collects, in this order, each section given only what it reads; a section that raises
-    is left out of that scrape."""
+    is left out of that scrape. ``plugins`` gives the plugins' summaries and ``plugin_states`` the names of
+    their states (``legend.plugins`` is not imported here: it builds on the adapters, not they on it)."""
     return (
         ("instance", partial(instance, instance_id, provider, streaming)),
         ("sessions", partial(streaming_metrics.sessions, streaming, registry)),
@@ -75,7 +76,7 @@ def sections(
         ("backplane", partial(backplane_metrics.backplane, backplane)),
         ("provider", partial(quote_metrics.provider, streamer, provider)),
         ("alerting", partial(alerting_metrics.alerting, alerting)),
-        ("plugins", partial(plugin_metrics.plugins, plugins)),
+        ("plugins", partial(plugin_metrics.plugins, plugins, plugin_states)),
         ("tasks", partial(task_metrics.tasks, supervisor)),
     )
 

@@ -1,19 +1,27 @@
-"""The plugins' figures: state, errors, messages, feeds, and each plugin's own ``metrics``."""
+"""The plugins' figures: state, errors, messages, feeds, and each plugin's own ``metrics``.
+
+Read from the plugins' summaries (the entries of ``GET /api/plugins``), which the composition root hands
+over with the names of the plugin states: the adapters know nothing of ``legend.plugins``, which builds on
+them (its HTTP helpers and SQL tables), so the dependency between the two points one way."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from legend.adapters.prometheus.families import number
-from legend.plugins.manager import PluginManager
-from legend.plugins.state import PluginState
+
+PluginSummaries = Callable[[], Iterable[Mapping[str, Any]]]  # PluginManager.summaries
 
 
-def plugins(manager: PluginManager) -> Iterator[Metric]:
-    records = [manager.records[name] for name in sorted(manager.records)]
+def plugins(summaries: PluginSummaries, states: Sequence[str]) -> Iterator[Metric]:
+    """``summaries()``: one mapping per plugin with the keys of ``PluginRecord.summary`` (``name``,
+    ``state``, ``errors``, ``messages_*``, ``feeds``, ``metrics``); ``states``: every state a plugin can
+    be in (each gets a sample, 1 for the current one)."""
+    records = sorted(summaries(), key=lambda summary: str(summary["name"]))
     state = GaugeMetricFamily(
         "legend_plugin_state",
         "1 for each plugin's current state: enabled, disabled, blocked or failed.",
@@ -44,18 +52,17 @@ def plugins(manager: PluginManager) -> Iterator[Metric]:
         labels=["plugin", "metric"],
     )
     for record in records:
-        for value in PluginState:
-            state.add_metric([record.name, value.value], float(record.state is value))
-        errors.add_metric([record.name], record.errors)
-        messages.add_metric([record.name, "published"], record.messages_published)
-        messages.add_metric([record.name, "rejected"], record.messages_rejected)
-        messages.add_metric([record.name, "refused"], record.messages_refused)
-        for feed, runner in sorted(record.feeds.items()):
-            feed_runs.add_metric([record.name, feed], runner.restarts)
-            feed_errors.add_metric([record.name, feed], runner.errors)
-        if record.context is not None:
-            for key, raw in sorted(record.context.metrics.items()):
-                figure = number(raw)
-                if figure is not None:
-                    own.add_metric([record.name, str(key)], figure)
+        name = str(record["name"])
+        for value in states:
+            state.add_metric([name, value], float(record["state"] == value))
+        errors.add_metric([name], record["errors"])
+        for outcome in ("published", "rejected", "refused"):
+            messages.add_metric([name, outcome], record[f"messages_{outcome}"])
+        for feed, status in sorted(record["feeds"].items()):
+            feed_runs.add_metric([name, feed], status["restarts"])
+            feed_errors.add_metric([name, feed], status["errors"])
+        for key, raw in sorted(record["metrics"].items(), key=lambda item: str(item[0])):
+            figure = number(raw)
+            if figure is not None:
+                own.add_metric([name, str(key)], figure)
     yield from (family for family in (state, errors, messages, feed_runs, feed_errors, own) if family.samples)

@@ -47,6 +47,7 @@ def register_channels(register: RegisterChannel, config: NewsConfig) -> None:
             key_required=False,
             history_size=config.history_size,
             description="Market news: every item, or with a ticker only those mentioning it.",
+            readable_by_plugins=True,  # other plugins read the news (a sentiment score, say)
         )
     )
 
