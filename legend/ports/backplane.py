@@ -29,7 +29,9 @@ class AlreadyPublished(Exception):
 
 
 class Outgoing(msgspec.Struct, frozen=True):
-    """One message of ``publish_many``, with ``publish``'s arguments."""
+    """One message to publish on ``stream`` (``topic``, its wire ``kind`` and encoded ``body``), the one
+    shape ``publish`` and ``publish_many`` take: ``history_size`` bounds the stream's history, ``key`` is
+    its conflation key, ``once`` its idempotency key (alert triggers)."""
 
     stream: str
     topic: str
@@ -64,16 +66,7 @@ class Backplane(PriceLog, ConnectionRegistry, Protocol):
         """Stop delivering and release connections; must not hang when the backend is down."""
         ...
 
-    async def publish(
-        self,
-        stream: str,
-        topic: str,
-        kind: str,
-        body: bytes,
-        history_size: int,
-        key: str = "",
-        once: str | None = None,
-    ) -> Envelope:
+    async def publish(self, message: Outgoing) -> Envelope:
         """Sequence, remember and fan out one message (``key``: its conflation key, see
         ``envelope.conflation_key``); a ``price_update`` also enters the price log, in the same step.
         With ``once``, a second publish of the same key is refused with AlreadyPublished (alert triggers:

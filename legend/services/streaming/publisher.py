@@ -95,11 +95,8 @@ class Publisher:
     async def _send(
         self, spec: ChannelSpec, stream: str, message: msgspec.Struct, once: str | None = None
     ) -> Envelope:
-        m = self._outgoing(spec, stream, message, once)
         try:
-            envelope = await self._backplane.publish(
-                m.stream, m.topic, m.kind, m.body, m.history_size, m.key, m.once
-            )
+            envelope = await self._backplane.publish(self._outgoing(spec, stream, message, once))
         except BackplaneUnavailable:
             self._counters.publish_failures += 1
             raise
