@@ -80,7 +80,7 @@ def external_message(topic: str, data: bytes, now: datetime) -> ExternalMessage 
             if ticker is None:
                 return "price_update without a ticker"
             stream = ticker_stream(ticker)
-            completed = _complete_price(obj, now)
+            completed = _complete_price(obj, now, stream)
             if isinstance(completed, str):
                 return completed
             obj = {**obj, **completed}
@@ -100,7 +100,7 @@ def external_message(topic: str, data: bytes, now: datetime) -> ExternalMessage 
     return ExternalMessage(stream, kind, msgspec.json.encode(obj))
 
 
-def _complete_price(obj: dict[str, Any], now: datetime) -> dict[str, Any] | str:
+def _complete_price(obj: dict[str, Any], now: datetime, stream: str) -> dict[str, Any] | str:
     fields = {name: obj[name] for name in _PRICE_FIELDS if name in obj and obj[name] is not None}
     if obj.get("open") is not None:
         fields["open_price"] = obj["open"]
@@ -108,7 +108,7 @@ def _complete_price(obj: dict[str, Any], now: datetime) -> dict[str, Any] | str:
         data = msgspec.convert(fields, PriceInput)
     except msgspec.ValidationError as exc:
         return f"invalid price_update: {exc}"
-    message = price_update(data, now)
+    message = price_update(data, now, stream)
     if isinstance(obj.get("timestamp"), str):  # the publisher's own time, as it wrote it
         message = msgspec.structs.replace(message, timestamp=obj["timestamp"])
     completed: dict[str, Any] = msgspec.to_builtins(message)
