@@ -3,7 +3,9 @@
 The in-memory backplane serves one process; the Redis backplane serves a cluster. Both assign each
 stream's sequence number and append to its history in one step with the publish, so any instance can
 replay any stream for any client. Which instances are alive, what they watch and which leases they hold
-is ``ports.cluster``'s.
+is ``ports.cluster``'s. The price log (``ports.price_log``) and the connection registry
+(``ports.admission``) are ports of their own: the adapters implement them too, on the same connection
+(a price enters the log in the step that publishes it), and the composition root wires each separately.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from typing import Protocol
 import msgspec
 
 from legend.domain.envelope import Envelope
-from legend.ports.admission import ConnectionRegistry
-from legend.ports.price_log import PriceLog
 
 Deliver = Callable[[Envelope], None]
 
@@ -54,9 +54,8 @@ class Replay(msgspec.Struct, frozen=True):
     complete: bool
 
 
-class Backplane(PriceLog, ConnectionRegistry, Protocol):
-    """Publish to streams, deliver to this instance, keep per-stream sequence and history, and the
-    price log (written in the same step as the publish of a price, so it is a backplane's to keep)."""
+class Backplane(Protocol):
+    """Publish to streams, deliver to this instance, keep per-stream sequence and history."""
 
     async def start(self, deliver: Deliver) -> None:
         """Begin delivering every published envelope (from any instance) to ``deliver``."""
