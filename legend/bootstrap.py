@@ -16,6 +16,7 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from legend.adapters.auth import Authenticator
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
@@ -36,10 +37,12 @@ from legend.domain.stream_name import ticker_stream
 from legend.plugins.context import Runtime
 from legend.plugins.manager import PluginManager
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository
+from legend.ports.admission import ConnectionRegistry
 from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar, MarketCalendarError
+from legend.ports.price_log import PriceLog
 from legend.ports.quotes import QuoteProvider
 from legend.ports.repositories import AlertRepository, WatchlistRepository
 from legend.runtime.message_bus import MessageBus
@@ -169,6 +172,15 @@ def _limits(settings: Settings) -> Limits:
     )
 
 
+class _Backplanes(NamedTuple):
+    """The ports one backend serves, each wired on its own."""
+
+    backplane: Backplane
+    cluster: ClusterMembership
+    price_log: PriceLog
+    connections: ConnectionRegistry
+
+
 def _backplane(
     settings: Settings,
     clock: Clock,
@@ -177,11 +189,11 @@ def _backplane(
     supervisor: Supervisor,
     bus: MessageBus,
     database: Database | None,
-) -> tuple[Backplane, ClusterMembership]:
-    """The backplane and the cluster membership: on Redis, two adapters on one connection (its health
-    changes announced on ``bus``); in memory, one object (a cluster of one, which never degrades), its
-    price log in ``database`` (the one alert positions are stored in) unless ``alerts.price_log`` is
-    ``memory``."""
+) -> _Backplanes:
+    """The backplane, the cluster membership, the price log and the connection registry: on Redis,
+    adapters on one connection (its health changes announced on ``bus``; the price log written by the
+    publish script); in memory, one object (a cluster of one, which never degrades), its price log in
+    ``database`` (the one alert positions are stored in) unless ``alerts.price_log`` is ``memory``."""
     if settings.redis.enabled:
         from legend.adapters.redis import RedisBackplane
 
@@ -194,7 +206,7 @@ def _backplane(
             supervisor=supervisor,
             bus=bus,
         )
-        return redis, redis.membership
+        return _Backplanes(redis, redis.membership, redis, redis)
     log_size = settings.alerts.log_size
     durable = (
         SqlPriceLog.beside(database, clock, log_size)
@@ -202,7 +214,7 @@ def _backplane(
         else None
     )
     memory = InMemoryBackplane(clock, log_size=log_size, price_log=durable)
-    return memory, memory
+    return _Backplanes(memory, memory, memory, memory)
 
 
 class InterestSources:
@@ -239,6 +251,8 @@ def bootstrap(
     clock: Clock | None = None,
     backplane: Backplane | None = None,
     cluster: ClusterMembership | None = None,
+    price_log: PriceLog | None = None,
+    connections: ConnectionRegistry | None = None,
     provider: QuoteProvider | None = None,
     calendar: MarketCalendar | None = None,
     run_streamer: bool = True,
@@ -252,7 +266,8 @@ def bootstrap(
     instance_id: str | None = None,
 ) -> Services:
     """Build the services; any adapter may be overridden (a ``backplane`` that is not also the cluster
-    membership, as the in-memory one is, comes with its ``cluster``). ``plugins`` adds plugin objects by
+    membership, the price log and the connection registry, as the in-memory one is, comes with its
+    ``cluster``, ``price_log`` and ``connections``). ``plugins`` adds plugin objects by
     name (as if installed); ``plugin_manager`` replaces discovery altogether. Raises SettingsError for
     invalid ``[plugins]`` settings."""
     settings = settings or Settings()
@@ -276,15 +291,29 @@ def bootstrap(
             alert_repository, log_database = SqlAlchemyAlertRepository(database), database
         watchlist_repository = watchlist_repository or SqlAlchemyWatchlistRepository(database)
     if backplane is None:
-        backplane, built = _backplane(settings, clock, instance_id, registry, supervisor, bus, log_database)
-        cluster = cluster or built
-    elif cluster is None:
-        if not isinstance(backplane, ClusterMembership):
-            raise TypeError("bootstrap(backplane=...) needs cluster=... too: this backplane is not one")
-        cluster = backplane
+        built = _backplane(settings, clock, instance_id, registry, supervisor, bus, log_database)
+        backplane = built.backplane
+        cluster = cluster or built.cluster
+        price_log = price_log or built.price_log
+        connections = connections or built.connections
+    else:
+        if cluster is None:
+            if not isinstance(backplane, ClusterMembership):
+                raise TypeError("bootstrap(backplane=...) needs cluster=... too: this backplane is not one")
+            cluster = backplane
+        if price_log is None:
+            if not isinstance(backplane, PriceLog):
+                raise TypeError("bootstrap(backplane=...) needs price_log=... too: this backplane is not one")
+            price_log = backplane
+        if connections is None:
+            if not isinstance(backplane, ConnectionRegistry):
+                raise TypeError(
+                    "bootstrap(backplane=...) needs connections=... too: this backplane is not one"
+                )
+            connections = backplane
     rt = settings.realtime
     admission = Admission(
-        backplane,
+        connections,
         AdmissionLimits(
             max_connections_per_user=rt.max_connections_per_user,
             max_connections_per_ip=rt.max_connections_per_ip,
@@ -321,7 +350,7 @@ def bootstrap(
         publisher,
         backplane,
         clock,
-        price_log=backplane,
+        price_log=price_log,
         cluster=cluster,
         instance_id=instance_id,
         max_rules_per_user=settings.alerts.max_rules_per_user,

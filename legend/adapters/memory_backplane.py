@@ -59,18 +59,10 @@ class InMemoryBackplane:
         await self.price_log.stop()
         self._deliver = None
 
-    async def publish(
-        self,
-        stream: str,
-        topic: str,
-        kind: str,
-        body: bytes,
-        history_size: int,
-        key: str = "",
-        once: str | None = None,
-    ) -> Envelope:
-        if enters_price_log(kind):
-            logged = self.price_log.append("price", body.decode())
+    async def publish(self, message: Outgoing) -> Envelope:
+        once = message.once
+        if enters_price_log(message.kind):
+            logged = self.price_log.append("price", message.body.decode())
             if logged is not None:
                 await logged  # durable before it is sequenced, delivered and answered (in log order)
         if once is not None:
@@ -79,7 +71,9 @@ class InMemoryBackplane:
             self._once[once] = None
             if len(self._once) > self._once_size:
                 self._once.popitem(last=False)
-        envelope = self._log.append(stream, kind, body, history_size, key, time.monotonic())
+        envelope = self._log.append(
+            message.stream, message.kind, message.body, message.history_size, message.key, time.monotonic()
+        )
         if self._deliver is not None:
             self._deliver(envelope)
         return envelope
@@ -88,9 +82,7 @@ class InMemoryBackplane:
         published: list[Envelope | None] = []
         for m in messages:
             try:
-                published.append(
-                    await self.publish(m.stream, m.topic, m.kind, m.body, m.history_size, m.key, m.once)
-                )
+                published.append(await self.publish(m))
             except AlreadyPublished:
                 published.append(None)
         return published

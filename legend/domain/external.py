@@ -17,22 +17,20 @@ from typing import Any
 
 import msgspec
 
+from legend.domain.channels import BUILTIN_CHANNELS, ChannelSpec
 from legend.domain.inputs import PriceInput
 from legend.domain.prices import price_update
 from legend.domain.stream_name import InvalidStreamName, StreamName, private_stream, ticker_stream
 from legend.domain.symbols import InvalidSymbol, is_valid_user_id, normalize_ticker
 
-# The specification's pub/sub channels and the one message type each carries.
-SEED_TOPICS: Mapping[str, str] = {
-    "price_updates": "price_update",
-    "pattern_alerts": "pattern_alert",
-    "alert_triggers": "alert_trigger",
-    "market_status": "market_status",
-}
+# The specification's pub/sub channels, each the topic of one built-in channel (the table is
+# channels.BUILTIN_CHANNELS'), and the one message type each carries.
+_SEED_CHANNELS: Mapping[str, ChannelSpec] = {spec.topic: spec for spec in BUILTIN_CHANNELS}
+SEED_TOPICS: Mapping[str, str] = {topic: spec.message_types[0] for topic, spec in _SEED_CHANNELS.items()}
 # History kept for a stream that another program's message creates before any instance published on its
 # topic: the specification's "last 100 messages".
 HISTORY_SIZE = 100
-SEED_FAMILIES = frozenset({"ticker", "patterns", "alerts", "market_status"})
+SEED_FAMILIES = frozenset(spec.name for spec in BUILTIN_CHANNELS)
 # The characters and length a stream name from another program may have (its structure: StreamName.parse).
 STREAM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_:.@^\-]{0,199}")
 _PRICE_FIELDS = ("ticker", "price", "change", "change_percent", "volume", "high", "low", "previous_close")
@@ -58,8 +56,8 @@ def external_message(topic: str, data: bytes, now: datetime) -> ExternalMessage 
     kind = obj.get("type")
     if not isinstance(kind, str) or not kind:
         return "no message type"
-    expected = SEED_TOPICS.get(topic)
-    if expected is None:  # a plugin's topic: the message must name its stream
+    seed = _SEED_CHANNELS.get(topic)
+    if seed is None:  # a plugin's topic: the message must name its stream
         stream = obj.get("channel")
         if not isinstance(stream, str) or not STREAM_NAME.fullmatch(stream):
             return f"a message on {topic!r} needs a valid 'channel'"
@@ -70,7 +68,7 @@ def external_message(topic: str, data: bytes, now: datetime) -> ExternalMessage 
         if name.channel in SEED_FAMILIES:
             return f"channel {stream!r} does not belong on {topic!r}"
     else:
-        if kind != expected:
+        if kind != seed.message_types[0]:
             return f"a {kind!r} message does not belong on {topic!r}"
         ticker = obj.get("ticker")
         if ticker is not None:
@@ -82,7 +80,7 @@ def external_message(topic: str, data: bytes, now: datetime) -> ExternalMessage 
             if ticker is None:
                 return "price_update without a ticker"
             stream = ticker_stream(ticker)
-            completed = _complete_price(obj, now)
+            completed = _complete_price(obj, now, stream)
             if isinstance(completed, str):
                 return completed
             obj = {**obj, **completed}
@@ -94,17 +92,15 @@ def external_message(topic: str, data: bytes, now: datetime) -> ExternalMessage 
                 stream = private_stream("alerts", user)
             else:
                 return "invalid user_id"
-        elif kind == "pattern_alert":
-            stream = "patterns"
-        else:
-            stream = "market_status"
+        else:  # pattern_alert, market_status: the channel's one bare stream
+            stream = seed.name
     obj.pop("seq", None)
     obj.pop("channel", None)
     obj["channel"] = stream
     return ExternalMessage(stream, kind, msgspec.json.encode(obj))
 
 
-def _complete_price(obj: dict[str, Any], now: datetime) -> dict[str, Any] | str:
+def _complete_price(obj: dict[str, Any], now: datetime, stream: str) -> dict[str, Any] | str:
     fields = {name: obj[name] for name in _PRICE_FIELDS if name in obj and obj[name] is not None}
     if obj.get("open") is not None:
         fields["open_price"] = obj["open"]
@@ -112,7 +108,7 @@ def _complete_price(obj: dict[str, Any], now: datetime) -> dict[str, Any] | str:
         data = msgspec.convert(fields, PriceInput)
     except msgspec.ValidationError as exc:
         return f"invalid price_update: {exc}"
-    message = price_update(data, now)
+    message = price_update(data, now, stream)
     if isinstance(obj.get("timestamp"), str):  # the publisher's own time, as it wrote it
         message = msgspec.structs.replace(message, timestamp=obj["timestamp"])
     completed: dict[str, Any] = msgspec.to_builtins(message)

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from legend.domain.inputs import PriceInput
 from legend.domain.messages import PriceUpdate
 from legend.domain.quotes import Quote
-from legend.domain.stream_name import ticker_stream
 from legend.domain.timefmt import from_epoch, iso
 
 
@@ -17,9 +16,10 @@ def enters_price_log(kind: str) -> bool:
     return kind == "price_update"
 
 
-def price_update(data: PriceInput | Quote, now: datetime) -> PriceUpdate:
-    """The message, on its ticker's stream. A broadcast without ``open_price``, ``high`` or ``low`` takes
-    them from its price; one without ``timestamp``, and a quote without one, is stamped ``now``."""
+def price_update(data: PriceInput | Quote, now: datetime, stream: str) -> PriceUpdate:
+    """The message, on its ticker's ``stream`` (the caller's ``ticker_stream(data.ticker)``, built once on
+    the way). A broadcast without ``open_price``, ``high`` or ``low`` takes them from its price; one
+    without ``timestamp``, and a quote without one, is stamped ``now``."""
     if isinstance(data, Quote):
         at = iso(from_epoch(data.timestamp)) if data.timestamp is not None else iso(now)
         open_, high, low, prev = data.open, data.high, data.low, data.previous_close
@@ -41,5 +41,5 @@ def price_update(data: PriceInput | Quote, now: datetime) -> PriceUpdate:
         open=open_,
         timestamp=at,
         previous_close=prev,
-        channel=ticker_stream(data.ticker),
+        channel=stream,
     )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 
+@runtime_checkable
 class ConnectionRegistry(Protocol):
     """The connections open now, per user and per client address."""
 

@@ -3,7 +3,9 @@
 The in-memory backplane serves one process; the Redis backplane serves a cluster. Both assign each
 stream's sequence number and append to its history in one step with the publish, so any instance can
 replay any stream for any client. Which instances are alive, what they watch and which leases they hold
-is ``ports.cluster``'s.
+is ``ports.cluster``'s. The price log (``ports.price_log``) and the connection registry
+(``ports.admission``) are ports of their own: the adapters implement them too, on the same connection
+(a price enters the log in the step that publishes it), and the composition root wires each separately.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from typing import Protocol
 import msgspec
 
 from legend.domain.envelope import Envelope
-from legend.ports.admission import ConnectionRegistry
-from legend.ports.price_log import PriceLog
 
 Deliver = Callable[[Envelope], None]
 
@@ -29,7 +29,9 @@ class AlreadyPublished(Exception):
 
 
 class Outgoing(msgspec.Struct, frozen=True):
-    """One message of ``publish_many``, with ``publish``'s arguments."""
+    """One message to publish on ``stream`` (``topic``, its wire ``kind`` and encoded ``body``), the one
+    shape ``publish`` and ``publish_many`` take: ``history_size`` bounds the stream's history, ``key`` is
+    its conflation key, ``once`` its idempotency key (alert triggers)."""
 
     stream: str
     topic: str
@@ -52,9 +54,8 @@ class Replay(msgspec.Struct, frozen=True):
     complete: bool
 
 
-class Backplane(PriceLog, ConnectionRegistry, Protocol):
-    """Publish to streams, deliver to this instance, keep per-stream sequence and history, and the
-    price log (written in the same step as the publish of a price, so it is a backplane's to keep)."""
+class Backplane(Protocol):
+    """Publish to streams, deliver to this instance, keep per-stream sequence and history."""
 
     async def start(self, deliver: Deliver) -> None:
         """Begin delivering every published envelope (from any instance) to ``deliver``."""
@@ -64,16 +65,7 @@ class Backplane(PriceLog, ConnectionRegistry, Protocol):
         """Stop delivering and release connections; must not hang when the backend is down."""
         ...
 
-    async def publish(
-        self,
-        stream: str,
-        topic: str,
-        kind: str,
-        body: bytes,
-        history_size: int,
-        key: str = "",
-        once: str | None = None,
-    ) -> Envelope:
+    async def publish(self, message: Outgoing) -> Envelope:
         """Sequence, remember and fan out one message (``key``: its conflation key, see
         ``envelope.conflation_key``); a ``price_update`` also enters the price log, in the same step.
         With ``once``, a second publish of the same key is refused with AlreadyPublished (alert triggers:

@@ -11,7 +11,7 @@ what the prices did to the rules: a crash anywhere replays from there, and nothi
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -32,6 +32,7 @@ class LogRead(msgspec.Struct, frozen=True):
     missed: bool = False
 
 
+@runtime_checkable
 class PriceLog(Protocol):
     """The ordered, bounded log of prices and rule changes that alert evaluation consumes."""
 

@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from legend.domain.envelope import Envelope, with_seq
-from legend.ports.backplane import Backplane
+from legend.ports.backplane import Backplane, Outgoing
 from tests.contract.conftest import Node, Nodes
 
 
@@ -25,7 +25,7 @@ def body(stream: str, n: int, kind: str = "pattern_alert") -> bytes:
 
 async def publish(backplane: Backplane, stream: str, n: int, history_size: int = 100) -> int:
     envelope = await backplane.publish(
-        stream, "pattern_alerts", "pattern_alert", body(stream, n), history_size
+        Outgoing(stream, "pattern_alerts", "pattern_alert", body(stream, n), history_size)
     )
     return envelope.seq
 
@@ -43,7 +43,7 @@ async def test_envelope_is_the_body_with_seq_appended(nodes: Nodes) -> None:
     node = await nodes.make()
     await publish(node.backplane, "patterns", 0)
     envelope = await node.backplane.publish(
-        "ticker:AAPL", "price_updates", "price_update", body("ticker:AAPL", 7, "price_update"), 100
+        Outgoing("ticker:AAPL", "price_updates", "price_update", body("ticker:AAPL", 7, "price_update"), 100)
     )
     assert envelope.stream == "ticker:AAPL"
     assert envelope.seq == 1
@@ -76,7 +76,9 @@ async def test_history_size_zero_keeps_counting_but_remembers_nothing(nodes: Nod
 async def test_replay_without_since_returns_the_whole_history(nodes: Nodes) -> None:
     node = await nodes.make()
     published = [
-        await node.backplane.publish("patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 10)
+        await node.backplane.publish(
+            Outgoing("patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 10)
+        )
         for n in range(4)
     ]
     replay = await node.backplane.replay("patterns", None)
@@ -140,7 +142,9 @@ async def test_every_envelope_is_delivered_in_order_with_its_exact_text(nodes: N
     for n in range(30):
         stream = ("patterns", "ticker:AAPL", "alerts:user:bob")[n % 3]
         published.append(
-            await node.backplane.publish(stream, "pattern_alerts", "pattern_alert", body(stream, n), 100)
+            await node.backplane.publish(
+                Outgoing(stream, "pattern_alerts", "pattern_alert", body(stream, n), 100)
+            )
         )
     delivered = await node.recorder.wait_for(30)
     assert delivered == published
@@ -157,7 +161,7 @@ async def test_concurrent_publishes_get_consecutive_seqs_delivered_in_seq_order(
 
 
 async def publish_envelope(backplane: Backplane, stream: str, n: int) -> Envelope:
-    return await backplane.publish(stream, "pattern_alerts", "pattern_alert", body(stream, n), 100)
+    return await backplane.publish(Outgoing(stream, "pattern_alerts", "pattern_alert", body(stream, n), 100))
 
 
 async def test_interest_is_what_was_set_last(nodes: Nodes) -> None:

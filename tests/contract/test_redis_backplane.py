@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from legend.adapters.redis import RedisBackplane
 from legend.adapters.redis.membership import evict
 from legend.domain.events import BackplaneHealthChanged
-from legend.ports.backplane import BackplaneUnavailable
+from legend.ports.backplane import BackplaneUnavailable, Outgoing
 from tests.contract.conftest import Node, Nodes, Proxy, eventually
 from tests.contract.test_backplane_contract import body, publish
 
@@ -62,7 +62,7 @@ async def test_a_publish_on_one_instance_reaches_every_instance_with_the_same_se
         node = (a, b, c)[n % 3]
         published.append(
             await node.backplane.publish(
-                "patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 100
+                Outgoing("patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 100)
             )
         )
     assert [env.seq for env in published] == list(range(1, 13))
@@ -73,7 +73,9 @@ async def test_a_publish_on_one_instance_reaches_every_instance_with_the_same_se
 async def test_any_instance_replays_what_another_published(redis_nodes: Nodes) -> None:
     a, b = await redis_nodes.make(), await redis_nodes.make()
     published = [
-        await a.backplane.publish("patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 100)
+        await a.backplane.publish(
+            Outgoing("patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 100)
+        )
         for n in range(5)
     ]
     replay = await b.backplane.replay("patterns", 2)
@@ -142,7 +144,7 @@ async def test_a_seed_message_from_another_program_is_sequenced_once_and_reaches
     assert a.redis.external.resequenced + b.redis.external.resequenced == 1
     # Nothing more follows: the next message on the stream is seq 2 on both instances.
     marker = await a.backplane.publish(
-        "ticker:AAPL", "price_updates", "price_update", body("ticker:AAPL", 1, "price_update"), 100
+        Outgoing("ticker:AAPL", "price_updates", "price_update", body("ticker:AAPL", 1, "price_update"), 100)
     )
     for node in (a, b):
         assert [env.seq for env in await node.recorder.wait_for(2, "ticker:AAPL")] == [1, 2]
@@ -213,11 +215,15 @@ async def test_invalid_messages_from_other_programs_are_counted_and_never_stop_d
 
 async def test_a_plugin_topic_reaches_instances_that_never_published_on_it(redis_nodes: Nodes) -> None:
     a, b = await redis_nodes.make(), await redis_nodes.make()
-    first = await a.backplane.publish("news:AAPL", "news_updates", "news", body("news:AAPL", 0, "news"), 100)
+    first = await a.backplane.publish(
+        Outgoing("news:AAPL", "news_updates", "news", body("news:AAPL", 0, "news"), 100)
+    )
     # b learns the topic from a's announcement and replays the messages it could not hear yet
     assert await b.recorder.wait_for(1, "news:AAPL") == [first]
     rest = [
-        await a.backplane.publish("news:AAPL", "news_updates", "news", body("news:AAPL", n, "news"), 100)
+        await a.backplane.publish(
+            Outgoing("news:AAPL", "news_updates", "news", body("news:AAPL", n, "news"), 100)
+        )
         for n in range(1, 4)
     ]
     assert await b.recorder.wait_for(4, "news:AAPL") == [first, *rest]
@@ -364,7 +370,7 @@ async def test_after_a_redis_restart_the_listener_resubscribes_and_seq_stays_mon
     await eventually(lambda: a.backplane.health()["ok"] and b.backplane.health()["ok"], what="both recovered")
     assert a.backplane.health()["reconnects"] == 1
     envelope = await b.backplane.publish(
-        "patterns", "pattern_alerts", "pattern_alert", body("patterns", 3), 100
+        Outgoing("patterns", "pattern_alerts", "pattern_alert", body("patterns", 3), 100)
     )
     # Redis forgot the counter, but the instances remember where the stream was: no seq goes backwards,
     # so clients (and their outboxes) never mistake new messages for ones they already have.
@@ -398,13 +404,17 @@ async def test_messages_published_while_an_instance_was_unsubscribed_are_replaye
     await raw.client_kill_filter(_type="pubsub")  # every subscriber connection drops; Redis keeps its data
     # b cannot hear these: its subscription is gone, and it waits a second before subscribing again
     missed = [
-        await a.backplane.publish("patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 100)
+        await a.backplane.publish(
+            Outgoing("patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 100)
+        )
         for n in (1, 2, 3)
     ]
     delivered = await b.recorder.wait_for(4, timeout=5)
     assert delivered[1:] == missed
     assert b.redis.listener.gap_filled == 3
-    after = await a.backplane.publish("patterns", "pattern_alerts", "pattern_alert", body("patterns", 4), 100)
+    after = await a.backplane.publish(
+        Outgoing("patterns", "pattern_alerts", "pattern_alert", body("patterns", 4), 100)
+    )
     assert await b.recorder.wait_for(5) == [delivered[0], *missed, after]
     assert await a.recorder.wait_for(5) == [delivered[0], *missed, after]
 
@@ -419,7 +429,7 @@ async def test_a_stream_first_published_while_an_instance_was_unsubscribed_is_re
     await raw.client_kill_filter(_type="pubsub")
     # Streams b never delivered: before the journal, a reconnect only looked at the streams it knew.
     fresh = [
-        await a.backplane.publish(stream, "pattern_alerts", "pattern_alert", body(stream, n), 100)
+        await a.backplane.publish(Outgoing(stream, "pattern_alerts", "pattern_alert", body(stream, n), 100))
         for n, stream in enumerate(["news:NEW1", "news:NEW1", "alerts:user:zed", "news:NEW1"])
     ]
     await eventually(lambda: len(b.recorder.envelopes) >= 5, what="the fresh streams replayed")
@@ -445,7 +455,9 @@ async def test_a_stream_with_older_history_is_replayed_only_from_where_the_insta
     await asyncio.sleep(1.5)  # a checkpoint ping (health_check_interval) has come back
     await raw.client_kill_filter(_type="pubsub")
     missed = [
-        await a.backplane.publish("news:OLD", "pattern_alerts", "pattern_alert", body("news:OLD", n), 100)
+        await a.backplane.publish(
+            Outgoing("news:OLD", "pattern_alerts", "pattern_alert", body("news:OLD", n), 100)
+        )
         for n in (3, 4)
     ]
     await eventually(lambda: len(b.recorder.of("news:OLD")) >= 2, what="the missed messages replayed")
@@ -470,7 +482,7 @@ async def test_a_stream_first_published_right_after_a_redis_restart_reaches_ever
         while envelope is None:
             with contextlib.suppress(BackplaneUnavailable):
                 envelope = await a.backplane.publish(
-                    stream, "pattern_alerts", "pattern_alert", body(stream, len(published)), 100
+                    Outgoing(stream, "pattern_alerts", "pattern_alert", body(stream, len(published)), 100)
                 )
         published.append(envelope)
     assert [env.seq for env in published] == [2, 1, 2]
@@ -529,7 +541,7 @@ async def test_health_changes_are_reported_once_each_and_recovery_only_once_caug
     while missed is None:  # as soon as Redis takes it, before b is subscribed again
         with contextlib.suppress(BackplaneUnavailable):
             missed = await a.backplane.publish(
-                "news:WHILE", "pattern_alerts", "pattern_alert", body("news:WHILE", 0), 100
+                Outgoing("news:WHILE", "pattern_alerts", "pattern_alert", body("news:WHILE", 0), 100)
             )
     await eventually(lambda: len(changes) == 2, what="recovery reported")
     # ok only once what was published meanwhile had been delivered
@@ -583,7 +595,7 @@ async def test_a_silent_subscription_is_detected_and_replaced(redis_nodes: Nodes
     proxy.thaw()
     await eventually(lambda: node.backplane.health()["ok"], timeout=5, what="reconnected")
     envelope = await node.backplane.publish(
-        "patterns", "pattern_alerts", "pattern_alert", body("patterns", 1), 100
+        Outgoing("patterns", "pattern_alerts", "pattern_alert", body("patterns", 1), 100)
     )
     # The publish that timed out may still reach Redis when the line thaws (a timeout cannot tell), so
     # it may or may not come before this one.

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from legend.adapters.redis import RedisBackplane
-from legend.ports.backplane import BackplaneUnavailable
+from legend.ports.backplane import BackplaneUnavailable, Outgoing
 from legend.settings import RedisSettings
 from tests.contract.conftest import Recorder, eventually, redis_settings
 from tests.contract.test_backplane_contract import body
@@ -64,7 +64,7 @@ def test_sentinel_settings_are_checked() -> None:
 
 async def publish(backplane: RedisBackplane, n: int) -> int:
     envelope = await backplane.publish(
-        "patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 100
+        Outgoing("patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 100)
     )
     return envelope.seq
 

@@ -27,7 +27,7 @@ from legend.adapters.sql.tables import alert_price_log
 from legend.bootstrap import Services, bootstrap
 from legend.domain.alert_rules import AlertKind, Rearm, RuleSpec
 from legend.domain.inputs import PriceInput
-from legend.ports.backplane import BackplaneUnavailable
+from legend.ports.backplane import BackplaneUnavailable, Outgoing
 from legend.ports.repositories import PositionMove
 from legend.settings import Settings
 
@@ -157,10 +157,10 @@ async def test_a_publish_is_answered_only_once_its_price_is_committed(
     delivered: list[str] = []
     await backplane.start(lambda envelope: delivered.append(envelope.stream))
     body = b'{"type":"price_update","ticker":"AAPL","price":1.0}'
-    await backplane.publish("ticker:AAPL", "price_updates", "price_update", body, 10)
+    await backplane.publish(Outgoing("ticker:AAPL", "price_updates", "price_update", body, 10))
     assert delivered == ["ticker:AAPL"]
     assert await stored_ids(database) == [1]  # committed before publish returned
-    await backplane.publish("patterns", "patterns", "pattern_alert", b"{}", 10)
+    await backplane.publish(Outgoing("patterns", "patterns", "pattern_alert", b"{}", 10))
     assert await stored_ids(database) == [1]  # only prices enter the log
     assert backplane.health()["price_log"] == log.status()
     await backplane.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from legend.adapters.memory_backplane import InMemoryBackplane
 from legend.domain.envelope import Envelope
+from legend.ports.backplane import Outgoing
 
 
 class InterceptedBackplane(InMemoryBackplane):
@@ -13,15 +14,6 @@ class InterceptedBackplane(InMemoryBackplane):
     async def before_publish(self, stream: str) -> None:
         pass
 
-    async def publish(
-        self,
-        stream: str,
-        topic: str,
-        kind: str,
-        body: bytes,
-        history_size: int,
-        key: str = "",
-        once: str | None = None,
-    ) -> Envelope:
-        await self.before_publish(stream)
-        return await super().publish(stream, topic, kind, body, history_size, key, once)
+    async def publish(self, message: Outgoing) -> Envelope:
+        await self.before_publish(message.stream)
+        return await super().publish(message)

@@ -97,21 +97,12 @@ class RedisBackplane:
 
     # ───────────────────────── the port ─────────────────────────
 
-    async def publish(
-        self,
-        stream: str,
-        topic: str,
-        kind: str,
-        body: bytes,
-        history_size: int,
-        key: str = "",
-        once: str | None = None,
-    ) -> Envelope:
+    async def publish(self, message: Outgoing) -> Envelope:
         """Sequence, store, log (prices) and PUBLISH in one script; raises BackplaneUnavailable within
         the timeouts, AlreadyPublished when ``once`` was published within ``once_ttl``."""
-        [published] = await self.publish_many([Outgoing(stream, topic, kind, body, history_size, key, once)])
+        [published] = await self.publish_many([message])
         if published is None:
-            raise AlreadyPublished(once or stream)
+            raise AlreadyPublished(message.once or message.stream)
         return published
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> list[Envelope | None]:

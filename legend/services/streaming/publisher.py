@@ -71,6 +71,12 @@ class Publisher:
         spec = self._registry.spec_of_stream(stream)
         if spec is None:
             raise ValueError(f"no channel is registered for stream {stream!r}")
+        return await self._publish_on(spec, stream, message, once)
+
+    async def _publish_on(
+        self, spec: ChannelSpec, stream: str, message: msgspec.Struct, once: str | None = None
+    ) -> Envelope:
+        """``publish`` on a stream of ``spec`` (the built-in messages know their channel: no parse)."""
         if spec.schema is not None:
             message = spec.conform(message)
         mirror = spec.mirror_stream(stream)
@@ -95,11 +101,8 @@ class Publisher:
     async def _send(
         self, spec: ChannelSpec, stream: str, message: msgspec.Struct, once: str | None = None
     ) -> Envelope:
-        m = self._outgoing(spec, stream, message, once)
         try:
-            envelope = await self._backplane.publish(
-                m.stream, m.topic, m.kind, m.body, m.history_size, m.key, m.once
-            )
+            envelope = await self._backplane.publish(self._outgoing(spec, stream, message, once))
         except BackplaneUnavailable:
             self._counters.publish_failures += 1
             raise
@@ -107,8 +110,9 @@ class Publisher:
         return envelope
 
     async def price(self, data: PriceInput | Quote) -> Envelope:
-        message = price_update(data, self._clock.now())
-        return await self.publish(ticker_stream(data.ticker), message)
+        stream = ticker_stream(data.ticker)
+        message = price_update(data, self._clock.now(), stream)
+        return await self._publish_on(self._registry.get("ticker"), stream, message)
 
     async def pattern(self, data: PatternInput) -> Envelope:
         ratio = data.risk_reward_ratio
@@ -128,13 +132,14 @@ class Publisher:
             timestamp=_stamp(data.timestamp, self._clock),
             channel="patterns",
         )
-        return await self.publish("patterns", message)
+        return await self._publish_on(self._registry.get("patterns"), "patterns", message)
 
     async def alert(self, data: AlertInput, once: bool = False) -> Envelope:
         """Publish an ``alert_trigger``; with ``once``, its ``alert_id`` is published at most once
         (AlreadyPublished otherwise)."""
         stream, message = self._alert_message(data)
-        return await self.publish(stream, message, data.alert_id if once else None)
+        once_key = data.alert_id if once else None
+        return await self._publish_on(self._registry.get("alerts"), stream, message, once_key)
 
     def _alert_message(self, data: AlertInput) -> tuple[str, AlertTrigger]:
         stream = private_stream("alerts", data.user_id) if data.user_id else "alerts"
@@ -186,4 +191,4 @@ class Publisher:
                 exchange=self._exchange,
                 channel="market_status",
             )
-        return await self.publish("market_status", message)
+        return await self._publish_on(self._registry.get("market_status"), "market_status", message)
