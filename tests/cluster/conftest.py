@@ -14,7 +14,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, quick_redis_settings
 from tests.support.server import LegendServer
 
 LEASE_TTL = 2.0  # [redis] lease_ttl: how long a killed leader can keep the streamer lease
@@ -26,15 +26,7 @@ class Cluster:
     def __init__(self, size: int, **extra: dict[str, Any]) -> None:
         self.redis = RedisServer().start()
         config: dict[str, dict[str, Any]] = {
-            "redis": {
-                "url": self.redis.url,
-                "lease_ttl": LEASE_TTL,
-                "connect_timeout": 0.5,
-                "socket_timeout": 0.5,
-                "reconnect_min_delay": 0.05,
-                "reconnect_max_delay": 0.5,
-                "health_check_interval": 1.0,
-            },
+            "redis": {**quick_redis_settings(self.redis.url, LEASE_TTL), "health_check_interval": 1.0},
             # Prices twice a second in and out of market hours, so every test sees a steady stream.
             "realtime": {"update_interval": 0.5, "after_hours_interval": 0.5},
         }

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from tests.cluster.conftest import stats, until
 from tests.support.postgres import PostgresDatabases, run_sync
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, quick_redis_settings
 from tests.support.server import LegendServer
 from tests.support.wsclient import connect
 
@@ -60,14 +60,7 @@ class Alerts:
     def __init__(self, size: int, database_url: str, **realtime: Any) -> None:
         self.redis = RedisServer().start()
         config: dict[str, dict[str, Any]] = {
-            "redis": {
-                "url": self.redis.url,
-                "lease_ttl": LEASE_TTL,
-                "connect_timeout": 0.5,
-                "socket_timeout": 0.5,
-                "reconnect_min_delay": 0.05,
-                "reconnect_max_delay": 0.5,
-            },
+            "redis": quick_redis_settings(self.redis.url, LEASE_TTL),
             "realtime": {
                 "update_interval": 3600,
                 "after_hours_interval": 3600,

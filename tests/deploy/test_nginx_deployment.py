@@ -33,7 +33,7 @@ from tests.cluster.conftest import until
 from tests.cluster.test_alerts_cluster import crossings, keys
 from tests.support.nginx import Nginx
 from tests.support.postgres import PostgresDatabases
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, quick_redis_settings
 from tests.support.server import LegendServer
 from tests.support.wsclient import Client, source
 
@@ -51,14 +51,7 @@ class Deployment:
         self.redis = RedisServer().start()
         config: dict[str, dict[str, Any]] = {
             "server": {"log_level": "info", "forwarded_allow_ips": [TRUSTED]},
-            "redis": {
-                "url": self.redis.url,
-                "lease_ttl": 2.0,
-                "connect_timeout": 0.5,
-                "socket_timeout": 0.5,
-                "reconnect_min_delay": 0.05,
-                "reconnect_max_delay": 0.5,
-            },
+            "redis": quick_redis_settings(self.redis.url, 2.0),
             "realtime": {
                 "update_interval": 3600,
                 "after_hours_interval": 3600,

@@ -12,8 +12,23 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def quick_redis_settings(url: str, lease_ttl: float) -> dict[str, Any]:
+    """``[redis]`` of an instance under test: short timeouts and reconnect delays, so that a Redis or an
+    instance killed by a test shows within about a second, and a dead leader's leases lapse after
+    ``lease_ttl``."""
+    return {
+        "url": url,
+        "lease_ttl": lease_ttl,
+        "connect_timeout": 0.5,
+        "socket_timeout": 0.5,
+        "reconnect_min_delay": 0.05,
+        "reconnect_max_delay": 0.5,
+    }
 
 
 def free_port() -> int:
