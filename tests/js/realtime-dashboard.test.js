@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 
 import { RealtimeDashboard } from '../../web/static/js/dashboard/dashboard.js';
+import { ConnectionStatus } from '../../web/static/js/dashboard/connection-status.js';
 import { setup } from './fakes.js';
 
 /** Just enough of a DOM element for the dashboard's feed items and table rows. */
@@ -109,7 +110,7 @@ function makeDashboard() {
         frame: { set() {}, delete() {}, clear() {} },
         lastSeen: null,
         soundEnabled: true,
-        rulesAvailable: false,
+        alertRules: { available: false },
         rulesTimer: null,
         destroyed: false,
         beeper: { play: () => notified.beeps++ },
@@ -271,15 +272,18 @@ test('dashboard: chart prices stay ascending, one per second, bounded', () => {
     assert.deepEqual([row.times, row.prices], [[t0], [50]]);
 });
 
+/** The page's ConnectionStatus on these elements, applying frame work at once, signed in. */
+function indicator(d, dom) {
+    return new ConnectionStatus({ dom, writer: d.writer, frame: { set: (key, fn) => fn() }, client: d.ws, signedOut: () => false });
+}
+
 test('dashboard: the connection indicator says when the server reports degraded live delivery', () => {
     const { d, env } = makeDashboard();
     const conn = new FakeNode('button');
     const label = conn.appendChild(new FakeNode('span'));
     const table = new FakeNode('table');
     table.classList = { on: new Set(), toggle(name, on) { if (on) this.on.add(name); else this.on.delete(name); } };
-    Object.assign(d.dom, { conn, connLabel: label, table });
-    d.frame = { set: (key, fn) => fn(), delete() {}, clear() {} };
-    d.signedOut = false;
+    d.status = indicator(d, { conn, connLabel: label, table });
     d._offs = [];
     for (const name of ['_onOpen', '_onClose', '_onReconnecting', '_renderUser']) d[name] = () => {};
     d._bindClient(); // the page's own wiring: service_status must be among its handlers
@@ -314,9 +318,7 @@ test('dashboard: after a draining server closes with 1001 and a hint, it waits t
     const label = conn.appendChild(new FakeNode('span'));
     const table = new FakeNode('table');
     table.classList = { toggle() {} };
-    Object.assign(d.dom, { conn, connLabel: label, table });
-    d.frame = { set: (key, fn) => fn(), delete() {}, clear() {} };
-    d.signedOut = false;
+    d.status = indicator(d, { conn, connLabel: label, table });
     d.authMode = 'dev';
     d._offs = [];
     for (const name of ['_onOpen', '_onClose', '_renderUser']) d[name] = () => {};

@@ -132,7 +132,7 @@ export const alerts = {
         this._highlight(parseTicker(msg.ticker), 'alert');
         this._toast(item);
         if (this.soundEnabled) this.beeper.play('alert');
-        if (msg.alert_id && this.rulesAvailable && this.rulesTimer === null) {
+        if (msg.alert_id && this.alertRules.available && this.rulesTimer === null) {
             // one of the user's rules fired: show its new state
             this.rulesTimer = this._later(() => {
                 this.rulesTimer = null;

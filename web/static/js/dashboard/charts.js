@@ -87,7 +87,7 @@ export const charts = {
         }
         if (this.destroyed || this.chartTicker !== ticker) return false;
         if (!this.chart) {
-            const zone = exchangeZone(this.exchange);
+            const zone = exchangeZone(this.status.exchange);
             this.chart = new PriceChart(d.chartCanvas, {
                 library: lib,
                 timeZone: zone || Intl.DateTimeFormat().resolvedOptions().timeZone,
@@ -160,7 +160,7 @@ export const charts = {
 
     _chartNote(row) {
         const n = row.times.length;
-        const zone = exchangeZone(this.exchange);
+        const zone = exchangeZone(this.status.exchange);
         let text;
         if (!n) {
             text = 'Waiting for the first price of ' + row.ticker + '…';

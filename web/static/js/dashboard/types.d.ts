@@ -3,14 +3,10 @@
 // them, the type of `this` inside each role module (`@satisfies {ThisType<Dashboard>}`).
 import type { alerts } from './alerts.js';
 import type { charts } from './charts.js';
-import type { connectionStatus } from './connection-status.js';
 import type { RealtimeDashboardBase, lifecycle } from './dashboard.js';
-import type { rules } from './rules.js';
 import type { signin } from './signin.js';
-import type { statsPanel } from './stats-panel.js';
 import type { watchlist } from './watchlist.js';
 
-type Roles = typeof lifecycle & typeof connectionStatus & typeof signin & typeof watchlist & typeof charts & typeof alerts &
-    typeof rules & typeof statsPanel;
+type Roles = typeof lifecycle & typeof signin & typeof watchlist & typeof charts & typeof alerts;
 
 export interface Dashboard extends RealtimeDashboardBase, Roles {}
