@@ -111,6 +111,7 @@ function makeDashboard() {
         lastSeen: null,
         soundEnabled: true,
         alertRules: { available: false },
+        charts: { ticker: null, onPrice() {} },
         rulesTimer: null,
         destroyed: false,
         beeper: { play: () => notified.beeps++ },

@@ -6,7 +6,7 @@
  *   connection-status.js  ConnectionStatus: connection indicator, market badge, banner (this.status)
  *   signin.js             JWT sign-in
  *   watchlist.js          rows, prices, sparklines, the watchlist (REST)
- *   charts.js             the price chart dialog
+ *   charts.js             ChartDialog: the price chart dialog (this.charts)
  *   alerts.js             patterns, alert triggers, Activity, notifications, sound
  *   rules.js              AlertRules: alert rules (REST) (this.alertRules)
  *   stats-panel.js        StatsPanel: the statistics panel (an object of its own, this.statsPanel)
@@ -14,7 +14,7 @@
  */
 import { WebSocketClient } from '../websocket-client.js';
 import { alerts, Beeper } from './alerts.js';
-import { charts, recordPrice } from './charts.js';
+import { ChartDialog, recordPrice } from './charts.js';
 import { ConnectionStatus } from './connection-status.js';
 import { DomWriter, el, FrameBatch } from './dom.js';
 import { USER_ID_RE, exchangeZone, fmtMarketTime, parseTicker } from './format.js';
@@ -74,9 +74,6 @@ export class RealtimeDashboardBase {
             log: (level, ...args) => this.ws._log(level, ...args),
         });
         this.ws = new WebSocketClient(Object.assign({ writer: this.writer }, clientOptions));
-        this.chart = null; // PriceChart, created when a chart is first opened
-        this.chartTicker = null; // the ticker whose chart is open
-        this.chartKind = storage.get(KEYS.chartKind) === 'candles' ? 'candles' : 'line';
 
         this.rows = new Map(); // ticker -> row state; the only place rows come from
         this.patterns = new Map(); // ticker -> latest pattern chip, at most MAX_PATTERN_CHIPS
@@ -102,6 +99,15 @@ export class RealtimeDashboardBase {
             client: this.ws,
             signedOut: () => this.signedOut,
         });
+        /** The price chart dialog (openChart() opens it). */
+        this.charts = new ChartDialog({
+            dom: this.dom,
+            writer: this.writer,
+            frame: this.frame,
+            row: (ticker) => this.rows.get(ticker),
+            exchange: () => this.status.exchange,
+            destroyed: () => this.destroyed,
+        });
         /** The alert rules: the list and the form. */
         this.alertRules = new AlertRules({
             api: this.api,
@@ -117,6 +123,21 @@ export class RealtimeDashboardBase {
             writer: this.writer,
         });
         self._bindClient();
+    }
+
+    /** The PriceChart of the chart dialog, once one was opened (null before). */
+    get chart() {
+        return this.charts ? this.charts.chart : null;
+    }
+
+    /** The ticker whose chart is open, or null. */
+    get chartTicker() {
+        return this.charts ? this.charts.ticker : null;
+    }
+
+    /** 'line' or 'candles': how the chart draws prices. */
+    get chartKind() {
+        return this.charts ? this.charts.kind : 'line';
     }
 
     static parseTicker = parseTicker;
@@ -168,8 +189,7 @@ export const lifecycle = {
         window.clearInterval(this.seenTimer);
         this.seenTimer = null;
         this.beeper.close();
-        if (this.chart) this.chart.destroy();
-        this.chart = null;
+        this.charts.destroy();
     },
 
     _later(fn, ms) {
@@ -274,7 +294,7 @@ export const lifecycle = {
             else if (event.target.closest('button.sym, td.col-chart')) this.openChart(row.dataset.ticker);
         });
         listen(d.chartClose, 'click', () => this.closeChart());
-        listen(d.chartDialog, 'close', () => this._chartClosed());
+        listen(d.chartDialog, 'close', () => this.charts.onDialogClosed());
         listen(d.chartDialog, 'click', (event) => {
             if (event.target === d.chartDialog) this.closeChart(); // the backdrop
             const kind = event.target.closest('button[data-kind]');
@@ -282,7 +302,7 @@ export const lifecycle = {
         });
         if (window.matchMedia) {
             listen(window.matchMedia('(prefers-color-scheme: dark)'), 'change', () => {
-                if (this.chart) this.chart.setColors(this._chartColors());
+                this.charts.themeChanged();
             });
         }
         listen(d.signinForm, 'submit', (event) => {
@@ -364,6 +384,28 @@ export const lifecycle = {
         return this.alertRules.remove(id);
     },
 
+    /**
+     * Open the price chart of `ticker` (a row on the page), then follow it live. Resolves once drawn;
+     * to false when it cannot be.
+     * @param {unknown} ticker
+     */
+    openChart(ticker) {
+        return this.charts.open(ticker);
+    },
+
+    /** Close the price chart. */
+    closeChart() {
+        this.charts.close();
+    },
+
+    /**
+     * Draw the chart as 'line' or 'candles' (remembered in this browser); returns the kind now used.
+     * @param {unknown} kind
+     */
+    setChartKind(kind) {
+        return this.charts.setKind(kind);
+    },
+
     _retrySoon() {
         if (!this.destroyed && this.ws.state === 'reconnecting') this.ws.connect();
         this.status.render(this.ws.state);
@@ -411,7 +453,7 @@ export const lifecycle = {
     },
 };
 
-Object.assign(RealtimeDashboardBase.prototype, lifecycle, signin, watchlist, charts, alerts);
+Object.assign(RealtimeDashboardBase.prototype, lifecycle, signin, watchlist, alerts);
 
 /**
  * RealtimeDashboardBase with the role modules' methods in its type.

@@ -2,11 +2,10 @@
 // module per role and installed on its prototype (dashboard.js); `Dashboard` is the class with all of
 // them, the type of `this` inside each role module (`@satisfies {ThisType<Dashboard>}`).
 import type { alerts } from './alerts.js';
-import type { charts } from './charts.js';
 import type { RealtimeDashboardBase, lifecycle } from './dashboard.js';
 import type { signin } from './signin.js';
 import type { watchlist } from './watchlist.js';
 
-type Roles = typeof lifecycle & typeof signin & typeof watchlist & typeof charts & typeof alerts;
+type Roles = typeof lifecycle & typeof signin & typeof watchlist & typeof alerts;
 
 export interface Dashboard extends RealtimeDashboardBase, Roles {}
