@@ -1,16 +1,19 @@
 // @ts-check
 /**
  * Legend Realtime dashboard — RealtimeDashboard: builds the page's parts (client, DOM writer, frame
- * batch, REST, sound), binds the page and the client's events, and starts and stops everything. The
- * page's roles are methods written in one module each and installed on its prototype here:
- *   connection-status.js  ConnectionStatus: connection indicator, market badge, banner (this.status)
+ * batch, REST, sound), binds the page and the client's events, and starts and stops everything.
+ * Parts that are objects of their own, each given its collaborators in its constructor (elements,
+ * writer, frame batch, client or REST, small functions for what it asks of the page) and sharing no
+ * `this` with the dashboard, which keeps its documented methods as one-line delegations:
+ *   connection-status.js  ConnectionStatus (this.status): connection indicator, market badge, banner
+ *   charts.js             ChartDialog (this.charts): the price chart dialog
+ *   rules.js              AlertRules (this.alertRules): alert rules (REST)
+ *   stats-panel.js        StatsPanel (this.statsPanel): the statistics panel
+ * Roles still written as methods in one module each and installed on its prototype here (their state
+ * is set up in the constructor below, grouped by role):
  *   signin.js             JWT sign-in
  *   watchlist.js          rows, prices, sparklines, the watchlist (REST)
- *   charts.js             ChartDialog: the price chart dialog (this.charts)
  *   alerts.js             patterns, alert triggers, Activity, notifications, sound
- *   rules.js              AlertRules: alert rules (REST) (this.alertRules)
- *   stats-panel.js        StatsPanel: the statistics panel (an object of its own, this.statsPanel)
- * Their state is set up in the constructor below, grouped by role.
  */
 import { WebSocketClient } from '../websocket-client.js';
 import { alerts, Beeper } from './alerts.js';

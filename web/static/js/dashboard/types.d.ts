@@ -1,5 +1,6 @@
-// Types for tsc --checkJs only (never loaded by a page). RealtimeDashboard's methods are written in one
-// module per role and installed on its prototype (dashboard.js); `Dashboard` is the class with all of
+// Types for tsc --checkJs only (never loaded by a page). The methods of the roles that are not parts of
+// their own (signin, watchlist, alerts) are written in one module each and installed on RealtimeDashboard's
+// prototype (dashboard.js); `Dashboard` is the class with all of
 // them, the type of `this` inside each role module (`@satisfies {ThisType<Dashboard>}`).
 import type { alerts } from './alerts.js';
 import type { RealtimeDashboardBase, lifecycle } from './dashboard.js';
