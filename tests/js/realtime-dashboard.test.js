@@ -109,12 +109,11 @@ function makeDashboard() {
         timers: new Set(),
         frame: { set() {}, delete() {}, clear() {} },
         lastSeen: null,
-        soundEnabled: true,
         alertRules: { available: false },
         charts: { ticker: null, onPrice() {} },
         rulesTimer: null,
         destroyed: false,
-        beeper: { play: () => notified.beeps++ },
+        sound: { alert: () => notified.beeps++ }, // sound on
         dom: { rows: table },
         _toast: (item) => notified.toasts.push(item.title),
         _highlight: (ticker, effect) => notified.highlights.push(ticker + ':' + effect),

@@ -1,14 +1,13 @@
 // @ts-check
 /**
  * Legend Realtime dashboard — pattern detections and alert triggers: the Activity list (also what came
- * while the page was closed), notifications, the pattern chip of each row, and sound alerts.
+ * while the page was closed), notifications, the pattern chip of each row; the Beeper that sound.js plays.
  * Methods of RealtimeDashboard (dashboard.js installs them); their state: patterns, feed, toasts,
- * lastSeen, soundEnabled, rulesTimer.
+ * lastSeen, rulesTimer.
  */
 import { el } from './dom.js';
 import { fmtClock, fmtMoney, fmtThreshold, fullFormat, num, parseTicker, parseTime } from './format.js';
 import { KIND_LABEL } from './rules.js';
-import { KEYS, storage } from './storage.js';
 
 /** @typedef {import('./types.js').Dashboard} Dashboard */
 
@@ -131,7 +130,7 @@ export const alerts = {
         if (replayed || listed) return;
         this._highlight(parseTicker(msg.ticker), 'alert');
         this._toast(item);
-        if (this.soundEnabled) this.beeper.play('alert');
+        this.sound.alert();
         if (msg.alert_id && this.alertRules.available && this.rulesTimer === null) {
             // one of the user's rules fired: show its new state
             this.rulesTimer = this._later(() => {
@@ -266,23 +265,5 @@ export const alerts = {
         this.timers.delete(timer);
         this.frame.set(node, () => node.classList.add('toast-leaving'));
         this._later(() => node.remove(), 220);
-    },
-
-    setSoundEnabled(on) {
-        this.soundEnabled = !!on;
-        storage.set(KEYS.sound, this.soundEnabled ? 'on' : null);
-        if (this.soundEnabled && this.beeper.unlock()) this.beeper.play('confirm');
-        this._renderSound();
-        return this.soundEnabled;
-    },
-
-    _renderSound() {
-        const on = this.soundEnabled;
-        const button = this.dom.sound;
-        this.writer.write(button.querySelector('.btn-text'), on ? 'Sound on' : 'Sound off');
-        this.frame.set('sound', () => {
-            button.setAttribute('aria-pressed', on ? 'true' : 'false');
-            button.title = on ? 'Sound alerts are on: click to mute' : 'Sound alerts are off: click to turn them on';
-        });
     },
 };

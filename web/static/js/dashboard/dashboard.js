@@ -9,11 +9,12 @@
  *   charts.js             ChartDialog (this.charts): the price chart dialog
  *   rules.js              AlertRules (this.alertRules): alert rules (REST)
  *   stats-panel.js        StatsPanel (this.statsPanel): the statistics panel
+ *   sound.js              SoundAlerts (this.sound): sound alerts on or off, and the alert beep
  * Roles still written as methods in one module each and installed on its prototype here (their state
  * is set up in the constructor below, grouped by role):
  *   signin.js             JWT sign-in
  *   watchlist.js          rows, prices, sparklines, the watchlist (REST)
- *   alerts.js             patterns, alert triggers, Activity, notifications, sound
+ *   alerts.js             patterns, alert triggers, Activity, notifications
  */
 import { WebSocketClient } from '../websocket-client.js';
 import { alerts, Beeper } from './alerts.js';
@@ -24,6 +25,7 @@ import { USER_ID_RE, exchangeZone, fmtMarketTime, parseTicker } from './format.j
 import { Api } from './rest.js';
 import { ALERT_KINDS, AlertRules } from './rules.js';
 import { decodeToken, safeLink, signin, tokenFromHash } from './signin.js';
+import { SoundAlerts } from './sound.js';
 import { StatsPanel } from './stats-panel.js';
 import { KEYS, storage } from './storage.js';
 import { watchlist } from './watchlist.js';
@@ -85,7 +87,6 @@ export class RealtimeDashboardBase {
         this.feed = []; // [{key, time, node}], newest first, at most MAX_FEED
         this.toasts = new Set();
         this.timers = new Set();
-        this.soundEnabled = storage.get(KEYS.sound) === 'on';
         // When this user last had the page live here: missed triggers newer than that are "while away".
         this.lastSeen = Number(storage.get(KEYS.lastSeen(userId))) || null;
         this.seenTimer = null;
@@ -119,6 +120,8 @@ export class RealtimeDashboardBase {
             showError: (node, text) => self._showError(node, text),
             destroyed: () => this.destroyed,
         });
+        /** Sound alerts: the choice, its button, the beep. */
+        this.sound = new SoundAlerts({ beeper: this.beeper, button: this.dom.sound, writer: this.writer, frame: this.frame });
         /** The statistics panel (toggleStats() shows and hides it). */
         this.statsPanel = new StatsPanel({
             dom: { panel: this.dom.stats, list: this.dom.statsList, toggle: this.dom.statsToggle },
@@ -126,6 +129,11 @@ export class RealtimeDashboardBase {
             writer: this.writer,
         });
         self._bindClient();
+    }
+
+    /** Whether alerts beep. */
+    get soundEnabled() {
+        return this.sound ? this.sound.enabled : false;
     }
 
     /** The PriceChart of the chart dialog, once one was opened (null before). */
@@ -159,7 +167,7 @@ export class RealtimeDashboardBase {
 export const lifecycle = {
     start() {
         this.status.render(this.ws.state === 'closed' ? 'connecting' : this.ws.state);
-        this._renderSound();
+        this.sound.render();
         this._renderEmpty();
         this.ws.subscribe('market_status');
         this.ws.subscribe('patterns');
@@ -328,7 +336,7 @@ export const lifecycle = {
         });
         listen(d.statsToggle, 'click', () => this.toggleStats());
         listen(d.statsClose, 'click', () => this.toggleStats(false));
-        listen(d.sound, 'click', () => this.setSoundEnabled(!this.soundEnabled));
+        listen(d.sound, 'click', () => this.setSoundEnabled(!this.sound.enabled));
         listen(d.conn, 'click', () => {
             if (this.ws.state !== 'open' && !this.signedOut) this.ws.connect(); // "retry now"
         });
@@ -351,9 +359,7 @@ export const lifecycle = {
             if (event.persisted) this.ws.connect();
         });
         // A remembered "sound on" needs a gesture before the browser lets audio start.
-        const unlock = () => {
-            if (this.soundEnabled) this.beeper.unlock();
-        };
+        const unlock = () => this.sound.unlock();
         listen(document, 'pointerdown', unlock);
         listen(document, 'keydown', unlock);
     },
@@ -407,6 +413,14 @@ export const lifecycle = {
      */
     setChartKind(kind) {
         return this.charts.setKind(kind);
+    },
+
+    /**
+     * Turn sound alerts on or off (what the sound button does); returns whether they are on.
+     * @param {unknown} on
+     */
+    setSoundEnabled(on) {
+        return this.sound.setEnabled(on);
     },
 
     _retrySoon() {
