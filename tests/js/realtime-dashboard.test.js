@@ -105,7 +105,6 @@ function makeDashboard() {
         rows: new Map(),
         patterns: new Map(),
         feed: [],
-        toasts: new Set(),
         timers: new Set(),
         frame: { set() {}, delete() {}, clear() {} },
         lastSeen: null,
@@ -115,7 +114,7 @@ function makeDashboard() {
         destroyed: false,
         sound: { alert: () => notified.beeps++ }, // sound on
         dom: { rows: table },
-        _toast: (item) => notified.toasts.push(item.title),
+        toasts: { show: (item) => notified.toasts.push(item.title) },
         _highlight: (ticker, effect) => notified.highlights.push(ticker + ':' + effect),
         _renderEmpty() {},
     });

@@ -1,8 +1,8 @@
 // @ts-check
 /**
  * Legend Realtime dashboard — pattern detections and alert triggers: the Activity list (also what came
- * while the page was closed), notifications, the pattern chip of each row; the Beeper that sound.js plays.
- * Methods of RealtimeDashboard (dashboard.js installs them); their state: patterns, feed, toasts,
+ * while the page was closed), the notifications they raise (toasts.js), the pattern chip of each row; the Beeper that sound.js plays.
+ * Methods of RealtimeDashboard (dashboard.js installs them); their state: patterns, feed,
  * lastSeen, rulesTimer.
  */
 import { el } from './dom.js';
@@ -11,11 +11,6 @@ import { KIND_LABEL } from './rules.js';
 
 /** @typedef {import('./types.js').Dashboard} Dashboard */
 
-/** @type {WeakMap<Element, number>} toast -> the timer that dismisses it */
-const toastTimers = new WeakMap();
-
-export const MAX_TOASTS = 4;
-export const TOAST_MS = 8000;
 export const MAX_FEED = 50;
 export const MAX_PATTERN_CHIPS = 200;
 export const EVENTS_LIMIT = 20;
@@ -106,7 +101,7 @@ export const alerts = {
         }
         if (replayed || listed) return; // only new detections notify
         this._highlight(ticker, 'pattern');
-        this._toast(item);
+        this.toasts.show(item);
     },
 
     _paintChip(ticker) {
@@ -129,7 +124,7 @@ export const alerts = {
         this._addFeed(item);
         if (replayed || listed) return;
         this._highlight(parseTicker(msg.ticker), 'alert');
-        this._toast(item);
+        this.toasts.show(item);
         this.sound.alert();
         if (msg.alert_id && this.alertRules.available && this.rulesTimer === null) {
             // one of the user's rules fired: show its new state
@@ -227,43 +222,5 @@ export const alerts = {
         const away = this.feed.filter((f) => f.away).length;
         this.dom.away.hidden = away === 0;
         this.dom.away.textContent = away ? away + ' while you were away' : '';
-    },
-
-    _toast(item) {
-        const node = el('div', 'toast toast-' + item.kind);
-        node.setAttribute('role', item.kind === 'alert' ? 'alert' : 'status');
-        const icon = el('span', 'toast-icon');
-        icon.setAttribute('aria-hidden', 'true');
-        const body = el('div', 'toast-body');
-        const head = el('div', 'toast-head');
-        head.appendChild(el('span', 'toast-kind', item.kind === 'alert' ? 'Alert triggered' : 'Pattern detected'));
-        head.appendChild(el('time', 'toast-time', fmtClock(item.time)));
-        body.append(head, el('div', 'toast-title', item.title), el('div', 'toast-text', item.body));
-        if (item.detail) body.appendChild(el('div', 'toast-detail', item.detail));
-        const close = el('button', 'toast-close', '×');
-        close.type = 'button';
-        close.setAttribute('aria-label', 'Dismiss');
-        node.append(icon, body, close);
-        this.toasts.add(node);
-        const overflow = [];
-        for (const t of this.toasts) {
-            if (this.toasts.size - overflow.length <= MAX_TOASTS) break;
-            overflow.push(t);
-        }
-        for (const t of overflow) this.toasts.delete(t);
-        this.frame.set(node, () => {
-            for (const t of overflow) t.remove();
-            if (this.toasts.has(node)) this.dom.toasts.appendChild(node);
-        });
-        toastTimers.set(node, this._later(() => this._dismissToast(node), TOAST_MS));
-    },
-
-    _dismissToast(node) {
-        if (!this.toasts.delete(node)) return;
-        const timer = toastTimers.get(node);
-        window.clearTimeout(timer);
-        this.timers.delete(timer);
-        this.frame.set(node, () => node.classList.add('toast-leaving'));
-        this._later(() => node.remove(), 220);
     },
 };

@@ -10,11 +10,12 @@
  *   rules.js              AlertRules (this.alertRules): alert rules (REST)
  *   stats-panel.js        StatsPanel (this.statsPanel): the statistics panel
  *   sound.js              SoundAlerts (this.sound): sound alerts on or off, and the alert beep
+ *   toasts.js             Toasts (this.toasts): the notifications of patterns and alert triggers
  * Roles still written as methods in one module each and installed on its prototype here (their state
  * is set up in the constructor below, grouped by role):
  *   signin.js             JWT sign-in
  *   watchlist.js          rows, prices, sparklines, the watchlist (REST)
- *   alerts.js             patterns, alert triggers, Activity, notifications
+ *   alerts.js             patterns, alert triggers, Activity
  */
 import { WebSocketClient } from '../websocket-client.js';
 import { alerts, Beeper } from './alerts.js';
@@ -27,6 +28,7 @@ import { ALERT_KINDS, AlertRules } from './rules.js';
 import { decodeToken, safeLink, signin, tokenFromHash } from './signin.js';
 import { SoundAlerts } from './sound.js';
 import { StatsPanel } from './stats-panel.js';
+import { Toasts } from './toasts.js';
 import { KEYS, storage } from './storage.js';
 import { watchlist } from './watchlist.js';
 
@@ -85,7 +87,6 @@ export class RealtimeDashboardBase {
         this.watchlist = new Set(); // tickers saved in the user's watchlist
         this.watchlistMode = 'loading'; // 'server' | 'local' | 'degraded'
         this.feed = []; // [{key, time, node}], newest first, at most MAX_FEED
-        this.toasts = new Set();
         this.timers = new Set();
         // When this user last had the page live here: missed triggers newer than that are "while away".
         this.lastSeen = Number(storage.get(KEYS.lastSeen(userId))) || null;
@@ -119,6 +120,16 @@ export class RealtimeDashboardBase {
             frame: this.frame,
             showError: (node, text) => self._showError(node, text),
             destroyed: () => this.destroyed,
+        });
+        /** The notifications (toasts). */
+        this.toasts = new Toasts({
+            container: this.dom.toasts,
+            frame: this.frame,
+            later: (fn, ms) => self._later(fn, ms),
+            cancel: (id) => {
+                window.clearTimeout(id);
+                this.timers.delete(id);
+            },
         });
         /** Sound alerts: the choice, its button, the beep. */
         this.sound = new SoundAlerts({ beeper: this.beeper, button: this.dom.sound, writer: this.writer, frame: this.frame });
@@ -342,7 +353,7 @@ export const lifecycle = {
         });
         listen(d.toasts, 'click', (event) => {
             const toast = event.target.closest('.toast');
-            if (toast) this._dismissToast(toast);
+            if (toast) this.toasts.dismiss(toast);
         });
         // Recover at once when the network or the tab comes back, instead of waiting for the backoff.
         listen(window, 'online', () => this._retrySoon());
