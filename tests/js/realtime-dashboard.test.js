@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 
 import { RealtimeDashboard } from '../../web/static/js/dashboard/dashboard.js';
+import { ActivityFeed } from '../../web/static/js/dashboard/activity.js';
 import { ConnectionStatus } from '../../web/static/js/dashboard/connection-status.js';
 import { setup } from './fakes.js';
 
@@ -104,10 +105,9 @@ function makeDashboard() {
         writer: env.client.writer, // the page's DOM writer, shared with the client as the page does
         rows: new Map(),
         patterns: new Map(),
-        feed: [],
         timers: new Set(),
         frame: { set() {}, delete() {}, clear() {} },
-        lastSeen: null,
+        activity: new ActivityFeed({ dom: {}, frame: { set() {} }, lastSeen: () => null }),
         alertRules: { available: false },
         charts: { ticker: null, onPrice() {} },
         rulesTimer: null,
@@ -141,27 +141,27 @@ test('dashboard: a live alert trigger with an alert_id already listed neither to
     d._onAlertTrigger(trigger('r1', { seq: 1 }), { replayed: false });
     assert.equal(notified.toasts.length, 1);
     assert.equal(notified.beeps, 1);
-    assert.equal(d.feed.length, 1);
+    assert.equal(d.activity.size, 1);
 
     // the same trigger again (e.g. also listed from /api/alerts/events, or sent twice): already shown
     d._onAlertTrigger(trigger('r1', { seq: 2, timestamp: '2025-11-18T10:30:01.000Z' }), { replayed: false });
-    assert.equal(d.feed.length, 1);
+    assert.equal(d.activity.size, 1);
     assert.equal(notified.toasts.length, 1, 'no second toast for a duplicate alert_id');
     assert.equal(notified.beeps, 1, 'no second beep for a duplicate alert_id');
     assert.deepEqual(notified.highlights, ['AAPL:alert']);
 
     // a new trigger notifies
     d._onAlertTrigger(trigger('r2', { seq: 3 }), { replayed: false });
-    assert.equal(d.feed.length, 2);
+    assert.equal(d.activity.size, 2);
     assert.equal(notified.toasts.length, 2);
     assert.equal(notified.beeps, 2);
 });
 
 test('dashboard: a trigger first listed as a past event, then received live, does not notify', () => {
     const { d, notified } = makeDashboard();
-    d._addFeed(d._alertItem(trigger('r9'), true)); // what loadAlertEvents() does
+    d.activity.add(d._alertItem(trigger('r9'), true)); // what loadAlertEvents() does
     d._onAlertTrigger(trigger('r9', { seq: 4 }), { replayed: false });
-    assert.equal(d.feed.length, 1);
+    assert.equal(d.activity.size, 1);
     assert.deepEqual(notified.toasts, []);
     assert.equal(notified.beeps, 0);
 });

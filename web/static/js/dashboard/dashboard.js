@@ -11,6 +11,7 @@
  *   stats-panel.js        StatsPanel (this.statsPanel): the statistics panel
  *   sound.js              SoundAlerts (this.sound): sound alerts on or off, and the alert beep
  *   toasts.js             Toasts (this.toasts): the notifications of patterns and alert triggers
+ *   activity.js           ActivityFeed (this.activity): the Activity list
  * Roles still written as methods in one module each and installed on its prototype here (their state
  * is set up in the constructor below, grouped by role):
  *   signin.js             JWT sign-in
@@ -18,6 +19,7 @@
  *   alerts.js             patterns, alert triggers, Activity
  */
 import { WebSocketClient } from '../websocket-client.js';
+import { ActivityFeed } from './activity.js';
 import { alerts, Beeper } from './alerts.js';
 import { ChartDialog, recordPrice } from './charts.js';
 import { ConnectionStatus } from './connection-status.js';
@@ -86,7 +88,6 @@ export class RealtimeDashboardBase {
         this.patterns = new Map(); // ticker -> latest pattern chip, at most MAX_PATTERN_CHIPS
         this.watchlist = new Set(); // tickers saved in the user's watchlist
         this.watchlistMode = 'loading'; // 'server' | 'local' | 'degraded'
-        this.feed = []; // [{key, time, node}], newest first, at most MAX_FEED
         this.timers = new Set();
         // When this user last had the page live here: missed triggers newer than that are "while away".
         this.lastSeen = Number(storage.get(KEYS.lastSeen(userId))) || null;
@@ -121,6 +122,8 @@ export class RealtimeDashboardBase {
             showError: (node, text) => self._showError(node, text),
             destroyed: () => this.destroyed,
         });
+        /** The Activity list. */
+        this.activity = new ActivityFeed({ dom: this.dom, frame: this.frame, lastSeen: () => this.lastSeen });
         /** The notifications (toasts). */
         this.toasts = new Toasts({
             container: this.dom.toasts,
