@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 
 import { RealtimeDashboard } from '../../web/static/js/dashboard/dashboard.js';
+import { ActivityFeed } from '../../web/static/js/dashboard/activity.js';
+import { ConnectionStatus } from '../../web/static/js/dashboard/connection-status.js';
 import { setup } from './fakes.js';
 
 /** Just enough of a DOM element for the dashboard's feed items and table rows. */
@@ -103,18 +105,16 @@ function makeDashboard() {
         writer: env.client.writer, // the page's DOM writer, shared with the client as the page does
         rows: new Map(),
         patterns: new Map(),
-        feed: [],
-        toasts: new Set(),
         timers: new Set(),
         frame: { set() {}, delete() {}, clear() {} },
-        lastSeen: null,
-        soundEnabled: true,
-        rulesAvailable: false,
+        activity: new ActivityFeed({ dom: {}, frame: { set() {} }, lastSeen: () => null }),
+        alertRules: { available: false },
+        charts: { ticker: null, onPrice() {} },
         rulesTimer: null,
         destroyed: false,
-        beeper: { play: () => notified.beeps++ },
+        sound: { alert: () => notified.beeps++ }, // sound on
         dom: { rows: table },
-        _toast: (item) => notified.toasts.push(item.title),
+        toasts: { show: (item) => notified.toasts.push(item.title) },
         _highlight: (ticker, effect) => notified.highlights.push(ticker + ':' + effect),
         _renderEmpty() {},
     });
@@ -141,27 +141,27 @@ test('dashboard: a live alert trigger with an alert_id already listed neither to
     d._onAlertTrigger(trigger('r1', { seq: 1 }), { replayed: false });
     assert.equal(notified.toasts.length, 1);
     assert.equal(notified.beeps, 1);
-    assert.equal(d.feed.length, 1);
+    assert.equal(d.activity.size, 1);
 
     // the same trigger again (e.g. also listed from /api/alerts/events, or sent twice): already shown
     d._onAlertTrigger(trigger('r1', { seq: 2, timestamp: '2025-11-18T10:30:01.000Z' }), { replayed: false });
-    assert.equal(d.feed.length, 1);
+    assert.equal(d.activity.size, 1);
     assert.equal(notified.toasts.length, 1, 'no second toast for a duplicate alert_id');
     assert.equal(notified.beeps, 1, 'no second beep for a duplicate alert_id');
     assert.deepEqual(notified.highlights, ['AAPL:alert']);
 
     // a new trigger notifies
     d._onAlertTrigger(trigger('r2', { seq: 3 }), { replayed: false });
-    assert.equal(d.feed.length, 2);
+    assert.equal(d.activity.size, 2);
     assert.equal(notified.toasts.length, 2);
     assert.equal(notified.beeps, 2);
 });
 
 test('dashboard: a trigger first listed as a past event, then received live, does not notify', () => {
     const { d, notified } = makeDashboard();
-    d._addFeed(d._alertItem(trigger('r9'), true)); // what loadAlertEvents() does
+    d.activity.add(d._alertItem(trigger('r9'), true)); // what loadAlertEvents() does
     d._onAlertTrigger(trigger('r9', { seq: 4 }), { replayed: false });
-    assert.equal(d.feed.length, 1);
+    assert.equal(d.activity.size, 1);
     assert.deepEqual(notified.toasts, []);
     assert.equal(notified.beeps, 0);
 });
@@ -271,15 +271,18 @@ test('dashboard: chart prices stay ascending, one per second, bounded', () => {
     assert.deepEqual([row.times, row.prices], [[t0], [50]]);
 });
 
+/** The page's ConnectionStatus on these elements, applying frame work at once, signed in. */
+function indicator(d, dom) {
+    return new ConnectionStatus({ dom, writer: d.writer, frame: { set: (key, fn) => fn() }, client: d.ws, signedOut: () => false });
+}
+
 test('dashboard: the connection indicator says when the server reports degraded live delivery', () => {
     const { d, env } = makeDashboard();
     const conn = new FakeNode('button');
     const label = conn.appendChild(new FakeNode('span'));
     const table = new FakeNode('table');
     table.classList = { on: new Set(), toggle(name, on) { if (on) this.on.add(name); else this.on.delete(name); } };
-    Object.assign(d.dom, { conn, connLabel: label, table });
-    d.frame = { set: (key, fn) => fn(), delete() {}, clear() {} };
-    d.signedOut = false;
+    d.status = indicator(d, { conn, connLabel: label, table });
     d._offs = [];
     for (const name of ['_onOpen', '_onClose', '_onReconnecting', '_renderUser']) d[name] = () => {};
     d._bindClient(); // the page's own wiring: service_status must be among its handlers
@@ -314,9 +317,7 @@ test('dashboard: after a draining server closes with 1001 and a hint, it waits t
     const label = conn.appendChild(new FakeNode('span'));
     const table = new FakeNode('table');
     table.classList = { toggle() {} };
-    Object.assign(d.dom, { conn, connLabel: label, table });
-    d.frame = { set: (key, fn) => fn(), delete() {}, clear() {} };
-    d.signedOut = false;
+    d.status = indicator(d, { conn, connLabel: label, table });
     d.authMode = 'dev';
     d._offs = [];
     for (const name of ['_onOpen', '_onClose', '_renderUser']) d[name] = () => {};

@@ -1,30 +1,34 @@
 // @ts-check
 /**
  * Legend Realtime client — the client without its DOM helpers: options, state, events, the receive
- * path (frames, control messages) and statistics. Its other methods live in one module per role,
- * installed on its prototype here:
- *   connection.js     connection and reconnect, heartbeat, sending
- *   subscriptions.js  subscriptions and resume (since, duplicates, history replies)
- *   queue.js          the throttled queue (budget, conflation, bound)
+ * path (frames, control messages) and statistics. It is made of one part per role, each an object
+ * of its own that gets its collaborators in its constructor:
+ *   connection.js     Connection: connection and reconnect, heartbeat, sending
+ *   subscriptions.js  Subscriptions: subscriptions and resume (since, duplicates, history replies)
+ *   queue.js          MessageQueue: the throttled queue (budget, conflation, bound)
  *   codes.js          message types, close codes, defaults
+ * The parts share nothing but the counters (`stats`) and the logger they are given; this class wires
+ * them, routes each frame, and keeps the handlers.
  * It never touches the DOM: WebSocketClient (websocket-client.js) adds updateElementIfChanged() and the
  * other DOM helpers of the specification on top, through the dashboard's DomWriter.
  */
 import { CONTROL_TYPES, DEFAULTS, HEARTBEAT_TIMEOUT_CODE, NO_RECONNECT_CODES, nonNegative, positive } from './codes.js';
-import { buildUrl, computeBackoff, connection, reconnectHint } from './connection.js';
-import { queue } from './queue.js';
-import { normalizeTicker, subscriptionKey, subscriptions } from './subscriptions.js';
+import { Connection, buildUrl, computeBackoff, reconnectHint } from './connection.js';
+import { MessageQueue } from './queue.js';
+import { Subscriptions, normalizeTicker, subscriptionKey } from './subscriptions.js';
 
-/** @typedef {import('./types.js').Client} Client */
 /** @typedef {import('./types.js').ClientOptions} ClientOptions */
+/** @typedef {import('./types.js').ClientStats} ClientStats */
+/** @typedef {import('./types.js').Clock} Clock */
+/** @typedef {import('./types.js').Message} Message */
 
-/** The class behind WebSocketClient; see StreamClient below for the type with every method. */
-export class StreamClientBase {
+/** The class behind WebSocketClient. */
+export class StreamClient {
     /** @param {ClientOptions} [options] */
     constructor(options) {
         const opts = options || {};
         const g = typeof globalThis !== 'undefined' ? globalThis : {};
-        this.options = {
+        const settings = {
             url: opts.url || null,
             userId: opts.userId === undefined ? null : opts.userId,
             token: opts.token === undefined ? null : opts.token,
@@ -38,55 +42,34 @@ export class StreamClientBase {
             maxCacheSize: Math.max(1, Math.floor(positive(opts.maxCacheSize, DEFAULTS.maxCacheSize))),
             noReconnectCodes: Array.isArray(opts.noReconnectCodes) ? opts.noReconnectCodes.slice() : NO_RECONNECT_CODES.slice(),
         };
+        /** The options in effect (defaults filled in, bad values replaced). */
+        this.options = settings;
 
-        this._WebSocket = opts.WebSocket || g.WebSocket || null;
         this._setTimeout = opts.setTimeout || ((fn, ms) => g.setTimeout(fn, ms));
         this._clearTimeout = opts.clearTimeout || ((id) => g.clearTimeout(id));
-        this._setInterval = opts.setInterval || ((fn, ms) => g.setInterval(fn, ms));
-        this._clearInterval = opts.clearInterval || ((id) => g.clearInterval(id));
         this._now = opts.now || (() => Date.now());
-        this._random = opts.random || Math.random;
         this._logger = opts.logger === undefined ? (typeof console !== 'undefined' ? console : null) : opts.logger;
+        /** @type {Clock} */
+        const clock = {
+            setTimeout: this._setTimeout,
+            clearTimeout: this._clearTimeout,
+            setInterval: opts.setInterval || ((fn, ms) => g.setInterval(fn, ms)),
+            clearInterval: opts.clearInterval || ((id) => g.clearInterval(id)),
+            now: this._now,
+            random: opts.random || Math.random,
+        };
+        const log = (level, ...args) => this._log(level, ...args);
 
         const location = opts.location !== undefined ? opts.location : g.location;
         this.url = buildUrl(this.options.url, this.options.userId, location);
 
-        // connection
-        this._ws = null;
-        this._state = 'closed';
-        this._manualClose = false;
-        this._reconnectTimer = null;
-        this._reconnectAttempts = 0;
         this._connectionId = null;
         this._serverUserId = null;
         this._serviceStatus = 'ok';
-
-        // heartbeat and health
-        this._heartbeatTimer = null;
-        this._heartbeatMs = this.options.heartbeatInterval;
-        this._lastMessageAt = null;
-        this._pingSentAt = null;
-        this._latencyMs = null;
-
-        // subscriptions and resume: key -> {channel, ticker, key, streams}
-        this._subs = new Map();
-        // stream -> seq of the newest message DELIVERED to handlers: the resume position (`since`)
-        this._lastSeq = new Map();
-        // stream -> highest seq accepted into the queue and not yet delivered nor discarded (dedupe only)
-        this._queuedSeq = new Map();
-
-        // throttled queue of data messages: entries {msg, key}; key -> entry for price conflation
-        this._queue = [];
-        this._conflation = new Map();
-        this._drainTimer = null;
-        this._nextProcessAt = -Infinity;
-        this._overflowWarned = false;
-
-        // events
+        /** @type {Map<string, Function[]>} event type -> handlers */
         this._handlers = new Map();
-
         this._destroyed = false;
-
+        /** @type {ClientStats} the counters every part adds to */
         this._stats = {
             messagesReceived: 0,
             messagesSent: 0,
@@ -97,16 +80,49 @@ export class StreamClientBase {
             conflatedMessages: 0,
             queueOverflows: 0,
         };
+
+        const emit = (type, payload) => this._emit(type, payload, undefined);
+        this._connection = new Connection({
+            url: this.url,
+            options: settings,
+            WebSocket: opts.WebSocket || g.WebSocket || null,
+            clock: clock,
+            stats: this._stats,
+            log: log,
+            emit: emit,
+            hooks: {
+                onOpen: () => this._subscriptions.resubscribeAll(),
+                onFrame: (event) => this._handleFrame(event),
+                onClose: () => {
+                    this._serviceStatus = 'ok'; // it described that session's server; the next one says its own
+                },
+                onDisconnect: () => this._queue.clear(),
+            },
+        });
+        this._queue = new MessageQueue({
+            options: settings,
+            clock: clock,
+            stats: this._stats,
+            log: log,
+            deliver: (msg) => this._subscriptions.deliverData(msg, false, null),
+        });
+        this._subscriptions = new Subscriptions({
+            connection: this._connection,
+            queue: this._queue,
+            stats: this._stats,
+            log: log,
+            deliver: (msg, replayed) => this._deliver(msg, replayed),
+        });
     }
 
     /** 'connecting' | 'open' | 'reconnecting' | 'closed' */
     get state() {
-        return this._state;
+        return this._connection.state;
     }
 
     /** True while the socket is open. */
     get connected() {
-        return this._state === 'open';
+        return this._connection.state === 'open';
     }
 
     /** 'degraded' while the server says live delivery is degraded (a `service_status` message), else 'ok'. */
@@ -114,23 +130,65 @@ export class StreamClientBase {
         return this._serviceStatus;
     }
 
+    /** Open the connection (no-op when already connecting or open; reconnects at once when waiting). */
+    connect() {
+        this._connection.connect();
+        return this;
+    }
+
     /**
-     * disconnect(), then forget every handler.
-     * @this {Client}
+     * Close the connection for good: no reconnect until connect() is called again. Queued messages are
+     * discarded; the resume position stays.
+     * @param {number} [code]
+     * @param {string} [reason]
      */
+    disconnect(code, reason) {
+        this._connection.disconnect(code, reason);
+        return this;
+    }
+
+    /** disconnect(), then forget every handler. */
     destroy() {
         this.disconnect();
         this._destroyed = true;
         this._handlers.clear();
     }
 
+    /**
+     * Subscribe to a channel (and ticker); remembered across reconnects. Returns false if invalid.
+     * @param {string} channel
+     * @param {string | null} [ticker]
+     */
+    subscribe(channel, ticker) {
+        return this._subscriptions.subscribe(channel, ticker);
+    }
+
+    /**
+     * Unsubscribe; forgets the resume position and drops queued messages of its streams.
+     * @param {string} channel
+     * @param {string | null} [ticker]
+     */
+    unsubscribe(channel, ticker) {
+        return this._subscriptions.unsubscribe(channel, ticker);
+    }
+
+    /**
+     * Send a message. subscribe/unsubscribe messages go through subscribe()/unsubscribe(), so they
+     * are remembered and sent on open when disconnected. Anything else is sent only when open:
+     * returns false when it was dropped.
+     * @param {any} obj
+     */
+    send(obj) {
+        if (!obj || typeof obj !== 'object') return false;
+        if (obj.type === 'subscribe') return this.subscribe(obj.channel, obj.ticker);
+        if (obj.type === 'unsubscribe') return this.unsubscribe(obj.channel, obj.ticker);
+        return this._connection.sendFrame(obj);
+    }
+
     // ───────────── receiving ─────────────
 
-    /** @this {Client} */
     _handleFrame(event) {
-        const now = this._now();
         this._stats.messagesReceived++;
-        this._lastMessageAt = now;
         let data = event ? event.data : undefined;
         if (typeof data !== 'string') {
             try {
@@ -156,39 +214,27 @@ export class StreamClientBase {
         }
         if (CONTROL_TYPES.has(msg.type)) {
             this._handleControl(msg);
-        } else if (this._accept(msg, null)) {
-            this._enqueue(msg);
+        } else if (this._subscriptions.accept(msg, null)) {
+            this._queue.push(msg);
         }
     }
 
-    /** @this {Client} */
+    /** @param {Message} msg */
     _handleControl(msg) {
         switch (msg.type) {
             case 'connection':
                 if (msg.connection_id !== undefined) this._connectionId = msg.connection_id;
                 if (msg.user_id !== undefined) this._serverUserId = msg.user_id;
-                if (msg.heartbeat_timeout !== undefined) this._applyServerHeartbeat(msg.heartbeat_timeout);
+                if (msg.heartbeat_timeout !== undefined) this._connection.applyServerHeartbeat(msg.heartbeat_timeout);
                 break;
             case 'subscription':
-                if (msg.action === 'subscribed' && typeof msg.channel === 'string') {
-                    const key = subscriptionKey(msg.channel, msg.ticker);
-                    const sub = this._subs.get(key);
-                    if (sub) {
-                        const streams = Array.isArray(msg.streams)
-                            ? msg.streams.filter((s) => typeof s === 'string' && s !== '')
-                            : [];
-                        sub.streams = streams.length ? streams : [key];
-                    }
-                }
+                this._subscriptions.acknowledge(msg);
                 break;
             case 'history':
-                this._handleHistory(msg);
+                this._subscriptions.handleHistory(msg);
                 break;
             case 'pong':
-                if (this._pingSentAt !== null) {
-                    this._latencyMs = this._now() - this._pingSentAt;
-                    this._pingSentAt = null;
-                }
+                this._connection.notePong();
                 break;
             case 'service_status':
                 this._serviceStatus = msg.status === 'degraded' ? 'degraded' : 'ok';
@@ -257,20 +303,20 @@ export class StreamClientBase {
     // ───────────── stats ─────────────
 
     getStats() {
-        const streams = {};
-        for (const [stream, seq] of this._lastSeq) streams[stream] = seq;
+        const connection = this._connection;
+        const lastMessageAt = connection.lastMessageAt;
         return {
-            connected: this._state === 'open',
-            reconnecting: this._state === 'reconnecting',
-            reconnectAttempts: this._reconnectAttempts,
+            connected: connection.state === 'open',
+            reconnecting: connection.state === 'reconnecting',
+            reconnectAttempts: connection.reconnectAttempts,
             messagesReceived: this._stats.messagesReceived,
             messagesSent: this._stats.messagesSent,
             updatesApplied: 0, // the DOM writer's figures (websocket-client.js): this class writes nothing
             reconnects: this._stats.reconnects,
             errors: this._stats.errors,
-            lastMessageTime: this._lastMessageAt === null ? null : new Date(this._lastMessageAt).toISOString(),
-            subscriptions: Array.from(this._subs.keys()),
-            queueSize: this._queue.length,
+            lastMessageTime: lastMessageAt === null ? null : new Date(lastMessageAt).toISOString(),
+            subscriptions: this._subscriptions.keys(),
+            queueSize: this._queue.size,
             pendingUpdates: 0,
             cacheSize: 0,
             // beyond the specification (docs/protocol.md)
@@ -278,12 +324,12 @@ export class StreamClientBase {
             duplicatesDropped: this._stats.duplicatesDropped,
             conflatedMessages: this._stats.conflatedMessages,
             queueOverflows: this._stats.queueOverflows,
-            latencyMs: this._latencyMs,
-            state: this._state,
+            latencyMs: connection.latencyMs,
+            state: connection.state,
             serviceStatus: this._serviceStatus,
             connectionId: this._connectionId,
             url: this.url,
-            streams: streams,
+            streams: this._subscriptions.positions(),
         };
     }
 
@@ -309,11 +355,3 @@ export class StreamClientBase {
     static HEARTBEAT_TIMEOUT_CODE = HEARTBEAT_TIMEOUT_CODE;
     static DEFAULTS = DEFAULTS;
 }
-
-Object.assign(StreamClientBase.prototype, connection, subscriptions, queue);
-
-/**
- * StreamClientBase with the role modules' methods in its type.
- * @type {Omit<typeof StreamClientBase, 'prototype'> & (new (options?: ClientOptions) => Client)}
- */
-export const StreamClient = /** @type {any} */ (StreamClientBase);

@@ -5,13 +5,14 @@
  * close's `reconnect_after_ms` hint, when a draining server gave one), the
  * heartbeat (ping, silence detection, the server's announced timeout) and sending frames.
  *
- * Methods of WebSocketClient (installed by client.js). State they own, set up in its constructor:
- * _ws, _state, _manualClose, _reconnectTimer, _reconnectAttempts, _heartbeatTimer, _heartbeatMs,
- * _lastMessageAt, _pingSentAt, _latencyMs.
+ * Connection owns the socket and its timers; the client learns what happens through the hooks it
+ * gives (onOpen, onFrame, onClose, onDisconnect) and the lifecycle events it emits.
  */
 import { DEFAULTS, HEARTBEAT_TIMEOUT_CODE, SOCKET_OPEN, positive } from './codes.js';
 
-/** @typedef {import('./types.js').Client} Client */
+/** @typedef {import('./types.js').ClientStats} ClientStats */
+/** @typedef {import('./types.js').Log} Log */
+/** @typedef {import('./types.js').Clock} Clock */
 
 /**
  * Delay in ms before reconnect attempt number `attempt` (0 for the first), with *equal jitter*:
@@ -72,22 +73,75 @@ export function buildUrl(url, userId, location) {
     return base;
 }
 
-/** @satisfies {ThisType<Client>} */
-export const connection = {
+export class Connection {
+    /**
+     * @param {object} parts
+     * @param {string} parts.url
+     * @param {{token: unknown, heartbeatInterval: number, noReconnectCodes: number[], reconnectDelay: number,
+     *          maxReconnectDelay: number, reconnectBackoffMultiplier: number}} parts.options the client's options
+     * @param {any} parts.WebSocket the WebSocket constructor (null: connect() throws)
+     * @param {Clock} parts.clock timers, time and randomness
+     * @param {ClientStats} parts.stats the client's counters (errors, reconnects, messagesSent)
+     * @param {Log} parts.log
+     * @param {(type: string, payload: unknown) => void} parts.emit a lifecycle event for the client's handlers
+     * @param {{onOpen: (reconnected: boolean) => void, onFrame: (event: any) => void, onClose: () => void,
+     *          onDisconnect: () => void}} parts.hooks
+     *   onOpen: the socket opened (before the 'open' event); onFrame: a frame of the live socket;
+     *   onClose: a session ended (before the 'close' event); onDisconnect: disconnect() was called
+     */
+    constructor({ url, options, WebSocket, clock, stats, log, emit, hooks }) {
+        this.url = url;
+        this._options = options;
+        this._WebSocket = WebSocket;
+        this._clock = clock;
+        this._stats = stats;
+        this._log = log;
+        this._emit = emit;
+        this._hooks = hooks;
+        this._ws = null;
+        /** @type {'connecting' | 'open' | 'reconnecting' | 'closed'} */
+        this.state = 'closed';
+        this._manualClose = false;
+        this._reconnectTimer = null;
+        /** Failed attempts since the last open. */
+        this.reconnectAttempts = 0;
+        this._heartbeatTimer = null;
+        this._heartbeatMs = options.heartbeatInterval;
+        /** @type {number | null} when the last frame arrived (clock.now()) */
+        this.lastMessageAt = null;
+        this._pingSentAt = null;
+        /** @type {number | null} the round trip of the last ping, in ms */
+        this.latencyMs = null;
+    }
+
+    /** Whether a WebSocket implementation is available. */
+    get available() {
+        return !!this._WebSocket;
+    }
+
+    /**
+     * A check that stays true while the current session lasts (same socket, no disconnect()): a
+     * handler may disconnect or reconnect while a reply is being delivered.
+     * @returns {() => boolean}
+     */
+    session() {
+        const ws = this._ws;
+        return () => this._ws === ws && !this._manualClose;
+    }
+
     /** Open the connection (no-op when already connecting or open; reconnects at once when waiting). */
     connect() {
         if (!this._WebSocket) throw new Error('WebSocketClient: no WebSocket implementation available');
         this._manualClose = false;
-        if (this._ws) return this;
+        if (this._ws) return;
         if (this._reconnectTimer !== null) {
-            this._clearTimeout(this._reconnectTimer);
+            this._clock.clearTimeout(this._reconnectTimer);
             this._reconnectTimer = null;
         } else {
             this._setState('connecting');
         }
         this._openSocket();
-        return this;
-    },
+    }
 
     /** Close the connection for good: no reconnect until connect() is called again. */
     disconnect(code, reason) {
@@ -95,12 +149,12 @@ export const connection = {
         const closeReason = reason === undefined ? 'Client disconnect' : reason;
         this._manualClose = true;
         if (this._reconnectTimer !== null) {
-            this._clearTimeout(this._reconnectTimer);
+            this._clock.clearTimeout(this._reconnectTimer);
             this._reconnectTimer = null;
         }
         this._stopHeartbeat();
-        this._clearQueue();
-        this._reconnectAttempts = 0;
+        this._hooks.onDisconnect();
+        this.reconnectAttempts = 0;
         const ws = this._ws;
         if (ws) {
             this._ws = null;
@@ -109,12 +163,19 @@ export const connection = {
             this._emit('close', { code: closeCode, reason: closeReason, wasClean: true });
         }
         this._setState('closed');
-        return this;
-    },
+    }
+
+    /** A `pong` arrived: the latency of the last ping is known. */
+    notePong() {
+        if (this._pingSentAt !== null) {
+            this.latencyMs = this._clock.now() - this._pingSentAt;
+            this._pingSentAt = null;
+        }
+    }
 
     _openSocket() {
         const WS = this._WebSocket;
-        let token = this.options.token;
+        let token = this._options.token;
         if (typeof token === 'function') {
             try {
                 token = token();
@@ -139,7 +200,9 @@ export const connection = {
             if (this._ws === ws) this._handleOpen();
         };
         ws.onmessage = (event) => {
-            if (this._ws === ws) this._handleFrame(event);
+            if (this._ws !== ws) return;
+            this.lastMessageAt = this._clock.now();
+            this._hooks.onFrame(event);
         };
         ws.onerror = (event) => {
             if (this._ws !== ws) return;
@@ -151,26 +214,24 @@ export const connection = {
             const e = event || {};
             this._handleClose(ws, typeof e.code === 'number' ? e.code : 1006, e.reason || '', !!e.wasClean);
         };
-    },
+    }
 
     _detach(ws) {
         ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
-    },
+    }
 
     _handleOpen() {
-        const reconnected = this._state === 'reconnecting';
+        const reconnected = this.state === 'reconnecting';
         if (reconnected) this._stats.reconnects++;
-        this._reconnectAttempts = 0;
-        this._lastMessageAt = this._now();
+        this.reconnectAttempts = 0;
+        this.lastMessageAt = this._clock.now();
         this._pingSentAt = null;
-        this._heartbeatMs = this.options.heartbeatInterval;
+        this._heartbeatMs = this._options.heartbeatInterval;
         this._setState('open');
         this._startHeartbeat();
-        for (const sub of Array.from(this._subs.values())) {
-            this._sendFrame(this._subscribeFrame(sub));
-        }
+        this._hooks.onOpen(reconnected);
         this._emit('open', { url: this.url, reconnected: reconnected });
-    },
+    }
 
     _handleClose(ws, code, reason, wasClean) {
         if (ws) {
@@ -179,21 +240,21 @@ export const connection = {
         }
         this._stopHeartbeat();
         this._pingSentAt = null;
-        this._serviceStatus = 'ok'; // it described that session's server; the next one says its own
+        this._hooks.onClose();
         this._emit('close', { code: code, reason: reason, wasClean: wasClean });
         if (this._ws || this._reconnectTimer !== null) return; // a handler already called connect()
         if (this._manualClose) {
             this._setState('closed');
             return;
         }
-        if (this.options.noReconnectCodes.indexOf(code) !== -1) {
+        if (this._options.noReconnectCodes.indexOf(code) !== -1) {
             this._log('warn', 'WebSocketClient: closed with ' + code + ' (' + reason + '); not reconnecting');
-            this._reconnectAttempts = 0;
+            this.reconnectAttempts = 0;
             this._setState('closed');
             return;
         }
-        this._scheduleReconnect(reconnectHint(reason, this.options));
-    },
+        this._scheduleReconnect(reconnectHint(reason, this._options));
+    }
 
     /**
      * Reconnect after the jittered backoff (computeBackoff) of the next attempt, and first `hintMs` more:
@@ -202,16 +263,16 @@ export const connection = {
      * @param {number} [hintMs]
      */
     _scheduleReconnect(hintMs) {
-        const delay = (hintMs || 0) + computeBackoff(this._reconnectAttempts, this.options, this._random);
-        this._reconnectAttempts++;
-        const attempt = this._reconnectAttempts;
+        const delay = (hintMs || 0) + computeBackoff(this.reconnectAttempts, this._options, this._clock.random);
+        this.reconnectAttempts++;
+        const attempt = this.reconnectAttempts;
         this._setState('reconnecting');
-        this._reconnectTimer = this._setTimeout(() => {
+        this._reconnectTimer = this._clock.setTimeout(() => {
             this._reconnectTimer = null;
             if (!this._manualClose && !this._ws) this._openSocket();
         }, delay);
         this._emit('reconnecting', { attempt: attempt, delay: delay });
-    },
+    }
 
     /** Give up on the current socket now, without waiting for a close handshake, and reconnect. */
     _dropSocket(code, reason) {
@@ -220,7 +281,7 @@ export const connection = {
         this._detach(ws);
         this._closeSocket(ws, code, reason);
         this._handleClose(ws, code, reason, false);
-    },
+    }
 
     /**
      * Close a socket we no longer listen to. A browser refuses (throws on) codes other than 1000 and
@@ -238,67 +299,62 @@ export const connection = {
         } catch (err) {
             this._log('debug', 'WebSocketClient: close failed', err);
         }
-    },
+    }
 
     _setState(state) {
-        if (state === this._state) return;
-        const previous = this._state;
-        this._state = state;
+        if (state === this.state) return;
+        const previous = this.state;
+        this.state = state;
         this._emit('statechange', { state: state, previous: previous });
-    },
+    }
 
     // ───────────── heartbeat ─────────────
 
     _startHeartbeat() {
         this._stopHeartbeat();
         if (!(this._heartbeatMs > 0)) return;
-        this._heartbeatTimer = this._setInterval(() => this._onHeartbeat(), this._heartbeatMs);
-    },
+        this._heartbeatTimer = this._clock.setInterval(() => this._onHeartbeat(), this._heartbeatMs);
+    }
 
     _stopHeartbeat() {
-        if (this._heartbeatTimer !== null) this._clearInterval(this._heartbeatTimer);
+        if (this._heartbeatTimer !== null) this._clock.clearInterval(this._heartbeatTimer);
         this._heartbeatTimer = null;
-    },
+    }
 
     _onHeartbeat() {
-        if (!this._ws || this._state !== 'open') return;
-        const silentFor = this._now() - this._lastMessageAt;
+        if (!this._ws || this.state !== 'open') return;
+        const silentFor = this._clock.now() - this.lastMessageAt;
         if (silentFor >= 2 * this._heartbeatMs) {
             this._log('warn', 'WebSocketClient: no message for ' + silentFor + ' ms; reconnecting');
             this._dropSocket(HEARTBEAT_TIMEOUT_CODE, 'heartbeat timeout');
             return;
         }
-        if (this._sendFrame({ type: 'ping' })) this._pingSentAt = this._now();
-    },
+        if (this.sendFrame({ type: 'ping' })) this._pingSentAt = this._clock.now();
+    }
 
-    /** The server may announce how long it waits for a client frame; ping at least twice as often. */
-    _applyServerHeartbeat(seconds) {
+    /**
+     * The server may announce how long it waits for a client frame; ping at least twice as often.
+     * @param {unknown} seconds
+     */
+    applyServerHeartbeat(seconds) {
         const timeout = Number(seconds);
-        if (!(timeout > 0) || !(this.options.heartbeatInterval > 0)) return; // 0 disables the heartbeat
-        const wanted = Math.min(this.options.heartbeatInterval, Math.max(1000, (timeout * 1000) / 2));
+        if (!(timeout > 0) || !(this._options.heartbeatInterval > 0)) return; // 0 disables the heartbeat
+        const wanted = Math.min(this._options.heartbeatInterval, Math.max(1000, (timeout * 1000) / 2));
         if (wanted !== this._heartbeatMs) {
             this._heartbeatMs = wanted;
-            if (this._state === 'open') this._startHeartbeat();
+            if (this.state === 'open') this._startHeartbeat();
         }
-    },
+    }
 
     // ───────────── sending ─────────────
 
     /**
-     * Send a message. subscribe/unsubscribe messages go through subscribe()/unsubscribe(), so they
-     * are remembered and sent on open when disconnected. Anything else is sent only when open:
-     * returns false when it was dropped.
+     * Send a frame when the socket is open; false when it was dropped.
+     * @param {object} obj
      */
-    send(obj) {
-        if (!obj || typeof obj !== 'object') return false;
-        if (obj.type === 'subscribe') return this.subscribe(obj.channel, obj.ticker);
-        if (obj.type === 'unsubscribe') return this.unsubscribe(obj.channel, obj.ticker);
-        return this._sendFrame(obj);
-    },
-
-    _sendFrame(obj) {
+    sendFrame(obj) {
         const ws = this._ws;
-        if (!ws || this._state !== 'open' || ws.readyState !== SOCKET_OPEN) return false;
+        if (!ws || this.state !== 'open' || ws.readyState !== SOCKET_OPEN) return false;
         try {
             ws.send(JSON.stringify(obj));
         } catch (err) {
@@ -308,5 +364,5 @@ export const connection = {
         }
         this._stats.messagesSent++;
         return true;
-    },
-};
+    }
+}

@@ -4,11 +4,16 @@
  * reconnects, the position (`seq`) of the last message delivered on each stream, the `since` sent when
  * subscribing again, duplicate detection, and `history` replies (replay, then the resume position).
  *
- * Methods of WebSocketClient (installed by client.js). State they own, set up in its constructor:
- * _subs (key -> subscription), _lastSeq (stream -> seq delivered), _queuedSeq (stream -> seq queued).
+ * Subscriptions sends through the Connection and asks the MessageQueue what waits in it; the client
+ * hands it each data message (accept(), then the queue) and each history reply.
  */
 
-/** @typedef {import('./types.js').Client} Client */
+/** @typedef {import('./types.js').Message} Message */
+/** @typedef {import('./types.js').ClientStats} ClientStats */
+/** @typedef {import('./types.js').Log} Log */
+/** @typedef {import('./connection.js').Connection} Connection */
+/** @typedef {import('./queue.js').MessageQueue} MessageQueue */
+/** @typedef {{channel: string, ticker: string | null, key: string, streams: string[] | null}} Subscription */
 
 /** An upper-cased, trimmed ticker symbol, or null when there is none. Only ASCII is upper-cased
  *  ('ıbm'.toUpperCase() is 'IBM'): anything else goes to the server as typed, which refuses it. */
@@ -37,8 +42,40 @@ export function seqOf(msg) {
     return typeof msg.seq === 'number' && isFinite(msg.seq) ? msg.seq : null;
 }
 
-/** @satisfies {ThisType<Client>} */
-export const subscriptions = {
+export class Subscriptions {
+    /**
+     * @param {object} parts
+     * @param {Connection} parts.connection sends frames; tells whether it is open and which session is live
+     * @param {MessageQueue} parts.queue the data messages waiting for delivery
+     * @param {ClientStats} parts.stats the client's counters (duplicatesDropped)
+     * @param {Log} parts.log
+     * @param {(msg: Message, replayed: boolean) => void} parts.deliver hands a message to the handlers
+     */
+    constructor({ connection, queue, stats, log, deliver }) {
+        this._connection = connection;
+        this._queue = queue;
+        this._stats = stats;
+        this._log = log;
+        this._deliver = deliver;
+        /** @type {Map<string, Subscription>} key -> subscription, kept across reconnects */
+        this._subs = new Map();
+        /** @type {Map<string, number>} stream -> seq of the newest message DELIVERED to handlers: the resume position (`since`) */
+        this._lastSeq = new Map();
+    }
+
+    /** The subscription keys ('ticker:AAPL', 'patterns', ...), in the order they were made. */
+    keys() {
+        return Array.from(this._subs.keys());
+    }
+
+    /** The resume position of every stream: {stream: seq}. */
+    positions() {
+        /** @type {Record<string, number>} */
+        const streams = {};
+        for (const [stream, seq] of this._lastSeq) streams[stream] = seq;
+        return streams;
+    }
+
     /** Subscribe to a channel (and ticker); remembered across reconnects. Returns false if invalid. */
     subscribe(channel, ticker) {
         if (typeof channel !== 'string' || channel === '') {
@@ -57,9 +94,9 @@ export const subscriptions = {
             sub = { channel: channel, ticker: t, key: key, streams: null };
             this._subs.set(key, sub);
         }
-        if (this._state === 'open') this._sendFrame(this._subscribeFrame(sub));
+        if (this._connection.state === 'open') this._connection.sendFrame(this._subscribeFrame(sub));
         return true;
-    },
+    }
 
     /** Unsubscribe; forgets the resume position and drops queued messages of its streams. */
     unsubscribe(channel, ticker) {
@@ -74,28 +111,46 @@ export const subscriptions = {
             for (const other of this._subs.values()) {
                 for (const s of other.streams || [other.key]) streams.delete(s);
             }
-            for (const s of streams) {
-                this._lastSeq.delete(s);
-                this._queuedSeq.delete(s);
-            }
-            this._removeQueued((msg) => streams.has(streamOf(msg)));
+            for (const s of streams) this._lastSeq.delete(s);
+            this._queue.dropStreams(streams);
         }
-        if (this._state === 'open') {
+        if (this._connection.state === 'open') {
+            /** @type {Record<string, unknown>} */
             const frame = { type: 'unsubscribe', channel: channel };
             if (t) frame.ticker = t;
-            this._sendFrame(frame);
+            this._connection.sendFrame(frame);
             return true;
         }
         return !!sub;
-    },
+    }
+
+    /** Send every subscription again, each with its `since` (a new session). */
+    resubscribeAll() {
+        for (const sub of Array.from(this._subs.values())) {
+            this._connection.sendFrame(this._subscribeFrame(sub));
+        }
+    }
+
+    /**
+     * The server acknowledged a subscription (a `subscription` message): remember its streams.
+     * @param {Message} msg
+     */
+    acknowledge(msg) {
+        if (msg.action !== 'subscribed' || typeof msg.channel !== 'string') return;
+        const sub = this._subs.get(subscriptionKey(msg.channel, msg.ticker));
+        if (!sub) return;
+        const streams = Array.isArray(msg.streams) ? msg.streams.filter((s) => typeof s === 'string' && s !== '') : [];
+        sub.streams = streams.length ? streams : [sub.key];
+    }
 
     _subscribeFrame(sub) {
+        /** @type {Record<string, unknown>} */
         const frame = { type: 'subscribe', channel: sub.channel };
         if (sub.ticker) frame.ticker = sub.ticker;
         const since = this._sinceFor(sub);
         if (since !== undefined) frame.since = since;
         return frame;
-    },
+    }
 
     /** `since` for a subscription: an int for one stream, {stream: seq} for several, undefined if unknown. */
     _sinceFor(sub) {
@@ -112,29 +167,36 @@ export const subscriptions = {
             }
         }
         return any ? since : undefined;
-    },
+    }
 
     // ───────────── resume ─────────────
 
     /**
      * False when the message is a duplicate: its seq is at or below the last one delivered on its stream,
-     * or the last one waiting in the queue. Records nothing: see _enqueue() and _deliverData().
+     * or the last one waiting in the queue. Records nothing: see the queue's push() and deliverData().
+     * @param {Message} msg
+     * @param {string | null} fallbackStream
      */
-    _accept(msg, fallbackStream) {
+    accept(msg, fallbackStream) {
         const stream = streamOf(msg) || fallbackStream;
         const seq = seqOf(msg);
         if (!stream || seq === null) return true;
         const delivered = this._lastSeq.get(stream);
-        const queued = this._queuedSeq.get(stream);
+        const queued = this._queue.queuedSeq(stream);
         if ((delivered !== undefined && seq <= delivered) || (queued !== undefined && seq <= queued)) {
             this._stats.duplicatesDropped++;
             return false;
         }
         return true;
-    },
+    }
 
-    /** Deliver a data message to its handlers; its seq becomes the stream's resume position. */
-    _deliverData(msg, replayed, fallbackStream) {
+    /**
+     * Deliver a data message to its handlers; its seq becomes the stream's resume position.
+     * @param {Message} msg
+     * @param {boolean} replayed
+     * @param {string | null} fallbackStream
+     */
+    deliverData(msg, replayed, fallbackStream) {
         const stream = streamOf(msg) || fallbackStream;
         const seq = seqOf(msg);
         if (stream && seq !== null) {
@@ -142,25 +204,23 @@ export const subscriptions = {
             if (last === undefined || seq > last) this._lastSeq.set(stream, seq);
         }
         this._deliver(msg, replayed);
-    },
+    }
 
     /**
      * A history reply: delivered at once. Its `seq` (the stream's newest) becomes the resume position
      * only once all of its messages were delivered — not when a handler disconnected in between.
+     * @param {Message} msg
      */
-    _handleHistory(msg) {
-        const ws = this._ws;
-        const live = () => this._ws === ws && !this._manualClose;
+    handleHistory(msg) {
+        const live = this._connection.session();
         let stream = typeof msg.channel === 'string' && msg.channel !== '' ? msg.channel : null;
         if (!stream && msg.ticker) stream = 'ticker:' + normalizeTicker(msg.ticker);
         const latest = seqOf(msg);
         if (stream) {
             // Live messages of this stream still queued are older than the replay: deliver them first.
-            const earlier = this._removeQueued((m) => streamOf(m) === stream);
-            this._queuedSeq.delete(stream);
-            for (const m of earlier) {
+            for (const m of this._queue.take(stream)) {
                 if (!live()) return;
-                this._deliverData(m, false, stream);
+                this.deliverData(m, false, stream);
             }
             const known = this._lastSeq.get(stream);
             if (latest !== null && known !== undefined && latest < known) {
@@ -173,13 +233,13 @@ export const subscriptions = {
         for (const item of items) {
             if (!live()) return;
             if (!item || typeof item !== 'object' || typeof item.type !== 'string') continue;
-            if (!this._accept(item, stream)) continue;
-            this._deliverData(item, true, stream);
+            if (!this.accept(item, stream)) continue;
+            this.deliverData(item, true, stream);
         }
         if (!live()) return;
         if (stream && latest !== null) {
             const known = this._lastSeq.get(stream);
             if (known === undefined || latest > known) this._lastSeq.set(stream, latest);
         }
-    },
-};
+    }
+}

@@ -1,16 +1,5 @@
-// Types for tsc --checkJs only (never loaded by a page). StreamClient's methods are written in one
-// module per role and installed on its prototype (client.js); `Client` is the class with all of them,
-// the type of `this` inside each role module (`@satisfies {ThisType<Client>}`).
-import type { StreamClientBase } from './client.js';
-import type { connection } from './connection.js';
-import type { queue } from './queue.js';
-import type { subscriptions } from './subscriptions.js';
-
-type Connection = typeof connection;
-type Subscriptions = typeof subscriptions;
-type Queue = typeof queue;
-
-export interface Client extends StreamClientBase, Connection, Subscriptions, Queue {}
+// Types for tsc --checkJs only (never loaded by a page): what the client's parts (client/*.js) hand
+// each other.
 
 /** A message from the server: a JSON object with a `type` (docs/protocol.md). */
 export interface Message {
@@ -19,6 +8,31 @@ export interface Message {
     seq?: number;
     ticker?: string;
     [field: string]: unknown;
+}
+
+/** The counters of getStats() that the parts add to (one object, given to each part). */
+export interface ClientStats {
+    messagesReceived: number;
+    messagesSent: number;
+    reconnects: number;
+    errors: number;
+    droppedMessages: number;
+    duplicatesDropped: number;
+    conflatedMessages: number;
+    queueOverflows: number;
+}
+
+/** log(level, ...args): the client's logger, safe to call (a broken logger is ignored). */
+export type Log = (level: 'debug' | 'info' | 'log' | 'warn' | 'error', ...args: unknown[]) => void;
+
+/** Timers, time and randomness: the global ones, or fakes given as options in tests. */
+export interface Clock {
+    setTimeout: (fn: () => void, ms: number) => unknown;
+    clearTimeout: (id: unknown) => void;
+    setInterval: (fn: () => void, ms: number) => unknown;
+    clearInterval: (id: unknown) => void;
+    now: () => number;
+    random: () => number;
 }
 
 /** Something to log to: console by default. */

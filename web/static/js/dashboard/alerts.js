@@ -1,23 +1,16 @@
 // @ts-check
 /**
- * Legend Realtime dashboard — pattern detections and alert triggers: the Activity list (also what came
- * while the page was closed), notifications, the pattern chip of each row, and sound alerts.
- * Methods of RealtimeDashboard (dashboard.js installs them); their state: patterns, feed, toasts,
- * lastSeen, soundEnabled, rulesTimer.
+ * Legend Realtime dashboard — pattern detections and alert triggers: what they put in the Activity list
+ * (activity.js; also what came while the page was closed), the notifications they raise (toasts.js),
+ * the pattern chip of each row; and the Beeper that sound.js plays.
+ * Methods of RealtimeDashboard (dashboard.js installs them); their state: patterns, rulesTimer; the
+ * Activity list itself is activity.js's ActivityFeed.
  */
-import { el } from './dom.js';
-import { fmtClock, fmtMoney, fmtThreshold, fullFormat, num, parseTicker, parseTime } from './format.js';
+import { fmtMoney, fmtThreshold, num, parseTicker, parseTime } from './format.js';
 import { KIND_LABEL } from './rules.js';
-import { KEYS, storage } from './storage.js';
 
 /** @typedef {import('./types.js').Dashboard} Dashboard */
 
-/** @type {WeakMap<Element, number>} toast -> the timer that dismisses it */
-const toastTimers = new WeakMap();
-
-export const MAX_TOASTS = 4;
-export const TOAST_MS = 8000;
-export const MAX_FEED = 50;
 export const MAX_PATTERN_CHIPS = 200;
 export const EVENTS_LIMIT = 20;
 export const RULES_REFRESH_MS = 1000; // rules are read again this long after a trigger (their counters moved)
@@ -90,8 +83,8 @@ export const alerts = {
             time: parseTime(msg.timestamp) || new Date(),
             past: replayed,
         };
-        const listed = this._inFeed(item.key);
-        this._addFeed(item);
+        const listed = this.activity.has(item.key);
+        this.activity.add(item);
         // The latest pattern of each ticker marks its row, also a row added later.
         const chip = {
             text: msg.pattern_type + (num(msg.score) === null ? '' : ' ' + num(msg.score).toFixed(1)),
@@ -107,7 +100,7 @@ export const alerts = {
         }
         if (replayed || listed) return; // only new detections notify
         this._highlight(ticker, 'pattern');
-        this._toast(item);
+        this.toasts.show(item);
     },
 
     _paintChip(ticker) {
@@ -126,13 +119,13 @@ export const alerts = {
         const replayed = !!(info && info.replayed);
         const item = this._alertItem(msg, replayed);
         // Already listed (same alert_id: from /api/alerts/events, or received twice): no toast, no beep.
-        const listed = this._inFeed(item.key);
-        this._addFeed(item);
+        const listed = this.activity.has(item.key);
+        this.activity.add(item);
         if (replayed || listed) return;
         this._highlight(parseTicker(msg.ticker), 'alert');
-        this._toast(item);
-        if (this.soundEnabled) this.beeper.play('alert');
-        if (msg.alert_id && this.rulesAvailable && this.rulesTimer === null) {
+        this.toasts.show(item);
+        this.sound.alert();
+        if (msg.alert_id && this.alertRules.available && this.rulesTimer === null) {
             // one of the user's rules fired: show its new state
             this.rulesTimer = this._later(() => {
                 this.rulesTimer = null;
@@ -174,115 +167,7 @@ export const alerts = {
                 message: e.message,
                 timestamp: e.timestamp || e.triggered_at || e.created_at,
             };
-            this._addFeed(this._alertItem(msg, true));
+            this.activity.add(this._alertItem(msg, true));
         }
-    },
-
-    /** Whether an item with this key is in the activity feed already. */
-    _inFeed(key) {
-        return this.feed.some((f) => f.key === key);
-    },
-
-    /** Insert into the activity feed, newest first, without duplicates; false when already there. */
-    _addFeed(item) {
-        if (this._inFeed(item.key)) return false;
-        const node = el('li', 'feed-item feed-' + item.kind);
-        const icon = el('span', 'feed-icon');
-        icon.setAttribute('aria-hidden', 'true');
-        const text = el('div', 'feed-text');
-        text.append(el('div', 'feed-title', item.title), el('div', 'feed-body', item.body));
-        const meta = el('div', 'feed-meta');
-        const time = el('time', 'feed-time', fmtClock(item.time));
-        time.dateTime = item.time.toISOString();
-        time.title = fullFormat.format(item.time);
-        meta.appendChild(time);
-        // Missed messages (history, past triggers) newer than the last time this user was here
-        const away = !!item.past && this.lastSeen !== null && item.time.getTime() > this.lastSeen;
-        if (item.past) meta.appendChild(el('span', away ? 'tag tag-away' : 'tag', away ? 'while away' : 'earlier'));
-        node.append(icon, text, meta);
-
-        const t = item.time.getTime();
-        let index = this.feed.findIndex((f) => f.time < t);
-        if (index === -1) index = this.feed.length;
-        if (index >= MAX_FEED) return false; // older than everything kept
-        this.feed.splice(index, 0, { key: item.key, time: t, node: node, away: away });
-        if (this.feed.length > MAX_FEED) this.feed.length = MAX_FEED;
-        this.frame.set('feed', () => this._paintFeed());
-        return true;
-    },
-
-    /** Make the list match this.feed: drop what was trimmed, put the rest in order. */
-    _paintFeed() {
-        const list = this.dom.feed;
-        const keep = new Set(this.feed.map((f) => f.node));
-        for (const child of Array.from(list.children)) {
-            if (!keep.has(child)) child.remove();
-        }
-        let previous = null;
-        for (const f of this.feed) {
-            const expected = previous ? previous.nextSibling : list.firstChild;
-            if (expected !== f.node) list.insertBefore(f.node, expected);
-            previous = f.node;
-        }
-        this.dom.feedEmpty.hidden = this.feed.length > 0;
-        const away = this.feed.filter((f) => f.away).length;
-        this.dom.away.hidden = away === 0;
-        this.dom.away.textContent = away ? away + ' while you were away' : '';
-    },
-
-    _toast(item) {
-        const node = el('div', 'toast toast-' + item.kind);
-        node.setAttribute('role', item.kind === 'alert' ? 'alert' : 'status');
-        const icon = el('span', 'toast-icon');
-        icon.setAttribute('aria-hidden', 'true');
-        const body = el('div', 'toast-body');
-        const head = el('div', 'toast-head');
-        head.appendChild(el('span', 'toast-kind', item.kind === 'alert' ? 'Alert triggered' : 'Pattern detected'));
-        head.appendChild(el('time', 'toast-time', fmtClock(item.time)));
-        body.append(head, el('div', 'toast-title', item.title), el('div', 'toast-text', item.body));
-        if (item.detail) body.appendChild(el('div', 'toast-detail', item.detail));
-        const close = el('button', 'toast-close', '×');
-        close.type = 'button';
-        close.setAttribute('aria-label', 'Dismiss');
-        node.append(icon, body, close);
-        this.toasts.add(node);
-        const overflow = [];
-        for (const t of this.toasts) {
-            if (this.toasts.size - overflow.length <= MAX_TOASTS) break;
-            overflow.push(t);
-        }
-        for (const t of overflow) this.toasts.delete(t);
-        this.frame.set(node, () => {
-            for (const t of overflow) t.remove();
-            if (this.toasts.has(node)) this.dom.toasts.appendChild(node);
-        });
-        toastTimers.set(node, this._later(() => this._dismissToast(node), TOAST_MS));
-    },
-
-    _dismissToast(node) {
-        if (!this.toasts.delete(node)) return;
-        const timer = toastTimers.get(node);
-        window.clearTimeout(timer);
-        this.timers.delete(timer);
-        this.frame.set(node, () => node.classList.add('toast-leaving'));
-        this._later(() => node.remove(), 220);
-    },
-
-    setSoundEnabled(on) {
-        this.soundEnabled = !!on;
-        storage.set(KEYS.sound, this.soundEnabled ? 'on' : null);
-        if (this.soundEnabled && this.beeper.unlock()) this.beeper.play('confirm');
-        this._renderSound();
-        return this.soundEnabled;
-    },
-
-    _renderSound() {
-        const on = this.soundEnabled;
-        const button = this.dom.sound;
-        this.writer.write(button.querySelector('.btn-text'), on ? 'Sound on' : 'Sound off');
-        this.frame.set('sound', () => {
-            button.setAttribute('aria-pressed', on ? 'true' : 'false');
-            button.title = on ? 'Sound alerts are on: click to mute' : 'Sound alerts are off: click to turn them on';
-        });
     },
 };

@@ -2,13 +2,16 @@
 /**
  * Legend Realtime dashboard — the price chart dialog (glue to price-chart.js): the prices kept per ticker
  * for it (recordPrice), opening and following it live, line or candles, colours from the page's theme.
- * Methods of RealtimeDashboard (dashboard.js installs them); their state: chart, chartTicker, chartKind.
+ * An object of its own (the dashboard's `charts`): it gets its elements, the DOM writer, the frame batch,
+ * a way to find a ticker's row, the exchange, and whether the page is gone; it keeps the chart, the
+ * open ticker and the chart kind to itself.
  */
 import { PriceChart } from '../price-chart.js';
 import { exchangeZone, fmtChange, fmtMarketTime, fmtPercent, fmtPrice, num, parseTicker, zoneName } from './format.js';
 import { KEYS, storage } from './storage.js';
 
-/** @typedef {import('./types.js').Dashboard} Dashboard */
+/** @typedef {import('./dom.js').DomWriter} DomWriter */
+/** @typedef {import('./dom.js').FrameBatch} FrameBatch */
 
 export const CHART_TICKS = 5000; // prices kept per ticker for its chart (one per second at most)
 export const CHART_RESTART_MS = 3600000; // a price this much older than the newest: the series started again
@@ -61,21 +64,45 @@ export function recordPrice(row, ms, price) {
     return result;
 }
 
-/** @satisfies {ThisType<Dashboard>} */
-export const charts = {
+export class ChartDialog {
+    /**
+     * @param {object} parts
+     * @param {Record<string, any>} parts.dom chartDialog, chartCanvas, chartTitle, chartPrice, chartChange, chartNote, chartKinds
+     * @param {DomWriter} parts.writer writes text
+     * @param {Pick<FrameBatch, 'set'>} parts.frame applies attributes once per frame
+     * @param {(ticker: string) => any} parts.row the row state of a ticker on the page (its prices), or undefined
+     * @param {() => string} parts.exchange the exchange calendar whose time the chart reads in
+     * @param {() => boolean} parts.destroyed whether the page was destroyed
+     */
+    constructor({ dom, writer, frame, row, exchange, destroyed }) {
+        this._dom = dom;
+        this._writer = writer;
+        this._frame = frame;
+        this._row = row;
+        this._exchange = exchange;
+        this._destroyed = destroyed;
+        /** @type {PriceChart | null} created when a chart is first opened */
+        this.chart = null;
+        /** @type {string | null} the ticker whose chart is open */
+        this.ticker = null;
+        /** @type {'line' | 'candles'} */
+        this.kind = storage.get(KEYS.chartKind) === 'candles' ? 'candles' : 'line';
+    }
+
     /**
      * Open the price chart of `ticker` (a row on the page): its prices so far (the stream's history
      * at subscribe, then every update), then live. Resolves once drawn; to false when it cannot be.
+     * @param {unknown} raw
      */
-    async openChart(raw) {
+    async open(raw) {
         const ticker = parseTicker(raw);
-        const row = ticker && this.rows.get(ticker);
-        if (!row || this.destroyed) return false;
-        const d = this.dom;
-        this.chartTicker = ticker;
+        const row = ticker && this._row(ticker);
+        if (!row || this._destroyed()) return false;
+        const d = this._dom;
+        this.ticker = ticker;
         d.chartTitle.textContent = ticker;
-        this._chartHeader(row);
-        this._renderChartKind();
+        this._header(row);
+        this._renderKind();
         if (!d.chartDialog.open) d.chartDialog.showModal();
         let lib;
         try {
@@ -85,103 +112,124 @@ export const charts = {
             d.chartNote.textContent = 'The chart cannot be shown: ' + err.message + '.';
             return false;
         }
-        if (this.destroyed || this.chartTicker !== ticker) return false;
+        if (this._destroyed() || this.ticker !== ticker) return false;
         if (!this.chart) {
-            const zone = exchangeZone(this.exchange);
+            const zone = exchangeZone(this._exchange());
             this.chart = new PriceChart(d.chartCanvas, {
                 library: lib,
                 timeZone: zone || Intl.DateTimeFormat().resolvedOptions().timeZone,
                 zoneLabel: zoneName(zone, new Date()),
-                colors: this._chartColors(),
+                colors: this._colors(),
             });
         }
-        this._drawChart(row);
+        this._draw(row);
         return true;
-    },
+    }
 
     /** Close the chart (the dialog's own close event does the rest). */
-    closeChart() {
-        const dialog = this.dom && this.dom.chartDialog;
+    close() {
+        const dialog = this._dom && this._dom.chartDialog;
         if (dialog && dialog.open) dialog.close();
-        this._chartClosed();
-    },
+        this.onDialogClosed();
+    }
 
-    _chartClosed() {
+    /** The dialog's close event. */
+    onDialogClosed() {
         // The dialog's close event comes a task after close(): a chart opened again meanwhile stays.
-        const dialog = this.dom && this.dom.chartDialog;
-        if (!(dialog && dialog.open)) this.chartTicker = null;
-    },
+        const dialog = this._dom && this._dom.chartDialog;
+        if (!(dialog && dialog.open)) this.ticker = null;
+    }
 
-    /** 'line' or 'candles', remembered in this browser. */
-    setChartKind(kind) {
-        this.chartKind = kind === 'candles' ? 'candles' : 'line';
-        storage.set(KEYS.chartKind, this.chartKind === 'candles' ? 'candles' : null);
-        this._renderChartKind();
-        const row = this.chartTicker && this.rows.get(this.chartTicker);
+    /**
+     * 'line' or 'candles', remembered in this browser.
+     * @param {unknown} kind
+     */
+    setKind(kind) {
+        this.kind = kind === 'candles' ? 'candles' : 'line';
+        storage.set(KEYS.chartKind, this.kind === 'candles' ? 'candles' : null);
+        this._renderKind();
+        const row = this.ticker && this._row(this.ticker);
         if (this.chart && row) {
-            this.chart.setKind(this.chartKind);
-            this._chartNote(row);
+            this.chart.setKind(this.kind);
+            this._note(row);
         }
-        return this.chartKind;
-    },
+        return this.kind;
+    }
 
-    _drawChart(row) {
-        this.chart.show({
-            times: row.times,
-            prices: row.prices,
-            previousClose: num(row.last && row.last.previous_close),
-            kind: this.chartKind,
-        });
-        this._chartNote(row);
-    },
+    /** The page's theme changed (light or dark): recolour the chart. */
+    themeChanged() {
+        if (this.chart) this.chart.setColors(this._colors());
+    }
 
-    /** A new price of the open chart's ticker (`recorded`: what recordPrice did with it). */
-    _chartPrice(row, recorded) {
-        this._chartHeader(row);
+    /**
+     * A new price of `ticker` (`recorded`: what recordPrice did with it): follow it when its chart is open.
+     * @param {string} ticker
+     * @param {any} row
+     * @param {string | null} recorded
+     */
+    onPrice(ticker, row, recorded) {
+        if (this.ticker !== ticker) return;
+        this._header(row);
         if (!this.chart || !recorded) return;
         if (recorded === 'insert' || recorded === 'trim' || recorded === 'reset') {
-            this._drawChart(row);
+            this._draw(row);
             return;
         }
         const n = row.times.length;
         this.chart.push(row.times[n - 1], row.prices[n - 1]);
-        this._chartNote(row);
-    },
+        this._note(row);
+    }
 
-    _chartHeader(row) {
-        const d = this.dom;
+    /** Remove the chart (the page goes away). */
+    destroy() {
+        if (this.chart) this.chart.destroy();
+        this.chart = null;
+    }
+
+    _draw(row) {
+        this.chart.show({
+            times: row.times,
+            prices: row.prices,
+            previousClose: num(row.last && row.last.previous_close),
+            kind: this.kind,
+        });
+        this._note(row);
+    }
+
+    _header(row) {
+        const d = this._dom;
         const last = row.last;
-        this.writer.write(d.chartPrice, last ? last.price : null, fmtPrice);
-        this.writer.write(d.chartChange, last ? fmtChange(last.change) + ' (' + fmtPercent(last.change_percent) + ')' : '');
-        this.frame.set('chart-trend', () => {
+        this._writer.write(d.chartPrice, last ? last.price : null, fmtPrice);
+        this._writer.write(d.chartChange, last ? fmtChange(last.change) + ' (' + fmtPercent(last.change_percent) + ')' : '');
+        this._frame.set('chart-trend', () => {
             d.chartDialog.dataset.trend = row.trend;
         });
-    },
+    }
 
-    _chartNote(row) {
+    _note(row) {
         const n = row.times.length;
-        const zone = exchangeZone(this.exchange);
+        const zone = exchangeZone(this._exchange());
         let text;
         if (!n) {
             text = 'Waiting for the first price of ' + row.ticker + '…';
         } else {
             text = n + (n === 1 ? ' price' : ' prices') + ' since ' + fmtMarketTime(new Date(row.times[0]), zone);
-            if (this.chartKind === 'candles' && this.chart) text += ' · ' + PriceChart.intervalLabel(this.chart.interval) + ' candles';
+            if (this.kind === 'candles' && this.chart) text += ' · ' + PriceChart.intervalLabel(this.chart.interval) + ' candles';
             text += ' · live';
         }
-        this.writer.write(this.dom.chartNote, text);
-    },
+        this._writer.write(this._dom.chartNote, text);
+    }
 
-    _renderChartKind() {
-        for (const button of this.dom.chartKinds) {
-            button.setAttribute('aria-pressed', button.dataset.kind === this.chartKind ? 'true' : 'false');
+    _renderKind() {
+        for (const button of this._dom.chartKinds) {
+            button.setAttribute('aria-pressed', button.dataset.kind === this.kind ? 'true' : 'false');
         }
-    },
+    }
 
     /** The chart's colours from the page's theme (light or dark). */
-    _chartColors() {
+    _colors() {
         const css = window.getComputedStyle(document.documentElement);
         const v = (name) => css.getPropertyValue(name).trim();
         return { text: v('--text-2'), grid: v('--border'), border: v('--border-strong'), up: v('--up'), down: v('--down'), muted: v('--muted') };
-    },
-};
+    }
+}

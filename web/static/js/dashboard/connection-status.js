@@ -2,11 +2,14 @@
 /**
  * Legend Realtime dashboard — the status badges: the connection indicator (live, degraded, reconnecting,
  * offline, signed out), the market badge in the exchange's time, and the banner for refused sessions.
- * Methods of RealtimeDashboard (dashboard.js installs them); their state: serviceReason, exchange.
+ * An object of its own: it gets its elements, the DOM writer, the frame batch, the client (its state
+ * and serviceStatus) and a way to ask whether the user signed out; it keeps the degraded reason and the
+ * exchange to itself. The dashboard decides what a close or a refusal means (sign-in, banner).
  */
-import { exchangeZone, fmtMarketTime, fmtMarketTimeLong, fullFormat, parseTime } from './format.js';
+import { DEFAULT_EXCHANGE, exchangeZone, fmtMarketTime, fmtMarketTimeLong, fullFormat, parseTime } from './format.js';
 
-/** @typedef {import('./types.js').Dashboard} Dashboard */
+/** @typedef {import('./dom.js').DomWriter} DomWriter */
+/** @typedef {import('./dom.js').FrameBatch} FrameBatch */
 
 export const MARKET_LABEL = {
     open: 'Market open',
@@ -25,60 +28,83 @@ export const CONNECTION_LABEL = {
     'signed-out': 'Signed out',
 };
 
-/** @satisfies {ThisType<Dashboard>} */
-export const connectionStatus = {
-    _renderConnection(state) {
+export class ConnectionStatus {
+    /**
+     * @param {object} parts
+     * @param {Record<string, any>} parts.dom conn, connLabel, table, banner, market, marketLabel, marketNext
+     * @param {DomWriter} parts.writer writes text
+     * @param {Pick<FrameBatch, 'set'>} parts.frame applies classes and attributes once per frame
+     * @param {{state: string, serviceStatus: string}} parts.client the WebSocketClient
+     * @param {() => boolean} parts.signedOut whether the user signed out (JWT mode)
+     */
+    constructor({ dom, writer, frame, client, signedOut }) {
+        this._dom = dom;
+        this._writer = writer;
+        this._frame = frame;
+        this._client = client;
+        this._signedOut = signedOut;
+        /** @type {string | null} why the server said live delivery is degraded */
+        this._serviceReason = null;
+        /** The exchange calendar of the latest market_status ('XNYS' until one says otherwise). */
+        this.exchange = DEFAULT_EXCHANGE;
+    }
+
+    /**
+     * Show the connection state: 'connecting' | 'open' | 'reconnecting' | 'closed' (degraded, offline
+     * and signed out are told apart here).
+     * @param {string} state
+     */
+    render(state) {
         let shown = state;
         if (state !== 'open' && state !== 'closed' && navigator.onLine === false) shown = 'closed';
         // Connected, but the server says live delivery is degraded (its backplane is down).
-        if (shown === 'open' && this.ws.serviceStatus === 'degraded') shown = 'degraded';
-        if (this.signedOut) shown = 'signed-out';
+        if (shown === 'open' && this._client.serviceStatus === 'degraded') shown = 'degraded';
+        if (this._signedOut()) shown = 'signed-out';
         const label = CONNECTION_LABEL[shown] || CONNECTION_LABEL.connecting;
-        const reason = this.serviceReason;
-        this.writer.write(this.dom.connLabel, label);
-        this.frame.set('conn', () => {
-            this.dom.conn.dataset.state = shown;
-            this.dom.conn.title = shown === 'open'
+        const reason = this._serviceReason;
+        const dom = this._dom;
+        this._writer.write(dom.connLabel, label);
+        this._frame.set('conn', () => {
+            dom.conn.dataset.state = shown;
+            dom.conn.title = shown === 'open'
                 ? 'Streaming live'
                 : shown === 'degraded' ? reason || 'The server cannot stream live right now; your connection stays open'
                     : shown === 'signed-out' ? 'Sign in to stream'
                         : shown === 'closed' ? 'Offline: click to reconnect' : 'Reconnecting: click to retry now';
-            this.dom.table.classList.toggle('is-stale', shown !== 'open');
+            dom.table.classList.toggle('is-stale', shown !== 'open');
         });
-    },
+    }
 
     /** The server says live delivery degraded or recovered: show it in the connection indicator. */
-    _onServiceStatus(msg) {
-        this.serviceReason = msg && typeof msg.reason === 'string' ? msg.reason : null;
-        this._renderConnection(this.ws.state);
-    },
+    onServiceStatus(msg) {
+        this._serviceReason = msg && typeof msg.reason === 'string' ? msg.reason : null;
+        this.render(this._client.state);
+    }
 
-    _onReconnecting(e) {
-        // The server could not be asked at start: ask again, it may need a token.
-        if (this.authMode === 'unknown' && e.attempt === 1) this._loadAuthConfig();
+    /**
+     * The client waits `delay` ms before reconnect attempt `attempt`: say so on the indicator.
+     * @param {{attempt: number, delay: number}} e the client's 'reconnecting' event
+     */
+    showRetry(e) {
         const seconds = (e.delay / 1000).toFixed(1);
-        this.frame.set('conn-retry', () => {
-            this.dom.conn.title = 'Reconnecting: attempt ' + e.attempt + ' in ' + seconds + ' s (click to retry now)';
+        this._frame.set('conn-retry', () => {
+            this._dom.conn.title = 'Reconnecting: attempt ' + e.attempt + ' in ' + seconds + ' s (click to retry now)';
         });
-    },
+    }
 
-    _onClose(e) {
-        if (e && e.code === 4401 && this.authMode !== 'dev') {
-            this._showSignIn(this._refusal(e.reason));
-        } else if (e && (e.code === 4401 || e.code === 4403)) {
-            this._showBanner('The server refused this session (' + (e.reason || e.code) + '). Reload the page to try again.');
-        }
-    },
-
-    _showBanner(text) {
-        this.frame.set('banner', () => {
-            this.dom.banner.hidden = !text;
-            this.dom.banner.textContent = text || '';
+    /**
+     * Show `text` in the banner; null hides it.
+     * @param {string | null} text
+     */
+    showBanner(text) {
+        this._frame.set('banner', () => {
+            this._dom.banner.hidden = !text;
+            this._dom.banner.textContent = text || '';
         });
-    },
+    }
 
     /** Exchange times ("opens 9:30 AM ET"), the browser's local time in the tooltip. */
-    _onMarketStatus(msg) {
+    onMarketStatus(msg) {
         const status = String(msg.status || 'unknown');
         const isOpen = status === 'open';
         if (typeof msg.exchange === 'string' && msg.exchange) this.exchange = msg.exchange;
@@ -93,11 +119,12 @@ export const connectionStatus = {
             if (isOpen && msg.early_close) title += ', early close';
             if (zone) title += '\nYour time: ' + fullFormat.format(when);
         }
-        this.writer.write(this.dom.marketLabel, MARKET_LABEL[status] || status.replace(/_/g, ' '));
-        this.writer.write(this.dom.marketNext, next);
-        this.frame.set('market', () => {
-            this.dom.market.dataset.status = status;
-            this.dom.market.title = title;
+        const dom = this._dom;
+        this._writer.write(dom.marketLabel, MARKET_LABEL[status] || status.replace(/_/g, ' '));
+        this._writer.write(dom.marketNext, next);
+        this._frame.set('market', () => {
+            dom.market.dataset.status = status;
+            dom.market.title = title;
         });
-    },
-};
+    }
+}

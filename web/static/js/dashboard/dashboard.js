@@ -1,27 +1,36 @@
 // @ts-check
 /**
  * Legend Realtime dashboard — RealtimeDashboard: builds the page's parts (client, DOM writer, frame
- * batch, REST, sound), binds the page and the client's events, and starts and stops everything. The
- * page's roles are methods written in one module each and installed on its prototype here:
- *   connection-status.js  connection indicator, market badge, banner
+ * batch, REST, sound), binds the page and the client's events, and starts and stops everything.
+ * Parts that are objects of their own, each given its collaborators in its constructor (elements,
+ * writer, frame batch, client or REST, small functions for what it asks of the page) and sharing no
+ * `this` with the dashboard, which keeps its documented methods as one-line delegations:
+ *   connection-status.js  ConnectionStatus (this.status): connection indicator, market badge, banner
+ *   charts.js             ChartDialog (this.charts): the price chart dialog
+ *   rules.js              AlertRules (this.alertRules): alert rules (REST)
+ *   stats-panel.js        StatsPanel (this.statsPanel): the statistics panel
+ *   sound.js              SoundAlerts (this.sound): sound alerts on or off, and the alert beep
+ *   toasts.js             Toasts (this.toasts): the notifications of patterns and alert triggers
+ *   activity.js           ActivityFeed (this.activity): the Activity list
+ * Roles still written as methods in one module each and installed on its prototype here (their state
+ * is set up in the constructor below, grouped by role):
  *   signin.js             JWT sign-in
  *   watchlist.js          rows, prices, sparklines, the watchlist (REST)
- *   charts.js             the price chart dialog
- *   alerts.js             patterns, alert triggers, Activity, notifications, sound
- *   rules.js              alert rules (REST)
- *   stats-panel.js        the statistics panel
- * Their state is set up in the constructor below, grouped by role.
+ *   alerts.js             patterns, alert triggers, Activity
  */
 import { WebSocketClient } from '../websocket-client.js';
+import { ActivityFeed } from './activity.js';
 import { alerts, Beeper } from './alerts.js';
-import { charts, recordPrice } from './charts.js';
-import { connectionStatus } from './connection-status.js';
+import { ChartDialog, recordPrice } from './charts.js';
+import { ConnectionStatus } from './connection-status.js';
 import { DomWriter, el, FrameBatch } from './dom.js';
-import { DEFAULT_EXCHANGE, USER_ID_RE, exchangeZone, fmtMarketTime, parseTicker } from './format.js';
+import { USER_ID_RE, exchangeZone, fmtMarketTime, parseTicker } from './format.js';
 import { Api } from './rest.js';
-import { ALERT_KINDS, rules } from './rules.js';
+import { ALERT_KINDS, AlertRules } from './rules.js';
 import { decodeToken, safeLink, signin, tokenFromHash } from './signin.js';
-import { statsPanel } from './stats-panel.js';
+import { SoundAlerts } from './sound.js';
+import { StatsPanel } from './stats-panel.js';
+import { Toasts } from './toasts.js';
 import { KEYS, storage } from './storage.js';
 import { watchlist } from './watchlist.js';
 
@@ -74,24 +83,12 @@ export class RealtimeDashboardBase {
             log: (level, ...args) => this.ws._log(level, ...args),
         });
         this.ws = new WebSocketClient(Object.assign({ writer: this.writer }, clientOptions));
-        this.exchange = DEFAULT_EXCHANGE;
-        this.serviceReason = null; // why the server said live delivery is degraded
-        this.chart = null; // PriceChart, created when a chart is first opened
-        this.chartTicker = null; // the ticker whose chart is open
-        this.chartKind = storage.get(KEYS.chartKind) === 'candles' ? 'candles' : 'line';
 
         this.rows = new Map(); // ticker -> row state; the only place rows come from
         this.patterns = new Map(); // ticker -> latest pattern chip, at most MAX_PATTERN_CHIPS
         this.watchlist = new Set(); // tickers saved in the user's watchlist
         this.watchlistMode = 'loading'; // 'server' | 'local' | 'degraded'
-        this.rulesAvailable = null; // null: not known yet
-        this.rules = new Map(); // id -> rule
-        this.feed = []; // [{key, time, node}], newest first, at most MAX_FEED
-        this.toasts = new Set();
         this.timers = new Set();
-        this.statsTimer = null;
-        this.statsCells = null;
-        this.soundEnabled = storage.get(KEYS.sound) === 'on';
         // When this user last had the page live here: missed triggers newer than that are "while away".
         this.lastSeen = Number(storage.get(KEYS.lastSeen(userId))) || null;
         this.seenTimer = null;
@@ -100,7 +97,72 @@ export class RealtimeDashboardBase {
         this._offs = [];
 
         self._bindDom();
+        /** The connection indicator, the market badge and the banner. */
+        this.status = new ConnectionStatus({
+            dom: this.dom,
+            writer: this.writer,
+            frame: this.frame,
+            client: this.ws,
+            signedOut: () => this.signedOut,
+        });
+        /** The price chart dialog (openChart() opens it). */
+        this.charts = new ChartDialog({
+            dom: this.dom,
+            writer: this.writer,
+            frame: this.frame,
+            row: (ticker) => this.rows.get(ticker),
+            exchange: () => this.status.exchange,
+            destroyed: () => this.destroyed,
+        });
+        /** The alert rules: the list and the form. */
+        this.alertRules = new AlertRules({
+            api: this.api,
+            dom: this.dom,
+            frame: this.frame,
+            showError: (node, text) => self._showError(node, text),
+            destroyed: () => this.destroyed,
+        });
+        /** The Activity list. */
+        this.activity = new ActivityFeed({ dom: this.dom, frame: this.frame, lastSeen: () => this.lastSeen });
+        /** The notifications (toasts). */
+        this.toasts = new Toasts({
+            container: this.dom.toasts,
+            frame: this.frame,
+            later: (fn, ms) => self._later(fn, ms),
+            cancel: (id) => {
+                window.clearTimeout(id);
+                this.timers.delete(id);
+            },
+        });
+        /** Sound alerts: the choice, its button, the beep. */
+        this.sound = new SoundAlerts({ beeper: this.beeper, button: this.dom.sound, writer: this.writer, frame: this.frame });
+        /** The statistics panel (toggleStats() shows and hides it). */
+        this.statsPanel = new StatsPanel({
+            dom: { panel: this.dom.stats, list: this.dom.statsList, toggle: this.dom.statsToggle },
+            getStats: () => this.ws.getStats(),
+            writer: this.writer,
+        });
         self._bindClient();
+    }
+
+    /** Whether alerts beep. */
+    get soundEnabled() {
+        return this.sound ? this.sound.enabled : false;
+    }
+
+    /** The PriceChart of the chart dialog, once one was opened (null before). */
+    get chart() {
+        return this.charts ? this.charts.chart : null;
+    }
+
+    /** The ticker whose chart is open, or null. */
+    get chartTicker() {
+        return this.charts ? this.charts.ticker : null;
+    }
+
+    /** 'line' or 'candles': how the chart draws prices. */
+    get chartKind() {
+        return this.charts ? this.charts.kind : 'line';
     }
 
     static parseTicker = parseTicker;
@@ -118,8 +180,8 @@ export class RealtimeDashboardBase {
  */
 export const lifecycle = {
     start() {
-        this._renderConnection(this.ws.state === 'closed' ? 'connecting' : this.ws.state);
-        this._renderSound();
+        this.status.render(this.ws.state === 'closed' ? 'connecting' : this.ws.state);
+        this.sound.render();
         this._renderEmpty();
         this.ws.subscribe('market_status');
         this.ws.subscribe('patterns');
@@ -148,13 +210,11 @@ export const lifecycle = {
         this.frame.clear();
         for (const id of this.timers) window.clearTimeout(id);
         this.timers.clear();
-        if (this.statsTimer !== null) window.clearInterval(this.statsTimer);
-        this.statsTimer = null;
+        this.statsPanel.destroy();
         window.clearInterval(this.seenTimer);
         this.seenTimer = null;
         this.beeper.close();
-        if (this.chart) this.chart.destroy();
-        this.chart = null;
+        this.charts.destroy();
     },
 
     _later(fn, ms) {
@@ -169,16 +229,16 @@ export const lifecycle = {
     _bindClient() {
         const ws = this.ws;
         const on = (type, fn) => this._offs.push(ws.on(type, fn.bind(this)));
-        on('statechange', (e) => this._renderConnection(e.state));
+        on('statechange', (e) => this.status.render(e.state));
         on('reconnecting', this._onReconnecting);
         on('close', this._onClose);
         on('open', this._onOpen);
         on('price_update', this._onPrice);
         on('pattern_alert', this._onPattern);
         on('alert_trigger', this._onAlertTrigger);
-        on('market_status', this._onMarketStatus);
+        on('market_status', (msg) => this.status.onMarketStatus(msg));
         on('error', this._onServerError);
-        on('service_status', this._onServiceStatus);
+        on('service_status', (msg) => this.status.onServiceStatus(msg));
         on('connection', (msg) => this._renderUser(msg.user_id));
     },
 
@@ -259,7 +319,7 @@ export const lifecycle = {
             else if (event.target.closest('button.sym, td.col-chart')) this.openChart(row.dataset.ticker);
         });
         listen(d.chartClose, 'click', () => this.closeChart());
-        listen(d.chartDialog, 'close', () => this._chartClosed());
+        listen(d.chartDialog, 'close', () => this.charts.onDialogClosed());
         listen(d.chartDialog, 'click', (event) => {
             if (event.target === d.chartDialog) this.closeChart(); // the backdrop
             const kind = event.target.closest('button[data-kind]');
@@ -267,7 +327,7 @@ export const lifecycle = {
         });
         if (window.matchMedia) {
             listen(window.matchMedia('(prefers-color-scheme: dark)'), 'change', () => {
-                if (this.chart) this.chart.setColors(this._chartColors());
+                this.charts.themeChanged();
             });
         }
         listen(d.signinForm, 'submit', (event) => {
@@ -282,7 +342,7 @@ export const lifecycle = {
         });
         listen(d.ruleForm, 'submit', (event) => {
             event.preventDefault();
-            this._submitRule();
+            this.alertRules.submit();
         });
         listen(d.ruleList, 'click', (event) => {
             const button = event.target.closest('button[data-rule-id]');
@@ -290,17 +350,17 @@ export const lifecycle = {
         });
         listen(d.statsToggle, 'click', () => this.toggleStats());
         listen(d.statsClose, 'click', () => this.toggleStats(false));
-        listen(d.sound, 'click', () => this.setSoundEnabled(!this.soundEnabled));
+        listen(d.sound, 'click', () => this.setSoundEnabled(!this.sound.enabled));
         listen(d.conn, 'click', () => {
             if (this.ws.state !== 'open' && !this.signedOut) this.ws.connect(); // "retry now"
         });
         listen(d.toasts, 'click', (event) => {
             const toast = event.target.closest('.toast');
-            if (toast) this._dismissToast(toast);
+            if (toast) this.toasts.dismiss(toast);
         });
         // Recover at once when the network or the tab comes back, instead of waiting for the backoff.
         listen(window, 'online', () => this._retrySoon());
-        listen(window, 'offline', () => this._renderConnection(this.ws.state));
+        listen(window, 'offline', () => this.status.render(this.ws.state));
         listen(document, 'visibilitychange', () => {
             if (document.visibilityState === 'visible') this._retrySoon();
         });
@@ -313,29 +373,100 @@ export const lifecycle = {
             if (event.persisted) this.ws.connect();
         });
         // A remembered "sound on" needs a gesture before the browser lets audio start.
-        const unlock = () => {
-            if (this.soundEnabled) this.beeper.unlock();
-        };
+        const unlock = () => this.sound.unlock();
         listen(document, 'pointerdown', unlock);
         listen(document, 'keydown', unlock);
     },
 
+    /**
+     * Show or hide the statistics panel (ws.getStats(), refreshed every second); returns whether it is now shown.
+     * @param {boolean} [force]
+     */
+    toggleStats(force) {
+        return this.statsPanel.toggle(force);
+    },
+
+    /** Read the user's alert rules again (GET /api/alerts/rules). */
+    loadRules() {
+        return this.alertRules.load();
+    },
+
+    /**
+     * Create an alert rule ({ticker, kind, threshold}); re-arms when the price crosses back.
+     * @param {{ticker?: unknown, kind?: unknown, threshold?: unknown}} input
+     */
+    createAlertRule(input) {
+        return this.alertRules.create(input);
+    },
+
+    /**
+     * Delete an alert rule by its id.
+     * @param {unknown} id
+     */
+    deleteAlertRule(id) {
+        return this.alertRules.remove(id);
+    },
+
+    /**
+     * Open the price chart of `ticker` (a row on the page), then follow it live. Resolves once drawn;
+     * to false when it cannot be.
+     * @param {unknown} ticker
+     */
+    openChart(ticker) {
+        return this.charts.open(ticker);
+    },
+
+    /** Close the price chart. */
+    closeChart() {
+        this.charts.close();
+    },
+
+    /**
+     * Draw the chart as 'line' or 'candles' (remembered in this browser); returns the kind now used.
+     * @param {unknown} kind
+     */
+    setChartKind(kind) {
+        return this.charts.setKind(kind);
+    },
+
+    /**
+     * Turn sound alerts on or off (what the sound button does); returns whether they are on.
+     * @param {unknown} on
+     */
+    setSoundEnabled(on) {
+        return this.sound.setEnabled(on);
+    },
+
     _retrySoon() {
         if (!this.destroyed && this.ws.state === 'reconnecting') this.ws.connect();
-        this._renderConnection(this.ws.state);
+        this.status.render(this.ws.state);
     },
 
     _markSeen() {
         if (this.ws.state === 'open') storage.set(KEYS.lastSeen(this.userId), String(Date.now()));
     },
 
+    _onReconnecting(e) {
+        // The server could not be asked at start: ask again, it may need a token.
+        if (this.authMode === 'unknown' && e.attempt === 1) this._loadAuthConfig();
+        this.status.showRetry(e);
+    },
+
+    _onClose(e) {
+        if (e && e.code === 4401 && this.authMode !== 'dev') {
+            this._showSignIn(this._refusal(e.reason));
+        } else if (e && (e.code === 4401 || e.code === 4403)) {
+            this.status.showBanner('The server refused this session (' + (e.reason || e.code) + '). Reload the page to try again.');
+        }
+    },
+
     _onOpen(e) {
-        this._showBanner(null);
+        this.status.showBanner(null);
         this._markSeen();
         if (e && e.reconnected) {
             // The server may have restarted or the list changed elsewhere: follow it again.
             if (this.watchlistMode !== 'local') this.loadWatchlist();
-            if (this.rulesAvailable !== true) this.loadRules();
+            if (this.alertRules.available !== true) this.loadRules();
         }
     },
 
@@ -353,7 +484,7 @@ export const lifecycle = {
     },
 };
 
-Object.assign(RealtimeDashboardBase.prototype, lifecycle, connectionStatus, signin, watchlist, charts, alerts, rules, statsPanel);
+Object.assign(RealtimeDashboardBase.prototype, lifecycle, signin, watchlist, alerts);
 
 /**
  * RealtimeDashboardBase with the role modules' methods in its type.

@@ -142,8 +142,8 @@ export const signin = {
         if (this.ws.state !== 'closed') this.ws.disconnect(1000, 'signed out');
         this.closeChart();
         this.toggleStats(false);
-        this._showBanner(null);
-        this._renderConnection('closed');
+        this.status.showBanner(null);
+        this.status.render('closed');
         const d = this.dom;
         if (!again || message) {
             this.frame.set('signin-message', () => {

@@ -1,58 +1,86 @@
 // @ts-check
 /**
- * Legend Realtime dashboard — the statistics panel: ws.getStats(), refreshed every second while shown.
- * Methods of RealtimeDashboard (dashboard.js installs them); their state: statsTimer, statsCells.
+ * Legend Realtime dashboard — the statistics panel: the client's getStats(), refreshed every second
+ * while shown. An object of its own: it gets the panel's elements, the statistics source and the DOM
+ * writer, and keeps its timer and cells to itself.
  */
 import { el } from './dom.js';
 import { fmtClock, parseTime } from './format.js';
 
-/** @typedef {import('./types.js').Dashboard} Dashboard */
+/** @typedef {import('./dom.js').DomWriter} DomWriter */
 
 export const STATS_REFRESH_MS = 1000;
 
-/** @satisfies {ThisType<Dashboard>} */
-export const statsPanel = {
-    /** Show or hide the statistics panel; returns whether it is now shown. */
-    toggleStats(force) {
-        const panel = this.dom.stats;
+export class StatsPanel {
+    /**
+     * @param {object} parts
+     * @param {{panel: any, list: any, toggle: any}} parts.dom the panel, its <dl>, and the button that opens it
+     * @param {() => Record<string, unknown>} parts.getStats what to show (the client's getStats())
+     * @param {DomWriter} parts.writer writes the values' text
+     */
+    constructor({ dom, getStats, writer }) {
+        this._dom = dom;
+        this._getStats = getStats;
+        this._writer = writer;
+        /** @type {number | null} */
+        this._timer = null;
+        /** @type {Map<string, any> | null} statistic -> its <dd>, made on first show */
+        this._cells = null;
+    }
+
+    /**
+     * Show or hide the panel (toggle without `force`); returns whether it is now shown.
+     * @param {boolean} [force]
+     */
+    toggle(force) {
+        const panel = this._dom.panel;
         const show = force === undefined ? panel.hidden : !!force;
         panel.hidden = !show;
-        this.dom.statsToggle.setAttribute('aria-expanded', show ? 'true' : 'false');
+        this._dom.toggle.setAttribute('aria-expanded', show ? 'true' : 'false');
         if (show) {
-            this._renderStats();
+            this.render();
             // In the side column, beside the watchlist (never over it); below it on a phone.
             if (typeof panel.scrollIntoView === 'function') panel.scrollIntoView({ block: 'nearest' });
-            if (this.statsTimer === null) this.statsTimer = window.setInterval(() => this._renderStats(), STATS_REFRESH_MS);
-        } else if (this.statsTimer !== null) {
-            window.clearInterval(this.statsTimer);
-            this.statsTimer = null;
+            if (this._timer === null) this._timer = window.setInterval(() => this.render(), STATS_REFRESH_MS);
+        } else {
+            this._stopTimer();
         }
         return show;
-    },
+    }
 
-    _renderStats() {
-        const stats = this.ws.getStats();
-        if (!this.statsCells) {
-            this.statsCells = new Map();
-            const list = this.dom.statsList;
+    /** Write the current statistics into the panel. */
+    render() {
+        const stats = this._getStats();
+        if (!this._cells) {
+            this._cells = new Map();
             for (const key of Object.keys(stats)) {
                 if (key === 'streams') continue;
                 const dt = el('dt', null, key);
                 const dd = el('dd');
                 dd.dataset.stat = key;
-                list.append(dt, dd);
-                this.statsCells.set(key, dd);
+                this._dom.list.append(dt, dd);
+                this._cells.set(key, dd);
             }
         }
-        for (const [key, dd] of this.statsCells) {
+        for (const [key, dd] of this._cells) {
             const v = stats[key];
             let text;
             if (Array.isArray(v)) text = v.length ? v.join(', ') : '—';
             else if (v === null || v === undefined) text = '—';
-            else if (key === 'lastMessageTime') text = fmtClock(parseTime(v));
+            else if (key === 'lastMessageTime') text = fmtClock(parseTime(/** @type {any} */ (v)));
             else if (key === 'latencyMs') text = v + ' ms';
             else text = String(v);
-            this.writer.write(dd, text);
+            this._writer.write(dd, text);
         }
-    },
-};
+    }
+
+    /** Stop refreshing (the page goes away). */
+    destroy() {
+        this._stopTimer();
+    }
+
+    _stopTimer() {
+        if (this._timer !== null) window.clearInterval(this._timer);
+        this._timer = null;
+    }
+}

@@ -39,7 +39,7 @@ export const watchlist = {
         if (!ticker) return false;
         const row = this.rows.get(ticker);
         if (row) {
-            if (this.chartTicker === ticker) this.closeChart();
+            if (this.charts.ticker === ticker) this.closeChart();
             this.rows.delete(ticker);
             this.frame.delete(row);
             row.el.remove();
@@ -115,7 +115,7 @@ export const watchlist = {
             if (before !== null && before !== price) row.flash = price > before ? 'up' : 'down';
         }
         this.frame.set(row, () => this._paintRow(row));
-        if (this.chartTicker === ticker) this._chartPrice(row, recorded);
+        this.charts.onPrice(ticker, row, recorded);
     },
 
     /** Classes, chart and range marker of one row (runs inside the frame batch). */

@@ -1,0 +1,94 @@
+// @ts-check
+/**
+ * Legend Realtime dashboard — the Activity list: pattern detections and alert triggers, newest first,
+ * without duplicates (by key), at most MAX_FEED; missed ones newer than the user's last visit are
+ * marked "while away". An object of its own (the dashboard's `activity`): it gets its elements, the
+ * frame batch and a way to read when this user was last here.
+ */
+import { el } from './dom.js';
+import { fmtClock, fullFormat } from './format.js';
+
+/** @typedef {import('./dom.js').FrameBatch} FrameBatch */
+/** @typedef {{kind: string, key: string, title: string, body: string, time: Date, past?: boolean}} FeedItem */
+
+export const MAX_FEED = 50;
+
+export class ActivityFeed {
+    /**
+     * @param {object} parts
+     * @param {Record<string, any>} parts.dom feed (the list), feedEmpty, away
+     * @param {Pick<FrameBatch, 'set'>} parts.frame applies DOM changes once per frame
+     * @param {() => number | null} parts.lastSeen when this user last had the page live (epoch ms), or null
+     */
+    constructor({ dom, frame, lastSeen }) {
+        this._dom = dom;
+        this._frame = frame;
+        this._lastSeen = lastSeen;
+        /** @type {{key: string, time: number, node: any, away: boolean}[]} newest first, at most MAX_FEED */
+        this._items = [];
+    }
+
+    /** How many items are listed. */
+    get size() {
+        return this._items.length;
+    }
+
+    /**
+     * Whether an item with this key is listed already.
+     * @param {string} key
+     */
+    has(key) {
+        return this._items.some((f) => f.key === key);
+    }
+
+    /**
+     * Insert an item, newest first, without duplicates; false when already there (or older than all kept).
+     * @param {FeedItem} item
+     */
+    add(item) {
+        if (this.has(item.key)) return false;
+        const node = el('li', 'feed-item feed-' + item.kind);
+        const icon = el('span', 'feed-icon');
+        icon.setAttribute('aria-hidden', 'true');
+        const text = el('div', 'feed-text');
+        text.append(el('div', 'feed-title', item.title), el('div', 'feed-body', item.body));
+        const meta = el('div', 'feed-meta');
+        const time = el('time', 'feed-time', fmtClock(item.time));
+        time.dateTime = item.time.toISOString();
+        time.title = fullFormat.format(item.time);
+        meta.appendChild(time);
+        // Missed messages (history, past triggers) newer than the last time this user was here
+        const lastSeen = this._lastSeen();
+        const away = !!item.past && lastSeen !== null && item.time.getTime() > lastSeen;
+        if (item.past) meta.appendChild(el('span', away ? 'tag tag-away' : 'tag', away ? 'while away' : 'earlier'));
+        node.append(icon, text, meta);
+
+        const t = item.time.getTime();
+        let index = this._items.findIndex((f) => f.time < t);
+        if (index === -1) index = this._items.length;
+        if (index >= MAX_FEED) return false; // older than everything kept
+        this._items.splice(index, 0, { key: item.key, time: t, node: node, away: away });
+        if (this._items.length > MAX_FEED) this._items.length = MAX_FEED;
+        this._frame.set('feed', () => this._paint());
+        return true;
+    }
+
+    /** Make the list match the items: drop what was trimmed, put the rest in order. */
+    _paint() {
+        const list = this._dom.feed;
+        const keep = new Set(this._items.map((f) => f.node));
+        for (const child of Array.from(list.children)) {
+            if (!keep.has(child)) child.remove();
+        }
+        let previous = null;
+        for (const f of this._items) {
+            const expected = previous ? previous.nextSibling : list.firstChild;
+            if (expected !== f.node) list.insertBefore(f.node, expected);
+            previous = f.node;
+        }
+        this._dom.feedEmpty.hidden = this._items.length > 0;
+        const away = this._items.filter((f) => f.away).length;
+        this._dom.away.hidden = away === 0;
+        this._dom.away.textContent = away ? away + ' while you were away' : '';
+    }
+}
