@@ -179,18 +179,19 @@ class Outbox:
             slot = slot_of(envelope)
             replaced = latest.get(slot)
             latest[slot] = envelope  # a replaced one keeps the slot's place in line
-            size = len(envelope.text)
+            # prices never add to the count of messages: only the bytes can be past their bound
             if replaced is not None:
                 self.conflated += 1
-                size -= len(replaced.text)
-                pushed = Pushed.MERGED
-            else:
-                pushed = Pushed.QUEUED
-            self._bytes += size
-            # prices never add to the count of messages: only the bytes can be past their bound
-            if size > 0 and self._bytes > self.max_bytes and not self._check():
+                size = len(envelope.text) - len(replaced.text)
+                if size:  # most replacements are a price of the same length: nothing to count
+                    self._bytes += size
+                    if size > 0 and self._bytes > self.max_bytes and not self._check():
+                        return Pushed.OVERFLOW
+                return Pushed.MERGED
+            self._bytes += len(envelope.text)
+            if self._bytes > self.max_bytes and not self._check():
                 return Pushed.OVERFLOW
-            return pushed
+            return Pushed.QUEUED
         if self._reliable is None:
             self._reliable = deque()
         self._reliable.append(envelope)
