@@ -1,14 +1,17 @@
 # Shared by scripts/serve.sh and scripts/test.sh: a virtual environment that is (re)installed from the
-# lock file (requirements/*.lock, ./scripts/lock.sh) when it or pyproject.toml changes, the JavaScript dev tools (re)installed when package-lock.json changes, and
+# lock file (requirements.txt, requirements-dev.txt; ./scripts/lock.sh) when it or pyproject.toml changes, the
+# JavaScript dev tools (re)installed when package-lock.json changes, and
 # Debian packages installed only when missing.
 
 PYTHON=${PYTHON:-python3}
 
 ensure_venv() {  # $1: which lock, "runtime" (the server) or "dev" (plus the test and bench extras)
-  # Every version comes from requirements/$1.lock (hashes checked); the package itself is installed
-  # editable on top, built with the lock's setuptools (no build isolation: nothing floats in).
-  local lock="requirements/$1.lock" stamp=".venv/.installed-$1" dev=".venv/.installed-dev"
-  if [ "$1" = runtime ] && [ -f "$dev" ] && [ ! requirements/dev.lock -nt "$dev" ] && [ ! pyproject.toml -nt "$dev" ]; then
+  # Every version comes from the lock (hashes checked): requirements.txt for "runtime", requirements-dev.txt
+  # for "dev". The package itself is installed editable on top, built with the lock's setuptools (no build
+  # isolation: nothing floats in).
+  local lock=requirements.txt stamp=".venv/.installed-$1" dev=".venv/.installed-dev"
+  [ "$1" = dev ] && lock=requirements-dev.txt
+  if [ "$1" = runtime ] && [ -f "$dev" ] && [ ! requirements-dev.txt -nt "$dev" ] && [ ! pyproject.toml -nt "$dev" ]; then
     return 0  # the test venv is the server's plus the test tools: no reinstall between test.sh and serve.sh
   fi
   if [ ! -x .venv/bin/python ]; then

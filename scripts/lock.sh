@@ -2,7 +2,7 @@
 # Re-resolve the pinned Python dependencies after changing pyproject.toml (or to take newer releases):
 #   ./scripts/lock.sh            # keep every pin that still satisfies pyproject.toml
 #   ./scripts/lock.sh --upgrade  # newest releases allowed by pyproject.toml
-# Writes requirements/runtime.lock (the server: serve.sh, the Dockerfile) and requirements/dev.lock (plus
+# Writes requirements.txt (the server: serve.sh, the Dockerfile) and requirements-dev.txt (plus
 # the test and bench extras: test.sh, CI), universal (every platform, Python 3.11+) and with hashes. Then run
 # ./scripts/test.sh and commit the locks with the change that needed them.
 set -euo pipefail
@@ -16,10 +16,10 @@ fi
 compile() {  # $1: output, then extras
   local out=$1
   shift
-  "$tools/bin/uv" pip compile pyproject.toml requirements/build.in "$@" --universal --python-version 3.11 \
+  "$tools/bin/uv" pip compile pyproject.toml requirements-build.in "$@" --universal --python-version 3.11 \
     --generate-hashes --quiet --custom-compile-command ./scripts/lock.sh -o "$out" ${UPGRADE:+--upgrade}
 }
 [ "${1:-}" = "--upgrade" ] && UPGRADE=1
-compile requirements/runtime.lock
-compile requirements/dev.lock --extra test --extra bench
-echo "locked: requirements/runtime.lock, requirements/dev.lock" >&2
+compile requirements.txt
+compile requirements-dev.txt --extra test --extra bench
+echo "locked: requirements.txt, requirements-dev.txt" >&2

@@ -47,7 +47,7 @@ def test_the_image_installs_exactly_the_runtime_lock(image: DockerfileRun) -> No
     ).stdout.split()
     installed = {n.lower().replace("_", "-"): v for n, _, v in (line.partition("==") for line in listed)}
     assert installed.pop("legend-realtime") == "0.1.0"  # the wheel built in the first stage
-    locked = _locked(ROOT / "requirements" / "runtime.lock")
+    locked = _locked(ROOT / "requirements.txt")
     for name, version in installed.items():
         assert locked.get(name) == version, (
             f"{name} {version} is in the image but the lock says {locked.get(name)}"

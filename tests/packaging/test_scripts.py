@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # so the stamps of the installed .venv and node_modules still hold), and ruff's settings.
 COPIED = (
     "scripts",
-    "requirements",
+    "requirements.txt",
+    "requirements-dev.txt",
     "pyproject.toml",
     "package.json",
     "package-lock.json",

@@ -22,9 +22,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built from a copy of the sources, with the lock's setuptools: two test processes may build at once,
+    and a build in the checkout itself writes its build/ and egg-info there."""
     out = tmp_path_factory.mktemp("wheel")
+    src = _copy_sources(tmp_path_factory.mktemp("src"))
     built_log = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(out),
+            str(src),
+        ],
         check=True,
         timeout=300,
         capture_output=True,
@@ -115,6 +129,17 @@ def _dockerfile_sources() -> list[str]:
     return sources
 
 
+def _copy_sources(src: Path) -> Path:
+    """What the Dockerfile's build stage copies, copied into ``src``."""
+    for name in _dockerfile_sources():
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
+    return src
+
+
 def test_the_dockerfile_sources_build_with_the_oldest_setuptools_allowed(tmp_path: Path) -> None:
     """Build as the image does, from only the files its COPY lines bring in, with exactly the lowest
     setuptools that ``[build-system] requires`` allows (that bound is a promise to every builder)."""
@@ -122,12 +147,7 @@ def test_the_dockerfile_sources_build_with_the_oldest_setuptools_allowed(tmp_pat
     (floor,) = [m.group(1) for r in requires if (m := re.fullmatch(r"setuptools>=([\d.]+)", r))]
     src = tmp_path / "src"
     src.mkdir()
-    for name in _dockerfile_sources():
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, src / name)
+    _copy_sources(src)
     env = tmp_path / "env"
     venv.create(env, with_pip=True)
     python = str(env / "bin" / "python")
