@@ -11,7 +11,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -233,24 +235,40 @@ def listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+@contextlib.contextmanager
+def marked_tree(
+    config: dict[str, Any], env: dict[str, str], wait: bool = False
+) -> Iterator[tuple[LegendServer, str]]:
+    """A ``--workers`` server on a private Redis whose processes carry a mark (``tree(mark)`` finds them),
+    started (waiting until it serves when ``wait``); every process of the tree is killed at the end, whatever happened."""
+    redis = RedisServer().start()
+    mark = secrets.token_hex(8)
+    server = LegendServer({**config, "redis": {"url": redis.url, **config.get("redis", {})}})
+    try:
+        server.start(timeout=60, extra_env={"TEST_TREE": mark, **env}, wait=wait)
+        assert server.process is not None
+        yield server, mark
+    finally:
+        for pid in tree(mark):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        server.close()
+        redis.close()
+
+
 @pytest.mark.parametrize("when", ["while it starts its workers", "while they serve"])
 def test_no_worker_outlives_a_killed_supervisor(when: str) -> None:
     """SIGKILL of the supervisor leaves nothing behind: not while its workers are still starting (each
     interpreter's start is slowed by 3 s, the window before a worker can tie itself to its supervisor),
     nor once they serve. Before, workers killed in that window served on, orphaned, for good."""
-    redis = RedisServer().start()
-    mark = secrets.token_hex(8)
-    server = LegendServer(
-        {
-            "redis": {"url": redis.url, "lease_ttl": 2.0},
-            "server": {"workers": 2},
-            "realtime": {"update_interval": 3600, "after_hours_interval": 3600},
-        }
-    )
+    config: dict[str, Any] = {
+        "redis": {"lease_ttl": 2.0},
+        "server": {"workers": 2},
+        "realtime": {"update_interval": 3600, "after_hours_interval": 3600},
+    }
     slow = when == "while it starts its workers"
-    env = {"TEST_TREE": mark, **({"PYTHONPATH": SLOW_START, "TEST_SLOW_START": "3"} if slow else {})}
-    try:
-        server.start(timeout=60, extra_env=env, wait=not slow)
+    env = {"PYTHONPATH": SLOW_START, "TEST_SLOW_START": "3"} if slow else {}
+    with marked_tree(config, env, wait=not slow) as (server, mark):
         assert server.process is not None
         supervisor = server.process.pid
         deadline = time.monotonic() + 60
@@ -263,21 +281,11 @@ def test_no_worker_outlives_a_killed_supervisor(when: str) -> None:
             assert time.monotonic() - killed < 15, f"orphaned workers {left} still run:\n{server.logs()}"
             time.sleep(0.1)
         assert not listening(server.port), "the port still answers"
-    finally:
-        for pid in tree(mark):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        server.close()
-        redis.close()
 
 
 def test_sigterm_while_the_workers_start_stops_everything_promptly() -> None:
-    redis = RedisServer().start()
-    mark = secrets.token_hex(8)
-    server = LegendServer({"redis": {"url": redis.url}, "server": {"workers": 2}})
-    env = {"TEST_TREE": mark, "PYTHONPATH": SLOW_START, "TEST_SLOW_START": "30"}
-    try:
-        server.start(timeout=60, extra_env=env, wait=False)
+    env = {"PYTHONPATH": SLOW_START, "TEST_SLOW_START": "30"}
+    with marked_tree({"server": {"workers": 2}}, env) as (server, mark):
         assert server.process is not None
         deadline = time.monotonic() + 60
         while len(tree(mark)) < 2:
@@ -287,12 +295,6 @@ def test_sigterm_while_the_workers_start_stops_everything_promptly() -> None:
         assert server.stop(signal.SIGTERM, timeout=15) == 0
         assert time.monotonic() - started < 5, "the supervisor took its time"
         assert tree(mark) == [], "a worker survived its supervisor's SIGTERM"
-    finally:
-        for pid in tree(mark):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        server.close()
-        redis.close()
 
 
 def _over_the_machine() -> int:
