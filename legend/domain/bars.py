@@ -1,0 +1,52 @@
+"""OHLCV bars: the intervals the service builds, and one bar of one ticker.
+
+A bar is keyed by (ticker, interval, start). ``start`` is the bar's first instant in UTC; where it lies is
+decided in exchange time (see docs/bars.md): intraday bars are aligned to the session, daily bars are one
+regular session of the market calendar.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Final, Literal
+
+import msgspec
+
+BarInterval = Literal["1m", "5m", "15m", "1h", "1d"]
+
+INTERVALS: Final[tuple[BarInterval, ...]] = ("1m", "5m", "15m", "1h", "1d")
+
+#: The length of an intraday interval; ``1d`` is one session, whatever its length.
+INTRADAY: Final[dict[BarInterval, timedelta]] = {
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+}
+
+
+def parse_interval(text: str) -> BarInterval:
+    """``text`` as an interval; ValueError naming the accepted ones otherwise."""
+    for interval in INTERVALS:
+        if text == interval:
+            return interval
+    raise ValueError(f"interval: expected one of {', '.join(INTERVALS)}, got {text!r}")
+
+
+class Bar(msgspec.Struct, frozen=True, kw_only=True):
+    """One bar: open, high, low and close prices and the volume traded within it.
+
+    ``regular`` says whether the bar lies in the regular session (extended-hours bars are built too).
+    ``closed`` is False for the bar still forming (its figures change until its end has passed).
+    """
+
+    ticker: str
+    interval: BarInterval
+    start: datetime  # timezone-aware, UTC
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    regular: bool
+    closed: bool = False
