@@ -95,7 +95,7 @@ def walk(count: int, seed: int) -> list[float]:
 
 
 def settings(root: Path, port: int, database: Path, redis_url: str | None, users: int) -> str:
-    """The server's TOML: quiet streamer (its provider knows no BENCH), enough connections from one
+    """The server's TOML: quiet quote poller (its provider knows no BENCH), enough connections from one
     address for every user, the alert log sized for the run."""
     known = (root / "legend" / "settings.py").read_text()
     realtime = ["update_interval = 3600", "after_hours_interval = 3600", "stale_after = 3600"]

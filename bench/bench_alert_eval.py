@@ -6,7 +6,7 @@ triggers end to end through a real server under a burst (bench/alert_live.py).
 
 One ticker carries 100, 10,000 and 100,000 armed rules. A fixed handful (10) sits in the band the price
 walks through, so they keep crossing and firing; every other rule sits well away from it. The indexed
-evaluator (``AlertEvaluator``: evaluate + commit, as the service runs it) should cost about the same per
+evaluator (``RuleIndex``: evaluate + commit, as the service runs it) should cost about the same per
 price whatever the number of rules; a brute-force scan of every rule is shown beside it for contrast.
 Figures are the best of ``--repeat`` runs, as ratios against the 100-rule baseline of the same run.
 """
@@ -22,8 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from legend.domain.alert_index import AlertEvaluator, Observation, transition
+from legend.domain.alert_index import RuleIndex, transition
 from legend.domain.alert_rules import AlertKind, AlertRule, Rearm
+from legend.domain.prices import LoggedPrice
 
 SIZES = (100, 10_000, 100_000)
 HOT = 10  # rules inside the price band: the ones that fire
@@ -57,17 +58,17 @@ def make_rules(count: int, rng: random.Random) -> list[AlertRule]:
     return rules
 
 
-def walk(count: int, rng: random.Random) -> list[Observation]:
+def walk(count: int, rng: random.Random) -> list[LoggedPrice]:
     price, out = 150.0, []
     for _ in range(count):
         price = min(max(price + rng.choice((-0.15, -0.05, 0.05, 0.15)), BAND[0]), BAND[1])
-        out.append(Observation(ticker="AAPL", price=round(price, 2), change_percent=0.5, volume=1e6))
+        out.append(LoggedPrice(ticker="AAPL", price=round(price, 2), change_percent=0.5, volume=1e6))
     return out
 
 
-def run_indexed(rules: list[AlertRule], prices: list[Observation]) -> tuple[float, float, float]:
+def run_indexed(rules: list[AlertRule], prices: list[LoggedPrice]) -> tuple[float, float, float]:
     """Seconds per price, transitions per price, triggers per price."""
-    evaluator = AlertEvaluator(rules)
+    evaluator = RuleIndex(rules)
     first = evaluator.evaluate(prices[0], T0)  # after a (re)load the first price checks every rule once
     evaluator.commit(first, first.transitions)
     moves = fires = 0
@@ -83,7 +84,7 @@ def run_indexed(rules: list[AlertRule], prices: list[Observation]) -> tuple[floa
     return elapsed / len(prices), moves / len(prices), fires / len(prices)
 
 
-def run_brute_force(rules: list[AlertRule], prices: list[Observation]) -> float:
+def run_brute_force(rules: list[AlertRule], prices: list[LoggedPrice]) -> float:
     """Seconds per price when every rule is checked on every price."""
     state = {r.id: r for r in rules}
     at = T0

@@ -64,8 +64,8 @@ def _use_checkout(root: Path) -> None:
 
 async def _measure(case: str, sessions: int, messages: int) -> float:
     """Seconds per delivery in one run of ``case``."""
-    from legend.adapters.memory_backplane import InMemoryBackplane
-    from legend.adapters.system_clock import SystemClock
+    from legend.adapters.clock.system import SystemClock
+    from legend.adapters.memory.backplane import InMemoryBackplane
     from legend.domain.channels import ChannelRegistry
     from legend.domain.envelope import seal
     from legend.domain.stats import Counters

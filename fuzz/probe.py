@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.domain.channels import ChannelRegistry
 from legend.domain.messages import Ping, ProtocolError, Subscribe, Unsubscribe, decode_client_message
 from legend.services.streaming.limits import Limits

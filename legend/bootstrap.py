@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from legend.adapters.auth import Authenticator
+from legend.adapters.clock.system import SystemClock
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.quotes import build_provider
 from legend.adapters.sql import (
     Database,
@@ -29,7 +30,6 @@ from legend.adapters.sql import (
     SqlAlchemyWatchlistRepository,
 )
 from legend.adapters.sql.price_log import SqlPriceLog
-from legend.adapters.system_clock import SystemClock
 from legend.domain.channels import ChannelRegistry
 from legend.domain.events import BackplaneHealthChanged, ClientSubscribed, MessageDelivered, TickerWatched
 from legend.domain.stats import Counters
@@ -46,9 +46,9 @@ from legend.ports.price_log import PriceLog
 from legend.ports.quotes import QuoteProvider
 from legend.ports.repositories import AlertRepository, WatchlistRepository
 from legend.runtime.message_bus import MessageBus
-from legend.runtime.supervisor import Supervised, Supervisor
+from legend.runtime.supervisor import Supervised, TaskSupervisor
 from legend.services.alerts.service import AlertingService
-from legend.services.polling.quote_poller import Streamer
+from legend.services.polling.quote_poller import QuotePoller
 from legend.services.streaming.admission import Admission, AdmissionLimits
 from legend.services.streaming.drain import drain_window
 from legend.services.streaming.limits import Limits
@@ -77,7 +77,7 @@ class Services:
     publisher: Publisher
     calendar: MarketCalendar
     provider: QuoteProvider
-    streamer: Streamer
+    quote_poller: QuotePoller
     auth: Authenticator
     instance_id: str
     status: ServiceStatusNotifier
@@ -85,14 +85,14 @@ class Services:
     watchlists: Watchlists
     alerting: AlertingService
     plugins: PluginManager
-    run_streamer: bool = True
-    supervisor: Supervisor = field(default_factory=Supervisor)  # the background loops, for stats too
+    run_quote_poller: bool = True
+    supervisor: TaskSupervisor = field(default_factory=TaskSupervisor)  # the background loops, for stats too
     _sweeper: Supervised | None = field(default=None, init=False)
     started: bool = False
     database: Database | None = None  # None when both repositories were given as overrides
 
     async def start(self) -> None:
-        """Open the database and load the alert rules, connect the backplane, then start the streamer and
+        """Open the database and load the alert rules, connect the backplane, then start the quote poller and
         the stale-connection sweeper."""
         if self.started:
             return
@@ -106,9 +106,9 @@ class Services:
         await self.streaming.start()  # the backplane: alerting takes its lease and reads its price log
         await self.cluster.join(self.streaming.figures)  # registered, leases kept, figures reported
         await self.alerting.start()  # prices published before are in the price log
-        await self.plugins.start()  # on_startup hooks, then feeds; before the streamer asks for interest
-        if self.run_streamer:
-            self.streamer.start()
+        await self.plugins.start()  # on_startup hooks, then feeds; before the quote poller asks for interest
+        if self.run_quote_poller:
+            self.quote_poller.start()
         self._sweeper = self.supervisor.start("sweeper", self._sweep)
 
     async def _sweep(self) -> None:
@@ -142,7 +142,7 @@ class Services:
             return
         self.started = False
         await self.streaming.shutdown()
-        await self.streamer.stop()
+        await self.quote_poller.stop()
         await self.plugins.stop()  # feeds first, then on_shutdown hooks; bounded
         if self._sweeper is not None:
             await self._sweeper.stop()
@@ -186,7 +186,7 @@ def _backplane(
     clock: Clock,
     instance_id: str,
     registry: ChannelRegistry,
-    supervisor: Supervisor,
+    supervisor: TaskSupervisor,
     bus: MessageBus,
     database: Database | None,
 ) -> _Backplanes:
@@ -218,7 +218,7 @@ def _backplane(
 
 
 class InterestSources:
-    """Tickers the streamer polls although no client watches them live: the union of several sources
+    """Tickers the quote poller polls although no client watches them live: the union of several sources
     (armed alert rules, plugins). A source that raises is logged and skipped for that round."""
 
     def __init__(self, sources: Iterable[Callable[[], Iterable[str]]] = ()) -> None:
@@ -255,7 +255,7 @@ def bootstrap(
     connections: ConnectionRegistry | None = None,
     provider: QuoteProvider | None = None,
     calendar: MarketCalendar | None = None,
-    run_streamer: bool = True,
+    run_quote_poller: bool = True,
     database: Database | None = None,
     alert_repository: AlertRepository | None = None,
     watchlist_repository: WatchlistRepository | None = None,
@@ -283,7 +283,7 @@ def bootstrap(
     manager.register_storage()
     counters = Counters()
     instance_id = instance_id or secrets.token_hex(4)  # a worker's is chosen by its supervisor
-    supervisor = Supervisor(monotonic=clock.monotonic)  # every background loop of this instance
+    supervisor = TaskSupervisor(monotonic=clock.monotonic)  # every background loop of this instance
     log_database: Database | None = None  # where the alert repository stores positions, if built here
     if alert_repository is None or watchlist_repository is None:
         database = database or Database.from_settings(settings.database)
@@ -361,7 +361,7 @@ def bootstrap(
         lease_ttl=settings.redis.lease_ttl,
         supervisor=supervisor,
     )
-    streamer = Streamer(
+    quote_poller = QuotePoller(
         provider=provider,
         calendar=calendar,
         publisher=publisher,
@@ -383,8 +383,10 @@ def bootstrap(
         )
     # Who hears which in-process event (legend.domain.events).
     bus.subscribe(BackplaneHealthChanged, lambda event: status.backplane_health(event.ok))  # service_status
-    if run_streamer:
-        bus.subscribe(TickerWatched, lambda event: streamer.poke(event.ticker))  # its price without waiting
+    if run_quote_poller:
+        bus.subscribe(
+            TickerWatched, lambda event: quote_poller.poke(event.ticker)
+        )  # its price without waiting
     bus.subscribe(ClientSubscribed, manager.on_subscribed)  # the plugins' on_subscribe callbacks
     bus.subscribe(MessageDelivered, manager.prices.on_delivered)  # the plugins' on_price callbacks
     runtime = Runtime(
@@ -393,7 +395,7 @@ def bootstrap(
         streaming=streaming,
         backplane=backplane,
         cluster=cluster,
-        poke=streamer.poke,
+        poke=quote_poller.poke,
         state=plugin_state,
         database=database,
         supervisor=supervisor,
@@ -410,12 +412,12 @@ def bootstrap(
         publisher=publisher,
         calendar=calendar,
         provider=provider,
-        streamer=streamer,
+        quote_poller=quote_poller,
         auth=Authenticator(settings.security),
         instance_id=instance_id,
         status=status,
         bus=bus,
-        run_streamer=run_streamer,
+        run_quote_poller=run_quote_poller,
         supervisor=supervisor,
         database=database,
         watchlists=Watchlists(watchlist_repository, settings.watchlist.max_tickers),

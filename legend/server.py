@@ -6,7 +6,7 @@ core. Each worker is a complete instance on the Redis backplane, exactly like a 
 the in-memory backplane there is nothing to share subscribers and history through, so more than one
 worker is refused. The parent only supervises: it evicts a worker that dies from the cluster and
 restarts it, with backoff, and on SIGINT/SIGTERM asks every worker to shut down gracefully (clients get
-close code 1001). Workers start as ``python -m legend.worker``, which ties each to the supervisor's life
+close code 1001). Workers start as ``python -m legend.worker``, which ties each to the parent's life
 first; how many the machine holds is ``legend.capacity``'s to say.
 """
 
@@ -178,7 +178,7 @@ def dashboard_address(settings: Settings) -> str:
 
 
 def serve(settings: Settings) -> int:
-    """Run until interrupted: in this process, or as a supervisor of ``server.workers`` processes."""
+    """Run until interrupted: in this process, or as the parent of ``server.workers`` processes."""
     problems = settings_problems(settings)
     if problems:
         raise SettingsError(problems[0])
@@ -187,13 +187,13 @@ def serve(settings: Settings) -> int:
         print(f"Legend Realtime dashboard: {dashboard_address(settings)}", flush=True)
         run_worker(settings)
         return 0
-    return supervise(settings)
+    return run_workers(settings)
 
 
 def run_worker(
     settings: Settings, sock: socket.socket | None = None, index: int = 0, instance_id: str | None = None
 ) -> None:
-    """One instance (``instance_id``: a worker's, given by its supervisor): build the services and the
+    """One instance (``instance_id``: a worker's, given by its parent): build the services and the
     app, then serve (on ``sock`` when given, and on its metrics port when ``metrics.port`` is set)."""
     from legend.adapters.http.websocket_protocol import protocol_class
     from legend.adapters.logs import logging_config
@@ -279,7 +279,7 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
 
 
 def worker_main(settings: Settings, index: int, instance_id: str) -> None:
-    """A worker process, once ``legend.worker`` tied it to its supervisor: binds its own socket on the
+    """A worker process, once ``legend.worker`` tied it to its parent: binds its own socket on the
     shared port and serves as the cluster instance ``instance_id``."""
     try:
         sock = reuse_port_socket(settings.server.host, settings.server.port)
@@ -290,7 +290,7 @@ def worker_main(settings: Settings, index: int, instance_id: str) -> None:
 
 
 class _Worker:
-    """One worker process: its index, its cluster instance id (given by the supervisor, so that it can
+    """One worker process: its index, its cluster instance id (given by the parent, so that it can
     evict the instance when the process dies) and a pidfd that becomes readable when it exits."""
 
     def __init__(self, settings: Settings, index: int) -> None:
@@ -328,13 +328,13 @@ class _Worker:
             self.pidfd = None
 
 
-def supervise(settings: Settings) -> int:
+def run_workers(settings: Settings) -> int:
     """Start ``server.workers`` worker processes on one port and keep them running until a signal.
 
     A SIGINT or SIGTERM stops at once whatever is under way, the start of the workers too: no more are
     launched and those started are stopped. A worker that dies is evicted from the cluster right away
     (its connections stop counting against the per-user and per-address limits) and restarted, with
-    backoff. The workers die with the supervisor whatever kills it (``legend.worker``).
+    backoff. The workers die with the parent whatever kills it (``legend.worker``).
     """
     from legend.adapters.redis.membership import evict
     from legend.app import check_security
@@ -438,7 +438,7 @@ def _evict(
     their limits by their own dead connections. Bounded when Redis is down; a failure is logged."""
     try:
         asyncio.run(evict(settings.redis, instance_ids))
-    except Exception as exc:  # the supervisor keeps supervising whatever Redis does
+    except Exception as exc:  # the parent keeps watching its workers whatever Redis does
         log.warning("could not evict %s from the cluster: %s", ", ".join(instance_ids), exc)
 
 

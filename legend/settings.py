@@ -309,7 +309,7 @@ class QuotesAlpacaSettings(_QuotesVendorSettings):
 
 
 class QuotesSettings(_Section):
-    """Which quote provider feeds the streamer, and each provider's own table (docs/providers.md)."""
+    """Which quote provider feeds the quote poller, and each provider's own table (docs/providers.md)."""
 
     # Built in: simulated, replay, finnhub, alpaca; a plugin may register others, so the name is checked when
     # the provider is built (at start), where the plugins are known.

@@ -69,7 +69,9 @@ class Group:
         self.hi = hi
         self.frames = 0
         self.received[self.slot] = 0
-        self.strays = 0  # price frames with an id outside the window (a previous window's, the streamer's)
+        self.strays = (
+            0  # price frames with an id outside the window (a previous window's, the quote poller's)
+        )
         self.samples = array.array("d")  # id, receive time, id, receive time, …
         for client in self.clients:
             client.count = 0

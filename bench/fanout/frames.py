@@ -28,7 +28,7 @@ SIO_READY_PREFIX = b'42["subscribed"'
 SIO_DATA_PREFIX = b'42["price",'
 
 # Ids of window w are ID_BASE + w * WINDOW_SPAN + seq: far above any volume Legend's own simulated
-# streamer sends, and each window's stragglers are told apart from the next window's frames.
+# quote poller sends, and each window's stragglers are told apart from the next window's frames.
 ID_BASE = 10**12
 WINDOW_SPAN = 10**7
 

@@ -84,14 +84,14 @@ def kinds(workers: int) -> list[Kind]:
 
 
 def legend_settings(kind: Kind, data_dir: Path, redis_port: int | None) -> str:
-    """The settings file: as shipped but for a quiet streamer, a large outbox, long silence allowed."""
+    """The settings file: as shipped but for a quiet quote poller, a large outbox, long silence allowed."""
     lines = [
         "[server]",
         'log_level = "warning"',
         "[security]",
         f'admin_token = "{ADMIN_TOKEN}"',
         "[realtime]",
-        "update_interval = 3600.0",  # a quiet streamer: the bench publishes the prices
+        "update_interval = 3600.0",  # a quiet quote poller: the bench publishes the prices
         "after_hours_interval = 3600.0",
         f"max_messages_per_second = {kind.budget}",
         "max_pending_messages = 100000",  # throughput, not the slow-consumer limit, is measured

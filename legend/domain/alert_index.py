@@ -18,22 +18,16 @@ from datetime import datetime, timedelta
 import msgspec
 
 from legend.domain.alert_rules import AlertRule, Metric, NewAlertEvent, Rearm, trigger_message
+from legend.domain.prices import LoggedPrice
 
 
-class Observation(msgspec.Struct, frozen=True, kw_only=True):
-    """The figures of one price update of one ticker."""
-
-    ticker: str
-    price: float
-    change_percent: float
-    volume: float
-
-    def value(self, metric: Metric) -> float:
-        if metric is Metric.PRICE:
-            return self.price
-        if metric is Metric.CHANGE_PERCENT:
-            return self.change_percent
-        return self.volume
+def metric_value(price: LoggedPrice, metric: Metric) -> float:
+    """The figure of ``price`` that rules on ``metric`` watch."""
+    if metric is Metric.PRICE:
+        return price.price
+    if metric is Metric.CHANGE_PERCENT:
+        return price.change_percent
+    return price.volume
 
 
 class Transition(msgspec.Struct, frozen=True):
@@ -47,7 +41,7 @@ class Transition(msgspec.Struct, frozen=True):
 class Evaluation(msgspec.Struct, frozen=True):
     """What one observation does: every rule that changes side, in threshold order per ladder."""
 
-    observation: Observation
+    observation: LoggedPrice
     at: datetime
     transitions: list[Transition]
 
@@ -55,7 +49,7 @@ class Evaluation(msgspec.Struct, frozen=True):
         return [t for t in self.transitions if t.event is not None]
 
 
-def transition(rule: AlertRule, value: float, observation: Observation, at: datetime) -> Transition | None:
+def transition(rule: AlertRule, value: float, observation: LoggedPrice, at: datetime) -> Transition | None:
     """The state change of ``rule`` when its metric is at ``value`` (None when its side stays).
 
     Fires when the side turns to "met" while armed, except: a crossing-only kind seeing its first value
@@ -149,7 +143,7 @@ class _Book:
         return ladder
 
 
-class AlertEvaluator:
+class RuleIndex:
     """Index of armed rules; finds the rules a price update makes change side.
 
     Invariant: every indexed rule that is not pending has the side its condition takes at its ticker's
@@ -182,7 +176,7 @@ class AlertEvaluator:
         return self._rules.get(rule_id)
 
     def tickers(self) -> set[str]:
-        """Tickers with at least one armed rule (the streamer should poll them)."""
+        """Tickers with at least one armed rule (the quote poller should poll them)."""
         return {
             ticker
             for ticker, book in self._books.items()
@@ -217,7 +211,7 @@ class AlertEvaluator:
         if book is not None:
             book.pending.add(rule.id)
 
-    def evaluate(self, observation: Observation, at: datetime) -> Evaluation:
+    def evaluate(self, observation: LoggedPrice, at: datetime) -> Evaluation:
         """The transitions ``observation`` causes; changes nothing (see ``commit``)."""
         book = self._books.get(observation.ticker)
         if book is None:
@@ -225,7 +219,7 @@ class AlertEvaluator:
         transitions: list[Transition] = []
         seen: set[int] = set()
         for (metric, _), ladder in book.ladders.items():
-            value = observation.value(metric)
+            value = metric_value(observation, metric)
             if not math.isfinite(value):
                 continue
             previous = book.last.get(metric)
@@ -242,7 +236,7 @@ class AlertEvaluator:
                     transitions.append(change)
         for rule_id in sorted(book.pending - seen):
             rule = self._rules[rule_id]
-            value = observation.value(rule.spec.metric)
+            value = metric_value(observation, rule.spec.metric)
             if math.isfinite(value):
                 change = transition(rule, value, observation, at)
                 if change is not None:
@@ -260,11 +254,13 @@ class AlertEvaluator:
         if book is None:
             return
         for metric in Metric:
-            value = observation.value(metric)
+            value = metric_value(observation, metric)
             if math.isfinite(value):
                 book.last[metric] = value
         book.pending = {
-            i for i in book.pending if not math.isfinite(observation.value(self._rules[i].spec.metric))
+            i
+            for i in book.pending
+            if not math.isfinite(metric_value(observation, self._rules[i].spec.metric))
         }
         for change in applied:
             after = change.after

@@ -13,7 +13,7 @@ from legend.domain.envelope import Envelope
 
 
 class TickerWatched(msgspec.Struct, frozen=True):
-    """A ticker got its first subscriber on this instance (the streamer polls it without waiting)."""
+    """A ticker got its first subscriber on this instance (the quote poller polls it without waiting)."""
 
     ticker: str
 

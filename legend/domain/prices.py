@@ -1,8 +1,17 @@
-"""The ``price_update`` message of a quote or a broadcast: one way to fill in what the input leaves out."""
+"""Prices: the ``price_update`` message of a quote or a broadcast (one way to fill in what the input leaves
+out), and what readers of the price log take of one.
+
+A price has three shapes, each a contract of its own audience: ``Quote`` (what a quote provider reports,
+the plugin API), ``PriceInput`` (the broadcast body of the specification, validated), ``PriceUpdate`` (the
+message on the wire). ``price_update`` is the one way from the first two to the third; ``LoggedPrice`` is
+the part of the third that alert evaluation and bar building decode from the price log.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+import msgspec
 
 from legend.domain.inputs import PriceInput
 from legend.domain.messages import PriceUpdate
@@ -43,3 +52,19 @@ def price_update(data: PriceInput | Quote, now: datetime, stream: str) -> PriceU
         previous_close=prev,
         channel=stream,
     )
+
+
+class LoggedPrice(msgspec.Struct, frozen=True, kw_only=True):
+    """The figures of a logged ``price_update`` that its readers use; the rest of the frame is not decoded.
+
+    ``timestamp`` is the price's own instant (the quote's, or the broadcast's), None if the frame had none.
+    """
+
+    ticker: str
+    price: float
+    change_percent: float = 0.0
+    volume: float = 0.0
+    timestamp: datetime | None = None
+
+
+decode_logged_price = msgspec.json.Decoder(LoggedPrice).decode

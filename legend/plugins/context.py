@@ -2,7 +2,7 @@
 
 A plugin never touches the server's services directly. Through its context it publishes on its own
 channels only (each message checked against the channel's schema first), listens to prices and
-subscriptions, adds tickers for the streamer to poll, keeps small state, and runs tasks that are
+subscriptions, adds tickers for the quote poller to poll, keeps small state, and runs tasks that are
 supervised: whatever raises is logged and counted against the plugin, never against the server.
 
 These limits keep a plugin from doing the wrong thing by accident. They are no sandbox: a plugin is
@@ -31,7 +31,7 @@ from legend.ports.backplane import Backplane
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
 from legend.ports.quotes import QuoteProvider
-from legend.runtime.supervisor import Supervisor, cancel_threadsafe
+from legend.runtime.supervisor import TaskSupervisor, cancel_threadsafe
 from legend.services.streaming.publisher import MirrorUnavailable, Publisher
 from legend.services.streaming.service import StreamingService
 
@@ -83,7 +83,7 @@ class Runtime:
     poke: Callable[[], None]
     state: PluginStateRepository
     database: SqlDatabase | None = None
-    supervisor: Supervisor = field(default_factory=Supervisor)  # runs the feeds and price mailboxes
+    supervisor: TaskSupervisor = field(default_factory=TaskSupervisor)  # runs the feeds and price mailboxes
 
 
 class ContextHost(Protocol):
@@ -205,7 +205,7 @@ class PluginContext:
         """Call ``callback(price_update)`` for every price reaching this server instance.
 
         Prices are handed over through a per-plugin mailbox that keeps the newest price per ticker, so a
-        slow callback delays only this plugin and never the streamer. A plain callback runs in this
+        slow callback delays only this plugin and never the quote_poller. A plain callback runs in this
         plugin's worker thread, never on the event loop (so it must not touch asyncio objects); one that
         takes longer than ``hook_timeout`` fails the plugin. An ``async def`` callback runs on the loop (it
         must not block). One that raises is counted; its traceback is logged once, then one line a minute.
@@ -223,13 +223,13 @@ class PluginContext:
         self.subscribe_callbacks.setdefault(channel, []).append(callback)
 
     def add_interest(self, tickers: Callable[[], Iterable[str]]) -> None:
-        """Have the streamer poll the tickers ``tickers()`` returns. It is called on the event loop every
+        """Have the quote poller poll the tickers ``tickers()`` returns. It is called on the event loop every
         round: it must be quick (no I/O). One that raises, or blocks for longer than ``hook_timeout``,
         fails the plugin."""
         self.interest_sources.append(tickers)
 
     def poll_soon(self) -> None:
-        """Ask the streamer for a round of quotes now (after adding interest); from any thread."""
+        """Ask the quote poller for a round of quotes now (after adding interest); from any thread."""
         poke = self.runtime.poke
         loop = self._loop
         if loop is not None and not loop.is_closed():

@@ -70,7 +70,7 @@ class PluginManager:
         entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
         lease_ttl: float = 10.0,
     ) -> None:
-        from legend.adapters.system_clock import SystemClock
+        from legend.adapters.clock.system import SystemClock
 
         self.options = options or PluginOptions()
         self.tables = {name: dict(table) for name, table in (tables or {}).items()}

@@ -1,6 +1,6 @@
 """Prices for plugins: every ``price_update`` reaching this instance, handed to the price callbacks
 (``PluginContext.on_price``) of each plugin through a mailbox of its own that keeps the newest price per
-ticker, so a slow callback delays only its plugin (it skips to the newest prices), never the streamer or
+ticker, so a slow callback delays only its plugin (it skips to the newest prices), never the quote poller or
 the connections."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class PluginPrices:
 
 class PriceMailbox:
     """Newest price per ticker for one plugin, drained by its own task: a slow callback makes that plugin
-    skip intermediate prices, never the streamer or other plugins wait."""
+    skip intermediate prices, never the quote poller or other plugins wait."""
 
     def __init__(self, record: PluginRecord, context: PluginContext, worker: Worker, timeout: float) -> None:
         self.record = record

@@ -1,5 +1,5 @@
 """Cluster membership: which instances are alive, what each one's clients watch, the figures each reports,
-and leases that one instance at a time holds (the streamer's poll, alert evaluation, plugin feeds).
+and leases that one instance at a time holds (the quote poller's poll, alert evaluation, plugin feeds).
 
 The Redis adapter keeps these in Redis, refreshed by a heartbeat, so a dead instance drops out by itself;
 the in-memory backplane is a cluster of one that holds every lease.
@@ -28,7 +28,7 @@ class ClusterMembership(Protocol):
         ...
 
     async def set_interest(self, tickers: Iterable[str]) -> None:
-        """The tickers this instance's clients watch (the streamer polls the union across instances)."""
+        """The tickers this instance's clients watch (the quote poller polls the union across instances)."""
         ...
 
     async def interest(self) -> set[str]:

@@ -2,7 +2,7 @@
 
 A price enters the log in the same atomic step that sequences and publishes it (the Redis backplane's
 publish script; the in-memory backplane's publish), whoever published it: an admin broadcast on any
-instance, the streamer, a plugin, or another program's message in the specification's format. Rule
+instance, the quote poller, a plugin, or another program's message in the specification's format. Rule
 changes enter it too, so that the evaluator sees a rule created or changed between two prices exactly
 between them. The evaluator remembers how far it has read in the database, in the same transaction as
 what the prices did to the rules: a crash anywhere replays from there, and nothing fires twice.

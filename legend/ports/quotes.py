@@ -14,7 +14,7 @@ class QuoteProvider(Protocol):
     name: str
 
     # Optional, so not a member of this protocol: ``follows_market_hours: bool``. True for market data
-    # (the default for a provider that does not say): the streamer polls it every ``update_interval`` in
+    # (the default for a provider that does not say): the quote poller polls it every ``update_interval`` in
     # market hours and every ``after_hours_interval`` outside them, since prices barely move then. False
     # for a source that moves at any hour, such as the simulated demo: always ``update_interval``.
     # Market status messages follow the exchange calendar either way. Read it with

@@ -1,6 +1,6 @@
 """The runtime machinery of an instance: not the domain, but what every layer may run on.
 
-- ``supervisor``: ``Supervisor``, the long-running loops, named, restarted with backoff, stopped in a bound;
+- ``supervisor``: ``TaskSupervisor``, the long-running loops, named, restarted with backoff, stopped in a bound;
 - ``backoff``: ``Backoff`` and ``exponential``, how long a retry loop waits;
 - ``logcontext``: which connection the running code works for (a context variable the logs read);
 - ``message_bus``: ``MessageBus``, which hands in-process events (``legend.domain.events``) to handlers.

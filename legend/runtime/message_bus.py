@@ -2,7 +2,7 @@
 
 Objects that announce something (the subscription index, the fan-out, the Redis connection) are built with
 the bus and publish events; the composition root (``legend.bootstrap``) subscribes the handlers of the
-objects that react (the streamer, the service status notifier, the plugins), so that neither has to be
+objects that react (the quote poller, the service status notifier, the plugins), so that neither has to be
 wired into the other after construction. The event types are the model's (``legend.domain.events``);
 the bus is runtime machinery (it spawns tasks), so it lives here and knows no event type.
 

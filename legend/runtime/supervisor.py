@@ -1,7 +1,7 @@
 """The supervisor: the server's long-running background loops, each named, restarted when it fails, and
 stopped within a bound.
 
-``Supervisor.start(name, run)`` runs ``run()`` in one asyncio task (no second task watches it: the
+``TaskSupervisor.start(name, run)`` runs ``run()`` in one asyncio task (no second task watches it: the
 ``asyncio_tasks`` figure of the stats stays what it was). When ``run`` raises, the failure is counted and
 logged, and ``run`` is called again after a backoff (``Restart``: ``initial`` doubling up to ``maximum``,
 and back to ``initial`` after a run that lasted ``healthy_after``); with ``restart=None`` the task ends
@@ -89,7 +89,7 @@ class Supervised:
     """One named task of a supervisor: its asyncio task and how it has gone so far (the counts are kept
     when the same name is started again)."""
 
-    def __init__(self, supervisor: Supervisor, name: str) -> None:
+    def __init__(self, supervisor: TaskSupervisor, name: str) -> None:
         self.supervisor = supervisor
         self.name = name
         self.state = TaskState.STOPPED
@@ -177,7 +177,7 @@ class Supervised:
             raise
 
 
-class Supervisor:
+class TaskSupervisor:
     """Named background tasks, each restarted by its policy, all stopped within a bound."""
 
     def __init__(

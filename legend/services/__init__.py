@@ -1,7 +1,7 @@
 """The services: what works through the ports (publishes, polls, stores), one subpackage each.
 
 - ``streaming``: the streaming service of one instance (publisher, sessions, subscriptions, fan-out);
-- ``polling``: the streamer that polls quotes for the cluster;
+- ``polling``: the quote poller that polls quotes for the cluster;
 - ``alerts``: alert evaluation and the alerting service;
 - ``watchlists``: each user's tickers.
 

@@ -17,7 +17,7 @@ import websockets
 from tests.support.redis_server import RedisServer, quick_redis_settings
 from tests.support.server import LegendServer
 
-LEASE_TTL = 2.0  # [redis] lease_ttl: how long a killed leader can keep the streamer lease
+LEASE_TTL = 2.0  # [redis] lease_ttl: how long a killed leader can keep the quote poller lease
 
 
 class Cluster:

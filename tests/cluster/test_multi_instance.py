@@ -40,13 +40,13 @@ async def post(
 async def the_leader(
     http: httpx.AsyncClient, servers: list[LegendServer], timeout: float = 10.0
 ) -> tuple[LegendServer, float]:
-    """The one instance whose streamer holds the lease, once exactly one does; and how long that took."""
+    """The one instance whose quote poller holds the lease, once exactly one does; and how long that took."""
 
     async def exactly_one() -> LegendServer | None:
         leaders = [s for s in servers if (await stats(http, s))["streamer"]["leader"]]
         return leaders[0] if len(leaders) == 1 else None
 
-    leader, took = await until(exactly_one, timeout, "exactly one streamer leader")
+    leader, took = await until(exactly_one, timeout, "exactly one quote poller leader")
     return leader, took
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.redis import RedisBackplane
 from legend.domain.envelope import Envelope
 from legend.ports.backplane import Backplane

@@ -32,8 +32,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzz.probe import documented_error_codes
-from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.domain.channels import ChannelRegistry
 from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
 from legend.domain.messages import Ping, ProtocolError, Subscribe, Unsubscribe, decode_client_message

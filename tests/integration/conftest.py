@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.server import LegendServer
 
-# Long intervals: the streamer polls once when a ticker is first subscribed, then stays quiet, so
+# Long intervals: the quote poller polls once when a ticker is first subscribed, then stays quiet, so
 # tests that drive prices themselves see only their own (after waiting for that first price).
 QUIET = {"realtime": {"update_interval": 3600, "after_hours_interval": 3600}}
 

@@ -88,7 +88,7 @@ async def test_resume_too_far_back_says_not_recovered(server: LegendServer, admi
 async def test_price_burst_is_throttled_and_ends_on_the_last_price(server: LegendServer) -> None:
     client = await connect(server.ws_url)
     await client.subscribe("ticker", "BURST")
-    await client.expect("price_update")  # the streamer's first price; it then stays quiet
+    await client.expect("price_update")  # the quote poller's first price; it then stays quiet
     prices = [round(100 + i * 0.01, 2) for i in range(50)]
     start = time.monotonic()
     async with httpx.AsyncClient(base_url=server.url, headers=server.admin) as http:

@@ -138,7 +138,7 @@ async def test_figures_follow_real_clients(server: LegendServer, admin: httpx.Cl
     delivered = value(after, "legend_fanout_messages_total") - value(during, "legend_fanout_messages_total")
     assert (
         delivered >= 5
-    )  # the broadcasts, and the streamer's first quotes of MTRX and MTRY if they came since
+    )  # the broadcasts, and the quote poller's first quotes of MTRX and MTRY if they came since
     published = value(after, "legend_messages_published_total") - value(
         during, "legend_messages_published_total"
     )

@@ -60,7 +60,7 @@ async def test_subscribe_ticker_confirmation_and_history(server: LegendServer) -
 async def test_price_update_shape(server: LegendServer, admin: httpx.Client) -> None:
     client = await connect(server.ws_url)
     await client.subscribe("ticker", "MSFT")
-    await client.expect("price_update")  # the streamer's first price for a newly watched ticker
+    await client.expect("price_update")  # the quote poller's first price for a newly watched ticker
     body = {
         "ticker": "MSFT",
         "price": 150.25,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository, migrate
 from legend.domain.channels import ChannelRegistry
 from legend.domain.stats import Counters

@@ -11,13 +11,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository
-from legend.domain.alert_index import Observation
 from legend.domain.alert_rules import AlertEvent, AlertKind, Rearm, RulePatch, RuleSpec
 from legend.domain.channels import ChannelRegistry
 from legend.domain.inputs import PriceInput
+from legend.domain.prices import LoggedPrice
 from legend.domain.stats import Counters
 from legend.ports.backplane import BackplaneUnavailable
 from legend.services.alerts.service import AlertingService
@@ -83,8 +83,8 @@ class StuckStore(SqlAlchemyAlertRepository):
         return await super().record_changes(*args, **kwargs)
 
 
-def price(value: float, ticker: str = "AAPL") -> Observation:
-    return Observation(ticker=ticker, price=value, change_percent=0.0, volume=1000.0)
+def price(value: float, ticker: str = "AAPL") -> LoggedPrice:
+    return LoggedPrice(ticker=ticker, price=value, change_percent=0.0, volume=1000.0)
 
 
 async def messages(backplane: InMemoryBackplane, stream: str) -> list[dict[str, Any]]:

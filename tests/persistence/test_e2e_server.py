@@ -97,7 +97,7 @@ async def evaluated_so_far(http: httpx.AsyncClient) -> int:
 
 async def evaluated(http: httpx.AsyncClient, before: int, count: int) -> None:
     """Wait until the server has evaluated ``count`` more prices than ``before`` (evaluation runs beside
-    the price stream; the streamer's own first AAPL price may be among them, so positive checks also
+    the price stream; the quote poller's own first AAPL price may be among them, so positive checks also
     wait for the stored event)."""
     async with asyncio.timeout(TIMEOUT):
         while await evaluated_so_far(http) < before + count:

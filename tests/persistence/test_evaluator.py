@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from legend.domain.alert_index import AlertEvaluator, Observation, Transition, transition
+from legend.domain.alert_index import RuleIndex, Transition, metric_value, transition
 from legend.domain.alert_rules import (
     KINDS,
     AlertKind,
@@ -23,6 +23,7 @@ from legend.domain.alert_rules import (
     check_rule,
     trigger_message,
 )
+from legend.domain.prices import LoggedPrice
 
 T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 
@@ -54,11 +55,11 @@ def make_rule(
     )
 
 
-def obs(price: float = 100.0, change: float = 0.0, volume: float = 0.0, ticker: str = "AAPL") -> Observation:
-    return Observation(ticker=ticker, price=price, change_percent=change, volume=volume)
+def obs(price: float = 100.0, change: float = 0.0, volume: float = 0.0, ticker: str = "AAPL") -> LoggedPrice:
+    return LoggedPrice(ticker=ticker, price=price, change_percent=change, volume=volume)
 
 
-def step(evaluator: AlertEvaluator, observation: Observation, at: datetime = T0) -> list[str]:
+def step(evaluator: RuleIndex, observation: LoggedPrice, at: datetime = T0) -> list[str]:
     """Evaluate and commit everything; the keys of the triggers."""
     evaluation = evaluator.evaluate(observation, at)
     evaluator.commit(evaluation, evaluation.transitions)
@@ -79,9 +80,9 @@ CASES = [
 
 @pytest.mark.parametrize(("kind", "threshold", "off", "on"), CASES, ids=[c[0].value for c in CASES])
 def test_each_kind_fires_once_per_crossing_into_its_condition(
-    kind: AlertKind, threshold: float, off: Observation, on: Observation
+    kind: AlertKind, threshold: float, off: LoggedPrice, on: LoggedPrice
 ) -> None:
-    evaluator = AlertEvaluator([make_rule(1, kind, threshold)])
+    evaluator = RuleIndex([make_rule(1, kind, threshold)])
     assert step(evaluator, off) == []
     assert step(evaluator, on) == ["1:1"]
     assert step(evaluator, on) == []  # the condition still holds: no new crossing
@@ -90,7 +91,7 @@ def test_each_kind_fires_once_per_crossing_into_its_condition(
 
 
 def test_the_trigger_carries_the_seed_message_and_figures() -> None:
-    evaluator = AlertEvaluator([make_rule(7, AlertKind.BREAKOUT, 150.0)])
+    evaluator = RuleIndex([make_rule(7, AlertKind.BREAKOUT, 150.0)])
     step(evaluator, obs(149.0))
     evaluation = evaluator.evaluate(obs(150.25), T0)
     [fired] = evaluation.fired()
@@ -115,7 +116,7 @@ def test_other_kinds_have_readable_messages() -> None:
 def test_a_value_equal_to_the_threshold_is_not_past_it() -> None:
     above = make_rule(1, AlertKind.PRICE_ABOVE, 150.0)
     below = make_rule(2, AlertKind.PRICE_BELOW, 150.0)
-    evaluator = AlertEvaluator([above, below])
+    evaluator = RuleIndex([above, below])
     assert step(evaluator, obs(150.0)) == []
     assert step(evaluator, obs(150.01)) == ["1:1"]
     assert step(evaluator, obs(150.0)) == []
@@ -123,7 +124,7 @@ def test_a_value_equal_to_the_threshold_is_not_past_it() -> None:
 
 
 def test_level_kinds_fire_on_the_first_price_when_already_met_crossing_kinds_wait_for_a_cross() -> None:
-    evaluator = AlertEvaluator(
+    evaluator = RuleIndex(
         [make_rule(1, AlertKind.PRICE_ABOVE, 150.0), make_rule(2, AlertKind.BREAKOUT, 150.0)]
     )
     assert step(evaluator, obs(155.0)) == ["1:1"]
@@ -132,7 +133,7 @@ def test_level_kinds_fire_on_the_first_price_when_already_met_crossing_kinds_wai
 
 
 def test_once_fires_a_single_time_and_disarms() -> None:
-    evaluator = AlertEvaluator([make_rule(1, AlertKind.PRICE_ABOVE, 150.0, rearm=Rearm.ONCE)])
+    evaluator = RuleIndex([make_rule(1, AlertKind.PRICE_ABOVE, 150.0, rearm=Rearm.ONCE)])
     step(evaluator, obs(149.0))
     evaluation = evaluator.evaluate(obs(151.0), T0)
     assert [t.after.armed for t in evaluation.transitions] == [False]
@@ -142,14 +143,14 @@ def test_once_fires_a_single_time_and_disarms() -> None:
 
 
 def test_recross_needs_a_crossing_back_before_firing_again() -> None:
-    evaluator = AlertEvaluator([make_rule(1, AlertKind.PRICE_BELOW, 100.0, rearm=Rearm.RECROSS)])
+    evaluator = RuleIndex([make_rule(1, AlertKind.PRICE_BELOW, 100.0, rearm=Rearm.RECROSS)])
     fired = [step(evaluator, obs(p)) for p in (101, 99, 98, 97, 99.5, 100, 101, 99)]
     assert fired == [[], ["1:1"], [], [], [], [], [], ["1:2"]]
 
 
 def test_cooldown_skips_a_crossing_within_the_cooldown_and_needs_a_new_crossing_after_it() -> None:
     rule = make_rule(1, AlertKind.PRICE_ABOVE, 150.0, rearm=Rearm.COOLDOWN, cooldown=60.0)
-    evaluator = AlertEvaluator([rule])
+    evaluator = RuleIndex([rule])
 
     def at(seconds: float) -> datetime:
         return T0 + timedelta(seconds=seconds)
@@ -164,7 +165,7 @@ def test_cooldown_skips_a_crossing_within_the_cooldown_and_needs_a_new_crossing_
     assert step(evaluator, obs(149.0), at(121)) == []
     assert step(evaluator, obs(151.0), at(150)) == []  # 30 s after the last trigger: skipped
     # exactly cooldown_seconds after the last trigger counts as elapsed
-    evaluator2 = AlertEvaluator([rule])
+    evaluator2 = RuleIndex([rule])
     step(evaluator2, obs(149.0), at(0))
     assert step(evaluator2, obs(151.0), at(0)) == ["1:1"]
     step(evaluator2, obs(149.0), at(30))
@@ -185,13 +186,13 @@ def test_cooldown_skips_a_crossing_within_the_cooldown_and_needs_a_new_crossing_
 def test_after_a_restart_the_first_price_is_judged_against_the_stored_side(
     kind: AlertKind, stored_side: bool | None, fires: bool
 ) -> None:
-    evaluator = AlertEvaluator([make_rule(1, kind, 150.0, side=stored_side)])  # loaded from the database
+    evaluator = RuleIndex([make_rule(1, kind, 150.0, side=stored_side)])  # loaded from the database
     assert step(evaluator, obs(155.0)) == (["1:1"] if fires else [])
     assert step(evaluator, obs(156.0)) == []
 
 
 def test_evaluate_changes_nothing_until_commit() -> None:
-    evaluator = AlertEvaluator([make_rule(1, AlertKind.PRICE_ABOVE, 150.0, side=False)])
+    evaluator = RuleIndex([make_rule(1, AlertKind.PRICE_ABOVE, 150.0, side=False)])
     first = evaluator.evaluate(obs(151.0), T0)
     second = evaluator.evaluate(obs(151.0), T0)
     assert first == second and len(first.fired()) == 1
@@ -202,7 +203,7 @@ def test_a_transition_not_stored_is_settled_from_the_stored_rule() -> None:
     """Another instance stored the crossing first: this one's transition conflicts, it takes the stored
     state, and the rule does not fire again here."""
     rule = make_rule(1, AlertKind.PRICE_ABOVE, 150.0, side=False)
-    evaluator = AlertEvaluator([rule])
+    evaluator = RuleIndex([rule])
     evaluation = evaluator.evaluate(obs(151.0), T0)
     evaluator.commit(evaluation, applied=[])
     assert evaluator.rule(1) == rule
@@ -213,7 +214,7 @@ def test_a_transition_not_stored_is_settled_from_the_stored_rule() -> None:
 
 
 def test_rules_of_other_tickers_and_removed_rules_do_not_fire() -> None:
-    evaluator = AlertEvaluator(
+    evaluator = RuleIndex(
         [
             make_rule(1, AlertKind.PRICE_ABOVE, 150.0, ticker="MSFT"),
             make_rule(2, AlertKind.PRICE_ABOVE, 150.0),
@@ -227,7 +228,7 @@ def test_rules_of_other_tickers_and_removed_rules_do_not_fire() -> None:
 
 def test_upsert_moves_a_rule_to_its_new_threshold() -> None:
     rule = make_rule(1, AlertKind.PRICE_ABOVE, 150.0)
-    evaluator = AlertEvaluator([rule])
+    evaluator = RuleIndex([rule])
     step(evaluator, obs(149.0))
     evaluator.upsert(msgspec.structs.replace(rule, threshold=160.0, side=None, version=2))
     assert step(evaluator, obs(155.0)) == []  # past the old level, not the new one
@@ -235,7 +236,7 @@ def test_upsert_moves_a_rule_to_its_new_threshold() -> None:
 
 
 def test_non_finite_values_are_ignored() -> None:
-    evaluator = AlertEvaluator([make_rule(1, AlertKind.PRICE_ABOVE, 150.0)])
+    evaluator = RuleIndex([make_rule(1, AlertKind.PRICE_ABOVE, 150.0)])
     step(evaluator, obs(149.0))
     assert step(evaluator, obs(float("nan"))) == []
     assert step(evaluator, obs(151.0)) == ["1:1"]
@@ -271,11 +272,11 @@ class BruteForce:
     def __init__(self, rules: list[AlertRule]) -> None:
         self.rules = {r.id: r for r in rules if r.armed}
 
-    def step(self, observation: Observation, at: datetime) -> list[Transition]:
+    def step(self, observation: LoggedPrice, at: datetime) -> list[Transition]:
         changes = []
         for rule in sorted(self.rules.values(), key=lambda r: r.id):
             if rule.ticker == observation.ticker:
-                change = transition(rule, observation.value(rule.spec.metric), observation, at)
+                change = transition(rule, metric_value(observation, rule.spec.metric), observation, at)
                 if change is not None:
                     changes.append(change)
         for change in changes:
@@ -290,7 +291,7 @@ class BruteForce:
 def test_the_index_finds_exactly_what_a_full_scan_finds(seed: int) -> None:
     rng = random.Random(seed)
     rules = [_random_rule(rng, i) for i in range(1, 301)]
-    index, reference = AlertEvaluator(rules), BruteForce(rules)
+    index, reference = RuleIndex(rules), BruteForce(rules)
     next_id = 301
     state = {
         "AAPL": [100.0, 0.0, 5000.0],

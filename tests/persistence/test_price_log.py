@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository
 from legend.adapters.sql import price_log as sql_price_log
 from legend.adapters.sql.price_log import SqlPriceLog
@@ -172,7 +172,7 @@ BREAKOUT = RuleSpec(ticker="AAPL", kind=AlertKind.BREAKOUT, threshold=150.0, rea
 
 
 def services(database: Database, clock: FrozenClock) -> Services:
-    return bootstrap(Settings(), clock=clock, database=database, run_streamer=False, plugins={})
+    return bootstrap(Settings(), clock=clock, database=database, run_quote_poller=False, plugins={})
 
 
 async def test_a_crossing_logged_but_not_evaluated_before_a_crash_fires_once_after_it(

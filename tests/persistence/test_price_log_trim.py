@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.sql import Database
 from legend.bootstrap import Services, bootstrap
 from legend.domain.alert_rules import AlertEvent, AlertKind, Rearm, RuleSpec
@@ -44,7 +44,7 @@ async def test_an_evaluator_whose_position_was_trimmed_counts_the_gap_and_fires_
     database: Database, clock: FrozenClock, redis_server: RedisServer
 ) -> None:
     settings = Settings(redis=RedisSettings(url=redis_server.url), alerts=AlertSettings(log_size=LOG_SIZE))
-    services = bootstrap(settings, clock=clock, database=database, run_streamer=False, plugins={})
+    services = bootstrap(settings, clock=clock, database=database, run_quote_poller=False, plugins={})
     assert services.alerting is not None
     alerting, evaluation = services.alerting, services.alerting.evaluation
     await services.streaming.start()  # the backplane; the evaluation loop is driven by hand below

@@ -12,7 +12,7 @@ import jwt
 import pytest
 from litestar.testing import AsyncTestClient
 
-from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.clock.frozen import FrozenClock
 from legend.app import create_app
 from legend.bootstrap import bootstrap
 from legend.settings import AlertSettings, DatabaseSettings, SecuritySettings, Settings, WatchlistSettings
@@ -36,7 +36,7 @@ def settings_for(url: str, **security: Any) -> Settings:
 
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[Client]:
-    services = bootstrap(settings_for(database_url), clock=FrozenClock(), run_streamer=False)
+    services = bootstrap(settings_for(database_url), clock=FrozenClock(), run_quote_poller=False)
     async with AsyncTestClient(
         create_app(services=services), base_url="http://legend.localhost"
     ) as test_client:
@@ -54,7 +54,7 @@ def keys(response: Any) -> list[str]:
 
 async def test_jwt_mode_needs_a_valid_token_and_scopes_to_its_subject(database_url: str) -> None:
     settings = settings_for(database_url, auth="jwt", jwt_secret=JWT_SECRET)
-    services = bootstrap(settings, clock=FrozenClock(), run_streamer=False)
+    services = bootstrap(settings, clock=FrozenClock(), run_quote_poller=False)
     async with AsyncTestClient(create_app(services=services), base_url="http://legend.localhost") as client:
         for path in ("/api/watchlist", "/api/alerts/rules", "/api/alerts/events"):
             response = await client.get(path, headers=ALICE)  # the development header means nothing here

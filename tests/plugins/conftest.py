@@ -11,8 +11,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.bootstrap import Services, bootstrap
 from legend.settings import DatabaseSettings
 
@@ -34,7 +34,7 @@ async def build(tmp_path: Any) -> AsyncIterator[Callable[..., Services]]:
             settings,
             clock=kwargs.pop("clock", None) or FrozenClock(),
             backplane=kwargs.pop("backplane") if "backplane" in kwargs else InMemoryBackplane(),
-            run_streamer=kwargs.pop("run_streamer", False),
+            run_quote_poller=kwargs.pop("run_quote_poller", False),
             **kwargs,
         )
         made.append(services)

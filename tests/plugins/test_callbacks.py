@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.clock.frozen import FrozenClock
 from legend.bootstrap import Services
 from legend.domain.channels import ChannelSpec
 from legend.domain.inputs import PriceInput

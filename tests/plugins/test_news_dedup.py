@@ -15,7 +15,7 @@ import pytest
 from litestar.exceptions import HTTPException
 from litestar.testing import AsyncTestClient
 
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.app import create_app
 from legend.bootstrap import Services
 from legend.plugins.builtin.news.api import NewsController, NewsInput

@@ -1,6 +1,6 @@
 """The portfolio plugin: valuation; positions stored per user (memory, SQLite, PostgreSQL); the REST API
 scoped to the caller with field-level 400s; and, over a real server and real WebSockets, a private
-``portfolio`` channel that reaches only its owner, with live values while the streamer polls the
+``portfolio`` channel that reaches only its owner, with live values while the quote poller polls the
 positions' tickers."""
 
 from __future__ import annotations

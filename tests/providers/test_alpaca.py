@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.quotes import (
     AlpacaQuoteProvider,
     ProviderAuthError,

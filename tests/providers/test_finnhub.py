@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.quotes import (
     FinnhubQuoteProvider,
     ProviderAuthError,

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.quotes import ReplayDataError, ReplayQuoteProvider, ReplaySource
 from legend.domain.quotes import Quote
 

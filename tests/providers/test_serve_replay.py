@@ -28,11 +28,11 @@ async def test_legend_serve_streams_the_real_sp500_bars() -> None:
             refused = await client.expect("error")
         finally:
             await client.connection.close()
-        streamer = server.stats()["streamer"]
+        quote_poller = server.stats()["streamer"]
     finally:
         server.close()
     assert refused["code"] == "unknown_ticker" and "NOTAREALTICK" in refused["message"]
-    assert streamer["provider"] == "replay" and streamer["provider_errors"] == 0
+    assert quote_poller["provider"] == "replay" and quote_poller["provider_errors"] == 0
     new_york = ZoneInfo("America/New_York")
     for update in updates:
         at = datetime.fromisoformat(update["timestamp"].replace("Z", "+00:00"))

@@ -10,10 +10,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.quotes import ReplayQuoteProvider, build_provider
 from legend.adapters.quotes.replay import SAMPLE_FILE
-from legend.adapters.simulated_quotes import SimulatedQuoteProvider
+from legend.adapters.quotes.simulated import SimulatedQuoteProvider
 from legend.settings import QuotesReplayFile, QuotesSettings, Settings, SettingsError, load_settings
 
 SHARED_SP500 = Path("/work/shared/data/SP500_NOV2019_IDay.csv")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.domain.envelope import Envelope
 from legend.ports.backplane import Outgoing
 

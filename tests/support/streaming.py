@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
-from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.domain.channels import ChannelRegistry, ChannelSpec
 from legend.domain.stats import Counters
 from legend.services.streaming.limits import Limits

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.bootstrap import bootstrap
 from legend.settings import DatabaseSettings, Settings
 
@@ -20,7 +20,7 @@ def test_the_price_log_and_the_connection_registry_are_wired_separately(tmp_path
         backplane=backplane,
         price_log=price_log,
         connections=connections,
-        run_streamer=False,
+        run_quote_poller=False,
     )
     assert services.backplane is backplane and services.cluster is backplane
     assert services.alerting.price_log is price_log
@@ -30,7 +30,7 @@ def test_the_price_log_and_the_connection_registry_are_wired_separately(tmp_path
 
 def test_a_backplane_that_serves_every_port_is_wired_to_each(tmp_path: Path) -> None:
     settings = Settings(database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/legend.db"))
-    services = bootstrap(settings, clock=FrozenClock(), run_streamer=False)
+    services = bootstrap(settings, clock=FrozenClock(), run_quote_poller=False)
     assert isinstance(services.backplane, InMemoryBackplane)
     assert services.alerting.price_log is services.backplane
     assert services.streaming.admission is not None

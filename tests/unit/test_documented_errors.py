@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from litestar.testing import AsyncTestClient
 
-from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.quotes import build_provider
 from legend.app import create_app
 from legend.bootstrap import bootstrap
@@ -51,7 +51,7 @@ async def test_the_readme_quotes_the_answer_to_a_bad_broadcast(tmp_path: Path) -
         security=SecuritySettings(admin_token="admin-secret"),
         database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/legend.db"),
     )
-    services = bootstrap(settings, clock=FrozenClock(), run_streamer=False)
+    services = bootstrap(settings, clock=FrozenClock(), run_quote_poller=False)
     body = {"ticker": "AAPL", "price": 0, "change": 0, "change_percent": 0, "volume": 1}
     body |= {"high": 1, "low": 1, "open_price": 1}
     async with AsyncTestClient(create_app(services=services), base_url="http://legend.localhost") as client:

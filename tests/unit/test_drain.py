@@ -8,8 +8,8 @@ import itertools
 
 import pytest
 
-from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.domain import closecodes
 from legend.domain.channels import ChannelRegistry
 from legend.domain.stats import Counters

@@ -7,7 +7,7 @@ import asyncio
 
 import msgspec
 
-from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.clock.frozen import FrozenClock
 from legend.domain.channels import ChannelSpec, Delivery
 from legend.domain.envelope import conflation_key, seal
 from legend.domain.inputs import PatternInput, PriceInput

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from litestar.testing import AsyncTestClient
 
-from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.clock.frozen import FrozenClock
 from legend.app import create_app
 from legend.bootstrap import bootstrap
 from legend.domain.alert_rules import AlertKind, AlertRule
@@ -17,7 +17,7 @@ from legend.settings import DatabaseSettings, Settings
 
 async def test_start_up_freezes_the_heap_and_shutdown_unfreezes_it(tmp_path: Path) -> None:
     settings = Settings(database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/legend.db"))
-    services = bootstrap(settings, clock=FrozenClock(), run_streamer=False)
+    services = bootstrap(settings, clock=FrozenClock(), run_quote_poller=False)
     assert gc.get_freeze_count() == 0
     async with AsyncTestClient(create_app(services=services), base_url="http://legend.localhost") as client:
         assert gc.get_freeze_count() > 10_000  # the modules, the services, the loaded rules

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
 from legend.bootstrap import bootstrap
 from legend.ports.market import MarketCalendar, MarketCalendarError
@@ -191,9 +191,9 @@ def test_near_its_end_it_is_rebuilt_in_a_thread_while_the_old_one_answers() -> N
 def test_the_server_keeps_market_hours_after_a_year(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     clock = FrozenClock(datetime(2026, 1, 5, 15, 0, tzinfo=UTC))
     settings = Settings(database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/legend.db"))
-    services = bootstrap(settings, clock=clock, run_streamer=False)
+    services = bootstrap(settings, clock=clock, run_quote_poller=False)
     for years in (1, 5):
         clock.set_now(datetime(2026 + years, 1, 13, 20, 0, tzinfo=UTC))
-        state = services.streamer.market_state()
+        state = services.quote_poller.market_state()
         assert state is not None and state.is_open, caplog.text
     assert "market calendar" not in caplog.text

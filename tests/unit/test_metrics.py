@@ -14,8 +14,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.prometheus.collector import LegendCollector, metrics_registry
 from legend.app import metric_sections
 from legend.bootstrap import Services, bootstrap
@@ -32,7 +32,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 @pytest.fixture
 async def services(tmp_path: Path) -> AsyncIterator[Services]:
     settings = Settings(database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/legend.db"))
-    built = bootstrap(settings, clock=FrozenClock(), backplane=InMemoryBackplane(), run_streamer=False)
+    built = bootstrap(settings, clock=FrozenClock(), backplane=InMemoryBackplane(), run_quote_poller=False)
     await built.start()
     yield built
     await built.stop()

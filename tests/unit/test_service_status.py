@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.redis import RedisBackplane
 from legend.bootstrap import bootstrap
 from legend.domain.channels import ChannelRegistry
@@ -78,7 +78,7 @@ async def test_a_session_whose_socket_is_busy_gets_it_through_its_writer() -> No
 
 def test_bootstrap_wires_a_redis_backplane_and_leaves_the_in_memory_one_alone() -> None:
     on_redis = bootstrap(
-        Settings(redis=RedisSettings(url="redis://127.0.0.1:1/0")), run_streamer=False, plugins={}
+        Settings(redis=RedisSettings(url="redis://127.0.0.1:1/0")), run_quote_poller=False, plugins={}
     )
     assert isinstance(on_redis.backplane, RedisBackplane)
     assert on_redis.backplane.connection.bus is on_redis.bus  # its health changes go on the server's bus
@@ -87,6 +87,6 @@ def test_bootstrap_wires_a_redis_backplane_and_leaves_the_in_memory_one_alone() 
     on_redis.backplane.connection.note_health()  # not subscribed yet: the link reports itself down
     assert on_redis.status.degraded and on_redis.status.changes == 1
     assert [f["status"] for f in transport.of_type("service_status")] == ["degraded"]
-    in_memory = bootstrap(Settings(), run_streamer=False, plugins={})
+    in_memory = bootstrap(Settings(), run_quote_poller=False, plugins={})
     assert isinstance(in_memory.backplane, InMemoryBackplane)  # it never degrades: nothing announces
     assert not in_memory.status.degraded and in_memory.status.changes == 0

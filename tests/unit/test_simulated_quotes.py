@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.simulated_quotes import REFERENCE_CLOSES, SimulatedQuoteProvider
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.quotes.simulated import REFERENCE_CLOSES, SimulatedQuoteProvider
 from legend.domain.quotes import Quote
 from legend.ports.quotes import QuoteProvider
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.domain.inputs import AlertInput, PatternInput
 from legend.ports.backplane import Replay
 from legend.services.streaming.publisher import Publisher

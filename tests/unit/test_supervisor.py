@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from legend.adapters.frozen_clock import FrozenClock
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.bootstrap import bootstrap
-from legend.runtime.supervisor import Restart, Supervised, Supervisor
+from legend.runtime.supervisor import Restart, Supervised, TaskSupervisor
 from legend.settings import DatabaseSettings, Settings
 from tests.support.loop import settle
 
@@ -62,12 +62,12 @@ def sleep() -> FakeSleep:
 
 
 @pytest.fixture
-def supervisor(clock: FrozenClock, sleep: FakeSleep) -> Supervisor:
-    return Supervisor(monotonic=clock.monotonic, sleep=sleep, stop_timeout=5.0)
+def supervisor(clock: FrozenClock, sleep: FakeSleep) -> TaskSupervisor:
+    return TaskSupervisor(monotonic=clock.monotonic, sleep=sleep, stop_timeout=5.0)
 
 
 async def test_a_loop_that_raises_is_restarted_with_a_growing_backoff(
-    supervisor: Supervisor, sleep: FakeSleep, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+    supervisor: TaskSupervisor, sleep: FakeSleep, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     script = Script(clock)
     task = supervisor.start("poller", script.run, restart=POLICY)
@@ -86,7 +86,7 @@ async def test_a_loop_that_raises_is_restarted_with_a_growing_backoff(
 
 
 async def test_a_run_that_lasted_healthy_after_restarts_after_the_first_delay_again(
-    supervisor: Supervisor, sleep: FakeSleep, clock: FrozenClock
+    supervisor: TaskSupervisor, sleep: FakeSleep, clock: FrozenClock
 ) -> None:
     script = Script(clock)
     task = supervisor.start("poller", script.run, restart=POLICY)
@@ -107,7 +107,7 @@ async def test_a_run_that_lasted_healthy_after_restarts_after_the_first_delay_ag
 
 
 async def test_healthy_after_counts_from_when_the_loop_says_its_work_began(
-    supervisor: Supervisor, sleep: FakeSleep, clock: FrozenClock
+    supervisor: TaskSupervisor, sleep: FakeSleep, clock: FrozenClock
 ) -> None:
     """A loop that first waits (for a lease) marks when its work begins: the wait is not a healthy run."""
     holder: list[Supervised] = []
@@ -126,7 +126,7 @@ async def test_healthy_after_counts_from_when_the_loop_says_its_work_began(
 
 
 async def test_without_a_restart_policy_a_failure_ends_the_task_failed(
-    supervisor: Supervisor, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+    supervisor: TaskSupervisor, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     script = Script(clock)
     task = supervisor.start("once", script.run, restart=None)
@@ -136,7 +136,7 @@ async def test_without_a_restart_policy_a_failure_ends_the_task_failed(
     assert script.runs == 1 and "once failed; not restarted" in caplog.text
 
 
-async def test_a_loop_that_returns_ends_stopped(supervisor: Supervisor, clock: FrozenClock) -> None:
+async def test_a_loop_that_returns_ends_stopped(supervisor: TaskSupervisor, clock: FrozenClock) -> None:
     script = Script(clock)
     task = supervisor.start("finite", script.run)
     script.steps.put_nowait(None)
@@ -145,7 +145,7 @@ async def test_a_loop_that_returns_ends_stopped(supervisor: Supervisor, clock: F
 
 
 async def test_on_failure_reports_the_error_and_may_end_the_task(
-    supervisor: Supervisor, sleep: FakeSleep, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+    supervisor: TaskSupervisor, sleep: FakeSleep, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     told: list[str] = []
     give_up = False
@@ -174,7 +174,7 @@ async def test_on_failure_reports_the_error_and_may_end_the_task(
 
 
 async def test_stop_is_bounded_even_for_a_task_that_ignores_its_cancellation(
-    supervisor: Supervisor, caplog: pytest.LogCaptureFixture
+    supervisor: TaskSupervisor, caplog: pytest.LogCaptureFixture
 ) -> None:
     release = asyncio.Event()
 
@@ -200,7 +200,7 @@ async def test_stop_is_bounded_even_for_a_task_that_ignores_its_cancellation(
 
 
 async def test_a_name_runs_once_at_a_time_and_keeps_its_counts_when_started_again(
-    supervisor: Supervisor, clock: FrozenClock
+    supervisor: TaskSupervisor, clock: FrozenClock
 ) -> None:
     script = Script(clock)
     task = supervisor.start("loop", script.run, restart=POLICY)
@@ -218,7 +218,7 @@ async def test_a_name_runs_once_at_a_time_and_keeps_its_counts_when_started_agai
     }
 
 
-async def test_cancel_from_another_thread_stops_the_task(supervisor: Supervisor) -> None:
+async def test_cancel_from_another_thread_stops_the_task(supervisor: TaskSupervisor) -> None:
     task = supervisor.start("feed", lambda: asyncio.Event().wait())
     await asyncio.sleep(0)
     await asyncio.to_thread(task.cancel)
@@ -228,7 +228,7 @@ async def test_cancel_from_another_thread_stops_the_task(supervisor: Supervisor)
     assert task.state == "stopped"
 
 
-async def test_stopping_some_tasks_leaves_the_others_running(supervisor: Supervisor) -> None:
+async def test_stopping_some_tasks_leaves_the_others_running(supervisor: TaskSupervisor) -> None:
     names = ("a", "b", "c")
     tasks = {name: supervisor.start(name, lambda: asyncio.Event().wait()) for name in names}
     await supervisor.stop_tasks([tasks["a"], tasks["b"]])
@@ -248,7 +248,7 @@ async def test_the_servers_loops_run_under_its_supervisor_and_stop_with_it(tmp_p
     try:
         running = {name for name, task in services.supervisor.status().items() if task["state"] == "running"}
         assert {"sweeper", "streamer", "alert-delivery", "alert-evaluation"} <= running
-        assert services.streamer.supervisor is services.supervisor
+        assert services.quote_poller.supervisor is services.supervisor
         assert services.alerting is not None and services.alerting.supervisor is services.supervisor
     finally:
         await services.stop()

@@ -64,7 +64,7 @@ def token(**claims: Any) -> str:
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]]:
     db = tmp_path_factory.mktemp("claims") / "legend.db"
     settings = Settings(security=SECURITY, database=DatabaseSettings(url=f"sqlite+aiosqlite:///{db}"))
-    services = bootstrap(settings, run_streamer=False)
+    services = bootstrap(settings, run_quote_poller=False)
     with TestClient(create_app(services=services), base_url="http://legend.localhost") as test_client:
         yield test_client
 

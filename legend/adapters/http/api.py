@@ -23,14 +23,14 @@ from legend.ports.backplane import Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar, MarketCalendarError
-from legend.runtime.supervisor import Supervisor
+from legend.runtime.supervisor import TaskSupervisor
 from legend.services.alerts.service import AlertingService
-from legend.services.polling.quote_poller import Streamer
+from legend.services.polling.quote_poller import QuotePoller
 from legend.services.streaming.publisher import Publisher
 from legend.services.streaming.service import StreamingService
 
 
-class Published(msgspec.Struct):
+class BroadcastAccepted(msgspec.Struct):
     """A broadcast accepted by the backplane."""
 
     status: str
@@ -55,14 +55,16 @@ class PluginListing(Protocol):
         ...
 
 
-async def _publish(streaming: StreamingService, publish: Any, data: Any) -> Published:
+async def _publish(streaming: StreamingService, publish: Any, data: Any) -> BroadcastAccepted:
     try:
         envelope: Envelope = await publish(data)
     except BackplaneUnavailable as exc:
         raise ServiceUnavailableException(
             detail=f"backplane unavailable, the message was not published: {exc}"
         ) from None
-    return Published("published", envelope.stream, envelope.seq, streaming.subscribers(envelope.stream))
+    return BroadcastAccepted(
+        "published", envelope.stream, envelope.seq, streaming.subscribers(envelope.stream)
+    )
 
 
 # Counters the specification's stats already show under their own names, in its order.
@@ -83,12 +85,12 @@ class WebSocketController(Controller):
         streaming: Service[StreamingService],
         cluster: Service[ClusterMembership],
         backplane: Service[Backplane],
-        streamer: Service[Streamer],
+        quote_poller: Service[QuotePoller],
         alerting: Service[AlertingService],
-        supervisor: Service[Supervisor],
+        supervisor: Service[TaskSupervisor],
         instance_id: Service[str],
     ) -> dict[str, Any]:
-        """The specification's statistics of this instance, plus delivery counters, streamer state, the
+        """The specification's statistics of this instance, plus delivery counters, quote poller state, the
         background tasks (``tasks``) and, on Redis, cluster-wide figures (``cluster``: instances alive, connections and subscriptions across them)."""
         c = streaming.counters
         try:
@@ -117,7 +119,7 @@ class WebSocketController(Controller):
                 "p99_below": streaming.send_latency.quantile(0.99),
             },
             "backplane": backplane.health(),
-            "streamer": streamer.status(),
+            "streamer": quote_poller.status(),
             "alerting": alerting.status(),
             # the supervised background loops: state (running, restarting, stopped, failed), restarts,
             # failures and last error of each, by name
@@ -131,7 +133,7 @@ class WebSocketController(Controller):
         data: JSONBody[PriceInput],
         publisher: Service[Publisher],
         streaming: Service[StreamingService],
-    ) -> Published:
+    ) -> BroadcastAccepted:
         """Publish a ``price_update`` on ``ticker:{TICKER}``; ``open_price`` is delivered as ``open``."""
         return await _publish(streaming, publisher.price, data)
 
@@ -141,7 +143,7 @@ class WebSocketController(Controller):
         data: JSONBody[PatternInput],
         publisher: Service[Publisher],
         streaming: Service[StreamingService],
-    ) -> Published:
+    ) -> BroadcastAccepted:
         """Publish a ``pattern_alert`` on ``patterns``; ``risk_reward_ratio`` is computed when left out."""
         return await _publish(streaming, publisher.pattern, data)
 
@@ -151,7 +153,7 @@ class WebSocketController(Controller):
         data: JSONBody[AlertInput],
         publisher: Service[Publisher],
         streaming: Service[StreamingService],
-    ) -> Published:
+    ) -> BroadcastAccepted:
         """Publish an ``alert_trigger``: to ``user_id``'s alerts only when given, else to every subscriber."""
         return await _publish(streaming, publisher.alert, data)
 
@@ -161,7 +163,7 @@ class WebSocketController(Controller):
         data: JSONBody[MarketStatusInput],
         publisher: Service[Publisher],
         streaming: Service[StreamingService],
-    ) -> Published:
+    ) -> BroadcastAccepted:
         """Publish a ``market_status`` (for example a trading halt) on ``market_status``."""
         return await _publish(streaming, publisher.market_status, data)
 

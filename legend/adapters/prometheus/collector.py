@@ -23,9 +23,9 @@ from legend.adapters.prometheus.families import gauge
 from legend.domain.channels import ChannelRegistry
 from legend.ports.backplane import Backplane
 from legend.ports.quotes import QuoteProvider
-from legend.runtime.supervisor import Supervisor
+from legend.runtime.supervisor import TaskSupervisor
 from legend.services.alerts.service import AlertingService
-from legend.services.polling.quote_poller import Streamer
+from legend.services.polling.quote_poller import QuotePoller
 from legend.services.streaming.service import StreamingService
 
 log = logging.getLogger("legend.metrics")
@@ -58,11 +58,11 @@ def sections(
     streaming: StreamingService,
     registry: ChannelRegistry,
     backplane: Backplane,
-    streamer: Streamer,
+    quote_poller: QuotePoller,
     alerting: AlertingService,
     plugins: plugin_metrics.PluginSummaries,
     plugin_states: Sequence[str],
-    supervisor: Supervisor,
+    supervisor: TaskSupervisor,
 ) -> tuple[Section, ...]:
     """What a scrape collects, in this order, each section given only what it reads; a section that raises
     is left out of that scrape. ``plugins`` gives the plugins' summaries and ``plugin_states`` the names of
@@ -74,7 +74,7 @@ def sections(
         ("messages", partial(streaming_metrics.messages, streaming.counters)),
         ("latency", partial(streaming_metrics.latency, streaming)),
         ("backplane", partial(backplane_metrics.backplane, backplane)),
-        ("provider", partial(quote_metrics.provider, streamer, provider)),
+        ("provider", partial(quote_metrics.provider, quote_poller, provider)),
         ("alerting", partial(alerting_metrics.alerting, alerting)),
         ("plugins", partial(plugin_metrics.plugins, plugins, plugin_states)),
         ("tasks", partial(task_metrics.tasks, supervisor)),

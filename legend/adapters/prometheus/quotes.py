@@ -1,4 +1,4 @@
-"""The quote provider's and the streamer's figures: polls, failures, prices published, the market status,
+"""The quote provider's and the quote poller's figures: polls, failures, prices published, the market status,
 and a vendor provider's own request counts."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from prometheus_client.metrics_core import Metric
 
 from legend.adapters.prometheus.families import gauge, number
 from legend.ports.quotes import QuoteProvider
-from legend.services.polling.quote_poller import Streamer
+from legend.services.polling.quote_poller import QuotePoller
 
 # Numeric fields of a vendor quote provider's ``stats()`` (finnhub, alpaca).
 _PROVIDER_STATS: Mapping[str, tuple[str, str]] = {
@@ -24,7 +24,7 @@ _PROVIDER_STATS: Mapping[str, tuple[str, str]] = {
 }
 
 
-def provider(streamer: Streamer, quotes: QuoteProvider) -> Iterator[Metric]:
+def provider(quote_poller: QuotePoller, quotes: QuoteProvider) -> Iterator[Metric]:
     provider = quotes.name
 
     def family(
@@ -35,42 +35,42 @@ def provider(streamer: Streamer, quotes: QuoteProvider) -> Iterator[Metric]:
         return metric
 
     yield family(
-        CounterMetricFamily, "legend_provider_polls", "Quote fetches by this instance.", streamer.polls
+        CounterMetricFamily, "legend_provider_polls", "Quote fetches by this instance.", quote_poller.polls
     )
     yield family(
         CounterMetricFamily,
         "legend_provider_errors",
         "Quote fetches that failed (the provider's error is in /api/ws/stats, streamer.last_error).",
-        streamer.provider_errors,
+        quote_poller.provider_errors,
     )
     yield family(
         GaugeMetricFamily,
         "legend_provider_consecutive_failures",
         "Quote fetches that failed in a row (0 after a success).",
-        streamer.consecutive_failures,
+        quote_poller.consecutive_failures,
     )
     yield family(
         CounterMetricFamily,
         "legend_quotes_published",
         "Prices published from quotes.",
-        streamer.quotes_published,
+        quote_poller.quotes_published,
     )
-    if streamer.last_fetch is not None:
+    if quote_poller.last_fetch is not None:
         yield family(
             GaugeMetricFamily,
             "legend_provider_last_fetch_timestamp_seconds",
             "When the last quote fetch succeeded (Unix time).",
-            streamer.last_fetch.timestamp(),
+            quote_poller.last_fetch.timestamp(),
         )
     yield gauge(
         "legend_streamer_leader",
         "1 on the instance that polls the quote provider for the cluster, else 0.",
-        float(streamer.leader),
+        float(quote_poller.leader),
     )
-    state = streamer.last_state
+    state = quote_poller.last_state
     market = GaugeMetricFamily(
         "legend_market_status",
-        "1 for the exchange's current status (open, closed, …) as the streamer last saw it.",
+        "1 for the exchange's current status (open, closed, …) as the quote poller last saw it.",
         labels=["status"],
     )
     market.add_metric([state.status if state else "unknown"], 1.0)

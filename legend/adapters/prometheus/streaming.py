@@ -45,7 +45,7 @@ _COUNTERS: Mapping[str, tuple[str, str]] = {
     ),
     "messages_published": (
         "legend_messages_published",
-        "Messages this instance published to the backplane (broadcasts, the streamer, alerting, plugins).",
+        "Messages this instance published to the backplane (broadcasts, the quote poller, alerting, plugins).",
     ),
     "publish_failures": (
         "legend_publish_failures",

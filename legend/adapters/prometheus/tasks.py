@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from legend.runtime.supervisor import Supervisor, TaskState
+from legend.runtime.supervisor import TaskState, TaskSupervisor
 
 
-def tasks(supervisor: Supervisor) -> Iterator[Metric]:
+def tasks(supervisor: TaskSupervisor) -> Iterator[Metric]:
     state = GaugeMetricFamily(
         "legend_task_state",
         "1 for each background task's current state: running, restarting, stopped or failed.",

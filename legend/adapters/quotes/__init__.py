@@ -1,7 +1,7 @@
 """Quote providers behind the QuoteProvider port, and ``build_provider``: the one place that picks one from
 ``[quotes]`` settings (docs/providers.md).
 
-- ``simulated``: a seeded random walk (legend.adapters.simulated_quotes), the default;
+- ``simulated``: a seeded random walk (legend.adapters.quotes.simulated), the default;
 - ``replay``: real historical bars from CSV files (ReplayQuoteProvider);
 - ``finnhub``: Finnhub REST quotes (FinnhubQuoteProvider);
 - ``alpaca``: Alpaca market data v2 snapshots (AlpacaQuoteProvider).
@@ -25,7 +25,7 @@ from legend.adapters.quotes.errors import (
 )
 from legend.adapters.quotes.finnhub import ENV_KEY, FinnhubQuoteProvider
 from legend.adapters.quotes.replay import SAMPLE_FILE, SAMPLE_TICKER, ReplayQuoteProvider, ReplaySource
-from legend.adapters.simulated_quotes import SimulatedQuoteProvider
+from legend.adapters.quotes.simulated import SimulatedQuoteProvider
 from legend.ports.clock import Clock
 from legend.ports.quotes import QuoteProvider
 from legend.settings import QuotesReplaySettings, QuotesSettings, SettingsError

@@ -1,4 +1,4 @@
-"""What a quote provider raises from ``fetch``: the streamer counts it, backs off and shows the message to
+"""What a quote provider raises from ``fetch``: the quote poller counts it, backs off and shows the message to
 admins in ``/api/ws/stats`` (``streamer.last_error``), so every message names the provider and the cause."""
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from legend.adapters.clock.system import SystemClock
 from legend.adapters.quotes.bars import BarSeries, load_bars, read_columns
 from legend.adapters.quotes.errors import ReplayDataError
-from legend.adapters.system_clock import SystemClock
 from legend.domain.quotes import Quote
 from legend.ports.clock import Clock
 
@@ -44,7 +44,7 @@ class ReplayQuoteProvider:
 
     ``advance = "fetch"``: each ``fetch`` moves ``speed`` bars forward (the first fetch shows the first bar).
     ``advance = "time"``: the replay moves ``speed`` bars per second of the injected clock's monotonic time,
-    counted from the first fetch, however often the streamer polls. At the end a file starts again at its
+    counted from the first fetch, however often the quote poller polls. At the end a file starts again at its
     first replayed bar (``loop``) or holds its last bar. Tickers without a file are left out.
 
     Files are read on first use, in a worker thread, once; a file that cannot be read raises a

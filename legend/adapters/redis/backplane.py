@@ -1,6 +1,6 @@
 """The Redis backplane: many instances behave as one server.
 
-It assembles the package's parts on one connection: publishing (``publishing``), the listener that
+It assembles the package's parts on one connection: publishing (``sequencer``), the listener that
 delivers, reconnects and fills gaps (``listener``, ``recovery``), the sequencing of other programs'
 messages (``external``), the price log (``price_log``) and the connection registry (``admission``).
 ``membership`` is the ClusterMembership port on the same connection. Losing Redis degrades, never
@@ -24,12 +24,12 @@ from legend.adapters.redis.keys import Keys
 from legend.adapters.redis.listener import Listener
 from legend.adapters.redis.membership import RedisClusterMembership
 from legend.adapters.redis.price_log import RedisPriceLog
-from legend.adapters.redis.publishing import Publishing
+from legend.adapters.redis.sequencer import Sequencer
 from legend.domain.envelope import Envelope
 from legend.ports.backplane import AlreadyPublished, Deliver, Outgoing, Replay
 from legend.ports.price_log import LogRead
 from legend.runtime.message_bus import MessageBus
-from legend.runtime.supervisor import Supervised, Supervisor
+from legend.runtime.supervisor import Supervised, TaskSupervisor
 from legend.settings import RedisSettings
 
 
@@ -44,12 +44,12 @@ class RedisBackplane:
         topics: Iterable[str] = (),
         log_size: int = 100_000,
         once_ttl: float = 600.0,
-        supervisor: Supervisor | None = None,
+        supervisor: TaskSupervisor | None = None,
         bus: MessageBus | None = None,
     ) -> None:
         """``bus`` hears each change of ``health()["ok"]`` (``BackplaneHealthChanged``)."""
         self.settings = settings
-        self.supervisor = supervisor or Supervisor()  # its loops and the membership's
+        self.supervisor = supervisor or TaskSupervisor()  # its loops and the membership's
         self.instance_id = instance_id
         self.connection = RedisConnection(settings, instance_id, bus)
         keys = Keys(settings.key_prefix, settings.channel_prefix, instance_id)
@@ -60,9 +60,7 @@ class RedisBackplane:
         self.admission = RedisConnectionRegistry(self.connection, keys)
         self.external = ExternalMessages()
         self.listener = Listener(self.connection, keys, topics, self.external.hear, self.external.invalid)
-        self.publishing = Publishing(
-            self.connection, keys, self.listener, log_size=log_size, once_ttl=once_ttl
-        )
+        self.sequencer = Sequencer(self.connection, keys, self.listener, log_size=log_size, once_ttl=once_ttl)
         self._tasks: list[Supervised] = []
 
     # ───────────────────────── lifecycle ─────────────────────────
@@ -76,7 +74,7 @@ class RedisBackplane:
         start = self.supervisor.start
         self._tasks = [
             start("redis listener", self.listener.run),
-            start("redis resequencer", lambda: self.external.resequence(self.publishing)),
+            start("redis resequencer", lambda: self.external.resequence(self.sequencer)),
             start("redis connections", self.admission.keep_alive),
         ]
         with contextlib.suppress(TimeoutError):
@@ -106,10 +104,10 @@ class RedisBackplane:
         return published
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> list[Envelope | None]:
-        return await self.publishing.publish_many(messages)
+        return await self.sequencer.publish_many(messages)
 
     async def replay(self, stream: str, since: int | None) -> Replay:
-        return await self.publishing.replay(stream, since)
+        return await self.sequencer.replay(stream, since)
 
     async def read(self, after: str | None, count: int, wait: float) -> LogRead:
         return await self.price_log.read(after, count, wait)
@@ -141,7 +139,7 @@ class RedisBackplane:
 
     def health(self) -> dict[str, object]:
         """For /ready and stats: ok while subscribed and the last command worked."""
-        connection, listener, publishing = self.connection, self.listener, self.publishing
+        connection, listener, sequencer = self.connection, self.listener, self.sequencer
         external = self.external
         link = connection.health()
         return {
@@ -152,12 +150,12 @@ class RedisBackplane:
             "connected": listener.connected,
             "last_error": link.pop("last_error"),
             "reconnects": listener.reconnects,
-            "publish_failures": publishing.publish_failures,
+            "publish_failures": sequencer.publish_failures,
             "delivered": listener.delivered,
             "delivery_errors": listener.delivery_errors,
             "gap_filled": listener.gap_filled,
             "journal_incomplete": listener.journal.incomplete,
-            "unreplicated": publishing.unreplicated,
+            "unreplicated": sequencer.unreplicated,
             "duplicates_skipped": listener.duplicates_skipped,
             "external_resequenced": external.resequenced,
             "external_duplicates": external.duplicates,

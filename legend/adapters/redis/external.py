@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from legend.adapters.redis import scripts
 from legend.adapters.redis.connection import warn
-from legend.adapters.redis.publishing import Publishing
+from legend.adapters.redis.sequencer import Sequencer
 from legend.domain.external import HISTORY_SIZE, external_message
 from legend.ports.backplane import BackplaneUnavailable
 
@@ -45,11 +45,11 @@ class ExternalMessages:
         self.invalid_count += 1
         warn("ignored a message on %s: %s", channel, reason)
 
-    async def resequence(self, publishing: Publishing) -> None:
+    async def resequence(self, sequencer: Sequencer) -> None:
         """Sequence external messages in arrival order, so their order survives: each instance runs its
         scripts in arrival order, so the winner of a later message always runs after the winner of an
         earlier one. Runs until cancelled."""
-        keys, connection = publishing.keys, publishing.connection
+        keys, connection = sequencer.keys, sequencer.connection
         dedupe_ms = max(1, int(connection.settings.external_dedupe_ttl * 1000))
         while True:
             channel, data = await self._inbox.get()
@@ -58,8 +58,8 @@ class ExternalMessages:
                 self.invalid(channel, parsed)
                 continue
             digest = hashlib.sha1(channel.encode() + b"\0" + data).hexdigest()
-            history_size = publishing.history_size.get(channel, HISTORY_SIZE)
-            call = publishing.call(
+            history_size = sequencer.history_size.get(channel, HISTORY_SIZE)
+            call = sequencer.call(
                 channel,
                 parsed.stream,
                 parsed.kind,

@@ -26,7 +26,7 @@ from legend.adapters.redis.connection import RedisConnection, text
 from legend.adapters.redis.keys import Keys
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.cluster import Figures
-from legend.runtime.supervisor import Supervised, Supervisor
+from legend.runtime.supervisor import Supervised, TaskSupervisor
 from legend.settings import RedisSettings
 
 log = logging.getLogger("legend.redis")
@@ -35,9 +35,11 @@ log = logging.getLogger("legend.redis")
 class RedisClusterMembership:
     """The ClusterMembership port on Redis; raises BackplaneUnavailable."""
 
-    def __init__(self, connection: RedisConnection, keys: Keys, supervisor: Supervisor | None = None) -> None:
+    def __init__(
+        self, connection: RedisConnection, keys: Keys, supervisor: TaskSupervisor | None = None
+    ) -> None:
         self.connection = connection
-        self.supervisor = supervisor or Supervisor()  # runs the heartbeat and the lease renewal
+        self.supervisor = supervisor or TaskSupervisor()  # runs the heartbeat and the lease renewal
         self.keys = keys
         self.instance_id = connection.instance_id
         self.figures: Figures | None = None  # this instance's share, sent with every heartbeat

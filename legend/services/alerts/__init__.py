@@ -1,7 +1,7 @@
 """Alerts, by responsibility: the services that evaluate and serve alert rules, over the ports.
 
 What they work on is pure and lives in the model, ``legend.domain``: ``alert_rules`` (kinds,
-rearm policies, rules, triggers, the validation of a user's rule) and ``alert_index`` (``AlertEvaluator``,
+rearm policies, rules, triggers, the validation of a user's rule) and ``alert_index`` (``RuleIndex``,
 the index of armed rules that finds which ones a price makes cross, and ``Transition``).
 
 - ``evaluation``: ``AlertEvaluation``, the loop that evaluates every price of the cluster exactly once,

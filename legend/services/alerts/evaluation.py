@@ -22,8 +22,9 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from legend.domain.alert_index import AlertEvaluator, Observation
+from legend.domain.alert_index import RuleIndex
 from legend.domain.alert_rules import AlertEvent, AlertRule, NewAlertEvent
+from legend.domain.prices import LoggedPrice, decode_logged_price
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, PriceLog
@@ -35,18 +36,6 @@ log = logging.getLogger("legend.alerts")
 LEASE = "alerts"
 BATCH = 1000  # log entries read and stored per transaction, at most
 IDLE_SAVE_SECONDS = 5.0  # the position is saved at least this often while prices change no rule
-
-
-class _Price(msgspec.Struct):
-    """The fields of a ``price_update`` that rules watch; the rest of the frame is not decoded."""
-
-    ticker: str
-    price: float
-    change_percent: float = 0.0
-    volume: float = 0.0
-
-
-_decode_price = msgspec.json.Decoder(_Price).decode
 
 
 class AlertEvaluation:
@@ -78,7 +67,7 @@ class AlertEvaluation:
         self.lease_ttl = lease_ttl
         self.batch = batch
         self.read_wait = read_wait
-        self.evaluator = AlertEvaluator()
+        self.evaluator = RuleIndex()
         self.holder = False
         self.position: str | None = None  # the last log entry taken into account
         self.saved: str | None = None  # the position as stored in the database
@@ -145,7 +134,7 @@ class AlertEvaluation:
         """The rules and the log position as stored: where the last holder left off."""
         async with self._lock:
             self._unstored = 0
-            self.evaluator = AlertEvaluator(await self.repository.armed_rules())
+            self.evaluator = RuleIndex(await self.repository.armed_rules())
             stored = (
                 await self.repository.log_position(self.price_log.name) if self.price_log.durable else None
             )
@@ -182,7 +171,7 @@ class AlertEvaluation:
         self._waiting_since = None
         return fired
 
-    async def observe(self, observation: Observation, at: datetime | None = None) -> list[AlertEvent]:
+    async def observe(self, observation: LoggedPrice, at: datetime | None = None) -> list[AlertEvent]:
         """Take what is in the log so far into account, then evaluate one observation as if it were the
         next price (for callers that hold a price outside the log, such as tests of the rules)."""
         if not self.holder:
@@ -207,22 +196,16 @@ class AlertEvaluation:
                 self.rule_changes += 1
             else:
                 try:
-                    price = _decode_price(entry.data)
+                    price = decode_logged_price(entry.data)
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     self.prices_invalid += 1
                 else:
-                    observation = Observation(
-                        ticker=price.ticker,
-                        price=price.price,
-                        change_percent=price.change_percent,
-                        volume=price.volume,
-                    )
-                    self._evaluate(observation, datetime.fromtimestamp(entry.at, UTC), changes)
+                    self._evaluate(price, datetime.fromtimestamp(entry.at, UTC), changes)
             position = entry.id
             self._last_at = entry.at
         return fired + await self._store(changes, position)
 
-    def _evaluate(self, observation: Observation, at: datetime, changes: dict[int, RuleChange]) -> None:
+    def _evaluate(self, observation: LoggedPrice, at: datetime, changes: dict[int, RuleChange]) -> None:
         evaluation = self.evaluator.evaluate(observation, at)
         self.evaluator.commit(evaluation, evaluation.transitions)  # stored with the batch, or reloaded
         self._unstored += 1
@@ -270,7 +253,7 @@ class AlertEvaluation:
                 self.evaluator.upsert(rule)
 
     def tickers(self) -> set[str]:
-        """Tickers with armed rules (known to the holder only; the streamer polls them cluster-wide)."""
+        """Tickers with armed rules (known to the holder only; the quote poller polls them cluster-wide)."""
         return self.evaluator.tickers() if self.holder else set()
 
     def lag(self) -> float | None:

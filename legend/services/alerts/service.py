@@ -20,16 +20,17 @@ from datetime import timedelta
 
 import msgspec
 
-from legend.domain.alert_index import AlertEvaluator, Observation
+from legend.domain.alert_index import RuleIndex
 from legend.domain.alert_rules import AlertEvent, AlertRule, RulePatch, RuleSpec, apply_patch, check_rule
 from legend.domain.inputs import AlertInput
+from legend.domain.prices import LoggedPrice
 from legend.domain.stream_name import private_stream
 from legend.ports.backplane import AlreadyPublished, Backplane, BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
 from legend.ports.price_log import PriceLog
 from legend.ports.repositories import AlertRepository
-from legend.runtime.supervisor import Supervised, Supervisor
+from legend.runtime.supervisor import Supervised, TaskSupervisor
 from legend.services.alerts.evaluation import LEASE, AlertEvaluation
 from legend.services.streaming.publisher import Publisher
 
@@ -63,7 +64,7 @@ class AlertingService:
         reload_interval: float = 0.0,
         single_instance: bool = True,
         lease_ttl: float = 10.0,
-        supervisor: Supervisor | None = None,
+        supervisor: TaskSupervisor | None = None,
     ) -> None:
         self.repository = repository
         self.publisher = publisher
@@ -96,7 +97,7 @@ class AlertingService:
         self._deliver_lock = asyncio.Lock()  # publishing, one round at a time
         self._backlog = False  # a publish failed: the retry loop has work
         self._unlogged: set[int] = set()  # rule changes whose notice could not enter the price log yet
-        self.supervisor = supervisor or Supervisor()  # runs the delivery and evaluation loops
+        self.supervisor = supervisor or TaskSupervisor()  # runs the delivery and evaluation loops
         self._tasks: list[Supervised] = []
 
     async def _recover(self) -> int:
@@ -106,7 +107,7 @@ class AlertingService:
         return await self.deliver_pending(takeover=self.single_instance or self.price_log.durable)
 
     @property
-    def evaluator(self) -> AlertEvaluator:
+    def evaluator(self) -> RuleIndex:
         """The rule index (complete on the instance that evaluates)."""
         return self.evaluation.evaluator
 
@@ -162,12 +163,12 @@ class AlertingService:
         await self.evaluation.load()
 
     def tickers(self) -> set[str]:
-        """Tickers with armed rules: the streamer should poll them even when nobody watches them live."""
+        """Tickers with armed rules: the quote poller should poll them even when nobody watches them live."""
         return self.evaluation.tickers()
 
     # ───────────── evaluation ─────────────
 
-    async def observe(self, observation: Observation) -> list[AlertEvent]:
+    async def observe(self, observation: LoggedPrice) -> list[AlertEvent]:
         """Evaluate one price update now (after what the price log holds so far); returns the triggers
         it stored (published before returning, unless the backplane failed: then the retry loop does)."""
         if not self.started:

@@ -1,10 +1,14 @@
-"""The streamer: polls quotes for watched tickers and announces market open/close transitions.
+"""The quote poller: polls quotes for watched tickers and announces market open/close transitions.
 
 Exactly one instance polls at a time (a cluster lease); every instance reports its own interest, and
 the holder fetches the union, so N instances never publish N copies of a price. The interval follows the
 market clock: ``update_interval`` in regular hours, ``after_hours_interval`` outside (unless the provider
 says it does not follow market hours, as the simulated demo does: then ``update_interval`` at all hours),
 and a sleep never runs past the next open or close, so the transition is announced on time.
+
+It was called the streamer; what others read keeps that name: the lease (``streamer``, which every
+instance of a rolling upgrade must agree on), the ``streamer`` key of ``/api/ws/stats``, the logger and the
+``legend_streamer_leader`` metric.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar, MarketCalendarError
 from legend.ports.quotes import QuoteProvider, follows_market_hours
 from legend.runtime.backoff import exponential
-from legend.runtime.supervisor import Supervised, Supervisor
+from legend.runtime.supervisor import Supervised, TaskSupervisor
 from legend.services.streaming.publisher import Publisher
 from legend.services.streaming.service import StreamingService
 
@@ -32,7 +36,7 @@ LEASE = "streamer"
 MIN_SPACING = 0.5  # seconds between two rounds at the least
 
 
-class Streamer:
+class QuotePoller:
     """Background polling loop; ``start``/``stop`` are idempotent."""
 
     def __init__(
@@ -49,7 +53,7 @@ class Streamer:
         lease_ttl: float | None = None,
         max_backoff: float = 60.0,
         extra_interest: Callable[[], Iterable[str]] | None = None,
-        supervisor: Supervisor | None = None,
+        supervisor: TaskSupervisor | None = None,
     ) -> None:
         self.provider = provider
         self.follows_market_hours = follows_market_hours(provider)
@@ -74,7 +78,7 @@ class Streamer:
         self.last_error: str | None = None
         self.last_fetch: datetime | None = None
         self._stop = asyncio.Event()
-        self.supervisor = supervisor or Supervisor()  # runs the polling loop (restarted should it raise)
+        self.supervisor = supervisor or TaskSupervisor()  # runs the polling loop (restarted should it raise)
         self._task: Supervised | None = None
         self._wake = asyncio.Event()
         self._next_poll = float("-inf")
@@ -154,7 +158,7 @@ class Streamer:
         self.polls += 1
         try:
             quotes = await self.provider.fetch(sorted(tickers))
-        except Exception as exc:  # a provider failure never stops the streamer
+        except Exception as exc:  # a provider failure never stops the quote poller
             self.provider_errors += 1
             self.consecutive_failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"

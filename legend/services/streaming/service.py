@@ -294,7 +294,7 @@ class StreamingService:
         await self.protocol.handle_frame(session, frame)
 
     def tickers(self) -> dict[str, int]:
-        """Subscriber count per ticker on this instance: the streamer's interest set."""
+        """Subscriber count per ticker on this instance: the quote poller's interest set."""
         return self.index.tickers()
 
     def subscribers(self, stream: str) -> int:

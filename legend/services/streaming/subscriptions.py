@@ -27,7 +27,7 @@ class SubscriptionIndex:
 
     def attach(self, session: Session, sub: Subscribed) -> None:
         """Route ``sub``'s streams to ``session``, then announce it: ``TickerWatched`` when it is the first
-        subscription to its ticker here (the streamer polls it at once), then ``ClientSubscribed`` (plugins send a
+        subscription to its ticker here (the quote poller polls it at once), then ``ClientSubscribed`` (plugins send a
         first snapshot)."""
         for stream in sub.streams:
             self.members.setdefault(stream, {})[session.id] = session
@@ -66,7 +66,7 @@ class SubscriptionIndex:
                 self._tickers.pop(sub.key, None)
 
     def tickers(self) -> dict[str, int]:
-        """Subscriber count per ticker on this instance: the streamer's interest set."""
+        """Subscriber count per ticker on this instance: the quote poller's interest set."""
         return dict(self._tickers)
 
     def subscribers(self, stream: str) -> int:

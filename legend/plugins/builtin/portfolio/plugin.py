@@ -7,7 +7,7 @@ Written as any third-party plugin would be: only hooks and the ``PluginContext``
 - Valuation: on every instance (``every_instance``) for the users subscribed there. A price of a ticker
   someone holds marks that user's portfolio dirty; at most one ``portfolio_update`` per user per
   ``update_interval`` is published. A first one is sent right after subscribing.
-- While a user is subscribed, the streamer polls the tickers of their positions (``add_interest``).
+- While a user is subscribed, the quote poller polls the tickers of their positions (``add_interest``).
 - Positions changed through the REST API are valued and published at once by the instance that took
   the request; other instances re-read the positions of their subscribers every ``reload_interval``.
 - Storage: its own table, ``portfolio_positions`` (``storage.py``, revisions in ``migrations/``), declared
@@ -147,7 +147,7 @@ class PortfolioDesk:
         self.wake = asyncio.Event()
         self.next_reload = 0.0
 
-    # what the streamer polls
+    # what the quote poller polls
     def tickers(self) -> Iterable[str]:
         return list(self.holders)
 

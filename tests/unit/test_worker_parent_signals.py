@@ -1,4 +1,4 @@
-"""``supervise``: a SIGTERM while the workers are being launched stops the launching at once, stops the
+"""``run_workers``: a SIGTERM while the workers are being launched stops the launching at once, stops the
 ones started and evicts them, and the supervisor returns. Stand-in workers; the real ones are in
 tests/cluster/test_workers.py."""
 
@@ -61,7 +61,7 @@ def test_sigterm_while_launching_stops_the_launching_and_the_started(monkeypatch
     )
     previous = signal.getsignal(signal.SIGTERM)
     started = time.monotonic()
-    assert server.supervise(settings) == 0
+    assert server.run_workers(settings) == 0
     assert time.monotonic() - started < 5
     assert StandIn.launched == [0, 1]  # not 2 and 3
     assert sorted(StandIn.signalled) == [(0, signal.SIGTERM), (1, signal.SIGTERM)]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from legend.adapters.system_clock import SystemClock
+from legend.adapters.clock.system import SystemClock
 from legend.domain.quotes import Quote
 from legend.ports.clock import Clock
 
@@ -63,7 +63,7 @@ class SimulatedQuoteProvider:
     ticker's generator is seeded from a CRC of ``"{seed}:{ticker}"``, never from Python's salted ``hash()``;
     the seed moves the opening gap and every step, not a reference close. The
     session rolls when the New York date of the clock changes. Market hours are not consulted, and the
-    streamer is told not to slow down outside them either (``follows_market_hours = False``): a demo that
+    quote poller is told not to slow down outside them either (``follows_market_hours = False``): a demo that
     moved once a minute at night would look frozen.
     """
 

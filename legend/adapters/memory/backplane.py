@@ -11,8 +11,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
-from legend.adapters.memory_price_log import MemoryPriceLog
-from legend.adapters.system_clock import SystemClock
+from legend.adapters.clock.system import SystemClock
+from legend.adapters.memory.price_log import MemoryPriceLog
 from legend.domain.envelope import Envelope
 from legend.domain.history import StreamLog
 from legend.domain.prices import enters_price_log

@@ -26,7 +26,7 @@ from legend.ports.backplane import BackplaneUnavailable, Outgoing, Replay
 Call = tuple[list[str], list[str | bytes | int]]  # the keys and arguments of one publish script run
 
 
-class Publishing:
+class Sequencer:
     """``publish_many`` and ``replay`` of the Backplane port; raises BackplaneUnavailable."""
 
     def __init__(

@@ -1,4 +1,4 @@
-"""The providers under the real Streamer (in-memory backplane, frozen clock): replayed bars become
+"""The providers under the real QuotePoller (in-memory backplane, frozen clock): replayed bars become
 price_update messages with the bar's figures and market time; a refused key or a rate limit is counted,
 backed off and shown to admins, never a crash."""
 
@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.quotes import FinnhubQuoteProvider, ReplayQuoteProvider, ReplaySource
 from legend.adapters.quotes.replay import SAMPLE_FILE
 from legend.ports.quotes import QuoteProvider
-from legend.services.polling.quote_poller import Streamer
+from legend.services.polling.quote_poller import QuotePoller
 from legend.settings import QuotesFinnhubSettings
 from tests.providers.support import FakeTime, Reply, VendorServer, payload
 from tests.support.streaming import build_streaming, send
@@ -25,18 +25,18 @@ from tests.support.transport import RecordingTransport
 OPEN = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, NYSE open: 5 s interval
 
 
-async def build(provider: QuoteProvider, ticker: str) -> tuple[Streamer, InMemoryBackplane, FrozenClock]:
+async def build(provider: QuoteProvider, ticker: str) -> tuple[QuotePoller, InMemoryBackplane, FrozenClock]:
     clock = FrozenClock(OPEN)
     backplane = InMemoryBackplane()
     streaming, publisher, _ = build_streaming(clock, backplane)
-    streamer = Streamer(
+    quote_poller = QuotePoller(
         provider=provider, calendar=ExchangeCalendarsMarketCalendar("XNYS"), publisher=publisher,
         cluster=backplane, streaming=streaming, clock=clock, update_interval=5, after_hours_interval=60,
     )  # fmt: skip
     await streaming.start()
     session = streaming.open_session(RecordingTransport(), "trader")
     await send(streaming, session, "subscribe", channel="ticker", ticker=ticker)
-    return streamer, backplane, clock
+    return quote_poller, backplane, clock
 
 
 async def published(backplane: InMemoryBackplane, stream: str) -> list[dict[str, Any]]:
@@ -44,9 +44,11 @@ async def published(backplane: InMemoryBackplane, stream: str) -> list[dict[str,
 
 
 async def test_replayed_bars_go_out_as_price_updates_with_the_bar_figures_and_time() -> None:
-    streamer, backplane, clock = await build(ReplayQuoteProvider({"SPX": ReplaySource(SAMPLE_FILE)}), "SPX")
+    quote_poller, backplane, clock = await build(
+        ReplayQuoteProvider({"SPX": ReplaySource(SAMPLE_FILE)}), "SPX"
+    )
     for _ in range(3):
-        clock.advance(await streamer.tick())
+        clock.advance(await quote_poller.tick())
     with SAMPLE_FILE.open(newline="") as file:
         bars = [next(reader) for reader in [csv.DictReader(file)] for _ in range(3)]
     messages = await published(backplane, "ticker:SPX")
@@ -60,7 +62,7 @@ async def test_replayed_bars_go_out_as_price_updates_with_the_bar_figures_and_ti
     assert last["low"] == min(float(b["Low"]) for b in bars)
     assert last["previous_close"] == float(bars[0]["Open"]) and last["volume"] == 0
     assert last["change"] == round(float(bars[2]["Close"]) - float(bars[0]["Open"]), 2)
-    assert streamer.provider_errors == 0 and streamer.status()["provider"] == "replay"
+    assert quote_poller.provider_errors == 0 and quote_poller.status()["provider"] == "replay"
 
 
 async def test_a_refused_key_is_counted_backed_off_and_shown_then_recovers(
@@ -76,20 +78,20 @@ async def test_a_refused_key_is_counted_backed_off_and_shown_then_recovers(
         QuotesFinnhubSettings(base_url=f"{server.url}/api/v1"), "wrong", timing=fake_time.timing
     )
     try:
-        streamer, backplane, clock = await build(provider, "AAPL")
+        quote_poller, backplane, clock = await build(provider, "AAPL")
         delays = []
         for _ in range(2):
-            delays.append(await streamer.tick())
+            delays.append(await quote_poller.tick())
             clock.advance(delays[-1])
-        assert delays == [10, 20]  # the streamer's own backoff
-        status = streamer.status()
+        assert delays == [10, 20]  # the quote poller's own backoff
+        status = quote_poller.status()
         assert status["provider_errors"] == 2 and status["consecutive_failures"] == 2
         assert status["last_error"] == (
             "ProviderAuthError: finnhub: the API key was refused (HTTP 401: Invalid API key.); "
             "check quotes.finnhub.api_key or FINNHUB_API_KEY"
         )
         accept[0] = True
-        assert await streamer.tick() == 5 and streamer.consecutive_failures == 0
+        assert await quote_poller.tick() == 5 and quote_poller.consecutive_failures == 0
         assert [m["price"] for m in await published(backplane, "ticker:AAPL")] == [189.84]
     finally:
         await provider.aclose()
@@ -103,13 +105,17 @@ async def test_a_rate_limit_that_outlasts_the_fetch_is_an_error_the_streamer_cou
         QuotesFinnhubSettings(base_url=f"{server.url}/api/v1"), "k", timing=fake_time.timing
     )
     try:
-        streamer, _, clock = await build(provider, "AAPL")
-        clock.advance(await streamer.tick())
-        await streamer.tick()
+        quote_poller, _, clock = await build(provider, "AAPL")
+        clock.advance(await quote_poller.tick())
+        await quote_poller.tick()
     finally:
         await provider.aclose()
-    assert streamer.provider_errors == 2 and len(server.requests) == 1  # the second poll did not call Finnhub
-    assert "ProviderRateLimited: finnhub: rate limited by the vendor (HTTP 429)" in str(streamer.last_error)
+    assert (
+        quote_poller.provider_errors == 2 and len(server.requests) == 1
+    )  # the second poll did not call Finnhub
+    assert "ProviderRateLimited: finnhub: rate limited by the vendor (HTTP 429)" in str(
+        quote_poller.last_error
+    )
     assert provider.stats()["rate_limited"] == 1
 
 

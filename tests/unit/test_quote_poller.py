@@ -1,4 +1,4 @@
-"""The streamer against in-memory adapters and a frozen clock: interest-only polling, transitions,
+"""The quote poller against in-memory adapters and a frozen clock: interest-only polling, transitions,
 provider failures with backoff, and the simulated demo ticking at all hours."""
 
 from __future__ import annotations
@@ -9,16 +9,16 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from legend.adapters.frozen_clock import FrozenClock
+from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
-from legend.adapters.memory_backplane import InMemoryBackplane
+from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.quotes import AlpacaQuoteProvider, FinnhubQuoteProvider, ReplayQuoteProvider
-from legend.adapters.simulated_quotes import SimulatedQuoteProvider
+from legend.adapters.quotes.simulated import SimulatedQuoteProvider
 from legend.bootstrap import bootstrap
 from legend.domain.events import TickerWatched
 from legend.domain.quotes import Quote
 from legend.ports.quotes import follows_market_hours
-from legend.services.polling.quote_poller import Streamer
+from legend.services.polling.quote_poller import QuotePoller
 from legend.services.streaming.service import StreamingService
 from legend.settings import DatabaseSettings, QuotesSettings, Settings
 from tests.support.streaming import build_streaming, send
@@ -56,82 +56,82 @@ class AllHoursProvider(CountingProvider):
 
 def build(
     now: datetime, provider_class: type[CountingProvider] = CountingProvider
-) -> tuple[Streamer, StreamingService, CountingProvider, FrozenClock, InMemoryBackplane]:
+) -> tuple[QuotePoller, StreamingService, CountingProvider, FrozenClock, InMemoryBackplane]:
     clock = FrozenClock(now)
     backplane = InMemoryBackplane()
     streaming, publisher, _ = build_streaming(clock, backplane)
     provider = provider_class(clock)
-    streamer = Streamer(
+    quote_poller = QuotePoller(
         provider=provider, calendar=CALENDAR, publisher=publisher, cluster=backplane, streaming=streaming,
         clock=clock, update_interval=5, after_hours_interval=60,
     )  # fmt: skip
-    return streamer, streaming, provider, clock, backplane
+    return quote_poller, streaming, provider, clock, backplane
 
 
 async def test_polls_only_watched_tickers_and_forgets_them() -> None:
-    streamer, streaming, provider, clock, backplane = build(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
+    quote_poller, streaming, provider, clock, backplane = build(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
     await streaming.start()
-    assert await streamer.tick() <= 5 and provider.asked == []  # nobody watches anything
+    assert await quote_poller.tick() <= 5 and provider.asked == []  # nobody watches anything
     session = streaming.open_session(RecordingTransport(), "u")
     await send(streaming, session, "subscribe", channel="ticker", ticker="AAPL")
     await send(streaming, session, "subscribe", channel="ticker", ticker="msft")
     clock.advance(5)
-    await streamer.tick()
+    await quote_poller.tick()
     assert provider.asked[-1] == ["AAPL", "MSFT"]
     assert (await backplane.replay("ticker:AAPL", None)).last_seq == 1
     await send(streaming, session, "unsubscribe", channel="ticker", ticker="AAPL")
     clock.advance(5)
-    await streamer.tick()
+    await quote_poller.tick()
     assert provider.asked[-1] == ["MSFT"]
     streaming.end_session(session)
     clock.advance(5)
-    await streamer.tick()
+    await quote_poller.tick()
     assert provider.asked[-1] == ["MSFT"] and len(provider.asked) == 2
 
 
 async def test_interval_follows_market_hours_and_stops_at_transitions() -> None:
     # Tuesday 24 Nov 2026, 20:59:30 UTC: open, closing in 30 s
-    streamer, streaming, _, clock, backplane = build(datetime(2026, 11, 24, 20, 59, 30, tzinfo=UTC))
+    quote_poller, streaming, _, clock, backplane = build(datetime(2026, 11, 24, 20, 59, 30, tzinfo=UTC))
     await streaming.start()
-    assert await streamer.tick() == 5
+    assert await quote_poller.tick() == 5
     clock.advance(28)  # 20:59:58
-    assert abs(await streamer.tick() - 2) < 1e-6  # wakes at the close, not 5 s later
+    assert abs(await quote_poller.tick() - 2) < 1e-6  # wakes at the close, not 5 s later
     clock.advance(2)  # 21:00:00, closed: the poll already planned for 21:00:03 stands
-    assert await streamer.tick() == 3
+    assert await quote_poller.tick() == 3
     clock.advance(3)
-    assert await streamer.tick() == 60  # after hours
+    assert await quote_poller.tick() == 60  # after hours
     statuses = [json.loads(e.text) for e in (await backplane.replay("market_status", None)).envelopes]
     assert [s["status"] for s in statuses] == ["open", "closed"]  # announced once per transition
     assert statuses[1]["next_open"] == "2026-11-25T14:30:00.000Z"
     clock.set_now(datetime(2026, 11, 25, 14, 30, tzinfo=UTC))
     clock.advance(60)
-    await streamer.tick()
+    await quote_poller.tick()
     assert (await backplane.replay("market_status", None)).last_seq == 3
 
 
 async def test_a_provider_that_moves_at_all_hours_is_polled_at_update_interval_when_closed() -> None:
     # Saturday 28 Nov 2026, 03:00 UTC: the exchange is closed until Monday.
     weekend = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
-    streamer, streaming, provider, clock, backplane = build(weekend, AllHoursProvider)
+    quote_poller, streaming, provider, clock, backplane = build(weekend, AllHoursProvider)
     await streaming.start()
     session = streaming.open_session(RecordingTransport(), "u")
     await send(streaming, session, "subscribe", channel="ticker", ticker="AAPL")
     delays = []
     for _ in range(3):
-        delays.append(await streamer.tick())
+        delays.append(await quote_poller.tick())
         clock.advance(delays[-1])
     assert delays == [5, 5, 5] and len(provider.asked) == 3
-    assert streamer.status()["interval"] == 5 and streamer.status()["market"] == "closed"
+    assert quote_poller.status()["interval"] == 5 and quote_poller.status()["market"] == "closed"
     statuses = [json.loads(e.text) for e in (await backplane.replay("market_status", None)).envelopes]
     assert [s["status"] for s in statuses] == ["closed"]  # the market status still follows the calendar
 
     # A provider that does not say (as a plugin's written before the attribute) follows market hours.
-    streamer, streaming, provider, clock, _ = build(weekend)
+    quote_poller, streaming, provider, clock, _ = build(weekend)
     await streaming.start()
     session = streaming.open_session(RecordingTransport(), "u")
     await send(streaming, session, "subscribe", channel="ticker", ticker="AAPL")
     assert not hasattr(provider, "follows_market_hours")
-    assert await streamer.tick() == 60 and streamer.status()["interval"] == 60
+    assert await quote_poller.tick() == 60 and quote_poller.status()["interval"] == 60
 
 
 def test_the_embedded_demo_and_a_replay_as_bootstrap_builds_them(tmp_path: Path) -> None:
@@ -141,9 +141,9 @@ def test_the_embedded_demo_and_a_replay_as_bootstrap_builds_them(tmp_path: Path)
     database = DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/legend.db")
     for quotes, expected in ((QuotesSettings(), 5.0), (QuotesSettings(provider="replay"), 60.0)):
         settings = Settings(database=database, quotes=quotes)
-        streamer = bootstrap(settings, clock=weekend, run_streamer=False).streamer
-        assert streamer.provider.name == quotes.provider
-        assert streamer.interval(streamer.market_state()) == expected
+        quote_poller = bootstrap(settings, clock=weekend, run_quote_poller=False).quote_poller
+        assert quote_poller.provider.name == quotes.provider
+        assert quote_poller.interval(quote_poller.market_state()) == expected
 
 
 def test_the_simulation_ticks_at_all_hours_and_market_data_follows_the_calendar() -> None:
@@ -155,30 +155,30 @@ def test_the_simulation_ticks_at_all_hours_and_market_data_follows_the_calendar(
 
 
 async def test_provider_failure_is_counted_backed_off_and_recovered() -> None:
-    streamer, streaming, provider, clock, _ = build(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
+    quote_poller, streaming, provider, clock, _ = build(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
     await streaming.start()
     session = streaming.open_session(RecordingTransport(), "u")
     await send(streaming, session, "subscribe", channel="ticker", ticker="AAPL")
     provider.fail = True
     delays = []
     for _ in range(3):
-        delays.append(await streamer.tick())
+        delays.append(await quote_poller.tick())
         clock.advance(delays[-1])
     assert delays == [10, 20, 40]
-    assert streamer.provider_errors == 3 and "vendor down" in (streamer.status()["last_error"] or "")
+    assert quote_poller.provider_errors == 3 and "vendor down" in (quote_poller.status()["last_error"] or "")
     provider.fail = False
-    assert await streamer.tick() == 5 and streamer.consecutive_failures == 0
-    assert streamer.status()["quotes_published"] == 1
+    assert await quote_poller.tick() == 5 and quote_poller.consecutive_failures == 0
+    assert quote_poller.status()["quotes_published"] == 1
 
 
 async def test_poke_brings_the_next_round_forward() -> None:
-    streamer, streaming, provider, _, _ = build(datetime(2026, 11, 24, 23, 0, tzinfo=UTC))  # after hours
+    quote_poller, streaming, provider, _, _ = build(datetime(2026, 11, 24, 23, 0, tzinfo=UTC))  # after hours
     await streaming.start()
-    streaming.bus.subscribe(TickerWatched, lambda event: streamer.poke(event.ticker))  # as bootstrap does
-    streamer.start()
+    streaming.bus.subscribe(TickerWatched, lambda event: quote_poller.poke(event.ticker))  # as bootstrap does
+    quote_poller.start()
     try:
         for _ in range(100):
-            if streamer.polls or (provider.asked == [] and streamer.last_state is not None):
+            if quote_poller.polls or (provider.asked == [] and quote_poller.last_state is not None):
                 break
             await asyncio.sleep(0.01)
         session = streaming.open_session(RecordingTransport(), "u")
@@ -189,7 +189,7 @@ async def test_poke_brings_the_next_round_forward() -> None:
             await asyncio.sleep(0.01)
         assert provider.asked == [["NEW"]]  # well before the 60 s after-hours interval
     finally:
-        await streamer.stop()
+        await quote_poller.stop()
 
 
 def test_frozen_clock_is_aware() -> None:
@@ -200,29 +200,29 @@ def test_frozen_clock_is_aware() -> None:
 
 async def test_bootstrap_has_a_new_ticker_polled_at_once_when_it_runs_the_streamer(tmp_path: Path) -> None:
     """A ticker's first subscription (``TickerWatched``) brings the next round forward, as bootstrap wires
-    it; a server built with ``run_streamer=False`` leaves its streamer alone."""
-    for run_streamer in (True, False):
+    it; a server built with ``run_quote_poller=False`` leaves its quote poller alone."""
+    for run_quote_poller in (True, False):
         clock = FrozenClock(datetime(2026, 11, 24, 23, 0, tzinfo=UTC))  # after hours: 60 s between rounds
         provider = CountingProvider(clock)
-        database = DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/legend-{run_streamer}.db")
+        database = DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/legend-{run_quote_poller}.db")
         services = bootstrap(
             Settings(database=database),
             clock=clock,
             backplane=InMemoryBackplane(clock),
             provider=provider,
             calendar=CALENDAR,
-            run_streamer=run_streamer,
+            run_quote_poller=run_quote_poller,
             plugins={},
         )
-        streaming, streamer = services.streaming, services.streamer
+        streaming, quote_poller = services.streaming, services.quote_poller
         await streaming.start()
         session = streaming.open_session(RecordingTransport(), "u")
         await send(streaming, session, "subscribe", channel="ticker", ticker="AAPL")
-        await streamer.tick()  # the first round polls what is watched
+        await quote_poller.tick()  # the first round polls what is watched
         assert provider.asked == [["AAPL"]]
         await send(streaming, session, "subscribe", channel="ticker", ticker="NEW")
         clock.advance(1)
-        await streamer.tick()
-        assert provider.asked[1:] == ([["AAPL", "NEW"]] if run_streamer else [])
+        await quote_poller.tick()
+        assert provider.asked[1:] == ([["AAPL", "NEW"]] if run_quote_poller else [])
         await services.backplane.stop()
         await provider.aclose()
