@@ -1,7 +1,8 @@
 // @ts-check
 // Tests of the dashboard (web/static/js/dashboard/) in Node: its modules are imported with a minimal
-// stand-in DOM, and RealtimeDashboard methods are exercised on an instance wired to the real
-// WebSocketClient (fake socket and timers). The full page is covered by tests/browser/.
+// stand-in DOM; its parts (AlertFeed, Watchlist, ConnectionStatus) are exercised through their own
+// interfaces, and RealtimeDashboard's client wiring on an instance with the real WebSocketClient (fake
+// socket and timers). The full page is covered by tests/browser/.
 // Run with: node --test tests/js/
 
 import assert from 'node:assert/strict';
@@ -9,7 +10,9 @@ import test from 'node:test';
 
 import { RealtimeDashboard } from '../../web/static/js/dashboard/dashboard.js';
 import { ActivityFeed } from '../../web/static/js/dashboard/activity.js';
+import { AlertFeed, alertItem } from '../../web/static/js/dashboard/alerts.js';
 import { ConnectionStatus } from '../../web/static/js/dashboard/connection-status.js';
+import { Watchlist } from '../../web/static/js/dashboard/watchlist.js';
 import { setup } from './fakes.js';
 
 /** Just enough of a DOM element for the dashboard's feed items and table rows. */
@@ -88,37 +91,49 @@ function loadDashboardClass() {
     return RealtimeDashboard;
 }
 
+/** A stand-in for a collaborator's method the test must not reach. */
+function unused(name) {
+    return () => {
+        throw new Error(name + ' is not used here');
+    };
+}
+
 /**
- * A dashboard instance without its constructor (which binds the whole page): the state the handlers
- * under test use, a real WebSocketClient, and recorders for toasts, beeps and highlights.
+ * The page's AlertFeed with a real ActivityFeed, and recorders for toasts, beeps and row highlights
+ * (sound on, no alert rules API).
+ */
+function makeAlertFeed() {
+    loadDashboardClass(); // the stand-in document: ActivityFeed makes its items' elements
+    const notified = { toasts: [], beeps: 0, highlights: [] };
+    const activity = new ActivityFeed({ dom: {}, frame: { set() {} }, lastSeen: () => null });
+    const feed = new AlertFeed({
+        api: { get: unused('api.get') },
+        activity,
+        toasts: { show: (item) => notified.toasts.push(item.title) },
+        sound: { alert: () => notified.beeps++ },
+        watchlist: { showPattern() {}, highlight: (ticker, effect) => notified.highlights.push(ticker + ':' + effect) },
+        rules: { available: false, load: unused('rules.load') },
+        later: unused('later'),
+        destroyed: () => false,
+    });
+    return { feed, activity, notified };
+}
+
+/**
+ * A dashboard instance without its constructor (which binds the whole page): what its client event
+ * handlers use, on a real WebSocketClient (fake socket and timers).
  */
 function makeDashboard() {
     const RealtimeDashboard = loadDashboardClass();
     const env = setup();
     const d = Object.create(RealtimeDashboard.prototype);
-    const page = new FakeNode('body');
-    page.isRoot = true;
-    const table = page.appendChild(new FakeNode('tbody'));
-    const notified = { toasts: [], beeps: 0, highlights: [] };
     Object.assign(d, {
         ws: env.client,
         writer: env.client.writer, // the page's DOM writer, shared with the client as the page does
-        rows: new Map(),
-        patterns: new Map(),
-        timers: new Set(),
-        frame: { set() {}, delete() {}, clear() {} },
-        activity: new ActivityFeed({ dom: {}, frame: { set() {} }, lastSeen: () => null }),
-        alertRules: { available: false },
-        charts: { ticker: null, onPrice() {} },
-        rulesTimer: null,
         destroyed: false,
-        sound: { alert: () => notified.beeps++ }, // sound on
-        dom: { rows: table },
-        toasts: { show: (item) => notified.toasts.push(item.title) },
-        _highlight: (ticker, effect) => notified.highlights.push(ticker + ':' + effect),
-        _renderEmpty() {},
+        _offs: [],
     });
-    return { d, env, notified, table };
+    return { d, env };
 }
 
 function trigger(alertId, extra = {}) {
@@ -137,62 +152,77 @@ function trigger(alertId, extra = {}) {
 }
 
 test('dashboard: a live alert trigger with an alert_id already listed neither toasts nor beeps', () => {
-    const { d, notified } = makeDashboard();
-    d._onAlertTrigger(trigger('r1', { seq: 1 }), { replayed: false });
+    const { feed, activity, notified } = makeAlertFeed();
+    feed.onAlertTrigger(trigger('r1', { seq: 1 }), { replayed: false });
     assert.equal(notified.toasts.length, 1);
     assert.equal(notified.beeps, 1);
-    assert.equal(d.activity.size, 1);
+    assert.equal(activity.size, 1);
 
     // the same trigger again (e.g. also listed from /api/alerts/events, or sent twice): already shown
-    d._onAlertTrigger(trigger('r1', { seq: 2, timestamp: '2025-11-18T10:30:01.000Z' }), { replayed: false });
-    assert.equal(d.activity.size, 1);
+    feed.onAlertTrigger(trigger('r1', { seq: 2, timestamp: '2025-11-18T10:30:01.000Z' }), { replayed: false });
+    assert.equal(activity.size, 1);
     assert.equal(notified.toasts.length, 1, 'no second toast for a duplicate alert_id');
     assert.equal(notified.beeps, 1, 'no second beep for a duplicate alert_id');
     assert.deepEqual(notified.highlights, ['AAPL:alert']);
 
     // a new trigger notifies
-    d._onAlertTrigger(trigger('r2', { seq: 3 }), { replayed: false });
-    assert.equal(d.activity.size, 2);
+    feed.onAlertTrigger(trigger('r2', { seq: 3 }), { replayed: false });
+    assert.equal(activity.size, 2);
     assert.equal(notified.toasts.length, 2);
     assert.equal(notified.beeps, 2);
 });
 
 test('dashboard: a trigger first listed as a past event, then received live, does not notify', () => {
-    const { d, notified } = makeDashboard();
-    d.activity.add(d._alertItem(trigger('r9'), true)); // what loadAlertEvents() does
-    d._onAlertTrigger(trigger('r9', { seq: 4 }), { replayed: false });
-    assert.equal(d.activity.size, 1);
+    const { feed, activity, notified } = makeAlertFeed();
+    activity.add(alertItem(trigger('r9'), true)); // what loadEvents() does
+    feed.onAlertTrigger(trigger('r9', { seq: 4 }), { replayed: false });
+    assert.equal(activity.size, 1);
     assert.deepEqual(notified.toasts, []);
     assert.equal(notified.beeps, 0);
 });
 
 test('dashboard: removing a ticker row evicts its cells from the client cache', () => {
-    const { d, env, table } = makeDashboard();
+    loadDashboardClass();
+    const env = setup();
+    const page = new FakeNode('body');
+    page.isRoot = true;
+    const table = page.appendChild(new FakeNode('tbody'));
+    const watchlist = new Watchlist({
+        api: { get: unused('api.get'), post: unused('api.post'), del: unused('api.del') },
+        client: env.client,
+        dom: { rows: table },
+        writer: env.client.writer, // the page's DOM writer, shared with the client as the page does
+        frame: { set() {}, delete() {} },
+        chart: { ticker: null, onPrice() {}, close: unused('chart.close') },
+        showError: unused('showError'),
+        userId: () => 'u1',
+        destroyed: () => false,
+    });
     const cellNames = ['price', 'chg', 'pct', 'vol', 'lo', 'hi'];
     const makeRow = (ticker) => {
         const el = new FakeNode('tr');
         const cells = {};
         for (const name of cellNames) cells[name] = el.appendChild(new FakeNode('span'));
         table.appendChild(el);
-        return { ticker, el, cells, points: [], times: [], prices: [], last: null, trend: 'flat', flash: null, flashParity: 0 };
+        return { ticker, el, cells, points: [], times: [], prices: [], last: null, trend: /** @type {const} */ ('flat'), flash: null, flashParity: 0 };
     };
-    d.rows.set('AAPL', makeRow('AAPL'));
-    d.rows.set('MSFT', makeRow('MSFT'));
+    watchlist.rows.set('AAPL', makeRow('AAPL'));
+    watchlist.rows.set('MSFT', makeRow('MSFT'));
     const msg = (ticker) => ({
         type: 'price_update', ticker, price: 150.25, change: 2.5, change_percent: 1.69,
         volume: 75000000, high: 151, low: 148.5, timestamp: '2025-11-18T10:30:00.000Z',
     });
-    d._onPrice(msg('AAPL'), { replayed: false });
-    d._onPrice(msg('MSFT'), { replayed: false });
+    watchlist.onPrice(msg('AAPL'), { replayed: false });
+    watchlist.onPrice(msg('MSFT'), { replayed: false });
     env.raf.runFrame();
     assert.equal(env.client.getStats().cacheSize, 12);
 
-    const removed = d.rows.get('AAPL');
-    assert.equal(d.unsubscribeTicker('AAPL'), true);
+    const removed = watchlist.rows.get('AAPL');
+    assert.equal(watchlist.unsubscribe('AAPL'), true);
     assert.equal(removed.el.parent, null, 'the row left the table');
     assert.equal(env.client.getStats().cacheSize, 6, "the removed row's cells are no longer cached");
     for (const name of cellNames) {
-        assert.equal(env.client.updateElementIfChanged(d.rows.get('MSFT').cells[name], removed.cells[name].textContent), false, 'the other row is still cached');
+        assert.equal(env.client.updateElementIfChanged(watchlist.rows.get('MSFT').cells[name], removed.cells[name].textContent), false, 'the other row is still cached');
     }
 });
 
@@ -283,7 +313,6 @@ test('dashboard: the connection indicator says when the server reports degraded 
     const table = new FakeNode('table');
     table.classList = { on: new Set(), toggle(name, on) { if (on) this.on.add(name); else this.on.delete(name); } };
     d.status = indicator(d, { conn, connLabel: label, table });
-    d._offs = [];
     for (const name of ['_onOpen', '_onClose', '_onReconnecting', '_renderUser']) d[name] = () => {};
     d._bindClient(); // the page's own wiring: service_status must be among its handlers
     const flush = () => {
@@ -318,8 +347,7 @@ test('dashboard: after a draining server closes with 1001 and a hint, it waits t
     const table = new FakeNode('table');
     table.classList = { toggle() {} };
     d.status = indicator(d, { conn, connLabel: label, table });
-    d.authMode = 'dev';
-    d._offs = [];
+    d.signin = { mode: 'dev' }; // what _onReconnecting asks: the server's auth mode is known
     for (const name of ['_onOpen', '_onClose', '_renderUser']) d[name] = () => {};
     d._bindClient();
     env.client.subscribe('ticker', 'AAPL');
