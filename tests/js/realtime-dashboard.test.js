@@ -11,8 +11,9 @@ import test from 'node:test';
 import { RealtimeDashboard } from '../../web/static/js/dashboard/dashboard.js';
 import { ActivityFeed } from '../../web/static/js/dashboard/activity.js';
 import { AlertFeed, alertItem } from '../../web/static/js/dashboard/alerts.js';
+import { SignIn } from '../../web/static/js/dashboard/signin.js';
 import { ConnectionStatus } from '../../web/static/js/dashboard/connection-status.js';
-import { Watchlist } from '../../web/static/js/dashboard/watchlist.js';
+import { MAX_PATTERN_CHIPS, Watchlist } from '../../web/static/js/dashboard/watchlist.js';
 import { setup } from './fakes.js';
 
 /** Just enough of a DOM element for the dashboard's feed items and table rows. */
@@ -181,7 +182,12 @@ test('dashboard: a trigger first listed as a past event, then received live, doe
     assert.equal(notified.beeps, 0);
 });
 
-test('dashboard: removing a ticker row evicts its cells from the client cache', () => {
+/**
+ * The page's Watchlist on a table of the stand-in page, with the real WebSocketClient and its DOM writer;
+ * `frame` stands in for the frame batch.
+ * @param {{set: (key: any, fn: () => void) => void, delete: (key: any) => void}} [frame]
+ */
+function makeWatchlist(frame = { set() {}, delete() {} }) {
     loadDashboardClass();
     const env = setup();
     const page = new FakeNode('body');
@@ -192,19 +198,29 @@ test('dashboard: removing a ticker row evicts its cells from the client cache', 
         client: env.client,
         dom: { rows: table },
         writer: env.client.writer, // the page's DOM writer, shared with the client as the page does
-        frame: { set() {}, delete() {} },
+        frame,
         chart: { ticker: null, onPrice() {}, close: unused('chart.close') },
         showError: unused('showError'),
         userId: () => 'u1',
         destroyed: () => false,
     });
+    return { watchlist, env, table };
+}
+
+/** A row's state as Watchlist keeps it, on a fake table row with the given cells. */
+function rowOf(ticker, el, cells) {
+    return { ticker, el, cells, points: [], times: [], prices: [], last: null, trend: /** @type {const} */ ('flat'), flash: null, flashParity: 0 };
+}
+
+test('dashboard: removing a ticker row evicts its cells from the client cache', () => {
+    const { watchlist, env, table } = makeWatchlist();
     const cellNames = ['price', 'chg', 'pct', 'vol', 'lo', 'hi'];
     const makeRow = (ticker) => {
         const el = new FakeNode('tr');
         const cells = {};
         for (const name of cellNames) cells[name] = el.appendChild(new FakeNode('span'));
         table.appendChild(el);
-        return { ticker, el, cells, points: [], times: [], prices: [], last: null, trend: /** @type {const} */ ('flat'), flash: null, flashParity: 0 };
+        return rowOf(ticker, el, cells);
     };
     watchlist.rows.set('AAPL', makeRow('AAPL'));
     watchlist.rows.set('MSFT', makeRow('MSFT'));
@@ -224,6 +240,28 @@ test('dashboard: removing a ticker row evicts its cells from the client cache', 
     for (const name of cellNames) {
         assert.equal(env.client.updateElementIfChanged(watchlist.rows.get('MSFT').cells[name], removed.cells[name].textContent), false, 'the other row is still cached');
     }
+});
+
+test('dashboard: a row shows the latest pattern of its ticker; an older one does not replace it', () => {
+    const { watchlist } = makeWatchlist({ set: (key, fn) => fn(), delete() {} });
+    const el = new FakeNode('tr');
+    el.classList = { names: new Set(), add(name) { this.names.add(name); } };
+    const chip = el.appendChild(new FakeNode('span'));
+    chip.hidden = true;
+    watchlist.rows.set('AAPL', rowOf('AAPL', el, { chip }));
+    watchlist.showPattern('AAPL', { text: 'VCP 8.0', title: 'VCP · AAPL', time: 2000 });
+    assert.equal(chip.textContent, 'VCP 8.0');
+    assert.equal(chip.hidden, false);
+    assert.ok(el.classList.names.has('has-pattern'));
+    watchlist.showPattern('AAPL', { text: 'Cup 7.0', title: 'Cup · AAPL', time: 1000 }); // older (e.g. replayed late)
+    assert.equal(chip.textContent, 'VCP 8.0');
+    watchlist.showPattern('AAPL', { text: 'Flag 9.0', title: 'Flag · AAPL', time: 3000 });
+    assert.equal(chip.textContent, 'Flag 9.0');
+    assert.equal(chip.title, 'Flag · AAPL');
+    // kept for rows added later, but bounded: the least recently marked tickers go first
+    for (let i = 0; i < MAX_PATTERN_CHIPS + 50; i++) watchlist.showPattern('T' + i, { text: 'VCP', title: 'VCP', time: i });
+    assert.equal(watchlist.patterns.size, MAX_PATTERN_CHIPS);
+    assert.ok(!watchlist.patterns.has('AAPL') && watchlist.patterns.has('T' + (MAX_PATTERN_CHIPS + 49)));
 });
 
 // ───────────── exchange times, tokens, chart prices (pure helpers) ─────────────
@@ -277,6 +315,38 @@ test('dashboard: a pasted token is read (not verified: the server does) to tell 
     assert.equal(safeLink('javascript:alert(1)', 'http://localhost:8000/'), null);
     assert.equal(safeLink('data:text/html,hi', 'http://localhost:8000/'), null);
     assert.equal(safeLink(null, 'http://localhost:8000/'), null);
+});
+
+test('dashboard: sign-in says why the server refused a token; a REST 401 shows the panel, except in development mode', () => {
+    loadDashboardClass();
+    const stopped = [];
+    const painted = [];
+    const signin = new SignIn({
+        api: { get: unused('api.get') },
+        dom: {},
+        frame: { set: (key) => painted.push(key) },
+        showError: unused('showError'),
+        signedInAs: unused('signedInAs'),
+        stop: () => stopped.push('stop'),
+        reload: unused('reload'),
+        destroyed: () => false,
+    });
+    const token = jwtOf({ sub: 'u1', exp: 1764000000 });
+    assert.match(signin.refusal('authentication required: token expired', token), /^Your session expired at .+\. Sign in again to keep streaming\.$/);
+    assert.equal(signin.refusal('authentication required: missing token', token), null);
+    assert.equal(signin.refusal('authentication required: bad signature', token), 'The server refused your token (bad signature). Sign in again.');
+
+    signin.mode = 'dev'; // a stored token means nothing to the server: not sent, and a 401 is not about it
+    assert.equal(signin.token(), null);
+    signin.onUnauthorized({ data: { detail: 'authentication required: bad signature' } });
+    assert.equal(signin.signedOut, false);
+    assert.deepEqual(stopped, []);
+
+    signin.mode = 'jwt';
+    signin.onUnauthorized({ data: { detail: 'authentication required: bad signature' } });
+    assert.equal(signin.signedOut, true);
+    assert.deepEqual(stopped, ['stop'], 'streaming stops');
+    assert.deepEqual(painted, ['signin-message', 'signin'], 'the panel shows, with the reason');
 });
 
 test('dashboard: chart prices stay ascending, one per second, bounded', () => {
