@@ -344,9 +344,9 @@ def test_bounded_lists_and_teardown(open_dashboard: OpenDashboard) -> None:
         """async () => {
             const d = realtimeDashboard;
             for (let i = 0; i < 500; i++) {
-                d._onPrice({type: 'price_update', ticker: 'AAPL', price: 100 + (i % 7), change: 1, change_percent: 1,
+                d.watchlist.onPrice({type: 'price_update', ticker: 'AAPL', price: 100 + (i % 7), change: 1, change_percent: 1,
                             volume: i, high: 110, low: 100, open: 100, timestamp: new Date().toISOString()}, {});
-                d._onPattern({type: 'pattern_alert', ticker: 'AAPL', pattern_type: 'VCP', score: 8, entry_price: 10,
+                d.alerts.onPattern({type: 'pattern_alert', ticker: 'AAPL', pattern_type: 'VCP', score: 8, entry_price: 10,
                               stop_price: 9, target_price: 12, timestamp: new Date(Date.now() + i).toISOString()}, {});
             }
             await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));

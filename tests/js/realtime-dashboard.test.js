@@ -1,7 +1,8 @@
 // @ts-check
 // Tests of the dashboard (web/static/js/dashboard/) in Node: its modules are imported with a minimal
-// stand-in DOM, and RealtimeDashboard methods are exercised on an instance wired to the real
-// WebSocketClient (fake socket and timers). The full page is covered by tests/browser/.
+// stand-in DOM; its parts (AlertFeed, Watchlist, ConnectionStatus) are exercised through their own
+// interfaces, and RealtimeDashboard's client wiring on an instance with the real WebSocketClient (fake
+// socket and timers). The full page is covered by tests/browser/.
 // Run with: node --test tests/js/
 
 import assert from 'node:assert/strict';
@@ -9,7 +10,10 @@ import test from 'node:test';
 
 import { RealtimeDashboard } from '../../web/static/js/dashboard/dashboard.js';
 import { ActivityFeed } from '../../web/static/js/dashboard/activity.js';
+import { AlertFeed, alertItem } from '../../web/static/js/dashboard/alerts.js';
+import { SignIn } from '../../web/static/js/dashboard/signin.js';
 import { ConnectionStatus } from '../../web/static/js/dashboard/connection-status.js';
+import { MAX_PATTERN_CHIPS, Watchlist } from '../../web/static/js/dashboard/watchlist.js';
 import { setup } from './fakes.js';
 
 /** Just enough of a DOM element for the dashboard's feed items and table rows. */
@@ -88,37 +92,49 @@ function loadDashboardClass() {
     return RealtimeDashboard;
 }
 
+/** A stand-in for a collaborator's method the test must not reach. */
+function unused(name) {
+    return () => {
+        throw new Error(name + ' is not used here');
+    };
+}
+
 /**
- * A dashboard instance without its constructor (which binds the whole page): the state the handlers
- * under test use, a real WebSocketClient, and recorders for toasts, beeps and highlights.
+ * The page's AlertFeed with a real ActivityFeed, and recorders for toasts, beeps and row highlights
+ * (sound on, no alert rules API).
+ */
+function makeAlertFeed() {
+    loadDashboardClass(); // the stand-in document: ActivityFeed makes its items' elements
+    const notified = { toasts: [], beeps: 0, highlights: [] };
+    const activity = new ActivityFeed({ dom: {}, frame: { set() {} }, lastSeen: () => null });
+    const feed = new AlertFeed({
+        api: { get: unused('api.get') },
+        activity,
+        toasts: { show: (item) => notified.toasts.push(item.title) },
+        sound: { alert: () => notified.beeps++ },
+        watchlist: { showPattern() {}, highlight: (ticker, effect) => notified.highlights.push(ticker + ':' + effect) },
+        rules: { available: false, load: unused('rules.load') },
+        later: unused('later'),
+        destroyed: () => false,
+    });
+    return { feed, activity, notified };
+}
+
+/**
+ * A dashboard instance without its constructor (which binds the whole page): what its client event
+ * handlers use, on a real WebSocketClient (fake socket and timers).
  */
 function makeDashboard() {
     const RealtimeDashboard = loadDashboardClass();
     const env = setup();
     const d = Object.create(RealtimeDashboard.prototype);
-    const page = new FakeNode('body');
-    page.isRoot = true;
-    const table = page.appendChild(new FakeNode('tbody'));
-    const notified = { toasts: [], beeps: 0, highlights: [] };
     Object.assign(d, {
         ws: env.client,
         writer: env.client.writer, // the page's DOM writer, shared with the client as the page does
-        rows: new Map(),
-        patterns: new Map(),
-        timers: new Set(),
-        frame: { set() {}, delete() {}, clear() {} },
-        activity: new ActivityFeed({ dom: {}, frame: { set() {} }, lastSeen: () => null }),
-        alertRules: { available: false },
-        charts: { ticker: null, onPrice() {} },
-        rulesTimer: null,
         destroyed: false,
-        sound: { alert: () => notified.beeps++ }, // sound on
-        dom: { rows: table },
-        toasts: { show: (item) => notified.toasts.push(item.title) },
-        _highlight: (ticker, effect) => notified.highlights.push(ticker + ':' + effect),
-        _renderEmpty() {},
+        _offs: [],
     });
-    return { d, env, notified, table };
+    return { d, env };
 }
 
 function trigger(alertId, extra = {}) {
@@ -137,63 +153,115 @@ function trigger(alertId, extra = {}) {
 }
 
 test('dashboard: a live alert trigger with an alert_id already listed neither toasts nor beeps', () => {
-    const { d, notified } = makeDashboard();
-    d._onAlertTrigger(trigger('r1', { seq: 1 }), { replayed: false });
+    const { feed, activity, notified } = makeAlertFeed();
+    feed.onAlertTrigger(trigger('r1', { seq: 1 }), { replayed: false });
     assert.equal(notified.toasts.length, 1);
     assert.equal(notified.beeps, 1);
-    assert.equal(d.activity.size, 1);
+    assert.equal(activity.size, 1);
 
     // the same trigger again (e.g. also listed from /api/alerts/events, or sent twice): already shown
-    d._onAlertTrigger(trigger('r1', { seq: 2, timestamp: '2025-11-18T10:30:01.000Z' }), { replayed: false });
-    assert.equal(d.activity.size, 1);
+    feed.onAlertTrigger(trigger('r1', { seq: 2, timestamp: '2025-11-18T10:30:01.000Z' }), { replayed: false });
+    assert.equal(activity.size, 1);
     assert.equal(notified.toasts.length, 1, 'no second toast for a duplicate alert_id');
     assert.equal(notified.beeps, 1, 'no second beep for a duplicate alert_id');
     assert.deepEqual(notified.highlights, ['AAPL:alert']);
 
     // a new trigger notifies
-    d._onAlertTrigger(trigger('r2', { seq: 3 }), { replayed: false });
-    assert.equal(d.activity.size, 2);
+    feed.onAlertTrigger(trigger('r2', { seq: 3 }), { replayed: false });
+    assert.equal(activity.size, 2);
     assert.equal(notified.toasts.length, 2);
     assert.equal(notified.beeps, 2);
 });
 
 test('dashboard: a trigger first listed as a past event, then received live, does not notify', () => {
-    const { d, notified } = makeDashboard();
-    d.activity.add(d._alertItem(trigger('r9'), true)); // what loadAlertEvents() does
-    d._onAlertTrigger(trigger('r9', { seq: 4 }), { replayed: false });
-    assert.equal(d.activity.size, 1);
+    const { feed, activity, notified } = makeAlertFeed();
+    activity.add(alertItem(trigger('r9'), true)); // what loadEvents() does
+    feed.onAlertTrigger(trigger('r9', { seq: 4 }), { replayed: false });
+    assert.equal(activity.size, 1);
     assert.deepEqual(notified.toasts, []);
     assert.equal(notified.beeps, 0);
 });
 
+/**
+ * The page's Watchlist on a table of the stand-in page, with the real WebSocketClient and its DOM writer;
+ * `frame` stands in for the frame batch.
+ * @param {{set: (key: any, fn: () => void) => void, delete: (key: any) => void}} [frame]
+ */
+function makeWatchlist(frame = { set() {}, delete() {} }) {
+    loadDashboardClass();
+    const env = setup();
+    const page = new FakeNode('body');
+    page.isRoot = true;
+    const table = page.appendChild(new FakeNode('tbody'));
+    const watchlist = new Watchlist({
+        api: { get: unused('api.get'), post: unused('api.post'), del: unused('api.del') },
+        client: env.client,
+        dom: { rows: table },
+        writer: env.client.writer, // the page's DOM writer, shared with the client as the page does
+        frame,
+        chart: { ticker: null, onPrice() {}, close: unused('chart.close') },
+        showError: unused('showError'),
+        userId: () => 'u1',
+        destroyed: () => false,
+    });
+    return { watchlist, env, table };
+}
+
+/** A row's state as Watchlist keeps it, on a fake table row with the given cells. */
+function rowOf(ticker, el, cells) {
+    return { ticker, el, cells, points: [], times: [], prices: [], last: null, trend: /** @type {const} */ ('flat'), flash: null, flashParity: 0 };
+}
+
 test('dashboard: removing a ticker row evicts its cells from the client cache', () => {
-    const { d, env, table } = makeDashboard();
+    const { watchlist, env, table } = makeWatchlist();
     const cellNames = ['price', 'chg', 'pct', 'vol', 'lo', 'hi'];
     const makeRow = (ticker) => {
         const el = new FakeNode('tr');
         const cells = {};
         for (const name of cellNames) cells[name] = el.appendChild(new FakeNode('span'));
         table.appendChild(el);
-        return { ticker, el, cells, points: [], times: [], prices: [], last: null, trend: 'flat', flash: null, flashParity: 0 };
+        return rowOf(ticker, el, cells);
     };
-    d.rows.set('AAPL', makeRow('AAPL'));
-    d.rows.set('MSFT', makeRow('MSFT'));
+    watchlist.rows.set('AAPL', makeRow('AAPL'));
+    watchlist.rows.set('MSFT', makeRow('MSFT'));
     const msg = (ticker) => ({
         type: 'price_update', ticker, price: 150.25, change: 2.5, change_percent: 1.69,
         volume: 75000000, high: 151, low: 148.5, timestamp: '2025-11-18T10:30:00.000Z',
     });
-    d._onPrice(msg('AAPL'), { replayed: false });
-    d._onPrice(msg('MSFT'), { replayed: false });
+    watchlist.onPrice(msg('AAPL'), { replayed: false });
+    watchlist.onPrice(msg('MSFT'), { replayed: false });
     env.raf.runFrame();
     assert.equal(env.client.getStats().cacheSize, 12);
 
-    const removed = d.rows.get('AAPL');
-    assert.equal(d.unsubscribeTicker('AAPL'), true);
+    const removed = watchlist.rows.get('AAPL');
+    assert.equal(watchlist.unsubscribe('AAPL'), true);
     assert.equal(removed.el.parent, null, 'the row left the table');
     assert.equal(env.client.getStats().cacheSize, 6, "the removed row's cells are no longer cached");
     for (const name of cellNames) {
-        assert.equal(env.client.updateElementIfChanged(d.rows.get('MSFT').cells[name], removed.cells[name].textContent), false, 'the other row is still cached');
+        assert.equal(env.client.updateElementIfChanged(watchlist.rows.get('MSFT').cells[name], removed.cells[name].textContent), false, 'the other row is still cached');
     }
+});
+
+test('dashboard: a row shows the latest pattern of its ticker; an older one does not replace it', () => {
+    const { watchlist } = makeWatchlist({ set: (key, fn) => fn(), delete() {} });
+    const el = new FakeNode('tr');
+    el.classList = { names: new Set(), add(name) { this.names.add(name); } };
+    const chip = el.appendChild(new FakeNode('span'));
+    chip.hidden = true;
+    watchlist.rows.set('AAPL', rowOf('AAPL', el, { chip }));
+    watchlist.showPattern('AAPL', { text: 'VCP 8.0', title: 'VCP · AAPL', time: 2000 });
+    assert.equal(chip.textContent, 'VCP 8.0');
+    assert.equal(chip.hidden, false);
+    assert.ok(el.classList.names.has('has-pattern'));
+    watchlist.showPattern('AAPL', { text: 'Cup 7.0', title: 'Cup · AAPL', time: 1000 }); // older (e.g. replayed late)
+    assert.equal(chip.textContent, 'VCP 8.0');
+    watchlist.showPattern('AAPL', { text: 'Flag 9.0', title: 'Flag · AAPL', time: 3000 });
+    assert.equal(chip.textContent, 'Flag 9.0');
+    assert.equal(chip.title, 'Flag · AAPL');
+    // kept for rows added later, but bounded: the least recently marked tickers go first
+    for (let i = 0; i < MAX_PATTERN_CHIPS + 50; i++) watchlist.showPattern('T' + i, { text: 'VCP', title: 'VCP', time: i });
+    assert.equal(watchlist.patterns.size, MAX_PATTERN_CHIPS);
+    assert.ok(!watchlist.patterns.has('AAPL') && watchlist.patterns.has('T' + (MAX_PATTERN_CHIPS + 49)));
 });
 
 // ───────────── exchange times, tokens, chart prices (pure helpers) ─────────────
@@ -249,6 +317,38 @@ test('dashboard: a pasted token is read (not verified: the server does) to tell 
     assert.equal(safeLink(null, 'http://localhost:8000/'), null);
 });
 
+test('dashboard: sign-in says why the server refused a token; a REST 401 shows the panel, except in development mode', () => {
+    loadDashboardClass();
+    const stopped = [];
+    const painted = [];
+    const signin = new SignIn({
+        api: { get: unused('api.get') },
+        dom: {},
+        frame: { set: (key) => painted.push(key) },
+        showError: unused('showError'),
+        signedInAs: unused('signedInAs'),
+        stop: () => stopped.push('stop'),
+        reload: unused('reload'),
+        destroyed: () => false,
+    });
+    const token = jwtOf({ sub: 'u1', exp: 1764000000 });
+    assert.match(signin.refusal('authentication required: token expired', token), /^Your session expired at .+\. Sign in again to keep streaming\.$/);
+    assert.equal(signin.refusal('authentication required: missing token', token), null);
+    assert.equal(signin.refusal('authentication required: bad signature', token), 'The server refused your token (bad signature). Sign in again.');
+
+    signin.mode = 'dev'; // a stored token means nothing to the server: not sent, and a 401 is not about it
+    assert.equal(signin.token(), null);
+    signin.onUnauthorized({ data: { detail: 'authentication required: bad signature' } });
+    assert.equal(signin.signedOut, false);
+    assert.deepEqual(stopped, []);
+
+    signin.mode = 'jwt';
+    signin.onUnauthorized({ data: { detail: 'authentication required: bad signature' } });
+    assert.equal(signin.signedOut, true);
+    assert.deepEqual(stopped, ['stop'], 'streaming stops');
+    assert.deepEqual(painted, ['signin-message', 'signin'], 'the panel shows, with the reason');
+});
+
 test('dashboard: chart prices stay ascending, one per second, bounded', () => {
     const { recordPrice } = loadDashboardClass();
     const row = { times: [], prices: [] };
@@ -283,7 +383,6 @@ test('dashboard: the connection indicator says when the server reports degraded 
     const table = new FakeNode('table');
     table.classList = { on: new Set(), toggle(name, on) { if (on) this.on.add(name); else this.on.delete(name); } };
     d.status = indicator(d, { conn, connLabel: label, table });
-    d._offs = [];
     for (const name of ['_onOpen', '_onClose', '_onReconnecting', '_renderUser']) d[name] = () => {};
     d._bindClient(); // the page's own wiring: service_status must be among its handlers
     const flush = () => {
@@ -318,8 +417,7 @@ test('dashboard: after a draining server closes with 1001 and a hint, it waits t
     const table = new FakeNode('table');
     table.classList = { toggle() {} };
     d.status = indicator(d, { conn, connLabel: label, table });
-    d.authMode = 'dev';
-    d._offs = [];
+    d.signin = { mode: 'dev' }; // what _onReconnecting asks: the server's auth mode is known
     for (const name of ['_onOpen', '_onClose', '_renderUser']) d[name] = () => {};
     d._bindClient();
     env.client.subscribe('ticker', 'AAPL');

@@ -1,6 +1,5 @@
 // Types for tsc --checkJs only: the globals the page's modules define or use.
 import type { RealtimeDashboard } from './dashboard/dashboard.js';
-import type { Dashboard } from './dashboard/types.js';
 import type { PriceChart } from './price-chart.js';
 import type { WebSocketClient } from './websocket-client.js';
 
@@ -8,7 +7,7 @@ declare global {
     interface Window {
         WebSocketClient: typeof WebSocketClient;
         RealtimeDashboard: typeof RealtimeDashboard;
-        realtimeDashboard: Dashboard;
+        realtimeDashboard: RealtimeDashboard;
         PriceChart: typeof PriceChart;
         /** The vendored Lightweight Charts™ (lightweight-charts.standalone.production.js), once loaded. */
         LightweightCharts?: any;

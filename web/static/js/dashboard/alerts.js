@@ -1,17 +1,24 @@
 // @ts-check
 /**
  * Legend Realtime dashboard — pattern detections and alert triggers: what they put in the Activity list
- * (activity.js; also what came while the page was closed), the notifications they raise (toasts.js),
- * the pattern chip of each row; and the Beeper that sound.js plays.
- * Methods of RealtimeDashboard (dashboard.js installs them); their state: patterns, rulesTimer; the
- * Activity list itself is activity.js's ActivityFeed.
+ * (activity.js; also what came while the page was closed), the notifications and beeps they raise
+ * (toasts.js, sound.js), what they mark on the watchlist's rows (a pattern chip, a highlight), and the
+ * rules read again after one fired; and the Beeper that sound.js plays.
+ * AlertFeed is an object of its own (the dashboard's `alerts`): it gets the REST client and the parts it
+ * tells (Activity list, notifications, sound, watchlist, alert rules), the dashboard's timer function
+ * and whether the page is gone; it keeps only its pending rules refresh.
  */
 import { fmtMoney, fmtThreshold, num, parseTicker, parseTime } from './format.js';
 import { KIND_LABEL } from './rules.js';
 
-/** @typedef {import('./types.js').Dashboard} Dashboard */
+/** @typedef {import('./rest.js').Api} Api */
+/** @typedef {import('./activity.js').ActivityFeed} ActivityFeed */
+/** @typedef {import('./activity.js').FeedItem} FeedItem */
+/** @typedef {import('./toasts.js').Toasts} Toasts */
+/** @typedef {import('./sound.js').SoundAlerts} SoundAlerts */
+/** @typedef {import('./watchlist.js').Watchlist} Watchlist */
+/** @typedef {import('./rules.js').AlertRules} AlertRules */
 
-export const MAX_PATTERN_CHIPS = 200;
 export const EVENTS_LIMIT = 20;
 export const RULES_REFRESH_MS = 1000; // rules are read again this long after a trigger (their counters moved)
 
@@ -61,9 +68,60 @@ export class Beeper {
     }
 }
 
-/** @satisfies {ThisType<Dashboard>} */
-export const alerts = {
-    _onPattern(msg, info) {
+/**
+ * The Activity item of an alert trigger (live, replayed, or listed by /api/alerts/events: `past`).
+ * @param {any} msg an alert_trigger message
+ * @param {boolean} past
+ * @returns {FeedItem & {detail: string}}
+ */
+export function alertItem(msg, past) {
+    const ticker = parseTicker(msg.ticker) || String(msg.ticker || '');
+    const kind = msg.alert_type || msg.kind || 'alert';
+    const label = KIND_LABEL.get(kind) || String(kind).replace(/_/g, ' ');
+    const body = msg.message
+        || (ticker + ' at ' + fmtMoney(msg.current_price) + ' (trigger ' + fmtThreshold(kind, msg.trigger_price) + ')');
+    return {
+        kind: 'alert',
+        key: 'alert|' + (msg.alert_id || ticker + '|' + msg.timestamp),
+        title: ticker + ' · ' + label.charAt(0).toUpperCase() + label.slice(1),
+        body: body,
+        detail: num(msg.current_price) === null ? '' : 'Last ' + fmtMoney(msg.current_price),
+        time: parseTime(msg.timestamp) || new Date(),
+        past: past,
+    };
+}
+
+export class AlertFeed {
+    /**
+     * @param {object} parts
+     * @param {Pick<Api, 'get'>} parts.api the REST client (past triggers)
+     * @param {Pick<ActivityFeed, 'has' | 'add'>} parts.activity the Activity list
+     * @param {Pick<Toasts, 'show'>} parts.toasts the notifications
+     * @param {Pick<SoundAlerts, 'alert'>} parts.sound beeps for an alert when sound is on
+     * @param {Pick<Watchlist, 'showPattern' | 'highlight'>} parts.watchlist the rows: pattern chips and highlights
+     * @param {Pick<AlertRules, 'available' | 'load'>} parts.rules the user's alert rules (read again after one fired)
+     * @param {(fn: () => void, ms: number) => number} parts.later runs fn after ms unless the page is destroyed
+     * @param {() => boolean} parts.destroyed whether the page was destroyed (answers arriving later are ignored)
+     */
+    constructor({ api, activity, toasts, sound, watchlist, rules, later, destroyed }) {
+        this._api = api;
+        this._activity = activity;
+        this._toasts = toasts;
+        this._sound = sound;
+        this._watchlist = watchlist;
+        this._rules = rules;
+        this._later = later;
+        this._destroyed = destroyed;
+        /** @type {number | null} the pending re-read of the rules after a trigger */
+        this.rulesTimer = null;
+    }
+
+    /**
+     * A pattern_alert: listed, its row's chip, and (when new) a highlight and a notification.
+     * @param {any} msg
+     * @param {{replayed?: boolean}} [info] replayed: from history (listed, no notification)
+     */
+    onPattern(msg, info) {
         const replayed = !!(info && info.replayed);
         const ticker = parseTicker(msg.ticker) || String(msg.ticker || '');
         const rr = num(msg.risk_reward_ratio);
@@ -83,78 +141,47 @@ export const alerts = {
             time: parseTime(msg.timestamp) || new Date(),
             past: replayed,
         };
-        const listed = this.activity.has(item.key);
-        this.activity.add(item);
+        const listed = this._activity.has(item.key);
+        this._activity.add(item);
         // The latest pattern of each ticker marks its row, also a row added later.
-        const chip = {
+        this._watchlist.showPattern(ticker, {
             text: msg.pattern_type + (num(msg.score) === null ? '' : ' ' + num(msg.score).toFixed(1)),
             title: item.title + ': ' + item.body,
             time: item.time.getTime(),
-        };
-        const known = this.patterns.get(ticker);
-        if (!known || known.time <= chip.time) {
-            this.patterns.delete(ticker);
-            this.patterns.set(ticker, chip);
-            if (this.patterns.size > MAX_PATTERN_CHIPS) this.patterns.delete(this.patterns.keys().next().value);
-            this._paintChip(ticker);
-        }
-        if (replayed || listed) return; // only new detections notify
-        this._highlight(ticker, 'pattern');
-        this.toasts.show(item);
-    },
-
-    _paintChip(ticker) {
-        const row = this.rows.get(ticker);
-        const chip = this.patterns.get(ticker);
-        if (!row || !chip) return;
-        this.frame.set(ticker + ':chip', () => {
-            row.cells.chip.hidden = false;
-            row.cells.chip.textContent = chip.text;
-            row.cells.chip.title = chip.title;
-            row.el.classList.add('has-pattern');
         });
-    },
+        if (replayed || listed) return; // only new detections notify
+        this._watchlist.highlight(ticker, 'pattern');
+        this._toasts.show(item);
+    }
 
-    _onAlertTrigger(msg, info) {
+    /**
+     * An alert_trigger: listed, and (when new) a highlight, a notification, a beep, and the rules read again.
+     * @param {any} msg
+     * @param {{replayed?: boolean}} [info] replayed: from history (listed, no notification)
+     */
+    onAlertTrigger(msg, info) {
         const replayed = !!(info && info.replayed);
-        const item = this._alertItem(msg, replayed);
+        const item = alertItem(msg, replayed);
         // Already listed (same alert_id: from /api/alerts/events, or received twice): no toast, no beep.
-        const listed = this.activity.has(item.key);
-        this.activity.add(item);
+        const listed = this._activity.has(item.key);
+        this._activity.add(item);
         if (replayed || listed) return;
-        this._highlight(parseTicker(msg.ticker), 'alert');
-        this.toasts.show(item);
-        this.sound.alert();
-        if (msg.alert_id && this.alertRules.available && this.rulesTimer === null) {
+        this._watchlist.highlight(parseTicker(msg.ticker), 'alert');
+        this._toasts.show(item);
+        this._sound.alert();
+        if (msg.alert_id && this._rules.available && this.rulesTimer === null) {
             // one of the user's rules fired: show its new state
             this.rulesTimer = this._later(() => {
                 this.rulesTimer = null;
-                this.loadRules();
+                this._rules.load();
             }, RULES_REFRESH_MS);
         }
-    },
+    }
 
-    _alertItem(msg, past) {
-        const ticker = parseTicker(msg.ticker) || String(msg.ticker || '');
-        const kind = msg.alert_type || msg.kind || 'alert';
-        const label = KIND_LABEL.get(kind) || String(kind).replace(/_/g, ' ');
-        const body = msg.message
-            || (ticker + ' at ' + fmtMoney(msg.current_price) + ' (trigger ' + fmtThreshold(kind, msg.trigger_price) + ')');
-        return {
-            kind: 'alert',
-            key: 'alert|' + (msg.alert_id || ticker + '|' + msg.timestamp),
-            title: ticker + ' · ' + label.charAt(0).toUpperCase() + label.slice(1),
-            body: body,
-            detail: num(msg.current_price) === null ? '' : 'Last ' + fmtMoney(msg.current_price),
-            time: parseTime(msg.timestamp) || new Date(),
-            past: past,
-        };
-    },
-
-    /** Past triggers: "while you were away". */
-    async loadAlertEvents() {
-        const res = await this.api.get('/api/alerts/events?limit=' + EVENTS_LIMIT);
-        if (this.destroyed || !res.ok) return;
+    /** Past triggers (GET /api/alerts/events): "while you were away". */
+    async loadEvents() {
+        const res = await this._api.get('/api/alerts/events?limit=' + EVENTS_LIMIT);
+        if (this._destroyed() || !res.ok) return;
         const list = Array.isArray(res.data) ? res.data : (res.data && (res.data.events || res.data.items)) || [];
         for (const e of list.slice(0, EVENTS_LIMIT)) {
             if (!e || typeof e !== 'object') continue;
@@ -167,7 +194,7 @@ export const alerts = {
                 message: e.message,
                 timestamp: e.timestamp || e.triggered_at || e.created_at,
             };
-            this.activity.add(this._alertItem(msg, true));
+            this._activity.add(alertItem(msg, true));
         }
-    },
-};
+    }
+}

@@ -2,47 +2,46 @@
 /**
  * Legend Realtime dashboard — RealtimeDashboard: builds the page's parts (client, DOM writer, frame
  * batch, REST, sound), binds the page and the client's events, and starts and stops everything.
- * Parts that are objects of their own, each given its collaborators in its constructor (elements,
- * writer, frame batch, client or REST, small functions for what it asks of the page) and sharing no
- * `this` with the dashboard, which keeps its documented methods as one-line delegations:
+ * Every part is an object of its own, given its collaborators in its constructor (elements, writer,
+ * frame batch, client or REST, small functions for what it asks of the page) and sharing no `this`
+ * with the dashboard, which keeps its documented methods as one-line delegations:
  *   connection-status.js  ConnectionStatus (this.status): connection indicator, market badge, banner
+ *   signin.js             SignIn (this.signin): JWT sign-in, the auth mode, the sign-in panel
+ *   watchlist.js          Watchlist (this.watchlist): rows, prices, sparklines, pattern chips, the
+ *                         watchlist (REST)
+ *   alerts.js             AlertFeed (this.alerts): pattern detections and alert triggers (live, replayed
+ *                         and past), what they list, notify and mark
  *   charts.js             ChartDialog (this.charts): the price chart dialog
  *   rules.js              AlertRules (this.alertRules): alert rules (REST)
  *   stats-panel.js        StatsPanel (this.statsPanel): the statistics panel
  *   sound.js              SoundAlerts (this.sound): sound alerts on or off, and the alert beep
  *   toasts.js             Toasts (this.toasts): the notifications of patterns and alert triggers
  *   activity.js           ActivityFeed (this.activity): the Activity list
- * Roles still written as methods in one module each and installed on its prototype here (their state
- * is set up in the constructor below, grouped by role):
- *   signin.js             JWT sign-in
- *   watchlist.js          rows, prices, sparklines, the watchlist (REST)
- *   alerts.js             patterns, alert triggers, Activity
+ * The dashboard itself keeps who the user is (userId, lastSeen), its timers, and the page's wiring.
  */
 import { WebSocketClient } from '../websocket-client.js';
 import { ActivityFeed } from './activity.js';
-import { alerts, Beeper } from './alerts.js';
+import { AlertFeed, Beeper } from './alerts.js';
 import { ChartDialog, recordPrice } from './charts.js';
 import { ConnectionStatus } from './connection-status.js';
 import { DomWriter, el, FrameBatch } from './dom.js';
 import { USER_ID_RE, exchangeZone, fmtMarketTime, parseTicker } from './format.js';
 import { Api } from './rest.js';
 import { ALERT_KINDS, AlertRules } from './rules.js';
-import { decodeToken, safeLink, signin, tokenFromHash } from './signin.js';
+import { SignIn, decodeToken, safeLink, tokenFromHash } from './signin.js';
 import { SoundAlerts } from './sound.js';
 import { StatsPanel } from './stats-panel.js';
 import { Toasts } from './toasts.js';
 import { KEYS, storage } from './storage.js';
-import { watchlist } from './watchlist.js';
-
-/** @typedef {import('./types.js').Dashboard} Dashboard */
+import { Watchlist } from './watchlist.js';
 
 const DEFAULT_USER = 'demo';
 const SEEN_EVERY_MS = 15000; // how often "this user is here" is written down while live
 
-/** The class behind RealtimeDashboard; see RealtimeDashboard below for the type with every method. */
-export class RealtimeDashboardBase {
+/** The dashboard page: its parts, wired to the page and to the client's events. */
+export class RealtimeDashboard {
+    /** @param {{client?: import('../client/types.js').ClientOptions}} [options] */
     constructor(options) {
-        const self = /** @type {Dashboard} */ (/** @type {unknown} */ (this));
         const opts = options || {};
         const params = new URLSearchParams(window.location.search);
         let userId = params.get('user_id');
@@ -57,12 +56,7 @@ export class RealtimeDashboardBase {
             storage.set(KEYS.token, handed);
             window.history.replaceState(null, '', window.location.pathname + window.location.search);
         }
-        this.authMode = 'unknown'; // 'dev' | 'jwt' once GET /api/auth/config answered
-        this.loginUrl = null;
-        this.signedOut = false;
-        this.expiresAt = null; // Date the token expires (JWT mode)
-        // In development mode a stored token means nothing to the server: it is not sent.
-        const tokenFn = () => (this.authMode === 'dev' ? null : storage.get(KEYS.token));
+        const tokenFn = () => this.signin.token();
 
         /** @type {Record<string, any>} the page's elements, found once (_bindDom) */
         this.dom = {};
@@ -70,7 +64,7 @@ export class RealtimeDashboardBase {
         this.ready = undefined;
         this._aborter = new AbortController();
         this._signal = this._aborter.signal;
-        this.api = new Api(userId, tokenFn, this._signal, (res) => self._onUnauthorized(res));
+        this.api = new Api(userId, tokenFn, this._signal, (res) => this.signin.onUnauthorized(res));
         this.frame = new FrameBatch();
         this.beeper = new Beeper();
         // ?user_id= serves development mode; with a token (JWT mode) the server ignores it.
@@ -84,43 +78,65 @@ export class RealtimeDashboardBase {
         });
         this.ws = new WebSocketClient(Object.assign({ writer: this.writer }, clientOptions));
 
-        this.rows = new Map(); // ticker -> row state; the only place rows come from
-        this.patterns = new Map(); // ticker -> latest pattern chip, at most MAX_PATTERN_CHIPS
-        this.watchlist = new Set(); // tickers saved in the user's watchlist
-        this.watchlistMode = 'loading'; // 'server' | 'local' | 'degraded'
+        /** @type {Set<number>} pending _later() timers, cleared by destroy() */
         this.timers = new Set();
         // When this user last had the page live here: missed triggers newer than that are "while away".
         this.lastSeen = Number(storage.get(KEYS.lastSeen(userId))) || null;
         this.seenTimer = null;
-        this.rulesTimer = null;
         this.destroyed = false;
+        /** @type {(() => void)[]} removes the client's event handlers */
         this._offs = [];
+        const destroyed = () => this.destroyed;
+        const showError = (node, text) => this._showError(node, text);
 
-        self._bindDom();
+        this._bindDom();
+        /** Sign-in (JWT mode): the auth mode, the token check, the sign-in panel. */
+        this.signin = new SignIn({
+            api: this.api,
+            dom: this.dom,
+            frame: this.frame,
+            showError: showError,
+            signedInAs: (id) => this._signedInAs(id),
+            stop: () => this._stopStreaming(),
+            reload: () => window.location.reload(),
+            destroyed: destroyed,
+        });
         /** The connection indicator, the market badge and the banner. */
         this.status = new ConnectionStatus({
             dom: this.dom,
             writer: this.writer,
             frame: this.frame,
             client: this.ws,
-            signedOut: () => this.signedOut,
+            signedOut: () => this.signin.signedOut,
         });
         /** The price chart dialog (openChart() opens it). */
         this.charts = new ChartDialog({
             dom: this.dom,
             writer: this.writer,
             frame: this.frame,
-            row: (ticker) => this.rows.get(ticker),
+            row: (ticker) => this.watchlist.row(ticker),
             exchange: () => this.status.exchange,
-            destroyed: () => this.destroyed,
+            destroyed: destroyed,
+        });
+        /** The watchlist: its rows and their live prices, the saved tickers. */
+        this.watchlist = new Watchlist({
+            api: this.api,
+            client: this.ws,
+            dom: this.dom,
+            writer: this.writer,
+            frame: this.frame,
+            chart: this.charts,
+            showError: showError,
+            userId: () => this.userId,
+            destroyed: destroyed,
         });
         /** The alert rules: the list and the form. */
         this.alertRules = new AlertRules({
             api: this.api,
             dom: this.dom,
             frame: this.frame,
-            showError: (node, text) => self._showError(node, text),
-            destroyed: () => this.destroyed,
+            showError: showError,
+            destroyed: destroyed,
         });
         /** The Activity list. */
         this.activity = new ActivityFeed({ dom: this.dom, frame: this.frame, lastSeen: () => this.lastSeen });
@@ -128,7 +144,7 @@ export class RealtimeDashboardBase {
         this.toasts = new Toasts({
             container: this.dom.toasts,
             frame: this.frame,
-            later: (fn, ms) => self._later(fn, ms),
+            later: (fn, ms) => this._later(fn, ms),
             cancel: (id) => {
                 window.clearTimeout(id);
                 this.timers.delete(id);
@@ -136,13 +152,24 @@ export class RealtimeDashboardBase {
         });
         /** Sound alerts: the choice, its button, the beep. */
         this.sound = new SoundAlerts({ beeper: this.beeper, button: this.dom.sound, writer: this.writer, frame: this.frame });
+        /** Pattern detections and alert triggers: listed, notified, marked on their rows. */
+        this.alerts = new AlertFeed({
+            api: this.api,
+            activity: this.activity,
+            toasts: this.toasts,
+            sound: this.sound,
+            watchlist: this.watchlist,
+            rules: this.alertRules,
+            later: (fn, ms) => this._later(fn, ms),
+            destroyed: destroyed,
+        });
         /** The statistics panel (toggleStats() shows and hides it). */
         this.statsPanel = new StatsPanel({
             dom: { panel: this.dom.stats, list: this.dom.statsList, toggle: this.dom.statsToggle },
             getStats: () => this.ws.getStats(),
             writer: this.writer,
         });
-        self._bindClient();
+        this._bindClient();
     }
 
     /** Whether alerts beep. */
@@ -165,6 +192,31 @@ export class RealtimeDashboardBase {
         return this.charts ? this.charts.kind : 'line';
     }
 
+    /** @type {Map<string, import('./types.js').Row>} ticker -> the state of its row on the page */
+    get rows() {
+        return this.watchlist.rows;
+    }
+
+    /** Where the watchlist is kept: 'loading' | 'server' | 'local' (this browser) | 'degraded'. */
+    get watchlistMode() {
+        return this.watchlist.mode;
+    }
+
+    /** The server's auth mode: 'unknown' until GET /api/auth/config answered, then 'dev' | 'jwt'. */
+    get authMode() {
+        return this.signin.mode;
+    }
+
+    /** Whether the sign-in panel is shown instead of the stream (JWT mode). */
+    get signedOut() {
+        return this.signin.signedOut;
+    }
+
+    /** When the token expires (JWT mode; null when unknown). */
+    get expiresAt() {
+        return this.signin.expiresAt;
+    }
+
     static parseTicker = parseTicker;
     static fmtMarketTime = fmtMarketTime;
     static exchangeZone = exchangeZone;
@@ -172,31 +224,26 @@ export class RealtimeDashboardBase {
     static tokenFromHash = tokenFromHash;
     static safeLink = safeLink;
     static recordPrice = recordPrice;
-}
 
-/**
- * Starting and stopping, and binding the page and the client's events to the roles' methods.
- * @satisfies {ThisType<Dashboard>}
- */
-export const lifecycle = {
+    /** Show the page, sign in (JWT mode), then connect and load the watchlist, rules and past triggers. Returns this. */
     start() {
         this.status.render(this.ws.state === 'closed' ? 'connecting' : this.ws.state);
         this.sound.render();
-        this._renderEmpty();
+        this.watchlist.renderEmpty();
         this.ws.subscribe('market_status');
         this.ws.subscribe('patterns');
         this.ws.subscribe('alerts');
         this.seenTimer = window.setInterval(() => this._markSeen(), SEEN_EVERY_MS);
-        this._setLoading(true);
-        this.ready = this._checkAuth().then((signedIn) => {
+        this.watchlist.setLoading(true);
+        this.ready = this.signin.check().then((signedIn) => {
             if (!signedIn || this.destroyed) return;
             this.ws.connect();
-            this.loadWatchlist().finally(() => this._setLoading(false));
+            this.loadWatchlist().finally(() => this.watchlist.setLoading(false));
             this.loadRules();
             this.loadAlertEvents();
         });
         return this;
-    },
+    }
 
     /** Remove every handler, timer and listener, close the socket and the audio context. */
     destroy() {
@@ -215,8 +262,13 @@ export const lifecycle = {
         this.seenTimer = null;
         this.beeper.close();
         this.charts.destroy();
-    },
+    }
 
+    /**
+     * Run `fn` after `ms` unless the page was destroyed first (destroy() clears what is pending).
+     * @param {() => void} fn
+     * @param {number} ms
+     */
     _later(fn, ms) {
         const id = window.setTimeout(() => {
             this.timers.delete(id);
@@ -224,7 +276,7 @@ export const lifecycle = {
         }, ms);
         this.timers.add(id);
         return id;
-    },
+    }
 
     _bindClient() {
         const ws = this.ws;
@@ -233,14 +285,14 @@ export const lifecycle = {
         on('reconnecting', this._onReconnecting);
         on('close', this._onClose);
         on('open', this._onOpen);
-        on('price_update', this._onPrice);
-        on('pattern_alert', this._onPattern);
-        on('alert_trigger', this._onAlertTrigger);
+        on('price_update', (msg, info) => this.watchlist.onPrice(msg, info));
+        on('pattern_alert', (msg, info) => this.alerts.onPattern(msg, info));
+        on('alert_trigger', (msg, info) => this.alerts.onAlertTrigger(msg, info));
         on('market_status', (msg) => this.status.onMarketStatus(msg));
         on('error', this._onServerError);
         on('service_status', (msg) => this.status.onServiceStatus(msg));
         on('connection', (msg) => this._renderUser(msg.user_id));
-    },
+    }
 
     _bindDom() {
         const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -309,7 +361,7 @@ export const lifecycle = {
         const listen = (target, type, fn) => target.addEventListener(type, fn, { signal: this._signal });
         listen(d.watchForm, 'submit', (event) => {
             event.preventDefault();
-            this._submitWatchlist();
+            this.watchlist.submit();
         });
         listen(d.watchInput, 'input', () => this._showError(d.watchError, null));
         listen(d.rows, 'click', (event) => {
@@ -352,7 +404,7 @@ export const lifecycle = {
         listen(d.statsClose, 'click', () => this.toggleStats(false));
         listen(d.sound, 'click', () => this.setSoundEnabled(!this.sound.enabled));
         listen(d.conn, 'click', () => {
-            if (this.ws.state !== 'open' && !this.signedOut) this.ws.connect(); // "retry now"
+            if (this.ws.state !== 'open' && !this.signin.signedOut) this.ws.connect(); // "retry now"
         });
         listen(d.toasts, 'click', (event) => {
             const toast = event.target.closest('.toast');
@@ -376,7 +428,65 @@ export const lifecycle = {
         const unlock = () => this.sound.unlock();
         listen(document, 'pointerdown', unlock);
         listen(document, 'keydown', unlock);
-    },
+    }
+
+    /**
+     * Show a live row for `ticker` and subscribe to its prices (not saved to the watchlist). Returns
+     * the ticker, or null if invalid.
+     * @param {unknown} ticker
+     */
+    subscribeTicker(ticker) {
+        return this.watchlist.subscribe(ticker);
+    }
+
+    /**
+     * Remove the row of `ticker` and unsubscribe from its prices; returns whether there was a row.
+     * @param {unknown} ticker
+     */
+    unsubscribeTicker(ticker) {
+        return this.watchlist.unsubscribe(ticker);
+    }
+
+    /** Load the watchlist (server first, this browser when the API is missing) and follow it. */
+    loadWatchlist() {
+        return this.watchlist.load();
+    }
+
+    /**
+     * Add to the watchlist (what the "Add" form does): the row appears at once; the server is told
+     * (or this browser remembers). Resolves to {ok, ticker}.
+     * @param {unknown} ticker
+     */
+    addToWatchlist(ticker) {
+        return this.watchlist.add(ticker);
+    }
+
+    /**
+     * Remove from the watchlist (and unsubscribe). Resolves to {ok}.
+     * @param {unknown} ticker
+     */
+    removeFromWatchlist(ticker) {
+        return this.watchlist.remove(ticker);
+    }
+
+    /** Past alert triggers (GET /api/alerts/events) into the Activity list: "while you were away". */
+    loadAlertEvents() {
+        return this.alerts.loadEvents();
+    }
+
+    /**
+     * Use a pasted token (what the sign-in form does, JWT mode): checked with the server first, then
+     * kept and the page reloads signed in. Resolves to {ok, error}.
+     * @param {unknown} token
+     */
+    signIn(token) {
+        return this.signin.signIn(token);
+    }
+
+    /** Forget the token and show the sign-in panel. */
+    signOut() {
+        this.signin.signOut();
+    }
 
     /**
      * Show or hide the statistics panel (ws.getStats(), refreshed every second); returns whether it is now shown.
@@ -384,12 +494,12 @@ export const lifecycle = {
      */
     toggleStats(force) {
         return this.statsPanel.toggle(force);
-    },
+    }
 
     /** Read the user's alert rules again (GET /api/alerts/rules). */
     loadRules() {
         return this.alertRules.load();
-    },
+    }
 
     /**
      * Create an alert rule ({ticker, kind, threshold}); re-arms when the price crosses back.
@@ -397,7 +507,7 @@ export const lifecycle = {
      */
     createAlertRule(input) {
         return this.alertRules.create(input);
-    },
+    }
 
     /**
      * Delete an alert rule by its id.
@@ -405,7 +515,7 @@ export const lifecycle = {
      */
     deleteAlertRule(id) {
         return this.alertRules.remove(id);
-    },
+    }
 
     /**
      * Open the price chart of `ticker` (a row on the page), then follow it live. Resolves once drawn;
@@ -414,12 +524,12 @@ export const lifecycle = {
      */
     openChart(ticker) {
         return this.charts.open(ticker);
-    },
+    }
 
     /** Close the price chart. */
     closeChart() {
         this.charts.close();
-    },
+    }
 
     /**
      * Draw the chart as 'line' or 'candles' (remembered in this browser); returns the kind now used.
@@ -427,7 +537,7 @@ export const lifecycle = {
      */
     setChartKind(kind) {
         return this.charts.setKind(kind);
-    },
+    }
 
     /**
      * Turn sound alerts on or off (what the sound button does); returns whether they are on.
@@ -435,59 +545,86 @@ export const lifecycle = {
      */
     setSoundEnabled(on) {
         return this.sound.setEnabled(on);
-    },
+    }
 
     _retrySoon() {
         if (!this.destroyed && this.ws.state === 'reconnecting') this.ws.connect();
         this.status.render(this.ws.state);
-    },
+    }
 
     _markSeen() {
         if (this.ws.state === 'open') storage.set(KEYS.lastSeen(this.userId), String(Date.now()));
-    },
+    }
 
     _onReconnecting(e) {
         // The server could not be asked at start: ask again, it may need a token.
-        if (this.authMode === 'unknown' && e.attempt === 1) this._loadAuthConfig();
+        if (this.signin.mode === 'unknown' && e.attempt === 1) this.signin.loadConfig();
         this.status.showRetry(e);
-    },
+    }
 
     _onClose(e) {
-        if (e && e.code === 4401 && this.authMode !== 'dev') {
-            this._showSignIn(this._refusal(e.reason));
+        if (e && e.code === 4401 && this.signin.mode !== 'dev') {
+            this.signin.refused(e.reason);
         } else if (e && (e.code === 4401 || e.code === 4403)) {
             this.status.showBanner('The server refused this session (' + (e.reason || e.code) + '). Reload the page to try again.');
         }
-    },
+    }
 
     _onOpen(e) {
         this.status.showBanner(null);
         this._markSeen();
         if (e && e.reconnected) {
             // The server may have restarted or the list changed elsewhere: follow it again.
-            if (this.watchlistMode !== 'local') this.loadWatchlist();
+            if (this.watchlist.mode !== 'local') this.loadWatchlist();
             if (this.alertRules.available !== true) this.loadRules();
         }
-    },
+    }
 
     _onServerError(msg) {
         if (msg && (msg.code === 'subscription_limit' || msg.code === 'invalid_subscription')) {
             this._showError(this.dom.watchError, msg.message);
         }
-    },
+    }
 
     _renderUser(userId) {
         if (!userId) return;
         const chip = this.dom.user;
         this.writer.write(chip.querySelector('.user-name'), userId);
         this.writer.write(chip.querySelector('.avatar'), String(userId).slice(0, 1).toUpperCase());
-    },
-};
+    }
 
-Object.assign(RealtimeDashboardBase.prototype, lifecycle, signin, watchlist, alerts);
+    /**
+     * The server named the signed-in user: take that id when it is a valid one (and this user's last
+     * visit); returns the id the page now shows.
+     * @param {string} userId
+     */
+    _signedInAs(userId) {
+        if (USER_ID_RE.test(userId) && userId !== this.userId) {
+            this.userId = userId;
+            this.lastSeen = Number(storage.get(KEYS.lastSeen(userId))) || null;
+        }
+        this._renderUser(this.userId);
+        return this.userId;
+    }
 
-/**
- * RealtimeDashboardBase with the role modules' methods in its type.
- * @type {Omit<typeof RealtimeDashboardBase, 'prototype'> & (new (options?: {client?: import('../client/types.js').ClientOptions}) => Dashboard)}
- */
-export const RealtimeDashboard = /** @type {any} */ (RealtimeDashboardBase);
+    /** Signed out: close the socket and what shows the stream (chart, statistics, banner). */
+    _stopStreaming() {
+        if (this.ws.state !== 'closed') this.ws.disconnect(1000, 'signed out');
+        this.closeChart();
+        this.toggleStats(false);
+        this.status.showBanner(null);
+        this.status.render('closed');
+    }
+
+    /**
+     * Show (null: hide) a form's error message.
+     * @param {any} node
+     * @param {string | null} text
+     */
+    _showError(node, text) {
+        this.frame.set(node, () => {
+            node.hidden = !text;
+            node.textContent = text || '';
+        });
+    }
+}

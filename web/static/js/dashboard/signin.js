@@ -2,14 +2,17 @@
 /**
  * Legend Realtime dashboard — sign-in (JWT mode): the server's auth mode, the token check before
  * connecting, the sign-in panel, and what to say when a token expired or was refused.
- * Methods of RealtimeDashboard (dashboard.js installs them); their state: authMode, loginUrl, signedOut,
- * expiresAt.
+ * An object of its own (the dashboard's `signin`): it gets the REST client, its elements, the frame
+ * batch, how to show an error, and functions for what it asks of the page (take the user id the server
+ * names, stop streaming, reload, whether the page is gone); it keeps the auth mode, the login URL,
+ * whether the user signed out and when the token expires.
  */
-import { USER_ID_RE, fmtClock, fullFormat, parseTime } from './format.js';
+import { fmtClock, fullFormat, parseTime } from './format.js';
 import { errorText } from './rest.js';
 import { KEYS, storage } from './storage.js';
 
-/** @typedef {import('./types.js').Dashboard} Dashboard */
+/** @typedef {import('./rest.js').Api} Api */
+/** @typedef {import('./dom.js').FrameBatch} FrameBatch */
 
 export function base64UrlDecode(text) {
     const b64 = text.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((text.length + 3) % 4);
@@ -63,61 +66,96 @@ export function safeLink(url, base) {
     }
 }
 
-/** @satisfies {ThisType<Dashboard>} */
-export const signin = {
+export class SignIn {
+    /**
+     * @param {object} parts
+     * @param {Pick<Api, 'get'>} parts.api the REST client
+     * @param {Record<string, any>} parts.dom user, signOut, layout, signin, signinMessage, signinLogin, signinToken, signinError
+     * @param {Pick<FrameBatch, 'set'>} parts.frame applies DOM changes once per frame
+     * @param {(node: any, text: string | null) => void} parts.showError shows (null: hides) a form's error
+     * @param {(userId: string) => string} parts.signedInAs the server named the user: the page takes that id
+     *     when it is a valid one; returns the id the page now shows
+     * @param {() => void} parts.stop stop streaming and close what shows it (socket, chart, statistics, banner)
+     * @param {() => void} parts.reload reload the page (once a token was accepted)
+     * @param {() => boolean} parts.destroyed whether the page was destroyed (answers arriving later are ignored)
+     */
+    constructor({ api, dom, frame, showError, signedInAs, stop, reload, destroyed }) {
+        this._api = api;
+        this._dom = dom;
+        this._frame = frame;
+        this._showError = showError;
+        this._signedInAs = signedInAs;
+        this._stop = stop;
+        this._reload = reload;
+        this._destroyed = destroyed;
+        /** @type {'unknown' | 'dev' | 'jwt'} the server's auth mode, once GET /api/auth/config answered */
+        this.mode = 'unknown';
+        /** @type {string | null} where the "Sign in" button leads (security.login_url) */
+        this.loginUrl = null;
+        /** Whether the sign-in panel is shown instead of the stream. */
+        this.signedOut = false;
+        /** @type {Date | null} when the token expires (JWT mode) */
+        this.expiresAt = null;
+    }
+
+    /** The token to send (REST and socket): the stored one, except in development mode, where it means nothing to the server. */
+    token() {
+        return this.mode === 'dev' ? null : storage.get(KEYS.token);
+    }
+
     /** Learn the server's auth mode and login URL; false when the server could not say. */
-    async _loadAuthConfig() {
-        const res = await this.api.get('/api/auth/config', { quiet: true });
-        if (this.destroyed || !res.ok || !res.data || (res.data.mode !== 'dev' && res.data.mode !== 'jwt')) return false;
-        this.authMode = res.data.mode;
+    async loadConfig() {
+        const res = await this._api.get('/api/auth/config', { quiet: true });
+        if (this._destroyed() || !res.ok || !res.data || (res.data.mode !== 'dev' && res.data.mode !== 'jwt')) return false;
+        this.mode = res.data.mode;
         this.loginUrl = safeLink(res.data.login_url, window.location.href);
         return true;
-    },
+    }
 
     /**
      * Before connecting: in JWT mode, is there a token the server accepts? Resolves to true to go on
      * (signed in, development mode, or a server that cannot say: the socket will tell), false when
      * the sign-in panel is shown instead.
      */
-    async _checkAuth() {
-        await this._loadAuthConfig();
-        if (this.destroyed) return false;
-        if (this.authMode === 'dev') return true;
+    async check() {
+        await this.loadConfig();
+        if (this._destroyed()) return false;
+        if (this.mode === 'dev') return true;
         const token = storage.get(KEYS.token);
         if (!token) {
-            if (this.authMode !== 'jwt') return true;
-            this._showSignIn(null);
+            if (this.mode !== 'jwt') return true;
+            this.show(null);
             return false;
         }
-        const me = await this.api.get('/api/auth/me', { quiet: true });
-        if (this.destroyed) return false;
+        const me = await this._api.get('/api/auth/me', { quiet: true });
+        if (this._destroyed()) return false;
         if (me.ok && me.data && typeof me.data.user_id === 'string') {
             this._signedIn(me.data);
             return true;
         }
         if (me.status === 401) {
-            this._showSignIn(this._refusal(me.data && me.data.detail, token));
+            this.refused(me.data && me.data.detail, token);
             return false;
         }
         return true;
-    },
+    }
 
     _signedIn(me) {
-        if (USER_ID_RE.test(me.user_id) && me.user_id !== this.userId) {
-            this.userId = me.user_id;
-            this.lastSeen = Number(storage.get(KEYS.lastSeen(this.userId))) || null;
-        }
+        const userId = this._signedInAs(me.user_id);
         this.expiresAt = parseTime(me.expires_at);
-        this._renderUser(this.userId);
         const until = this.expiresAt ? ' until ' + fullFormat.format(this.expiresAt) : '';
-        this.frame.set('signed-in', () => {
-            this.dom.user.title = 'Signed in as ' + this.userId + until;
-            this.dom.signOut.hidden = false;
+        this._frame.set('signed-in', () => {
+            this._dom.user.title = 'Signed in as ' + userId + until;
+            this._dom.signOut.hidden = false;
         });
-    },
+    }
 
-    /** What to tell the user when the server refused their token (`reason`: its words). */
-    _refusal(reason, token) {
+    /**
+     * What to tell the user when the server refused their token (`reason`: its words), or null.
+     * @param {unknown} reason
+     * @param {string | null} [token] the refused token (default: the stored one)
+     */
+    refusal(reason, token) {
         const text = String(reason || '').replace(/^authentication required: /, '');
         if (/token expired/.test(text)) {
             const claims = decodeToken(token || storage.get(KEYS.token));
@@ -126,32 +164,43 @@ export const signin = {
         }
         if (/missing token/.test(text)) return null;
         return 'The server refused your token (' + (text || 'not accepted') + '). Sign in again.';
-    },
+    }
 
-    /** A REST call answered 401: in JWT mode the token expired or was refused. */
-    _onUnauthorized(res) {
-        if (this.authMode === 'dev' || this.destroyed) return;
-        this._showSignIn(this._refusal(res.data && res.data.detail));
-    },
+    /**
+     * The server refused the token (a close 4401, a 401): show the sign-in panel saying why.
+     * @param {unknown} reason the server's words
+     * @param {string | null} [token] the refused token (default: the stored one)
+     */
+    refused(reason, token) {
+        this.show(this.refusal(reason, token));
+    }
 
-    /** Stop streaming and show the sign-in panel, with `message` (why) when there is one. */
-    _showSignIn(message) {
-        if (this.destroyed) return;
+    /**
+     * A REST call answered 401: in JWT mode the token expired or was refused.
+     * @param {{data?: any}} res
+     */
+    onUnauthorized(res) {
+        if (this.mode === 'dev' || this._destroyed()) return;
+        this.refused(res.data && res.data.detail);
+    }
+
+    /**
+     * Stop streaming and show the sign-in panel, with `message` (why) when there is one.
+     * @param {string | null} message
+     */
+    show(message) {
+        if (this._destroyed()) return;
         const again = this.signedOut;
         this.signedOut = true;
-        if (this.ws.state !== 'closed') this.ws.disconnect(1000, 'signed out');
-        this.closeChart();
-        this.toggleStats(false);
-        this.status.showBanner(null);
-        this.status.render('closed');
-        const d = this.dom;
+        this._stop();
+        const d = this._dom;
         if (!again || message) {
-            this.frame.set('signin-message', () => {
+            this._frame.set('signin-message', () => {
                 d.signinMessage.hidden = !message;
                 d.signinMessage.textContent = message || '';
             });
         }
-        this.frame.set('signin', () => {
+        this._frame.set('signin', () => {
             document.body.dataset.auth = 'signed-out';
             d.layout.hidden = true;
             d.signin.hidden = false;
@@ -160,22 +209,24 @@ export const signin = {
             if (this.loginUrl) d.signinLogin.href = this.loginUrl;
             if (!again) d.signinToken.focus();
         });
-    },
+    }
 
     /**
      * Use a pasted token: checked with the server first (GET /api/auth/me), then kept in
      * localStorage and the page reloads signed in. Resolves to {ok, error}.
+     * @param {unknown} raw
+     * @returns {Promise<{ok: boolean, error?: string, user?: string}>}
      */
     async signIn(raw) {
         const token = String(raw === null || raw === undefined ? '' : raw).trim().replace(/^Bearer\s+/i, '');
         const fail = (text) => {
-            this._showError(this.dom.signinError, text);
+            this._showError(this._dom.signinError, text);
             return { ok: false, error: text };
         };
         if (!token) return fail('Paste your access token first.');
         if (!decodeToken(token)) return fail('That is not an access token: a token is three parts separated by dots (eyJ….eyJ….…).');
-        const res = await this.api.get('/api/auth/me', { token: token, quiet: true });
-        if (this.destroyed) return { ok: false };
+        const res = await this._api.get('/api/auth/me', { token: token, quiet: true });
+        if (this._destroyed()) return { ok: false };
         if (res.status === 401) {
             const reason = String((res.data && res.data.detail) || '').replace(/^authentication required: /, '');
             if (/token expired/.test(reason)) {
@@ -186,18 +237,14 @@ export const signin = {
         }
         if (!res.ok) return fail(errorText(res, 'Could not check the token'));
         storage.set(KEYS.token, token);
-        this._showError(this.dom.signinError, null);
+        this._showError(this._dom.signinError, null);
         this._reload();
         return { ok: true, user: res.data && res.data.user_id };
-    },
+    }
 
     /** Forget the token and show the sign-in panel. */
     signOut() {
         storage.set(KEYS.token, null);
-        this._showSignIn(null);
-    },
-
-    _reload() {
-        window.location.reload();
-    },
-};
+        this.show(null);
+    }
+}

@@ -1,12 +1,29 @@
-// Types for tsc --checkJs only (never loaded by a page). The methods of the roles that are not parts of
-// their own (signin, watchlist, alerts) are written in one module each and installed on RealtimeDashboard's
-// prototype (dashboard.js); `Dashboard` is the class with all of
-// them, the type of `this` inside each role module (`@satisfies {ThisType<Dashboard>}`).
-import type { alerts } from './alerts.js';
-import type { RealtimeDashboardBase, lifecycle } from './dashboard.js';
-import type { signin } from './signin.js';
-import type { watchlist } from './watchlist.js';
+// Types for tsc --checkJs only (never loaded by a page): the shapes the dashboard's parts share.
 
-type Roles = typeof lifecycle & typeof signin & typeof watchlist & typeof alerts;
+/** One watchlist row (watchlist.js): its elements and the prices kept for its sparkline and chart. */
+export interface Row {
+    ticker: string;
+    /** the table row (tr) */
+    el: any;
+    /** price, chg, pct, vol, lo, hi, priceCell, chip, mark, line, area, base */
+    cells: Record<string, any>;
+    /** the sparkline's prices, at most CHART_POINTS */
+    points: number[];
+    /** the chart's prices (charts.js recordPrice): epoch ms, ascending, one per second at most */
+    times: number[];
+    prices: number[];
+    /** the latest price_update */
+    last: any;
+    trend: 'up' | 'down' | 'flat';
+    /** 'up' or 'down' until the next frame plays it */
+    flash: 'up' | 'down' | null;
+    flashParity: number;
+}
 
-export interface Dashboard extends RealtimeDashboardBase, Roles {}
+/** The latest pattern of a ticker, shown on its row. */
+export interface PatternChip {
+    text: string;
+    title: string;
+    /** when it was detected, epoch ms */
+    time: number;
+}
