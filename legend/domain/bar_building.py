@@ -152,10 +152,10 @@ class BarBuilder:
             raise ValueError(f"at must be timezone-aware, got {at.isoformat()}")
         t = epoch_us(at)
         at_utc = at if at.tzinfo is UTC else at.astimezone(UTC)
+        segment = self.alignment.segment_at(t)  # first: it may raise (outside the calendar)
         state = self._tickers.get(ticker)
         if state is None:
             state = self._tickers[ticker] = _Ticker(ticker)
-        segment = self.alignment.segment_at(t)  # first: it may raise (outside the calendar)
         volume = state.volume_increment(session_volume, t)
         session_volume = state.volume if state.volume is not None else session_volume
         seg_start, seg_end = segment.start, segment.end
