@@ -119,6 +119,8 @@ class SessionAlignment:
     def span(self, interval: BarInterval, at: datetime) -> tuple[datetime, datetime, bool] | None:
         """The bar of ``interval`` holding ``at`` (timezone-aware): UTC start, end, and whether it lies in
         the regular session; None for a daily bar outside the regular session."""
+        if at.tzinfo is None:
+            raise ValueError(f"at must be timezone-aware, got {at.isoformat()}")
         found = self.span_us(interval, epoch_us(at))
         return (
             None if found is None else (from_epoch_us(found.start), from_epoch_us(found.end), found.regular)

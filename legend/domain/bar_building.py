@@ -237,6 +237,14 @@ class BarBuilder:
         ValueError when the builder is not empty or a bar does not lie where this exchange puts it."""
         if self._tickers:
             raise ValueError("restore needs an empty builder")
+        try:
+            self._restore(bars)
+        except ValueError:
+            self._tickers.clear()  # all or nothing: the builder stays empty
+            self._due.clear()
+            raise
+
+    def _restore(self, bars: list[Bar]) -> None:
         latest: dict[str, tuple[int, int]] = {}  # ticker -> (last instant, session volume) of its latest bar
         for bar in sorted(bars, key=lambda bar: (bar.closed is False, bar.start)):
             series, draft = self._restored(bar)

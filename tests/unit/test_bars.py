@@ -392,8 +392,11 @@ def test_restore_refuses_bad_bars(builder: BarBuilder, nyse: ExchangeCalendarsMa
     ):
         with pytest.raises(ValueError, match="is not a"):
             BarBuilder(nyse.zone, nyse.session_on).restore([bad])
+    successor = BarBuilder(nyse.zone, nyse.session_on)
     with pytest.raises(ValueError, match="given twice"):
-        BarBuilder(nyse.zone, nyse.session_on).restore([hour, hour])
+        successor.restore([hour, hour])
+    successor.restore(bars)  # a refused restore leaves the builder empty
+    assert sorted(map(row, successor.open_bars())) == sorted(map(row, bars))
 
 
 def test_bad_input_is_refused(builder: BarBuilder, nyse: ExchangeCalendarsMarketCalendar) -> None:
@@ -405,6 +408,8 @@ def test_bad_input_is_refused(builder: BarBuilder, nyse: ExchangeCalendarsMarket
         builder.add("AAPL", 1.0, -1, at)
     with pytest.raises(ValueError, match="timezone-aware"):
         builder.add("AAPL", 1.0, 0, datetime(2026, 12, 1, 15, 0))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        builder.alignment.span("1h", datetime(2026, 12, 1, 15, 0))
     with pytest.raises(ValueError, match="unknown time zone"):
         BarBuilder("Mars/Olympus", nyse.session_on)
     with pytest.raises(MarketCalendarError, match="outside"):
