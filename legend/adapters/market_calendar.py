@@ -1,7 +1,7 @@
 """MarketCalendar on ``exchange_calendars``: holidays, early closes and DST from a maintained source.
 
-The library's schedule is read once into plain sorted integer lists, so ``state_at`` is a bisect with no
-pandas on the hot path (it runs every few seconds); it is read again, in a thread, when the server's
+The library's schedule is read once into plain sorted lists, so ``state_at`` and ``session_on`` are a
+bisect with no pandas on the hot path (it runs every few seconds); it is read again, in a thread, when the server's
 clock nears the end of what was read.
 """
 
@@ -13,34 +13,30 @@ import time
 import warnings
 from bisect import bisect_right
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from legend.domain.market import MarketState
+from legend.domain.market import MarketState, SessionHours
+from legend.domain.timefmt import epoch_us, from_epoch_us
 from legend.ports.market import MarketCalendarError
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _DEFAULT_START = "2000-01-01"
 
 log = logging.getLogger("legend.market")
 
 
-def _to_us(at: datetime) -> int:
-    """Exact microseconds since the epoch (floats would lose the boundary instant)."""
-    return (at - _EPOCH) // _MICROSECOND
-
-
-def _from_us(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
-
-
 class _Schedule(NamedTuple):
-    """One build of the calendar: open intervals in UTC microseconds, and which close early."""
+    """One build of the calendar: open intervals in UTC microseconds, and which close early; and per
+    session its exchange date (``date.toordinal()``), open and close."""
 
     starts: list[int]
     ends: list[int]
     early: list[bool]
+    days: list[int]
+    opens: list[int]
+    closes: list[int]
+    closes_early: list[bool]
+    zone: str
 
 
 class ExchangeCalendarsMarketCalendar:
@@ -69,6 +65,7 @@ class ExchangeCalendarsMarketCalendar:
         self._now = now or (lambda: datetime.now(UTC))
         self._follows_now = end is None
         self._schedule = self._build(end or self._end_for(self._now()))
+        self.zone = self._schedule.zone
         self._rebuilding = threading.Lock()  # held while a rebuild runs (one at a time)
         self._failed_at = -self.RETRY_SECONDS
 
@@ -86,7 +83,7 @@ class ExchangeCalendarsMarketCalendar:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 warnings.simplefilter("ignore", FutureWarning)
                 calendar = xcals.get_calendar(code, start=start, end=end)
-                schedule = _Schedule(*_intervals(calendar))
+                schedule = _schedule(calendar)
         except xcals.errors.InvalidCalendarName as exc:
             raise MarketCalendarError(f"unknown exchange calendar {code!r}") from exc
         except ValueError as exc:
@@ -99,7 +96,7 @@ class ExchangeCalendarsMarketCalendar:
     def coverage(self) -> tuple[datetime, datetime]:
         """The half-open UTC range ``[first open, last close)`` in which ``state_at`` answers."""
         schedule = self._schedule
-        return _from_us(schedule.starts[0]), _from_us(schedule.ends[-1])
+        return from_epoch_us(schedule.starts[0]), from_epoch_us(schedule.ends[-1])
 
     def _extend(self) -> _Schedule:
         """The schedule, rebuilt to reach ``HORIZON`` past ``now`` when ``now`` is near or past its end:
@@ -109,18 +106,18 @@ class ExchangeCalendarsMarketCalendar:
             return schedule
         now = self._now()
         if (
-            _to_us(now + self.MARGIN) < schedule.ends[-1]
+            epoch_us(now + self.MARGIN) < schedule.ends[-1]
             or time.monotonic() - self._failed_at < self.RETRY_SECONDS
         ):
             return schedule
-        if _to_us(now) < schedule.ends[-1]:
+        if epoch_us(now) < schedule.ends[-1]:
             if self._rebuilding.acquire(blocking=False):
                 threading.Thread(
                     target=self._rebuild, args=(now, True), name=f"calendar-{self.name}", daemon=True
                 ).start()
             return schedule
         with self._rebuilding:  # a rebuild in a thread may be under way: wait for it, then check again
-            if _to_us(now) >= self._schedule.ends[-1]:
+            if epoch_us(now) >= self._schedule.ends[-1]:
                 self._rebuild(now, False)
         return self._schedule
 
@@ -139,11 +136,11 @@ class ExchangeCalendarsMarketCalendar:
     def state_at(self, at: datetime) -> MarketState:
         if at.tzinfo is None or at.utcoffset() is None:
             raise MarketCalendarError(f"state_at needs a timezone-aware datetime, got naive {at.isoformat()}")
-        t = _to_us(at)
+        t = epoch_us(at)
         schedule = self._extend()
         starts, ends = schedule.starts, schedule.ends
         if not starts[0] <= t < ends[-1]:
-            first, last = _from_us(starts[0]), _from_us(ends[-1])
+            first, last = from_epoch_us(starts[0]), from_epoch_us(ends[-1])
             raise MarketCalendarError(
                 f"{at.isoformat()} is outside the {self.name} calendar, which covers "
                 f"{first.isoformat()} to {last.isoformat()}"
@@ -155,15 +152,36 @@ class ExchangeCalendarsMarketCalendar:
                 at=utc_at,
                 is_open=True,
                 next_open=None,
-                next_close=_from_us(ends[i]),
+                next_close=from_epoch_us(ends[i]),
                 early_close=schedule.early[i],
             )
         # Closed, and t < the last close, so a following interval exists.
-        return MarketState(at=utc_at, is_open=False, next_open=_from_us(starts[i + 1]), next_close=None)
+        return MarketState(at=utc_at, is_open=False, next_open=from_epoch_us(starts[i + 1]), next_close=None)
+
+    def session_on(self, day: date) -> SessionHours | None:
+        if type(day) is not date:  # a datetime is a date too, and would be read as its date silently
+            raise MarketCalendarError(f"session_on needs a date, got {day!r}")
+        schedule = self._extend()
+        days, ordinal = schedule.days, day.toordinal()
+        if not days[0] <= ordinal <= days[-1]:
+            raise MarketCalendarError(
+                f"{day.isoformat()} is outside the {self.name} calendar, which covers sessions from "
+                f"{date.fromordinal(days[0]).isoformat()} to {date.fromordinal(days[-1]).isoformat()}"
+            )
+        i = bisect_right(days, ordinal) - 1
+        if days[i] != ordinal:
+            return None
+        return SessionHours(
+            day=day,
+            open=from_epoch_us(schedule.opens[i]),
+            close=from_epoch_us(schedule.closes[i]),
+            early_close=schedule.closes_early[i],
+        )
 
 
-def _intervals(calendar: Any) -> tuple[list[int], list[int], list[bool]]:
-    """Open intervals in UTC microseconds, split at lunch breaks, each flagged if its session closes early."""
+def _schedule(calendar: Any) -> _Schedule:
+    """Open intervals in UTC microseconds, split at lunch breaks, each flagged if its session closes early;
+    and the sessions themselves, by exchange date."""
 
     def column(series: Any) -> list[int | None]:
         values = series.dt.tz_convert(None).to_numpy().astype("datetime64[us]")
@@ -179,14 +197,23 @@ def _intervals(calendar: Any) -> tuple[list[int], list[int], list[bool]]:
     starts: list[int] = []
     ends: list[int] = []
     early: list[bool] = []
-    for open_, close, b_start, b_end, is_early in zip(
-        opens, closes, break_starts, break_ends, early_sessions, strict=True
+    days: list[int] = []
+    session_opens: list[int] = []
+    session_closes: list[int] = []
+    closes_early: list[bool] = []
+    session_days: list[date] = [stamp.date() for stamp in calendar.sessions]
+    for day, open_, close, b_start, b_end, is_early in zip(
+        session_days, opens, closes, break_starts, break_ends, early_sessions, strict=True
     ):
         if open_ is None or close is None:
             continue
+        days.append(day.toordinal())
+        session_opens.append(open_)
+        session_closes.append(close)
+        closes_early.append(bool(is_early))
         pieces = [(open_, close)] if b_start is None or b_end is None else [(open_, b_start), (b_end, close)]
         for piece_start, piece_end in pieces:
             starts.append(piece_start)
             ends.append(piece_end)
             early.append(bool(is_early))
-    return starts, ends, early
+    return _Schedule(starts, ends, early, days, session_opens, session_closes, closes_early, str(calendar.tz))

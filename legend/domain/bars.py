@@ -38,6 +38,9 @@ class Bar(msgspec.Struct, frozen=True, kw_only=True):
 
     ``regular`` says whether the bar lies in the regular session (extended-hours bars are built too).
     ``closed`` is False for the bar still forming (its figures change until its end has passed).
+    ``last_at`` (the instant of the price that set ``close``) and ``session_volume`` (the ticker's
+    cumulative session volume as of the bar's last update) let a successor take the bar over exactly
+    (``BarBuilder.restore``); without them it goes on from the bar's figures alone.
     """
 
     ticker: str
@@ -50,3 +53,5 @@ class Bar(msgspec.Struct, frozen=True, kw_only=True):
     volume: int
     regular: bool
     closed: bool = False
+    last_at: datetime | None = None  # timezone-aware, UTC
+    session_volume: int | None = None

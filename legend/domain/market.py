@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import msgspec
 
@@ -27,3 +27,16 @@ class MarketState(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def next_transition(self) -> datetime | None:
         return self.next_close if self.is_open else self.next_open
+
+
+class SessionHours(msgspec.Struct, frozen=True, kw_only=True):
+    """The regular session of one exchange date: ``open`` inclusive, ``close`` exclusive, both in UTC.
+
+    ``early_close`` flags a shortened session (13:00 ET on the day after Thanksgiving, for instance).
+    A lunch break, on exchanges that have one, lies inside ``[open, close)``.
+    """
+
+    day: date
+    open: datetime
+    close: datetime
+    early_close: bool = False

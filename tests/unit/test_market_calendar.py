@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +14,7 @@ import pytest
 from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
 from legend.bootstrap import bootstrap
+from legend.domain.market import SessionHours
 from legend.ports.market import MarketCalendar, MarketCalendarError
 from legend.settings import DatabaseSettings, Settings
 
@@ -197,3 +198,40 @@ def test_the_server_keeps_market_hours_after_a_year(tmp_path: Path, caplog: pyte
         state = services.quote_poller.market_state()
         assert state is not None and state.is_open, caplog.text
     assert "market calendar" not in caplog.text
+
+
+def test_the_zone_is_the_exchange_s(nyse: ExchangeCalendarsMarketCalendar) -> None:
+    assert nyse.zone == "America/New_York"
+
+
+def test_session_on_a_weekday_across_dst(nyse: ExchangeCalendarsMarketCalendar) -> None:
+    winter = nyse.session_on(date(2026, 3, 6))
+    assert winter == SessionHours(
+        day=date(2026, 3, 6), open=utc(2026, 3, 6, 14, 30), close=utc(2026, 3, 6, 21, 0)
+    )
+    summer = nyse.session_on(date(2026, 3, 9))  # the first weekday after the spring change
+    assert summer is not None and (summer.open, summer.close) == (
+        utc(2026, 3, 9, 13, 30),
+        utc(2026, 3, 9, 20, 0),
+    )
+    assert type(summer.open) is datetime and summer.open.tzinfo is UTC
+    after_fall = nyse.session_on(date(2026, 11, 2))
+    assert after_fall is not None and after_fall.open == utc(2026, 11, 2, 14, 30)
+
+
+def test_session_on_an_early_close_a_holiday_and_a_weekend(nyse: ExchangeCalendarsMarketCalendar) -> None:
+    early = nyse.session_on(date(2026, 11, 27))
+    assert early is not None and early.early_close
+    assert (early.open, early.close) == (utc(2026, 11, 27, 14, 30), utc(2026, 11, 27, 18, 0))
+    assert nyse.session_on(date(2026, 12, 25)) is None  # Christmas
+    assert nyse.session_on(date(2026, 11, 26)) is None  # Thanksgiving
+    assert nyse.session_on(date(2026, 3, 8)) is None  # a Sunday
+
+
+def test_session_on_refuses_what_it_does_not_cover(nyse: ExchangeCalendarsMarketCalendar) -> None:
+    with pytest.raises(MarketCalendarError, match="covers sessions from 2025-01-02"):
+        nyse.session_on(date(2024, 6, 3))
+    with pytest.raises(MarketCalendarError, match="outside"):
+        nyse.session_on(date(2028, 1, 3))
+    with pytest.raises(MarketCalendarError, match="needs a date"):
+        nyse.session_on(datetime(2026, 3, 9, 15, 0, tzinfo=UTC))  # type: ignore[arg-type]
