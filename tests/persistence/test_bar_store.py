@@ -3,17 +3,22 @@ the bars, history pages, retention, and the query plans that keep "the last 500 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
 from sqlalchemy import text
 
+from legend.adapters.frozen_clock import FrozenClock
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository
 from legend.adapters.sql.bars import PRUNE_BATCH, SqlAlchemyBarStore, history_query, open_query, stale_query
+from legend.bar_settings import BarSettings
+from legend.bootstrap import bootstrap
 from legend.domain.bars import Bar, BarInterval
 from legend.ports.bars import MAX_HISTORY, BarStore
 from legend.ports.repositories import PositionConflict, PositionMove
+from legend.settings import Settings
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 LOG = "legend:price-log"
@@ -210,3 +215,25 @@ async def test_the_last_500_bars_of_a_ticker_are_one_index_range_read(
     else:  # the index, or with as few tickers as here a skip-scan of the primary key: a search either way
         assert "SEARCH bars USING" in stale_plan and "SCAN bars" not in stale_plan, stale_plan
         assert "interval=? AND start<?" in stale_plan, stale_plan
+
+
+async def test_the_server_prunes_old_bars_every_prune_interval(database: Database) -> None:
+    settings = Settings(bars=BarSettings(keep_1m_days=30, prune_interval=0.05))
+    services = bootstrap(
+        settings,
+        clock=FrozenClock(T0 + timedelta(days=40)),
+        database=database,
+        run_streamer=False,
+        plugins={},
+    )
+    assert services.bars is not None
+    recent = bar(start=T0 + timedelta(days=39))
+    await services.bars.write([bar(n=0), bar(n=1), recent], PositionMove(LOG, None, "1"))
+    await services.start()
+    try:
+        async with asyncio.timeout(10):
+            while await services.bars.history("AAPL", "1m", 10) != [recent]:
+                await asyncio.sleep(0.02)
+        assert services.supervisor.status()["bar-pruning"]["failures"] == 0
+    finally:
+        await services.stop()
