@@ -98,6 +98,21 @@ async def test_the_position_moves_with_the_bars_or_nothing_is_stored(
     assert await alerts.log_position(LOG) == "5" and await store.position(LOG) == "12"
 
 
+async def test_of_two_builders_writing_from_the_same_position_exactly_one_stores(store: BarStore) -> None:
+    await store.write([bar(n=0)], PositionMove(LOG, None, "1"))
+    mine = [bar(n=1, close=1.0)]
+    theirs = [bar(n=1, close=2.0), bar(n=2, close=2.0)]
+    outcomes = await asyncio.gather(
+        store.write(mine, PositionMove(LOG, "1", "2")),
+        store.write(theirs, PositionMove(LOG, "1", "3")),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["NoneType", "PositionConflict"]
+    winner = mine if outcomes[0] is None else theirs
+    assert await store.history("AAPL", "1m", 10) == [bar(n=0), *winner]  # one version of each bar
+    assert await store.position(LOG) == ("2" if winner is mine else "3")
+
+
 async def test_history_pages_backwards_oldest_first_with_the_open_bar_last(store: BarStore) -> None:
     aapl = series("AAPL", "1m", 10)
     await store.write(
