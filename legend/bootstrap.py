@@ -29,6 +29,7 @@ from legend.adapters.sql import (
     SqlAlchemyPluginStateRepository,
     SqlAlchemyWatchlistRepository,
 )
+from legend.adapters.sql.bars import SqlAlchemyBarStore
 from legend.adapters.sql.price_log import SqlPriceLog
 from legend.domain.channels import ChannelRegistry
 from legend.domain.events import BackplaneHealthChanged, ClientSubscribed, MessageDelivered, TickerWatched
@@ -39,6 +40,7 @@ from legend.plugins.manager import PluginManager
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository
 from legend.ports.admission import ConnectionRegistry
 from legend.ports.backplane import Backplane
+from legend.ports.bars import BarStore
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar, MarketCalendarError
@@ -88,12 +90,14 @@ class Services:
     run_quote_poller: bool = True
     supervisor: TaskSupervisor = field(default_factory=TaskSupervisor)  # the background loops, for stats too
     _sweeper: Supervised | None = field(default=None, init=False)
+    _bar_pruner: Supervised | None = field(default=None, init=False)
     started: bool = False
     database: Database | None = None  # None when both repositories were given as overrides
+    bars: BarStore | None = None  # in ``database``: none without one
 
     async def start(self) -> None:
-        """Open the database and load the alert rules, connect the backplane, then start the quote poller and
-        the stale-connection sweeper."""
+        """Open the database and load the alert rules, connect the backplane, then start the quote poller, the
+        stale-connection sweeper and the pruning of old bars."""
         if self.started:
             return
         self.started = True
@@ -110,12 +114,25 @@ class Services:
         if self.run_quote_poller:
             self.quote_poller.start()
         self._sweeper = self.supervisor.start("sweeper", self._sweep)
+        if self.bars is not None:
+            self._bar_pruner = self.supervisor.start("bar-pruning", self._prune_bars)
 
     async def _sweep(self) -> None:
         interval = self.settings.realtime.cleanup_interval
         while True:
             await asyncio.sleep(interval)
             self.streaming.sweep()
+
+    async def _prune_bars(self) -> None:
+        """Every ``bars.prune_interval``, the bars past their retention (each instance: the deletes are
+        batched and idempotent, so instances sharing a database only repeat an empty query)."""
+        assert self.bars is not None
+        settings = self.settings.bars
+        while True:
+            await asyncio.sleep(settings.prune_interval)
+            deleted = await self.bars.prune(self.clock.now(), settings.keep())
+            if deleted:
+                log.info("deleted %d bars past their retention", deleted)
 
     async def close_clients(self) -> None:
         """Drain (the server got SIGTERM, before it stops accepting frames): refuse new connections,
@@ -146,6 +163,8 @@ class Services:
         await self.plugins.stop()  # feeds first, then on_shutdown hooks; bounded
         if self._sweeper is not None:
             await self._sweeper.stop()
+        if self._bar_pruner is not None:
+            await self._bar_pruner.stop()
         await self.alerting.stop()
         await self.cluster.leave()  # leases handed over at once
         await self.backplane.stop()
@@ -423,4 +442,5 @@ def bootstrap(
         watchlists=Watchlists(watchlist_repository, settings.watchlist.max_tickers),
         alerting=alerting,
         plugins=manager,
+        bars=SqlAlchemyBarStore(database) if database is not None else None,
     )

@@ -24,6 +24,7 @@ from legend.address_checks import (
     redis_url,
     trusted_proxy,
 )
+from legend.bar_settings import BarSettings
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -386,6 +387,7 @@ class Settings(_Section):
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     watchlist: WatchlistSettings = msgspec.field(default_factory=WatchlistSettings)
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
+    bars: BarSettings = msgspec.field(default_factory=BarSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     # [plugins]: which plugins run, plus one [plugins.<name>] table per plugin, validated by that plugin.
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)

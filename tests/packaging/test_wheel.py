@@ -53,9 +53,7 @@ def test_every_python_package_of_the_checkout_is_declared() -> None:
     """``[tool.setuptools] packages`` is a list written by hand: a package moved or added and not listed
     would be missing from the wheel and the image, and fail only there."""
     declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {
-        ".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "legend").rglob("__init__.py")
-    }
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "legend").rglob("__init__.py")}
     assert found - declared == set()
 
 

@@ -74,7 +74,7 @@ async def _truncate(url: str) -> None:
         async with database.write() as conn:
             await conn.execute(
                 text(
-                    "TRUNCATE alert_events, alert_rules, alert_log_positions, alert_price_log, watchlist_items"
+                    "TRUNCATE alert_events, alert_rules, alert_log_positions, alert_price_log, watchlist_items, bars"
                     " RESTART IDENTITY CASCADE"
                 )
             )

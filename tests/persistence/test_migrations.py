@@ -32,6 +32,7 @@ TABLES = {
     "alert_rules",
     "alert_log_positions",
     "alert_price_log",
+    "bars",
     "watchlist_items",
     "plugin_state",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,10 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ('[server]\nforwarded_allow_ips = ["10.0.0.1", "nginx"]\n', {}, "'nginx' is not an IP address"),
         ("", {"LEGEND_SERVER__FORWARDED_ALLOW_IPS": '["10.1.2.3/8"]'}, "'10.1.2.3/8' is not an IP"),
         ("", {"LEGEND_SERVER__FORWARDED_ALLOW_IPS": '["*", "::1"]'}, "'*' trusts every peer"),
+        ("[bars]\nkeep_1m_days = 0\n", {}, "Expected `int` >= 1 - at `$.bars.keep_1m_days`"),
+        ('[bars]\nkeep_1m = "30d"\n', {}, "unknown field `keep_1m`"),
+        ("", {"LEGEND_BARS__KEEP_1D_DAYS": "20"}, "keep_1d_days (20) is shorter than keep_1h_days (730)"),
+        ("", {"LEGEND_BARS__PRUNE_INTERVAL": "0"}, "$.bars.prune_interval"),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, text: str, env: dict[str, str], expected: str) -> None:
@@ -111,6 +116,19 @@ def test_invalid_settings_name_the_key(tmp_path: Path, text: str, env: dict[str,
     with pytest.raises(SettingsError) as error:
         load_settings(config, environ=env)
     assert expected in str(error.value)
+
+
+def test_bar_retention_per_interval_in_days() -> None:
+    default = load_settings(environ={}).bars.keep()
+    assert {interval: period.days for interval, period in default.items()} == {
+        "1m": 30,
+        "5m": 90,
+        "15m": 180,
+        "1h": 730,
+        "1d": 3650,
+    }
+    changed = load_settings(environ={"LEGEND_BARS__KEEP_1M_DAYS": "7", "LEGEND_BARS__KEEP_5M_DAYS": "7"})
+    assert changed.bars.keep()["1m"] == changed.bars.keep()["5m"] == timedelta(days=7)
 
 
 def test_missing_file() -> None:

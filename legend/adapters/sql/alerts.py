@@ -4,7 +4,7 @@ batches, and the trigger outbox."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
 from sqlalchemy import (
@@ -24,16 +24,15 @@ from sqlalchemy import (
     values,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from legend.adapters.sql import alert_rows
 from legend.adapters.sql.database import Database
+from legend.adapters.sql.log_positions import move_position, stored_position
 from legend.adapters.sql.tables import (
     UtcDateTime,
     alert_events,
-    alert_log_positions,
     alert_rules,
 )
 from legend.domain.alert_index import Transition
@@ -45,7 +44,6 @@ from legend.domain.alert_rules import (
 )
 from legend.ports.repositories import (
     ChangesRecorded,
-    PositionConflict,
     PositionMove,
     Recorded,
     RuleChange,
@@ -210,7 +208,7 @@ class SqlAlchemyAlertRepository:
         conflicts: list[RuleChange] = []
         async with self.database.write() as conn:
             if position is not None:
-                await self._move_position(conn, position)
+                await move_position(conn, position)
             applied: list[RuleChange] = []
             for chunk in alert_rows.chunks(list(changes)):
                 stored = await self._store_states(conn, chunk)
@@ -220,28 +218,6 @@ class SqlAlchemyAlertRepository:
             for batch in alert_rows.chunks(fired):
                 events += await self._insert_new_events(conn, batch, owner, claim_until)
         return ChangesRecorded(events=events, conflicts=[c.before.id for c in conflicts])
-
-    async def _move_position(self, conn: AsyncConnection, move: PositionMove) -> None:
-        c = alert_log_positions.c
-        now = datetime.now(UTC)
-        if move.before is None:
-            try:
-                async with conn.begin_nested():
-                    await conn.execute(
-                        insert(alert_log_positions).values(
-                            name=move.name, position=move.after, updated_at=now
-                        )
-                    )
-            except IntegrityError:
-                raise PositionConflict(f"log {move.name}: a position is stored already") from None
-            return
-        result = await conn.execute(
-            update(alert_log_positions)
-            .where(c.name == move.name, c.position == move.before)
-            .values(position=move.after, updated_at=now)
-        )
-        if result.rowcount != 1:
-            raise PositionConflict(f"log {move.name}: the stored position is no longer {move.before}")
 
     async def _store_states(self, conn: AsyncConnection, chunk: Sequence[RuleChange]) -> set[int]:
         """Each rule's new state, guarded by its version; the ids stored. PostgreSQL: one UPDATE … FROM
@@ -316,10 +292,8 @@ class SqlAlchemyAlertRepository:
         return [event.stored(ids[event.key]) for event in events if event.key in ids]
 
     async def log_position(self, name: str) -> str | None:
-        query = select(alert_log_positions.c.position).where(alert_log_positions.c.name == name)
         async with self.database.read() as conn:
-            found = await conn.scalar(query)
-        return None if found is None else str(found)
+            return await stored_position(conn, name)
 
     # ───────────── the outbox ─────────────
 

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 from legend.domain.alert_rules import AlertKind, Rearm
+from legend.domain.bars import INTERVALS
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -145,12 +146,13 @@ plugin_state = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
-# ───────────── revision 0003: how far alert evaluation has read each price log ─────────────
+# ───────────── revision 0003: how far alert evaluation (and the bar builder) has read each price log ─────────────
 
 alert_log_positions = Table(
     "alert_log_positions",
     metadata,
-    Column("name", String(100), primary_key=True),  # the log (e.g. the Redis stream key)
+    # the log (e.g. the Redis stream key); the bar builder's are prefixed "bars:" (legend/adapters/sql/bars.py)
+    Column("name", String(100), primary_key=True),
     Column("position", String(64), nullable=False),  # the last entry taken into account
     Column("updated_at", UtcDateTime(), nullable=False),
 )
@@ -166,4 +168,31 @@ alert_price_log = Table(
     Column("at", Double(), nullable=False),  # epoch seconds when the entry was appended
     Column("kind", String(8), nullable=False),  # "price" or "rule"
     Column("data", Text(), nullable=False),  # the price_update's JSON, or the rule id
+)
+
+# ───────────── revision 0005: OHLCV bars (legend.domain.bars), kept per interval for a retention period ─────────────
+
+bars = Table(
+    "bars",
+    metadata,
+    Column("ticker", String(16), primary_key=True),
+    Column("interval", String(4), primary_key=True),
+    Column("start", UtcDateTime(), primary_key=True),
+    Column("open", Double(), nullable=False),
+    Column("high", Double(), nullable=False),
+    Column("low", Double(), nullable=False),
+    Column("close", Double(), nullable=False),
+    Column("volume", BigInteger(), nullable=False),
+    Column("regular", Boolean(), nullable=False),
+    Column("closed", Boolean(), nullable=False),
+    CheckConstraint(
+        _one_of('"interval"', list(INTERVALS)), name="interval"
+    ),  # quoted: a keyword in PostgreSQL
+    # pruning: the bars of one interval older than its retention, across tickers
+    Index(None, "interval", "start"),
+    # a takeover's open_bars(): the few unfinished ones, never a scan of the table (the predicate as
+    # SQLAlchemy writes NOT closed on each backend, so that the planner matches the query to it)
+    Index("ix_bars_open", "ticker", sqlite_where=text("closed = 0"), postgresql_where=text("NOT closed")),
+    # SQLite: the rows live in the primary key's B-tree, so "the last 500 of AAPL at 1m" is one range
+    sqlite_with_rowid=False,
 )
