@@ -2,7 +2,7 @@
 
 The primary key serves "the last N bars of a ticker at an interval" as one range read (on SQLite the rows
 live in it: WITHOUT ROWID); (interval, start) serves pruning by retention; a partial index finds the open
-bars at a takeover.
+bars at a takeover, which goes on from each bar's ``last_at`` and ``session_volume`` exactly.
 
 Revision ID: 0005
 Revises: 0004
@@ -37,6 +37,8 @@ def upgrade() -> None:
         sa.Column("volume", sa.BigInteger(), nullable=False),
         sa.Column("regular", sa.Boolean(), nullable=False),
         sa.Column("closed", sa.Boolean(), nullable=False),
+        sa.Column("last_at", UtcDateTime(), nullable=True),
+        sa.Column("session_volume", sa.BigInteger(), nullable=True),
         sa.CheckConstraint("\"interval\" IN ('1m', '5m', '15m', '1h', '1d')", name="ck_bars_interval"),
         sa.PrimaryKeyConstraint("ticker", "interval", "start", name="pk_bars"),
         sqlite_with_rowid=False,

@@ -8,13 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
-from legend.adapters.frozen_clock import FrozenClock
 from sqlalchemy import text
 
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository
 from legend.adapters.sql.bars import PRUNE_BATCH, SqlAlchemyBarStore, history_query, open_query, stale_query
 from legend.bar_settings import BarSettings
 from legend.bootstrap import bootstrap
+from legend.domain.bar_building import BarBuilder
 from legend.domain.bars import Bar, BarInterval
 from legend.ports.bars import MAX_HISTORY, BarStore
 from legend.ports.repositories import PositionConflict, PositionMove
@@ -111,6 +113,27 @@ async def test_of_two_builders_writing_from_the_same_position_exactly_one_stores
     winner = mine if outcomes[0] is None else theirs
     assert await store.history("AAPL", "1m", 10) == [bar(n=0), *winner]  # one version of each bar
     assert await store.position(LOG) == ("2" if winner is mine else "3")
+
+
+async def test_the_takeover_figures_round_trip_so_a_successor_goes_on_exactly(store: BarStore) -> None:
+    nyse = ExchangeCalendarsMarketCalendar("XNYS", start="2026-01-01", end="2026-12-31")
+    first = BarBuilder(nyse.zone, nyse.session_on)
+    first.add("AAPL", 100.0, 1_000, T0 + timedelta(seconds=5))
+    first.add("AAPL", 101.0, 1_500, T0 + timedelta(seconds=30))
+    opened = first.open_bars()
+    assert {(b.last_at, b.session_volume) for b in opened} == {(T0 + timedelta(seconds=30), 1_500)}
+    await store.write(opened, PositionMove(LOG, None, "2"))
+    stored = await store.open_bars()
+    assert sorted(stored, key=lambda b: b.interval) == sorted(opened, key=lambda b: b.interval)
+    assert (await store.history("AAPL", "1m", 1))[0].last_at == T0 + timedelta(seconds=30)
+    successor = BarBuilder(nyse.zone, nyse.session_on)
+    successor.restore(stored)
+    # a price stamped before the stored close does not become the close; the volume rises from 1,500
+    later = T0 + timedelta(seconds=20)
+    assert successor.add("AAPL", 99.0, 1_700, later) == first.add("AAPL", 99.0, 1_700, later)
+    unknown = bar(n=5, closed=False)  # written by a store without them: null, read back as None
+    await store.write([unknown], PositionMove(LOG, "2", "3"))
+    assert (await store.history("AAPL", "1m", 1)) == [unknown]
 
 
 async def test_history_pages_backwards_oldest_first_with_the_open_bar_last(store: BarStore) -> None:
@@ -238,7 +261,7 @@ async def test_the_server_prunes_old_bars_every_prune_interval(database: Databas
         settings,
         clock=FrozenClock(T0 + timedelta(days=40)),
         database=database,
-        run_streamer=False,
+        run_quote_poller=False,
         plugins={},
     )
     assert services.bars is not None

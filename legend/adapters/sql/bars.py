@@ -24,7 +24,7 @@ from legend.ports.repositories import PositionMove
 
 POSITION_PREFIX = "bars:"  # the builder's row in alert_log_positions: never the same as alert evaluation's
 PRUNE_BATCH = 5000  # bars deleted per transaction: a SQLite writer waits for one batch at most
-_FIGURES = ("open", "high", "low", "close", "volume", "regular", "closed")
+_FIGURES = ("open", "high", "low", "close", "volume", "regular", "closed", "last_at", "session_volume")
 
 
 def _values(bar: Bar) -> dict[str, Any]:
@@ -39,6 +39,8 @@ def _values(bar: Bar) -> dict[str, Any]:
         "volume": bar.volume,
         "regular": bar.regular,
         "closed": bar.closed,
+        "last_at": bar.last_at,
+        "session_volume": bar.session_volume,
     }
 
 
@@ -54,6 +56,8 @@ def _bar(row: Row[Any]) -> Bar:
         volume=row.volume,
         regular=row.regular,
         closed=row.closed,
+        last_at=row.last_at,
+        session_volume=row.session_volume,
     )
 
 

@@ -185,6 +185,9 @@ bars = Table(
     Column("volume", BigInteger(), nullable=False),
     Column("regular", Boolean(), nullable=False),
     Column("closed", Boolean(), nullable=False),
+    # where a successor takes the bar over (Bar.last_at, Bar.session_volume): null when not known
+    Column("last_at", UtcDateTime(), nullable=True),
+    Column("session_volume", BigInteger(), nullable=True),
     CheckConstraint(
         _one_of('"interval"', list(INTERVALS)), name="interval"
     ),  # quoted: a keyword in PostgreSQL
