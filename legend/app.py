@@ -115,6 +115,7 @@ def metric_sections(services: Services) -> tuple[Section, ...]:
         backplane=services.backplane,
         quote_poller=services.quote_poller,
         alerting=services.alerting,
+        bar_building=services.bar_building,
         plugins=services.plugins.summaries,
         plugin_states=[state.value for state in PluginState],
         supervisor=services.supervisor,
@@ -147,6 +148,7 @@ def api_router(services: Services, metrics: CollectorRegistry) -> Router:
             "clock": _provide(services.clock),
             "watchlists": _provide(services.watchlists),
             "alerting": _provide(services.alerting),
+            "bar_building": _provide(services.bar_building),  # None when bars are not built here
             "plugins": _provide(services.plugins),
             "service_status": _provide(services.status),
             "supervisor": _provide(services.supervisor),

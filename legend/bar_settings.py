@@ -19,8 +19,12 @@ KeepDays = Annotated[int, msgspec.Meta(ge=1, le=36_500)]
 
 
 class BarSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """OHLCV bars in the database: how many days of each interval are kept (docs/operations.md, "Bars")."""
+    """OHLCV bars in the database: whether the cluster builds them, and how many days of each interval are
+    kept (docs/operations.md, "Bars")."""
 
+    # Build bars from the price log (one instance for the cluster, docs/bars.md); false: none are built
+    # (what is stored stays readable), e.g. to measure the fan-out with bars on against bars off.
+    enabled: bool = True
     keep_1m_days: KeepDays = 30
     keep_5m_days: KeepDays = 90
     keep_15m_days: KeepDays = 180

@@ -50,6 +50,7 @@ from legend.ports.repositories import AlertRepository, WatchlistRepository
 from legend.runtime.message_bus import MessageBus
 from legend.runtime.supervisor import Supervised, TaskSupervisor
 from legend.services.alerts.service import AlertingService
+from legend.services.bars.building import BarBuilding
 from legend.services.polling.quote_poller import QuotePoller
 from legend.services.streaming.admission import Admission, AdmissionLimits
 from legend.services.streaming.drain import drain_window
@@ -94,10 +95,12 @@ class Services:
     started: bool = False
     database: Database | None = None  # None when both repositories were given as overrides
     bars: BarStore | None = None  # in ``database``: none without one
+    bar_building: BarBuilding | None = None  # none without a bar store, or with ``bars.enabled = false``
+    _bar_builder: Supervised | None = field(default=None, init=False)
 
     async def start(self) -> None:
         """Open the database and load the alert rules, connect the backplane, then start the quote poller, the
-        stale-connection sweeper and the pruning of old bars."""
+        stale-connection sweeper, bar building and the pruning of old bars."""
         if self.started:
             return
         self.started = True
@@ -114,6 +117,8 @@ class Services:
         if self.run_quote_poller:
             self.quote_poller.start()
         self._sweeper = self.supervisor.start("sweeper", self._sweep)
+        if self.bar_building is not None:  # takes the ``bars`` lease when free, builds from the price log
+            self._bar_builder = self.supervisor.start("bar-building", self.bar_building.run)
         if self.bars is not None:
             self._bar_pruner = self.supervisor.start("bar-pruning", self._prune_bars)
 
@@ -165,6 +170,8 @@ class Services:
             await self._sweeper.stop()
         if self._bar_pruner is not None:
             await self._bar_pruner.stop()
+        if self._bar_builder is not None:
+            await self._bar_builder.stop()
         await self.alerting.stop()
         await self.cluster.leave()  # leases handed over at once
         await self.backplane.stop()
@@ -420,6 +427,21 @@ def bootstrap(
         supervisor=supervisor,
     )
     manager.bind(runtime)  # the contexts, handed out before (register hooks, providers), reach the server
+    bars = SqlAlchemyBarStore(database) if database is not None else None
+    bar_building = None
+    if bars is not None and settings.bars.enabled:
+        bar_building = BarBuilding(
+            bars,
+            price_log,
+            cluster.hold_lease,
+            clock,
+            calendar.zone,
+            calendar.session_on,
+            # TODO(issue 24, merge with bars-api): publisher.publish_bar, the bars channel; until then
+            # bars are stored (and served by history) but not streamed.
+            None,
+            lease_ttl=settings.redis.lease_ttl,
+        )
     return Services(
         settings=settings,
         clock=clock,
@@ -442,5 +464,6 @@ def bootstrap(
         watchlists=Watchlists(watchlist_repository, settings.watchlist.max_tickers),
         alerting=alerting,
         plugins=manager,
-        bars=SqlAlchemyBarStore(database) if database is not None else None,
+        bars=bars,
+        bar_building=bar_building,
     )

@@ -21,6 +21,7 @@ from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository
 from legend.adapters.sql import price_log as sql_price_log
+from legend.adapters.sql.bars import SqlAlchemyBarStore
 from legend.adapters.sql.price_log import SqlPriceLog
 from legend.adapters.sql.price_log_stores import FileStore, TableStore
 from legend.adapters.sql.tables import alert_price_log
@@ -111,6 +112,24 @@ async def test_evaluated_entries_are_trimmed_with_the_next_append(
     again = await started(database, clock)
     assert await again.end() == "7"
     assert [e.id for e in (await again.read("6", 10, 0)).entries] == ["7"]
+
+
+async def test_entries_the_bar_builder_has_not_stored_are_kept_though_evaluation_has(
+    database: Database, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql_price_log, "TRIM_SECONDS", 0.0)  # trim on every commit
+    log = await started(database, clock)
+    for n in range(5):
+        await log.append("price", str(n))
+    bars = SqlAlchemyBarStore(database)
+    await bars.write([], PositionMove(log.name, None, "2"))  # bars built from 1-2
+    repository = SqlAlchemyAlertRepository(database)
+    await repository.record_changes([], "a", clock.now(), PositionMove(log.name, None, "5"))  # 1-5 evaluated
+    await log.append("price", "5")
+    assert await stored_ids(database) == [3, 4, 5, 6]  # the lower position: 3 onwards is the builder's
+    await bars.write([], PositionMove(log.name, "2", "5"))
+    await log.append("price", "6")
+    assert await stored_ids(database) == [6, 7]
 
 
 async def test_past_log_size_the_oldest_entries_go_and_a_reader_behind_them_is_told(

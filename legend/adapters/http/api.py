@@ -25,6 +25,7 @@ from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar, MarketCalendarError
 from legend.runtime.supervisor import TaskSupervisor
 from legend.services.alerts.service import AlertingService
+from legend.services.bars.building import BarBuilding
 from legend.services.polling.quote_poller import QuotePoller
 from legend.services.streaming.publisher import Publisher
 from legend.services.streaming.service import StreamingService
@@ -87,10 +88,12 @@ class WebSocketController(Controller):
         backplane: Service[Backplane],
         quote_poller: Service[QuotePoller],
         alerting: Service[AlertingService],
+        bar_building: Service[BarBuilding | None],
         supervisor: Service[TaskSupervisor],
         instance_id: Service[str],
     ) -> dict[str, Any]:
-        """The specification's statistics of this instance, plus delivery counters, quote poller state, the
+        """The specification's statistics of this instance, plus delivery counters, quote poller state, bar
+        building (``bars``: whether this instance builds them, its log position and lag), the
         background tasks (``tasks``) and, on Redis, cluster-wide figures (``cluster``: instances alive, connections and subscriptions across them)."""
         c = streaming.counters
         try:
@@ -121,6 +124,7 @@ class WebSocketController(Controller):
             "backplane": backplane.health(),
             "streamer": quote_poller.status(),
             "alerting": alerting.status(),
+            "bars": bar_building.status() if bar_building is not None else {"enabled": False},
             # the supervised background loops: state (running, restarting, stopped, failed), restarts,
             # failures and last error of each, by name
             "tasks": supervisor.status(),

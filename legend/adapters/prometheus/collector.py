@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from legend import __version__
 from legend.adapters.prometheus import alerting as alerting_metrics
 from legend.adapters.prometheus import backplane as backplane_metrics
+from legend.adapters.prometheus import bars as bar_metrics
 from legend.adapters.prometheus import plugins as plugin_metrics
 from legend.adapters.prometheus import quotes as quote_metrics
 from legend.adapters.prometheus import streaming as streaming_metrics
@@ -25,6 +26,7 @@ from legend.ports.backplane import Backplane
 from legend.ports.quotes import QuoteProvider
 from legend.runtime.supervisor import TaskSupervisor
 from legend.services.alerts.service import AlertingService
+from legend.services.bars.building import BarBuilding
 from legend.services.polling.quote_poller import QuotePoller
 from legend.services.streaming.service import StreamingService
 
@@ -63,10 +65,15 @@ def sections(
     plugins: plugin_metrics.PluginSummaries,
     plugin_states: Sequence[str],
     supervisor: TaskSupervisor,
+    bar_building: BarBuilding | None = None,
 ) -> tuple[Section, ...]:
     """What a scrape collects, in this order, each section given only what it reads; a section that raises
     is left out of that scrape. ``plugins`` gives the plugins' summaries and ``plugin_states`` the names of
-    their states (``legend.plugins`` is not imported here: it builds on the adapters, not they on it)."""
+    their states (``legend.plugins`` is not imported here: it builds on the adapters, not they on it);
+    ``bar_building`` is None where bars are not built (no database, ``bars.enabled = false``)."""
+    bars: tuple[Section, ...] = (
+        () if bar_building is None else (("bars", partial(bar_metrics.bars, bar_building)),)
+    )
     return (
         ("instance", partial(instance, instance_id, provider, streaming)),
         ("sessions", partial(streaming_metrics.sessions, streaming, registry)),
@@ -76,6 +83,7 @@ def sections(
         ("backplane", partial(backplane_metrics.backplane, backplane)),
         ("provider", partial(quote_metrics.provider, quote_poller, provider)),
         ("alerting", partial(alerting_metrics.alerting, alerting)),
+        *bars,
         ("plugins", partial(plugin_metrics.plugins, plugins, plugin_states)),
         ("tasks", partial(task_metrics.tasks, supervisor)),
     )

@@ -11,10 +11,11 @@ Committed entries are also kept in memory: evaluation, caught up, reads them wit
 restart it reads the store (``price_log_stores``: a SQLite file of the log's own beside the server's, or
 the server's table on PostgreSQL).
 
-Trimming rides on the commits: at most once a second, evaluated entries (up to the stored position) are
-deleted in the same transaction as the next append; and the table never holds more than ``log_size``
-entries (evaluation that falls that far behind skips the oldest, and is told: ``LogRead.missed``). The
-newest entry always stays, so the ids carry on from it after a restart.
+Trimming rides on the commits: at most once a second, the entries every reader has stored (up to the lower
+of alert evaluation's and bar building's stored positions) are deleted in the same transaction as the next
+append; and the table never holds more than ``log_size`` entries (a reader that falls that far behind
+skips the oldest, and is told: ``LogRead.missed``). The newest entry always stays, so the ids carry on
+from it after a restart.
 
 One process appends: two servers on the in-memory backplane need a database each (or Redis, whose log
 this is not).
@@ -33,6 +34,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
+from legend.adapters.sql.bars import POSITION_PREFIX as BAR_POSITION_PREFIX
 from legend.adapters.sql.database import Database
 from legend.adapters.sql.price_log_stores import FileStore, LogStore, TableStore
 from legend.adapters.sql.tables import alert_log_positions
@@ -155,10 +157,12 @@ class SqlPriceLog:
         return upto if upto >= self._first else None
 
     async def _position(self) -> int:
-        """The position evaluation stored for this log (0: none)."""
-        query = select(alert_log_positions.c.position).where(alert_log_positions.c.name == self.name)
+        """How far every reader of this log has stored (0: none yet): alert evaluation's position, and the
+        bar builder's where bars are built; the lower of them, so neither loses entries it has not read."""
+        c = alert_log_positions.c
+        query = select(c.position).where(c.name.in_([self.name, BAR_POSITION_PREFIX + self.name]))
         async with self.database.read() as conn:
-            return _number(await conn.scalar(query))
+            return min((_number(position) for position in await conn.scalars(query)), default=0)
 
     def _took(self, entries: list[LogEntry]) -> None:
         """Committed: readable from memory, and the ids carry on."""

@@ -1,0 +1,304 @@
+"""Bar building for the whole cluster, exactly once, from the price log (docs/bars.md, "The builder").
+
+One instance at a time builds (it holds the ``bars`` lease), the discipline of alert evaluation: it reads
+the price log in batches from the position stored with the bars, puts each price into its bars
+(``BarBuilder``), closes the bars whose end has passed on the injected clock, and stores the bars the
+batch changed (closed ones and the open ones' new figures) with the new position in **one** write. The
+position is compared-and-set: a builder that lost its lease stores nothing once its successor has
+written (``PositionConflict``), so two instances never store two versions of a bar. A successor (after a
+crash, a takeover or a conflict) restores the stored open bars and replays the log from the stored
+position.
+
+Publishing: the closed bars of a batch are published **before** the write that stores them; the bars
+channel publishes a closed bar under an idempotency key (``once``), so a successor that rebuilds a bar
+its predecessor published but did not store has the second copy refused (``AlreadyPublished``). A closed
+bar is therefore delivered exactly once, and stored once. Open bars are published as they change (the
+latest figures of each per batch; the channel conflates them), needing no key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+
+import msgspec
+
+from legend.domain.bar_alignment import SessionLookup
+from legend.domain.bar_building import BarBuilder
+from legend.domain.bars import Bar
+from legend.domain.prices import LoggedPrice, decode_logged_price
+from legend.ports.backplane import AlreadyPublished, BackplaneUnavailable
+from legend.ports.bars import BarStore
+from legend.ports.clock import Clock
+from legend.ports.price_log import LogEntry, PriceLog
+from legend.ports.repositories import PositionConflict, PositionMove
+from legend.runtime.backoff import Backoff
+
+log = logging.getLogger("legend.bars")
+
+LEASE = "bars"
+BATCH = 1000  # log entries read, built and stored per write, at most
+TICK_SECONDS = 1.0  # due bars close at least this often, prices or not
+YIELD_EVERY = 250  # prices built between two yields to the event loop: the fan-out shares the loop
+
+PublishBar = Callable[[Bar], Awaitable[None]]
+
+
+def _key(bar: Bar) -> tuple[str, str, datetime]:
+    return bar.ticker, bar.interval, bar.start
+
+
+def price_instant(price: LoggedPrice, entry: LogEntry) -> datetime:
+    """Where a logged price lies in time: its own ``timestamp`` (naive read as UTC), or the instant it
+    entered the log when it has none."""
+    at = price.timestamp
+    if at is None:
+        return datetime.fromtimestamp(entry.at, UTC)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+class BarBuilding:
+    """The build loop and the ``BarBuilder`` it owns (see the module docstring).
+
+    ``zone`` and ``session_on`` are the market calendar's; ``publish_bar`` publishes one bar on the bars
+    channel (None: bars are stored only). ``tick`` is how often due bars close without prices.
+    """
+
+    def __init__(
+        self,
+        store: BarStore,
+        price_log: PriceLog,
+        hold_lease: Callable[[str, float], Awaitable[bool]],
+        clock: Clock,
+        zone: str,
+        session_on: SessionLookup,
+        publish_bar: PublishBar | None,
+        *,
+        lease_ttl: float = 10.0,
+        batch: int = BATCH,
+        tick: float = TICK_SECONDS,
+    ) -> None:
+        if batch < 1 or tick <= 0:
+            raise ValueError(f"batch must be >= 1 and tick > 0, got {batch} and {tick}")
+        self.store = store
+        self.price_log = price_log
+        self.hold_lease = hold_lease
+        self.clock = clock
+        self.zone = zone
+        self.session_on = session_on
+        self.publish_bar = publish_bar
+        self.lease_ttl = lease_ttl
+        self.batch = batch
+        self.tick = tick
+        self.builder = BarBuilder(zone, session_on)
+        self.holder = False
+        self.position: str | None = None  # the last log entry built into the bars
+        self.saved: str | None = None  # the position as stored with the bars
+        self._waiting_since: float | None = None  # log time of the oldest entry read, not stored yet
+        self._retired = (0, 0)  # corrections and late drops of the builders replaced by a reload
+        self.prices_built = 0  # stored: their bars written with the position past them
+        self.prices_invalid = 0
+        self.log_gaps = 0  # the log was trimmed past the position (building fell behind)
+        self.bars_written = 0
+        self.bars_published = 0
+        self.publish_failures = 0
+        self.restore_failures = 0
+        self.position_conflicts = 0
+        self.failures = 0
+        self.last_error: str | None = None
+
+    @property
+    def corrections(self) -> int:
+        """Closed bars changed by a late price (a correction is stored and published again)."""
+        return self._retired[0] + self.builder.corrections
+
+    @property
+    def late_dropped(self) -> int:
+        """Bar updates dropped because the price's bar was no longer held (docs/bars.md)."""
+        return self._retired[1] + self.builder.late_dropped
+
+    # ───────────── holding the lease ─────────────
+
+    async def run(self) -> None:
+        """Forever: take the lease, load, then build batch after batch while the lease holds."""
+        backoff = Backoff(0.5, maximum=10.0)  # after a failed batch, reset by a good round
+        renew_every = self.lease_ttl / 3
+        while True:
+            try:
+                held = await self.hold_lease(LEASE, self.lease_ttl)
+            except BackplaneUnavailable as exc:
+                held, self.last_error = False, f"lease: {exc}"
+            if not held:
+                self.holder = False
+                await asyncio.sleep(renew_every)
+                continue
+            try:
+                if not self.holder:
+                    await self.take_over()
+                renew_at = time.monotonic() + renew_every
+                while (left := renew_at - time.monotonic()) > 0:
+                    await self.step(min(self.tick, left))
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except PositionConflict:
+                self.position_conflicts += 1
+                log.warning("bar building: another instance moved the log position; reloading")
+                self.holder = False
+            except Exception as exc:  # the store, the log or the backplane failed: nothing was stored
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                delay = backoff.next()
+                log.warning("bar building failed (%s); reloading in %.1f s", self.last_error, delay)
+                self.holder = False
+                await asyncio.sleep(delay)
+
+    async def take_over(self) -> None:
+        """This instance holds the lease now: go on from where the stored bars and position end."""
+        await self.load()
+        self.holder = True
+        log.info("bar building: this instance builds the bars (from %s)", self.position)
+
+    async def load(self) -> None:
+        """A fresh builder with the stored open bars, and the stored position (the log's end when none is
+        stored or the log does not outlive a process); the position to start from is stored at once, so a
+        crash before the first batch replays from there rather than from a later end of the log."""
+        builder = BarBuilder(self.zone, self.session_on)
+        stored_bars = await self.store.open_bars()
+        try:
+            builder.restore(stored_bars)
+        except ValueError as exc:  # the exchange no longer fits them (market.calendar changed)
+            self.restore_failures += 1
+            log.error("bar building: the %d stored open bars are not taken over: %s", len(stored_bars), exc)
+        stored = await self.store.position(self.price_log.name)
+        position = stored if stored is not None and self.price_log.durable else await self.price_log.end()
+        old = self.builder
+        self._retired = (self._retired[0] + old.corrections, self._retired[1] + old.late_dropped)
+        self.builder, self.saved, self.position = builder, stored, position
+        self._waiting_since = None
+        if position != stored:
+            await self.store.write([], PositionMove(self.price_log.name, stored, position))
+            self.saved = position
+
+    # ───────────── building ─────────────
+
+    async def step(self, wait: float) -> list[Bar]:
+        """Build the next batch of the log (waiting up to ``wait`` for one), close the bars due by the
+        clock, publish and store what changed; returns the bars stored (closed ones first)."""
+        read = await self.price_log.read(self.position, self.batch, wait)
+        if read.missed:
+            self.log_gaps += 1
+            log.error(
+                "bar building fell behind the price log (%s): prices after %s were trimmed before they "
+                "were built into bars; raise alerts.log_size",
+                self.price_log.name,
+                self.position,
+            )
+        changed: dict[tuple[str, str, datetime], Bar] = {}
+        position, prices = self.position, 0
+        if read.entries:
+            self._waiting_since = read.entries[0].at
+        for entry in read.entries:
+            if entry.kind == "price":
+                prices += 1
+                self._build(entry, changed)
+                if prices % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+            position = entry.id
+        for bar in self.builder.close_due(self.clock.now()):
+            changed[_key(bar)] = bar
+        closed = sorted((bar for bar in changed.values() if bar.closed), key=lambda bar: bar.start)
+        forming = [bar for bar in changed.values() if not bar.closed]
+        await self._publish_closed(closed)  # before the write: a successor's copy is refused
+        if changed or position != self.saved:
+            stored = closed + forming
+            assert position is not None  # load() set it
+            await self.store.write(stored, PositionMove(self.price_log.name, self.saved, position))
+            self.saved = self.position = position
+            self.bars_written += len(stored)
+            self.prices_built += prices
+        else:
+            stored = []
+        self._waiting_since = None
+        await self._publish_forming(forming)
+        return stored
+
+    def _build(self, entry: LogEntry, changed: dict[tuple[str, str, datetime], Bar]) -> None:
+        try:
+            price = decode_logged_price(entry.data)
+            bars = self.builder.add(price.ticker, price.price, int(price.volume), price_instant(price, entry))
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError):
+            self.prices_invalid += 1  # not a price (or outside the calendar): it makes no bar
+            return
+        for bar in bars:
+            changed[_key(bar)] = bar
+
+    async def _publish_closed(self, bars: Iterable[Bar]) -> None:
+        """Each closed bar, at most once (a copy a predecessor published is refused). The backplane down
+        raises: nothing is stored, and the bars are built and published again after the reload."""
+        if self.publish_bar is None:
+            return
+        for bar in bars:
+            try:
+                await self.publish_bar(bar)
+            except AlreadyPublished:
+                continue
+            except BackplaneUnavailable:
+                self.publish_failures += 1
+                raise
+            except Exception:  # a bar the channel refuses must not stop the bars from being stored
+                self.publish_failures += 1
+                log.exception("bar building: %s %s %s not published", bar.ticker, bar.interval, bar.start)
+                continue
+            self.bars_published += 1
+
+    async def _publish_forming(self, bars: Iterable[Bar]) -> None:
+        """The open bars' latest figures; one lost is made good by the next update (conflated)."""
+        if self.publish_bar is None:
+            return
+        for bar in bars:
+            try:
+                await self.publish_bar(bar)
+            except BackplaneUnavailable as exc:
+                self.publish_failures += 1
+                log.warning("bar building: open bars not published: %s", exc)
+                return
+            except Exception:
+                self.publish_failures += 1
+                log.exception("bar building: %s %s %s not published", bar.ticker, bar.interval, bar.start)
+                continue
+            self.bars_published += 1
+
+    # ───────────── figures ─────────────
+
+    def lag(self) -> float | None:
+        """Seconds the oldest price read from the log but not yet stored in its bars has waited since it
+        was logged (0 when caught up; None on an instance that does not build)."""
+        if not self.holder:
+            return None
+        since = self._waiting_since
+        return 0.0 if since is None else max(0.0, self.clock.now().timestamp() - since)
+
+    def status(self) -> dict[str, object]:
+        return {
+            "enabled": True,
+            "leader": self.holder,
+            "log": self.price_log.name,
+            "position": self.position,
+            "lag": self.lag(),
+            "prices_built": self.prices_built,
+            "prices_invalid": self.prices_invalid,
+            "bars_written": self.bars_written,
+            "bars_published": self.bars_published,
+            "corrections": self.corrections,
+            "late_dropped": self.late_dropped,
+            "log_gaps": self.log_gaps,
+            "publish_failures": self.publish_failures,
+            "restore_failures": self.restore_failures,
+            "position_conflicts": self.position_conflicts,
+            "failures": self.failures,
+            "last_error": self.last_error,
+        }

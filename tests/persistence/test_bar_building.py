@@ -1,0 +1,268 @@
+"""Bar building (legend.services.bars.building) on a frozen clock, over a real in-memory backplane, the
+database's price log and the SQL bar store (SQLite and PostgreSQL): known prices across bar boundaries give
+the stored OHLCV of every interval, each closed bar stored and published once, the open bar last; a
+builder that dies between publishing and storing is taken over without a closed bar lost or repeated; a
+builder that lost its lease stores nothing.
+
+The real-process version (two servers, Redis, SIGKILL) is tests/cluster/test_bars_cluster.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+
+from legend.adapters.clock.frozen import FrozenClock
+from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
+from legend.adapters.memory.backplane import InMemoryBackplane
+from legend.adapters.sql import Database
+from legend.adapters.sql.bars import SqlAlchemyBarStore
+from legend.adapters.sql.price_log import SqlPriceLog
+from legend.domain.bars import INTERVALS, Bar, BarInterval
+from legend.domain.channels import ChannelRegistry
+from legend.domain.inputs import PriceInput
+from legend.domain.stats import Counters
+from legend.ports.backplane import Backplane, Outgoing
+from legend.ports.bars import BarStore
+from legend.ports.repositories import PositionConflict, PositionMove
+from legend.services.bars.building import BarBuilding
+from legend.services.streaming.publisher import Publisher
+
+OPEN = datetime(2026, 12, 1, 14, 30, tzinfo=UTC)  # Tuesday 1 December 2026, 09:30 in New York (EST)
+Figures = tuple[str, float, float, float, float, int, bool]  # start (ET clock time), OHLC, volume, closed
+
+
+@pytest.fixture(scope="module")
+def nyse() -> ExchangeCalendarsMarketCalendar:
+    return ExchangeCalendarsMarketCalendar("XNYS", start="2026-01-01", end="2027-12-31")
+
+
+@pytest.fixture
+async def price_log(database: Database) -> AsyncIterator[SqlPriceLog]:
+    log = SqlPriceLog(database, FrozenClock(OPEN))
+    await log.start()
+    yield log
+    await log.stop()
+
+
+def at(hhmmss: str) -> datetime:
+    """An instant of that Tuesday, given in New York time."""
+    h, m, s = (int(part) for part in hhmmss.split(":"))
+    return OPEN + timedelta(hours=h - 9, minutes=m - 30, seconds=s)
+
+
+class BarChannel:
+    """What the bars channel does with a bar (the other branch's ``Publisher.publish_bar``): a stream per
+    ticker and interval, a closed bar under its ``once`` key. ``streams`` reads back what went out."""
+
+    def __init__(self, backplane: Backplane) -> None:
+        self.backplane = backplane
+
+    async def __call__(self, bar: Bar) -> None:
+        once = f"bar:{bar.ticker}:{bar.interval}:{bar.start.isoformat()}:closed" if bar.closed else None
+        stream = f"bars:{bar.ticker}:{bar.interval}"
+        await self.backplane.publish(
+            Outgoing(stream, "bars", "bar", msgspec.json.encode(bar), 1000, stream, once)
+        )
+
+    async def sent(self, ticker: str, interval: BarInterval) -> list[Bar]:
+        replay = await self.backplane.replay(f"bars:{ticker}:{interval}", None)
+        return [msgspec.json.decode(e.text, type=Bar) for e in replay.envelopes]
+
+
+class World:
+    """One server's parts: a frozen clock, the in-memory backplane on the database's price log, the
+    publisher, the bar store, and builders made on demand."""
+
+    def __init__(
+        self, database: Database, price_log: SqlPriceLog, nyse: ExchangeCalendarsMarketCalendar
+    ) -> None:
+        self.clock = FrozenClock(OPEN)
+        self.backplane = InMemoryBackplane(self.clock, price_log=price_log)
+        self.publisher = Publisher(
+            self.backplane, ChannelRegistry(), self.clock, Counters(), history_size=100
+        )
+        self.store = SqlAlchemyBarStore(database)
+        self.channel = BarChannel(self.backplane)
+        self.price_log = price_log
+        self.nyse = nyse
+
+    def builder(self, store: BarStore | None = None) -> BarBuilding:
+        async def always(name: str, ttl: float) -> bool:
+            return True
+
+        return BarBuilding(
+            store or self.store,
+            self.price_log,
+            always,
+            self.clock,
+            self.nyse.zone,
+            self.nyse.session_on,
+            self.channel,
+        )
+
+    async def price(self, when: str, price: float, volume: int, ticker: str = "AAPL") -> None:
+        """A price stamped ``when`` (New York time), published when the clock says so."""
+        self.clock.set_now(at(when))
+        await self.publisher.price(PriceInput(ticker=ticker, price=price, volume=volume, timestamp=at(when)))
+
+    async def stored(self, interval: BarInterval, ticker: str = "AAPL") -> list[Figures]:
+        return [figures(bar) for bar in await self.store.history(ticker, interval, 100)]
+
+
+def figures(bar: Bar) -> Figures:
+    start = bar.start.astimezone(UTC) - OPEN + timedelta(hours=9, minutes=30)
+    clock = f"{int(start.total_seconds()) // 3600:02d}:{int(start.total_seconds()) % 3600 // 60:02d}"
+    return (clock, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.closed)
+
+
+# (New York time, price, session volume): across the 1m, 5m, 15m and 1h boundaries of the session
+PRICES = [
+    ("09:30:10", 100.0, 1000),  # the first price sets the volume base: it adds 0
+    ("09:30:40", 102.0, 1500),
+    ("09:31:05", 99.0, 1800),
+    ("09:34:59", 101.0, 2000),
+    ("09:35:00", 103.0, 2600),
+    ("09:45:30", 98.0, 3000),
+    ("10:30:00", 105.0, 3100),
+]
+EXPECTED: dict[BarInterval, list[Figures]] = {
+    "1m": [
+        ("09:30", 100.0, 102.0, 100.0, 102.0, 500, True),
+        ("09:31", 99.0, 99.0, 99.0, 99.0, 300, True),
+        ("09:34", 101.0, 101.0, 101.0, 101.0, 200, True),
+        ("09:35", 103.0, 103.0, 103.0, 103.0, 600, True),
+        ("09:45", 98.0, 98.0, 98.0, 98.0, 400, True),
+        ("10:30", 105.0, 105.0, 105.0, 105.0, 100, True),
+    ],
+    "5m": [
+        ("09:30", 100.0, 102.0, 99.0, 101.0, 1000, True),
+        ("09:35", 103.0, 103.0, 103.0, 103.0, 600, True),
+        ("09:45", 98.0, 98.0, 98.0, 98.0, 400, True),
+        ("10:30", 105.0, 105.0, 105.0, 105.0, 100, True),
+    ],
+    "15m": [
+        ("09:30", 100.0, 103.0, 99.0, 103.0, 1600, True),
+        ("09:45", 98.0, 98.0, 98.0, 98.0, 400, True),
+        ("10:30", 105.0, 105.0, 105.0, 105.0, 100, True),
+    ],
+    "1h": [
+        ("09:30", 100.0, 103.0, 98.0, 98.0, 2000, True),
+        ("10:30", 105.0, 105.0, 105.0, 105.0, 100, True),
+    ],
+    "1d": [("09:30", 100.0, 105.0, 98.0, 105.0, 2100, True)],
+}
+
+
+@pytest.fixture
+def world(database: Database, price_log: SqlPriceLog, nyse: ExchangeCalendarsMarketCalendar) -> World:
+    return World(database, price_log, nyse)
+
+
+async def test_known_prices_across_boundaries_give_every_intervals_ohlcv_closed_once_open_bar_last(
+    world: World,
+) -> None:
+    building = world.builder()
+    await building.take_over()
+    for when, price, volume in PRICES:
+        await world.price(when, price, volume)
+        await building.step(0)
+    # 10:30:00 ET: the 10:30 bars are open, last of each interval; the earlier ones closed by the clock
+    for interval in INTERVALS:
+        stored = await world.stored(interval)
+        assert stored[:-1] == EXPECTED[interval][:-1], interval
+        assert stored[-1] == (*EXPECTED[interval][-1][:-1], False), interval
+    world.clock.set_now(at("16:00:00"))  # the close: no price, the clock closes what is due
+    await building.step(0)
+    for interval in INTERVALS:
+        assert await world.stored(interval) == EXPECTED[interval], interval
+        sent = await world.channel.sent("AAPL", interval)
+        closed = [figures(bar) for bar in sent if bar.closed]
+        assert closed == EXPECTED[interval], interval  # each closed bar published once, in order
+        assert (figures(sent[-2]), sent[-1].closed) == ((*EXPECTED[interval][-1][:-1], False), True)
+    assert await world.store.open_bars() == []
+    assert await world.store.position(world.price_log.name) == str(len(PRICES))
+    status = building.status()
+    assert status["leader"] is True and status["lag"] == 0.0
+    assert status["prices_built"] == len(PRICES) and status["late_dropped"] == 0
+    assert status["bars_written"] == building.bars_written > 0
+
+
+async def test_a_late_price_corrects_its_closed_bar_and_one_too_late_is_dropped(world: World) -> None:
+    building = world.builder()
+    await building.take_over()
+    await world.price("09:30:10", 100.0, 1000)
+    await world.price("09:31:10", 101.0, 1100)
+    await building.step(0)  # 09:31:10: the 09:30 minute closed
+    world.clock.set_now(at("09:31:20"))
+    await world.publisher.price(PriceInput(ticker="AAPL", price=90.0, volume=1200, timestamp=at("09:30:50")))
+    await building.step(0)
+    assert (await world.stored("1m"))[0] == ("09:30", 100.0, 100.0, 90.0, 90.0, 100, True)  # corrected
+    assert building.corrections == 1
+    world.clock.set_now(at("09:40:00"))
+    await world.publisher.price(PriceInput(ticker="AAPL", price=80.0, volume=1300, timestamp=at("09:20:00")))
+    await building.step(0)  # 09:20 is before every bar held: dropped from 1m, 5m, 15m and 1h (no 1d)
+    assert building.late_dropped == 4
+    assert min(bar.low for bar in await world.store.history("AAPL", "1d", 1)) == 90.0
+
+
+async def test_a_builder_that_dies_between_publishing_and_storing_is_taken_over_exactly_once(
+    world: World,
+) -> None:
+    class DiesBeforeStoring:
+        """The bar store of a process SIGKILLed after it published a batch's closed bars: the write that
+        would store them never happens."""
+
+        def __init__(self, store: BarStore) -> None:
+            self.store, self.dead = store, False
+
+        async def write(self, bars: Sequence[Bar], position: PositionMove) -> None:
+            if self.dead:
+                raise ConnectionError("killed")
+            await self.store.write(bars, position)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.store, name)
+
+    dying = DiesBeforeStoring(world.store)
+    first = world.builder(dying)  # type: ignore[arg-type]
+    await first.take_over()
+    for when, price, volume in PRICES[:4]:
+        await world.price(when, price, volume)
+        await first.step(0)
+    dying.dead = True
+    await world.price(*PRICES[4])  # 09:35:00: the 09:34 minute and the 09:30 five minutes close ...
+    with pytest.raises(ConnectionError):
+        await first.step(0)  # ... are published, and the process dies before they are stored
+    assert [figures(b) for b in await world.channel.sent("AAPL", "5m") if b.closed] == EXPECTED["5m"][:1]
+    assert (await world.stored("5m"))[0][-1] is False  # stored: still open
+
+    successor = world.builder()
+    await successor.take_over()  # the stored open bars and position: it replays 09:35:00
+    for when, price, volume in PRICES[5:]:
+        await world.price(when, price, volume)
+        await successor.step(0)
+    world.clock.set_now(at("16:00:00"))
+    await successor.step(0)
+    for interval in INTERVALS:
+        assert await world.stored(interval) == EXPECTED[interval], interval
+        closed = [figures(bar) for bar in await world.channel.sent("AAPL", interval) if bar.closed]
+        assert closed == EXPECTED[interval], interval  # none lost, none twice
+
+
+async def test_a_builder_whose_position_moved_on_stores_nothing_and_reloads(world: World) -> None:
+    stale, holder = world.builder(), world.builder()
+    await stale.take_over()
+    await holder.take_over()
+    await world.price(*PRICES[0])
+    await holder.step(0)
+    await world.price(*PRICES[1])
+    with pytest.raises(PositionConflict):
+        await stale.step(0)  # it built 09:30:10 and 09:30:40 from the start: refused
+    assert await world.stored("1m") == [("09:30", 100.0, 100.0, 100.0, 100.0, 0, False)]
+    await stale.take_over()  # reloaded: it goes on from what the holder stored
+    await stale.step(0)
+    assert await world.stored("1m") == [("09:30", 100.0, 102.0, 100.0, 102.0, 500, False)]
