@@ -9,11 +9,14 @@ The real-process version (two servers, Redis, SIGKILL) is tests/cluster/test_bar
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 import pytest
+from litestar.testing import AsyncTestClient
 
 from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
@@ -21,6 +24,9 @@ from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.sql import Database
 from legend.adapters.sql.bars import SqlAlchemyBarStore
 from legend.adapters.sql.price_log import SqlPriceLog
+from legend.app import create_app
+from legend.bar_settings import BarSettings
+from legend.bootstrap import bootstrap
 from legend.domain.bars import INTERVALS, Bar, BarInterval
 from legend.domain.channels import ChannelRegistry
 from legend.domain.inputs import PriceInput
@@ -30,6 +36,7 @@ from legend.ports.bars import BarStore
 from legend.ports.repositories import PositionConflict, PositionMove
 from legend.services.bars.building import BarBuilding
 from legend.services.streaming.publisher import Publisher
+from legend.settings import DatabaseSettings, SecuritySettings, Settings
 
 OPEN = datetime(2026, 12, 1, 14, 30, tzinfo=UTC)  # Tuesday 1 December 2026, 09:30 in New York (EST)
 Figures = tuple[str, float, float, float, float, int, bool]  # start (ET clock time), OHLC, volume, closed
@@ -266,3 +273,47 @@ async def test_a_builder_whose_position_moved_on_stores_nothing_and_reloads(worl
     await stale.take_over()  # reloaded: it goes on from what the holder stored
     await stale.step(0)
     assert await world.stored("1m") == [("09:30", 100.0, 102.0, 100.0, 102.0, 500, False)]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_the_server_builds_bars_and_reports_them_in_its_stats_unless_disabled(
+    database_url: str, enabled: bool
+) -> None:
+    settings = Settings(
+        database=DatabaseSettings(url=database_url),
+        security=SecuritySettings(admin_token="admin-secret"),
+        bars=BarSettings(enabled=enabled),
+    )
+    services = bootstrap(settings, clock=FrozenClock(at("09:30:10")), run_quote_poller=False, plugins={})
+    assert (services.bar_building is not None) is enabled
+    admin = {"Authorization": "Bearer admin-secret"}
+    store = SqlAlchemyBarStore(Database(database_url, migrate_on_start=False))  # this loop's own (the
+    # test client runs the app in a loop of its own)
+    async with AsyncTestClient(create_app(services=services), base_url="http://legend.localhost") as client:
+        response = await client.post(
+            "/api/ws/broadcast/price", json={"ticker": "AAPL", "price": 100.5, "volume": 10}, headers=admin
+        )
+        assert response.status_code == 200
+
+        async def figures() -> dict[str, Any]:
+            body: dict[str, Any] = (await client.get("/api/ws/stats", headers=admin)).json()
+            return body
+
+        try:
+            if not enabled:
+                await asyncio.sleep(0.5)
+                assert (await figures())["bars"] == {"enabled": False}
+                assert await store.open_bars() == []
+                return
+            async with asyncio.timeout(10):
+                while (await figures())["bars"]["prices_built"] < 1:
+                    await asyncio.sleep(0.02)
+            bars = (await figures())["bars"]
+            assert bars["leader"] is True and bars["lag"] == 0.0
+            assert bars["bars_written"] == len(INTERVALS)  # one price: its bar of every interval, open
+            assert bars["position"] == await store.position(bars["log"])  # stored with the bars
+            assert [bar.close for bar in await store.history("AAPL", "1m", 5)] == [100.5]
+            metrics = (await client.get("/metrics", headers=admin)).text
+            assert "legend_bars_leader 1.0" in metrics and "legend_bars_written_total 5.0" in metrics
+        finally:
+            await store.database.close()

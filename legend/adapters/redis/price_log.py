@@ -1,11 +1,13 @@
 """The price log on Redis: the stream ``{prefix}price-log``, trimmed to about ``alerts.log_size`` entries.
 
 The publish script appends every price to it in the step that sequences the price; rule changes are
-appended here. Alert evaluation reads it with XREAD and stores its position (an entry id) in the database.
+appended here. Alert evaluation and bar building each read it with XREAD and store their position (an
+entry id) in the database.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from redis.asyncio import Redis
@@ -24,7 +26,9 @@ class RedisPriceLog:
         self.connection = connection
         self.name = keys.price_log
         self.log_size = log_size  # entries kept (approximately: MAXLEN ~)
-        self._continues: str | None = None  # the last position a read returned
+        # the last positions reads returned: a read from one of them continues a reader's previous read
+        # (alert evaluation and bar building each read the log)
+        self._continues: deque[str] = deque(maxlen=4)
 
     async def read(self, after: str | None, count: int, wait: float) -> LogRead:
         """XREAD from the log, blocking up to ``wait``. Checks whether entries after ``after`` were
@@ -45,11 +49,11 @@ class RedisPriceLog:
         ]
         missed = False
         # Trimming past ``start`` leaves at least ``log_size`` entries, all after it.
-        suspect = start != self._continues or len(entries) >= min(count, self.log_size)
+        suspect = start not in self._continues or len(entries) >= min(count, self.log_size)
         if entries and start != "0-0" and suspect:
             missed = await self._trimmed_after(start)
         if entries:
-            self._continues = entries[-1].id
+            self._continues.append(entries[-1].id)
         return LogRead(entries, missed)
 
     async def _trimmed_after(self, position: str) -> bool:
