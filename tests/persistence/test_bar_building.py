@@ -48,8 +48,9 @@ def nyse() -> ExchangeCalendarsMarketCalendar:
 
 
 @pytest.fixture
-async def price_log(database: Database) -> AsyncIterator[SqlPriceLog]:
-    log = SqlPriceLog(database, FrozenClock(OPEN))
+async def price_log(database: Database, clock: FrozenClock) -> AsyncIterator[SqlPriceLog]:
+    clock.set_now(OPEN)
+    log = SqlPriceLog(database, clock)  # entries are stamped by the server's clock
     await log.start()
     yield log
     await log.stop()
@@ -85,9 +86,13 @@ class World:
     publisher, the bar store, and builders made on demand."""
 
     def __init__(
-        self, database: Database, price_log: SqlPriceLog, nyse: ExchangeCalendarsMarketCalendar
+        self,
+        database: Database,
+        price_log: SqlPriceLog,
+        nyse: ExchangeCalendarsMarketCalendar,
+        clock: FrozenClock,
     ) -> None:
-        self.clock = FrozenClock(OPEN)
+        self.clock = clock
         self.backplane = InMemoryBackplane(self.clock, price_log=price_log)
         self.publisher = Publisher(
             self.backplane, ChannelRegistry(), self.clock, Counters(), history_size=100
@@ -97,7 +102,7 @@ class World:
         self.price_log = price_log
         self.nyse = nyse
 
-    def builder(self, store: BarStore | None = None) -> BarBuilding:
+    def builder(self, store: BarStore | None = None, batch: int = 1000) -> BarBuilding:
         async def always(name: str, ttl: float) -> bool:
             return True
 
@@ -109,6 +114,7 @@ class World:
             self.nyse.zone,
             self.nyse.session_on,
             self.channel,
+            batch=batch,
         )
 
     async def price(self, when: str, price: float, volume: int, ticker: str = "AAPL") -> None:
@@ -165,8 +171,10 @@ EXPECTED: dict[BarInterval, list[Figures]] = {
 
 
 @pytest.fixture
-def world(database: Database, price_log: SqlPriceLog, nyse: ExchangeCalendarsMarketCalendar) -> World:
-    return World(database, price_log, nyse)
+def world(
+    database: Database, price_log: SqlPriceLog, nyse: ExchangeCalendarsMarketCalendar, clock: FrozenClock
+) -> World:
+    return World(database, price_log, nyse, clock)
 
 
 async def test_known_prices_across_boundaries_give_every_intervals_ohlcv_closed_once_open_bar_last(
@@ -196,6 +204,20 @@ async def test_known_prices_across_boundaries_give_every_intervals_ohlcv_closed_
     assert status["leader"] is True and status["lag"] == 0.0
     assert status["prices_built"] == len(PRICES) and status["late_dropped"] == 0
     assert status["bars_written"] == building.bars_written > 0
+
+
+async def test_a_backlog_longer_than_a_batch_is_built_as_if_live_not_dropped_as_late(world: World) -> None:
+    await world.builder().take_over()  # it stores where it starts, and dies
+    for when, price, volume in PRICES:  # published while no instance was building
+        await world.price(when, price, volume)
+    world.clock.set_now(at("16:00:00"))
+    building = world.builder(batch=2)  # taken over hours later: four batches of the log
+    await building.take_over()
+    while await building.step(0):
+        pass
+    for interval in INTERVALS:
+        assert await world.stored(interval) == EXPECTED[interval], interval
+    assert building.late_dropped == 0 and building.corrections == 0
 
 
 async def test_a_late_price_corrects_its_closed_bar_and_one_too_late_is_dropped(world: World) -> None:
