@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
-from legend.adapters.frozen_clock import FrozenClock
 from sqlalchemy import text
 
+from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository
 from legend.adapters.sql.bars import PRUNE_BATCH, SqlAlchemyBarStore, history_query, open_query, stale_query
 from legend.bar_settings import BarSettings
@@ -238,7 +238,7 @@ async def test_the_server_prunes_old_bars_every_prune_interval(database: Databas
         settings,
         clock=FrozenClock(T0 + timedelta(days=40)),
         database=database,
-        run_streamer=False,
+        run_quote_poller=False,
         plugins={},
     )
     assert services.bars is not None
