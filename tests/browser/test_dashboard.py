@@ -495,7 +495,8 @@ def test_clicking_a_ticker_opens_its_chart_from_history_then_live(
         "t => realtimeDashboard.chart.chart.options().localization.timeFormatter(t)",
         state["data"][-1]["time"],
     )
-    assert label.endswith(" ET")
+    # exchange time first, then this browser's own (Tokyo), each named
+    assert re.fullmatch(r".+ ET · \d{1,2}:\d\d\s?[AP]M GMT\+9", label), label
 
     # live: new prices extend the chart, and the header follows the row
     count = len(state["data"])
