@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+# Every test process (pytest's workers, each server and CLI a test starts) reads compiled modules instead of
+# compiling legend/ and tests/ again (and pytest keeps its rewritten test modules): several seconds of CPU a
+# process otherwise. The packages in .venv are compiled when they are installed.
+unset PYTHONDONTWRITEBYTECODE
 ensure_venv dev
 ensure_debian_package redis-server redis-server   # tests start their own redis-server on a free port
 # ... and their own PostgreSQL (initdb into a temporary directory, a free port): tests/support/postgres.py
