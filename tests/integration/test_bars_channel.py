@@ -187,3 +187,36 @@ async def test_a_missing_or_bad_interval_gets_a_clear_error(
         assert (await client.expect("error"))["message"] == "Channel 'ticker' takes no interval"
     finally:
         await client.close()
+
+
+async def test_two_instances_on_redis_a_closed_bar_reaches_the_other_once_and_a_successor_cannot_repeat_it(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    """Instance A publishes (the builder), a client listens on instance B; then B, taking the builder
+    over, publishes the same closed bar again: dropped, cluster-wide."""
+    prefix = f"legend-bars-{os.getpid()}-{next(_prefixes)}-"
+    nodes = [
+        bootstrap(
+            Settings(
+                database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/{name}.db"),
+                redis=RedisSettings(url=redis.url, key_prefix=prefix),
+            ),
+            run_quote_poller=False,
+        )
+        for name in ("a", "b")
+    ]
+    async with serving(nodes[0]), serving(nodes[1]) as url_b:
+        client = await connect(url_b, user_id="amy")
+        try:
+            await client.subscribe("bars", "AAPL", interval="1m")
+            await nodes[0].publisher.publish_bar(bar(0, 101.0))
+            first = await nodes[0].publisher.publish_bar(bar(0, 102.0, closed=True))
+            assert first is not None
+            assert await nodes[1].publisher.publish_bar(bar(0, 102.0, closed=True)) is None
+            received = bars_of(await client.quiet(1.0))
+        finally:
+            await client.close()
+    assert [(m["close"], m["closed"], m["seq"]) for m in received] == [
+        (101.0, False, first.seq - 1),
+        (102.0, True, first.seq),
+    ]
