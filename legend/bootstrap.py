@@ -94,6 +94,7 @@ class Services:
     started: bool = False
     database: Database | None = None  # None when both repositories were given as overrides
     bars: BarStore | None = None  # in ``database``: none without one
+    ticker_check: TickerCheck | None = None  # whether the quote provider knows a ticker (subscribe, REST)
 
     async def start(self) -> None:
         """Open the database and load the alert rules, connect the backplane, then start the quote poller, the
@@ -443,4 +444,5 @@ def bootstrap(
         alerting=alerting,
         plugins=manager,
         bars=SqlAlchemyBarStore(database) if database is not None else None,
+        ticker_check=check,
     )
