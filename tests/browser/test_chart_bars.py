@@ -25,7 +25,7 @@ OpenDashboard = Callable[..., Page]
 
 PAGE = 300  # bars per answer of the played route
 PAGES = 2  # then an empty page: the start of history
-STEP = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1D": 86400}
+STEP = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
 
 
 class PlayedBars:

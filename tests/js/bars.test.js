@@ -14,8 +14,8 @@ const raw = (i, close = 100 + i, extra = {}) => ({ time: minute(i), open: 100, h
 
 test('bars: intervals and bars are read strictly', () => {
     assert.equal(parseInterval('5m'), '5m');
-    assert.equal(parseInterval('1D'), '1D');
-    assert.equal(parseInterval('1d'), null);
+    assert.equal(parseInterval('1d'), '1d');
+    assert.equal(parseInterval('1D'), null);
     assert.equal(parseInterval(undefined), null);
     assert.deepEqual(parseBar({ ...raw(1), closed: true }), { ms: Date.parse(minute(1)), open: 100, high: 101, low: 100, close: 101, volume: 10, closed: true });
     assert.equal(parseBar({ ...raw(1), close: '101' }), null);

@@ -12,7 +12,7 @@ import { ChartDialog } from '../../web/static/js/dashboard/charts.js';
 import { makeChartLibrary, makeElement } from './fakes.js';
 
 const T0 = Date.parse('2025-01-15T14:30:00Z');
-const STEP = { '1m': 60000, '5m': 300000, '15m': 900000, '1h': 3600000, '1D': 86400000 };
+const STEP = { '1m': 60000, '5m': 300000, '15m': 900000, '1h': 3600000, '1d': 86400000 };
 
 /** A bar message (REST or channel) of `interval` number `i` after T0. */
 function bar(i, interval = '1m', extra = {}) {
@@ -82,7 +82,7 @@ function makeDialog({ storage = makeStorage() } = {}) {
         chartChange: makeElement(),
         chartNote: makeElement(),
         chartKinds: [button({ kind: 'line' }), button({ kind: 'candles' })],
-        chartIntervals: ['1m', '5m', '15m', '1h', '1D'].map((interval) => button({ interval })),
+        chartIntervals: ['1m', '5m', '15m', '1h', '1d'].map((interval) => button({ interval })),
         chartKindGroup: { hidden: false },
         chartIntervalGroup: { hidden: false },
     };
@@ -237,7 +237,7 @@ test('chart dialog: switching the interval stops the old stream, loads the new o
     assert.equal(candles(lib).data()[1].time - candles(lib).data()[0].time, 3600);
     server.send(live(2, '1h'));
     assert.equal(candles(lib).data().length, 3);
-    await assert.rejects(dialog.setInterval('2m'), /unknown chart interval "2m": one of 1m, 5m, 15m, 1h, 1D/);
+    await assert.rejects(dialog.setInterval('2m'), /unknown chart interval "2m": one of 1m, 5m, 15m, 1h, 1d/);
     assert.equal(dialog.interval, '1h');
 
     // a reload: the next page's dialog opens on the remembered interval

@@ -6,7 +6,7 @@
  */
 
 /** The intervals the chart offers, as the server names them. */
-export const BAR_INTERVALS = /** @type {const} */ (['1m', '5m', '15m', '1h', '1D']);
+export const BAR_INTERVALS = /** @type {const} */ (['1m', '5m', '15m', '1h', '1d']);
 export const DEFAULT_INTERVAL = '1m';
 export const BARS_PAGE = 500; // bars asked for per request
 

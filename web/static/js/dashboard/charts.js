@@ -2,7 +2,7 @@
 /**
  * Legend Realtime dashboard — the price chart dialog (glue to price-chart.js). It opens on the ticker's
  * bars: the newest page of history (loadBars), older pages as the user scrolls back, then the live bar
- * (subscribeBars), at the interval chosen (1m 5m 15m 1h 1D, remembered in this browser). When the server
+ * (subscribeBars), at the interval chosen (1m 5m 15m 1h 1d, remembered in this browser). When the server
  * gives no history it says so and falls back on the prices the page has (recordPrice keeps them per
  * ticker), as a line or candles. An object of its own (the dashboard's `charts`): it gets its elements,
  * the DOM writer, the frame batch, a way to find a ticker's row, the exchange, the two bar functions and
@@ -28,7 +28,7 @@ import { KEYS, storage } from './storage.js';
  */
 
 /** Seconds per bar of each interval. */
-const INTERVAL_SECONDS = { '1m': 60, '5m': 300, '15m': 900, '1h': 3600, '1D': 86400 };
+const INTERVAL_SECONDS = { '1m': 60, '5m': 300, '15m': 900, '1h': 3600, '1d': 86400 };
 
 export const CHART_TICKS = 5000; // prices kept per ticker for its chart (one per second at most)
 export const CHART_RESTART_MS = 3600000; // a price this much older than the newest: the series started again
@@ -199,14 +199,14 @@ export class ChartDialog {
     }
 
     /**
-     * The bar interval ('1m', '5m', '15m', '1h' or '1D'), remembered in this browser: the open chart
+     * The bar interval ('1m', '5m', '15m', '1h' or '1d'), remembered in this browser: the open chart
      * loads its bars again and follows the new interval's live bar instead. Resolves to the interval now
      * used; an unknown one is refused with an error.
      * @param {unknown} raw
      */
     async setInterval(raw) {
         const interval = parseInterval(raw);
-        if (!interval) throw new Error('unknown chart interval ' + JSON.stringify(raw) + ': one of 1m, 5m, 15m, 1h, 1D');
+        if (!interval) throw new Error('unknown chart interval ' + JSON.stringify(raw) + ': one of 1m, 5m, 15m, 1h, 1d');
         const changed = interval !== this.interval;
         this.interval = interval;
         storage.set(KEYS.chartInterval, interval === DEFAULT_INTERVAL ? null : interval);

@@ -195,7 +195,7 @@ export class RealtimeDashboard {
         return this.charts ? this.charts.kind : 'line';
     }
 
-    /** The chart's bar interval: '1m', '5m', '15m', '1h' or '1D'. */
+    /** The chart's bar interval: '1m', '5m', '15m', '1h' or '1d'. */
     get chartInterval() {
         return this.charts ? this.charts.interval : '1m';
     }
@@ -553,7 +553,7 @@ export class RealtimeDashboard {
     }
 
     /**
-     * Show the chart's bars of `interval` ('1m', '5m', '15m', '1h' or '1D', remembered in this browser);
+     * Show the chart's bars of `interval` ('1m', '5m', '15m', '1h' or '1d', remembered in this browser);
      * resolves to the interval now used once the open chart is drawn again.
      * @param {unknown} interval
      */
@@ -587,10 +587,8 @@ export class RealtimeDashboard {
      * @type {import('./charts.js').SubscribeBars}
      */
     _subscribeBars(ticker, interval, onBar) {
-        // The client's bars channel (issue 24) lands separately; it is wired here when it does.
-        const client = /** @type {any} */ (this.ws);
-        if (typeof client.subscribeBars !== 'function') return null;
-        const off = client.on('bar', (msg) => {
+        const client = this.ws;
+        const off = client.onBar((msg) => {
             if (msg && msg.ticker === ticker && msg.interval === interval) onBar(msg);
         });
         client.subscribeBars(ticker, interval);
