@@ -64,8 +64,12 @@ def _use_checkout(root: Path) -> None:
 
 async def _measure(case: str, sessions: int, messages: int) -> float:
     """Seconds per delivery in one run of ``case``."""
-    from legend.adapters.clock.system import SystemClock
-    from legend.adapters.memory.backplane import InMemoryBackplane
+    try:
+        from legend.adapters.clock.system import SystemClock
+        from legend.adapters.memory.backplane import InMemoryBackplane
+    except ImportError:  # a checkout from before the adapters were grouped by port (--baseline)
+        from legend.adapters.memory_backplane import InMemoryBackplane  # type: ignore[no-redef]
+        from legend.adapters.system_clock import SystemClock  # type: ignore[no-redef]
     from legend.domain.channels import ChannelRegistry
     from legend.domain.envelope import seal
     from legend.domain.stats import Counters

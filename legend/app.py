@@ -27,6 +27,7 @@ from legend import __version__
 from legend.adapters.auth import is_loopback
 from legend.adapters.http.api import HealthController, MarketController, PluginController, WebSocketController
 from legend.adapters.http.auth_api import AuthController
+from legend.adapters.http.bars_api import BarsController
 from legend.adapters.http.errors import error_json, field_errors
 from legend.adapters.http.metrics_api import MetricsController
 from legend.adapters.http.rate_limit import ApiLimits
@@ -131,6 +132,7 @@ def api_router(services: Services, metrics: CollectorRegistry) -> Router:
             stream,
             WebSocketController,
             MarketController,
+            BarsController,
             HealthController,
             WatchlistController,
             AlertController,
@@ -156,6 +158,8 @@ def api_router(services: Services, metrics: CollectorRegistry) -> Router:
             "security": _provide(services.settings.security),
             "metrics": _provide(metrics),
             "database": _provide(services.database),  # None when the repositories were given as overrides
+            "bar_store": _provide(services.bars),  # None without a database
+            "ticker_check": _provide(services.ticker_check),
         },
     )
 

@@ -95,6 +95,7 @@ class Services:
     started: bool = False
     database: Database | None = None  # None when both repositories were given as overrides
     bars: BarStore | None = None  # in ``database``: none without one
+    ticker_check: TickerCheck | None = None  # whether the quote provider knows a ticker (subscribe, REST)
     bar_building: BarBuilding | None = None  # none without a bar store, or with ``bars.enabled = false``
     _bar_builder: Supervised | None = field(default=None, init=False)
 
@@ -437,9 +438,7 @@ def bootstrap(
             clock,
             calendar.zone,
             calendar.session_on,
-            # TODO(issue 24, merge with bars-api): publisher.publish_bar, the bars channel; until then
-            # bars are stored (and served by history) but not streamed.
-            None,
+            publisher.publish_bar,  # the bars channel
             lease_ttl=settings.redis.lease_ttl,
         )
     return Services(
@@ -465,5 +464,6 @@ def bootstrap(
         alerting=alerting,
         plugins=manager,
         bars=bars,
+        ticker_check=check,
         bar_building=bar_building,
     )

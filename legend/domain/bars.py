@@ -12,6 +12,9 @@ from typing import Final, Literal
 
 import msgspec
 
+from legend.domain.messages import BarMessage
+from legend.domain.timefmt import iso
+
 BarInterval = Literal["1m", "5m", "15m", "1h", "1d"]
 
 INTERVALS: Final[tuple[BarInterval, ...]] = ("1m", "5m", "15m", "1h", "1d")
@@ -55,3 +58,19 @@ class Bar(msgspec.Struct, frozen=True, kw_only=True):
     closed: bool = False
     last_at: datetime | None = None  # timezone-aware, UTC
     session_volume: int | None = None
+
+
+def bar_message(bar: Bar, stream: str) -> BarMessage:
+    """The ``bar`` message of ``bar`` on its ``stream`` (``bar_stream(bar.ticker, bar.interval)``)."""
+    return BarMessage(
+        ticker=bar.ticker,
+        interval=bar.interval,
+        time=iso(bar.start),
+        open=bar.open,
+        high=bar.high,
+        low=bar.low,
+        close=bar.close,
+        volume=bar.volume,
+        closed=bar.closed,
+        channel=stream,
+    )

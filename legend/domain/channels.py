@@ -3,7 +3,8 @@
 A client subscribes to a *channel* (``ticker`` with a symbol, ``patterns``, ``alerts``,
 ``market_status``, or a plugin's). The server maps it onto one or more *streams*: the unit that has a
 sequence number and a history. ``alerts`` is two streams: the platform-wide ``alerts`` and the user's
-private ``alerts:user:{id}``, so one user's triggers never reach another.
+private ``alerts:user:{id}``, so one user's triggers never reach another. ``bars`` has a stream per ticker
+and interval (``bars:AAPL:1m``): a subscription names both.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from legend.domain.bars import INTERVALS
 from legend.domain.stream_name import InvalidStreamName, StreamName
 from legend.domain.symbols import InvalidSymbol, normalize_ticker
 
@@ -26,7 +28,8 @@ class Delivery(enum.Enum):
     """How a connection's outbox treats a message."""
 
     CONTROL = "control"  # replies to the client: never throttled, never dropped
-    CONFLATE = "conflate"  # latest value wins per stream inside the per-connection budget
+    CONFLATE = "conflate"  # latest value wins per stream inside the per-connection budget, except a final
+    # message (``Envelope.final``: a closed bar), which is delivered like a reliable one
     RELIABLE = "reliable"  # never dropped silently: a connection that cannot keep up is closed
     STICKY = "sticky"  # reliable, and the current value is sent on subscribe
 
@@ -66,6 +69,8 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     ``readable_by_plugins``: every plugin may read the channel's public streams (``PluginContext.history``),
     not only the plugin that owns it; the built-in prices, patterns and market status are, and a plugin
     declares its own so (the built-in ``news``), with no list of names in the server.
+    ``intervals``: a keyed channel with one stream per key and interval (``bars:AAPL:1m``); a subscription
+    names one of them (``interval``), and one to each interval of a key is a subscription of its own.
     """
 
     name: str
@@ -82,6 +87,7 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     authorize: AuthorizeFn | None = None
     mirror_keyed: bool = False
     readable_by_plugins: bool = False
+    intervals: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         pattern = _PATTERN.fullmatch(self.name)
@@ -94,6 +100,10 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
                 f"channel {self.name!r}: mirror_keyed needs keyed=True and key_required=False (a bare "
                 "stream to mirror to)"
             )
+        if self.intervals and (not self.key_required or self.private or self.mirror_keyed):
+            raise ValueError(
+                f"channel {self.name!r}: intervals need key_required=True, and no private or mirrored streams"
+            )
         if not self.topic:
             msgspec.structs.force_setattr(self, "topic", self.name)
         if not self.message_types and self.schema is not None:
@@ -101,17 +111,35 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
             if isinstance(tag, str):
                 msgspec.structs.force_setattr(self, "message_types", (tag,))
 
-    def streams(self, key: str | None, user_id: str) -> tuple[str, ...]:
-        """The stream names a subscription of ``user_id`` to this channel (and key) reads."""
+    def interval_of(self, interval: str | None) -> str | None:
+        """The interval a subscribe/unsubscribe request names, checked against ``intervals``; raises
+        ChannelError for a missing or unknown one, or one on a channel without intervals."""
+        if not self.intervals:
+            if interval is not None:
+                raise ChannelError(f"Channel '{self.name}' takes no interval")
+            return None
+        accepted = ", ".join(self.intervals)
+        if interval is None:
+            raise ChannelError(f"Interval required for channel '{self.name}': one of {accepted}")
+        if interval not in self.intervals:
+            shown = interval if len(interval) <= 16 else interval[:16] + "…"
+            raise ChannelError(f"Invalid interval for channel '{self.name}': {shown!r} (one of {accepted})")
+        return interval
+
+    def streams(self, key: str | None, user_id: str, interval: str | None = None) -> tuple[str, ...]:
+        """The stream names a subscription of ``user_id`` to this channel (and key, and interval) reads."""
+        if interval is not None:
+            return (StreamName(self.name, key, None, interval).format(),)
         base = StreamName(self.name, key or None, user_id if self.private else None)
         if not base.private:
             return (base.format(),)
         own = base.format()
         return (base.public().format(), own) if self.public_stream else (own,)
 
-    def subscription_key(self, key: str | None) -> str:
-        """How the client and the stats name this subscription: ``ticker:AAPL``, ``patterns``."""
-        return StreamName(self.name, key or None).format()
+    def subscription_key(self, key: str | None, interval: str | None = None) -> str:
+        """How the client and the stats name this subscription: ``ticker:AAPL``, ``patterns``,
+        ``bars:AAPL:1m``."""
+        return StreamName(self.name, key or None, None, interval).format()
 
     def parse_stream(self, stream: str) -> tuple[str | None, str | None]:
         """``(key, user_id)`` of one of this channel's stream names; raises ChannelError for any other."""
@@ -142,6 +170,10 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
             raise ChannelError(f"stream {stream!r} is not a stream of channel {self.name!r}")
         if name.key is None and self.key_required:
             raise ChannelError(f"channel {self.name!r} needs a key: {stream!r}")
+        if (name.interval is None) != (not self.intervals) or (
+            name.interval is not None and name.interval not in self.intervals
+        ):
+            raise ChannelError(f"stream {stream!r} is not a stream of channel {self.name!r}")
         if not name.private and not self.public_stream:
             raise ChannelError(
                 f"channel {self.name!r} has only private streams ({StreamName(self.name, None, '<id>')})"
@@ -218,6 +250,18 @@ BUILTIN_CHANNELS: tuple[ChannelSpec, ...] = (
         message_types=("alert_trigger",),
         private=True,
         description="Alert triggers: platform-wide ones and the subscriber's own.",
+    ),
+    ChannelSpec(
+        name="bars",
+        topic="bars",
+        delivery=Delivery.CONFLATE,
+        message_types=("bar",),
+        keyed=True,
+        key_required=True,
+        intervals=INTERVALS,
+        description="OHLCV bars of one ticker and interval: the open bar as it changes (conflated) and "
+        "every closed bar (must-deliver).",
+        readable_by_plugins=True,
     ),
     ChannelSpec(
         name="market_status",

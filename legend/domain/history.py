@@ -22,7 +22,14 @@ class StreamLog:
         self._history: dict[str, deque[Envelope]] = {}
 
     def append(
-        self, stream: str, kind: str, body: bytes, history_size: int, key: str = "", at: float = 0.0
+        self,
+        stream: str,
+        kind: str,
+        body: bytes,
+        history_size: int,
+        key: str = "",
+        at: float = 0.0,
+        final: bool = False,
     ) -> Envelope:
         seq = self._seq.pop(stream, 0) + 1
         self._seq[stream] = seq  # re-inserted: the dict's order is least recently published first
@@ -30,7 +37,7 @@ class StreamLog:
             oldest = next(iter(self._seq))
             del self._seq[oldest]
             self._history.pop(oldest, None)
-        envelope = seal(stream, seq, kind, body, key, at)
+        envelope = seal(stream, seq, kind, body, key, at, final)
         if history_size > 0:
             ring = self._history.get(stream)
             if ring is None or ring.maxlen != history_size:

@@ -16,11 +16,13 @@ import msgspec
 
 
 class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type", forbid_unknown_fields=False):
-    """Subscribe to a channel; ``since`` resumes from a sequence number (or one per stream)."""
+    """Subscribe to a channel; ``since`` resumes from a sequence number (or one per stream); ``interval``
+    names the bars' interval (``bars`` only)."""
 
     channel: str
     ticker: str | None = None
     since: int | dict[str, int] | None = None
+    interval: str | None = None
 
 
 class Unsubscribe(msgspec.Struct, tag="unsubscribe", tag_field="type"):
@@ -28,6 +30,7 @@ class Unsubscribe(msgspec.Struct, tag="unsubscribe", tag_field="type"):
 
     channel: str
     ticker: str | None = None
+    interval: str | None = None
 
 
 class Ping(msgspec.Struct, tag="ping", tag_field="type"):
@@ -123,6 +126,7 @@ class Subscription(_Out, tag="subscription"):
     ticker: str | None = None
     streams: list[str] = msgspec.field(default_factory=list)
     note: str | None = None  # e.g. that a ticker's prices are simulated
+    interval: str | None = None  # ``bars`` only
 
 
 class History(_Out, tag="history"):
@@ -132,6 +136,7 @@ class History(_Out, tag="history"):
     timestamp: str
     ticker: str | None = None
     recovered: bool | None = None
+    interval: str | None = None  # ``bars`` only
 
 
 class Pong(_Out, tag="pong"):
@@ -202,6 +207,22 @@ def alert_text(ticker: str, alert_type: str, trigger: float, current: float) -> 
     }
     verb = verbs.get(alert_type, f"{alert_type.replace('_', ' ')} alert")
     return f"{ticker} {verb} at ${current:,.2f} (target: ${trigger:,.2f})"
+
+
+class BarMessage(_Out, tag="bar"):
+    """One bar of ``bars:{ticker}:{interval}``: ``time`` is its start; ``closed`` false while it forms
+    (conflated: the newest wins), true once, when it is final (must-deliver)."""
+
+    ticker: str
+    interval: str
+    time: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    closed: bool
+    channel: str | None = None
 
 
 class MarketStatus(_Out, tag="market_status"):

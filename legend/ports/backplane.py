@@ -31,7 +31,8 @@ class AlreadyPublished(Exception):
 class Outgoing(msgspec.Struct, frozen=True):
     """One message to publish on ``stream`` (``topic``, its wire ``kind`` and encoded ``body``), the one
     shape ``publish`` and ``publish_many`` take: ``history_size`` bounds the stream's history, ``key`` is
-    its conflation key, ``once`` its idempotency key (alert triggers)."""
+    its conflation key, ``once`` its idempotency key (alert triggers, closed bars), ``final`` whether it is
+    the last value of its key (``envelope.is_final``: a closed bar)."""
 
     stream: str
     topic: str
@@ -40,6 +41,7 @@ class Outgoing(msgspec.Struct, frozen=True):
     history_size: int
     key: str = ""
     once: str | None = None
+    final: bool = False
 
 
 class Replay(msgspec.Struct, frozen=True):

@@ -51,8 +51,14 @@ CONFIG: dict[str, dict[str, Any]] = {
     "security": {"admin_token": ADMIN_TOKEN},
     "realtime": {"update_interval": 0.5, "after_hours_interval": 0.5},
 }
-# REST APIs the dashboard uses that may not exist yet on this server (it degrades when they answer 404).
-OPTIONAL_APIS = ("/api/watchlist", "/api/alerts/rules", "/api/alerts/events")
+# REST APIs the dashboard uses that may not exist yet on this server (it degrades when they answer 404): the
+# path (its sub-paths too) and the request that tells whether this server has it.
+OPTIONAL_APIS = {
+    "/api/watchlist": "/api/watchlist",
+    "/api/alerts/rules": "/api/alerts/rules",
+    "/api/alerts/events": "/api/alerts/events",
+    "/api/bars": "/api/bars/AAPL?interval=1m&limit=1",
+}
 TIMEOUT_MS = 15_000
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -68,6 +74,11 @@ def _unavailable(reason: str) -> None:
     if os.environ.get("LEGEND_SKIP_BROWSER") == "1":
         pytest.skip(reason)
     pytest.fail(reason)
+
+
+def _under(path: str, prefixes: set[str]) -> bool:
+    """Whether ``path`` is one of ``prefixes`` or below one."""
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
 class DashboardServer(LegendServer):
@@ -88,8 +99,8 @@ class DashboardServer(LegendServer):
             self.outages[-1][1] = time.monotonic()
         self.missing_apis = {
             path
-            for path in OPTIONAL_APIS
-            if httpx.get(self.url + path, headers={"X-User-Id": "probe"}, timeout=5).status_code == 404
+            for path, probe in OPTIONAL_APIS.items()
+            if httpx.get(self.url + probe, headers={"X-User-Id": "probe"}, timeout=5).status_code == 404
         }
         return self
 
@@ -130,7 +141,7 @@ class PageWatch:
         url = message.location.get("url", "") if message.location else ""
         if NETWORK_FAILURE.match(text) and self.server.down_at(time.monotonic()):
             return
-        if text.startswith(NOT_FOUND) and urlsplit(url).path in self.server.missing_apis | self.missing:
+        if text.startswith(NOT_FOUND) and _under(urlsplit(url).path, self.server.missing_apis | self.missing):
             return
         if text.startswith(UNAUTHORIZED) and urlsplit(url).path in self.refused:
             return

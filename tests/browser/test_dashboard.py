@@ -428,7 +428,7 @@ def test_screenshots_desktop_and_phone(
         shots.append(path)
         # the price chart of the first row, on top of it
         page.locator("#price-rows tr[data-ticker] button.sym").first.click()
-        page.wait_for_function("realtimeDashboard.chart && realtimeDashboard.chart.series.data().length >= 6")
+        page.wait_for_function("realtimeDashboard.chart?.series?.data().length >= 6")
         page.wait_for_timeout(300)  # the chart paints on its next frame
         assert page.evaluate(WIDER_THAN_VIEWPORT) == [], name + " chart"
         path = screenshots / f"dashboard-{name}-chart.png"
@@ -480,7 +480,7 @@ def test_clicking_a_ticker_opens_its_chart_from_history_then_live(
     expect(dialog).to_be_visible()
     expect(dialog.locator(".chart-ticker")).to_have_text("AAPL")
     expect(dialog.locator("#chart-canvas canvas").first).to_be_visible()
-    page.wait_for_function("realtimeDashboard.chart && realtimeDashboard.chart.series.data().length >= 5")
+    page.wait_for_function("realtimeDashboard.chart?.series?.data().length >= 5")
     state = chart_state(page)
     assert state["type"] == "Area" and state["ticker"] == "AAPL"
     # one point per kept price, in New York wall-clock seconds
@@ -495,7 +495,8 @@ def test_clicking_a_ticker_opens_its_chart_from_history_then_live(
         "t => realtimeDashboard.chart.chart.options().localization.timeFormatter(t)",
         state["data"][-1]["time"],
     )
-    assert label.endswith(" ET")
+    # exchange time first, then this browser's own (Tokyo), each named
+    assert re.fullmatch(r".+ ET · \d{1,2}:\d\d\s?[AP]M GMT\+9", label), label
 
     # live: new prices extend the chart, and the header follows the row
     count = len(state["data"])

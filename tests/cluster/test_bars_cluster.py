@@ -1,7 +1,8 @@
 """Bars built once for the cluster: two real ``legend serve`` processes on a real Redis and one shared
 database; prices broadcast through both across a real minute boundary, the building instance SIGKILLed
-right after it. Exactly one instance builds at a time, and the stored bars are exactly what one builder
-makes of the published prices (from the stream's history): no closed bar lost, none with two versions.
+right after it. Exactly one instance builds at a time, the stored bars are exactly what one builder makes
+of the published prices (from the stream's history), and the bars channel carries every closed bar once:
+none lost, none with two versions, none twice.
 
 The instances run on the system clock, so the test waits for the next minute boundary (up to a minute,
 half of one on average); the frozen-clock version is tests/persistence/test_bar_building.py.
@@ -28,6 +29,7 @@ from legend.adapters.sql.bars import SqlAlchemyBarStore
 from legend.domain.bar_building import BarBuilder
 from legend.domain.bars import INTERVALS, Bar
 from legend.domain.prices import decode_logged_price
+from legend.domain.timefmt import iso
 from tests.cluster.conftest import stats, until
 from tests.support.redis_server import RedisServer, quick_redis_settings
 from tests.support.server import LegendServer
@@ -57,11 +59,11 @@ class Instances:
     def logs(self) -> str:
         return "\n".join(f"--- :{s.port}\n{s.logs()[-3000:]}" for s in self.servers)
 
-    async def published(self) -> list[dict[str, Any]]:
-        """The ticker's prices as the stream carries them, in log order."""
+    async def published(self, stream: str = f"ticker:{TICKER}") -> list[dict[str, Any]]:
+        """What ``stream`` carried, in order (the ticker's prices: in log order)."""
         client = aioredis.from_url(self.redis.url)
         try:
-            texts = await client.lrange(f"legend:{{ticker:{TICKER}}}:history", 0, -1)
+            texts = await client.lrange(f"legend:{{{stream}}}:history", 0, -1)
         finally:
             await client.aclose()
         return [json.loads(text) for text in texts]
@@ -148,5 +150,8 @@ async def test_the_builder_killed_at_a_bar_boundary_is_taken_over_with_one_versi
             missing = [bar for bar in want if bar not in got]
             extra = [bar for bar in got if bar not in want]
             raise AssertionError(f"missing {missing}\nextra {extra}\n{instances.logs()}") from None
+        # the bars channel: every closed 1m bar once, in order, whoever published it
+        went = [m["time"] for m in await instances.published(f"bars:{TICKER}:1m") if m["closed"]]
+        assert went == [iso(bar.start) for bar in closed], instances.logs()
         figures = (await stats(http, survivor))["bars"]
         assert figures["leader"] is True and figures["late_dropped"] == 0 and figures["failures"] == 0

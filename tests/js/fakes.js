@@ -272,6 +272,111 @@ function makeContainer(children) {
     return root;
 }
 
+// ───────────────────────────── the chart library ─────────────────────────────
+
+/**
+ * A stand-in for LightweightCharts that records what the view asks of it: series (with their pane),
+ * panes, the time scale's visible logical range and its subscribers (`scrollTo(from, to)` plays the
+ * user scrolling), `calls` ('fit', 'remove', ['createChart', container, options]).
+ */
+function makeChartLibrary() {
+    const calls = [];
+    class Series {
+        constructor(type, options, pane) {
+            this.type = type;
+            this.options = options;
+            this.pane = pane || 0;
+            this.points = [];
+            this.priceLines = [];
+        }
+        setData(data) {
+            this.points = data.slice();
+        }
+        update(point) {
+            const last = this.points[this.points.length - 1];
+            if (last && point.time < last.time) throw new Error('Cannot update oldest data');
+            if (last && point.time === last.time) this.points[this.points.length - 1] = point;
+            else this.points.push(point);
+        }
+        applyOptions(options) {
+            Object.assign(this.options, options);
+        }
+        createPriceLine(options) {
+            this.priceLines.push(options);
+        }
+        data() {
+            return this.points;
+        }
+        seriesType() {
+            return this.type;
+        }
+    }
+    const timeScale = {
+        /** @type {{from: number, to: number} | null} */
+        range: null,
+        /** @type {((range: any) => void)[]} */
+        handlers: [],
+        fitContent() {
+            calls.push('fit');
+        },
+        getVisibleLogicalRange() {
+            return this.range;
+        },
+        setVisibleLogicalRange(range) {
+            this.range = { from: range.from, to: range.to };
+            for (const fn of this.handlers) fn(this.range);
+        },
+        subscribeVisibleLogicalRangeChange(fn) {
+            this.handlers.push(fn);
+        },
+        /** The user scrolls the chart. */
+        scrollTo(from, to) {
+            this.setVisibleLogicalRange({ from, to });
+        },
+    };
+    const chart = {
+        /** @type {Series[]} */
+        series: [],
+        options: [],
+        /** @type {{stretch: number, setStretchFactor: (f: number) => void}[]} */
+        paneList: [],
+        addSeries(definition, options, pane) {
+            const s = new Series(definition, options, pane);
+            this.series.push(s);
+            return s;
+        },
+        removeSeries(s) {
+            this.series.splice(this.series.indexOf(s), 1);
+        },
+        panes() {
+            const count = Math.max(0, ...this.series.map((s) => s.pane + 1));
+            while (this.paneList.length < count) {
+                const pane = { stretch: 1, setStretchFactor: (f) => (pane.stretch = f) };
+                this.paneList.push(pane);
+            }
+            this.paneList.length = count;
+            return this.paneList.slice();
+        },
+        applyOptions(options) {
+            this.options.push(options);
+        },
+        timeScale: () => timeScale,
+        remove: () => calls.push('remove'),
+    };
+    return {
+        calls,
+        chart,
+        timeScale,
+        AreaSeries: 'Area',
+        CandlestickSeries: 'Candlestick',
+        HistogramSeries: 'Histogram',
+        createChart(container, options) {
+            calls.push(['createChart', container, options]);
+            return chart;
+        },
+    };
+}
+
 export {
     FakeClock,
     makeFakeWebSocket,
@@ -288,4 +393,5 @@ export {
     subscribeFrames,
     alertsSetup,
     makeContainer,
+    makeChartLibrary,
 };

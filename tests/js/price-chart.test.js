@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 
-import { PriceChart, candleInterval, intervalLabel, linePoints, toCandles, zoneOffset, zonedSeconds } from '../../web/static/js/price-chart.js';
+import { PriceChart, barPoints, candleInterval, intervalLabel, linePoints, toCandles, zoneOffset, zonedInstant, zonedSeconds } from '../../web/static/js/price-chart.js';
+import { makeChartLibrary as fakeLibrary } from './fakes.js';
 
 const NY = 'America/New_York';
 const at = (iso) => Date.parse(iso);
@@ -68,70 +69,9 @@ test('chart: the candle interval fits a few prices per candle and at most 150 ca
     assert.equal(intervalLabel(7200), '2h');
 });
 
-/** A stand-in for LightweightCharts that records what the view asks of it. */
-function fakeLibrary() {
-    const calls = [];
-    class Series {
-        constructor(type, options) {
-            this.type = type;
-            this.options = options;
-            this.points = [];
-            this.priceLines = [];
-        }
-        setData(data) {
-            this.points = data.slice();
-        }
-        update(point) {
-            const last = this.points[this.points.length - 1];
-            if (last && point.time < last.time) throw new Error('Cannot update oldest data');
-            if (last && point.time === last.time) this.points[this.points.length - 1] = point;
-            else this.points.push(point);
-        }
-        applyOptions(options) {
-            Object.assign(this.options, options);
-        }
-        createPriceLine(options) {
-            this.priceLines.push(options);
-        }
-        data() {
-            return this.points;
-        }
-        seriesType() {
-            return this.type;
-        }
-    }
-    const chart = {
-        series: [],
-        options: [],
-        addSeries(definition, options) {
-            const s = new Series(definition, options);
-            this.series.push(s);
-            return s;
-        },
-        removeSeries(s) {
-            this.series.splice(this.series.indexOf(s), 1);
-        },
-        applyOptions(options) {
-            this.options.push(options);
-        },
-        timeScale: () => ({ fitContent: () => calls.push('fit') }),
-        remove: () => calls.push('remove'),
-    };
-    return {
-        calls,
-        chart,
-        AreaSeries: 'Area',
-        CandlestickSeries: 'Candlestick',
-        createChart(container, options) {
-            calls.push(['createChart', container, options]);
-            return chart;
-        },
-    };
-}
-
 test('chart view: line, then candles from the same prices, live prices extend the current one', () => {
     const lib = fakeLibrary();
-    const view = new PriceChart(/** @type {any} */ ('el'), { library: lib, timeZone: NY, zoneLabel: 'ET' });
+    const view = new PriceChart(/** @type {any} */ ('el'), { library: lib, timeZone: NY, zoneLabel: 'ET', localZone: NY });
     const t0 = at('2025-01-15T14:30:00Z');
     const times = [t0, t0 + 5000, t0 + 10000];
     const prices = [100, 101, 99];
@@ -183,4 +123,99 @@ test('chart view: a price older than the last one redraws instead of failing', (
     prices.splice(1, 0, 100.5);
     view.push(t0 + 2000, 100.5);
     assert.deepEqual(lib.chart.series[0].data().map((p) => p.value), [100, 100.5, 101]);
+});
+
+test('chart: zonedInstant undoes zonedSeconds, across daylight saving changes', () => {
+    for (const iso of ['2025-01-15T14:30:00Z', '2025-07-15T13:30:00Z', '2025-03-09T07:00:00Z', '2025-11-02T05:59:00Z']) {
+        assert.equal(zonedInstant(zonedSeconds(at(iso), NY), NY), at(iso), iso);
+    }
+    assert.equal(zonedInstant(zonedSeconds(at('2025-07-15T00:00:00Z'), 'Asia/Kolkata'), 'Asia/Kolkata'), at('2025-07-15T00:00:00Z'));
+});
+
+/** Bars of `seconds` from `startIso`, closes rising by one. */
+function bars(count, startIso = '2025-01-15T14:30:00Z', seconds = 60) {
+    return Array.from({ length: count }, (_, i) => ({
+        ms: at(startIso) + i * seconds * 1000,
+        open: 100 + i,
+        high: 102 + i,
+        low: 99 + i,
+        close: i % 2 ? 99.5 + i : 101 + i, // up, down, up…
+        volume: 1000 * (i + 1),
+        closed: true,
+    }));
+}
+
+test('chart: bars become candles and a volume histogram in exchange time, coloured as their candle', () => {
+    const colors = { up: '#00ff00', down: '#ff0000' };
+    const { candles, volumes } = barPoints(bars(2), NY, colors);
+    const open = zonedSeconds(at('2025-01-15T14:30:00Z'), NY);
+    assert.deepEqual(candles, [
+        { time: open, open: 100, high: 102, low: 99, close: 101 },
+        { time: open + 60, open: 101, high: 103, low: 100, close: 100.5 },
+    ]);
+    assert.deepEqual(volumes, [
+        { time: open, value: 1000, color: 'rgba(0, 255, 0, 0.45)' },
+        { time: open + 60, value: 2000, color: 'rgba(255, 0, 0, 0.45)' },
+    ]);
+    assert.equal(intervalLabel(86400), '1D');
+});
+
+test('chart view: bars as candles over a volume pane, the newest in view, live and older bars drawn', () => {
+    const lib = fakeLibrary();
+    const view = new PriceChart(/** @type {any} */ ('el'), { library: lib, timeZone: NY, zoneLabel: 'ET', localZone: NY });
+    let asked = 0;
+    view.onScrollBack(() => asked++);
+    const shown = bars(300);
+    view.showBars({ bars: shown, seconds: 60 });
+    const [candles, volume] = lib.chart.series;
+    assert.equal(candles.seriesType(), 'Candlestick');
+    assert.equal(candles.pane, 0);
+    assert.equal(volume.seriesType(), 'Histogram');
+    assert.equal(volume.pane, 1, 'volume in a pane of its own, with its own price scale');
+    assert.equal(lib.chart.paneList[1].stretch, 0.3);
+    assert.equal(candles.data().length, 300);
+    assert.equal(volume.data().length, 300);
+    assert.deepEqual(lib.timeScale.range, { from: 180, to: 301 }, 'the newest 120 bars in view');
+    assert.equal(asked, 0);
+
+    // the live bar: the last one updated, then a new one
+    shown[299] = { ...shown[299], close: 500, high: 500, volume: 9 };
+    view.updateBar('update');
+    assert.equal(candles.data().length, 300);
+    assert.equal(candles.data()[299].close, 500);
+    assert.equal(volume.data()[299].value, 9);
+    shown.push({ ...shown[299], ms: shown[299].ms + 60000, volume: 1 });
+    view.updateBar('append');
+    assert.equal(candles.data().length, 301);
+    assert.equal(volume.data().length, 301);
+
+    // scrolled to the left edge: asks for older bars; they go in front, the view stays on the same bars
+    lib.timeScale.scrollTo(3, 120);
+    assert.equal(asked, 1);
+    shown.unshift(...bars(50, '2025-01-14T14:30:00Z'));
+    view.barsPrepended(50);
+    assert.equal(candles.data().length, 351);
+    assert.deepEqual(candles.data()[0].time, zonedSeconds(at('2025-01-14T14:30:00Z'), NY));
+    assert.deepEqual(lib.timeScale.range, { from: 53, to: 170 });
+    assert.equal(asked, 1, 'no longer at the edge');
+
+    // live prices do not touch bars; a daily chart reads dates on its crosshair
+    view.push(Date.now(), 1);
+    assert.equal(candles.data().length, 351);
+    view.showBars({ bars: bars(3, '2025-01-13T05:00:00Z', 86400), seconds: 86400 });
+    assert.equal(lib.chart.series.length, 2, 'the old series were removed');
+    assert.match(view.timeLabel(zonedSeconds(at('2025-01-15T05:00:00Z'), NY)), /^Wed, Jan 15, 2025$/);
+    // back to prices: one pane, no volume
+    view.show({ times: [at('2025-01-15T14:30:00Z')], prices: [1], kind: 'line' });
+    assert.equal(lib.chart.series.length, 1);
+    assert.equal(view.volume, null);
+});
+
+test('chart view: the crosshair reads exchange time, and the browser time when it is another zone', () => {
+    const lib = fakeLibrary();
+    const view = new PriceChart(/** @type {any} */ ('el'), { library: lib, timeZone: NY, zoneLabel: 'ET', localZone: 'Asia/Tokyo', locale: 'en-US' });
+    const t = zonedSeconds(at('2025-01-15T14:30:00Z'), NY); // 9:30 ET = 23:30 in Tokyo
+    assert.match(view.timeLabel(t), /^Jan 15, 9:30:00\s?AM ET · 11:30\s?PM GMT\+9$/);
+    view.showBars({ bars: bars(1), seconds: 60 });
+    assert.match(view.timeLabel(t), /^Jan 15, 9:30\s?AM ET · 11:30\s?PM GMT\+9$/, 'bars: no seconds');
 });

@@ -62,6 +62,25 @@ def test_a_lint_failure_fails_the_test_command(tmp_path: Path, source: str) -> N
     assert "== mypy" not in output, output  # it stopped at the failing check
 
 
+def test_a_type_error_fails_the_test_command_though_pytest_passes(tmp_path: Path) -> None:
+    """mypy (with tsc, eslint and node --test) runs beside pytest: its failure must still fail the command,
+    after pytest ran (``--version`` here: pytest passes at once)."""
+    tree = _tree(tmp_path, 'X: int = "one"\n')  # clean for ruff, an error for mypy --strict
+    result = subprocess.run(
+        ["bash", "scripts/test.sh", "--version"],
+        cwd=tree,
+        env={**os.environ, "PYTHON": "false"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert "== pytest" in output and "pytest " in output, output  # pytest ran and passed
+    assert 'Incompatible types in assignment (expression has type "str"' in output, output
+    assert "FAILED: the static check above" in output, output
+    assert result.returncode != 0, output
+
+
 def test_the_fixture_tree_passes_lint_when_clean(tmp_path: Path) -> None:
     """The same tree with a clean file gets past ruff (so the failures above are the probe's, not the tree's)."""
     tree = _tree(tmp_path, "X = 1\n")

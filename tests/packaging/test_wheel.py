@@ -57,6 +57,19 @@ def test_every_python_package_of_the_checkout_is_declared() -> None:
     assert found - declared == set()
 
 
+def _pins(lock: Path) -> dict[str, str]:
+    lines = (line for line in lock.read_text().splitlines() if line and not line.startswith((" ", "#")))
+    return dict(line.split(" ")[0].split(";")[0].partition("==")[::2] for line in lines)
+
+
+def test_the_build_lock_pins_what_the_runtime_lock_pins() -> None:
+    """The Dockerfile's build stage installs requirements-build.txt alone: the wheel must be built with the
+    setuptools (and pip) that requirements.txt pins, as a checkout's editable install is."""
+    build, runtime = _pins(ROOT / "requirements-build.txt"), _pins(ROOT / "requirements.txt")
+    assert set(build) == {"pip", "setuptools"}
+    assert {name: runtime.get(name) for name in build} == build
+
+
 def test_wheel_contains_the_dashboard_docs_assets_and_migrations(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in (

@@ -30,8 +30,10 @@ from legend.bootstrap import bootstrap
 from legend.domain.bars import INTERVALS, Bar, BarInterval
 from legend.domain.channels import ChannelRegistry
 from legend.domain.inputs import PriceInput
+from legend.domain.messages import BarMessage
 from legend.domain.stats import Counters
-from legend.ports.backplane import Backplane, Outgoing
+from legend.domain.stream_name import bar_stream
+from legend.ports.backplane import Backplane
 from legend.ports.bars import BarStore
 from legend.ports.repositories import PositionConflict, PositionMove
 from legend.services.bars.building import BarBuilding
@@ -62,23 +64,24 @@ def at(hhmmss: str) -> datetime:
     return OPEN + timedelta(hours=h - 9, minutes=m - 30, seconds=s)
 
 
-class BarChannel:
-    """What the bars channel does with a bar (the other branch's ``Publisher.publish_bar``): a stream per
-    ticker and interval, a closed bar under its ``once`` key. ``streams`` reads back what went out."""
-
-    def __init__(self, backplane: Backplane) -> None:
-        self.backplane = backplane
-
-    async def __call__(self, bar: Bar) -> None:
-        once = f"bar:{bar.ticker}:{bar.interval}:{bar.start.isoformat()}:closed" if bar.closed else None
-        stream = f"bars:{bar.ticker}:{bar.interval}"
-        await self.backplane.publish(
-            Outgoing(stream, "bars", "bar", msgspec.json.encode(bar), 1000, stream, once)
+async def sent(backplane: Backplane, ticker: str, interval: BarInterval) -> list[Bar]:
+    """What the bars channel carried for ``ticker`` at ``interval``, in order, back as bars."""
+    replay = await backplane.replay(bar_stream(ticker, interval), None)
+    return [
+        Bar(
+            ticker=m.ticker,
+            interval=m.interval,
+            start=datetime.fromisoformat(m.time),
+            open=m.open,
+            high=m.high,
+            low=m.low,
+            close=m.close,
+            volume=m.volume,
+            regular=True,
+            closed=m.closed,
         )
-
-    async def sent(self, ticker: str, interval: BarInterval) -> list[Bar]:
-        replay = await self.backplane.replay(f"bars:{ticker}:{interval}", None)
-        return [msgspec.json.decode(e.text, type=Bar) for e in replay.envelopes]
+        for m in (msgspec.json.decode(e.text, type=BarMessage) for e in replay.envelopes)
+    ]
 
 
 class World:
@@ -98,7 +101,6 @@ class World:
             self.backplane, ChannelRegistry(), self.clock, Counters(), history_size=100
         )
         self.store = SqlAlchemyBarStore(database)
-        self.channel = BarChannel(self.backplane)
         self.price_log = price_log
         self.nyse = nyse
 
@@ -113,7 +115,7 @@ class World:
             self.clock,
             self.nyse.zone,
             self.nyse.session_on,
-            self.channel,
+            self.publisher.publish_bar,
             batch=batch,
         )
 
@@ -194,10 +196,10 @@ async def test_known_prices_across_boundaries_give_every_intervals_ohlcv_closed_
     await building.step(0)
     for interval in INTERVALS:
         assert await world.stored(interval) == EXPECTED[interval], interval
-        sent = await world.channel.sent("AAPL", interval)
-        closed = [figures(bar) for bar in sent if bar.closed]
+        went = await sent(world.backplane, "AAPL", interval)
+        closed = [figures(bar) for bar in went if bar.closed]
         assert closed == EXPECTED[interval], interval  # each closed bar published once, in order
-        assert (figures(sent[-2]), sent[-1].closed) == ((*EXPECTED[interval][-1][:-1], False), True)
+        assert (figures(went[-2]), went[-1].closed) == ((*EXPECTED[interval][-1][:-1], False), True)
     assert await world.store.open_bars() == []
     assert await world.store.position(world.price_log.name) == str(len(PRICES))
     status = building.status()
@@ -266,7 +268,7 @@ async def test_a_builder_that_dies_between_publishing_and_storing_is_taken_over_
     await world.price(*PRICES[4])  # 09:35:00: the 09:34 minute and the 09:30 five minutes close ...
     with pytest.raises(ConnectionError):
         await first.step(0)  # ... are published, and the process dies before they are stored
-    assert [figures(b) for b in await world.channel.sent("AAPL", "5m") if b.closed] == EXPECTED["5m"][:1]
+    assert [figures(b) for b in await sent(world.backplane, "AAPL", "5m") if b.closed] == EXPECTED["5m"][:1]
     assert (await world.stored("5m"))[0][-1] is False  # stored: still open
 
     successor = world.builder()
@@ -278,7 +280,7 @@ async def test_a_builder_that_dies_between_publishing_and_storing_is_taken_over_
     await successor.step(0)
     for interval in INTERVALS:
         assert await world.stored(interval) == EXPECTED[interval], interval
-        closed = [figures(bar) for bar in await world.channel.sent("AAPL", interval) if bar.closed]
+        closed = [figures(bar) for bar in await sent(world.backplane, "AAPL", interval) if bar.closed]
         assert closed == EXPECTED[interval], interval  # none lost, none twice
 
 

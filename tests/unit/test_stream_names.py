@@ -13,7 +13,13 @@ import pytest
 import legend
 from legend.domain.channels import BUILTIN_CHANNELS, ChannelError, ChannelSpec
 from legend.domain.external import external_message
-from legend.domain.stream_name import InvalidStreamName, StreamName, private_stream, ticker_stream
+from legend.domain.stream_name import (
+    InvalidStreamName,
+    StreamName,
+    bar_stream,
+    private_stream,
+    ticker_stream,
+)
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 
@@ -28,6 +34,8 @@ NAMES = [
     ("alerts:user:bob", StreamName("alerts", None, "bob")),
     ("portfolio:user:ann@example.com", StreamName("portfolio", None, "ann@example.com")),
     ("news:AAPL", StreamName("news", "AAPL")),
+    ("bars:AAPL:1m", StreamName("bars", "AAPL", None, "1m")),
+    ("bars:BRK.B:15m", StreamName("bars", "BRK.B", None, "15m")),
     ("news:AAPL:user:bob", StreamName("news", "AAPL", "bob")),
     ("news:user", StreamName("news", "user")),  # a key that reads "user" is still a key
     ("news:user:user:user", StreamName("news", "user", "user")),
@@ -78,13 +86,15 @@ def test_parts_that_would_not_read_back_are_refused(
 def test_the_builders_write_the_names_the_channels_read() -> None:
     assert ticker_stream("AAPL") == "ticker:AAPL"
     assert private_stream("alerts", "bob") == "alerts:user:bob"
-    ticker, _, alerts, _ = BUILTIN_CHANNELS
+    ticker, _, alerts, bars, _ = BUILTIN_CHANNELS
     assert (
         ticker.streams("AAPL", "bob") == ("ticker:AAPL",) and ticker.subscription_key("AAPL") == "ticker:AAPL"
     )
     assert alerts.streams(None, "bob") == ("alerts", "alerts:user:bob")
     assert alerts.parse_stream("alerts:user:bob") == (None, "bob")
     assert ticker.stream_name("ticker:AAPL") == StreamName("ticker", "AAPL")
+    assert bar_stream("AAPL", "1m") == "bars:AAPL:1m" == bars.streams("AAPL", "bob", "1m")[0]
+    assert bars.stream_name("bars:AAPL:1m") == StreamName("bars", "AAPL", None, "1m")
 
 
 def test_a_channel_reads_only_its_own_streams() -> None:

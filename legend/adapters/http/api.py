@@ -14,6 +14,7 @@ from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from legend.adapters.http.dependencies import Service
+from legend.adapters.http.errors import invalid
 from legend.adapters.http.security import admin_guard
 from legend.domain.envelope import Envelope
 from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
@@ -66,6 +67,16 @@ async def _publish(streaming: StreamingService, publish: Any, data: Any) -> Broa
     return BroadcastAccepted(
         "published", envelope.stream, envelope.seq, streaming.subscribers(envelope.stream)
     )
+
+
+def instant_param(key: str, text: str) -> datetime:
+    """A query parameter's ISO-8601 instant (``Z``, and a ``+`` that the query string made a blank, are
+    read; naive is UTC); a 400 naming ``key`` otherwise."""
+    try:
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise invalid((key, f"not an ISO-8601 instant: {text!r}"), source="query") from None
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
 
 
 # Counters the specification's stats already show under their own names, in its order.
@@ -188,18 +199,7 @@ class MarketController(Controller):
         ),
     ) -> MarketStatus:
         """The specification's ``market_status`` message for now, or for ``at``."""
-        if at is None:
-            instant = clock.now()
-        else:
-            try:
-                instant = datetime.fromisoformat(at.replace("Z", "+00:00").replace(" ", "+"))
-            except ValueError:
-                raise ValidationException(
-                    detail="Validation failed",
-                    extra=[{"key": "at", "message": f"not an ISO-8601 instant: {at!r}"}],
-                ) from None
-            if instant.tzinfo is None:
-                instant = instant.replace(tzinfo=UTC)
+        instant = clock.now() if at is None else instant_param("at", at)
         try:
             state = calendar.state_at(instant)
         except MarketCalendarError as exc:

@@ -7,8 +7,8 @@ A service is the server's own object, passed as it is (not validated as request 
 API schema). The names: ``streaming``, ``publisher``, ``cluster``, ``backplane``, ``streamer``,
 ``calendar``, ``clock``, ``watchlists``, ``alerting``, ``plugins``, ``service_status``, ``supervisor``,
 ``instance_id``, ``security`` (the security settings), ``metrics`` (this app's Prometheus registry), ``database``
-(its health, for ``/ready``) and, for plugin routes
-too, ``authenticator``.
+(its health, for ``/ready``), ``bar_store`` (None without a database), ``ticker_check`` and
+``authenticator`` (for plugin routes too).
 
 A name must never also be the name of a field or parameter of the API: Litestar takes a validation error
 under a dependency's name for a failed dependency and answers 500, not 400 (``status`` is a field of the

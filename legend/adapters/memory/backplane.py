@@ -72,7 +72,13 @@ class InMemoryBackplane:
             if len(self._once) > self._once_size:
                 self._once.popitem(last=False)
         envelope = self._log.append(
-            message.stream, message.kind, message.body, message.history_size, message.key, time.monotonic()
+            message.stream,
+            message.kind,
+            message.body,
+            message.history_size,
+            message.key,
+            time.monotonic(),
+            message.final,
         )
         if self._deliver is not None:
             self._deliver(envelope)

@@ -79,7 +79,9 @@ class Sequencer:
         for m, announced, seq in zip(messages, announcing, seqs, strict=True):
             if announced is not None:
                 listener.announced.add(announced)
-            published.append(seal(m.stream, int(seq), m.kind, m.body, m.key) if int(seq) else None)
+            published.append(
+                seal(m.stream, int(seq), m.kind, m.body, m.key, final=m.final) if int(seq) else None
+            )
         return published
 
     def call(

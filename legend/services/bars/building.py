@@ -44,7 +44,9 @@ BATCH = 1000  # log entries read, built and stored per write, at most
 TICK_SECONDS = 1.0  # due bars close at least this often, prices or not
 YIELD_EVERY = 250  # prices built between two yields to the event loop: the fan-out shares the loop
 
-PublishBar = Callable[[Bar], Awaitable[None]]
+#: Publishes one bar on the bars channel (``Publisher.publish_bar``); None back for a closed bar that was
+#: published already (a predecessor's), or AlreadyPublished raised.
+PublishBar = Callable[[Bar], Awaitable[object]]
 
 
 def _key(bar: Bar) -> tuple[str, str, datetime]:
@@ -247,7 +249,8 @@ class BarBuilding:
             return
         for bar in bars:
             try:
-                await self.publish_bar(bar)
+                if await self.publish_bar(bar) is None:
+                    continue  # a predecessor published it before it died: refused
             except AlreadyPublished:
                 continue
             except BackplaneUnavailable:

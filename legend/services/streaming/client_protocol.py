@@ -40,6 +40,9 @@ from legend.services.streaming.ticker_check import TickerCheck
 
 log = logging.getLogger("legend.streaming")
 
+# The channels keyed by a ticker the quote provider must know: their replies name it (``ticker``).
+_TICKER_CHANNELS = frozenset({"ticker", "bars"})
+
 
 class ClientProtocol:
     """Acts on the frames of the sessions of one instance."""
@@ -133,11 +136,12 @@ class ClientProtocol:
         """Subscribe, acknowledge, then send each stream's history (what was missed, with ``since``)."""
         try:
             spec, key = self.registry.resolve(request.channel, request.ticker)
+            interval = spec.interval_of(request.interval)
         except ChannelError as exc:
             self.error(session, "invalid_subscription", str(exc))
             return
         note: str | None = None
-        if spec.name == "ticker" and key and self.ticker_check is not None:
+        if spec.name in _TICKER_CHANNELS and key and self.ticker_check is not None:
             if await self.ticker_check.unknown(key):
                 if not session.closing:
                     name = self.ticker_check.provider.name
@@ -156,7 +160,7 @@ class ClientProtocol:
             if not allowed:
                 self.error(session, "not_authorized", f"Not authorized for channel '{spec.name}'")
                 return
-        sub_key = spec.subscription_key(key)
+        sub_key = spec.subscription_key(key, interval)
         if (
             sub_key not in session.subscriptions
             and len(session.subscriptions) >= self.limits.max_subscriptions
@@ -167,7 +171,7 @@ class ClientProtocol:
                 f"Subscription limit reached: at most {self.limits.max_subscriptions} per connection",
             )
             return
-        streams = spec.streams(key, session.user_id)
+        streams = spec.streams(key, session.user_id, interval)
         since = request.since
         since_of: dict[str, int] = {}
         if isinstance(since, int):
@@ -181,7 +185,7 @@ class ClientProtocol:
             sub = Subscribed(spec, key, streams)
             session.subscriptions[sub_key] = sub
             self.index.attach(session, sub)
-        ticker = key if spec.name == "ticker" else None
+        ticker = key if spec.name in _TICKER_CHANNELS else None
         self.reply(
             session,
             Subscription(
@@ -191,6 +195,7 @@ class ClientProtocol:
                 streams=list(streams),
                 timestamp=self._now(),
                 note=note,
+                interval=interval,
             ),
         )
         for stream in streams:
@@ -220,6 +225,7 @@ class ClientProtocol:
                     seq=replay.last_seq,
                     recovered=None if resume is None else replay.complete,
                     timestamp=self._now(),
+                    interval=interval,
                 ),
             )
             if (
@@ -254,10 +260,11 @@ class ClientProtocol:
         """Leave a channel; acknowledged even when it was not subscribed (idempotent)."""
         try:
             spec, key = self.registry.resolve(request.channel, request.ticker)
+            interval = spec.interval_of(request.interval)
         except ChannelError as exc:
             self.error(session, "invalid_subscription", str(exc))
             return
-        sub_key = spec.subscription_key(key)
+        sub_key = spec.subscription_key(key, interval)
         sub = session.subscriptions.pop(sub_key, None)
         if sub is not None:
             self.index.detach(session, sub)
@@ -266,8 +273,9 @@ class ClientProtocol:
             Subscription(
                 action="unsubscribed",
                 channel=spec.name,
-                ticker=key if spec.name == "ticker" else None,
+                ticker=key if spec.name in _TICKER_CHANNELS else None,
                 streams=list(sub.streams) if sub else [],
                 timestamp=self._now(),
+                interval=interval,
             ),
         )

@@ -88,7 +88,7 @@ class Fanout:
                 if pushed is Pushed.WRITE:
                     try:
                         if session.transport.write(text):
-                            outbox.wrote(now, conflate)
+                            outbox.wrote(now, conflate and not envelope.final)
                             written += 1
                             continue
                     except TransportClosed:

@@ -9,6 +9,11 @@ caller writes the shared frame straight to the socket. Only what has to wait is 
 - must-deliver messages, in order (never dropped: past ``capacity`` the connection is declared overflowed
   and must be closed). They are not held back by the budget but use it up.
 
+A final message of a conflated stream (``Envelope.final``: a closed bar) is must-deliver. What of its stream
+waits to be conflated is older: it goes into the must-deliver line first, so the stream's messages still
+reach the client in ``seq`` order (a client drops a message at or below the last seq it saw), and newer
+conflated messages of that stream wait behind it.
+
 Whatever waits is also bounded in bytes (``max_bytes``, counted as the characters of the JSON texts, as if
 no other connection shared them): past it the connection is overflowed too, whatever the kind of message,
 so that what a client that stops reading can cost is bounded even for large messages or many conflated
@@ -64,6 +69,7 @@ class Outbox:
         "_budget",
         "_bytes",
         "_control",
+        "_finals",
         "_floor",
         "_held",
         "_latest",
@@ -88,6 +94,7 @@ class Outbox:
     ) -> None:
         self._control: deque[tuple[str, str]] | None = None  # (text, message type)
         self._reliable: deque[Envelope] | None = None
+        self._finals: dict[str, int] | None = None  # stream -> final messages in ``_reliable``
         self._latest: dict[Slot, Envelope] | None = None
         self._floor: dict[str, int] | None = None
         self._held: dict[str, list[tuple[Envelope, Delivery]]] | None = None
@@ -134,7 +141,12 @@ class Outbox:
             floor = self._floor
             if floor is not None and envelope.stream in floor and not self._above_floor(envelope):
                 return Pushed.DEFERRED
-            if delivery is not Delivery.CONFLATE or self._budget.fits(now) or self._share_fits(now):
+            if (
+                delivery is not Delivery.CONFLATE
+                or envelope.final
+                or self._budget.fits(now)
+                or self._share_fits(now)
+            ):
                 return Pushed.WRITE
         return self.push(envelope, delivery)
 
@@ -172,7 +184,7 @@ class Outbox:
                 return Pushed.DEFERRED if self._check() else Pushed.OVERFLOW
         if self._floor is not None and not self._above_floor(envelope):
             return Pushed.DEFERRED  # already covered by a history reply
-        if delivery is Delivery.CONFLATE:
+        if delivery is Delivery.CONFLATE and not envelope.final:
             latest = self._latest
             if latest is None:
                 latest = self._latest = {}
@@ -194,9 +206,30 @@ class Outbox:
             return Pushed.QUEUED
         if self._reliable is None:
             self._reliable = deque()
+        if envelope.final:
+            self._line_up(stream)
+            finals = self._finals
+            if finals is None:
+                finals = self._finals = {}
+            finals[stream] = finals.get(stream, 0) + 1
         self._reliable.append(envelope)
         self._bytes += len(envelope.text)
         return Pushed.QUEUED if self._check() else Pushed.OVERFLOW
+
+    def _line_up(self, stream: str) -> None:
+        """Move what of ``stream`` waits to be conflated into the must-deliver line, oldest first: a final
+        message of the stream is about to follow it."""
+        latest, reliable = self._latest, self._reliable
+        if not latest or reliable is None:
+            return
+        waiting = sorted((env for env in latest.values() if env.stream == stream), key=lambda env: env.seq)
+        if not waiting:
+            return
+        for envelope in waiting:
+            del latest[slot_of(envelope)]
+            reliable.append(envelope)
+        if not latest:
+            self._latest = None
 
     def _above_floor(self, envelope: Envelope) -> bool:
         """False for a message a history reply already covered. The floor of a stream is forgotten at
@@ -230,7 +263,13 @@ class Outbox:
         return sum(len(held) for held in self._held.values()) if self._held else 0
 
     def _recount(self) -> None:
-        """Count the pending bytes again, after the rare changes that filter whole containers."""
+        """Count the pending bytes (and final messages) again, after the rare changes that filter whole
+        containers."""
+        finals: dict[str, int] = {}
+        for envelope in self._reliable or ():
+            if envelope.final:
+                finals[envelope.stream] = finals.get(envelope.stream, 0) + 1
+        self._finals = finals or None
         total = sum(len(text) for text, _ in self._control or ())
         total += sum(len(envelope.text) for envelope in self._reliable or ())
         total += sum(len(envelope.text) for envelope in (self._latest or {}).values())
@@ -315,13 +354,17 @@ class Outbox:
             return text, None
         latest = self._latest
         if latest is not None and not self._budget.fits(now) and self._share_fits(now):
-            return self._pop_latest(latest, now), None  # budget spent: the prices' guaranteed share
+            slot = self._unblocked(latest)
+            if slot is not None:  # budget spent: the prices' guaranteed share
+                return self._pop_latest(latest, now, slot), None
         reliable = self._reliable
         if reliable is not None:
             envelope = reliable.popleft()
             self._bytes -= len(envelope.text)
             if not reliable:
                 self._reliable = None
+            if envelope.final:
+                self._popped_final(envelope.stream)
             self._budget.record(now)
             self.popped, self.popped_type = envelope, envelope.type
             return envelope.text, None
@@ -331,7 +374,26 @@ class Outbox:
         wait = self._budget.wait(now) if prices is None else min(self._budget.wait(now), prices.wait(now))
         if wait > 0:
             return None, wait
-        return self._pop_latest(latest, now), None
+        return self._pop_latest(latest, now, next(iter(latest))), None
+
+    def _unblocked(self, latest: dict[Slot, Envelope]) -> Slot | None:
+        """The first conflated slot that may go out ahead of the must-deliver line: not one of a stream
+        whose final message waits in that line (it would pass it)."""
+        finals = self._finals
+        if finals is None:
+            return next(iter(latest))
+        return next((slot for slot in latest if _stream_of(slot) not in finals), None)
+
+    def _popped_final(self, stream: str) -> None:
+        finals = self._finals
+        if finals is None or stream not in finals:
+            return
+        if finals[stream] > 1:
+            finals[stream] -= 1
+        else:
+            del finals[stream]
+            if not finals:
+                self._finals = None
 
     def _share_fits(self, now: float) -> bool:
         """Whether a price fits the prices' guaranteed share (asked once the budget is spent)."""
@@ -344,8 +406,8 @@ class Outbox:
                 prices.record(now)
         return prices.fits(now)
 
-    def _pop_latest(self, latest: dict[Slot, Envelope], now: float) -> str:
-        envelope = latest.pop(next(iter(latest)))
+    def _pop_latest(self, latest: dict[Slot, Envelope], now: float, slot: Slot) -> str:
+        envelope = latest.pop(slot)
         self._bytes -= len(envelope.text)
         if not latest:
             self._latest = None

@@ -8,17 +8,19 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from legend.domain.bars import Bar, bar_message
 from legend.domain.channels import ChannelRegistry, ChannelSpec
-from legend.domain.envelope import Envelope, conflation_key
+from legend.domain.envelope import Envelope, conflation_key, is_final
 from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
 from legend.domain.market import MarketState
 from legend.domain.messages import AlertTrigger, MarketStatus, PatternAlert, alert_text, encode
 from legend.domain.prices import price_update
 from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
-from legend.domain.stream_name import private_stream, ticker_stream
+from legend.domain.stream_name import bar_stream, private_stream, ticker_stream
+from legend.domain.symbols import normalize_ticker
 from legend.domain.timefmt import iso, iso_or_none
-from legend.ports.backplane import Backplane, BackplaneUnavailable, Outgoing
+from legend.ports.backplane import AlreadyPublished, Backplane, BackplaneUnavailable, Outgoing
 from legend.ports.clock import Clock
 
 log = logging.getLogger("legend.publisher")
@@ -96,7 +98,8 @@ class Publisher:
         size = self._history_size if spec.history_size is None else spec.history_size
         kind = type(message).__struct_config__.tag
         key = conflation_key(getattr(message, "ticker", None), getattr(message, "symbol", None))
-        return Outgoing(stream, spec.topic, str(kind), encode(message), size, key, once)
+        final = is_final(getattr(message, "closed", None))
+        return Outgoing(stream, spec.topic, str(kind), encode(message), size, key, once, final)
 
     async def _send(
         self, spec: ChannelSpec, stream: str, message: msgspec.Struct, once: str | None = None
@@ -170,6 +173,21 @@ class Publisher:
             raise
         self._counters.messages_published += sum(1 for envelope in published if envelope is not None)
         return published
+
+    async def publish_bar(self, bar: Bar) -> Envelope | None:
+        """Publish a ``bar`` on ``bars:{ticker}:{interval}``: an open bar is conflated (the newest wins in a
+        slow client's outbox); a closed one is final (must-deliver, in history, resumable by ``seq``) and
+        published at most once: None for a closed bar published already (a successor's re-publish).
+        Raises BackplaneUnavailable (publish it again), ValueError for a ticker not written as the Ticker
+        rule writes it."""
+        if normalize_ticker(bar.ticker) != bar.ticker:
+            raise ValueError(f"bar of {bar.ticker!r}: write the ticker as {normalize_ticker(bar.ticker)!r}")
+        stream = bar_stream(bar.ticker, bar.interval)
+        once = f"bar:{bar.ticker}:{bar.interval}:{iso(bar.start)}:closed" if bar.closed else None
+        try:
+            return await self._publish_on(self._registry.get("bars"), stream, bar_message(bar, stream), once)
+        except AlreadyPublished:
+            return None
 
     async def market_status(self, data: MarketStatusInput | MarketState) -> Envelope:
         if isinstance(data, MarketState):

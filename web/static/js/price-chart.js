@@ -1,20 +1,24 @@
 // @ts-check
 /**
- * Legend Realtime — the dashboard's price chart: one ticker's prices as a line or as candles, in the
- * exchange's time, drawn by TradingView Lightweight Charts™ (vendored beside this file as
- * lightweight-charts.standalone.production.js, see LICENSE-lightweight-charts / NOTICE-lightweight-charts;
- * loaded on first use, from this server only).
+ * Legend Realtime — the dashboard's price chart: one ticker's bars (candles over a volume pane) or its
+ * prices (a line or candles built here), in the exchange's time, drawn by TradingView Lightweight Charts™
+ * (vendored beside this file as lightweight-charts.standalone.production.js, see
+ * LICENSE-lightweight-charts / NOTICE-lightweight-charts; loaded on first use, from this server only).
  *
  *   const chart = new PriceChart(element, { timeZone: 'America/New_York', zoneLabel: 'ET' });
- *   chart.show({ times, prices, previousClose, kind: 'line' });   // times: epoch ms, ascending
+ *   chart.showBars({ bars, seconds: 60 });                        // bars: [{ms, open, high, low, close, volume}]
+ *   bars.push(bar); chart.updateBar('append');                   // after changing `bars` in place
+ *   chart.onScrollBack(() => loadOlder());                       // the user reached the left edge
+ *   chart.show({ times, prices, previousClose, kind: 'line' });   // or prices: epoch ms, ascending
  *   chart.push(Date.now(), 151.2);                               // a live price
  *   chart.setKind('candles');
  *   chart.destroy();
  *
  * The chart library reads every timestamp as UTC and labels it as such, so times are shifted by the
  * exchange's UTC offset at that instant (zonedSeconds): the axis then reads in exchange time, across
- * daylight saving changes, whatever the browser's own time zone. Candles are built here from the prices
- * (toCandles), with an interval chosen from how dense and how long the series is (candleInterval).
+ * daylight saving changes, whatever the browser's own time zone; the crosshair adds the browser's own time
+ * with its zone's name when that is another zone. Candles are built here from the prices (toCandles), with
+ * an interval chosen from how dense and how long the series is (candleInterval).
  *
  * An ES module: the dashboard imports it (and defines `window.PriceChart`). Pure helpers are static
  * properties (PriceChart.zonedSeconds, .linePoints, .candleInterval, .toCandles) and named exports, for
@@ -28,6 +32,10 @@ const MAX_CANDLES = 150; // more would be too thin to read
 const PRICES_PER_CANDLE = 4; // fewer makes flat candles (open = close)
 const HOUR_MS = 3600000;
 const SECONDS_VISIBLE_BELOW = 1800; // a series shorter than this (s) shows seconds on its time axis
+const BARS_VISIBLE = 120; // bars shown when a longer history opens (the rest is a scroll away)
+const SCROLL_BACK_BARS = 10; // this close to the oldest bar, ask for older ones
+const VOLUME_PANE_STRETCH = 0.3; // the volume pane's height against the candles' (1)
+const DAY = 86400;
 
 // ───────────────────────────── time zones ─────────────────────────────
 
@@ -65,6 +73,12 @@ export function zoneOffset(ms, timeZone) {
 /** Seconds whose reading as UTC is the wall-clock time in `timeZone` at `ms`: what the chart shows. */
 export function zonedSeconds(ms, timeZone) {
     return Math.floor((ms + zoneOffset(ms, timeZone)) / 1000);
+}
+
+/** The instant (epoch ms) whose wall-clock time in `timeZone` is `seconds` read as UTC: zonedSeconds undone. */
+export function zonedInstant(seconds, timeZone) {
+    const wall = seconds * 1000;
+    return wall - zoneOffset(wall - zoneOffset(wall, timeZone), timeZone);
 }
 
 // ───────────────────────────── series ─────────────────────────────
@@ -137,10 +151,34 @@ function mergeCandle(candles, time, price) {
     return candle;
 }
 
+/**
+ * Bars ({ms, open, high, low, close, volume}, ascending) as the chart's candles and volume histogram, in
+ * exchange time; a volume is coloured as its candle (`up` when it closed at or above its open).
+ */
+export function barPoints(bars, timeZone, colors) {
+    const candles = [];
+    const volumes = [];
+    for (const bar of bars) {
+        const point = barPoint(bar, timeZone, colors);
+        candles.push(point.candle);
+        volumes.push(point.volume);
+    }
+    return { candles, volumes };
+}
+
+function barPoint(bar, timeZone, colors) {
+    const time = zonedSeconds(bar.ms, timeZone);
+    return {
+        candle: { time: time, open: bar.open, high: bar.high, low: bar.low, close: bar.close },
+        volume: { time: time, value: bar.volume, color: withAlpha(bar.close >= bar.open ? colors.up : colors.down, 0.45) },
+    };
+}
+
 /** "5s", "1m", "2h": a candle width for people. */
 export function intervalLabel(seconds) {
     if (seconds < 60) return seconds + 's';
     if (seconds < 3600) return seconds / 60 + 'm';
+    if (seconds >= DAY && seconds % DAY === 0) return seconds / DAY + 'D';
     return seconds / 3600 + 'h';
 }
 
@@ -174,9 +212,11 @@ export function loadLibrary(doc, url) {
 export class PriceChart {
     /**
      * @param {HTMLElement} container where the chart goes (sized by CSS; the chart follows its size)
-     * @param {{library: any, timeZone?: string, zoneLabel?: string, colors?: Partial<ChartColors>, locale?: string}} options
+     * @param {{library: any, timeZone?: string, zoneLabel?: string, localZone?: string, colors?: Partial<ChartColors>, locale?: string}} options
      *     `library` (LightweightCharts), `timeZone` (IANA, default America/New_York), `zoneLabel` (e.g.
-     *     'ET', shown in the crosshair label), `colors` ({text, grid, border, up, down, muted}), `locale`
+     *     'ET', shown in the crosshair label), `localZone` (the browser's zone by default: its time is added
+     *     to the crosshair label when it is not `timeZone`), `colors` ({text, grid, border, up, down,
+     *     muted}), `locale`
      */
     constructor(container, options) {
         const opts = options || /** @type {typeof options} */ ({});
@@ -184,8 +224,16 @@ export class PriceChart {
         this.timeZone = opts.timeZone || 'America/New_York';
         this.zoneLabel = opts.zoneLabel || '';
         this.colors = Object.assign({ text: '#3b475c', grid: '#e2e7ef', border: '#cfd7e3', up: '#0b8a4f', down: '#d12f3a', muted: '#6a7589' }, opts.colors || {});
+        this.localZone = opts.localZone || Intl.DateTimeFormat().resolvedOptions().timeZone;
+        /** 'bars' (showBars) or 'ticks' (show) */
+        this.mode = 'ticks';
         this.kind = 'line';
         this.interval = 60;
+        /** @type {{ms: number, open: number, high: number, low: number, close: number, volume: number}[]} the bars shown (the caller's array) */
+        this.bars = [];
+        this.barSeconds = 60;
+        this.volume = null; // the volume histogram (bars only)
+        this._scrollBack = null;
         this.times = [];
         this.prices = [];
         this.previousClose = null;
@@ -195,10 +243,13 @@ export class PriceChart {
         this._lastLineTime = null;
         this._trend = null;
 
-        const crosshairTime = new Intl.DateTimeFormat(opts.locale, {
-            timeZone: 'UTC', month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit', second: '2-digit',
-        });
-        const label = this.zoneLabel ? ' ' + this.zoneLabel : '';
+        const shifted = (options) => new Intl.DateTimeFormat(opts.locale, Object.assign({ timeZone: 'UTC' }, options));
+        this._formats = {
+            second: shifted({ month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit', second: '2-digit' }),
+            minute: shifted({ month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' }),
+            day: shifted({ weekday: 'short', year: 'numeric', month: 'short', day: 'numeric' }),
+            local: new Intl.DateTimeFormat(opts.locale, { timeZone: this.localZone, hour: 'numeric', minute: '2-digit', timeZoneName: 'short' }),
+        };
         this.chart = this.lib.createChart(container, {
             autoSize: true,
             layout: { background: { type: 'solid', color: 'transparent' }, textColor: this.colors.text, fontSize: 12 },
@@ -207,37 +258,101 @@ export class PriceChart {
             timeScale: { borderColor: this.colors.border, timeVisible: true, secondsVisible: false, rightOffset: 1 },
             localization: {
                 locale: opts.locale,
-                // shifted seconds read as UTC: the exchange's wall-clock time
-                timeFormatter: (time) => (typeof time === 'number' ? crosshairTime.format(new Date(time * 1000)) + label : String(time)),
+                timeFormatter: (time) => this.timeLabel(time),
             },
         });
+        this.chart.timeScale().subscribeVisibleLogicalRangeChange((range) => {
+            if (range && this.mode === 'bars' && this._scrollBack && range.from < SCROLL_BACK_BARS) this._scrollBack();
+        });
+    }
+
+    /**
+     * The crosshair's time: shifted seconds read as UTC are the exchange's wall-clock time ("Jan 15,
+     * 9:30 AM ET"), followed by the browser's own time when it is another zone ("· 11:30 PM GMT+9");
+     * a daily bar is its date.
+     */
+    timeLabel(time) {
+        if (typeof time !== 'number') return String(time);
+        const date = new Date(time * 1000);
+        if (this.mode === 'bars' && this.barSeconds >= DAY) return this._formats.day.format(date);
+        const exchange = (this.mode === 'bars' ? this._formats.minute : this._formats.second).format(date);
+        const text = exchange + (this.zoneLabel ? ' ' + this.zoneLabel : '');
+        if (this.localZone === this.timeZone) return text;
+        return text + ' · ' + this._formats.local.format(new Date(zonedInstant(time, this.timeZone)));
+    }
+
+    /**
+     * Draw bars: `bars` ({ms, open, high, low, close, volume}, ascending; the chart keeps this array and
+     * reads it again on updateBar and barsPrepended) of `seconds` each, as candles over a volume pane.
+     */
+    showBars(data) {
+        this.mode = 'bars';
+        this.bars = data.bars;
+        this.barSeconds = data.seconds;
+        this.previousClose = typeof data.previousClose === 'number' ? data.previousClose : null;
+        this.chart.applyOptions({ timeScale: { timeVisible: this.barSeconds < DAY, secondsVisible: false } });
+        this._build();
+        const n = this.bars.length;
+        if (n > BARS_VISIBLE) this.chart.timeScale().setVisibleLogicalRange({ from: n - BARS_VISIBLE, to: n + 1 });
+        else this.chart.timeScale().fitContent();
+    }
+
+    /**
+     * The caller changed its bars (BarHistory.apply): 'update' (the last bar), 'append' (a new last bar)
+     * or 'replace' (an earlier one: redrawn).
+     */
+    updateBar(change) {
+        if (this.mode !== 'bars' || !this.series || !this.bars.length) return;
+        if (change === 'replace') {
+            this._setBars();
+            return;
+        }
+        const point = barPoint(this.bars[this.bars.length - 1], this.timeZone, this.colors);
+        this.series.update(point.candle);
+        this.volume.update(point.volume);
+    }
+
+    /** `added` older bars were put in front of the caller's bars: draw them, the view staying where it was. */
+    barsPrepended(added) {
+        if (this.mode !== 'bars' || !this.series || !added) return;
+        const scale = this.chart.timeScale();
+        const range = scale.getVisibleLogicalRange();
+        this._setBars();
+        if (range) scale.setVisibleLogicalRange({ from: range.from + added, to: range.to + added });
+    }
+
+    /** Call `fn` when the user scrolls bars to the left edge (null: stop). */
+    onScrollBack(fn) {
+        this._scrollBack = fn || null;
     }
 
     /** Draw a new series: `times` (epoch ms, ascending) and `prices` of the same length. */
     show(data) {
+        this.mode = 'ticks';
         this.times = data.times || [];
         this.prices = data.prices || [];
         this.previousClose = typeof data.previousClose === 'number' ? data.previousClose : null;
         if (data.kind) this.kind = data.kind === 'candles' ? 'candles' : 'line';
         const n = this.times.length;
         const span = n > 1 ? (this.times[n - 1] - this.times[0]) / 1000 : 0;
-        this.chart.applyOptions({ timeScale: { secondsVisible: span < SECONDS_VISIBLE_BELOW } });
+        this.chart.applyOptions({ timeScale: { timeVisible: true, secondsVisible: span < SECONDS_VISIBLE_BELOW } });
         this._build();
         this.chart.timeScale().fitContent();
     }
 
-    /** Line or candles, redrawn from the same prices. */
+    /** Line or candles, redrawn from the same prices (bars are always candles). */
     setKind(kind) {
         const next = kind === 'candles' ? 'candles' : 'line';
         if (next === this.kind && this.series) return;
         this.kind = next;
+        if (this.mode === 'bars') return;
         this._build();
         this.chart.timeScale().fitContent();
     }
 
     /** A live price (the caller has appended it to its arrays already, or passes it here only). */
     push(ms, price) {
-        if (!this.series) return;
+        if (!this.series || this.mode === 'bars') return;
         if (this.kind === 'line') {
             const time = zonedSeconds(ms, this.timeZone);
             if (this._lastLineTime !== null && time < this._lastLineTime) return this._build();
@@ -272,10 +387,15 @@ export class PriceChart {
         this.chart.remove();
         this.chart = null;
         this.series = null;
+        this.volume = null;
+        this._scrollBack = null;
     }
 
     _priceFormat() {
-        let reference = this.prices.length ? Math.abs(this.prices[this.prices.length - 1]) : 1;
+        const last = this.mode === 'bars'
+            ? (this.bars.length ? this.bars[this.bars.length - 1].close : null)
+            : (this.prices.length ? this.prices[this.prices.length - 1] : null);
+        let reference = last === null ? 1 : Math.abs(last);
         if (this.previousClose !== null) reference = Math.min(reference, Math.abs(this.previousClose));
         return reference < 1 ? { type: 'price', precision: 4, minMove: 0.0001 } : { type: 'price', precision: 2, minMove: 0.01 };
     }
@@ -283,17 +403,30 @@ export class PriceChart {
     _build() {
         const lib = this.lib;
         if (this.series) this.chart.removeSeries(this.series);
+        if (this.volume) this.chart.removeSeries(this.volume);
         this.series = null;
+        this.volume = null;
         this._priceLine = null;
         this._trend = null;
         const c = this.colors;
-        if (this.kind === 'candles') {
+        const candleOptions = {
+            upColor: c.up, downColor: c.down, borderVisible: false, wickUpColor: c.up, wickDownColor: c.down,
+            priceFormat: this._priceFormat(),
+        };
+        if (this.mode === 'bars') {
+            this.series = this.chart.addSeries(lib.CandlestickSeries, candleOptions, 0);
+            this.volume = this.chart.addSeries(lib.HistogramSeries, {
+                priceFormat: { type: 'volume' }, priceLineVisible: false, lastValueVisible: false,
+            }, 1);
+            const pane = this.chart.panes()[1];
+            if (pane) pane.setStretchFactor(VOLUME_PANE_STRETCH);
+            this._setBars();
+            this._candles = [];
+            this._lastLineTime = null;
+        } else if (this.kind === 'candles') {
             this.interval = candleInterval(this.times);
             this._candles = toCandles(this.times, this.prices, this.interval, this.timeZone);
-            this.series = this.chart.addSeries(lib.CandlestickSeries, {
-                upColor: c.up, downColor: c.down, borderVisible: false, wickUpColor: c.up, wickDownColor: c.down,
-                priceFormat: this._priceFormat(),
-            });
+            this.series = this.chart.addSeries(lib.CandlestickSeries, candleOptions);
             this.series.setData(this._candles.map((k) => Object.assign({}, k)));
             this._lastLineTime = null;
         } else {
@@ -313,6 +446,12 @@ export class PriceChart {
         }
     }
 
+    _setBars() {
+        const points = barPoints(this.bars, this.timeZone, this.colors);
+        this.series.setData(points.candles);
+        this.volume.setData(points.volumes);
+    }
+
     /** The line is green above the previous close, red below (as the table's trend). */
     _applyTrend(price) {
         if (this.kind !== 'line' || !this.series) return;
@@ -328,6 +467,8 @@ export class PriceChart {
     static loadLibrary = loadLibrary;
     static zoneOffset = zoneOffset;
     static zonedSeconds = zonedSeconds;
+    static zonedInstant = zonedInstant;
+    static barPoints = barPoints;
     static linePoints = linePoints;
     static candleInterval = candleInterval;
     static toCandles = toCandles;

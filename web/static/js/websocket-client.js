@@ -14,6 +14,7 @@
  *   const ws = new WebSocketClient({ userId: 'user123', maxMessagesPerSecond: 10, batchUpdateDelay: 100 });
  *   ws.connect();
  *   ws.subscribe('ticker', 'AAPL');            // also 'patterns', 'alerts', 'market_status', 'news', ...
+ *   ws.subscribeBars('AAPL', '1m');            // = subscribe('bars', 'AAPL', '1m'); ws.onBar(handler)
  *   const off = ws.on('price_update', (msg, info) => {
  *       ws.updateElementIfChanged(document.getElementById('aapl-price'), msg.price, v => `$${v.toFixed(2)}`);
  *   });                                        // info.replayed is true for messages replayed from `history`
@@ -58,7 +59,7 @@
 import { StreamClient } from './client/client.js';
 import { DomWriter } from './dashboard/dom.js';
 
-export { CONTROL_TYPES, DEFAULTS, HEARTBEAT_TIMEOUT_CODE, NO_RECONNECT_CODES } from './client/codes.js';
+export { BAR_INTERVALS, CONTROL_TYPES, DEFAULTS, HEARTBEAT_TIMEOUT_CODE, NO_RECONNECT_CODES } from './client/codes.js';
 export { buildUrl, computeBackoff, reconnectHint } from './client/connection.js';
 export { normalizeTicker, subscriptionKey } from './client/subscriptions.js';
 export { DomWriter };

@@ -12,7 +12,7 @@
  * It never touches the DOM: WebSocketClient (websocket-client.js) adds updateElementIfChanged() and the
  * other DOM helpers of the specification on top, through the dashboard's DomWriter.
  */
-import { CONTROL_TYPES, DEFAULTS, HEARTBEAT_TIMEOUT_CODE, NO_RECONNECT_CODES, nonNegative, positive } from './codes.js';
+import { BAR_INTERVALS, CONTROL_TYPES, DEFAULTS, HEARTBEAT_TIMEOUT_CODE, NO_RECONNECT_CODES, nonNegative, positive } from './codes.js';
 import { Connection, buildUrl, computeBackoff, reconnectHint } from './connection.js';
 import { MessageQueue } from './queue.js';
 import { Subscriptions, normalizeTicker, subscriptionKey } from './subscriptions.js';
@@ -21,6 +21,7 @@ import { Subscriptions, normalizeTicker, subscriptionKey } from './subscriptions
 /** @typedef {import('./types.js').ClientStats} ClientStats */
 /** @typedef {import('./types.js').Clock} Clock */
 /** @typedef {import('./types.js').Message} Message */
+/** @typedef {import('./types.js').BarMessage} BarMessage */
 
 /** The class behind WebSocketClient. */
 export class StreamClient {
@@ -155,21 +156,52 @@ export class StreamClient {
     }
 
     /**
-     * Subscribe to a channel (and ticker); remembered across reconnects. Returns false if invalid.
+     * Subscribe to a channel (and ticker; and for 'bars' an interval); remembered across reconnects.
+     * Returns false if invalid.
      * @param {string} channel
      * @param {string | null} [ticker]
+     * @param {string | null} [interval] one of BAR_INTERVALS, for the 'bars' channel only
      */
-    subscribe(channel, ticker) {
-        return this._subscriptions.subscribe(channel, ticker);
+    subscribe(channel, ticker, interval) {
+        return this._subscriptions.subscribe(channel, ticker, interval);
     }
 
     /**
      * Unsubscribe; forgets the resume position and drops queued messages of its streams.
      * @param {string} channel
      * @param {string | null} [ticker]
+     * @param {string | null} [interval]
      */
-    unsubscribe(channel, ticker) {
-        return this._subscriptions.unsubscribe(channel, ticker);
+    unsubscribe(channel, ticker, interval) {
+        return this._subscriptions.unsubscribe(channel, ticker, interval);
+    }
+
+    /**
+     * Subscribe to a ticker's bars of one interval ('1m', '5m', '15m', '1h', '1d'): `bar` messages, the
+     * open bar as it changes and each closed bar once (onBar). Returns false if invalid.
+     * @param {string} ticker
+     * @param {string} interval
+     */
+    subscribeBars(ticker, interval) {
+        return this.subscribe('bars', ticker, interval);
+    }
+
+    /**
+     * Stop the bars of a ticker and interval.
+     * @param {string} ticker
+     * @param {string} interval
+     */
+    unsubscribeBars(ticker, interval) {
+        return this.unsubscribe('bars', ticker, interval);
+    }
+
+    /**
+     * Listen to `bar` messages (every subscribed ticker and interval): on('bar', handler).
+     * @param {(bar: BarMessage, info: {replayed: boolean}) => void} handler
+     * @returns {() => void} removes the handler
+     */
+    onBar(handler) {
+        return this.on('bar', handler);
     }
 
     /**
@@ -180,8 +212,8 @@ export class StreamClient {
      */
     send(obj) {
         if (!obj || typeof obj !== 'object') return false;
-        if (obj.type === 'subscribe') return this.subscribe(obj.channel, obj.ticker);
-        if (obj.type === 'unsubscribe') return this.unsubscribe(obj.channel, obj.ticker);
+        if (obj.type === 'subscribe') return this.subscribe(obj.channel, obj.ticker, obj.interval);
+        if (obj.type === 'unsubscribe') return this.unsubscribe(obj.channel, obj.ticker, obj.interval);
         return this._connection.sendFrame(obj);
     }
 
@@ -351,6 +383,7 @@ export class StreamClient {
     static subscriptionKey = subscriptionKey;
     static buildUrl = buildUrl;
     static CONTROL_TYPES = CONTROL_TYPES;
+    static BAR_INTERVALS = BAR_INTERVALS;
     static NO_RECONNECT_CODES = NO_RECONNECT_CODES;
     static HEARTBEAT_TIMEOUT_CODE = HEARTBEAT_TIMEOUT_CODE;
     static DEFAULTS = DEFAULTS;

@@ -6,6 +6,9 @@
  */
 
 /** Server message types handled at once: never queued, throttled or dropped. */
+/** The intervals of the `bars` channel (docs/protocol.md), shortest first. */
+export const BAR_INTERVALS = Object.freeze(['1m', '5m', '15m', '1h', '1d']);
+
 export const CONTROL_TYPES = new Set(['connection', 'subscription', 'history', 'pong', 'error', 'service_status']);
 
 /** Close codes after which reconnecting with the same credentials cannot help. */

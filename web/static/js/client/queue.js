@@ -1,8 +1,9 @@
 // @ts-check
 /**
  * Legend Realtime client — the throttled queue of data messages: delivered at most
- * `maxMessagesPerSecond` per second; queued price updates of one ticker conflated (the newest replaces
- * the older in place); bounded by `maxQueueSize`, dropping price updates first and never a must-deliver
+ * `maxMessagesPerSecond` per second; queued price updates of one ticker, and open bars of one bars
+ * stream, conflated (the newest replaces the older in place; a closed bar never is, and a later open bar
+ * queues behind it, in seq order); bounded by `maxQueueSize`, dropping price updates first and never a must-deliver
  * message (the queue grows beyond the bound for those, counted in `queueOverflows`).
  *
  * It also remembers, per stream, the highest seq waiting in it: the subscriptions ask for it to tell a
@@ -14,6 +15,21 @@ import { seqOf, streamOf } from './subscriptions.js';
 /** @typedef {import('./types.js').ClientStats} ClientStats */
 /** @typedef {import('./types.js').Log} Log */
 /** @typedef {{msg: Message, key: string | null}} Entry */
+
+/**
+ * What a queued message conflates with: a price update's ticker, an open bar's 'bar:' + stream; null for
+ * a must-deliver message (a closed bar among them).
+ * @param {Message} msg
+ * @returns {string | null}
+ */
+function conflationKey(msg) {
+    if (msg.type === 'price_update' && typeof msg.ticker === 'string') return msg.ticker.toUpperCase();
+    if (msg.type === 'bar' && msg.closed !== true) {
+        const stream = streamOf(msg);
+        return stream ? 'bar:' + stream : null;
+    }
+    return null;
+}
 
 export class MessageQueue {
     /**
@@ -32,7 +48,7 @@ export class MessageQueue {
         this._deliver = deliver;
         /** @type {Entry[]} */
         this._entries = [];
-        /** @type {Map<string, Entry>} ticker -> queued price update, for conflation */
+        /** @type {Map<string, Entry>} ticker (or 'bar:' + stream) -> queued price update (open bar), for conflation */
         this._conflation = new Map();
         /** @type {Map<string, number>} stream -> highest seq accepted into the queue, not yet delivered nor discarded */
         this._queuedSeq = new Map();
@@ -56,9 +72,12 @@ export class MessageQueue {
 
     /** @param {Message} msg */
     push(msg) {
-        let key = null;
-        if (msg.type === 'price_update' && typeof msg.ticker === 'string') {
-            key = msg.ticker.toUpperCase();
+        const key = conflationKey(msg);
+        if (msg.type === 'bar' && msg.closed === true) {
+            const stream = streamOf(msg);
+            if (stream) this._conflation.delete('bar:' + stream); // later open bars queue behind this one
+        }
+        if (key !== null) {
             const waiting = this._conflation.get(key);
             if (waiting) {
                 waiting.msg = msg; // the newer price replaces the older one in place

@@ -13,7 +13,9 @@
 /** @typedef {import('./types.js').Log} Log */
 /** @typedef {import('./connection.js').Connection} Connection */
 /** @typedef {import('./queue.js').MessageQueue} MessageQueue */
-/** @typedef {{channel: string, ticker: string | null, key: string, streams: string[] | null}} Subscription */
+/** @typedef {{channel: string, ticker: string | null, interval: string | null, key: string, streams: string[] | null}} Subscription */
+
+import { BAR_INTERVALS } from './codes.js';
 
 /** An upper-cased, trimmed ticker symbol, or null when there is none. Only ASCII is upper-cased
  *  ('ıbm'.toUpperCase() is 'IBM'): anything else goes to the server as typed, which refuses it. */
@@ -24,10 +26,16 @@ export function normalizeTicker(ticker) {
     return /^[\x20-\x7e]*$/.test(t) ? t.toUpperCase() : t;
 }
 
-/** The subscription key the stats use: 'ticker:AAPL', 'patterns', 'news:TSLA'. */
-export function subscriptionKey(channel, ticker) {
+/**
+ * The subscription key the stats use: 'ticker:AAPL', 'patterns', 'news:TSLA', 'bars:AAPL:1m'.
+ * @param {string} channel
+ * @param {string | null} [ticker]
+ * @param {string | null} [interval] the `bars` channel's
+ */
+export function subscriptionKey(channel, ticker, interval) {
     const t = normalizeTicker(ticker);
-    return t ? channel + ':' + t : String(channel);
+    const key = t ? channel + ':' + t : String(channel);
+    return typeof interval === 'string' && interval !== '' ? key + ':' + interval : key;
 }
 
 /** The stream a data message belongs to (its `channel`), or null. */
@@ -76,33 +84,52 @@ export class Subscriptions {
         return streams;
     }
 
-    /** Subscribe to a channel (and ticker); remembered across reconnects. Returns false if invalid. */
-    subscribe(channel, ticker) {
+    /**
+     * Subscribe to a channel (and ticker, and the `bars` channel's interval); remembered across
+     * reconnects. Returns false if invalid.
+     * @param {string} channel
+     * @param {string | null} [ticker]
+     * @param {string | null} [interval]
+     */
+    subscribe(channel, ticker, interval) {
         if (typeof channel !== 'string' || channel === '') {
             this._log('warn', 'WebSocketClient: subscribe needs a channel name');
             return false;
         }
         const t = normalizeTicker(ticker);
-        if (channel === 'ticker' && !t) {
-            this._log('warn', "WebSocketClient: the 'ticker' channel needs a ticker symbol");
+        if ((channel === 'ticker' || channel === 'bars') && !t) {
+            this._log('warn', "WebSocketClient: the '" + channel + "' channel needs a ticker symbol");
             return false;
         }
-        const key = subscriptionKey(channel, t);
+        const i = interval === undefined || interval === null ? null : interval;
+        if (channel === 'bars' ? i === null || !BAR_INTERVALS.includes(i) : i !== null) {
+            this._log('warn', channel === 'bars'
+                ? "WebSocketClient: the 'bars' channel needs an interval: one of " + BAR_INTERVALS.join(', ')
+                : "WebSocketClient: only the 'bars' channel takes an interval");
+            return false;
+        }
+        const key = subscriptionKey(channel, t, i);
         let sub = this._subs.get(key);
         if (sub && sub.streams) return true; // already subscribed and acknowledged
         if (!sub) {
-            sub = { channel: channel, ticker: t, key: key, streams: null };
+            sub = { channel: channel, ticker: t, interval: i, key: key, streams: null };
             this._subs.set(key, sub);
         }
         if (this._connection.state === 'open') this._connection.sendFrame(this._subscribeFrame(sub));
         return true;
     }
 
-    /** Unsubscribe; forgets the resume position and drops queued messages of its streams. */
-    unsubscribe(channel, ticker) {
+    /**
+     * Unsubscribe; forgets the resume position and drops queued messages of its streams.
+     * @param {string} channel
+     * @param {string | null} [ticker]
+     * @param {string | null} [interval]
+     */
+    unsubscribe(channel, ticker, interval) {
         if (typeof channel !== 'string' || channel === '') return false;
         const t = normalizeTicker(ticker);
-        const key = subscriptionKey(channel, t);
+        const i = typeof interval === 'string' && interval !== '' ? interval : null;
+        const key = subscriptionKey(channel, t, i);
         const sub = this._subs.get(key);
         if (sub) {
             this._subs.delete(key);
@@ -118,6 +145,7 @@ export class Subscriptions {
             /** @type {Record<string, unknown>} */
             const frame = { type: 'unsubscribe', channel: channel };
             if (t) frame.ticker = t;
+            if (i) frame.interval = i;
             this._connection.sendFrame(frame);
             return true;
         }
@@ -137,7 +165,8 @@ export class Subscriptions {
      */
     acknowledge(msg) {
         if (msg.action !== 'subscribed' || typeof msg.channel !== 'string') return;
-        const sub = this._subs.get(subscriptionKey(msg.channel, msg.ticker));
+        const interval = typeof msg.interval === 'string' ? msg.interval : null;
+        const sub = this._subs.get(subscriptionKey(msg.channel, /** @type {string | null} */ (msg.ticker ?? null), interval));
         if (!sub) return;
         const streams = Array.isArray(msg.streams) ? msg.streams.filter((s) => typeof s === 'string' && s !== '') : [];
         sub.streams = streams.length ? streams : [sub.key];
@@ -147,6 +176,7 @@ export class Subscriptions {
         /** @type {Record<string, unknown>} */
         const frame = { type: 'subscribe', channel: sub.channel };
         if (sub.ticker) frame.ticker = sub.ticker;
+        if (sub.interval) frame.interval = sub.interval;
         const since = this._sinceFor(sub);
         if (since !== undefined) frame.since = since;
         return frame;

@@ -10,6 +10,21 @@ export interface Message {
     [field: string]: unknown;
 }
 
+/** A `bar` message of the `bars` channel (docs/protocol.md): `time` is the bar's start; `closed` false
+ *  while it forms (conflated: the newest wins), true once, when it is final. */
+export interface BarMessage extends Message {
+    type: 'bar';
+    ticker: string;
+    interval: '1m' | '5m' | '15m' | '1h' | '1d';
+    time: string;
+    open: number;
+    high: number;
+    low: number;
+    close: number;
+    volume: number;
+    closed: boolean;
+}
+
 /** The counters of getStats() that the parts add to (one object, given to each part). */
 export interface ClientStats {
     messagesReceived: number;

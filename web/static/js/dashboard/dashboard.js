@@ -22,11 +22,12 @@
 import { WebSocketClient } from '../websocket-client.js';
 import { ActivityFeed } from './activity.js';
 import { AlertFeed, Beeper } from './alerts.js';
+import { BARS_PAGE } from './bars.js';
 import { ChartDialog, recordPrice } from './charts.js';
 import { ConnectionStatus } from './connection-status.js';
 import { DomWriter, el, FrameBatch } from './dom.js';
 import { USER_ID_RE, exchangeZone, fmtMarketTime, parseTicker } from './format.js';
-import { Api } from './rest.js';
+import { Api, errorText } from './rest.js';
 import { ALERT_KINDS, AlertRules } from './rules.js';
 import { SignIn, decodeToken, safeLink, tokenFromHash } from './signin.js';
 import { SoundAlerts } from './sound.js';
@@ -116,6 +117,8 @@ export class RealtimeDashboard {
             frame: this.frame,
             row: (ticker) => this.watchlist.row(ticker),
             exchange: () => this.status.exchange,
+            loadBars: (ticker, interval, before) => this._loadBars(ticker, interval, before),
+            subscribeBars: (ticker, interval, onBar) => this._subscribeBars(ticker, interval, onBar),
             destroyed: destroyed,
         });
         /** The watchlist: its rows and their live prices, the saved tickers. */
@@ -187,9 +190,14 @@ export class RealtimeDashboard {
         return this.charts ? this.charts.ticker : null;
     }
 
-    /** 'line' or 'candles': how the chart draws prices. */
+    /** 'line' or 'candles': how the chart draws prices (when the server has no bars). */
     get chartKind() {
         return this.charts ? this.charts.kind : 'line';
+    }
+
+    /** The chart's bar interval: '1m', '5m', '15m', '1h' or '1d'. */
+    get chartInterval() {
+        return this.charts ? this.charts.interval : '1m';
     }
 
     /** @type {Map<string, import('./types.js').Row>} ticker -> the state of its row on the page */
@@ -350,6 +358,9 @@ export class RealtimeDashboard {
         d.chartPrice = d.chartDialog.querySelector('.chart-price');
         d.chartChange = d.chartDialog.querySelector('.chart-change');
         d.chartKinds = Array.from(d.chartDialog.querySelectorAll('button[data-kind]'));
+        d.chartIntervals = Array.from(d.chartDialog.querySelectorAll('button[data-interval]'));
+        d.chartKindGroup = d.chartDialog.querySelector('.chart-kinds');
+        d.chartIntervalGroup = d.chartDialog.querySelector('.chart-intervals');
         this._renderUser(this.userId);
 
         for (const [value, label] of ALERT_KINDS) {
@@ -376,6 +387,8 @@ export class RealtimeDashboard {
             if (event.target === d.chartDialog) this.closeChart(); // the backdrop
             const kind = event.target.closest('button[data-kind]');
             if (kind) this.setChartKind(kind.dataset.kind);
+            const interval = event.target.closest('button[data-interval]');
+            if (interval) this.setChartInterval(interval.dataset.interval);
         });
         if (window.matchMedia) {
             listen(window.matchMedia('(prefers-color-scheme: dark)'), 'change', () => {
@@ -540,11 +553,49 @@ export class RealtimeDashboard {
     }
 
     /**
+     * Show the chart's bars of `interval` ('1m', '5m', '15m', '1h' or '1d', remembered in this browser);
+     * resolves to the interval now used once the open chart is drawn again.
+     * @param {unknown} interval
+     */
+    setChartInterval(interval) {
+        return this.charts.setInterval(interval);
+    }
+
+    /**
      * Turn sound alerts on or off (what the sound button does); returns whether they are on.
      * @param {unknown} on
      */
     setSoundEnabled(on) {
         return this.sound.setEnabled(on);
+    }
+
+    /**
+     * A page of `ticker`'s bars (GET /api/bars/{ticker}): the newest, or those before `before`.
+     * @type {import('./charts.js').LoadBars}
+     */
+    async _loadBars(ticker, interval, before) {
+        const query = new URLSearchParams({ interval: interval, limit: String(BARS_PAGE) });
+        if (before) query.set('before', before);
+        const res = await this.api.get('/api/bars/' + encodeURIComponent(ticker) + '?' + query.toString());
+        if (res.ok) return res.data;
+        if (res.status === 404) throw new Error('HTTP 404');
+        throw new Error(errorText(res, 'the bars could not be loaded'));
+    }
+
+    /**
+     * Follow `ticker`'s live bar of `interval` on the bars channel; null while the client has none.
+     * @type {import('./charts.js').SubscribeBars}
+     */
+    _subscribeBars(ticker, interval, onBar) {
+        const client = this.ws;
+        const off = client.onBar((msg) => {
+            if (msg && msg.ticker === ticker && msg.interval === interval) onBar(msg);
+        });
+        client.subscribeBars(ticker, interval);
+        return () => {
+            off();
+            client.unsubscribeBars(ticker, interval);
+        };
     }
 
     _retrySoon() {

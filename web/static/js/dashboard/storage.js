@@ -9,6 +9,7 @@ export const KEYS = {
     token: 'legend.token',
     sound: 'legend.sound',
     chartKind: 'legend.chartKind',
+    chartInterval: 'legend.chartInterval',
     watchlist: (user) => 'legend.watchlist.' + user,
     lastSeen: (user) => 'legend.lastSeen.' + user,
 };

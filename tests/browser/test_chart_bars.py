@@ -1,0 +1,160 @@
+"""The chart dialog on bars in Chromium: candles over a volume pane from GET /api/bars, older pages on scroll
+back, the interval switcher remembered across a reload, and the fall back on prices without history.
+
+/api/bars is played by Playwright (``page.route``) with made-up bars until the server's route lands; the page,
+its scripts and the WebSocket are the real server's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+if os.environ.get("LEGEND_REQUIRE_BROWSER") != "1":
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+from playwright.sync_api import Page, Route, expect
+
+OpenDashboard = Callable[..., Page]
+
+PAGE = 300  # bars per answer of the played route
+PAGES = 2  # then an empty page: the start of history
+STEP = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
+
+
+class PlayedBars:
+    """GET /api/bars/{ticker}: PAGE bars per answer, oldest first, the newest starting in the current period."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, str]] = []
+        self.now = datetime.now(UTC).replace(second=0, microsecond=0)
+
+    def __call__(self, route: Route) -> None:
+        url = urlsplit(route.request.url)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        query["ticker"] = url.path.rsplit("/", 1)[-1]
+        self.requests.append(query)
+        step = timedelta(seconds=STEP[query["interval"]])
+        newest = self.now - timedelta(seconds=self.now.timestamp() % step.total_seconds())
+        end = (
+            datetime.fromisoformat(query["before"].replace("Z", "+00:00")) - step
+            if "before" in query
+            else newest
+        )
+        first = newest - step * (PAGE * PAGES - 1)  # the oldest bar there is
+        bars = []
+        for i in range(PAGE):
+            start = end - step * (PAGE - 1 - i)
+            if start < first:
+                continue
+            n = int(start.timestamp() // step.total_seconds())
+            close = 100 + (n % 17) - (n % 5) * 0.7
+            bars.append(
+                {
+                    "time": start.isoformat().replace("+00:00", "Z"),
+                    "open": 100 + (n % 13) * 0.5,
+                    "high": max(close, 100 + (n % 13) * 0.5) + 1,
+                    "low": min(close, 100 + (n % 13) * 0.5) - 1,
+                    "close": close,
+                    "volume": 1000 + (n % 7) * 300,
+                }
+            )
+        route.fulfill(json={"ticker": query["ticker"], "interval": query["interval"], "bars": bars})
+
+
+CHART = """() => {
+    const c = realtimeDashboard.chart;
+    return {
+        mode: c && c.mode,
+        type: c && c.series ? c.series.seriesType() : null,
+        candles: c && c.series ? c.series.data().length : 0,
+        volumes: c && c.volume ? c.volume.data().length : 0,
+        panes: c ? c.chart.panes().length : 0,
+        interval: realtimeDashboard.chartInterval,
+    };
+}"""
+
+
+def open_chart(page: Page) -> None:
+    page.evaluate("realtimeDashboard.subscribeTicker('AAPL')")
+    page.locator('#price-rows tr[data-ticker="AAPL"] button.sym').click()
+    expect(page.locator("#chart-dialog")).to_be_visible()
+
+
+def test_the_chart_opens_on_bars_pages_back_and_remembers_its_interval(
+    open_dashboard: OpenDashboard, screenshots: Path
+) -> None:
+    played = PlayedBars()
+    page = open_dashboard(timezone="Asia/Tokyo")
+    page.route("**/api/bars/**", played)
+    open_chart(page)
+    page.wait_for_function(f"realtimeDashboard.chart?.series?.data().length === {PAGE}")
+    state: dict[str, Any] = page.evaluate(CHART)
+    assert state == {
+        "mode": "bars",
+        "type": "Candlestick",
+        "candles": PAGE,
+        "volumes": PAGE,
+        "panes": 2,  # the volume pane under the candles
+        "interval": "1m",
+    }
+    assert played.requests[0] == {"interval": "1m", "limit": "500", "ticker": "AAPL"}
+    dialog = page.locator("#chart-dialog")
+    expect(dialog.locator(".chart-intervals")).to_be_visible()
+    expect(dialog.locator(".chart-kinds")).to_be_hidden()
+    expect(page.locator("#chart-note")).to_contain_text(f"{PAGE} × 1m bars since")
+    # the crosshair reads New York time, then this browser's (Tokyo)
+    label = page.evaluate("realtimeDashboard.chart.timeLabel(realtimeDashboard.chart.series.data()[0].time)")
+    assert re.fullmatch(r".+ ET · \d{1,2}:\d\d\s?[AP]M GMT\+9", label), label
+    page.wait_for_timeout(300)  # the chart paints on its next frame
+    shot = screenshots / "dashboard-chart-bars.png"
+    dialog.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+
+    # scrolled to the left edge: the page before the oldest bar, then an empty one, then nothing more
+    oldest = page.evaluate("new Date(realtimeDashboard.charts.history.bars[0].ms).toISOString()")
+    page.evaluate("realtimeDashboard.chart.chart.timeScale().setVisibleLogicalRange({from: 0, to: 80})")
+    page.wait_for_function(f"realtimeDashboard.chart.series.data().length === {PAGE * 2}")
+    assert played.requests[1]["before"] == oldest
+    assert page.evaluate("realtimeDashboard.chart.volume.data().length") == PAGE * 2
+    page.evaluate("realtimeDashboard.chart.chart.timeScale().setVisibleLogicalRange({from: 0, to: 80})")
+    expect(page.locator("#chart-note")).to_contain_text("the start of its history")
+    page.evaluate("realtimeDashboard.chart.chart.timeScale().setVisibleLogicalRange({from: -5, to: 80})")
+    page.wait_for_timeout(200)
+    assert len(played.requests) == 3
+
+    # 5m bars; the choice survives a reload
+    dialog.locator('button[data-interval="5m"]').click()
+    expect(dialog.locator('button[data-interval="5m"]')).to_have_attribute("aria-pressed", "true")
+    page.wait_for_function(
+        f"realtimeDashboard.chartInterval === '5m' && realtimeDashboard.chart.series.data().length === {PAGE}"
+    )
+    times = page.evaluate("realtimeDashboard.chart.series.data().slice(-2).map(c => c.time)")
+    assert times[1] - times[0] == 300
+    assert played.requests[-1]["interval"] == "5m"
+    page.reload()
+    page.wait_for_function("document.querySelector('#connection-status .conn-label').textContent === 'Live'")
+    open_chart(page)
+    page.wait_for_function(f"realtimeDashboard.chart?.series?.data().length === {PAGE}")
+    assert page.evaluate(CHART)["interval"] == "5m"
+    assert played.requests[-1]["interval"] == "5m"
+    expect(dialog.locator('button[data-interval="5m"]')).to_have_attribute("aria-pressed", "true")
+
+
+def test_without_history_the_chart_says_so_and_draws_the_prices(open_dashboard: OpenDashboard) -> None:
+    page = open_dashboard(without=("/api/bars",))
+    open_chart(page)
+    page.wait_for_function("realtimeDashboard.chart && realtimeDashboard.chart.mode === 'ticks'")
+    expect(page.locator("#chart-note")).to_contain_text("No history from the server (HTTP 404)")
+    dialog = page.locator("#chart-dialog")
+    expect(dialog.locator(".chart-kinds")).to_be_visible()
+    expect(dialog.locator(".chart-intervals")).to_be_hidden()
+    page.wait_for_function("realtimeDashboard.chart?.series?.data().length >= 1")
+    assert page.evaluate("realtimeDashboard.chart.series.seriesType()") == "Area"
+    assert page.evaluate("realtimeDashboard.chart.chart.panes().length") == 1
