@@ -114,7 +114,7 @@ class BarBuilding:
 
     @property
     def corrections(self) -> int:
-        """Closed bars changed by a late price (a correction is stored and published again)."""
+        """Closed bars changed by a late price (each correction is stored again)."""
         return self._retired[0] + self.builder.corrections
 
     @property
