@@ -233,6 +233,12 @@ async def test_a_late_price_corrects_its_closed_bar_and_one_too_late_is_dropped(
     await building.step(0)
     assert (await world.stored("1m"))[0] == ("09:30", 100.0, 100.0, 90.0, 90.0, 100, True)  # corrected
     assert building.corrections == 1
+    closed = [
+        (b.low, b.close)
+        for b in await sent(world.backplane, "AAPL", "1m")
+        if b.closed and b.start == at("09:30:00")
+    ]
+    assert closed == [(100.0, 100.0), (90.0, 90.0)]  # the stream carries the correction too
     world.clock.set_now(at("09:40:00"))
     await world.publisher.price(PriceInput(ticker="AAPL", price=80.0, volume=1300, timestamp=at("09:20:00")))
     await building.step(0)  # 09:20 is before every bar held: dropped from 1m, 5m, 15m and 1h (no 1d)

@@ -150,5 +150,9 @@ async def test_publish_bar_conflates_open_bars_and_publishes_a_closed_one_once()
     assert first is not None and first.final and first.seq == 2
     assert await publisher.publish_bar(closed) is None  # a successor's re-publish: dropped
     assert (await backplane.replay("bars:AAPL:1m", None)).last_seq == 2
+    corrected = msgspec.structs.replace(closed, low=9.25, volume=1300)  # a late price corrected it
+    correction = await publisher.publish_bar(corrected)
+    assert correction is not None and correction.final and correction.seq == 3
+    assert await publisher.publish_bar(corrected) is None
     with pytest.raises(ValueError, match="write the ticker as 'AAPL'"):
         await publisher.publish_bar(msgspec.structs.replace(bar, ticker="aapl"))

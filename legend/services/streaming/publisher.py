@@ -177,13 +177,17 @@ class Publisher:
     async def publish_bar(self, bar: Bar) -> Envelope | None:
         """Publish a ``bar`` on ``bars:{ticker}:{interval}``: an open bar is conflated (the newest wins in a
         slow client's outbox); a closed one is final (must-deliver, in history, resumable by ``seq``) and
-        published at most once: None for a closed bar published already (a successor's re-publish).
+        published at most once with the same figures: None for a closed bar published already (a
+        successor rebuilds the same figures), while a correction (a late price changed them) goes out.
         Raises BackplaneUnavailable (publish it again), ValueError for a ticker not written as the Ticker
         rule writes it."""
         if normalize_ticker(bar.ticker) != bar.ticker:
             raise ValueError(f"bar of {bar.ticker!r}: write the ticker as {normalize_ticker(bar.ticker)!r}")
         stream = bar_stream(bar.ticker, bar.interval)
-        once = f"bar:{bar.ticker}:{bar.interval}:{iso(bar.start)}:closed" if bar.closed else None
+        once = None
+        if bar.closed:
+            figures = f"{bar.open!r}:{bar.high!r}:{bar.low!r}:{bar.close!r}:{bar.volume}"
+            once = f"bar:{bar.ticker}:{bar.interval}:{iso(bar.start)}:closed:{figures}"
         try:
             return await self._publish_on(self._registry.get("bars"), stream, bar_message(bar, stream), once)
         except AlreadyPublished:
