@@ -27,11 +27,8 @@ LEVEL = 100.0
 
 @pytest.fixture
 def sentinel() -> Iterator[RedisSentinel]:
-    made = RedisSentinel().start()
-    try:
+    with RedisSentinel() as made:
         yield made
-    finally:
-        made.close()
 
 
 def instances(sentinel: RedisSentinel, database: Path, **redis: Any) -> list[LegendServer]:

@@ -132,11 +132,8 @@ async def test_200_pattern_alerts_all_arrive_in_order(server: LegendServer) -> N
 
 
 def _strict(**realtime: float) -> Iterator[LegendServer]:
-    srv = LegendServer({"realtime": {**QUIET["realtime"], "cleanup_interval": 0.2, **realtime}}).start()
-    try:
+    with LegendServer({"realtime": {**QUIET["realtime"], "cleanup_interval": 0.2, **realtime}}) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 @pytest.fixture(scope="module")

@@ -33,17 +33,14 @@ def token(
 
 @pytest.fixture(scope="module")
 def jwt_server() -> Iterator[LegendServer]:
-    srv = LegendServer(
+    with LegendServer(
         {
             "security": {"auth": "jwt", "jwt_secret": SECRET, "jwt_leeway_seconds": 0},
             "realtime": {"cleanup_interval": 0.2},
             "server": {"log_level": "info"},
         }
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 async def test_jwt_in_query_sets_the_user(jwt_server: LegendServer) -> None:

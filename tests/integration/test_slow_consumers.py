@@ -32,11 +32,8 @@ def strict_server() -> Iterator[LegendServer]:
         },
     )
     config["server"] = {**config.get("server", {}), "ws_send_buffer": 65536}
-    server = LegendServer(config).start()
-    try:
+    with LegendServer(config) as server:
         yield server
-    finally:
-        server.close()
 
 
 async def test_non_reading_peers_are_dropped_within_close_timeout_and_others_get_everything(
@@ -101,11 +98,8 @@ def default_server() -> Iterator[LegendServer]:
         "close_timeout": CLOSE_AFTER,
         "cleanup_interval": SWEEP_EVERY,
     }
-    server = LegendServer(merge(QUIET, {"realtime": timeouts})).start()
-    try:
+    with LegendServer(merge(QUIET, {"realtime": timeouts})) as server:
         yield server
-    finally:
-        server.close()
 
 
 def _alert(i: int) -> dict[str, object]:

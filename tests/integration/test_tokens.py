@@ -43,11 +43,8 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def jwt_server() -> Iterator[LegendServer]:
-    srv = LegendServer({"security": SECURITY, "realtime": {"cleanup_interval": 0.2}}).start()
-    try:
+    with LegendServer({"security": SECURITY, "realtime": {"cleanup_interval": 0.2}}) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 def create(server: LegendServer, *extra: str) -> str:

@@ -59,6 +59,12 @@ class JwksServer:
         self._server.shutdown()
         self._server.server_close()
 
+    def __enter__(self) -> JwksServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def publish(self, kid: str, algorithm: str = "RS256") -> None:
         """A new key pair, its public half served from now on (RS256: RSA 2048; ES256: P-256)."""
         if algorithm == "ES256":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,14 +15,9 @@ from typing import Any
 import httpx
 
 from legend.settings import Settings
+from tests.support.loopback import LoopbackHttp, free_port
 
 ADMIN_TOKEN = "test-admin-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _toml_value(value: Any) -> str:
@@ -57,7 +51,7 @@ def merge(
     return merged
 
 
-class LegendServer:
+class LegendServer(LoopbackHttp):
     """Starts, stops and restarts ``python -m legend serve`` with a generated settings file."""
 
     def __init__(
@@ -76,14 +70,6 @@ class LegendServer:
         self.config_path.write_text(to_toml(self.config), encoding="utf-8")
         self.log_path = Path(self._dir.name) / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/api/ws"
 
     @property
     def admin(self) -> dict[str, str]:
@@ -154,6 +140,12 @@ class LegendServer:
             self.stop(signal.SIGKILL)
         finally:
             self._dir.cleanup()
+
+    def __enter__(self) -> LegendServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def stats(self) -> dict[str, Any]:
         response = httpx.get(f"{self.url}/api/ws/stats", headers=self.admin, timeout=5)
