@@ -20,6 +20,30 @@ from tests.support.loopback import LoopbackHttp, free_port
 ADMIN_TOKEN = "test-admin-token"
 
 
+# Variables that would change what ``legend`` reads besides its settings file.
+OUTSIDE_SETTINGS = ("REDIS_URL", "REALTIME_UPDATE_INTERVAL", "REALTIME_AFTER_HOURS_INTERVAL")
+
+
+def legend_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without Legend's own variables, with ``extra`` added."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LEGEND_") and k not in OUTSIDE_SETTINGS}
+    return {**clean, **(extra or {})}
+
+
+def run_legend(
+    *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -m legend ARGS`` to its end, in ``cwd``, with no Legend variables but ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "legend", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=legend_env(env),
+    )
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -80,15 +104,7 @@ class LegendServer(LoopbackHttp):
     ) -> LegendServer:
         """Start and wait until ``/health`` answers (unless not ``wait``), with ``extra_env`` added to
         the environment."""
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        for var in list(env):
-            if var.startswith("LEGEND_") or var in (
-                "REDIS_URL",
-                "REALTIME_UPDATE_INTERVAL",
-                "REALTIME_AFTER_HOURS_INTERVAL",
-            ):
-                env.pop(var)
-        env.update(extra_env or {})
+        env = legend_env({"PYTHONUNBUFFERED": "1", **(extra_env or {})})
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
