@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
 import httpx
@@ -59,11 +60,8 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """Three instances shared by the tests that leave them running."""
-    made = Cluster(3).start()
-    try:
+    with closing(Cluster(3).start()) as made:
         yield made
-    finally:
-        made.close()
 
 
 @pytest.fixture
