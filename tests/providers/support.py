@@ -46,7 +46,8 @@ Route = Callable[[Request], Reply]
 class VendorServer:
     """Answers every GET with ``route(request)``; records requests and the peak of concurrent ones.
 
-    A route may block on ``release`` (a hanging vendor); ``close`` sets it, so no handler outlives the test.
+    A route may block on ``release`` (``hang``: a vendor that never answers); ``close`` sets it, so no
+    handler outlives the test.
     """
 
     def __init__(self, route: Route | None = None) -> None:
@@ -108,6 +109,11 @@ class VendorServer:
     def paths(self) -> list[str]:
         with self._lock:
             return [r.path for r in self.requests]
+
+    def hang(self, request: Request) -> Reply:
+        """A route that answers only once the test ends (``close``)."""
+        self.release.wait(10)
+        return Reply(200, {})
 
     def close(self) -> None:
         self.release.set()

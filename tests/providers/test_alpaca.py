@@ -175,11 +175,7 @@ async def test_server_error_and_timeout_are_exceptions(server: VendorServer) -> 
         ):
             await provider.fetch(["AAPL"])
 
-    def hang(request: Request) -> Reply:
-        server.release.wait(10)
-        return Reply(200, {})
-
-    server.route = hang
+    server.route = server.hang
     async with aclosing(make(server, timeout=0.2)) as provider:
         with pytest.raises(
             ProviderUnavailable, match=r"alpaca: no answer from http://127.0.0.1:\d+ within 0.2 s"

@@ -196,11 +196,7 @@ async def test_server_error_is_an_exception(server: VendorServer) -> None:
 
 
 async def test_a_hanging_vendor_times_out(server: VendorServer) -> None:
-    def hang(request: Request) -> Reply:
-        server.release.wait(10)  # released when the test ends
-        return Reply(200, {})
-
-    server.route = hang
+    server.route = server.hang
     async with aclosing(make(server, timeout=0.2)) as provider:
         with pytest.raises(
             ProviderUnavailable, match=r"finnhub: no answer from http://127.0.0.1:\d+/api/v1 within 0.2 s"
