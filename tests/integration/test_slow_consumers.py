@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.conftest import QUIET
 from tests.support.rawsocket import SilentPeer, established, lingering, open_sockets, unsent
-from tests.support.server import LegendServer, merge
+from tests.support.server import LegendServer, merge, pattern_body
 from tests.support.wsclient import connect
 
 ITEMS = 300  # news items of ~2.6 KB: 780 KB to every peer, far more than a stalled 64 KB socket takes
@@ -103,15 +103,7 @@ def default_server() -> Iterator[LegendServer]:
 
 
 def _alert(i: int) -> dict[str, object]:
-    return {
-        "ticker": "AAPL",
-        "pattern_type": "VCP",
-        "score": 7,
-        "entry_price": 100,
-        "stop_price": 95,
-        "target_price": 120,
-        "message": f"{i:05d} " + "m" * 490,
-    }
+    return pattern_body(f"{i:05d} " + "m" * 490, score=7)
 
 
 async def _ping(peers: list[SilentPeer]) -> None:

@@ -75,6 +75,27 @@ def merge(
     return merged
 
 
+def pattern_body(
+    message: str,
+    *,
+    ticker: str = "AAPL",
+    score: float = 8.5,
+    entry: float = 100,
+    stop: float = 95,
+    target: float = 120,
+) -> dict[str, object]:
+    """A VCP pattern alert as ``POST /api/ws/broadcast/pattern`` takes it."""
+    return {
+        "ticker": ticker,
+        "pattern_type": "VCP",
+        "score": score,
+        "entry_price": entry,
+        "stop_price": stop,
+        "target_price": target,
+        "message": message,
+    }
+
+
 class LegendServer(LoopbackHttp):
     """Starts, stops and restarts ``python -m legend serve`` with a generated settings file."""
 
