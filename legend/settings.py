@@ -270,7 +270,7 @@ class QuotesReplaySettings(_Section):
             raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
 
 
-class _QuotesVendorSettings(_Section):
+class QuotesVendorSettings(_Section):
     """What every HTTP market-data vendor adapter shares: where, how long, how fast, how to back off."""
 
     base_url: str = ""
@@ -288,7 +288,7 @@ class _QuotesVendorSettings(_Section):
         http_url(self.base_url, "base_url")
 
 
-class QuotesFinnhubSettings(_QuotesVendorSettings):
+class QuotesFinnhubSettings(QuotesVendorSettings):
     """``provider = "finnhub"``: Finnhub's REST quote endpoint, one request per ticker."""
 
     api_key: str | None = None  # else $FINNHUB_API_KEY
@@ -298,7 +298,7 @@ class QuotesFinnhubSettings(_QuotesVendorSettings):
     requests_per_minute: PositiveInt = 60  # the free plan; raise it with a paid plan
 
 
-class QuotesAlpacaSettings(_QuotesVendorSettings):
+class QuotesAlpacaSettings(QuotesVendorSettings):
     """``provider = "alpaca"``: Alpaca market data v2 snapshots, many tickers per request."""
 
     key_id: str | None = None  # else $APCA_API_KEY_ID

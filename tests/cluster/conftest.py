@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ import pytest
 import websockets
 
 from tests.support.redis_server import RedisServer, quick_redis_settings
-from tests.support.server import LegendServer
+from tests.support.server import LegendServer, pattern_body
 
 LEASE_TTL = 2.0  # [redis] lease_ttl: how long a killed leader can keep the quote poller lease
 
@@ -59,11 +60,8 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """Three instances shared by the tests that leave them running."""
-    made = Cluster(3).start()
-    try:
+    with closing(Cluster(3).start()) as made:
         yield made
-    finally:
-        made.close()
 
 
 @pytest.fixture
@@ -115,12 +113,4 @@ async def stats(http: httpx.AsyncClient, server: LegendServer) -> dict[str, Any]
 
 
 def pattern(i: int) -> dict[str, object]:
-    return {
-        "ticker": "AAPL",
-        "pattern_type": "VCP",
-        "score": 8.5,
-        "entry_price": 100 + i,
-        "stop_price": 95 + i,
-        "target_price": 120 + i,
-        "message": f"cluster pattern {i}",
-    }
+    return pattern_body(f"cluster pattern {i}", entry=100 + i, stop=95 + i, target=120 + i)

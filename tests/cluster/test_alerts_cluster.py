@@ -108,17 +108,8 @@ class Alerts:
         finally:
             await client.aclose()
 
-    async def history(self, stream: str) -> list[dict[str, Any]]:
-        """A stream's messages as stored in Redis (what its subscribers were sent, in order)."""
-        client = aioredis.from_url(self.redis.url)
-        try:
-            texts = await client.lrange(f"legend:{{{stream}}}:history", 0, -1)
-        finally:
-            await client.aclose()
-        return [json.loads(text) for text in texts]
-
     async def triggers(self, user: str) -> list[str]:
-        return [m["alert_id"] for m in await self.history(f"alerts:user:{user}")]
+        return [m["alert_id"] for m in await self.redis.history(f"alerts:user:{user}")]
 
     async def fired(self, http: httpx.AsyncClient, count: int, user: str = "alice") -> list[str]:
         """Wait until ``user``'s stream carries ``count`` triggers (and no more turn up), then return them."""
@@ -286,7 +277,7 @@ async def test_a_sigkill_during_a_burst_loses_no_acknowledged_crossing(alerts: t
         with pytest.raises(httpx.TransportError):
             await task
         server.start(timeout=60)
-        published = [m["price"] for m in await cluster.history(f"ticker:{TICKER}")]
+        published = [m["price"] for m in await cluster.redis.history(f"ticker:{TICKER}")]
         assert len(published) >= acknowledged + 1  # every acknowledged price was published
         expected = crossings(published)
         assert expected >= 75

@@ -18,7 +18,7 @@ import pytest
 from tests.cluster.conftest import stats, until
 from tests.cluster.test_alerts_cluster import crossings
 from tests.support.redis_sentinel import RedisSentinel
-from tests.support.server import LegendServer
+from tests.support.server import LegendServer, pattern_body
 from tests.support.wsclient import Message, connect
 
 TICKER = "SNTL"  # not in the replay provider's data: only this test's prices move it
@@ -27,11 +27,8 @@ LEVEL = 100.0
 
 @pytest.fixture
 def sentinel() -> Iterator[RedisSentinel]:
-    made = RedisSentinel().start()
-    try:
+    with RedisSentinel() as made:
         yield made
-    finally:
-        made.close()
 
 
 def instances(sentinel: RedisSentinel, database: Path, **redis: Any) -> list[LegendServer]:
@@ -111,15 +108,7 @@ async def test_killing_the_primary_fails_over_and_the_client_misses_nothing_ackn
                 body: dict[str, Any] = (
                     {"ticker": TICKER, "price": LEVEL + (5 if (i // 3) % 2 else -5) + i / 1000}
                     if kind == "price"
-                    else {
-                        "ticker": TICKER,
-                        "pattern_type": "VCP",
-                        "score": 8.5,
-                        "entry_price": 100,
-                        "stop_price": 95,
-                        "target_price": 120,
-                        "message": f"failover pattern {i}",
-                    }
+                    else pattern_body(f"failover pattern {i}", ticker=TICKER)
                 )
                 server = servers[i % 2]
                 try:

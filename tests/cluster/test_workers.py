@@ -8,8 +8,6 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,19 +22,12 @@ from legend.capacity import max_workers
 from legend.settings import MAX_WORKERS
 from tests.cluster.conftest import close_code, pattern, stats, until
 from tests.support.redis_server import RedisServer
-from tests.support.server import LegendServer, free_port, to_toml
+from tests.support.server import LegendServer, free_port, run_legend, to_toml
 from tests.support.wsclient import connect
 
 
 def test_more_than_one_worker_on_the_memory_backplane_is_refused_naming_redis_url(tmp_path: object) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGEND_") and k != "REDIS_URL"}
-    done = subprocess.run(
-        [sys.executable, "-m", "legend", "serve", "--workers", "2", "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    done = run_legend("serve", "--workers", "2", "--port", str(free_port()))
     assert done.returncode == 2
     assert "redis.url" in done.stderr and "server.workers = 2" in done.stderr
 
@@ -45,12 +36,7 @@ def test_the_worker_count_is_checked_like_any_setting(tmp_path: os.PathLike[str]
     config = os.path.join(tmp_path, "legend.toml")
     with open(config, "w", encoding="utf-8") as file:
         file.write(to_toml({"server": {"workers": 0}}))
-    done = subprocess.run(
-        [sys.executable, "-m", "legend", "serve", "--config", config],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_legend("serve", "--config", config)
     assert done.returncode == 2 and "$.server.workers" in done.stderr
 
 
@@ -201,12 +187,7 @@ def test_a_taken_metrics_port_stops_the_start_with_a_settings_error(tmp_path: os
         config = os.path.join(tmp_path, "legend.toml")
         with open(config, "w", encoding="utf-8") as file:
             file.write(to_toml({"metrics": {"port": port}}))
-        done = subprocess.run(
-            [sys.executable, "-m", "legend", "serve", "--config", config, "--port", str(free_port())],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_legend("serve", "--config", config, "--port", str(free_port()))
     assert done.returncode == 2
     assert f"legend: settings error: metrics.port: cannot bind 127.0.0.1:{port}" in done.stderr
 
@@ -323,23 +304,7 @@ def test_more_workers_than_the_machine_holds_is_one_line_and_no_side_effect(
     config.write_text(to_toml({"database": {"url": f"sqlite+aiosqlite:///{database}"}}), encoding="utf-8")
     port = free_port()
     started = time.monotonic()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "legend",
-            "serve",
-            "--config",
-            str(config),
-            "--workers",
-            count,
-            "--port",
-            str(port),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_legend("serve", "--config", str(config), "--workers", count, "--port", str(port))
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert line.startswith(refusal.format(count=count)), line

@@ -394,14 +394,21 @@ async def test_start_while_redis_is_down_then_connect_when_it_comes(redis_nodes:
     await a.recorder.wait_for(1)
 
 
-async def test_messages_published_while_an_instance_was_unsubscribed_are_replayed_to_it(
-    redis_nodes: Nodes, raw: Redis
-) -> None:
+async def cut_off(redis_nodes: Nodes, raw: Redis) -> tuple[Node, Node]:
+    """Instances ``a`` and ``b``, both delivering; then every subscriber connection drops (Redis keeps its
+    data) and ``b`` waits a second before subscribing again."""
     a = await redis_nodes.make()
     b = await redis_nodes.make(reconnect_min_delay=1.0, reconnect_max_delay=1.0)
     await publish(a.backplane, "patterns", 0)
     await b.recorder.wait_for(1)
-    await raw.client_kill_filter(_type="pubsub")  # every subscriber connection drops; Redis keeps its data
+    await raw.client_kill_filter(_type="pubsub")
+    return a, b
+
+
+async def test_messages_published_while_an_instance_was_unsubscribed_are_replayed_to_it(
+    redis_nodes: Nodes, raw: Redis
+) -> None:
+    a, b = await cut_off(redis_nodes, raw)
     # b cannot hear these: its subscription is gone, and it waits a second before subscribing again
     missed = [
         await a.backplane.publish(
@@ -422,11 +429,7 @@ async def test_messages_published_while_an_instance_was_unsubscribed_are_replaye
 async def test_a_stream_first_published_while_an_instance_was_unsubscribed_is_replayed_to_it(
     redis_nodes: Nodes, raw: Redis
 ) -> None:
-    a = await redis_nodes.make()
-    b = await redis_nodes.make(reconnect_min_delay=1.0, reconnect_max_delay=1.0)
-    await publish(a.backplane, "patterns", 0)
-    await b.recorder.wait_for(1)
-    await raw.client_kill_filter(_type="pubsub")
+    a, b = await cut_off(redis_nodes, raw)
     # Streams b never delivered: before the journal, a reconnect only looked at the streams it knew.
     fresh = [
         await a.backplane.publish(Outgoing(stream, "pattern_alerts", "pattern_alert", body(stream, n), 100))

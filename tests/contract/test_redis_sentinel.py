@@ -24,11 +24,8 @@ from tests.support.redis_sentinel import RedisSentinel
 
 @pytest.fixture(scope="module")
 def sentinel() -> Iterator[RedisSentinel]:
-    made = RedisSentinel().start()
-    try:
+    with RedisSentinel() as made:
         yield made
-    finally:
-        made.close()
 
 
 @pytest.fixture

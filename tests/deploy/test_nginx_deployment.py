@@ -21,12 +21,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from functools import partial
 from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 import websockets
 
 from tests.cluster.conftest import until
@@ -116,22 +116,13 @@ class Deployment:
                 return server
         return None
 
-    async def history(self, stream: str) -> list[dict[str, Any]]:
-        client = aioredis.from_url(self.redis.url)
-        try:
-            texts = await client.lrange(f"legend:{{{stream}}}:history", 0, -1)
-        finally:
-            await client.aclose()
-        return [json.loads(text) for text in texts]
-
 
 @pytest.fixture(scope="module")
 def deployment(postgres: PostgresDatabases) -> Iterator[Deployment]:
-    made = Deployment(postgres.create(f"deploy_{int(time.monotonic() * 1000) % 10**9}")).start()
-    try:
+    with closing(
+        Deployment(postgres.create(f"deploy_{int(time.monotonic() * 1000) % 10**9}")).start()
+    ) as made:
         yield made
-    finally:
-        made.close()
 
 
 async def opened(url: str, **kwargs: Any) -> Client | int | None:
@@ -349,7 +340,7 @@ async def test_a_rolling_restart_loses_and_repeats_nothing(deployment: Deploymen
                 await until(_at_least(lambda: published, before + 5), timeout=20, what="prices after restart")
             publishing = False
             await feeder
-            history = await deployment.history(f"ticker:{ticker}")
+            history = await deployment.redis.history(f"ticker:{ticker}")
             last = history[-1]["seq"]
             assert [m["seq"] for m in history] == list(range(1, last + 1))
             assert last >= published  # every acknowledged price was published (a retry may add one)
@@ -383,7 +374,7 @@ async def test_a_rolling_restart_loses_and_repeats_nothing(deployment: Deploymen
                 d.user
             )  # every price, once, in order
             assert d.alert_ids == keys(rules[d.user], fired), d.user  # every trigger exactly once
-            own = [m["alert_id"] for m in await deployment.history(f"alerts:user:{d.user}")]
+            own = [m["alert_id"] for m in await deployment.redis.history(f"alerts:user:{d.user}")]
             assert own == keys(rules[d.user], fired)
             # each instance went away under it once at least: it resumed on the other
             assert 1001 in d.closes, (d.user, d.closes)

@@ -34,11 +34,8 @@ _NAMES_A_FIELD = re.compile(r"(?:missing required field|unknown field) `([^`]*)`
 
 @pytest.fixture(scope="module")
 def api_server() -> Iterator[LegendServer]:
-    srv = LegendServer({"realtime": {"update_interval": 3600, "after_hours_interval": 3600}}).start()
-    try:
+    with LegendServer({"realtime": {"update_interval": 3600, "after_hours_interval": 3600}}) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 @pytest.fixture(scope="module")

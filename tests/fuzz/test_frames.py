@@ -9,6 +9,7 @@ says it should be), and every frame through a real session by the atheris target
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 
 import msgspec
 import pytest
@@ -94,11 +95,8 @@ def test_the_decoder_refuses_only_with_documented_codes_as_the_protocol_reads(fr
 
 @pytest.fixture(scope="module")
 def probe() -> Iterator[FrameProbe]:
-    frame_probe = FrameProbe()
-    try:
+    with closing(FrameProbe()) as frame_probe:
         yield frame_probe
-    finally:
-        frame_probe.close()
 
 
 @examples(300)

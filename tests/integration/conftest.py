@@ -16,11 +16,8 @@ QUIET = {"realtime": {"update_interval": 3600, "after_hours_interval": 3600}}
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LegendServer]:
-    srv = LegendServer(QUIET).start()
-    try:
+    with LegendServer(QUIET) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 @pytest.fixture

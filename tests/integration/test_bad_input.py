@@ -16,13 +16,10 @@ from .conftest import QUIET
 
 @pytest.fixture(scope="module")
 def tight() -> Iterator[LegendServer]:
-    srv = LegendServer(
+    with LegendServer(
         {"realtime": {**QUIET["realtime"], "max_subscriptions": 3, "inbound_rate": 5, "inbound_burst": 10}}
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 async def error_for(client: Client, frame: dict[str, object] | str) -> dict[str, object]:

@@ -19,11 +19,8 @@ from tests.support.wsclient import Client, connect, source
 @pytest.fixture(scope="module")
 def limited() -> Iterator[LegendServer]:
     limits = {"max_connections_per_user": 3, "max_connections_per_ip": 6, "connect_burst_per_ip": 100}
-    server = LegendServer(merge(QUIET, {"realtime": limits})).start()
-    try:
+    with LegendServer(merge(QUIET, {"realtime": limits})) as server:
         yield server
-    finally:
-        server.close()
 
 
 async def refused(url: str, **kwargs: Any) -> tuple[int, str]:

@@ -14,22 +14,16 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.server import LegendServer
+from tests.support.server import LegendServer, pattern_body
 from tests.support.wsclient import connect
 
 from .conftest import QUIET
 
 
 def pattern(i: int, note: str = "") -> dict[str, object]:
-    return {
-        "ticker": "AAPL",
-        "pattern_type": "VCP",
-        "score": 5 + (i % 5),
-        "entry_price": 100 + i,
-        "stop_price": 95 + i,
-        "target_price": 120 + i,
-        "message": f"pattern {i} {note}".strip(),
-    }
+    return pattern_body(
+        f"pattern {i} {note}".strip(), score=5 + (i % 5), entry=100 + i, stop=95 + i, target=120 + i
+    )
 
 
 async def test_history_on_subscribe_holds_the_last_100(server: LegendServer, admin: httpx.Client) -> None:
@@ -132,11 +126,8 @@ async def test_200_pattern_alerts_all_arrive_in_order(server: LegendServer) -> N
 
 
 def _strict(**realtime: float) -> Iterator[LegendServer]:
-    srv = LegendServer({"realtime": {**QUIET["realtime"], "cleanup_interval": 0.2, **realtime}}).start()
-    try:
+    with LegendServer({"realtime": {**QUIET["realtime"], "cleanup_interval": 0.2, **realtime}}) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,9 @@ ISSUER = "https://tenant.idp.example/"
 
 @pytest.fixture(scope="module")
 def idp() -> Iterator[JwksServer]:
-    server = JwksServer().start()
-    server.publish("2024-key")
-    try:
+    with JwksServer() as server:
+        server.publish("2024-key")
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +37,8 @@ def oidc_server(idp: JwksServer) -> Iterator[LegendServer]:
         "jwt_audience": "legend-api",
         "jwks_refetch_seconds": 0.5,
     }
-    srv = LegendServer({"security": security}).start()
-    try:
+    with LegendServer({"security": security}) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 def claims(sub: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from contextlib import closing
 
 import httpx
 import jwt
@@ -26,11 +27,8 @@ def serve(**sections: dict[str, object]) -> LegendServer:
 
 @pytest.fixture(scope="module")
 def jwt_server() -> Iterator[LegendServer]:
-    server = serve(security={"auth": "jwt", "jwt_secret": SECRET})
-    try:
+    with closing(serve(security={"auth": "jwt", "jwt_secret": SECRET})) as server:
         yield server
-    finally:
-        server.close()
 
 
 def wait_for(server: LegendServer, text: str, timeout: float = 5.0) -> str:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urljoin
@@ -14,7 +12,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.support.server import LegendServer
+from tests.support.server import LegendServer, run_legend
 from tests.support.wsclient import connect
 
 
@@ -117,21 +115,11 @@ def test_health_ready_and_docs(server: LegendServer) -> None:
 def test_bad_settings_file_stops_the_start_with_the_key_path(tmp_path: Path) -> None:
     config = tmp_path / "legend.toml"
     config.write_text("[realtime]\nmax_subscriptions = 'lots'\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "legend", "serve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_legend("serve", "--config", str(config))
     assert result.returncode == 2
     assert "$.realtime.max_subscriptions" in result.stderr
     config.write_text("[realtime]\nmax_subscribtions = 5\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "legend", "serve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_legend("serve", "--config", str(config))
     assert result.returncode == 2 and "unknown field `max_subscribtions`" in result.stderr
 
 

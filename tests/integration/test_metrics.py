@@ -173,11 +173,8 @@ def test_a_rejected_handshake_is_counted(server: LegendServer) -> None:
 
 @pytest.fixture(scope="module")
 def public_server() -> Iterator[LegendServer]:
-    srv = LegendServer(merge(QUIET, {"metrics": {"public": True}})).start()
-    try:
+    with LegendServer(merge(QUIET, {"metrics": {"public": True}})) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 def test_metrics_public_opens_the_endpoint_only(public_server: LegendServer) -> None:

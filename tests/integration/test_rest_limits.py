@@ -28,11 +28,8 @@ UNLIMITED = ["/health", "/ready", "/docs/openapi.json", "/dashboard", "/static/j
 
 
 def serve(security: dict[str, object] | None = None) -> Iterator[LegendServer]:
-    srv = LegendServer({"security": security or {}}).start()
-    try:
+    with LegendServer({"security": security or {}}) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ import websockets
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.support.server import LegendServer, to_toml
+from tests.support.server import LegendServer, run_legend, to_toml
 from tests.support.wsclient import Client
 
 SECRET = "s3cret-s3cret-s3cret-s3cret-s3cret-42"
@@ -33,17 +31,14 @@ def token(
 
 @pytest.fixture(scope="module")
 def jwt_server() -> Iterator[LegendServer]:
-    srv = LegendServer(
+    with LegendServer(
         {
             "security": {"auth": "jwt", "jwt_secret": SECRET, "jwt_leeway_seconds": 0},
             "realtime": {"cleanup_interval": 0.2},
             "server": {"log_level": "info"},
         }
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 async def test_jwt_in_query_sets_the_user(jwt_server: LegendServer) -> None:
@@ -139,23 +134,7 @@ async def test_origin_allow_list_and_the_own_host() -> None:
 def test_non_loopback_bind_without_jwt_refuses_to_start(tmp_path: Path) -> None:
     config = tmp_path / "legend.toml"
     config.write_text(to_toml({"security": {"admin_token": "x"}}))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "legend",
-            "serve",
-            "--host",
-            "0.0.0.0",
-            "--port",
-            "1",
-            "--config",
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_legend("serve", "--host", "0.0.0.0", "--port", "1", "--config", str(config))
     assert result.returncode == 2
     assert "not a loopback address" in result.stderr and "security.auth = 'jwt'" in result.stderr
 

@@ -5,10 +5,7 @@ traceback. And ``legend config check`` shows the settings in effect, credentials
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -16,25 +13,7 @@ import pytest
 
 from legend.adapters.logs import redact_settings
 from legend.settings import load_settings
-from tests.support.server import free_port, to_toml
-
-ENV_VARS = ("REDIS_URL", "REALTIME_UPDATE_INTERVAL", "REALTIME_AFTER_HOURS_INTERVAL")
-
-
-def legend(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """``python -m legend ARGS`` in ``cwd`` with no Legend variables but ``env``."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LEGEND_") and k not in ENV_VARS}
-    return subprocess.run(
-        [sys.executable, "-m", "legend", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**clean, **(env or {})},
-    )
-
+from tests.support.server import free_port, run_legend, to_toml
 
 # (command-line arguments, environment, settings file, what the one line of stderr must name)
 BAD = {
@@ -83,7 +62,7 @@ def test_a_bad_value_stops_serve_before_anything_is_done(
         args = [*args, "--config", "legend.toml"]
     if "--port" not in args:
         args = [*args, "--port", port]
-    result = legend(tmp_path, "serve", *args, env=env)
+    result = run_legend("serve", *args, env=env, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("legend: settings error: "), result.stderr
@@ -96,7 +75,7 @@ def test_a_bad_value_stops_serve_before_anything_is_done(
 def test_a_port_in_use_stops_serve_before_the_database_is_made(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        result = legend(tmp_path, "serve", "--port", str(port))
+        result = run_legend("serve", "--port", str(port), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         f"legend: settings error: server.port: cannot bind 127.0.0.1:{port}: Address already in use"
@@ -136,7 +115,7 @@ def test_config_check_prints_every_key_with_credentials_redacted(tmp_path: Path)
         "plugins.news": {"feeds": []},
     }
     (tmp_path / "legend.toml").write_text(to_toml(config), encoding="utf-8")
-    result = legend(tmp_path, "config", "check", "--config", "legend.toml")
+    result = run_legend("config", "check", "--config", "legend.toml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "hunter2" not in result.stdout + result.stderr
     printed = tomllib.loads(result.stdout)
@@ -150,7 +129,9 @@ def test_config_check_prints_every_key_with_credentials_redacted(tmp_path: Path)
     (tmp_path / "printed.toml").write_text(result.stdout, encoding="utf-8")
     again = load_settings(tmp_path / "printed.toml", environ={})
     assert again.realtime == load_settings(tmp_path / "legend.toml", environ={}).realtime
-    as_json = json.loads(legend(tmp_path, "config", "check", "--config", "legend.toml", "--json").stdout)
+    as_json = json.loads(
+        run_legend("config", "check", "--config", "legend.toml", "--json", cwd=tmp_path).stdout
+    )
     assert as_json["redis"]["url"] == printed["redis"]["url"] and as_json["redis"]["sentinels"] == []
     assert as_json["security"]["jwt_public_key"] is None
 
@@ -162,14 +143,14 @@ def test_config_check_reports_each_problem_and_exits_2(tmp_path: Path) -> None:
         "plugins.news": {"feds": []},
     }
     (tmp_path / "legend.toml").write_text(to_toml(config), encoding="utf-8")
-    result = legend(tmp_path, "config", "check", "--config", "legend.toml")
+    result = run_legend("config", "check", "--config", "legend.toml", cwd=tmp_path)
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("legend: settings error: ")]
     assert len(errors) == 3, result.stderr
     assert "unknown setting `feds`" in errors[0]
     assert "needs the Redis backplane" in errors[1] and "at least 32 characters" in errors[2]
     assert tomllib.loads(result.stdout)["server"]["workers"] == 2  # still shown
-    bad = legend(tmp_path, "config", "check", env={"REDIS_URL": "notaurl"})
+    bad = run_legend("config", "check", env={"REDIS_URL": "notaurl"}, cwd=tmp_path)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().splitlines() == [
         "legend: settings error: environment variable REDIS_URL: url: not a Redis URL: Redis URL must "

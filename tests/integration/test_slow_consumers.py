@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.conftest import QUIET
 from tests.support.rawsocket import SilentPeer, established, lingering, open_sockets, unsent
-from tests.support.server import LegendServer, merge
+from tests.support.server import LegendServer, merge, pattern_body
 from tests.support.wsclient import connect
 
 ITEMS = 300  # news items of ~2.6 KB: 780 KB to every peer, far more than a stalled 64 KB socket takes
@@ -32,11 +32,8 @@ def strict_server() -> Iterator[LegendServer]:
         },
     )
     config["server"] = {**config.get("server", {}), "ws_send_buffer": 65536}
-    server = LegendServer(config).start()
-    try:
+    with LegendServer(config) as server:
         yield server
-    finally:
-        server.close()
 
 
 async def test_non_reading_peers_are_dropped_within_close_timeout_and_others_get_everything(
@@ -101,23 +98,12 @@ def default_server() -> Iterator[LegendServer]:
         "close_timeout": CLOSE_AFTER,
         "cleanup_interval": SWEEP_EVERY,
     }
-    server = LegendServer(merge(QUIET, {"realtime": timeouts})).start()
-    try:
+    with LegendServer(merge(QUIET, {"realtime": timeouts})) as server:
         yield server
-    finally:
-        server.close()
 
 
 def _alert(i: int) -> dict[str, object]:
-    return {
-        "ticker": "AAPL",
-        "pattern_type": "VCP",
-        "score": 7,
-        "entry_price": 100,
-        "stop_price": 95,
-        "target_price": 120,
-        "message": f"{i:05d} " + "m" * 490,
-    }
+    return pattern_body(f"{i:05d} " + "m" * 490, score=7)
 
 
 async def _ping(peers: list[SilentPeer]) -> None:

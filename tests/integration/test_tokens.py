@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +14,7 @@ import websockets
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.support.server import LegendServer, to_toml
+from tests.support.server import LegendServer, run_legend, to_toml
 from tests.support.wsclient import Client
 
 SECRET = "t0ken-t0ken-t0ken-t0ken-t0ken-t0ken"
@@ -31,27 +28,14 @@ SECURITY = {
 }
 
 
-def legend(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "legend", *args], capture_output=True, text=True, timeout=60, env=_env()
-    )
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("LEGEND_")}
-
-
 @pytest.fixture(scope="module")
 def jwt_server() -> Iterator[LegendServer]:
-    srv = LegendServer({"security": SECURITY, "realtime": {"cleanup_interval": 0.2}}).start()
-    try:
+    with LegendServer({"security": SECURITY, "realtime": {"cleanup_interval": 0.2}}) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 def create(server: LegendServer, *extra: str) -> str:
-    result = legend("token", "create", "--config", str(server.config_path), *extra)
+    result = run_legend("token", "create", "--config", str(server.config_path), *extra)
     assert result.returncode == 0, result.stderr
     token = result.stdout.strip()
     assert "\n" not in token and token.count(".") == 2  # stdout is the token alone: TOKEN=$(legend ...)
@@ -59,7 +43,7 @@ def create(server: LegendServer, *extra: str) -> str:
 
 
 async def test_a_created_token_opens_the_stream_and_the_rest_api(jwt_server: LegendServer) -> None:
-    result = legend(
+    result = run_legend(
         "token", "create", "--config", str(jwt_server.config_path), "--user", "amy", "--ttl", "120"
     )
     assert result.returncode == 0, result.stderr
@@ -142,11 +126,11 @@ def test_rs256_needs_the_matching_private_key(tmp_path: Path) -> None:
     config.write_text(to_toml({"security": {"auth": "jwt", "jwt_public_key": str(public)}}))
     base = ("token", "create", "--config", str(config), "--user", "rsa-user")
 
-    made = legend(*base, "--key", str(private))
+    made = run_legend(*base, "--key", str(private))
     assert made.returncode == 0, made.stderr
     assert jwt.decode(made.stdout.strip(), public.read_text(), algorithms=["RS256"])["sub"] == "rsa-user"
 
-    missing = legend(*base)
+    missing = run_legend(*base)
     assert missing.returncode == 2 and "--key FILE" in missing.stderr and missing.stdout == ""
     other = tmp_path / "other.key"
     other.write_bytes(
@@ -154,14 +138,14 @@ def test_rs256_needs_the_matching_private_key(tmp_path: Path) -> None:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
     )
-    wrong = legend(*base, "--key", str(other))
+    wrong = run_legend(*base, "--key", str(other))
     assert wrong.returncode == 2 and "does not verify" in wrong.stderr and wrong.stdout == ""
 
 
 def test_refused_in_dev_mode_and_for_bad_arguments(tmp_path: Path) -> None:
     dev = tmp_path / "dev.toml"
     dev.write_text(to_toml({"security": {"admin_token": "x"}}))
-    refused = legend("token", "create", "--config", str(dev), "--user", "amy")
+    refused = run_legend("token", "create", "--config", str(dev), "--user", "amy")
     assert refused.returncode == 2 and refused.stdout == ""
     assert "security.auth is 'dev'" in refused.stderr and "security.auth = 'jwt'" in refused.stderr
 
@@ -172,11 +156,11 @@ def test_refused_in_dev_mode_and_for_bad_arguments(tmp_path: Path) -> None:
         (("--user", "amy", "--ttl", "0"), "ttl"),
         (("--user", "amy", "--key", "some.pem"), "--key is for RS256"),
     ):
-        result = legend("token", "create", "--config", str(jwt_config), *args)
+        result = run_legend("token", "create", "--config", str(jwt_config), *args)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
     short = tmp_path / "short.toml"
     short.write_text(to_toml({"security": {"auth": "jwt", "jwt_secret": "short"}}))
-    result = legend("token", "create", "--config", str(short), "--user", "amy")
+    result = run_legend("token", "create", "--config", str(short), "--user", "amy")
     assert result.returncode == 2 and "at least 32 characters" in result.stderr
 
 
@@ -185,5 +169,5 @@ def test_a_login_url_must_be_a_web_address_or_a_path(tmp_path: Path) -> None:
     config.write_text(
         to_toml({"security": {"auth": "jwt", "jwt_secret": SECRET, "login_url": "javascript:alert(1)"}})
     )
-    result = legend("serve", "--config", str(config), "--port", "1")
+    result = run_legend("serve", "--config", str(config), "--port", "1")
     assert result.returncode == 2 and "login_url" in result.stderr and "$.security" in result.stderr

@@ -14,7 +14,7 @@ import pytest
 from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository
-from legend.domain.alert_rules import AlertEvent, AlertKind, Rearm, RulePatch, RuleSpec
+from legend.domain.alert_rules import AlertEvent, AlertKind, AlertRule, Rearm, RulePatch, RuleSpec
 from legend.domain.channels import ChannelRegistry
 from legend.domain.inputs import PriceInput
 from legend.domain.prices import LoggedPrice
@@ -102,6 +102,15 @@ async def observe_all(service: AlertingService, *values: float) -> list[AlertEve
 BREAKOUT = RuleSpec(ticker="aapl", kind=AlertKind.BREAKOUT, threshold=150.0, rearm=Rearm.RECROSS)
 
 
+async def armed(service: AlertingService) -> AlertRule:
+    """Start ``service`` with alice's BREAKOUT rule and a first price below its level: the next price over
+    it is a crossing."""
+    await service.start()
+    rule = await service.create_rule("alice", BREAKOUT)
+    await service.observe(price(149))
+    return rule
+
+
 async def test_a_crossing_fires_once_and_a_recross_fires_again_for_its_owner_only(
     database: Database, clock: FrozenClock
 ) -> None:
@@ -174,9 +183,7 @@ async def test_a_crash_between_write_and_publish_is_delivered_once_on_recovery(
 ) -> None:
     crashed_db = Database(database_url)
     crashed = alerting_service(crashed_db, clock, CrashingBackplane())
-    await crashed.start()
-    rule = await crashed.create_rule("alice", BREAKOUT)
-    await crashed.observe(price(149))
+    rule = await armed(crashed)
     with pytest.raises(Crash):
         await crashed.observe(price(151))
     await crashed.stop()
@@ -209,9 +216,7 @@ async def test_a_crash_after_publish_before_marking_is_not_sent_again_while_hist
     crashed_db = Database(database_url)
     crashed = alerting_service(crashed_db, clock, backplane)
     crashed.repository = CrashOnMark(crashed_db)
-    await crashed.start()
-    rule = await crashed.create_rule("alice", BREAKOUT)
-    await crashed.observe(price(149))
+    rule = await armed(crashed)
     with pytest.raises(Crash):
         await crashed.observe(price(151))
     await crashed.stop()
@@ -233,9 +238,7 @@ async def test_a_backplane_outage_delays_a_trigger_but_never_loses_or_repeats_it
 ) -> None:
     backplane = FlakyBackplane()
     service = alerting_service(database, clock, backplane)
-    await service.start()
-    rule = await service.create_rule("alice", BREAKOUT)
-    await service.observe(price(149))
+    rule = await armed(service)
     backplane.down = True
     [stored] = await service.observe(price(151))
     assert stored.key == f"{rule.id}:1"
@@ -255,9 +258,7 @@ async def test_a_trigger_published_but_not_marked_is_marked_later_without_a_seco
     backplane = InMemoryBackplane()
     service = alerting_service(database, clock, backplane)
     service.repository = MarkFailsOnce(database)
-    await service.start()
-    rule = await service.create_rule("alice", BREAKOUT)
-    await service.observe(price(149))
+    rule = await armed(service)
     [stored] = await service.observe(price(151))  # published; marking it failed; the error is contained
     assert service.status()["backlog"] is True
     assert await service.deliver_pending() == 1  # found in the stream's history: marked, not sent again
@@ -273,9 +274,7 @@ async def test_in_a_cluster_another_instance_waits_for_a_live_claim(
 ) -> None:
     crashed_db = Database(database_url)
     crashed = alerting_service(crashed_db, clock, CrashingBackplane(), instance_id="a", single_instance=False)
-    await crashed.start()
-    rule = await crashed.create_rule("alice", BREAKOUT)
-    await crashed.observe(price(149))
+    rule = await armed(crashed)
     with pytest.raises(Crash):
         await crashed.observe(price(151))
     await crashed.stop()

@@ -28,11 +28,8 @@ LOG_SIZE = 1000  # the smallest ``alerts.log_size`` allowed; also the evaluator'
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
+    with RedisServer() as server:
         yield server
-    finally:
-        server.close()
 
 
 async def alice_triggers(services: Services) -> list[dict[str, Any]]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import closing
+from functools import partial
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import msgspec
@@ -15,6 +17,7 @@ from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.bootstrap import Services, bootstrap
 from legend.settings import DatabaseSettings
+from tests.support.loopback import GetServer
 
 from .helpers import FeedServer, settings_with
 
@@ -55,51 +58,42 @@ def release() -> Iterator[threading.Event]:
     event.set()
 
 
+def _serve_feed(state: FeedServer, handler: BaseHTTPRequestHandler) -> None:
+    """Answer one GET from ``state``'s files, conditional requests with 304."""
+    file = state.files.get(handler.path)
+    record = {"path": handler.path, "headers": dict(handler.headers)}
+    state.requests.append(record)
+    if file is None:
+        record["status"] = 404
+        handler.send_response(404)
+        handler.end_headers()
+        return
+    fresh = file.conditional and (
+        handler.headers.get("If-None-Match") == file.etag
+        or (
+            handler.headers.get("If-Modified-Since") == file.last_modified
+            and not handler.headers.get("If-None-Match")
+        )
+    )
+    if fresh:
+        record["status"] = 304
+        handler.send_response(304)
+        handler.send_header("ETag", file.etag)
+        handler.end_headers()
+        return
+    record["status"] = 200
+    handler.send_response(200)
+    handler.send_header("Content-Type", file.content_type)
+    handler.send_header("Content-Length", str(len(file.body)))
+    handler.send_header("ETag", file.etag)
+    handler.send_header("Last-Modified", file.last_modified)
+    handler.end_headers()
+    handler.wfile.write(file.body)
+
+
 @pytest.fixture(scope="module")
 def feeds() -> Iterator[FeedServer]:
     state = FeedServer()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            file = state.files.get(self.path)
-            record = {"path": self.path, "headers": dict(self.headers)}
-            state.requests.append(record)
-            if file is None:
-                record["status"] = 404
-                self.send_response(404)
-                self.end_headers()
-                return
-            fresh = file.conditional and (
-                self.headers.get("If-None-Match") == file.etag
-                or (
-                    self.headers.get("If-Modified-Since") == file.last_modified
-                    and not self.headers.get("If-None-Match")
-                )
-            )
-            if fresh:
-                record["status"] = 304
-                self.send_response(304)
-                self.send_header("ETag", file.etag)
-                self.end_headers()
-                return
-            record["status"] = 200
-            self.send_response(200)
-            self.send_header("Content-Type", file.content_type)
-            self.send_header("Content-Length", str(len(file.body)))
-            self.send_header("ETag", file.etag)
-            self.send_header("Last-Modified", file.last_modified)
-            self.end_headers()
-            self.wfile.write(file.body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with closing(GetServer(partial(_serve_feed, state)).start()) as http:
+        state.port = http.port
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

@@ -17,6 +17,17 @@ from legend.settings import Settings
 from tests.support.server import ADMIN_TOKEN, LegendServer, to_toml
 from tests.support.transport import RecordingTransport
 
+# The hooks the example plugin (examples/legend-sentiment) implements, as discovery lists them.
+SENTIMENT_HOOKS = [
+    "config_schema",
+    "on_shutdown",
+    "on_startup",
+    "register_channels",
+    "register_feeds",
+    "register_routes",
+    "register_storage",
+]
+
 # ───────────────────────────── settings and services ─────────────────────────────
 
 
@@ -26,28 +37,30 @@ def settings_with(plugins: Mapping[str, Any], **sections: Any) -> Settings:
     return msgspec.convert(raw, Settings, strict=False)
 
 
+def _try(predicate: Callable[[], Any], deadline: float, timeout: float, what: str) -> Any:
+    """One try: ``predicate()``'s value if truthy, else None; AssertionError once ``deadline`` has passed."""
+    value = predicate()
+    if value:
+        return value
+    if time.monotonic() > deadline:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return None
+
+
 async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
     """Wait (yielding to the loop) until ``predicate()`` is truthy; its value."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    while (value := _try(predicate, deadline, timeout, what)) is None:
         await asyncio.sleep(0.01)
+    return value
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
     """Blocking variant for a server in another process."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    while (value := _try(predicate, deadline, timeout, what)) is None:
         time.sleep(0.02)
+    return value
 
 
 class Transport(RecordingTransport):

@@ -28,11 +28,8 @@ from .samples import echo
 def redis() -> Iterator[RedisServer]:
     if not os.path.exists(REDIS_SERVER):
         pytest.skip("redis-server is not installed")
-    server = RedisServer().start()
-    try:
+    with RedisServer() as server:
         yield server
-    finally:
-        server.close()
 
 
 def price_watcher() -> types.SimpleNamespace:

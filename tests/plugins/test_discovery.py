@@ -14,7 +14,7 @@ import legend
 from legend.plugins.discovery import BUILTINS, GROUP
 from legend.plugins.manager import PluginManager
 
-from .helpers import settings_with
+from .helpers import SENTIMENT_HOOKS, settings_with
 
 
 def test_the_example_package_is_an_installed_entry_point() -> None:
@@ -37,15 +37,7 @@ def test_an_enabled_entry_point_plugin_is_loaded_registered_and_configured() -> 
     record = found.records["sentiment"]
     assert record.state.value == "enabled" and record.version == "0.1.0"
     assert record.source == "entry point (legend-sentiment 0.1.0)" and record.module == "legend_sentiment"
-    assert record.hooks == [
-        "config_schema",
-        "on_shutdown",
-        "on_startup",
-        "register_channels",
-        "register_feeds",
-        "register_routes",
-        "register_storage",
-    ]
+    assert record.hooks == SENTIMENT_HOOKS
     assert record.config.tickers == ["NVDA"] and record.config.premium_users == ["vip"]
     assert found.pm.get_plugin("sentiment") is record.plugin
 

@@ -14,7 +14,7 @@ import pytest
 from tests.support.server import LegendServer
 from tests.support.wsclient import connect
 
-from .helpers import ADMIN, plugin_server, wait_for
+from .helpers import ADMIN, SENTIMENT_HOOKS, plugin_server, wait_for
 
 SAMPLES = "tests.plugins.samples"
 
@@ -81,15 +81,7 @@ def test_broken_plugins_are_failed_and_the_server_runs_the_rest(server: LegendSe
     assert all(found[name]["errors"] == 1 for name in ("raising", "hanging", "hanging_startup"))
     sentiment = found["sentiment"]
     assert sentiment["version"] == "0.1.0" and sentiment["source"] == "entry point (legend-sentiment 0.1.0)"
-    assert sentiment["hooks"] == [
-        "config_schema",
-        "on_shutdown",
-        "on_startup",
-        "register_channels",
-        "register_feeds",
-        "register_routes",
-        "register_storage",
-    ]
+    assert sentiment["hooks"] == SENTIMENT_HOOKS
     assert sentiment["tables"] == ["sentiment_daily"] and found["portfolio"]["tables"] == [
         "portfolio_positions"
     ]

@@ -4,9 +4,7 @@ the start with its path, like any other settings error. The kill switch blocks p
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import pytest
 from legend.bootstrap import Services
 from legend.plugins.manager import PluginManager
 from legend.settings import SettingsError, load_settings
+from tests.support.server import run_legend
 
 from .helpers import settings_with, toml
 from .samples import echo
@@ -109,14 +108,7 @@ def test_a_broken_schema_of_a_plugin_that_is_not_enabled_is_logged_not_fatal() -
 def test_a_settings_file_with_a_bad_plugin_key_stops_legend_serve(tmp_path: Path) -> None:
     config = tmp_path / "legend.toml"
     config.write_text(toml({"plugins.portfolio": {"max_positons": 5}}), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGEND_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "legend", "serve", "--config", str(config), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    done = run_legend("serve", "--config", str(config), "--port", "0")
     assert done.returncode == 2
     assert "settings error: [plugins.portfolio] unknown setting `max_positons`" in done.stderr
     assert "$.plugins.portfolio.max_positons" in done.stderr
@@ -160,14 +152,7 @@ async def test_blocked_plugins_add_nothing_to_the_server(build: Build) -> None:
 
 
 def _cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LEGEND_")}
-    return subprocess.run(
-        [sys.executable, "-m", "legend", "plugins", "list", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**clean, **(env or {})},
-    )
+    return run_legend("plugins", "list", *args, env=env)
 
 
 def test_legend_plugins_list(tmp_path: Path) -> None:
@@ -247,11 +232,5 @@ def test_legend_plugins_list_reports_every_error_serve_would_stop_at(tmp_path: P
         "finnhub, alpaca; from plugins: canned (plugin echo)); did you mean 'canned'?",
     ]
     assert "echo" in done.stdout and "sentiment" in done.stdout  # the listing is there all the same
-    served = subprocess.run(
-        [sys.executable, "-m", "legend", "serve", "--config", str(config), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={k: v for k, v in os.environ.items() if not k.startswith("LEGEND_")},
-    )
+    served = run_legend("serve", "--config", str(config), "--port", "0")
     assert served.returncode == 2 and "[plugins.newz] there is no plugin named 'newz'" in served.stderr

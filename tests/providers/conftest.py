@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 
 import pytest
 
@@ -11,11 +12,8 @@ from tests.providers.support import FakeTime, VendorServer
 
 @pytest.fixture
 def server() -> Iterator[VendorServer]:
-    srv = VendorServer()
-    try:
+    with closing(VendorServer()) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from legend.adapters.quotes.vendor import Timing
+from tests.support.loopback import GetServer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -46,7 +47,8 @@ Route = Callable[[Request], Reply]
 class VendorServer:
     """Answers every GET with ``route(request)``; records requests and the peak of concurrent ones.
 
-    A route may block on ``release`` (a hanging vendor); ``close`` sets it, so no handler outlives the test.
+    A route may block on ``release`` (``hang``: a vendor that never answers); ``close`` sets it, so no
+    handler outlives the test.
     """
 
     def __init__(self, route: Route | None = None) -> None:
@@ -56,64 +58,55 @@ class VendorServer:
         self.in_flight = 0
         self.peak_in_flight = 0
         self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                request = Request(
-                    "GET",
-                    parts.path,
-                    {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()},
-                    {k.lower(): v for k, v in self.headers.items()},
-                )
-                with server._lock:
-                    server.requests.append(request)
-                    server.in_flight += 1
-                    server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
-                try:
-                    reply = server.route(request)
-                except Exception as exc:  # a broken route is a 500, visible in the test's failure
-                    reply = Reply(500, {"error": f"route failed: {exc!r}"})
-                finally:
-                    with server._lock:
-                        server.in_flight -= 1  # before answering: the client may send the next at once
-                body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
-                    self.send_header("Content-Length", str(len(body)))
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:
-                    pass  # the client gave up (a timeout test)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._http = GetServer(self._answer).start()
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://127.0.0.1:{self._http.port}"
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(handler.path)
+        request = Request(
+            "GET",
+            parts.path,
+            {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()},
+            {k.lower(): v for k, v in handler.headers.items()},
+        )
+        with self._lock:
+            self.requests.append(request)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            reply = self.route(request)
+        except Exception as exc:  # a broken route is a 500, visible in the test's failure
+            reply = Reply(500, {"error": f"route failed: {exc!r}"})
+        finally:
+            with self._lock:
+                self.in_flight -= 1  # before answering: the client may send the next at once
+        body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+        try:
+            handler.send_response(reply.status)
+            handler.send_header("Content-Type", "application/json; charset=utf-8")
+            handler.send_header("Content-Length", str(len(body)))
+            for name, value in reply.headers.items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(body)
+        except OSError:
+            pass  # the client gave up (a timeout test)
 
     def paths(self) -> list[str]:
         with self._lock:
             return [r.path for r in self.requests]
 
+    def hang(self, request: Request) -> Reply:
+        """A route that answers only once the test ends (``close``)."""
+        self.release.wait(10)
+        return Reply(200, {})
+
     def close(self) -> None:
         self.release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._http.close()
 
 
 class FakeTime:

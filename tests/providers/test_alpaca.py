@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,11 +57,8 @@ def at(text: str) -> float:
 
 async def test_maps_the_documented_snapshot_field_by_field(server: VendorServer) -> None:
     server.route = alpaca()
-    provider = make(server)
-    try:
+    async with aclosing(make(server)) as provider:
         aapl, msft = await provider.fetch(["AAPL", "MSFT", "NOPE"])
-    finally:
-        await provider.aclose()
     # A regular session: latestTrade.p, dailyBar o/h/l/v, prevDailyBar.c, latestTrade.t.
     assert (aapl.ticker, aapl.price, aapl.open, aapl.high, aapl.low) == (
         "AAPL",
@@ -99,11 +97,8 @@ def generated(symbols: list[str]) -> dict[str, Any]:
 async def test_batches_many_symbols_per_request_chunked_past_the_maximum(server: VendorServer) -> None:
     symbols = [f"S{i:03d}" for i in range(250)]
     server.route = alpaca(generated(symbols))
-    provider = make(server, max_symbols_per_request=100)
-    try:
+    async with aclosing(make(server, max_symbols_per_request=100)) as provider:
         quotes = await provider.fetch(symbols)
-    finally:
-        await provider.aclose()
     asked = [r.query["symbols"].split(",") for r in server.requests]
     assert sorted(len(batch) for batch in asked) == [50, 100, 100]
     assert sorted(s for batch in asked for s in batch) == symbols  # each exactly once
@@ -113,12 +108,9 @@ async def test_batches_many_symbols_per_request_chunked_past_the_maximum(server:
 @pytest.mark.parametrize(("status", "body"), [(401, "alpaca/error_401.json"), (403, "alpaca/error_403.json")])
 async def test_a_refused_key_is_a_clear_error(server: VendorServer, status: int, body: str) -> None:
     server.route = lambda request: Reply(status, payload(body))
-    provider = make(server, key_id="wrong")
-    try:
+    async with aclosing(make(server, key_id="wrong")) as provider:
         with pytest.raises(ProviderAuthError) as error:
             await provider.fetch(["AAPL"])
-    finally:
-        await provider.aclose()
     assert str(error.value) == (
         f"alpaca: the API key was refused (HTTP {status}: {payload(body)['message']}); check "
         "quotes.alpaca.key_id / quotes.alpaca.secret_key or APCA_API_KEY_ID / APCA_API_SECRET_KEY"
@@ -135,11 +127,8 @@ async def test_429_waits_for_the_rate_limit_reset_then_succeeds(
     }
     answers = iter([Reply(429, payload("alpaca/error_429.json"), headers)])
     server.route = lambda request: next(answers, None) or alpaca()(request)
-    provider = make(server, fake_time)
-    try:
+    async with aclosing(make(server, fake_time)) as provider:
         quotes = await provider.fetch(["AAPL"])
-    finally:
-        await provider.aclose()
     assert [q.ticker for q in quotes] == ["AAPL"]
     assert fake_time.sleeps == [3.0] and provider.stats()["rate_limited"] == 1
 
@@ -148,12 +137,9 @@ async def test_429_beyond_the_budget_is_raised_for_the_streamer(
     server: VendorServer, fake_time: FakeTime
 ) -> None:
     server.route = lambda request: Reply(429, payload("alpaca/error_429.json"), {"Retry-After": "120"})
-    provider = make(server, fake_time)
-    try:
+    async with aclosing(make(server, fake_time)) as provider:
         with pytest.raises(ProviderRateLimited, match=r"alpaca: rate limited by the vendor \(HTTP 429\)"):
             await provider.fetch(["AAPL", "MSFT"])
-    finally:
-        await provider.aclose()
     assert fake_time.sleeps == []
 
 
@@ -166,12 +152,9 @@ async def test_an_invalid_symbol_is_dropped_remembered_and_the_rest_fetched(serv
         return ok(request)
 
     server.route = strict
-    provider = make(server)
-    try:
+    async with aclosing(make(server)) as provider:
         first = await provider.fetch(["12AB", "AAPL"])
         second = await provider.fetch(["12AB", "MSFT"])
-    finally:
-        await provider.aclose()
     assert [q.ticker for q in first] == ["AAPL"] and [q.ticker for q in second] == ["MSFT"]
     assert [r.query["symbols"] for r in server.requests] == ["12AB,AAPL", "AAPL", "MSFT"]
     assert provider.stats()["invalid_symbols"] == ["12AB"]
@@ -179,38 +162,25 @@ async def test_an_invalid_symbol_is_dropped_remembered_and_the_rest_fetched(serv
 
 async def test_a_null_snapshot_or_one_without_price_is_left_out(server: VendorServer) -> None:
     server.route = alpaca({"AAPL": SNAPSHOTS["AAPL"], "HALT": None, "EMPTY": {"latestTrade": None}})
-    provider = make(server)
-    try:
+    async with aclosing(make(server)) as provider:
         quotes = await provider.fetch(["AAPL", "HALT", "EMPTY"])
-    finally:
-        await provider.aclose()
     assert [q.ticker for q in quotes] == ["AAPL"]
 
 
 async def test_server_error_and_timeout_are_exceptions(server: VendorServer) -> None:
     server.route = lambda request: Reply(500, {"message": "internal server error"})
-    provider = make(server)
-    try:
+    async with aclosing(make(server)) as provider:
         with pytest.raises(
             ProviderUnavailable, match=r"alpaca: server error \(HTTP 500: internal server error\)"
         ):
             await provider.fetch(["AAPL"])
-    finally:
-        await provider.aclose()
 
-    def hang(request: Request) -> Reply:
-        server.release.wait(10)
-        return Reply(200, {})
-
-    server.route = hang
-    provider = make(server, timeout=0.2)
-    try:
+    server.route = server.hang
+    async with aclosing(make(server, timeout=0.2)) as provider:
         with pytest.raises(
             ProviderUnavailable, match=r"alpaca: no answer from http://127.0.0.1:\d+ within 0.2 s"
         ):
             await provider.fetch(["AAPL"])
-    finally:
-        await provider.aclose()
 
 
 async def test_partial_success_when_one_batch_fails(
@@ -221,12 +191,9 @@ async def test_partial_success_when_one_batch_fails(
     server.route = lambda request: (
         Reply(503, {"message": "unavailable"}) if "S003" in request.query["symbols"] else ok(request)
     )
-    provider = make(server, max_symbols_per_request=2)
-    try:
+    async with aclosing(make(server, max_symbols_per_request=2)) as provider:
         with caplog.at_level(logging.WARNING, logger="legend.quotes.alpaca"):
             quotes = await provider.fetch(symbols)
-    finally:
-        await provider.aclose()
     assert [q.ticker for q in quotes] == ["S000", "S001"]
     assert "1 of 2 batches fetched" in caplog.text and "HTTP 503: unavailable" in caplog.text
 

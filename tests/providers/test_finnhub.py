@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import aclosing
 from typing import Any
 
 import pytest
@@ -46,11 +47,8 @@ def make(
 
 async def test_maps_the_documented_quote_field_by_field(server: VendorServer) -> None:
     server.route = finnhub()
-    provider = make(server)
-    try:
+    async with aclosing(make(server)) as provider:
         aapl, msft = await provider.fetch(["AAPL", "MSFT", "NOPE"])
-    finally:
-        await provider.aclose()
     # {"c": 189.84, "d": 1.5, "dp": 0.7964, "h": 190.32, "l": 188.19, "o": 189.57, "pc": 188.34, "t": 1700254800}
     assert (aapl.ticker, aapl.price, aapl.change, aapl.change_percent) == ("AAPL", 189.84, 1.5, 0.8)
     assert (aapl.high, aapl.low, aapl.open, aapl.previous_close) == (190.32, 188.19, 189.57, 188.34)
@@ -78,11 +76,8 @@ async def test_requests_run_concurrently_but_never_more_than_the_cap(server: Ven
         return finnhub()(request)
 
     server.route = paired
-    provider = make(server, max_concurrency=2)
-    try:
+    async with aclosing(make(server, max_concurrency=2)) as provider:
         quotes = await provider.fetch(["AAPL", "MSFT", "A", "B", "C", "D"])
-    finally:
-        await provider.aclose()
     assert [q.ticker for q in quotes] == ["AAPL", "MSFT"] and len(server.requests) == 6
     assert server.peak_in_flight == 2
 
@@ -95,11 +90,8 @@ async def test_paced_to_the_per_second_limit(server: VendorServer, fake_time: Fa
         return finnhub()(request)
 
     server.route = timed
-    provider = make(server, fake_time, requests_per_second=2, max_concurrency=1)
-    try:
+    async with aclosing(make(server, fake_time, requests_per_second=2, max_concurrency=1)) as provider:
         quotes = await provider.fetch(["AAPL", "MSFT", "X1", "X2", "X3"])
-    finally:
-        await provider.aclose()
     assert len(quotes) == 2 and len(sent_at) == 5
     assert all(sum(1 for t in sent_at if start <= t < start + 1.0) <= 2 for start in sent_at)
     assert sent_at[-1] - sent_at[0] == pytest.approx(2.0)  # 5 requests at 2/s: 0, 0, 1, 1, 2
@@ -109,15 +101,14 @@ async def test_what_does_not_fit_the_minute_limit_goes_first_next_time(
     server: VendorServer, fake_time: FakeTime
 ) -> None:
     server.route = finnhub()
-    provider = make(server, fake_time, requests_per_minute=3, max_concurrency=1, fetch_budget=4)
-    try:
+    async with aclosing(
+        make(server, fake_time, requests_per_minute=3, max_concurrency=1, fetch_budget=4)
+    ) as provider:
         first = await provider.fetch(["AAPL", "MSFT", "X1", "X2", "X3"])  # 3 sent, 2 deferred
         assert [q.ticker for q in first] == ["AAPL", "MSFT"] and len(server.requests) == 3
         assert provider.stats()["deferred"] == 2 and fake_time.sleeps == []  # a 60 s wait does not fit
         fake_time.advance(60)
         await provider.fetch(["AAPL", "MSFT", "X1", "X2", "X3"])
-    finally:
-        await provider.aclose()
     asked = [r.query["symbol"] for r in server.requests]
     assert asked[:3] == ["AAPL", "MSFT", "X1"] and asked[3:5] == ["X2", "X3"]  # the left-over ones first
 
@@ -129,12 +120,9 @@ async def test_a_refused_key_is_a_clear_error_and_stops_spending_requests(
     server: VendorServer, status: int, body: str
 ) -> None:
     server.route = lambda request: Reply(status, payload(body))
-    provider = make(server, key="wrong", max_concurrency=1)
-    try:
+    async with aclosing(make(server, key="wrong", max_concurrency=1)) as provider:
         with pytest.raises(ProviderAuthError) as error:
             await provider.fetch(["AAPL", "MSFT", "TSLA"])
-    finally:
-        await provider.aclose()
     detail = payload(body)["error"]
     assert str(error.value) == (
         f"finnhub: the API key was refused (HTTP {status}: {detail}); "
@@ -148,11 +136,8 @@ async def test_429_with_retry_after_backs_off_then_succeeds_and_is_counted(
 ) -> None:
     answers = iter([Reply(429, payload("finnhub/error_429.json"), {"Retry-After": "1"})])
     server.route = lambda request: next(answers, None) or finnhub()(request)
-    provider = make(server, fake_time)
-    try:
+    async with aclosing(make(server, fake_time)) as provider:
         [quote] = await provider.fetch(["AAPL"])
-    finally:
-        await provider.aclose()
     assert quote.price == 189.84
     assert fake_time.sleeps == [1.0] and len(server.requests) == 2
     assert provider.stats() | {"blocked_for": 0} == {
@@ -164,14 +149,13 @@ async def test_429_without_retry_after_backs_off_exponentially_with_a_cap(
     server: VendorServer, fake_time: FakeTime
 ) -> None:
     server.route = lambda request: Reply(429, payload("finnhub/error_429.json"))
-    provider = make(server, fake_time, max_retries=4, backoff_initial=0.5, backoff_max=1.5, fetch_budget=30)
-    try:
+    async with aclosing(
+        make(server, fake_time, max_retries=4, backoff_initial=0.5, backoff_max=1.5, fetch_budget=30)
+    ) as provider:
         with pytest.raises(
             ProviderRateLimited, match=r"finnhub: rate limited by the vendor \(HTTP 429\) 5 times"
         ):
             await provider.fetch(["AAPL"])
-    finally:
-        await provider.aclose()
     assert fake_time.sleeps == [0.5, 1.0, 1.5, 1.5] and len(server.requests) == 5
 
 
@@ -180,8 +164,7 @@ async def test_a_long_retry_after_fails_fast_without_calling_the_vendor_until_it
 ) -> None:
     answers = iter([Reply(429, payload("finnhub/error_429.json"), {"Retry-After": "30"})])
     server.route = lambda request: next(answers, None) or finnhub()(request)
-    provider = make(server, fake_time, fetch_budget=4)
-    try:
+    async with aclosing(make(server, fake_time, fetch_budget=4)) as provider:
         with pytest.raises(ProviderRateLimited) as error:
             await provider.fetch(["AAPL"])
         assert error.value.retry_after == 30 and fake_time.sleeps == []  # never waits past the budget
@@ -191,60 +174,44 @@ async def test_a_long_retry_after_fails_fast_without_calling_the_vendor_until_it
         assert len(server.requests) == 1  # the vendor was not asked again while it said no
         fake_time.advance(10)
         assert [q.ticker for q in await provider.fetch(["AAPL"])] == ["AAPL"]
-    finally:
-        await provider.aclose()
 
 
 async def test_the_rate_limit_reset_header_is_honoured(server: VendorServer, fake_time: FakeTime) -> None:
     reset = str(int(fake_time.wall_now) + 2)
     answers = iter([Reply(429, payload("finnhub/error_429.json"), {"X-Ratelimit-Reset": reset})])
     server.route = lambda request: next(answers, None) or finnhub()(request)
-    provider = make(server, fake_time)
-    try:
+    async with aclosing(make(server, fake_time)) as provider:
         assert len(await provider.fetch(["MSFT"])) == 1
-    finally:
-        await provider.aclose()
     assert fake_time.sleeps == [2.0]
 
 
 async def test_server_error_is_an_exception(server: VendorServer) -> None:
     server.route = lambda request: Reply(502, b"<html>Bad Gateway</html>")
-    provider = make(server)
-    try:
+    async with aclosing(make(server)) as provider:
         with pytest.raises(
             ProviderUnavailable, match=r"finnhub: server error \(HTTP 502: <html>Bad Gateway</html>\)"
         ):
             await provider.fetch(["AAPL"])
-    finally:
-        await provider.aclose()
     assert provider.stats()["errors"] == 1
 
 
 async def test_a_hanging_vendor_times_out(server: VendorServer) -> None:
-    def hang(request: Request) -> Reply:
-        server.release.wait(10)  # released when the test ends
-        return Reply(200, {})
-
-    server.route = hang
-    provider = make(server, timeout=0.2)
-    try:
+    server.route = server.hang
+    async with aclosing(make(server, timeout=0.2)) as provider:
         with pytest.raises(
             ProviderUnavailable, match=r"finnhub: no answer from http://127.0.0.1:\d+/api/v1 within 0.2 s"
         ):
             await provider.fetch(["AAPL"])
-    finally:
-        await provider.aclose()
 
 
 async def test_an_unreachable_vendor_is_an_exception(server: VendorServer) -> None:
     url = server.url
     server.close()
-    provider = FinnhubQuoteProvider(QuotesFinnhubSettings(base_url=f"{url}/api/v1", timeout=2), KEY)
-    try:
+    async with aclosing(
+        FinnhubQuoteProvider(QuotesFinnhubSettings(base_url=f"{url}/api/v1", timeout=2), KEY)
+    ) as provider:
         with pytest.raises(ProviderUnavailable, match=r"finnhub: cannot reach"):
             await provider.fetch(["AAPL"])
-    finally:
-        await provider.aclose()
 
 
 async def test_partial_success_returns_what_it_got(
@@ -254,12 +221,9 @@ async def test_partial_success_returns_what_it_got(
     server.route = lambda request: (
         Reply(500, {"error": "boom"}) if request.query["symbol"] == "MSFT" else ok(request)
     )
-    provider = make(server)
-    try:
+    async with aclosing(make(server)) as provider:
         with caplog.at_level(logging.WARNING, logger="legend.quotes.finnhub"):
             quotes = await provider.fetch(["AAPL", "MSFT"])
-    finally:
-        await provider.aclose()
     assert [q.ticker for q in quotes] == ["AAPL"]
     assert "1 of 2 tickers fetched" in caplog.text and "HTTP 500: boom" in caplog.text
 

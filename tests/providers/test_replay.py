@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -185,6 +186,12 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+async def replayed(path: Path, count: int, **options: Any) -> list[Quote]:
+    """The first ``count`` quotes of ticker X replayed from ``path`` (``options``: the provider's)."""
+    replay = ReplayQuoteProvider({"X": ReplaySource(path)}, **options)
+    return [(await replay.fetch(["X"]))[0] for _ in range(count)]
+
+
 THREE_BARS = """Date,Open,High,Low,Close,Volume
 2024-03-04 09:30,10,11,9.5,10.5,100
 2024-03-04 09:31,10.5,12,10,11.5,200
@@ -194,12 +201,10 @@ THREE_BARS = """Date,Open,High,Low,Close,Volume
 
 async def test_loop_starts_again_and_no_loop_holds_the_last_bar(tmp_path: Path) -> None:
     path = write(tmp_path / "three.csv", THREE_BARS)
-    looping = ReplayQuoteProvider({"X": ReplaySource(path)}, loop=True)
-    prices = [(await looping.fetch(["X"]))[0].price for _ in range(7)]
+    prices = [q.price for q in await replayed(path, 7, loop=True)]
     assert prices == [10.5, 11.5, 9.0, 10.5, 11.5, 9.0, 10.5]
     again = (await ReplayQuoteProvider({"X": ReplaySource(path)}).fetch(["X"]))[0]
-    holding = ReplayQuoteProvider({"X": ReplaySource(path)}, loop=False)
-    quotes = [(await holding.fetch(["X"]))[0] for _ in range(5)]
+    quotes = await replayed(path, 5, loop=False)
     assert [q.price for q in quotes] == [10.5, 11.5, 9.0, 9.0, 9.0]
     assert quotes[-1] == quotes[2]  # the end: the last bar, unchanged
     assert (quotes[-1].high, quotes[-1].low, quotes[-1].volume) == (12.0, 8.0, 600)
@@ -209,10 +214,8 @@ async def test_loop_starts_again_and_no_loop_holds_the_last_bar(tmp_path: Path) 
 async def test_speed_is_bars_per_fetch(tmp_path: Path) -> None:
     rows = "".join(f"2024-03-04 10:{m:02d},{m + 1},{m + 2},{m},{m + 1},1\n" for m in range(20))
     path = write(tmp_path / "twenty.csv", "Datetime,Open,High,Low,Close,Volume\n" + rows)
-    fast = ReplayQuoteProvider({"X": ReplaySource(path)}, speed=5, loop=False)
-    assert [(await fast.fetch(["X"]))[0].volume for _ in range(5)] == [1, 6, 11, 16, 20]
-    slow = ReplayQuoteProvider({"X": ReplaySource(path)}, speed=0.5)
-    assert [(await slow.fetch(["X"]))[0].volume for _ in range(5)] == [1, 1, 2, 2, 3]
+    assert [q.volume for q in await replayed(path, 5, speed=5, loop=False)] == [1, 6, 11, 16, 20]
+    assert [q.volume for q in await replayed(path, 5, speed=0.5)] == [1, 1, 2, 2, 3]
 
 
 async def test_time_advance_follows_the_clock_not_the_polls(tmp_path: Path) -> None:
@@ -264,8 +267,7 @@ async def test_time_advance_follows_the_clock_not_the_polls(tmp_path: Path) -> N
     ],
 )
 async def test_common_layouts_give_the_same_figures(tmp_path: Path, name: str, text: str) -> None:
-    replay = ReplayQuoteProvider({"X": ReplaySource(write(tmp_path / name, text))}, loop=False)
-    quotes = [(await replay.fetch(["X"]))[0] for _ in range(3)]
+    quotes = await replayed(write(tmp_path / name, text), 3, loop=False)
     assert [q.price for q in quotes] == [10.5, 11.0, 11.2]
     assert [(q.open, q.high, q.low, q.volume) for q in quotes] == [
         (10, 11, 9, 100),
@@ -282,8 +284,7 @@ async def test_yahoo_null_rows_are_skipped_and_volume_is_optional(tmp_path: Path
         tmp_path / "gaps.csv",
         "Date,Open,High,Low,Close\n2020-01-02,1,2,0.5,1.5\n2020-01-03,null,null,null,null\n2020-01-06,1.5,3,1,2\n",
     )
-    replay = ReplayQuoteProvider({"X": ReplaySource(path)}, loop=False)
-    first, second = [(await replay.fetch(["X"]))[0] for _ in range(2)]
+    first, second = await replayed(path, 2, loop=False)
     assert (first.price, second.price, second.previous_close, second.volume) == (1.5, 2.0, 1.5, 0)
     assert datetime.fromtimestamp(second.timestamp or 0, NEW_YORK) == datetime(
         2020, 1, 6, 16, 0, tzinfo=NEW_YORK
@@ -353,8 +354,7 @@ async def test_daily_bars_stamped_at_midnight_are_daily_sessions(tmp_path: Path)
         tmp_path / "daily-utc.csv",
         "Date,Open,High,Low,Close,Volume\n2020-01-02T00:00:00Z,1,2,0.5,1.5,10\n2020-01-03T00:00:00Z,1.5,3,1,2,20\n",
     )
-    replay = ReplayQuoteProvider({"X": ReplaySource(path)}, loop=False)
-    first, second = [(await replay.fetch(["X"]))[0] for _ in range(2)]
+    first, second = await replayed(path, 2, loop=False)
     assert (second.open, second.high, second.volume, second.previous_close) == (1.5, 3.0, 20, 1.5)
     stamp = datetime.fromtimestamp(second.timestamp or 0, NEW_YORK)
     assert stamp == datetime(2020, 1, 3, 16, 0, tzinfo=NEW_YORK)  # the close of that day, not midnight UTC

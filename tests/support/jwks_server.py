@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from tests.support.loopback import GetServer
 
 
 class JwksServer:
@@ -24,40 +26,37 @@ class JwksServer:
         self.status = 200
         self.delay = 0.0
         self._lock = threading.Lock()
-        owner = self
+        self._http = GetServer(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with owner._lock:
-                    owner.fetches += 1
-                    status, delay = owner.status, owner.delay
-                    body = json.dumps({"keys": [*owner._published.values(), *owner.extra]}).encode()
-                if delay:
-                    time.sleep(delay)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="jwks-server", daemon=True)
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.fetches += 1
+            status, delay = self.status, self.delay
+            body = json.dumps({"keys": [*self._published.values(), *self.extra]}).encode()
+        if delay:
+            time.sleep(delay)
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/jwks"
+        return f"http://127.0.0.1:{self._http.port}/jwks"
 
     def start(self) -> JwksServer:
-        self._thread.start()
+        self._http.start()
         return self
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.close()
+
+    def __enter__(self) -> JwksServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def publish(self, kid: str, algorithm: str = "RS256") -> None:
         """A new key pair, its public half served from now on (RS256: RSA 2048; ES256: P-256)."""

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.redis_server import free_port
+from tests.support.loopback import LoopbackHttp, free_port
 
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf"
 UPSTREAM = re.compile(r"server app(\d+):8000\b")
@@ -70,7 +70,7 @@ def deployed_config(
     return text
 
 
-class Nginx:
+class Nginx(LoopbackHttp):
     """``start()`` runs nginx on a free port in front of ``upstreams`` (``host:port``); ``close()`` stops it."""
 
     def __init__(self, upstreams: list[str], source: str | None = None) -> None:
@@ -83,14 +83,6 @@ class Nginx:
             encoding="utf-8",
         )
         self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/api/ws"
 
     def start(self, timeout: float = 15.0) -> Nginx:
         error_log = self.dir / "error.log"

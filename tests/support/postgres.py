@@ -35,7 +35,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.support.redis_server import free_port
+from tests.support.loopback import free_port
 
 T = TypeVar("T")
 

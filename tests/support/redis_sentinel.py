@@ -17,7 +17,8 @@ from pathlib import Path
 
 import redis
 
-from tests.support.redis_server import REDIS_SERVER, RedisServer, free_port, ping
+from tests.support.loopback import free_port
+from tests.support.redis_server import REDIS_SERVER, RedisServer, ping
 
 
 class RedisSentinel:

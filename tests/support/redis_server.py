@@ -6,6 +6,7 @@ never touches a Redis on 6379: the tests pass on a machine where nothing listens
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -13,6 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import redis.asyncio as aioredis
+
+from tests.support.loopback import free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -29,12 +34,6 @@ def quick_redis_settings(url: str, lease_ttl: float) -> dict[str, Any]:
         "reconnect_min_delay": 0.05,
         "reconnect_max_delay": 0.5,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ping(port: int, timeout: float = 0.5) -> bool:
@@ -116,6 +115,12 @@ class RedisServer:
         finally:
             if self._dir is not None:
                 self._dir.cleanup()
+
+    async def history(self, stream: str) -> list[dict[str, Any]]:
+        """A stream's messages as the Redis backplane keeps them (what its subscribers were sent, in order)."""
+        async with aioredis.from_url(self.url) as client:
+            texts = await client.lrange(f"legend:{{{stream}}}:history", 0, -1)
+        return [json.loads(text) for text in texts]
 
     def __enter__(self) -> RedisServer:
         return self.start()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,14 +15,33 @@ from typing import Any
 import httpx
 
 from legend.settings import Settings
+from tests.support.loopback import LoopbackHttp, free_port
 
 ADMIN_TOKEN = "test-admin-token"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# Variables that would change what ``legend`` reads besides its settings file.
+OUTSIDE_SETTINGS = ("REDIS_URL", "REALTIME_UPDATE_INTERVAL", "REALTIME_AFTER_HOURS_INTERVAL")
+
+
+def legend_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without Legend's own variables, with ``extra`` added."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LEGEND_") and k not in OUTSIDE_SETTINGS}
+    return {**clean, **(extra or {})}
+
+
+def run_legend(
+    *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -m legend ARGS`` to its end, in ``cwd``, with no Legend variables but ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "legend", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=legend_env(env),
+    )
 
 
 def _toml_value(value: Any) -> str:
@@ -57,7 +75,28 @@ def merge(
     return merged
 
 
-class LegendServer:
+def pattern_body(
+    message: str,
+    *,
+    ticker: str = "AAPL",
+    score: float = 8.5,
+    entry: float = 100,
+    stop: float = 95,
+    target: float = 120,
+) -> dict[str, object]:
+    """A VCP pattern alert as ``POST /api/ws/broadcast/pattern`` takes it."""
+    return {
+        "ticker": ticker,
+        "pattern_type": "VCP",
+        "score": score,
+        "entry_price": entry,
+        "stop_price": stop,
+        "target_price": target,
+        "message": message,
+    }
+
+
+class LegendServer(LoopbackHttp):
     """Starts, stops and restarts ``python -m legend serve`` with a generated settings file."""
 
     def __init__(
@@ -78,14 +117,6 @@ class LegendServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/api/ws"
-
-    @property
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -94,15 +125,7 @@ class LegendServer:
     ) -> LegendServer:
         """Start and wait until ``/health`` answers (unless not ``wait``), with ``extra_env`` added to
         the environment."""
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        for var in list(env):
-            if var.startswith("LEGEND_") or var in (
-                "REDIS_URL",
-                "REALTIME_UPDATE_INTERVAL",
-                "REALTIME_AFTER_HOURS_INTERVAL",
-            ):
-                env.pop(var)
-        env.update(extra_env or {})
+        env = legend_env({"PYTHONUNBUFFERED": "1", **(extra_env or {})})
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -154,6 +177,12 @@ class LegendServer:
             self.stop(signal.SIGKILL)
         finally:
             self._dir.cleanup()
+
+    def __enter__(self) -> LegendServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def stats(self) -> dict[str, Any]:
         response = httpx.get(f"{self.url}/api/ws/stats", headers=self.admin, timeout=5)

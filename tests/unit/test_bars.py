@@ -181,27 +181,16 @@ def test_alignment_on_a_holiday(builder: BarBuilder) -> None:
 
 def test_alignment_across_the_spring_dst_change(builder: BarBuilder) -> None:
     a = builder.alignment
-    # Sunday 2026-03-08 lasts 23 hours: 02:00 EST jumps to 03:00 EDT.
-    assert span(a, "1h", utc(2026, 3, 8, 5, 30)) == (
-        utc(2026, 3, 8, 5),
-        utc(2026, 3, 8, 6),
-        False,
-    )  # 00:00 EST
-    assert span(a, "1h", utc(2026, 3, 8, 6, 30)) == (
-        utc(2026, 3, 8, 6),
-        utc(2026, 3, 8, 7),
-        False,
-    )  # 01:00 EST
-    assert span(a, "1h", utc(2026, 3, 8, 7, 30)) == (
-        utc(2026, 3, 8, 7),
-        utc(2026, 3, 8, 8),
-        False,
-    )  # 03:00 EDT
-    assert span(a, "1h", utc(2026, 3, 9, 3, 30)) == (
-        utc(2026, 3, 9, 3),
-        utc(2026, 3, 9, 4),
-        False,
-    )  # 23:00 EDT
+    # Sunday 2026-03-08 lasts 23 hours: 02:00 EST jumps to 03:00 EDT. Each hour bar: (a moment in it,
+    # its start and end in UTC, its local start).
+    hours = [
+        (utc(2026, 3, 8, 5, 30), utc(2026, 3, 8, 5), utc(2026, 3, 8, 6), "00:00 EST"),
+        (utc(2026, 3, 8, 6, 30), utc(2026, 3, 8, 6), utc(2026, 3, 8, 7), "01:00 EST"),
+        (utc(2026, 3, 8, 7, 30), utc(2026, 3, 8, 7), utc(2026, 3, 8, 8), "03:00 EDT"),
+        (utc(2026, 3, 9, 3, 30), utc(2026, 3, 9, 3), utc(2026, 3, 9, 4), "23:00 EDT"),
+    ]
+    for moment, start, end, local in hours:
+        assert span(a, "1h", moment) == (start, end, False), local
     day = exchange_day(date(2026, 3, 8), NY, None)
     assert day.end - day.start == 23 * 3600 * 10**6
     # The sessions around it: 09:30 ET is 14:30 UTC on Friday, 13:30 UTC on Monday.

@@ -4,8 +4,6 @@ up, verbatim, in the page that quotes it."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from legend.settings import (
     Settings,
     SettingsError,
 )
+from tests.support.server import run_legend
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -31,13 +30,7 @@ PROVIDERS = (ROOT / "docs" / "providers.md").read_text(encoding="utf-8")
 
 def test_the_readme_quotes_the_settings_error_of_the_cli(tmp_path: Path) -> None:
     (tmp_path / "legend.toml").write_text("[realtime]\nmax_subscriptions = 0\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "legend", "serve", "--config", "legend.toml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_legend("serve", "--config", "legend.toml", cwd=tmp_path)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert (

@@ -13,6 +13,8 @@ from legend.domain.envelope import conflation_key, seal
 from legend.domain.inputs import PatternInput, PriceInput
 from legend.plugins.base import Message
 from legend.services.streaming.outbox import Outbox, Pushed
+from legend.services.streaming.publisher import Publisher
+from legend.services.streaming.session import Session
 from tests.support.loop import settle
 from tests.support.streaming import build_streaming, send
 from tests.support.transport import AwaitedTransport, RecordingTransport, StuckTransport
@@ -32,12 +34,18 @@ class Quote(Message, tag="quote", kw_only=True):
 QUOTES = ChannelSpec(name="quotes", delivery=Delivery.CONFLATE, schema=Quote)
 
 
-async def test_an_idle_connection_gets_the_frame_written_at_once_without_a_task() -> None:
+async def subscribed_to_patterns(transport: RecordingTransport) -> tuple[Publisher, Session]:
+    """A started service (with QUOTES) and one session on ``transport`` subscribed to ``patterns``."""
     streaming, publisher, _ = build_streaming(channels=[QUOTES])
     await streaming.start()
-    transport = RecordingTransport()
     session = streaming.open_session(transport, "u")
     await send(streaming, session, "subscribe", channel="patterns")
+    return publisher, session
+
+
+async def test_an_idle_connection_gets_the_frame_written_at_once_without_a_task() -> None:
+    transport = RecordingTransport()
+    publisher, session = await subscribed_to_patterns(transport)
     await settle()
     assert session.writer is None  # the acknowledgement and the history went straight out too
     before = len(transport.texts)
@@ -48,11 +56,8 @@ async def test_an_idle_connection_gets_the_frame_written_at_once_without_a_task(
 
 
 async def test_a_busy_socket_gets_its_messages_queued_in_order_and_drained_by_a_writer() -> None:
-    streaming, publisher, _ = build_streaming(channels=[QUOTES])
-    await streaming.start()
     transport = AwaitedTransport()  # declines every synchronous write
-    session = streaming.open_session(transport, "u")
-    await send(streaming, session, "subscribe", channel="patterns")
+    publisher, session = await subscribed_to_patterns(transport)
     sent = [await publisher.pattern(PATTERN) for _ in range(5)]
     assert session.writer is not None  # the socket would not take them at once
     await settle()
@@ -63,11 +68,8 @@ async def test_a_busy_socket_gets_its_messages_queued_in_order_and_drained_by_a_
 async def test_a_queued_message_keeps_later_ones_behind_it() -> None:
     """While a session's writer has work, new messages queue behind it even if the socket has room:
     order per stream never depends on which path a message took."""
-    streaming, publisher, _ = build_streaming(channels=[QUOTES])
-    await streaming.start()
     transport = RecordingTransport()
-    session = streaming.open_session(transport, "u")
-    await send(streaming, session, "subscribe", channel="patterns")
+    publisher, session = await subscribed_to_patterns(transport)
     await settle()
     accept = transport.write
     transport.write = lambda text: False  # type: ignore[method-assign]  # the buffer is full, once

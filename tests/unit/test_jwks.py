@@ -23,12 +23,9 @@ from tests.support.jwks_server import JwksServer
 
 @pytest.fixture
 def idp() -> Iterator[JwksServer]:
-    server = JwksServer().start()
-    server.publish("k1")
-    try:
+    with JwksServer() as server:
+        server.publish("k1")
         yield server
-    finally:
-        server.close()
 
 
 def auth(idp: JwksServer, **extra: Any) -> Authenticator:

@@ -60,23 +60,35 @@ def test_summer_weekday(nyse: ExchangeCalendarsMarketCalendar) -> None:
     assert not nyse.state_at(utc(2026, 7, 14, 20, 30)).is_open
 
 
-def test_spring_forward_weekend(nyse: ExchangeCalendarsMarketCalendar) -> None:
-    friday = nyse.state_at(utc(2026, 3, 6, 14, 30))
-    assert friday.is_open and friday.next_close == utc(2026, 3, 6, 21, 0)
-    weekend = nyse.state_at(utc(2026, 3, 7, 12, 0))
-    assert not weekend.is_open and weekend.next_open == utc(2026, 3, 9, 13, 30)
-    monday = nyse.state_at(utc(2026, 3, 9, 13, 30))
-    assert monday.is_open and monday.next_close == utc(2026, 3, 9, 20, 0)
-
-
-def test_fall_back_weekend(nyse: ExchangeCalendarsMarketCalendar) -> None:
-    friday = nyse.state_at(utc(2026, 10, 30, 13, 30))
-    assert friday.is_open and friday.next_close == utc(2026, 10, 30, 20, 0)
-    weekend = nyse.state_at(utc(2026, 11, 1, 12, 0))
-    assert not weekend.is_open and weekend.next_open == utc(2026, 11, 2, 14, 30)
-    monday_early = nyse.state_at(utc(2026, 11, 2, 13, 30))
-    assert not monday_early.is_open and monday_early.next_open == utc(2026, 11, 2, 14, 30)
-    assert nyse.state_at(utc(2026, 11, 2, 20, 30)).next_close == utc(2026, 11, 2, 21, 0)
+@pytest.mark.parametrize(
+    ("at", "is_open", "next_change"),
+    [
+        (utc(2026, 3, 6, 14, 30), True, utc(2026, 3, 6, 21, 0)),  # spring forward: Friday on winter hours
+        (utc(2026, 3, 7, 12, 0), False, utc(2026, 3, 9, 13, 30)),  # Monday opens on summer hours
+        (utc(2026, 3, 9, 13, 30), True, utc(2026, 3, 9, 20, 0)),
+        (utc(2026, 10, 30, 13, 30), True, utc(2026, 10, 30, 20, 0)),  # fall back: Friday on summer hours
+        (utc(2026, 11, 1, 12, 0), False, utc(2026, 11, 2, 14, 30)),  # Monday opens on winter hours
+        (utc(2026, 11, 2, 13, 30), False, utc(2026, 11, 2, 14, 30)),  # Monday early: not open yet
+        (utc(2026, 11, 2, 20, 30), True, utc(2026, 11, 2, 21, 0)),
+    ],
+    ids=[
+        "spring-friday",
+        "spring-weekend",
+        "spring-monday",
+        "fall-friday",
+        "fall-weekend",
+        "fall-monday-early",
+        "fall-monday-late",
+    ],
+)
+def test_dst_weekends(
+    nyse: ExchangeCalendarsMarketCalendar, at: datetime, is_open: bool, next_change: datetime
+) -> None:
+    """The session hours follow New York across both DST changes: the next close when open, else the next
+    open."""
+    state = nyse.state_at(at)
+    assert state.is_open == is_open
+    assert (state.next_close if is_open else state.next_open) == next_change
 
 
 def test_thanksgiving_is_a_holiday(nyse: ExchangeCalendarsMarketCalendar) -> None:

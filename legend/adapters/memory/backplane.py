@@ -13,16 +13,17 @@ from typing import Literal
 
 from legend.adapters.clock.system import SystemClock
 from legend.adapters.memory.price_log import MemoryPriceLog
+from legend.adapters.price_log_reads import PriceLogReads
 from legend.domain.envelope import Envelope
 from legend.domain.history import StreamLog
 from legend.domain.prices import enters_price_log
 from legend.ports.backplane import AlreadyPublished, Deliver, Outgoing, Replay
 from legend.ports.clock import Clock
 from legend.ports.cluster import Figures
-from legend.ports.price_log import LocalPriceLog, LogRead
+from legend.ports.price_log import LocalPriceLog
 
 
-class InMemoryBackplane:
+class InMemoryBackplane(PriceLogReads):
     """Sequences, remembers and delivers within this process, and keeps the price log (``price_log``:
     in memory unless given). The Backplane and the ClusterMembership port.
 
@@ -161,14 +162,3 @@ class InMemoryBackplane:
         if left > 1:
             self._expected[address] = (left - 1, until)
         return True
-
-    # ───────────── the price log ─────────────
-
-    async def read(self, after: str | None, count: int, wait: float) -> LogRead:
-        return await self.price_log.read(after, count, wait)
-
-    async def end(self) -> str:
-        return await self.price_log.end()
-
-    async def note_rule_change(self, rule_id: int) -> None:
-        await self.price_log.note_rule_change(rule_id)

@@ -13,6 +13,7 @@ from typing import Literal
 
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, LogRead
+from legend.runtime.events import set_within
 
 
 class MemoryPriceLog:
@@ -43,10 +44,7 @@ class MemoryPriceLog:
         position = int(after) if after else 0
         if position >= self._appended and wait > 0:
             self._appended_event.clear()
-            try:
-                async with asyncio.timeout(wait):
-                    await self._appended_event.wait()
-            except TimeoutError:
+            if not await set_within(self._appended_event, wait):
                 return LogRead([])
         entries = self._entries
         oldest = self._appended - len(entries) + 1  # the number of the first entry kept

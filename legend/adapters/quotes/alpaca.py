@@ -133,13 +133,9 @@ class AlpacaQuoteProvider:
         self._settings = settings
         self._http = VendorClient(
             provider=self.name,
-            base_url=settings.base_url,
+            settings=settings,
             headers={"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key},
-            timeout=settings.timeout,
             limits=[(settings.requests_per_minute, 60.0)],
-            max_retries=settings.max_retries,
-            backoff_initial=settings.backoff_initial,
-            backoff_max=settings.backoff_max,
             key_hint=(f"quotes.alpaca.key_id / quotes.alpaca.secret_key or {ENV_KEY_ID} / {ENV_SECRET_KEY}"),
             timing=timing,
             transport=transport,
@@ -149,14 +145,8 @@ class AlpacaQuoteProvider:
 
     def stats(self) -> dict[str, object]:
         """Request, 429 and error counters, and how long the vendor still blocks us."""
-        s = self._http.stats
         return {
-            "requests": s.requests,
-            "rate_limited": s.rate_limited,
-            "deferred": s.deferred,
-            "errors": s.errors,
-            "last_error": s.last_error,
-            "blocked_for": round(self._http.blocked_for(), 3),
+            **self._http.counters(),
             "invalid_symbols": sorted(self._invalid)[:20],
         }
 

@@ -80,13 +80,9 @@ class FinnhubQuoteProvider:
         self._settings = settings
         self._http = VendorClient(
             provider=self.name,
-            base_url=settings.base_url,
+            settings=settings,
             headers={"X-Finnhub-Token": api_key},
-            timeout=settings.timeout,
             limits=[(settings.requests_per_second, 1.0), (settings.requests_per_minute, 60.0)],
-            max_retries=settings.max_retries,
-            backoff_initial=settings.backoff_initial,
-            backoff_max=settings.backoff_max,
             key_hint=f"quotes.finnhub.api_key or {ENV_KEY}",
             timing=timing,
             transport=transport,
@@ -95,15 +91,7 @@ class FinnhubQuoteProvider:
 
     def stats(self) -> dict[str, object]:
         """Request, 429 and error counters, and how long the vendor still blocks us."""
-        s = self._http.stats
-        return {
-            "requests": s.requests,
-            "rate_limited": s.rate_limited,
-            "deferred": s.deferred,
-            "errors": s.errors,
-            "last_error": s.last_error,
-            "blocked_for": round(self._http.blocked_for(), 3),
-        }
+        return self._http.counters()
 
     async def known(self, tickers: Iterable[str]) -> set[str]:
         """The tickers Finnhub has a quote for (asked once per new ticker, on its first subscription)."""

@@ -27,6 +27,7 @@ from legend.adapters.quotes.errors import (
     ProviderUnavailable,
 )
 from legend.runtime.backoff import Backoff
+from legend.settings import QuotesVendorSettings
 
 log = logging.getLogger("legend.quotes")
 
@@ -139,13 +140,9 @@ class VendorClient:
         self,
         *,
         provider: str,
-        base_url: str,
+        settings: QuotesVendorSettings,
         headers: Mapping[str, str],
-        timeout: float,
         limits: Sequence[tuple[int, float]],
-        max_retries: int,
-        backoff_initial: float,
-        backoff_max: float,
         key_hint: str,
         timing: Timing | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -153,12 +150,12 @@ class VendorClient:
         self.provider = provider
         self.timing = timing or Timing()
         self.stats = VendorStats()
-        self._base_url = base_url.rstrip("/")
+        self._base_url = settings.base_url.rstrip("/")
         self._headers = {"User-Agent": _USER_AGENT, "Accept": "application/json", **headers}
-        self._timeout = timeout
+        self._timeout = settings.timeout
         self._limiter = WindowLimiter(limits, self.timing)
-        self._max_retries = max_retries
-        self._backoff = Backoff(backoff_initial, maximum=backoff_max)  # after 429s in a row
+        self._max_retries = settings.max_retries
+        self._backoff = Backoff(settings.backoff_initial, maximum=settings.backoff_max)  # after 429s in a row
         self._key_hint = key_hint
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -182,6 +179,18 @@ class VendorClient:
     def blocked_for(self) -> float:
         """Seconds until the 429 gate opens (0 when open)."""
         return max(self.stats.blocked_until - self.timing.monotonic(), 0.0)
+
+    def counters(self) -> dict[str, object]:
+        """Request, 429 and error counters, and how long the vendor still blocks us (a provider's stats)."""
+        s = self.stats
+        return {
+            "requests": s.requests,
+            "rate_limited": s.rate_limited,
+            "deferred": s.deferred,
+            "errors": s.errors,
+            "last_error": s.last_error,
+            "blocked_for": round(self.blocked_for(), 3),
+        }
 
     def _rate_limited(self, response: httpx.Response) -> float:
         backoff = self._backoff.next()  # a strike, whether or not the vendor says how long to wait

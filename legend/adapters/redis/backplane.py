@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
+from legend.adapters.price_log_reads import PriceLogReads
 from legend.adapters.redis.admission import RedisConnectionRegistry
 from legend.adapters.redis.connection import RedisConnection
 from legend.adapters.redis.external import ExternalMessages
@@ -27,13 +28,12 @@ from legend.adapters.redis.price_log import RedisPriceLog
 from legend.adapters.redis.sequencer import Sequencer
 from legend.domain.envelope import Envelope
 from legend.ports.backplane import AlreadyPublished, Deliver, Outgoing, Replay
-from legend.ports.price_log import LogRead
 from legend.runtime.message_bus import MessageBus
 from legend.runtime.supervisor import Supervised, TaskSupervisor
 from legend.settings import RedisSettings
 
 
-class RedisBackplane:
+class RedisBackplane(PriceLogReads):
     """The Backplane port on Redis: sequence and history in keys, fan-out through pub/sub."""
 
     def __init__(
@@ -108,15 +108,6 @@ class RedisBackplane:
 
     async def replay(self, stream: str, since: int | None) -> Replay:
         return await self.sequencer.replay(stream, since)
-
-    async def read(self, after: str | None, count: int, wait: float) -> LogRead:
-        return await self.price_log.read(after, count, wait)
-
-    async def end(self) -> str:
-        return await self.price_log.end()
-
-    async def note_rule_change(self, rule_id: int) -> None:
-        await self.price_log.note_rule_change(rule_id)
 
     async def admit(
         self, connection_id: str, user_id: str, address: str, max_per_user: int, max_per_address: int

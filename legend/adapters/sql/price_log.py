@@ -41,6 +41,7 @@ from legend.adapters.sql.tables import alert_log_positions
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, LogRead
+from legend.runtime.events import set_within
 
 log = logging.getLogger("legend.alerts")
 
@@ -198,10 +199,7 @@ class SqlPriceLog:
         position = int(after) if after else 0
         if position >= self._next - 1 and wait > 0:
             self._committed.clear()
-            try:
-                async with asyncio.timeout(wait):
-                    await self._committed.wait()
-            except TimeoutError:
+            if not await set_within(self._committed, wait):
                 return LogRead([])
         if position >= self._next - 1:
             return LogRead([])

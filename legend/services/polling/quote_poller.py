@@ -26,6 +26,7 @@ from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar, MarketCalendarError
 from legend.ports.quotes import QuoteProvider, follows_market_hours
 from legend.runtime.backoff import exponential
+from legend.runtime.events import set_within
 from legend.runtime.supervisor import Supervised, TaskSupervisor
 from legend.services.streaming.publisher import Publisher
 from legend.services.streaming.service import StreamingService
@@ -190,11 +191,7 @@ class QuotePoller:
             except Exception:
                 log.exception("streamer tick failed")
                 delay = self.update_interval
-            try:
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            await set_within(self._wake, delay)
             # at least MIN_SPACING between rounds, so a burst of new subscriptions makes one early poll
             spent = self.clock.monotonic() - started
             if spent < MIN_SPACING:

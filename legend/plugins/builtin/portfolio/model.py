@@ -195,23 +195,22 @@ def valuate(positions: Sequence[Position], prices: Mapping[str, PriceUpdate]) ->
     for position in positions:
         cost = position.quantity * position.average_cost
         total_cost += cost
+        unpriced = PositionValue(
+            ticker=position.ticker,
+            quantity=position.quantity,
+            average_cost=position.average_cost,
+            cost_basis=_money(cost),
+            price=None,
+            market_value=None,
+            unrealized_pnl=None,
+            unrealized_pnl_percent=None,
+            day_change=None,
+            day_change_percent=None,
+        )
         price = prices.get(position.ticker)
         if price is None:
             missing.append(position.ticker)
-            values.append(
-                PositionValue(
-                    ticker=position.ticker,
-                    quantity=position.quantity,
-                    average_cost=position.average_cost,
-                    cost_basis=_money(cost),
-                    price=None,
-                    market_value=None,
-                    unrealized_pnl=None,
-                    unrealized_pnl_percent=None,
-                    day_change=None,
-                    day_change_percent=None,
-                )
-            )
+            values.append(unpriced)
             continue
         value = position.quantity * price.price
         pnl = value - cost
@@ -223,11 +222,8 @@ def valuate(positions: Sequence[Position], prices: Mapping[str, PriceUpdate]) ->
         if newest is None or price.timestamp > newest:
             newest = price.timestamp
         values.append(
-            PositionValue(
-                ticker=position.ticker,
-                quantity=position.quantity,
-                average_cost=position.average_cost,
-                cost_basis=_money(cost),
+            msgspec.structs.replace(
+                unpriced,
                 price=price.price,
                 market_value=_money(value),
                 unrealized_pnl=_money(pnl),
