@@ -5,8 +5,9 @@ and returns at once. ``run()`` (a supervised loop) works through the queue with 
 per interval it asks the provider (``BarHistory``) for the stretch ``depth[interval]`` back from the
 provider's present that the store does not cover yet, a ``CHUNK`` at a time, and stores each chunk with
 ``insert_missing`` (a bar the live builder wrote is never replaced) together with how far the series is
-covered, so a restart fetches only what is missing: the stretch since the covered end first (oldest
-first, so the coverage stays one stretch), then further back. A provider failure puts the ticker back in
+covered, so a restart fetches only what is missing: the stretch since the covered end first (from one
+bar before it, since the bar forming then was not closed yet; oldest first, so the coverage stays one
+stretch), then further back. A provider failure puts the ticker back in
 the queue after a backoff (``initial`` doubling up to ``maximum``) while the workers go on with other
 tickers; after ``attempts`` failures in a row the ticker is given up until it is ensured again.
 """
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from legend.domain.bar_history import Coverage
-from legend.domain.bars import INTERVALS, BarInterval
+from legend.domain.bars import INTERVALS, INTRADAY, BarInterval
 from legend.ports.bar_history import BarHistory
 from legend.ports.bars import BarStore
 from legend.runtime.backoff import exponential
@@ -170,8 +171,12 @@ class BarBackfill:
         have = await self._store.coverage(ticker, interval)
         step = CHUNK[interval]
         if have is None or have.end < want.start or have.start > want.end:
-            have = Coverage(until, until)  # nothing usable: start again from the present
-        start, end = have
+            start = end = until  # nothing usable: start again from the present
+        else:
+            # The bar forming at the covered end was not closed then: ask again from where it may start.
+            start, end = have
+            if end < until:
+                end = max(start, end - INTRADAY.get(interval, timedelta(days=1)))
         while end < want.end:  # forward from the covered end, so that the coverage stays one stretch
             upper = min(end + step, want.end)
             await self._chunk(ticker, interval, end, upper, Coverage(start, upper))
