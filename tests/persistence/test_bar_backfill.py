@@ -224,3 +224,29 @@ async def test_a_failing_provider_backs_off_without_holding_up_other_tickers(
         assert backfill.status()["last_error"] == "BAD: simulated: cannot reach the vendor (a test)"
         assert await store.coverage("BAD", "1d") is None
         assert backfill.ensure("BAD") is True  # a later ensure tries again
+
+
+async def test_when_every_request_fails_the_workers_pause_longer_and_longer(
+    store: BarStore, nyse: ExchangeCalendarsMarketCalendar
+) -> None:
+    history = demo(nyse, FrozenClock(MONDAY))
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    backfill = BarBackfill(
+        history, store, depth={"1d": timedelta(days=30)}, concurrency=1, initial=1.0, maximum=3.0, attempts=1,
+        sleep=sleep,
+    )  # fmt: skip
+    for ticker in ("A", "B", "C", "D"):
+        history.fail[ticker] = -1  # a plan without history: every request refused
+        backfill.ensure(ticker)
+    await finish(backfill)
+    assert backfill.status()["given_up"] == 4
+    assert waits == [1.0, 2.0, 3.0]  # a pause once more failed in a row than there are workers
+    backfill.ensure("AAPL")  # one success ends the streak
+    backfill.ensure("E")
+    history.fail["E"] = -1
+    await finish(backfill)
+    assert waits == [1.0, 2.0, 3.0] and backfill.status()["done"] == 1

@@ -9,7 +9,11 @@ covered, so a restart fetches only what is missing: the stretch since the covere
 bar before it, since the bar forming then was not closed yet; oldest first, so the coverage stays one
 stretch), then further back. A provider failure puts the ticker back in
 the queue after a backoff (``initial`` doubling up to ``maximum``) while the workers go on with other
-tickers; after ``attempts`` failures in a row the ticker is given up until it is ensured again.
+tickers; after ``attempts`` failures in a row the ticker is given up until it is ensured again. When more
+tickers fail, with no request succeeding in between, than there are workers, the provider itself is
+failing (down, or a plan without history): each worker then pauses that long before its next ticker, so
+that the backfill never spends the provider's rate limit, which the quote poller shares, on requests that
+fail.
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ class BarBackfill:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._seen: set[str] = set()  # queued, in progress, waiting for a retry, or done in this process
         self._failures: dict[str, int] = {}  # failures in a row per ticker
+        self._failing: set[str] = set()  # the tickers that failed since the last request that succeeded
         self._retries: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._busy = 0
@@ -161,6 +166,12 @@ class BarBackfill:
             raise
         except Exception as exc:
             self._failed(ticker, exc)
+            self._failing.add(ticker)
+            streak = len(self._failing)
+            if streak > self._concurrency:  # more tickers failing than workers: the provider itself is down
+                await self._sleep(
+                    exponential(self._initial, streak - self._concurrency - 1, maximum=self._maximum)
+                )
             return
         self._failures.pop(ticker, None)
         self.done += 1
@@ -192,6 +203,7 @@ class BarBackfill:
         bars = await self._history.bars(ticker, interval, start, end)
         closed = [bar for bar in bars if bar.closed and bar.ticker == ticker and bar.interval == interval]
         self.inserted += await self._store.insert_missing(closed, (ticker, interval, after))
+        self._failing.clear()
 
     def _failed(self, ticker: str, exc: Exception) -> None:
         failures = self._failures.get(ticker, 0) + 1
