@@ -26,14 +26,19 @@ class CalendarAlignment:
         self._building = asyncio.Lock()
 
     async def get(self) -> SessionAlignment:
+        """The alignment for the event loop's own use (its day cache is not shared with threads)."""
         if self._alignment is None:
-            async with self._building:
-                if self._alignment is None:
-                    calendar = self._calendar
-                    if calendar is None:
-                        calendar = await asyncio.to_thread(ExchangeCalendarsMarketCalendar)
-                    self._alignment = SessionAlignment(calendar.zone, calendar.session_on)
+            calendar = await self.calendar()
+            self._alignment = SessionAlignment(calendar.zone, calendar.session_on)
         return self._alignment
+
+    async def calendar(self) -> MarketCalendar:
+        """The calendar, read first if none was given; a worker thread makes its own SessionAlignment of it."""
+        if self._calendar is None:
+            async with self._building:
+                if self._calendar is None:
+                    self._calendar = await asyncio.to_thread(ExchangeCalendarsMarketCalendar)
+        return self._calendar
 
 
 #: The bars a vendor is asked for, per interval: the interval's own, except hours, which are made of

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import zlib
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 from legend.adapters.clock.system import SystemClock
 from legend.adapters.quotes.history import CalendarAlignment
 from legend.adapters.quotes.simulated_history import SimulatedHistory, generate
+from legend.domain.bar_alignment import SessionAlignment
 from legend.domain.bar_history import roll_up, within
 from legend.domain.bars import Bar, BarInterval
 from legend.domain.quotes import Quote
@@ -141,7 +143,6 @@ class SimulatedQuoteProvider:
 
     async def _history(self, ticker: str) -> SimulatedHistory:
         """The ticker's history as of this minute, ending at the walk's price (the walk starts if new)."""
-        alignment = await self._alignment.get()
         now = self._clock.now()
         found = self._histories.get(ticker)
         if found is not None and 0 <= (now - found.until).total_seconds() < 60:
@@ -150,7 +151,10 @@ class SimulatedQuoteProvider:
         walk = self._walk(ticker, session)
         if walk.session != session:
             self._roll(walk, session)
-        history = generate(self._seed, ticker, alignment, now, _cents(walk.price))
+        calendar = await self._alignment.calendar()
+        # Some 40 ms of arithmetic: in a worker thread, with an alignment of its own, off the event loop.
+        own = SessionAlignment(calendar.zone, calendar.session_on)
+        history = await asyncio.to_thread(generate, self._seed, ticker, own, now, _cents(walk.price))
         self._histories[ticker] = history
         self._histories.move_to_end(ticker)
         if len(self._histories) > _HISTORIES:

@@ -147,8 +147,10 @@ class SqlAlchemyBarStore:
         inserted = 0
         async with self.database.write() as conn:
             for chunk in chunks(bars):
+                # executemany with RETURNING: one cached statement, sent in batches (insertmanyvalues); a
+                # row that was already there returns nothing
                 result = await conn.execute(
-                    ignore.values([_values(bar) for bar in chunk]).returning(bar_table.c.start)
+                    ignore.returning(bar_table.c.start), [_values(bar) for bar in chunk]
                 )
                 inserted += len(result.all())
             if covered is not None:
