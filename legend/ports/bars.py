@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
+from legend.domain.bar_history import Coverage
 from legend.domain.bars import Bar, BarInterval
 from legend.ports.repositories import PositionMove
 
@@ -44,4 +45,16 @@ class BarStore(Protocol):
     async def prune(self, now: datetime, keep: Mapping[BarInterval, timedelta]) -> int:
         """Delete the closed bars of each interval in ``keep`` that started more than ``keep[interval]``
         before ``now``, in batches (short transactions); the number deleted."""
+        ...
+
+    async def insert_missing(
+        self, bars: Sequence[Bar], covered: tuple[str, BarInterval, Coverage] | None = None
+    ) -> int:
+        """In one transaction: store each of ``bars`` that is not stored yet (a bar the live builder wrote is
+        never replaced) and, with ``covered`` (ticker, interval, coverage), record how far the backfill of that
+        series reaches; the number of bars stored."""
+        ...
+
+    async def coverage(self, ticker: str, interval: BarInterval) -> Coverage | None:
+        """What ``insert_missing`` last recorded for the series; None before its first backfill."""
         ...

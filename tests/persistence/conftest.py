@@ -74,8 +74,8 @@ async def _truncate(url: str) -> None:
         async with database.write() as conn:
             await conn.execute(
                 text(
-                    "TRUNCATE alert_events, alert_rules, alert_log_positions, alert_price_log, watchlist_items, bars"
-                    " RESTART IDENTITY CASCADE"
+                    "TRUNCATE alert_events, alert_rules, alert_log_positions, alert_price_log, watchlist_items, bars,"
+                    " bar_backfill RESTART IDENTITY CASCADE"
                 )
             )
     finally:

@@ -33,6 +33,7 @@ TABLES = {
     "alert_log_positions",
     "alert_price_log",
     "bars",
+    "bar_backfill",
     "watchlist_items",
     "plugin_state",
 }

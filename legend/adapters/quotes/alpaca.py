@@ -6,6 +6,11 @@ The answer maps each symbol to ``{"latestTrade": {"t", "p", "s", …}, "latestQu
 "dailyBar": {"t", "o", "h", "l", "c", "v", …}, "prevDailyBar": {…}}``; a symbol Alpaca does not know is
 absent (or null). A symbol Alpaca calls invalid (HTTP 400 "invalid symbol: X") is dropped and remembered,
 and the rest of its batch is asked again.
+
+History (https://docs.alpaca.markets/reference/stockbarsingle): ``GET /v2/stocks/AAPL/bars?timeframe=1Min
+&start=2024-05-10T13:30:00Z&end=…&limit=10000&adjustment=raw&feed=iex&sort=asc``, answered with
+``{"bars": [{"t", "o", "h", "l", "c", "v", "n", "vw"}, …], "symbol": "AAPL", "next_page_token": …}``;
+the next page repeats the request with ``page_token``; ``bars`` is null when there are none.
 """
 
 from __future__ import annotations
@@ -15,20 +20,26 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Final
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
 
 from legend.adapters.quotes.errors import ProviderAuthError, ProviderError
+from legend.adapters.quotes.history import SOURCE, CalendarAlignment, VendorBar, from_vendor, vendor_range
 from legend.adapters.quotes.vendor import (
+    OutOfBudget,
     RequestRejected,
     Timing,
     VendorClient,
     first_failure,
     number,
 )
+from legend.domain.bars import Bar, BarInterval
 from legend.domain.quotes import Quote
+from legend.ports.bar_history import MAX_HISTORY_BARS
+from legend.ports.market import MarketCalendar
 from legend.settings import QuotesAlpacaSettings
 
 log = logging.getLogger("legend.quotes.alpaca")
@@ -38,6 +49,9 @@ ENV_SECRET_KEY = "APCA_API_SECRET_KEY"
 _NEW_YORK = ZoneInfo("America/New_York")
 _INVALID_SYMBOL = re.compile(r"invalid symbols?:?\s*([A-Za-z0-9.\-/^]+)", re.IGNORECASE)
 _MAX_INVALID = 10_000
+TIMEFRAMES: Final[dict[BarInterval, str]] = {"1m": "1Min", "5m": "5Min", "15m": "15Min", "1d": "1Day"}
+PAGE_LIMIT = 10_000  # Alpaca's largest page
+HISTORY_BUDGET = 60.0  # seconds a history request may wait for pacing: history is never in a hurry
 
 
 def _time(value: object) -> datetime | None:
@@ -114,9 +128,32 @@ def quote_from_alpaca(symbol: str, snapshot: Any) -> Quote | None:
     )
 
 
+def bars_from_alpaca(symbol: str, data: Any) -> tuple[list[VendorBar], str | None]:
+    """One page of Alpaca bars as (start, figures) rows, and the next page's token."""
+    if not isinstance(data, Mapping):
+        raise ProviderError("alpaca", f"unexpected bars for {symbol}: {str(data)[:100]}")
+    listed = data.get("bars") or []
+    token = data.get("next_page_token")
+    if not isinstance(listed, list) or not (token is None or isinstance(token, str)):
+        raise ProviderError("alpaca", f"unexpected bars for {symbol}: {str(data)[:100]}")
+    rows: list[VendorBar] = []
+    for item in listed:
+        at = _time(item.get("t")) if isinstance(item, Mapping) else None
+        prices = [number(item.get(k)) for k in ("o", "h", "l", "c")] if isinstance(item, Mapping) else []
+        if at is None or len(prices) != 4 or any(p is None or p <= 0 for p in prices):
+            raise ProviderError("alpaca", f"bars for {symbol}: a bad bar {str(item)[:100]}")
+        o, h, lo, c = (float(p or 0.0) for p in prices)
+        rows.append((at, (o, h, lo, c, int(number(item.get("v")) or 0))))
+    return rows, token or None
+
+
 class AlpacaQuoteProvider:
     """Alpaca snapshots: tickers in batches of ``max_symbols_per_request``, ``max_concurrency`` batches at once,
-    paced to ``requests_per_minute``; partial success returns what was fetched."""
+    paced to ``requests_per_minute``; partial success returns what was fetched.
+
+    History (``BarHistory``) comes from the bars endpoint, page after page, on the ``calendar``'s sessions
+    (NYSE when none is given); its requests share the snapshots' pacing.
+    """
 
     name: str = "alpaca"
     follows_market_hours: bool = True
@@ -129,8 +166,10 @@ class AlpacaQuoteProvider:
         *,
         timing: Timing | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        calendar: MarketCalendar | None = None,
     ) -> None:
         self._settings = settings
+        self._alignment = CalendarAlignment(calendar)
         self._http = VendorClient(
             provider=self.name,
             settings=settings,
@@ -230,6 +269,40 @@ class AlpacaQuoteProvider:
                     self._invalid.add(symbol)
                 if not batch:
                     return {}
+
+    async def history_until(self, ticker: str) -> datetime | None:
+        """Now: Alpaca's bars reach the present."""
+        return datetime.fromtimestamp(self._http.timing.wall(), UTC) if ticker.strip() else None
+
+    async def bars(self, ticker: str, interval: BarInterval, start: datetime, end: datetime) -> list[Bar]:
+        """Closed bars of ``ticker`` at ``interval`` starting in ``[start, end)``, every page."""
+        alignment = await self._alignment.get()
+        since, until_asked = vendor_range(interval, start, end)
+        params = {
+            "timeframe": TIMEFRAMES[SOURCE[interval]],
+            "start": since.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "end": until_asked.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "limit": str(PAGE_LIMIT),
+            "adjustment": "raw",
+            "feed": self._settings.feed,
+            "sort": "asc",
+        }
+        path = f"/v2/stocks/{quote(ticker, safe='')}/bars"
+        deadline = self._http.timing.monotonic() + HISTORY_BUDGET
+        rows: list[VendorBar] = []
+        while True:
+            try:
+                data = await self._http.get_json(path, params, deadline)
+            except OutOfBudget:
+                raise first_failure(self.name, [OutOfBudget(path)]) from None
+            page, token = bars_from_alpaca(ticker, data)
+            rows.extend(row for row in page if row[0] < until_asked)  # Alpaca's end is inclusive
+            if token is None or len(rows) >= 2 * MAX_HISTORY_BARS:
+                break
+            params["page_token"] = token
+        now = await self.history_until(ticker)
+        assert now is not None
+        return from_vendor(alignment, ticker, interval, rows, now, start, end)[:MAX_HISTORY_BARS]
 
     async def aclose(self) -> None:
         await self._http.aclose()

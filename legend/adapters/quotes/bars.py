@@ -231,10 +231,13 @@ class BarSeries:
 
     ``open`` is the session's first open, ``high``/``low`` the running extremes, ``volume`` the running sum,
     ``previous_close`` the last close of the session before (the file's first open for the first session).
+    ``own`` keeps each bar's own open, high, low and volume, for history (``figures``); ``step`` is the
+    shortest time between two bars of one session in seconds, the file's resolution (None for daily bars or
+    one bar per session).
     """
 
-    __slots__ = ("close", "daily", "high", "low", "open", "path", "previous_close", "session", "timestamp",
-                 "volume")  # fmt: skip
+    __slots__ = ("close", "daily", "high", "low", "open", "own", "own_volume", "path", "previous_close",
+                 "session", "step", "timestamp", "volume")  # fmt: skip
 
     def __init__(self, path: Path, daily: bool) -> None:
         self.path = path
@@ -247,6 +250,9 @@ class BarSeries:
         self.low = array("d")
         self.volume = array("q")
         self.previous_close = array("d")
+        self.own = array("d")  # open, high, low of bar i at 3i, 3i+1, 3i+2
+        self.own_volume = array("q")
+        self.step: float | None = None
 
     def __len__(self) -> int:
         return len(self.close)
@@ -261,6 +267,11 @@ class BarSeries:
         raise ReplayDataError(
             f"{self.path}: start {day.isoformat()} is after the last bar ({last.isoformat()})"
         )
+
+    def figures(self, i: int) -> tuple[float, float, float, float, int]:
+        """Bar ``i`` itself: open, high, low, close and volume, as in the file."""
+        o, h, lo = self.own[3 * i : 3 * i + 3]
+        return _price(o), _price(h), _price(lo), _price(self.close[i]), self.own_volume[i]
 
     def session_date(self, i: int) -> date:
         return date.fromordinal(self.session[i])
@@ -330,6 +341,16 @@ def load_bars(path: Path, zone: ZoneInfo) -> BarSeries:
         series.low.append(lo)
         series.volume.append(volume)
         series.previous_close.append(previous_close)
+        series.own.extend((row.open, max(row.high, row.open, row.close), min(row.low, row.open, row.close)))
+        series.own_volume.append(row.volume)
+    steps = [
+        after - before
+        for before, after, first, second in zip(
+            series.timestamp, series.timestamp[1:], series.session, series.session[1:], strict=False
+        )
+        if first == second and after > before
+    ]
+    series.step = None if daily or not steps else min(steps)
     return series
 
 

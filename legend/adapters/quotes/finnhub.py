@@ -3,6 +3,11 @@
 The key goes in the ``X-Finnhub-Token`` header (Finnhub accepts it there or as ``?token=``), so it never
 appears in URLs or logs. Answer: ``{"c": 261.74, "d": 2.29, "dp": 0.8826, "h": 263.31, "l": 260.68,
 "o": 261.07, "pc": 259.45, "t": 1582641000}``; an unknown symbol gets zeros (``"c": 0``) and is left out.
+
+History (https://finnhub.io/docs/api/stock-candles): ``GET /api/v1/stock/candle?symbol=AAPL&resolution=1
+&from=1572651000&to=1572674400`` (resolution 1, 5, 15 or D; hours are made of 15); answer ``{"s": "ok",
+"t": [...], "o": [...], "h": [...], "l": [...], "c": [...], "v": [...]}`` (parallel arrays, ``t`` the
+bar's start in epoch seconds), or ``{"s": "no_data"}``.
 """
 
 from __future__ import annotations
@@ -10,18 +15,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 import httpx
 
 from legend.adapters.quotes.errors import ProviderAuthError, ProviderError
+from legend.adapters.quotes.history import SOURCE, CalendarAlignment, VendorBar, from_vendor, vendor_range
 from legend.adapters.quotes.vendor import OutOfBudget, Timing, VendorClient, first_failure, number
+from legend.domain.bars import Bar, BarInterval
 from legend.domain.quotes import Quote
+from legend.ports.bar_history import MAX_HISTORY_BARS
+from legend.ports.market import MarketCalendar
 from legend.settings import QuotesFinnhubSettings
 
 log = logging.getLogger("legend.quotes.finnhub")
 
 ENV_KEY = "FINNHUB_API_KEY"
+RESOLUTIONS: Final[dict[BarInterval, str]] = {"1m": "1", "5m": "5", "15m": "15", "1d": "D"}
+HISTORY_BUDGET = 60.0  # seconds a history request may wait for pacing: history is never in a hurry
 
 
 def quote_from_finnhub(symbol: str, data: Any) -> Quote | None:
@@ -58,12 +70,41 @@ def quote_from_finnhub(symbol: str, data: Any) -> Quote | None:
     )
 
 
+def candles_from_finnhub(symbol: str, data: Any) -> list[VendorBar]:
+    """Finnhub's candle arrays as (start, figures) rows; [] for ``"s": "no_data"``."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("s"), str):
+        raise ProviderError("finnhub", f"unexpected candles for {symbol}: {str(data)[:100]}")
+    if data["s"] == "no_data":
+        return []
+    if data["s"] != "ok":
+        raise ProviderError(
+            "finnhub", f"candles for {symbol}: status {data['s']!r} {str(data.get('error', ''))[:100]}"
+        )
+    columns = [data.get(key) for key in ("t", "o", "h", "l", "c", "v")]
+    if (
+        not all(isinstance(column, list) for column in columns)
+        or len({len(c) for c in columns if isinstance(c, list)}) != 1
+    ):
+        raise ProviderError("finnhub", f"candles for {symbol}: the arrays t, o, h, l, c, v differ in length")
+    rows: list[VendorBar] = []
+    for t, o, h, lo, c, v in zip(*(column for column in columns if isinstance(column, list)), strict=True):
+        stamp, prices, volume = number(t), [number(x) for x in (o, h, lo, c)], number(v)
+        if stamp is None or any(p is None or p <= 0 for p in prices):
+            raise ProviderError("finnhub", f"candles for {symbol}: a bad candle at t={t!r}")
+        o_, h_, l_, c_ = (float(p or 0.0) for p in prices)
+        rows.append((datetime.fromtimestamp(stamp, UTC), (o_, h_, l_, c_, int(volume or 0))))
+    return rows
+
+
 class FinnhubQuoteProvider:
     """Finnhub REST quotes: one request per ticker, ``max_concurrency`` at once, paced to the plan's limits.
 
     A fetch lasts at most ``fetch_budget`` seconds plus one request timeout; tickers that did not fit (pacing,
     429) are asked first in the next fetch. Partial success returns what was fetched; when nothing was, the
     most telling error is raised (refused key, then rate limit, then the rest).
+
+    History (``BarHistory``) comes from the candle endpoint, on the ``calendar``'s sessions (NYSE when none
+    is given); its requests share the quotes' pacing.
     """
 
     name: str = "finnhub"
@@ -76,8 +117,10 @@ class FinnhubQuoteProvider:
         *,
         timing: Timing | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        calendar: MarketCalendar | None = None,
     ) -> None:
         self._settings = settings
+        self._alignment = CalendarAlignment(calendar)
         self._http = VendorClient(
             provider=self.name,
             settings=settings,
@@ -150,6 +193,30 @@ class FinnhubQuoteProvider:
                 f"; failures: {'; '.join(failed[:3])}" if failed else "",
             )
         return [got[t] for t in wanted if t in got]
+
+    async def history_until(self, ticker: str) -> datetime | None:
+        """Now: Finnhub's candles reach the present."""
+        return datetime.fromtimestamp(self._http.timing.wall(), UTC) if ticker.strip() else None
+
+    async def bars(self, ticker: str, interval: BarInterval, start: datetime, end: datetime) -> list[Bar]:
+        """Closed candles of ``ticker`` at ``interval`` starting in ``[start, end)``."""
+        alignment = await self._alignment.get()
+        since, until_asked = vendor_range(interval, start, end)
+        params = {
+            "symbol": ticker,
+            "resolution": RESOLUTIONS[SOURCE[interval]],
+            "from": str(int(since.timestamp())),
+            "to": str(int(until_asked.timestamp()) - 1),  # Finnhub's to is inclusive
+        }
+        deadline = self._http.timing.monotonic() + HISTORY_BUDGET
+        try:
+            data = await self._http.get_json("/stock/candle", params, deadline)
+        except OutOfBudget:
+            raise first_failure(self.name, [OutOfBudget("/stock/candle")]) from None
+        rows = candles_from_finnhub(ticker, data)
+        now = await self.history_until(ticker)
+        assert now is not None
+        return from_vendor(alignment, ticker, interval, rows, now, start, end)[:MAX_HISTORY_BARS]
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -15,8 +16,14 @@ from zoneinfo import ZoneInfo
 from legend.adapters.clock.system import SystemClock
 from legend.adapters.quotes.bars import BarSeries, load_bars, read_columns
 from legend.adapters.quotes.errors import ReplayDataError
+from legend.adapters.quotes.history import CalendarAlignment
+from legend.domain.bar_alignment import INTRADAY_US
+from legend.domain.bar_history import daily, place, roll_up, within
+from legend.domain.bars import Bar, BarInterval
 from legend.domain.quotes import Quote
+from legend.domain.timefmt import from_epoch
 from legend.ports.clock import Clock
+from legend.ports.market import MarketCalendar
 
 log = logging.getLogger("legend.quotes.replay")
 
@@ -49,6 +56,10 @@ class ReplayQuoteProvider:
 
     Files are read on first use, in a worker thread, once; a file that cannot be read raises a
     ReplayDataError naming the file and line (the other tickers' quotes are still returned when there are any).
+
+    History (``BarHistory``): the file's bars before the one replayed now, rolled up on the ``calendar``'s
+    sessions (NYSE when none is given); a daily file has daily bars only, and an intraday file has no
+    bars finer than its own (a file of 5-minute bars has no 1m history).
     """
 
     name: str = "replay"
@@ -64,6 +75,7 @@ class ReplayQuoteProvider:
         start: date | None = None,
         timezone: str = "America/New_York",
         clock: Clock | None = None,
+        calendar: MarketCalendar | None = None,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
@@ -80,6 +92,7 @@ class ReplayQuoteProvider:
         self._cursors: dict[str, _Cursor | ReplayDataError] = {}
         self._loading = asyncio.Lock()
         self._reported: set[str] = set()
+        self._alignment = CalendarAlignment(calendar)
 
     @property
     def tickers(self) -> list[str]:
@@ -117,6 +130,52 @@ class ReplayQuoteProvider:
 
     async def aclose(self) -> None:
         """Nothing to release: files are read whole and closed at load."""
+
+    async def history_until(self, ticker: str) -> datetime | None:
+        """The replay's present for ``ticker``: the time of the bar it replays now."""
+        if ticker not in self._sources:
+            return None
+        cursor = await self._loaded(ticker)
+        return from_epoch(cursor.series.timestamp[self._index(cursor, self._last_step())])
+
+    async def bars(self, ticker: str, interval: BarInterval, start: datetime, end: datetime) -> list[Bar]:
+        """The file's bars before the one replayed now, at ``interval``, starting in ``[start, end)``."""
+        if ticker not in self._sources:
+            return []
+        cursor = await self._loaded(ticker)
+        series = cursor.series
+        now = self._index(cursor, self._last_step())
+        alignment = await self._alignment.get()
+        # Only the bars that can fall in the stretch asked for: a bar of ``interval`` starting before ``end``
+        # takes file bars up to a day later.
+        first = bisect_left(series.timestamp, start.timestamp())
+        last = min(now, bisect_left(series.timestamp, (end + timedelta(days=1)).timestamp()))
+        if series.daily:
+            if interval != "1d":
+                return []
+            days = (
+                daily(alignment, ticker, series.session_date(i), series.figures(i))
+                for i in range(first, last)
+            )
+            return within((bar for bar in days if bar is not None), start, end)
+        step = series.step
+        if interval != "1d" and (step is None or step * 1_000_000 > INTRADAY_US[interval]):
+            return []
+        until = from_epoch(series.timestamp[now])
+        own = (
+            place(alignment, ticker, "1m", from_epoch(series.timestamp[i]), series.figures(i))
+            for i in range(first, last)
+        )
+        minutes = [bar for bar in own if bar is not None]
+        return within(
+            minutes if interval == "1m" else roll_up(minutes, interval, alignment, until), start, end
+        )
+
+    async def _loaded(self, ticker: str) -> _Cursor:
+        cursor = await self._cursor(ticker)
+        if isinstance(cursor, ReplayDataError):
+            raise cursor
+        return cursor
 
     def position(self, ticker: str) -> dict[str, object] | None:
         """Where the replay of ``ticker`` stands (for admins and tests); None before its file is loaded."""

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from legend.adapters.clock.system import SystemClock
+from legend.adapters.quotes.history import CalendarAlignment
+from legend.adapters.quotes.simulated_history import SimulatedHistory, generate
+from legend.domain.bar_alignment import SessionAlignment
+from legend.domain.bar_history import roll_up, within
+from legend.domain.bars import Bar, BarInterval
 from legend.domain.quotes import Quote
 from legend.ports.clock import Clock
+from legend.ports.market import MarketCalendar
 
 _NEW_YORK = ZoneInfo("America/New_York")
 _MIN_PREVIOUS_CLOSE, _MAX_PREVIOUS_CLOSE = 5.0, 800.0  # for tickers not in REFERENCE_CLOSES
@@ -38,6 +45,7 @@ REFERENCE_CLOSES: Mapping[str, float] = {
 # fmt: on
 _OPEN_GAP = 0.005  # standard deviation of the overnight gap, as a fraction of the previous close
 _VOLUME_PER_FETCH = (100, 10_000)
+_HISTORIES = 16  # generated histories kept (each some 7,000 minutes at most)
 
 
 @dataclass(slots=True)
@@ -65,6 +73,10 @@ class SimulatedQuoteProvider:
     session rolls when the New York date of the clock changes. Market hours are not consulted, and the
     quote poller is told not to slow down outside them either (``follows_market_hours = False``): a demo that
     moved once a minute at night would look frozen.
+
+    History (``BarHistory``, legend/adapters/quotes/simulated_history.py): a year of daily bars and the
+    one-minute bars since the latest session's open, ending at the walk's current price, on the
+    ``calendar``'s sessions (NYSE when none is given). Generated once per ticker and minute.
     """
 
     name: str = "simulated"
@@ -77,6 +89,7 @@ class SimulatedQuoteProvider:
         clock: Clock | None = None,
         volatility: float = 0.0008,
         max_tickers: int = 10_000,
+        calendar: MarketCalendar | None = None,
     ) -> None:
         if volatility < 0:
             raise ValueError(f"volatility must be >= 0, got {volatility}")
@@ -87,6 +100,8 @@ class SimulatedQuoteProvider:
         self._volatility = volatility
         self._max_tickers = max_tickers
         self._walks: OrderedDict[str, _Walk] = OrderedDict()
+        self._alignment = CalendarAlignment(calendar)
+        self._histories: OrderedDict[str, SimulatedHistory] = OrderedDict()  # the latest few, per ticker
 
     def __len__(self) -> int:
         """Tickers currently remembered (bounded by ``max_tickers``)."""
@@ -108,6 +123,43 @@ class SimulatedQuoteProvider:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+    async def history_until(self, ticker: str) -> datetime | None:
+        """Now: the demo's history reaches the present."""
+        return self._clock.now() if ticker.strip() else None
+
+    async def bars(self, ticker: str, interval: BarInterval, start: datetime, end: datetime) -> list[Bar]:
+        """The generated history of ``ticker`` at ``interval``, starting in ``[start, end)``."""
+        if not ticker.strip():
+            return []
+        history = await self._history(ticker)
+        if interval == "1m":
+            chosen = history.minutes
+        elif interval == "1d":
+            chosen = history.daily
+        else:
+            chosen = roll_up(history.minutes, interval, await self._alignment.get(), history.until)
+        return within(chosen, start, end)
+
+    async def _history(self, ticker: str) -> SimulatedHistory:
+        """The ticker's history as of this minute, ending at the walk's price (the walk starts if new)."""
+        now = self._clock.now()
+        found = self._histories.get(ticker)
+        if found is not None and 0 <= (now - found.until).total_seconds() < 60:
+            return found
+        session = now.astimezone(_NEW_YORK).date()
+        walk = self._walk(ticker, session)
+        if walk.session != session:
+            self._roll(walk, session)
+        calendar = await self._alignment.calendar()
+        # Some 40 ms of arithmetic: in a worker thread, with an alignment of its own, off the event loop.
+        own = SessionAlignment(calendar.zone, calendar.session_on)
+        history = await asyncio.to_thread(generate, self._seed, ticker, own, now, _cents(walk.price))
+        self._histories[ticker] = history
+        self._histories.move_to_end(ticker)
+        if len(self._histories) > _HISTORIES:
+            self._histories.popitem(last=False)
+        return history
 
     def _walk(self, ticker: str, session: date) -> _Walk:
         walk = self._walks.get(ticker)

@@ -7,7 +7,7 @@ and set, so a builder that lost its lease stores nothing once its successor has 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, delete, not_, select, tuple_
@@ -17,7 +17,9 @@ from sqlalchemy.engine import Row
 from legend.adapters.sql.alert_rows import chunks
 from legend.adapters.sql.database import Database
 from legend.adapters.sql.log_positions import move_position, stored_position
+from legend.adapters.sql.tables import bar_backfill
 from legend.adapters.sql.tables import bars as bar_table
+from legend.domain.bar_history import Coverage
 from legend.domain.bars import Bar, BarInterval, parse_interval
 from legend.ports.bars import MAX_HISTORY
 from legend.ports.repositories import PositionMove
@@ -138,3 +140,36 @@ class SqlAlchemyBarStore:
                 if count < PRUNE_BATCH:
                     break
         return deleted
+
+    async def insert_missing(
+        self, bars: Sequence[Bar], covered: tuple[str, BarInterval, Coverage] | None = None
+    ) -> int:
+        dialect = postgresql if self.database.backend == "postgresql" else sqlite
+        ignore = dialect.insert(bar_table).on_conflict_do_nothing(
+            index_elements=["ticker", "interval", "start"]
+        )
+        inserted = 0
+        async with self.database.write() as conn:
+            for chunk in chunks(bars):
+                # executemany with RETURNING: one cached statement, sent in batches (insertmanyvalues); a
+                # row that was already there returns nothing
+                result = await conn.execute(
+                    ignore.returning(bar_table.c.start), [_values(bar) for bar in chunk]
+                )
+                inserted += len(result.all())
+            if covered is not None:
+                ticker, interval, coverage = covered
+                values = {"start": coverage.start, "end": coverage.end, "updated_at": datetime.now(UTC)}
+                record = dialect.insert(bar_backfill).values(ticker=ticker, interval=interval, **values)
+                await conn.execute(
+                    record.on_conflict_do_update(index_elements=["ticker", "interval"], set_=values)
+                )
+        return inserted
+
+    async def coverage(self, ticker: str, interval: BarInterval) -> Coverage | None:
+        c = bar_backfill.c
+        async with self.database.read() as conn:
+            row = (
+                await conn.execute(select(c.start, c.end).where(c.ticker == ticker, c.interval == interval))
+            ).first()
+        return None if row is None else Coverage(row.start, row.end)

@@ -199,3 +199,16 @@ bars = Table(
     # SQLite: the rows live in the primary key's B-tree, so "the last 500 of AAPL at 1m" is one range
     sqlite_with_rowid=False,
 )
+
+# ───────────── revision 0006: how far the bar backfill has fetched each ticker's history, per interval ─────────────
+
+bar_backfill = Table(
+    "bar_backfill",
+    metadata,
+    Column("ticker", String(16), primary_key=True),
+    Column("interval", String(4), primary_key=True),
+    # the stretch [start, end) fetched from the provider, contiguous; a restart fetches only outside it
+    Column("start", UtcDateTime(), nullable=False),
+    Column("end", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
