@@ -151,6 +151,7 @@ def api_router(services: Services, metrics: CollectorRegistry) -> Router:
             "watchlists": _provide(services.watchlists),
             "alerting": _provide(services.alerting),
             "bar_building": _provide(services.bar_building),  # None when bars are not built here
+            "bar_backfill": _provide(services.bar_backfill),  # None without a provider with history
             "plugins": _provide(services.plugins),
             "service_status": _provide(services.status),
             "supervisor": _provide(services.supervisor),

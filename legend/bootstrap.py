@@ -40,6 +40,7 @@ from legend.plugins.manager import PluginManager
 from legend.plugins.store import InMemoryPluginStateRepository, PluginStateRepository
 from legend.ports.admission import ConnectionRegistry
 from legend.ports.backplane import Backplane
+from legend.ports.bar_history import bar_history
 from legend.ports.bars import BarStore
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
@@ -50,6 +51,7 @@ from legend.ports.repositories import AlertRepository, WatchlistRepository
 from legend.runtime.message_bus import MessageBus
 from legend.runtime.supervisor import Supervised, TaskSupervisor
 from legend.services.alerts.service import AlertingService
+from legend.services.bars.backfill import BarBackfill
 from legend.services.bars.building import BarBuilding
 from legend.services.polling.quote_poller import QuotePoller
 from legend.services.streaming.admission import Admission, AdmissionLimits
@@ -97,6 +99,8 @@ class Services:
     bars: BarStore | None = None  # in ``database``: none without one
     ticker_check: TickerCheck | None = None  # whether the quote provider knows a ticker (subscribe, REST)
     bar_building: BarBuilding | None = None  # none without a bar store, or with ``bars.enabled = false``
+    bar_backfill: BarBackfill | None = None  # none without a bar store or a provider with history
+    _bar_backfiller: Supervised | None = field(default=None, init=False)
     _bar_builder: Supervised | None = field(default=None, init=False)
 
     async def start(self) -> None:
@@ -122,6 +126,8 @@ class Services:
             self._bar_builder = self.supervisor.start("bar-building", self.bar_building.run)
         if self.bars is not None:
             self._bar_pruner = self.supervisor.start("bar-pruning", self._prune_bars)
+        if self.bar_backfill is not None:  # the past of the tickers asked for, from the provider's history
+            self._bar_backfiller = self.supervisor.start("bar-backfill", self.bar_backfill.run)
 
     async def _sweep(self) -> None:
         interval = self.settings.realtime.cleanup_interval
@@ -171,6 +177,8 @@ class Services:
             await self._sweeper.stop()
         if self._bar_pruner is not None:
             await self._bar_pruner.stop()
+        if self._bar_backfiller is not None:
+            await self._bar_backfiller.stop()
         if self._bar_builder is not None:
             await self._bar_builder.stop()
         await self.alerting.stop()
@@ -261,7 +269,9 @@ class InterestSources:
         return wanted
 
 
-def _quote_provider(settings: Settings, clock: Clock, plugins: PluginManager) -> QuoteProvider:
+def _quote_provider(
+    settings: Settings, clock: Clock, plugins: PluginManager, calendar: MarketCalendar
+) -> QuoteProvider:
     """A plugin's provider when ``quotes.provider`` names one, else a built-in one (simulated, replay,
     finnhub, alpaca); an unknown name is a settings error that lists the plugins' providers too."""
     name = str(settings.quotes.provider)
@@ -269,7 +279,9 @@ def _quote_provider(settings: Settings, clock: Clock, plugins: PluginManager) ->
     if from_plugin is not None:
         log.info("quote provider %r comes from a plugin", name)
         return from_plugin
-    return build_provider(settings.quotes, clock, plugin_providers=plugins.provider_names())
+    return build_provider(
+        settings.quotes, clock, plugin_providers=plugins.provider_names(), calendar=calendar
+    )
 
 
 def bootstrap(
@@ -349,7 +361,12 @@ def bootstrap(
         ),
         counters,
     )
-    provider = provider or _quote_provider(settings, clock, manager)
+    if calendar is None:
+        try:
+            calendar = ExchangeCalendarsMarketCalendar(settings.market.calendar, now=clock.now)
+        except MarketCalendarError as exc:
+            raise SettingsError(f"market.calendar: {exc}") from None
+    provider = provider or _quote_provider(settings, clock, manager, calendar)
 
     async def published(ticker: str) -> bool:
         return (await backplane.replay(ticker_stream(ticker), None)).last_seq > 0
@@ -367,11 +384,6 @@ def bootstrap(
         settings.realtime.history_size,
         exchange=settings.market.calendar,
     )
-    if calendar is None:
-        try:
-            calendar = ExchangeCalendarsMarketCalendar(settings.market.calendar, now=clock.now)
-        except MarketCalendarError as exc:
-            raise SettingsError(f"market.calendar: {exc}") from None
     alerting = AlertingService(
         alert_repository,
         publisher,
@@ -441,6 +453,10 @@ def bootstrap(
             publisher.publish_bar,  # the bars channel
             lease_ttl=settings.redis.lease_ttl,
         )
+    history = bar_history(provider)
+    bar_backfill = BarBackfill(history, bars) if bars is not None and history is not None else None
+    if bar_backfill is not None:
+        bus.subscribe(TickerWatched, bar_backfill.on_watched)  # a newly watched ticker's past, for its chart
     return Services(
         settings=settings,
         clock=clock,
@@ -466,4 +482,5 @@ def bootstrap(
         bars=bars,
         ticker_check=check,
         bar_building=bar_building,
+        bar_backfill=bar_backfill,
     )

@@ -26,6 +26,7 @@ from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar, MarketCalendarError
 from legend.runtime.supervisor import TaskSupervisor
 from legend.services.alerts.service import AlertingService
+from legend.services.bars.backfill import BarBackfill
 from legend.services.bars.building import BarBuilding
 from legend.services.polling.quote_poller import QuotePoller
 from legend.services.streaming.publisher import Publisher
@@ -100,6 +101,7 @@ class WebSocketController(Controller):
         quote_poller: Service[QuotePoller],
         alerting: Service[AlertingService],
         bar_building: Service[BarBuilding | None],
+        bar_backfill: Service[BarBackfill | None],
         supervisor: Service[TaskSupervisor],
         instance_id: Service[str],
     ) -> dict[str, Any]:
@@ -136,6 +138,8 @@ class WebSocketController(Controller):
             "streamer": quote_poller.status(),
             "alerting": alerting.status(),
             "bars": bar_building.status() if bar_building is not None else {"enabled": False},
+            # the past of the tickers asked for, from the provider's history (docs/bars.md, Backfill)
+            "bar_backfill": bar_backfill.status() if bar_backfill is not None else {"enabled": False},
             # the supervised background loops: state (running, restarting, stopped, failed), restarts,
             # failures and last error of each, by name
             "tasks": supervisor.status(),

@@ -25,6 +25,7 @@ from legend.domain.bars import INTERVALS, Bar, parse_interval
 from legend.domain.symbols import InvalidSymbol, normalize_ticker
 from legend.domain.timefmt import iso
 from legend.ports.bars import MAX_HISTORY, BarStore
+from legend.services.bars.backfill import BarBackfill
 from legend.services.streaming.ticker_check import TickerCheck
 
 DEFAULT_LIMIT = 500
@@ -78,6 +79,7 @@ class BarsController(Controller):
         authenticator: Service[Authenticator],
         bar_store: Service[BarStore | None],
         ticker_check: Service[TickerCheck | None],
+        bar_backfill: Service[BarBackfill | None],
         interval: str = Parameter(
             default="1m", description=f"Bar interval: one of {', '.join(INTERVALS)}", required=False
         ),
@@ -112,5 +114,7 @@ class BarsController(Controller):
             )
         if bar_store is None:
             raise ServiceUnavailableException(detail="bars are kept in the database, and there is none")
+        if bar_backfill is not None:
+            bar_backfill.ensure(key)  # its past from the provider, in the background, once
         stored = await bar_store.history(key, chosen, limit, until)
         return Bars(ticker=key, interval=chosen, bars=[bar_view(bar) for bar in stored])

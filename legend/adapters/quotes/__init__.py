@@ -27,6 +27,7 @@ from legend.adapters.quotes.finnhub import ENV_KEY, FinnhubQuoteProvider
 from legend.adapters.quotes.replay import SAMPLE_FILE, SAMPLE_TICKER, ReplayQuoteProvider, ReplaySource
 from legend.adapters.quotes.simulated import SimulatedQuoteProvider
 from legend.ports.clock import Clock
+from legend.ports.market import MarketCalendar
 from legend.ports.quotes import QuoteProvider
 from legend.settings import QuotesReplaySettings, QuotesSettings, SettingsError
 
@@ -56,7 +57,9 @@ def _key(value: str | None, environ: Mapping[str, str], variable: str) -> str | 
     return None
 
 
-def _replay(settings: QuotesReplaySettings, clock: Clock) -> ReplayQuoteProvider:
+def _replay(
+    settings: QuotesReplaySettings, clock: Clock, calendar: MarketCalendar | None
+) -> ReplayQuoteProvider:
     sources: dict[str, ReplaySource] = {}
     for ticker, source in settings.files.items():
         if isinstance(source, str):
@@ -73,6 +76,7 @@ def _replay(settings: QuotesReplaySettings, clock: Clock) -> ReplayQuoteProvider
         start=settings.start,
         timezone=settings.timezone,
         clock=clock,
+        calendar=calendar,
     )
     for ticker, replayed in sources.items():  # a missing file or a wrong layout stops the start
         try:
@@ -88,24 +92,26 @@ def build_provider(
     *,
     environ: Mapping[str, str] | None = None,
     plugin_providers: Mapping[str, str] | None = None,
+    calendar: MarketCalendar | None = None,
 ) -> QuoteProvider:
     """The provider ``settings.provider`` names, configured; a SettingsError when it cannot be (an unknown
     name's error lists the built-in providers and ``plugin_providers``, provider -> plugin, as well).
 
     Vendor keys come from the settings, else from the vendors' conventional environment variables
     (FINNHUB_API_KEY, APCA_API_KEY_ID, APCA_API_SECRET_KEY) in ``environ`` (default ``os.environ``).
-    Nothing is contacted here: a refused key shows on the first fetch, as a ProviderAuthError.
+    Nothing is contacted here: a refused key shows on the first fetch, as a ProviderAuthError. ``calendar``
+    (the server's) places bar history in sessions; without it a provider builds its own on first use.
     """
     env = os.environ if environ is None else environ
     if settings.provider == "simulated":
-        return SimulatedQuoteProvider(seed=settings.seed, clock=clock)
+        return SimulatedQuoteProvider(seed=settings.seed, clock=clock, calendar=calendar)
     if settings.provider == "replay":
-        return _replay(settings.replay, clock)
+        return _replay(settings.replay, clock, calendar)
     if settings.provider == "finnhub":
         api_key = _key(settings.finnhub.api_key, env, ENV_KEY)
         if api_key is None:
             raise SettingsError(f"quotes.finnhub.api_key is required (or {ENV_KEY})")
-        return FinnhubQuoteProvider(settings.finnhub, api_key)
+        return FinnhubQuoteProvider(settings.finnhub, api_key, calendar=calendar)
     if settings.provider == "alpaca":
         key_id = _key(settings.alpaca.key_id, env, ENV_KEY_ID)
         secret_key = _key(settings.alpaca.secret_key, env, ENV_SECRET_KEY)
@@ -119,7 +125,7 @@ def build_provider(
         ]
         if missing or key_id is None or secret_key is None:
             raise SettingsError("; ".join(missing))
-        return AlpacaQuoteProvider(settings.alpaca, key_id, secret_key)
+        return AlpacaQuoteProvider(settings.alpaca, key_id, secret_key, calendar=calendar)
     raise unknown_provider(settings.provider, plugin_providers or {})
 
 

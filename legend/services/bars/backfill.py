@@ -26,6 +26,7 @@ from typing import Final
 
 from legend.domain.bar_history import Coverage
 from legend.domain.bars import INTERVALS, INTRADAY, BarInterval
+from legend.domain.events import TickerWatched
 from legend.ports.bar_history import BarHistory
 from legend.ports.bars import BarStore
 from legend.runtime.backoff import exponential
@@ -111,6 +112,10 @@ class BarBackfill:
         self._idle.clear()
         self._queue.put_nowait(ticker)
         return True
+
+    def on_watched(self, event: TickerWatched) -> None:
+        """The message bus's ``TickerWatched``: a ticker got its first subscriber here, its chart wants a past."""
+        self.ensure(event.ticker)
 
     def status(self) -> dict[str, object]:
         """Counters for admins."""
