@@ -117,6 +117,8 @@ class Connection(_Out, tag="connection"):
     user_id: str
     timestamp: str
     heartbeat_timeout: float | None = None
+    quote_provider: str | None = None  # where prices come from (``quotes.provider``)
+    simulated_prices: bool = False  # sent only when true: the prices are the demo's walk, not a market's
 
 
 class Subscription(_Out, tag="subscription"):

@@ -416,9 +416,37 @@ def test_screenshots_desktop_and_phone(
                 return rows.length > 0 && rows.every(r => r.querySelector('.price').textContent !== ''
                     && r.querySelector('.spark-line').getAttribute('points').split(' ').length >= 6); }"""
         )
+        expect(page.locator("#simulated-badge")).to_be_visible()  # the demo says its prices are simulated
+        expect(page.locator("#price-rows .row-note").first).to_be_visible()
         if name == "desktop":
-            server.broadcast("pattern", {**PATTERN, "ticker": "NVDA", "pattern_type": "Flat Base"})
-            server.broadcast("alert", {**ALERT, "ticker": "MSFT"})
+            # a rule, a pattern and a trigger at the levels the simulation shows now (no invented prices)
+            price = {
+                t: float(row(page, t).locator(".price").inner_text().replace(",", ""))
+                for t in ("AAPL", "NVDA", "MSFT")
+            }
+            if page.locator("#rule-list .rule").count() == 0:
+                created = page.evaluate(
+                    "r => realtimeDashboard.createAlertRule(r)",
+                    {"ticker": "AAPL", "kind": "price_above", "threshold": round(price["AAPL"] * 1.02)},
+                )
+                assert created["ok"], created
+            nvda = price["NVDA"]
+            server.broadcast(
+                "pattern",
+                {
+                    **PATTERN,
+                    "ticker": "NVDA",
+                    "pattern_type": "Flat Base",
+                    "entry_price": round(nvda * 1.01, 2),
+                    "stop_price": round(nvda * 0.96, 2),
+                    "target_price": round(nvda * 1.12, 2),
+                },
+            )
+            msft = price["MSFT"]
+            server.broadcast(
+                "alert",
+                {**ALERT, "ticker": "MSFT", "trigger_price": round(msft - 0.5), "current_price": msft},
+            )
             expect(page.locator(".toast")).to_have_count(2)
         page.wait_for_function(ANIMATIONS_SETTLED)
         # no horizontal scrolling, at any width
@@ -436,8 +464,9 @@ def test_screenshots_desktop_and_phone(
         shots.append(path)
         page.context.close()
     assert all(p.stat().st_size > 10_000 for p in shots)
-    # The README's docs/img/dashboard.png is a committed copy of artifacts/screenshots/dashboard-desktop.png;
-    # a test never rewrites tracked files.
+    # The README's docs/img/dashboard.png and dashboard-chart.png are committed copies of
+    # artifacts/screenshots/dashboard-desktop.png and dashboard-desktop-chart.png, made by
+    # scripts/screenshots.sh (which runs this test); a test never rewrites tracked files.
 
 
 def chart_state(page: Page) -> dict[str, Any]:

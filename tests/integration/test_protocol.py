@@ -243,6 +243,14 @@ async def test_stats_count_the_servers_asyncio_tasks_one_per_websocket(server: L
 
 async def test_a_simulated_tickers_subscription_says_its_prices_are_simulated(server: LegendServer) -> None:
     client = await connect(server.ws_url, user_id="demo")
+    hello = client.received[0]
+    assert hello["quote_provider"] == "simulated" and hello["simulated_prices"] is True
     ack, _ = await client.subscribe("ticker", "AAPL")
-    assert "simulated" in ack["note"]
+    assert (
+        ack["note"] == "Simulated prices: a demo walk from AAPL's close of 31 Oct 2025, moving at all hours"
+    )
+    ack, _ = await client.subscribe("ticker", "ZZZZZ9")  # accepted, and told that its level is invented
+    assert (
+        ack["note"] == "Made-up prices: ZZZZZ9 is not a ticker the simulation knows, so its level is invented"
+    )
     await client.close()

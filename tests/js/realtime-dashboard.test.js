@@ -106,7 +106,7 @@ function unused(name) {
 function makeAlertFeed() {
     loadDashboardClass(); // the stand-in document: ActivityFeed makes its items' elements
     const notified = { toasts: [], beeps: 0, highlights: [] };
-    const activity = new ActivityFeed({ dom: {}, frame: { set() {} }, lastSeen: () => null });
+    const activity = new ActivityFeed({ dom: {}, frame: { set() {} }, lastSeen: () => null, zone: () => 'America/New_York' });
     const feed = new AlertFeed({
         api: { get: unused('api.get') },
         activity,
@@ -418,6 +418,7 @@ test('dashboard: after a draining server closes with 1001 and a hint, it waits t
     table.classList = { toggle() {} };
     d.status = indicator(d, { conn, connLabel: label, table });
     d.signin = { mode: 'dev' }; // what _onReconnecting asks: the server's auth mode is known
+    d.watchlist = { onSubscription() {} };
     for (const name of ['_onOpen', '_onClose', '_renderUser']) d[name] = () => {};
     d._bindClient();
     env.client.subscribe('ticker', 'AAPL');
@@ -440,4 +441,41 @@ test('dashboard: after a draining server closes with 1001 and a hint, it waits t
     next.open();
     const subscribes = next.frames.filter((f) => f.type === 'subscribe');
     assert.deepEqual(subscribes, [{ type: 'subscribe', channel: 'ticker', ticker: 'AAPL', since: 12 }]);
+});
+
+test('dashboard: a simulated server shows the "Simulated prices" badge, and a ticker row shows its note', () => {
+    const g = /** @type {any} */ (globalThis);
+    if (g.navigator === undefined) g.navigator = { onLine: true }; // what the connection indicator reads (Node 20 has none)
+    const { d, env } = makeDashboard();
+    const simulated = new FakeNode('span');
+    simulated.hidden = true;
+    const table = new FakeNode('table');
+    table.classList = { toggle() {} };
+    d.status = indicator(d, { conn: new FakeNode('button'), connLabel: new FakeNode('span'), table, simulated });
+    const { watchlist } = makeWatchlist({ set: (key, fn) => fn(), delete() {} });
+    const note = new FakeNode('span');
+    note.hidden = true;
+    watchlist.rows.set('ZZZZZ9', rowOf('ZZZZZ9', new FakeNode('tr'), { note }));
+    d.watchlist = watchlist;
+    for (const name of ['_onOpen', '_onClose', '_onReconnecting', '_renderUser']) d[name] = () => {};
+    d._bindClient(); // the page's own wiring: connection and subscription acks reach the badge and the rows
+    env.client.subscribe('ticker', 'ZZZZZ9');
+    env.client.connect();
+    const ws = env.WS.last;
+    ws.open();
+    ws.serverSend({ type: 'connection', status: 'connected', connection_id: 'u_1', user_id: 'u', timestamp: 't', quote_provider: 'simulated', simulated_prices: true });
+    assert.equal(simulated.hidden, false);
+    assert.match(simulated.title, /moves at all hours, also while the market is closed/);
+    const text = 'Made-up prices: ZZZZZ9 is not a ticker the simulation knows, so its level is invented';
+    ws.serverSend({ type: 'subscription', action: 'subscribed', channel: 'ticker', ticker: 'ZZZZZ9', streams: ['ticker:ZZZZZ9'], note: text, timestamp: 't' });
+    assert.equal(note.hidden, false);
+    assert.equal(note.textContent, text);
+    assert.equal(note.title, text);
+    // a server with real prices: no badge, and a subscription without a note hides it
+    ws.serverSend({ type: 'connection', status: 'connected', connection_id: 'u_2', user_id: 'u', timestamp: 't', quote_provider: 'finnhub' });
+    assert.equal(simulated.hidden, true);
+    ws.serverSend({ type: 'subscription', action: 'subscribed', channel: 'ticker', ticker: 'ZZZZZ9', streams: ['ticker:ZZZZZ9'], timestamp: 't' });
+    assert.equal(note.hidden, true);
+    assert.deepEqual(env.logger.records.filter((r) => r.level === 'error' || r.level === 'warn').map((r) => String(r.args[0]) + ' ' + String(r.args[1])), []);
+    assert.equal(env.client.getStats().errors, 0, 'no handler failed');
 });

@@ -20,6 +20,7 @@ async def test_legend_serve_streams_the_real_sp500_bars() -> None:
     ).start()
     try:
         client = await connect(server.ws_url, user_id="trader")
+        ack = client.received[0]
         try:
             await client.send({"type": "subscribe", "channel": "ticker", "ticker": "SPX"})
             updates = await client.collect("price_update", 3, timeout=20)
@@ -31,6 +32,8 @@ async def test_legend_serve_streams_the_real_sp500_bars() -> None:
         quote_poller = server.stats()["streamer"]
     finally:
         server.close()
+    # real (if old) market data: the connection ack names the provider and does not say "simulated"
+    assert ack["quote_provider"] == "replay" and "simulated_prices" not in ack
     assert refused["code"] == "unknown_ticker" and "NOTAREALTICK" in refused["message"]
     assert quote_poller["provider"] == "replay" and quote_poller["provider_errors"] == 0
     new_york = ZoneInfo("America/New_York")

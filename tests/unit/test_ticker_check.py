@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.memory.backplane import InMemoryBackplane
+from legend.adapters.quotes.simulated import SimulatedQuoteProvider
 from legend.domain.channels import ChannelRegistry
 from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
@@ -83,3 +84,22 @@ async def test_a_ticker_someone_published_prices_for_is_known_whatever_the_provi
     assert await check.unknown("INTERNAL")
     published.add("INTERNAL")  # an admin broadcast it, say
     assert not await check.unknown("INTERNAL")
+
+
+def test_the_note_comes_from_the_provider_else_says_simulated_only_for_a_simulated_one() -> None:
+    simulated = TickerCheck(SimulatedQuoteProvider(clock=FrozenClock()), FrozenClock())
+    assert simulated.note("AAPL") == (
+        "Simulated prices: a demo walk from AAPL's close of 31 Oct 2025, moving at all hours"
+    )
+    assert simulated.note("ZZZZZ9") == (
+        "Made-up prices: ZZZZZ9 is not a ticker the simulation knows, so its level is invented"
+    )
+    assert TickerCheck(Vendor({"AAPL"}), FrozenClock()).note("AAPL") is None  # market data: nothing to say
+
+    class Demo(Vendor):
+        simulated = True  # a simulated provider of a plugin, without note()
+
+    assert (
+        TickerCheck(Demo(set()), FrozenClock()).note("X")
+        == "Prices of X are simulated (quotes.provider = 'vendor')"
+    )

@@ -81,7 +81,7 @@ class SimulatedQuoteProvider:
 
     name: str = "simulated"
     follows_market_hours: bool = False
-    simulated: bool = True  # subscriptions say so (a note in the subscription reply)
+    simulated: bool = True  # connections and subscriptions say so (simulated_prices, note())
 
     def __init__(
         self,
@@ -120,6 +120,13 @@ class SimulatedQuoteProvider:
                 self._roll(walk, session)
             quotes.append(self._step(ticker, walk, timestamp))
         return quotes
+
+    def note(self, ticker: str) -> str:
+        """What a subscriber is told about ``ticker``'s prices (the subscription reply's ``note``): that
+        they are simulated, and for a symbol without a reference close, that its level is made up."""
+        if ticker.upper() in REFERENCE_CLOSES:
+            return f"Simulated prices: a demo walk from {ticker}'s close of 31 Oct 2025, moving at all hours"
+        return f"Made-up prices: {ticker} is not a ticker the simulation knows, so its level is invented"
 
     async def aclose(self) -> None:
         """Nothing to release."""

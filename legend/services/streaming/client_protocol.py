@@ -149,10 +149,7 @@ class ClientProtocol:
                         session, "unknown_ticker", f"Unknown ticker: {key} (no prices for it from {name})"
                     )
                 return
-            if self.ticker_check.simulated:
-                note = (
-                    f"Prices of {key} are simulated (quotes.provider = {self.ticker_check.provider.name!r})"
-                )
+            note = self.ticker_check.note(key)
         if spec.authorize is not None:
             allowed = await self._authorized(spec, session.user_id, key)
             if session.closing:

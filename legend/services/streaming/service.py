@@ -200,6 +200,7 @@ class StreamingService:
         session.expires_at = expires_at
         self.sessions[session.id] = session
         self.counters.total_connections += 1
+        check = self.protocol.ticker_check
         self.protocol.reply(
             session,
             Connection(
@@ -208,6 +209,8 @@ class StreamingService:
                 user_id=user_id,
                 timestamp=iso(self.clock.now()),
                 heartbeat_timeout=limits.stale_after,
+                quote_provider=check.provider.name if check is not None else None,
+                simulated_prices=check.simulated if check is not None else False,
             ),
         )
         return session

@@ -44,6 +44,16 @@ class TickerCheck:
         self._known: Callable[[Iterable[str]], Awaitable[set[str]]] | None = getattr(provider, "known", None)
         self._answers: OrderedDict[str, tuple[bool, float]] = OrderedDict()  # ticker -> (known, until)
         self.simulated = bool(getattr(provider, "simulated", False))
+        self._note: Callable[[str], str] | None = getattr(provider, "note", None)
+
+    def note(self, ticker: str) -> str | None:
+        """What a subscriber to ``ticker`` should know about its prices: the provider's ``note(ticker)``
+        when it has one, else that they are simulated (only for a simulated provider), else None."""
+        if self._note is not None:
+            return self._note(ticker)
+        if self.simulated:
+            return f"Prices of {ticker} are simulated (quotes.provider = {self.provider.name!r})"
+        return None
 
     async def unknown(self, ticker: str) -> bool:
         """True only when the provider says it has no prices for ``ticker``."""

@@ -2,11 +2,12 @@
 /**
  * Legend Realtime dashboard — the Activity list: pattern detections and alert triggers, newest first,
  * without duplicates (by key), at most MAX_FEED; missed ones newer than the user's last visit are
- * marked "while away". An object of its own (the dashboard's `activity`): it gets its elements, the
- * frame batch and a way to read when this user was last here.
+ * marked "while away"; times in the exchange's zone, the browser's on hover. An object of its own (the
+ * dashboard's `activity`): it gets its elements, the frame batch, a way to read when this user was last
+ * here and the exchange's time zone.
  */
 import { el } from './dom.js';
-import { fmtClock, fullFormat } from './format.js';
+import { fmtEventTime } from './format.js';
 
 /** @typedef {import('./dom.js').FrameBatch} FrameBatch */
 /** @typedef {{kind: string, key: string, title: string, body: string, time: Date, past?: boolean}} FeedItem */
@@ -19,11 +20,13 @@ export class ActivityFeed {
      * @param {Record<string, any>} parts.dom feed (the list), feedEmpty, away
      * @param {Pick<FrameBatch, 'set'>} parts.frame applies DOM changes once per frame
      * @param {() => number | null} parts.lastSeen when this user last had the page live (epoch ms), or null
+     * @param {() => string | null} parts.zone the exchange's time zone (null: the browser's)
      */
-    constructor({ dom, frame, lastSeen }) {
+    constructor({ dom, frame, lastSeen, zone }) {
         this._dom = dom;
         this._frame = frame;
         this._lastSeen = lastSeen;
+        this._zone = zone;
         /** @type {{key: string, time: number, node: any, away: boolean}[]} newest first, at most MAX_FEED */
         this._items = [];
     }
@@ -53,9 +56,10 @@ export class ActivityFeed {
         const text = el('div', 'feed-text');
         text.append(el('div', 'feed-title', item.title), el('div', 'feed-body', item.body));
         const meta = el('div', 'feed-meta');
-        const time = el('time', 'feed-time', fmtClock(item.time));
+        const when = fmtEventTime(item.time, this._zone());
+        const time = el('time', 'feed-time', when.text);
         time.dateTime = item.time.toISOString();
-        time.title = fullFormat.format(item.time);
+        time.title = when.title;
         meta.appendChild(time);
         // Missed messages (history, past triggers) newer than the last time this user was here
         const lastSeen = this._lastSeen();

@@ -31,7 +31,7 @@ export const CONNECTION_LABEL = {
 export class ConnectionStatus {
     /**
      * @param {object} parts
-     * @param {Record<string, any>} parts.dom conn, connLabel, table, banner, market, marketLabel, marketNext
+     * @param {Record<string, any>} parts.dom conn, connLabel, table, banner, market, marketLabel, marketNext, simulated
      * @param {DomWriter} parts.writer writes text
      * @param {Pick<FrameBatch, 'set'>} parts.frame applies classes and attributes once per frame
      * @param {{state: string, serviceStatus: string}} parts.client the WebSocketClient
@@ -100,6 +100,25 @@ export class ConnectionStatus {
         this._frame.set('banner', () => {
             this._dom.banner.hidden = !text;
             this._dom.banner.textContent = text || '';
+        });
+    }
+
+    /**
+     * The server's connection acknowledgement: show the "Simulated prices" badge when it says its prices
+     * are the demo's walk (simulated_prices), hide it otherwise.
+     * @param {{simulated_prices?: unknown, quote_provider?: unknown}} msg
+     */
+    onConnection(msg) {
+        const simulated = !!msg && msg.simulated_prices === true;
+        const provider = msg && typeof msg.quote_provider === 'string' ? msg.quote_provider : 'simulated';
+        this._frame.set('simulated', () => {
+            const badge = this._dom.simulated;
+            badge.hidden = !simulated;
+            badge.title = simulated
+                ? 'These prices are a demo, not a market feed (quotes.provider = "' + provider + '"): a random walk '
+                    + 'per ticker that moves at all hours, also while the market is closed. The market status '
+                    + 'follows the real exchange calendar.'
+                : '';
         });
     }
 

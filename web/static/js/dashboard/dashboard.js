@@ -5,10 +5,11 @@
  * Every part is an object of its own, given its collaborators in its constructor (elements, writer,
  * frame batch, client or REST, small functions for what it asks of the page) and sharing no `this`
  * with the dashboard, which keeps its documented methods as one-line delegations:
- *   connection-status.js  ConnectionStatus (this.status): connection indicator, market badge, banner
+ *   connection-status.js  ConnectionStatus (this.status): connection indicator, market badge, the
+ *                         "Simulated prices" badge, banner
  *   signin.js             SignIn (this.signin): JWT sign-in, the auth mode, the sign-in panel
  *   watchlist.js          Watchlist (this.watchlist): rows, prices, sparklines, pattern chips, the
- *                         watchlist (REST)
+ *                         server's note on a ticker (its subscription reply), the watchlist (REST)
  *   alerts.js             AlertFeed (this.alerts): pattern detections and alert triggers (live, replayed
  *                         and past), what they list, notify and mark
  *   charts.js             ChartDialog (this.charts): the price chart dialog
@@ -142,7 +143,8 @@ export class RealtimeDashboard {
             destroyed: destroyed,
         });
         /** The Activity list. */
-        this.activity = new ActivityFeed({ dom: this.dom, frame: this.frame, lastSeen: () => this.lastSeen });
+        const zone = () => exchangeZone(this.status.exchange);
+        this.activity = new ActivityFeed({ dom: this.dom, frame: this.frame, lastSeen: () => this.lastSeen, zone: zone });
         /** The notifications (toasts). */
         this.toasts = new Toasts({
             container: this.dom.toasts,
@@ -152,6 +154,7 @@ export class RealtimeDashboard {
                 window.clearTimeout(id);
                 this.timers.delete(id);
             },
+            zone: zone,
         });
         /** Sound alerts: the choice, its button, the beep. */
         this.sound = new SoundAlerts({ beeper: this.beeper, button: this.dom.sound, writer: this.writer, frame: this.frame });
@@ -299,7 +302,11 @@ export class RealtimeDashboard {
         on('market_status', (msg) => this.status.onMarketStatus(msg));
         on('error', this._onServerError);
         on('service_status', (msg) => this.status.onServiceStatus(msg));
-        on('connection', (msg) => this._renderUser(msg.user_id));
+        on('connection', (msg) => {
+            this._renderUser(msg.user_id);
+            this.status.onConnection(msg);
+        });
+        on('subscription', (msg) => this.watchlist.onSubscription(msg));
     }
 
     _bindDom() {
@@ -307,6 +314,7 @@ export class RealtimeDashboard {
         this.dom = {
             conn: $('connection-status'),
             market: $('market-status'),
+            simulated: $('simulated-badge'),
             rows: $('price-rows'),
             table: $('price-table'),
             rowTemplate: $('row-template'),

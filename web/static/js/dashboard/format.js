@@ -160,3 +160,23 @@ export function fmtMarketTime(date, zone, now) {
 export function fmtMarketTimeLong(date, zone) {
     return zoneFormat(zone, { weekday: 'long', month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit', timeZoneName: 'short' }).format(date);
 }
+
+/**
+ * When something happened, for the Activity list and the toasts: in the exchange's zone with the zone
+ * named, like the market badge and the chart ("10:31:05 AM ET"; "Tue 10:31 AM ET" on another exchange
+ * day), and for the tooltip both times, each labelled ("Exchange time: …\nYour time: …"). `zone` null
+ * (an exchange not known here): the browser's own time, its zone named.
+ * @param {Date} date
+ * @param {string | null} zone
+ * @param {Date} [now]
+ * @returns {{text: string, title: string}}
+ */
+export function fmtEventTime(date, zone, now) {
+    const at = now || new Date();
+    const text = zoneDay(zone, date) === zoneDay(zone, at)
+        ? zoneFormat(zone, { hour: 'numeric', minute: '2-digit', second: '2-digit' }).format(date) + ' ' + zoneName(zone, date)
+        : fmtMarketTime(date, zone, at);
+    const long = { weekday: 'short', month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit', second: '2-digit', timeZoneName: 'short' };
+    const yours = 'Your time: ' + zoneFormat(null, long).format(date);
+    return { text: text, title: zone ? 'Exchange time: ' + zoneFormat(zone, long).format(date) + '\n' + yours : yours };
+}

@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * Legend Realtime dashboard — the statistics panel: the client's getStats(), refreshed every second
- * while shown. An object of its own: it gets the panel's elements, the statistics source and the DOM
+ * while shown, each under a readable label (the raw name on hover; one the page does not know keeps it). An object of its own: it gets the panel's elements, the statistics source and the DOM
  * writer, and keeps its timer and cells to itself.
  */
 import { el } from './dom.js';
@@ -10,6 +10,40 @@ import { fmtClock, parseTime } from './format.js';
 /** @typedef {import('./dom.js').DomWriter} DomWriter */
 
 export const STATS_REFRESH_MS = 1000;
+
+/** What each known statistic of getStats() is called on the panel; its raw name is on hover. */
+export const STAT_LABELS = {
+    connected: 'Connected',
+    reconnecting: 'Reconnecting',
+    reconnectAttempts: 'Reconnect attempts (this outage)',
+    messagesReceived: 'Messages received',
+    messagesSent: 'Messages sent',
+    updatesApplied: 'Page updates written',
+    reconnects: 'Reconnects',
+    errors: 'Errors',
+    lastMessageTime: 'Last message',
+    subscriptions: 'Subscriptions',
+    queueSize: 'Messages waiting',
+    pendingUpdates: 'Page updates waiting',
+    cacheSize: 'Cached cells',
+    droppedMessages: 'Messages dropped',
+    duplicatesDropped: 'Duplicates ignored',
+    conflatedMessages: 'Prices superseded (conflated)',
+    queueOverflows: 'Queue overflows',
+    latencyMs: 'Round trip (ping)',
+    state: 'Connection state',
+    serviceStatus: 'Server delivery',
+    connectionId: 'Connection id',
+    url: 'Server address',
+};
+
+/**
+ * The label of a statistic: from STAT_LABELS, or its raw name for one this page does not know.
+ * @param {string} key
+ */
+export function statLabel(key) {
+    return Object.prototype.hasOwnProperty.call(STAT_LABELS, key) ? STAT_LABELS[key] : key;
+}
 
 export class StatsPanel {
     /**
@@ -55,7 +89,8 @@ export class StatsPanel {
             this._cells = new Map();
             for (const key of Object.keys(stats)) {
                 if (key === 'streams') continue;
-                const dt = el('dt', null, key);
+                const dt = el('dt', null, statLabel(key));
+                dt.title = key; // the name in getStats()
                 const dd = el('dd');
                 dd.dataset.stat = key;
                 this._dom.list.append(dt, dd);

@@ -2,11 +2,12 @@
 /**
  * Legend Realtime dashboard — notifications (toasts) for patterns and alert triggers: at most
  * MAX_TOASTS at once (the oldest go first), each dismissed after TOAST_MS or when clicked. An object of
- * its own (the dashboard's `toasts`): it gets their container, the frame batch, and the dashboard's
- * timer functions (so destroy() clears its timers too).
+ * its own (the dashboard's `toasts`): it gets their container, the frame batch, the dashboard's timer
+ * functions (so destroy() clears its timers too) and the exchange's time zone (times read like the
+ * market badge's, the browser's own on hover).
  */
 import { el } from './dom.js';
-import { fmtClock } from './format.js';
+import { fmtEventTime } from './format.js';
 
 /** @typedef {import('./dom.js').FrameBatch} FrameBatch */
 /** @typedef {{kind: string, time: Date, title: string, body: string, detail?: string}} ToastItem */
@@ -21,8 +22,10 @@ export class Toasts {
      * @param {Pick<FrameBatch, 'set'>} parts.frame applies DOM changes once per frame
      * @param {(fn: () => void, ms: number) => number} parts.later runs fn after ms unless the page is destroyed
      * @param {(id: number) => void} parts.cancel cancels what later() scheduled
+     * @param {() => string | null} parts.zone the exchange's time zone (null: the browser's)
      */
-    constructor({ container, frame, later, cancel }) {
+    constructor({ container, frame, later, cancel, zone }) {
+        this._zone = zone;
         this._container = container;
         this._frame = frame;
         this._later = later;
@@ -50,7 +53,11 @@ export class Toasts {
         const body = el('div', 'toast-body');
         const head = el('div', 'toast-head');
         head.appendChild(el('span', 'toast-kind', item.kind === 'alert' ? 'Alert triggered' : 'Pattern detected'));
-        head.appendChild(el('time', 'toast-time', fmtClock(item.time)));
+        const when = fmtEventTime(item.time, this._zone());
+        const time = el('time', 'toast-time', when.text);
+        time.dateTime = item.time.toISOString();
+        time.title = when.title;
+        head.appendChild(time);
         body.append(head, el('div', 'toast-title', item.title), el('div', 'toast-text', item.body));
         if (item.detail) body.appendChild(el('div', 'toast-detail', item.detail));
         const close = el('button', 'toast-close', '×');

@@ -5,7 +5,7 @@ export interface Row {
     ticker: string;
     /** the table row (tr) */
     el: any;
-    /** price, chg, pct, vol, lo, hi, priceCell, chip, mark, line, area, base */
+    /** price, chg, pct, vol, lo, hi, priceCell, chip, note, mark, line, area, base */
     cells: Record<string, any>;
     /** the sparkline's prices, at most CHART_POINTS */
     points: number[];

@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * Legend Realtime dashboard — the watchlist: one table row per ticker (price, change, volume, sparkline,
- * day range, the latest pattern's chip), kept on the server (GET/POST/DELETE /api/watchlist) or, when
+ * day range, the latest pattern's chip, the server's note), kept on the server (GET/POST/DELETE /api/watchlist) or, when
  * that API answers 404, in this browser.
  * An object of its own (the dashboard's `watchlist`): it gets the REST client, the WebSocketClient (to
  * subscribe to a row's prices), its elements, the DOM writer, the frame batch, the chart dialog (which
@@ -120,6 +120,7 @@ export class Watchlist {
                 hi: q('.hi'),
                 priceCell: q('td.col-last'),
                 chip: q('.pattern-chip'),
+                note: q('.row-note'),
                 mark: q('.range-mark'),
                 line: q('.spark-line'),
                 area: q('.spark-area'),
@@ -136,6 +137,25 @@ export class Watchlist {
         // Keep the table in watchlist order: new tickers go last.
         this._dom.rows.appendChild(el);
         return row;
+    }
+
+    /**
+     * The server acknowledged a subscription: show its `note` on the ticker's row (e.g. that the prices
+     * are simulated, or made up for a symbol the simulation does not know); none hides it.
+     * @param {{channel?: unknown, ticker?: unknown, action?: unknown, note?: unknown}} msg
+     */
+    onSubscription(msg) {
+        if (!msg || msg.channel !== 'ticker' || msg.action !== 'subscribed') return;
+        const ticker = parseTicker(msg.ticker);
+        const row = ticker && this.rows.get(ticker);
+        if (!row) return;
+        const note = typeof msg.note === 'string' && msg.note ? msg.note : '';
+        this._frame.set(ticker + ':note', () => {
+            const node = row.cells.note;
+            node.hidden = !note;
+            node.textContent = note;
+            node.title = note;
+        });
     }
 
     /**
