@@ -57,7 +57,6 @@ OPTIONAL_APIS = {
     "/api/watchlist": "/api/watchlist",
     "/api/alerts/rules": "/api/alerts/rules",
     "/api/alerts/events": "/api/alerts/events",
-    "/api/bars": "/api/bars/AAPL?interval=1m&limit=1",
 }
 TIMEOUT_MS = 15_000
 ROOT = Path(__file__).resolve().parents[2]

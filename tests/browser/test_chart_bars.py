@@ -1,25 +1,31 @@
 """The chart dialog on bars in Chromium: candles over a volume pane from GET /api/bars, older pages on scroll
 back, the interval switcher remembered across a reload, and the fall back on prices without history.
 
-/api/bars is played by Playwright (``page.route``) with made-up bars until the server's route lands; the page,
-its scripts and the WebSocket are the real server's.
+The first test runs on the server's own bars end to end (the demo's backfilled history, the bars it builds
+from its prices, the bars channel); the paging test plays /api/bars with Playwright (``page.route``), so that
+it knows every page; the page, its scripts and the WebSocket are the real server's.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 if os.environ.get("LEGEND_REQUIRE_BROWSER") != "1":
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 from playwright.sync_api import Page, Route, expect
+
+if TYPE_CHECKING:
+    from tests.browser.conftest import DashboardServer
 
 OpenDashboard = Callable[..., Page]
 
@@ -87,12 +93,59 @@ def open_chart(page: Page) -> None:
     expect(page.locator("#chart-dialog")).to_be_visible()
 
 
+def test_the_chart_opens_on_the_servers_bars_follows_the_live_bar_and_reloads_the_same(
+    open_dashboard: OpenDashboard, server: DashboardServer
+) -> None:
+    page = open_dashboard()
+    page.evaluate("realtimeDashboard.subscribeTicker('AAPL')")  # newly watched: its past is backfilled
+    deadline, stored = time.monotonic() + 60, []
+    while len(stored) < 300 and time.monotonic() < deadline:  # the demo's last session and the hours since
+        stored = httpx.get(f"{server.url}/api/bars/AAPL?interval=1m&limit=500", timeout=5).json()["bars"]
+        time.sleep(0.2)
+    assert len(stored) >= 300, len(stored)
+    open_chart(page)
+    page.wait_for_function("realtimeDashboard.chart?.series?.data().length >= 300")
+    state: dict[str, Any] = page.evaluate(CHART)
+    assert (state["mode"], state["type"], state["panes"], state["interval"]) == (
+        "bars",
+        "Candlestick",
+        2,
+        "1m",
+    )
+    assert state["volumes"] == state["candles"] >= 300
+    first = page.evaluate("realtimeDashboard.chart.series.data()[0].time")
+
+    # live: the server builds the open bar from its prices and sends it on the bars channel
+    price = page.locator('#price-rows tr[data-ticker="AAPL"] .price')
+    page.wait_for_function(
+        """() => {
+            const d = realtimeDashboard, bars = d.charts.history.bars, last = bars[bars.length - 1];
+            const row = d.rows.get('AAPL');
+            return last && !last.closed && row && last.close === row.prices[row.prices.length - 1]
+                && Date.now() - last.ms < 120000;
+        }""",
+        timeout=30_000,
+    )
+    assert price.inner_text()
+
+    # a reload opens the same chart: the same interval, the same oldest bar
+    page.reload()
+    page.wait_for_function("document.querySelector('#connection-status .conn-label').textContent === 'Live'")
+    open_chart(page)
+    page.wait_for_function("realtimeDashboard.chart?.series?.data().length >= 300")
+    assert page.evaluate(CHART)["interval"] == "1m"
+    assert page.evaluate("realtimeDashboard.chart.series.data()[0].time") == first
+
+
 def test_the_chart_opens_on_bars_pages_back_and_remembers_its_interval(
     open_dashboard: OpenDashboard, screenshots: Path
 ) -> None:
     played = PlayedBars()
     page = open_dashboard(timezone="Asia/Tokyo")
     page.route("**/api/bars/**", played)
+    # the played bars are made up: the server's live AAPL bars would not continue them (and would add one
+    # at each minute): this chart follows none
+    page.evaluate("realtimeDashboard.ws.subscribeBars = () => false")
     open_chart(page)
     page.wait_for_function(f"realtimeDashboard.chart?.series?.data().length === {PAGE}")
     state: dict[str, Any] = page.evaluate(CHART)
@@ -140,6 +193,7 @@ def test_the_chart_opens_on_bars_pages_back_and_remembers_its_interval(
     assert played.requests[-1]["interval"] == "5m"
     page.reload()
     page.wait_for_function("document.querySelector('#connection-status .conn-label').textContent === 'Live'")
+    page.evaluate("realtimeDashboard.ws.subscribeBars = () => false")
     open_chart(page)
     page.wait_for_function(f"realtimeDashboard.chart?.series?.data().length === {PAGE}")
     assert page.evaluate(CHART)["interval"] == "5m"
