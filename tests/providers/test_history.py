@@ -78,6 +78,50 @@ async def test_simulated_history_ends_at_the_live_price_and_the_live_walk_contin
     assert abs(math.log(first.price / fresh[-1].close)) < 0.01
 
 
+@pytest.mark.parametrize("ticker", ["AAPL", "ZZZQ"])
+async def test_the_first_quote_has_the_session_figures_of_the_history(
+    nyse: ExchangeCalendarsMarketCalendar, ticker: str
+) -> None:
+    # In a session (Monday 10:03:00, on a whole minute: no volume since the history's last minute yet).
+    provider = simulated(nyse, at=MONDAY.replace(second=0))
+    [quote] = await provider.fetch([ticker])
+    minutes = await provider.bars(ticker, "1m", *EVER)
+    days = await provider.bars(ticker, "1d", *EVER)
+    today = [bar for bar in minutes if bar.regular and bar.start >= et(date(2026, 12, 7), 9, 30)]
+    assert today[0].start == et(date(2026, 12, 7), 9, 30) and minutes[-1].close == quote.price
+    assert quote.open == today[0].open
+    assert quote.high == max(bar.high for bar in today) and quote.low == min(bar.low for bar in today)
+    assert quote.volume == sum(bar.volume for bar in today) > 0
+    assert quote.previous_close == days[-1].close  # Friday's
+    assert days[-1].start == et(date(2026, 12, 4), 9, 30)
+    if ticker == "AAPL":
+        assert abs(quote.previous_close - 270.37) <= 0.01  # the session before closed at the reference
+    # Outside one (Saturday noon): the last session's daily bar, as a real quote shows after hours; the
+    # price goes on from the history's last minute, the day's figures stay.
+    clock = FrozenClock(et(date(2026, 12, 5), 12))
+    provider = SimulatedQuoteProvider(seed=42, clock=clock, calendar=nyse)
+    [quote] = await provider.fetch([ticker])
+    days = await provider.bars(ticker, "1d", *EVER)
+    minutes = await provider.bars(ticker, "1m", *EVER)
+    friday = days[-1]
+    assert friday.start == et(date(2026, 12, 4), 9, 30)
+    assert (quote.open, quote.high, quote.low, quote.volume) == (
+        friday.open,
+        friday.high,
+        friday.low,
+        friday.volume,
+    )
+    assert quote.previous_close == days[-2].close and minutes[-1].close == quote.price
+    clock.advance(60)
+    [later] = await provider.fetch([ticker])
+    assert (later.open, later.high, later.low, later.volume) == (
+        quote.open,
+        quote.high,
+        quote.low,
+        quote.volume,
+    )
+
+
 async def test_simulated_minutes_run_from_the_last_closed_session_through_the_weekend(
     nyse: ExchangeCalendarsMarketCalendar,
 ) -> None:

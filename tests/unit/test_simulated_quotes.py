@@ -1,5 +1,5 @@
-"""SimulatedQuoteProvider: reproducible, internally consistent quotes with sessions that roll daily, starting
-from realistic levels."""
+"""SimulatedQuoteProvider: reproducible, internally consistent quotes whose day figures roll at each session's
+open, starting from realistic levels."""
 
 from __future__ import annotations
 
@@ -52,12 +52,14 @@ async def test_well_known_tickers_start_from_their_reference_close() -> None:
     provider = SimulatedQuoteProvider(seed=7, clock=clock)
     tickers = ["AAPL", "NVDA", "SPY", "QQQ", "MSFT", "BRK.B"]
     first = await provider.fetch(tickers)
-    assert [q.previous_close for q in first] == [REFERENCE_CLOSES[t] for t in tickers]
+    for quote, ticker in zip(first, tickers, strict=True):  # the history is placed there, within a cent
+        assert quote.previous_close is not None
+        assert abs(quote.previous_close - REFERENCE_CLOSES[ticker]) <= 0.01
     assert 250 < first[0].price < 290 and 600 < first[2].price < 760  # AAPL near $270, SPY near $682
-    for quote in first:  # the opening gap and the first step stay close to the reference
+    for quote in first:  # the opening gap and the session's first half hour stay close to the reference
         assert quote.previous_close is not None
         assert abs(quote.open / quote.previous_close - 1) < 0.05
-        assert abs(quote.price / quote.open - 1) < 0.01
+        assert abs(quote.price / quote.open - 1) < 0.05
     for _ in range(100):  # an hour and more of five-second polls at the default volatility
         clock.advance(5)
         later = await provider.fetch(tickers)
@@ -120,27 +122,25 @@ async def test_price_walks() -> None:
     assert len({q.price for q in quotes}) > 1
 
 
-async def test_session_rolls_on_new_york_date_change() -> None:
+async def test_day_figures_stay_after_the_close_and_roll_at_the_next_open() -> None:
     clock = FrozenClock(START)
     provider = SimulatedQuoteProvider(clock=clock, volatility=0.01)
     day_one = await _run(provider, clock, ["AAPL"], 30)
     last = day_one[-1]
+    assert last.volume > day_one[0].volume  # a session trades
 
-    clock.set_now(datetime(2026, 1, 7, 4, 59, tzinfo=UTC))  # still Jan 6 in New York
-    (same_day,) = await provider.fetch(["AAPL"])
-    assert same_day.previous_close == last.previous_close
-    assert same_day.open == last.open
-    assert same_day.volume > last.volume
+    clock.set_now(datetime(2026, 1, 7, 4, 59, tzinfo=UTC))  # 23:59 on Jan 6 in New York: after the close
+    (night,) = await provider.fetch(["AAPL"])
+    assert night.price != last.price  # the demo moves at any hour
+    assert (night.open, night.high, night.low, night.volume, night.previous_close) == (
+        last.open, last.high, last.low, last.volume, last.previous_close,
+    )  # fmt: skip
 
-    clock.set_now(datetime(2026, 1, 7, 14, 30, tzinfo=UTC))
+    clock.set_now(datetime(2026, 1, 7, 14, 30, 5, tzinfo=UTC))  # five seconds after the open
     (next_day,) = await provider.fetch(["AAPL"])
-    assert next_day.previous_close == same_day.price
-    assert next_day.open != last.open
-    assert abs(next_day.open - same_day.price) / same_day.price < 0.05
-    assert next_day.volume <= 10_000  # reset, then one fetch's worth
-    # High and low restart from the new open: one step in, they are exactly the open and the price.
-    assert next_day.high == max(next_day.open, next_day.price)
-    assert next_day.low == min(next_day.open, next_day.price)
+    assert next_day.previous_close == last.price  # the last price of Jan 6's session
+    assert next_day.open == next_day.high == next_day.low == next_day.price  # opened at its first price
+    assert 0 <= next_day.volume < last.volume / 10  # five seconds' worth
 
 
 async def test_forgets_least_recently_used_tickers() -> None:
@@ -148,14 +148,16 @@ async def test_forgets_least_recently_used_tickers() -> None:
     provider = SimulatedQuoteProvider(clock=clock, max_tickers=3)
     await provider.fetch(["A", "B", "C"])
     for _ in range(5):
+        clock.advance(5)
         await provider.fetch(["A"])  # A is kept warm; B is now the least recently used
     (a_before,) = await provider.fetch(["A"])
     await provider.fetch(["D"])
     assert len(provider) == 3
+    clock.advance(5)
     (a_after,) = await provider.fetch(["A"])
     assert a_after.volume > a_before.volume  # still remembered
-    # B was forgotten: it starts again from its seed, so its first quote repeats.
-    fresh = SimulatedQuoteProvider(clock=FrozenClock(START), max_tickers=3)
+    # B was forgotten: it starts again from its seed, so its first quote is a new walk's at that instant.
+    fresh = SimulatedQuoteProvider(clock=FrozenClock(clock.now()), max_tickers=3)
     assert await provider.fetch(["B"]) == await fresh.fetch(["B"])
 
 

@@ -159,13 +159,13 @@ def generate(
         minutes.append(bar)
         previous = close
     if minutes:
-        minutes[-1] = _ending_at(minutes[-1], price)
+        minutes[-1] = ending_at(minutes[-1], price)
     daily = _daily(seed, ticker, alignment, character, latest, session_open)
     daily.extend(roll_up(minutes, "1d", alignment, from_epoch_us(end)))
     return SimulatedHistory(from_epoch_us(end), daily, minutes)
 
 
-def _ending_at(bar: Bar, price: float) -> Bar:
+def ending_at(bar: Bar, price: float) -> Bar:
     """``bar`` closing at ``price`` exactly (the live walk's price, already in cents)."""
     return Bar(
         ticker=bar.ticker, interval=bar.interval, start=bar.start, open=bar.open, high=max(bar.high, price),
