@@ -26,10 +26,12 @@ class Kind:
     workers: int = 1
     budget: int = 10  # Legend's realtime.max_messages_per_second
     redis: bool = False  # Legend on the Redis backplane (a redis-server of its own)
+    bars: bool = True  # Legend's bars.enabled: the bar builder reads the price log the bench's prices enter
 
 
 def kinds(workers: int) -> list[Kind]:
-    """Every server of a full run. Legend as shipped is measured paced; with its budget raised, saturated.
+    """Every server of a full run. Legend as shipped is measured paced; with its budget raised, saturated,
+    also with ``bars.enabled = false`` (``legend-max-nobars``: the cost of building bars, issue 24).
 
     The Redis rows run ``legend serve --workers N``; with ``workers`` 1, one process on Redis (no flag).
     """
@@ -50,6 +52,15 @@ def kinds(workers: int) -> list[Kind]:
             saturated=True,
             paced=False,
             budget=RAISED_BUDGET,
+            family="legend",
+        ),
+        Kind(
+            "legend-max-nobars",
+            f"Legend, {raised}, one process, bars off (bars.enabled = false)",
+            saturated=True,
+            paced=False,
+            budget=RAISED_BUDGET,
+            bars=False,
             family="legend",
         ),
         Kind(
@@ -84,7 +95,8 @@ def kinds(workers: int) -> list[Kind]:
 
 
 def legend_settings(kind: Kind, data_dir: Path, redis_port: int | None) -> str:
-    """The settings file: as shipped but for a quiet quote poller, a large outbox, long silence allowed."""
+    """The settings file: as shipped but for a quiet quote poller, a large outbox, long silence allowed
+    (and no bar building for a kind without ``bars``)."""
     lines = [
         "[server]",
         'log_level = "warning"',
@@ -99,6 +111,8 @@ def legend_settings(kind: Kind, data_dir: Path, redis_port: int | None) -> str:
         "[database]",
         f'data_dir = "{data_dir}"',
     ]
+    if not kind.bars:
+        lines += ["[bars]", "enabled = false"]
     if redis_port is not None:
         lines += ["[redis]", f'url = "redis://{HOST}:{redis_port}"']
     return "\n".join(lines) + "\n"
@@ -114,6 +128,9 @@ class Running:
     dialect: str
     target: Target
     redis: ServerProcess | None = None
+    # where GET /api/ws/stats tells the bar builder's figures: one-process Legend only (with --workers,
+    # the worker answering may not be the one holding the bars lease)
+    stats_port: int | None = None
 
     def stop(self) -> None:
         for process in (self.server, self.redis):
@@ -140,7 +157,8 @@ def start(kind: Kind, workdir: Path, legend_root: Path) -> Running:
             frames.legend_body,
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         )
-        return Running(kind, server, base + "/api/ws?user_id={index}", "json", target, redis)
+        stats_port = port if kind.workers == 1 else None
+        return Running(kind, server, base + "/api/ws?user_id={index}", "json", target, redis, stats_port)
     argv = [sys.executable, "-m", "bench.fanout.servers", kind.family, str(port)]
     server = ServerProcess(kind.name, argv, port, workdir, child_env(REPO_ROOT))
     if kind.family == "picows":

@@ -10,6 +10,7 @@ from bench.fanout.report import Report
 STYLE = {
     "legend": ("tab:blue", "-"),
     "legend-max": ("tab:blue", "--"),
+    "legend-max-nobars": ("tab:cyan", "--"),
     "litestar": ("tab:green", "-"),
     "picows": ("tab:gray", "-"),
     "socketio": ("tab:red", "-"),

@@ -36,6 +36,10 @@ class Window:
     drain_seconds: float
     recipients: int
     gate_timeouts: int = 0  # saturated: publishes that went out without the clients having caught up
+    # prices the server's bar builder built from the window's start (warm-up included) to the end of
+    # publishing, and once drained; None where it builds no bars (or has several processes)
+    bars_built: int | None = None
+    bars_built_drained: int | None = None
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -76,6 +80,9 @@ class Phase:
     strays: int = 0
     drain_seconds: float = 0.0
     gate_timeouts: int = 0
+    prices_published: int = 0  # accepted by the server, warm-up included
+    bars_built: int | None = None  # of those, built into bars by the end of publishing (Window)
+    bars_built_drained: int | None = None  # … and once drained
     error: str = ""
 
     @property
@@ -124,6 +131,11 @@ class Phase:
         phase.strays = sum(w.strays for w in windows)
         phase.drain_seconds = max(w.drain_seconds for w in windows)
         phase.gate_timeouts = sum(w.gate_timeouts for w in windows)
+        phase.prices_published = sum(w.published for w in windows)
+        if all(w.bars_built is not None for w in windows):
+            phase.bars_built = sum(w.bars_built or 0 for w in windows)
+        if all(w.bars_built_drained is not None for w in windows):
+            phase.bars_built_drained = sum(w.bars_built_drained or 0 for w in windows)
         return phase
 
 
@@ -152,6 +164,7 @@ class ServerInfo:
     available: bool = True
     error: str = ""
     memory: Memory | None = None
+    bars: dict[str, Any] | None = None  # the bar builder's figures at the end (/api/ws/stats), one process
 
 
 @dataclass
@@ -218,7 +231,7 @@ def _pct(value: float) -> str:
 def describe(phase: Phase) -> str:
     """One line per phase, for the progress display and the final table."""
     if phase.error:
-        return f"{phase.server:14} n={phase.connections:<6} {phase.load:9} ERROR {phase.error}"
+        return f"{phase.server:17} n={phase.connections:<6} {phase.load:9} ERROR {phase.error}"
     extra = ""
     if phase.rate is not None and phase.accepted_pct < 99.95:
         extra += f"  (accepted {phase.accepted_pct:.0f}% of the prices)"
@@ -229,7 +242,7 @@ def describe(phase: Phase) -> str:
     if phase.gate_timeouts:
         extra += f"  (clients behind at {phase.gate_timeouts} publishes)"
     return (
-        f"{phase.server:14} n={phase.connections:<6} {phase.load:9} "
+        f"{phase.server:17} n={phase.connections:<6} {phase.load:9} "
         f"{phase.delivered_per_s:9,.0f} msg/s  {_pct(phase.delivered_pct):>6} delivered  "
         f"last {_pct(phase.clients_on_last_pct):>6}  p50 {_ms(phase.p50_ms):>6} ms  p99 {_ms(phase.p99_ms):>6} ms  "
         f"cpu: server {phase.server_cpu_pct:3.0f}%"
@@ -267,10 +280,27 @@ def ratios(report: Report) -> list[tuple[str, float]]:
         (workers_raised, raised),
     ]
     pairs = [(a, b) for a, b in pairs if a in report.servers and b in report.servers]
+    bars_off = f"{raised}-nobars"
+    with_bars = raised in report.servers and bars_off in report.servers
     for n in report.connections:
         for a, b in pairs:
             value = ratio(_saturated(report, a, n), _saturated(report, b, n))
             found.append((f"n={n} saturated msg/s: {a} / {b}", value))
+        if with_bars:  # issue 24: building bars must not slow the fan-out
+            on, off = report.phase(raised, n, None), report.phase(bars_off, n, None)
+            found.append(
+                (
+                    f"n={n} saturated msg/s: bars on / bars off ({raised} / {bars_off})",
+                    ratio(_saturated(report, raised, n), _saturated(report, bars_off, n)),
+                )
+            )
+            if on is not None and off is not None and not on.error and not off.error:
+                found.append(
+                    (
+                        f"n={n} saturated server CPU per msg: bars on / bars off",
+                        ratio(on.cpu_us_per_delivery, off.cpu_us_per_delivery),
+                    )
+                )
     for rate in report.rates:
         for n in report.connections:
             ours, base = report.phase(shipped, n, rate), report.phase("litestar", n, rate)
@@ -343,6 +373,35 @@ def targets(report: Report) -> list[tuple[str, str, str]]:
     return out
 
 
+def bar_lines(report: Report) -> list[str]:
+    """What each one-process Legend's bar builder did: the prices of its windows it built into bars (by
+    the end of publishing, and once drained), and its figures at the end of the run."""
+    out: list[str] = []
+    for phase in report.phases:
+        if phase.error or phase.bars_built_drained is None:
+            continue
+        published = phase.prices_published
+        by_end = ratio(100 * (phase.bars_built or 0), published)
+        out.append(
+            f"{phase.server} n={phase.connections:,} {phase.load}: built {phase.bars_built_drained:,} prices into "
+            f"bars of the {published:,} it accepted ({_pct(by_end)} by the end of publishing)"
+        )
+    for name, info in report.servers.items():
+        bars = info.bars
+        if bars is None:
+            continue
+        if not bars.get("enabled"):
+            out.append(f"{name}: builds no bars (bars.enabled = false)")
+            continue
+        lag = bars.get("lag")
+        out.append(
+            f"{name} at the end: prices_built {bars['prices_built']:,}, bars_written {bars['bars_written']:,}, "
+            f"bars_published {bars['bars_published']:,}, lag {'-' if lag is None else f'{lag:.1f} s'}, "
+            f"failures {bars['failures']}" + (f" ({bars['last_error']})" if bars.get("last_error") else "")
+        )
+    return out
+
+
 def summary(report: Report) -> str:
     out = [
         "",
@@ -358,12 +417,16 @@ def summary(report: Report) -> str:
         if info.memory is not None:
             m = info.memory
             out.append(
-                f"  {name:14} {m.kb_per_connection:6.1f} KB  ({m.connections:,} connections, {m.processes} "
+                f"  {name:17} {m.kb_per_connection:6.1f} KB  ({m.connections:,} connections, {m.processes} "
                 f"process{'es' if m.processes > 1 else ''}, {m.rss_before_kib / 1024:.0f} -> {m.rss_after_kib / 1024:.0f} MiB, "
                 f"connected in {m.connect_seconds:.1f} s)"
             )
         elif not info.available:
-            out.append(f"  {name:14} not available: {info.error}")
+            out.append(f"  {name:17} not available: {info.error}")
+    bars = bar_lines(report)
+    if bars:
+        out += ["", "Bars: the prices the bar builder built (GET /api/ws/stats, one-process Legend)"]
+        out += [f"  {line}" for line in bars]
     out += ["", "Ratios, same run (msg/s: higher is better for the first; CPU and p99: lower is)"]
     out += [f"  {label:58} {'-' if math.isnan(v) else f'{v:.2f}x'}" for label, v in ratios(report)]
     out += ["", "Targets (issue 9)"]
@@ -441,6 +504,14 @@ def markdown(report: Report) -> str:
             out.append(f"| {name} | {info.memory.kb_per_connection:.1f} | {info.memory.connections:,} |")
         elif not info.available:
             out.append(f"| {name} | not available: {info.error[:120]} | |")
+    bars = bar_lines(report)
+    if bars:
+        out += [
+            "",
+            "**Bars**: the prices the bar builder built (`GET /api/ws/stats`, one-process Legend)",
+            "",
+        ]
+        out += [f"- {line}" for line in bars]
     out += ["", "**Ratios** (same run)", "", "| ratio | value |", "| --- | --- |"]
     out += [f"| {label} | {'–' if math.isnan(v) else f'{v:.2f}×'} |" for label, v in ratios(report)]
     out += ["", "**Targets** (issue 9)", "", "| target | verdict | measured |", "| --- | --- | --- |"]

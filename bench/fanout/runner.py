@@ -19,15 +19,20 @@ from pathlib import Path
 
 from bench.fanout.clients import ClientPool
 from bench.fanout.frames import ID_BASE, WINDOW_SPAN
-from bench.fanout.kinds import Running
+from bench.fanout.kinds import ADMIN_TOKEN, Running
 from bench.fanout.procs import cpu_seconds, machine_busy_seconds, process_tree, rss_kib
 from bench.fanout.profile import profile
 from bench.fanout.publisher import Gate, Published, publish
 from bench.fanout.report import Memory, Phase, Report, Window, describe
+from bench.fanout.stats import bar_figures, prices_built
 
 DRAIN_LIMIT = 20.0  # seconds to wait for the last frames of a window
 QUIET = 1.5  # … or until nothing arrived for this long (conflated prices never arrive)
 SETTLE = 2.0  # seconds after connecting or closing clients, before measuring
+
+
+def _difference(after: int | None, before: int | None) -> int | None:
+    return None if after is None or before is None else after - before
 
 
 class Progress:
@@ -122,7 +127,7 @@ class Bench:
             memory.rss_after_kib, memory.processes = rss_kib(pids), len(pids)
             self.report.servers[name].memory = memory
             self.progress.line(
-                f"  {name:14} {n:,} idle subscribed connections in {memory.connect_seconds:.1f} s: "
+                f"  {name:17} {n:,} idle subscribed connections in {memory.connect_seconds:.1f} s: "
                 f"{memory.kb_per_connection:.1f} KB RSS each ({memory.processes} process{'es' if memory.processes > 1 else ''})"
             )
 
@@ -183,6 +188,8 @@ class Bench:
         await self.pool.call("begin", group=name, lo=lo, hi=lo + WINDOW_SPAN)
         seconds = args.seconds / args.rounds
         target = self.running[name].target
+        stats_port = self.running[name].stats_port
+        built_before = await prices_built(stats_port, ADMIN_TOKEN)
         gate = None if rate is not None else Gate(self.pool.frames, n)
         publisher = asyncio.create_task(publish(target, lo, args.warmup + seconds, rate, gate))
         pids = self._pids(name)
@@ -192,10 +199,12 @@ class Bench:
         published: Published = await publisher
         end_frames = self.pool.frames()
         after = self._cpu(pids)
+        built_published = await prices_built(stats_port, ADMIN_TOKEN)
         t0, t1 = before["time"], after["time"]
         drain_started = time.monotonic()
         await self._drain(name, published.sent * n)
         drain = time.monotonic() - drain_started
+        built_drained = await prices_built(stats_port, ADMIN_TOKEN)
         replies = await self.pool.call("collect", group=name, last_id=published.last_id)
         measured = max(1e-3, t1 - t0)
         latencies: list[float] = []
@@ -236,6 +245,8 @@ class Bench:
             drain_seconds=drain,
             recipients=published.recipients,
             gate_timeouts=gate.timeouts if gate else 0,
+            bars_built=_difference(built_published, built_before),
+            bars_built_drained=_difference(built_drained, built_before),
         )
 
     async def _drain(self, name: str, expected: int) -> None:
@@ -287,6 +298,19 @@ class Bench:
                 await self.phase_set(n, rate)
                 if rate is None and args.profile and n == points[0]:
                     await self.profiles(n, args.profile)
+        await self.bar_figures()
+
+    async def bar_figures(self) -> None:
+        """Each one-process Legend's bar builder at the end: what it built, wrote and published, or that
+        it builds nothing (``{"enabled": false}``)."""
+        for name in self.available():
+            port = self.running[name].stats_port
+            if port is None:
+                continue
+            try:
+                self.report.servers[name].bars = await bar_figures(port, ADMIN_TOKEN)
+            except OSError as exc:
+                self.progress.line(f"  ! {name}: no bar figures from /api/ws/stats: {exc}")
 
     async def profiles(self, n: int, out_dir: Path) -> None:
         """One more saturated window per server with py-spy attached; not counted in the results."""

@@ -62,6 +62,19 @@ def test_every_server_delivers_and_the_report_is_written(tmp_path: Path) -> None
             else:  # saturated: every accepted price reached every client
                 assert phase["delivered_pct"] == 100.0 and phase["server_cpu_pct"] > 0, where
     assert report["ratios"] and report["targets"]
+    # Bars on against bars off (issue 24): the bench's prices really go into bars where bars are on.
+    servers = report["servers"]
+    assert servers["legend-max-nobars"]["bars"] == {"enabled": False}
+    assert servers["legend-max"]["bars"]["enabled"] and servers["legend-max"]["bars"]["failures"] == 0
+    (on,) = [p for p in report["phases"] if p["server"] == "legend-max"]
+    (off,) = [p for p in report["phases"] if p["server"] == "legend-max-nobars"]
+    assert 0 < on["bars_built_drained"] <= on["prices_published"], on
+    assert off["bars_built_drained"] is None, off
+    assert any(
+        r["label"].startswith(f"n={CONNECTIONS} saturated msg/s: bars on / bars off")
+        for r in report["ratios"]
+    )
+    assert "Bars: the prices the bar builder built" in run.stdout
 
     tables = out_md.read_text()
     assert "**Saturated**" in tables and "| picows |" in tables and "**Targets**" in tables
