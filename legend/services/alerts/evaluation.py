@@ -25,11 +25,10 @@ import msgspec
 from legend.domain.alert_index import RuleIndex
 from legend.domain.alert_rules import AlertEvent, AlertRule, NewAlertEvent
 from legend.domain.prices import LoggedPrice, decode_logged_price
-from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, PriceLog
-from legend.ports.repositories import AlertRepository, PositionConflict, PositionMove, RuleChange
-from legend.runtime.backoff import Backoff
+from legend.ports.repositories import AlertRepository, PositionMove, RuleChange
+from legend.services.leased_loop import HoldLease, LeasedLoop
 
 log = logging.getLogger("legend.alerts")
 
@@ -38,14 +37,14 @@ BATCH = 1000  # log entries read and stored per transaction, at most
 IDLE_SAVE_SECONDS = 5.0  # the position is saved at least this often while prices change no rule
 
 
-class AlertEvaluation:
+class AlertEvaluation(LeasedLoop):
     """The evaluation loop and the rule index it owns (see the module docstring)."""
 
     def __init__(
         self,
         repository: AlertRepository,
         price_log: PriceLog,
-        hold_lease: Callable[[str, float], Awaitable[bool]],
+        hold_lease: HoldLease,
         clock: Clock,
         deliver: Callable[[list[AlertEvent]], Awaitable[None]],
         recover: Callable[[], Awaitable[object]],
@@ -56,19 +55,17 @@ class AlertEvaluation:
         batch: int = BATCH,
         read_wait: float = 1.0,
     ) -> None:
+        super().__init__(LEASE, "alert evaluation", hold_lease, lease_ttl, log)
         self.repository = repository
         self.price_log = price_log
-        self.hold_lease = hold_lease
         self.clock = clock
         self.deliver = deliver
         self.recover = recover
         self.instance_id = instance_id
         self.claim = timedelta(seconds=claim_seconds)
-        self.lease_ttl = lease_ttl
         self.batch = batch
         self.read_wait = read_wait
         self.evaluator = RuleIndex()
-        self.holder = False
         self.position: str | None = None  # the last log entry taken into account
         self.saved: str | None = None  # the position as stored in the database
         self._saved_at = 0.0
@@ -81,45 +78,12 @@ class AlertEvaluation:
         self.prices_missed = 0  # gaps: the log was trimmed past the position (evaluation fell behind)
         self.rule_changes = 0
         self.triggers_fired = 0
-        self.position_conflicts = 0
-        self.failures = 0
-        self.last_error: str | None = None
 
     # ───────────── holding the lease ─────────────
 
-    async def run(self) -> None:
-        """Forever: take the lease, load, then evaluate batch after batch while the lease holds."""
-        backoff = Backoff(0.5, maximum=10.0)  # after a failed batch, reset by a good round
-        renew_every = self.lease_ttl / 3
-        while True:
-            try:
-                held = await self.hold_lease(LEASE, self.lease_ttl)
-            except BackplaneUnavailable as exc:
-                held, self.last_error = False, f"lease: {exc}"
-            if not held:
-                self.holder = False
-                await asyncio.sleep(renew_every)
-                continue
-            try:
-                if not self.holder:  # taking over: first publish what earlier holders left unpublished
-                    await self.take_over()
-                renew_at = time.monotonic() + renew_every
-                while time.monotonic() < renew_at:
-                    await self.step(self.read_wait)
-                backoff.reset()
-            except asyncio.CancelledError:
-                raise
-            except PositionConflict:
-                self.position_conflicts += 1
-                log.warning("alert evaluation: another instance moved the log position; reloading")
-                self.holder = False
-            except Exception as exc:  # the database or the log failed: nothing of the batch was stored
-                self.failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                delay = backoff.next()
-                log.warning("alert evaluation failed (%s); reloading in %.1f s", self.last_error, delay)
-                self.holder = False
-                await asyncio.sleep(delay)
+    async def work(self, left: float) -> None:
+        """One batch (the read waits ``read_wait`` seconds at most, whatever is ``left`` of the round)."""
+        await self.step(self.read_wait)
 
     async def take_over(self) -> None:
         """This instance holds the lease now: load where the last holder left off, and first publish
