@@ -37,7 +37,7 @@ def alerting(alerting: AlertingService) -> Iterator[Metric]:
             "Price log entries that could not be read.",
         ),
         "legend_alert_evaluation_log_gaps": (
-            evaluation.prices_missed,
+            evaluation.log_gaps,
             "Times evaluation fell behind the price log and prices were trimmed unevaluated (raise "
             "alerts.log_size).",
         ),

@@ -55,27 +55,21 @@ class AlertEvaluation(LeasedLoop):
         batch: int = BATCH,
         read_wait: float = 1.0,
     ) -> None:
-        super().__init__(LEASE, "alert evaluation", hold_lease, lease_ttl, log)
+        super().__init__(LEASE, "alert evaluation", hold_lease, lease_ttl, price_log, batch, clock, log)
         self.repository = repository
-        self.price_log = price_log
-        self.clock = clock
         self.deliver = deliver
         self.recover = recover
         self.instance_id = instance_id
         self.claim = timedelta(seconds=claim_seconds)
-        self.batch = batch
         self.read_wait = read_wait
         self.evaluator = RuleIndex()
-        self.position: str | None = None  # the last log entry taken into account
         self.saved: str | None = None  # the position as stored in the database
         self._saved_at = 0.0
         self._lock = asyncio.Lock()  # one batch (or direct observation) at a time
         self._last_at: float | None = None  # append time of the last entry taken into account
-        self._waiting_since: float | None = None  # append time of the oldest entry read, not yet done
         self.prices_evaluated = 0  # taken into account completely: stored, and their triggers published
         self._unstored = 0  # evaluated in the batch being built
         self.prices_invalid = 0
-        self.prices_missed = 0  # gaps: the log was trimmed past the position (evaluation fell behind)
         self.rule_changes = 0
         self.triggers_fired = 0
 
@@ -114,25 +108,17 @@ class AlertEvaluation(LeasedLoop):
 
     async def step(self, wait: float) -> list[AlertEvent]:
         """Read and evaluate the next batch of the log (waiting up to ``wait`` for one)."""
-        read = await self.price_log.read(self.position, self.batch, wait)
-        if read.missed:
-            self.prices_missed += 1
-            log.error(
-                "alert evaluation fell behind the price log (%s): prices after %s were trimmed before "
-                "they were evaluated; raise alerts.log_size",
-                self.price_log.name,
-                self.position,
-            )
+        read = await self.read_log(wait, "evaluated")
         if not read.entries:
-            self._waiting_since = None  # caught up
+            self.waiting_since = None  # caught up
             if self.position != self.saved and time.monotonic() - self._saved_at > IDLE_SAVE_SECONDS:
                 async with self._lock:
                     await self._store({}, self.position)
             return []
-        self._waiting_since = read.entries[0].at
+        self.waiting_since = read.entries[0].at
         async with self._lock:
             fired = await self._apply(read.entries)
-        self._waiting_since = None
+        self.waiting_since = None
         return fired
 
     async def observe(self, observation: LoggedPrice, at: datetime | None = None) -> list[AlertEvent]:
@@ -220,15 +206,6 @@ class AlertEvaluation(LeasedLoop):
         """Tickers with armed rules (known to the holder only; the quote poller polls them cluster-wide)."""
         return self.evaluator.tickers() if self.holder else set()
 
-    def lag(self) -> float | None:
-        """Seconds the oldest price read from the log but not yet taken into account has waited since it
-        was logged (0 when caught up; None on an instance that does not evaluate). Unlike the age of the
-        last price, it stays 0 while no prices come (market closed) and grows while a batch is stuck."""
-        if not self.holder:
-            return None
-        since = self._waiting_since
-        return 0.0 if since is None else max(0.0, self.clock.now().timestamp() - since)
-
     def status(self) -> dict[str, object]:
         age = None if self._last_at is None else max(0.0, self.clock.now().timestamp() - self._last_at)
         return {
@@ -240,7 +217,7 @@ class AlertEvaluation(LeasedLoop):
             "lag": self.lag(),
             "prices_evaluated": self.prices_evaluated,
             "prices_invalid": self.prices_invalid,
-            "log_gaps": self.prices_missed,
+            "log_gaps": self.log_gaps,
             "rule_changes": self.rule_changes,
             "position_conflicts": self.position_conflicts,
             "failures": self.failures,

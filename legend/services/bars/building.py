@@ -84,23 +84,17 @@ class BarBuilding(LeasedLoop):
     ) -> None:
         if batch < 1 or tick <= 0:
             raise ValueError(f"batch must be >= 1 and tick > 0, got {batch} and {tick}")
-        super().__init__(LEASE, "bar building", hold_lease, lease_ttl, log)
+        super().__init__(LEASE, "bar building", hold_lease, lease_ttl, price_log, batch, clock, log)
         self.store = store
-        self.price_log = price_log
-        self.clock = clock
         self.zone = zone
         self.session_on = session_on
         self.publish_bar = publish_bar
-        self.batch = batch
         self.tick = tick
         self.builder = BarBuilder(zone, session_on)
-        self.position: str | None = None  # the last log entry built into the bars
         self.saved: str | None = None  # the position as stored with the bars
-        self._waiting_since: float | None = None  # log time of the oldest entry read, not stored yet
         self._retired = (0, 0)  # corrections and late drops of the builders replaced by a reload
         self.prices_built = 0  # stored: their bars written with the position past them
         self.prices_invalid = 0
-        self.log_gaps = 0  # the log was trimmed past the position (building fell behind)
         self.bars_written = 0
         self.bars_published = 0
         self.publish_failures = 0
@@ -144,7 +138,7 @@ class BarBuilding(LeasedLoop):
         old = self.builder
         self._retired = (self._retired[0] + old.corrections, self._retired[1] + old.late_dropped)
         self.builder, self.saved, self.position = builder, stored, position
-        self._waiting_since = None
+        self.waiting_since = None
         if position != stored:
             await self.store.write([], PositionMove(self.price_log.name, stored, position))
             self.saved = position
@@ -154,19 +148,11 @@ class BarBuilding(LeasedLoop):
     async def step(self, wait: float) -> list[Bar]:
         """Build the next batch of the log (waiting up to ``wait`` for one), close the bars due by the
         clock, publish and store what changed; returns the bars stored (closed ones first)."""
-        read = await self.price_log.read(self.position, self.batch, wait)
-        if read.missed:
-            self.log_gaps += 1
-            log.error(
-                "bar building fell behind the price log (%s): prices after %s were trimmed before they "
-                "were built into bars; raise alerts.log_size",
-                self.price_log.name,
-                self.position,
-            )
+        read = await self.read_log(wait, "built into bars")
         changed: dict[tuple[str, str, datetime], Bar] = {}
         position, prices = self.position, 0
         if read.entries:
-            self._waiting_since = read.entries[0].at
+            self.waiting_since = read.entries[0].at
         for entry in read.entries:
             if entry.kind == "price":
                 prices += 1
@@ -192,7 +178,7 @@ class BarBuilding(LeasedLoop):
             self.prices_built += prices
         else:
             stored = []
-        self._waiting_since = None
+        self.waiting_since = None
         await self._publish_forming(forming)
         return stored
 
@@ -244,14 +230,6 @@ class BarBuilding(LeasedLoop):
             self.bars_published += 1
 
     # ───────────── figures ─────────────
-
-    def lag(self) -> float | None:
-        """Seconds the oldest price read from the log but not yet stored in its bars has waited since it
-        was logged (0 when caught up; None on an instance that does not build)."""
-        if not self.holder:
-            return None
-        since = self._waiting_since
-        return 0.0 if since is None else max(0.0, self.clock.now().timestamp() - since)
 
     def status(self) -> dict[str, object]:
         return {
