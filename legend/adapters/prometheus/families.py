@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 
@@ -16,6 +18,12 @@ def number(value: object) -> float | None:
 
 def counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, documentation, value=value)
+
+
+def counters(table: Mapping[str, tuple[float, str]]) -> Iterator[CounterMetricFamily]:
+    """One counter a name, from ``name: (value, documentation)``."""
+    for name, (value, documentation) in table.items():
+        yield counter(name, documentation, value)
 
 
 def gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
