@@ -26,6 +26,14 @@ def counters(table: Mapping[str, tuple[float, str]]) -> Iterator[CounterMetricFa
         yield counter(name, documentation, value)
 
 
+def by_label(name: str, documentation: str, label: str, values: Mapping[str, float]) -> CounterMetricFamily:
+    """One counter family, a sample a value of ``label``: ``values`` maps each value to its count."""
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, count in values.items():
+        family.add_metric([value], count)
+    return family
+
+
 def gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
