@@ -68,15 +68,7 @@ class SqlAlchemyAlertRepository:
             if (count or 0) >= limit:
                 raise RuleLimitReached(limit)
             rule = AlertRule(
-                id=0,
-                user_id=user_id,
-                ticker=spec.ticker,
-                kind=spec.kind,
-                threshold=spec.threshold,
-                rearm=spec.rearm,
-                cooldown_seconds=spec.cooldown_seconds,
-                created_at=now,
-                updated_at=now,
+                id=0, user_id=user_id, created_at=now, updated_at=now, **msgspec.structs.asdict(spec)
             )
             values = {**alert_rows.rule_values(rule), "user_id": user_id, "created_at": now}
             result = await conn.execute(insert(alert_rules).values(values))
