@@ -309,11 +309,7 @@ def apply_patch(rule: AlertRule, patch: RulePatch, now: datetime) -> AlertRule:
         return rule
     return msgspec.structs.replace(
         rule,
-        ticker=spec.ticker,
-        kind=spec.kind,
-        threshold=spec.threshold,
-        rearm=spec.rearm,
-        cooldown_seconds=spec.cooldown_seconds,
+        **msgspec.structs.asdict(spec),  # the spec's fields are the rule's definition
         armed=armed,
         side=side,
         version=rule.version + 1,

@@ -32,7 +32,14 @@ from legend.plugins.context import (
     SubscribeCallback,
 )
 from legend.plugins.hookspecs import hookimpl
-from legend.plugins.storage import NAMING_CONVENTION, RegisterStorage, SqlDatabase, UtcDateTime
+from legend.plugins.storage import (
+    NAMING_CONVENTION,
+    RegisterStorage,
+    SqlDatabase,
+    UtcDateTime,
+    chunks,
+    from_row,
+)
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.quotes import QuoteProvider
 from legend.services.streaming.publisher import MirrorUnavailable
@@ -65,5 +72,7 @@ __all__ = [
     "StreamName",
     "SubscribeCallback",
     "UtcDateTime",
+    "chunks",
+    "from_row",
     "hookimpl",
 ]

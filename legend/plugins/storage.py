@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import MetaData
 
+from legend.adapters.sql.rows import chunks, from_row
 from legend.adapters.sql.tables import NAMING, UtcDateTime
 from legend.adapters.sql.tables import metadata as server_tables
 from legend.plugins.database import SqlDatabase
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from legend.plugins.hook_caller import HookCaller
     from legend.plugins.state import PluginRecord
 
-__all__ = ["NAMING_CONVENTION", "RegisterStorage", "SqlDatabase", "UtcDateTime"]
+__all__ = ["NAMING_CONVENTION", "RegisterStorage", "SqlDatabase", "UtcDateTime", "chunks", "from_row"]
 
 # Constraint and index names as the server's tables have them (``pk_<table>``, ``uq_<table>_<columns>``…):
 # ``MetaData(naming_convention=NAMING_CONVENTION)`` makes a revision's names and the tables' agree.

@@ -64,24 +64,10 @@ def at(hhmmss: str) -> datetime:
     return OPEN + timedelta(hours=h - 9, minutes=m - 30, seconds=s)
 
 
-async def sent(backplane: Backplane, ticker: str, interval: BarInterval) -> list[Bar]:
-    """What the bars channel carried for ``ticker`` at ``interval``, in order, back as bars."""
+async def sent(backplane: Backplane, ticker: str, interval: BarInterval) -> list[BarMessage]:
+    """What the bars channel carried for ``ticker`` at ``interval``, in order."""
     replay = await backplane.replay(bar_stream(ticker, interval), None)
-    return [
-        Bar(
-            ticker=m.ticker,
-            interval=m.interval,
-            start=datetime.fromisoformat(m.time),
-            open=m.open,
-            high=m.high,
-            low=m.low,
-            close=m.close,
-            volume=m.volume,
-            regular=True,
-            closed=m.closed,
-        )
-        for m in (msgspec.json.decode(e.text, type=BarMessage) for e in replay.envelopes)
-    ]
+    return [msgspec.json.decode(e.text, type=BarMessage) for e in replay.envelopes]
 
 
 class World:
@@ -128,8 +114,10 @@ class World:
         return [figures(bar) for bar in await self.store.history(ticker, interval, 100)]
 
 
-def figures(bar: Bar) -> Figures:
-    start = bar.start.astimezone(UTC) - OPEN + timedelta(hours=9, minutes=30)
+def figures(bar: Bar | BarMessage) -> Figures:
+    """A stored bar's or a sent one's figures, its start as New York clock time."""
+    begins = bar.start if isinstance(bar, Bar) else datetime.fromisoformat(bar.time)
+    start = begins.astimezone(UTC) - OPEN + timedelta(hours=9, minutes=30)
     clock = f"{int(start.total_seconds()) // 3600:02d}:{int(start.total_seconds()) % 3600 // 60:02d}"
     return (clock, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.closed)
 
@@ -236,7 +224,7 @@ async def test_a_late_price_corrects_its_closed_bar_and_one_too_late_is_dropped(
     closed = [
         (b.low, b.close)
         for b in await sent(world.backplane, "AAPL", "1m")
-        if b.closed and b.start == at("09:30:00")
+        if b.closed and datetime.fromisoformat(b.time) == at("09:30:00")
     ]
     assert closed == [(100.0, 100.0), (90.0, 90.0)]  # the stream carries the correction too
     world.clock.set_now(at("09:40:00"))

@@ -4,7 +4,7 @@ the bars, history pages, retention, and the query plans that keep "the last 500 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 import pytest
@@ -21,46 +21,14 @@ from legend.domain.bars import Bar, BarInterval
 from legend.ports.bars import MAX_HISTORY, BarStore
 from legend.ports.repositories import PositionConflict, PositionMove
 from legend.settings import Settings
+from tests.support.bars import STEP, T0, bar
 
-T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 LOG = "legend:price-log"
-STEP: dict[BarInterval, timedelta] = {
-    "1m": timedelta(minutes=1),
-    "5m": timedelta(minutes=5),
-    "15m": timedelta(minutes=15),
-    "1h": timedelta(hours=1),
-    "1d": timedelta(days=1),
-}
 
 
 @pytest.fixture
 def store(database: Database) -> BarStore:
     return SqlAlchemyBarStore(database)
-
-
-def bar(
-    ticker: str = "AAPL",
-    interval: BarInterval = "1m",
-    n: int = 0,
-    *,
-    closed: bool = True,
-    close: float | None = None,
-    start: datetime = T0,
-) -> Bar:
-    """The ``n``-th bar of ``interval`` from ``start``."""
-    price = 100.0 + n if close is None else close
-    return Bar(
-        ticker=ticker,
-        interval=interval,
-        start=start + n * STEP[interval],
-        open=price - 0.5,
-        high=price + 1.0,
-        low=price - 1.0,
-        close=price,
-        volume=1000 * (n + 1),
-        regular=True,
-        closed=closed,
-    )
 
 
 def series(ticker: str, interval: BarInterval, count: int, *, open_last: bool = True) -> list[Bar]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -19,11 +19,11 @@ from legend.adapters.sql import Database
 from legend.adapters.sql.bars import SqlAlchemyBarStore
 from legend.app import create_app
 from legend.bootstrap import Services, bootstrap
-from legend.domain.bars import Bar, BarInterval
+from legend.domain.bars import Bar
 from legend.ports.repositories import PositionMove
 from legend.settings import DatabaseSettings, QuotesSettings, SecuritySettings, Settings
+from tests.support.bars import T0, bar
 
-T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 JWT_SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
 Client = AsyncTestClient[Any]
@@ -34,22 +34,6 @@ def settings_for(url: str, provider: str = "simulated", **security: Any) -> Sett
         database=DatabaseSettings(url=url),
         security=SecuritySettings(admin_token="admin-secret", **security),
         quotes=QuotesSettings(provider=provider),
-    )
-
-
-def bar(n: int, interval: BarInterval = "1m", ticker: str = "AAPL", closed: bool = True) -> Bar:
-    price = 100.0 + n
-    return Bar(
-        ticker=ticker,
-        interval=interval,
-        start=T0 + timedelta(minutes=n),
-        open=price - 0.5,
-        high=price + 1.0,
-        low=price - 1.0,
-        close=price,
-        volume=1000 * (n + 1),
-        regular=True,
-        closed=closed,
     )
 
 
@@ -71,7 +55,7 @@ async def client(database_url: str) -> AsyncIterator[Client]:
     services = bootstrap(settings_for(database_url), clock=FrozenClock(), run_quote_poller=False)
     # ten closed bars of 1m, the eleventh still forming, and a 5m bar beside them
     async with serving(
-        database_url, services, [bar(n) for n in range(10)] + [bar(10, closed=False), bar(0, "5m")]
+        database_url, services, [bar(n=n) for n in range(10)] + [bar(n=10, closed=False), bar(interval="5m")]
     ) as test:
         yield test
 
@@ -132,7 +116,7 @@ async def test_a_bad_field_is_a_400_that_names_it(
 async def test_an_unknown_ticker_is_404_as_subscribe_refuses_it(database_url: str) -> None:
     # the replay provider knows its files' tickers only (the bundled sample: SPX)
     services = bootstrap(settings_for(database_url, "replay"), clock=FrozenClock(), run_quote_poller=False)
-    async with serving(database_url, services, [bar(0, ticker="SPX")]) as client:
+    async with serving(database_url, services, [bar("SPX")]) as client:
         response = await client.get("/api/bars/NOTAREAL")
         assert response.status_code == 404
         assert response.json() == {
@@ -146,7 +130,7 @@ async def test_an_unknown_ticker_is_404_as_subscribe_refuses_it(database_url: st
 async def test_jwt_mode_needs_a_signed_in_user(database_url: str) -> None:
     settings = settings_for(database_url, auth="jwt", jwt_secret=JWT_SECRET)
     services = bootstrap(settings, clock=FrozenClock(), run_quote_poller=False)
-    async with serving(database_url, services, [bar(0)]) as client:
+    async with serving(database_url, services, [bar()]) as client:
         response = await client.get("/api/bars/AAPL", headers={"X-User-Id": "alice"})
         assert response.status_code == 401
         assert response.json()["detail"] == (

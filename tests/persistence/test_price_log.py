@@ -93,13 +93,22 @@ async def test_a_read_waits_for_the_next_commit(database: Database, clock: Froze
     assert [e.data for e in read.entries] == ["x"]
 
 
-async def test_evaluated_entries_are_trimmed_with_the_next_append(
+@pytest.fixture
+async def five_trimmed_on_commit(
     database: Database, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sql_price_log, "TRIM_SECONDS", 0.0)  # trim on every commit
+) -> SqlPriceLog:
+    """A started log of five entries (ids 1-5) that trims what is done on every commit."""
+    monkeypatch.setattr(sql_price_log, "TRIM_SECONDS", 0.0)
     log = await started(database, clock)
     for n in range(5):
         await log.append("price", str(n))
+    return log
+
+
+async def test_evaluated_entries_are_trimmed_with_the_next_append(
+    database: Database, clock: FrozenClock, five_trimmed_on_commit: SqlPriceLog
+) -> None:
+    log = five_trimmed_on_commit
     repository = SqlAlchemyAlertRepository(database)
     await repository.record_changes([], "a", clock.now(), PositionMove(log.name, None, "3"))  # 1-3 evaluated
     await log.append("price", "5")
@@ -115,12 +124,9 @@ async def test_evaluated_entries_are_trimmed_with_the_next_append(
 
 
 async def test_entries_the_bar_builder_has_not_stored_are_kept_though_evaluation_has(
-    database: Database, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+    database: Database, clock: FrozenClock, five_trimmed_on_commit: SqlPriceLog
 ) -> None:
-    monkeypatch.setattr(sql_price_log, "TRIM_SECONDS", 0.0)  # trim on every commit
-    log = await started(database, clock)
-    for n in range(5):
-        await log.append("price", str(n))
+    log = five_trimmed_on_commit
     bars = SqlAlchemyBarStore(database)
     await bars.write([], PositionMove(log.name, None, "2"))  # bars built from 1-2
     repository = SqlAlchemyAlertRepository(database)

@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 from sqlalchemy import Column, Date, Double, Integer, MetaData, String, Table, insert, select, update
 
-from legend.plugins import NAMING_CONVENTION, SqlDatabase, UtcDateTime
+from legend.plugins import NAMING_CONVENTION, SqlDatabase, UtcDateTime, from_row
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -89,14 +89,4 @@ class DailySentiment:
         query = select(table).where(table.c.ticker == ticker).order_by(table.c.day.desc()).limit(limit)
         async with self.database.read() as conn:
             rows = (await conn.execute(query)).all()
-        return [
-            Day(
-                day=row.day,
-                readings=row.readings,
-                mentions=row.mentions,
-                bullish=row.bullish,
-                bearish=row.bearish,
-                average_score=round(row.score_sum / row.readings, 3),
-            )
-            for row in rows
-        ]
+        return [from_row(Day, row, average_score=round(row.score_sum / row.readings, 3)) for row in rows]

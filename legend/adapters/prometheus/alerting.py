@@ -7,57 +7,58 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import Metric
 
-from legend.adapters.prometheus.families import counter, gauge, number
+from legend.adapters.prometheus.families import counters, gauge, number
+from legend.adapters.prometheus.leased import leased
 from legend.services.alerts.service import AlertingService
 
 
 def alerting(alerting: AlertingService) -> Iterator[Metric]:
     evaluation = alerting.evaluation
-    yield gauge(
-        "legend_alert_evaluation_holder",
-        "1 on the instance that evaluates alert rules for the cluster, else 0.",
-        float(evaluation.holder),
-    )
-    lag = evaluation.lag()
-    if lag is not None:
-        yield gauge(
+    yield from leased(
+        evaluation,
+        (
+            "legend_alert_evaluation_holder",
+            "1 on the instance that evaluates alert rules for the cluster, else 0.",
+        ),
+        (
             "legend_alert_evaluation_lag_seconds",
             "How long the oldest price not yet evaluated against the alert rules has waited (0 when "
             "caught up; only on the evaluating instance).",
-            lag,
-        )
+        ),
+    )
+    if evaluation.holder:
         yield gauge("legend_alert_rules_armed", "Armed alert rules.", len(evaluation.evaluator))
-    counters = {
-        "legend_alert_prices_evaluated": (
-            evaluation.prices_evaluated,
-            "Prices evaluated against the rules.",
-        ),
-        "legend_alert_prices_invalid": (
-            evaluation.prices_invalid,
-            "Price log entries that could not be read.",
-        ),
-        "legend_alert_evaluation_log_gaps": (
-            evaluation.prices_missed,
-            "Times evaluation fell behind the price log and prices were trimmed unevaluated (raise "
-            "alerts.log_size).",
-        ),
-        "legend_alert_evaluation_failures": (
-            evaluation.failures,
-            "Evaluation batches that failed (database or log unavailable) and were retried.",
-        ),
-        "legend_alert_rule_changes": (evaluation.rule_changes, "Rule changes evaluation took in."),
-        "legend_alert_triggers_fired": (evaluation.triggers_fired, "Alert triggers fired by evaluation."),
-        "legend_alert_triggers_published": (
-            alerting.triggers_published,
-            "Alert triggers published to their owners by this instance.",
-        ),
-        "legend_alert_publish_failures": (
-            alerting.publish_failures,
-            "Attempts to publish alert triggers that failed (retried every alerts.retry_interval).",
-        ),
-    }
-    for name, (value, documentation) in counters.items():
-        yield counter(name, documentation, value)
+    yield from counters(
+        {
+            "legend_alert_prices_evaluated": (
+                evaluation.prices_evaluated,
+                "Prices evaluated against the rules.",
+            ),
+            "legend_alert_prices_invalid": (
+                evaluation.prices_invalid,
+                "Price log entries that could not be read.",
+            ),
+            "legend_alert_evaluation_log_gaps": (
+                evaluation.log_gaps,
+                "Times evaluation fell behind the price log and prices were trimmed unevaluated (raise "
+                "alerts.log_size).",
+            ),
+            "legend_alert_evaluation_failures": (
+                evaluation.failures,
+                "Evaluation batches that failed (database or log unavailable) and were retried.",
+            ),
+            "legend_alert_rule_changes": (evaluation.rule_changes, "Rule changes evaluation took in."),
+            "legend_alert_triggers_fired": (evaluation.triggers_fired, "Alert triggers fired by evaluation."),
+            "legend_alert_triggers_published": (
+                alerting.triggers_published,
+                "Alert triggers published to their owners by this instance.",
+            ),
+            "legend_alert_publish_failures": (
+                alerting.publish_failures,
+                "Attempts to publish alert triggers that failed (retried every alerts.retry_interval).",
+            ),
+        }
+    )
     figures = alerting.status()
     yield gauge(
         "legend_alert_backlog",

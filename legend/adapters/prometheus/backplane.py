@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from legend.adapters.prometheus.families import counter, gauge, number
+from legend.adapters.prometheus.families import by_label, counter, gauge, number
 from legend.ports.backplane import Backplane
 
 # Numeric fields of ``Backplane.health()`` (the Redis backplane has them all, the in-memory one none).
@@ -57,18 +57,16 @@ def backplane(backplane: Backplane) -> Iterator[Metric]:
         value = number(health.get(key))
         if value is not None:
             yield counter(name, documentation, value)
-    external = CounterMetricFamily(
-        "legend_backplane_external_messages",
-        "Messages PUBLISHed to the backplane by other programs, by outcome: resequenced (delivered), "
-        "duplicate, invalid, failed (lost).",
-        labels=["outcome"],
-    )
-    for key, outcome in _EXTERNAL.items():
-        value = number(health.get(key))
-        if value is not None:
-            external.add_metric([outcome], value)
-    if external.samples:
-        yield external
+    outcomes = {outcome: number(health.get(key)) for key, outcome in _EXTERNAL.items()}
+    known = {outcome: value for outcome, value in outcomes.items() if value is not None}
+    if known:
+        yield by_label(
+            "legend_backplane_external_messages",
+            "Messages PUBLISHed to the backplane by other programs, by outcome: resequenced (delivered), "
+            "duplicate, invalid, failed (lost).",
+            "outcome",
+            known,
+        )
     streams = health.get("streams")
     if isinstance(streams, int | float):
         yield gauge("legend_backplane_streams", "Streams the backplane tracks on this instance.", streams)

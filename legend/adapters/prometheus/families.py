@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 
@@ -16,6 +18,20 @@ def number(value: object) -> float | None:
 
 def counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, documentation, value=value)
+
+
+def counters(table: Mapping[str, tuple[float, str]]) -> Iterator[CounterMetricFamily]:
+    """One counter a name, from ``name: (value, documentation)``."""
+    for name, (value, documentation) in table.items():
+        yield counter(name, documentation, value)
+
+
+def by_label(name: str, documentation: str, label: str, values: Mapping[str, float]) -> CounterMetricFamily:
+    """One counter family, a sample a value of ``label``: ``values`` maps each value to its count."""
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, count in values.items():
+        family.add_metric([value], count)
+    return family
 
 
 def gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

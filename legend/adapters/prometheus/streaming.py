@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from legend.adapters.prometheus.families import counter, gauge, le_label
+from legend.adapters.prometheus.families import by_label, counter, gauge, le_label
 from legend.domain.channels import ChannelRegistry
 from legend.domain.stats import Counters
 from legend.services.streaming.service import StreamingService
@@ -90,24 +90,20 @@ _REFUSED = {
 
 
 def connections(counters: Counters) -> Iterator[Metric]:
-    closed = CounterMetricFamily(
+    yield by_label(
         "legend_connections_closed",
         "Connections the server closed, by reason: slow_consumer (1013), stale (4408), inbound_flood (1008), "
         "drain (1001, spread over server.drain_seconds while stopping).",
-        labels=["reason"],
+        "reason",
+        {reason: getattr(counters, field) for field, reason in _CLOSES.items()},
     )
-    for field, reason in _CLOSES.items():
-        closed.add_metric([reason], getattr(counters, field))
-    yield closed
-    refused = CounterMetricFamily(
+    yield by_label(
         "legend_connections_limited",
         "Connections closed with 4429 because a connection limit was exceeded, by limit: user "
         "(max_connections_per_user), address (max_connections_per_ip), rate (connect_rate_per_ip).",
-        labels=["limit"],
+        "limit",
+        {limit: getattr(counters, field) for field, limit in _REFUSED.items()},
     )
-    for field, limit in _REFUSED.items():
-        refused.add_metric([limit], getattr(counters, field))
-    yield refused
 
 
 def sessions(streaming: StreamingService, registry: ChannelRegistry) -> Iterator[Metric]:

@@ -30,6 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from legend.adapters.sql import alert_rows
 from legend.adapters.sql.database import Database
 from legend.adapters.sql.log_positions import move_position, stored_position
+from legend.adapters.sql.rows import chunks, inserted_id
 from legend.adapters.sql.tables import (
     UtcDateTime,
     alert_events,
@@ -67,19 +68,11 @@ class SqlAlchemyAlertRepository:
             if (count or 0) >= limit:
                 raise RuleLimitReached(limit)
             rule = AlertRule(
-                id=0,
-                user_id=user_id,
-                ticker=spec.ticker,
-                kind=spec.kind,
-                threshold=spec.threshold,
-                rearm=spec.rearm,
-                cooldown_seconds=spec.cooldown_seconds,
-                created_at=now,
-                updated_at=now,
+                id=0, user_id=user_id, created_at=now, updated_at=now, **msgspec.structs.asdict(spec)
             )
             values = {**alert_rows.rule_values(rule), "user_id": user_id, "created_at": now}
             result = await conn.execute(insert(alert_rules).values(values))
-            rule_id = alert_rows.inserted_id(result)
+            rule_id = inserted_id(result)
         return msgspec.structs.replace(rule, id=rule_id)
 
     async def rule(self, user_id: str, rule_id: int) -> AlertRule | None:
@@ -96,7 +89,7 @@ class SqlAlchemyAlertRepository:
     async def rules_by_id(self, rule_ids: Sequence[int]) -> list[AlertRule]:
         found: list[AlertRule] = []
         async with self.database.read() as conn:
-            for chunk in alert_rows.chunks(sorted(set(rule_ids))):
+            for chunk in chunks(sorted(set(rule_ids))):
                 query = select(alert_rules).where(alert_rules.c.id.in_(chunk)).order_by(alert_rules.c.id)
                 found.extend(alert_rows.rule(row) for row in await conn.execute(query))
         return found
@@ -164,7 +157,7 @@ class SqlAlchemyAlertRepository:
         conflicts: list[int] = []
         for side in (True, False):
             group = [c for c in changes if c.after.side is side]
-            for chunk in alert_rows.chunks(group):
+            for chunk in chunks(group):
                 pairs = [(c.before.id, c.before.version) for c in chunk]
                 statement = (
                     update(alert_rules)
@@ -193,7 +186,7 @@ class SqlAlchemyAlertRepository:
         result = await conn.execute(
             insert(alert_events).values(alert_rows.event_values(event, owner, claim_until))
         )
-        return event.stored(alert_rows.inserted_id(result))
+        return event.stored(inserted_id(result))
 
     # ───────────── evaluation batches ─────────────
 
@@ -210,12 +203,12 @@ class SqlAlchemyAlertRepository:
             if position is not None:
                 await move_position(conn, position)
             applied: list[RuleChange] = []
-            for chunk in alert_rows.chunks(list(changes)):
+            for chunk in chunks(list(changes)):
                 stored = await self._store_states(conn, chunk)
                 for change in chunk:
                     (applied if change.before.id in stored else conflicts).append(change)
             fired = [event for change in applied for event in change.events]
-            for batch in alert_rows.chunks(fired):
+            for batch in chunks(fired):
                 events += await self._insert_new_events(conn, batch, owner, claim_until)
         return ChangesRecorded(events=events, conflicts=[c.before.id for c in conflicts])
 
@@ -336,7 +329,7 @@ class SqlAlchemyAlertRepository:
         if not event_ids:
             return
         async with self.database.write() as conn:
-            for chunk in alert_rows.chunks(list(event_ids)):
+            for chunk in chunks(list(event_ids)):
                 await conn.execute(
                     update(alert_events)
                     .where(alert_events.c.id.in_(chunk))

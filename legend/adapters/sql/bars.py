@@ -10,13 +10,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from sqlalchemy import Select, delete, not_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
-from legend.adapters.sql.alert_rows import chunks
 from legend.adapters.sql.database import Database
 from legend.adapters.sql.log_positions import move_position, stored_position
+from legend.adapters.sql.rows import chunks, from_row
 from legend.adapters.sql.tables import bar_backfill
 from legend.adapters.sql.tables import bars as bar_table
 from legend.domain.bar_history import Coverage
@@ -29,38 +30,8 @@ PRUNE_BATCH = 5000  # bars deleted per transaction: a SQLite writer waits for on
 _FIGURES = ("open", "high", "low", "close", "volume", "regular", "closed", "last_at", "session_volume")
 
 
-def _values(bar: Bar) -> dict[str, Any]:
-    return {
-        "ticker": bar.ticker,
-        "interval": bar.interval,
-        "start": bar.start,
-        "open": bar.open,
-        "high": bar.high,
-        "low": bar.low,
-        "close": bar.close,
-        "volume": bar.volume,
-        "regular": bar.regular,
-        "closed": bar.closed,
-        "last_at": bar.last_at,
-        "session_volume": bar.session_volume,
-    }
-
-
 def _bar(row: Row[Any]) -> Bar:
-    return Bar(
-        ticker=row.ticker,
-        interval=parse_interval(row.interval),
-        start=row.start,
-        open=row.open,
-        high=row.high,
-        low=row.low,
-        close=row.close,
-        volume=row.volume,
-        regular=row.regular,
-        closed=row.closed,
-        last_at=row.last_at,
-        session_volume=row.session_volume,
-    )
+    return from_row(Bar, row, interval=parse_interval(row.interval))
 
 
 def history_query(ticker: str, interval: BarInterval, limit: int, before: datetime | None) -> Select[Any]:
@@ -105,7 +76,7 @@ class SqlAlchemyBarStore:
         async with self.database.write() as conn:
             await move_position(conn, position, POSITION_PREFIX + position.name)
             for chunk in chunks(bars):
-                await conn.execute(upsert, [_values(bar) for bar in chunk])
+                await conn.execute(upsert, [msgspec.structs.asdict(bar) for bar in chunk])
 
     async def position(self, log: str) -> str | None:
         async with self.database.read() as conn:
@@ -154,7 +125,7 @@ class SqlAlchemyBarStore:
                 # executemany with RETURNING: one cached statement, sent in batches (insertmanyvalues); a
                 # row that was already there returns nothing
                 result = await conn.execute(
-                    ignore.returning(bar_table.c.start), [_values(bar) for bar in chunk]
+                    ignore.returning(bar_table.c.start), [msgspec.structs.asdict(bar) for bar in chunk]
                 )
                 inserted += len(result.all())
             if covered is not None:

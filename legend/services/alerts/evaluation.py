@@ -25,11 +25,10 @@ import msgspec
 from legend.domain.alert_index import RuleIndex
 from legend.domain.alert_rules import AlertEvent, AlertRule, NewAlertEvent
 from legend.domain.prices import LoggedPrice, decode_logged_price
-from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, PriceLog
-from legend.ports.repositories import AlertRepository, PositionConflict, PositionMove, RuleChange
-from legend.runtime.backoff import Backoff
+from legend.ports.repositories import AlertRepository, PositionMove, RuleChange
+from legend.services.leased_loop import HoldLease, LeasedLoop
 
 log = logging.getLogger("legend.alerts")
 
@@ -38,14 +37,14 @@ BATCH = 1000  # log entries read and stored per transaction, at most
 IDLE_SAVE_SECONDS = 5.0  # the position is saved at least this often while prices change no rule
 
 
-class AlertEvaluation:
+class AlertEvaluation(LeasedLoop):
     """The evaluation loop and the rule index it owns (see the module docstring)."""
 
     def __init__(
         self,
         repository: AlertRepository,
         price_log: PriceLog,
-        hold_lease: Callable[[str, float], Awaitable[bool]],
+        hold_lease: HoldLease,
         clock: Clock,
         deliver: Callable[[list[AlertEvent]], Awaitable[None]],
         recover: Callable[[], Awaitable[object]],
@@ -56,70 +55,29 @@ class AlertEvaluation:
         batch: int = BATCH,
         read_wait: float = 1.0,
     ) -> None:
+        super().__init__(LEASE, "alert evaluation", hold_lease, lease_ttl, price_log, batch, clock, log)
         self.repository = repository
-        self.price_log = price_log
-        self.hold_lease = hold_lease
-        self.clock = clock
         self.deliver = deliver
         self.recover = recover
         self.instance_id = instance_id
         self.claim = timedelta(seconds=claim_seconds)
-        self.lease_ttl = lease_ttl
-        self.batch = batch
         self.read_wait = read_wait
         self.evaluator = RuleIndex()
-        self.holder = False
-        self.position: str | None = None  # the last log entry taken into account
         self.saved: str | None = None  # the position as stored in the database
         self._saved_at = 0.0
         self._lock = asyncio.Lock()  # one batch (or direct observation) at a time
         self._last_at: float | None = None  # append time of the last entry taken into account
-        self._waiting_since: float | None = None  # append time of the oldest entry read, not yet done
         self.prices_evaluated = 0  # taken into account completely: stored, and their triggers published
         self._unstored = 0  # evaluated in the batch being built
         self.prices_invalid = 0
-        self.prices_missed = 0  # gaps: the log was trimmed past the position (evaluation fell behind)
         self.rule_changes = 0
         self.triggers_fired = 0
-        self.position_conflicts = 0
-        self.failures = 0
-        self.last_error: str | None = None
 
     # ───────────── holding the lease ─────────────
 
-    async def run(self) -> None:
-        """Forever: take the lease, load, then evaluate batch after batch while the lease holds."""
-        backoff = Backoff(0.5, maximum=10.0)  # after a failed batch, reset by a good round
-        renew_every = self.lease_ttl / 3
-        while True:
-            try:
-                held = await self.hold_lease(LEASE, self.lease_ttl)
-            except BackplaneUnavailable as exc:
-                held, self.last_error = False, f"lease: {exc}"
-            if not held:
-                self.holder = False
-                await asyncio.sleep(renew_every)
-                continue
-            try:
-                if not self.holder:  # taking over: first publish what earlier holders left unpublished
-                    await self.take_over()
-                renew_at = time.monotonic() + renew_every
-                while time.monotonic() < renew_at:
-                    await self.step(self.read_wait)
-                backoff.reset()
-            except asyncio.CancelledError:
-                raise
-            except PositionConflict:
-                self.position_conflicts += 1
-                log.warning("alert evaluation: another instance moved the log position; reloading")
-                self.holder = False
-            except Exception as exc:  # the database or the log failed: nothing of the batch was stored
-                self.failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                delay = backoff.next()
-                log.warning("alert evaluation failed (%s); reloading in %.1f s", self.last_error, delay)
-                self.holder = False
-                await asyncio.sleep(delay)
+    async def work(self, left: float) -> None:
+        """One batch (the read waits ``read_wait`` seconds at most, whatever is ``left`` of the round)."""
+        await self.step(self.read_wait)
 
     async def take_over(self) -> None:
         """This instance holds the lease now: load where the last holder left off, and first publish
@@ -150,25 +108,17 @@ class AlertEvaluation:
 
     async def step(self, wait: float) -> list[AlertEvent]:
         """Read and evaluate the next batch of the log (waiting up to ``wait`` for one)."""
-        read = await self.price_log.read(self.position, self.batch, wait)
-        if read.missed:
-            self.prices_missed += 1
-            log.error(
-                "alert evaluation fell behind the price log (%s): prices after %s were trimmed before "
-                "they were evaluated; raise alerts.log_size",
-                self.price_log.name,
-                self.position,
-            )
+        read = await self.read_log(wait, "evaluated")
         if not read.entries:
-            self._waiting_since = None  # caught up
+            self.waiting_since = None  # caught up
             if self.position != self.saved and time.monotonic() - self._saved_at > IDLE_SAVE_SECONDS:
                 async with self._lock:
                     await self._store({}, self.position)
             return []
-        self._waiting_since = read.entries[0].at
+        self.waiting_since = read.entries[0].at
         async with self._lock:
             fired = await self._apply(read.entries)
-        self._waiting_since = None
+        self.waiting_since = None
         return fired
 
     async def observe(self, observation: LoggedPrice, at: datetime | None = None) -> list[AlertEvent]:
@@ -256,15 +206,6 @@ class AlertEvaluation:
         """Tickers with armed rules (known to the holder only; the quote poller polls them cluster-wide)."""
         return self.evaluator.tickers() if self.holder else set()
 
-    def lag(self) -> float | None:
-        """Seconds the oldest price read from the log but not yet taken into account has waited since it
-        was logged (0 when caught up; None on an instance that does not evaluate). Unlike the age of the
-        last price, it stays 0 while no prices come (market closed) and grows while a batch is stuck."""
-        if not self.holder:
-            return None
-        since = self._waiting_since
-        return 0.0 if since is None else max(0.0, self.clock.now().timestamp() - since)
-
     def status(self) -> dict[str, object]:
         age = None if self._last_at is None else max(0.0, self.clock.now().timestamp() - self._last_at)
         return {
@@ -276,7 +217,7 @@ class AlertEvaluation:
             "lag": self.lag(),
             "prices_evaluated": self.prices_evaluated,
             "prices_invalid": self.prices_invalid,
-            "log_gaps": self.prices_missed,
+            "log_gaps": self.log_gaps,
             "rule_changes": self.rule_changes,
             "position_conflicts": self.position_conflicts,
             "failures": self.failures,

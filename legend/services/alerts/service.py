@@ -315,7 +315,7 @@ class AlertingService:
             "backlog": self._backlog,
             "rule_changes_unlogged": len(self._unlogged),
             "prices_evaluated": self.evaluation.prices_evaluated,
-            "prices_dropped": self.evaluation.prices_missed,
+            "prices_dropped": self.evaluation.log_gaps,
             "evaluation": self.evaluation.status(),
         }
 

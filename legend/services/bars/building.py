@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 
@@ -34,8 +33,8 @@ from legend.ports.backplane import AlreadyPublished, BackplaneUnavailable
 from legend.ports.bars import BarStore
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, PriceLog
-from legend.ports.repositories import PositionConflict, PositionMove
-from legend.runtime.backoff import Backoff
+from legend.ports.repositories import PositionMove
+from legend.services.leased_loop import HoldLease, LeasedLoop
 
 log = logging.getLogger("legend.bars")
 
@@ -62,7 +61,7 @@ def price_instant(price: LoggedPrice, entry: LogEntry) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-class BarBuilding:
+class BarBuilding(LeasedLoop):
     """The build loop and the ``BarBuilder`` it owns (see the module docstring).
 
     ``zone`` and ``session_on`` are the market calendar's; ``publish_bar`` publishes one bar on the bars
@@ -73,7 +72,7 @@ class BarBuilding:
         self,
         store: BarStore,
         price_log: PriceLog,
-        hold_lease: Callable[[str, float], Awaitable[bool]],
+        hold_lease: HoldLease,
         clock: Clock,
         zone: str,
         session_on: SessionLookup,
@@ -85,32 +84,21 @@ class BarBuilding:
     ) -> None:
         if batch < 1 or tick <= 0:
             raise ValueError(f"batch must be >= 1 and tick > 0, got {batch} and {tick}")
+        super().__init__(LEASE, "bar building", hold_lease, lease_ttl, price_log, batch, clock, log)
         self.store = store
-        self.price_log = price_log
-        self.hold_lease = hold_lease
-        self.clock = clock
         self.zone = zone
         self.session_on = session_on
         self.publish_bar = publish_bar
-        self.lease_ttl = lease_ttl
-        self.batch = batch
         self.tick = tick
         self.builder = BarBuilder(zone, session_on)
-        self.holder = False
-        self.position: str | None = None  # the last log entry built into the bars
         self.saved: str | None = None  # the position as stored with the bars
-        self._waiting_since: float | None = None  # log time of the oldest entry read, not stored yet
         self._retired = (0, 0)  # corrections and late drops of the builders replaced by a reload
         self.prices_built = 0  # stored: their bars written with the position past them
         self.prices_invalid = 0
-        self.log_gaps = 0  # the log was trimmed past the position (building fell behind)
         self.bars_written = 0
         self.bars_published = 0
         self.publish_failures = 0
         self.restore_failures = 0
-        self.position_conflicts = 0
-        self.failures = 0
-        self.last_error: str | None = None
 
     @property
     def corrections(self) -> int:
@@ -124,39 +112,9 @@ class BarBuilding:
 
     # ───────────── holding the lease ─────────────
 
-    async def run(self) -> None:
-        """Forever: take the lease, load, then build batch after batch while the lease holds."""
-        backoff = Backoff(0.5, maximum=10.0)  # after a failed batch, reset by a good round
-        renew_every = self.lease_ttl / 3
-        while True:
-            try:
-                held = await self.hold_lease(LEASE, self.lease_ttl)
-            except BackplaneUnavailable as exc:
-                held, self.last_error = False, f"lease: {exc}"
-            if not held:
-                self.holder = False
-                await asyncio.sleep(renew_every)
-                continue
-            try:
-                if not self.holder:
-                    await self.take_over()
-                renew_at = time.monotonic() + renew_every
-                while (left := renew_at - time.monotonic()) > 0:
-                    await self.step(min(self.tick, left))
-                backoff.reset()
-            except asyncio.CancelledError:
-                raise
-            except PositionConflict:
-                self.position_conflicts += 1
-                log.warning("bar building: another instance moved the log position; reloading")
-                self.holder = False
-            except Exception as exc:  # the store, the log or the backplane failed: nothing was stored
-                self.failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                delay = backoff.next()
-                log.warning("bar building failed (%s); reloading in %.1f s", self.last_error, delay)
-                self.holder = False
-                await asyncio.sleep(delay)
+    async def work(self, left: float) -> None:
+        """One batch; the read waits ``tick`` seconds at most (due bars close at least that often)."""
+        await self.step(min(self.tick, left))
 
     async def take_over(self) -> None:
         """This instance holds the lease now: go on from where the stored bars and position end."""
@@ -180,7 +138,7 @@ class BarBuilding:
         old = self.builder
         self._retired = (self._retired[0] + old.corrections, self._retired[1] + old.late_dropped)
         self.builder, self.saved, self.position = builder, stored, position
-        self._waiting_since = None
+        self.waiting_since = None
         if position != stored:
             await self.store.write([], PositionMove(self.price_log.name, stored, position))
             self.saved = position
@@ -190,19 +148,11 @@ class BarBuilding:
     async def step(self, wait: float) -> list[Bar]:
         """Build the next batch of the log (waiting up to ``wait`` for one), close the bars due by the
         clock, publish and store what changed; returns the bars stored (closed ones first)."""
-        read = await self.price_log.read(self.position, self.batch, wait)
-        if read.missed:
-            self.log_gaps += 1
-            log.error(
-                "bar building fell behind the price log (%s): prices after %s were trimmed before they "
-                "were built into bars; raise alerts.log_size",
-                self.price_log.name,
-                self.position,
-            )
+        read = await self.read_log(wait, "built into bars")
         changed: dict[tuple[str, str, datetime], Bar] = {}
         position, prices = self.position, 0
         if read.entries:
-            self._waiting_since = read.entries[0].at
+            self.waiting_since = read.entries[0].at
         for entry in read.entries:
             if entry.kind == "price":
                 prices += 1
@@ -228,7 +178,7 @@ class BarBuilding:
             self.prices_built += prices
         else:
             stored = []
-        self._waiting_since = None
+        self.waiting_since = None
         await self._publish_forming(forming)
         return stored
 
@@ -280,14 +230,6 @@ class BarBuilding:
             self.bars_published += 1
 
     # ───────────── figures ─────────────
-
-    def lag(self) -> float | None:
-        """Seconds the oldest price read from the log but not yet stored in its bars has waited since it
-        was logged (0 when caught up; None on an instance that does not build)."""
-        if not self.holder:
-            return None
-        since = self._waiting_since
-        return 0.0 if since is None else max(0.0, self.clock.now().timestamp() - since)
 
     def status(self) -> dict[str, object]:
         return {

@@ -132,14 +132,22 @@ class ClientProtocol:
         elif isinstance(message, Unsubscribe):
             self.unsubscribe(session, message)
 
-    async def subscribe(self, session: Session, request: Subscribe) -> None:
-        """Subscribe, acknowledge, then send each stream's history (what was missed, with ``since``)."""
+    def _resolve(
+        self, session: Session, request: Subscribe | Unsubscribe
+    ) -> tuple[ChannelSpec, str | None, str | None] | None:
+        """The channel, key and interval a (un)subscribe names; None, with an error sent, when invalid."""
         try:
             spec, key = self.registry.resolve(request.channel, request.ticker)
-            interval = spec.interval_of(request.interval)
+            return spec, key, spec.interval_of(request.interval)
         except ChannelError as exc:
             self.error(session, "invalid_subscription", str(exc))
+            return None
+
+    async def subscribe(self, session: Session, request: Subscribe) -> None:
+        """Subscribe, acknowledge, then send each stream's history (what was missed, with ``since``)."""
+        if (resolved := self._resolve(session, request)) is None:
             return
+        spec, key, interval = resolved
         note: str | None = None
         if spec.name in _TICKER_CHANNELS and key and self.ticker_check is not None:
             if await self.ticker_check.unknown(key):
@@ -255,12 +263,9 @@ class ClientProtocol:
 
     def unsubscribe(self, session: Session, request: Unsubscribe) -> None:
         """Leave a channel; acknowledged even when it was not subscribed (idempotent)."""
-        try:
-            spec, key = self.registry.resolve(request.channel, request.ticker)
-            interval = spec.interval_of(request.interval)
-        except ChannelError as exc:
-            self.error(session, "invalid_subscription", str(exc))
+        if (resolved := self._resolve(session, request)) is None:
             return
+        spec, key, interval = resolved
         sub_key = spec.subscription_key(key, interval)
         sub = session.subscriptions.pop(sub_key, None)
         if sub is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -26,13 +25,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Row
 
-from legend.plugins import NAMING_CONVENTION, SqlDatabase, UtcDateTime
+from legend.plugins import NAMING_CONVENTION, SqlDatabase, UtcDateTime, chunks, from_row
 from legend.plugins.builtin.portfolio.model import NewPosition, Position, PositionLimitReached
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-CHUNK = 500  # ids per IN list
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -53,16 +50,6 @@ portfolio_positions = Table(
 )
 
 
-def _position(row: Row[Any]) -> Position:
-    return Position(
-        ticker=row.ticker,
-        quantity=row.quantity,
-        average_cost=row.average_cost,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
 class SqlAlchemyPositionRepository:
     """PositionRepository over SQLAlchemy (SQLite and PostgreSQL)."""
 
@@ -76,20 +63,20 @@ class SqlAlchemyPositionRepository:
             .order_by(portfolio_positions.c.ticker)
         )
         async with self.database.read() as conn:
-            return [_position(row) for row in await conn.execute(query)]
+            return [from_row(Position, row) for row in await conn.execute(query)]
 
     async def positions_of(self, user_ids: Sequence[str]) -> dict[str, list[Position]]:
         found: dict[str, list[Position]] = {}
         users = list(dict.fromkeys(user_ids))
         async with self.database.read() as conn:
-            for start in range(0, len(users), CHUNK):
+            for chunk in chunks(users):
                 query = (
                     select(portfolio_positions)
-                    .where(portfolio_positions.c.user_id.in_(users[start : start + CHUNK]))
+                    .where(portfolio_positions.c.user_id.in_(chunk))
                     .order_by(portfolio_positions.c.user_id, portfolio_positions.c.ticker)
                 )
                 for row in await conn.execute(query):
-                    found.setdefault(row.user_id, []).append(_position(row))
+                    found.setdefault(row.user_id, []).append(from_row(Position, row))
         return found
 
     async def put(
