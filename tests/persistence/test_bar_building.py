@@ -90,7 +90,9 @@ class World:
         self.price_log = price_log
         self.nyse = nyse
 
-    def builder(self, store: BarStore | None = None, batch: int = 1000) -> BarBuilding:
+    def builder(
+        self, store: BarStore | None = None, batch: int = 1000, store_every: float = 0.0
+    ) -> BarBuilding:
         async def always(name: str, ttl: float) -> bool:
             return True
 
@@ -103,6 +105,7 @@ class World:
             self.nyse.session_on,
             self.publisher.publish_bar,
             batch=batch,
+            store_every=store_every,
         )
 
     async def price(self, when: str, price: float, volume: int, ticker: str = "AAPL") -> None:
@@ -276,6 +279,44 @@ async def test_a_builder_that_dies_between_publishing_and_storing_is_taken_over_
         assert await world.stored(interval) == EXPECTED[interval], interval
         closed = [figures(bar) for bar in await sent(world.backplane, "AAPL", interval) if bar.closed]
         assert closed == EXPECTED[interval], interval  # none lost, none twice
+
+
+async def test_changes_gather_for_store_every_and_each_closed_bar_is_written_once(world: World) -> None:
+    class Counting:
+        """The bar store, counting its writes."""
+
+        def __init__(self, store: BarStore) -> None:
+            self.store, self.writes = store, list[list[Bar]]()
+
+        async def write(self, bars: Sequence[Bar], position: PositionMove) -> None:
+            self.writes.append(list(bars))
+            await self.store.write(bars, position)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.store, name)
+
+    counting = Counting(world.store)
+    building = world.builder(counting, store_every=1.0)  # type: ignore[arg-type]
+    await building.take_over()
+    counting.writes.clear()
+    for i in range(240):  # 09:30:00 to 09:31:59.5: a price every half second, and a batch after each
+        when = OPEN + timedelta(seconds=i / 2)
+        world.clock.set_now(when)
+        await world.publisher.price(
+            PriceInput(ticker="AAPL", price=100.0 + i % 7, volume=1000 + i, timestamp=when)
+        )
+        await building.step(0)
+    world.clock.set_now(OPEN + timedelta(minutes=2, seconds=1))
+    await building.step(0)  # the 09:31 minute closes, and what gathered is written
+    assert 100 <= len(counting.writes) <= 121  # about one write a second, not one a batch (241)
+    closed = [(bar.interval, bar.start) for write in counting.writes for bar in write if bar.closed]
+    assert len(closed) == len(set(closed))  # each closed bar is written once
+    assert sorted(closed) == [("1m", OPEN), ("1m", OPEN + timedelta(minutes=1))]
+    assert building.saved == building.position and building.prices_built == 240
+    assert [row[:6] for row in await world.stored("1m")] == [
+        ("09:30", 100.0, 106.0, 100.0, 100.0, 119),  # i = 0..119: 100 + i % 7, volume 1000 + i
+        ("09:31", 101.0, 106.0, 100.0, 101.0, 120),
+    ]
 
 
 async def test_a_builder_whose_position_moved_on_stores_nothing_and_reloads(world: World) -> None:

@@ -41,6 +41,7 @@ log = logging.getLogger("legend.bars")
 LEASE = "bars"
 BATCH = 1000  # log entries read, built and stored per write, at most
 TICK_SECONDS = 1.0  # due bars close at least this often, prices or not
+STORE_SECONDS = 1.0  # what changed gathers this long before one write (the open bars' latest figures)
 YIELD_EVERY = 250  # prices built between two yields to the event loop: the fan-out shares the loop
 
 #: Publishes one bar on the bars channel (``Publisher.publish_bar``); None back for a closed bar that was
@@ -81,9 +82,12 @@ class BarBuilding(LeasedLoop):
         lease_ttl: float = 10.0,
         batch: int = BATCH,
         tick: float = TICK_SECONDS,
+        store_every: float = STORE_SECONDS,
     ) -> None:
-        if batch < 1 or tick <= 0:
-            raise ValueError(f"batch must be >= 1 and tick > 0, got {batch} and {tick}")
+        if batch < 1 or tick <= 0 or store_every < 0:
+            raise ValueError(
+                f"batch must be >= 1, tick > 0 and store_every >= 0, got {batch}, {tick} and {store_every}"
+            )
         super().__init__(LEASE, "bar building", hold_lease, lease_ttl, price_log, batch, clock, log)
         self.store = store
         self.zone = zone
@@ -92,6 +96,10 @@ class BarBuilding(LeasedLoop):
         self.tick = tick
         self.builder = BarBuilder(zone, session_on)
         self.saved: str | None = None  # the position as stored with the bars
+        self.store_every = store_every  # seconds the changes gather before one write (0: every batch)
+        self._unstored: dict[tuple[str, str, datetime], Bar] = {}  # built and published, not stored yet
+        self._unstored_prices = 0
+        self._stored_at: datetime | None = None  # the clock when the bars were last written
         self._retired = (0, 0)  # corrections and late drops of the builders replaced by a reload
         self.prices_built = 0  # stored: their bars written with the position past them
         self.prices_invalid = 0
@@ -138,6 +146,7 @@ class BarBuilding(LeasedLoop):
         old = self.builder
         self._retired = (self._retired[0] + old.corrections, self._retired[1] + old.late_dropped)
         self.builder, self.saved, self.position = builder, stored, position
+        self._unstored, self._unstored_prices, self._stored_at = {}, 0, None  # built again from ``stored``
         self.waiting_since = None
         if position != stored:
             await self.store.write([], PositionMove(self.price_log.name, stored, position))
@@ -169,18 +178,31 @@ class BarBuilding(LeasedLoop):
         closed = sorted((bar for bar in changed.values() if bar.closed), key=lambda bar: bar.start)
         forming = [bar for bar in changed.values() if not bar.closed]
         await self._publish_closed(closed)  # before the write: a successor's copy is refused
-        if changed or position != self.saved:
-            stored = closed + forming
-            assert position is not None  # load() set it
-            await self.store.write(stored, PositionMove(self.price_log.name, self.saved, position))
-            self.saved = self.position = position
-            self.bars_written += len(stored)
-            self.prices_built += prices
-        else:
-            stored = []
+        self.position = position
+        self._unstored.update(changed)
+        self._unstored_prices += prices
+        stored = await self._store(now)
         self.waiting_since = None
         await self._publish_forming(forming)
         return stored
+
+    async def _store(self, now: datetime) -> list[Bar]:
+        """Write what changed since the last write with the position, once ``store_every`` has passed since
+        it: a closed bar is written once, an open one with its latest figures at most once a write,
+        whatever the number of prices and batches that moved it. What is not stored yet a successor
+        builds again from the stored position (the closed bars it publishes again are refused)."""
+        if not self._unstored and self.position == self.saved:
+            return []
+        if self._stored_at is not None and (now - self._stored_at).total_seconds() < self.store_every:
+            return []
+        bars = sorted(self._unstored.values(), key=lambda bar: (not bar.closed, bar.start))
+        assert self.position is not None  # load() set it
+        await self.store.write(bars, PositionMove(self.price_log.name, self.saved, self.position))
+        self.saved, self._stored_at = self.position, now
+        self.bars_written += len(bars)
+        self.prices_built += self._unstored_prices
+        self._unstored, self._unstored_prices = {}, 0
+        return bars
 
     def _build(self, entry: LogEntry, changed: dict[tuple[str, str, datetime], Bar]) -> None:
         try:
