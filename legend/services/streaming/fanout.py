@@ -71,7 +71,7 @@ class Fanout:
         if not subscribers:
             return
         delivery = self._delivery[envelope.stream]
-        conflate = delivery is Delivery.CONFLATE
+        conflate = delivery is Delivery.CONFLATE and not envelope.final  # a final one is must-deliver
         text = envelope.text
         now = self.clock.monotonic()
         written = conflated = deferred = dropped = 0
@@ -88,7 +88,7 @@ class Fanout:
                 if pushed is Pushed.WRITE:
                     try:
                         if session.transport.write(text):
-                            outbox.wrote(now, conflate and not envelope.final)
+                            outbox.wrote(now, conflate)
                             written += 1
                             continue
                     except TransportClosed:

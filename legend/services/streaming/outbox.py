@@ -143,8 +143,8 @@ class Outbox:
                 return Pushed.DEFERRED
             if (
                 delivery is not Delivery.CONFLATE
+                or self._budget.fits(now)  # before ``final``: the common case of the hot path stops here
                 or envelope.final
-                or self._budget.fits(now)
                 or self._share_fits(now)
             ):
                 return Pushed.WRITE
