@@ -106,6 +106,7 @@ class World:
             self.publisher.publish_bar,
             batch=batch,
             store_every=store_every,
+            publish_every=0.0,
         )
 
     async def price(self, when: str, price: float, volume: int, ticker: str = "AAPL") -> None:
@@ -297,6 +298,7 @@ async def test_changes_gather_for_store_every_and_each_closed_bar_is_written_onc
 
     counting = Counting(world.store)
     building = world.builder(counting, store_every=1.0)  # type: ignore[arg-type]
+    building.publish_every = 1.0
     await building.take_over()
     counting.writes.clear()
     for i in range(240):  # 09:30:00 to 09:31:59.5: a price every half second, and a batch after each
@@ -313,6 +315,13 @@ async def test_changes_gather_for_store_every_and_each_closed_bar_is_written_onc
     assert len(closed) == len(set(closed))  # each closed bar is written once
     assert sorted(closed) == [("1m", OPEN), ("1m", OPEN + timedelta(minutes=1))]
     assert building.saved == building.position and building.prices_built == 240
+    # the open bars (one of each interval): their newest figures once a second (not once a price: 5 x 240),
+    # and the two closed minutes once each
+    assert 5 * 100 + 2 <= building.bars_published <= 5 * 121 + 2
+    assert [(m.time, m.closed) for m in await sent(world.backplane, "AAPL", "1m") if m.closed] == [
+        ("2026-12-01T14:30:00.000Z", True),
+        ("2026-12-01T14:31:00.000Z", True),
+    ]
     assert [row[:6] for row in await world.stored("1m")] == [
         ("09:30", 100.0, 106.0, 100.0, 100.0, 119),  # i = 0..119: 100 + i % 7, volume 1000 + i
         ("09:31", 101.0, 106.0, 100.0, 101.0, 120),

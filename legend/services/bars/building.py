@@ -42,6 +42,7 @@ LEASE = "bars"
 BATCH = 1000  # log entries read, built and stored per write, at most
 TICK_SECONDS = 1.0  # due bars close at least this often, prices or not
 STORE_SECONDS = 1.0  # what changed gathers this long before one write (the open bars' latest figures)
+PUBLISH_SECONDS = 0.25  # an open bar's updates gather this long before the newest is published
 YIELD_EVERY = 250  # prices built between two yields to the event loop: the fan-out shares the loop
 
 #: Publishes one bar on the bars channel (``Publisher.publish_bar``); None back for a closed bar that was
@@ -83,10 +84,12 @@ class BarBuilding(LeasedLoop):
         batch: int = BATCH,
         tick: float = TICK_SECONDS,
         store_every: float = STORE_SECONDS,
+        publish_every: float = PUBLISH_SECONDS,
     ) -> None:
-        if batch < 1 or tick <= 0 or store_every < 0:
+        if batch < 1 or tick <= 0 or store_every < 0 or publish_every < 0:
             raise ValueError(
-                f"batch must be >= 1, tick > 0 and store_every >= 0, got {batch}, {tick} and {store_every}"
+                "batch must be >= 1, tick > 0, store_every and publish_every >= 0, got "
+                f"{batch}, {tick}, {store_every} and {publish_every}"
             )
         super().__init__(LEASE, "bar building", hold_lease, lease_ttl, price_log, batch, clock, log)
         self.store = store
@@ -100,6 +103,9 @@ class BarBuilding(LeasedLoop):
         self._unstored: dict[tuple[str, str, datetime], Bar] = {}  # built and published, not stored yet
         self._unstored_prices = 0
         self._stored_at: datetime | None = None  # the clock when the bars were last written
+        self.publish_every = publish_every  # seconds an open bar's updates gather before one is published
+        self._unpublished: dict[tuple[str, str, datetime], Bar] = {}  # open bars changed since then
+        self._published_at: datetime | None = None
         self._retired = (0, 0)  # corrections and late drops of the builders replaced by a reload
         self.prices_built = 0  # stored: their bars written with the position past them
         self.prices_invalid = 0
@@ -147,6 +153,7 @@ class BarBuilding(LeasedLoop):
         self._retired = (self._retired[0] + old.corrections, self._retired[1] + old.late_dropped)
         self.builder, self.saved, self.position = builder, stored, position
         self._unstored, self._unstored_prices, self._stored_at = {}, 0, None  # built again from ``stored``
+        self._unpublished, self._published_at = {}, None
         self.waiting_since = None
         if position != stored:
             await self.store.write([], PositionMove(self.price_log.name, stored, position))
@@ -183,7 +190,7 @@ class BarBuilding(LeasedLoop):
         self._unstored_prices += prices
         stored = await self._store(now)
         self.waiting_since = None
-        await self._publish_forming(forming)
+        await self._publish_forming(forming, closed, now)
         return stored
 
     async def _store(self, now: datetime) -> list[Bar]:
@@ -234,10 +241,20 @@ class BarBuilding(LeasedLoop):
                 continue
             self.bars_published += 1
 
-    async def _publish_forming(self, bars: Iterable[Bar]) -> None:
-        """The open bars' latest figures; one lost is made good by the next update (conflated)."""
-        if self.publish_bar is None:
+    async def _publish_forming(self, forming: Iterable[Bar], closed: Iterable[Bar], now: datetime) -> None:
+        """The open bars' latest figures, each at most once every ``publish_every``: a busy ticker's prices
+        would otherwise publish five bar updates each, which the channel conflates away anyway (newest
+        wins); one lost is made good by the next update."""
+        pending = self._unpublished
+        for bar in closed:
+            pending.pop(_key(bar), None)  # published closed already
+        for bar in forming:
+            pending[_key(bar)] = bar
+        if self.publish_bar is None or not pending:
             return
+        if self._published_at is not None and (now - self._published_at).total_seconds() < self.publish_every:
+            return
+        bars, self._unpublished, self._published_at = list(pending.values()), {}, now
         for bar in bars:
             try:
                 await self.publish_bar(bar)
