@@ -107,6 +107,7 @@ class World:
             batch=batch,
             store_every=store_every,
             publish_every=0.0,
+            read_every=0.0,
         )
 
     async def price(self, when: str, price: float, volume: int, ticker: str = "AAPL") -> None:

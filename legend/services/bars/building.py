@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 
@@ -43,6 +45,7 @@ BATCH = 1000  # log entries read, built and stored per write, at most
 TICK_SECONDS = 1.0  # due bars close at least this often, prices or not
 STORE_SECONDS = 1.0  # what changed gathers this long before one write (the open bars' latest figures)
 PUBLISH_SECONDS = 0.25  # an open bar's updates gather this long before the newest is published
+READ_SECONDS = 0.2  # the log is read at most this often: prices gather into batches
 YIELD_EVERY = 250  # prices built between two yields to the event loop: the fan-out shares the loop
 
 #: Publishes one bar on the bars channel (``Publisher.publish_bar``); None back for a closed bar that was
@@ -85,11 +88,12 @@ class BarBuilding(LeasedLoop):
         tick: float = TICK_SECONDS,
         store_every: float = STORE_SECONDS,
         publish_every: float = PUBLISH_SECONDS,
+        read_every: float = READ_SECONDS,
     ) -> None:
-        if batch < 1 or tick <= 0 or store_every < 0 or publish_every < 0:
+        if batch < 1 or tick <= 0 or min(store_every, publish_every, read_every) < 0:
             raise ValueError(
-                "batch must be >= 1, tick > 0, store_every and publish_every >= 0, got "
-                f"{batch}, {tick}, {store_every} and {publish_every}"
+                "batch must be >= 1, tick > 0, store_every, publish_every and read_every >= 0, got "
+                f"{batch}, {tick}, {store_every}, {publish_every} and {read_every}"
             )
         super().__init__(LEASE, "bar building", hold_lease, lease_ttl, price_log, batch, clock, log)
         self.store = store
@@ -106,6 +110,8 @@ class BarBuilding(LeasedLoop):
         self.publish_every = publish_every  # seconds an open bar's updates gather before one is published
         self._unpublished: dict[tuple[str, str, datetime], Bar] = {}  # open bars changed since then
         self._published_at: datetime | None = None
+        self.read_every = read_every  # seconds between two reads of the log at the least
+        self._read_at = -math.inf  # time.monotonic() of the last read
         self._retired = (0, 0)  # corrections and late drops of the builders replaced by a reload
         self.prices_built = 0  # stored: their bars written with the position past them
         self.prices_invalid = 0
@@ -164,6 +170,14 @@ class BarBuilding(LeasedLoop):
     async def step(self, wait: float) -> list[Bar]:
         """Build the next batch of the log (waiting up to ``wait`` for one), close the bars due by the
         clock, publish and store what changed; returns the bars stored (closed ones first)."""
+        # A read of the log at most every ``read_every``: prices gather into batches instead of one query a
+        # price (a database price log costs a query a read; the bars and their updates wait no longer than
+        # their publishing does anyway).
+        spacing = self._read_at + self.read_every - time.monotonic()
+        if spacing > 0:
+            await asyncio.sleep(spacing)
+            wait = max(0.0, wait - spacing)
+        self._read_at = time.monotonic()
         read = await self.read_log(wait, "built into bars")
         changed: dict[tuple[str, str, datetime], Bar] = {}
         position, prices = self.position, 0
