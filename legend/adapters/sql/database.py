@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from legend.adapters.sql.migrate import Schema
 
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write transaction
+WAL_ATTEMPTS = (
+    200  # times a new file's switch to WAL is tried, 50 ms apart, while another process switches it
+)
 HEALTH_TIMEOUT = 2.0  # seconds the readiness probe's SELECT 1 may take
 HEALTH_CACHE_SECONDS = 1.5  # a probe's answer is reused this long: a balancer's probes are not queries
 _IMMEDIATE = "legend_sqlite_immediate"
@@ -65,7 +68,18 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() != "wal":  # kept in the file: only a new database is switched
+        # Two processes opening a new file together both switch it, and SQLite answers the second "database
+        # is locked" at once, without the busy timeout: try again for a while (start-up only).
+        for attempt in range(WAL_ATTEMPTS):
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                break
+            except Exception as exc:
+                if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05)
     cursor.close()
 
 
