@@ -329,6 +329,15 @@ async def test_changes_gather_for_store_every_and_each_closed_bar_is_written_onc
     ]
 
 
+async def test_the_first_builder_builds_the_prices_logged_before_it_took_over(world: World) -> None:
+    await world.price("09:30:10", 100.0, 1000)  # a server's first price, before its builder runs
+    await world.price("09:30:20", 101.0, 1100)
+    building = world.builder()
+    await building.take_over()  # nothing stored yet: from the start of the log
+    await building.step(0)
+    assert await world.stored("1m") == [("09:30", 100.0, 101.0, 100.0, 101.0, 100, False)]
+
+
 async def test_a_builder_whose_position_moved_on_stores_nothing_and_reloads(world: World) -> None:
     stale, holder = world.builder(), world.builder()
     await stale.take_over()

@@ -143,9 +143,8 @@ class BarBuilding(LeasedLoop):
         log.info("bar building: this instance builds the bars (from %s)", self.position)
 
     async def load(self) -> None:
-        """A fresh builder with the stored open bars, and the stored position (the log's end when none is
-        stored or the log does not outlive a process); the position to start from is stored at once, so a
-        crash before the first batch replays from there rather than from a later end of the log."""
+        """A fresh builder with the stored open bars, and the stored position (the start of the log when none
+        is stored or the log does not outlive a process)."""
         builder = BarBuilder(self.zone, self.session_on)
         stored_bars = await self.store.open_bars()
         try:
@@ -154,16 +153,16 @@ class BarBuilding(LeasedLoop):
             self.restore_failures += 1
             log.error("bar building: the %d stored open bars are not taken over: %s", len(stored_bars), exc)
         stored = await self.store.position(self.price_log.name)
-        position = stored if stored is not None and self.price_log.durable else await self.price_log.end()
+        # Without a stored position in this log (the first start; or a log that lives as long as its process),
+        # from the start of the log: the prices logged before this take-over (the first ones after a start
+        # come before it) are built too, and an old log's retained prices make bars as a backlog does.
+        position = stored if stored is not None and self.price_log.durable else None
         old = self.builder
         self._retired = (self._retired[0] + old.corrections, self._retired[1] + old.late_dropped)
         self.builder, self.saved, self.position = builder, stored, position
         self._unstored, self._unstored_prices, self._stored_at = {}, 0, None  # built again from ``stored``
         self._unpublished, self._published_at = {}, None
         self.waiting_since = None
-        if position != stored:
-            await self.store.write([], PositionMove(self.price_log.name, stored, position))
-            self.saved = position
 
     # ───────────── building ─────────────
 
@@ -212,12 +211,11 @@ class BarBuilding(LeasedLoop):
         it: a closed bar is written once, an open one with its latest figures at most once a write,
         whatever the number of prices and batches that moved it. What is not stored yet a successor
         builds again from the stored position (the closed bars it publishes again are refused)."""
-        if not self._unstored and self.position == self.saved:
-            return []
+        if self.position is None or (not self._unstored and self.position == self.saved):
+            return []  # nothing read yet, or nothing new
         if self._stored_at is not None and (now - self._stored_at).total_seconds() < self.store_every:
             return []
         bars = sorted(self._unstored.values(), key=lambda bar: (not bar.closed, bar.start))
-        assert self.position is not None  # load() set it
         await self.store.write(bars, PositionMove(self.price_log.name, self.saved, self.position))
         self.saved, self._stored_at = self.position, now
         self.bars_written += len(bars)
