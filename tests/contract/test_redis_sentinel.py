@@ -85,8 +85,10 @@ async def test_with_wait_replicas_a_publish_returns_once_a_replica_has_it(
 async def test_the_backplane_follows_a_failover_and_loses_nothing_it_acknowledged(
     sentinel: RedisSentinel, make: Any
 ) -> None:
-    a, on_a = await make()
-    b, on_b = await make()
+    # a publish counts once a replica has it (wait_replicas): what the primary acknowledged before it died
+    # is on the replica that takes over
+    a, on_a = await make(wait_replicas=1)
+    b, on_b = await make(wait_replicas=1)
     first = sentinel.primary_port()
     assert a.health()["ok"] and a.health()["primary"] == f"127.0.0.1:{first}"
     acked = [await publish(a, n) for n in range(5)]
