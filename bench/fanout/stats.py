@@ -25,9 +25,10 @@ def _get(port: int, token: str) -> dict[str, Any]:
 
 
 async def bar_figures(port: int, token: str) -> dict[str, Any]:
-    """The server's ``bars`` figures: ``{"enabled": false}`` where bars are off (``bars.enabled``)."""
+    """The server's ``bars`` figures: ``{"enabled": false}`` where bars are off (``bars.enabled``), and
+    where the server builds none at all (a checkout from before bars, ``--legend-root``)."""
     figures = await asyncio.to_thread(_get, port, token)
-    bars: dict[str, Any] = figures["bars"]
+    bars: dict[str, Any] = figures.get("bars", {"enabled": False})
     return bars
 
 

@@ -189,11 +189,11 @@ class BarBuilding(LeasedLoop):
                 if prices % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
             position = entry.id
-        now = self.clock.now()
+        now = due = self.clock.now()
         if len(read.entries) >= self.batch:  # catching up: close only what the log's own time has passed,
             # or the next batch's prices would all come after their bars closed (dropped as late)
-            now = min(now, datetime.fromtimestamp(read.entries[-1].at, UTC))
-        for bar in self.builder.close_due(now):
+            due = min(now, datetime.fromtimestamp(read.entries[-1].at, UTC))
+        for bar in self.builder.close_due(due):
             changed[_key(bar)] = bar
         closed = sorted((bar for bar in changed.values() if bar.closed), key=lambda bar: bar.start)
         forming = [bar for bar in changed.values() if not bar.closed]
