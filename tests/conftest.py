@@ -1,9 +1,11 @@
 """Session-wide test services: a private PostgreSQL (tests/support/postgres.py); the order of the slow modules
-under pytest-xdist."""
+under pytest-xdist; the process's logging put back after each test."""
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -53,3 +55,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         del rest[:taken]
         left -= len(head) + taken
     items[:] = ordered + rest
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """A test that runs the CLI in this process (``legend.cli.main``) configures logging for the whole process:
+    a handler on the root logger writing to the ``sys.stderr`` of that moment, pytest's capture file, closed
+    after the test. Left in place, a server in a later test logged through it ("Logging error ... I/O
+    operation on closed file"). The root logger and the loggers the CLI sets are put back after each test."""
+    names = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "litestar", "legend")
+    saved = [
+        (logger, list(logger.handlers), logger.level, logger.propagate)
+        for logger in map(logging.getLogger, names)
+    ]
+    yield
+    for logger, handlers, level, propagate in saved:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate

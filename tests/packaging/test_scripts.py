@@ -41,6 +41,15 @@ def _tree(tmp_path: Path, source: str) -> Path:
     (tree / "legend" / "probe.py").write_text(source)
     for installed in (".venv", "node_modules"):
         (tree / installed).symlink_to(ROOT / installed)
+    # The JavaScript checks' settings, one browser module and one node test: tsc, eslint and node --test pass.
+    for name in ("jsconfig.json", "eslint.config.js"):
+        shutil.copy2(ROOT / name, tree / name)
+    (tree / "web" / "static" / "js").mkdir(parents=True)
+    (tree / "web" / "static" / "js" / "probe.js").write_text("export const probe = 1;\n")
+    (tree / "tests" / "js").mkdir()
+    (tree / "tests" / "js" / "probe.test.js").write_text(
+        "import test from 'node:test';\n\ntest('probe', () => {});\n"
+    )
     return tree
 
 
@@ -79,6 +88,24 @@ def test_a_type_error_fails_the_test_command_though_pytest_passes(tmp_path: Path
     assert 'Incompatible types in assignment (expression has type "str"' in output, output
     assert "FAILED: the static check above" in output, output
     assert result.returncode != 0, output
+
+
+def test_a_clean_tree_passes_the_test_command(tmp_path: Path) -> None:
+    """Every check passing (pytest ``--version``, the rest on a clean tree) exits 0: the command's clean-up on
+    exit once turned every green run into exit status 1 (a failing ``kill`` of the finished checks under
+    ``set -e``), which only CI's exit status showed."""
+    tree = _tree(tmp_path, "X = 1\n")
+    result = subprocess.run(
+        ["bash", "scripts/test.sh", "--version"],
+        cwd=tree,
+        env={**os.environ, "PYTHON": "false"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert "== node --test" in output and "FAILED" not in output, output
+    assert result.returncode == 0, output
 
 
 def test_the_fixture_tree_passes_lint_when_clean(tmp_path: Path) -> None:
