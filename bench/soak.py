@@ -277,6 +277,7 @@ class Soak:
                     "kind": "price_above",
                     "threshold": THRESHOLD,
                     "rearm": "recross",
+                    "session": "any",  # the soak runs at any hour
                 }
                 response = await http.post("/api/alerts/rules", json=rule, headers={"X-User-Id": trader.user})
                 response.raise_for_status()

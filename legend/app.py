@@ -25,13 +25,14 @@ from prometheus_client.registry import CollectorRegistry
 
 from legend import __version__
 from legend.adapters.auth import is_loopback
+from legend.adapters.http.alerts_api import AlertController
 from legend.adapters.http.api import HealthController, MarketController, PluginController, WebSocketController
 from legend.adapters.http.auth_api import AuthController
 from legend.adapters.http.bars_api import BarsController
 from legend.adapters.http.errors import error_json, field_errors
 from legend.adapters.http.metrics_api import MetricsController
 from legend.adapters.http.rate_limit import ApiLimits
-from legend.adapters.http.user_api import AlertController, WatchlistController
+from legend.adapters.http.user_api import WatchlistController
 from legend.adapters.http.ws import stream
 from legend.adapters.prometheus.api import api as api_metrics
 from legend.adapters.prometheus.collector import Section, metrics_registry, sections

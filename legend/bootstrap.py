@@ -399,6 +399,8 @@ def bootstrap(
         single_instance=isinstance(backplane, InMemoryBackplane),
         lease_ttl=settings.redis.lease_ttl,
         supervisor=supervisor,
+        zone=calendar.zone,  # sessions and bar boundaries of the rules
+        session_on=calendar.session_on,
     )
     quote_poller = QuotePoller(
         provider=provider,

@@ -1,8 +1,16 @@
-"""The index of armed alert rules: which rules one price update makes change side, and what they do then.
+"""The index of armed alert rules: which rules one observation makes change side, and what they do then.
 
-The evaluator indexes armed rules per ticker, per metric and per direction in a list sorted by threshold.
-On a new value it bisects for the thresholds that lie between the previous value and the new one: only
-those rules changed side, so the cost of one price is ``O(log n + k)`` for ``n`` rules and ``k`` crossings.
+An observation is a price (source ``tick``) or the close of a bar (source: its interval). Per ticker, the
+index keeps one *ladder* per source, metric, parameter (window seconds or period) and session: the rules
+sorted by level (a channel sits on its ladder twice, at both bounds). On a new value it bisects for the
+levels that lie between the ladder's previous value and the new one: only those rules can have changed
+side, so the cost of one observation is ``O(log n + k)`` for ``n`` rules and ``k`` crossings per ladder.
+
+A ladder whose session does not hold (or any ladder while the market is halted) is skipped whole, its
+previous value kept: the first observation back in session compares with the last one in session, so a
+crossing made meanwhile (a gap) is seen then. Rules past their ``expires_at`` never fire: the next
+observation disarms them (``expired``), and one at or after the expiry never triggers them, whatever
+instant its price carries.
 
 ``evaluate`` is pure: it returns the transitions (new rule states, and the trigger events of the rules that
 fire) without changing anything. The caller persists them, then calls ``commit`` with what was stored.
@@ -11,23 +19,91 @@ fire) without changing anything. The caller persists them, then calls ``commit``
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
+from typing import Literal
 
 import msgspec
 
-from legend.domain.alert_rules import AlertRule, Metric, NewAlertEvent, Rearm, trigger_message
-from legend.domain.prices import LoggedPrice
+from legend.domain.alert_features import AlertFeatures, Source
+from legend.domain.alert_rules import (
+    AlertRule,
+    Disarmed,
+    Evaluate,
+    Metric,
+    NewAlertEvent,
+    Rearm,
+    Session,
+    Test,
+    trigger_message,
+)
+
+#: Where an observation lies: in the regular session, in pre-market or after-hours, or neither.
+Phase = Literal["regular", "extended", "closed"]
+
+#: A ladder: (source, metric, window seconds or period or 0, session).
+LadderKey = tuple[Source, Metric, int, Session]
+
+TICK: Source = "tick"
+_OWN_FIGURES = (Metric.PRICE, Metric.CHANGE_PERCENT, Metric.VOLUME)
 
 
-def metric_value(price: LoggedPrice, metric: Metric) -> float:
-    """The figure of ``price`` that rules on ``metric`` watch."""
+class Observation(msgspec.Struct, frozen=True, gc=False):
+    """One price or bar close as rules see it. ``at``: the instant of evaluation (when it entered the price
+    log; a bar's close: the entry that closed it), which expiry and cool-down compare with."""
+
+    ticker: str
+    price: float
+    change_percent: float
+    volume: float  # the session volume
+    at: datetime
+    source: Source = TICK
+    phase: Phase = "regular"
+    halted: bool = False
+
+
+def ladder_key(rule: AlertRule) -> LadderKey:
+    source: Source = rule.interval if rule.evaluate is Evaluate.BAR_CLOSE and rule.interval else TICK
+    return (source, rule.spec.metric, rule.window_seconds or rule.period or 0, rule.session)
+
+
+def in_session(session: Session, phase: Phase) -> bool:
+    if session is Session.ANY:
+        return True
+    return phase == "regular" or (session is Session.EXTENDED and phase == "extended")
+
+
+RuleState = Literal["armed", "paused", "fired", "expired"]
+PausedBy = Literal["user", "halted", "outside_session"]
+
+
+def rule_state(
+    rule: AlertRule, now: datetime, phase: Phase, halted: bool
+) -> tuple[RuleState, PausedBy | None]:
+    """What a rule is doing at ``now`` (for its owner): armed and evaluated; paused (by its owner, by a
+    halt, or outside its session); fired (``rearm: once``); expired."""
+    if not rule.armed:
+        if rule.disarmed is Disarmed.EXPIRY:
+            return "expired", None
+        if rule.disarmed is Disarmed.USER or (rule.disarmed is None and rule.generation == 0):
+            return "paused", "user"
+        return "fired", None
+    if rule.expires_at is not None and rule.expires_at <= now:
+        return "expired", None
+    if halted:
+        return "paused", "halted"
+    if not in_session(rule.session, phase):
+        return "paused", "outside_session"
+    return "armed", None
+
+
+def _own_value(observation: Observation, metric: Metric) -> float:
     if metric is Metric.PRICE:
-        return price.price
+        return observation.price
     if metric is Metric.CHANGE_PERCENT:
-        return price.change_percent
-    return price.volume
+        return observation.change_percent
+    return observation.volume
 
 
 class Transition(msgspec.Struct, frozen=True):
@@ -39,132 +115,159 @@ class Transition(msgspec.Struct, frozen=True):
 
 
 class Evaluation(msgspec.Struct, frozen=True):
-    """What one observation does: every rule that changes side, in threshold order per ladder."""
+    """What one observation does: every rule that changes state, ladder by ladder in level order, then
+    the rules that expired."""
 
-    observation: LoggedPrice
-    at: datetime
+    observation: Observation
+    values: dict[LadderKey, float]  # the value of each ladder evaluated
     transitions: list[Transition]
 
     def fired(self) -> list[Transition]:
         return [t for t in self.transitions if t.event is not None]
 
 
-def transition(rule: AlertRule, value: float, observation: LoggedPrice, at: datetime) -> Transition | None:
+def _crossed_level(rule: AlertRule, value: float, previous: float | None, price: float) -> float:
+    """The level a firing rule crossed: a channel's bound, the average for a moving-average cross, else
+    the threshold."""
+    spec = rule.spec
+    if spec.channel:
+        lower, upper = rule.lower or 0.0, rule.upper or 0.0
+        if spec.test is Test.OUTSIDE:
+            return upper if value > upper else lower
+        if previous is not None and previous > upper:
+            return upper
+        if previous is not None and previous < lower:
+            return lower
+        return upper if abs(value - upper) < abs(value - lower) else lower
+    if spec.metric is Metric.SMA_GAP:
+        return price - value
+    return rule.threshold or 0.0
+
+
+def transition(
+    rule: AlertRule, value: float, previous: float | None, observation: Observation
+) -> Transition | None:
     """The state change of ``rule`` when its metric is at ``value`` (None when its side stays).
 
-    Fires when the side turns to "met" while armed, except: a crossing-only kind seeing its first value
-    (it only learns its side), and a cooldown rule whose last trigger is less than ``cooldown_seconds``
-    ago (the crossing is skipped; it must cross back and again).
+    Fires when the side turns to "met" while armed (``crossing``: on any change of side), except: a
+    crossing-only kind seeing its first value (it only learns its side), and a cooldown rule whose last
+    trigger is less than ``cooldown_seconds`` ago (the crossing is skipped; it must cross back and again).
+    A ``crossing`` value exactly at the level keeps the side: only going through the level counts.
     """
+    spec = rule.spec
+    crossing = spec.test is Test.CROSSING
+    if crossing and value == rule.threshold:
+        return None
     side = rule.met(value)
     if rule.side is side:
         return None
-    fires = side and rule.armed
-    if fires and rule.side is None and rule.spec.crossing_only:
+    fires = rule.armed and (side or crossing)
+    if fires and rule.side is None and spec.crossing_only:
         fires = False
+    at = observation.at
     if fires and rule.rearm is Rearm.COOLDOWN and rule.last_triggered_at is not None:
         fires = at >= rule.last_triggered_at + timedelta(seconds=rule.cooldown_seconds or 0.0)
     if not fires:
         return Transition(rule, msgspec.structs.replace(rule, side=side, version=rule.version + 1))
     generation = rule.generation + 1
+    once = rule.rearm is Rearm.ONCE
     after = msgspec.structs.replace(
         rule,
-        side=True,
+        side=side,
         generation=generation,
         last_triggered_at=at,
-        armed=rule.rearm is not Rearm.ONCE,
+        armed=not once,
+        disarmed=Disarmed.TRIGGER if once else None,
         version=rule.version + 1,
     )
+    level = _crossed_level(rule, value, previous, observation.price)
     event = NewAlertEvent(
         rule_id=rule.id,
         generation=generation,
         user_id=rule.user_id,
         ticker=rule.ticker,
         alert_type=rule.kind.value,
-        threshold=rule.threshold,
+        threshold=level,
         value=value,
         price=observation.price,
-        message=trigger_message(rule.kind, rule.ticker, rule.threshold, value, observation.price),
+        message=trigger_message(rule, level, value, observation.price),
         triggered_at=at,
     )
     return Transition(rule, after, event)
 
 
-_HIGH = math.inf  # sorts after every rule id at an equal threshold
+def expiry(rule: AlertRule) -> Transition:
+    """``rule`` disarmed because its ``expires_at`` passed."""
+    after = msgspec.structs.replace(rule, armed=False, disarmed=Disarmed.EXPIRY, version=rule.version + 1)
+    return Transition(rule, after)
 
 
 class _Ladder:
-    """The armed rules of one ticker, metric and direction, sorted by (threshold, id)."""
+    """The armed rules of one ladder key, sorted by (level, id)."""
 
-    __slots__ = ("above", "keys")
+    __slots__ = ("keys",)
 
-    def __init__(self, above: bool) -> None:
-        self.above = above
-        self.keys: list[tuple[float, float]] = []
+    def __init__(self) -> None:
+        self.keys: list[tuple[float, int]] = []
 
-    def add(self, threshold: float, rule_id: int) -> None:
-        insort(self.keys, (threshold, rule_id))
+    def add(self, level: float, rule_id: int) -> None:
+        insort(self.keys, (level, rule_id))
 
-    def remove(self, threshold: float, rule_id: int) -> None:
-        index = bisect_left(self.keys, (threshold, rule_id))
-        if index < len(self.keys) and self.keys[index] == (threshold, rule_id):
+    def remove(self, level: float, rule_id: int) -> None:
+        index = bisect_left(self.keys, (level, rule_id))
+        if index < len(self.keys) and self.keys[index] == (level, rule_id):
             del self.keys[index]
 
     def between(self, previous: float, value: float) -> Iterator[int]:
-        """Ids of the rules whose side differs between ``previous`` and ``value``."""
+        """Ids of the rules with a level in [previous, value] (either order): every rule whose side can
+        differ between the two values (a few more when a value lies exactly at a level)."""
         low, high = (previous, value) if previous < value else (value, previous)
         keys = self.keys
-        if self.above:  # met iff value > t: the side changes for low <= t < high
-            start, stop = bisect_left(keys, (low, -_HIGH)), bisect_left(keys, (high, -_HIGH))
-        else:  # met iff value < t: the side changes for low < t <= high
-            start, stop = bisect_left(keys, (low, _HIGH)), bisect_left(keys, (high, _HIGH))
+        start, stop = bisect_left(keys, (low, -1)), bisect_right(keys, (high, math.inf))
         for index in range(start, stop):
-            yield int(keys[index][1])
+            yield keys[index][1]
 
     def ids(self) -> Iterator[int]:
         for _, rule_id in self.keys:
-            yield int(rule_id)
+            yield rule_id
 
 
 class _Book:
-    """One ticker: its ladders, the last committed value of each metric, and rules not yet placed."""
+    """One ticker: its ladders, the last committed value of each, and rules not yet placed."""
 
     __slots__ = ("ladders", "last", "pending")
 
     def __init__(self) -> None:
-        self.ladders: dict[tuple[Metric, bool], _Ladder] = {}
-        self.last: dict[Metric, float] = {}
+        self.ladders: dict[LadderKey, _Ladder] = {}
+        self.last: dict[LadderKey, float] = {}
         self.pending: set[int] = set()
-
-    def ladder(self, metric: Metric, above: bool) -> _Ladder:
-        ladder = self.ladders.get((metric, above))
-        if ladder is None:
-            ladder = self.ladders[(metric, above)] = _Ladder(above)
-        return ladder
 
 
 class RuleIndex:
-    """Index of armed rules; finds the rules a price update makes change side.
+    """Index of armed rules; finds the rules an observation makes change state.
 
-    Invariant: every indexed rule that is not pending has the side its condition takes at its ticker's
+    Invariant: every indexed rule that is not pending has the side its condition takes at its ladder's
     last committed value. Rules added or replaced are pending until the next observation of their
-    ticker checks them; after a (re)load no value is known, so the first observation of each ticker
-    checks all its rules once against their stored sides.
+    ladder checks them; after a (re)load no value is known, so the first observation of each ladder
+    checks all its rules once against their stored sides. ``features`` holds the windows and bar series
+    the rules need: the index tells it which, the caller feeds it every observation before ``evaluate``.
     """
 
-    def __init__(self, rules: Iterable[AlertRule] = ()) -> None:
+    def __init__(self, rules: Iterable[AlertRule] = (), features: AlertFeatures | None = None) -> None:
+        self.features = features if features is not None else AlertFeatures()
         self._rules: dict[int, AlertRule] = {}
         self._books: dict[str, _Book] = {}
-        for rule in {r.id: r for r in rules}.values():  # in bulk: append all, then sort each ladder once
-            if rule.armed:
-                self._rules[rule.id] = rule
-                book = self._books.get(rule.ticker)
-                if book is None:
-                    book = self._books[rule.ticker] = _Book()
-                book.ladder(rule.spec.metric, rule.spec.above).keys.append((rule.threshold, rule.id))
+        self._expiries: list[tuple[float, int]] = []  # (expires_at, rule id), sorted
+        placed = [self._track(rule) for rule in {r.id: r for r in rules}.values() if rule.armed]
+        for book, key, rule in placed:  # in bulk: append all, then sort each ladder once
+            ladder = book.ladders.get(key)
+            if ladder is None:
+                ladder = book.ladders[key] = _Ladder()
+            ladder.keys.extend((level, rule.id) for level in rule.levels())
         for book in self._books.values():
             for ladder in book.ladders.values():
                 ladder.keys.sort()
+        self._expiries.sort()
 
     def __len__(self) -> int:
         return len(self._rules)
@@ -183,16 +286,23 @@ class RuleIndex:
             if any(ladder.keys for ladder in book.ladders.values())
         }
 
-    def _place(self, rule: AlertRule) -> _Book | None:
-        if not rule.armed:
-            return None
+    def _track(self, rule: AlertRule) -> tuple[_Book, LadderKey, AlertRule]:
+        """Hold ``rule`` (armed), its expiry and the features it needs; the caller puts it on its ladder."""
         self._rules[rule.id] = rule
         book = self._books.get(rule.ticker)
         if book is None:
             book = self._books[rule.ticker] = _Book()
-        spec = rule.spec
-        book.ladder(spec.metric, spec.above).add(rule.threshold, rule.id)
-        return book
+        key = ladder_key(rule)
+        source, _, param, _ = key
+        if rule.spec.window:
+            self.features.track_window(rule.ticker, source, param)
+        elif rule.spec.bars:
+            self.features.track_series(rule.ticker, source, param + 1)
+        elif source != TICK:
+            self.features.track_series(rule.ticker, source, 1)
+        if rule.expires_at is not None:
+            self._expiries.append((rule.expires_at.timestamp(), rule.id))
+        return book, key, rule
 
     def remove(self, rule_id: int) -> None:
         """Forget a rule (deleted or disarmed)."""
@@ -200,29 +310,73 @@ class RuleIndex:
         if rule is None:
             return
         book = self._books[rule.ticker]
-        spec = rule.spec
-        book.ladder(spec.metric, spec.above).remove(rule.threshold, rule.id)
+        key = ladder_key(rule)
+        ladder = book.ladders[key]
+        for level in rule.levels():
+            ladder.remove(level, rule.id)
+        if not ladder.keys:
+            del book.ladders[key]
+            book.last.pop(key, None)
         book.pending.discard(rule_id)
+        if rule.spec.window:
+            self.features.untrack_window(rule.ticker, key[0], key[2])
+        if rule.expires_at is not None:
+            entry = (rule.expires_at.timestamp(), rule.id)
+            index = bisect_left(self._expiries, entry)
+            if index < len(self._expiries) and self._expiries[index] == entry:
+                del self._expiries[index]
 
     def upsert(self, rule: AlertRule) -> None:
-        """Add or replace a rule as stored; it is checked against the next value of its ticker."""
+        """Add or replace a rule as stored; it is checked against the next value of its ladder."""
         self.remove(rule.id)
-        book = self._place(rule)
-        if book is not None:
-            book.pending.add(rule.id)
+        if not rule.armed:
+            return
+        book, key, rule = self._track(rule)
+        if rule.expires_at is not None:
+            entry = (rule.expires_at.timestamp(), rule.id)
+            self._expiries.remove(entry)  # appended by _track: put it in order
+            insort(self._expiries, entry)
+        ladder = book.ladders.get(key)
+        if ladder is None:
+            ladder = book.ladders[key] = _Ladder()
+        for level in rule.levels():
+            ladder.add(level, rule.id)
+        book.pending.add(rule.id)
 
-    def evaluate(self, observation: LoggedPrice, at: datetime) -> Evaluation:
+    def _due(self, at: datetime) -> list[int]:
+        """Ids of the rules whose expiry is at or before ``at``."""
+        stop = bisect_right(self._expiries, (at.timestamp(), math.inf))
+        return [rule_id for _, rule_id in self._expiries[:stop]]
+
+    def expire(self, at: datetime) -> list[Transition]:
+        """The rules that expired by ``at`` (with no observation: the market is closed), disarmed."""
+        return [expiry(self._rules[rule_id]) for rule_id in self._due(at)]
+
+    def evaluate(self, observation: Observation) -> Evaluation:
         """The transitions ``observation`` causes; changes nothing (see ``commit``)."""
+        at = observation.at
+        due = self._due(at) if self._expiries else []
+        transitions = [expiry(self._rules[rule_id]) for rule_id in due]
         book = self._books.get(observation.ticker)
+        values: dict[LadderKey, float] = {}
         if book is None:
-            return Evaluation(observation, at, [])
-        transitions: list[Transition] = []
+            return Evaluation(observation, values, transitions)
+        expired = set(due)
         seen: set[int] = set()
-        for (metric, _), ladder in book.ladders.items():
-            value = metric_value(observation, metric)
+        source, halted, phase = observation.source, observation.halted, observation.phase
+        features = self.features
+        for key, ladder in book.ladders.items():
+            ladder_source, metric, param, session = key
+            if ladder_source != source or halted or not in_session(session, phase):
+                continue
+            if metric in _OWN_FIGURES:
+                value = _own_value(observation, metric)
+            else:
+                value = features.value(observation.ticker, source, metric, param, observation.price)
             if not math.isfinite(value):
                 continue
-            previous = book.last.get(metric)
+            values[key] = value
+            previous = book.last.get(key)
             if previous is None:
                 candidates: Iterable[int] = ladder.ids()
             elif previous == value:
@@ -230,18 +384,21 @@ class RuleIndex:
             else:
                 candidates = ladder.between(previous, value)
             for rule_id in candidates:
+                if rule_id in seen or rule_id in expired:
+                    continue
                 seen.add(rule_id)
-                change = transition(self._rules[rule_id], value, observation, at)
+                change = transition(self._rules[rule_id], value, previous, observation)
                 if change is not None:
                     transitions.append(change)
-        for rule_id in sorted(book.pending - seen):
+        for rule_id in sorted(book.pending - seen - expired):
             rule = self._rules[rule_id]
-            value = metric_value(observation, rule.spec.metric)
+            key = ladder_key(rule)
+            value = values.get(key, math.nan)
             if math.isfinite(value):
-                change = transition(rule, value, observation, at)
+                change = transition(rule, value, book.last.get(key), observation)
                 if change is not None:
                     transitions.append(change)
-        return Evaluation(observation, at, transitions)
+        return Evaluation(observation, values, transitions)
 
     def commit(self, evaluation: Evaluation, applied: Iterable[Transition] = ()) -> None:
         """Take in ``evaluation`` once its ``applied`` transitions are stored.
@@ -249,19 +406,13 @@ class RuleIndex:
         Transitions left out (a concurrent change won) must be settled by the caller with ``upsert`` or
         ``remove`` from the stored state.
         """
-        observation = evaluation.observation
-        book = self._books.get(observation.ticker)
-        if book is None:
-            return
-        for metric in Metric:
-            value = metric_value(observation, metric)
-            if math.isfinite(value):
-                book.last[metric] = value
-        book.pending = {
-            i
-            for i in book.pending
-            if not math.isfinite(metric_value(observation, self._rules[i].spec.metric))
-        }
+        book = self._books.get(evaluation.observation.ticker)
+        if book is not None and evaluation.values:
+            book.last.update(evaluation.values)
+            if book.pending:
+                book.pending = {
+                    i for i in book.pending if ladder_key(self._rules[i]) not in evaluation.values
+                }
         for change in applied:
             after = change.after
             current = self._rules.get(after.id)

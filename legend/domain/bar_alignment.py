@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from typing import Final, NamedTuple
+from typing import Final, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from legend.domain.bars import INTRADAY, BarInterval
@@ -21,6 +21,9 @@ from legend.domain.timefmt import epoch_us, from_epoch_us
 
 #: The regular session of an exchange date, None when there is none (``MarketCalendar.session_on``).
 SessionLookup = Callable[[date], SessionHours | None]
+
+#: Pre-market opens and after-hours trading ends at these exchange times (US equities: 04:00 and 20:00).
+EXTENDED_HOURS: Final[tuple[time, time]] = (time(4), time(20))
 
 #: The intraday intervals' lengths in microseconds, in ``INTERVALS`` order.
 INTRADAY_US: Final[dict[BarInterval, int]] = {
@@ -83,6 +86,7 @@ class SessionAlignment:
         self._session_on = session_on
         self._days: dict[int, ExchangeDay] = {}
         self._last: ExchangeDay | None = None
+        self._extended: dict[int, tuple[int, int]] = {}
 
     def day_at(self, t: int) -> ExchangeDay:
         """The exchange day holding instant ``t`` (epoch microseconds)."""
@@ -98,6 +102,25 @@ class SessionAlignment:
             self._days[day.toordinal()] = found
         self._last = found
         return found
+
+    def phase_at(self, t: int) -> Literal["regular", "extended", "closed"]:
+        """Where instant ``t`` lies for alert rules: in the regular session, in the extended hours around it
+        (``EXTENDED_HOURS`` in exchange time, on a date with a session), or neither."""
+        day = self.day_at(t)
+        session = day.session
+        if session is None:
+            return "closed"
+        if session.start <= t < session.end:
+            return "regular"
+        hours = self._extended.get(day.day.toordinal())
+        if hours is None:
+            first, last = EXTENDED_HOURS
+            hours = (epoch_us(datetime.combine(day.day, first, self.zone)),
+                     epoch_us(datetime.combine(day.day, last, self.zone)))  # fmt: skip
+            if len(self._extended) >= self.CACHE_DAYS:
+                del self._extended[next(iter(self._extended))]
+            self._extended[day.day.toordinal()] = hours
+        return "extended" if hours[0] <= t < hours[1] else "closed"
 
     def segment_at(self, t: int) -> Segment:
         """The segment holding instant ``t``."""

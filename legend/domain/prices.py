@@ -68,3 +68,12 @@ class LoggedPrice(msgspec.Struct, frozen=True, kw_only=True):
 
 
 decode_logged_price = msgspec.json.Decoder(LoggedPrice).decode
+
+
+def price_instant(price: LoggedPrice, logged_at: float) -> datetime:
+    """Where a logged price lies in time: its own ``timestamp`` (naive read as UTC), or the instant it
+    entered the log (``logged_at``, epoch seconds) when it has none."""
+    at = price.timestamp
+    if at is None:
+        return datetime.fromtimestamp(logged_at, UTC)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

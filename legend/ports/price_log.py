@@ -17,11 +17,12 @@ import msgspec
 
 
 class LogEntry(msgspec.Struct, frozen=True):
-    """One entry: a price (``data`` is its wire text) or a rule change (``data`` is the rule id)."""
+    """One entry: a price (``data`` is its wire text), a rule change (``data`` is the rule id) or a market
+    status (``data`` is its wire text: a halt holds every rule)."""
 
     id: str  # the position of the entry: opaque, ordered within one log
     at: float  # epoch seconds when the entry was appended (the log's clock)
-    kind: Literal["price", "rule"]
+    kind: Literal["price", "rule", "status"]
     data: str
 
 

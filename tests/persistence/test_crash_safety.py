@@ -103,7 +103,7 @@ async def test_a_crossing_answered_right_before_a_sigkill_fires_once_after_the_r
     server: LegendServer, database: dict[str, Any]
 ) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
-        body = {"ticker": TICKER, "kind": "breakout", "threshold": LEVEL, "rearm": "recross"}
+        body = {"ticker": TICKER, "kind": "breakout", "threshold": LEVEL, "rearm": "recross", "session": "any"}
         response = await http.post(
             f"{server.url}/api/alerts/rules", json=body, headers={"X-User-Id": "alice"}
         )
@@ -148,7 +148,7 @@ async def test_a_crossing_the_quote_poller_published_right_before_a_sigkill_fire
     seen it, it is in the log. After the restart the poller publishes SPX again (the rule's ticker), so
     a trigger fires either way; the one of the price logged before the kill fires first, stamped then."""
     async with httpx.AsyncClient(timeout=10) as http:
-        body = {"ticker": "SPX", "kind": "price_above", "threshold": 1000, "rearm": "once"}
+        body = {"ticker": "SPX", "kind": "price_above", "threshold": 1000, "rearm": "once", "session": "any"}
         response = await http.post(
             f"{server.url}/api/alerts/rules", json=body, headers={"X-User-Id": "alice"}
         )

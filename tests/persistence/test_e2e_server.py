@@ -132,11 +132,11 @@ async def test_alerts_reach_only_their_owner_exactly_once_across_a_restart(
     )
     log = tmp_path / "server.log"
     async with server(config, log) as base, httpx.AsyncClient(base_url=base) as http:
-        rule = {"ticker": "aapl", "kind": "breakout", "threshold": 150, "rearm": "recross"}
+        rule = {"ticker": "aapl", "kind": "breakout", "threshold": 150, "rearm": "recross", "session": "any"}
         response = await http.post("/api/alerts/rules", json=rule, headers={"X-User-Id": "alice"})
         assert response.status_code == 201, response.text
         rule_id = response.json()["id"]
-        bobs = {"ticker": "AAPL", "kind": "price_above", "threshold": 900}
+        bobs = {"ticker": "AAPL", "kind": "price_above", "threshold": 900, "session": "any"}
         assert (
             await http.post("/api/alerts/rules", json=bobs, headers={"X-User-Id": "bob"})
         ).status_code == 201

@@ -9,21 +9,18 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from legend.domain.alert_index import RuleIndex, Transition, metric_value, transition
+from legend.domain.alert_checks import RuleInvalid, apply_patch, check_rule
+from legend.domain.alert_index import Observation, RuleIndex, Transition, transition
 from legend.domain.alert_rules import (
     KINDS,
     AlertKind,
     AlertRule,
     Metric,
     Rearm,
-    RuleInvalid,
     RulePatch,
     RuleSpec,
-    apply_patch,
-    check_rule,
     trigger_message,
 )
-from legend.domain.prices import LoggedPrice
 
 T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 
@@ -55,13 +52,18 @@ def make_rule(
     )
 
 
-def obs(price: float = 100.0, change: float = 0.0, volume: float = 0.0, ticker: str = "AAPL") -> LoggedPrice:
-    return LoggedPrice(ticker=ticker, price=price, change_percent=change, volume=volume)
+# The kinds this module covers (one figure of the price against a threshold); the others: test_alert_conditions.
+LEVEL_KINDS = [kind for kind, spec in KINDS.items() if spec.metric in (Metric.PRICE, Metric.CHANGE_PERCENT, Metric.VOLUME)
+               and kind not in (AlertKind.CROSSING, AlertKind.ENTERING_CHANNEL, AlertKind.EXITING_CHANNEL)]  # fmt: skip
 
 
-def step(evaluator: RuleIndex, observation: LoggedPrice, at: datetime = T0) -> list[str]:
+def obs(price: float = 100.0, change: float = 0.0, volume: float = 0.0, ticker: str = "AAPL") -> Observation:
+    return Observation(ticker, price, change, volume, T0)
+
+
+def step(evaluator: RuleIndex, observation: Observation, at: datetime = T0) -> list[str]:
     """Evaluate and commit everything; the keys of the triggers."""
-    evaluation = evaluator.evaluate(observation, at)
+    evaluation = evaluator.evaluate(msgspec.structs.replace(observation, at=at))
     evaluator.commit(evaluation, evaluation.transitions)
     return [t.event.key for t in evaluation.transitions if t.event is not None]
 
@@ -80,7 +82,7 @@ CASES = [
 
 @pytest.mark.parametrize(("kind", "threshold", "off", "on"), CASES, ids=[c[0].value for c in CASES])
 def test_each_kind_fires_once_per_crossing_into_its_condition(
-    kind: AlertKind, threshold: float, off: LoggedPrice, on: LoggedPrice
+    kind: AlertKind, threshold: float, off: Observation, on: Observation
 ) -> None:
     evaluator = RuleIndex([make_rule(1, kind, threshold)])
     assert step(evaluator, off) == []
@@ -93,7 +95,7 @@ def test_each_kind_fires_once_per_crossing_into_its_condition(
 def test_the_trigger_carries_the_seed_message_and_figures() -> None:
     evaluator = RuleIndex([make_rule(7, AlertKind.BREAKOUT, 150.0)])
     step(evaluator, obs(149.0))
-    evaluation = evaluator.evaluate(obs(150.25), T0)
+    evaluation = evaluator.evaluate(obs(150.25))
     [fired] = evaluation.fired()
     assert fired.event is not None
     assert fired.event.message == "AAPL breaking out at $150.25 (target: $150.00)"
@@ -104,11 +106,11 @@ def test_the_trigger_carries_the_seed_message_and_figures() -> None:
 
 def test_other_kinds_have_readable_messages() -> None:
     assert (
-        trigger_message(AlertKind.CHANGE_PERCENT_BELOW, "TSLA", -5.0, -6.25, 180.5)
+        trigger_message(make_rule(1, AlertKind.CHANGE_PERCENT_BELOW, -5.0, ticker="TSLA"), -5.0, -6.25, 180.5)
         == "TSLA day change -6.25% at $180.50 (target: below -5.00%)"
     )
     assert (
-        trigger_message(AlertKind.VOLUME_ABOVE, "AAPL", 50_000_000, 75_000_000, 150.25)
+        trigger_message(make_rule(1, AlertKind.VOLUME_ABOVE, 50_000_000), 50_000_000, 75_000_000, 150.25)
         == "AAPL volume 75,000,000 at $150.25 (target: above 50,000,000)"
     )
 
@@ -135,7 +137,7 @@ def test_level_kinds_fire_on_the_first_price_when_already_met_crossing_kinds_wai
 def test_once_fires_a_single_time_and_disarms() -> None:
     evaluator = RuleIndex([make_rule(1, AlertKind.PRICE_ABOVE, 150.0, rearm=Rearm.ONCE)])
     step(evaluator, obs(149.0))
-    evaluation = evaluator.evaluate(obs(151.0), T0)
+    evaluation = evaluator.evaluate(obs(151.0))
     assert [t.after.armed for t in evaluation.transitions] == [False]
     evaluator.commit(evaluation, evaluation.transitions)
     assert 1 not in evaluator
@@ -193,8 +195,8 @@ def test_after_a_restart_the_first_price_is_judged_against_the_stored_side(
 
 def test_evaluate_changes_nothing_until_commit() -> None:
     evaluator = RuleIndex([make_rule(1, AlertKind.PRICE_ABOVE, 150.0, side=False)])
-    first = evaluator.evaluate(obs(151.0), T0)
-    second = evaluator.evaluate(obs(151.0), T0)
+    first = evaluator.evaluate(obs(151.0))
+    second = evaluator.evaluate(obs(151.0))
     assert first == second and len(first.fired()) == 1
     assert evaluator.rule(1) == make_rule(1, AlertKind.PRICE_ABOVE, 150.0, side=False)
 
@@ -204,7 +206,7 @@ def test_a_transition_not_stored_is_settled_from_the_stored_rule() -> None:
     state, and the rule does not fire again here."""
     rule = make_rule(1, AlertKind.PRICE_ABOVE, 150.0, side=False)
     evaluator = RuleIndex([rule])
-    evaluation = evaluator.evaluate(obs(151.0), T0)
+    evaluation = evaluator.evaluate(obs(151.0))
     evaluator.commit(evaluation, applied=[])
     assert evaluator.rule(1) == rule
     stored = msgspec.structs.replace(rule, side=True, generation=1, version=2)
@@ -246,7 +248,7 @@ def test_non_finite_values_are_ignored() -> None:
 
 
 def _random_rule(rng: random.Random, rule_id: int) -> AlertRule:
-    kind = rng.choice(list(AlertKind))
+    kind = rng.choice(LEVEL_KINDS)
     metric = KINDS[kind].metric
     if metric is Metric.PRICE:
         threshold = float(rng.randint(90, 110))  # a coarse grid: many ties and exact hits
@@ -272,11 +274,16 @@ class BruteForce:
     def __init__(self, rules: list[AlertRule]) -> None:
         self.rules = {r.id: r for r in rules if r.armed}
 
-    def step(self, observation: LoggedPrice, at: datetime) -> list[Transition]:
+    def step(self, observation: Observation) -> list[Transition]:
         changes = []
+        figures = {
+            Metric.PRICE: observation.price,
+            Metric.CHANGE_PERCENT: observation.change_percent,
+            Metric.VOLUME: observation.volume,
+        }
         for rule in sorted(self.rules.values(), key=lambda r: r.id):
             if rule.ticker == observation.ticker:
-                change = transition(rule, metric_value(observation, rule.spec.metric), observation, at)
+                change = transition(rule, figures[rule.spec.metric], None, observation)
                 if change is not None:
                     changes.append(change)
         for change in changes:
@@ -330,10 +337,10 @@ def test_the_index_finds_exactly_what_a_full_scan_finds(seed: int) -> None:
         change = min(max(change + rng.choice([-1.0, 0.0, 1.0]), -8.0), 8.0)
         volume = 1000.0 if rng.random() < 0.02 else volume + rng.choice([0.0, 500.0, 1000.0])  # a new session
         state[ticker] = [price, change, volume]
-        observation = obs(price, change, volume, ticker)
-        evaluation = index.evaluate(observation, at)
+        observation = Observation(ticker, price, change, volume, at)
+        evaluation = index.evaluate(observation)
         index.commit(evaluation, evaluation.transitions)
-        expected = reference.step(observation, at)
+        expected = reference.step(observation)
         key = lambda t: t.before.id  # noqa: E731
         assert sorted(evaluation.transitions, key=key) == sorted(expected, key=key)
         fired_total += len(evaluation.fired())

@@ -9,9 +9,8 @@ import msgspec
 import pytest
 
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository, SqlAlchemyWatchlistRepository
-from legend.domain.alert_index import Transition, transition
+from legend.domain.alert_index import Observation, Transition, transition
 from legend.domain.alert_rules import AlertKind, AlertRule, Rearm, RuleSpec
-from legend.domain.prices import LoggedPrice
 from legend.ports.repositories import AlertRepository, RuleLimitReached, WatchlistRepository
 
 T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
@@ -29,9 +28,7 @@ def alerts(database: Database) -> AlertRepository:
 
 
 def crossing(rule: AlertRule, price: float, at: datetime = T0) -> Transition:
-    change = transition(
-        rule, price, LoggedPrice(ticker=rule.ticker, price=price, change_percent=0, volume=0), at
-    )
+    change = transition(rule, price, None, Observation(rule.ticker, price, 0.0, 0.0, at))
     assert change is not None
     return change
 

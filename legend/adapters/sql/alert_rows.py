@@ -8,11 +8,30 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from legend.adapters.sql.rows import from_row
-from legend.domain.alert_rules import AlertEvent, AlertKind, AlertRule, NewAlertEvent, Rearm
+from legend.domain.alert_rules import (
+    AlertEvent,
+    AlertKind,
+    AlertRule,
+    Disarmed,
+    Evaluate,
+    NewAlertEvent,
+    Rearm,
+    Session,
+)
+from legend.domain.bars import parse_interval
 
 
 def rule(row: Row[Any]) -> AlertRule:
-    return from_row(AlertRule, row, kind=AlertKind(row.kind), rearm=Rearm(row.rearm))
+    return from_row(
+        AlertRule,
+        row,
+        kind=AlertKind(row.kind),
+        rearm=Rearm(row.rearm),
+        evaluate=Evaluate(row.evaluate),
+        session=Session(row.session),
+        interval=None if row.interval is None else parse_interval(row.interval),
+        disarmed=None if row.disarmed is None else Disarmed(row.disarmed),
+    )
 
 
 def event(row: Row[Any]) -> AlertEvent:
@@ -26,7 +45,16 @@ def rule_values(rule: AlertRule) -> dict[str, Any]:
         "threshold": rule.threshold,
         "rearm": rule.rearm.value,
         "cooldown_seconds": rule.cooldown_seconds,
+        "lower": rule.lower,
+        "upper": rule.upper,
+        "window_seconds": rule.window_seconds,
+        "period": rule.period,
+        "interval": rule.interval,
+        "evaluate": rule.evaluate.value,
+        "session": rule.session.value,
+        "expires_at": rule.expires_at,
         "armed": rule.armed,
+        "disarmed": None if rule.disarmed is None else rule.disarmed.value,
         "side": rule.side,
         "generation": rule.generation,
         "last_triggered_at": rule.last_triggered_at,
@@ -39,6 +67,7 @@ def state_values(rule: AlertRule) -> dict[str, Any]:
     """What an evaluation changes: never the definition."""
     return {
         "armed": rule.armed,
+        "disarmed": None if rule.disarmed is None else rule.disarmed.value,
         "side": rule.side,
         "generation": rule.generation,
         "last_triggered_at": rule.last_triggered_at,

@@ -10,6 +10,7 @@ import msgspec
 from sqlalchemy import (
     Boolean,
     Integer,
+    String,
     and_,
     bindparam,
     cast,
@@ -42,6 +43,7 @@ from legend.domain.alert_rules import (
     AlertRule,
     NewAlertEvent,
     RuleSpec,
+    new_rule,
 )
 from legend.ports.repositories import (
     ChangesRecorded,
@@ -67,9 +69,7 @@ class SqlAlchemyAlertRepository:
             )
             if (count or 0) >= limit:
                 raise RuleLimitReached(limit)
-            rule = AlertRule(
-                id=0, user_id=user_id, created_at=now, updated_at=now, **msgspec.structs.asdict(spec)
-            )
+            rule = new_rule(spec, user_id, now)
             values = {**alert_rows.rule_values(rule), "user_id": user_id, "created_at": now}
             result = await conn.execute(insert(alert_rules).values(values))
             rule_id = inserted_id(result)
@@ -120,8 +120,9 @@ class SqlAlchemyAlertRepository:
     # ───────────── evaluation outcomes ─────────────
 
     async def record(self, transitions: Sequence[Transition], owner: str, claim_until: datetime) -> Recorded:
-        quiet = [t for t in transitions if t.event is None]
-        firing = [t for t in transitions if t.event is not None]
+        # side-only changes in bulk; a trigger or an expiry (armed, disarmed) rule by rule
+        quiet = [t for t in transitions if t.event is None and t.after.armed is t.before.armed]
+        firing = [t for t in transitions if t.event is not None or t.after.armed is not t.before.armed]
         applied: list[Transition] = []
         conflicts: list[int] = []
         events: list[AlertEvent] = []
@@ -134,7 +135,8 @@ class SqlAlchemyAlertRepository:
                     conflicts.append(change.before.id)
                     continue
                 applied.append(change)
-                assert change.event is not None
+                if change.event is None:
+                    continue
                 stored = await self._insert_event(conn, change.event, owner, claim_until)
                 if stored is not None:
                     events.append(stored)
@@ -223,13 +225,14 @@ class SqlAlchemyAlertRepository:
                 "expected": c.before.version,
                 "version": c.after.version,
                 "armed": c.after.armed,
+                "disarmed": None if c.after.disarmed is None else c.after.disarmed.value,
                 "side": c.after.side,
                 "generation": c.after.generation,
                 "last_triggered_at": c.after.last_triggered_at,
             }
             for c in chunk
         ]
-        fields = ("version", "armed", "side", "generation", "last_triggered_at")
+        fields = ("version", "armed", "disarmed", "side", "generation", "last_triggered_at")
         if self.database.backend != "postgresql":
             statement = (
                 update(alert_rules)
@@ -252,6 +255,7 @@ class SqlAlchemyAlertRepository:
                 column("expected", Integer),
                 column("version", Integer),
                 column("armed", Boolean),
+                column("disarmed", String),
                 column("side", Boolean),
                 column("generation", Integer),
                 column("last_triggered_at", UtcDateTime()),

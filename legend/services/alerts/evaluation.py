@@ -8,6 +8,11 @@ transaction fails and it reloads instead of firing anything twice. After a crash
 holder loads the rules and the position from the database and replays the log from there: a price
 that was published is evaluated once, whatever died when.
 
+Besides prices, the log carries rule changes and market status (a halt holds every rule). The evaluator
+builds its own bars from the prices it evaluates (the same ``BarBuilder`` as bar building, closed by log
+time), so a rule evaluated at bar closes sees each close exactly once, between the right two prices, and
+keeps the windows and bar series its rules compare with (``alert_features``).
+
 A batch collapses what it did per rule (the first state and the last, and every trigger between), so a
 rule that flips back and forth costs one row update per batch, not one per price.
 """
@@ -15,6 +20,7 @@ rule that flips back and forth costs one row update per batch, not one per price
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,9 +28,14 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from legend.domain.alert_index import RuleIndex
+from legend.domain.alert_features import AlertFeatures
+from legend.domain.alert_index import TICK, Evaluation, Observation, Phase, RuleIndex, Transition
 from legend.domain.alert_rules import AlertEvent, AlertRule, NewAlertEvent
-from legend.domain.prices import LoggedPrice, decode_logged_price
+from legend.domain.bar_alignment import SessionLookup
+from legend.domain.bar_building import BarBuilder
+from legend.domain.bars import Bar
+from legend.domain.prices import LoggedPrice, decode_logged_price, price_instant
+from legend.domain.timefmt import epoch_us
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, PriceLog
 from legend.ports.repositories import AlertRepository, PositionMove, RuleChange
@@ -54,6 +65,8 @@ class AlertEvaluation(LeasedLoop):
         lease_ttl: float = 10.0,
         batch: int = BATCH,
         read_wait: float = 1.0,
+        zone: str = "UTC",
+        session_on: SessionLookup | None = None,
     ) -> None:
         super().__init__(LEASE, "alert evaluation", hold_lease, lease_ttl, price_log, batch, clock, log)
         self.repository = repository
@@ -62,7 +75,13 @@ class AlertEvaluation(LeasedLoop):
         self.instance_id = instance_id
         self.claim = timedelta(seconds=claim_seconds)
         self.read_wait = read_wait
+        # the market calendar: where a price lies (regular session, extended hours), bar boundaries; without
+        # one (tests, embedding) every instant counts as the regular session
+        self.zone, self.session_on = zone, session_on
+        self.builder = self._builder()
         self.evaluator = RuleIndex()
+        self.halted = False  # the last market status in the log was "halted": every rule is held
+        self._change_percent: dict[str, float] = {}  # per ticker, for the bar closes' observations
         self.saved: str | None = None  # the position as stored in the database
         self._saved_at = 0.0
         self._lock = asyncio.Lock()  # one batch (or direct observation) at a time
@@ -92,7 +111,8 @@ class AlertEvaluation(LeasedLoop):
         """The rules and the log position as stored: where the last holder left off."""
         async with self._lock:
             self._unstored = 0
-            self.evaluator = RuleIndex(await self.repository.armed_rules())
+            self.builder = self._builder()
+            self.evaluator = RuleIndex(await self.repository.armed_rules(), AlertFeatures())
             stored = (
                 await self.repository.log_position(self.price_log.name) if self.price_log.durable else None
             )
@@ -111,8 +131,13 @@ class AlertEvaluation(LeasedLoop):
         read = await self.read_log(wait, "evaluated")
         if not read.entries:
             self.waiting_since = None  # caught up
-            if self.position != self.saved and time.monotonic() - self._saved_at > IDLE_SAVE_SECONDS:
-                async with self._lock:
+            async with self._lock:
+                expired = self.evaluator.expire(self.clock.now())  # no price comes: the market is closed
+                if expired:
+                    changes: dict[int, RuleChange] = {}
+                    self._collect(expired, changes)
+                    return await self._store(changes, self.position)
+                if self.position != self.saved and time.monotonic() - self._saved_at > IDLE_SAVE_SECONDS:
                     await self._store({}, self.position)
             return []
         self.waiting_since = read.entries[0].at
@@ -130,7 +155,10 @@ class AlertEvaluation(LeasedLoop):
         async with self._lock:
             events = await self._apply(read.entries) if read.entries else []
             changes: dict[int, RuleChange] = {}
-            self._evaluate(observation, at or self.clock.now(), changes)
+            when = at or self.clock.now()
+            self._evaluate(
+                observation, when.timestamp(), price_instant(observation, when.timestamp()), changes
+            )
             return events + await self._store(changes, self.position)
 
     async def _apply(self, entries: list[LogEntry]) -> list[AlertEvent]:
@@ -144,22 +172,75 @@ class AlertEvaluation(LeasedLoop):
                 changes = {}
                 await self._refresh([int(entry.data)])
                 self.rule_changes += 1
+            elif entry.kind == "status":
+                self.halted = _halted(entry.data, self.halted)
             else:
                 try:
                     price = decode_logged_price(entry.data)
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     self.prices_invalid += 1
                 else:
-                    self._evaluate(price, datetime.fromtimestamp(entry.at, UTC), changes)
+                    self._evaluate(price, entry.at, price_instant(price, entry.at), changes)
             position = entry.id
             self._last_at = entry.at
         return fired + await self._store(changes, position)
 
-    def _evaluate(self, observation: LoggedPrice, at: datetime, changes: dict[int, RuleChange]) -> None:
-        evaluation = self.evaluator.evaluate(observation, at)
+    def _builder(self) -> BarBuilder:
+        return BarBuilder(self.zone, self.session_on or _no_session)
+
+    def phase(self, instant: datetime) -> Phase:
+        """Where ``instant`` lies: regular session, extended hours, or neither."""
+        if self.session_on is None:
+            return "regular"
+        try:
+            return self.builder.alignment.phase_at(epoch_us(instant))
+        except ValueError:  # outside what the calendar knows
+            return "closed"
+
+    def _evaluate(
+        self, price: LoggedPrice, at: float, instant: datetime, changes: dict[int, RuleChange]
+    ) -> None:
+        """One price of the log (appended at ``at``; ``instant``: where it lies in time): first the bars it
+        closes (by log time, as bar building does), then the price itself."""
+        when = datetime.fromtimestamp(at, UTC)
+        builder, ticker = self.builder, price.ticker
+        for bar in builder.close_due(when):
+            self._bar_closed(bar, when, changes)
+        with contextlib.suppress(ValueError):  # a price no bar takes (not positive, outside the calendar)
+            builder.add(ticker, price.price, max(0, int(price.volume)), instant)
+        self._change_percent[ticker] = price.change_percent
+        self.evaluator.features.observe(ticker, TICK, at, price.price)
+        observation = Observation(
+            ticker,
+            price.price,
+            price.change_percent,
+            price.volume,
+            when,
+            TICK,
+            self.phase(instant),
+            self.halted,
+        )
+        self._take(self.evaluator.evaluate(observation), changes)
+
+    def _bar_closed(self, bar: Bar, when: datetime, changes: dict[int, RuleChange]) -> None:
+        features, ticker, interval = self.evaluator.features, bar.ticker, bar.interval
+        features.close_bar(ticker, interval, bar.start.timestamp(), bar.close, float(bar.volume))
+        features.observe(ticker, interval, when.timestamp(), bar.close)
+        phase: Phase = "regular" if bar.regular else self.phase(bar.start)
+        volume = float(bar.session_volume) if bar.session_volume is not None else 0.0
+        change = self._change_percent.get(ticker, 0.0)
+        observation = Observation(ticker, bar.close, change, volume, when, interval, phase, self.halted)
+        self._take(self.evaluator.evaluate(observation), changes)
+
+    def _take(self, evaluation: Evaluation, changes: dict[int, RuleChange]) -> None:
         self.evaluator.commit(evaluation, evaluation.transitions)  # stored with the batch, or reloaded
         self._unstored += 1
-        for step in evaluation.transitions:
+        self._collect(evaluation.transitions, changes)
+
+    @staticmethod
+    def _collect(transitions: list[Transition], changes: dict[int, RuleChange]) -> None:
+        """Fold transitions into a batch's changes: per rule, the first state, the last, every trigger."""
+        for step in transitions:
             change = changes.get(step.before.id)
             events: list[NewAlertEvent] = [step.event] if step.event is not None else []
             if change is None:
@@ -217,9 +298,26 @@ class AlertEvaluation(LeasedLoop):
             "lag": self.lag(),
             "prices_evaluated": self.prices_evaluated,
             "prices_invalid": self.prices_invalid,
+            "halted": self.halted,
+            "windows": len(self.evaluator.features.windows) if self.holder else None,
+            "bar_series": len(self.evaluator.features.series) if self.holder else None,
             "log_gaps": self.log_gaps,
             "rule_changes": self.rule_changes,
             "position_conflicts": self.position_conflicts,
             "failures": self.failures,
             "last_error": self.last_error,
         }
+
+
+def _no_session(day: object) -> None:
+    """No calendar: no regular session (bars cut at midnight UTC; no daily bars)."""
+    return None
+
+
+def _halted(data: str, was: bool) -> bool:
+    """Whether a logged market status holds the rules (``halted``); an unreadable one changes nothing."""
+    try:
+        status = msgspec.json.decode(data, type=dict[str, object]).get("status")
+    except msgspec.DecodeError:
+        return was
+    return status == "halted" if isinstance(status, str) else was

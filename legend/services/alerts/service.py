@@ -20,8 +20,10 @@ from datetime import timedelta
 
 import msgspec
 
-from legend.domain.alert_index import RuleIndex
-from legend.domain.alert_rules import AlertEvent, AlertRule, RulePatch, RuleSpec, apply_patch, check_rule
+from legend.domain.alert_checks import apply_patch, check_rule
+from legend.domain.alert_index import PausedBy, RuleIndex, RuleState, rule_state
+from legend.domain.alert_rules import AlertEvent, AlertRule, RulePatch, RuleSpec
+from legend.domain.bar_alignment import SessionLookup
 from legend.domain.inputs import AlertInput
 from legend.domain.prices import LoggedPrice
 from legend.domain.stream_name import private_stream
@@ -65,6 +67,8 @@ class AlertingService:
         single_instance: bool = True,
         lease_ttl: float = 10.0,
         supervisor: TaskSupervisor | None = None,
+        zone: str = "UTC",
+        session_on: SessionLookup | None = None,
     ) -> None:
         self.repository = repository
         self.publisher = publisher
@@ -90,6 +94,8 @@ class AlertingService:
             instance_id=instance_id,
             claim_seconds=claim_seconds,
             lease_ttl=lease_ttl,
+            zone=zone,
+            session_on=session_on,
         )
         self.started = False
         self.triggers_published = 0
@@ -105,6 +111,13 @@ class AlertingService:
         claims are void when the lease is the cluster's own (a durable log comes with Redis leases:
         holding it means the last holder lost it) or when this process is alone."""
         return await self.deliver_pending(takeover=self.single_instance or self.price_log.durable)
+
+    def state(self, rule: AlertRule) -> tuple[RuleState, PausedBy | None]:
+        """What ``rule`` is doing now: armed, paused (and why), fired or expired. A halt is known on the
+        instance that evaluates (it reads market status from the price log); elsewhere only sessions."""
+        now = self.clock.now()
+        evaluation = self.evaluation
+        return rule_state(rule, now, evaluation.phase(now), evaluation.halted)
 
     @property
     def evaluator(self) -> RuleIndex:
@@ -271,7 +284,7 @@ class AlertingService:
 
     async def create_rule(self, user_id: str, spec: RuleSpec) -> AlertRule:
         """Validate and store a new armed rule; raises RuleInvalid or RuleLimitReached."""
-        spec = check_rule(spec)
+        spec = check_rule(spec, self.clock.now())
         rule = await self.repository.create_rule(user_id, spec, self.clock.now(), self.max_rules_per_user)
         await self._logged(rule.id)
         return rule

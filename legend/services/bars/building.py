@@ -30,7 +30,7 @@ import msgspec
 from legend.domain.bar_alignment import SessionLookup
 from legend.domain.bar_building import BarBuilder
 from legend.domain.bars import Bar
-from legend.domain.prices import LoggedPrice, decode_logged_price
+from legend.domain.prices import decode_logged_price, price_instant
 from legend.ports.backplane import AlreadyPublished, BackplaneUnavailable
 from legend.ports.bars import BarStore
 from legend.ports.clock import Clock
@@ -55,15 +55,6 @@ PublishBar = Callable[[Bar], Awaitable[object]]
 
 def _key(bar: Bar) -> tuple[str, str, datetime]:
     return bar.ticker, bar.interval, bar.start
-
-
-def price_instant(price: LoggedPrice, entry: LogEntry) -> datetime:
-    """Where a logged price lies in time: its own ``timestamp`` (naive read as UTC), or the instant it
-    entered the log when it has none."""
-    at = price.timestamp
-    if at is None:
-        return datetime.fromtimestamp(entry.at, UTC)
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 class BarBuilding(LeasedLoop):
@@ -226,7 +217,9 @@ class BarBuilding(LeasedLoop):
     def _build(self, entry: LogEntry, changed: dict[tuple[str, str, datetime], Bar]) -> None:
         try:
             price = decode_logged_price(entry.data)
-            bars = self.builder.add(price.ticker, price.price, int(price.volume), price_instant(price, entry))
+            bars = self.builder.add(
+                price.ticker, price.price, int(price.volume), price_instant(price, entry.at)
+            )
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError):
             self.prices_invalid += 1  # not a price (or outside the calendar): it makes no bar
             return
