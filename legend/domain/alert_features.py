@@ -155,6 +155,10 @@ class AlertFeatures:
             series.grow(need)
         return series
 
+    def ticker_windows(self, ticker: str, source: Source) -> list[Window]:
+        """The windows of ``ticker`` fed by ``source``."""
+        return self._ticker_windows.get((ticker, source), [])
+
     # ───────────── observations ─────────────
 
     def observe(self, ticker: str, source: Source, t: float, price: float) -> None:

@@ -20,7 +20,6 @@ rule that flips back and forth costs one row update per batch, not one per price
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,13 +28,11 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from legend.domain.alert_features import AlertFeatures
-from legend.domain.alert_index import TICK, Evaluation, Observation, Phase, RuleIndex, Transition
+from legend.domain.alert_index import Evaluation, Phase, RuleIndex, Transition
 from legend.domain.alert_rules import AlertEvent, AlertRule, NewAlertEvent
+from legend.domain.alert_runner import RuleRunner
 from legend.domain.bar_alignment import SessionLookup
-from legend.domain.bar_building import BarBuilder
-from legend.domain.bars import Bar
 from legend.domain.prices import LoggedPrice, decode_logged_price, price_instant
-from legend.domain.timefmt import epoch_us
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, PriceLog
 from legend.ports.repositories import AlertRepository, PositionMove, RuleChange
@@ -78,10 +75,7 @@ class AlertEvaluation(LeasedLoop):
         # the market calendar: where a price lies (regular session, extended hours), bar boundaries; without
         # one (tests, embedding) every instant counts as the regular session
         self.zone, self.session_on = zone, session_on
-        self.builder = self._builder()
-        self.evaluator = RuleIndex()
-        self.halted = False  # the last market status in the log was "halted": every rule is held
-        self._change_percent: dict[str, float] = {}  # per ticker, for the bar closes' observations
+        self.runner = RuleRunner(RuleIndex(), zone, session_on)
         self.saved: str | None = None  # the position as stored in the database
         self._saved_at = 0.0
         self._lock = asyncio.Lock()  # one batch (or direct observation) at a time
@@ -111,8 +105,9 @@ class AlertEvaluation(LeasedLoop):
         """The rules and the log position as stored: where the last holder left off."""
         async with self._lock:
             self._unstored = 0
-            self.builder = self._builder()
-            self.evaluator = RuleIndex(await self.repository.armed_rules(), AlertFeatures())
+            self.runner = RuleRunner(
+                RuleIndex(await self.repository.armed_rules(), AlertFeatures()), self.zone, self.session_on
+            )
             stored = (
                 await self.repository.log_position(self.price_log.name) if self.price_log.durable else None
             )
@@ -173,7 +168,9 @@ class AlertEvaluation(LeasedLoop):
                 await self._refresh([int(entry.data)])
                 self.rule_changes += 1
             elif entry.kind == "status":
-                self.halted = _halted(entry.data, self.halted)
+                status = _status(entry.data)
+                if status is not None:
+                    self.runner.status(status)
             else:
                 try:
                     price = decode_logged_price(entry.data)
@@ -185,52 +182,28 @@ class AlertEvaluation(LeasedLoop):
             self._last_at = entry.at
         return fired + await self._store(changes, position)
 
-    def _builder(self) -> BarBuilder:
-        return BarBuilder(self.zone, self.session_on or _no_session)
+    @property
+    def evaluator(self) -> RuleIndex:
+        """The index of armed rules (a new one at each takeover)."""
+        return self.runner.index
+
+    @property
+    def halted(self) -> bool:
+        return self.runner.halted
 
     def phase(self, instant: datetime) -> Phase:
         """Where ``instant`` lies: regular session, extended hours, or neither."""
-        if self.session_on is None:
-            return "regular"
-        try:
-            return self.builder.alignment.phase_at(epoch_us(instant))
-        except ValueError:  # outside what the calendar knows
-            return "closed"
+        return self.runner.phase(instant)
 
     def _evaluate(
         self, price: LoggedPrice, at: float, instant: datetime, changes: dict[int, RuleChange]
     ) -> None:
-        """One price of the log (appended at ``at``; ``instant``: where it lies in time): first the bars it
-        closes (by log time, as bar building does), then the price itself."""
+        """One price of the log (appended at ``at``; ``instant``: where it lies in time)."""
         when = datetime.fromtimestamp(at, UTC)
-        builder, ticker = self.builder, price.ticker
-        for bar in builder.close_due(when):
-            self._bar_closed(bar, when, changes)
-        with contextlib.suppress(ValueError):  # a price no bar takes (not positive, outside the calendar)
-            builder.add(ticker, price.price, max(0, int(price.volume)), instant)
-        self._change_percent[ticker] = price.change_percent
-        self.evaluator.features.observe(ticker, TICK, at, price.price)
-        observation = Observation(
-            ticker,
-            price.price,
-            price.change_percent,
-            price.volume,
-            when,
-            TICK,
-            self.phase(instant),
-            self.halted,
-        )
-        self._take(self.evaluator.evaluate(observation), changes)
-
-    def _bar_closed(self, bar: Bar, when: datetime, changes: dict[int, RuleChange]) -> None:
-        features, ticker, interval = self.evaluator.features, bar.ticker, bar.interval
-        features.close_bar(ticker, interval, bar.start.timestamp(), bar.close, float(bar.volume))
-        features.observe(ticker, interval, when.timestamp(), bar.close)
-        phase: Phase = "regular" if bar.regular else self.phase(bar.start)
-        volume = float(bar.session_volume) if bar.session_volume is not None else 0.0
-        change = self._change_percent.get(ticker, 0.0)
-        observation = Observation(ticker, bar.close, change, volume, when, interval, phase, self.halted)
-        self._take(self.evaluator.evaluate(observation), changes)
+        for evaluation in self.runner.price(
+            price.ticker, price.price, price.change_percent, price.volume, when, instant
+        ):
+            self._take(evaluation, changes)
 
     def _take(self, evaluation: Evaluation, changes: dict[int, RuleChange]) -> None:
         self.evaluator.commit(evaluation, evaluation.transitions)  # stored with the batch, or reloaded
@@ -309,15 +282,10 @@ class AlertEvaluation(LeasedLoop):
         }
 
 
-def _no_session(day: object) -> None:
-    """No calendar: no regular session (bars cut at midnight UTC; no daily bars)."""
-    return None
-
-
-def _halted(data: str, was: bool) -> bool:
-    """Whether a logged market status holds the rules (``halted``); an unreadable one changes nothing."""
+def _status(data: str) -> str | None:
+    """The ``status`` of a logged market status message; None when unreadable (nothing changes then)."""
     try:
         status = msgspec.json.decode(data, type=dict[str, object]).get("status")
     except msgspec.DecodeError:
-        return was
-    return status == "halted" if isinstance(status, str) else was
+        return None
+    return status if isinstance(status, str) else None
