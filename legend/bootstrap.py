@@ -384,6 +384,7 @@ def bootstrap(
         settings.realtime.history_size,
         exchange=settings.market.calendar,
     )
+    bars = SqlAlchemyBarStore(database) if database is not None else None
     alerting = AlertingService(
         alert_repository,
         publisher,
@@ -401,6 +402,7 @@ def bootstrap(
         supervisor=supervisor,
         zone=calendar.zone,  # sessions and bar boundaries of the rules
         session_on=calendar.session_on,
+        bars=bars if settings.bars.enabled else None,  # previews
     )
     quote_poller = QuotePoller(
         provider=provider,
@@ -442,7 +444,6 @@ def bootstrap(
         supervisor=supervisor,
     )
     manager.bind(runtime)  # the contexts, handed out before (register hooks, providers), reach the server
-    bars = SqlAlchemyBarStore(database) if database is not None else None
     bar_building = None
     if bars is not None and settings.bars.enabled:
         bar_building = BarBuilding(

@@ -14,9 +14,9 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, ServiceUnavailableException
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from legend.adapters.http.dependencies import Service
 from legend.adapters.http.errors import Conflict
@@ -43,6 +43,7 @@ from legend.domain.bars import BarInterval
 from legend.domain.symbols import TickerText
 from legend.domain.timefmt import iso, iso_or_none
 from legend.ports.repositories import RuleLimitReached
+from legend.services.alerts.preview import MAX_DAYS, Preview
 from legend.services.alerts.service import AlertingService, RuleConflict
 
 MAX_EVENTS_PAGE = 500
@@ -99,6 +100,36 @@ class RuleCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         msgspec.Meta(description="regular (default), extended (pre-market and after-hours too) or any."),
     ] = Session.REGULAR
     expires_at: Expiry | None = None
+
+
+class PreviewRequest(RuleCreate, forbid_unknown_fields=True, kw_only=True):
+    """A rule as it would be created (no ``id``) and how many days of stored bars to run it over."""
+
+    days: Annotated[int, msgspec.Meta(ge=1, le=MAX_DAYS, description="Days back from now: 1 to 30.")] = 1
+
+
+class PreviewFireView(msgspec.Struct):
+    """One trigger the rule would have fired."""
+
+    at: str
+    price: float
+    message: str
+
+
+class PreviewEvaluated(msgspec.Struct):
+    """What the preview ran over: the number of 1-minute bars and the time they span (null: none)."""
+
+    bars: int
+    from_: str | None = msgspec.field(name="from")
+    to: str | None = None
+
+
+class PreviewView(msgspec.Struct):
+    """Where the rule would have fired, oldest first; ``truncated`` when it fired more than 1,000 times."""
+
+    fires: list[PreviewFireView]
+    evaluated: PreviewEvaluated
+    truncated: bool
 
 
 class RuleUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -228,6 +259,14 @@ def _event_view(event: AlertEvent) -> EventView:
     )
 
 
+def preview_view(result: Preview) -> PreviewView:
+    return PreviewView(
+        fires=[PreviewFireView(iso(f.at), f.price, f.message) for f in result.fires],
+        evaluated=PreviewEvaluated(result.bars, iso_or_none(result.start), iso_or_none(result.end)),
+        truncated=result.truncated,
+    )
+
+
 def rule_spec(data: RuleCreate) -> RuleSpec:
     """The domain's definition of a request's rule (the same fields)."""
     return RuleSpec(**{field: getattr(data, field) for field in RuleSpec.__struct_fields__})
@@ -264,6 +303,24 @@ class AlertController(Controller):
         except RuleLimitReached as exc:
             raise Conflict(detail=str(exc)) from None
         return rule_view(rule, alerting)
+
+    @post("/preview", summary="Where a rule would have fired", status_code=HTTP_200_OK)
+    async def preview_rule(
+        self,
+        data: JSONBody[PreviewRequest],
+        alerting: Service[AlertingService],
+        user_id: NamedDependency[str],
+    ) -> PreviewView:
+        """Run a rule (the body of a new one, plus ``days``) over the stored bars of the last days, with the
+        code that evaluates live prices: where it would have fired. Nothing is stored. 400 with the invalid
+        fields; 503 when the server keeps no bars (``[bars] enabled = false``)."""
+        try:
+            result = await alerting.preview(rule_spec(data), data.days)
+        except RuleInvalid as exc:
+            raise invalid_fields(exc.errors) from None
+        if result is None:
+            raise ServiceUnavailableException(detail="previews need stored bars: [bars] enabled = false here")
+        return preview_view(result)
 
     @get("/rules/{rule_id:int}", summary="One alert rule")
     async def get_rule(

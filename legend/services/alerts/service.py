@@ -28,12 +28,14 @@ from legend.domain.inputs import AlertInput
 from legend.domain.prices import LoggedPrice
 from legend.domain.stream_name import private_stream
 from legend.ports.backplane import AlreadyPublished, Backplane, BackplaneUnavailable
+from legend.ports.bars import BarStore
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
 from legend.ports.price_log import PriceLog
 from legend.ports.repositories import AlertRepository
 from legend.runtime.supervisor import Supervised, TaskSupervisor
 from legend.services.alerts.evaluation import LEASE, AlertEvaluation
+from legend.services.alerts.preview import Preview, preview
 from legend.services.streaming.publisher import Publisher
 
 log = logging.getLogger("legend.alerts")
@@ -69,6 +71,7 @@ class AlertingService:
         supervisor: TaskSupervisor | None = None,
         zone: str = "UTC",
         session_on: SessionLookup | None = None,
+        bars: BarStore | None = None,
     ) -> None:
         self.repository = repository
         self.publisher = publisher
@@ -97,6 +100,7 @@ class AlertingService:
             zone=zone,
             session_on=session_on,
         )
+        self.bars = bars  # stored bars: previews (None: bars are not kept)
         self.started = False
         self.triggers_published = 0
         self.publish_failures = 0
@@ -111,6 +115,14 @@ class AlertingService:
         claims are void when the lease is the cluster's own (a durable log comes with Redis leases:
         holding it means the last holder lost it) or when this process is alone."""
         return await self.deliver_pending(takeover=self.single_instance or self.price_log.durable)
+
+    async def preview(self, spec: RuleSpec, days: int) -> Preview | None:
+        """Where ``spec`` would have fired over the stored bars of the last ``days``; None when bars are not
+        kept (``[bars] enabled = false`` or no database); raises RuleInvalid and ValueError."""
+        if self.bars is None:
+            return None
+        evaluation = self.evaluation
+        return await preview(spec, days, self.bars, self.clock.now(), evaluation.zone, evaluation.session_on)
 
     def state(self, rule: AlertRule) -> tuple[RuleState, PausedBy | None]:
         """What ``rule`` is doing now: armed, paused (and why), fired or expired. A halt is known on the
