@@ -46,7 +46,7 @@ Phase = Literal["regular", "extended", "closed"]
 LadderKey = tuple[Source, Metric, int, Session]
 
 TICK: Source = "tick"
-_OWN_FIGURES = (Metric.PRICE, Metric.CHANGE_PERCENT, Metric.VOLUME)
+_NONE: frozenset[int] = frozenset()
 
 
 class Observation(msgspec.Struct, frozen=True, gc=False):
@@ -96,14 +96,6 @@ def rule_state(
     if not in_session(rule.session, phase):
         return "paused", "outside_session"
     return "armed", None
-
-
-def _own_value(observation: Observation, metric: Metric) -> float:
-    if metric is Metric.PRICE:
-        return observation.price
-    if metric is Metric.CHANGE_PERCENT:
-        return observation.change_percent
-    return observation.volume
 
 
 class Transition(msgspec.Struct, frozen=True):
@@ -217,15 +209,6 @@ class _Ladder:
         index = bisect_left(self.keys, (level, rule_id))
         if index < len(self.keys) and self.keys[index] == (level, rule_id):
             del self.keys[index]
-
-    def between(self, previous: float, value: float) -> Iterator[int]:
-        """Ids of the rules with a level in [previous, value] (either order): every rule whose side can
-        differ between the two values (a few more when a value lies exactly at a level)."""
-        low, high = (previous, value) if previous < value else (value, previous)
-        keys = self.keys
-        start, stop = bisect_left(keys, (low, -1)), bisect_right(keys, (high, math.inf))
-        for index in range(start, stop):
-            yield keys[index][1]
 
     def ids(self) -> Iterator[int]:
         for _, rule_id in self.keys:
@@ -353,51 +336,65 @@ class RuleIndex:
         return [expiry(self._rules[rule_id]) for rule_id in self._due(at)]
 
     def evaluate(self, observation: Observation) -> Evaluation:
-        """The transitions ``observation`` causes; changes nothing (see ``commit``)."""
-        at = observation.at
-        due = self._due(at) if self._expiries else []
-        transitions = [expiry(self._rules[rule_id]) for rule_id in due]
+        """The transitions ``observation`` causes; changes nothing (see ``commit``). The hot path: run for
+        every price and bar close, with the checks inlined."""
+        due = self._due(observation.at) if self._expiries else None
+        transitions = [expiry(self._rules[rule_id]) for rule_id in due] if due else []
         book = self._books.get(observation.ticker)
         values: dict[LadderKey, float] = {}
-        if book is None:
+        if book is None or observation.halted:
             return Evaluation(observation, values, transitions)
-        expired = set(due)
+        expired = set(due) if due else _NONE
         seen: set[int] = set()
-        source, halted, phase = observation.source, observation.halted, observation.phase
-        features = self.features
+        source, phase, rules, last = observation.source, observation.phase, self._rules, book.last
         for key, ladder in book.ladders.items():
             ladder_source, metric, param, session = key
-            if ladder_source != source or halted or not in_session(session, phase):
+            if ladder_source != source:
                 continue
-            if metric in _OWN_FIGURES:
-                value = _own_value(observation, metric)
+            if (
+                session is not Session.ANY
+                and phase != "regular"
+                and (session is Session.REGULAR or phase != "extended")
+            ):
+                continue
+            if metric is Metric.PRICE:
+                value = observation.price
+            elif metric is Metric.CHANGE_PERCENT:
+                value = observation.change_percent
+            elif metric is Metric.VOLUME:
+                value = observation.volume
             else:
-                value = features.value(observation.ticker, source, metric, param, observation.price)
+                value = self.features.value(observation.ticker, source, metric, param, observation.price)
             if not math.isfinite(value):
                 continue
             values[key] = value
-            previous = book.last.get(key)
+            previous = last.get(key)
+            keys = ladder.keys
             if previous is None:
-                candidates: Iterable[int] = ladder.ids()
+                start, stop = 0, len(keys)
             elif previous == value:
                 continue
+            elif previous < value:
+                start, stop = bisect_left(keys, (previous, -1)), bisect_right(keys, (value, math.inf))
             else:
-                candidates = ladder.between(previous, value)
-            for rule_id in candidates:
+                start, stop = bisect_left(keys, (value, -1)), bisect_right(keys, (previous, math.inf))
+            for index in range(start, stop):
+                rule_id = keys[index][1]
                 if rule_id in seen or rule_id in expired:
                     continue
                 seen.add(rule_id)
-                change = transition(self._rules[rule_id], value, previous, observation)
+                change = transition(rules[rule_id], value, previous, observation)
                 if change is not None:
                     transitions.append(change)
-        for rule_id in sorted(book.pending - seen - expired):
-            rule = self._rules[rule_id]
-            key = ladder_key(rule)
-            value = values.get(key, math.nan)
-            if math.isfinite(value):
-                change = transition(rule, value, book.last.get(key), observation)
-                if change is not None:
-                    transitions.append(change)
+        if book.pending:
+            for rule_id in sorted(book.pending - seen - expired):
+                rule = rules[rule_id]
+                key = ladder_key(rule)
+                value = values.get(key, math.nan)
+                if math.isfinite(value):
+                    change = transition(rule, value, last.get(key), observation)
+                    if change is not None:
+                        transitions.append(change)
         return Evaluation(observation, values, transitions)
 
     def commit(self, evaluation: Evaluation, applied: Iterable[Transition] = ()) -> None:

@@ -33,8 +33,16 @@ class RuleRunner:
     """A rule index with the bars, windows and market state its rules need (see the module docstring).
     Without a calendar (``session_on`` None: tests, embedding) every instant counts as regular session."""
 
-    def __init__(self, index: RuleIndex, zone: str = "UTC", session_on: SessionLookup | None = None) -> None:
+    def __init__(
+        self,
+        index: RuleIndex,
+        zone: str = "UTC",
+        session_on: SessionLookup | None = None,
+        *,
+        bars: bool = True,
+    ) -> None:
         self.index = index
+        self.bars = bars  # build bars (False: no rule will ever see a bar close, as in a tick rule's preview)
         self.calendar = session_on is not None
         self.builder = BarBuilder(zone, session_on or _no_session)
         self.halted = False  # the last market status said "halted": every rule is held
@@ -56,9 +64,11 @@ class RuleRunner:
     ) -> list[Evaluation]:  # fmt: skip
         """One price: the evaluations of the bar closes it makes due, then its own (none when not
         ``evaluate``: rebuilding). The caller commits each (``RuleIndex.commit``) once stored."""
-        evaluations = [self._bar_closed(bar, at, evaluate) for bar in self.builder.close_due(at)]
-        with contextlib.suppress(ValueError):  # a price no bar takes (not positive, outside the calendar)
-            self.builder.add(ticker, price, max(0, int(volume)), instant)
+        evaluations: list[Evaluation | None] = []
+        if self.bars:
+            evaluations = [self._bar_closed(bar, at, evaluate) for bar in self.builder.close_due(at)]
+            with contextlib.suppress(ValueError):  # a price no bar takes (not positive, outside the calendar)
+                self.builder.add(ticker, price, max(0, int(volume)), instant)
         self._change_percent[ticker] = change_percent
         t = max(
             instant.timestamp(), self._window_time.get(ticker, 0.0)

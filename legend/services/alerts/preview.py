@@ -4,7 +4,8 @@ One evaluator, two inputs: the preview runs the rule through the same ``RuleRunn
 uses, fed with prices rebuilt from the stored 1-minute bars in time order: a bar's open at its start, then
 its low and high (the nearer to the open first), then its close at the instant of its last price. A bar
 of one price is that one price, at its instant, so prices stored one a minute preview exactly as they
-fired live. Bar kinds start from the stored bars of their interval before the period (their warm-up);
+fired live. A rule that sees bar closes only needs each minute's close and volume (the bars it sees are
+built from them); one that sees prices needs no bars built. Bar kinds start from the stored bars of their interval before the period (their warm-up);
 windows from the 1-minute bars before it. The rule is evaluated as if created at the start of the period,
 around its expiry (``expires_at`` is the future's business).
 """
@@ -91,7 +92,8 @@ async def preview(
     spec = msgspec.structs.replace(check_rule(spec), expires_at=None)
     start = now - timedelta(days=days)
     rule = new_rule(spec, "preview", start, rule_id=1)
-    runner = RuleRunner(RuleIndex([rule], AlertFeatures()), zone, session_on)
+    at_closes = rule.evaluate is Evaluate.BAR_CLOSE
+    runner = RuleRunner(RuleIndex([rule], AlertFeatures()), zone, session_on, bars=at_closes)
     ticker = rule.ticker
     if rule.evaluate is Evaluate.BAR_CLOSE and rule.interval is not None:
         need = (rule.period or 0) + 1
@@ -118,7 +120,12 @@ async def preview(
         if bar.regular:
             last_close = bar.close
         session_volume = float(bar.session_volume) if bar.session_volume is not None else cumulative
-        for instant, price, volume in bar_prices(bar, session_volume):
+        prices = (
+            [(bar.last_at or bar.start, bar.close, session_volume)]
+            if at_closes
+            else bar_prices(bar, session_volume)
+        )
+        for instant, price, volume in prices:
             change = (price - previous_close) / previous_close * 100.0 if previous_close else 0.0
             for evaluation in runner.price(ticker, price, change, volume, instant, instant):
                 runner.index.commit(evaluation, evaluation.transitions)
