@@ -125,7 +125,7 @@ def check_rule(spec: RuleSpec, now: datetime | None = None) -> RuleSpec:
         evaluate = Evaluate.BAR_CLOSE if shape.bars else Evaluate.TICK
     elif shape.bars and evaluate is not Evaluate.BAR_CLOSE:
         bad("evaluate", f"kind '{kind.value}' is evaluated at bar closes: 'bar_close' (or leave it out)")
-    if evaluate is Evaluate.BAR_CLOSE:
+    if evaluate is Evaluate.BAR_CLOSE or shape.bars:
         if spec.interval is None:
             bad("interval", "required when evaluating at bar closes (1m, 5m, 15m, 1h or 1d)")
     elif spec.interval is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -322,3 +323,146 @@ async def test_the_api_is_documented_under_its_tags(client: Client) -> None:
     assert paths["/api/watchlist"]["post"]["tags"] == ["watchlist"]
     assert paths["/api/alerts/rules/{rule_id}"]["patch"]["tags"] == ["alerts"]
     assert paths["/api/alerts/events"]["get"]["tags"] == ["alerts"]
+
+
+# ───────────────────────────── the kinds beyond a level (issue 20) ─────────────────────────────
+
+NEW_KINDS = [
+    {"kind": "crossing", "threshold": 150},
+    {"kind": "entering_channel", "lower": 140, "upper": 160},
+    {"kind": "exiting_channel", "lower": 140, "upper": 160},
+    {"kind": "moving_up", "threshold": 2.5, "window_seconds": 300},
+    {"kind": "moving_down_percent", "threshold": 1.5, "window_seconds": 86400},
+    {"kind": "sma_cross_up", "interval": "5m", "period": 20},
+    {"kind": "sma_cross_down", "interval": "1d", "period": 200},
+    {"kind": "volume_spike", "threshold": 3, "interval": "1m", "period": 2},
+    {"kind": "price_above", "threshold": 150, "evaluate": "bar_close", "interval": "15m"},
+]
+
+
+@pytest.mark.parametrize("fields", NEW_KINDS, ids=[f"{f['kind']}-{f.get('interval', '')}" for f in NEW_KINDS])
+async def test_every_kind_is_created_with_its_own_fields_and_listed_with_its_state(
+    client: Client, fields: dict[str, Any]
+) -> None:
+    response = await client.post("/api/alerts/rules", json={"ticker": "aapl", **fields}, headers=ALICE)
+    assert response.status_code == 201, response.text
+    rule = response.json()
+    for key, value in fields.items():
+        assert rule[key] == value, key
+    bars = fields["kind"].startswith(("sma", "volume_spike"))
+    assert rule["evaluate"] == ("bar_close" if bars else fields.get("evaluate", "tick"))
+    assert (rule["session"], rule["expires_at"], rule["armed"], rule["triggers"]) == (
+        "regular",
+        None,
+        True,
+        0,
+    )
+    assert rule["state"] in ("armed", "paused")  # paused outside the regular session
+    assert rule["paused_by"] == (None if rule["state"] == "armed" else "outside_session")
+    paused = (
+        await client.patch(f"/api/alerts/rules/{rule['id']}", json={"armed": False}, headers=ALICE)
+    ).json()
+    assert (paused["state"], paused["paused_by"], paused["armed"]) == ("paused", "user", False)
+    resumed = (await client.patch(f"/api/alerts/rules/{rule['id']}", json={"armed": True, "session": "any"},
+                                  headers=ALICE)).json()  # fmt: skip
+    assert (resumed["state"], resumed["paused_by"]) == ("armed", None)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"kind": "entering_channel", "lower": 160, "upper": 140}, ["upper"]),
+        ({"kind": "entering_channel", "lower": 150, "upper": 150}, ["upper"]),
+        ({"kind": "exiting_channel", "lower": 140}, ["upper"]),
+        ({"kind": "entering_channel", "lower": 140, "upper": 160, "threshold": 150}, ["threshold"]),
+        ({"kind": "crossing", "threshold": 150, "lower": 1}, ["lower"]),
+        ({"kind": "moving_up", "threshold": 1}, ["window_seconds"]),
+        ({"kind": "moving_up", "threshold": 1, "window_seconds": 5}, ["window_seconds"]),
+        ({"kind": "moving_up", "threshold": 1, "window_seconds": 86401}, ["window_seconds"]),
+        ({"kind": "moving_up", "threshold": -1, "window_seconds": 60}, ["threshold"]),
+        ({"kind": "moving_up_percent", "threshold": 0, "window_seconds": 60}, ["threshold"]),
+        ({"kind": "sma_cross_up", "interval": "5m", "period": 1}, ["period"]),
+        ({"kind": "sma_cross_up", "interval": "5m", "period": 201}, ["period"]),
+        ({"kind": "sma_cross_up", "period": 20}, ["interval"]),
+        ({"kind": "sma_cross_up", "interval": "5m", "period": 20, "evaluate": "tick"}, ["evaluate"]),
+        ({"kind": "sma_cross_up", "interval": "2m", "period": 20}, ["interval"]),
+        ({"kind": "volume_spike", "interval": "1m", "period": 20}, ["threshold"]),
+        ({"kind": "price_above", "threshold": 150, "evaluate": "bar_close"}, ["interval"]),
+        ({"kind": "price_above", "threshold": 150, "interval": "1m"}, ["interval"]),
+        ({"kind": "price_above", "threshold": 150, "period": 3}, ["period"]),
+        ({"kind": "price_above", "threshold": 150, "session": "lunch"}, ["session"]),
+        ({"kind": "price_above", "threshold": 150, "expires_at": "2001-01-01T00:00:00Z"}, ["expires_at"]),
+        ({"kind": "price_above", "threshold": 150, "expires_at": "tomorrow"}, ["expires_at"]),
+    ],
+)
+async def test_bad_fields_of_the_new_kinds_are_named_and_write_nothing(
+    client: Client, body: dict[str, Any], expected: list[str]
+) -> None:
+    response = await client.post("/api/alerts/rules", json={"ticker": "AAPL", **body}, headers=ALICE)
+    assert response.status_code == 400, response.text
+    assert keys(response) == expected
+    assert (await client.get("/api/alerts/rules", headers=ALICE)).json()["rules"] == []
+
+
+async def test_editing_a_rule_into_another_kind_keeps_only_what_the_new_kind_uses(client: Client) -> None:
+    rule = (await client.post("/api/alerts/rules", json={"ticker": "AAPL", "kind": "moving_up", "threshold": 2,
+                                                         "window_seconds": 60}, headers=ALICE)).json()  # fmt: skip
+    path = f"/api/alerts/rules/{rule['id']}"
+    moved = await client.patch(
+        path, json={"kind": "entering_channel", "lower": 10, "upper": 20}, headers=ALICE
+    )
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["threshold"], moved.json()["window_seconds"], moved.json()["lower"]) == (
+        None,
+        None,
+        10,
+    )
+    sma = await client.patch(
+        path, json={"kind": "sma_cross_up", "interval": "1h", "period": 50}, headers=ALICE
+    )
+    assert (sma.json()["evaluate"], sma.json()["lower"], sma.json()["upper"]) == ("bar_close", None, None)
+
+
+async def test_an_expiry_shows_as_expired_once_it_passes(database_url: str) -> None:
+    clock = FrozenClock()
+    services = bootstrap(settings_for(database_url), clock=clock, run_quote_poller=False)
+    async with AsyncTestClient(create_app(services=services), base_url="http://legend.localhost") as client:
+        soon = (clock.now() + timedelta(minutes=1)).isoformat()
+        body = {**RULE, "session": "any", "expires_at": soon}
+        rule = (await client.post("/api/alerts/rules", json=body, headers=ALICE)).json()
+        assert rule["state"] == "armed" and rule["expires_at"] is not None
+        clock.advance(61)
+        path = f"/api/alerts/rules/{rule['id']}"
+        assert (await client.get(path, headers=ALICE)).json()["state"] == "expired"
+        again = await client.patch(path, json={"armed": True}, headers=ALICE)  # needs a later expiry
+        assert keys(again) == ["expires_at"]
+        later = (clock.now() + timedelta(hours=1)).isoformat()
+        armed = (await client.patch(path, json={"expires_at": later}, headers=ALICE)).json()
+        assert (armed["state"], armed["armed"]) == ("armed", True)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"kind": "crossing", "threshold": 150, "days": 31}, ["days"]),
+        ({"kind": "crossing", "threshold": 150, "days": 0}, ["days"]),
+        ({"kind": "entering_channel", "lower": 2, "upper": 1}, ["upper"]),
+        ({"kind": "crossing", "threshold": 150, "id": 4}, ["id"]),
+    ],
+)
+async def test_bad_previews_are_field_errors(
+    client: Client, body: dict[str, Any], expected: list[str]
+) -> None:
+    response = await client.post("/api/alerts/preview", json={"ticker": "AAPL", **body}, headers=ALICE)
+    assert response.status_code == 400, response.text
+    assert keys(response) == expected
+
+
+async def test_a_preview_without_stored_bars_evaluates_nothing_and_says_so(client: Client) -> None:
+    response = await client.post("/api/alerts/preview", json={**RULE, "days": 30}, headers=ALICE)
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "fires": [],
+        "evaluated": {"bars": 0, "from": None, "to": None},
+        "truncated": False,
+    }
