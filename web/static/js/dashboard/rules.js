@@ -116,7 +116,7 @@ export class AlertRules {
 
     /** Leave the rule being edited (the form's Cancel). */
     cancelEdit() {
-        this._form.edit(null, null);
+        this._form.reset();
         this._showError(this._dom.ruleError, null);
         this._render();
     }
