@@ -7,7 +7,8 @@ own browser downloads are never used. ``scripts/test.sh`` installs both, so with
 Every page is watched for console errors and uncaught exceptions during the whole test. The only
 browser messages tolerated are network ones the test itself causes: 404s from REST APIs this server
 does not have (the dashboard falls back on them), 401s from the paths a test sends refused tokens to,
-and failed connections while the test has the server down.
+400s from the paths a test sends invalid fields to, and failed connections while the test has the server
+down.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ NETWORK_FAILURE = re.compile(
 )
 NOT_FOUND = "Failed to load resource: the server responded with a status of 404"
 UNAUTHORIZED = "Failed to load resource: the server responded with a status of 401"
+BAD_REQUEST = "Failed to load resource: the server responded with a status of 400"
 
 
 def _unavailable(reason: str) -> None:
@@ -129,6 +131,7 @@ class PageWatch:
     server: DashboardServer
     missing: set[str] = field(default_factory=set)  # APIs the test pretends are not there
     refused: set[str] = field(default_factory=set)  # paths the test expects to answer 401
+    rejected: set[str] = field(default_factory=set)  # paths (and below) the test expects to answer 400
     errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     sockets: list[str] = field(default_factory=list)  # WebSocket URLs the page opened
@@ -143,6 +146,8 @@ class PageWatch:
         if text.startswith(NOT_FOUND) and _under(urlsplit(url).path, self.server.missing_apis | self.missing):
             return
         if text.startswith(UNAUTHORIZED) and urlsplit(url).path in self.refused:
+            return
+        if text.startswith(BAD_REQUEST) and _under(urlsplit(url).path, self.rejected):
             return
         self.errors.append(f"console.error: {text} ({url})")
 
@@ -185,7 +190,7 @@ def open_dashboard(browser: Browser, server: DashboardServer) -> Iterator[Callab
     """Open the dashboard (in a fresh browser context unless given one) and wait until it is live;
     ``without`` lists REST paths answered 404, as by a server without that API. ``path`` replaces the
     page address (default ``/dashboard?user_id=<random>``), ``live=False`` does not wait for the stream,
-    ``refused`` lists paths expected to answer 401.
+    ``refused`` lists paths expected to answer 401, ``rejected`` paths (and below) expected to answer 400.
 
     Every page opened this way is checked for console errors when the test ends.
     """
@@ -202,6 +207,7 @@ def open_dashboard(browser: Browser, server: DashboardServer) -> Iterator[Callab
         path: str | None = None,
         live: bool = True,
         refused: tuple[str, ...] = (),
+        rejected: tuple[str, ...] = (),
     ) -> Page:
         if context is None:  # a new browser profile: empty localStorage
             context = browser.new_context(
@@ -213,7 +219,7 @@ def open_dashboard(browser: Browser, server: DashboardServer) -> Iterator[Callab
             context.set_default_timeout(TIMEOUT_MS)
             contexts.append(context)
         page = context.new_page()
-        watch = PageWatch(server, set(without), set(refused))
+        watch = PageWatch(server, set(without), set(refused), set(rejected))
         for api in without:  # play a server that lacks this API
             page.route(f"**{api}**", lambda route: route.fulfill(status=404, json={"status_code": 404}))
         watches.append(watch)

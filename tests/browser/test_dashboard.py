@@ -255,8 +255,12 @@ def test_alert_rule_form_creates_a_rule_that_fires(
     page.evaluate("realtimeDashboard.subscribeTicker('AAPL')")
     page.fill("#rule-ticker", "aapl")
     page.select_option("#rule-kind", "price_above")
+    page.select_option(
+        "#rule-session", "any"
+    )  # a new rule watches the regular session: these tests run at any hour
     page.click("#rule-form button[type=submit]")
-    expect(page.locator("#rules-error")).to_contain_text("threshold")
+    expect(page.locator("#rule-threshold-error")).to_contain_text("Enter the price level")
+    expect(page.locator("#rule-threshold")).to_have_attribute("aria-invalid", "true")
 
     page.fill("#rule-threshold", "1")  # AAPL is above 1: the rule fires on the next price
     page.click("#rule-form button[type=submit]")
@@ -268,10 +272,10 @@ def test_alert_rule_form_creates_a_rule_that_fires(
     expect(rule).to_contain_text("Price above $1.00")
     alert = page.locator(".toast.toast-alert")
     expect(alert).to_contain_text("AAPL")
-    expect(rule).to_contain_text("fired 1×")  # the list follows the rule's state
+    expect(rule).to_contain_text("fired 1 time")  # the list follows the rule's state
 
     with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
-        rule.locator("button").click()
+        rule.get_by_role("button", name=re.compile("^Delete alert AAPL")).click()
     assert deleted.value.status == 204
     expect(rule).to_have_count(0)
     page.reload()
@@ -291,7 +295,8 @@ def test_triggers_missed_while_away_are_listed_on_return(
 
     with server.user_api(user) as api:
         api.post(
-            "/api/alerts/rules", json={"ticker": "AAPL", "kind": "price_above", "threshold": 1}
+            "/api/alerts/rules",
+            json={"ticker": "AAPL", "kind": "price_above", "threshold": 1, "session": "any"},
         ).raise_for_status()
         watcher = open_dashboard()  # someone else keeps AAPL streaming, so the rule is evaluated
         watcher.evaluate("realtimeDashboard.subscribeTicker('AAPL')")

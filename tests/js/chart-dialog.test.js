@@ -277,3 +277,79 @@ test('chart dialog: without history from the server it says so and draws the pag
     assert.equal(await reopened, true);
     assert.match(dom.chartNote.textContent, /^No history from the server \(the history answer has no bars\)/);
 });
+
+/** The markers drawn now on the candles (the plugin attached to them). */
+const marked = (lib) => {
+    const plugin = lib.attached.find((p) => p.series === candles(lib));
+    return plugin ? plugin.markers() : [];
+};
+
+test('chart dialog: marks (an alert preview) sit on the bars that hold them, appear as older bars load, and go when it closes', async () => {
+    const env = makeDialog();
+    const { dialog, lib, server, dom } = env;
+    const at = (i, seconds = 0) => T0 + i * STEP['1m'] + seconds * 1000;
+    const marks = [
+        { ms: at(7, 59), price: 107.5 }, // within bar 7: on it
+        { ms: at(2, 10), price: 102 },
+        { ms: at(-2, 30), price: 98 }, // before the first bar shown: not drawn until older bars come
+        { ms: at(60), price: 1 }, // after the last bar: never on a bar where nothing happened
+    ];
+    const shown = dialog.showMarkers('aapl', marks, 'preview alerts');
+    await settle();
+    server.requests[0].answer.resolve({ ticker: 'AAPL', interval: '1m', bars: Array.from({ length: 10 }, (_, i) => bar(i)) });
+    assert.equal(await shown, true);
+    const times = candles(lib).data().map((c) => c.time);
+    assert.deepEqual(marked(lib).map((m) => [m.time, m.price, m.position, m.shape]), [
+        [times[2], 102, 'atPriceTop', 'arrowDown'],
+        [times[7], 107.5, 'atPriceTop', 'arrowDown'],
+    ], 'in time order, each on its bar, pointing at its price');
+    assert.match(dom.chartNote.textContent, / · 4 preview alerts marked \(1 before these bars: scroll back\)$/);
+
+    // the user scrolls back: the older bars bring the earlier mark
+    lib.timeScale.scrollTo(0, 9);
+    server.requests[1].answer.resolve({ ticker: 'AAPL', interval: '1m', bars: [bar(-3), bar(-2), bar(-1)] });
+    await settle();
+    assert.deepEqual(marked(lib).map((m) => m.price), [98, 102, 107.5]);
+    assert.equal(marked(lib)[0].time, candles(lib).data()[1].time, 'bar -2');
+    assert.match(dom.chartNote.textContent, / · 4 preview alerts marked$/);
+    const older = server.requests[2]; // the view still at the left edge asks for more: there is no more
+    assert.equal(older.before, bar(-3).time);
+    older.answer.resolve({ ticker: 'AAPL', interval: '1m', bars: [] });
+    await settle();
+
+    // another interval keeps them, on its own bars
+    const switched = dialog.setInterval('5m');
+    await settle();
+    server.requests[3].answer.resolve({ ticker: 'AAPL', interval: '5m', bars: [bar(0, '5m'), bar(1, '5m')] });
+    assert.equal(await switched, '5m');
+    assert.deepEqual(marked(lib).map((m) => [m.time, m.price]), [
+        [candles(lib).data()[0].time, 102],
+        [candles(lib).data()[1].time, 107.5],
+    ]);
+
+    // closed: gone, and the chart opened again has none
+    dialog.close();
+    assert.equal(dialog.markers, null);
+    assert.deepEqual(marked(lib), []);
+    const reopened = dialog.open('AAPL');
+    await settle();
+    server.requests[4].answer.resolve({ ticker: 'AAPL', interval: '5m', bars: [bar(0, '5m'), bar(1, '5m')] });
+    await reopened;
+    assert.deepEqual(marked(lib), []);
+    assert.doesNotMatch(dom.chartNote.textContent, /marked/);
+});
+
+test('chart dialog: marks on the page prices when there are no bars, and only on the ticker they are for', async () => {
+    const env = makeDialog();
+    const { dialog, lib, server, dom } = env;
+    const shown = dialog.showMarkers('AAPL', [{ ms: T0 + 3000, price: 100.5 }, { ms: T0 - 60000, price: 99 }], 'preview alerts');
+    await settle();
+    server.requests[0].answer.reject(new Error('HTTP 404'));
+    assert.equal(await shown, true);
+    const line = lib.chart.series[0];
+    const plugin = lib.attached.find((p) => p.series === line);
+    assert.deepEqual(plugin.markers().map((m) => [m.time, m.price]), [[line.data()[0].time, 100.5]], 'on the price before it');
+    assert.match(dom.chartNote.textContent, / · 2 preview alerts marked \(1 before these prices\)$/);
+    // a ticker without a row cannot be charted: nothing is opened
+    assert.equal(await dialog.showMarkers('MSFT', [{ ms: T0 }]), false);
+});

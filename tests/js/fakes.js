@@ -374,6 +374,26 @@ function makeChartLibrary() {
             calls.push(['createChart', container, options]);
             return chart;
         },
+        /** The markers plugin: `attached` lists those not detached, with the series they mark. */
+        attached: [],
+        createSeriesMarkers(series, markers) {
+            const lib = this;
+            const plugin = {
+                series,
+                list: (markers || []).slice(),
+                setMarkers(list) {
+                    this.list = list.slice();
+                },
+                markers() {
+                    return this.list;
+                },
+                detach() {
+                    lib.attached.splice(lib.attached.indexOf(plugin), 1);
+                },
+            };
+            lib.attached.push(plugin);
+            return plugin;
+        },
     };
 }
 

@@ -207,7 +207,11 @@ export function loadLibrary(doc, url) {
 
 // ───────────────────────────── the chart ─────────────────────────────
 
-/** @typedef {{text: string, grid: string, border: string, up: string, down: string, muted: string}} ChartColors */
+/** @typedef {{text: string, grid: string, border: string, up: string, down: string, muted: string, marker: string}} ChartColors */
+/**
+ * A mark on the chart (an alert's preview fire): at the bar (or point) that holds `ms`, pointing at `price`.
+ * @typedef {{ms: number, price?: number | null, text?: string}} ChartMarker
+ */
 
 export class PriceChart {
     /**
@@ -223,7 +227,7 @@ export class PriceChart {
         this.lib = opts.library;
         this.timeZone = opts.timeZone || 'America/New_York';
         this.zoneLabel = opts.zoneLabel || '';
-        this.colors = Object.assign({ text: '#3b475c', grid: '#e2e7ef', border: '#cfd7e3', up: '#0b8a4f', down: '#d12f3a', muted: '#6a7589' }, opts.colors || {});
+        this.colors = Object.assign({ text: '#3b475c', grid: '#e2e7ef', border: '#cfd7e3', up: '#0b8a4f', down: '#d12f3a', muted: '#6a7589', marker: '#b56a00' }, opts.colors || {});
         this.localZone = opts.localZone || Intl.DateTimeFormat().resolvedOptions().timeZone;
         /** 'bars' (showBars) or 'ticks' (show) */
         this.mode = 'ticks';
@@ -242,6 +246,9 @@ export class PriceChart {
         this._candles = [];
         this._lastLineTime = null;
         this._trend = null;
+        /** @type {ChartMarker[]} the marks drawn over the series (setMarkers), kept across redraws */
+        this.markers = [];
+        this._markerPlugin = null;
 
         const shifted = (options) => new Intl.DateTimeFormat(opts.locale, Object.assign({ timeZone: 'UTC' }, options));
         this._formats = {
@@ -382,8 +389,67 @@ export class PriceChart {
         this._build();
     }
 
+    /**
+     * Mark instants on the chart (an empty list removes the marks): each at the bar or point that holds
+     * it, kept across redraws and drawn as older bars arrive; one before the first bar or after the last
+     * is not drawn (the library would put it on the nearest one, a bar where nothing happened).
+     * @param {ChartMarker[]} markers
+     */
+    setMarkers(markers) {
+        this.markers = (markers || []).filter((m) => m && Number.isFinite(m.ms)).slice().sort((a, b) => a.ms - b.ms);
+        this._applyMarkers();
+    }
+
+    /** How many marks are drawn now (those within the series shown). */
+    get markersShown() {
+        return this._markerPlugin ? this._markerPlugin.markers().length : 0;
+    }
+
+    _applyMarkers() {
+        if (!this.series) return;
+        const drawn = this._markerPoints();
+        if (!this._markerPlugin) {
+            if (!drawn.length || typeof this.lib.createSeriesMarkers !== 'function') return;
+            this._markerPlugin = this.lib.createSeriesMarkers(this.series, drawn);
+            return;
+        }
+        this._markerPlugin.setMarkers(drawn);
+    }
+
+    /** The library's markers of `this.markers`: each at the time of the series point that holds it. */
+    _markerPoints() {
+        const data = this.series.data();
+        const n = data.length;
+        if (!n || !this.markers.length) return [];
+        const last = data[n - 1].time;
+        const span = this.mode === 'bars' ? this.barSeconds : this.kind === 'candles' ? this.interval : 1;
+        const out = [];
+        for (const marker of this.markers) {
+            const time = zonedSeconds(marker.ms, this.timeZone);
+            if (time < data[0].time || time >= last + span) continue;
+            let lo = 0;
+            let hi = n - 1;
+            while (lo < hi) { // the last point at or before the mark
+                const mid = (lo + hi + 1) >> 1;
+                if (data[mid].time <= time) lo = mid;
+                else hi = mid - 1;
+            }
+            const priced = typeof marker.price === 'number' && Number.isFinite(marker.price);
+            out.push({
+                time: data[lo].time,
+                position: priced ? 'atPriceTop' : 'aboveBar',
+                price: priced ? marker.price : undefined,
+                shape: 'arrowDown',
+                color: this.colors.marker,
+                text: marker.text || '',
+            });
+        }
+        return out;
+    }
+
     destroy() {
         if (!this.chart) return;
+        this._markerPlugin = null;
         this.chart.remove();
         this.chart = null;
         this.series = null;
@@ -402,6 +468,8 @@ export class PriceChart {
 
     _build() {
         const lib = this.lib;
+        if (this._markerPlugin) this._markerPlugin.detach();
+        this._markerPlugin = null;
         if (this.series) this.chart.removeSeries(this.series);
         if (this.volume) this.chart.removeSeries(this.volume);
         this.series = null;
@@ -444,12 +512,14 @@ export class PriceChart {
                 price: this.previousClose, color: c.muted, lineWidth: 1, lineStyle: 2, axisLabelVisible: true, title: 'prev close',
             });
         }
+        this._applyMarkers();
     }
 
     _setBars() {
         const points = barPoints(this.bars, this.timeZone, this.colors);
         this.series.setData(points.candles);
         this.volume.setData(points.volumes);
+        this._applyMarkers();
     }
 
     /** The line is green above the previous close, red below (as the table's trend). */

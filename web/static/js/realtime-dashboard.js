@@ -13,6 +13,8 @@
  *   realtimeDashboard.addToWatchlist('AMD');       // what the "Add" form does (REST, then subscribe)
  *   realtimeDashboard.setSoundEnabled(true);       // what the sound button does
  *   realtimeDashboard.openChart('AAPL');           // what clicking a ticker does (price chart, then live)
+ *   realtimeDashboard.createAlertRule({ticker: 'AAPL', kind: 'crossing', threshold: '150', session: 'any'});
+ *   realtimeDashboard.previewAlertRule();          // what the rule form's Preview does (fires marked on the chart)
  *   realtimeDashboard.signIn(token);               // what the sign-in form does (JWT mode)
  *   realtimeDashboard.destroy();                   // handlers, timers and listeners removed; socket closed
  *

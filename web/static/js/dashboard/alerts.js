@@ -9,7 +9,7 @@
  * and whether the page is gone; it keeps only its pending rules refresh.
  */
 import { fmtMoney, fmtThreshold, num, parseTicker, parseTime } from './format.js';
-import { KIND_LABEL } from './rules.js';
+import { KIND_LABEL } from './rule-kinds.js';
 
 /** @typedef {import('./rest.js').Api} Api */
 /** @typedef {import('./activity.js').ActivityFeed} ActivityFeed */

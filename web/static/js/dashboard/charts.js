@@ -4,7 +4,8 @@
  * bars: the newest page of history (loadBars), older pages as the user scrolls back, then the live bar
  * (subscribeBars), at the interval chosen (1m 5m 15m 1h 1d, remembered in this browser). When the server
  * gives no history it says so and falls back on the prices the page has (recordPrice keeps them per
- * ticker), as a line or candles. An object of its own (the dashboard's `charts`): it gets its elements,
+ * ticker), as a line or candles. It can mark instants on a ticker's chart (an alert rule's preview fires,
+ * showMarkers) until the dialog closes. An object of its own (the dashboard's `charts`): it gets its elements,
  * the DOM writer, the frame batch, a way to find a ticker's row, the exchange, the two bar functions and
  * whether the page is gone; it keeps the chart, the open ticker, its bars and the choices to itself.
  */
@@ -123,6 +124,34 @@ export class ChartDialog {
         this._complete = false; // history reaches no further back
         this._olderFailure = null;
         this._generation = 0; // what is loading for; bumped on every (re)load and close
+        /** @type {{ticker: string, list: import('../price-chart.js').ChartMarker[], label: string} | null} marks on a ticker's chart */
+        this.markers = null;
+    }
+
+    /**
+     * Open the chart of `ticker` (a row on the page) with `list` marked on it (what an alert rule's preview
+     * found: `label` names them in the chart's note, e.g. 'preview alerts'); they stay until the dialog
+     * closes or another ticker's chart opens. Resolves as open().
+     * @param {unknown} raw
+     * @param {import('../price-chart.js').ChartMarker[]} list
+     * @param {string} [label]
+     */
+    showMarkers(raw, list, label) {
+        const ticker = parseTicker(raw);
+        this.markers = ticker ? { ticker, list: list.slice(), label: label || 'marks' } : null;
+        if (ticker && this.ticker === ticker && this.chart && this._dom.chartDialog.open) {
+            this._applyMarkers();
+            this._note(this._row(ticker));
+            return Promise.resolve(true);
+        }
+        return this.open(ticker);
+    }
+
+    /** The marks of the open ticker (none for another's) onto the chart. */
+    _applyMarkers() {
+        if (!this.chart) return;
+        const marks = this.markers && this.markers.ticker === this.ticker ? this.markers.list : [];
+        this.chart.setMarkers(marks);
     }
 
     /**
@@ -137,6 +166,7 @@ export class ChartDialog {
         if (!row || this._destroyed()) return false;
         const d = this._dom;
         this._stopBars();
+        if (this.markers && this.markers.ticker !== ticker) this.markers = null;
         this.ticker = ticker;
         this.mode = null;
         d.chartTitle.textContent = ticker;
@@ -179,6 +209,8 @@ export class ChartDialog {
         const dialog = this._dom && this._dom.chartDialog;
         if (dialog && dialog.open) return;
         this.ticker = null;
+        this.markers = null;
+        if (this.chart) this.chart.setMarkers([]);
         this._stopBars();
     }
 
@@ -306,6 +338,7 @@ export class ChartDialog {
         }
         if (generation !== this._generation || this._destroyed()) return false;
         const row = this._row(ticker);
+        this._applyMarkers(); // drawn with the series
         if (!page) {
             this._stopBars(); // no history: the page's prices instead
             this.mode = 'ticks';
@@ -382,6 +415,7 @@ export class ChartDialog {
             if (this._olderFailure) parts.push('older bars could not be loaded: ' + this._olderFailure);
             else if (this._complete && bars.length) parts.push('the start of its history');
             parts.push(this._live ? 'live' : 'not live (no bars channel)');
+            this._noteMarkers(parts, bars.length ? bars[0].ms : null);
         } else {
             if (this.failure) parts.push('No history from the server (' + this.failure + ')');
             const n = row ? row.times.length : 0;
@@ -392,8 +426,19 @@ export class ChartDialog {
                 if (this.kind === 'candles' && this.chart) text += ' · ' + PriceChart.intervalLabel(this.chart.interval) + ' candles';
                 parts.push(text, 'live');
             }
+            this._noteMarkers(parts, n ? row.times[0] : null);
         }
         this._writer.write(this._dom.chartNote, parts.join(' · '));
+    }
+
+    /** How many marks the chart has, and how many lie before what it shows (`first`: its first instant). */
+    _noteMarkers(parts, first) {
+        const marks = this.markers && this.markers.ticker === this.ticker ? this.markers.list : null;
+        if (!marks) return;
+        const earlier = first === null ? marks.length : marks.filter((m) => m.ms < first).length;
+        let text = marks.length + ' ' + this.markers.label + ' marked';
+        if (earlier) text += ' (' + earlier + ' before these ' + (this.mode === 'bars' ? 'bars: scroll back' : 'prices') + ')';
+        parts.push(text);
     }
 
     /** The interval buttons with bars, the line/candles buttons with prices; each shows the choice. */
@@ -413,6 +458,6 @@ export class ChartDialog {
     _colors() {
         const css = window.getComputedStyle(document.documentElement);
         const v = (name) => css.getPropertyValue(name).trim();
-        return { text: v('--text-2'), grid: v('--border'), border: v('--border-strong'), up: v('--up'), down: v('--down'), muted: v('--muted') };
+        return { text: v('--text-2'), grid: v('--border'), border: v('--border-strong'), up: v('--up'), down: v('--down'), muted: v('--muted'), marker: v('--warn') };
     }
 }

@@ -13,7 +13,9 @@
  *   alerts.js             AlertFeed (this.alerts): pattern detections and alert triggers (live, replayed
  *                         and past), what they list, notify and mark
  *   charts.js             ChartDialog (this.charts): the price chart dialog
- *   rules.js              AlertRules (this.alertRules): alert rules (REST)
+ *   rules.js              AlertRules (this.alertRules): alert rules (REST): the list, create, edit,
+ *                         pause, resume, delete, preview (marked on the chart)
+ *   rule-form.js          RuleForm (this.ruleForm): the rule form's fields, errors and session hint
  *   stats-panel.js        StatsPanel (this.statsPanel): the statistics panel
  *   sound.js              SoundAlerts (this.sound): sound alerts on or off, and the alert beep
  *   toasts.js             Toasts (this.toasts): the notifications of patterns and alert triggers
@@ -26,10 +28,11 @@ import { AlertFeed, Beeper } from './alerts.js';
 import { BARS_PAGE } from './bars.js';
 import { ChartDialog, recordPrice } from './charts.js';
 import { ConnectionStatus } from './connection-status.js';
-import { DomWriter, el, FrameBatch } from './dom.js';
+import { DomWriter, FrameBatch } from './dom.js';
 import { USER_ID_RE, exchangeZone, fmtMarketTime, parseTicker } from './format.js';
 import { Api, errorText } from './rest.js';
-import { ALERT_KINDS, AlertRules } from './rules.js';
+import { RuleForm } from './rule-form.js';
+import { AlertRules } from './rules.js';
 import { SignIn, decodeToken, safeLink, tokenFromHash } from './signin.js';
 import { SoundAlerts } from './sound.js';
 import { StatsPanel } from './stats-panel.js';
@@ -134,16 +137,21 @@ export class RealtimeDashboard {
             userId: () => this.userId,
             destroyed: destroyed,
         });
-        /** The alert rules: the list and the form. */
+        const zone = () => exchangeZone(this.status.exchange);
+        /** The alert rule form: its fields, their errors, the session hint. */
+        this.ruleForm = new RuleForm({ form: this.dom.ruleForm, listen: (target, type, fn) => this._listen(target, type, fn), zone: zone });
+        /** The alert rules: the list, and what the form does. */
         this.alertRules = new AlertRules({
             api: this.api,
+            form: this.ruleForm,
             dom: this.dom,
             frame: this.frame,
             showError: showError,
+            zone: zone,
+            showMarks: (ticker, marks) => this._showMarks(ticker, marks),
             destroyed: destroyed,
         });
         /** The Activity list. */
-        const zone = () => exchangeZone(this.status.exchange);
         this.activity = new ActivityFeed({ dom: this.dom, frame: this.frame, lastSeen: () => this.lastSeen, zone: zone });
         /** The notifications (toasts). */
         this.toasts = new Toasts({
@@ -299,7 +307,10 @@ export class RealtimeDashboard {
         on('price_update', (msg, info) => this.watchlist.onPrice(msg, info));
         on('pattern_alert', (msg, info) => this.alerts.onPattern(msg, info));
         on('alert_trigger', (msg, info) => this.alerts.onAlertTrigger(msg, info));
-        on('market_status', (msg) => this.status.onMarketStatus(msg));
+        on('market_status', (msg) => {
+            this.status.onMarketStatus(msg);
+            this.alertRules.onMarketStatus(msg);
+        });
         on('error', this._onServerError);
         on('service_status', (msg) => this.status.onServiceStatus(msg));
         on('connection', (msg) => {
@@ -329,9 +340,9 @@ export class RealtimeDashboard {
             feedEmpty: $('activity-empty'),
             away: $('activity-away'),
             ruleForm: $('rule-form'),
-            ruleTicker: $('rule-ticker'),
-            ruleKind: $('rule-kind'),
-            ruleThreshold: $('rule-threshold'),
+            rulePreview: $('rule-preview'),
+            ruleCancel: $('rule-cancel'),
+            rulePreviewNote: $('rule-preview-note'),
             ruleList: $('rule-list'),
             ruleNote: $('rules-note'),
             ruleError: $('rules-error'),
@@ -371,13 +382,7 @@ export class RealtimeDashboard {
         d.chartIntervalGroup = d.chartDialog.querySelector('.chart-intervals');
         this._renderUser(this.userId);
 
-        for (const [value, label] of ALERT_KINDS) {
-            const option = el('option', null, label);
-            option.value = value;
-            d.ruleKind.appendChild(option);
-        }
-
-        const listen = (target, type, fn) => target.addEventListener(type, fn, { signal: this._signal });
+        const listen = (target, type, fn) => this._listen(target, type, fn);
         listen(d.watchForm, 'submit', (event) => {
             event.preventDefault();
             this.watchlist.submit();
@@ -417,9 +422,17 @@ export class RealtimeDashboard {
             event.preventDefault();
             this.alertRules.submit();
         });
+        listen(d.rulePreview, 'click', () => this.previewAlertRule());
+        listen(d.ruleCancel, 'click', () => this.alertRules.cancelEdit());
         listen(d.ruleList, 'click', (event) => {
             const button = event.target.closest('button[data-rule-id]');
-            if (button) this.deleteAlertRule(button.dataset.ruleId);
+            if (!button) return;
+            const id = button.dataset.ruleId;
+            const action = button.dataset.ruleAction;
+            if (action === 'edit') this.editAlertRule(id);
+            else if (action === 'pause') this.pauseAlertRule(id);
+            else if (action === 'resume') this.resumeAlertRule(id);
+            else if (action === 'delete') this.deleteAlertRule(id);
         });
         listen(d.statsToggle, 'click', () => this.toggleStats());
         listen(d.statsClose, 'click', () => this.toggleStats(false));
@@ -523,11 +536,56 @@ export class RealtimeDashboard {
     }
 
     /**
-     * Create an alert rule ({ticker, kind, threshold}); re-arms when the price crosses back.
-     * @param {{ticker?: unknown, kind?: unknown, threshold?: unknown}} input
+     * Create an alert rule from the form's values ({ticker, kind, threshold, session, rearm, …}; by default
+     * of the regular session, firing again after the price crosses back). Resolves to {ok, rule, error}.
+     * @param {Record<string, unknown>} input
      */
     createAlertRule(input) {
         return this.alertRules.create(input);
+    }
+
+    /**
+     * Edit a rule in the form (what its Edit button does).
+     * @param {unknown} id
+     */
+    editAlertRule(id) {
+        return this.alertRules.edit(id);
+    }
+
+    /**
+     * Pause a rule (what its Pause button does).
+     * @param {unknown} id
+     */
+    pauseAlertRule(id) {
+        return this.alertRules.setArmed(id, false);
+    }
+
+    /**
+     * Resume a paused rule, or re-arm one that fired once (its Resume / Re-arm button).
+     * @param {unknown} id
+     */
+    resumeAlertRule(id) {
+        return this.alertRules.setArmed(id, true);
+    }
+
+    /**
+     * Where the rule the form describes (or `input`) would have fired over the last days, marked on its
+     * ticker's chart (what the Preview button does). Resolves to {ok, fires}.
+     * @param {Record<string, string>} [input]
+     */
+    previewAlertRule(input) {
+        return this.alertRules.preview(input);
+    }
+
+    /**
+     * Mark a preview's fires on `ticker`'s chart (a live row is shown for a ticker not on the page).
+     * @param {string} ticker
+     * @param {import('../price-chart.js').ChartMarker[]} marks
+     */
+    async _showMarks(ticker, marks) {
+        if (!marks.length) return false;
+        if (!this.watchlist.row(ticker)) this.watchlist.subscribe(ticker);
+        return this.charts.showMarkers(ticker, marks, marks.length === 1 ? 'preview alert' : 'preview alerts');
     }
 
     /**
@@ -604,6 +662,11 @@ export class RealtimeDashboard {
             off();
             client.unsubscribeBars(ticker, interval);
         };
+    }
+
+    /** Listen to `type` on `target` until the page goes (destroy()). */
+    _listen(target, type, fn) {
+        target.addEventListener(type, fn, { signal: this._signal });
     }
 
     _retrySoon() {

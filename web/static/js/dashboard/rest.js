@@ -71,6 +71,10 @@ export class Api {
         return this.request('POST', path, body);
     }
 
+    patch(path, body) {
+        return this.request('PATCH', path, body);
+    }
+
     del(path) {
         return this.request('DELETE', path);
     }

@@ -1,47 +1,60 @@
 // @ts-check
 /**
- * Legend Realtime dashboard — alert rules (GET/POST/DELETE /api/alerts/rules): the list and the form.
- * An object of its own (the dashboard's `alertRules`): it gets the REST client, its elements, the frame
- * batch, how to show an error and whether the page is gone, and keeps the rules to itself.
+ * Legend Realtime dashboard — alert rules (/api/alerts/rules): the list with each rule's state, and what
+ * the form (rule-form.js) does: create, edit (PATCH), preview (POST /api/alerts/preview, its fires marked
+ * on the ticker's chart); and pause, resume and delete from the list. An object of its own (the
+ * dashboard's `alertRules`): it gets the REST client, the form, its elements, the frame batch, how to show
+ * an error, the exchange's zone, how to mark the chart and whether the page is gone; it keeps the rules
+ * to itself.
  */
 import { el } from './dom.js';
-import { fmtThreshold, num, parseTicker } from './format.js';
+import { fmtMarketTime, fmtMoney } from './format.js';
 import { errorText } from './rest.js';
+import { describeRule, ruleBody, ruleStatus, ruleValues, serverErrors } from './rule-kinds.js';
+
+export { ALERT_KINDS, KIND_LABEL } from './rule-kinds.js';
 
 /** @typedef {import('./rest.js').Api} Api */
 /** @typedef {import('./dom.js').FrameBatch} FrameBatch */
+/** @typedef {import('./rule-form.js').RuleForm} RuleForm */
+/** @typedef {import('./rule-kinds.js').RuleValues} RuleValues */
+/** @typedef {{ok: boolean, rule?: any, error?: string, fields?: Record<string, string>}} RuleResult */
+/**
+ * Mark a preview's fires on `ticker`'s chart ({ms, price, text}); resolves once the chart shows them.
+ * @typedef {(ticker: string, marks: import('../price-chart.js').ChartMarker[]) => Promise<unknown>} ShowMarks
+ */
 
-/** @type {[string, string][]} the rule kinds of POST /api/alerts/rules, and their labels */
-export const ALERT_KINDS = [
-    ['price_above', 'Price above'],
-    ['price_below', 'Price below'],
-    ['breakout', 'Breakout above'],
-    ['breakdown', 'Breakdown below'],
-    ['change_percent_above', 'Change % above'],
-    ['change_percent_below', 'Change % below'],
-    ['volume_above', 'Volume above'],
-];
-export const KIND_LABEL = new Map(ALERT_KINDS);
+export const PREVIEW_LISTED = 3; // fires named in the preview's note (the newest)
 
 export class AlertRules {
     /**
      * @param {object} parts
-     * @param {Pick<Api, 'get' | 'post' | 'del'>} parts.api the REST client
-     * @param {Record<string, any>} parts.dom ruleNote, ruleError, ruleList, rulesEmpty, ruleTicker, ruleKind, ruleThreshold
+     * @param {Pick<Api, 'get' | 'post' | 'patch' | 'del'>} parts.api the REST client
+     * @param {Pick<RuleForm, 'read' | 'edit' | 'reset' | 'showErrors' | 'clearErrors' | 'setMarket' | 'editing'>} parts.form the rule form
+     * @param {Record<string, any>} parts.dom ruleNote, ruleError, ruleList, rulesEmpty, rulePreviewNote
      * @param {Pick<FrameBatch, 'set'>} parts.frame applies DOM changes once per frame
      * @param {(node: any, text: string | null) => void} parts.showError shows (null: hides) a form's error
+     * @param {() => string | null} parts.zone the exchange's time zone (expiry and fire times)
+     * @param {ShowMarks} parts.showMarks marks a preview's fires on the ticker's chart
      * @param {() => boolean} parts.destroyed whether the page was destroyed (answers arriving later are ignored)
      */
-    constructor({ api, dom, frame, showError, destroyed }) {
+    constructor({ api, form, dom, frame, showError, zone, showMarks, destroyed }) {
         this._api = api;
+        this._form = form;
         this._dom = dom;
         this._frame = frame;
         this._showError = showError;
+        this._zone = zone;
+        this._showMarks = showMarks;
         this._destroyed = destroyed;
         /** @type {boolean | null} whether the server has the rules API; null: not known yet */
         this.available = null;
         /** @type {Map<string, any>} id -> rule */
         this.rules = new Map();
+        /** @type {string | null} the market's status (rules pause outside their session: read again when it changes) */
+        this.marketStatus = null;
+        /** @type {any} the latest preview's answer */
+        this.lastPreview = null;
     }
 
     /** Read the user's rules again (GET /api/alerts/rules). */
@@ -79,55 +92,140 @@ export class AlertRules {
         });
     }
 
-    /** What the form's submit does: create the rule it describes, then clear the threshold. */
+    /**
+     * The market's status changed: the form's session hint follows, and the rules are read again (those
+     * waiting for their session, or held by a halt, change state).
+     * @param {any} msg a market_status message
+     */
+    onMarketStatus(msg) {
+        this._form.setMarket(msg);
+        const status = msg && typeof msg.status === 'string' ? msg.status : null;
+        const changed = this.marketStatus !== null && status !== this.marketStatus;
+        this.marketStatus = status;
+        if (changed && this.available === true && this.rules.size) this.load();
+    }
+
+    /** What the form's submit does: create the rule it describes, or save the one it edits. */
     async submit() {
-        const d = this._dom;
-        const result = await this.create({
-            ticker: d.ruleTicker.value,
-            kind: d.ruleKind.value,
-            threshold: d.ruleThreshold.value,
-        });
-        if (result.ok) {
-            d.ruleThreshold.value = '';
-        }
+        const values = this._form.read();
+        const editing = this._form.editing;
+        const result = editing === null ? await this.create(values) : await this.update(editing, values);
+        if (result.ok) this._form.reset();
+        return result;
+    }
+
+    /** Leave the rule being edited (the form's Cancel). */
+    cancelEdit() {
+        this._form.reset();
+        this._showError(this._dom.ruleError, null);
+        this._render();
     }
 
     /**
-     * Create an alert rule ({ticker, kind, threshold}); re-arms when the price crosses back.
-     * @param {{ticker?: unknown, kind?: unknown, threshold?: unknown}} input
-     * @returns {Promise<{ok: boolean, rule?: any, error?: string}>}
+     * Edit a rule of the list in the form.
+     * @param {unknown} id
+     */
+    edit(id) {
+        const key = String(id);
+        const rule = this.rules.get(key);
+        if (!rule) return false;
+        this._showError(this._dom.ruleError, null);
+        this._form.edit(key, ruleValues(rule), rule.ticker + ' ' + describeRule(rule).condition);
+        this._render();
+        return true;
+    }
+
+    /**
+     * Create an alert rule from the form's values (or some of them: {ticker, kind, threshold} is a price
+     * rule of the regular session that fires again after crossing back).
+     * @param {Partial<RuleValues> | Record<string, unknown>} input
+     * @returns {Promise<RuleResult>}
      */
     async create(input) {
-        const ticker = parseTicker(input.ticker);
-        const kind = typeof input.kind === 'string' && KIND_LABEL.has(input.kind) ? input.kind : null;
-        const threshold = num(typeof input.threshold === 'string' && input.threshold.trim() === '' ? NaN : input.threshold);
-        if (!ticker) return this._error('Enter a ticker symbol, e.g. AAPL');
-        if (!kind) return this._error('Choose a condition');
-        if (threshold === null || (!kind.startsWith('change_percent') && threshold <= 0)) {
-            return this._error('Enter a threshold' + (kind.startsWith('change_percent') ? '' : ' above zero'));
+        const { body, errors } = ruleBody(/** @type {any} */ (input));
+        if (!this._check(errors)) return this._failed(errors);
+        const res = await this._api.post('/api/alerts/rules', body);
+        if (res.status === 404 && !this._destroyed()) {
+            this._unavailable();
+            return { ok: false, error: 'Alert rules are not available on this server yet.' };
+        }
+        return this._answer(res, 'Could not create the alert');
+    }
+
+    /**
+     * Change a rule to the form's values (PATCH; the fields its kind has no use for are cleared).
+     * @param {unknown} id
+     * @param {Partial<RuleValues>} input
+     * @returns {Promise<RuleResult>}
+     */
+    async update(id, input) {
+        const { body, errors } = ruleBody(input, { full: true });
+        if (!this._check(errors)) return this._failed(errors);
+        const res = await this._api.patch('/api/alerts/rules/' + encodeURIComponent(String(id)), body);
+        return this._answer(res, 'Could not save the alert');
+    }
+
+    /**
+     * Pause (false) or resume (true) a rule: resuming one that fired with "once" arms it again.
+     * @param {unknown} id
+     * @param {boolean} armed
+     * @returns {Promise<RuleResult>}
+     */
+    async setArmed(id, armed) {
+        const key = String(id);
+        const res = await this._api.patch('/api/alerts/rules/' + encodeURIComponent(key), { armed: !!armed });
+        if (this._destroyed()) return { ok: false };
+        if (!res.ok) {
+            const { fields, other } = serverErrors(res);
+            const text = other.concat(Object.values(fields)).join('; ') || errorText(res, 'Could not ' + (armed ? 'resume' : 'pause') + ' the alert');
+            this._showError(this._dom.ruleError, text);
+            if (res.status === 404) await this.load();
+            return { ok: false, error: text };
         }
         this._showError(this._dom.ruleError, null);
-        const res = await this._api.post('/api/alerts/rules', { ticker: ticker, kind: kind, threshold: threshold, rearm: 'recross' });
-        if (this._destroyed()) return { ok: false };
-        if (res.status === 404) {
-            this._unavailable();
-            return { ok: false };
-        }
-        if (!res.ok) return this._error(errorText(res, 'Could not create the alert'));
-        this.available = true;
-        this._showNote(null);
-        if (res.data && res.data.id !== undefined && res.data.id !== null) {
-            this.rules.set(String(res.data.id), res.data);
-            this._render();
-        } else {
-            await this.load();
-        }
+        this._store(res.data);
         return { ok: true, rule: res.data };
     }
 
-    _error(text) {
-        this._showError(this._dom.ruleError, text);
-        return { ok: false, error: text };
+    /** Errors found before asking the server: shown next to their fields. Returns whether there were none. */
+    _check(errors) {
+        const rest = this._form.showErrors(errors);
+        this._showError(this._dom.ruleError, rest.length ? rest.join('; ') : null);
+        return Object.keys(errors).length === 0;
+    }
+
+    /** @returns {RuleResult} */
+    _failed(errors) {
+        return { ok: false, error: Object.values(errors).join('; '), fields: errors };
+    }
+
+    /**
+     * The server's answer to a create or a save: the rule listed, or its errors next to their fields.
+     * @returns {Promise<RuleResult>}
+     */
+    async _answer(res, fallback) {
+        if (this._destroyed()) return { ok: false };
+        if (!res.ok) {
+            const { fields, other } = serverErrors(res);
+            const rest = this._form.showErrors(fields).concat(other);
+            const text = rest.length ? rest.join('; ') : Object.keys(fields).length ? null : errorText(res, fallback);
+            this._showError(this._dom.ruleError, text);
+            if (res.status === 404) await this.load(); // the rule is gone (deleted elsewhere)
+            return { ok: false, error: text || Object.values(fields).join('; '), fields };
+        }
+        this.available = true;
+        this._showNote(null);
+        this._showError(this._dom.ruleError, null);
+        if (!this._store(res.data)) await this.load();
+        return { ok: true, rule: res.data };
+    }
+
+    /** Keep (and show) a rule the server answered with; false when the answer is not one. */
+    _store(rule) {
+        if (!rule || rule.id === undefined || rule.id === null) return false;
+        this.rules.set(String(rule.id), rule);
+        this._render();
+        return true;
     }
 
     /**
@@ -138,6 +236,7 @@ export class AlertRules {
         const key = String(id);
         const rule = this.rules.get(key);
         this.rules.delete(key);
+        if (this._form.editing === key) this._form.edit(null, null);
         this._render();
         const res = await this._api.del('/api/alerts/rules/' + encodeURIComponent(key));
         if (this._destroyed()) return { ok: false };
@@ -148,26 +247,105 @@ export class AlertRules {
         return { ok: false };
     }
 
+    /**
+     * Where the rule the form describes would have fired over the last `days` (POST /api/alerts/preview):
+     * said under the form, and marked on the ticker's chart. Resolves to {ok, fires}.
+     * @param {Partial<RuleValues>} [input] the form's values when not given
+     * @returns {Promise<{ok: boolean, fires?: any[], error?: string, fields?: Record<string, string>}>}
+     */
+    async preview(input) {
+        const values = input || this._form.read();
+        const { body, errors } = ruleBody(values, { days: true });
+        this._previewNote(null);
+        if (!this._check(errors)) return this._failed(errors);
+        const res = await this._api.post('/api/alerts/preview', body);
+        if (this._destroyed()) return { ok: false };
+        if (res.status === 404 || res.status === 405) {
+            const text = 'Preview is not available on this server yet.';
+            this._previewNote(text);
+            return { ok: false, error: text };
+        }
+        if (!res.ok) {
+            const { fields, other } = serverErrors(res);
+            const rest = this._form.showErrors(fields).concat(other);
+            const text = rest.length ? rest.join('; ') : Object.keys(fields).length ? null : errorText(res, 'Could not preview the alert');
+            this._showError(this._dom.ruleError, text);
+            return { ok: false, error: text || Object.values(fields).join('; '), fields };
+        }
+        const data = res.data && typeof res.data === 'object' ? res.data : {};
+        const fires = (Array.isArray(data.fires) ? data.fires : [])
+            .map((f) => ({ ms: f && typeof f.at === 'string' ? Date.parse(f.at) : NaN, price: f && typeof f.price === 'number' ? f.price : null, message: f && f.message ? String(f.message) : '' }))
+            .filter((f) => Number.isFinite(f.ms))
+            .sort((a, b) => a.ms - b.ms);
+        this.lastPreview = { ticker: body.ticker, days: body.days, fires, evaluated: data.evaluated || null };
+        this._previewNote(this._previewText(body.days, fires, data.evaluated));
+        await this._showMarks(body.ticker, fires.map((f) => ({ ms: f.ms, price: f.price, text: '' })));
+        return { ok: true, fires };
+    }
+
+    /** "Would have fired 3 times in the last 5 days (1,950 bars): Dec 3, 10:31 AM ET at $151.20; …". */
+    _previewText(days, fires, evaluated) {
+        const period = days === 1 ? 'the last day' : 'the last ' + days + ' days';
+        const bars = evaluated && typeof evaluated.bars === 'number' ? ' (' + evaluated.bars.toLocaleString() + ' bars)' : '';
+        if (!fires.length) return 'Would not have fired in ' + period + bars + '.';
+        const zone = this._zone();
+        const listed = fires.slice(-PREVIEW_LISTED).reverse()
+            .map((f) => fmtMarketTime(new Date(f.ms), zone) + (f.price === null ? '' : ' at ' + fmtMoney(f.price)));
+        const more = fires.length > PREVIEW_LISTED ? '; …' : '';
+        return 'Would have fired ' + fires.length + (fires.length === 1 ? ' time' : ' times') + ' in ' + period + bars
+            + ' (marked on the chart). Latest: ' + listed.join('; ') + more + '.';
+    }
+
+    _previewNote(text) {
+        const node = this._dom.rulePreviewNote;
+        this._frame.set(node, () => {
+            node.hidden = !text;
+            node.textContent = text || '';
+        });
+    }
+
     _render() {
         this._frame.set('rules', () => {
             const list = this._dom.ruleList;
+            const zone = this._zone();
             list.replaceChildren();
             this._dom.rulesEmpty.hidden = this.rules.size > 0 || this.available !== true;
             for (const [id, rule] of this.rules) {
-                const kind = rule.kind || rule.alert_type;
+                const { condition, details } = describeRule(rule, zone);
+                const status = ruleStatus(rule);
+                const name = rule.ticker + ' ' + condition;
                 const li = el('li', 'rule');
+                li.dataset.ruleId = id;
+                li.dataset.state = status.state;
+                if (this._form.editing === id) li.setAttribute('aria-current', 'true');
+                const main = el('div', 'rule-main');
                 const text = el('div', 'rule-text');
-                text.appendChild(el('span', 'rule-ticker', rule.ticker));
-                text.appendChild(el('span', 'rule-cond', (KIND_LABEL.get(kind) || kind) + ' ' + fmtThreshold(kind, rule.threshold)));
-                if (rule.armed === false) text.appendChild(el('span', 'tag', 'disarmed'));
-                else if (num(rule.triggers) > 0) text.appendChild(el('span', 'tag', 'fired ' + rule.triggers + '×'));
-                const del = el('button', 'icon-btn', '×');
-                del.type = 'button';
-                del.dataset.ruleId = id;
-                del.setAttribute('aria-label', 'Delete alert ' + rule.ticker + ' ' + (KIND_LABEL.get(kind) || kind));
-                li.append(text, del);
+                text.append(el('span', 'rule-ticker', rule.ticker), el('span', 'rule-cond', condition));
+                const tags = el('div', 'rule-tags');
+                const state = el('span', 'tag tag-state', status.state === 'fired' && status.fired ? status.fired : status.text);
+                state.dataset.state = status.state;
+                tags.appendChild(state);
+                if (status.fired && status.state !== 'fired') tags.appendChild(el('span', 'tag tag-fired', status.fired));
+                main.append(text, el('div', 'rule-details', details), tags);
+                const buttons = el('div', 'rule-buttons');
+                buttons.appendChild(this._button(id, 'edit', 'Edit', 'Edit alert ' + name));
+                if (status.action === 'pause') buttons.appendChild(this._button(id, 'pause', 'Pause', 'Pause alert ' + name));
+                if (status.action === 'resume') buttons.appendChild(this._button(id, 'resume', status.state === 'fired' ? 'Re-arm' : 'Resume', (status.state === 'fired' ? 'Re-arm' : 'Resume') + ' alert ' + name));
+                const del = this._button(id, 'delete', '×', 'Delete alert ' + name);
+                del.className = 'icon-btn';
+                buttons.appendChild(del);
+                li.append(main, buttons);
                 list.appendChild(li);
             }
         });
+    }
+
+    _button(id, action, text, label) {
+        const button = el('button', 'btn btn-ghost btn-mini', text);
+        button.type = 'button';
+        button.dataset.ruleId = id;
+        button.dataset.ruleAction = action;
+        button.setAttribute('aria-label', label);
+        return button;
     }
 }
