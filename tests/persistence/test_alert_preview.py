@@ -43,7 +43,7 @@ SPECS = [
         upper=3082.0,
         rearm=Rearm.RECROSS,
         session=Session.ANY,
-    ),  # fmt: skip
+    ),
     RuleSpec(
         ticker="SPX",
         kind=AlertKind.MOVING_DOWN,
@@ -51,7 +51,7 @@ SPECS = [
         window_seconds=600,
         rearm=Rearm.RECROSS,
         session=Session.ANY,
-    ),  # fmt: skip
+    ),
     RuleSpec(
         ticker="SPX",
         kind=AlertKind.MOVING_UP_PERCENT,
@@ -59,7 +59,7 @@ SPECS = [
         window_seconds=900,
         rearm=Rearm.RECROSS,
         session=Session.ANY,
-    ),  # fmt: skip
+    ),
     RuleSpec(
         ticker="SPX",
         kind=AlertKind.SMA_CROSS_UP,
@@ -67,7 +67,7 @@ SPECS = [
         period=6,
         rearm=Rearm.RECROSS,
         session=Session.ANY,
-    ),  # fmt: skip
+    ),
     RuleSpec(
         ticker="SPX",
         kind=AlertKind.SMA_CROSS_DOWN,
@@ -75,7 +75,7 @@ SPECS = [
         period=20,
         rearm=Rearm.RECROSS,
         session=Session.ANY,
-    ),  # fmt: skip
+    ),
     RuleSpec(
         ticker="SPX",
         kind=AlertKind.PRICE_ABOVE,
@@ -84,7 +84,7 @@ SPECS = [
         interval="15m",
         rearm=Rearm.RECROSS,
         session=Session.ANY,
-    ),  # fmt: skip
+    ),
     RuleSpec(
         ticker="SPX",
         kind=AlertKind.VOLUME_SPIKE,
@@ -93,7 +93,7 @@ SPECS = [
         period=4,
         rearm=Rearm.RECROSS,
         session=Session.ANY,
-    ),  # fmt: skip
+    ),
 ]
 
 

@@ -363,8 +363,11 @@ async def test_every_kind_is_created_with_its_own_fields_and_listed_with_its_sta
         await client.patch(f"/api/alerts/rules/{rule['id']}", json={"armed": False}, headers=ALICE)
     ).json()
     assert (paused["state"], paused["paused_by"], paused["armed"]) == ("paused", "user", False)
-    resumed = (await client.patch(f"/api/alerts/rules/{rule['id']}", json={"armed": True, "session": "any"},
-                                  headers=ALICE)).json()  # fmt: skip
+    resumed = (
+        await client.patch(
+            f"/api/alerts/rules/{rule['id']}", json={"armed": True, "session": "any"}, headers=ALICE
+        )
+    ).json()
     assert (resumed["state"], resumed["paused_by"]) == ("armed", None)
 
 
@@ -405,8 +408,13 @@ async def test_bad_fields_of_the_new_kinds_are_named_and_write_nothing(
 
 
 async def test_editing_a_rule_into_another_kind_keeps_only_what_the_new_kind_uses(client: Client) -> None:
-    rule = (await client.post("/api/alerts/rules", json={"ticker": "AAPL", "kind": "moving_up", "threshold": 2,
-                                                         "window_seconds": 60}, headers=ALICE)).json()  # fmt: skip
+    rule = (
+        await client.post(
+            "/api/alerts/rules",
+            json={"ticker": "AAPL", "kind": "moving_up", "threshold": 2, "window_seconds": 60},
+            headers=ALICE,
+        )
+    ).json()
     path = f"/api/alerts/rules/{rule['id']}"
     moved = await client.patch(
         path, json={"kind": "entering_channel", "lower": 10, "upper": 20}, headers=ALICE

@@ -31,8 +31,16 @@ def rule(rule_id: int, kind: AlertKind, threshold: float | None = None, **fields
     spec = KINDS[kind]
     if spec.bars:
         fields.setdefault("evaluate", Evaluate.BAR_CLOSE)
-    return AlertRule(id=rule_id, user_id="alice", ticker="AAPL", kind=kind, threshold=threshold,
-                     created_at=T0, updated_at=T0, **fields)  # type: ignore[arg-type]  # fmt: skip
+    return AlertRule(
+        id=rule_id,
+        user_id="alice",
+        ticker="AAPL",
+        kind=kind,
+        threshold=threshold,
+        created_at=T0,
+        updated_at=T0,
+        **fields,
+    )  # type: ignore[arg-type]
 
 
 class Feed:
@@ -42,8 +50,16 @@ class Feed:
         self.index = RuleIndex(rules, AlertFeatures())
         self.at = T0
 
-    def tick(self, price: float, seconds: float = 1.0, *, volume: float = 0.0, phase: Phase = "regular",
-             halted: bool = False, at: datetime | None = None) -> list[str]:  # fmt: skip
+    def tick(
+        self,
+        price: float,
+        seconds: float = 1.0,
+        *,
+        volume: float = 0.0,
+        phase: Phase = "regular",
+        halted: bool = False,
+        at: datetime | None = None,
+    ) -> list[str]:
         self.at = at if at is not None else self.at + timedelta(seconds=seconds)
         self.index.features.observe("AAPL", TICK, self.at.timestamp(), price)
         return self._run(Observation("AAPL", price, 0.0, volume, self.at, TICK, phase, halted))
