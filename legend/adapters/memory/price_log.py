@@ -9,10 +9,9 @@ import asyncio
 import secrets
 from collections import deque
 from collections.abc import Awaitable
-from typing import Literal
 
 from legend.ports.clock import Clock
-from legend.ports.price_log import LogEntry, LogRead
+from legend.ports.price_log import LogEntry, LogKind, LogRead
 from legend.runtime.events import set_within
 
 
@@ -27,7 +26,7 @@ class MemoryPriceLog:
         self._appended = 0
         self._appended_event = asyncio.Event()
 
-    def append(self, kind: Literal["price", "rule"], data: str) -> Awaitable[None] | None:
+    def append(self, kind: LogKind, data: str) -> Awaitable[None] | None:
         self._appended += 1
         at = self._clock.now().timestamp()
         self._entries.append(LogEntry(str(self._appended), at, kind, data))

@@ -1,7 +1,7 @@
 """The price log on Redis: the stream ``{prefix}price-log``, trimmed to about ``alerts.log_size`` entries.
 
-The publish script appends every price to it in the step that sequences the price; rule changes are
-appended here. Alert evaluation and bar building each read it with XREAD and store their position (an
+The publish script appends every price and market status to it in the step that sequences the message;
+rule changes are appended here. Alert evaluation and bar building each read it with XREAD and store their position (an
 entry id) in the database.
 """
 

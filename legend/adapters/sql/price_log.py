@@ -1,7 +1,7 @@
 """The single server's price log, in its database: durable before a publish is answered, in group commits.
 
-The in-memory backplane appends every price (and the alerting service every rule change) here before it
-sequences and delivers the price; the publish waits until the entry is committed. Appends that arrive
+The in-memory backplane appends every price and market status (and the alerting service every rule
+change) here before it sequences and delivers the message; the publish waits until the entry is committed. Appends that arrive
 while a commit is under way wait together and share the next one (group commit): a burst of concurrent
 publishes costs one transaction per round, not one each. Entries get gapless, increasing ids in append
 order, given when their commit starts (a failed commit gives them again); alert evaluation reads them after
@@ -30,7 +30,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable
-from typing import Literal
 
 from sqlalchemy import select
 
@@ -40,7 +39,7 @@ from legend.adapters.sql.price_log_stores import FileStore, LogStore, TableStore
 from legend.adapters.sql.tables import alert_log_positions
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
-from legend.ports.price_log import LogEntry, LogRead
+from legend.ports.price_log import LogEntry, LogKind, LogRead
 from legend.runtime.events import set_within
 
 log = logging.getLogger("legend.alerts")
@@ -50,7 +49,7 @@ TAIL = 10_000  # committed entries also kept in memory, for evaluation that keep
 TRIM_SECONDS = 1.0  # evaluated entries are deleted at most this often (with the next append)
 STOP_SECONDS = 5.0  # how long stopping waits for the commit under way
 
-_Pending = tuple[float, Literal["price", "rule"], str, "asyncio.Future[None]"]
+_Pending = tuple[float, LogKind, str, "asyncio.Future[None]"]
 
 
 class SqlPriceLog:
@@ -96,7 +95,7 @@ class SqlPriceLog:
 
     # ───────────── appending ─────────────
 
-    def append(self, kind: Literal["price", "rule"], data: str) -> Awaitable[None]:
+    def append(self, kind: LogKind, data: str) -> Awaitable[None]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append((self._clock.now().timestamp(), kind, data, future))
