@@ -48,6 +48,19 @@ class PriceLog(Protocol):
         to ``wait`` seconds for the first; raises BackplaneUnavailable."""
         ...
 
+    async def read_back(self, until: str | None, since: float, limit: int) -> LogRead:
+        """The entries appended at or after epoch second ``since`` up to and including position ``until``
+        (None: the newest), oldest first; when more than ``limit`` qualify, the newest ``limit`` of them.
+        For a reader about to continue from ``until`` that wants what came just before it (alert
+        evaluation warming up at a takeover).
+
+        ``missed`` when the log no longer reaches back to ``since``: entries were trimmed and the oldest
+        one left was appended at or after ``since``, so some since then may be gone and the caller did not
+        get everything. (A ``limit`` that cut the answer short is not ``missed``: ``limit`` entries came.)
+        Raises ValueError for a position that is not of this log's form or a ``limit`` below 1, and
+        BackplaneUnavailable."""
+        ...
+
     async def end(self) -> str:
         """The position of the newest entry (or of the start, when empty); raises BackplaneUnavailable."""
         ...

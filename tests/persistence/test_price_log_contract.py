@@ -22,13 +22,14 @@ from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.memory.price_log import MemoryPriceLog
 from legend.adapters.redis import RedisBackplane
 from legend.adapters.sql import Database
+from legend.adapters.sql import price_log as sql_price_log
 from legend.adapters.sql.price_log import SqlPriceLog
 from legend.domain.channels import ChannelRegistry
 from legend.domain.inputs import MarketStatusInput, PatternInput, PriceInput
 from legend.domain.market import MarketState
 from legend.domain.stats import Counters
 from legend.ports.backplane import Backplane, Outgoing
-from legend.ports.price_log import LogEntry, PriceLog
+from legend.ports.price_log import LogEntry, LogRead, PriceLog
 from legend.services.streaming.publisher import Publisher
 from legend.settings import RedisSettings
 from tests.contract.conftest import eventually
@@ -185,3 +186,81 @@ async def test_an_external_programs_market_status_enters_the_redis_log_once(redi
     entries = await first.entries()
     assert [e.kind for e in entries] == ["price", "status", "price"]
     assert (body(entries[1])["status"], body(entries[1])["channel"]) == ("halted", "market_status")
+
+
+# ───────────── reading back by time ─────────────
+
+
+async def filled(subject: Subject, count: int) -> list[str]:
+    """Append ``count`` entries of every kind, each in a millisecond of its own (Redis's ids are the
+    server's milliseconds); the position of each, in order."""
+    positions = []
+    for n in range(count):
+        if n % 4 == 1:
+            await subject.status("halted" if n % 8 == 1 else "open")
+        elif n % 4 == 2:
+            await subject.log.note_rule_change(n)
+        else:
+            await subject.price(100.0 + n)
+        positions.append(await subject.log.end())
+        await asyncio.sleep(0.003)
+    return positions
+
+
+async def test_read_back_gives_what_came_since_a_time_up_to_a_position_oldest_first(logs: Logs) -> None:
+    subject = await logs.make()
+    back = subject.log.read_back
+    assert await back(None, 0.0, 10) == LogRead([])  # an empty log
+    await filled(subject, 8)
+    entries = await subject.entries()
+    assert [e.kind for e in entries] == ["price", "status", "rule", "price"] * 2
+    assert await back(None, 0.0, 100) == LogRead(entries)
+    assert await back(None, entries[3].at, 100) == LogRead(entries[3:])  # appended at ``since``: in
+    between = (entries[2].at + entries[3].at) / 2
+    assert await back(None, between, 100) == LogRead(entries[3:])
+    assert await back(entries[5].id, 0.0, 100) == LogRead(entries[:6])  # up to and with ``until``
+    assert await back(entries[5].id, entries[3].at, 100) == LogRead(entries[3:6])
+    assert await back(entries[0].id, entries[1].at, 100) == LogRead([])
+    assert await back(None, entries[-1].at + 1.0, 100) == LogRead([])
+
+
+async def test_read_back_past_its_limit_gives_the_newest(logs: Logs) -> None:
+    subject = await logs.make()
+    await filled(subject, 8)
+    entries = await subject.entries()
+    back = subject.log.read_back
+    assert await back(None, 0.0, 3) == LogRead(entries[-3:])
+    assert await back(entries[4].id, 0.0, 2) == LogRead(entries[3:5])
+    assert await back(entries[4].id, entries[4].at, 2) == LogRead(entries[4:5])
+    assert await back(None, 0.0, 1) == LogRead(entries[-1:])
+
+
+async def test_read_back_on_a_trimmed_log_says_when_it_no_longer_reaches_back(
+    logs: Logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database's log also keeps its newest entries in memory, trimmed or not: fewer than it stores
+    # here, so that what the table lost shows (tests/persistence/test_price_log.py reads the tail).
+    monkeypatch.setattr(sql_price_log, "TAIL", 3)
+    subject = await logs.make(log_size=5)
+    positions = await filled(subject, 12)
+    kept = await subject.entries()
+    assert [e.id for e in kept] == positions[-5:]  # the log keeps its newest five
+    back = subject.log.read_back
+    assert await back(None, 0.0, 100) == LogRead(kept, missed=True)  # what came since 0 is partly gone
+    assert await back(None, 0.0, 2) == LogRead(kept[-2:], missed=True)
+    assert await back(positions[0], 0.0, 100) == LogRead([], missed=True)  # a position trimmed away
+    # at the oldest entry left, a trimmed one may have shared its instant: the log cannot tell
+    assert (await back(None, kept[0].at, 100)).missed
+    assert await back(None, kept[1].at, 100) == LogRead(kept[1:])  # all of it still there
+    assert await back(kept[3].id, kept[1].at, 100) == LogRead(kept[1:4])
+
+
+async def test_read_back_refuses_what_is_not_a_position_or_a_limit(logs: Logs) -> None:
+    subject = await logs.make()
+    await subject.price(100.0)
+    for position in ("x", "1-2-3", "", " 1", "-1"):
+        with pytest.raises(ValueError, match="not a position"):
+            await subject.log.read_back(position, 0.0, 10)
+    with pytest.raises(ValueError, match="limit"):
+        await subject.log.read_back(None, 0.0, 0)
+    assert len((await subject.log.read_back(None, 0.0, 10)).entries) == 1

@@ -10,6 +10,7 @@ import secrets
 from collections import deque
 from collections.abc import Awaitable
 
+from legend.adapters.price_log_reads import check_limit, newest_since, numbered_position, reaches_back
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, LogKind, LogRead
 from legend.runtime.events import set_within
@@ -52,6 +53,14 @@ class MemoryPriceLog:
             [entries[i] for i in range(start, min(len(entries), start + count))],
             missed=position + 1 < oldest,
         )
+
+    async def read_back(self, until: str | None, since: float, limit: int) -> LogRead:
+        check_limit(limit)
+        newest = None if until is None else numbered_position(until)
+        entries = self._entries
+        found = newest_since(entries, newest, since, limit)
+        trimmed = self._appended > len(entries)
+        return LogRead(found, missed=not reaches_back(trimmed, entries[0].at if entries else None, since))
 
     async def end(self) -> str:
         return str(self._appended)

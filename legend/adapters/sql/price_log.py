@@ -33,6 +33,7 @@ from collections.abc import Awaitable
 
 from sqlalchemy import select
 
+from legend.adapters.price_log_reads import check_limit, newest_since, numbered_position, reaches_back
 from legend.adapters.sql.bars import POSITION_PREFIX as BAR_POSITION_PREFIX
 from legend.adapters.sql.database import Database
 from legend.adapters.sql.price_log_stores import FileStore, LogStore, TableStore
@@ -216,6 +217,21 @@ class SqlPriceLog:
     async def _stored_after(self, position: int, count: int) -> list[LogEntry]:
         rows = await self.store.after(position, count)
         return [LogEntry(str(i), at, kind, data) for i, at, kind, data in rows]  # type: ignore[arg-type]
+
+    async def read_back(self, until: str | None, since: float, limit: int) -> LogRead:
+        check_limit(limit)
+        newest = None if until is None else numbered_position(until)
+        await self._sync()
+        tail = self._tail  # ids start at 1 and are gapless: a first id past 1 means trimmed before it
+        if tail and reaches_back(int(tail[0].id) > 1, tail[0].at, since):
+            return LogRead(newest_since(tail, newest, since, limit))  # all in memory (the usual case)
+        rows, oldest = await self.store.back(newest, since, limit)
+        if tail and (oldest is None or oldest[0] > int(tail[0].id)):  # trimmed past the tail: it has more
+            return LogRead(newest_since(tail, newest, since, limit), missed=True)
+        entries = [LogEntry(str(i), at, kind, data) for i, at, kind, data in rows]  # type: ignore[arg-type]
+        trimmed = oldest[0] > 1 if oldest is not None else self._next > 1
+        oldest_at = oldest[1] if oldest is not None else None
+        return LogRead(entries, missed=not reaches_back(trimmed, oldest_at, since))
 
     async def end(self) -> str:
         await self._sync()
