@@ -212,6 +212,7 @@ async def test_read_back_takes_what_the_table_trimmed_from_memory_and_says_so_af
     again = await started(database, clock)
     assert await again.read_back(None, 0.0, 10) == LogRead(everything[5:], missed=True)
     assert await again.read_back("5", 0.0, 10) == LogRead([], missed=True)
+    assert await again.read_back("9" * 20, 0.0, 10) == LogRead(everything[5:], missed=True)  # past any id
     clock.advance(1.0)
     await again.append("price", "7")  # in memory from here on
     await repository.record_changes([], "a", clock.now(), PositionMove(log.name, "5", "7"))

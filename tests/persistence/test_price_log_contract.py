@@ -263,4 +263,9 @@ async def test_read_back_refuses_what_is_not_a_position_or_a_limit(logs: Logs) -
             await subject.log.read_back(position, 0.0, 10)
     with pytest.raises(ValueError, match="limit"):
         await subject.log.read_back(None, 0.0, 0)
-    assert len((await subject.log.read_back(None, 0.0, 10)).entries) == 1
+    [entry] = (await subject.log.read_back(None, 0.0, 10)).entries
+    huge = "9" * 20 if logs.kind != "redis" else f"{2**64 - 1}-{2**64 - 1}"  # past any entry: up to all
+    assert await subject.log.read_back(huge, 0.0, 10) == LogRead([entry])
+    if logs.kind == "redis":
+        with pytest.raises(ValueError, match="not a position"):
+            await subject.log.read_back(f"{2**64}-0", 0.0, 10)

@@ -1,8 +1,8 @@
 """The price log on Redis: the stream ``{prefix}price-log``, trimmed to about ``alerts.log_size`` entries.
 
 The publish script appends every price and market status to it in the step that sequences the message;
-rule changes are appended here. Alert evaluation and bar building each read it with XREAD and store their position (an
-entry id) in the database.
+rule changes are appended here. Alert evaluation and bar building each read it with XREAD and store their
+position (an entry id) in the database.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class RedisPriceLog:
         milliseconds), with the stream's first entry and count of entries ever added read in the same
         transaction: it was trimmed when fewer are left than were added."""
         check_limit(limit)
-        if until is not None and not _ENTRY_ID.fullmatch(until):
+        if until is not None and not _is_entry_id(until):
             raise ValueError(f"not a position of this price log: {until!r}")
         start = f"{max(0, math.floor(since * 1000))}-0"
 
@@ -119,7 +119,13 @@ class RedisPriceLog:
         )
 
 
-_ENTRY_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")  # a stream entry id: ms, or ms-seq
+_ENTRY_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")  # a stream entry id: ms, or ms-seq
+
+
+def _is_entry_id(position: str) -> bool:
+    """Whether Redis takes ``position`` as an entry id (each part a 64-bit unsigned number)."""
+    match = _ENTRY_ID.fullmatch(position)
+    return match is not None and all(int(part or 0) < 2**64 for part in match.groups())
 
 
 def _entry_order(entry_id: str) -> tuple[int, int]:

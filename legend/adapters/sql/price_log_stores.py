@@ -83,7 +83,7 @@ class TableStore:
 
     async def back(self, until: int | None, since: float, limit: int) -> Back:
         c = alert_price_log.c
-        newest = _NEWEST_ID if until is None else until
+        newest = _NEWEST_ID if until is None else min(until, _NEWEST_ID)
         query = (
             select(c.id, c.at, c.kind, c.data)
             .where(c.id <= newest, c.at >= since)
@@ -172,7 +172,7 @@ class FileStore:
         return await self._run(read)
 
     async def back(self, until: int | None, since: float, limit: int) -> Back:
-        newest = _NEWEST_ID if until is None else until
+        newest = _NEWEST_ID if until is None else min(until, _NEWEST_ID)
 
         def read(connection: sqlite3.Connection) -> Back:
             rows = [
