@@ -10,6 +10,7 @@ the part of the third that alert evaluation and bar building decode from the pri
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 import msgspec
 
@@ -18,11 +19,20 @@ from legend.domain.messages import PriceUpdate
 from legend.domain.quotes import Quote
 from legend.domain.timefmt import from_epoch, iso
 
+MARKET_STATUS_STREAM = "market_status"  # the built-in channel's one stream
 
-def enters_price_log(kind: str) -> bool:
-    """Whether a published message of type ``kind`` enters the price log that alert evaluation reads:
-    every ``price_update``, whoever published it (backplanes append it in the step that sequences it)."""
-    return kind == "price_update"
+
+def price_log_kind(message_type: str, stream: str) -> Literal["price", "status"] | None:
+    """What a message of type ``message_type`` published on ``stream`` enters the price log as (None: it
+    does not), whoever published it: every ``price_update`` a price; a ``market_status`` on the
+    ``market_status`` stream a status (a halt holds every rule; one a plugin sends on a stream of its own
+    holds nothing). Backplanes append it in the step that sequences it, so readers see it between the
+    right two prices."""
+    if message_type == "price_update":
+        return "price"
+    if message_type == "market_status" and stream == MARKET_STATUS_STREAM:
+        return "status"
+    return None
 
 
 def price_update(data: PriceInput | Quote, now: datetime, stream: str) -> PriceUpdate:

@@ -15,6 +15,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
 
+LogKind = Literal["price", "rule", "status"]
+
 
 class LogEntry(msgspec.Struct, frozen=True):
     """One entry: a price (``data`` is its wire text), a rule change (``data`` is the rule id) or a market
@@ -22,12 +24,12 @@ class LogEntry(msgspec.Struct, frozen=True):
 
     id: str  # the position of the entry: opaque, ordered within one log
     at: float  # epoch seconds when the entry was appended (the log's clock)
-    kind: Literal["price", "rule", "status"]
+    kind: LogKind
     data: str
 
 
 class LogRead(msgspec.Struct, frozen=True):
-    """What a read returned; ``missed`` when entries after the given position were already trimmed."""
+    """What a read returned; ``missed`` when entries the read asked for were already trimmed."""
 
     entries: list[LogEntry]
     missed: bool = False
@@ -35,7 +37,8 @@ class LogRead(msgspec.Struct, frozen=True):
 
 @runtime_checkable
 class PriceLog(Protocol):
-    """The ordered, bounded log of prices and rule changes that alert evaluation consumes."""
+    """The ordered, bounded log of prices, rule changes and market statuses that alert evaluation
+    consumes."""
 
     name: str  # positions belong to one log: a position saved for another name is not valid here
     durable: bool  # outlives this process (Redis): positions are worth storing
@@ -43,6 +46,19 @@ class PriceLog(Protocol):
     async def read(self, after: str | None, count: int, wait: float) -> LogRead:
         """Up to ``count`` entries after position ``after`` (None: the start of the log), waiting up
         to ``wait`` seconds for the first; raises BackplaneUnavailable."""
+        ...
+
+    async def read_back(self, until: str | None, since: float, limit: int) -> LogRead:
+        """The entries appended at or after epoch second ``since`` up to and including position ``until``
+        (None: the newest), oldest first; when more than ``limit`` qualify, the newest ``limit`` of them.
+        For a reader about to continue from ``until`` that wants what came just before it (alert
+        evaluation warming up at a takeover).
+
+        ``missed`` when the log no longer reaches back to ``since``: entries were trimmed and the oldest
+        one left was appended at or after ``since``, so some since then may be gone and the caller did not
+        get everything. (A ``limit`` that cut the answer short is not ``missed``: ``limit`` entries came.)
+        Raises ValueError for a position that is not of this log's form or a ``limit`` below 1, and
+        BackplaneUnavailable."""
         ...
 
     async def end(self) -> str:
@@ -58,7 +74,7 @@ class LocalPriceLog(PriceLog, Protocol):
     """The price log the in-memory backplane keeps for its one process: in memory, or in the database
     (durable: a crash loses no price whose publish was answered)."""
 
-    def append(self, kind: Literal["price", "rule"], data: str) -> Awaitable[None] | None:
+    def append(self, kind: LogKind, data: str) -> Awaitable[None] | None:
         """Append an entry, in call order. None when it is in the log already; otherwise an awaitable that
         completes once the entry is durable, or raises BackplaneUnavailable when it could not be stored
         (then it is not in the log)."""

@@ -29,7 +29,7 @@ from legend.bar_settings import BarSettings
 from legend.bootstrap import bootstrap
 from legend.domain.bars import INTERVALS, Bar, BarInterval
 from legend.domain.channels import ChannelRegistry
-from legend.domain.inputs import PriceInput
+from legend.domain.inputs import MarketStatusInput, PriceInput
 from legend.domain.messages import BarMessage
 from legend.domain.stats import Counters
 from legend.domain.stream_name import bar_stream
@@ -336,6 +336,23 @@ async def test_the_first_builder_builds_the_prices_logged_before_it_took_over(wo
     await building.take_over()  # nothing stored yet: from the start of the log
     await building.step(0)
     assert await world.stored("1m") == [("09:30", 100.0, 101.0, 100.0, 101.0, 100, False)]
+
+
+async def test_market_statuses_in_the_log_are_passed_over_and_make_no_bar(world: World) -> None:
+    """A halt and a reopening enter the log between prices (alert evaluation holds rules on them); the
+    builder steps over them: the same bars as without them, none counted as an unreadable price."""
+    building = world.builder()
+    await building.take_over()
+    await world.price("09:30:10", 100.0, 1000)
+    await world.publisher.market_status(MarketStatusInput(status="halted"))
+    await world.price("09:30:40", 102.0, 1500)
+    await world.publisher.market_status(MarketStatusInput(status="open"))
+    kinds = [entry.kind for entry in (await world.price_log.read(None, 10, 0)).entries]
+    assert kinds == ["price", "status", "price", "status"]
+    await building.step(0)
+    assert await world.stored("1m") == [("09:30", 100.0, 102.0, 100.0, 102.0, 500, False)]
+    assert building.prices_built == 2 and building.prices_invalid == 0
+    assert await world.store.position(world.price_log.name) == "4"  # past the last status too
 
 
 async def test_a_builder_whose_position_moved_on_stores_nothing_and_reloads(world: World) -> None:

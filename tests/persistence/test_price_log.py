@@ -29,6 +29,7 @@ from legend.bootstrap import Services, bootstrap
 from legend.domain.alert_rules import AlertKind, Rearm, RuleSpec
 from legend.domain.inputs import PriceInput
 from legend.ports.backplane import BackplaneUnavailable, Outgoing
+from legend.ports.price_log import LogRead
 from legend.ports.repositories import PositionMove
 from legend.settings import Settings
 
@@ -189,6 +190,38 @@ async def test_a_publish_is_answered_only_once_its_price_is_committed(
     assert await stored_ids(database) == [1]  # only prices enter the log
     assert backplane.health()["price_log"] == log.status()
     await backplane.stop()
+
+
+async def test_read_back_takes_what_the_table_trimmed_from_memory_and_says_so_after_a_restart(
+    database: Database, clock: FrozenClock, five_trimmed_on_commit: SqlPriceLog
+) -> None:
+    """Entries every reader has stored leave the table with the next commit, but the log keeps its newest
+    ones in memory: reading back in the running process gets them all; a restarted one only what the table
+    kept, and is told the log no longer reaches back."""
+    log = five_trimmed_on_commit
+    repository = SqlAlchemyAlertRepository(database)
+    await repository.record_changes([], "a", clock.now(), PositionMove(log.name, None, "5"))  # all read
+    clock.advance(1.0)
+    await log.append("status", '{"type":"market_status","status":"halted"}')
+    assert await stored_ids(database) == [6]
+    everything = (await log.read(None, 10, 0)).entries
+    assert [e.id for e in everything] == ["1", "2", "3", "4", "5", "6"]
+    assert await log.read_back(None, 0.0, 10) == LogRead(everything)
+    assert await log.read_back("5", everything[0].at, 2) == LogRead(everything[3:5])
+
+    again = await started(database, clock)
+    assert await again.read_back(None, 0.0, 10) == LogRead(everything[5:], missed=True)
+    assert await again.read_back("5", 0.0, 10) == LogRead([], missed=True)
+    assert await again.read_back("9" * 20, 0.0, 10) == LogRead(everything[5:], missed=True)  # past any id
+    clock.advance(1.0)
+    await again.append("price", "7")  # in memory from here on
+    await repository.record_changes([], "a", clock.now(), PositionMove(log.name, "5", "7"))
+    await again.append("price", "8")
+    await again.append("price", "9")
+    assert await stored_ids(database) == [8, 9]  # the table trimmed past the oldest in memory
+    back = await again.read_back(None, 0.0, 10)
+    assert ([e.id for e in back.entries], back.missed) == (["7", "8", "9"], True)
+    assert await again.read_back(None, clock.now().timestamp(), 10) == back  # the oldest left is from then
 
 
 # ───────────── alert evaluation on the log, across a crash ─────────────

@@ -16,7 +16,7 @@ from legend.adapters.memory.price_log import MemoryPriceLog
 from legend.adapters.price_log_reads import PriceLogReads
 from legend.domain.envelope import Envelope
 from legend.domain.history import StreamLog
-from legend.domain.prices import enters_price_log
+from legend.domain.prices import price_log_kind
 from legend.ports.backplane import AlreadyPublished, Deliver, Outgoing, Replay
 from legend.ports.clock import Clock
 from legend.ports.cluster import Figures
@@ -27,8 +27,9 @@ class InMemoryBackplane(PriceLogReads):
     """Sequences, remembers and delivers within this process, and keeps the price log (``price_log``:
     in memory unless given). The Backplane and the ClusterMembership port.
 
-    A price enters the price log first; only once it is there (durable, with the database's log) is it
-    sequenced and delivered, so whatever a client sees, alert evaluation sees, after a crash too.
+    A price (or a market status) enters the price log first; only once it is there (durable, with the
+    database's log) is it sequenced and delivered, so whatever a client sees, alert evaluation sees, after
+    a crash too.
     """
 
     def __init__(
@@ -62,8 +63,9 @@ class InMemoryBackplane(PriceLogReads):
 
     async def publish(self, message: Outgoing) -> Envelope:
         once = message.once
-        if enters_price_log(message.kind):
-            logged = self.price_log.append("price", message.body.decode())
+        logged_as = price_log_kind(message.kind, message.stream)
+        if logged_as is not None:
+            logged = self.price_log.append(logged_as, message.body.decode())
             if logged is not None:
                 await logged  # durable before it is sequenced, delivered and answered (in log order)
         if once is not None:

@@ -9,10 +9,10 @@ import asyncio
 import secrets
 from collections import deque
 from collections.abc import Awaitable
-from typing import Literal
 
+from legend.adapters.price_log_reads import check_limit, newest_since, numbered_position, reaches_back
 from legend.ports.clock import Clock
-from legend.ports.price_log import LogEntry, LogRead
+from legend.ports.price_log import LogEntry, LogKind, LogRead
 from legend.runtime.events import set_within
 
 
@@ -27,7 +27,7 @@ class MemoryPriceLog:
         self._appended = 0
         self._appended_event = asyncio.Event()
 
-    def append(self, kind: Literal["price", "rule"], data: str) -> Awaitable[None] | None:
+    def append(self, kind: LogKind, data: str) -> Awaitable[None] | None:
         self._appended += 1
         at = self._clock.now().timestamp()
         self._entries.append(LogEntry(str(self._appended), at, kind, data))
@@ -53,6 +53,14 @@ class MemoryPriceLog:
             [entries[i] for i in range(start, min(len(entries), start + count))],
             missed=position + 1 < oldest,
         )
+
+    async def read_back(self, until: str | None, since: float, limit: int) -> LogRead:
+        check_limit(limit)
+        newest = None if until is None else numbered_position(until)
+        entries = self._entries
+        found = newest_since(entries, newest, since, limit)
+        trimmed = self._appended > len(entries)
+        return LogRead(found, missed=not reaches_back(trimmed, entries[0].at if entries else None, since))
 
     async def end(self) -> str:
         return str(self._appended)

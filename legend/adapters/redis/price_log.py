@@ -1,17 +1,20 @@
 """The price log on Redis: the stream ``{prefix}price-log``, trimmed to about ``alerts.log_size`` entries.
 
-The publish script appends every price to it in the step that sequences the price; rule changes are
-appended here. Alert evaluation and bar building each read it with XREAD and store their position (an
-entry id) in the database.
+The publish script appends every price and market status to it in the step that sequences the message;
+rule changes are appended here. Alert evaluation and bar building each read it with XREAD and store their
+position (an entry id) in the database.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections import deque
 from typing import Any
 
 from redis.asyncio import Redis
 
+from legend.adapters.price_log_reads import check_limit, reaches_back
 from legend.adapters.redis.connection import RedisConnection, text
 from legend.adapters.redis.keys import Keys
 from legend.ports.price_log import LogEntry, LogRead
@@ -70,6 +73,37 @@ class RedisPriceLog:
         added, length = info.get("entries-added"), info.get("length")
         return added is None or length is None or int(added) > int(length)
 
+    async def read_back(self, until: str | None, since: float, limit: int) -> LogRead:
+        """XREVRANGE from ``until`` down to the millisecond of ``since`` (entry ids are the Redis server's
+        milliseconds), with the stream's first entry and count of entries ever added read in the same
+        transaction: it was trimmed when fewer are left than were added."""
+        check_limit(limit)
+        if until is not None and not _is_entry_id(until):
+            raise ValueError(f"not a position of this price log: {until!r}")
+        start = f"{max(0, math.floor(since * 1000))}-0"
+
+        async def read(redis: Redis) -> list[Any]:
+            pipe = redis.pipeline(transaction=True)
+            pipe.xrevrange(self.name, max=until or "+", min=start, count=limit)
+            pipe.xinfo_stream(self.name)
+            result: list[Any] = await pipe.execute(raise_on_error=False)
+            if isinstance(result[0], Exception):
+                raise result[0]
+            return result
+
+        found, info = await self.connection.call("price log read back", read)
+        entries = [
+            LogEntry(text(entry_id), _entry_time(entry_id), text(fields[b"k"]), text(fields[b"d"]))  # type: ignore[arg-type]
+            for entry_id, fields in reversed(found)
+        ]
+        entries = [entry for entry in entries if entry.at >= since]  # the millisecond's start may be before
+        if isinstance(info, Exception):  # no stream (ERR no such key): nothing was ever trimmed from it
+            return LogRead(entries)
+        first, added, length = info.get("first-entry"), info.get("entries-added"), info.get("length")
+        trimmed = added is None or length is None or int(added) > int(length)
+        first_at = _entry_time(first[0]) if first else None
+        return LogRead(entries, missed=not reaches_back(trimmed, first_at, since))
+
     async def end(self) -> str:
         newest = await self.connection.call(
             "price log end", lambda redis: redis.xrevrange(self.name, count=1)
@@ -83,6 +117,15 @@ class RedisPriceLog:
                 self.name, {"k": "rule", "d": str(rule_id)}, maxlen=self.log_size, approximate=True
             ),
         )
+
+
+_ENTRY_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")  # a stream entry id: ms, or ms-seq
+
+
+def _is_entry_id(position: str) -> bool:
+    """Whether Redis takes ``position`` as an entry id (each part a 64-bit unsigned number)."""
+    match = _ENTRY_ID.fullmatch(position)
+    return match is not None and all(int(part or 0) < 2**64 for part in match.groups())
 
 
 def _entry_order(entry_id: str) -> tuple[int, int]:

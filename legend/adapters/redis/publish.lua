@@ -1,11 +1,12 @@
 -- Sequence, store and publish one message, atomically.
 -- KEYS: seq, history, topic registry, dedupe key, price log, journal.
 -- ARGV: topic, body, history size, seq floor, stream ttl ms, announce, control channel, dedupe ttl ms,
---       keep a longer history (external messages never shrink one), stream, into the price log, its size,
---       journal size.
+--       keep a longer history (external messages never shrink one), stream, what it enters the price log
+--       as ('price', 'status'; '': nothing), the log's size, journal size.
 -- The floor keeps seq monotonic when Redis lost its data: the caller passes the last seq it delivered.
 -- The dedupe key makes a message publish once: an external message heard by every instance, or an alert
--- trigger retried after a crash. A price enters the price log (a Redis stream) in the same step. Every
+-- trigger retried after a crash. A price or a market status enters the price log (a Redis stream) in the
+-- same step, so its readers see it exactly between the prices published before and after it. Every
 -- message enters the journal (stream, seq): what a listener that was away replays from history.
 if tonumber(ARGV[8]) > 0 and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[8]) then
   return 0
@@ -34,8 +35,8 @@ end
 if ARGV[6] == '1' and redis.call('SADD', KEYS[3], ARGV[1]) == 1 then
   redis.call('PUBLISH', ARGV[7], ARGV[1] .. '\n' .. ARGV[10])
 end
-if ARGV[11] == '1' then
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[12], '*', 'k', 'price', 'd', text)
+if ARGV[11] ~= '' then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[12], '*', 'k', ARGV[11], 'd', text)
 end
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[13], '*', 's', ARGV[10], 'q', seq)
 redis.call('PUBLISH', ARGV[1], text)

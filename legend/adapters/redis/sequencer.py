@@ -2,8 +2,8 @@
 
 The publish script (``publish.lua``) bumps the stream's sequence number, appends the final wire text to
 the stream's history and PUBLISHes it on the topic, atomically, so the order of sequence numbers is the
-order of delivery and any instance can replay any stream for any client. In the same step a price enters
-the price log and every message enters the recovery journal.
+order of delivery and any instance can replay any stream for any client. In the same step a price or a
+market status enters the price log and every message enters the recovery journal.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from legend.adapters.redis.listener import Listener
 from legend.adapters.redis.recovery import stored
 from legend.domain.envelope import Envelope, seal
 from legend.domain.history import window
-from legend.domain.prices import enters_price_log
+from legend.domain.prices import price_log_kind
 from legend.ports.backplane import BackplaneUnavailable, Outgoing, Replay
 
 Call = tuple[list[str], list[str | bytes | int]]  # the keys and arguments of one publish script run
@@ -111,7 +111,7 @@ class Sequencer:
             guard_ms,
             1 if keep_longer else 0,
             stream,
-            1 if enters_price_log(kind) else 0,
+            price_log_kind(kind, stream) or "",
             self.log_size,
             settings.journal_size,
         ]

@@ -1,7 +1,7 @@
 """The single server's price log, in its database: durable before a publish is answered, in group commits.
 
-The in-memory backplane appends every price (and the alerting service every rule change) here before it
-sequences and delivers the price; the publish waits until the entry is committed. Appends that arrive
+The in-memory backplane appends every price and market status (and the alerting service every rule
+change) here before it sequences and delivers the message; the publish waits until the entry is committed. Appends that arrive
 while a commit is under way wait together and share the next one (group commit): a burst of concurrent
 publishes costs one transaction per round, not one each. Entries get gapless, increasing ids in append
 order, given when their commit starts (a failed commit gives them again); alert evaluation reads them after
@@ -30,17 +30,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable
-from typing import Literal
 
 from sqlalchemy import select
 
+from legend.adapters.price_log_reads import check_limit, newest_since, numbered_position, reaches_back
 from legend.adapters.sql.bars import POSITION_PREFIX as BAR_POSITION_PREFIX
 from legend.adapters.sql.database import Database
 from legend.adapters.sql.price_log_stores import FileStore, LogStore, TableStore
 from legend.adapters.sql.tables import alert_log_positions
 from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
-from legend.ports.price_log import LogEntry, LogRead
+from legend.ports.price_log import LogEntry, LogKind, LogRead
 from legend.runtime.events import set_within
 
 log = logging.getLogger("legend.alerts")
@@ -50,7 +50,7 @@ TAIL = 10_000  # committed entries also kept in memory, for evaluation that keep
 TRIM_SECONDS = 1.0  # evaluated entries are deleted at most this often (with the next append)
 STOP_SECONDS = 5.0  # how long stopping waits for the commit under way
 
-_Pending = tuple[float, Literal["price", "rule"], str, "asyncio.Future[None]"]
+_Pending = tuple[float, LogKind, str, "asyncio.Future[None]"]
 
 
 class SqlPriceLog:
@@ -96,7 +96,7 @@ class SqlPriceLog:
 
     # ───────────── appending ─────────────
 
-    def append(self, kind: Literal["price", "rule"], data: str) -> Awaitable[None]:
+    def append(self, kind: LogKind, data: str) -> Awaitable[None]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append((self._clock.now().timestamp(), kind, data, future))
@@ -217,6 +217,21 @@ class SqlPriceLog:
     async def _stored_after(self, position: int, count: int) -> list[LogEntry]:
         rows = await self.store.after(position, count)
         return [LogEntry(str(i), at, kind, data) for i, at, kind, data in rows]  # type: ignore[arg-type]
+
+    async def read_back(self, until: str | None, since: float, limit: int) -> LogRead:
+        check_limit(limit)
+        newest = None if until is None else numbered_position(until)
+        await self._sync()
+        tail = self._tail  # ids start at 1 and are gapless: a first id past 1 means trimmed before it
+        if tail and reaches_back(int(tail[0].id) > 1, tail[0].at, since):
+            return LogRead(newest_since(tail, newest, since, limit))  # all in memory (the usual case)
+        rows, oldest = await self.store.back(newest, since, limit)
+        if tail and (oldest is None or oldest[0] > int(tail[0].id)):  # trimmed past the tail: it has more
+            return LogRead(newest_since(tail, newest, since, limit), missed=True)
+        entries = [LogEntry(str(i), at, kind, data) for i, at, kind, data in rows]  # type: ignore[arg-type]
+        trimmed = oldest[0] > 1 if oldest is not None else self._next > 1
+        oldest_at = oldest[1] if oldest is not None else None
+        return LogRead(entries, missed=not reaches_back(trimmed, oldest_at, since))
 
     async def end(self) -> str:
         await self._sync()

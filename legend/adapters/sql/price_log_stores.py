@@ -2,7 +2,8 @@
 (PostgreSQL, an in-memory SQLite), or, beside a SQLite file, a SQLite file of the log's own.
 
 Rows are ``(id, at, kind, data)``; ``commit`` deletes up to ``trim_upto`` (when given) and inserts the rows
-in one transaction.
+in one transaction. ``back`` reads newest first from a position (alert evaluation's warm-up at a takeover):
+it walks the primary key down, the filter on ``at`` has no index (a rare read, of at most ``log_size`` rows).
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ from legend.adapters.sql.database import SQLITE_BUSY_TIMEOUT, Database
 from legend.adapters.sql.tables import alert_price_log
 
 Row = tuple[int, float, str, str]
+Back = tuple[list[Row], tuple[int, float] | None]  # rows oldest first, and the oldest row's (id, at)
 T = TypeVar("T")
 
 _CREATE = str(CreateTable(alert_price_log, if_not_exists=True).compile(dialect=sqlite.dialect()))
 _INSERT = "INSERT INTO alert_price_log (id, at, kind, data) VALUES (?, ?, ?, ?)"
 _SELECT = "SELECT id, at, kind, data FROM alert_price_log WHERE id > ? ORDER BY id LIMIT ?"
+_BACK = "SELECT id, at, kind, data FROM alert_price_log WHERE id <= ? AND at >= ? ORDER BY id DESC LIMIT ?"
+_OLDEST = "SELECT id, at FROM alert_price_log ORDER BY id LIMIT 1"
+_NEWEST_ID = 2**63 - 1  # no position is above it (a 64-bit id)
 
 
 class LogStore(Protocol):
@@ -39,6 +44,11 @@ class LogStore(Protocol):
 
     async def after(self, position: int, count: int) -> list[Row]:
         """Up to ``count`` rows with ids above ``position``, in order."""
+        ...
+
+    async def back(self, until: int | None, since: float, limit: int) -> Back:
+        """The newest ``limit`` rows with ids up to ``until`` (None: any) and ``at`` from ``since``, in
+        order, and the oldest row's id and ``at`` (None when the store is empty), read together."""
         ...
 
     async def close(self) -> None: ...
@@ -70,6 +80,23 @@ class TableStore:
             return [
                 (int(i), float(at), str(kind), str(data)) for i, at, kind, data in await conn.execute(query)
             ]
+
+    async def back(self, until: int | None, since: float, limit: int) -> Back:
+        c = alert_price_log.c
+        newest = _NEWEST_ID if until is None else min(until, _NEWEST_ID)
+        query = (
+            select(c.id, c.at, c.kind, c.data)
+            .where(c.id <= newest, c.at >= since)
+            .order_by(c.id.desc())
+            .limit(limit)
+        )
+        async with self.database.read() as conn:
+            rows = [
+                (int(i), float(at), str(kind), str(data)) for i, at, kind, data in await conn.execute(query)
+            ]
+            oldest = (await conn.execute(select(c.id, c.at).order_by(c.id).limit(1))).first()
+        rows.reverse()
+        return rows, None if oldest is None else (int(oldest[0]), float(oldest[1]))
 
     async def close(self) -> None:
         pass
@@ -141,6 +168,20 @@ class FileStore:
                 (int(i), float(at), str(kind), str(data))
                 for i, at, kind, data in connection.execute(_SELECT, (position, count))
             ]
+
+        return await self._run(read)
+
+    async def back(self, until: int | None, since: float, limit: int) -> Back:
+        newest = _NEWEST_ID if until is None else min(until, _NEWEST_ID)
+
+        def read(connection: sqlite3.Connection) -> Back:
+            rows = [
+                (int(i), float(at), str(kind), str(data))
+                for i, at, kind, data in connection.execute(_BACK, (newest, since, limit))
+            ]
+            oldest = connection.execute(_OLDEST).fetchone()
+            rows.reverse()
+            return rows, None if oldest is None else (int(oldest[0]), float(oldest[1]))
 
         return await self._run(read)
 

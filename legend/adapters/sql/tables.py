@@ -175,8 +175,8 @@ alert_price_log = Table(
     # stores in alert_log_positions (as text, like a Redis stream id); on SQLite the rowid itself
     Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
     Column("at", Double(), nullable=False),  # epoch seconds when the entry was appended
-    Column("kind", String(8), nullable=False),  # "price" or "rule"
-    Column("data", Text(), nullable=False),  # the price_update's JSON, or the rule id
+    Column("kind", String(8), nullable=False),  # "price", "rule" or "status"
+    Column("data", Text(), nullable=False),  # the price_update's or market_status's JSON, or the rule id
 )
 
 # ───────────── revision 0005: OHLCV bars (legend.domain.bars), kept per interval for a retention period ─────────────
