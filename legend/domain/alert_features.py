@@ -25,10 +25,11 @@ Source = str
 class Window:
     """The lowest and highest value of the last ``seconds``: monotonic queues of (instant, value)."""
 
-    __slots__ = ("highs", "lows", "seconds")
+    __slots__ = ("highs", "last", "lows", "seconds")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.last = -math.inf  # the latest instant taken
         self.lows: deque[tuple[float, float]] = deque()  # values rising from the front
         self.highs: deque[tuple[float, float]] = deque()  # values falling from the front
 
@@ -36,6 +37,7 @@ class Window:
         """Take ``value`` at instant ``t`` (epoch seconds; never before the last one added) and drop what
         left the window."""
         lows, highs = self.lows, self.highs
+        self.last = t
         while lows and lows[-1][1] >= value:
             lows.pop()
         lows.append((t, value))
@@ -63,29 +65,46 @@ class Window:
 
 
 class Series:
-    """The last ``need`` closes and volumes of one ticker's bars of one interval, oldest first; ``last``
-    is the start (epoch seconds) of the newest, so that a bar given twice counts once."""
+    """The last ``need`` closes and volumes of one ticker's bars of one interval, oldest first, with their
+    starts (epoch seconds), so that a bar given twice counts once and older ones can be put in front."""
 
-    __slots__ = ("closes", "last", "volumes")
+    __slots__ = ("closes", "starts", "volumes")
 
     def __init__(self, need: int) -> None:
         self.closes: deque[float] = deque(maxlen=need)
         self.volumes: deque[float] = deque(maxlen=need)
-        self.last = -math.inf
+        self.starts: deque[float] = deque(maxlen=need)
+
+    @property
+    def last(self) -> float:
+        return self.starts[-1] if self.starts else -math.inf
 
     def add(self, start: float, close: float, volume: float) -> bool:
         """Append one closed bar; False (and nothing changes) when it is not newer than the last."""
         if start <= self.last:
             return False
-        self.last = start
+        self.starts.append(start)
         self.closes.append(close)
         self.volumes.append(volume)
         return True
+
+    def prepend(self, bars: list[tuple[float, float, float]]) -> int:
+        """Put closed bars (start, close, volume; oldest first) from before the first one held in front,
+        as far as there is room; the number taken."""
+        first = self.starts[0] if self.starts else math.inf
+        room = (self.closes.maxlen or 0) - len(self.closes)
+        older = [bar for bar in bars if bar[0] < first][-room:] if room > 0 else []
+        for start, close, volume in reversed(older):
+            self.starts.appendleft(start)
+            self.closes.appendleft(close)
+            self.volumes.appendleft(volume)
+        return len(older)
 
     def grow(self, need: int) -> None:
         if need > (self.closes.maxlen or 0):
             self.closes = deque(self.closes, maxlen=need)
             self.volumes = deque(self.volumes, maxlen=need)
+            self.starts = deque(self.starts, maxlen=need)
 
     def sma_gap(self, period: int) -> float:
         """The newest close minus the mean of the last ``period`` closes (nan while fewer are known)."""
@@ -119,6 +138,9 @@ class AlertFeatures:
         self._window_users: dict[tuple[str, Source, int], int] = {}
         self._ticker_windows: dict[tuple[str, Source], list[Window]] = {}
         self.series: dict[tuple[str, str], Series] = {}  # (ticker, interval) -> series
+        # what was added since ``take_fresh``: to fill from the past (the log, stored bars)
+        self._fresh_windows: set[tuple[str, Source, int]] = set()
+        self._fresh_series: set[tuple[str, str]] = set()
 
     # ───────────── what to keep ─────────────
 
@@ -128,6 +150,7 @@ class AlertFeatures:
         if window is None:
             window = self.windows[key] = Window(seconds)
             self._ticker_windows.setdefault((ticker, source), []).append(window)
+            self._fresh_windows.add(key)
         self._window_users[key] = self._window_users.get(key, 0) + 1
         return window
 
@@ -151,9 +174,18 @@ class AlertFeatures:
         series = self.series.get((ticker, interval))
         if series is None:
             series = self.series[(ticker, interval)] = Series(need)
-        else:
+            self._fresh_series.add((ticker, interval))
+        elif need > (series.closes.maxlen or 0):
             series.grow(need)
+            self._fresh_series.add((ticker, interval))  # it keeps more now: the older ones are missing
         return series
+
+    def take_fresh(self) -> tuple[list[tuple[str, Source, int]], list[tuple[str, str]]]:
+        """The windows and series tracked (or grown) since the last call, to be filled from the past."""
+        windows = sorted(key for key in self._fresh_windows if key in self.windows)
+        series = sorted(key for key in self._fresh_series if key in self.series)
+        self._fresh_windows, self._fresh_series = set(), set()
+        return windows, series
 
     def ticker_windows(self, ticker: str, source: Source) -> list[Window]:
         """The windows of ``ticker`` fed by ``source``."""

@@ -100,11 +100,21 @@ class RuleRunner:
         """A market status entered the log: "halted" holds every rule until another status comes."""
         self.halted = status == "halted"
 
-    def seed_series(self, bars: Iterable[Bar]) -> None:
-        """Closed bars from before what is fed (stored bars, oldest first) into the series that track them."""
-        features = self.index.features
+    def seed_series(self, bars: Iterable[Bar]) -> int:
+        """Closed bars from before what the series hold (stored bars, oldest first) put in front of the
+        series that track them; the number taken."""
+        grouped: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         for bar in bars:
-            features.close_bar(bar.ticker, bar.interval, bar.start.timestamp(), bar.close, float(bar.volume))
+            if bar.closed:
+                grouped.setdefault((bar.ticker, bar.interval), []).append(
+                    (bar.start.timestamp(), bar.close, float(bar.volume))
+                )
+        taken = 0
+        for key, rows in grouped.items():
+            series = self.index.features.series.get(key)
+            if series is not None:
+                taken += series.prepend(rows)
+        return taken
 
     def seed_window(self, bars: Iterable[Bar]) -> None:
         """Stored 1-minute bars from before what is fed, into the ticker windows: each as its low and high

@@ -33,9 +33,11 @@ from legend.domain.alert_rules import AlertEvent, AlertRule, NewAlertEvent
 from legend.domain.alert_runner import RuleRunner
 from legend.domain.bar_alignment import SessionLookup
 from legend.domain.prices import LoggedPrice, decode_logged_price, price_instant
+from legend.ports.bars import BarStore
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, PriceLog
 from legend.ports.repositories import AlertRepository, PositionMove, RuleChange
+from legend.services.alerts.warm_up import WarmUp, replay
 from legend.services.leased_loop import HoldLease, LeasedLoop
 
 log = logging.getLogger("legend.alerts")
@@ -64,6 +66,7 @@ class AlertEvaluation(LeasedLoop):
         read_wait: float = 1.0,
         zone: str = "UTC",
         session_on: SessionLookup | None = None,
+        bars: BarStore | None = None,
     ) -> None:
         super().__init__(LEASE, "alert evaluation", hold_lease, lease_ttl, price_log, batch, clock, log)
         self.repository = repository
@@ -76,6 +79,7 @@ class AlertEvaluation(LeasedLoop):
         # one (tests, embedding) every instant counts as the regular session
         self.zone, self.session_on = zone, session_on
         self.runner = RuleRunner(RuleIndex(), zone, session_on)
+        self.warm_up = WarmUp(price_log, bars)  # windows and bar series from the log and stored bars
         self.saved: str | None = None  # the position as stored in the database
         self._saved_at = 0.0
         self._lock = asyncio.Lock()  # one batch (or direct observation) at a time
@@ -114,6 +118,7 @@ class AlertEvaluation(LeasedLoop):
             self.position = stored if stored is not None else await self.price_log.end()
             self.saved = stored
             self._saved_at = time.monotonic()
+            await self.warm_up.takeover(self.runner, self.position)
             if self.price_log.durable and stored is None:
                 # Where evaluation starts is stored at once: a crash before the first batch is stored
                 # replays from here, instead of starting again at the log's end, past what came meanwhile.
@@ -168,9 +173,7 @@ class AlertEvaluation(LeasedLoop):
                 await self._refresh([int(entry.data)])
                 self.rule_changes += 1
             elif entry.kind == "status":
-                status = _status(entry.data)
-                if status is not None:
-                    self.runner.status(status)
+                replay(self.runner, [entry])
             else:
                 try:
                     price = decode_logged_price(entry.data)
@@ -255,6 +258,9 @@ class AlertEvaluation(LeasedLoop):
                 self.evaluator.remove(rule_id)
             else:
                 self.evaluator.upsert(rule)
+        # a window or series nobody kept yet: filled from the log and the stored bars up to this point
+        at = datetime.fromtimestamp(self._last_at, UTC) if self._last_at is not None else self.clock.now()
+        await self.warm_up.fresh(self.runner, self.position, at)
 
     def tickers(self) -> set[str]:
         """Tickers with armed rules (known to the holder only; the quote poller polls them cluster-wide)."""
@@ -280,12 +286,3 @@ class AlertEvaluation(LeasedLoop):
             "failures": self.failures,
             "last_error": self.last_error,
         }
-
-
-def _status(data: str) -> str | None:
-    """The ``status`` of a logged market status message; None when unreadable (nothing changes then)."""
-    try:
-        status = msgspec.json.decode(data, type=dict[str, object]).get("status")
-    except msgspec.DecodeError:
-        return None
-    return status if isinstance(status, str) else None

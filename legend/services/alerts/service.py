@@ -99,6 +99,7 @@ class AlertingService:
             lease_ttl=lease_ttl,
             zone=zone,
             session_on=session_on,
+            bars=bars,
         )
         self.bars = bars  # stored bars: previews (None: bars are not kept)
         self.started = False
