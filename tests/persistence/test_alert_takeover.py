@@ -5,10 +5,12 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.sql import Database
 from legend.bootstrap import Services, bootstrap
-from legend.domain.alert_rules import AlertKind, Rearm, RuleSpec, Session
+from legend.domain.alert_rules import AlertKind, Disarmed, Rearm, RuleSpec, Session
 from legend.domain.inputs import MarketStatusInput, PriceInput
 from legend.settings import Settings
 
@@ -114,4 +116,24 @@ async def test_a_new_rule_s_window_covers_the_prices_before_it(
     )
     rule = await server.alerting.create_rule("alice", spec)
     assert await publish(server, clock, 101.0) == [f"{rule.id}:1"]  # 2.00 above the 99 of 20 s before it
+    await server.backplane.stop()
+
+
+async def test_a_price_stamped_before_the_expiry_that_arrives_after_it_fires_nothing(
+    database: Database, clock: FrozenClock
+) -> None:
+    server = await started(database, clock)
+    expiry = clock.now() + timedelta(seconds=30)
+    spec = RuleSpec(
+        ticker="AAPL", kind=AlertKind.PRICE_ABOVE, threshold=100.0, session=Session.ANY, expires_at=expiry
+    )
+    rule = await server.alerting.create_rule("alice", spec)
+    assert await publish(server, clock, 99.0) == []
+    clock.advance(60)  # past the expiry; the price comes now, stamped 20 s before it
+    stamped = expiry - timedelta(seconds=20)
+    await server.publisher.price(PriceInput(ticker="AAPL", price=101.0, timestamp=stamped))
+    assert await server.alerting.evaluation.step(0) == []
+    stored = await server.alerting.rule("alice", rule.id)
+    assert stored is not None and (stored.armed, stored.disarmed) == (False, Disarmed.EXPIRY)
+    assert server.alerting.state(stored) == ("expired", None)
     await server.backplane.stop()
