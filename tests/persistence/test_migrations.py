@@ -34,6 +34,11 @@ TABLES = {
     "alert_price_log",
     "bars",
     "bar_backfill",
+    "notify_webhooks",
+    "notify_push",
+    "notify_email",
+    "alert_deliveries",
+    "server_keys",
     "watchlist_items",
     "plugin_state",
 }

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -102,6 +103,7 @@ alert_rules = Table(
     Column("session", String(16), nullable=False, server_default="any"),
     Column("expires_at", UtcDateTime(), nullable=True),
     Column("disarmed", String(16), nullable=True),
+    Column("notify", String(40), nullable=True),  # revision 0008: "push,webhook" (null: every destination)
     Column("generation", Integer, nullable=False),
     Column("last_triggered_at", UtcDateTime(), nullable=True),
     Column("version", Integer, nullable=False),
@@ -132,6 +134,8 @@ alert_events = Table(
     Column("published_at", UtcDateTime(), nullable=True),
     Column("claimed_by", String(64), nullable=True),
     Column("claimed_until", UtcDateTime(), nullable=True),
+    # revision 0008: its deliveries (alert_deliveries) are planned; false until the delivery service has
+    Column("planned", Boolean(), nullable=False, server_default=false()),
     UniqueConstraint("alert_key"),
     Index(None, "user_id", "id"),
     Index(
@@ -220,4 +224,77 @@ bar_backfill = Table(
     Column("start", UtcDateTime(), nullable=False),
     Column("end", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# ───────────── revision 0008: where alert triggers go besides the WebSocket (docs/alerts.md) ─────────────
+
+notify_webhooks = Table(
+    "notify_webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index(None, "user_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+notify_push = Table(
+    "notify_push",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("endpoint", String(2048), nullable=False),
+    Column("p256dh", String(200), nullable=False),
+    Column("auth", String(100), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("user_id", "endpoint"),
+    sqlite_autoincrement=True,
+)
+
+notify_email = Table(
+    "notify_email",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("address", String(320), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("user_id", "address"),
+    sqlite_autoincrement=True,
+)
+
+# One row per trigger and destination: handed to one sender at a time (claimed), every attempt accounted
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_id", Integer, ForeignKey("alert_events.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("channel", String(8), nullable=False),
+    Column("destination_id", Integer, nullable=False),
+    Column("state", String(10), nullable=False),  # pending, retrying, delivered, failed, removed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=True),  # null once delivered, failed or removed
+    Column("last_error", String(500), nullable=True),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_until", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("event_id", "channel", "destination_id"),
+    CheckConstraint(
+        _one_of("state", ["pending", "retrying", "delivered", "failed", "removed"]), name="state"
+    ),
+    Index("ix_alert_deliveries_due", "next_attempt_at"),
+    sqlite_autoincrement=True,
+)
+
+# Keys the server makes once and every instance shares (the Web Push VAPID key pair)
+server_keys = Table(
+    "server_keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
