@@ -18,6 +18,7 @@ from legend.domain.alert_rules import (
     RulePatch,
     RuleSpec,
 )
+from legend.domain.notifications import CHANNELS
 from legend.domain.symbols import InvalidSymbol, normalize_ticker
 
 MAX_PRICE = 1e9
@@ -137,6 +138,14 @@ def check_rule(spec: RuleSpec, now: datetime | None = None) -> RuleSpec:
         )
         if now is not None and expires_at <= now:
             bad("expires_at", "must lie in the future")
+    notify = spec.notify
+    if notify is not None:
+        unknown = [channel for channel in notify if channel not in CHANNELS]
+        if unknown:
+            bad("notify", f"unknown channel {unknown[0]!r}: push, webhook or email")
+        elif len(set(notify)) != len(notify):
+            bad("notify", "a channel is given twice")
+        notify = tuple(notify)
     cooldown = spec.cooldown_seconds
     if spec.rearm is Rearm.COOLDOWN:
         if cooldown is None:
@@ -156,6 +165,7 @@ def check_rule(spec: RuleSpec, now: datetime | None = None) -> RuleSpec:
         cooldown_seconds=None if cooldown is None else float(cooldown),
         evaluate=evaluate,
         expires_at=expires_at,
+        notify=notify,
     )
 
 

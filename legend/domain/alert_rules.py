@@ -23,6 +23,7 @@ import msgspec
 
 from legend.domain.bars import BarInterval
 from legend.domain.messages import alert_text
+from legend.domain.notifications import Channel
 
 
 class AlertKind(enum.StrEnum):
@@ -196,6 +197,9 @@ class AlertRule(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     evaluate: Evaluate = Evaluate.TICK
     session: Session = Session.ANY
     expires_at: datetime | None = None
+    notify: tuple[Channel, ...] | None = (
+        None  # where its triggers go besides the WebSocket (None: everywhere)
+    )
     armed: bool = True
     disarmed: Disarmed | None = None
     side: bool | None = None
@@ -254,6 +258,7 @@ class RuleSpec(msgspec.Struct, frozen=True, kw_only=True):
     evaluate: Evaluate | None = None
     session: Session = Session.REGULAR
     expires_at: datetime | None = None
+    notify: tuple[Channel, ...] | None = None
 
 
 def new_rule(spec: RuleSpec, user_id: str, now: datetime, rule_id: int = 0) -> AlertRule:
@@ -280,6 +285,7 @@ class RulePatch(msgspec.Struct, frozen=True, kw_only=True):
     evaluate: Evaluate | msgspec.UnsetType | None = msgspec.UNSET
     session: Session | msgspec.UnsetType = msgspec.UNSET
     expires_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
+    notify: tuple[Channel, ...] | msgspec.UnsetType | None = msgspec.UNSET
     armed: bool | msgspec.UnsetType = msgspec.UNSET
 
 

@@ -107,6 +107,53 @@ class SendResult(msgspec.Struct, frozen=True, kw_only=True):
     retry_after: float | None = None
 
 
+DeliveryStateName = Literal["pending", "retrying", "delivered", "failed", "removed"]
+
+
+class DeliveryState(msgspec.Struct, frozen=True, kw_only=True):
+    """Where one trigger's delivery to one destination stands (``GET /api/alerts/events``)."""
+
+    channel: Channel
+    destination_id: int
+    state: DeliveryStateName
+    attempts: int = 0
+    next_attempt_at: datetime | None = None  # when retrying (or pending)
+    error: str | None = None  # the last attempt's, when it did not deliver
+    delivered_at: datetime | None = None
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """A claimed delivery: one trigger to one destination (None: the destination was deleted meanwhile)."""
+
+    id: int
+    channel: Channel
+    destination_id: int
+    attempts: int
+    destination: Destination | None
+    payload: AlertPayload
+    user_id: str
+
+
+def after_attempt(
+    delivery: Delivery, result: SendResult, now: datetime, rng: random.Random | None = None
+) -> DeliveryState:
+    """The state an attempt leaves a delivery in: delivered, removed, failed (refused for good, or still
+    failing ``RETRY_FOR`` after the trigger), or retrying at the next time of the schedule."""
+    attempts = delivery.attempts + 1
+    common = {"channel": delivery.channel, "destination_id": delivery.destination_id, "attempts": attempts}
+    if result.outcome is Outcome.DELIVERED:
+        return DeliveryState(state="delivered", delivered_at=now, **common)  # type: ignore[arg-type]
+    if result.outcome is Outcome.REMOVED:
+        return DeliveryState(state="removed", error=result.error, **common)  # type: ignore[arg-type]
+    if result.outcome is Outcome.RETRY:
+        at = now + timedelta(seconds=retry_delay(attempts, result.retry_after, rng))
+        if at < delivery.payload.triggered_at + RETRY_FOR:
+            return DeliveryState(state="retrying", next_attempt_at=at, error=result.error, **common)  # type: ignore[arg-type]
+        error = f"gave up after {RETRY_FOR.total_seconds() / 3600:.0f} h: {result.error}"
+        return DeliveryState(state="failed", error=error, **common)  # type: ignore[arg-type]
+    return DeliveryState(state="failed", error=result.error, **common)  # type: ignore[arg-type]
+
+
 def retry_delay(attempts: int, retry_after: float | None, rng: random.Random | None = None) -> float:
     """Seconds before the next attempt after ``attempts`` failed ones: full jitter over an exponential
     backoff (5 s, 10 s, 20 s ... at most an hour), never sooner than the receiver's ``Retry-After``."""

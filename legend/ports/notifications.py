@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
-from legend.domain.notifications import AlertPayload, Channel, Destination, SendResult
+from legend.domain.notifications import (
+    AlertPayload,
+    Channel,
+    Delivery,
+    DeliveryState,
+    Destination,
+    SendResult,
+)
 
 
 class Sender(Protocol):
@@ -18,4 +27,38 @@ class Sender(Protocol):
 
     async def close(self) -> None:
         """Release connections (at shutdown)."""
+        ...
+
+
+class NotificationRepository(Protocol):
+    """The users' destinations and the delivery queue (``adapters.sql.notifications``)."""
+
+    async def add(
+        self, channel: Channel, user_id: str, fields: dict[str, str], now: datetime
+    ) -> Destination: ...
+
+    async def destinations(self, user_id: str) -> list[Destination]: ...
+
+    async def destination(
+        self, channel: Channel, user_id: str, destination_id: int
+    ) -> Destination | None: ...
+
+    async def remove(self, channel: Channel, user_id: str, destination_id: int) -> bool:
+        """Delete a destination of the user's; its open deliveries end ``removed``."""
+        ...
+
+    async def plan(self, now: datetime, limit: int) -> int:
+        """Plan the deliveries of up to ``limit`` new triggers; how many deliveries."""
+        ...
+
+    async def claim_due(self, owner: str, now: datetime, until: datetime, limit: int) -> list[Delivery]: ...
+
+    async def record(self, delivery_id: int, owner: str, state: DeliveryState, now: datetime) -> bool:
+        """Store an attempt's outcome if ``owner`` still holds the claim."""
+        ...
+
+    async def deliveries(self, event_ids: Sequence[int]) -> dict[int, list[DeliveryState]]: ...
+
+    async def key(self, name: str, make: str, now: datetime) -> str:
+        """The shared server key ``name`` (``make`` stored when there is none)."""
         ...

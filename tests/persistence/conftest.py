@@ -18,6 +18,7 @@ from sqlalchemy import text
 from legend.adapters.clock.frozen import FrozenClock
 from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.sql import Database, SqlAlchemyAlertRepository, migrate
+from legend.adapters.sql.tables import metadata
 from legend.domain.channels import ChannelRegistry
 from legend.domain.stats import Counters
 from legend.ports.backplane import Backplane
@@ -72,12 +73,9 @@ async def _truncate(url: str) -> None:
     database = Database(url, migrate_on_start=False)
     try:
         async with database.write() as conn:
-            await conn.execute(
-                text(
-                    "TRUNCATE alert_events, alert_rules, alert_log_positions, alert_price_log, watchlist_items, bars,"
-                    " bar_backfill RESTART IDENTITY CASCADE"
-                )
-            )
+            # every table of the core schema (a new one is never forgotten); plugin_state: a plugin's own
+            names = ", ".join(table.name for table in metadata.sorted_tables if table.name != "plugin_state")
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     finally:
         await database.close()
 

@@ -40,6 +40,7 @@ from legend.domain.alert_rules import (
     Session,
 )
 from legend.domain.bars import BarInterval
+from legend.domain.notifications import Channel
 from legend.domain.symbols import TickerText
 from legend.domain.timefmt import iso, iso_or_none
 from legend.ports.repositories import RuleLimitReached
@@ -73,6 +74,16 @@ Expiry = Annotated[
 ]
 
 
+Notify = Annotated[
+    tuple[Channel, ...],
+    msgspec.Meta(
+        description="Where the rule's triggers go besides the WebSocket: push, webhook, email (your destinations "
+        "under /api/notifications); null or absent: all of them; []: none.",
+        examples=[["push", "webhook"]],
+    ),
+]
+
+
 class RuleCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A new alert rule. See docs/alerts.md for the kinds, their fields and the re-arm policies."""
 
@@ -100,6 +111,7 @@ class RuleCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         msgspec.Meta(description="regular (default), extended (pre-market and after-hours too) or any."),
     ] = Session.REGULAR
     expires_at: Expiry | None = None
+    notify: Notify | None = None
 
 
 class PreviewRequest(RuleCreate, forbid_unknown_fields=True, kw_only=True):
@@ -150,6 +162,7 @@ class RuleUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     evaluate: Evaluate | msgspec.UnsetType | None = msgspec.UNSET
     session: Session | msgspec.UnsetType = msgspec.UNSET
     expires_at: Expiry | msgspec.UnsetType | None = msgspec.UNSET
+    notify: Notify | msgspec.UnsetType | None = msgspec.UNSET
     armed: bool | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -172,6 +185,7 @@ class RuleView(msgspec.Struct, kw_only=True):
     evaluate: Evaluate
     session: Session
     expires_at: str | None
+    notify: list[Channel] | None
     armed: bool
     state: RuleState
     paused_by: PausedBy | None
@@ -231,6 +245,7 @@ def rule_view(rule: AlertRule, alerting: AlertingService) -> RuleView:
         evaluate=rule.evaluate,
         session=rule.session,
         expires_at=iso_or_none(rule.expires_at),
+        notify=None if rule.notify is None else list(rule.notify),
         armed=rule.armed,
         state=state,
         paused_by=paused_by,

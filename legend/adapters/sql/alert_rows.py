@@ -31,6 +31,7 @@ def rule(row: Row[Any]) -> AlertRule:
         session=Session(row.session),
         interval=None if row.interval is None else parse_interval(row.interval),
         disarmed=None if row.disarmed is None else Disarmed(row.disarmed),
+        notify=None if row.notify is None else tuple(c for c in row.notify.split(",") if c),
     )
 
 
@@ -53,6 +54,7 @@ def rule_values(rule: AlertRule) -> dict[str, Any]:
         "evaluate": rule.evaluate.value,
         "session": rule.session.value,
         "expires_at": rule.expires_at,
+        "notify": None if rule.notify is None else ",".join(rule.notify),
         "armed": rule.armed,
         "disarmed": None if rule.disarmed is None else rule.disarmed.value,
         "side": rule.side,

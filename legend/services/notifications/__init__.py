@@ -1,0 +1,1 @@
+"""Alert delivery to the users' destinations: webhooks, Web Push, e-mail."""
