@@ -3,9 +3,9 @@ form (a channel, a move within a window, a moving average), listed with their fi
 error from the server next to its field; pause, resume and edit; the session hint following the market
 status; every state as the list says it; and the preview's fires marked on the ticker's chart.
 
-The server's REST API and evaluation are real except where a test says it plays an answer with
-``page.route``: the states the server cannot be brought into at will (a halt, an expiry) and the preview,
-whose endpoint (POST /api/alerts/preview) is not on the server yet.
+Nothing is played: the server's REST API, its alert evaluation (prices and market status broadcast into
+its price log, an expiry by its clock) and its preview over the bars it stored are real. The list's words
+for the answers a server cannot be brought into at will are tested in Node (tests/js/alert-rules.test.js).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 
 if os.environ.get("LEGEND_REQUIRE_BROWSER") != "1":
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-from playwright.sync_api import Locator, Page, Route, expect
+from playwright.sync_api import Locator, Page, expect
 
 if TYPE_CHECKING:
     from tests.browser.conftest import DashboardServer
@@ -254,117 +254,189 @@ def test_the_session_hint_follows_the_market_status(
         )
 
 
-def test_the_list_says_every_state_the_server_gives(open_dashboard: OpenDashboard) -> None:
-    """A halt and an expiry cannot be brought about at will on the test server: its answer is played."""
-    base = {
-        "ticker": "AAPL", "kind": "price_above", "threshold": 150, "rearm": "recross", "cooldown_seconds": None,
-        "lower": None, "upper": None, "window_seconds": None, "period": None, "interval": None,
-        "evaluate": "tick", "session": "regular", "expires_at": None, "condition_met": None,
-        "last_triggered_at": None, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
-    }  # fmt: skip
-    states = [
-        ({"state": "armed", "paused_by": None, "armed": True, "triggers": 0}, ["armed"], "Pause"),
-        (
-            {"state": "armed", "paused_by": None, "armed": True, "triggers": 2},
-            ["armed", "fired 2 times"],
-            "Pause",
-        ),
-        ({"state": "fired", "paused_by": None, "armed": False, "triggers": 1}, ["fired 1 time"], "Re-arm"),
-        ({"state": "expired", "paused_by": None, "armed": False, "triggers": 0}, ["expired"], None),
-        (
-            {"state": "paused", "paused_by": "user", "armed": False, "triggers": 0},
-            ["paused by you"],
-            "Resume",
-        ),
-        (
-            {"state": "paused", "paused_by": "halted", "armed": True, "triggers": 0},
-            ["paused: market halted"],
-            "Pause",
-        ),
-        (
-            {"state": "paused", "paused_by": "outside_session", "armed": True, "triggers": 0},
-            ["paused: outside regular hours"],
-            "Pause",
-        ),
+def regular_state(server: DashboardServer) -> tuple[str, str | None]:
+    """What the calendar makes of a ``regular`` rule now: armed in the regular session, paused outside."""
+    status = httpx.get(server.url + "/api/market/status", timeout=5).json()["status"]
+    return ("armed", None) if status == "open" else ("paused", "outside_session")
+
+
+def test_the_list_says_every_state_the_server_gives(
+    open_dashboard: OpenDashboard, server: DashboardServer
+) -> None:
+    """Every state brought about on the server: prices broadcast for a ticker of this test alone fire its
+    rules, the owner pauses one, one expires by the clock, a market_status broadcast halts every rule and
+    another lifts the halt; a rule of the regular session is armed or waits as the calendar says now."""
+    user = "states-" + uuid.uuid4().hex[:8]
+    ticker = "Z" + uuid.uuid4().hex[:5].upper()
+    never = {"kind": "price_above", "threshold": 100000, "session": "any"}  # not reached: armed
+    bodies = [
+        never,
+        {"kind": "price_above", "threshold": 10, "session": "any", "rearm": "recross"},  # fires twice
+        {"kind": "price_above", "threshold": 10, "session": "any", "rearm": "once"},  # fires, disarmed
+        {**never, "expires_at": (datetime.now(UTC) + timedelta(seconds=4)).isoformat()},
+        never,  # paused by its owner
+        {**never, "session": "regular"},
     ]
-    rules = [{**base, **fields, "id": i + 1, "threshold": 100 + i} for i, (fields, _, _) in enumerate(states)]
+    with server.user_api(user) as api:
+        ids = []
+        for body in bodies:
+            made = api.post("/api/alerts/rules", json={"ticker": ticker, **body})
+            assert made.status_code == 201, made.text
+            ids.append(made.json()["id"])
+        assert api.patch(f"/api/alerts/rules/{ids[4]}", json={"armed": False}).status_code == 200
+    for price in (11, 9, 11):  # above, below, above: the recross rule fires twice, the once rule once
+        server.broadcast("price", {"ticker": ticker, "price": price})
 
-    page = open_dashboard()
+    def states() -> list[tuple[str, str | None, int]]:
+        return [(r["state"], r["paused_by"], r["triggers"]) for r in server_rules(server, user)]
 
-    def played(route: Route) -> None:
-        if route.request.method == "GET":
-            route.fulfill(json={"rules": rules, "max_rules": 100})
-        else:
-            route.fallback()
+    def settle(want: Callable[[list[tuple[str, str | None, int]]], bool]) -> None:
+        """Wait until the server's rules (state, paused_by, triggers) are as ``want`` says."""
+        deadline, now = time.monotonic() + 15, states()
+        while not want(now) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = states()
+        assert want(now), now
 
-    page.route("**/api/alerts/rules", played)
-    page.evaluate("realtimeDashboard.loadRules()")
+    settle(lambda s: [t for _, _, t in s[:3]] == [0, 2, 1])
+    page = open_dashboard(user_id=user)
     items = page.locator("#rule-list .rule")
-    expect(items).to_have_count(len(states))
-    for i, (_, tags, action) in enumerate(states):
-        item = items.nth(i)
-        assert item.locator(".tag").all_inner_texts() == tags
-        assert item.get_by_role("button").all_inner_texts() == ["Edit", *([action] if action else []), "×"], (
-            tags
+    expect(items).to_have_count(len(bodies))
+
+    def shows(expected: list[tuple[list[str], str | None] | None]) -> None:
+        """The list's tags and buttons, rule by rule, as ``expected`` (None: not looked at) and as the
+        server's rules say."""
+        rules = server_rules(server, user)
+        for i, want in enumerate(expected):
+            if want is None:
+                continue
+            tags, action = want
+            item = items.nth(i)
+            expect(item.locator(".tag")).to_have_text(tags)
+            assert tags[0] == state_text(rules[i]), (tags, rules[i])
+            expect(item.get_by_role("button")).to_have_text(["Edit", *([action] if action else []), "×"])
+            expect(item.locator(".tag-state")).to_have_attribute("data-state", rules[i]["state"])
+
+    shows(
+        [
+            (["armed"], "Pause"),
+            (["armed", "fired 2 times"], "Pause"),
+            (["fired 1 time"], "Re-arm"),
+            None,  # expiring: armed or expired by now
+            (["paused by you"], "Resume"),
+            ([STATE_TEXT[regular_state(server)]], "Pause"),
+        ]
+    )
+    expect(items.nth(3)).to_contain_text("Expires")
+
+    # the expiry comes by the clock; then a halt holds every armed rule, and the page reads them again
+    settle(lambda s: s[3][0] == "expired")
+    real = httpx.get(server.url + "/api/market/status", timeout=5).json()
+    try:
+        server.broadcast("market_status", {"status": "halted"})
+        halt, mine = ("paused", "halted"), ("paused", "user")  # a halt holds armed rules of every session
+        settle(lambda s: [r[:2] for r in s] == [halt, halt, ("fired", None), ("expired", None), mine, halt])
+        shows(
+            [
+                (["paused: market halted"], "Pause"),  # still armed: its owner can pause it
+                (["paused: market halted", "fired 2 times"], "Pause"),
+                (["fired 1 time"], "Re-arm"),
+                (["expired"], None),
+                (["paused by you"], "Resume"),
+                (["paused: market halted"], "Pause"),
+            ]
         )
-        expect(item.locator(".tag-state")).to_have_attribute("data-state", rules[i]["state"])
+    finally:  # the calendar's status again: the halt is lifted
+        server.broadcast(
+            "market_status", {k: real[k] for k in ("status", "next_open", "next_close") if real.get(k)}
+        )
+    settle(lambda s: all(by != "halted" for _, by, _ in s))
+    regular = regular_state(server)
+    shows(
+        [
+            (["armed"], "Pause"),
+            (["armed", "fired 2 times"], "Pause"),
+            (["fired 1 time"], "Re-arm"),
+            (["expired"], None),
+            (["paused by you"], "Resume"),
+            ([STATE_TEXT[regular]], "Pause"),
+        ]
+    )
 
 
 def test_preview_marks_its_fires_on_the_tickers_chart(
     open_dashboard: OpenDashboard, server: DashboardServer
 ) -> None:
-    """POST /api/alerts/preview is not on the server yet: its answer is played with fires at the times of
-    the server's own AAPL bars; the chart, its bars and Lightweight Charts' markers are real."""
+    """POST /api/alerts/preview over the server's own AAPL bars (the simulated provider's backfill and the
+    bars built since): each fire it answers is marked on the chart at the bar that holds it, at its price;
+    fires before the bars the chart loaded first are drawn as it scrolls back to them."""
     page = open_dashboard()
     page.evaluate("realtimeDashboard.subscribeTicker('AAPL')")  # newly watched: its past is backfilled
-    deadline, bars = time.monotonic() + 60, []
-    while len(bars) < 50 and time.monotonic() < deadline:
-        bars = httpx.get(f"{server.url}/api/bars/AAPL?interval=1m&limit=50", timeout=5).json()["bars"]
+    deadline, bars = time.monotonic() + 60, list[dict[str, Any]]()
+    while len(bars) < 500 and time.monotonic() < deadline:  # the chart's first page
+        bars = httpx.get(f"{server.url}/api/bars/AAPL?interval=1m&limit=500", timeout=5).json()["bars"]
         time.sleep(0.2)
-    assert len(bars) >= 50, len(bars)
-    fires = [
-        {"at": bars[-8]["time"], "price": bars[-8]["close"], "message": "AAPL crossed"},
-        {"at": bars[-3]["time"], "price": bars[-3]["close"], "message": "AAPL crossed"},
-    ]
-    asked: list[dict[str, Any]] = []
-
-    def played(route: Route) -> None:
-        asked.append(json.loads(route.request.post_data or "{}"))
-        route.fulfill(
-            json={
-                "fires": fires,
-                "evaluated": {"bars": 1950, "from": bars[0]["time"], "to": bars[-1]["time"]},
-            }
-        )
-
-    page.route("**/api/alerts/preview", played)
+    assert len(bars) == 500, len(bars)
+    # a level near the top of the chart's first page: the price crossed it there, a few times
+    high, low = max(b["high"] for b in bars), min(b["low"] for b in bars)
+    level = round(high - (high - low) / 10, 2)
     field(page, "Ticker").fill("aapl")
     field(page, "Condition").select_option("crossing")
-    field(page, "Price ($)").fill("150")
+    field(page, "Price ($)").fill(str(level))
     field(page, "Hours").select_option("any")
-    field(page, "Preview days").fill("3")
-    page.get_by_role("button", name="Preview", exact=True).click()
+    field(page, "Preview days").fill("1")
+    with page.expect_response(lambda r: r.url.endswith("/api/alerts/preview")) as answered:
+        page.get_by_role("button", name="Preview", exact=True).click()
+    assert answered.value.status == 200, answered.value.text()
+    assert json.loads(answered.value.request.post_data or "{}") == {
+        "ticker": "AAPL", "kind": "crossing", "threshold": level, "evaluate": "tick", "session": "any",
+        "rearm": "recross", "days": 1,
+    }  # fmt: skip
+    answer = answered.value.json()
+    fires = answer["fires"]
+    assert answer["evaluated"]["bars"] >= 500 and not answer["truncated"]
+    assert fires, f"no crossing of {level} in a day of bars"
     expect(page.locator("#chart-dialog")).to_be_visible()  # the ticker's chart, a row shown for it
-    page.wait_for_function("realtimeDashboard.chart && realtimeDashboard.chart.markersShown === 2")
-    assert asked == [
-        {"ticker": "AAPL", "kind": "crossing", "threshold": 150, "evaluate": "tick", "session": "any",
-         "rearm": "recross", "days": 3},
-    ]  # fmt: skip
+    page.wait_for_function(
+        "realtimeDashboard.chart?.series?.data().length >= 500 && realtimeDashboard.chart.markersShown"
+    )
+    expect(page.locator("#rule-preview-note")).to_contain_text(
+        f"Would have fired {len(fires)} time{'' if len(fires) == 1 else 's'} in the last day"
+    )
+
+    def first_ms() -> int:
+        ms: int = page.evaluate("realtimeDashboard.chart.bars[0].ms")
+        return ms
+
+    def instant(fire: dict[str, Any]) -> int:
+        return int(datetime.fromisoformat(fire["at"].replace("Z", "+00:00")).timestamp() * 1000)
+
+    earlier = sum(1 for f in fires if instant(f) < first_ms())
+    note = f"{len(fires)} preview alert{'' if len(fires) == 1 else 's'} marked"
+    expect(page.locator("#chart-note")).to_contain_text(
+        note + (f" ({earlier} before these bars: scroll back)" if earlier else "")
+    )
+    assert page.evaluate("realtimeDashboard.chart.markersShown") == len(fires) - earlier
+    for _ in range(10):  # scrolled back to the day's first fire: every fire is drawn
+        if page.evaluate("realtimeDashboard.chart.markersShown") == len(fires):
+            break
+        loaded = page.evaluate("realtimeDashboard.chart.series.data().length")
+        page.evaluate("realtimeDashboard.chart.chart.timeScale().setVisibleLogicalRange({from: 0, to: 80})")
+        page.wait_for_function(f"realtimeDashboard.chart.series.data().length > {loaded}")
+    expect(page.locator("#chart-note")).to_contain_text(note)
+    expect(page.locator("#chart-note")).not_to_contain_text("scroll back")
+    # each mark on the bar that holds its fire (the minute it lies in), at its price
     marks = page.evaluate(
         """() => {
             const c = realtimeDashboard.chart;
             const times = c.series.data().map(p => p.time);
-            return c._markerPlugin.markers().map(m => ({index: times.indexOf(m.time), price: m.price}));
+            return c._markerPlugin.markers().map(m => {
+                const i = times.indexOf(m.time);  // the bar it is drawn on
+                return {ms: i < 0 ? null : c.bars[i].ms, price: m.price};
+            });
         }"""
     )
-    data_length = page.evaluate("realtimeDashboard.chart.series.data().length")
-    by_time = {bar["time"]: i for i, bar in enumerate(bars)}
-    assert [m["price"] for m in marks] == [f["price"] for f in fires]
-    assert all(m["index"] >= 0 for m in marks)  # each on a bar of the chart
-    assert marks[1]["index"] - marks[0]["index"] == by_time[fires[1]["at"]] - by_time[fires[0]["at"]]
-    assert data_length > 0
-    expect(page.locator("#chart-note")).to_contain_text("2 preview alerts marked")
-    expect(page.locator("#rule-preview-note")).to_contain_text("Would have fired 2 times in the last 3 days")
+    assert marks == [{"ms": instant(f) // 60_000 * 60_000, "price": f["price"]} for f in fires]
     page.get_by_role("button", name="Close chart").click()
     page.wait_for_function("realtimeDashboard.chart.markersShown === 0")
     expect(page.get_by_role("button", name="Create alert")).to_be_visible()  # then the trader creates it

@@ -3,7 +3,7 @@
 // kind sends, the errors found before asking, a stored rule back into the form, a rule and its state in
 // words, the server's 400s by field, the session hint; and AlertRules over the real REST client with a
 // stubbed fetch: create, edit, pause and resume, and the preview (POST /api/alerts/preview) whose fires go
-// to the chart as marks. The form and the list in a page are driven in Chromium by
+// to the chart as marks, and the list read again when a halt begins or ends until the server says it. The form and the list in a page are driven in Chromium by
 // tests/browser/test_alert_rules.py.
 // Run with: node --test tests/js/
 
@@ -14,7 +14,7 @@ import { Api } from '../../web/static/js/dashboard/rest.js';
 import {
     DEFAULTS, KINDS, describeRule, kindFields, ruleBody, ruleStatus, ruleValues, serverErrors, sessionHint,
 } from '../../web/static/js/dashboard/rule-kinds.js';
-import { AlertRules } from '../../web/static/js/dashboard/rules.js';
+import { AlertRules, STATUS_REREAD_MS } from '../../web/static/js/dashboard/rules.js';
 
 const NY = 'America/New_York';
 
@@ -228,7 +228,7 @@ function makeRules(answers, values = {}) {
         const [status, body] = answer;
         return { ok: status >= 200 && status < 300, status, text: async () => (body === undefined ? '' : JSON.stringify(body)) };
     };
-    const shown = { errors: [], marks: [], edits: [], resets: 0 };
+    const shown = { errors: [], marks: [], edits: [], resets: 0, timers: /** @type {[() => void, number][]} */ ([]) };
     const form = {
         editing: null,
         read: () => ({ ...DEFAULTS, ...values }),
@@ -259,6 +259,7 @@ function makeRules(answers, values = {}) {
         },
         zone: () => NY,
         showMarks: async (ticker, marks) => shown.marks.push([ticker, marks]),
+        later: (fn, ms) => shown.timers.push([fn, ms]),
         destroyed: () => false,
     });
     return { rules, requests, shown, dom, form };
@@ -369,4 +370,53 @@ test('alert rules: a 400 on create goes next to its fields; a server without the
     assert.equal((await env.rules.create({ ticker: 'AAPL', threshold: '1' })).ok, false);
     assert.equal(env.dom.ruleNote.textContent, 'Alert rules are not available on this server yet.');
     assert.equal(env.rules.available, false);
+});
+
+test('alert rules: a halt and its end read the list again until the server says it, a few times at most', async () => {
+    const armed = view({});
+    const held = view({ state: 'paused', paused_by: 'halted' });
+    const mine = view({ id: 8, armed: false, state: 'paused', paused_by: 'user' }); // not held: paused by its owner
+    const { rules, requests, shown, dom } = makeRules([
+        [200, { rules: [armed, mine] }],
+        [200, { rules: [armed, mine] }], // the evaluating instance has not read the halt yet
+        [200, { rules: [held, mine] }],
+        [200, { rules: [held, mine] }], // the halt ends: not said yet
+        ...STATUS_REREAD_MS.map(() => [200, { rules: [held, mine] }]), // ... nor after every re-read
+        [200, { rules: [armed, mine] }], // halted again: not said yet
+        [200, { rules: [armed, mine] }], // open again
+    ]);
+    const item = () => dom.ruleList.children[0];
+    await rules.load();
+    rules.onMarketStatus({ status: 'open' }); // the first status: nothing changed
+    assert.equal(requests.length, 1);
+
+    rules.onMarketStatus({ status: 'halted' });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(requests.length, 2);
+    assert.match(item().textContent, / armed Edit/);
+    assert.deepEqual(shown.timers.map(([, ms]) => ms), [STATUS_REREAD_MS[0]]);
+    await shown.timers.shift()[0]();
+    assert.equal(requests.length, 3);
+    assert.match(item().textContent, / paused: market halted Edit Pause/);
+    assert.equal(shown.timers.length, 0, 'the answer says the halt: no more reading');
+
+    rules.onMarketStatus({ status: 'open' });
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const ms of STATUS_REREAD_MS) {
+        assert.deepEqual(shown.timers.map(([, wait]) => wait), [ms]);
+        await shown.timers.shift()[0]();
+    }
+    assert.equal(requests.length, 4 + STATUS_REREAD_MS.length);
+    assert.equal(shown.timers.length, 0, 'then the list is left as the server says (a cluster instance that knows no halt)');
+    assert.match(item().textContent, / paused: market halted /);
+
+    // a re-read for a status that changed again since is not done: the newer change reads the list
+    rules.onMarketStatus({ status: 'halted' });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(shown.timers.length, 1, 'the list does not say the halt yet');
+    rules.onMarketStatus({ status: 'open' });
+    await new Promise((resolve) => setImmediate(resolve));
+    const reads = requests.length;
+    await shown.timers.shift()[0]();
+    assert.equal(requests.length, reads);
 });

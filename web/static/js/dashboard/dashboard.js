@@ -149,6 +149,7 @@ export class RealtimeDashboard {
             showError: showError,
             zone: zone,
             showMarks: (ticker, marks) => this._showMarks(ticker, marks),
+            later: (fn, ms) => this._later(fn, ms),
             destroyed: destroyed,
         });
         /** The Activity list. */

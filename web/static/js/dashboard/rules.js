@@ -4,8 +4,8 @@
  * the form (rule-form.js) does: create, edit (PATCH), preview (POST /api/alerts/preview, its fires marked
  * on the ticker's chart); and pause, resume and delete from the list. An object of its own (the
  * dashboard's `alertRules`): it gets the REST client, the form, its elements, the frame batch, how to show
- * an error, the exchange's zone, how to mark the chart and whether the page is gone; it keeps the rules
- * to itself.
+ * an error, the exchange's zone, how to mark the chart, the dashboard's timer function and whether the
+ * page is gone; it keeps the rules to itself.
  */
 import { el } from './dom.js';
 import { fmtMarketTime, fmtMoney } from './format.js';
@@ -25,6 +25,9 @@ export { ALERT_KINDS, KIND_LABEL } from './rule-kinds.js';
  */
 
 export const PREVIEW_LISTED = 3; // fires named in the preview's note (the newest)
+// After a halt begins or ends, the rules are read again after these delays while the server's answer
+// does not say it yet (the evaluating instance learns it from the price log a moment after this page).
+export const STATUS_REREAD_MS = [250, 500, 1000, 2000];
 
 export class AlertRules {
     /**
@@ -36,9 +39,10 @@ export class AlertRules {
      * @param {(node: any, text: string | null) => void} parts.showError shows (null: hides) a form's error
      * @param {() => string | null} parts.zone the exchange's time zone (expiry and fire times)
      * @param {ShowMarks} parts.showMarks marks a preview's fires on the ticker's chart
+     * @param {(fn: () => void, ms: number) => unknown} parts.later runs `fn` after `ms` unless the page is gone
      * @param {() => boolean} parts.destroyed whether the page was destroyed (answers arriving later are ignored)
      */
-    constructor({ api, form, dom, frame, showError, zone, showMarks, destroyed }) {
+    constructor({ api, form, dom, frame, showError, zone, showMarks, later, destroyed }) {
         this._api = api;
         this._form = form;
         this._dom = dom;
@@ -46,6 +50,7 @@ export class AlertRules {
         this._showError = showError;
         this._zone = zone;
         this._showMarks = showMarks;
+        this._later = later;
         this._destroyed = destroyed;
         /** @type {boolean | null} whether the server has the rules API; null: not known yet */
         this.available = null;
@@ -53,6 +58,8 @@ export class AlertRules {
         this.rules = new Map();
         /** @type {string | null} the market's status (rules pause outside their session: read again when it changes) */
         this.marketStatus = null;
+        /** counts market status changes: a re-read for an older one stops */
+        this._statusChanges = 0;
         /** @type {any} the latest preview's answer */
         this.lastPreview = null;
     }
@@ -102,7 +109,27 @@ export class AlertRules {
         const status = msg && typeof msg.status === 'string' ? msg.status : null;
         const changed = this.marketStatus !== null && status !== this.marketStatus;
         this.marketStatus = status;
-        if (changed && this.available === true && this.rules.size) this.load();
+        if (changed && this.available === true && this.rules.size) this._followStatus(status, ++this._statusChanges, 0);
+    }
+
+    /**
+     * Read the rules after the market's status changed to `status` (change number `change`). The server
+     * holds every armed rule during a halt once its evaluating instance has read the status from the price
+     * log, a moment after this page: while the answer does not say what `status` does, it is read again
+     * (STATUS_REREAD_MS), then left as the server says (another instance of a cluster does not know of a halt).
+     * @param {string | null} status
+     * @param {number} change
+     * @param {number} attempt
+     */
+    async _followStatus(status, change, attempt) {
+        if (change !== this._statusChanges) return; // the status changed again: that change reads them
+        await this.load();
+        if (this._destroyed() || change !== this._statusChanges || attempt >= STATUS_REREAD_MS.length) return;
+        const halted = status === 'halted';
+        const behind = [...this.rules.values()].some(
+            (rule) => rule.armed !== false && rule.state !== 'expired' && (rule.paused_by === 'halted') !== halted,
+        );
+        if (behind) this._later(() => this._followStatus(status, change, attempt + 1), STATUS_REREAD_MS[attempt]);
     }
 
     /** What the form's submit does: create the rule it describes, or save the one it edits. */
