@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-import logging
 import re
 import socket
 import ssl
@@ -34,8 +33,6 @@ import msgspec
 
 from legend.domain.notifications import AlertPayload, Channel, Destination, EmailAddress, Outcome, SendResult
 from legend.domain.timefmt import iso
-
-log = logging.getLogger("legend.notify")
 
 MAX_ADDRESS_LENGTH = 254  # RFC 5321's path limit, less the angle brackets
 MAX_LOCAL_PART_LENGTH = 64
