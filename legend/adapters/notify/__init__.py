@@ -1,0 +1,1 @@
+"""The senders of alert notifications (legend.ports.notifications.Sender), one adapter per channel."""
