@@ -1,1 +1,1 @@
-"""The senders of alert notifications (legend.ports.notifications.Sender), one adapter per channel."""
+"""The senders of alert notifications, one per channel: webhooks (with the forgery guard), Web Push, e-mail."""
