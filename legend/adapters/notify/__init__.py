@@ -1,0 +1,1 @@
+"""The senders of alert notifications behind the Sender port: Web Push, webhooks, e-mail."""
