@@ -31,6 +31,7 @@ from legend.adapters.http.auth_api import AuthController
 from legend.adapters.http.bars_api import BarsController
 from legend.adapters.http.errors import error_json, field_errors
 from legend.adapters.http.metrics_api import MetricsController
+from legend.adapters.http.notifications_api import NotificationController
 from legend.adapters.http.rate_limit import ApiLimits
 from legend.adapters.http.user_api import WatchlistController
 from legend.adapters.http.ws import stream
@@ -137,12 +138,14 @@ def api_router(services: Services, metrics: CollectorRegistry) -> Router:
             HealthController,
             WatchlistController,
             AlertController,
+            NotificationController,
             PluginController,
             AuthController,
             MetricsController,
         ],
         dependencies={
             "streaming": _provide(services.streaming),
+            "notifications": _provide(services.notifications),
             "publisher": _provide(services.publisher),
             "cluster": _provide(services.cluster),
             "backplane": _provide(services.backplane),

@@ -31,6 +31,7 @@ from legend.adapters.sql import (
 )
 from legend.adapters.sql.bars import SqlAlchemyBarStore
 from legend.adapters.sql.price_log import SqlPriceLog
+from legend.delivery import AlertDelivery
 from legend.domain.channels import ChannelRegistry
 from legend.domain.events import BackplaneHealthChanged, ClientSubscribed, MessageDelivered, TickerWatched
 from legend.domain.stats import Counters
@@ -100,6 +101,7 @@ class Services:
     ticker_check: TickerCheck | None = None  # whether the quote provider knows a ticker (subscribe, REST)
     bar_building: BarBuilding | None = None  # none without a bar store, or with ``bars.enabled = false``
     bar_backfill: BarBackfill | None = None  # none without a bar store or a provider with history
+    notifications: AlertDelivery | None = None  # webhooks, Web Push, e-mail: none without a database
     _bar_backfiller: Supervised | None = field(default=None, init=False)
     _bar_builder: Supervised | None = field(default=None, init=False)
 
@@ -118,6 +120,8 @@ class Services:
         await self.streaming.start()  # the backplane: alerting takes its lease and reads its price log
         await self.cluster.join(self.streaming.figures)  # registered, leases kept, figures reported
         await self.alerting.start()  # prices published before are in the price log
+        if self.notifications is not None:  # the VAPID keys, then the delivery loop
+            await self.notifications.start(self.supervisor)
         await self.plugins.start()  # on_startup hooks, then feeds; before the quote poller asks for interest
         if self.run_quote_poller:
             self.quote_poller.start()
@@ -173,15 +177,12 @@ class Services:
         await self.streaming.shutdown()
         await self.quote_poller.stop()
         await self.plugins.stop()  # feeds first, then on_shutdown hooks; bounded
-        if self._sweeper is not None:
-            await self._sweeper.stop()
-        if self._bar_pruner is not None:
-            await self._bar_pruner.stop()
-        if self._bar_backfiller is not None:
-            await self._bar_backfiller.stop()
-        if self._bar_builder is not None:
-            await self._bar_builder.stop()
+        for task in (self._sweeper, self._bar_pruner, self._bar_backfiller, self._bar_builder):
+            if task is not None:
+                await task.stop()
         await self.alerting.stop()
+        if self.notifications is not None:
+            await self.notifications.stop()
         await self.cluster.leave()  # leases handed over at once
         await self.backplane.stop()
         await self.provider.aclose()
@@ -460,7 +461,11 @@ def bootstrap(
     bar_backfill = BarBackfill(history, bars) if bars is not None and history is not None else None
     if bar_backfill is not None:
         bus.subscribe(TickerWatched, bar_backfill.on_watched)  # a newly watched ticker's past, for its chart
+    delivery = (
+        AlertDelivery(settings.notifications, database, clock, instance_id) if database is not None else None
+    )
     return Services(
+        notifications=delivery if settings.notifications.enabled else None,
         settings=settings,
         clock=clock,
         registry=registry,

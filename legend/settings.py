@@ -25,6 +25,7 @@ from legend.address_checks import (
     trusted_proxy,
 )
 from legend.bar_settings import BarSettings
+from legend.notification_settings import NotificationSettings
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
@@ -388,6 +389,7 @@ class Settings(_Section):
     watchlist: WatchlistSettings = msgspec.field(default_factory=WatchlistSettings)
     alerts: AlertSettings = msgspec.field(default_factory=AlertSettings)
     bars: BarSettings = msgspec.field(default_factory=BarSettings)
+    notifications: NotificationSettings = msgspec.field(default_factory=NotificationSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     # [plugins]: which plugins run, plus one [plugins.<name>] table per plugin, validated by that plugin.
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -27,9 +27,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from legend import __version__
-from legend.adapters.notify import DestinationRefused, WebhookSender, check_url, resolve_checked
-from legend.adapters.notify.guard import forbidden, system_resolve
-from legend.adapters.notify.webhook import retry_after
+from legend.adapters.notify.guard import (
+    DestinationRefused,
+    check_url,
+    forbidden,
+    resolve_checked,
+    system_resolve,
+)
+from legend.adapters.notify.webhook import WebhookSender, retry_after
 from legend.domain.notifications import AlertPayload, EmailAddress, Outcome, Webhook
 from tests.support.webhook_receiver import WebhookReceiver, delayed, endless, status, verify_signature
 

@@ -27,6 +27,7 @@ from legend.adapters.http.user_api import (
     USER_SECURITY,
     invalid_fields,
 )
+from legend.delivery import AlertDelivery
 from legend.domain.alert_checks import RuleInvalid
 from legend.domain.alert_index import PausedBy, RuleState
 from legend.domain.alert_rules import (
@@ -40,7 +41,7 @@ from legend.domain.alert_rules import (
     Session,
 )
 from legend.domain.bars import BarInterval
-from legend.domain.notifications import Channel
+from legend.domain.notifications import Channel, DeliveryState
 from legend.domain.symbols import TickerText
 from legend.domain.timefmt import iso, iso_or_none
 from legend.ports.repositories import RuleLimitReached
@@ -203,6 +204,19 @@ class Rules(msgspec.Struct):
     max_rules: int
 
 
+class DeliveryView(msgspec.Struct, kw_only=True):
+    """Where one trigger's delivery to one destination stands: ``pending``, ``delivered`` (at
+    ``delivered_at``), ``retrying`` (at ``next_attempt_at``, after ``error``), ``failed`` or ``removed``."""
+
+    channel: Channel
+    destination_id: int
+    state: str
+    attempts: int
+    delivered_at: str | None
+    next_attempt_at: str | None
+    error: str | None
+
+
 class EventView(msgspec.Struct, kw_only=True):
     """A past trigger. ``alert_id`` is the ``alert_id`` of the ``alert_trigger`` message that carried it;
     ``threshold``: the level crossed (a channel's bound, a moving average)."""
@@ -219,6 +233,7 @@ class EventView(msgspec.Struct, kw_only=True):
     message: str
     triggered_at: str
     published: bool
+    deliveries: list[DeliveryView] = msgspec.field(default_factory=list)
 
 
 class Events(msgspec.Struct):
@@ -257,7 +272,19 @@ def rule_view(rule: AlertRule, alerting: AlertingService) -> RuleView:
     )
 
 
-def _event_view(event: AlertEvent) -> EventView:
+def _delivery_view(state: DeliveryState) -> DeliveryView:
+    return DeliveryView(
+        channel=state.channel,
+        destination_id=state.destination_id,
+        state=state.state,
+        attempts=state.attempts,
+        delivered_at=iso_or_none(state.delivered_at),
+        next_attempt_at=iso_or_none(state.next_attempt_at),
+        error=state.error,
+    )
+
+
+def _event_view(event: AlertEvent, deliveries: list[DeliveryState] | None = None) -> EventView:
     return EventView(
         id=event.id,
         alert_id=event.key,
@@ -271,6 +298,7 @@ def _event_view(event: AlertEvent) -> EventView:
         message=event.message,
         triggered_at=iso(event.triggered_at),
         published=event.published_at is not None,
+        deliveries=[_delivery_view(state) for state in deliveries or ()],
     )
 
 
@@ -379,6 +407,7 @@ class AlertController(Controller):
     async def list_events(
         self,
         alerting: Service[AlertingService],
+        notifications: Service[AlertDelivery | None],
         user_id: NamedDependency[str],
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_EVENTS_PAGE, description="Page size")] = 50,
         before: Annotated[
@@ -388,7 +417,9 @@ class AlertController(Controller):
             ),
         ] = None,
     ) -> Events:
-        """Triggers newest first, including those that fired while the caller was offline."""
+        """Triggers newest first, including those that fired while the caller was offline, each with where
+        its deliveries to the caller's destinations stand."""
         events = await alerting.events(user_id, limit, before)
         next_before = events[-1].id if len(events) == limit else None
-        return Events([_event_view(e) for e in events], next_before)
+        states = await notifications.repository.deliveries([e.id for e in events]) if notifications else {}
+        return Events([_event_view(e, states.get(e.id)) for e in events], next_before)
