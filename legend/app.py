@@ -119,6 +119,7 @@ def metric_sections(services: Services) -> tuple[Section, ...]:
         quote_poller=services.quote_poller,
         alerting=services.alerting,
         bar_building=services.bar_building,
+        notifications=services.notifications.service if services.notifications is not None else None,
         plugins=services.plugins.summaries,
         plugin_states=[state.value for state in PluginState],
         supervisor=services.supervisor,

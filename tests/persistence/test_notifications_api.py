@@ -155,3 +155,6 @@ async def test_a_trigger_reaches_a_webhook_once_signed_after_two_failures(databa
                 3,
             )
             assert delivery["delivered_at"] is not None
+            metrics = (await client.get("/metrics", headers=ADMIN)).text
+            assert 'legend_alert_delivery_attempts_total{channel="webhook"} 3.0' in metrics, metrics[-2000:]
+            assert 'legend_alert_delivery_failures_total{channel="webhook"} 2.0' in metrics

@@ -16,6 +16,7 @@ from legend import __version__
 from legend.adapters.prometheus import alerting as alerting_metrics
 from legend.adapters.prometheus import backplane as backplane_metrics
 from legend.adapters.prometheus import bars as bar_metrics
+from legend.adapters.prometheus import notifications as notification_metrics
 from legend.adapters.prometheus import plugins as plugin_metrics
 from legend.adapters.prometheus import quotes as quote_metrics
 from legend.adapters.prometheus import streaming as streaming_metrics
@@ -27,6 +28,7 @@ from legend.ports.quotes import QuoteProvider
 from legend.runtime.supervisor import TaskSupervisor
 from legend.services.alerts.service import AlertingService
 from legend.services.bars.building import BarBuilding
+from legend.services.notifications.service import NotificationService
 from legend.services.polling.quote_poller import QuotePoller
 from legend.services.streaming.service import StreamingService
 
@@ -66,6 +68,7 @@ def sections(
     plugin_states: Sequence[str],
     supervisor: TaskSupervisor,
     bar_building: BarBuilding | None = None,
+    notifications: NotificationService | None = None,
 ) -> tuple[Section, ...]:
     """What a scrape collects, in this order, each section given only what it reads; a section that raises
     is left out of that scrape. ``plugins`` gives the plugins' summaries and ``plugin_states`` the names of
@@ -73,6 +76,11 @@ def sections(
     ``bar_building`` is None where bars are not built (no database, ``bars.enabled = false``)."""
     bars: tuple[Section, ...] = (
         () if bar_building is None else (("bars", partial(bar_metrics.bars, bar_building)),)
+    )
+    delivery: tuple[Section, ...] = (
+        ()
+        if notifications is None
+        else (("delivery", partial(notification_metrics.notifications, notifications)),)
     )
     return (
         ("instance", partial(instance, instance_id, provider, streaming)),
@@ -84,6 +92,7 @@ def sections(
         ("provider", partial(quote_metrics.provider, quote_poller, provider)),
         ("alerting", partial(alerting_metrics.alerting, alerting)),
         *bars,
+        *delivery,
         ("plugins", partial(plugin_metrics.plugins, plugins, plugin_states)),
         ("tasks", partial(task_metrics.tasks, supervisor)),
     )
