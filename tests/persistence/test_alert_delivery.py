@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import msgspec
 import pytest
 
 from legend.adapters.clock.frozen import FrozenClock
@@ -57,8 +58,8 @@ async def fire(database: Database, clock: FrozenClock, spec: RuleSpec = SPEC, us
     alerting = alerting_service(database, clock)
     await alerting.start()
     rule = await alerting.create_rule(user, spec)
-    await alerting.observe(LoggedPrice(ticker="AAPL", price=99.0))
-    [event] = await alerting.observe(LoggedPrice(ticker="AAPL", price=101.0))
+    await alerting.observe(LoggedPrice(ticker=spec.ticker, price=99.0))
+    [event] = await alerting.observe(LoggedPrice(ticker=spec.ticker, price=101.0))
     await alerting.stop()
     assert event.rule_id == rule.id
     return event.key
@@ -91,8 +92,6 @@ async def test_a_rule_s_channels_choose_its_destinations(database: Database, clo
     now = clock.now()
     await repository.add("webhook", "alice", {"url": "https://hooks.example/a", "secret": "s"}, now)
     await repository.add("email", "alice", {"address": "alice@example.com"}, now)
-    import msgspec
-
     await fire(database, clock, msgspec.structs.replace(SPEC, notify=("email",)))
     webhook, email = Recording("webhook"), Recording("email")
     await NotificationService(
@@ -214,3 +213,28 @@ async def test_the_server_key_is_made_once(database: Database, clock: FrozenCloc
         *(repository.key("vapid", f"made-by-{n}", clock.now()) for n in range(racers))
     )
     assert len(set(keys)) == 1 and await repository.key("vapid", "later", clock.now()) == keys[0]
+
+
+async def test_a_dead_receiver_does_not_delay_another_user_s_delivery(
+    database: Database, clock: FrozenClock
+) -> None:
+    from legend.adapters.notify.webhook import WebhookSender
+    from tests.support.webhook_receiver import WebhookReceiver, delayed, status
+
+    repository = SqlAlchemyNotificationRepository(database)
+    with WebhookReceiver(delayed(3.0, status(200))) as dead, WebhookReceiver(status(200)) as alive:
+        await repository.add("webhook", "alice", {"url": dead.url(), "secret": "s" * 16}, clock.now())
+        await repository.add("webhook", "bob", {"url": alive.url(), "secret": "s" * 16}, clock.now())
+        await fire(database, clock, user="alice")
+        await fire(database, clock, msgspec.structs.replace(SPEC, ticker="MSFT"), user="bob")
+        sender = WebhookSender(["127.0.0.0/8"], allow_http=True, timeout=1.0)
+        service = NotificationService(repository, {"webhook": sender}, clock, instance_id="a")
+        started = asyncio.get_running_loop().time()
+        round_ = asyncio.create_task(service.round())
+        while not alive.received and asyncio.get_running_loop().time() - started < 5:
+            await asyncio.sleep(0.02)
+        assert alive.received and asyncio.get_running_loop().time() - started < 0.9  # before alice's timeout
+        await round_
+        states = await repository.deliveries(range(1, 100))
+        assert sorted(s.state for group in states.values() for s in group) == ["delivered", "retrying"]
+        await sender.close()
