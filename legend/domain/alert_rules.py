@@ -23,7 +23,7 @@ import msgspec
 
 from legend.domain.bars import BarInterval
 from legend.domain.messages import alert_text
-from legend.domain.notifications import Channel
+from legend.domain.notifications import AlertPayload, Channel
 
 
 class AlertKind(enum.StrEnum):
@@ -348,6 +348,21 @@ class AlertEvent(msgspec.Struct, frozen=True, kw_only=True):
         """The specification's ``trigger_price`` (docs/protocol.md): the level for the kinds that watch a
         price level (a channel's bound that was crossed), else the price at the trigger."""
         return self.threshold if KINDS[AlertKind(self.alert_type)].metric is Metric.PRICE else self.price
+
+    def payload(self) -> AlertPayload:
+        """What the notification channels carry of this trigger."""
+        return AlertPayload(
+            alert_id=self.key,
+            rule_id=self.rule_id,
+            ticker=self.ticker,
+            alert_type=self.alert_type,
+            threshold=self.threshold,
+            value=self.value,
+            trigger_price=self.trigger_price,
+            current_price=self.price,
+            message=self.message,
+            triggered_at=self.triggered_at,
+        )
 
 
 def event_key(rule_id: int, generation: int) -> str:

@@ -28,9 +28,7 @@ from legend.adapters.sql.tables import (
     notify_webhooks,
     server_keys,
 )
-from legend.domain.alert_rules import AlertEvent
 from legend.domain.notifications import (
-    AlertPayload,
     Channel,
     Delivery,
     DeliveryState,
@@ -47,22 +45,6 @@ _TYPES: dict[str, type[Webhook] | type[PushSubscription] | type[EmailAddress]] =
     "email": EmailAddress,
 }
 _OPEN = ("pending", "retrying")
-
-
-def payload(event: AlertEvent) -> AlertPayload:
-    """What the channels carry of a stored trigger."""
-    return AlertPayload(
-        alert_id=event.key,
-        rule_id=event.rule_id,
-        ticker=event.ticker,
-        alert_type=event.alert_type,
-        threshold=event.threshold,
-        value=event.value,
-        trigger_price=event.trigger_price,
-        current_price=event.price,
-        message=event.message,
-        triggered_at=event.triggered_at,
-    )
 
 
 def _destination(channel: str, row: Row[Any]) -> Destination:
@@ -223,7 +205,7 @@ class SqlAlchemyNotificationRepository:
                         destination_id=row.destination_id,
                         attempts=row.attempts,
                         destination=None if found is None else _destination(row.channel, found),
-                        payload=payload(events[row.event_id]),
+                        payload=events[row.event_id].payload(),
                         user_id=row.user_id,
                     )
                 )
