@@ -109,7 +109,9 @@ def test_the_service_worker_shows_a_pushed_trigger_as_a_notification_replaced_by
     # the same alert again replaces it (tag); another alert is a second notification
     deliver_push(page, server.url, {**TRIGGER, "message": "AAPL again"})
     page.wait_for_function(f"({NOTIFICATIONS})().then((l) => l.length === 1 && l[0].body === 'AAPL again')")
-    deliver_push(page, server.url, {**TRIGGER, "alert_id": "rule-8-1", "ticker": "MSFT", "alert_type": "price_above"})
+    deliver_push(
+        page, server.url, {**TRIGGER, "alert_id": "rule-8-1", "ticker": "MSFT", "alert_type": "price_above"}
+    )
     page.wait_for_function(f"({NOTIFICATIONS})().then((list) => list.length === 2)")
     titles = sorted(n["title"] for n in page.evaluate(NOTIFICATIONS))
     assert titles == ["AAPL: breakout", "MSFT: price above"]
@@ -219,7 +221,9 @@ def test_push_is_turned_on_with_the_servers_key_and_off_again(
     )
     assert options == {"user": True, "key": key}
     assert listed["endpoint"] == page.evaluate("__push.subscribed.endpoint")
-    expect(page.locator("#destination-list .destination[data-channel='push']")).to_contain_text("this browser")
+    expect(page.locator("#destination-list .destination[data-channel='push']")).to_contain_text(
+        "this browser"
+    )
 
     toggle.click()
     expect(toggle).to_have_attribute("aria-pressed", "false")
@@ -246,7 +250,9 @@ def test_voice_reads_a_trigger_out_and_is_remembered(
         context.add_init_script(SPEECH)
         user = "voice-" + uuid.uuid4().hex[:8]
         page = open_dashboard(user_id=user, context=context)
-        broadcast = {k: TRIGGER[k] for k in ("ticker", "alert_type", "message", "trigger_price", "current_price")}
+        broadcast = {
+            k: TRIGGER[k] for k in ("ticker", "alert_type", "message", "trigger_price", "current_price")
+        }
         broadcast["user_id"] = user
         voice = page.locator("#voice-toggle")
         expect(voice).to_be_visible()
@@ -263,7 +269,9 @@ def test_voice_reads_a_trigger_out_and_is_remembered(
         assert page.evaluate("__spoken") == ["Voice alerts on", "AAPL broke out above $150.00"]
 
         page.reload()  # remembered in this browser
-        page.wait_for_function("document.querySelector('#connection-status .conn-label').textContent === 'Live'")
+        page.wait_for_function(
+            "document.querySelector('#connection-status .conn-label').textContent === 'Live'"
+        )
         expect(page.locator("#voice-toggle")).to_have_attribute("aria-pressed", "true")
     finally:
         context.close()
