@@ -98,6 +98,7 @@ test('rule values: a stored rule fills the form so that saving it unchanged send
     assert.deepEqual(ruleBody({ ticker: 'A', threshold: '1', notify: 'email,push' }).body.notify, ['push', 'email']);
     assert.deepEqual(ruleBody({ ticker: 'A', threshold: '1', notify: '' }).body.notify, []);
     assert.equal('notify' in ruleBody({ ticker: 'A', threshold: '1' }).body, false, 'not given: not sent');
+    assert.equal('notify' in ruleBody({ ticker: 'A', threshold: '1', notify: '' }, { days: true }).body, false, 'a preview sends nowhere');
 });
 
 test('rule in words: each kind\'s condition and how it is evaluated', () => {

@@ -273,11 +273,11 @@ export class NotificationsPanel {
         const registration = this.registration;
         const sub = this.subscription || (registration ? await registration.pushManager.getSubscription() : null);
         if (sub) await sub.unsubscribe().catch(() => false);
-        this.subscription = null;
         for (const d of this.destinations.push.filter((p) => sub && p.endpoint === sub.endpoint)) {
             const res = await this._api.del('/api/notifications/push/' + encodeURIComponent(d.id));
             if (res.ok || res.status === 404) this._drop('push', d.id);
         }
+        this.subscription = null; // push shows off once the server no longer sends here
         this._status('Push is off for this browser.');
         return { ok: true };
     }

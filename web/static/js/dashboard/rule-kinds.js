@@ -184,7 +184,7 @@ export function ruleBody(input, options) {
             if (!(key in body)) body[key] = null;
         }
     }
-    if (v.notify !== undefined && v.notify !== null) {
+    if (v.notify !== undefined && v.notify !== null && !opts.days) { // a preview sends nothing anywhere
         const checked = NOTIFY_CHANNELS.filter((c) => String(v.notify).split(',').includes(c));
         body.notify = checked.length === NOTIFY_CHANNELS.length ? null : checked;
     }
