@@ -49,14 +49,6 @@ self.addEventListener('push', (event) => {
     event.waitUntil(notify(triggerOf(event.data)));
 });
 
-/** A page may hand a trigger over ({type: 'legend.show', trigger}): shown as a push would be (tests). */
-self.addEventListener('message', (event) => {
-    const msg = event.data;
-    if (msg && msg.type === 'legend.show' && msg.trigger && typeof msg.trigger === 'object') {
-        event.waitUntil(notify(msg.trigger));
-    }
-});
-
 /** Focus an open dashboard and have it open the chart, or open a dashboard at that chart. */
 async function openChart(ticker) {
     const url = new URL(DASHBOARD, self.location.origin);
