@@ -22,6 +22,10 @@ export default [
         languageOptions: { ecmaVersion: 2022, sourceType: 'module', globals: { ...globals.browser } },
     },
     {
+        files: ['web/static/sw.js'],
+        languageOptions: { ecmaVersion: 2022, sourceType: 'script', globals: { ...globals.serviceworker } },
+    },
+    {
         files: ['tests/js/**/*.js', 'eslint.config.js'],
         languageOptions: { ecmaVersion: 2022, sourceType: 'module', globals: { ...globals.node } },
     },

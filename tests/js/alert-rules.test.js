@@ -77,11 +77,11 @@ test('rule body: what is missing or not a number is named by field before the se
 
 test('rule values: a stored rule fills the form so that saving it unchanged sends the same rule', () => {
     const stored = [
-        { id: 1, ticker: 'AAPL', kind: 'price_above', threshold: 150.25, rearm: 'once', cooldown_seconds: null, lower: null, upper: null, window_seconds: null, period: null, interval: null, evaluate: 'tick', session: 'regular', expires_at: null },
-        { id: 2, ticker: 'TSLA', kind: 'exiting_channel', threshold: null, rearm: 'cooldown', cooldown_seconds: 90, lower: 200, upper: 250.5, window_seconds: null, period: null, interval: '5m', evaluate: 'bar_close', session: 'extended', expires_at: '2030-06-01T20:00:00.000Z' },
-        { id: 3, ticker: 'NVDA', kind: 'moving_down_percent', threshold: 1.5, rearm: 'recross', cooldown_seconds: null, lower: null, upper: null, window_seconds: 7200, period: null, interval: null, evaluate: 'tick', session: 'any', expires_at: null },
-        { id: 4, ticker: 'SPY', kind: 'moving_up', threshold: 2, rearm: 'once', cooldown_seconds: null, lower: null, upper: null, window_seconds: 45, period: null, interval: null, evaluate: 'tick', session: 'any', expires_at: null },
-        { id: 5, ticker: 'QQQ', kind: 'volume_spike', threshold: 3, rearm: 'recross', cooldown_seconds: null, lower: null, upper: null, window_seconds: null, period: 20, interval: '5m', evaluate: 'bar_close', session: 'regular', expires_at: null },
+        { id: 1, ticker: 'AAPL', kind: 'price_above', threshold: 150.25, rearm: 'once', cooldown_seconds: null, lower: null, upper: null, window_seconds: null, period: null, interval: null, evaluate: 'tick', session: 'regular', expires_at: null, notify: null },
+        { id: 2, ticker: 'TSLA', kind: 'exiting_channel', threshold: null, rearm: 'cooldown', cooldown_seconds: 90, lower: 200, upper: 250.5, window_seconds: null, period: null, interval: '5m', evaluate: 'bar_close', session: 'extended', expires_at: '2030-06-01T20:00:00.000Z', notify: ['push', 'email'] },
+        { id: 3, ticker: 'NVDA', kind: 'moving_down_percent', threshold: 1.5, rearm: 'recross', cooldown_seconds: null, lower: null, upper: null, window_seconds: 7200, period: null, interval: null, evaluate: 'tick', session: 'any', expires_at: null, notify: [] },
+        { id: 4, ticker: 'SPY', kind: 'moving_up', threshold: 2, rearm: 'once', cooldown_seconds: null, lower: null, upper: null, window_seconds: 45, period: null, interval: null, evaluate: 'tick', session: 'any', expires_at: null, notify: ['webhook'] },
+        { id: 5, ticker: 'QQQ', kind: 'volume_spike', threshold: 3, rearm: 'recross', cooldown_seconds: null, lower: null, upper: null, window_seconds: null, period: 20, interval: '5m', evaluate: 'bar_close', session: 'regular', expires_at: null, notify: null },
     ];
     for (const rule of stored) {
         const values = ruleValues(rule);
@@ -92,6 +92,13 @@ test('rule values: a stored rule fills the form so that saving it unchanged send
     assert.deepEqual([ruleValues(stored[2]).window, ruleValues(stored[2]).windowUnit], ['2', 'h']);
     assert.deepEqual([ruleValues(stored[3]).window, ruleValues(stored[3]).windowUnit], ['45', 's']);
     assert.equal(ruleValues(stored[1]).cooldown, '1.5');
+    // "Send to": every channel checked is every destination (null); none checked: only the page
+    assert.equal(ruleValues(stored[0]).notify, 'push,webhook,email');
+    assert.equal(ruleBody({ ticker: 'A', threshold: '1', notify: 'push,webhook,email' }).body.notify, null);
+    assert.deepEqual(ruleBody({ ticker: 'A', threshold: '1', notify: 'email,push' }).body.notify, ['push', 'email']);
+    assert.deepEqual(ruleBody({ ticker: 'A', threshold: '1', notify: '' }).body.notify, []);
+    assert.equal('notify' in ruleBody({ ticker: 'A', threshold: '1' }).body, false, 'not given: not sent');
+    assert.equal('notify' in ruleBody({ ticker: 'A', threshold: '1', notify: '' }, { days: true }).body, false, 'a preview sends nowhere');
 });
 
 test('rule in words: each kind\'s condition and how it is evaluated', () => {

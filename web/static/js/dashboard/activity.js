@@ -8,6 +8,7 @@
  */
 import { el } from './dom.js';
 import { fmtEventTime } from './format.js';
+import { deliveryTags } from './notifications.js';
 
 /** @typedef {import('./dom.js').FrameBatch} FrameBatch */
 /** @typedef {{kind: string, key: string, title: string, body: string, time: Date, past?: boolean}} FeedItem */
@@ -74,6 +75,25 @@ export class ActivityFeed {
         this._items.splice(index, 0, { key: item.key, time: t, node: node, away: away });
         if (this._items.length > MAX_FEED) this._items.length = MAX_FEED;
         this._frame.set('feed', () => this._paint());
+        return true;
+    }
+
+    /**
+     * Show where the item `key` went (its deliveries, as GET /api/alerts/events lists them); false when
+     * it is not listed.
+     * @param {string} key
+     * @param {any[]} deliveries
+     */
+    setDeliveries(key, deliveries) {
+        const item = this._items.find((f) => f.key === key);
+        if (!item) return false;
+        const node = item.node;
+        this._frame.set(node, () => {
+            const text = node.querySelector('.feed-text');
+            const old = text.querySelector('.feed-deliveries');
+            if (old) old.remove();
+            if (deliveries.length) text.appendChild(deliveryTags(deliveries));
+        });
         return true;
     }
 

@@ -16,11 +16,16 @@ import { KIND_LABEL } from './rule-kinds.js';
 /** @typedef {import('./activity.js').FeedItem} FeedItem */
 /** @typedef {import('./toasts.js').Toasts} Toasts */
 /** @typedef {import('./sound.js').SoundAlerts} SoundAlerts */
+/** @typedef {import('./voice.js').VoiceAlerts} VoiceAlerts */
 /** @typedef {import('./watchlist.js').Watchlist} Watchlist */
 /** @typedef {import('./rules.js').AlertRules} AlertRules */
 
 export const EVENTS_LIMIT = 20;
 export const RULES_REFRESH_MS = 1000; // rules are read again this long after a trigger (their counters moved)
+// After a trigger, the past triggers are read again after these delays while one of its deliveries is
+// still under way (sending or retrying), so the Activity list says where it went.
+export const DELIVERY_REREAD_MS = [2000, 10000, 60000];
+const UNDER_WAY = new Set(['pending', 'retrying']);
 
 /** Short WebAudio beeps; the AudioContext is only created after a user gesture. */
 export class Beeper {
@@ -95,25 +100,31 @@ export class AlertFeed {
     /**
      * @param {object} parts
      * @param {Pick<Api, 'get'>} parts.api the REST client (past triggers)
-     * @param {Pick<ActivityFeed, 'has' | 'add'>} parts.activity the Activity list
+     * @param {Pick<ActivityFeed, 'has' | 'add' | 'setDeliveries'>} parts.activity the Activity list
      * @param {Pick<Toasts, 'show'>} parts.toasts the notifications
      * @param {Pick<SoundAlerts, 'alert'>} parts.sound beeps for an alert when sound is on
+     * @param {Pick<VoiceAlerts, 'alert' | 'pattern'>} [parts.voice] reads alerts out when voice is on
      * @param {Pick<Watchlist, 'showPattern' | 'highlight'>} parts.watchlist the rows: pattern chips and highlights
      * @param {Pick<AlertRules, 'available' | 'load'>} parts.rules the user's alert rules (read again after one fired)
      * @param {(fn: () => void, ms: number) => number} parts.later runs fn after ms unless the page is destroyed
      * @param {() => boolean} parts.destroyed whether the page was destroyed (answers arriving later are ignored)
      */
-    constructor({ api, activity, toasts, sound, watchlist, rules, later, destroyed }) {
+    constructor({ api, activity, toasts, sound, voice, watchlist, rules, later, destroyed }) {
         this._api = api;
         this._activity = activity;
         this._toasts = toasts;
         this._sound = sound;
+        this._voice = voice || null;
         this._watchlist = watchlist;
         this._rules = rules;
         this._later = later;
         this._destroyed = destroyed;
         /** @type {number | null} the pending re-read of the rules after a trigger */
         this.rulesTimer = null;
+        /** @type {number | null} the pending re-read of the past triggers (their deliveries) after a trigger */
+        this.eventsTimer = null;
+        /** @type {boolean} whether the server lists past triggers */
+        this.eventsAvailable = false;
     }
 
     /**
@@ -152,6 +163,7 @@ export class AlertFeed {
         if (replayed || listed) return; // only new detections notify
         this._watchlist.highlight(ticker, 'pattern');
         this._toasts.show(item);
+        if (this._voice) this._voice.pattern(msg);
     }
 
     /**
@@ -169,6 +181,8 @@ export class AlertFeed {
         this._watchlist.highlight(parseTicker(msg.ticker), 'alert');
         this._toasts.show(item);
         this._sound.alert();
+        if (this._voice) this._voice.alert(msg);
+        if (msg.alert_id && this.eventsAvailable && this.eventsTimer === null) this._followDeliveries(0);
         if (msg.alert_id && this._rules.available && this.rulesTimer === null) {
             // one of the user's rules fired: show its new state
             this.rulesTimer = this._later(() => {
@@ -178,10 +192,29 @@ export class AlertFeed {
         }
     }
 
-    /** Past triggers (GET /api/alerts/events): "while you were away". */
+    /**
+     * Read the past triggers again after DELIVERY_REREAD_MS[attempt], and again while one of their
+     * deliveries is still under way.
+     * @param {number} attempt
+     */
+    _followDeliveries(attempt) {
+        if (attempt >= DELIVERY_REREAD_MS.length) return;
+        this.eventsTimer = this._later(async () => {
+            const underWay = await this.loadEvents();
+            this.eventsTimer = null;
+            if (underWay) this._followDeliveries(attempt + 1);
+        }, DELIVERY_REREAD_MS[attempt]);
+    }
+
+    /**
+     * Past triggers (GET /api/alerts/events): "while you were away", each with where it went. Resolves to
+     * whether one of their deliveries is still under way.
+     */
     async loadEvents() {
         const res = await this._api.get('/api/alerts/events?limit=' + EVENTS_LIMIT);
-        if (this._destroyed() || !res.ok) return;
+        if (this._destroyed() || !res.ok) return false;
+        this.eventsAvailable = true;
+        let underWay = false;
         const list = Array.isArray(res.data) ? res.data : (res.data && (res.data.events || res.data.items)) || [];
         for (const e of list.slice(0, EVENTS_LIMIT)) {
             if (!e || typeof e !== 'object') continue;
@@ -194,7 +227,13 @@ export class AlertFeed {
                 message: e.message,
                 timestamp: e.timestamp || e.triggered_at || e.created_at,
             };
-            this._activity.add(alertItem(msg, true));
+            const item = alertItem(msg, true);
+            this._activity.add(item);
+            if (Array.isArray(e.deliveries)) {
+                this._activity.setDeliveries(item.key, e.deliveries);
+                underWay = underWay || e.deliveries.some((d) => d && UNDER_WAY.has(d.state));
+            }
         }
+        return underWay;
     }
 }

@@ -18,6 +18,9 @@
  *   rule-form.js          RuleForm (this.ruleForm): the rule form's fields, errors and session hint
  *   stats-panel.js        StatsPanel (this.statsPanel): the statistics panel
  *   sound.js              SoundAlerts (this.sound): sound alerts on or off, and the alert beep
+ *   voice.js              VoiceAlerts (this.voice): voice alerts on or off, triggers read out
+ *   notifications.js      NotificationsPanel (this.notifications): Web Push for this browser (the
+ *                         service worker /static/sw.js), webhooks, e-mail, their tests
  *   toasts.js             Toasts (this.toasts): the notifications of patterns and alert triggers
  *   activity.js           ActivityFeed (this.activity): the Activity list
  * The dashboard itself keeps who the user is (userId, lastSeen), its timers, and the page's wiring.
@@ -30,6 +33,7 @@ import { ChartDialog, recordPrice } from './charts.js';
 import { ConnectionStatus } from './connection-status.js';
 import { DomWriter, FrameBatch } from './dom.js';
 import { USER_ID_RE, exchangeZone, fmtMarketTime, parseTicker } from './format.js';
+import { NotificationsPanel } from './notifications.js';
 import { Api, errorText } from './rest.js';
 import { RuleForm } from './rule-form.js';
 import { AlertRules } from './rules.js';
@@ -37,6 +41,7 @@ import { SignIn, decodeToken, safeLink, tokenFromHash } from './signin.js';
 import { SoundAlerts } from './sound.js';
 import { StatsPanel } from './stats-panel.js';
 import { Toasts } from './toasts.js';
+import { VoiceAlerts } from './voice.js';
 import { KEYS, storage } from './storage.js';
 import { Watchlist } from './watchlist.js';
 
@@ -54,6 +59,8 @@ export class RealtimeDashboard {
         else userId = storage.get(KEYS.userId);
         if (!userId || !USER_ID_RE.test(userId)) userId = DEFAULT_USER;
         this.userId = userId;
+        /** The chart asked for in the address (?chart=AAPL: a notification's click), opened once live. */
+        this.requestedChart = parseTicker(params.get('chart'));
         // A login service hands the token over in the address (#token=…): keep it, then drop it from
         // the address bar and the history.
         const handed = tokenFromHash(window.location.hash);
@@ -167,12 +174,32 @@ export class RealtimeDashboard {
         });
         /** Sound alerts: the choice, its button, the beep. */
         this.sound = new SoundAlerts({ beeper: this.beeper, button: this.dom.sound, writer: this.writer, frame: this.frame });
+        /** Voice alerts: the choice, its button, triggers read out. */
+        this.voice = new VoiceAlerts({
+            speech: window.speechSynthesis,
+            utterance: (text) => new window.SpeechSynthesisUtterance(text),
+            button: this.dom.voice,
+            writer: this.writer,
+            frame: this.frame,
+        });
+        /** Where alerts go besides this page: push for this browser, webhooks, e-mail. */
+        this.notifications = new NotificationsPanel({
+            api: this.api,
+            dom: this.dom,
+            frame: this.frame,
+            push: {
+                container: 'serviceWorker' in navigator && 'PushManager' in window ? navigator.serviceWorker : null,
+                Notification: 'Notification' in window ? window.Notification : null,
+            },
+            destroyed: destroyed,
+        });
         /** Pattern detections and alert triggers: listed, notified, marked on their rows. */
         this.alerts = new AlertFeed({
             api: this.api,
             activity: this.activity,
             toasts: this.toasts,
             sound: this.sound,
+            voice: this.voice,
             watchlist: this.watchlist,
             rules: this.alertRules,
             later: (fn, ms) => this._later(fn, ms),
@@ -249,6 +276,8 @@ export class RealtimeDashboard {
     start() {
         this.status.render(this.ws.state === 'closed' ? 'connecting' : this.ws.state);
         this.sound.render();
+        this.voice.render();
+        this.notifications.render();
         this.watchlist.renderEmpty();
         this.ws.subscribe('market_status');
         this.ws.subscribe('patterns');
@@ -258,9 +287,14 @@ export class RealtimeDashboard {
         this.ready = this.signin.check().then((signedIn) => {
             if (!signedIn || this.destroyed) return;
             this.ws.connect();
-            this.loadWatchlist().finally(() => this.watchlist.setLoading(false));
+            this.loadWatchlist().finally(() => {
+                this.watchlist.setLoading(false);
+                if (this.requestedChart) this._openRequested(this.requestedChart);
+            });
             this.loadRules();
             this.loadAlertEvents();
+            this.notifications.register();
+            this.notifications.load();
         });
         return this;
     }
@@ -354,6 +388,20 @@ export class RealtimeDashboard {
             statsToggle: $('stats-toggle'),
             statsClose: $('stats-close'),
             sound: $('sound-toggle'),
+            voice: $('voice-toggle'),
+            notifyNote: $('notify-note'),
+            notifyError: $('notify-error'),
+            pushToggle: $('push-toggle'),
+            pushStatus: $('push-status'),
+            webhookForm: $('webhook-form'),
+            webhookUrl: $('webhook-url'),
+            webhookUrlError: $('webhook-url-error'),
+            webhookSecret: $('webhook-secret'),
+            webhookSecretError: $('webhook-secret-error'),
+            emailForm: $('email-form'),
+            emailAddress: $('email-address'),
+            emailAddressError: $('email-address-error'),
+            destinations: $('destination-list'),
             toasts: $('toasts'),
             banner: $('banner'),
             user: $('user-chip'),
@@ -438,6 +486,31 @@ export class RealtimeDashboard {
         listen(d.statsToggle, 'click', () => this.toggleStats());
         listen(d.statsClose, 'click', () => this.toggleStats(false));
         listen(d.sound, 'click', () => this.setSoundEnabled(!this.sound.enabled));
+        listen(d.voice, 'click', () => this.setVoiceEnabled(!this.voice.enabled));
+        listen(d.pushToggle, 'click', () => this.setPushEnabled(!this.notifications.pushOn));
+        listen(d.webhookForm, 'submit', (event) => {
+            event.preventDefault();
+            this.notifications.addWebhook(d.webhookUrl.value, d.webhookSecret.value);
+        });
+        listen(d.emailForm, 'submit', (event) => {
+            event.preventDefault();
+            this.notifications.addEmail(d.emailAddress.value);
+        });
+        listen(d.destinations, 'click', (event) => {
+            const button = event.target.closest('button[data-action]');
+            const item = button && button.closest('li[data-destination-id]');
+            if (!item) return;
+            if (button.dataset.action === 'test') this.notifications.test(item.dataset.channel, item.dataset.destinationId);
+            else if (button.dataset.action === 'remove') this.notifications.remove(item.dataset.channel, item.dataset.destinationId);
+        });
+        // A click on a pushed notification while this page is open: the service worker asks for the chart.
+        if ('serviceWorker' in navigator) {
+            listen(navigator.serviceWorker, 'message', (event) => {
+                const msg = event.data;
+                if (msg && msg.type === 'legend.open-chart') this._openRequested(parseTicker(msg.ticker));
+            });
+            navigator.serviceWorker.startMessages();
+        }
         listen(d.conn, 'click', () => {
             if (this.ws.state !== 'open' && !this.signin.signedOut) this.ws.connect(); // "retry now"
         });
@@ -634,6 +707,40 @@ export class RealtimeDashboard {
      */
     setSoundEnabled(on) {
         return this.sound.setEnabled(on);
+    }
+
+    /**
+     * Turn voice alerts on or off (what the voice button does); returns whether they are on.
+     * @param {unknown} on
+     */
+    setVoiceEnabled(on) {
+        return this.voice.setEnabled(on);
+    }
+
+    /**
+     * Turn Web Push on for this browser (asks for permission, then subscribes) or off (what the push
+     * button does). Resolves to {ok, error}.
+     * @param {unknown} on
+     */
+    setPushEnabled(on) {
+        return this.notifications.setPush(on);
+    }
+
+    /**
+     * Open the chart a notification's click asked for (a live row is shown for a ticker not on the page).
+     * @param {string | null} ticker
+     */
+    _openRequested(ticker) {
+        if (!ticker || this.destroyed) return Promise.resolve(false);
+        this.requestedChart = null;
+        const params = new URLSearchParams(window.location.search);
+        if (params.has('chart')) {
+            params.delete('chart'); // a reload does not open it again
+            const query = params.toString();
+            window.history.replaceState(null, '', window.location.pathname + (query ? '?' + query : ''));
+        }
+        if (!this.watchlist.row(ticker)) this.watchlist.subscribe(ticker);
+        return this.openChart(ticker);
     }
 
     /**

@@ -17,14 +17,14 @@ import { BAR_INTERVALS } from './bars.js';
 const INPUTS = {
     ticker: 'ticker', kind: 'kind', threshold: 'threshold', lower: 'lower', upper: 'upper', window: 'window',
     windowUnit: 'window-unit', period: 'period', interval: 'interval', evaluate: 'evaluate', session: 'session',
-    rearm: 'rearm', cooldown: 'cooldown', expires: 'expires', days: 'days',
+    rearm: 'rearm', cooldown: 'cooldown', expires: 'expires', days: 'days', notify: 'notify',
 };
 
 /** The value (INPUTS) whose input each field's error goes with, by the API's names. */
 const FIELD_VALUE = {
     ticker: 'ticker', kind: 'kind', threshold: 'threshold', lower: 'lower', upper: 'upper', window_seconds: 'window',
     period: 'period', interval: 'interval', evaluate: 'evaluate', session: 'session', rearm: 'rearm',
-    cooldown_seconds: 'cooldown', expires_at: 'expires', days: 'days',
+    cooldown_seconds: 'cooldown', expires_at: 'expires', days: 'days', notify: 'notify',
 };
 
 export class RuleForm {
@@ -93,7 +93,9 @@ export class RuleForm {
     read() {
         /** @type {Record<string, string>} */
         const values = {};
-        for (const [name, input] of Object.entries(this.inputs)) values[name] = String(input.value);
+        for (const [name, input] of Object.entries(this.inputs)) {
+            values[name] = name === 'notify' ? this._checked().join(',') : String(input.value);
+        }
         return /** @type {RuleValues} */ (values);
     }
 
@@ -104,10 +106,22 @@ export class RuleForm {
     fill(values) {
         for (const [name, value] of Object.entries(values)) {
             const input = this.inputs[name];
-            if (input && value !== undefined && value !== null) input.value = String(value);
+            if (!input || value === undefined || value === null) continue;
+            if (name === 'notify') for (const box of this._boxes()) box.checked = String(value).split(',').includes(box.value);
+            else input.value = String(value);
         }
         this._level = (KINDS[this.inputs.kind.value] || KINDS[DEFAULTS.kind]).level;
         this.update();
+    }
+
+    /** The "Send to" checkboxes (the fieldset #rule-notify). */
+    _boxes() {
+        return Array.from(this.inputs.notify.querySelectorAll('input[type="checkbox"]'));
+    }
+
+    /** The channels checked under "Send to". */
+    _checked() {
+        return this._boxes().filter((box) => box.checked).map((box) => box.value);
     }
 
     /** A new kind: its threshold keeps its value when it means the same (a price for a price), else its default. */

@@ -69,7 +69,9 @@ export const PREVIEW_DAYS = 5;
  * a unit, the cool-down in minutes, the expiry in the browser's time, and the preview's days.
  * @typedef {{ticker: string, kind: string, threshold: string, lower: string, upper: string, window: string,
  *     windowUnit: string, period: string, interval: string, evaluate: string, session: string, rearm: string,
- *     cooldown: string, expires: string, days: string}} RuleValues
+ *     cooldown: string, expires: string, days: string, notify?: string}} RuleValues
+ * `notify`: the channels checked under "Send to", comma-separated (all of NOTIFY_CHANNELS: the rule's
+ * triggers go to every destination of the user, `notify: null`; none: only to the page)
  */
 
 /** @type {Readonly<RuleValues>} the form's values for a new rule (what the trader sees first) */
@@ -90,6 +92,9 @@ export const DEFAULTS = Object.freeze({
     expires: '',
     days: String(PREVIEW_DAYS),
 });
+
+/** Where a rule's triggers may go besides the page (the API's channels). */
+export const NOTIFY_CHANNELS = ['push', 'webhook', 'email'];
 
 /** The default threshold of a level when the kind changes to it ('' for a price: the trader's level). */
 export const LEVEL_DEFAULTS = { price: '', percent: '', volume: '', amount: '', move_percent: '', multiple: '3' };
@@ -179,6 +184,10 @@ export function ruleBody(input, options) {
             if (!(key in body)) body[key] = null;
         }
     }
+    if (v.notify !== undefined && v.notify !== null && !opts.days) { // a preview sends nothing anywhere
+        const checked = NOTIFY_CHANNELS.filter((c) => String(v.notify).split(',').includes(c));
+        body.notify = checked.length === NOTIFY_CHANNELS.length ? null : checked;
+    }
     if (opts.days) {
         const days = number('days', v.days, 'Enter the days to preview (1 to 30)');
         body.days = days;
@@ -226,6 +235,7 @@ export function ruleValues(rule) {
     if (cooldown !== null && rule.cooldown_seconds !== null) v.cooldown = String(Math.round((cooldown / 60) * 1000) / 1000);
     const expires = rule.expires_at ? Date.parse(rule.expires_at) : NaN;
     v.expires = Number.isFinite(expires) ? localInputTime(expires) : '';
+    v.notify = (Array.isArray(rule.notify) ? rule.notify : NOTIFY_CHANNELS).join(',');
     return v;
 }
 
@@ -316,7 +326,7 @@ export function ruleStatus(rule) {
 }
 
 /** The API's field names the form has an input for; other 400s are shown under the form. */
-export const FORM_FIELDS = ['ticker', 'kind', 'threshold', 'lower', 'upper', 'window_seconds', 'period', 'interval', 'evaluate', 'session', 'rearm', 'cooldown_seconds', 'expires_at', 'days'];
+export const FORM_FIELDS = ['ticker', 'kind', 'threshold', 'lower', 'upper', 'window_seconds', 'period', 'interval', 'evaluate', 'session', 'rearm', 'cooldown_seconds', 'expires_at', 'notify', 'days'];
 
 /**
  * The errors of a 400 answer ({detail, extra: [{key, message}]}) by field; `other` holds those that name

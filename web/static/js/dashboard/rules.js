@@ -9,6 +9,7 @@
  */
 import { el } from './dom.js';
 import { fmtMarketTime, fmtMoney } from './format.js';
+import { notifyText } from './notifications.js';
 import { errorText } from './rest.js';
 import { describeRule, ruleBody, ruleStatus, ruleValues, serverErrors } from './rule-kinds.js';
 
@@ -353,6 +354,8 @@ export class AlertRules {
                 state.dataset.state = status.state;
                 tags.appendChild(state);
                 if (status.fired && status.state !== 'fired') tags.appendChild(el('span', 'tag tag-fired', status.fired));
+                const sends = notifyText(rule.notify);
+                if (sends) tags.appendChild(el('span', 'tag tag-notify', sends));
                 main.append(text, el('div', 'rule-details', details), tags);
                 const buttons = el('div', 'rule-buttons');
                 buttons.appendChild(this._button(id, 'edit', 'Edit', 'Edit alert ' + name));

@@ -1,13 +1,14 @@
 // @ts-check
 /**
  * Legend Realtime dashboard — what the page keeps in this browser (localStorage): the user id, the
- * token, sound and chart preferences, a watchlist copy, when the user was last here.
+ * token, sound, voice and chart preferences, a watchlist copy, when the user was last here.
  */
 
 export const KEYS = {
     userId: 'legend.userId',
     token: 'legend.token',
     sound: 'legend.sound',
+    voice: 'legend.voice',
     chartKind: 'legend.chartKind',
     chartInterval: 'legend.chartInterval',
     watchlist: (user) => 'legend.watchlist.' + user,
