@@ -134,7 +134,9 @@ def test_the_chart_opens_on_the_servers_bars_follows_the_live_bar_and_reloads_th
     open_chart(page)
     page.wait_for_function("realtimeDashboard.chart?.series?.data().length >= 300")
     assert page.evaluate(CHART)["interval"] == "1m"
-    assert page.evaluate("realtimeDashboard.chart.series.data()[0].time") == first
+    # the same first page: its oldest bar, or the next one when a minute closed meanwhile (the page is the
+    # newest bars, so it slides by one at a boundary; it failed once under load crossing one)
+    assert page.evaluate("realtimeDashboard.chart.series.data()[0].time") - first in (0, 60)
 
 
 def test_the_chart_opens_on_bars_pages_back_and_remembers_its_interval(

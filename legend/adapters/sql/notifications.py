@@ -118,6 +118,9 @@ class SqlAlchemyNotificationRepository:
         rule's channels (``notify``; none given: every destination of the user). The number planned."""
         e, r = alert_events.c, alert_rules.c
         planned = 0
+        async with self.database.read() as conn:  # idle rounds never take the write lock
+            if await conn.scalar(select(e.id).where(e.planned.is_(False)).limit(1)) is None:
+                return 0
         async with self.database.write() as conn:
             rows = (
                 await conn.execute(
@@ -163,6 +166,9 @@ class SqlAlchemyNotificationRepository:
             d.next_attempt_at <= now,
             or_(d.claimed_until.is_(None), d.claimed_until <= now),
         )
+        async with self.database.read() as conn:  # idle rounds never take the write lock
+            if await conn.scalar(select(d.id).where(due).limit(1)) is None:
+                return []
         async with self.database.write() as conn:
             ids = list(
                 (
