@@ -298,8 +298,17 @@ def stored_triggers(database: Path) -> set[str]:
 
 
 def triggers_by_kind(database: Path) -> dict[str, int]:
+    """Stored triggers per kind (``kind@1m``: a rule evaluated at the closes of 1m bars)."""
     with sqlite3.connect(database) as conn:
-        rows = conn.execute("SELECT alert_type, COUNT(*) FROM alert_events GROUP BY alert_type ORDER BY 1")
+        try:
+            rows = conn.execute(
+                "SELECT e.alert_type || CASE WHEN r.evaluate = 'bar_close' THEN '@' || r.interval ELSE '' END,"
+                " COUNT(*) FROM alert_events e JOIN alert_rules r ON r.id = e.rule_id GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        except sqlite3.OperationalError:  # a checkout from before bar-close evaluation
+            rows = conn.execute(
+                "SELECT alert_type, COUNT(*) FROM alert_events GROUP BY alert_type ORDER BY 1"
+            ).fetchall()
         return {str(kind): int(count) for kind, count in rows}
 
 
