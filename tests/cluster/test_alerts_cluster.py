@@ -85,7 +85,14 @@ class Alerts:
         self.redis.close()
 
     async def rule(self, http: httpx.AsyncClient, server: LegendServer, user: str, **spec: Any) -> int:
-        body = {"ticker": TICKER, "kind": "breakout", "threshold": LEVEL, "rearm": "recross", "session": "any", **spec}
+        body = {
+            "ticker": TICKER,
+            "kind": "breakout",
+            "threshold": LEVEL,
+            "rearm": "recross",
+            "session": "any",
+            **spec,
+        }
         response = await http.post(f"{server.url}/api/alerts/rules", json=body, headers={"X-User-Id": user})
         assert response.status_code == 201, response.text
         return int(response.json()["id"])

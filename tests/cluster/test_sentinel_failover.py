@@ -82,7 +82,13 @@ async def test_killing_the_primary_fails_over_and_the_client_misses_nothing_ackn
         async with httpx.AsyncClient(timeout=5) as http:
             rule = await http.post(
                 f"{b.url}/api/alerts/rules",
-                json={"ticker": TICKER, "kind": "breakout", "threshold": LEVEL, "rearm": "recross", "session": "any"},
+                json={
+                    "ticker": TICKER,
+                    "kind": "breakout",
+                    "threshold": LEVEL,
+                    "rearm": "recross",
+                    "session": "any",
+                },
                 headers={"X-User-Id": "alice"},
             )
             assert rule.status_code == 201, rule.text

@@ -290,7 +290,13 @@ async def test_a_rolling_restart_loses_and_repeats_nothing(deployment: Deploymen
         rules: dict[str, int] = {}
         for n in range(len(addresses)):
             user = f"roll-{n}"
-            body = {"ticker": ticker, "kind": "breakout", "threshold": threshold, "rearm": "recross", "session": "any"}
+            body = {
+                "ticker": ticker,
+                "kind": "breakout",
+                "threshold": threshold,
+                "rearm": "recross",
+                "session": "any",
+            }
             response = await http.post(
                 f"{front.url}/api/alerts/rules", json=body, headers={"X-User-Id": user}
             )

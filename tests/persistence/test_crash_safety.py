@@ -103,7 +103,13 @@ async def test_a_crossing_answered_right_before_a_sigkill_fires_once_after_the_r
     server: LegendServer, database: dict[str, Any]
 ) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
-        body = {"ticker": TICKER, "kind": "breakout", "threshold": LEVEL, "rearm": "recross", "session": "any"}
+        body = {
+            "ticker": TICKER,
+            "kind": "breakout",
+            "threshold": LEVEL,
+            "rearm": "recross",
+            "session": "any",
+        }
         response = await http.post(
             f"{server.url}/api/alerts/rules", json=body, headers={"X-User-Id": "alice"}
         )
