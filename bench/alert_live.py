@@ -388,12 +388,16 @@ async def run(args: argparse.Namespace, root: Path, work: Path, mix: str) -> dic
                 received.setdefault(alert_id, []).extend(copies)
         watch.cancel()
         cpu = cpu_seconds(server.pids()) - cpu_before
-        latencies = sorted(
-            arrival - sent[price]
+        samples = sorted(
+            (sent[price] - burst_at, arrival - sent[price])
             for copies in received.values()
             for arrival, price in copies[:1]
             if price in sent
         )
+        if args.samples is not None:  # (publish second of the burst, latency) of every trigger: where it hurt
+            path = args.samples.with_name(f"{args.samples.stem}-{mix}{args.samples.suffix}")
+            path.write_text(json.dumps([[round(t, 4), round(latency * 1000, 2)] for t, latency in samples]))
+        latencies = sorted(latency for _, latency in samples)
         return {
             "mix": mix,
             "version": str(root),
@@ -522,6 +526,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--legend-root", default=str(ROOT), help="the checkout to run (another version)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--samples", type=Path, help="write each trigger's (publish second, latency ms) to FILE-<mix>.json"
+    )
     parser.add_argument("--verbose", action="store_true", help="show the evaluation's progress")
 
 
