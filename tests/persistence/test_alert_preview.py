@@ -21,7 +21,9 @@ from legend.services.alerts.preview import bar_prices, preview
 
 from .conftest import alerting_service
 
-DATA = Path(__file__).resolve().parents[2] / "legend" / "adapters" / "quotes" / "data" / "SP500_NOV2019_IDay.csv"
+DATA = (
+    Path(__file__).resolve().parents[2] / "legend" / "adapters" / "quotes" / "data" / "SP500_NOV2019_IDay.csv"
+)
 NOW = datetime(2026, 3, 10, 23, 0, tzinfo=UTC)
 START = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)  # the minutes are replayed from here on, one a minute
 
