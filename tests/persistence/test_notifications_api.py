@@ -48,6 +48,7 @@ def keys(response: Any) -> list[str]:
     return [item["key"] for item in response.json()["extra"]]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the guard is the same on every backend
 @pytest.mark.parametrize(
     "url",
     [

@@ -327,6 +327,9 @@ async def test_the_api_is_documented_under_its_tags(client: Client) -> None:
 
 # ───────────────────────────── the kinds beyond a level (issue 20) ─────────────────────────────
 
+# Validation is the same on every backend: these run on SQLite only (storage is covered on both above).
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 NEW_KINDS = [
     {"kind": "crossing", "threshold": 150},
     {"kind": "entering_channel", "lower": 140, "upper": 160},
@@ -340,6 +343,7 @@ NEW_KINDS = [
 ]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("fields", NEW_KINDS, ids=[f"{f['kind']}-{f.get('interval', '')}" for f in NEW_KINDS])
 async def test_every_kind_is_created_with_its_own_fields_and_listed_with_its_state(
     client: Client, fields: dict[str, Any]
@@ -371,6 +375,7 @@ async def test_every_kind_is_created_with_its_own_fields_and_listed_with_its_sta
     assert (resumed["state"], resumed["paused_by"]) == ("armed", None)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
@@ -449,6 +454,7 @@ async def test_an_expiry_shows_as_expired_once_it_passes(database_url: str) -> N
         assert (armed["state"], armed["armed"]) == ("armed", True)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
