@@ -51,10 +51,18 @@ class NotificationRepository(Protocol):
         """Plan the deliveries of up to ``limit`` new triggers; how many deliveries."""
         ...
 
-    async def claim_due(self, owner: str, now: datetime, until: datetime, limit: int) -> list[Delivery]: ...
+    async def claim_due(
+        self, owner: str, now: datetime, until: datetime, limit: int, skip: Sequence[tuple[str, int]] = ()
+    ) -> list[Delivery]:
+        """Claim up to ``limit`` due deliveries, none to the destinations in ``skip``."""
+        ...
 
-    async def record(self, delivery_id: int, owner: str, state: DeliveryState, now: datetime) -> bool:
-        """Store an attempt's outcome if ``owner`` still holds the claim."""
+    async def record(self, owner: str, outcomes: Sequence[tuple[int, DeliveryState]], now: datetime) -> int:
+        """Store attempts' outcomes (delivery id, state) in one go, those ``owner`` still claims; how many."""
+        ...
+
+    async def release(self, owner: str, delivery_ids: Sequence[int]) -> None:
+        """Give claims back unsent."""
         ...
 
     async def deliveries(self, event_ids: Sequence[int]) -> dict[int, list[DeliveryState]]: ...

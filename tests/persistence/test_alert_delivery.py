@@ -238,3 +238,18 @@ async def test_a_dead_receiver_does_not_delay_another_user_s_delivery(
         states = await repository.deliveries(range(1, 100))
         assert sorted(s.state for group in states.values() for s in group) == ["delivered", "retrying"]
         await sender.close()
+
+
+async def test_a_push_subscription_the_push_service_no_longer_knows_is_removed(
+    database: Database, clock: FrozenClock
+) -> None:
+    repository = SqlAlchemyNotificationRepository(database)
+    fields = {"endpoint": "https://push.example/gone", "p256dh": "key", "auth": "secret"}
+    subscription = await repository.add("push", "alice", fields, clock.now())
+    await fire(database, clock)
+    push = Recording("push", Outcome.REMOVED)  # the push service answered 410
+    await NotificationService(repository, {"push": push}, clock, instance_id="a").round()
+    assert push.sent == [(subscription.id, "1:1")]
+    assert await repository.destinations("alice") == []  # the subscription is gone
+    [states] = (await repository.deliveries(range(1, 100))).values()
+    assert [(s.channel, s.state) for s in states] == [("push", "removed")]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -158,14 +158,19 @@ class SqlAlchemyNotificationRepository:
                 )
         return planned
 
-    async def claim_due(self, owner: str, now: datetime, until: datetime, limit: int) -> list[Delivery]:
-        """Claim up to ``limit`` deliveries due now (not claimed by a live sender), oldest first."""
+    async def claim_due(
+        self, owner: str, now: datetime, until: datetime, limit: int, skip: Sequence[tuple[str, int]] = ()
+    ) -> list[Delivery]:
+        """Claim up to ``limit`` deliveries due now (not claimed by a live sender), oldest first, none to the
+        destinations in ``skip`` (channel, id: those the caller is busy sending to)."""
         d = alert_deliveries.c
         due = and_(
             d.state.in_(_OPEN),
             d.next_attempt_at <= now,
             or_(d.claimed_until.is_(None), d.claimed_until <= now),
         )
+        if skip:
+            due = and_(due, tuple_(d.channel, d.destination_id).not_in(list(skip)))
         async with self.database.read() as conn:  # idle rounds never take the write lock
             if await conn.scalar(select(d.id).where(due).limit(1)) is None:
                 return []
@@ -217,25 +222,52 @@ class SqlAlchemyNotificationRepository:
                 )
         return claimed
 
-    async def record(self, delivery_id: int, owner: str, state: DeliveryState, now: datetime) -> bool:
-        """Store what an attempt came to (only by the sender that claims it); False when it lost its claim."""
+    async def record(self, owner: str, outcomes: Sequence[tuple[int, DeliveryState]], now: datetime) -> int:
+        """Store what attempts came to, in one transaction (only those ``owner`` still claims); how many."""
+        if not outcomes:
+            return 0
         d = alert_deliveries.c
-        values: dict[str, Any] = {
-            "state": state.state,
-            "attempts": d.attempts + 1,
-            "next_attempt_at": state.next_attempt_at,
-            "last_error": None if state.error is None else state.error[:500],
-            "claimed_by": None,
-            "claimed_until": None,
-            "updated_at": now,
-        }
-        if state.state == "delivered":
-            values["delivered_at"] = now
-        async with self.database.write() as conn:
-            done = await conn.execute(
-                update(alert_deliveries).where(d.id == delivery_id, d.claimed_by == owner).values(values)
+        rows = [
+            {
+                "delivery_id": delivery_id,
+                "owner": owner,
+                "new_state": state.state,
+                "next_at": state.next_attempt_at,
+                "error": None if state.error is None else state.error[:500],
+                "delivered": now if state.state == "delivered" else None,
+                "now": now,
+            }
+            for delivery_id, state in outcomes
+        ]
+        statement = (
+            update(alert_deliveries)
+            .where(d.id == bindparam("delivery_id"), d.claimed_by == bindparam("owner"))
+            .values(
+                state=bindparam("new_state"),
+                attempts=d.attempts + 1,
+                next_attempt_at=bindparam("next_at"),
+                last_error=bindparam("error"),
+                delivered_at=func.coalesce(bindparam("delivered"), d.delivered_at),
+                claimed_by=None,
+                claimed_until=None,
+                updated_at=bindparam("now"),
             )
-        return done.rowcount == 1
+        )
+        async with self.database.write() as conn:
+            done = await conn.execute(statement, rows)
+        return int(done.rowcount)
+
+    async def release(self, owner: str, delivery_ids: Sequence[int]) -> None:
+        """Give claims back unsent (the sender has no room for them now)."""
+        if not delivery_ids:
+            return
+        d = alert_deliveries.c
+        async with self.database.write() as conn:
+            await conn.execute(
+                update(alert_deliveries)
+                .where(d.id.in_(list(delivery_ids)), d.claimed_by == owner)
+                .values(claimed_by=None, claimed_until=None)
+            )
 
     async def deliveries(self, event_ids: Sequence[int]) -> dict[int, list[DeliveryState]]:
         """Each trigger's deliveries and their states, by trigger id."""

@@ -3,9 +3,11 @@ once in the cluster, every attempt accounted for, never in the way of evaluation
 
 Every instance runs the loop; the database hands each delivery to one of them at a time (a claim that
 expires, so that a sender's crash resumes elsewhere or after its restart). A round plans the deliveries of
-new triggers, claims those due, and sends them concurrently (``concurrency`` at most), each bounded by its
-sender's timeout: a slow or dead receiver delays its own deliveries only. What an attempt came to is
-stored with the claim's owner (``after_attempt``: delivered, retrying on the schedule, failed, removed).
+new triggers and claims as many due ones as there are free sending slots (``concurrency``); each is sent
+in a task of its own, bounded by its sender's timeout, so a slow or dead receiver holds one slot and
+delays its own deliveries only, never a round. What the attempts came to is stored in batches (one
+transaction every ``RECORD_SECONDS`` at most) by the claims' owner (``after_attempt``: delivered, retrying
+on the schedule, failed, removed).
 A delivery claimed when its sender died is sent again: the receiver tells it by the ``alert_id``.
 """
 
@@ -21,6 +23,7 @@ from legend.domain.notifications import (
     AlertPayload,
     Channel,
     Delivery,
+    DeliveryState,
     Destination,
     Outcome,
     SendResult,
@@ -33,6 +36,7 @@ from legend.ports.notifications import NotificationRepository, Sender
 log = logging.getLogger("legend.notifications")
 
 BATCH = 100  # triggers planned, and deliveries claimed, per round at most
+RECORD_SECONDS = 0.05  # outcomes wait at most this long to be stored together
 
 
 class DeliveryFigures:
@@ -63,7 +67,8 @@ class NotificationService:
         instance_id: str,
         interval: float = 1.0,
         claim_seconds: float = 60.0,
-        concurrency: int = 32,
+        concurrency: int = 64,
+        per_destination: int = 2,
     ) -> None:
         self.repository = repository
         self.senders = dict(senders)
@@ -71,7 +76,12 @@ class NotificationService:
         self.instance_id = instance_id
         self.interval = interval
         self.claim = timedelta(seconds=claim_seconds)  # longer than any one send (its sender's timeout)
-        self._slots = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
+        self.per_destination = per_destination  # sends in flight to one destination, at most
+        self._busy: dict[tuple[str, int], int] = {}  # (channel, destination id) -> sends in flight
+        self._sending: set[asyncio.Task[None]] = set()
+        self._outcomes: list[tuple[Delivery, DeliveryState]] = []
+        self._recorder: asyncio.Task[None] | None = None
         self.figures = DeliveryFigures()
         self.rounds = 0
         self.failures = 0
@@ -81,7 +91,7 @@ class NotificationService:
         """Forever: a round, then a pause of ``interval`` (shorter while there is more to do)."""
         while True:
             try:
-                busy = await self.round()
+                busy = await self.round(wait=False)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database blinked: the claims expire, nothing is lost
@@ -91,28 +101,80 @@ class NotificationService:
                 busy = False
             await asyncio.sleep(0.05 if busy else self.interval)
 
-    async def round(self) -> bool:
-        """Plan new triggers, send what is due; whether a full batch was taken (there may be more)."""
+    async def round(self, wait: bool = True) -> bool:
+        """Plan new triggers and start sending what is due, in as many free slots as there are; whether
+        it filled them (there may be more). ``wait``: until what it started is sent and stored (the loop
+        does not wait: the next round fills the slots that free up)."""
         now = self.clock.now()
         self.figures.planned += await self.repository.plan(now, BATCH)
-        due = await self.repository.claim_due(self.instance_id, now, now + self.claim, BATCH)
-        if due:
-            await asyncio.gather(*(self._deliver(delivery) for delivery in due))
+        free = min(BATCH, self.concurrency - len(self._sending))
+        due = (
+            await self.repository.claim_due(self.instance_id, now, now + self.claim, free) if free > 0 else []
+        )
+        started = [asyncio.create_task(self._deliver(delivery)) for delivery in due]
+        for task in started:
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
         self.rounds += 1
-        return len(due) == BATCH
+        if wait and started:
+            await asyncio.gather(*started)
+            await self._flush()
+        return (free > 0 and len(due) == free) or len(self._sending) >= self.concurrency
+
+    def _within_caps(self, due: list[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
+        """The claimed deliveries to send now, at most ``per_destination`` in flight to each destination (a
+        dead receiver holds two slots, not all of them), and those to give back for a later round."""
+        taken, unsent = [], []
+        for delivery in due:
+            key = (delivery.channel, delivery.destination_id)
+            if self._busy.get(key, 0) < self.per_destination:
+                self._busy[key] = self._busy.get(key, 0) + 1
+                taken.append(delivery)
+            else:
+                unsent.append(delivery)
+        return taken, unsent
 
     async def _deliver(self, delivery: Delivery) -> None:
-        async with self._slots:
+        key = (delivery.channel, delivery.destination_id)
+        try:
             result = await self.send(delivery.channel, delivery.destination, delivery.payload)
-        state = after_attempt(delivery, result, self.clock.now())
-        if not await self.repository.record(delivery.id, self.instance_id, state, self.clock.now()):
-            log.warning("alert delivery %d: the claim ran out before the attempt was stored", delivery.id)
-        if (
-            state.state == "removed"
-            and delivery.destination is not None
-            and result.outcome is Outcome.REMOVED
-        ):
-            await self.repository.remove(delivery.channel, delivery.user_id, delivery.destination_id)
+        finally:
+            left = self._busy.get(key, 1) - 1
+            if left > 0:
+                self._busy[key] = left
+            else:
+                self._busy.pop(key, None)
+        self._outcomes.append((delivery, after_attempt(delivery, result, self.clock.now())))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_soon())
+
+    async def _record_soon(self) -> None:
+        await asyncio.sleep(RECORD_SECONDS)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        """Store the outcomes gathered so far in one transaction; remove the destinations found gone."""
+        outcomes, self._outcomes = self._outcomes, []
+        if not outcomes:
+            return
+        try:
+            stored = await self.repository.record(
+                self.instance_id, [(delivery.id, state) for delivery, state in outcomes], self.clock.now()
+            )
+        except Exception as exc:  # the claims run out and the deliveries are sent again: never lost
+            self.failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "alert delivery: %d outcomes could not be stored (%s)", len(outcomes), self.last_error
+            )
+            return
+        if stored < len(outcomes):
+            log.warning(
+                "alert delivery: %d claims ran out before their attempts were stored", len(outcomes) - stored
+            )
+        for delivery, state in outcomes:
+            if state.state == "removed" and delivery.destination is not None:
+                await self.repository.remove(delivery.channel, delivery.user_id, delivery.destination_id)
 
     async def send(
         self, channel: Channel, destination: Destination | None, payload: AlertPayload
@@ -152,6 +214,11 @@ class NotificationService:
         return await self.send(channel_of(destination), destination, payload)
 
     async def close(self) -> None:
+        """Stop sending (what is under way is sent again once its claim runs out), store what is known."""
+        for task in list(self._sending):
+            task.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
+        await self._flush()
         for sender in self.senders.values():
             await sender.close()
 
