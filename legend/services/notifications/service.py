@@ -82,6 +82,7 @@ class NotificationService:
         self._sending: set[asyncio.Task[None]] = set()
         self._outcomes: list[tuple[Delivery, DeliveryState]] = []
         self._recorder: asyncio.Task[None] | None = None
+        self._unrecorded: set[int] = set()  # deliveries being sent or whose outcome is not stored yet
         self.figures = DeliveryFigures()
         self.rounds = 0
         self.failures = 0
@@ -108,9 +109,16 @@ class NotificationService:
         now = self.clock.now()
         self.figures.planned += await self.repository.plan(now, BATCH)
         free = min(BATCH, self.concurrency - len(self._sending))
-        due = (
-            await self.repository.claim_due(self.instance_id, now, now + self.claim, free) if free > 0 else []
+        full = [key for key, count in self._busy.items() if count >= self.per_destination]
+        claimed = (
+            await self.repository.claim_due(self.instance_id, now, now + self.claim, free, full)
+            if free > 0
+            else []
         )
+        # one this instance is still sending (or storing) comes back if its claim ran out: never sent twice
+        due, unsent = self._within_caps([d for d in claimed if d.id not in self._unrecorded])
+        await self.repository.release(self.instance_id, [delivery.id for delivery in unsent])
+        self._unrecorded.update(delivery.id for delivery in due)
         started = [asyncio.create_task(self._deliver(delivery)) for delivery in due]
         for task in started:
             self._sending.add(task)
@@ -119,7 +127,7 @@ class NotificationService:
         if wait and started:
             await asyncio.gather(*started)
             await self._flush()
-        return (free > 0 and len(due) == free) or len(self._sending) >= self.concurrency
+        return (free > 0 and len(claimed) == free) or len(self._sending) >= self.concurrency
 
     def _within_caps(self, due: list[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
         """The claimed deliveries to send now, at most ``per_destination`` in flight to each destination (a
@@ -168,6 +176,8 @@ class NotificationService:
                 "alert delivery: %d outcomes could not be stored (%s)", len(outcomes), self.last_error
             )
             return
+        finally:
+            self._unrecorded.difference_update(delivery.id for delivery, _ in outcomes)
         if stored < len(outcomes):
             log.warning(
                 "alert delivery: %d claims ran out before their attempts were stored", len(outcomes) - stored
