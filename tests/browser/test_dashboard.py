@@ -162,7 +162,9 @@ def test_adding_a_ticker_subscribes_it_and_prices_move(
     add_ticker(page, "amd")
     expect(row(page, "AMD")).to_have_count(1)
     expect(page.locator("#watchlist-input")).to_have_value("")
-    page.wait_for_function("realtimeDashboard.ws.getStats().subscriptions.includes('ticker:AMD')")
+    page.wait_for_function(
+        "realtimeDashboard.ws.getStats().subscriptions.includes('ticker:AMD')", timeout=30_000
+    )
 
     first = wait_for_price(page, "AMD")
     second = wait_for_price(page, "AMD", other_than=first)
