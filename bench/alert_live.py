@@ -26,7 +26,8 @@ kind (``all``); it prints both and the ratio of their p99s. Each run:
    and the start as previous close (so day change and volume move). Each price is unique (a tiny per-step
    offset), so a trigger's ``current_price`` says which publish it came from. With ``--align`` (default)
    the burst starts so that a minute boundary falls in its middle: one 1m bar closes under load (a 5m one
-   when the minute is a multiple of 5).
+   when the minute is a multiple of 5); until then the start price is published ten times a second (an
+   open, quiet market rather than an idle server; it moves no rule).
 4. Waits until every stored trigger has arrived (or ``--drain`` seconds), then prints: prices
    acknowledged, triggers stored, delivered (distinct ``alert_id`` received), stored but not delivered,
    delivered but not stored, and delivered twice; p50, p99 and max from the crossing price's publish to the
@@ -257,10 +258,9 @@ async def publish(port: int, prices: list[float], rate: float, lanes: int) -> di
                 delay = start + i / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                body = {"ticker": TICKER, "price": price, "high": price, "low": price, "open_price": price,
-                        "volume": SHARES * (i + 1), "previous_close": START}  # fmt: skip
+                body = price_body(price, i)
                 sent[price] = time.time()
-                status, answer = await connection.post(json.dumps(body).encode())
+                status, answer = await connection.post(body)
                 if status != 200:
                     raise RuntimeError(f"broadcast refused: {status} {answer[:200]!r}")
         finally:
@@ -314,12 +314,28 @@ def triggers_by_kind(database: Path) -> dict[str, int]:
         return {str(kind): int(count) for kind, count in rows}
 
 
-async def align(seconds: float) -> float:
-    """Sleep until a burst of ``seconds`` started now would have a minute boundary in its middle (the
-    nearest such start ahead); returns the seconds slept."""
+def price_body(price: float, i: int) -> bytes:
+    """The broadcast of the ``i``-th price of a walk (the session volume so far; START as previous close)."""
+    body = {"ticker": TICKER, "price": price, "high": price, "low": price, "open_price": price,
+            "volume": SHARES * (i + 1), "previous_close": START}  # fmt: skip
+    return json.dumps(body).encode()
+
+
+async def align(port: int, seconds: float, idle_rate: float = 10.0) -> float:
+    """Wait until a burst of ``seconds`` started now would have a minute boundary in its middle (the
+    nearest such start ahead), publishing the start price meanwhile at ``idle_rate`` a second: an open,
+    quiet market (it moves no rule), not an idle server; returns the seconds waited."""
     now = time.time()
     start = ((now + seconds / 2) // 60 + 1) * 60 - seconds / 2  # the next boundary, less half the burst
-    await asyncio.sleep(start - now)
+    connection = await HttpLane.open(port, "/api/ws/broadcast/price", {"Authorization": f"Bearer {ADMIN}"})
+    try:
+        while (left := start - time.time()) > 0:
+            status, answer = await connection.post(price_body(START, 0))
+            if status != 200:
+                raise RuntimeError(f"broadcast refused: {status} {answer[:200]!r}")
+            await asyncio.sleep(min(left, 1 / idle_rate))
+    finally:
+        connection.close()
     return start - now
 
 
@@ -362,7 +378,7 @@ async def run(args: argparse.Namespace, root: Path, work: Path, mix: str) -> dic
         # the set-up, not the burst.
         await publish(port, [START], args.rate, 1)
         learned_in = await _evaluated(port, 1, args.drain)
-        aligned = await align(args.seconds) if args.align and args.seconds < 60 else 0.0
+        aligned = await align(port, args.seconds) if args.align and args.seconds < 60 else 0.0
         cpu_before = cpu_seconds(server.pids())
         ours = _ours(server, redis, clients)
         ours_before, busy_before, burst_at = ours(), machine_busy_seconds(), time.time()
