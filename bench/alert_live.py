@@ -321,11 +321,11 @@ def price_body(price: float, i: int) -> bytes:
     return json.dumps(body).encode()
 
 
-async def align(port: int, seconds: float, idle_rate: float = 10.0) -> float:
+async def align(port: int, seconds: float, idle_rate: float = 10.0) -> tuple[float, int]:
     """Wait until a burst of ``seconds`` started now would have a minute boundary in its middle (the
     nearest such start ahead), publishing the start price meanwhile at ``idle_rate`` a second: an open,
-    quiet market (it moves no rule), not an idle server; returns the seconds waited."""
-    now = time.time()
+    quiet market (it moves no rule), not an idle server; returns the seconds waited and the prices sent."""
+    now, sent = time.time(), 0
     start = ((now + seconds / 2) // 60 + 1) * 60 - seconds / 2  # the next boundary, less half the burst
     connection = await HttpLane.open(port, "/api/ws/broadcast/price", {"Authorization": f"Bearer {ADMIN}"})
     try:
@@ -333,10 +333,11 @@ async def align(port: int, seconds: float, idle_rate: float = 10.0) -> float:
             status, answer = await connection.post(price_body(START, 0))
             if status != 200:
                 raise RuntimeError(f"broadcast refused: {status} {answer[:200]!r}")
+            sent += 1
             await asyncio.sleep(min(left, 1 / idle_rate))
     finally:
         connection.close()
-    return start - now
+    return start - now, sent
 
 
 async def run(args: argparse.Namespace, root: Path, work: Path, mix: str) -> dict[str, Any]:
@@ -378,7 +379,7 @@ async def run(args: argparse.Namespace, root: Path, work: Path, mix: str) -> dic
         # the set-up, not the burst.
         await publish(port, [START], args.rate, 1)
         learned_in = await _evaluated(port, 1, args.drain)
-        aligned = await align(port, args.seconds) if args.align and args.seconds < 60 else 0.0
+        aligned, quiet = await align(port, args.seconds) if args.align and args.seconds < 60 else (0.0, 0)
         cpu_before = cpu_seconds(server.pids())
         ours = _ours(server, redis, clients)
         ours_before, busy_before, burst_at = ours(), machine_busy_seconds(), time.time()
@@ -432,8 +433,9 @@ async def run(args: argparse.Namespace, root: Path, work: Path, mix: str) -> dic
             "others_cpu_s": round(max(0.0, others), 1),
             "first_price_learned_in": round(learned_in, 2),
             "waited_for_minute": round(aligned, 1),
-            # every bar close (of every interval) is one observation besides the prices, the setup one included
-            "bar_closes_evaluated": None if observations is None else observations - len(sent) - 1,
+            # every bar close (of every interval) is one observation besides the prices (the set-up one, the
+            # quiet ones while waiting for the minute, the burst)
+            "bar_closes_evaluated": None if observations is None else observations - len(sent) - 1 - quiet,
             "stored": len(stored),
             "delivered": len(received),
             "not_delivered": len(stored - received.keys()),
