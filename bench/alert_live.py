@@ -52,6 +52,7 @@ import contextlib
 import json
 import multiprocessing
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -553,6 +554,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--samples", type=Path, help="write each trigger's (publish second, latency ms) to FILE-<mix>.json"
     )
+    parser.add_argument("--keep-work", action="store_true", help="keep each run's directory (database, logs)")
     parser.add_argument("--verbose", action="store_true", help="show the evaluation's progress")
 
 
@@ -602,7 +604,9 @@ def main(args: argparse.Namespace) -> None:
                 f"{tag}: {args.rules:,} rules, {args.rate:g} prices/s for {args.seconds:g} s ...",
                 file=sys.stderr,
             )
-            figures = asyncio.run(run(args, root, work, mix, tag))
+            figures = asyncio.run(run(args, root, work, mix, tag))  # a failed run keeps its directory
+            if not args.keep_work:  # 30-60 MB each: the database of 100,000 rules and their triggers
+                shutil.rmtree(work, ignore_errors=True)
             print(json.dumps(figures, indent=2), flush=True)
             runs.append(figures)
     result = {"runs": runs, "summary": summary(runs, args.target_ms)}
