@@ -152,7 +152,9 @@ async def test_every_envelope_is_delivered_in_order_with_its_exact_text(nodes: N
 
 
 async def test_concurrent_publishes_get_consecutive_seqs_delivered_in_seq_order(nodes: Nodes) -> None:
-    node = await nodes.make(max_connections=4)  # Redis: a burst far larger than the connection pool
+    # Redis: a burst far larger than the connection pool; the deadline covers the queue's wait for a
+    # connection, which the default 2 s exceeded once on a loaded machine
+    node = await nodes.make(max_connections=4, socket_timeout=10.0)
     envelopes = await asyncio.gather(*(publish_envelope(node.backplane, "patterns", n) for n in range(300)))
     assert sorted(env.seq for env in envelopes) == list(range(1, 301))
     delivered = await node.recorder.wait_for(300)

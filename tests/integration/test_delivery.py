@@ -10,6 +10,7 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -84,15 +85,22 @@ async def test_price_burst_is_throttled_and_ends_on_the_last_price(server: Legen
     await client.subscribe("ticker", "BURST")
     await client.expect("price_update")  # the quote poller's first price; it then stays quiet
     prices = [round(100 + i * 0.01, 2) for i in range(50)]
+    got: list[dict[str, Any]] = []
+
+    async def read() -> None:
+        # Read while publishing: a message is stamped when read, so reading only afterwards would stamp
+        # everything that queued meanwhile with one instant and measure the test, not the throttle.
+        while not got or got[-1]["price"] != prices[-1]:
+            got.append(await client.expect("price_update", timeout=10))
+
+    reader = asyncio.create_task(read())
     start = time.monotonic()
     async with httpx.AsyncClient(base_url=server.url, headers=server.admin) as http:
         for price in prices:
             reply = await http.post("/api/ws/broadcast/price", json={"ticker": "BURST", "price": price})
             assert reply.status_code == 200
     published_in = time.monotonic() - start
-    got = []
-    while not got or got[-1]["price"] != prices[-1]:
-        got.append(await client.expect("price_update", timeout=3))
+    await asyncio.wait_for(reader, 13)
     # A burst: published well within the 5 s the budget (10/s) would need to deliver all 50 one by one.
     # (How fast depends on the machine: each publish waits for its price log commit.)
     assert published_in < 2.5
@@ -101,7 +109,9 @@ async def test_price_burst_is_throttled_and_ends_on_the_last_price(server: Legen
     assert len(got) < len(prices)
     times = [m["_at"] for m in got]
     for i in range(len(times)):
-        in_window = [t for t in times[i:] if t - times[i] < 0.9]
+        # 0.75 s, not the throttle's 0.95 s: a stalled test loop may read two sends 200 ms closer than
+        # they left (the exact bound is the domain tests' job; this one catches a burst let through)
+        in_window = [t for t in times[i:] if t - times[i] < 0.75]
         assert len(in_window) <= 10
     assert [m["seq"] for m in got] == sorted(m["seq"] for m in got)  # newest wins, order kept
     assert got[-1]["price"] == prices[-1]

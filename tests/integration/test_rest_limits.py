@@ -48,8 +48,11 @@ def defaults() -> Iterator[LegendServer]:
 
 
 def loop(client: httpx.Client, path: str, count: int, **headers: str) -> tuple[list[httpx.Response], float]:
+    """``count`` requests, four at a time: a loop faster than the bucket refills even on a busy machine
+    (one at a time, a loaded run once took over half a second per request, the refill interval)."""
     started = time.monotonic()
-    answers = [client.get(path, headers=headers) for _ in range(count)]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: client.get(path, headers=headers), range(count)))
     return answers, time.monotonic() - started
 
 
@@ -64,7 +67,7 @@ def test_a_users_loop_is_refused_and_other_users_go_on(per_user: LegendServer) -
     with httpx.Client(base_url=per_user.url, timeout=10) as client:
         answers, elapsed = loop(client, "/api/watchlist", 40, **{"X-User-Id": "looper"})
         ok = [a for a in answers if a.status_code == 200]
-        assert all(a.status_code == 200 for a in answers[:5])  # the burst
+        assert len(ok) >= 5  # the burst
         assert len(ok) <= 5 + 2 * elapsed + 1
         check_refusal(next(a for a in answers if a.status_code != 200), "for this user")
         # another user, same address: unaffected; the identity-free endpoints too
@@ -80,10 +83,11 @@ def test_a_users_loop_is_refused_and_other_users_go_on(per_user: LegendServer) -
 def test_an_addresss_loop_is_refused_but_not_the_admin_nor_the_probes(per_address: LegendServer) -> None:
     with httpx.Client(base_url=per_address.url, timeout=10) as client:
         answers, elapsed = loop(client, "/api/auth/config", 40)
-        assert all(a.status_code == 200 for a in answers[:5])
+        assert sum(a.status_code == 200 for a in answers) >= 5  # the burst
         assert sum(a.status_code == 200 for a in answers) <= 5 + 2 * elapsed + 1
-        check_refusal(answers[-1], "from your address")
-        check_refusal(client.get("/api/watchlist", headers={"X-User-Id": "someone"}), "from your address")
+        check_refusal(next(a for a in answers if a.status_code != 200), "from your address")
+        others, _ = loop(client, "/api/watchlist", 8, **{"X-User-Id": "someone"})  # another user, same address
+        check_refusal(next(a for a in others if a.status_code != 200), "from your address")
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         assert all(a.status_code == 200 for a in loop(client, "/api/ws/stats", 30, **admin)[0])
         for path in UNLIMITED:

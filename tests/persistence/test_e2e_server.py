@@ -91,8 +91,8 @@ async def evaluated_so_far(http: httpx.AsyncClient) -> int:
 
 async def evaluated(http: httpx.AsyncClient, before: int, count: int) -> None:
     """Wait until the server has evaluated ``count`` more prices than ``before`` (evaluation runs beside
-    the price stream; the quote poller's own first AAPL price may be among them, so positive checks also
-    wait for the stored event)."""
+    the price stream; the quote poller's own SPX price may be among them, so positive checks also wait
+    for the stored event)."""
     async with asyncio.timeout(TIMEOUT):
         while await evaluated_so_far(http) < before + count:
             await asyncio.sleep(0.02)
@@ -127,7 +127,9 @@ async def test_alerts_reach_only_their_owner_exactly_once_across_a_restart(
     config = tmp_path / "legend.toml"
     config.write_text(
         f'[security]\nadmin_token = "{ADMIN_TOKEN}"\n\n[database]\nurl = "{database_url}"\n\n'
-        "[realtime]\nupdate_interval = 3600\nafter_hours_interval = 3600\n",
+        "[realtime]\nupdate_interval = 3600\nafter_hours_interval = 3600\n\n"
+        # the replay sample quotes SPX only: no poller price of AAPL can cross a level before the test's
+        '[quotes]\nprovider = "replay"\n',
         encoding="utf-8",
     )
     log = tmp_path / "server.log"
