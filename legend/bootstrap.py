@@ -373,10 +373,6 @@ def bootstrap(
         return (await backplane.replay(ticker_stream(ticker), None)).last_seq > 0
 
     check = TickerCheck(provider, clock, published=published)
-    streaming = StreamingService(
-        backplane, registry, clock, _limits(settings), counters, admission, check, bus=bus
-    )
-    status = ServiceStatusNotifier(streaming)
     publisher = Publisher(
         backplane,
         registry,
@@ -385,6 +381,11 @@ def bootstrap(
         settings.realtime.history_size,
         exchange=settings.market.calendar,
     )
+    watchlists = Watchlists(watchlist_repository, settings.watchlist.max_tickers, publisher.watchlist)
+    streaming = StreamingService(
+        backplane, registry, clock, _limits(settings), counters, admission, check, bus, watchlists.tickers
+    )
+    status = ServiceStatusNotifier(streaming)
     bars = SqlAlchemyBarStore(database) if database is not None else None
     alerting = AlertingService(
         alert_repository,
@@ -484,7 +485,7 @@ def bootstrap(
         run_quote_poller=run_quote_poller,
         supervisor=supervisor,
         database=database,
-        watchlists=Watchlists(watchlist_repository, settings.watchlist.max_tickers),
+        watchlists=watchlists,
         alerting=alerting,
         plugins=manager,
         bars=bars,

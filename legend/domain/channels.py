@@ -271,6 +271,16 @@ BUILTIN_CHANNELS: tuple[ChannelSpec, ...] = (
         description="Market open/close transitions; the current status is sent on subscribe.",
         readable_by_plugins=True,
     ),
+    ChannelSpec(
+        name="watchlist",
+        topic="watchlists",
+        delivery=Delivery.STICKY,
+        message_types=("watchlist",),
+        private=True,
+        public_stream=False,
+        history_size=10,
+        description="The subscriber's own watchlist, after each change; the current one on subscribe.",
+    ),
 )
 
 

@@ -17,12 +17,13 @@ import msgspec
 
 class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type", forbid_unknown_fields=False):
     """Subscribe to a channel; ``since`` resumes from a sequence number (or one per stream); ``interval``
-    names the bars' interval (``bars`` only)."""
+    names the bars' interval (``bars`` only); ``filter`` keeps only the messages it matches."""
 
     channel: str
     ticker: str | None = None
     since: int | dict[str, int] | None = None
     interval: str | None = None
+    filter: Any = None  # a JSON object: which of the channel's messages to send (``domain.filters``)
 
 
 class Unsubscribe(msgspec.Struct, tag="unsubscribe", tag_field="type"):
@@ -129,6 +130,7 @@ class Subscription(_Out, tag="subscription"):
     streams: list[str] = msgspec.field(default_factory=list)
     note: str | None = None  # e.g. that a ticker's prices are simulated
     interval: str | None = None  # ``bars`` only
+    filter: dict[str, Any] | None = None  # the subscription's filter now (``or`` of every subscribe's)
 
 
 class History(_Out, tag="history"):
@@ -184,6 +186,15 @@ class PatternAlert(_Out, tag="pattern_alert"):
     target_price: float
     risk_reward_ratio: float | None
     message: str
+    timestamp: str
+    channel: str | None = None
+
+
+class WatchlistUpdate(_Out, tag="watchlist"):
+    """A user's watchlist after a change (channel ``watchlist``, the user's own stream): other tabs and
+    every subscription filter that follows the watchlist (``{"ticker": "watchlist"}``) go by it."""
+
+    tickers: list[str]
     timestamp: str
     channel: str | None = None
 

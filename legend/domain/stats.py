@@ -37,6 +37,7 @@ class Counters:
     prices_conflated: int = 0  # pending prices replaced by a newer one before they were sent
     messages_deferred: int = 0  # held while a subscription's history was read, or already in it
     messages_dropped: int = 0  # not queued for a connection that is being closed (overflowed)
+    messages_filtered: int = 0  # not sent to a subscriber whose subscription filter it did not match
     publish_failures: int = 0
     slow_consumers_closed: int = 0
     connections_aborted: int = 0  # dropped without a close handshake: the peer did not take the close

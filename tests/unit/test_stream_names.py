@@ -86,12 +86,13 @@ def test_parts_that_would_not_read_back_are_refused(
 def test_the_builders_write_the_names_the_channels_read() -> None:
     assert ticker_stream("AAPL") == "ticker:AAPL"
     assert private_stream("alerts", "bob") == "alerts:user:bob"
-    ticker, _, alerts, bars, _ = BUILTIN_CHANNELS
+    ticker, _, alerts, bars, _, watchlist = BUILTIN_CHANNELS
     assert (
         ticker.streams("AAPL", "bob") == ("ticker:AAPL",) and ticker.subscription_key("AAPL") == "ticker:AAPL"
     )
     assert alerts.streams(None, "bob") == ("alerts", "alerts:user:bob")
     assert alerts.parse_stream("alerts:user:bob") == (None, "bob")
+    assert watchlist.streams(None, "bob") == ("watchlist:user:bob",) == (private_stream("watchlist", "bob"),)
     assert ticker.stream_name("ticker:AAPL") == StreamName("ticker", "AAPL")
     assert bar_stream("AAPL", "1m") == "bars:AAPL:1m" == bars.streams("AAPL", "bob", "1m")[0]
     assert bars.stream_name("bars:AAPL:1m") == StreamName("bars", "AAPL", None, "1m")

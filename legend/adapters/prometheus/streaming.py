@@ -69,6 +69,11 @@ _COUNTERS: Mapping[str, tuple[str, str]] = {
         "legend_messages_dropped",
         "Messages not queued for a connection that was already being closed (it overflowed: 1013).",
     ),
+    "messages_filtered": (
+        "legend_messages_filtered",
+        "Messages not sent to a subscriber because its subscription's filter did not match them (summed "
+        "over connections; they cost the connection nothing).",
+    ),
 }
 # Counters fields exported with a label, as {field: (metric, label, help)}; the field is a dict.
 _BY_LABEL: Mapping[str, tuple[str, str, str]] = {

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import inspect
 import logging
+from typing import Any
 
 import msgspec
 
 from legend.domain import closecodes
 from legend.domain.channels import ChannelError, ChannelRegistry, ChannelSpec, Delivery
+from legend.domain.filters import FilterError, compile_filter, either
 from legend.domain.messages import (
     Error,
     History,
@@ -34,11 +36,23 @@ from legend.ports.clock import Clock
 from legend.services.streaming.fanout import Fanout
 from legend.services.streaming.limits import Limits
 from legend.services.streaming.outbox import Pushed
-from legend.services.streaming.session import Session, SessionOwner, Subscribed
+from legend.services.streaming.session import Session, SessionOwner, Subscribed, WatchlistRef
 from legend.services.streaming.subscriptions import SubscriptionIndex
 from legend.services.streaming.ticker_check import TickerCheck
+from legend.services.streaming.watchlist_follower import WatchlistFollower, WatchlistUnavailable
 
 log = logging.getLogger("legend.streaming")
+
+_decode_message = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _message(text: str) -> dict[str, Any]:
+    """A history message decoded for its subscription's filter ({} for one that is not an object)."""
+    try:
+        return _decode_message(text)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return {}
+
 
 # The channels keyed by a ticker the quote provider must know: their replies name it (``ticker``).
 _TICKER_CHANNELS = frozenset({"ticker", "bars"})
@@ -58,6 +72,7 @@ class ClientProtocol:
         limits: Limits,
         counters: Counters,
         ticker_check: TickerCheck | None = None,
+        follower: WatchlistFollower | None = None,
     ) -> None:
         self.owner = owner  # closes the sessions that break the protocol's limits
         self.index = index
@@ -68,6 +83,8 @@ class ClientProtocol:
         self.limits = limits
         self.counters = counters
         self.ticker_check = ticker_check  # refuses tickers the quote provider has no prices for
+        # the users' watchlists, for the filters that follow them
+        self.follower = follower if follower is not None else WatchlistFollower(None, index.bus)
 
     def _now(self) -> str:
         return iso(self.clock.now())
@@ -165,7 +182,32 @@ class ClientProtocol:
             if not allowed:
                 self.error(session, "not_authorized", f"Not authorized for channel '{spec.name}'")
                 return
+        try:
+            wanted = compile_filter(request.filter)
+        except FilterError as exc:
+            self.error(session, "invalid_filter", f"Invalid filter: {exc}")
+            return
+        watchlist: WatchlistRef | None = None
+        if wanted is not None and wanted.follows_watchlist:
+            try:
+                watchlist = await self.follower.follow(session.user_id)
+            except WatchlistUnavailable as exc:
+                if not session.closing:
+                    self.error(
+                        session, "watchlist_unavailable", f"Watchlist unavailable for the filter: {exc}"
+                    )
+                return
+            if session.closing:
+                return
         sub_key = spec.subscription_key(key, interval)
+        existing = session.subscriptions.get(sub_key)
+        try:
+            combined = wanted if existing is None else either(existing.filter, wanted)
+        except FilterError as exc:  # the or of both is over the limits
+            self.error(session, "invalid_filter", f"Invalid filter with this channel's earlier one: {exc}")
+            return
+        if combined is not None and combined.follows_watchlist and watchlist is None:
+            watchlist = existing.watchlist if existing is not None else None
         if (
             sub_key not in session.subscriptions
             and len(session.subscriptions) >= self.limits.max_subscriptions
@@ -186,10 +228,12 @@ class ClientProtocol:
         outbox = session.outbox
         for stream in streams:
             outbox.hold(stream)  # live messages wait until the history reply is queued
-        if sub_key not in session.subscriptions:
-            sub = Subscribed(spec, key, streams)
+        if existing is None:
+            sub = Subscribed(spec, key, streams, combined, watchlist)
             session.subscriptions[sub_key] = sub
             self.index.attach(session, sub)
+        elif existing.filter is not combined:
+            self.index.refilter(session, existing, combined, watchlist)
         ticker = key if spec.name in _TICKER_CHANNELS else None
         self.reply(
             session,
@@ -201,6 +245,7 @@ class ClientProtocol:
                 timestamp=self._now(),
                 note=note,
                 interval=interval,
+                filter=combined.spec if combined is not None else None,
             ),
         )
         for stream in streams:
@@ -219,14 +264,18 @@ class ClientProtocol:
                 self.error(session, "history_unavailable", f"History unavailable for {stream}: {exc}")
                 self.fanout.flush(session)
                 continue
-            if session.closing or sub_key not in session.subscriptions:
+            current = session.subscriptions.get(sub_key)
+            if session.closing or current is None:
                 return
+            envelopes = replay.envelopes
+            if current.filter is not None:  # what it does not match is left out: seq keeps the stream's
+                envelopes = [env for env in envelopes if current.matches(_message(env.text))]
             self.reply(
                 session,
                 History(
                     channel=stream,
                     ticker=ticker,
-                    messages=[msgspec.Raw(env.text.encode()) for env in replay.envelopes],
+                    messages=[msgspec.Raw(env.text.encode()) for env in envelopes],
                     seq=replay.last_seq,
                     recovered=None if resume is None else replay.complete,
                     timestamp=self._now(),
@@ -235,10 +284,10 @@ class ClientProtocol:
             )
             if (
                 spec.delivery is Delivery.STICKY
-                and replay.envelopes
+                and envelopes
                 and (resume is None or resume < replay.last_seq)
             ):
-                self.fanout.push_control(session, replay.envelopes[-1].text, replay.envelopes[-1].type)
+                self.fanout.push_control(session, envelopes[-1].text, envelopes[-1].type)
             if outbox.covered(stream, replay.last_seq) is Pushed.OVERFLOW:
                 await self.owner.close_session(
                     session, closecodes.TRY_AGAIN_LATER, "slow consumer: too many messages during subscribe"

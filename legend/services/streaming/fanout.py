@@ -13,6 +13,10 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
 
 from legend.domain import closecodes
 from legend.domain.channels import Delivery
@@ -25,10 +29,11 @@ from legend.runtime.logcontext import connection_id
 from legend.runtime.message_bus import MessageBus
 from legend.services.streaming.outbox import Outbox, Pushed
 from legend.services.streaming.session import Session, SessionOwner
-from legend.services.streaming.subscriptions import SubscriptionIndex
+from legend.services.streaming.subscriptions import FilterGroup, SubscriptionIndex
 
 log = logging.getLogger("legend.streaming")
 
+_decode = msgspec.json.Decoder(dict[str, Any]).decode  # a filtered stream's message, once per message
 WHEEL_GRAIN = 0.005  # seconds: budget waits end on a 5 ms timer slot shared by every session due then
 
 
@@ -54,6 +59,7 @@ class Fanout:
         self._bus = bus if bus is not None else MessageBus()
         self._members = index.members  # the index changes them in place: read here for every message
         self._delivery = index.delivery
+        self._groups = index.groups
         self._wheel: dict[int, list[Session]] = {}  # timer slot -> sessions waiting for budget then
 
     def deliver(self, envelope: Envelope) -> None:
@@ -67,8 +73,14 @@ class Fanout:
         bus = self._bus
         if bus.wants(MessageDelivered):  # a handler that raises is logged by the bus: delivery goes on
             bus.publish(MessageDelivered(envelope))
-        subscribers = self._members.get(envelope.stream)
-        if not subscribers:
+        subscribers: Iterable[Session] | None
+        members = self._members.get(envelope.stream)
+        groups = self._groups.get(envelope.stream)
+        if groups is not None:
+            subscribers = self._matching(envelope, members, groups)
+        elif members:
+            subscribers = members.values()
+        else:
             return
         delivery = self._delivery[envelope.stream]
         conflate = delivery is Delivery.CONFLATE and not envelope.final  # a final one is must-deliver
@@ -78,7 +90,7 @@ class Fanout:
         waiting: list[Session] = []
         overflowed: list[Session] = []
         gone: list[Session] = []
-        for session in subscribers.values():
+        for session in subscribers:
             outbox = session.outbox
             if outbox.overflowed:
                 dropped += 1
@@ -122,6 +134,26 @@ class Fanout:
         for session in overflowed:
             reason = session.outbox.overflow_reason or f"more than {self.max_pending} messages pending"
             self.owner.close_later(session, closecodes.TRY_AGAIN_LATER, f"slow consumer: {reason}")
+
+    def _matching(
+        self, envelope: Envelope, members: dict[str, Session] | None, groups: dict[str, FilterGroup]
+    ) -> list[Session]:
+        """The unfiltered subscribers and those whose filter matches: the message is decoded once and each
+        distinct filter evaluated once, however many connections share it. A subscriber it does not
+        match is not offered it at all: it costs that connection no budget and no queue space."""
+        subscribers = list(members.values()) if members else []
+        try:
+            message = _decode(envelope.text)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            message = {}  # not a JSON object: only a filter that asks for nothing could match
+        skipped = 0
+        for group in groups.values():
+            if group.matches(message):
+                subscribers.extend(group.sessions.values())
+            else:
+                skipped += len(group.sessions)
+        self.counters.messages_filtered += skipped
+        return subscribers
 
     def flush(self, session: Session) -> None:
         """Write what the session's outbox can send now, without waiting. What has to wait for budget

@@ -13,7 +13,14 @@ from legend.domain.channels import ChannelRegistry, ChannelSpec
 from legend.domain.envelope import Envelope, conflation_key, is_final
 from legend.domain.inputs import AlertInput, MarketStatusInput, PatternInput, PriceInput
 from legend.domain.market import MarketState
-from legend.domain.messages import AlertTrigger, MarketStatus, PatternAlert, alert_text, encode
+from legend.domain.messages import (
+    AlertTrigger,
+    MarketStatus,
+    PatternAlert,
+    WatchlistUpdate,
+    alert_text,
+    encode,
+)
 from legend.domain.prices import price_update
 from legend.domain.quotes import Quote
 from legend.domain.stats import Counters
@@ -192,6 +199,14 @@ class Publisher:
             return await self._publish_on(self._registry.get("bars"), stream, bar_message(bar, stream), once)
         except AlreadyPublished:
             return None
+
+    async def watchlist(self, user_id: str, tickers: list[str]) -> Envelope:
+        """Publish ``user_id``'s watchlist as it is now on the user's own ``watchlist`` stream: the user's
+        other tabs, and the subscription filters that follow the watchlist on every instance, go by it."""
+        spec = self._registry.get("watchlist")
+        stream = private_stream("watchlist", user_id)
+        message = WatchlistUpdate(tickers=tickers, timestamp=iso(self._clock.now()), channel=stream)
+        return await self._publish_on(spec, stream, message)
 
     async def market_status(self, data: MarketStatusInput | MarketState) -> Envelope:
         if isinstance(data, MarketState):

@@ -39,6 +39,7 @@ from legend.services.streaming.outbox import Outbox
 from legend.services.streaming.session import Session
 from legend.services.streaming.subscriptions import SubscriptionIndex
 from legend.services.streaming.ticker_check import TickerCheck
+from legend.services.streaming.watchlist_follower import LoadWatchlist, WatchlistFollower
 
 log = logging.getLogger("legend.streaming")
 
@@ -64,6 +65,7 @@ class StreamingService:
         admission: Admission | None = None,
         ticker_check: TickerCheck | None = None,
         bus: MessageBus | None = None,
+        watchlists: LoadWatchlist | None = None,
     ) -> None:
         self.backplane = backplane
         self.registry = registry
@@ -77,8 +79,19 @@ class StreamingService:
         self.bus = bus if bus is not None else MessageBus()
         self.index = SubscriptionIndex(self.bus)
         self.fanout = Fanout(self, self.index, clock, self.counters, limits.max_pending_messages, self.bus)
+        # ``watchlists``: a user's tickers, for the subscription filters that follow the watchlist
+        self.watchlists = WatchlistFollower(watchlists, self.bus)
         self.protocol = ClientProtocol(
-            self, self.index, self.fanout, backplane, registry, clock, limits, self.counters, ticker_check
+            self,
+            self.index,
+            self.fanout,
+            backplane,
+            registry,
+            clock,
+            limits,
+            self.counters,
+            ticker_check,
+            self.watchlists,
         )
         self.started_at = clock.monotonic()
         self.draining = False  # stopping: new connections are refused with 1001, /ready answers 503

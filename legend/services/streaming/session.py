@@ -3,23 +3,51 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from legend.domain.channels import ChannelSpec
+from legend.domain.filters import MessageFilter
 from legend.domain.throttle import TokenBucket
 from legend.ports.transport import Transport
 from legend.services.streaming.outbox import Outbox
 
 
+class WatchlistRef:
+    """One user's watchlist as this instance knows it now, shared by every filtered subscription of the
+    user that names ``"watchlist"``: replaced in place when the user's list changes."""
+
+    __slots__ = ("__weakref__", "tickers")
+
+    def __init__(self, tickers: frozenset[str] = frozenset()) -> None:
+        self.tickers = tickers
+
+
 class Subscribed:
-    """One subscription of a session: the channel, its key and the streams it reads."""
+    """One subscription of a session: the channel, its key and the streams it reads; with a ``filter``,
+    only the messages it matches (``watchlist``: the user's list, for a filter that follows it)."""
 
-    __slots__ = ("key", "spec", "streams")
+    __slots__ = ("filter", "key", "spec", "streams", "watchlist")
 
-    def __init__(self, spec: ChannelSpec, key: str | None, streams: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        spec: ChannelSpec,
+        key: str | None,
+        streams: tuple[str, ...],
+        filter: MessageFilter | None = None,
+        watchlist: WatchlistRef | None = None,
+    ) -> None:
         self.spec = spec
         self.key = key
         self.streams = streams
+        self.filter = filter
+        self.watchlist = watchlist
+
+    def matches(self, message: Mapping[str, Any]) -> bool:
+        """Whether this subscription wants ``message`` (a decoded channel message)."""
+        if self.filter is None:
+            return True
+        return self.filter.test(message, self.watchlist.tickers if self.watchlist else frozenset())
 
 
 class Session:
