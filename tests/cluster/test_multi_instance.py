@@ -14,7 +14,7 @@ import httpx
 from legend.adapters.redis import RedisBackplane
 from legend.settings import RedisSettings
 from tests.cluster.conftest import LEASE_TTL, Cluster, pattern, stats, until
-from tests.support.server import LegendServer
+from tests.support.server import LegendServer, pattern_body
 from tests.support.wsclient import Message, connect
 
 
@@ -70,6 +70,28 @@ async def test_a_broadcast_to_any_instance_reaches_clients_of_every_instance_wit
     assert all(m["channel"] == "patterns" for m in received[0])
     for c in clients:
         await c.close()
+
+
+async def test_a_watchlist_filter_follows_a_change_made_through_another_instance(cluster: Cluster) -> None:
+    """The filter is on instance 1; the watchlist changes through instance 0's API: the change travels on
+    the backplane (the ``watchlist`` channel) and the filter follows it, with no reconnect."""
+    first, second = cluster.servers[0], cluster.servers[1]
+    client = await connect(second.ws_url, user_id="roamer")
+    await client.subscribe("patterns", filter={"ticker": "watchlist"})
+    mine = {"X-User-Id": "roamer"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        added = await http.post(f"{first.url}/api/watchlist", json={"ticker": "WLX"}, headers=mine)
+        assert added.status_code in (200, 201), added.text
+
+        async def followed() -> bool:
+            for body in (pattern_body("other", ticker="WLY"), pattern_body("mine", ticker="WLX")):
+                assert (await post(http, first, "pattern", body)).status_code == 200
+            got = [m["message"] for m in await client.quiet(0.5) if m["type"] == "pattern_alert"]
+            assert "other" not in got
+            return "mine" in got
+
+        await until(followed, 10, "the filter on instance 1 follows the watchlist changed on instance 0")
+    await client.close()
 
 
 async def test_a_client_that_moves_to_another_instance_resumes_exactly_where_it_left(
