@@ -380,9 +380,8 @@ class PluginManager:
         return self._runtime
 
     def bind(self, runtime: Runtime) -> None:
-        """The composition root built the server: every context reaches ``runtime`` from now on. Contexts
-        exist before (the register hooks and quote provider factories receive them, and the provider is a
-        part of the server), so the root hands the runtime over with this call once it is built."""
+        """The composition root built the server: every context reaches ``runtime`` from now on (contexts
+        exist before: the register hooks and quote provider factories receive them)."""
         self._runtime = runtime
 
     def interest(self) -> set[str]:
@@ -445,13 +444,12 @@ class PluginManager:
             self._mailbox(context)
 
     def _mailbox(self, context: PluginContext) -> None:
-        record, timeout = self.records[context.name], self.options.hook_timeout
-        for mailboxes, callbacks in (
-            (self.prices, context.price_callbacks),
-            (self.bars, context.bar_callbacks),
-        ):
-            if callbacks:
-                mailboxes.open(record, context, self._worker(record, "callbacks"), timeout)
+        record = self.records[context.name]
+        worker, timeout = self._worker(record, "callbacks"), self.options.hook_timeout
+        if context.price_callbacks:
+            self.prices.open(record, context, worker, timeout)
+        if context.bar_callbacks:
+            self.bars.open(record, context, worker, timeout)
 
     async def start(self) -> None:
         """``on_startup`` of every plugin, then its price mailbox and feeds."""
@@ -484,8 +482,7 @@ class PluginManager:
         for record in self.records.values():
             for runner in record.feeds.values():
                 await runner.stop()
-        await self.prices.stop()
-        await self.bars.stop()
+        await asyncio.gather(self.prices.stop(), self.bars.stop())
         for record in self.records.values():
             if record.context is not None:
                 await record.context._cancel_tasks()
