@@ -5,8 +5,7 @@ Every object is built with what it uses, in its constructor. In-process events g
 handlers of those that react are subscribed here, in one table (``bootstrap``'s end), so that two objects
 that need each other are never wired into one another after construction.
 
-The app and the tests both build through ``bootstrap``; tests pass overrides (a FrozenClock, a
-particular backplane) instead of patching modules.
+The app and the tests both build through ``bootstrap``; tests pass overrides (a FrozenClock, a backplane).
 """
 
 from __future__ import annotations
@@ -33,7 +32,13 @@ from legend.adapters.sql.bars import SqlAlchemyBarStore
 from legend.adapters.sql.price_log import SqlPriceLog
 from legend.delivery import AlertDelivery
 from legend.domain.channels import ChannelRegistry
-from legend.domain.events import BackplaneHealthChanged, ClientSubscribed, MessageDelivered, TickerWatched
+from legend.domain.events import (
+    BackplaneHealthChanged,
+    BarsClosed,
+    ClientSubscribed,
+    MessageDelivered,
+    TickerWatched,
+)
 from legend.domain.stats import Counters
 from legend.domain.stream_name import ticker_stream
 from legend.plugins.context import Runtime
@@ -428,12 +433,11 @@ def bootstrap(
         )
     # Who hears which in-process event (legend.domain.events).
     bus.subscribe(BackplaneHealthChanged, lambda event: status.backplane_health(event.ok))  # service_status
-    if run_quote_poller:
-        bus.subscribe(
-            TickerWatched, lambda event: quote_poller.poke(event.ticker)
-        )  # its price without waiting
+    if run_quote_poller:  # a newly watched ticker's price without waiting
+        bus.subscribe(TickerWatched, lambda event: quote_poller.poke(event.ticker))
     bus.subscribe(ClientSubscribed, manager.on_subscribed)  # the plugins' on_subscribe callbacks
     bus.subscribe(MessageDelivered, manager.prices.on_delivered)  # the plugins' on_price callbacks
+    bus.subscribe(BarsClosed, manager.bars.on_closed)  # their on_bars callbacks (where the bars are built)
     runtime = Runtime(
         publisher=publisher,
         registry=registry,
@@ -443,6 +447,7 @@ def bootstrap(
         poke=quote_poller.poke,
         state=plugin_state,
         database=database,
+        bars=bars if settings.bars.enabled else None,
         supervisor=supervisor,
     )
     manager.bind(runtime)  # the contexts, handed out before (register hooks, providers), reach the server
@@ -457,6 +462,7 @@ def bootstrap(
             calendar.session_on,
             publisher.publish_bar,  # the bars channel
             lease_ttl=settings.redis.lease_ttl,
+            bus=bus,  # BarsClosed
         )
     history = bar_history(provider)
     bar_backfill = BarBackfill(history, bars) if bars is not None and history is not None else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
+from legend.domain.bars import Bar
 from legend.domain.envelope import Envelope
 
 
@@ -38,3 +39,11 @@ class MessageDelivered(msgspec.Struct, frozen=True):
     a cluster). Handlers must be quick: they run on the delivery path."""
 
     envelope: Envelope
+
+
+class BarsClosed(msgspec.Struct, frozen=True):
+    """Bars the cluster's bar builder just closed and published, oldest first: announced on the one
+    instance that builds (it holds the ``bars`` lease), each bar once (a copy refused as published by a
+    predecessor is not announced). The plugins' ``on_bars`` callbacks hear it."""
+
+    bars: tuple[Bar, ...]

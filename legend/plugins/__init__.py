@@ -11,9 +11,11 @@ The ``Register*`` protocols and the callback aliases type hook implementations a
 
 A plugin with tables of its own declares them with ``register_storage`` (``RegisterStorage``), names them
 with ``NAMING_CONVENTION`` and ``UtcDateTime``, and reads and writes them through ``context.database``
-(``SqlDatabase``).
+(``SqlDatabase``). A plugin that reads bars uses ``context.bars(...)`` and ``context.on_bars(callback)``
+(``Bar``, ``BarsCallback``); the built-in ``scanner`` is the worked example.
 """
 
+from legend.domain.bars import Bar
 from legend.domain.channels import AuthorizeFn, ChannelSpec, Delivery, InvalidMessage
 from legend.domain.envelope import Envelope
 from legend.domain.messages import PriceUpdate
@@ -21,6 +23,7 @@ from legend.domain.quotes import Quote
 from legend.domain.stream_name import InvalidStreamName, StreamName
 from legend.plugins.base import Message, PluginConfig
 from legend.plugins.context import (
+    BarsCallback,
     FeedFunction,
     PluginContext,
     PriceCallback,
@@ -48,6 +51,8 @@ __all__ = [
     "NAMING_CONVENTION",
     "AuthorizeFn",
     "BackplaneUnavailable",
+    "Bar",
+    "BarsCallback",
     "ChannelSpec",
     "Delivery",
     "Envelope",

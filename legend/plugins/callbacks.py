@@ -21,7 +21,7 @@ import msgspec
 
 from legend.domain.channels import ChannelSpec
 from legend.plugins.calls import HookTimeout, Stepped, Worker, is_async_callable, run_off_loop
-from legend.plugins.context import PriceCallback, SubscribeCallback
+from legend.plugins.context import BarsCallback, PriceCallback, SubscribeCallback
 from legend.plugins.state import PluginRecord
 
 
@@ -111,7 +111,7 @@ async def call_back(
     record: PluginRecord,
     worker: Worker,
     where: str,
-    callback: PriceCallback | SubscribeCallback,
+    callback: PriceCallback | SubscribeCallback | BarsCallback,
     args: tuple[Any, ...],
     timeout: float,  # noqa: ASYNC109 - bounds the worker thread, not an await
 ) -> Any:

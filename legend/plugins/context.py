@@ -15,19 +15,24 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from legend.domain.bars import Bar, parse_interval
 from legend.domain.channels import ChannelError, ChannelRegistry, ChannelSpec, InvalidMessage
 from legend.domain.envelope import Envelope
+from legend.domain.inputs import PatternInput
 from legend.domain.messages import PriceUpdate
 from legend.domain.stream_name import InvalidStreamName, StreamName
+from legend.domain.symbols import normalize_ticker
 from legend.domain.timefmt import iso
 from legend.plugins.database import SqlDatabase
 from legend.plugins.status import PluginStatus
 from legend.plugins.store import PluginStateRepository, PluginStore
 from legend.ports.backplane import Backplane
+from legend.ports.bars import BarStore
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
 from legend.ports.quotes import QuoteProvider
@@ -41,6 +46,7 @@ FeedFunction = Callable[["PluginContext"], Coroutine[Any, Any, None]]
 ProviderFactory = Callable[["PluginContext"], QuoteProvider]
 PriceCallback = Callable[[PriceUpdate], Awaitable[None] | None]
 SubscribeCallback = Callable[[str, str | None], Awaitable[None] | None]
+BarsCallback = Callable[[list[Bar]], Awaitable[None] | None]
 
 
 class StreamNotReadable(PermissionError):
@@ -83,18 +89,19 @@ class Runtime:
     poke: Callable[[], None]
     state: PluginStateRepository
     database: SqlDatabase | None = None
+    bars: BarStore | None = None  # None: the server keeps no bars (no database, or bars.enabled = false)
     supervisor: TaskSupervisor = field(default_factory=TaskSupervisor)  # runs the feeds and price mailboxes
 
 
 class ContextHost(Protocol):
     """What a context needs of the plugin manager that made it: the server's parts once the server is built
-    (``PluginManager.bind``), and a price mailbox when a callback is added on a running server. Narrow on
+    (``PluginManager.bind``), and a price or bar mailbox when a callback is added on a running server. Narrow on
     purpose: the context knows this, not the manager (``legend.plugins.manager`` imports this module)."""
 
     @property
     def runtime(self) -> Runtime | None: ...
 
-    def want_prices(self, context: PluginContext) -> None: ...
+    def want_mailboxes(self, context: PluginContext) -> None: ...
 
 
 class PluginContext:
@@ -119,6 +126,7 @@ class PluginContext:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None  # the server's loop, once started
         self.price_callbacks: list[PriceCallback] = []
+        self.bar_callbacks: list[BarsCallback] = []
         self.subscribe_callbacks: dict[str, list[SubscribeCallback]] = {}
         self.interest_sources: list[Callable[[], Iterable[str]]] = []
 
@@ -212,7 +220,19 @@ class PluginContext:
         """
         self.price_callbacks.append(callback)
         if self._host is not None:
-            self._host.want_prices(self)
+            self._host.want_mailboxes(self)
+
+    def on_bars(self, callback: BarsCallback) -> None:
+        """Call ``callback(bars)`` with the bars that just closed (a list of ``Bar``, oldest first, of any
+        tickers and intervals), **once in the cluster**: on the instance that builds the bars (it holds the
+        ``bars`` lease), each closed bar once, in order, as soon as it is published (before it is stored, so
+        ``bars()`` may not hold it yet). A closed bar changed by a late price is handed over again with its
+        new figures. Isolated as ``on_price`` callbacks are: a plain callback runs in this plugin's worker
+        thread (past ``hook_timeout`` it fails the plugin), an ``async def`` one on the loop; one that raises
+        is counted. Nothing is called on a server that keeps no bars (``[bars] enabled = false``)."""
+        self.bar_callbacks.append(callback)
+        if self._host is not None:
+            self._host.want_mailboxes(self)
 
     def on_subscribe(self, channel: str, callback: SubscribeCallback) -> None:
         """Call ``callback(user_id, key)`` when a client on this instance subscribes to ``channel``.
@@ -288,6 +308,39 @@ class PluginContext:
         None."""
         messages = await self.history(stream)
         return messages[-1] if messages else None
+
+    async def bars(
+        self, ticker: str, interval: str, limit: int = 100, before: datetime | None = None
+    ) -> list[Bar]:
+        """The newest ``limit`` (1 to 5000) stored bars of ``ticker`` at ``interval`` (``1m``, ``5m``,
+        ``15m``, ``1h``, ``1d``) that start before ``before`` (timezone-aware) if given, oldest first: closed
+        bars, and the bar still forming last (``closed`` False). An empty list when the server keeps no
+        bars. ValueError for an unknown interval, a bad ticker, a limit out of range or a naive ``before``."""
+        store = self.runtime.bars
+        if store is None:
+            return []
+        return await store.history(normalize_ticker(ticker), parse_interval(interval), limit, before)
+
+    # ───────────────────────── pattern alerts ─────────────────────────
+
+    async def publish_pattern(self, alert: PatternInput | Mapping[str, Any]) -> Envelope | None:
+        """Publish a ``pattern_alert`` on the built-in ``patterns`` channel: the one built-in channel a plugin
+        may publish on, and only this message, shaped by the server as ``POST /api/ws/broadcast/pattern``
+        shapes it (``ticker``, ``pattern_type``, ``score`` 0-100, ``entry_price``, ``stop_price`` (not the
+        entry), ``target_price``, optional ``risk_reward_ratio`` (computed when left out), ``message``,
+        ``timestamp``). An invalid alert is rejected and counted, as in ``publish``; None then, or once the
+        plugin has failed."""
+        if not self._record.active:
+            self._record.messages_refused += 1
+            return None
+        try:
+            data = alert if isinstance(alert, PatternInput) else msgspec.convert(alert, PatternInput)
+        except (msgspec.ValidationError, ValueError, TypeError) as exc:
+            self._reject(f"pattern alert: {exc}")
+            return None
+        envelope = await self.runtime.publisher.pattern(data)
+        self._record.messages_published += 1
+        return envelope
 
     # ───────────────────────── state and tasks ─────────────────────────
 

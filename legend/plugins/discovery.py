@@ -25,6 +25,7 @@ KILL_SWITCH = "LEGEND_DISABLED_PLUGINS"
 BUILTINS: Mapping[str, str] = {
     "news": "legend.plugins.builtin.news.plugin",
     "portfolio": "legend.plugins.builtin.portfolio.plugin",
+    "scanner": "legend.plugins.builtin.scanner.plugin",
 }
 
 

@@ -2,14 +2,12 @@
 
 It holds one ``PluginRecord`` per plugin and goes through their life in order; ``[plugins] enabled`` chooses
 which run (default: the built-ins and ``modules``; an installed third-party plugin runs once named there).
-Each step has a module of its own: discovery and the kill switch (``legend.plugins.discovery``), the ``[plugins]`` settings and each
-plugin's table (``legend.plugins.settings``), each plugin's hooks called one plugin at a time in isolation
-(``legend.plugins.hook_caller``), what the register hooks register, checked
-(``legend.plugins.registration``), their own database tables (``legend.plugins.storage``), and prices for the
-plugins' price callbacks (``legend.plugins.prices``).
-A plugin that raises, hangs past ``hook_timeout`` or registers something invalid is logged, counted and
-marked failed, and the server and the other plugins go on. The callbacks a plugin hands over run as
-``legend.plugins.callbacks`` describes.
+Each step has a module of its own: discovery and the kill switch (``discovery``), the ``[plugins]`` settings
+and each plugin's table (``settings``), each plugin's hooks called in isolation (``hook_caller``), what the
+register hooks register, checked (``registration``), their own tables (``storage``), and the mailboxes of
+the price and bar callbacks (``prices``, ``bars``). A plugin that raises, hangs past ``hook_timeout`` or
+registers something invalid is logged, counted and marked failed, and the server and the other plugins go
+on. The callbacks a plugin hands over run as ``legend.plugins.callbacks`` describes.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from legend.domain.channels import ChannelRegistry
 from legend.domain.events import ClientSubscribed
 from legend.domain.symbols import InvalidSymbol, normalize_ticker
 from legend.plugins import hookspecs
+from legend.plugins.bars import PluginBars
 from legend.plugins.callbacks import guard_authorize, subscribed
 from legend.plugins.calls import Worker, call_bounded, call_on_loop
 from legend.plugins.context import PluginContext, ProviderFactory, Runtime
@@ -86,6 +85,7 @@ class PluginManager:
         self.providers: dict[str, tuple[PluginRecord, ProviderFactory]] = {}
         self._runtime: Runtime | None = None
         self.prices = PluginPrices()
+        self.bars = PluginBars()
         self._workers: dict[tuple[str, str], Worker] = {}
         self.problems: list[str] = []  # settings errors found by a lenient `load` (the listing)
         self.started = False
@@ -380,9 +380,8 @@ class PluginManager:
         return self._runtime
 
     def bind(self, runtime: Runtime) -> None:
-        """The composition root built the server: every context reaches ``runtime`` from now on. Contexts
-        exist before (the register hooks and quote provider factories receive them, and the provider is a
-        part of the server), so the root hands the runtime over with this call once it is built."""
+        """The composition root built the server: every context reaches ``runtime`` from now on (contexts
+        exist before: the register hooks and quote provider factories receive them)."""
         self._runtime = runtime
 
     def interest(self) -> set[str]:
@@ -435,8 +434,8 @@ class PluginManager:
                 )
                 context.spawn(call, name=where)
 
-    def want_prices(self, context: PluginContext) -> None:
-        """A callback was added (``on_price``): on a running server, open the plugin's price mailbox now."""
+    def want_mailboxes(self, context: PluginContext) -> None:
+        """A callback was added (``on_price``, ``on_bars``): on a running server, open its mailbox now."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -446,7 +445,11 @@ class PluginManager:
 
     def _mailbox(self, context: PluginContext) -> None:
         record = self.records[context.name]
-        self.prices.open(record, context, self._worker(record, "callbacks"), self.options.hook_timeout)
+        worker, timeout = self._worker(record, "callbacks"), self.options.hook_timeout
+        if context.price_callbacks:
+            self.prices.open(record, context, worker, timeout)
+        if context.bar_callbacks:
+            self.bars.open(record, context, worker, timeout)
 
     async def start(self) -> None:
         """``on_startup`` of every plugin, then its price mailbox and feeds."""
@@ -467,8 +470,7 @@ class PluginManager:
         for record in self.active():
             context = record.context
             assert context is not None
-            if context.price_callbacks:
-                self._mailbox(context)
+            self._mailbox(context)  # price and bar mailboxes, for the callbacks added so far
             for runner in record.feeds.values():
                 runner.start()
 
@@ -480,7 +482,7 @@ class PluginManager:
         for record in self.records.values():
             for runner in record.feeds.values():
                 await runner.stop()
-        await self.prices.stop()
+        await asyncio.gather(self.prices.stop(), self.bars.stop())
         for record in self.records.values():
             if record.context is not None:
                 await record.context._cancel_tasks()

@@ -47,6 +47,7 @@ def test_builtins_load_from_the_checkout_without_entry_points() -> None:
     assert {name: found.records[name].state.value for name in BUILTINS} == {
         "news": "enabled",
         "portfolio": "enabled",
+        "scanner": "enabled",
     }
     assert all(found.records[name].source == "builtin" for name in BUILTINS)
 

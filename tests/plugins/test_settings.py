@@ -226,7 +226,7 @@ def test_legend_plugins_list_reports_every_error_serve_would_stop_at(tmp_path: P
     errors = [line for line in done.stderr.splitlines() if line.startswith("legend: settings error: ")]
     assert errors == [
         "legend: settings error: [plugins.newz] there is no plugin named 'newz' (installed: echo, news, "
-        "portfolio, sentiment) - at `$.plugins.newz`",
+        "portfolio, scanner, sentiment) - at `$.plugins.newz`",
         "legend: settings error: [plugins.sentiment] unknown setting `tickrs` - at `$.plugins.sentiment.tickrs`",
         "legend: settings error: quotes.provider: no provider named 'cannd' (built in: simulated, replay, "
         "finnhub, alpaca; from plugins: canned (plugin echo)); did you mean 'canned'?",

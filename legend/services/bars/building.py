@@ -30,12 +30,14 @@ import msgspec
 from legend.domain.bar_alignment import SessionLookup
 from legend.domain.bar_building import BarBuilder
 from legend.domain.bars import Bar
+from legend.domain.events import BarsClosed
 from legend.domain.prices import decode_logged_price, price_instant
 from legend.ports.backplane import AlreadyPublished, BackplaneUnavailable
 from legend.ports.bars import BarStore
 from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, PriceLog
 from legend.ports.repositories import PositionMove
+from legend.runtime.message_bus import MessageBus
 from legend.services.leased_loop import HoldLease, LeasedLoop
 
 log = logging.getLogger("legend.bars")
@@ -61,7 +63,8 @@ class BarBuilding(LeasedLoop):
     """The build loop and the ``BarBuilder`` it owns (see the module docstring).
 
     ``zone`` and ``session_on`` are the market calendar's; ``publish_bar`` publishes one bar on the bars
-    channel (None: bars are stored only). ``tick`` is how often due bars close without prices.
+    channel (None: bars are stored only). ``tick`` is how often due bars close without prices. The closed
+    bars this builder published are announced on ``bus`` (``BarsClosed``), once each, before they are stored.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class BarBuilding(LeasedLoop):
         store_every: float = STORE_SECONDS,
         publish_every: float = PUBLISH_SECONDS,
         read_every: float = READ_SECONDS,
+        bus: MessageBus | None = None,
     ) -> None:
         if batch < 1 or tick <= 0 or min(store_every, publish_every, read_every) < 0:
             raise ValueError(
@@ -91,6 +95,7 @@ class BarBuilding(LeasedLoop):
         self.zone = zone
         self.session_on = session_on
         self.publish_bar = publish_bar
+        self.bus = bus
         self.tick = tick
         self.builder = BarBuilder(zone, session_on)
         self.saved: str | None = None  # the position as stored with the bars
@@ -231,20 +236,26 @@ class BarBuilding(LeasedLoop):
         raises: nothing is stored, and the bars are built and published again after the reload."""
         if self.publish_bar is None:
             return
-        for bar in bars:
-            try:
-                if await self.publish_bar(bar) is None:
-                    continue  # a predecessor published it before it died: refused
-            except AlreadyPublished:
-                continue
-            except BackplaneUnavailable:
-                self.publish_failures += 1
-                raise
-            except Exception:  # a bar the channel refuses must not stop the bars from being stored
-                self.publish_failures += 1
-                log.exception("bar building: %s %s %s not published", bar.ticker, bar.interval, bar.start)
-                continue
-            self.bars_published += 1
+        published: list[Bar] = []
+        try:
+            for bar in bars:
+                try:
+                    if await self.publish_bar(bar) is None:
+                        continue  # a predecessor published it before it died: refused
+                except AlreadyPublished:
+                    continue
+                except BackplaneUnavailable:
+                    self.publish_failures += 1
+                    raise
+                except Exception:  # a bar the channel refuses must not stop the bars from being stored
+                    self.publish_failures += 1
+                    log.exception("bar building: %s %s %s not published", bar.ticker, bar.interval, bar.start)
+                    continue
+                self.bars_published += 1
+                published.append(bar)
+        finally:  # those that went out are announced even when a later one could not (it is built again)
+            if published and self.bus is not None:
+                self.bus.publish(BarsClosed(tuple(published)))
 
     async def _publish_forming(self, forming: Iterable[Bar], closed: Iterable[Bar], now: datetime) -> None:
         """The open bars' latest figures, each at most once every ``publish_every``: a busy ticker's prices
