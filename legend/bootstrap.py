@@ -378,14 +378,8 @@ def bootstrap(
         return (await backplane.replay(ticker_stream(ticker), None)).last_seq > 0
 
     check = TickerCheck(provider, clock, published=published)
-    publisher = Publisher(
-        backplane,
-        registry,
-        clock,
-        counters,
-        settings.realtime.history_size,
-        exchange=settings.market.calendar,
-    )
+    history_size, exchange = settings.realtime.history_size, settings.market.calendar
+    publisher = Publisher(backplane, registry, clock, counters, history_size, exchange=exchange)
     watchlists = Watchlists(watchlist_repository, settings.watchlist.max_tickers, publisher.watchlist)
     streaming = StreamingService(
         backplane, registry, clock, _limits(settings), counters, admission, check, bus, watchlists.tickers
