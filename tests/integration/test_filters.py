@@ -88,6 +88,41 @@ async def test_only_matches_reach_the_socket_and_the_reply_echoes_the_filter(
     await plain.close()
 
 
+# one connection per operator, all fed the same three patterns (and a marker every filter lets through)
+EVERY_OP = {
+    "eq": ({"pattern_type": {"eq": "Flag"}}, ["flag 6"]),
+    "ne": ({"pattern_type": {"ne": "Flag"}}, ["vcp 9", "cup 7"]),
+    "in": ({"ticker": {"in": ["OPA", "OPC"]}}, ["vcp 9", "cup 7"]),
+    "not_in": ({"ticker": {"not_in": ["OPA", "OPC"]}}, ["flag 6"]),
+    "gt": ({"score": {"gt": 7}}, ["vcp 9"]),
+    "gte": ({"score": {"gte": 7}}, ["vcp 9", "cup 7"]),
+    "lt": ({"score": {"lt": 7}}, ["flag 6"]),
+    "lte": ({"score": {"lte": 7}}, ["flag 6", "cup 7"]),
+    "exists": ({"pattern_type": {"exists": True}, "ticker": {"ne": "none"}}, ["vcp 9", "flag 6", "cup 7"]),
+    "and": ({"and": [{"score": {"gte": 6}}, {"ticker": {"eq": "OPB"}}]}, ["flag 6"]),
+    "or": ({"or": [{"score": {"gt": 8}}, {"ticker": {"eq": "OPB"}}]}, ["vcp 9", "flag 6"]),
+    "not": ({"not": {"score": {"gt": 8}}}, ["flag 6", "cup 7"]),
+}
+
+
+async def test_every_operator_end_to_end(server: LegendServer, http: httpx.AsyncClient) -> None:
+    clients = {}
+    for op, (spec, _) in EVERY_OP.items():
+        clients[op] = await connect(server.ws_url, user_id=f"op-{op}")
+        await clients[op].subscribe("patterns", filter={"or": [spec, {"message": {"eq": "ops end"}}]})
+    await publish(
+        http,
+        pattern("vcp 9", ticker="OPA", score=9),
+        pattern("flag 6", ticker="OPB", score=6, kind="Flag"),
+        pattern("cup 7", ticker="OPC", score=7, kind="Cup"),
+        pattern("ops end", ticker="OPZ", score=1),
+    )
+    for op, (_, expected) in EVERY_OP.items():
+        got = [m["message"] for m in await until(clients[op], "ops end")]
+        assert got == [*expected, "ops end"], op
+        await clients[op].close()
+
+
 async def test_what_does_not_match_costs_no_budget(server: LegendServer, http: httpx.AsyncClient) -> None:
     """60 non-matching messages, then 10 matching ones: at the budget of 10 a second, 70 counted messages
     would take 6 s or more to send; the 10 that match go at once."""

@@ -74,6 +74,7 @@ def test_broken_plugins_are_failed_and_the_server_runs_the_rest(server: LegendSe
         "hanging_startup": "failed",
         "broken_routes": "failed",
         "sleepy_prices": "enabled",  # until a price reaches its blocking callback
+        "scanner": "disabled",  # installed, not in this server's enabled list
     }
     assert found["raising"]["last_error"] == "register_channels: RuntimeError: boom in register_channels"
     assert found["hanging"]["last_error"] == "register_channels: HookTimeout: did not return within 0.5s"
