@@ -14,9 +14,10 @@ from legend.adapters.clock.frozen import FrozenClock
 from legend.bootstrap import Services
 from legend.domain.inputs import PriceInput
 from tests.support.inprocess import serving
+from tests.support.redis_server import RedisServer, quick_redis_settings
 from tests.support.wsclient import connect
 
-from .helpers import eventually
+from .helpers import eventually, settings_with
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -64,3 +65,51 @@ async def test_a_gap_up_at_the_open_reaches_a_patterns_subscriber_once(
         assert scanner.context is not None and scanner.context.metrics["alerts_published"] == 1
         assert scanner.errors == 0, scanner.last_error
         await client.close()
+
+
+async def test_two_instances_on_one_redis_announce_a_pattern_once(build: Callable[..., Services]) -> None:
+    """Exactly once in the cluster: the scanner runs where the bars are built (the ``bars`` lease holder),
+    so with two instances on one Redis each one's subscriber gets the gap once, and the two scanners
+    published it once between them."""
+    redis = RedisServer().start()
+    try:
+        clock = FrozenClock(at(1, "15:59:00"))
+        table = {"scanner": {"intervals": ["1m"]}}
+        settings = settings_with(table, redis=quick_redis_settings(redis.url, 2.0))
+        first = build(table, settings=settings, clock=clock, backplane=None)
+        second = build(table, settings=settings, clock=clock, backplane=None)
+
+        async def price(day: int, hhmmss: str, value: float) -> None:
+            clock.set_now(at(day, hhmmss))
+            await first.publisher.price(PriceInput(ticker="SPX", price=value, timestamp=at(day, hhmmss)))
+
+        async with serving(first) as first_url, serving(second) as second_url:
+            clients = [await connect(first_url, "one"), await connect(second_url, "two")]
+            for client in clients:
+                await client.subscribe("patterns")
+            builders = [s.bar_building for s in (first, second) if s.bar_building is not None]
+            await price(1, "15:59:00", 3075.69)
+            await price(1, "15:59:59", 3076.75)
+            await eventually(lambda: sum(b.prices_built for b in builders) >= 2, what="the 15:59 bar built")
+            await price(2, "09:30:00", 3087.02)
+            await price(2, "09:30:59", 3089.93)
+            await eventually(lambda: sum(b.prices_built for b in builders) >= 4, what="the 09:30 bar built")
+            clock.set_now(at(2, "09:31:05"))
+            for client in clients:
+                alert = await client.expect(
+                    lambda m: m.get("type") == "pattern_alert" and m.get("pattern_type") == "GAP_UP",
+                    timeout=15,
+                )
+                assert alert["ticker"] == "SPX"
+            clock.set_now(at(2, "09:33:05"))
+            for client in clients:
+                later = await client.quiet(1.0)
+                assert [m for m in later if m.get("type") == "pattern_alert"] == []
+                await client.close()
+            published = [
+                s.plugins.records["scanner"].context.metrics.get("alerts_published", 0)  # type: ignore[union-attr]
+                for s in (first, second)
+            ]
+            assert sorted(published) == [0, 1], published
+    finally:
+        redis.close()
