@@ -255,3 +255,29 @@ test('a widening subscribe refused (the or over the limits): the subscription ke
     assert.deepEqual(env.client.getStats().subscriptions, ['patterns'], 'still subscribed');
     assert.deepEqual(env.client.getFilter('patterns'), VCP8);
 });
+
+test('refusals: every frame is answered once, in order, so errors of pings and rate-limited frames shift nothing', () => {
+    const env = setup();
+    const errors = recordEvents(env.client, ['error']);
+    const ws = connectOpen(env);
+    env.client.send({ type: 'ping' });
+    env.client.subscribe('ticker', 'AAPL'); // refused by the inbound rate limit: not a refusal of the subscription
+    env.client.subscribe('patterns', null, null, { filter: VCP8 });
+    env.client.send({ type: 'ping' });
+    env.client.subscribe('news', null, null, { filter: /** @type {any} */ ({ score: { near: 1 } }) });
+    const rateLimited = { type: 'error', code: 'rate_limited', message: 'Rate limit exceeded: at most 20 messages per second', timestamp: 't' };
+    ws.serverSend({ type: 'pong', timestamp: 't' });
+    ws.serverSend(rateLimited);
+    ws.serverSend(filteredAck('patterns', ['patterns'], VCP8));
+    ws.serverSend(rateLimited); // the second ping's
+    ws.serverSend({ type: 'error', code: 'invalid_filter', message: "Invalid filter: filter.score.near: unknown operator 'near'", timestamp: 't' });
+    assert.deepEqual(errors.map((e) => e.info.subscription ? e.info.subscription.channel : null), [null, null, 'news']);
+    assert.deepEqual(env.client.getStats().subscriptions, ['ticker:AAPL', 'patterns'], 'the rate-limited one waits for the next session');
+    ws.drop(1006);
+    env.clock.tick(1000);
+    env.WS.last.open();
+    assert.deepEqual(subscribeFrames(env.WS.last), [
+        { type: 'subscribe', channel: 'ticker', ticker: 'AAPL' },
+        { type: 'subscribe', channel: 'patterns', filter: VCP8 },
+    ]);
+});

@@ -101,6 +101,7 @@ export class StreamClient {
                     this._serviceStatus = 'ok'; // it described that session's server; the next one says its own
                 },
                 onDisconnect: () => this._queue.clear(),
+                onSent: (obj) => this._subscriptions.noteSent(obj),
             },
         });
         this._queue = new MessageQueue({
@@ -301,6 +302,7 @@ export class StreamClient {
                 break;
             case 'pong':
                 this._connection.notePong();
+                this._subscriptions.notePong();
                 break;
             case 'service_status':
                 this._serviceStatus = msg.status === 'degraded' ? 'degraded' : 'ok';

@@ -28,8 +28,9 @@
  * @property {boolean} live acknowledged in this session, and not unsubscribed since
  */
 /**
- * A subscribe or unsubscribe frame sent in this session and not answered yet.
- * @typedef {{action: 'subscribed' | 'unsubscribed', key: string}} Request
+ * A frame sent in this session and not answered yet: a subscribe or unsubscribe (answered by a
+ * `subscription` reply of that action and key, or an `error`), or another one (a ping: `pong` or `error`).
+ * @typedef {{action: 'subscribed' | 'unsubscribed' | 'other', key: string}} Request
  */
 
 import { BAR_INTERVALS } from './codes.js';
@@ -326,16 +327,33 @@ export class Subscriptions {
         }
     }
 
-    /**
-     * Send an (un)subscribe frame; remember that it awaits its answer.
-     * @param {Record<string, unknown>} frame
-     */
+    /** @param {Record<string, unknown>} frame */
     _send(frame) {
-        if (!this._connection.sendFrame(frame)) return;
+        this._connection.sendFrame(frame);
+    }
+
+    /**
+     * A frame went out (the Connection's hook): it awaits its answer. The server answers each frame once,
+     * in order — which is how an `error` is tied to the subscribe it refuses.
+     * @param {any} frame
+     */
+    noteSent(frame) {
+        const type = frame && frame.type;
+        if (type !== 'subscribe' && type !== 'unsubscribe') {
+            this._requests.push({ action: 'other', key: '' });
+            return;
+        }
+        const i = typeof frame.interval === 'string' && frame.interval !== '' ? frame.interval : null;
         this._requests.push({
-            action: frame.type === 'subscribe' ? 'subscribed' : 'unsubscribed',
-            key: subscriptionKey(String(frame.channel), /** @type {string | null} */ (frame.ticker ?? null), /** @type {string | null} */ (frame.interval ?? null)),
+            action: type === 'subscribe' ? 'subscribed' : 'unsubscribed',
+            key: subscriptionKey(String(frame.channel), normalizeTicker(frame.ticker), i),
         });
+    }
+
+    /** A `pong`: the oldest ping awaiting its answer has it. */
+    notePong() {
+        const index = this._requests.findIndex((r) => r.action === 'other');
+        if (index !== -1) this._requests.splice(0, index + 1);
     }
 
     /**
@@ -376,16 +394,18 @@ export class Subscriptions {
     }
 
     /**
-     * An `error`: when it refuses the oldest subscribe awaiting its answer (the server answers frames in
-     * order), that subscription is no longer pending: forgotten when the server has none, else back to
-     * the filter the server kept. Returns the subscription refused, for the error's handlers, or null.
+     * An `error`: the answer to the oldest frame awaiting one (the server answers frames in order), except
+     * `history_unavailable`, which follows a subscription's acknowledgement. When it refuses a subscribe,
+     * that subscription is no longer pending: forgotten when the server has none, else back to the filter
+     * the server kept. Returns the subscription refused, for the error's handlers, or null.
      * @param {Message} msg
      * @returns {SubscriptionInfo | null}
      */
     refuse(msg) {
-        if (typeof msg.code !== 'string' || !SUBSCRIBE_REFUSALS.has(msg.code)) return null;
+        if (msg.code === 'history_unavailable') return null;
         const request = this._requests.shift();
         if (!request || request.action !== 'subscribed') return null;
+        if (typeof msg.code !== 'string' || !SUBSCRIBE_REFUSALS.has(msg.code)) return null; // e.g. rate_limited: sent again on reconnect
         const sub = this._subs.get(request.key);
         if (!sub) return null;
         /** @type {SubscriptionInfo} */
