@@ -15,6 +15,9 @@
  *   ws.connect();
  *   ws.subscribe('ticker', 'AAPL');            // also 'patterns', 'alerts', 'market_status', 'news', ...
  *   ws.subscribeBars('AAPL', '1m');            // = subscribe('bars', 'AAPL', '1m'); ws.onBar(handler)
+ *   ws.subscribe('patterns', null, null, { filter: { pattern_type: { in: ['VCP'] }, score: { gte: 8 } } });
+ *   ws.setFilter('patterns', { ticker: 'watchlist' }); // replaces it: the history comes again, filtered
+ *   ws.on('error', (msg, info) => info.subscription && console.log('refused', info.subscription.channel));
  *   const off = ws.on('price_update', (msg, info) => {
  *       ws.updateElementIfChanged(document.getElementById('aapl-price'), msg.price, v => `$${v.toFixed(2)}`);
  *   });                                        // info.replayed is true for messages replayed from `history`
@@ -39,6 +42,13 @@
  *   `maxQueueSize` messages: when full, price updates are dropped (the oldest queued one first), but
  *   must-deliver messages (pattern_alert, alert_trigger, news, market_status, ...) never are — the
  *   queue grows beyond the bound for them (counted in `queueOverflows`); the server bounds its side.
+ * - A subscription's filter (subscribe's options.filter; docs/protocol.md "Filters") is kept with it and
+ *   sent again with `since` after a reconnect. setFilter() replaces it: `unsubscribe`, then `subscribe`
+ *   with the new filter and no `since` (the history comes again, whole and filtered); what the server sent
+ *   under the old filter before it read them is never delivered. Subscribing again with another filter
+ *   widens it to the `or` of both, as the server does. A subscribe the server refuses (an `error` such as
+ *   `invalid_filter`: frames are answered in order, so the client knows which) reaches the `error`
+ *   handlers with `info.subscription` and is forgotten, not left pending.
  * - disconnect() delivers nothing further (queued messages are discarded) but keeps the resume position,
  *   so connect() later resumes after the last message delivered.
  * - DOM writes requested with updateElementIfChanged() are change-detected and applied together in one

@@ -22,6 +22,9 @@ import { Subscriptions, normalizeTicker, subscriptionKey } from './subscriptions
 /** @typedef {import('./types.js').Clock} Clock */
 /** @typedef {import('./types.js').Message} Message */
 /** @typedef {import('./types.js').BarMessage} BarMessage */
+/** @typedef {import('./types.js').Filter} Filter */
+/** @typedef {import('./types.js').SubscribeOptions} SubscribeOptions */
+/** @typedef {import('./types.js').MessageInfo} MessageInfo */
 
 /** The class behind WebSocketClient. */
 export class StreamClient {
@@ -98,6 +101,7 @@ export class StreamClient {
                     this._serviceStatus = 'ok'; // it described that session's server; the next one says its own
                 },
                 onDisconnect: () => this._queue.clear(),
+                onSent: (obj) => this._subscriptions.noteSent(obj),
             },
         });
         this._queue = new MessageQueue({
@@ -156,14 +160,43 @@ export class StreamClient {
     }
 
     /**
-     * Subscribe to a channel (and ticker; and for 'bars' an interval); remembered across reconnects.
-     * Returns false if invalid.
+     * Subscribe to a channel (and ticker; and for 'bars' an interval); remembered across reconnects,
+     * with its filter. `options.filter` asks the server for only the messages it matches
+     * (docs/protocol.md, "Filters"); a second subscribe with another filter widens it to the `or` of
+     * both, as the server does: setFilter() replaces it. Returns false if invalid.
      * @param {string} channel
      * @param {string | null} [ticker]
      * @param {string | null} [interval] one of BAR_INTERVALS, for the 'bars' channel only
+     * @param {SubscribeOptions | null} [options] `filter`: an object, e.g. {score: {gte: 8}}
      */
-    subscribe(channel, ticker, interval) {
-        return this._subscriptions.subscribe(channel, ticker, interval);
+    subscribe(channel, ticker, interval, options) {
+        return this._subscriptions.subscribe(channel, ticker, interval, options);
+    }
+
+    /**
+     * Replace the filter of a subscription (null or {}: none). The server is sent `unsubscribe`, then
+     * `subscribe` with the new filter: the `history` reply comes again, whole and filtered (replayed),
+     * and nothing that followed the old filter is delivered after this call. Handlers stay. Without
+     * such a subscription it subscribes. Returns false if invalid.
+     * @param {string} channel
+     * @param {Filter | null} filter
+     * @param {string | null} [ticker]
+     * @param {string | null} [interval]
+     */
+    setFilter(channel, filter, ticker, interval) {
+        return this._subscriptions.setFilter(channel, filter, ticker, interval);
+    }
+
+    /**
+     * The filter of a subscription now (as the server acknowledged it, once it has), null for none,
+     * undefined when there is no such subscription.
+     * @param {string} channel
+     * @param {string | null} [ticker]
+     * @param {string | null} [interval]
+     * @returns {Filter | null | undefined}
+     */
+    getFilter(channel, ticker, interval) {
+        return this._subscriptions.filterOf(channel, ticker, interval);
     }
 
     /**
@@ -212,7 +245,7 @@ export class StreamClient {
      */
     send(obj) {
         if (!obj || typeof obj !== 'object') return false;
-        if (obj.type === 'subscribe') return this.subscribe(obj.channel, obj.ticker, obj.interval);
+        if (obj.type === 'subscribe') return this.subscribe(obj.channel, obj.ticker, obj.interval, { filter: obj.filter });
         if (obj.type === 'unsubscribe') return this.unsubscribe(obj.channel, obj.ticker, obj.interval);
         return this._connection.sendFrame(obj);
     }
@@ -253,6 +286,8 @@ export class StreamClient {
 
     /** @param {Message} msg */
     _handleControl(msg) {
+        /** @type {MessageInfo} */
+        const info = { replayed: false };
         switch (msg.type) {
             case 'connection':
                 if (msg.connection_id !== undefined) this._connectionId = msg.connection_id;
@@ -267,18 +302,23 @@ export class StreamClient {
                 break;
             case 'pong':
                 this._connection.notePong();
+                this._subscriptions.notePong();
                 break;
             case 'service_status':
                 this._serviceStatus = msg.status === 'degraded' ? 'degraded' : 'ok';
                 break;
-            case 'error':
+            case 'error': {
                 this._stats.errors++;
                 this._log('warn', 'WebSocketClient: server error: ' + msg.message + (msg.code ? ' (' + msg.code + ')' : ''));
+                const refused = this._subscriptions.refuse(msg);
+                if (refused) info.subscription = refused;
                 break;
+            }
             default:
                 break;
         }
-        this._deliver(msg, false);
+        this._emit(msg.type, msg, info);
+        this._emit('*', msg, info);
     }
 
     // ───────────── events ─────────────
@@ -286,7 +326,8 @@ export class StreamClient {
     /**
      * Listen to a server message type ('price_update', 'news', ...), '*' (every message), or a
      * lifecycle event ('open', 'close', 'reconnecting', 'statechange'). Handlers receive
-     * (payload, info); for messages info.replayed tells a replay from `history`.
+     * (payload, info); for messages info.replayed tells a replay from `history`; for an `error` that
+     * refused a subscribe, info.subscription names it (it is no longer pending).
      * @returns {() => void} removes the handler
      */
     on(type, handler) {

@@ -85,9 +85,10 @@ export class Connection {
      * @param {Log} parts.log
      * @param {(type: string, payload: unknown) => void} parts.emit a lifecycle event for the client's handlers
      * @param {{onOpen: (reconnected: boolean) => void, onFrame: (event: any) => void, onClose: () => void,
-     *          onDisconnect: () => void}} parts.hooks
+     *          onDisconnect: () => void, onSent?: (obj: any) => void}} parts.hooks
      *   onOpen: the socket opened (before the 'open' event); onFrame: a frame of the live socket;
-     *   onClose: a session ended (before the 'close' event); onDisconnect: disconnect() was called
+     *   onClose: a session ended (before the 'close' event); onDisconnect: disconnect() was called;
+     *   onSent: a frame went out on the live socket
      */
     constructor({ url, options, WebSocket, clock, stats, log, emit, hooks }) {
         this.url = url;
@@ -363,6 +364,7 @@ export class Connection {
             return false;
         }
         this._stats.messagesSent++;
+        if (this._hooks.onSent) this._hooks.onSent(obj);
         return true;
     }
 }

@@ -25,6 +25,54 @@ export interface BarMessage extends Message {
     closed: boolean;
 }
 
+/** A value a filter compares a field with (docs/protocol.md, "Filters"). */
+export type FilterValue = string | number | boolean | null;
+
+/** The operators on one field: every one listed must hold. */
+export interface FieldCondition {
+    eq?: FilterValue;
+    ne?: FilterValue;
+    in?: FilterValue[];
+    not_in?: FilterValue[];
+    gt?: number | string;
+    gte?: number | string;
+    lt?: number | string;
+    lte?: number | string;
+    exists?: boolean;
+}
+
+/** A subscription filter: fields with their conditions, `and`/`or`/`not`, and `{ticker: 'watchlist'}`
+ *  (the user's watchlist as it is now); every part listed must hold. `{}` is no filter. */
+export interface Filter {
+    and?: Filter[];
+    or?: Filter[];
+    not?: Filter;
+    ticker?: FieldCondition | 'watchlist';
+    [field: string]: FieldCondition | Filter | Filter[] | 'watchlist' | undefined;
+}
+
+/** subscribe()'s fourth argument. */
+export interface SubscribeOptions {
+    /** Only the messages it matches are sent; null, undefined or {}: all of them. */
+    filter?: Filter | null;
+}
+
+/** The subscription an `error` refused (info.subscription of the error's handlers). */
+export interface SubscriptionInfo {
+    channel: string;
+    ticker: string | null;
+    interval: string | null;
+    filter: Filter | null;
+}
+
+/** What handlers of server messages get besides the message. */
+export interface MessageInfo {
+    /** True for a message replayed from a `history` reply. */
+    replayed: boolean;
+    /** On an `error` that refused a subscribe: which one (it is no longer pending). */
+    subscription?: SubscriptionInfo;
+}
+
 /** The counters of getStats() that the parts add to (one object, given to each part). */
 export interface ClientStats {
     messagesReceived: number;

@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * Legend Realtime dashboard — the Activity list: pattern detections and alert triggers, newest first,
- * without duplicates (by key), at most MAX_FEED; missed ones newer than the user's last visit are
+ * without duplicates (by key), at most MAX_FEED (pattern detections that no longer pass the pattern
+ * settings are taken out: removePatterns); missed ones newer than the user's last visit are
  * marked "while away"; times in the exchange's zone, the browser's on hover. An object of its own (the
  * dashboard's `activity`): it gets its elements, the frame batch, a way to read when this user was last
  * here and the exchange's time zone.
@@ -11,7 +12,7 @@ import { fmtEventTime } from './format.js';
 import { deliveryTags } from './notifications.js';
 
 /** @typedef {import('./dom.js').FrameBatch} FrameBatch */
-/** @typedef {{kind: string, key: string, title: string, body: string, time: Date, past?: boolean}} FeedItem */
+/** @typedef {{kind: string, key: string, title: string, body: string, time: Date, past?: boolean, source?: any}} FeedItem */
 
 export const MAX_FEED = 50;
 
@@ -28,7 +29,7 @@ export class ActivityFeed {
         this._frame = frame;
         this._lastSeen = lastSeen;
         this._zone = zone;
-        /** @type {{key: string, time: number, node: any, away: boolean}[]} newest first, at most MAX_FEED */
+        /** @type {{key: string, kind: string, source: any, time: number, node: any, away: boolean}[]} newest first, at most MAX_FEED */
         this._items = [];
     }
 
@@ -72,10 +73,23 @@ export class ActivityFeed {
         let index = this._items.findIndex((f) => f.time < t);
         if (index === -1) index = this._items.length;
         if (index >= MAX_FEED) return false; // older than everything kept
-        this._items.splice(index, 0, { key: item.key, time: t, node: node, away: away });
+        this._items.splice(index, 0, { key: item.key, kind: item.kind, source: item.source, time: t, node: node, away: away });
         if (this._items.length > MAX_FEED) this._items.length = MAX_FEED;
         this._frame.set('feed', () => this._paint());
         return true;
+    }
+
+    /**
+     * Take out the pattern detections whose message `keep` refuses (the pattern settings changed);
+     * returns how many went.
+     * @param {(msg: any) => boolean} keep
+     */
+    removePatterns(keep) {
+        const before = this._items.length;
+        this._items = this._items.filter((f) => f.kind !== 'pattern' || keep(f.source));
+        const removed = before - this._items.length;
+        if (removed) this._frame.set('feed', () => this._paint());
+        return removed;
     }
 
     /**

@@ -151,6 +151,7 @@ export class AlertFeed {
             detail: msg.message || '',
             time: parseTime(msg.timestamp) || new Date(),
             past: replayed,
+            source: msg,
         };
         const listed = this._activity.has(item.key);
         this._activity.add(item);

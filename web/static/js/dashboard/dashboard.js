@@ -23,6 +23,8 @@
  *                         service worker /static/sw.js), webhooks, e-mail, their tests
  *   toasts.js             Toasts (this.toasts): the notifications of patterns and alert triggers
  *   activity.js           ActivityFeed (this.activity): the Activity list
+ *   pattern-settings.js   PatternSettings (this.patternSettings): which pattern alerts the Activity list
+ *                         shows, sent as the `patterns` subscription's filter
  * The dashboard itself keeps who the user is (userId, lastSeen), its timers, and the page's wiring.
  */
 import { WebSocketClient } from '../websocket-client.js';
@@ -34,6 +36,7 @@ import { ConnectionStatus } from './connection-status.js';
 import { DomWriter, FrameBatch } from './dom.js';
 import { USER_ID_RE, exchangeZone, fmtMarketTime, parseTicker } from './format.js';
 import { NotificationsPanel } from './notifications.js';
+import { PatternSettings, matchesPrefs } from './pattern-settings.js';
 import { Api, errorText } from './rest.js';
 import { RuleForm } from './rule-form.js';
 import { AlertRules } from './rules.js';
@@ -161,6 +164,13 @@ export class RealtimeDashboard {
         });
         /** The Activity list. */
         this.activity = new ActivityFeed({ dom: this.dom, frame: this.frame, lastSeen: () => this.lastSeen, zone: zone });
+        /** The pattern settings: the `patterns` subscription's filter, and what the Activity list keeps. */
+        this.patternSettings = new PatternSettings({
+            dom: this.dom,
+            frame: this.frame,
+            userId: () => this.userId,
+            onChange: () => this._applyPatternSettings(),
+        });
         /** The notifications (toasts). */
         this.toasts = new Toasts({
             container: this.dom.toasts,
@@ -280,8 +290,9 @@ export class RealtimeDashboard {
         this.notifications.render();
         this.watchlist.renderEmpty();
         this.ws.subscribe('market_status');
-        this.ws.subscribe('patterns');
+        this.ws.subscribe('patterns', null, null, { filter: this.patternSettings.filter() });
         this.ws.subscribe('alerts');
+        this.ws.subscribe('watchlist'); // a change made in another tab (or through the API) shows here
         this.seenTimer = window.setInterval(() => this._markSeen(), SEEN_EVERY_MS);
         this.watchlist.setLoading(true);
         this.ready = this.signin.check().then((signedIn) => {
@@ -340,7 +351,11 @@ export class RealtimeDashboard {
         on('close', this._onClose);
         on('open', this._onOpen);
         on('price_update', (msg, info) => this.watchlist.onPrice(msg, info));
-        on('pattern_alert', (msg, info) => this.alerts.onPattern(msg, info));
+        on('pattern_alert', (msg, info) => {
+            this.patternSettings.noteType(msg.pattern_type);
+            this.alerts.onPattern(msg, info);
+        });
+        on('watchlist', (msg) => this.watchlist.follow(msg.tickers));
         on('alert_trigger', (msg, info) => this.alerts.onAlertTrigger(msg, info));
         on('market_status', (msg) => {
             this.status.onMarketStatus(msg);
@@ -372,6 +387,12 @@ export class RealtimeDashboard {
             empty: $('watchlist-empty'),
             quickAdd: $('quick-add'),
             feed: $('activity-feed'),
+            patternForm: $('pattern-form'),
+            patternTypes: $('pattern-types'),
+            patternMinScore: $('pattern-min-score'),
+            patternWatchlist: $('pattern-watchlist-only'),
+            patternSummary: $('pattern-summary'),
+            patternError: $('pattern-error'),
             feedEmpty: $('activity-empty'),
             away: $('activity-away'),
             ruleForm: $('rule-form'),
@@ -437,6 +458,11 @@ export class RealtimeDashboard {
             this.watchlist.submit();
         });
         listen(d.watchInput, 'input', () => this._showError(d.watchError, null));
+        listen(d.patternForm, 'change', () => this.patternSettings.readForm());
+        listen(d.patternForm, 'submit', (event) => {
+            event.preventDefault(); // Enter in the score field
+            this.patternSettings.readForm();
+        });
         listen(d.rows, 'click', (event) => {
             const row = event.target.closest('tr[data-ticker]');
             if (!row) return;
@@ -810,10 +836,29 @@ export class RealtimeDashboard {
         }
     }
 
-    _onServerError(msg) {
-        if (msg && (msg.code === 'subscription_limit' || msg.code === 'invalid_subscription')) {
+    /**
+     * @param {any} msg an `error`
+     * @param {import('../client/types.js').MessageInfo} [info] names the subscription it refused, if it did
+     */
+    _onServerError(msg, info) {
+        const refused = info && info.subscription ? info.subscription.channel : null;
+        if (refused === 'patterns') {
+            this.patternSettings.showError('Pattern alerts are off: ' + msg.message + '. Change the settings to try again.');
+        } else if (refused === 'watchlist') {
+            // a server without the watchlist channel: this tab just does not follow the others
+        } else if (msg && (msg.code === 'subscription_limit' || msg.code === 'invalid_subscription')) {
             this._showError(this.dom.watchError, msg.message);
         }
+    }
+
+    /**
+     * The pattern settings changed: the `patterns` subscription's filter is replaced (its history comes
+     * again, filtered) and the Activity list lets go of the detections that no longer pass.
+     */
+    _applyPatternSettings() {
+        const prefs = this.patternSettings.prefs;
+        this.ws.setFilter('patterns', this.patternSettings.filter());
+        this.activity.removePatterns((msg) => matchesPrefs(prefs, msg, (ticker) => this.watchlist.saved.has(ticker)));
     }
 
     _renderUser(userId) {
@@ -832,6 +877,8 @@ export class RealtimeDashboard {
         if (USER_ID_RE.test(userId) && userId !== this.userId) {
             this.userId = userId;
             this.lastSeen = Number(storage.get(KEYS.lastSeen(userId))) || null;
+            this.patternSettings.load(); // this user's
+            this._applyPatternSettings();
         }
         this._renderUser(this.userId);
         return this.userId;

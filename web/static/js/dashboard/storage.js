@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * Legend Realtime dashboard — what the page keeps in this browser (localStorage): the user id, the
- * token, sound, voice and chart preferences, a watchlist copy, when the user was last here.
+ * token, sound, voice and chart preferences, a watchlist copy, the pattern settings, when the user was
+ * last here.
  */
 
 export const KEYS = {
@@ -13,6 +14,7 @@ export const KEYS = {
     chartInterval: 'legend.chartInterval',
     watchlist: (user) => 'legend.watchlist.' + user,
     lastSeen: (user) => 'legend.lastSeen.' + user,
+    patternSettings: (user) => 'legend.patternSettings.' + user,
 };
 
 export const storage = {

@@ -340,6 +340,24 @@ export class Watchlist {
             this._setMode('degraded', errorText(res, 'Could not load your watchlist') + '. Showing the copy saved in this browser.');
             tickers = local === null ? Array.from(this.saved) : local;
         }
+        this._apply(tickers);
+    }
+
+    /**
+     * The server's watchlist changed (a `watchlist` message: another tab, another device, the API):
+     * show it. Ignored while the list is kept in this browser.
+     * @param {unknown} tickers
+     */
+    follow(tickers) {
+        if (this.mode !== 'server' || !Array.isArray(tickers)) return;
+        this._apply(tickers.map(parseTicker).filter(Boolean));
+    }
+
+    /**
+     * Make the rows and subscriptions those of `tickers`.
+     * @param {string[]} tickers
+     */
+    _apply(tickers) {
         const next = new Set(tickers);
         for (const t of this.saved) {
             if (!next.has(t)) this.unsubscribe(t);
