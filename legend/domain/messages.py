@@ -151,6 +151,10 @@ class Error(_Out, tag="error"):
     message: str
     timestamp: str
     code: str | None = None
+    # the (un)subscribe refused, as the client named it (errors about other frames leave them out)
+    channel: str | None = None
+    ticker: str | None = None
+    interval: str | None = None
 
 
 class ServiceStatus(_Out, tag="service_status"):

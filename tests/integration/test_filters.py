@@ -228,6 +228,7 @@ async def test_a_bad_filter_is_refused_naming_the_part(server: LegendServer, fil
     await client.send({"type": "subscribe", "channel": "patterns", "filter": filter})
     error = await client.expect("error")
     assert error["code"] == "invalid_filter" and says in error["message"], error
+    assert error["channel"] == "patterns" and "ticker" not in error  # which subscribe was refused
     # nothing was subscribed, and the connection goes on
     await client.send({"type": "ping"})
     await client.expect("pong")

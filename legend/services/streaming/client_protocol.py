@@ -94,10 +94,20 @@ class ClientProtocol:
         kind = str(type(message).__struct_config__.tag)
         self.fanout.push_control(session, encode(message).decode(), kind)
 
-    def error(self, session: Session, code: str, message: str) -> None:
-        """Send an ``error`` reply (the specification's shape, docs/protocol.md, plus a stable ``code``)."""
+    def error(
+        self, session: Session, code: str, message: str, request: Subscribe | Unsubscribe | None = None
+    ) -> None:
+        """Send an ``error`` reply (the specification's shape, docs/protocol.md, plus a stable ``code``); one
+        about a (un)subscribe names its ``channel`` (and ``ticker``, ``interval``) as the client sent them."""
         self.counters.errors += 1
-        self.reply(session, Error(message=message, code=code, timestamp=self._now()))
+        error = Error(message=message, code=code, timestamp=self._now())
+        if request is not None:
+            error.channel, error.ticker, error.interval = request.channel, request.ticker, request.interval
+        self.reply(session, error)
+
+    def refuse(self, session: Session, request: Subscribe | Unsubscribe, code: str, message: str) -> None:
+        """An ``error`` about ``request``: a client with several subscribes in flight knows which one."""
+        self.error(session, code, message, request)
 
     async def handle_frame(self, session: Session, frame: str | bytes) -> None:
         """Act on one client frame: rate limit, size limit, decode, then subscribe/unsubscribe/ping."""
@@ -157,7 +167,7 @@ class ClientProtocol:
             spec, key = self.registry.resolve(request.channel, request.ticker)
             return spec, key, spec.interval_of(request.interval)
         except ChannelError as exc:
-            self.error(session, "invalid_subscription", str(exc))
+            self.refuse(session, request, "invalid_subscription", str(exc))
             return None
 
     async def subscribe(self, session: Session, request: Subscribe) -> None:
@@ -170,8 +180,11 @@ class ClientProtocol:
             if await self.ticker_check.unknown(key):
                 if not session.closing:
                     name = self.ticker_check.provider.name
-                    self.error(
-                        session, "unknown_ticker", f"Unknown ticker: {key} (no prices for it from {name})"
+                    self.refuse(
+                        session,
+                        request,
+                        "unknown_ticker",
+                        f"Unknown ticker: {key} (no prices for it from {name})",
                     )
                 return
             note = self.ticker_check.note(key)
@@ -180,12 +193,12 @@ class ClientProtocol:
             if session.closing:
                 return
             if not allowed:
-                self.error(session, "not_authorized", f"Not authorized for channel '{spec.name}'")
+                self.refuse(session, request, "not_authorized", f"Not authorized for channel '{spec.name}'")
                 return
         try:
             wanted = compile_filter(request.filter)
         except FilterError as exc:
-            self.error(session, "invalid_filter", f"Invalid filter: {exc}")
+            self.refuse(session, request, "invalid_filter", f"Invalid filter: {exc}")
             return
         watchlist: WatchlistRef | None = None
         if wanted is not None and wanted.follows_watchlist:
@@ -193,8 +206,11 @@ class ClientProtocol:
                 watchlist = await self.follower.follow(session.user_id)
             except WatchlistUnavailable as exc:
                 if not session.closing:
-                    self.error(
-                        session, "watchlist_unavailable", f"Watchlist unavailable for the filter: {exc}"
+                    self.refuse(
+                        session,
+                        request,
+                        "watchlist_unavailable",
+                        f"Watchlist unavailable for the filter: {exc}",
                     )
                 return
             if session.closing:
@@ -204,7 +220,9 @@ class ClientProtocol:
         try:
             combined = wanted if existing is None else either(existing.filter, wanted)
         except FilterError as exc:  # the or of both is over the limits
-            self.error(session, "invalid_filter", f"Invalid filter with this channel's earlier one: {exc}")
+            self.refuse(
+                session, request, "invalid_filter", f"Invalid filter with this channel's earlier one: {exc}"
+            )
             return
         if combined is not None and combined.follows_watchlist and watchlist is None:
             watchlist = existing.watchlist if existing is not None else None
@@ -212,8 +230,9 @@ class ClientProtocol:
             sub_key not in session.subscriptions
             and len(session.subscriptions) >= self.limits.max_subscriptions
         ):
-            self.error(
+            self.refuse(
                 session,
+                request,
                 "subscription_limit",
                 f"Subscription limit reached: at most {self.limits.max_subscriptions} per connection",
             )
@@ -261,7 +280,9 @@ class ClientProtocol:
                         session, closecodes.TRY_AGAIN_LATER, "history unavailable: resume later"
                     )
                     return
-                self.error(session, "history_unavailable", f"History unavailable for {stream}: {exc}")
+                self.refuse(
+                    session, request, "history_unavailable", f"History unavailable for {stream}: {exc}"
+                )
                 self.fanout.flush(session)
                 continue
             current = session.subscriptions.get(sub_key)
