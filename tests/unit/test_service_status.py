@@ -148,11 +148,19 @@ async def test_a_gap_reaches_every_subscriber_of_the_stream_and_its_ok_names_it(
         assert not transport.of_type("gap")
         ok = transport.of_type("service_status")[-1]
         assert ok["status"] == "ok" and ok["complete"] is True and "gaps" not in ok
-    assert status.gaps.sent == 2 and not status.gaps.told
-    status.backplane_health(False)  # the next outage, without a gap: its ok is complete again
+    assert status.gaps.sent == 2
+    status.backplane_health(False)  # a blip: the gap is still open, no ok claims completeness
     status.backplane_health(True)
     await settle()
-    assert plain.of_type("service_status")[-1]["complete"] is True
+    assert plain.of_type("service_status")[-1]["gaps"] == ["patterns"]
+    await send(streaming, sessions[0], "subscribe", channel="patterns")  # its history reloaded
+    await send(streaming, sessions[1], "unsubscribe", channel="patterns")  # no longer listening
+    status.backplane_health(False)
+    status.backplane_health(True)
+    await settle()
+    for transport in (plain, filtered):
+        last = transport.of_type("service_status")[-1]
+        assert last["complete"] is True and "gaps" not in last
 
 
 async def test_a_gap_in_bars_is_told_and_one_in_prices_is_not() -> None:

@@ -2,9 +2,11 @@
 
 After an outage longer than a stream's history, the backplane cannot deliver what was published
 meanwhile (``StreamGap``, on the bus). Each local subscriber of a must-deliver stream hears the exact
-range at once, filtered subscribers too (they cannot know whether the lost messages matched), and the
-next ``service_status`` ``ok`` it gets names the stream instead of claiming completeness. A conflated
-stream that cannot carry a final message (prices) is not told: its newest value wins anyway.
+range at once, filtered subscribers too (they cannot know whether the lost messages matched), and every
+``service_status`` ``ok`` it gets names the stream instead of claiming completeness, until it had the
+stream's history again (``Session.gaps``: a subscribe clears it), however often the status flaps
+meanwhile. A conflated stream that cannot carry a final message (prices) is not told: its newest value
+wins anyway.
 """
 
 from __future__ import annotations
@@ -21,11 +23,10 @@ log = logging.getLogger("legend.status")
 
 
 class GapNotices:
-    """Sends ``gap`` frames, and remembers per connection the streams told since its last status."""
+    """Sends ``gap`` frames, and says which of a connection's streams still have one open."""
 
     def __init__(self, streaming: StreamingService) -> None:
         self.streaming = streaming
-        self.told: dict[str, set[str]] = {}  # session id -> streams with a gap not yet in a status
         self.sent = 0  # gap frames sent
 
     def stream_gap(self, event: StreamGap) -> None:
@@ -46,7 +47,9 @@ class GapNotices:
         push = self.streaming.fanout.push_control
         for session in sessions:
             push(session, text, "gap")
-            self.told.setdefault(session.id, set()).add(event.stream)
+            if session.gaps is None:
+                session.gaps = set()
+            session.gaps.add(event.stream)
         self.sent += len(sessions)
         log.warning(
             "%s: messages %d-%d are lost: told %d connections",
@@ -64,12 +67,12 @@ class GapNotices:
             sessions.extend(group.sessions.values())
         return sessions
 
-    def take(self, session: Session) -> list[str]:
-        """The streams ``session`` was told of a gap in since the last call, sorted (then forgotten)."""
-        return sorted(self.told.pop(session.id, ()))
-
-    def forget_gone(self) -> None:
-        """Drop what is remembered for connections that closed meanwhile."""
-        sessions = self.streaming.sessions
-        for session_id in [s for s in self.told if s not in sessions]:
-            del self.told[session_id]
+    @staticmethod
+    def open(session: Session) -> list[str]:
+        """The streams ``session`` was told of a gap in, still subscribes to and has not had a history
+        of since, sorted."""
+        if not session.gaps:
+            return []
+        subscribed = {stream for sub in session.subscriptions.values() for stream in sub.streams}
+        session.gaps &= subscribed
+        return sorted(session.gaps)

@@ -3,8 +3,8 @@
 Only ``/ready`` used to say that the backplane was down; a trader watching the dashboard saw prices stop
 without knowing why. Now every connection hears about each change, and a connection made while degraded
 hears it right after its acknowledgement. The reason is for people, and names no internal address. An
-``ok`` never claims completeness to a connection that was told of a gap meanwhile (``gaps``): it says
-``complete: false`` and names the streams.
+``ok`` never claims completeness to a connection that was told of a gap (``gaps``) and has not reloaded
+that stream's history since: it says ``complete: false`` and names the streams.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class ServiceStatusNotifier:
         self.streaming = streaming
         self.degraded = False
         self.changes = 0
-        self.gaps = GapNotices(streaming)  # the gaps told since the last change, per connection
+        self.gaps = GapNotices(streaming)  # gap frames, and the gaps each connection has open
 
     def backplane_health(self, ok: bool) -> None:
         """The backplane's health changed (``BackplaneHealthChanged``, on the bus): tell every session."""
@@ -46,26 +46,21 @@ class ServiceStatusNotifier:
             return
         self.degraded = not ok
         self.changes += 1
-        if self.degraded:
-            self.gaps.told.clear()  # the next ok names the gaps of this outage only
-            sent = self.streaming.send_control(self.message())
-        else:
-            sent = self._recovered()
+        sent = self.streaming.send_control(self.message()) if self.degraded else self._recovered()
         log.info("backplane %s: told %d connections", "degraded" if self.degraded else "recovered", sent)
 
     def _recovered(self) -> int:
         """``ok`` to every session: the common text to most, one naming its gaps to a session told of any."""
         common = self.message()
         text = encode(common).decode()
-        push, take = self.streaming.fanout.push_control, self.gaps.take
+        push, open_gaps = self.streaming.fanout.push_control, self.gaps.open
         sessions = list(self.streaming.sessions.values())
         for session in sessions:
-            gaps = take(session)
+            gaps = open_gaps(session)
             if gaps:
                 self.streaming.send_control(self.message(gaps), session)
             else:
                 push(session, text, "service_status")
-        self.gaps.forget_gone()
         return len(sessions)
 
     def greet(self, session: Session) -> None:
