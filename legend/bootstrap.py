@@ -37,6 +37,7 @@ from legend.domain.events import (
     BarsClosed,
     ClientSubscribed,
     MessageDelivered,
+    StreamGap,
     TickerWatched,
 )
 from legend.domain.stats import Counters
@@ -427,6 +428,7 @@ def bootstrap(
         )
     # Who hears which in-process event (legend.domain.events).
     bus.subscribe(BackplaneHealthChanged, lambda event: status.backplane_health(event.ok))  # service_status
+    bus.subscribe(StreamGap, status.gaps.stream_gap)  # gap frames, and the next ok names them
     if run_quote_poller:  # a newly watched ticker's price without waiting
         bus.subscribe(TickerWatched, lambda event: quote_poller.poke(event.ticker))
     bus.subscribe(ClientSubscribed, manager.on_subscribed)  # the plugins' on_subscribe callbacks

@@ -31,6 +31,7 @@ SLOW_FIRST = (
     "tests/cluster/test_drain.py",
     "tests/deploy/test_nginx_deployment.py",
     "tests/cluster/test_multi_instance.py",
+    "tests/cluster/test_partitions.py",
 )
 
 

@@ -71,6 +71,8 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     declares its own so (the built-in ``news``), with no list of names in the server.
     ``intervals``: a keyed channel with one stream per key and interval (``bars:AAPL:1m``); a subscription
     names one of them (``interval``), and one to each interval of a key is a subscription of its own.
+    ``finals``: a conflated channel whose messages can be final (``"closed": true``, must-deliver, as a
+    closed bar is); a gap in its stream may have lost one, so it is reported (``must_deliver``).
     """
 
     name: str
@@ -88,6 +90,7 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
     mirror_keyed: bool = False
     readable_by_plugins: bool = False
     intervals: tuple[str, ...] = ()
+    finals: bool = False
 
     def __post_init__(self) -> None:
         pattern = _PATTERN.fullmatch(self.name)
@@ -110,6 +113,13 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
             tag = self.schema.__struct_config__.tag
             if isinstance(tag, str):
                 msgspec.structs.force_setattr(self, "message_types", (tag,))
+
+    @property
+    def must_deliver(self) -> bool:
+        """Whether messages of the channel lost on the way are a loss its subscribers must be told of
+        (``gap``): every reliable or sticky one, a conflated one only when it can be final (a closed
+        bar). A lost price is no loss: the newest wins anyway."""
+        return self.delivery is not Delivery.CONFLATE or self.finals
 
     def interval_of(self, interval: str | None) -> str | None:
         """The interval a subscribe/unsubscribe request names, checked against ``intervals``; raises
@@ -259,6 +269,7 @@ BUILTIN_CHANNELS: tuple[ChannelSpec, ...] = (
         keyed=True,
         key_required=True,
         intervals=INTERVALS,
+        finals=True,
         description="OHLCV bars of one ticker and interval: the open bar as it changes (conflated) and "
         "every closed bar (must-deliver).",
         readable_by_plugins=True,

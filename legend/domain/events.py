@@ -34,6 +34,16 @@ class BackplaneHealthChanged(msgspec.Struct, frozen=True):
     ok: bool
 
 
+class StreamGap(msgspec.Struct, frozen=True):
+    """Messages ``from_seq`` to ``to_seq`` of ``stream`` never reached this instance, and the stream's
+    history no longer holds them (an outage of the backplane outlasted it): they cannot be delivered, so
+    the stream's local subscribers must be told (``gap``) rather than left believing they have it all."""
+
+    stream: str
+    from_seq: int
+    to_seq: int
+
+
 class MessageDelivered(msgspec.Struct, frozen=True):
     """An envelope reached this instance from the backplane, just before its fan-out (on every instance of
     a cluster). Handlers must be quick: they run on the delivery path."""

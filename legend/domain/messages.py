@@ -159,11 +159,25 @@ class Error(_Out, tag="error"):
 
 class ServiceStatus(_Out, tag="service_status"):
     """Live delivery degraded (``component`` unavailable: updates may be delayed) or recovered (``ok``);
-    sent to every connection on each change, and to a new connection while degraded."""
+    sent to every connection on each change, and to a new connection while degraded. An ``ok`` says
+    whether everything published meanwhile was delivered (``complete``); when not, ``gaps`` names the
+    streams the connection was sent a ``gap`` for."""
 
     status: Literal["ok", "degraded"]
     component: str
     reason: str
+    timestamp: str
+    complete: bool | None = None
+    gaps: list[str] | None = None
+
+
+class Gap(_Out, tag="gap"):
+    """Messages ``from_seq`` to ``to_seq`` of stream ``channel`` are lost to this connection: the server
+    missed them during an outage longer than the stream's history, so no resume can bring them back."""
+
+    channel: str
+    from_seq: int
+    to_seq: int
     timestamp: str
 
 

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from legend.adapters.redis import RedisBackplane
 from legend.adapters.redis.membership import evict
-from legend.domain.events import BackplaneHealthChanged
+from legend.domain.events import BackplaneHealthChanged, StreamGap
 from legend.ports.backplane import BackplaneUnavailable, Outgoing
 from tests.contract.conftest import Node, Nodes, Proxy, eventually
 from tests.contract.test_backplane_contract import body, publish
@@ -424,6 +424,37 @@ async def test_messages_published_while_an_instance_was_unsubscribed_are_replaye
     )
     assert await b.recorder.wait_for(5) == [delivered[0], *missed, after]
     assert await a.recorder.wait_for(5) == [delivered[0], *missed, after]
+
+
+async def test_what_history_no_longer_holds_is_announced_as_a_gap_by_exact_range(
+    redis_nodes: Nodes, raw: Redis
+) -> None:
+    a, b = await cut_off(redis_nodes, raw)
+    gaps: list[StreamGap] = []
+    b.redis.connection.bus.subscribe(StreamGap, gaps.append)
+    first = b.recorder.envelopes[0].seq
+    missed = [
+        await a.backplane.publish(
+            Outgoing("patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 3)
+        )
+        for n in range(1, 9)
+    ]
+    delivered = await b.recorder.wait_for(4, timeout=5)
+    assert delivered[1:] == missed[-3:]  # what the history of 3 still holds, after the gap
+    assert gaps == [StreamGap("patterns", first + 1, first + 5)]
+    assert b.redis.health()["history_gaps"] == 1
+    # A stream whose history is gone altogether (expired, deleted): the gap runs to its newest seq.
+    await raw.client_kill_filter(_type="pubsub")
+    more = [
+        await a.backplane.publish(
+            Outgoing("patterns", "pattern_alerts", "pattern_alert", body("patterns", n), 3)
+        )
+        for n in (9, 10)
+    ]
+    await raw.delete(b.redis.listener.keys.stream("patterns")[1])
+    await eventually(lambda: len(gaps) == 2, what="the second gap announced")
+    assert gaps[1] == StreamGap("patterns", more[0].seq, more[1].seq)
+    assert len(b.recorder.envelopes) == 4  # nothing delivered twice, nothing made up
 
 
 async def test_a_stream_first_published_while_an_instance_was_unsubscribed_is_replayed_to_it(

@@ -9,10 +9,15 @@ from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.redis import RedisBackplane
 from legend.bootstrap import bootstrap
 from legend.domain.channels import ChannelRegistry
-from legend.domain.messages import ServiceStatus, encode
+from legend.domain.events import StreamGap
+from legend.domain.messages import Gap, ServiceStatus, encode
 from legend.services.streaming.limits import Limits
 from legend.services.streaming.service import StreamingService
-from legend.services.streaming.service_status import ServiceStatusNotifier
+from legend.services.streaming.service_status import (
+    INCOMPLETE_REASON,
+    RECOVERED_REASON,
+    ServiceStatusNotifier,
+)
 from legend.settings import RedisSettings, Settings
 from tests.support.loop import settle
 from tests.support.streaming import send
@@ -90,3 +95,94 @@ def test_bootstrap_wires_a_redis_backplane_and_leaves_the_in_memory_one_alone() 
     in_memory = bootstrap(Settings(), run_quote_poller=False, plugins={})
     assert isinstance(in_memory.backplane, InMemoryBackplane)  # it never degrades: nothing announces
     assert not in_memory.status.degraded and in_memory.status.changes == 0
+
+
+# ───────────────────────── gaps ─────────────────────────
+
+
+def test_the_gap_frame_and_the_incomplete_ok_have_the_documented_shape() -> None:
+    gap = Gap(channel="patterns", from_seq=12, to_seq=40, timestamp="t")
+    assert msgspec.json.decode(encode(gap)) == {
+        "type": "gap",
+        "channel": "patterns",
+        "from_seq": 12,
+        "to_seq": 40,
+        "timestamp": "t",
+    }
+    _, status = notifier()
+    assert msgspec.json.decode(encode(status.message())) == {
+        "type": "service_status",
+        "status": "ok",
+        "component": "backplane",
+        "reason": RECOVERED_REASON,
+        "timestamp": status.message().timestamp,
+        "complete": True,
+    }
+    incomplete = msgspec.json.decode(encode(status.message(["patterns"])))
+    assert incomplete["complete"] is False and incomplete["gaps"] == ["patterns"]
+    assert incomplete["reason"] == INCOMPLETE_REASON
+
+
+async def test_a_gap_reaches_every_subscriber_of_the_stream_and_its_ok_names_it() -> None:
+    streaming, status = notifier()
+    await streaming.start()
+    plain, filtered, other, later = (RecordingTransport() for _ in range(4))
+    sessions = [streaming.open_session(t, u) for t, u in ((plain, "a"), (filtered, "b"), (other, "c"))]
+    await send(streaming, sessions[0], "subscribe", channel="patterns")
+    await send(streaming, sessions[1], "subscribe", channel="patterns", filter={"score": {"gte": 9}})
+    await send(streaming, sessions[2], "subscribe", channel="market_status")
+    status.backplane_health(False)
+    streaming.open_session(later, "d")  # connected during the outage, subscribed to nothing
+    status.gaps.stream_gap(StreamGap("patterns", 12, 40))
+    status.gaps.stream_gap(StreamGap("ticker:AAPL", 3, 90))  # a conflated price stream: no loss
+    status.backplane_health(True)
+    await settle()
+    for transport in (plain, filtered):  # a filtered one cannot know whether the lost ones matched
+        [gap] = transport.of_type("gap")
+        assert (gap["channel"], gap["from_seq"], gap["to_seq"]) == ("patterns", 12, 40)
+        degraded, ok = transport.of_type("service_status")
+        assert ok["status"] == "ok" and ok["complete"] is False and ok["gaps"] == ["patterns"]
+        types = [f["type"] for f in transport.frames]
+        assert types.index("gap") < len(types) - 1 and types[-1] == "service_status"  # gap first
+    for transport in (other, later):
+        assert not transport.of_type("gap")
+        ok = transport.of_type("service_status")[-1]
+        assert ok["status"] == "ok" and ok["complete"] is True and "gaps" not in ok
+    assert status.gaps.sent == 2
+    status.backplane_health(False)  # a blip: the gap is still open, no ok claims completeness
+    status.backplane_health(True)
+    await settle()
+    assert plain.of_type("service_status")[-1]["gaps"] == ["patterns"]
+    await send(streaming, sessions[0], "subscribe", channel="patterns")  # its history reloaded
+    await send(streaming, sessions[1], "unsubscribe", channel="patterns")  # no longer listening
+    status.backplane_health(False)
+    status.backplane_health(True)
+    await settle()
+    for transport in (plain, filtered):
+        last = transport.of_type("service_status")[-1]
+        assert last["complete"] is True and "gaps" not in last
+
+
+async def test_a_gap_in_bars_is_told_and_one_in_prices_is_not() -> None:
+    streaming, status = notifier()
+    await streaming.start()
+    bars, prices = RecordingTransport(), RecordingTransport()
+    await send(
+        streaming,
+        streaming.open_session(bars, "a"),
+        "subscribe",
+        channel="bars",
+        ticker="AAPL",
+        interval="1m",
+    )
+    await send(streaming, streaming.open_session(prices, "b"), "subscribe", channel="ticker", ticker="AAPL")
+    status.gaps.stream_gap(StreamGap("bars:AAPL:1m", 5, 9))  # closed bars may be among them
+    status.gaps.stream_gap(StreamGap("ticker:AAPL", 5, 9))
+    status.gaps.stream_gap(StreamGap("patterns", 5, 9))  # no subscriber here: nobody to tell
+    await settle()
+    assert [(g["channel"], g["from_seq"], g["to_seq"]) for g in bars.of_type("gap")] == [
+        ("bars:AAPL:1m", 5, 9)
+    ]
+    assert not prices.of_type("gap")
+    registry = ChannelRegistry()
+    assert [spec.name for spec in registry if not spec.must_deliver] == ["ticker"]

@@ -145,6 +145,7 @@ class RedisBackplane(PriceLogReads):
             "delivered": listener.delivered,
             "delivery_errors": listener.delivery_errors,
             "gap_filled": listener.gap_filled,
+            "history_gaps": listener.gaps,
             "journal_incomplete": listener.journal.incomplete,
             "unreplicated": sequencer.unreplicated,
             "duplicates_skipped": listener.duplicates_skipped,

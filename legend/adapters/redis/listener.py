@@ -24,6 +24,7 @@ from legend.adapters.redis.connection import RedisConnection, text
 from legend.adapters.redis.keys import Keys
 from legend.adapters.redis.recovery import PING_TOKEN, Journal, history_after
 from legend.domain.envelope import Envelope, unseal
+from legend.domain.events import StreamGap
 from legend.domain.external import SEED_TOPICS
 from legend.ports.backplane import BackplaneUnavailable, Deliver
 from legend.runtime.backoff import Backoff
@@ -74,6 +75,7 @@ class Listener:
         self.delivery_errors = 0
         self.duplicates_skipped = 0
         self.gap_filled = 0
+        self.gaps = 0  # ranges of messages found gone from history after a reconnect (``StreamGap``)
         self._topics_dirty = False
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._new_streams: list[str] = []  # first streams of topics other instances just announced
@@ -290,21 +292,27 @@ class Listener:
 
     async def _fill(self, floors: Mapping[str, int]) -> None:
         """Deliver from history what each stream published after its floor (the last seq delivered); a
-        watermark per filled stream drops the copies that pub/sub still brings."""
-        async for stream, envelopes in history_after(self.connection, self.keys, floors):
+        watermark per filled stream drops the copies that pub/sub still brings. What history no longer
+        holds is announced (``StreamGap``) before the messages after it are delivered."""
+        async for stream, envelopes, newest in history_after(self.connection, self.keys, floors):
             floor = floors[stream]
             for envelope in envelopes:
                 if envelope.seq <= floor:
                     continue
                 if envelope.seq > floor + 1 and floor:
-                    log.warning(
-                        "%s: messages %d-%d are gone from history", stream, floor + 1, envelope.seq - 1
-                    )
+                    self._gap(stream, floor + 1, envelope.seq - 1)
                 self.gap_filled += 1
                 self.hand_over(envelope)
                 floor = envelope.seq
+            if newest > floor and floor:  # history lost all of it (expired, or emptied)
+                self._gap(stream, floor + 1, newest)
             self._watermarks[stream] = floor
         self._watermarks_until = time.monotonic() + WATERMARK_SECONDS
+
+    def _gap(self, stream: str, first: int, last: int) -> None:
+        log.warning("%s: messages %d-%d are gone from history", stream, first, last)
+        self.gaps += 1
+        self.connection.bus.publish(StreamGap(stream, first, last))
 
     def _confirm(self, topic: str) -> None:
         self.subscribed.add(topic)

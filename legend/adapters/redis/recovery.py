@@ -135,9 +135,9 @@ class Journal:
 
 async def history_after(
     connection: RedisConnection, keys: Keys, floors: Mapping[str, int]
-) -> AsyncIterator[tuple[str, list[Envelope]]]:
-    """Each stream's stored messages after its floor, oldest first. Only streams whose stored seq is
-    ahead of their floor are read, ``FILL_CHUNK`` streams per round trip."""
+) -> AsyncIterator[tuple[str, list[Envelope], int]]:
+    """Each stream's stored messages after its floor, oldest first, and its newest seq. Only streams
+    whose stored seq is ahead of their floor are read, ``FILL_CHUNK`` streams per round trip."""
     streams = list(floors)
     for begin in range(0, len(streams), FILL_CHUNK):
         chunk = streams[begin : begin + FILL_CHUNK]
@@ -158,8 +158,8 @@ async def history_after(
             result: list[Any] = await pipe.execute()
             return result
 
-        for (stream, _missed), texts in zip(behind, await connection.call("fill", read), strict=True):
-            yield stream, stored(stream, texts)
+        for (stream, missed), texts in zip(behind, await connection.call("fill", read), strict=True):
+            yield stream, stored(stream, texts), floors[stream] + missed
 
 
 def stored(stream: str, texts: list[bytes]) -> list[Envelope]:

@@ -15,5 +15,7 @@
 - ``ticker_check``: ``TickerCheck``, whether the quote provider knows a ticker, asked on its first
   subscription and remembered;
 - ``service_status``: ``ServiceStatusNotifier``, tells every connection when live delivery degrades and
-  when it recovers.
+  when it recovers;
+- ``gaps``: ``GapNotices``, tells the subscribers of a must-deliver stream which of its messages an
+  outage lost (``gap``), so that no ``ok`` claims completeness to them.
 """

@@ -303,6 +303,8 @@ class ClientProtocol:
                     interval=interval,
                 ),
             )
+            if session.gaps:  # its history reloaded: the gap it was told of is no longer open
+                session.gaps.discard(stream)
             if (
                 spec.delivery is Delivery.STICKY
                 and envelopes

@@ -64,6 +64,7 @@ class Session:
         "closing",
         "due",
         "expires_at",
+        "gaps",
         "id",
         "inbound",
         "last_seen",
@@ -101,6 +102,8 @@ class Session:
         self.due: int | None = None  # the timer wheel slot at which its budget allows the next frame
         self.reader: asyncio.Task[object] | None = None  # the transport's receive loop, if it has one
         self.address: str | None = None  # the client's address, when admitted through the limits
+        # streams it was sent a ``gap`` for and has not had a ``history`` of since (``GapNotices``)
+        self.gaps: set[str] | None = None
 
 
 class SessionOwner(Protocol):
