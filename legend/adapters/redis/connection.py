@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -60,6 +61,10 @@ class RedisConnection:
         self.closing = False
         self.command_ok = True  # the last command worked
         self.live = False  # subscribed, and caught up with what was published while it was not
+        # Since the last failed command, the subscription answered a PING (or was made again): a command
+        # that works again is not enough to say ``ok``, the line clients hear from must work too.
+        self.proven = True
+        self._ok_since = 0.0  # when ``ok`` was last announced true (``time.monotonic()``)
         self.last_error: str | None = None
         self.wake = asyncio.Event()  # a command worked: a listener waiting to reconnect need not wait
         # Told of every change of ``ok`` (bootstrap: clients get ``service_status``).
@@ -68,7 +73,13 @@ class RedisConnection:
 
     @property
     def ok(self) -> bool:
-        return self.live and self.command_ok
+        return self.live and self.command_ok and self.proven
+
+    def heard(self) -> None:
+        """The subscription answered (a pong, or it was made again): it proves the line works."""
+        if not self.proven:
+            self.proven = True
+            self.note_health()
 
     def open(self) -> None:
         """Make the command client (a pool) and the subscriber's client, on the URL or through Sentinel.
@@ -134,13 +145,17 @@ class RedisConnection:
         redis = self.commands
         if redis is None or self.closing:
             raise BackplaneUnavailable("redis backplane is not running")
+        started = time.monotonic()
         try:
             async with asyncio.timeout(self.deadline):
                 result = await op(redis, *args)
         except (RedisError, OSError, TimeoutError) as exc:
-            self.command_ok = False
             self.last_error = f"{what}: {describe(exc)}"
-            self.note_health()
+            # A command sent before the link was last found ok, failing late (it timed out over the
+            # outage), is old news: it does not make the health flap back to degraded.
+            if started >= self._ok_since or self._reported_ok is not True:
+                self.command_ok = self.proven = False
+                self.note_health()
             if isinstance(exc, TimeoutError | RedisTimeoutError):
                 # The command may have reached Redis and run after all: say so rather than "nothing happened".
                 raise BackplaneUnavailable(
@@ -160,6 +175,8 @@ class RedisConnection:
         if ok is self._reported_ok or self.closing:
             return
         self._reported_ok = ok
+        if ok:
+            self._ok_since = time.monotonic()
         self.bus.publish(BackplaneHealthChanged(ok))
 
     def health(self) -> dict[str, object]:

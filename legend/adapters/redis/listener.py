@@ -152,7 +152,7 @@ class Listener:
         wanted = {*self.topics, self.keys.control}
         buffered = await self._subscribe(pubsub, wanted)
         self.connected = True
-        connection.command_ok = True
+        connection.command_ok = connection.proven = True
         self.backoff.reset()
         self.announced.clear()  # Redis may have lost the topic registry: announce again
         if self._ever_connected:
@@ -213,6 +213,8 @@ class Listener:
             now = time.monotonic()
             if message is not None:
                 last_heard = now
+                if not self.connection.proven:  # anything heard on the subscription proves it works
+                    self.connection.heard()
                 if message["type"] == "pong":
                     self.journal.on_pong(message["data"])
                 else:
@@ -222,7 +224,10 @@ class Listener:
                     continue
             elif now - last_heard > health_every + settings.socket_timeout:
                 raise _Stale("no answer to PING on the subscription")
-            if now >= next_ping:
+            # Commands work again after a failure: ping now, so that ``ok`` need not wait for the next
+            # health check to hear that the subscription works too (at most one ping per poll).
+            proof_wanted = not self.connection.proven and self.connection.command_ok
+            if now >= next_ping or proof_wanted:
                 await self._ping(pubsub)
                 next_ping = time.monotonic() + health_every
             if self._watermarks and now > self._watermarks_until:
