@@ -22,7 +22,8 @@
  *       ws.updateElementIfChanged(document.getElementById('aapl-price'), msg.price, v => `$${v.toFixed(2)}`);
  *   });                                        // info.replayed is true for messages replayed from `history`
  *   ws.on('statechange', ({ state }) => console.log(state));   // connecting | open | reconnecting | closed
- *   ws.on('service_status', (msg) => console.log(msg.status)); // degraded | ok (ws.serviceStatus: the latest)
+ *   ws.on('service_status', (msg, info) => console.log(msg.status, info.complete, info.gaps)); // ws.serviceStatus: the latest
+ *   ws.on('gap', (msg, info) => console.log('lost', info.channel, info.from, info.to)); // ws.gaps: all of them
  *   console.log(ws.getStats());
  *   off();                                     // remove the handler
  *   ws.disconnect();                           // no reconnect after this (destroy() also drops handlers)
@@ -34,9 +35,13 @@
  *   `seq` *delivered to handlers* on each of its streams), so the server replays what was missed;
  *   duplicates are dropped. A message that is queued but never delivered (queue cleared by disconnect(),
  *   a price update dropped from a full queue) does not count: it is replayed on the next resume.
- * - Control messages (connection, subscription, history, pong, error, service_status) are handled at
+ * - Control messages (connection, subscription, history, pong, error, service_status, gap) are handled at
  *   once; `serviceStatus` is 'degraded' from a `service_status` degraded until the next ok or until the
- *   socket closes (a server only speaks up while degraded), else 'ok'. Everything
+ *   socket closes (a server only speaks up while degraded), else 'ok'; an ok is an all-clear only with
+ *   info.complete (with `complete: false`, info.gaps names the streams that lost messages). A `gap`
+ *   (messages lost to an outage longer than the stream's history) marks the stream incomplete (`gaps`),
+ *   moves its resume position past the lost range and reloads its history: the owning subscription is
+ *   sent again without `since` for it, filter kept; duplicates dropped. Everything
  *   else goes through a queue processed at most `maxMessagesPerSecond` per second; queued price
  *   updates of one ticker are conflated (the newest replaces the older in place). The queue holds
  *   `maxQueueSize` messages: when full, price updates are dropped (the oldest queued one first), but

@@ -8,7 +8,9 @@
  *   queue.js          MessageQueue: the throttled queue (budget, conflation, bound)
  *   codes.js          message types, close codes, defaults
  * The parts share nothing but the counters (`stats`) and the logger they are given; this class wires
- * them, routes each frame, and keeps the handlers.
+ * them, routes each frame, and keeps the handlers. A `gap` (messages lost to this client) goes to the
+ * subscriptions, which mark the stream incomplete and reload its history; the handlers hear of it
+ * (`gap`), and a `service_status` ok names the streams still incomplete (info.complete, info.gaps).
  * It never touches the DOM: WebSocketClient (websocket-client.js) adds updateElementIfChanged() and the
  * other DOM helpers of the specification on top, through the dashboard's DomWriter.
  */
@@ -25,6 +27,7 @@ import { Subscriptions, normalizeTicker, subscriptionKey } from './subscriptions
 /** @typedef {import('./types.js').Filter} Filter */
 /** @typedef {import('./types.js').SubscribeOptions} SubscribeOptions */
 /** @typedef {import('./types.js').MessageInfo} MessageInfo */
+/** @typedef {import('./types.js').GapRange} GapRange */
 
 /** The class behind WebSocketClient. */
 export class StreamClient {
@@ -133,6 +136,25 @@ export class StreamClient {
     /** 'degraded' while the server says live delivery is degraded (a `service_status` message), else 'ok'. */
     get serviceStatus() {
         return this._serviceStatus;
+    }
+
+    /**
+     * The streams that lost messages to this client (`gap` frames, docs/protocol.md "Gaps"), with the
+     * range lost: {stream: {from, to}}. Their history was reloaded; what is gone stays gone. Kept until a
+     * `service_status` ok says everything arrived (`complete: true`), clearGaps(), or an unsubscribe.
+     * @returns {Record<string, GapRange>}
+     */
+    get gaps() {
+        return this._subscriptions.gaps();
+    }
+
+    /**
+     * Forget the gaps of every stream, or of `stream` (e.g. once the user was told).
+     * @param {string} [stream]
+     */
+    clearGaps(stream) {
+        this._subscriptions.clearGaps(stream);
+        return this;
     }
 
     /** Open the connection (no-op when already connecting or open; reconnects at once when waiting). */
@@ -304,9 +326,20 @@ export class StreamClient {
                 this._connection.notePong();
                 this._subscriptions.notePong();
                 break;
-            case 'service_status':
+            case 'service_status': {
                 this._serviceStatus = msg.status === 'degraded' ? 'degraded' : 'ok';
+                // An ok is an all-clear only when it says so: `complete: false` names streams with a gap open.
+                const named = Array.isArray(msg.gaps) ? msg.gaps.filter((s) => typeof s === 'string' && s !== '') : [];
+                info.complete = this._serviceStatus === 'ok' && msg.complete !== false && named.length === 0;
+                if (info.complete) this._subscriptions.clearGaps();
+                info.gaps = Array.from(new Set(named.concat(Object.keys(this._subscriptions.gaps())))).sort();
                 break;
+            }
+            case 'gap': {
+                const gap = this._subscriptions.gap(msg);
+                if (gap) Object.assign(info, gap);
+                break;
+            }
             case 'error': {
                 this._stats.errors++;
                 this._log('warn', 'WebSocketClient: server error: ' + msg.message + (msg.code ? ' (' + msg.code + ')' : ''));
@@ -327,7 +360,9 @@ export class StreamClient {
      * Listen to a server message type ('price_update', 'news', ...), '*' (every message), or a
      * lifecycle event ('open', 'close', 'reconnecting', 'statechange'). Handlers receive
      * (payload, info); for messages info.replayed tells a replay from `history`; for an `error` that
-     * refused a subscribe, info.subscription names it (it is no longer pending).
+     * refused a subscribe, info.subscription names it (it is no longer pending); for a `gap`, info has
+     * channel, from, to, reloading and subscriptions; for a `service_status`, info.complete (an ok that
+     * claims everything arrived) and info.gaps (the streams that lost messages).
      * @returns {() => void} removes the handler
      */
     on(type, handler) {
@@ -403,6 +438,7 @@ export class StreamClient {
             connectionId: this._connectionId,
             url: this.url,
             streams: this._subscriptions.positions(),
+            gaps: this._subscriptions.gaps(),
         };
     }
 

@@ -5,11 +5,11 @@
  * Every name here is also a static property of WebSocketClient (WebSocketClient.CONTROL_TYPES, ...).
  */
 
-/** Server message types handled at once: never queued, throttled or dropped. */
 /** The intervals of the `bars` channel (docs/protocol.md), shortest first. */
 export const BAR_INTERVALS = Object.freeze(['1m', '5m', '15m', '1h', '1d']);
 
-export const CONTROL_TYPES = new Set(['connection', 'subscription', 'history', 'pong', 'error', 'service_status']);
+/** Server message types handled at once: never queued, throttled or dropped. */
+export const CONTROL_TYPES = new Set(['connection', 'subscription', 'history', 'pong', 'error', 'service_status', 'gap']);
 
 /** Close codes after which reconnecting with the same credentials cannot help. */
 export const NO_RECONNECT_CODES = Object.freeze([4401, 4403]);

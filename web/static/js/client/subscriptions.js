@@ -2,7 +2,8 @@
 /**
  * Legend Realtime client — subscriptions and resume: the subscriptions the client keeps across
  * reconnects, the position (`seq`) of the last message delivered on each stream, the `since` sent when
- * subscribing again, duplicate detection, and `history` replies (replay, then the resume position).
+ * subscribing again, duplicate detection, `history` replies (replay, then the resume position), and
+ * `gap` frames (messages lost to this client: the stream is marked incomplete and its history reloaded).
  *
  * Subscriptions sends through the Connection and asks the MessageQueue what waits in it; the client
  * hands it each data message (accept(), then the queue) and each history reply.
@@ -16,6 +17,8 @@
 /** @typedef {import('./types.js').Filter} Filter */
 /** @typedef {import('./types.js').SubscribeOptions} SubscribeOptions */
 /** @typedef {import('./types.js').SubscriptionInfo} SubscriptionInfo */
+/** @typedef {import('./types.js').GapRange} GapRange */
+/** @typedef {import('./types.js').GapInfo} GapInfo */
 /**
  * @typedef {object} Subscription
  * @property {string} channel
@@ -149,6 +152,83 @@ export class Subscriptions {
         this._requests = [];
         /** @type {Set<string>} streams whose filter is being replaced: their live messages still follow the old one */
         this._muted = new Set();
+        /** @type {Map<string, GapRange>} stream -> the messages lost to this client (a `gap`), until clearGaps() */
+        this._gaps = new Map();
+        /** @type {Set<string>} streams whose history is being reloaded after a gap: subscribed again without `since` */
+        this._reloading = new Set();
+        /**
+         * @type {Map<string, {floor: number, below: number}>} stream -> live messages older than a gap
+         * (seq in (floor, below)) still on their way, which the moved resume position must not drop
+         */
+        this._holes = new Map();
+    }
+
+    /** The streams that lost messages (`gap`), with the range lost: {stream: {from, to}}. */
+    gaps() {
+        /** @type {Record<string, GapRange>} */
+        const gaps = {};
+        for (const [stream, range] of this._gaps) gaps[stream] = { from: range.from, to: range.to };
+        return gaps;
+    }
+
+    /**
+     * Forget that streams lost messages (all, or `stream` only): the user was told, or the server said
+     * everything arrived since.
+     * @param {string} [stream]
+     */
+    clearGaps(stream) {
+        if (stream === undefined) this._gaps.clear();
+        else this._gaps.delete(stream);
+    }
+
+    /**
+     * A `gap`: messages `from_seq`..`to_seq` of a stream are lost to this client (docs/protocol.md, "Gaps").
+     * The stream is marked incomplete, its resume position moves past `to_seq` (nothing waits for the lost
+     * range or asks for it again; live messages older than `from_seq` still on their way are let through),
+     * and each subscription owning it is sent again without `since` for it, with its filter: the `history`
+     * reply reloads it (what was delivered already is dropped as a duplicate). Returns the gap for the
+     * handlers, or null when the frame names no stream or range.
+     * @param {Message} msg
+     * @returns {GapInfo | null}
+     */
+    gap(msg) {
+        const stream = typeof msg.channel === 'string' && msg.channel !== '' ? msg.channel : null;
+        const to = typeof msg.to_seq === 'number' && isFinite(msg.to_seq) ? msg.to_seq : null;
+        if (!stream || to === null) return null;
+        const from = typeof msg.from_seq === 'number' && isFinite(msg.from_seq) && msg.from_seq <= to ? msg.from_seq : to;
+        const known = this._gaps.get(stream);
+        this._gaps.set(stream, known ? { from: Math.min(known.from, from), to: Math.max(known.to, to) } : { from: from, to: to });
+
+        const delivered = this._lastSeq.get(stream);
+        const queued = this._queue.queuedSeq(stream);
+        const seen = delivered === undefined ? queued : queued === undefined ? delivered : Math.max(delivered, queued);
+        if (seen === undefined || seen < to) {
+            if (seen === undefined || seen < from - 1) {
+                const hole = this._holes.get(stream);
+                this._holes.set(stream, { floor: hole ? hole.floor : seen === undefined ? -Infinity : seen, below: from });
+            }
+            this._lastSeq.set(stream, to);
+        }
+
+        /** @type {SubscriptionInfo[]} */
+        const owners = [];
+        let reloading = false;
+        for (const sub of Array.from(this._subs.values())) {
+            if (!this._streamsOf(sub).has(stream)) continue;
+            owners.push({ channel: sub.channel, ticker: sub.ticker, interval: sub.interval, filter: sub.filter });
+            if (this._muted.has(stream)) {
+                reloading = true; // its filter is being replaced: that subscribe (without since) reloads it
+                continue;
+            }
+            if (this._connection.state !== 'open') continue; // sent on open, without since for this stream
+            this._reloading.add(stream);
+            this._send(this._subscribeFrame(sub, sub.filter));
+            reloading = true;
+        }
+        if (owners.length && this._connection.state !== 'open') this._reloading.add(stream);
+        this._log('warn', 'WebSocketClient: ' + stream + ' messages ' + from + '-' + to + ' are lost'
+            + (reloading ? '; reloading its history' : ''));
+        return { channel: stream, from: from, to: to, reloading: reloading, subscriptions: owners };
     }
 
     /** The subscription keys ('ticker:AAPL', 'patterns', ...), in the order they were made. */
@@ -249,7 +329,10 @@ export class Subscriptions {
         if (sameFilter(sub.filter, wanted)) return true;
         sub.filter = wanted;
         const streams = this._streamsOf(sub);
-        for (const s of streams) this._lastSeq.delete(s);
+        for (const s of streams) {
+            this._lastSeq.delete(s);
+            this._holes.delete(s);
+        }
         this._queue.dropStreams(streams);
         if (this._connection.state === 'open') {
             for (const s of streams) this._muted.add(s);
@@ -306,6 +389,9 @@ export class Subscriptions {
         for (const s of streams) {
             this._lastSeq.delete(s);
             this._muted.delete(s);
+            this._gaps.delete(s);
+            this._reloading.delete(s);
+            this._holes.delete(s);
         }
         this._queue.dropStreams(streams);
     }
@@ -446,15 +532,19 @@ export class Subscriptions {
         return frame;
     }
 
-    /** `since` for a subscription: an int for one stream, {stream: seq} for several, undefined if unknown. */
+    /**
+     * `since` for a subscription: an int for one stream, {stream: seq} for several, undefined if unknown.
+     * A stream whose history is being reloaded after a gap has none: the server sends its whole history.
+     */
     _sinceFor(sub) {
         const streams = sub.streams;
         if (!streams || streams.length === 0) return undefined;
-        if (streams.length === 1) return this._lastSeq.get(streams[0]);
+        const reloading = this._reloading;
+        if (streams.length === 1) return reloading.has(streams[0]) ? undefined : this._lastSeq.get(streams[0]);
         const since = {};
         let any = false;
         for (const s of streams) {
-            const seq = this._lastSeq.get(s);
+            const seq = reloading.has(s) ? undefined : this._lastSeq.get(s);
             if (seq !== undefined) {
                 since[s] = seq;
                 any = true;
@@ -476,6 +566,11 @@ export class Subscriptions {
         if (stream && this._muted.size && this._muted.has(stream)) return false; // the filter being replaced
         const seq = seqOf(msg);
         if (!stream || seq === null) return true;
+        const hole = this._holes.size ? this._holes.get(stream) : undefined;
+        if (hole && seq > hole.floor && seq < hole.below) {
+            hole.floor = seq; // older than the gap and not seen yet: the moved resume position must not drop it
+            return true;
+        }
         const delivered = this._lastSeq.get(stream);
         const queued = this._queue.queuedSeq(stream);
         if ((delivered !== undefined && seq <= delivered) || (queued !== undefined && seq <= queued)) {
@@ -513,6 +608,9 @@ export class Subscriptions {
         const latest = seqOf(msg);
         if (stream && this._muted.has(stream)) return; // the history of a filter already replaced
         if (stream) {
+            // After this reply nothing older than a gap can come (the server drops what it covered).
+            this._reloading.delete(stream);
+            this._holes.delete(stream);
             // Live messages of this stream still queued are older than the replay: deliver them first.
             for (const m of this._queue.take(stream)) {
                 if (!live()) return;

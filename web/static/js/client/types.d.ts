@@ -65,12 +65,33 @@ export interface SubscriptionInfo {
     filter: Filter | null;
 }
 
+/** The messages of a stream lost to this client (a `gap` frame's from_seq..to_seq, both included). */
+export interface GapRange {
+    from: number;
+    to: number;
+}
+
+/** What the handlers of a `gap` get as info (besides `replayed: false`). */
+export interface GapInfo extends GapRange {
+    /** The stream (the frame's `channel`), e.g. 'patterns', 'alerts:user:u1', 'bars:AAPL:1m'. */
+    channel: string;
+    /** True when its history is being reloaded (a subscribe without `since` was sent). */
+    reloading: boolean;
+    /** The subscriptions that own the stream. */
+    subscriptions: SubscriptionInfo[];
+}
+
 /** What handlers of server messages get besides the message. */
-export interface MessageInfo {
+export interface MessageInfo extends Partial<GapInfo> {
     /** True for a message replayed from a `history` reply. */
     replayed: boolean;
     /** On an `error` that refused a subscribe: which one (it is no longer pending). */
     subscription?: SubscriptionInfo;
+    /** On a `service_status`: true for an ok that claims everything arrived (no stream has a gap open). */
+    complete?: boolean;
+    /** On a `service_status`: the streams that lost messages (the server's `gaps`, and any `gap` the
+     *  client still remembers), sorted; empty when complete. */
+    gaps?: string[];
 }
 
 /** The counters of getStats() that the parts add to (one object, given to each part). */

@@ -23,6 +23,7 @@
  *                         service worker /static/sw.js), webhooks, e-mail, their tests
  *   toasts.js             Toasts (this.toasts): the notifications of patterns and alert triggers
  *   activity.js           ActivityFeed (this.activity): the Activity list
+ *   gap-notice.js         GapNotice (this.gapNotice): "some alerts may be missing" after a `gap`
  *   pattern-settings.js   PatternSettings (this.patternSettings): which pattern alerts the Activity list
  *                         shows, sent as the `patterns` subscription's filter
  * The dashboard itself keeps who the user is (userId, lastSeen), its timers, and the page's wiring.
@@ -34,6 +35,7 @@ import { BARS_PAGE } from './bars.js';
 import { ChartDialog, recordPrice } from './charts.js';
 import { ConnectionStatus } from './connection-status.js';
 import { DomWriter, FrameBatch } from './dom.js';
+import { GapNotice } from './gap-notice.js';
 import { USER_ID_RE, exchangeZone, fmtMarketTime, parseTicker } from './format.js';
 import { NotificationsPanel } from './notifications.js';
 import { PatternSettings, matchesPrefs } from './pattern-settings.js';
@@ -164,6 +166,8 @@ export class RealtimeDashboard {
         });
         /** The Activity list. */
         this.activity = new ActivityFeed({ dom: this.dom, frame: this.frame, lastSeen: () => this.lastSeen, zone: zone });
+        /** The notice that alerts may be missing after a connection problem (a `gap`). */
+        this.gapNotice = new GapNotice({ dom: this.dom, frame: this.frame });
         /** The pattern settings: the `patterns` subscription's filter, and what the Activity list keeps. */
         this.patternSettings = new PatternSettings({
             dom: this.dom,
@@ -362,7 +366,11 @@ export class RealtimeDashboard {
             this.alertRules.onMarketStatus(msg);
         });
         on('error', this._onServerError);
-        on('service_status', (msg) => this.status.onServiceStatus(msg));
+        on('service_status', (msg, info) => {
+            this.status.onServiceStatus(msg);
+            this.gapNotice.onServiceStatus(msg, info);
+        });
+        on('gap', (msg, info) => this.gapNotice.onGap(msg, info));
         on('connection', (msg) => {
             this._renderUser(msg.user_id);
             this.status.onConnection(msg);
@@ -394,6 +402,9 @@ export class RealtimeDashboard {
             patternSummary: $('pattern-summary'),
             patternError: $('pattern-error'),
             feedEmpty: $('activity-empty'),
+            gapNotice: $('activity-gap'),
+            gapText: $('activity-gap-text'),
+            gapDismiss: $('activity-gap-dismiss'),
             away: $('activity-away'),
             ruleForm: $('rule-form'),
             rulePreview: $('rule-preview'),
@@ -459,6 +470,7 @@ export class RealtimeDashboard {
         });
         listen(d.watchInput, 'input', () => this._showError(d.watchError, null));
         listen(d.patternForm, 'change', () => this.patternSettings.readForm());
+        listen(d.gapDismiss, 'click', () => this.gapNotice.dismiss());
         listen(d.patternForm, 'submit', (event) => {
             event.preventDefault(); // Enter in the score field
             this.patternSettings.readForm();

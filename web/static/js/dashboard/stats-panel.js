@@ -35,6 +35,7 @@ export const STAT_LABELS = {
     serviceStatus: 'Server delivery',
     connectionId: 'Connection id',
     url: 'Server address',
+    gaps: 'Messages lost (gaps)',
 };
 
 /**
@@ -43,6 +44,15 @@ export const STAT_LABELS = {
  */
 export function statLabel(key) {
     return Object.prototype.hasOwnProperty.call(STAT_LABELS, key) ? STAT_LABELS[key] : key;
+}
+
+/**
+ * The client's gaps as text: 'patterns 455–506, alerts 3–9', or '—' when none.
+ * @param {Record<string, {from: number, to: number}>} gaps
+ */
+export function fmtGaps(gaps) {
+    const parts = Object.keys(gaps).sort().map((s) => s + ' ' + gaps[s].from + (gaps[s].to === gaps[s].from ? '' : '–' + gaps[s].to));
+    return parts.length ? parts.join(', ') : '—';
 }
 
 export class StatsPanel {
@@ -104,6 +114,7 @@ export class StatsPanel {
             else if (v === null || v === undefined) text = '—';
             else if (key === 'lastMessageTime') text = fmtClock(parseTime(/** @type {any} */ (v)));
             else if (key === 'latencyMs') text = v + ' ms';
+            else if (key === 'gaps') text = fmtGaps(/** @type {Record<string, {from: number, to: number}>} */ (v));
             else text = String(v);
             this._writer.write(dd, text);
         }
