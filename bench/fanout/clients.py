@@ -1,8 +1,8 @@
 """The load generator: picows WebSocket clients on uvloop, in worker processes driven over pipes.
 
-A client subscribes to the one ticker (``--channel patterns``: to ``patterns``, with one of the filters
-it is given, client ``i`` the ``i``-th modulo their number) and then only counts. For each price frame it reads the id (see
-``frames``) and nothing else; every ``sample_every``-th frame of a group it also keeps (id, receive time). Nothing else runs per frame:
+A client subscribes to the one ticker (``--channel patterns``: to ``patterns``, client ``i`` with the
+``i``-th of the subscribe frames it is given, modulo their number) and then only counts. For each price
+frame it reads the id (see ``frames``) and nothing else; every ``sample_every``-th frame of a group it also keeps (id, receive time). Nothing else runs per frame:
 the orchestrator reads the frame counts at the start and the end of a window.
 Two dialects: ``json`` (Legend and the bare servers: subscribe frame, ``history`` as the
 acknowledgement) and ``sio`` (Socket.IO v5 over Engine.IO v4 on the raw websocket transport: open packet

@@ -32,9 +32,10 @@ class Kind:
 
 
 def kinds(workers: int, filters: int = 0) -> list[Kind]:
-    """Every server of a full run; with ``filters``, each Legend also as ``NAME-filtered``: the same server
-    whose clients subscribe to ``patterns`` over that many distinct filters (issue 22). Legend as shipped is measured paced; with its budget raised, saturated,
-    also with ``bars.enabled = false`` (``legend-max-nobars``: the cost of building bars, issue 24).
+    """Every server of a full run. Legend as shipped is measured paced; with its budget raised, saturated,
+    also with ``bars.enabled = false`` (``legend-max-nobars``: the cost of building bars, issue 24). With
+    ``filters``, each Legend also as ``NAME-filtered``: a server of its own whose clients subscribe to
+    ``patterns`` over that many distinct filters (issue 22).
 
     The Redis rows run ``legend serve --workers N``; with ``workers`` 1, one process on Redis (no flag).
     """
