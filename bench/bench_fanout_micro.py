@@ -3,13 +3,24 @@ handed to ``StreamingService.deliver`` again and again (what the backplane does 
 
     python bench/bench_fanout_micro.py [--sessions 1000] [--messages 200] [--rounds 7]
     python bench/bench_fanout_micro.py --baseline /tmp/old-checkout     # A/B against another checkout
+    python bench/bench_fanout_micro.py --memory 5000                    # bytes a subscription filter adds
 
 No socket, no event loop turn, no encoding: only ``deliver`` and the outbox, so a change to either shows
 here long before it shows in ``python -m bench.fanout``. Cases:
 
 - ``write``: a price, budget raised (as ``legend-max``): every delivery is a direct socket write;
 - ``conflate``: a price, the shipped budget (10/s) spent: every delivery replaces the pending price;
-- ``reliable``: a pattern alert, budget raised: must-deliver, direct writes.
+- ``reliable``: a pattern alert, budget raised: must-deliver, direct writes;
+- ``filtered``: the same alert, the sessions subscribed over 50 distinct filters that all match it
+  (``bench.fanout.frames.filters``, as ``python -m bench.fanout --filters 50``): the alert is decoded once
+  and each filter evaluated once per delivery call (issue 22). Beside ``reliable`` it gives the filters'
+  cost per delivery; a checkout without filters (``--baseline``) shows ``nan``.
+
+``--memory N``: what a filter adds to a subscription, in Python objects: N sessions on fake transports
+subscribed to ``patterns`` without a filter, then (a fresh service) with one of the 50 filters each;
+tracemalloc counts what the subscribes allocate and still hold; (filtered - unfiltered) / N is the bytes
+per connection of a filter (the RSS difference of ``bench.fanout`` is the same thing seen through the
+allocator, and noisier). The largest holders of the filtered run are listed by source line.
 
 Each round runs in a process of its own, and times each case three times (the fastest counts); with
 ``--baseline`` the rounds of the two checkouts alternate, so both see the same neighbours. Figures are the
@@ -21,16 +32,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import importlib.util
 import json
+import math
 import statistics
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = ("write", "conflate", "reliable")
+CASES = ("write", "conflate", "reliable", "filtered")
+FILTERS = 50  # distinct filters of the filtered case
 REPEATS = 3  # timed runs per case and round: the fastest counts (the others met a noisy neighbour)
 
 
@@ -56,14 +72,32 @@ class CountingTransport:
         pass
 
 
+def _filter_subscribes(count: int) -> list[str]:
+    """The bench's patterns subscribes over ``count`` filters, from this checkout's ``bench/fanout/frames.py``
+    (loaded by path: ``legend`` may come from a baseline checkout, the filters do not)."""
+    spec = importlib.util.spec_from_file_location("_bench_frames", ROOT / "bench" / "fanout" / "frames.py")
+    assert spec is not None and spec.loader is not None
+    frames = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(frames)
+    return [frame.decode() for frame in frames.pattern_subscribes(count)]
+
+
+def _has_filters() -> bool:
+    try:
+        import legend.domain.filters  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _use_checkout(root: Path) -> None:
     """Import ``legend`` from ``root``, not from the checkout the virtualenv has installed (editable)."""
     sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
     sys.path.insert(0, str(root))
 
 
-async def _measure(case: str, sessions: int, messages: int) -> float:
-    """Seconds per delivery in one run of ``case``."""
+def _service(budget: int) -> Any:
+    """A StreamingService on an in-memory backplane, as the server composes it (whatever the checkout)."""
     try:
         from legend.adapters.clock.system import SystemClock
         from legend.adapters.memory.backplane import InMemoryBackplane
@@ -71,7 +105,6 @@ async def _measure(case: str, sessions: int, messages: int) -> float:
         from legend.adapters.memory_backplane import InMemoryBackplane  # type: ignore[no-redef]
         from legend.adapters.system_clock import SystemClock  # type: ignore[no-redef]
     from legend.domain.channels import ChannelRegistry
-    from legend.domain.envelope import seal
     from legend.domain.stats import Counters
 
     try:
@@ -85,22 +118,39 @@ async def _measure(case: str, sessions: int, messages: int) -> float:
             from legend.domain.streaming import Limits, StreamingService  # type: ignore[no-redef]
 
     clock, backplane, registry, counters = SystemClock(), InMemoryBackplane(), ChannelRegistry(), Counters()
-    budget = 10 if case == "conflate" else 1_000_000_000
     limits = Limits(max_messages_per_second=budget, max_pending_messages=10**9, max_subscriptions=10)
-    streaming = StreamingService(backplane, registry, clock, limits, counters)
-    if case == "reliable":
+    return StreamingService(backplane, registry, clock, limits, counters)
+
+
+async def _measure(case: str, sessions: int, messages: int) -> float:
+    """Seconds per delivery in one run of ``case`` (nan: the checkout has no filters)."""
+    from legend.domain.envelope import seal
+
+    if case == "filtered" and not _has_filters():
+        return math.nan
+    streaming = _service(10 if case == "conflate" else 1_000_000_000)
+    requests = None
+    if case == "filtered":
+        requests = _filter_subscribes(FILTERS)
+    if case in ("reliable", "filtered"):
         request = '{"type":"subscribe","channel":"patterns"}'  # the client's frame
         body = (
-            b'{"type":"pattern_alert","ticker":"BENCH","pattern_type":"VCP","score":8.0,"channel":"patterns"}'
+            b'{"type":"pattern_alert","ticker":"BENCH","pattern_type":"VCP","score":50.0,"entry_price":100.0,'
+            b'"stop_price":99.0,"target_price":102.0,"risk_reward_ratio":2.0,"message":"1",'
+            b'"timestamp":"2025-11-18T10:30:00.000Z","channel":"patterns"}'
         )
         envelope = seal("patterns", 1, "pattern_alert", body)
     else:
         request = '{"type":"subscribe","channel":"ticker","ticker":"BENCH"}'
         body = b'{"type":"price_update","ticker":"BENCH","price":10.0,"volume":1000,"channel":"ticker:BENCH"}'
         envelope = seal("ticker:BENCH", 1, "price_update", body, key="BENCH")
+    transports = []
     for index in range(sessions):
-        session = streaming.open_session(CountingTransport(), f"user{index}")
-        await streaming.handle_frame(session, request)
+        transport = CountingTransport()
+        transports.append(transport)
+        session = streaming.open_session(transport, f"user{index}")
+        await streaming.handle_frame(session, requests[index % len(requests)] if requests else request)
+    replies = sum(t.frames for t in transports)  # subscription, history
     deliver = getattr(
         streaming, "fanout", streaming
     ).deliver  # what the backplane calls (before: the service)
@@ -112,7 +162,47 @@ async def _measure(case: str, sessions: int, messages: int) -> float:
         for _ in range(messages):
             deliver(envelope)
         best = min(best, time.perf_counter() - started)
+    if case in ("reliable", "filtered"):  # must-deliver: every session got every alert (filters all match)
+        delivered = sum(t.frames for t in transports) - replies
+        assert delivered == sessions * (20 + REPEATS * messages), (case, delivered)
     return best / (messages * sessions)
+
+
+async def _subscribed_bytes(sessions: int, requests: list[str]) -> tuple[int, Any]:
+    """Bytes that ``sessions`` subscribes (request ``i % len``) allocate and keep, and a snapshot of them."""
+    streaming = _service(1_000_000_000)
+    opened = [streaming.open_session(CountingTransport(), f"user{i}") for i in range(sessions)]
+    gc.collect()
+    tracemalloc.start(1)
+    before_snapshot = tracemalloc.take_snapshot()
+    before = tracemalloc.get_traced_memory()[0]
+    for index, session in enumerate(opened):
+        await streaming.handle_frame(session, requests[index % len(requests)])
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    stats = tracemalloc.take_snapshot().compare_to(before_snapshot, "lineno")
+    tracemalloc.stop()
+    return after - before, stats
+
+
+def memory(sessions: int) -> dict[str, Any]:
+    """Bytes per connection of a subscription to ``patterns``, without and with a filter (one of 50)."""
+    plain, _ = asyncio.run(_subscribed_bytes(sessions, ['{"type":"subscribe","channel":"patterns"}']))
+    filtered, stats = asyncio.run(_subscribed_bytes(sessions, _filter_subscribes(FILTERS)))
+    return {
+        "sessions": sessions,
+        "filters": FILTERS,
+        "unfiltered_bytes_per_connection": plain / sessions,
+        "filtered_bytes_per_connection": filtered / sessions,
+        "filter_bytes_per_connection": (filtered - plain) / sessions,
+        "top": [
+            (
+                f"{s.traceback[0].filename.split('/legend/')[-1]}:{s.traceback[0].lineno}",
+                s.size_diff / sessions,
+            )
+            for s in stats[:8]
+        ],
+    }
 
 
 def _one_round(arguments: argparse.Namespace) -> dict[str, float]:
@@ -144,9 +234,28 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200, help="deliveries timed per case and round")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--baseline", type=Path, help="another checkout to measure alternately")
+    parser.add_argument(
+        "--memory",
+        type=int,
+        metavar="N",
+        help="instead: tracemalloc bytes per connection of a subscription filter, over N sessions",
+    )
     parser.add_argument("--checkout", type=Path, default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--one-round", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
+    if arguments.memory:
+        figures = memory(arguments.memory)
+        print(
+            f"{figures['sessions']} sessions subscribed to patterns (tracemalloc, bytes per connection): "
+            f"unfiltered {figures['unfiltered_bytes_per_connection']:.0f}, over {FILTERS} filters "
+            f"{figures['filtered_bytes_per_connection']:.0f}: a filter adds "
+            f"{figures['filter_bytes_per_connection']:.0f} B ({figures['filter_bytes_per_connection'] / 1000:.2f} KB)"
+        )
+        print("largest holders of the filtered subscribes (bytes per connection):")
+        for where, size in figures["top"]:
+            print(f"  {size:8.0f}  {where}")
+        print(json.dumps(figures))
+        return
     if arguments.one_round:
         _use_checkout(arguments.checkout)
         print(json.dumps(_one_round(arguments)))

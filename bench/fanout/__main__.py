@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.fanout                       # the full run: 1,000, 5,000, 10,000 connections
     .venv/bin/python -m bench.fanout --connections 50 --seconds 1 --rounds 1 --rates 10   # seconds
+    .venv/bin/python -m bench.fanout --filters 50 --connections 5000   # pattern alerts, filtered or not
 
 See bench/README.md for what it measures and how to read it.
 """
@@ -52,7 +53,7 @@ def _numbers(text: str, kind: type[float] | type[int]) -> list:  # type: ignore[
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    names = [k.name for k in kinds(2)]
+    names = [k.name for k in kinds(2, 1)]
     parser = argparse.ArgumentParser(
         prog="python -m bench.fanout", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
@@ -88,6 +89,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=lambda t: t.split(","),
         default=None,
         help=f"subset of {','.join(names)} (default all)",
+    )
+    parser.add_argument(
+        "--channel",
+        choices=("ticker", "patterns"),
+        default=None,
+        help="what is published: prices on ticker:BENCH (default) or pattern alerts on patterns",
+    )
+    parser.add_argument(
+        "--filters",
+        type=int,
+        default=0,
+        help="with patterns: each Legend also as NAME-filtered, its clients spread over N distinct filters "
+        "that all match (issue 22); default servers legend,legend-max and their -filtered",
     )
     parser.add_argument(
         "--workers",
@@ -127,12 +141,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--legend-root", type=Path, default=REPO_ROOT, help="checkout to run Legend from (default this one)"
     )
     args = parser.parse_args(argv)
-    selected = [k.name for k in kinds(args.workers)]
+    if args.filters < 0:
+        parser.error("--filters must be >= 0")
+    if args.filters and args.channel == "ticker":
+        parser.error("--filters needs --channel patterns (the filters are over pattern alerts)")
+    args.channel = args.channel or ("patterns" if args.filters else "ticker")
+    every = kinds(args.workers, args.filters)
+    selected = [k.name for k in every]
+    if args.channel == "patterns":
+        selected = [k.name for k in every if k.family != "socketio"]
     if args.servers is None:
         args.servers = selected
+        if args.filters:
+            args.servers = [n for n in selected if n.removesuffix("-filtered") in ("legend", "legend-max")]
     unknown = set(args.servers) - set(selected)
     if unknown:
         parser.error(f"unknown servers {sorted(unknown)}; choose from {selected}")
+    if args.filters:
+        bare = [k.name for k in every if k.name in args.servers and k.family != "legend"]
+        if bare:
+            parser.error(
+                f"--filters measures Legend only: {', '.join(bare)} {'has' if len(bare) == 1 else 'have'} "
+                "no subscription filters (run them without --filters)"
+            )
     if args.seconds <= 0 or args.rounds < 1 or args.warmup < 0 or args.sample_every < 1 or args.workers < 1:
         parser.error("--seconds, --rounds, --sample-every must be positive, --warmup >= 0, --workers >= 1")
     return args
@@ -178,10 +209,10 @@ def machine(legend_root: Path) -> dict[str, object]:
 def start_all(args: argparse.Namespace, workdir: Path, report: Report) -> dict[str, Running]:
     """Start every selected server at once; one that does not come up is reported, not fatal."""
     running: dict[str, Running] = {}
-    for kind in kinds(args.workers):
+    for kind in kinds(args.workers, args.filters):
         if kind.name in args.servers:
             report.servers[kind.name] = ServerInfo(kind.name, kind.label)
-            running[kind.name] = start(kind, workdir, args.legend_root)
+            running[kind.name] = start(kind, workdir, args.legend_root, args.channel)
     for name, server in running.items():
         try:
             if server.redis is not None:
@@ -228,11 +259,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         warmup=args.warmup,
         client_processes=processes,
         sample_every=args.sample_every,
+        channel=args.channel,
+        filters=args.filters,
         machine=machine(args.legend_root),
         command=" ".join(["python -m bench.fanout", *(sys.argv[1:] if argv is None else argv)]),
     )
+    what = "pattern alerts" if args.channel == "patterns" else "prices"
+    if args.filters:
+        what += f" ({args.filters} distinct filters on the -filtered servers)"
     print(
-        f"fan-out benchmark: {', '.join(args.servers)}; {', '.join(f'{n:,}' for n in report.connections)} "
+        f"fan-out benchmark of {what}: {', '.join(args.servers)}; {', '.join(f'{n:,}' for n in report.connections)} "
         f"connections; saturated and {', '.join(f'{r:g}' for r in args.rates)} prices/s per connection; "
         f"{args.seconds:g} s per server and load in {args.rounds} rounds; {processes} client processes; "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}",

@@ -1,7 +1,8 @@
 """The load generator: picows WebSocket clients on uvloop, in worker processes driven over pipes.
 
-A client subscribes to the one ticker and then only counts. For each price frame it reads the id (see
-``frames``) and nothing else; every ``sample_every``-th frame of a group it also keeps (id, receive time). Nothing else runs per frame:
+A client subscribes to the one ticker (``--channel patterns``: to ``patterns``, client ``i`` with the
+``i``-th of the subscribe frames it is given, modulo their number) and then only counts. For each price
+frame it reads the id (see ``frames``) and nothing else; every ``sample_every``-th frame of a group it also keeps (id, receive time). Nothing else runs per frame:
 the orchestrator reads the frame counts at the start and the end of a window.
 Two dialects: ``json`` (Legend and the bare servers: subscribe frame, ``history`` as the
 acknowledgement) and ``sio`` (Socket.IO v5 over Engine.IO v4 on the raw websocket transport: open packet
@@ -36,7 +37,6 @@ from bench.fanout.procs import die_with_parent, raise_fd_limit
 
 TEXT = WSMsgType.TEXT
 CLOSE = WSMsgType.CLOSE
-ID_SKIP = len(ID_KEY)
 # Clients connect from many loopback addresses, as many users would from their own machines, so that a
 # server's per-address limits (Legend: realtime.max_connections_per_ip, connect_rate_per_ip and
 # connect_burst_per_ip) stay as shipped: this many clients share an address, below the default burst.
@@ -52,11 +52,25 @@ def source_address(worker: int, index: int) -> str:
 class Group:
     """The connections of one server in one worker, and what they received in the current window."""
 
-    def __init__(self, dialect: str, sample_every: int, received: Any, slot: int) -> None:
+    def __init__(
+        self,
+        dialect: str,
+        sample_every: int,
+        received: Any,
+        slot: int,
+        subscribes: Sequence[bytes] = (SUBSCRIBE,),
+        data_prefix: bytes = DATA_PREFIX,
+        id_key: bytes = ID_KEY,
+        id_end: bytes = b",",
+    ) -> None:
         self.received = received  # the worker's slot in the pool's shared counters: frames this window
         self.slot = slot
         self.dialect = dialect
-        self.data_prefix = SIO_DATA_PREFIX if dialect == "sio" else DATA_PREFIX
+        self.subscribes = list(subscribes)  # client i sends subscribes[i % len]
+        self.data_prefix = SIO_DATA_PREFIX if dialect == "sio" else data_prefix
+        self.id_key = id_key  # the id is what follows id_key, up to id_end
+        self.id_skip = len(id_key)
+        self.id_end = id_end
         self.sample_every = sample_every
         self.clients: list[Client] = []
         self.closed = 0
@@ -81,8 +95,9 @@ class Group:
 class Client(WSListener):  # type: ignore[misc]
     """One subscribed connection: counts the frames of the current window."""
 
-    def __init__(self, group: Group) -> None:
+    def __init__(self, group: Group, subscribe: bytes = SUBSCRIBE) -> None:
         self.group = group
+        self.subscribe = subscribe
         self.sio = group.dialect == "sio"
         self.transport: WSTransport | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -93,7 +108,7 @@ class Client(WSListener):  # type: ignore[misc]
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
         if not self.sio:
-            transport.send(TEXT, SUBSCRIBE)
+            transport.send(TEXT, self.subscribe)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.group.closed += 1
@@ -110,9 +125,9 @@ class Client(WSListener):  # type: ignore[misc]
         payload = frame.get_payload_as_bytes()
         group = self.group
         if payload.startswith(group.data_prefix):
-            i = payload.find(ID_KEY) + ID_SKIP
+            i = payload.find(group.id_key) + group.id_skip
             try:
-                ident = int(payload[i : payload.find(b",", i)])
+                ident = int(payload[i : payload.find(group.id_end, i)])
             except ValueError:
                 ident = -1
             if group.lo <= ident < group.hi:
@@ -186,17 +201,30 @@ class Worker:
             return None
 
     async def op_connect(
-        self, group: str, url: str, dialect: str, count: int, sample_every: int, concurrency: int = 64
+        self,
+        group: str,
+        url: str,
+        dialect: str,
+        count: int,
+        sample_every: int,
+        concurrency: int = 64,
+        stream: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Open ``count`` more subscribed connections in ``group``; ``{index}`` in ``url`` is made unique."""
-        members = self.groups.setdefault(group, Group(dialect, sample_every, self.received, self.index))
+        """Open ``count`` more subscribed connections in ``group``; ``{index}`` in ``url`` is made unique.
+        ``stream`` (``--channel patterns``): the subscribe frames and how a data frame and its id look."""
+        members = self.groups.get(group)
+        if members is None:
+            members = self.groups[group] = Group(
+                dialect, sample_every, self.received, self.index, **(stream or {})
+            )
         limit = asyncio.Semaphore(concurrency)
         first = len(members.clients)
+        subscribes = members.subscribes
 
         async def one(index: int) -> Client:
             async with limit:
                 _, client = await ws_connect(
-                    lambda: Client(members),
+                    lambda: Client(members, subscribes[index % len(subscribes)]),
                     url.format(index=f"w{self.index}c{index}"),
                     websocket_handshake_timeout=60,
                     read_buffer_init_size=4096,

@@ -103,6 +103,7 @@ class Bench:
             url=running.url,
             dialect=running.dialect,
             sample_every=self.args.sample_every,
+            stream=running.stream,
         )
         connected = sum(r["connected"] for r in replies)
         if connected != total:
@@ -127,7 +128,7 @@ class Bench:
             memory.rss_after_kib, memory.processes = rss_kib(pids), len(pids)
             self.report.servers[name].memory = memory
             self.progress.line(
-                f"  {name:17} {n:,} idle subscribed connections in {memory.connect_seconds:.1f} s: "
+                f"  {name:19} {n:,} idle subscribed connections in {memory.connect_seconds:.1f} s: "
                 f"{memory.kb_per_connection:.1f} KB RSS each ({memory.processes} process{'es' if memory.processes > 1 else ''})"
             )
 
@@ -151,6 +152,7 @@ class Bench:
                         url=running.url,
                         dialect=running.dialect,
                         sample_every=self.args.sample_every,
+                        stream=running.stream,
                     )
                 except Exception as exc:
                     self.fail(name, f"could not reopen connections: {exc}")

@@ -97,3 +97,51 @@ def test_every_server_delivers_and_the_report_is_written(tmp_path: Path) -> None
     )
     assert again.returncode == 0, again.stderr[-2000:]
     assert (tmp_path / "again.md").read_text() == tables
+
+
+def test_pattern_alerts_over_filters_reach_every_client(tmp_path: Path) -> None:
+    """``--filters`` (issue 22): Legend's clients on ``patterns`` over distinct filters that all match get
+    every alert, as the unfiltered ones do; the ratio, the filter's memory and issue 22's targets come out."""
+    out_json = tmp_path / "filters.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.fanout",
+            *("--filters", "5", "--servers", "legend-max,legend-max-filtered"),
+            *("--connections", str(CONNECTIONS), "--seconds", "1", "--rounds", "2", "--warmup", "0.5"),
+            *("--sample-every", "2", "--json", str(out_json), "--plot", str(tmp_path / "filters.png")),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(out_json.read_text())
+    assert report["channel"] == "patterns" and report["filters"] == 5
+    assert set(report["servers"]) == {"legend-max", "legend-max-filtered"}
+    for name in report["servers"]:
+        (phase,) = [p for p in report["phases"] if p["server"] == name]
+        where = f"{name}: {phase}"
+        assert not phase["error"] and phase["closed"] == 0 and phase["failures"] == 0, where
+        # must-deliver alerts that every filter matches: every accepted alert reached every client
+        assert phase["delivered_pct"] == 100.0 and phase["clients_on_last_pct"] == 100.0, where
+        assert phase["strays"] == 0 and phase["samples"] > 0 and phase["server_cpu_pct"] > 0, where
+    labels = [r["label"] for r in report["ratios"]]
+    assert f"n={CONNECTIONS} saturated msg/s: legend-max-filtered / legend-max" in labels
+    assert [t["target"] for t in report["targets"]] == [
+        "saturated at 5,000 over 5 filters: legend-max-filtered >= 0.9x legend-max",
+        "legend-max-filtered: <= 1 KB RSS per connection for a filter",
+    ]
+    assert "Targets (issue 22)" in run.stdout
+    assert "KB RSS per connection for a filter (5 distinct filters)" in run.stdout
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "bench.fanout", "--filters", "5", "--servers", "legend-max,litestar"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "litestar has no subscription filters" in refused.stderr
