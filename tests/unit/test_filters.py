@@ -97,6 +97,7 @@ def test_equal_filters_share_a_key_however_ordered() -> None:
     first = compile_filter({"score": {"gte": 8, "lt": 9}, "ticker": {"eq": "AAPL"}})
     second = compile_filter({"ticker": {"eq": "AAPL"}, "score": {"lt": 9, "gte": 8}})
     assert first is not None and second is not None and first.key == second.key
+    assert first is second  # compiled once, shared by every subscription of an equal filter
     assert first.spec == {"score": {"gte": 8, "lt": 9}, "ticker": {"eq": "AAPL"}}  # echoed as sent
 
 
