@@ -196,3 +196,41 @@ async def test_a_stuck_socket_is_closed_1013_once_its_outbox_passes_max_pending_
     await settle()
     assert stuck.closed == (1013, "slow consumer: more than 8192 bytes pending")
     assert streaming.counters.slow_consumers_closed == 1 and session.id not in streaming.sessions
+
+
+async def test_filtered_subscribers_get_what_matches_in_subscription_order_and_leave_no_trace() -> None:
+    """Filtered and unfiltered subscribers of one stream are walked in the order they subscribed; what a
+    filter does not match is counted, never offered; unsubscribing (and a filter widened by a second
+    subscribe) leaves the index's tables exactly as before."""
+    streaming, publisher, _ = build_streaming()
+    await streaming.start()
+    index = streaming.index
+    sessions = []
+    for i, spec in enumerate(
+        [None, {"score": {"gte": 8}}, None, {"ticker": {"eq": "MSFT"}}, {"score": {"gte": 8}}]
+    ):
+        transport = RecordingTransport()
+        session = streaming.open_session(transport, f"u{i}")
+        await send(streaming, session, "subscribe", channel="patterns", **({"filter": spec} if spec else {}))
+        sessions.append((session, transport))
+    await settle()
+    assert list(index.ordered["patterns"]) == [s.id for s, _ in sessions]
+    assert len(index.groups["patterns"]) == 2 and index.subscribers("patterns") == 5
+    before = streaming.counters.messages_filtered
+    await publisher.pattern(PATTERN)  # AAPL, 8.5: all but the MSFT filter
+    await settle()
+    got = [len(t.of_type("pattern_alert")) for _, t in sessions]
+    assert got == [1, 1, 1, 0, 1]
+    assert streaming.counters.messages_filtered - before == 1
+    await send(streaming, sessions[3][0], "subscribe", channel="patterns", filter={"score": {"gte": 8}})
+    await settle()  # widened to the or of both: a group of its own, and its old one is gone
+    assert sorted(index.groups["patterns"]) == [
+        '{"or":[{"ticker":{"eq":"MSFT"}},{"score":{"gte":8}}]}',
+        '{"score":{"gte":8}}',
+    ]
+    assert list(index.ordered["patterns"]) == [s.id for s, _ in sessions]  # its place kept
+    for session, _ in sessions:
+        await send(streaming, session, "unsubscribe", channel="patterns")
+    await settle()
+    assert "patterns" not in index.ordered and "patterns" not in index.groups
+    assert "patterns" not in index.members and "patterns" not in index.delivery

@@ -60,6 +60,7 @@ class Fanout:
         self._members = index.members  # the index changes them in place: read here for every message
         self._delivery = index.delivery
         self._groups = index.groups
+        self._ordered = index.ordered
         self._wheel: dict[int, list[Session]] = {}  # timer slot -> sessions waiting for budget then
 
     def deliver(self, envelope: Envelope) -> None:
@@ -77,7 +78,7 @@ class Fanout:
         members = self._members.get(envelope.stream)
         groups = self._groups.get(envelope.stream)
         if groups is not None:
-            subscribers = self._matching(envelope, members, groups)
+            subscribers = self._matching(envelope, self._ordered[envelope.stream], groups)
         elif members:
             subscribers = members.values()
         else:
@@ -136,23 +137,22 @@ class Fanout:
             self.owner.close_later(session, closecodes.TRY_AGAIN_LATER, f"slow consumer: {reason}")
 
     def _matching(
-        self, envelope: Envelope, members: dict[str, Session] | None, groups: dict[str, FilterGroup]
+        self,
+        envelope: Envelope,
+        ordered: dict[str, tuple[Session, FilterGroup | None]],
+        groups: dict[str, FilterGroup],
     ) -> list[Session]:
-        """The unfiltered subscribers and those whose filter matches: the message is decoded once and each
-        distinct filter evaluated once, however many connections share it. A subscriber it does not
-        match is not offered it at all: it costs that connection no budget and no queue space."""
-        subscribers = list(members.values()) if members else []
+        """The unfiltered subscribers and those whose filter matches, in the order they subscribed: the
+        message is decoded once and each distinct filter evaluated once, however many connections share
+        it. A subscriber it does not match is not offered it at all: no budget, no queue space."""
         try:
             message = _decode(envelope.text)
         except (msgspec.DecodeError, msgspec.ValidationError):
             message = {}  # not a JSON object: only a filter that asks for nothing could match
-        skipped = 0
         for group in groups.values():
-            if group.matches(message):
-                subscribers.extend(group.sessions.values())
-            else:
-                skipped += len(group.sessions)
-        self.counters.messages_filtered += skipped
+            group.hit = group.matches(message)
+        subscribers = [session for session, group in ordered.values() if group is None or group.hit]
+        self.counters.messages_filtered += len(ordered) - len(subscribers)
         return subscribers
 
     def flush(self, session: Session) -> None:
