@@ -39,7 +39,9 @@ class ClusterMembership(Protocol):
         """Take or renew a cluster-wide lease; True while this instance holds it."""
         ...
 
-    async def cluster(self) -> dict[str, object]:
+    async def cluster(self, wait: float = 0.05) -> dict[str, object]:
         """Live instances and the sums of their figures, ``{"instances": n, "connections": Σ, …}``; with
-        more than one possible, also ``members``: each instance's own figures by its id."""
+        more than one possible, also ``members``: each instance's own figures by its id. Answers within
+        ``wait`` seconds whatever the backplane does: then with the last figures read, ``stale: true``,
+        their ``age_seconds`` and the ``error`` (BackplaneUnavailable when none were ever read)."""
         ...

@@ -118,7 +118,7 @@ async def test_cluster_counts_live_instances_and_sums_their_figures(redis_nodes:
     await b.cluster.join(lambda: {"connections": 2, "subscriptions": 1})
     await a.cluster.set_interest([])  # a heartbeat now rather than at the next tick
     await b.cluster.set_interest([])
-    cluster = await a.cluster.cluster()
+    cluster = await a.cluster.cluster(wait=10)
     assert cluster["instances"] == 2
     assert (cluster["connections"], cluster["subscriptions"]) == (5, 8)
     assert cluster["members"] == {
@@ -126,7 +126,38 @@ async def test_cluster_counts_live_instances_and_sums_their_figures(redis_nodes:
         b.redis.instance_id: {"connections": 2, "subscriptions": 1},
     }
     await b.backplane.stop()
-    assert (await a.cluster.cluster())["instances"] == 1
+    assert (await a.cluster.cluster(wait=10))["instances"] == 1
+
+
+async def test_cluster_figures_answer_at_once_when_redis_does_not_marked_stale(
+    redis_nodes: Nodes, proxy: Proxy
+) -> None:
+    """The stats endpoint's cluster part answers within its wait whatever Redis does: on a silent cut, the
+    last figures read, ``stale`` with their age and the reason; fresh again once Redis answers."""
+    node = await redis_nodes.make(url=proxy.url, socket_timeout=2.0)
+    await node.cluster.join(lambda: {"connections": 4})
+    await node.cluster.set_interest([])
+    fresh = await node.cluster.cluster(wait=10)
+    assert fresh["connections"] == 4 and "stale" not in fresh
+    proxy.freeze()
+    started = time.monotonic()
+    stale = await node.cluster.cluster(wait=0.05)
+    assert time.monotonic() - started < 0.5  # not the 2 s socket timeout
+    assert stale["stale"] is True and stale["connections"] == 4 and stale["instances"] == 1
+    assert isinstance(stale["age_seconds"], float) and "within 50 ms" in str(stale["error"])
+    proxy.thaw()
+    again = await node.cluster.cluster(wait=10)
+    assert "stale" not in again and again["connections"] == 4
+
+
+async def test_cluster_figures_never_read_are_unavailable_not_made_up(
+    redis_nodes: Nodes, proxy: Proxy
+) -> None:
+    node = await redis_nodes.make(url=proxy.url, socket_timeout=2.0)
+    proxy.freeze()
+    with pytest.raises(BackplaneUnavailable):
+        await node.cluster.cluster(wait=0.05)
+    proxy.thaw()
 
 
 async def test_a_seed_message_from_another_program_is_sequenced_once_and_reaches_every_instance(
@@ -279,7 +310,7 @@ async def test_an_evicted_instances_connections_stop_counting_at_once(redis_node
     await evict(a.redis.settings, [a.redis.instance_id])
     assert await b.backplane.admit("c2", "trader", "10.0.0.2", 1, 2) is None
     assert await b.backplane.admit("c3", "other", "10.0.0.1", 1, 1) is None
-    assert (await b.cluster.cluster())["instances"] == 1
+    assert (await b.cluster.cluster(wait=10))["instances"] == 1
     assert await b.backplane.admit("c4", "trader", "10.0.0.3", 1, 2) == "user"  # b's own still count
 
 

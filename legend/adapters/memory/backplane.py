@@ -125,7 +125,7 @@ class InMemoryBackplane(PriceLogReads):
     async def hold_lease(self, name: str, ttl: float) -> bool:
         return True
 
-    async def cluster(self) -> dict[str, object]:
+    async def cluster(self, wait: float = 0.05) -> dict[str, object]:
         figures = self._figures() if self._figures is not None else {}
         return {"instances": 1, **figures}
 

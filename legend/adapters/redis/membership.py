@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -30,6 +31,16 @@ from legend.runtime.supervisor import Supervised, TaskSupervisor
 from legend.settings import RedisSettings
 
 log = logging.getLogger("legend.redis")
+
+# How long ``cluster()`` waits for Redis before it answers with the last figures read: the stats endpoint
+# answers from local state within about this, whatever Redis does.
+CLUSTER_WAIT = 0.05
+
+
+def _retrieved(read: asyncio.Future[Any]) -> None:
+    """A background read nobody waited for to the end: its failure is the next caller's to see."""
+    if not read.cancelled():
+        read.exception()
 
 
 class RedisClusterMembership:
@@ -50,6 +61,8 @@ class RedisClusterMembership:
         self._beating = asyncio.Lock()
         self._tasks: list[Supervised] = []
         self._registered = False  # something of this instance is in Redis: leave() has work
+        self._reading: asyncio.Future[dict[str, object]] | None = None  # the cluster figures being read
+        self._snapshot: tuple[dict[str, object], float] | None = None  # the last read, and when (loop time)
 
     async def join(self, figures: Figures) -> None:
         """Report ``figures`` with every heartbeat, and keep the registration and held leases alive."""
@@ -101,8 +114,27 @@ class RedisClusterMembership:
             self.leases.pop(name, None)
         return held
 
-    async def cluster(self) -> dict[str, object]:
-        """Live instances and the sum of their reported figures (each at most a heartbeat old)."""
+    async def cluster(self, wait: float = CLUSTER_WAIT) -> dict[str, object]:
+        """Live instances and the sum of their reported figures (each at most a heartbeat old), within
+        ``wait`` seconds whatever Redis does: when the read takes longer (a silent cut, a slow link) or
+        fails, the last figures read, with ``stale: true``, their ``age_seconds`` and the ``error``; the
+        read goes on in the background for the next call. BackplaneUnavailable before any was read."""
+        read = self._reading
+        if read is None or read.done():
+            read = self._reading = asyncio.ensure_future(self._read_cluster())
+            read.add_done_callback(_retrieved)
+        try:
+            async with asyncio.timeout(wait):
+                return await asyncio.shield(read)
+        except (TimeoutError, BackplaneUnavailable) as exc:
+            why = str(exc) or f"no answer from redis within {wait * 1000:.0f} ms"
+            if self._snapshot is None:
+                raise BackplaneUnavailable(why) from None
+            figures, at = self._snapshot
+            age = round(asyncio.get_running_loop().time() - at, 1)
+            return {**figures, "stale": True, "age_seconds": age, "error": why}
+
+    async def _read_cluster(self) -> dict[str, object]:
         found = await self.connection.call(
             "cluster", scripts.MEMBERS, [self.keys.registry], [self.keys.prefix, "figures"]
         )
@@ -117,7 +149,9 @@ class RedisClusterMembership:
             members[text(found[i])] = figures
             for key, value in figures.items():
                 totals[key] = totals.get(key, 0) + value
-        return {"instances": len(members), "members": members, **totals}
+        read: dict[str, object] = {"instances": len(members), "members": members, **totals}
+        self._snapshot = (read, asyncio.get_running_loop().time())
+        return read
 
     async def _lease(self, name: str, ms: int) -> int:
         args = [self.instance_id, ms]
