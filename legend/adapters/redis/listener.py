@@ -2,7 +2,8 @@
 
 Each message is decoded once (``domain.envelope.unseal``) and handed to the streaming service. A message
 without ``channel`` and ``seq`` comes from another program and goes to the resequencer. The connection is
-pinged every ``health_check_interval``; a line that brings nothing for longer is dead. After losing Redis
+pinged every half ``health_check_interval``; a PING unanswered for half the interval, with nothing at all
+heard since it went out, means a dead line: a silent cut is noticed within the interval. After losing Redis
 the listener reconnects with capped exponential backoff (cut short as soon as any command works again),
 resubscribes, and replays from history what was published meanwhile (``recovery``), skipping the copies
 that pub/sub still brings of what the history already gave.
@@ -189,13 +190,14 @@ class Listener:
         """Deliver until the connection fails; subscribe new topics; ping every ``health_check_interval``.
 
         Each ping carries the journal's newest position (``recovery``): when its pong arrives, every
-        message published up to there has arrived before it. A line that brings nothing at all, not even
-        the pong, for ``health_check_interval + socket_timeout`` is dead.
+        message published up to there has arrived before it. Pings go out every half interval; one that
+        brings nothing at all, not even its pong, within half the interval means a dead line, so a silent
+        cut is noticed within ``health_check_interval`` (a busy line is alive: its messages are heard).
         """
-        settings = self.connection.settings
-        health_every = settings.health_check_interval
+        half = self.connection.settings.health_check_interval / 2
         last_heard = time.monotonic()
-        next_ping = last_heard + health_every
+        next_ping = last_heard + half
+        unanswered: float | None = None  # when the first ping with nothing heard since went out
         self._heard_since_ping = False
         while True:
             if self._topics_dirty:
@@ -222,14 +224,17 @@ class Listener:
                     self._on_message(message)
                 if now < next_ping:
                     continue
-            elif now - last_heard > health_every + settings.socket_timeout:
-                raise _Stale("no answer to PING on the subscription")
+            elif unanswered is not None and unanswered > last_heard and now - unanswered > half:
+                raise _Stale(f"no answer to PING on the subscription within {half:g} s")
             # Commands work again after a failure: ping now, so that ``ok`` need not wait for the next
             # health check to hear that the subscription works too (at most one ping per poll).
             proof_wanted = not self.connection.proven and self.connection.command_ok
             if now >= next_ping or proof_wanted:
+                sent = time.monotonic()
                 await self._ping(pubsub)
-                next_ping = time.monotonic() + health_every
+                if unanswered is None or unanswered <= last_heard:
+                    unanswered = sent
+                next_ping = time.monotonic() + half
             if self._watermarks and now > self._watermarks_until:
                 self._watermarks.clear()
 
