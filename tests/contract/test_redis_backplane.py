@@ -640,13 +640,12 @@ async def test_a_command_sent_during_an_outage_failing_after_it_does_not_degrade
     that times out late is old news (it fails its caller, not the health). The cut drops the command's
     bytes, so its pooled connection stays broken after the heal and the command times out then."""
     with FaultProxy(redis_nodes.server.port) as cut:
-        node = await redis_nodes.make(url=cut.url, health_check_interval=0.5, socket_timeout=2.0)
+        node = await redis_nodes.make(url=cut.url, health_check_interval=0.5, socket_timeout=5.0)
         changes: list[bool] = []
         node.bus.subscribe(BackplaneHealthChanged, lambda event: changes.append(event.ok))
         cut.blackhole()
-        await eventually(lambda: changes == [False], timeout=10, what="the silent cut noticed")
         late = asyncio.create_task(publish(node.backplane, "patterns", 0))  # its bytes are lost
-        await asyncio.sleep(0.2)
+        await eventually(lambda: changes == [False], timeout=10, what="the silent cut noticed (a PING)")
         cut.pass_through()  # new connections work: the listener subscribes again
         await eventually(lambda: changes == [False, True], timeout=10, what="recovered")
         assert not late.done()  # it fails only now, after the recovery was announced
