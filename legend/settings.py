@@ -130,7 +130,7 @@ class RedisSettings(_Section):
     external_dedupe_ttl: PositiveFloat = 60.0  # window in which one external message is sequenced once
     connect_timeout: PositiveFloat = 2.0  # seconds to open a connection
     socket_timeout: PositiveFloat = 2.0  # seconds any one command may take: publish fails after it
-    health_check_interval: PositiveFloat = 5.0  # a silent pub/sub line is noticed within this (pinged every half)
+    health_check_interval: PositiveFloat = 5.0  # a silent pub/sub line is noticed within this
     max_connections: PositiveInt = 50  # command connections per instance (plus one for pub/sub)
     reconnect_min_delay: PositiveFloat = 0.1  # listener backoff after losing Redis, doubling …
     reconnect_max_delay: PositiveFloat = 5.0  # … up to this
