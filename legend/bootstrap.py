@@ -370,7 +370,9 @@ def bootstrap(
     )
     if calendar is None:
         try:
-            calendar = ExchangeCalendarsMarketCalendar(settings.market.calendar, now=clock.now)
+            calendar = ExchangeCalendarsMarketCalendar(
+                settings.market.calendar, now=clock.now, cache_dir=settings.market.calendar_cache
+            )
         except MarketCalendarError as exc:
             raise SettingsError(f"market.calendar: {exc}") from None
     provider = provider or _quote_provider(settings, clock, manager, calendar)

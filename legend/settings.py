@@ -228,6 +228,8 @@ class MarketSettings(_Section):
     """Which exchange calendar drives market hours."""
 
     calendar: str = "XNYS"
+    # A directory where the calendar's schedule is kept between starts (legend/adapters/market_calendar.py).
+    calendar_cache: str | None = None
 
 
 class QuotesReplayFile(_Section):

@@ -86,9 +86,8 @@ def test_an_addresss_loop_is_refused_but_not_the_admin_nor_the_probes(per_addres
         assert sum(a.status_code == 200 for a in answers) >= 5  # the burst
         assert sum(a.status_code == 200 for a in answers) <= 5 + 2 * elapsed + 1
         check_refusal(next(a for a in answers if a.status_code != 200), "from your address")
-        others, _ = loop(
-            client, "/api/watchlist", 8, **{"X-User-Id": "someone"}
-        )  # another user, same address
+        # another user, same address
+        others, _ = loop(client, "/api/watchlist", 8, **{"X-User-Id": "someone"})
         check_refusal(next(a for a in others if a.status_code != 200), "from your address")
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         assert all(a.status_code == 200 for a in loop(client, "/api/ws/stats", 30, **admin)[0])

@@ -18,6 +18,9 @@ from legend.settings import Settings
 from tests.support.loopback import LoopbackHttp, free_port
 
 ADMIN_TOKEN = "test-admin-token"
+# Shared by every server the tests start (and by test runs after this one): the market calendar is read from the
+# library once a day, not in each of the suite's few hundred server starts (0.6 s of CPU each, a third of a start).
+CALENDAR_CACHE = Path(tempfile.gettempdir()) / f"legend-test-calendar-{os.getuid()}"
 
 
 # Variables that would change what ``legend`` reads besides its settings file.
@@ -107,6 +110,7 @@ class LegendServer(LoopbackHttp):
         base: dict[str, dict[str, Any]] = {
             "security": {"admin_token": ADMIN_TOKEN},
             "server": {"log_level": "warning"},
+            "market": {"calendar_cache": str(CALENDAR_CACHE)},
         }
         if "database" in Settings.__struct_fields__ and "database" not in (config or {}):
             base["database"] = {"url": f"sqlite+aiosqlite:///{self._dir.name}/legend.db"}

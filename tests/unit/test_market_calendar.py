@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -247,3 +248,37 @@ def test_session_on_refuses_what_it_does_not_cover(nyse: ExchangeCalendarsMarket
         nyse.session_on(date(2028, 1, 3))
     with pytest.raises(MarketCalendarError, match="needs a date"):
         nyse.session_on(datetime(2026, 3, 9, 15, 0, tzinfo=UTC))  # type: ignore[arg-type]
+
+
+def test_a_cache_directory_keeps_the_schedule_between_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nyse: ExchangeCalendarsMarketCalendar
+) -> None:
+    """The first start reads the library and writes the schedule; the next ones read the file (no library, no
+    pandas) and answer alike; another range replaces the file, and an unreadable file is read from the library."""
+    first = ExchangeCalendarsMarketCalendar(
+        "XNYS", start="2025-01-01", end="2027-12-31", cache_dir=str(tmp_path)
+    )
+    (cached,) = tmp_path.glob("XNYS-2025-01-01-2027-12-31-*.json")
+    assert first._schedule == nyse._schedule
+
+    def no_library(self: ExchangeCalendarsMarketCalendar, end: str) -> Any:
+        raise AssertionError("the library was read although the cache holds this range")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ExchangeCalendarsMarketCalendar, "_read_library", no_library)
+        again = ExchangeCalendarsMarketCalendar(
+            "XNYS", start="2025-01-01", end="2027-12-31", cache_dir=str(tmp_path)
+        )
+    assert again._schedule == nyse._schedule and again.zone == "America/New_York"
+    assert again.session_on(date(2026, 11, 27)) == nyse.session_on(date(2026, 11, 27))
+
+    ExchangeCalendarsMarketCalendar("XNYS", start="2025-01-01", end="2027-06-30", cache_dir=str(tmp_path))
+    (newer,) = tmp_path.glob("XNYS-*.json")
+    assert newer.name.startswith("XNYS-2025-01-01-2027-06-30-") and not cached.exists()
+
+    newer.write_text("[1, 2", encoding="utf-8")
+    read = ExchangeCalendarsMarketCalendar(
+        "XNYS", start="2025-01-01", end="2027-06-30", cache_dir=str(tmp_path)
+    )
+    assert read.session_on(date(2026, 3, 6)) == nyse.session_on(date(2026, 3, 6))
+    assert json.loads(newer.read_text(encoding="utf-8"))[0] == read._schedule.starts  # written anew

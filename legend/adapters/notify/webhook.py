@@ -186,13 +186,21 @@ class WebhookSender:
         self.timeout = timeout
         self.max_body = max_body
         self._resolve = resolve
-        self._client = httpx.AsyncClient(
-            transport=_PinnedTransport(ssl_context or httpx.create_ssl_context()),
-            follow_redirects=False,
-            trust_env=False,  # no proxy and no .netrc credentials from the environment
-            timeout=httpx.Timeout(timeout),
-            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-        )
+        self._ssl_context = ssl_context
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        """The client, made at the first send: loading the CA certificates costs about 20 ms of CPU, which every
+        start of a server that sends no webhook would pay."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                transport=_PinnedTransport(self._ssl_context or httpx.create_ssl_context()),
+                follow_redirects=False,
+                trust_env=False,  # no proxy and no .netrc credentials from the environment
+                timeout=httpx.Timeout(self.timeout),
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+            )
+        return self._client
 
     async def send(self, destination: Destination, payload: AlertPayload) -> SendResult:
         if not isinstance(destination, Webhook):
@@ -226,7 +234,7 @@ class WebhookSender:
         }
         token = _PIN.set(pin)
         try:
-            async with self._client.stream("POST", url, content=body, headers=headers) as response:
+            async with self._http().stream("POST", url, content=body, headers=headers) as response:
                 answer = await _read_at_most(response, self.max_body)
         finally:
             _PIN.reset(token)
@@ -249,4 +257,5 @@ class WebhookSender:
         return _failed(detail, status)
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
