@@ -188,8 +188,12 @@ def test_the_chart_opens_on_bars_pages_back_and_remembers_its_interval(
     dialog.locator('button[data-interval="5m"]').click()
     expect(dialog.locator('button[data-interval="5m"]')).to_have_attribute("aria-pressed", "true")
     # (the view may still be at the left edge, so a page further back may follow at once: at least PAGE)
+    # (the interval switches before its bars arrive: wait for 5-minute candles, not for the 1-minute ones
+    # still drawn, which once passed a check of the interval and the count alone)
     page.wait_for_function(
-        f"realtimeDashboard.chartInterval === '5m' && realtimeDashboard.chart.series.data().length >= {PAGE}"
+        "(() => { const d = realtimeDashboard.chart.series.data();"
+        f" return realtimeDashboard.chartInterval === '5m' && d.length >= {PAGE}"
+        " && d[d.length - 1].time - d[d.length - 2].time === 300; })()"
     )
     times = page.evaluate("realtimeDashboard.chart.series.data().slice(-2).map(c => c.time)")
     assert times[1] - times[0] == 300
