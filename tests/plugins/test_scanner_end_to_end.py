@@ -43,11 +43,15 @@ async def test_a_gap_up_at_the_open_reaches_a_patterns_subscriber_once(
         client = await connect(url, "trader")
         await client.subscribe("patterns")
         # SP500_NOV2019_IDay.csv, 11/6/2019 15:59: open 3075.69, close 3076.75
+        # Each price built before the clock moves on: the builder stores (and counts) what it built once
+        # the frozen clock has moved since its last store, so two prices set at once may wait for the next.
         await price(1, "15:59:00", 3075.69)
+        await eventually(lambda: building.prices_built >= 1, what="the 15:59 open built")
         await price(1, "15:59:59", 3076.75)
         await eventually(lambda: building.prices_built >= 2, what="the 15:59 bar built")
         # 11/7/2019 9:30: open 3087.02 (0.33% above 3076.75), close 3089.93
         await price(2, "09:30:00", 3087.02)
+        await eventually(lambda: building.prices_built >= 3, what="the 09:30 open built")
         await price(2, "09:30:59", 3089.93)
         await eventually(lambda: building.prices_built >= 4, what="the 09:30 bar built")
         clock.set_now(at(2, "09:31:05"))  # the 09:30 bar closes
@@ -75,7 +79,9 @@ async def test_two_instances_on_one_redis_announce_a_pattern_once(build: Callabl
     try:
         clock = FrozenClock(at(1, "15:59:00"))
         table = {"scanner": {"intervals": ["1m"]}}
-        settings = settings_with(table, redis=quick_redis_settings(redis.url, 2.0))
+        # A lease far longer than the test: the frozen clock jumps a night between the prices, and a lease
+        # lapsing meanwhile would hand the bars to the other instance, which starts at the log's end
+        settings = settings_with(table, redis=quick_redis_settings(redis.url, 60.0))
         first = build(table, settings=settings, clock=clock, backplane=None)
         second = build(table, settings=settings, clock=clock, backplane=None)
 
@@ -88,12 +94,27 @@ async def test_two_instances_on_one_redis_announce_a_pattern_once(build: Callabl
             for client in clients:
                 await client.subscribe("patterns")
             builders = [s.bar_building for s in (first, second) if s.bar_building is not None]
-            await price(1, "15:59:00", 3075.69)
-            await price(1, "15:59:59", 3076.75)
-            await eventually(lambda: sum(b.prices_built for b in builders) >= 2, what="the 15:59 bar built")
-            await price(2, "09:30:00", 3087.02)
-            await price(2, "09:30:59", 3089.93)
-            await eventually(lambda: sum(b.prices_built for b in builders) >= 4, what="the 09:30 bar built")
+            # One of them builds, from where the log is when it took the lease: a price of another ticker
+            # first, built, says it reads (a price published while it took over would be behind it).
+            clock.set_now(at(1, "15:58:00"))
+            await first.publisher.price(PriceInput(ticker="WARM", price=1.0, timestamp=at(1, "15:58:00")))
+            await eventually(lambda: sum(b.prices_built for b in builders) >= 1, timeout=30, what="a builder")
+            # each price built before the clock moves on (as in the test above)
+            for built, (day, hhmmss, value) in enumerate(
+                [
+                    (1, "15:59:00", 3075.69),
+                    (1, "15:59:59", 3076.75),
+                    (2, "09:30:00", 3087.02),
+                    (2, "09:30:59", 3089.93),
+                ],
+                start=2,
+            ):
+                await price(day, hhmmss, value)
+                await eventually(
+                    lambda n=built: sum(b.prices_built for b in builders) >= n,
+                    timeout=30,
+                    what=f"{hhmmss} built",
+                )
             clock.set_now(at(2, "09:31:05"))
             for client in clients:
                 alert = await client.expect(
