@@ -415,7 +415,7 @@ def bootstrap(
         clock=clock,
         update_interval=settings.realtime.update_interval,
         after_hours_interval=settings.realtime.after_hours_interval,
-        lease_ttl=settings.redis.lease_ttl if settings.redis.enabled else None,
+        lease_ttl=settings.redis.poller_lease_ttl if settings.redis.enabled else None,
         # rules fire even when nobody watches the ticker live; plugins add theirs (portfolio positions)
         extra_interest=InterestSources([alerting.tickers, manager.interest]),
         supervisor=supervisor,

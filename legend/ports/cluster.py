@@ -39,6 +39,12 @@ class ClusterMembership(Protocol):
         """Take or renew a cluster-wide lease; True while this instance holds it."""
         ...
 
+    def fence(self, name: str) -> tuple[str, int] | None:
+        """The fencing token of a held lease, as ``Outgoing.fence`` takes it (name, token): a publish made
+        with it is refused once another instance took the lease over. None when the lease is not held, or
+        when there is nothing to fence (a cluster of one)."""
+        ...
+
     async def cluster(self, wait: float = 0.05) -> dict[str, object]:
         """Live instances and the sums of their figures, ``{"instances": n, "connections": Σ, …}``; with
         more than one possible, also ``members``: each instance's own figures by its id. Answers within

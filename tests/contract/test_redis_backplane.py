@@ -9,13 +9,14 @@ import json
 import time
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
 from legend.adapters.redis import RedisBackplane
 from legend.adapters.redis.membership import evict
 from legend.domain.events import BackplaneHealthChanged, StreamGap
-from legend.ports.backplane import BackplaneUnavailable, Outgoing
+from legend.ports.backplane import BackplaneUnavailable, Fenced, Outgoing
 from tests.contract.conftest import Node, Nodes, Proxy, eventually
 from tests.contract.test_backplane_contract import body, publish
 from tests.support.fault_proxy import FaultProxy
@@ -288,6 +289,39 @@ async def test_a_lease_lapses_when_its_holder_cannot_renew_it(redis_nodes: Nodes
     proxy.thaw()
     await eventually(lambda: a.backplane.health()["ok"], what="a reconnected")
     assert await a.cluster.hold_lease("streamer", 60) is False  # and a learns it lost the lease
+
+
+async def test_a_holder_cut_past_its_lease_is_fenced_from_publishing_after_the_takeover(
+    redis_nodes: Nodes, proxy: Proxy
+) -> None:
+    a = await redis_nodes.make(url=proxy.url, lease_ttl=1.0)
+    b = await redis_nodes.make(lease_ttl=1.0)
+    assert await a.cluster.hold_lease("streamer", 60) is True
+    old = a.cluster.fence("streamer")
+    assert old is not None and old[0] == "streamer"
+    assert await a.cluster.hold_lease("streamer", 60) is True
+    assert a.cluster.fence("streamer") == old  # a renewal keeps the token
+    price = body("ticker:AAPL", 0, "price_update")
+    fenced = Outgoing("ticker:AAPL", "price_updates", "price_update", price, 100, fence=old)
+    first = await a.backplane.publish(fenced)  # the holding is current: published
+    assert await b.recorder.wait_for(1, "ticker:AAPL") == [first]
+    proxy.freeze()  # a is cut off (or paused) past its lease
+    await eventually(lambda: b.cluster.hold_lease("streamer", 60), timeout=5, what="takeover")
+    new = b.cluster.fence("streamer")
+    assert new is not None and new[1] > old[1]
+    proxy.thaw()
+    await eventually(lambda: a.backplane.health()["ok"], what="a reconnected")
+    with pytest.raises(Fenced):
+        await a.backplane.publish(fenced)  # the old holder comes back: refused
+    assert a.backplane.health()["fenced"] == 1
+    assert a.backplane.health()["ok"] is True  # a refusal is not an outage
+    replay = await b.backplane.replay("ticker:AAPL", None)
+    assert replay.last_seq == first.seq  # nothing was sequenced, stored or sent
+    second = await b.backplane.publish(msgspec.structs.replace(fenced, fence=new))
+    assert second.seq == first.seq + 1
+    assert await a.recorder.wait_for(2, "ticker:AAPL") == [first, second]
+    assert await a.cluster.hold_lease("streamer", 60) is False
+    assert a.cluster.fence("streamer") is None
 
 
 async def test_stop_hands_a_held_lease_over_at_once(redis_nodes: Nodes) -> None:
