@@ -79,6 +79,8 @@ class QuotePoller:
         self.last_error: str | None = None
         self.last_fetch: datetime | None = None
         self.fenced = 0  # times a publish was refused: the lease had been taken over meanwhile
+        self.lease_lost = 0  # times this instance stopped polling because another took the lease over
+        self.last_publish: datetime | None = None  # when the last price published was sent (this instance)
         self._stop = asyncio.Event()
         self.supervisor = supervisor or TaskSupervisor()  # runs the polling loop (restarted should it raise)
         self._task: Supervised | None = None
@@ -120,7 +122,11 @@ class QuotePoller:
             if self.extra_interest is not None:
                 interest.update(self.extra_interest())
             await self.cluster.set_interest(interest)
-            self.leader = await self.cluster.hold_lease(LEASE, self.lease_ttl or 3600.0)
+            held = await self.cluster.hold_lease(LEASE, self.lease_ttl or 3600.0)
+            if self.leader and not held:
+                self.lease_lost += 1
+                log.warning("quote poller lost the lease to another instance; no longer polling")
+            self.leader = held
         except BackplaneUnavailable as exc:
             self.leader = False
             log.warning("backplane unavailable: %s", exc)
@@ -168,6 +174,7 @@ class QuotePoller:
         """Another instance took the lease while this one was paused or cut: stop publishing at once and go
         back to trying to take the lease."""
         self.fenced += 1
+        self.lease_lost += 1
         self.leader = False
         self._announced = None
         log.warning("quote poller fenced: %s; no longer polling until the lease is taken again", exc)
@@ -194,8 +201,10 @@ class QuotePoller:
         self.last_fetch = self.clock.now()
         for quote in quotes:
             try:
+                sent = self.clock.now()
                 await self.publisher.price(quote, fence)
                 self.quotes_published += 1
+                self.last_publish = sent
             except Fenced:
                 raise
             except BackplaneUnavailable:
@@ -234,4 +243,6 @@ class QuotePoller:
             "last_error": self.last_error,
             "last_fetch": iso(self.last_fetch) if self.last_fetch else None,
             "fenced": self.fenced,
+            "lease_lost": self.lease_lost,
+            "last_publish": iso(self.last_publish) if self.last_publish else None,
         }
