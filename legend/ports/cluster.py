@@ -51,3 +51,14 @@ class ClusterMembership(Protocol):
         ``wait`` seconds whatever the backplane does: then with the last figures read, ``stale: true``,
         their ``age_seconds`` and the ``error`` (BackplaneUnavailable when none were ever read)."""
         ...
+
+
+@runtime_checkable
+class SharedPositions(Protocol):
+    """Where a series stands, shared by the instances (the replay provider's position), so that the one
+    that takes over polling continues it. The in-memory backplane has none: one process keeps its own."""
+
+    async def advance_position(self, name: str, by_time: bool, start: float) -> float:
+        """Move the position saved under ``name`` on, atomically, and return it: by one, or
+        (``by_time``) by the seconds since it was last moved; ``start`` when none is saved yet."""
+        ...

@@ -87,3 +87,23 @@ async def test_a_poller_frozen_past_its_lease_publishes_nothing_after_the_takeov
 
 async def _leads(http: httpx.AsyncClient, server: object) -> bool:
     return bool((await stats(http, server))["streamer"]["leader"])  # type: ignore[arg-type]
+
+
+async def test_a_takeover_continues_the_replay_where_the_old_poller_left_it() -> None:
+    replay = {"provider": "replay"}  # the S&P 500 sample as SPX, one bar a fetch
+    with closing(Cluster(2, quotes=replay).start()) as cluster:
+        async with httpx.AsyncClient(timeout=10) as http:
+            leader, _ = await the_leader(http, cluster.servers)
+            survivor = next(s for s in cluster.servers if s is not leader)
+            client = await connect(survivor.ws_url, user_id="replay")
+            await client.subscribe("ticker", "SPX")
+            before = await client.collect(is_price("SPX"), 4, timeout=15)
+            leader.stop(signal.SIGKILL)
+            killed = time.monotonic()
+            after = await client.collect(lambda m: is_price("SPX")(m) and m["_at"] > killed, 3, timeout=15)
+            times = [m["timestamp"] for m in (*before, *after)]
+            assert times == sorted(times) and len(set(times)) == len(times), times  # forward, no repeat
+            print(
+                f"replay quote time {before[-1]['timestamp']} before the takeover, {after[0]['timestamp']} after"
+            )
+            await client.close()

@@ -17,6 +17,7 @@ from legend.adapters.redis import RedisBackplane
 from legend.adapters.redis.membership import evict
 from legend.domain.events import BackplaneHealthChanged, StreamGap
 from legend.ports.backplane import BackplaneUnavailable, Fenced, Outgoing
+from legend.ports.cluster import SharedPositions
 from tests.contract.conftest import Node, Nodes, Proxy, eventually
 from tests.contract.test_backplane_contract import body, publish
 from tests.support.fault_proxy import FaultProxy
@@ -322,6 +323,19 @@ async def test_a_holder_cut_past_its_lease_is_fenced_from_publishing_after_the_t
     assert await a.recorder.wait_for(2, "ticker:AAPL") == [first, second]
     assert await a.cluster.hold_lease("streamer", 60) is False
     assert a.cluster.fence("streamer") is None
+
+
+async def test_a_shared_position_moves_on_from_wherever_any_instance_left_it(redis_nodes: Nodes) -> None:
+    a, b = await redis_nodes.make(), await redis_nodes.make()
+    assert isinstance(a.cluster, SharedPositions) and isinstance(b.cluster, SharedPositions)
+    assert await a.cluster.advance_position("replay", False, 0.0) == 0.0  # none saved: the start given
+    assert await a.cluster.advance_position("replay", False, 0.0) == 1.0
+    assert await b.cluster.advance_position("replay", False, 0.0) == 2.0  # b continues a's series
+    first = await a.cluster.advance_position("timed", True, 5.0)
+    assert first == 5.0
+    await asyncio.sleep(0.2)
+    later = await b.cluster.advance_position("timed", True, 0.0)
+    assert 5.15 < later < 6.0  # moved on by the time since a moved it, not restarted at 0
 
 
 async def test_stop_hands_a_held_lease_over_at_once(redis_nodes: Nodes) -> None:

@@ -127,6 +127,14 @@ class RedisClusterMembership:
         self.tokens.pop(name, None)
         return False
 
+    async def advance_position(self, name: str, by_time: bool, start: float) -> float:
+        """SharedPositions on Redis (one script, Redis's clock); a position not moved for ``stream_ttl``
+        expires like an idle stream."""
+        ms = int(self.connection.settings.stream_ttl * 1000)
+        args = ["time" if by_time else "step", repr(float(start)), ms]
+        found = await self.connection.call("position", scripts.POSITION, [self.keys.position(name)], args)
+        return float(text(found))
+
     async def cluster(self, wait: float = CLUSTER_WAIT) -> dict[str, object]:
         """Live instances and the sum of their reported figures (each at most a heartbeat old), within
         ``wait`` seconds whatever Redis does: when the read takes longer (a silent cut, a slow link) or
