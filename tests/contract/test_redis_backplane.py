@@ -325,6 +325,19 @@ async def test_a_holder_cut_past_its_lease_is_fenced_from_publishing_after_the_t
     assert a.cluster.fence("streamer") is None
 
 
+async def test_a_lease_token_is_never_handed_out_twice_even_after_redis_lost_its_data(
+    redis_nodes: Nodes, raw: Redis
+) -> None:
+    a = await redis_nodes.make()
+    assert await a.cluster.hold_lease("streamer", 60) is True
+    before = a.cluster.fence("streamer")
+    assert before is not None
+    await raw.flushall()  # an empty restart, or a failover to a replica that had not got the counter
+    assert await a.cluster.hold_lease("streamer", 60) is True
+    after = a.cluster.fence("streamer")
+    assert after is not None and after[1] > before[1]  # starts again from the time, above the old ones
+
+
 async def test_a_shared_position_moves_on_from_wherever_any_instance_left_it(redis_nodes: Nodes) -> None:
     a, b = await redis_nodes.make(), await redis_nodes.make()
     assert isinstance(a.cluster, SharedPositions) and isinstance(b.cluster, SharedPositions)
