@@ -1,7 +1,9 @@
 """The quote poller: polls quotes for watched tickers and announces market open/close transitions.
 
 Exactly one instance polls at a time (a cluster lease); every instance reports its own interest, and
-the holder fetches the union, so N instances never publish N copies of a price. The interval follows the
+the holder fetches the union, so N instances never publish N copies of a price. Its prices and market
+status are published with the lease's fencing token: a holder that was frozen or cut past its lease and
+comes back is refused (Fenced), stops at once and goes back to trying to take the lease. The interval follows the
 market clock: ``update_interval`` in regular hours, ``after_hours_interval`` outside (unless the provider
 says it does not follow market hours, as the simulated demo does: then ``update_interval`` at all hours),
 and a sleep never runs past the next open or close, so the transition is announced on time.
