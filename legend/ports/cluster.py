@@ -58,7 +58,8 @@ class SharedPositions(Protocol):
     """Where a series stands, shared by the instances (the replay provider's position), so that the one
     that takes over polling continues it. The in-memory backplane has none: one process keeps its own."""
 
-    async def advance_position(self, name: str, by_time: bool, start: float) -> float:
+    async def advance_position(self, name: str, by_time: bool, own: float) -> float:
         """Move the position saved under ``name`` on, atomically, and return it: by one, or
-        (``by_time``) by the seconds since it was last moved; ``start`` when none is saved yet."""
+        (``by_time``) by the seconds since it was last moved; never below the caller's ``own`` position
+        (it went on alone while the shared one was out of reach), which is also the start."""
         ...

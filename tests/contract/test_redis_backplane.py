@@ -344,6 +344,7 @@ async def test_a_shared_position_moves_on_from_wherever_any_instance_left_it(red
     assert await a.cluster.advance_position("replay", False, 0.0) == 0.0  # none saved: the start given
     assert await a.cluster.advance_position("replay", False, 0.0) == 1.0
     assert await b.cluster.advance_position("replay", False, 0.0) == 2.0  # b continues a's series
+    assert await a.cluster.advance_position("replay", False, 7.0) == 7.0  # never below its own
     first = await a.cluster.advance_position("timed", True, 5.0)
     assert first == 5.0
     await asyncio.sleep(0.2)

@@ -127,11 +127,11 @@ class RedisClusterMembership:
         self.tokens.pop(name, None)
         return False
 
-    async def advance_position(self, name: str, by_time: bool, start: float) -> float:
+    async def advance_position(self, name: str, by_time: bool, own: float) -> float:
         """SharedPositions on Redis (one script, Redis's clock); a position not moved for ``stream_ttl``
         expires like an idle stream."""
         ms = int(self.connection.settings.stream_ttl * 1000)
-        args = ["time" if by_time else "step", repr(float(start)), ms]
+        args = ["time" if by_time else "step", repr(float(own)), ms]
         found = await self.connection.call("position", scripts.POSITION, [self.keys.position(name)], args)
         return float(text(found))
 
