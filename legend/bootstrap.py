@@ -21,7 +21,7 @@ from legend.adapters.auth import Authenticator
 from legend.adapters.clock.system import SystemClock
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
 from legend.adapters.memory.backplane import InMemoryBackplane
-from legend.adapters.quotes import build_provider
+from legend.adapters.quotes import ReplayQuoteProvider, build_provider
 from legend.adapters.sql import (
     Database,
     SqlAlchemyAlertRepository,
@@ -50,7 +50,7 @@ from legend.ports.backplane import Backplane
 from legend.ports.bar_history import bar_history
 from legend.ports.bars import BarStore
 from legend.ports.clock import Clock
-from legend.ports.cluster import ClusterMembership
+from legend.ports.cluster import ClusterMembership, SharedPositions
 from legend.ports.market import MarketCalendar, MarketCalendarError
 from legend.ports.price_log import PriceLog
 from legend.ports.quotes import QuoteProvider
@@ -376,6 +376,8 @@ def bootstrap(
         except MarketCalendarError as exc:
             raise SettingsError(f"market.calendar: {exc}") from None
     provider = provider or _quote_provider(settings, clock, manager, calendar)
+    if isinstance(provider, ReplayQuoteProvider) and isinstance(cluster, SharedPositions):
+        provider.share_position(cluster)  # a takeover of polling continues the replay
 
     async def published(ticker: str) -> bool:
         return (await backplane.replay(ticker_stream(ticker), None)).last_seq > 0
@@ -417,7 +419,7 @@ def bootstrap(
         clock=clock,
         update_interval=settings.realtime.update_interval,
         after_hours_interval=settings.realtime.after_hours_interval,
-        lease_ttl=settings.redis.lease_ttl if settings.redis.enabled else None,
+        lease_ttl=settings.redis.poller_lease_ttl if settings.redis.enabled else None,
         # rules fire even when nobody watches the ticker live; plugins add theirs (portfolio positions)
         extra_interest=InterestSources([alerting.tickers, manager.interest]),
         supervisor=supervisor,

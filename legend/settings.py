@@ -127,6 +127,10 @@ class RedisSettings(_Section):
     stream_ttl: Annotated[float, msgspec.Meta(ge=0)] = 604_800.0  # idle stream keys expire (0: never)
     interest_ttl: Annotated[float, msgspec.Meta(ge=1)] = 15.0  # a silent instance's interest expires
     lease_ttl: Annotated[float, msgspec.Meta(ge=1)] = 10.0  # longest a dead instance keeps a lease
+    # The quote poller's lease: prices are back within about this (plus a quarter of it) of losing the
+    # poller. Shorter than lease_ttl, renewed every third of it; a pause longer than it (GC, a stalled event
+    # loop, a slow link) hands polling over, and fencing keeps the paused holder from publishing after.
+    poller_lease_ttl: Annotated[float, msgspec.Meta(ge=0.5)] = 2.0
     external_dedupe_ttl: PositiveFloat = 60.0  # window in which one external message is sequenced once
     connect_timeout: PositiveFloat = 2.0  # seconds to open a connection
     socket_timeout: PositiveFloat = 2.0  # seconds any one command may take: publish fails after it

@@ -24,6 +24,11 @@ class BackplaneUnavailable(RuntimeError):
     """The backplane cannot publish right now (Redis down); the caller must report the failure."""
 
 
+class Fenced(BackplaneUnavailable):
+    """A publish made on behalf of a lease (``Outgoing.fence``) that another instance took over since:
+    refused, nothing published. The caller lost the lease and must stop acting as its holder."""
+
+
 class AlreadyPublished(Exception):
     """A publish with ``once`` whose key was published already (within the backplane's window)."""
 
@@ -32,7 +37,9 @@ class Outgoing(msgspec.Struct, frozen=True):
     """One message to publish on ``stream`` (``topic``, its wire ``kind`` and encoded ``body``), the one
     shape ``publish`` and ``publish_many`` take: ``history_size`` bounds the stream's history, ``key`` is
     its conflation key, ``once`` its idempotency key (alert triggers, closed bars), ``final`` whether it is
-    the last value of its key (``envelope.is_final``: a closed bar)."""
+    the last value of its key (``envelope.is_final``: a closed bar). ``fence`` (lease name, token from
+    ``ClusterMembership.fence``) makes the publish conditional on that holding still being current:
+    Fenced otherwise, so a holder that was frozen or cut past its lease cannot publish after a takeover."""
 
     stream: str
     topic: str
@@ -42,6 +49,7 @@ class Outgoing(msgspec.Struct, frozen=True):
     key: str = ""
     once: str | None = None
     final: bool = False
+    fence: tuple[str, int] | None = None
 
 
 class Replay(msgspec.Struct, frozen=True):

@@ -39,9 +39,27 @@ class ClusterMembership(Protocol):
         """Take or renew a cluster-wide lease; True while this instance holds it."""
         ...
 
+    def fence(self, name: str) -> tuple[str, int] | None:
+        """The fencing token of a held lease, as ``Outgoing.fence`` takes it (name, token): a publish made
+        with it is refused once another instance took the lease over. None when the lease is not held, or
+        when there is nothing to fence (a cluster of one)."""
+        ...
+
     async def cluster(self, wait: float = 0.05) -> dict[str, object]:
         """Live instances and the sums of their figures, ``{"instances": n, "connections": Σ, …}``; with
         more than one possible, also ``members``: each instance's own figures by its id. Answers within
         ``wait`` seconds whatever the backplane does: then with the last figures read, ``stale: true``,
         their ``age_seconds`` and the ``error`` (BackplaneUnavailable when none were ever read)."""
+        ...
+
+
+@runtime_checkable
+class SharedPositions(Protocol):
+    """Where a series stands, shared by the instances (the replay provider's position), so that the one
+    that takes over polling continues it. The in-memory backplane has none: one process keeps its own."""
+
+    async def advance_position(self, name: str, by_time: bool, own: float) -> float:
+        """Move the position saved under ``name`` on, atomically, and return it: by one, or
+        (``by_time``) by the seconds since it was last moved; never below the caller's ``own`` position
+        (it went on alone while the shared one was out of reach), which is also the start."""
         ...

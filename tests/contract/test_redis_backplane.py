@@ -9,13 +9,15 @@ import json
 import time
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
 from legend.adapters.redis import RedisBackplane
 from legend.adapters.redis.membership import evict
 from legend.domain.events import BackplaneHealthChanged, StreamGap
-from legend.ports.backplane import BackplaneUnavailable, Outgoing
+from legend.ports.backplane import BackplaneUnavailable, Fenced, Outgoing
+from legend.ports.cluster import SharedPositions
 from tests.contract.conftest import Node, Nodes, Proxy, eventually
 from tests.contract.test_backplane_contract import body, publish
 from tests.support.fault_proxy import FaultProxy
@@ -288,6 +290,66 @@ async def test_a_lease_lapses_when_its_holder_cannot_renew_it(redis_nodes: Nodes
     proxy.thaw()
     await eventually(lambda: a.backplane.health()["ok"], what="a reconnected")
     assert await a.cluster.hold_lease("streamer", 60) is False  # and a learns it lost the lease
+
+
+async def test_a_holder_cut_past_its_lease_is_fenced_from_publishing_after_the_takeover(
+    redis_nodes: Nodes, proxy: Proxy
+) -> None:
+    a = await redis_nodes.make(url=proxy.url, lease_ttl=1.0)
+    b = await redis_nodes.make(lease_ttl=1.0)
+    assert await a.cluster.hold_lease("streamer", 60) is True
+    old = a.cluster.fence("streamer")
+    assert old is not None and old[0] == "streamer"
+    assert await a.cluster.hold_lease("streamer", 60) is True
+    assert a.cluster.fence("streamer") == old  # a renewal keeps the token
+    price = body("ticker:AAPL", 0, "price_update")
+    fenced = Outgoing("ticker:AAPL", "price_updates", "price_update", price, 100, fence=old)
+    first = await a.backplane.publish(fenced)  # the holding is current: published
+    assert await b.recorder.wait_for(1, "ticker:AAPL") == [first]
+    proxy.freeze()  # a is cut off (or paused) past its lease
+    await eventually(lambda: b.cluster.hold_lease("streamer", 60), timeout=5, what="takeover")
+    new = b.cluster.fence("streamer")
+    assert new is not None and new[1] > old[1]
+    proxy.thaw()
+    await eventually(lambda: a.backplane.health()["ok"], what="a reconnected")
+    with pytest.raises(Fenced):
+        await a.backplane.publish(fenced)  # the old holder comes back: refused
+    assert a.backplane.health()["fenced"] == 1
+    assert a.backplane.health()["ok"] is True  # a refusal is not an outage
+    replay = await b.backplane.replay("ticker:AAPL", None)
+    assert replay.last_seq == first.seq  # nothing was sequenced, stored or sent
+    second = await b.backplane.publish(msgspec.structs.replace(fenced, fence=new))
+    assert second.seq == first.seq + 1
+    assert await a.recorder.wait_for(2, "ticker:AAPL") == [first, second]
+    assert await a.cluster.hold_lease("streamer", 60) is False
+    assert a.cluster.fence("streamer") is None
+
+
+async def test_a_lease_token_is_never_handed_out_twice_even_after_redis_lost_its_data(
+    redis_nodes: Nodes, raw: Redis
+) -> None:
+    a = await redis_nodes.make()
+    assert await a.cluster.hold_lease("streamer", 60) is True
+    before = a.cluster.fence("streamer")
+    assert before is not None
+    await raw.flushall()  # an empty restart, or a failover to a replica that had not got the counter
+    assert await a.cluster.hold_lease("streamer", 60) is True
+    after = a.cluster.fence("streamer")
+    assert after is not None and after[1] > before[1]  # starts again from the time, above the old ones
+
+
+async def test_a_shared_position_moves_on_from_wherever_any_instance_left_it(redis_nodes: Nodes) -> None:
+    a, b = await redis_nodes.make(), await redis_nodes.make()
+    assert isinstance(a.cluster, SharedPositions) and isinstance(b.cluster, SharedPositions)
+    assert await a.cluster.advance_position("replay", False, 0.0) == 0.0  # none saved: the start given
+    assert await a.cluster.advance_position("replay", False, 0.0) == 1.0
+    assert await b.cluster.advance_position("replay", False, 0.0) == 2.0  # b continues a's series
+    assert await a.cluster.advance_position("replay", False, 7.0) == 7.0  # never below its own
+    first = await a.cluster.advance_position("timed", True, 5.0)
+    assert first == 5.0
+    await asyncio.sleep(0.2)
+    later = await b.cluster.advance_position("timed", True, 0.0)
+    assert 5.15 < later < 6.0  # moved on by the time since a moved it, not restarted at 0
 
 
 async def test_stop_hands_a_held_lease_over_at_once(redis_nodes: Nodes) -> None:

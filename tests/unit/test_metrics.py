@@ -205,6 +205,17 @@ async def test_backplane_alerting_and_plugin_health(services: Services) -> None:
     assert news.state is PluginState.FAILED
 
 
+async def test_the_quote_pollers_lease_losses_and_fenced_publishes_are_exported(services: Services) -> None:
+    registry = only_legend(services)
+    samples = scrape(registry)
+    assert value(samples, "legend_streamer_lease_lost_total") == 0
+    assert value(samples, "legend_streamer_fenced_total") == 0
+    services.quote_poller.lease_lost, services.quote_poller.fenced = 3, 2
+    samples = scrape(registry)
+    assert value(samples, "legend_streamer_lease_lost_total") == 3
+    assert value(samples, "legend_streamer_fenced_total") == 2
+
+
 async def test_the_supervised_tasks_are_exported(services: Services) -> None:
     samples = scrape(only_legend(services))
     assert value(samples, "legend_task_state", task="sweeper", state="running") == 1

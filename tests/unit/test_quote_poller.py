@@ -15,8 +15,10 @@ from legend.adapters.memory.backplane import InMemoryBackplane
 from legend.adapters.quotes import AlpacaQuoteProvider, FinnhubQuoteProvider, ReplayQuoteProvider
 from legend.adapters.quotes.simulated import SimulatedQuoteProvider
 from legend.bootstrap import bootstrap
+from legend.domain.envelope import Envelope
 from legend.domain.events import TickerWatched
 from legend.domain.quotes import Quote
+from legend.ports.backplane import Fenced, Outgoing
 from legend.ports.quotes import follows_market_hours
 from legend.services.polling.quote_poller import QuotePoller
 from legend.services.streaming.service import StreamingService
@@ -226,3 +228,58 @@ async def test_bootstrap_has_a_new_ticker_polled_at_once_when_it_runs_the_stream
         assert provider.asked[1:] == ([["AAPL", "NEW"]] if run_quote_poller else [])
         await services.backplane.stop()
         await provider.aclose()
+
+
+class TakenOver(InMemoryBackplane):
+    """A cluster where another instance can take the poller's lease over behind this one's back: publishes
+    fenced with an older token are refused, as the Redis publish script refuses them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token = 1  # the lease's current token
+        self.mine = 1  # the token this instance was given
+        self.stale = False  # its renewal answered just before the takeover: it believes it holds the lease
+
+    async def hold_lease(self, name: str, ttl: float) -> bool:
+        return self.stale or self.mine == self.token
+
+    def fence(self, name: str) -> tuple[str, int] | None:
+        return (name, self.mine) if self.stale or self.mine == self.token else None
+
+    async def publish(self, message: Outgoing) -> Envelope:
+        if message.fence is not None and message.fence[1] != self.token:
+            raise Fenced("taken over")
+        return await super().publish(message)
+
+
+async def test_a_fenced_poller_stops_publishing_at_once_and_goes_back_to_taking_the_lease() -> None:
+    clock = FrozenClock(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
+    backplane = TakenOver()
+    streaming, publisher, _ = build_streaming(clock, backplane)
+    provider = CountingProvider(clock)
+    quote_poller = QuotePoller(
+        provider=provider, calendar=CALENDAR, publisher=publisher, cluster=backplane, streaming=streaming,
+        clock=clock, update_interval=5, after_hours_interval=60, lease_ttl=2.0,
+    )  # fmt: skip
+    await streaming.start()
+    session = streaming.open_session(RecordingTransport(), "u")
+    for ticker in ("AAPL", "MSFT"):
+        await send(streaming, session, "subscribe", channel="ticker", ticker=ticker)
+    await quote_poller.tick()
+    assert quote_poller.leader and quote_poller.quotes_published == 2
+    backplane.token, backplane.stale = 2, True  # another took the lease over while this one was paused
+    clock.advance(5)
+    wait = await quote_poller.tick()  # this round still believed it held the lease: its publish is fenced
+    status = quote_poller.status()
+    assert status["leader"] is False and status["fenced"] == 1 and status["lease_lost"] == 1
+    assert quote_poller.quotes_published == 2  # the second price of the round was not even tried
+    assert (await backplane.replay("ticker:MSFT", None)).last_seq == 1
+    assert wait <= 0.5  # tries the lease again soon: a quarter of its ttl
+    backplane.stale = False
+    clock.advance(wait)
+    await quote_poller.tick()
+    assert quote_poller.leader is False and len(provider.asked) == 2  # not its lease: no polling
+    backplane.mine = 2  # it takes the lease again (a new holding, a new token)
+    clock.advance(5)
+    await quote_poller.tick()
+    assert quote_poller.leader and quote_poller.quotes_published == 4

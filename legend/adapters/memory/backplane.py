@@ -125,6 +125,9 @@ class InMemoryBackplane(PriceLogReads):
     async def hold_lease(self, name: str, ttl: float) -> bool:
         return True
 
+    def fence(self, name: str) -> tuple[str, int] | None:
+        return None  # the only instance: nobody can take a lease over
+
     async def cluster(self, wait: float = 0.05) -> dict[str, object]:
         figures = self._figures() if self._figures is not None else {}
         return {"instances": 1, **figures}

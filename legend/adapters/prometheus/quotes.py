@@ -67,6 +67,16 @@ def provider(quote_poller: QuotePoller, quotes: QuoteProvider) -> Iterator[Metri
         "1 on the instance that polls the quote provider for the cluster, else 0.",
         float(quote_poller.leader),
     )
+    yield CounterMetricFamily(
+        "legend_streamer_lease_lost",
+        "Times this instance stopped polling because another instance took the quote poller's lease over.",
+        value=quote_poller.lease_lost,
+    )
+    yield CounterMetricFamily(
+        "legend_streamer_fenced",
+        "Times a price or market status of this instance was refused: its lease had been taken over.",
+        value=quote_poller.fenced,
+    )
     state = quote_poller.last_state
     market = GaugeMetricFamily(
         "legend_market_status",

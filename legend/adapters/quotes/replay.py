@@ -22,7 +22,9 @@ from legend.domain.bar_history import daily, place, roll_up, within
 from legend.domain.bars import Bar, BarInterval
 from legend.domain.quotes import Quote
 from legend.domain.timefmt import from_epoch
+from legend.ports.backplane import BackplaneUnavailable
 from legend.ports.clock import Clock
+from legend.ports.cluster import SharedPositions
 from legend.ports.market import MarketCalendar
 
 log = logging.getLogger("legend.quotes.replay")
@@ -60,6 +62,10 @@ class ReplayQuoteProvider:
     History (``BarHistory``): the file's bars before the one replayed now, rolled up on the ``calendar``'s
     sessions (NYSE when none is given); a daily file has daily bars only, and an intraday file has no
     bars finer than its own (a file of 5-minute bars has no 1m history).
+
+    In a cluster (``share_position``) the replay clock is kept in Redis: each fetch continues from the
+    position saved by whichever instance fetched last (one bar on, or the real time since that save on),
+    so the instance that takes polling over continues the series instead of starting it again.
     """
 
     name: str = "replay"
@@ -93,6 +99,12 @@ class ReplayQuoteProvider:
         self._loading = asyncio.Lock()
         self._reported: set[str] = set()
         self._alignment = CalendarAlignment(calendar)
+        self._shared: SharedPositions | None = None
+        self._shared_failing = False  # logged once until it works again
+
+    def share_position(self, positions: SharedPositions) -> None:
+        """Keep the replay clock in ``positions`` (the cluster's), so a takeover continues the series."""
+        self._shared = positions
 
     @property
     def tickers(self) -> list[str]:
@@ -110,7 +122,7 @@ class ReplayQuoteProvider:
 
     async def fetch(self, tickers: Iterable[str]) -> list[Quote]:
         wanted = [t for t in dict.fromkeys(tickers) if t in self._sources]
-        steps = self._step()
+        steps = await self._shared_step(self._step())
         quotes: list[Quote] = []
         errors: list[ReplayDataError] = []
         for ticker in wanted:
@@ -201,6 +213,26 @@ class ReplayQuoteProvider:
             return now - self._origin
         step = float(self._fetches)
         self._fetches += 1
+        return step
+
+    async def _shared_step(self, local: float) -> float:
+        """This fetch's replay time, moved on in the shared position when there is one (``local`` when it
+        cannot be: the replay goes on from this instance's own clock until it can again)."""
+        if self._shared is None:
+            return local
+        by_time = self._advance == "time"
+        try:
+            step = await self._shared.advance_position(self.name, by_time, local)
+        except BackplaneUnavailable as exc:
+            if not self._shared_failing:
+                log.warning("replay: shared position unavailable, going on from this instance's: %s", exc)
+            self._shared_failing = True
+            return local
+        self._shared_failing = False
+        if by_time:
+            self._origin = self._clock.monotonic() - step
+        else:
+            self._fetches = int(step) + 1
         return step
 
     def _last_step(self) -> float:

@@ -148,6 +148,7 @@ class RedisBackplane(PriceLogReads):
             "history_gaps": listener.gaps,
             "journal_incomplete": listener.journal.incomplete,
             "unreplicated": sequencer.unreplicated,
+            "fenced": sequencer.fenced,
             "duplicates_skipped": listener.duplicates_skipped,
             "external_resequenced": external.resequenced,
             "external_duplicates": external.duplicates,

@@ -35,6 +35,14 @@ class Keys:
     def lease(self, name: str) -> str:
         return f"{self.prefix}lease:{name}"
 
+    def fence(self, name: str) -> str:
+        """A lease's fencing token: a counter raised on every new holding, checked by fenced publishes."""
+        return f"{self.prefix}lease:{name}:fence"
+
+    def position(self, name: str) -> str:
+        """A shared position (where the replay provider stands): "position:saved-at"."""
+        return f"{self.prefix}position:{name}"
+
     def once(self, key: str) -> str:
         """The guard of a publish with ``once``."""
         return f"{self.prefix}once:{key}"

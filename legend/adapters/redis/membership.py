@@ -4,7 +4,9 @@ A heartbeat (one script, every ``interest_ttl / 3``) registers the instance in a
 expiry and replaces its interest set and figures hash, all expiring after ``interest_ttl``: a dead
 instance drops out on its own. A lease is a key taken when free and renewed only by its holder (one
 script); a held lease is renewed in the background while the process lives, so a dead holder's lease
-lapses within ``lease_ttl`` whatever the caller's cadence. Leaving hands leases back at once.
+lapses within its ttl whatever the caller's cadence. Leaving hands leases back at once. Every new holding
+gets a new fencing token (a counter beside the lease): publishes made with it (``fence``) are refused
+once another took the lease, so a holder that was frozen or cut past its ttl cannot publish after it.
 
 The registry is also what says whether an instance's connections still count against the connection
 limits (admit.lua): an instance that left it, by leaving, by missing its heartbeats for ``interest_ttl``
@@ -55,6 +57,7 @@ class RedisClusterMembership:
         self.instance_id = connection.instance_id
         self.figures: Figures | None = None  # this instance's share, sent with every heartbeat
         self.leases: dict[str, int] = {}  # held lease -> its ttl in ms, renewed in the background
+        self.tokens: dict[str, int] = {}  # held lease -> the fencing token of this holding
         self._interest: list[str] = []
         # One heartbeat at a time, its tickers read inside: a background beat sent with the tickers of
         # before a set_interest (its script delayed, say by a NOSCRIPT reload) must not land after it.
@@ -89,6 +92,7 @@ class RedisClusterMembership:
                     await scripts.LEAVE(redis, keys, [self.instance_id])
         self._registered = False
         self.leases.clear()
+        self.tokens.clear()
 
     async def set_interest(self, tickers: Iterable[str]) -> None:
         """Store this instance's tickers now; the heartbeat keeps them alive until ``interest_ttl``."""
@@ -106,13 +110,30 @@ class RedisClusterMembership:
         """Take the lease when free or renew it when ours (one script). The ttl is capped at
         ``lease_ttl``; a held lease is renewed in the background (after ``join``)."""
         ms = max(1, int(min(ttl, self.connection.settings.lease_ttl) * 1000))
-        held = bool(await self._lease(name, ms))
-        if held:
+        return self._held(name, ms, await self._lease(name, ms))
+
+    def fence(self, name: str) -> tuple[str, int] | None:
+        """The held lease's fencing token for ``Outgoing.fence``; None when not held."""
+        token = self.tokens.get(name)
+        return None if token is None else (name, token)
+
+    def _held(self, name: str, ms: int, token: int) -> bool:
+        if token:
             self.leases[name] = ms
+            self.tokens[name] = token
             self._registered = True
-        else:
-            self.leases.pop(name, None)
-        return held
+            return True
+        self.leases.pop(name, None)
+        self.tokens.pop(name, None)
+        return False
+
+    async def advance_position(self, name: str, by_time: bool, own: float) -> float:
+        """SharedPositions on Redis (one script, Redis's clock); a position not moved for ``stream_ttl``
+        expires like an idle stream."""
+        ms = int(self.connection.settings.stream_ttl * 1000)
+        args = ["time" if by_time else "step", repr(float(own)), ms]
+        found = await self.connection.call("position", scripts.POSITION, [self.keys.position(name)], args)
+        return float(text(found))
 
     async def cluster(self, wait: float = CLUSTER_WAIT) -> dict[str, object]:
         """Live instances and the sum of their reported figures (each at most a heartbeat old), within
@@ -154,8 +175,8 @@ class RedisClusterMembership:
         return read
 
     async def _lease(self, name: str, ms: int) -> int:
-        args = [self.instance_id, ms]
-        return int(await self.connection.call("lease", scripts.LEASE, [self.keys.lease(name)], args))
+        keys, args = [self.keys.lease(name), self.keys.fence(name)], [self.instance_id, ms]
+        return int(await self.connection.call("lease", scripts.LEASE, keys, args))
 
     async def _heartbeat(self, redis: Redis) -> None:
         async with self._beating:
@@ -190,8 +211,7 @@ class RedisClusterMembership:
             await asyncio.sleep(min(self.leases.values(), default=default_ms) / 3000)
             for name, ms in list(self.leases.items()):
                 with contextlib.suppress(BackplaneUnavailable):
-                    if not await self._lease(name, ms):
-                        self.leases.pop(name, None)
+                    if name in self.leases and not self._held(name, ms, await self._lease(name, ms)):
                         log.warning("lease %r was taken by another instance", name)
 
 

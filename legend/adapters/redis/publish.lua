@@ -1,13 +1,18 @@
 -- Sequence, store and publish one message, atomically.
--- KEYS: seq, history, topic registry, dedupe key, price log, journal.
+-- KEYS: seq, history, topic registry, dedupe key, price log, journal, fencing token of a lease.
 -- ARGV: topic, body, history size, seq floor, stream ttl ms, announce, control channel, dedupe ttl ms,
 --       keep a longer history (external messages never shrink one), stream, what it enters the price log
---       as ('price', 'status'; '': nothing), the log's size, journal size.
+--       as ('price', 'status'; '': nothing), the log's size, journal size, the fencing token ('': none).
+-- Returns the seq, 0 when the dedupe key refused it, -1 when fenced: the message was published on behalf
+-- of a lease (the quote poller's) that another holder took since (a new token), so nothing is done.
 -- The floor keeps seq monotonic when Redis lost its data: the caller passes the last seq it delivered.
 -- The dedupe key makes a message publish once: an external message heard by every instance, or an alert
 -- trigger retried after a crash. A price or a market status enters the price log (a Redis stream) in the
 -- same step, so its readers see it exactly between the prices published before and after it. Every
 -- message enters the journal (stream, seq): what a listener that was away replays from history.
+if ARGV[14] ~= '' and redis.call('GET', KEYS[7]) ~= ARGV[14] then
+  return -1
+end
 if tonumber(ARGV[8]) > 0 and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[8]) then
   return 0
 end

@@ -69,4 +69,5 @@ LEASE = Script.load("lease")  # take or renew a lease
 LEAVE = Script.load("leave")  # hand back leases and leave the registry
 ADMIT = Script.load("admit")  # register a connection within its user's and address's limits
 REFRESH = Script.load("refresh")  # keep this instance's connections registered
+POSITION = Script.load("position")  # move a shared position (the replay's) on
 TAKE_RECONNECT = Script.load("take_reconnect")  # spend one reconnect a draining instance announced

@@ -21,7 +21,7 @@ from legend.adapters.redis.recovery import stored
 from legend.domain.envelope import Envelope, seal
 from legend.domain.history import window
 from legend.domain.prices import price_log_kind
-from legend.ports.backplane import BackplaneUnavailable, Outgoing, Replay
+from legend.ports.backplane import BackplaneUnavailable, Fenced, Outgoing, Replay
 
 Call = tuple[list[str], list[str | bytes | int]]  # the keys and arguments of one publish script run
 
@@ -40,6 +40,7 @@ class Sequencer:
         self.history_size: dict[str, int] = {}  # per topic channel, learned from publishes
         self.publish_failures = 0
         self.unreplicated = 0  # publishes that fewer than wait_replicas replicas confirmed in time
+        self.fenced = 0  # publishes refused: made on behalf of a lease another instance took over
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> list[Envelope | None]:
         """One publish script per message, all in one pipeline (one round trip, run in order)."""
@@ -55,7 +56,17 @@ class Sequencer:
             guard = self.keys.once(m.once) if m.once is not None else self.keys.stream(m.stream)[0]
             guard_ms = 0 if m.once is None else max(1, int(self.once_ttl * 1000))
             calls.append(
-                self.call(channel, m.stream, m.kind, m.body, m.history_size, announce, guard, guard_ms)
+                self.call(
+                    channel,
+                    m.stream,
+                    m.kind,
+                    m.body,
+                    m.history_size,
+                    announce,
+                    guard,
+                    guard_ms,
+                    fence=m.fence,
+                )
             )
             announcing.append(channel if announce else None)
 
@@ -74,6 +85,13 @@ class Sequencer:
             self.unreplicated += len(messages)
             warn(
                 "publish of %d message(s) reached %d of %d replicas in time", len(messages), replicas, wanted
+            )
+        refused = [m for m, seq in zip(messages, seqs, strict=True) if int(seq) < 0]
+        if refused:
+            self.fenced += len(refused)
+            fence = refused[0].fence
+            raise Fenced(
+                f"lease {fence[0] if fence else '?'!r} was taken over: {len(refused)} publish(es) refused"
             )
         published: list[Envelope | None] = []
         for m, announced, seq in zip(messages, announcing, seqs, strict=True):
@@ -95,9 +113,11 @@ class Sequencer:
         guard: str,
         guard_ms: int,
         keep_longer: bool = False,
+        fence: tuple[str, int] | None = None,
     ) -> Call:
         """The publish script's keys and arguments for one message: ``guard`` is refused for ``guard_ms``
-        once published (0: no guard); ``keep_longer`` never shrinks a longer history."""
+        once published (0: no guard); ``keep_longer`` never shrinks a longer history; ``fence`` (lease,
+        token) refuses it unless that lease's token is still the one given."""
         seq_key, history_key = self.keys.stream(stream)
         settings = self.connection.settings
         args: list[str | bytes | int] = [
@@ -114,8 +134,18 @@ class Sequencer:
             price_log_kind(kind, stream) or "",
             self.log_size,
             settings.journal_size,
+            "" if fence is None else fence[1],
         ]
-        keys = [seq_key, history_key, self.keys.topics, guard, self.keys.price_log, self.keys.journal]
+        fence_key = seq_key if fence is None else self.keys.fence(fence[0])  # unread without a fence
+        keys = [
+            seq_key,
+            history_key,
+            self.keys.topics,
+            guard,
+            self.keys.price_log,
+            self.keys.journal,
+            fence_key,
+        ]
         return keys, args
 
     async def replay(self, stream: str, since: int | None) -> Replay:

@@ -1,7 +1,9 @@
 """The quote poller: polls quotes for watched tickers and announces market open/close transitions.
 
 Exactly one instance polls at a time (a cluster lease); every instance reports its own interest, and
-the holder fetches the union, so N instances never publish N copies of a price. The interval follows the
+the holder fetches the union, so N instances never publish N copies of a price. Its prices and market
+status are published with the lease's fencing token: a holder that was frozen or cut past its lease and
+comes back is refused (Fenced), stops at once and goes back to trying to take the lease. The interval follows the
 market clock: ``update_interval`` in regular hours, ``after_hours_interval`` outside (unless the provider
 says it does not follow market hours, as the simulated demo does: then ``update_interval`` at all hours),
 and a sleep never runs past the next open or close, so the transition is announced on time.
@@ -20,7 +22,7 @@ from datetime import datetime
 
 from legend.domain.market import MarketState
 from legend.domain.timefmt import iso
-from legend.ports.backplane import BackplaneUnavailable
+from legend.ports.backplane import BackplaneUnavailable, Fenced
 from legend.ports.clock import Clock
 from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar, MarketCalendarError
@@ -78,6 +80,9 @@ class QuotePoller:
         self.consecutive_failures = 0
         self.last_error: str | None = None
         self.last_fetch: datetime | None = None
+        self.fenced = 0  # times a publish was refused: the lease had been taken over meanwhile
+        self.lease_lost = 0  # times this instance stopped polling because another took the lease over
+        self.last_publish: datetime | None = None  # when the last price published was sent (this instance)
         self._stop = asyncio.Event()
         self.supervisor = supervisor or TaskSupervisor()  # runs the polling loop (restarted should it raise)
         self._task: Supervised | None = None
@@ -119,7 +124,11 @@ class QuotePoller:
             if self.extra_interest is not None:
                 interest.update(self.extra_interest())
             await self.cluster.set_interest(interest)
-            self.leader = await self.cluster.hold_lease(LEASE, self.lease_ttl or 3600.0)
+            held = await self.cluster.hold_lease(LEASE, self.lease_ttl or 3600.0)
+            if self.leader and not held:
+                self.lease_lost += 1
+                log.warning("quote poller lost the lease to another instance; no longer polling")
+            self.leader = held
         except BackplaneUnavailable as exc:
             self.leader = False
             log.warning("backplane unavailable: %s", exc)
@@ -128,18 +137,24 @@ class QuotePoller:
             self._announced = None  # a new leadership announces the current status again
             wait = interval
         else:
-            if state is not None and state.is_open != self._announced:
-                try:
-                    await self.publisher.market_status(state)
-                    self._announced = state.is_open
-                except BackplaneUnavailable:
-                    pass
-            if self._poked or now >= self._next_poll or self._next_poll - now > interval:
-                self._poked = False
-                self._next_poll = now + await self._poll(interval)
-            wait = self._next_poll - now
+            fence = self.cluster.fence(LEASE)
+            try:
+                if state is not None and state.is_open != self._announced:
+                    try:
+                        await self.publisher.market_status(state, fence)
+                        self._announced = state.is_open
+                    except Fenced:
+                        raise
+                    except BackplaneUnavailable:
+                        pass
+                if self._poked or now >= self._next_poll or self._next_poll - now > interval:
+                    self._poked = False
+                    self._next_poll = now + await self._poll(interval, fence)
+            except Fenced as exc:
+                self._fenced(exc)
+            wait = self._next_poll - now if self.leader else self._retry()
         if self.lease_ttl:
-            wait = min(wait, self.lease_ttl / 3)  # renew (or try to take) the lease in time
+            wait = min(wait, self._retry())  # renew (or try to take) the lease in time
         if state is not None and state.next_transition is not None:
             until = (state.next_transition - self.clock.now()).total_seconds()
             wait = min(wait, max(until, 0.05))
@@ -152,7 +167,21 @@ class QuotePoller:
             return self.update_interval
         return self.after_hours_interval
 
-    async def _poll(self, interval: float) -> float:
+    def _retry(self) -> float:
+        """How soon to try the lease again: a quarter of its ttl, so a takeover comes at most that long
+        after a dead holder's lease lapsed."""
+        return self.lease_ttl / 4 if self.lease_ttl else self.update_interval
+
+    def _fenced(self, exc: Fenced) -> None:
+        """Another instance took the lease while this one was paused or cut: stop publishing at once and go
+        back to trying to take the lease."""
+        self.fenced += 1
+        self.lease_lost += 1
+        self.leader = False
+        self._announced = None
+        log.warning("quote poller fenced: %s; no longer polling until the lease is taken again", exc)
+
+    async def _poll(self, interval: float, fence: tuple[str, int] | None = None) -> float:
         tickers = await self.cluster.interest()
         if not tickers:
             return interval
@@ -174,8 +203,12 @@ class QuotePoller:
         self.last_fetch = self.clock.now()
         for quote in quotes:
             try:
-                await self.publisher.price(quote)
+                sent = self.clock.now()
+                await self.publisher.price(quote, fence)
                 self.quotes_published += 1
+                self.last_publish = sent
+            except Fenced:
+                raise
             except BackplaneUnavailable:
                 break
         return interval
@@ -211,4 +244,7 @@ class QuotePoller:
             "consecutive_failures": self.consecutive_failures,
             "last_error": self.last_error,
             "last_fetch": iso(self.last_fetch) if self.last_fetch else None,
+            "fenced": self.fenced,
+            "lease_lost": self.lease_lost,
+            "last_publish": iso(self.last_publish) if self.last_publish else None,
         }

@@ -32,6 +32,8 @@ from legend.ports.clock import Clock
 
 log = logging.getLogger("legend.publisher")
 
+Fence = tuple[str, int] | None  # a lease and its fencing token (``Outgoing.fence``)
+
 
 def _stamp(at: datetime | None, clock: Clock) -> str:
     if at is None:
@@ -83,46 +85,63 @@ class Publisher:
         return await self._publish_on(spec, stream, message, once)
 
     async def _publish_on(
-        self, spec: ChannelSpec, stream: str, message: msgspec.Struct, once: str | None = None
+        self,
+        spec: ChannelSpec,
+        stream: str,
+        message: msgspec.Struct,
+        once: str | None = None,
+        fence: Fence = None,
     ) -> Envelope:
         """``publish`` on a stream of ``spec`` (the built-in messages know their channel: no parse)."""
         if spec.schema is not None:
             message = spec.conform(message)
         mirror = spec.mirror_stream(stream)
-        envelope = await self._send(spec, stream, message, once)
+        envelope = await self._send(spec, stream, message, once, fence)
         if mirror is not None:
             if "channel" in message.__struct_fields__:
                 message = msgspec.structs.replace(message, channel=mirror)
             try:
-                await self._send(spec, mirror, message)
+                await self._send(spec, mirror, message, fence=fence)
             except BackplaneUnavailable as exc:
                 raise MirrorUnavailable(envelope, mirror, exc) from exc
         return envelope
 
     def _outgoing(
-        self, spec: ChannelSpec, stream: str, message: msgspec.Struct, once: str | None = None
+        self,
+        spec: ChannelSpec,
+        stream: str,
+        message: msgspec.Struct,
+        once: str | None = None,
+        fence: Fence = None,
     ) -> Outgoing:
         size = self._history_size if spec.history_size is None else spec.history_size
         kind = type(message).__struct_config__.tag
         key = conflation_key(getattr(message, "ticker", None), getattr(message, "symbol", None))
         final = is_final(getattr(message, "closed", None))
-        return Outgoing(stream, spec.topic, str(kind), encode(message), size, key, once, final)
+        return Outgoing(stream, spec.topic, str(kind), encode(message), size, key, once, final, fence)
 
     async def _send(
-        self, spec: ChannelSpec, stream: str, message: msgspec.Struct, once: str | None = None
+        self,
+        spec: ChannelSpec,
+        stream: str,
+        message: msgspec.Struct,
+        once: str | None = None,
+        fence: Fence = None,
     ) -> Envelope:
         try:
-            envelope = await self._backplane.publish(self._outgoing(spec, stream, message, once))
+            envelope = await self._backplane.publish(self._outgoing(spec, stream, message, once, fence))
         except BackplaneUnavailable:
             self._counters.publish_failures += 1
             raise
         self._counters.messages_published += 1
         return envelope
 
-    async def price(self, data: PriceInput | Quote) -> Envelope:
+    async def price(self, data: PriceInput | Quote, fence: Fence = None) -> Envelope:
+        """Publish a ``price_update``; with ``fence`` (the quote poller's lease) only while that holding
+        is current (Fenced otherwise)."""
         stream = ticker_stream(data.ticker)
         message = price_update(data, self._clock.now(), stream)
-        return await self._publish_on(self._registry.get("ticker"), stream, message)
+        return await self._publish_on(self._registry.get("ticker"), stream, message, fence=fence)
 
     async def pattern(self, data: PatternInput) -> Envelope:
         ratio = data.risk_reward_ratio
@@ -208,7 +227,7 @@ class Publisher:
         message = WatchlistUpdate(tickers=tickers, timestamp=iso(self._clock.now()), channel=stream)
         return await self._publish_on(spec, stream, message)
 
-    async def market_status(self, data: MarketStatusInput | MarketState) -> Envelope:
+    async def market_status(self, data: MarketStatusInput | MarketState, fence: Fence = None) -> Envelope:
         if isinstance(data, MarketState):
             message = MarketStatus(
                 status=data.status,
@@ -228,4 +247,6 @@ class Publisher:
                 exchange=self._exchange,
                 channel="market_status",
             )
-        return await self._publish_on(self._registry.get("market_status"), "market_status", message)
+        return await self._publish_on(
+            self._registry.get("market_status"), "market_status", message, fence=fence
+        )
