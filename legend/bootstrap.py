@@ -21,7 +21,6 @@ from legend.adapters.auth import Authenticator
 from legend.adapters.clock.system import SystemClock
 from legend.adapters.market_calendar import ExchangeCalendarsMarketCalendar
 from legend.adapters.memory.backplane import InMemoryBackplane
-from legend.adapters.quotes import ReplayQuoteProvider, build_provider
 from legend.adapters.sql import (
     Database,
     SqlAlchemyAlertRepository,
@@ -50,11 +49,12 @@ from legend.ports.backplane import Backplane
 from legend.ports.bar_history import bar_history
 from legend.ports.bars import BarStore
 from legend.ports.clock import Clock
-from legend.ports.cluster import ClusterMembership, SharedPositions
+from legend.ports.cluster import ClusterMembership
 from legend.ports.market import MarketCalendar, MarketCalendarError
 from legend.ports.price_log import PriceLog
 from legend.ports.quotes import QuoteProvider
 from legend.ports.repositories import AlertRepository, WatchlistRepository
+from legend.quote_provider import quote_provider
 from legend.runtime.message_bus import MessageBus
 from legend.runtime.supervisor import Supervised, TaskSupervisor
 from legend.services.alerts.service import AlertingService
@@ -276,21 +276,6 @@ class InterestSources:
         return wanted
 
 
-def _quote_provider(
-    settings: Settings, clock: Clock, plugins: PluginManager, calendar: MarketCalendar
-) -> QuoteProvider:
-    """A plugin's provider when ``quotes.provider`` names one, else a built-in one (simulated, replay,
-    finnhub, alpaca); an unknown name is a settings error that lists the plugins' providers too."""
-    name = str(settings.quotes.provider)
-    from_plugin = plugins.build_quote_provider(name)
-    if from_plugin is not None:
-        log.info("quote provider %r comes from a plugin", name)
-        return from_plugin
-    return build_provider(
-        settings.quotes, clock, plugin_providers=plugins.provider_names(), calendar=calendar
-    )
-
-
 def bootstrap(
     settings: Settings | None = None,
     *,
@@ -375,9 +360,7 @@ def bootstrap(
             )
         except MarketCalendarError as exc:
             raise SettingsError(f"market.calendar: {exc}") from None
-    provider = provider or _quote_provider(settings, clock, manager, calendar)
-    if isinstance(provider, ReplayQuoteProvider) and isinstance(cluster, SharedPositions):
-        provider.share_position(cluster)  # a takeover of polling continues the replay
+    provider = provider or quote_provider(settings, clock, manager, calendar, cluster)
 
     async def published(ticker: str) -> bool:
         return (await backplane.replay(ticker_stream(ticker), None)).last_seq > 0

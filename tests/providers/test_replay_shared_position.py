@@ -46,9 +46,10 @@ async def volume(replay: ReplayQuoteProvider) -> int:
 
 
 def instance(path: Path, positions: Positions, **options: object) -> ReplayQuoteProvider:
-    replay = ReplayQuoteProvider({"X": ReplaySource(path)}, clock=positions.clock, **options)  # type: ignore[arg-type]
     assert isinstance(positions, SharedPositions)
-    replay.share_position(positions)
+    replay = ReplayQuoteProvider(
+        {"X": ReplaySource(path)}, clock=positions.clock, positions=positions, **options
+    )  # type: ignore[arg-type]
     return replay
 
 

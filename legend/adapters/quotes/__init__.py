@@ -27,6 +27,7 @@ from legend.adapters.quotes.finnhub import ENV_KEY, FinnhubQuoteProvider
 from legend.adapters.quotes.replay import SAMPLE_FILE, SAMPLE_TICKER, ReplayQuoteProvider, ReplaySource
 from legend.adapters.quotes.simulated import SimulatedQuoteProvider
 from legend.ports.clock import Clock
+from legend.ports.cluster import SharedPositions
 from legend.ports.market import MarketCalendar
 from legend.ports.quotes import QuoteProvider
 from legend.settings import QuotesReplaySettings, QuotesSettings, SettingsError
@@ -58,7 +59,10 @@ def _key(value: str | None, environ: Mapping[str, str], variable: str) -> str | 
 
 
 def _replay(
-    settings: QuotesReplaySettings, clock: Clock, calendar: MarketCalendar | None
+    settings: QuotesReplaySettings,
+    clock: Clock,
+    calendar: MarketCalendar | None,
+    positions: SharedPositions | None,
 ) -> ReplayQuoteProvider:
     sources: dict[str, ReplaySource] = {}
     for ticker, source in settings.files.items():
@@ -77,6 +81,7 @@ def _replay(
         timezone=settings.timezone,
         clock=clock,
         calendar=calendar,
+        positions=positions,
     )
     for ticker, replayed in sources.items():  # a missing file or a wrong layout stops the start
         try:
@@ -93,6 +98,7 @@ def build_provider(
     environ: Mapping[str, str] | None = None,
     plugin_providers: Mapping[str, str] | None = None,
     calendar: MarketCalendar | None = None,
+    positions: SharedPositions | None = None,
 ) -> QuoteProvider:
     """The provider ``settings.provider`` names, configured; a SettingsError when it cannot be (an unknown
     name's error lists the built-in providers and ``plugin_providers``, provider -> plugin, as well).
@@ -101,12 +107,13 @@ def build_provider(
     (FINNHUB_API_KEY, APCA_API_KEY_ID, APCA_API_SECRET_KEY) in ``environ`` (default ``os.environ``).
     Nothing is contacted here: a refused key shows on the first fetch, as a ProviderAuthError. ``calendar``
     (the server's) places bar history in sessions; without it a provider builds its own on first use.
+    ``positions`` (a cluster's) keeps the replay's clock where a takeover of polling continues it.
     """
     env = os.environ if environ is None else environ
     if settings.provider == "simulated":
         return SimulatedQuoteProvider(seed=settings.seed, clock=clock, calendar=calendar)
     if settings.provider == "replay":
-        return _replay(settings.replay, clock, calendar)
+        return _replay(settings.replay, clock, calendar, positions)
     if settings.provider == "finnhub":
         api_key = _key(settings.finnhub.api_key, env, ENV_KEY)
         if api_key is None:

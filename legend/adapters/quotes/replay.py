@@ -63,7 +63,7 @@ class ReplayQuoteProvider:
     sessions (NYSE when none is given); a daily file has daily bars only, and an intraday file has no
     bars finer than its own (a file of 5-minute bars has no 1m history).
 
-    In a cluster (``share_position``) the replay clock is kept in Redis: each fetch continues from the
+    In a cluster (``positions``) the replay clock is kept in Redis: each fetch continues from the
     position saved by whichever instance fetched last (one bar on, or the real time since that save on),
     so the instance that takes polling over continues the series instead of starting it again.
     """
@@ -82,6 +82,7 @@ class ReplayQuoteProvider:
         timezone: str = "America/New_York",
         clock: Clock | None = None,
         calendar: MarketCalendar | None = None,
+        positions: SharedPositions | None = None,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
@@ -99,12 +100,8 @@ class ReplayQuoteProvider:
         self._loading = asyncio.Lock()
         self._reported: set[str] = set()
         self._alignment = CalendarAlignment(calendar)
-        self._shared: SharedPositions | None = None
+        self._shared = positions  # the cluster's: the replay clock kept there, a takeover continues it
         self._shared_failing = False  # logged once until it works again
-
-    def share_position(self, positions: SharedPositions) -> None:
-        """Keep the replay clock in ``positions`` (the cluster's), so a takeover continues the series."""
-        self._shared = positions
 
     @property
     def tickers(self) -> list[str]:
