@@ -5,65 +5,39 @@ bar reaches each callback once, in order (a backlog past ``MAX_PENDING`` bars dr
 
 from __future__ import annotations
 
-import asyncio
-
 from legend.domain.bars import Bar
 from legend.domain.events import BarsClosed
 from legend.plugins.callbacks import call_back
 from legend.plugins.calls import HookTimeout, Worker
 from legend.plugins.context import PluginContext
+from legend.plugins.mailboxes import Mailbox, Mailboxes
 from legend.plugins.state import PluginRecord
-from legend.runtime.supervisor import Supervised
 
 MAX_PENDING = 100_000  # bars waiting for one plugin's callbacks; beyond, the oldest are dropped (counted)
 
 
-class PluginBars:
+class PluginBars(Mailboxes["BarMailbox"]):
     """The plugins' bar mailboxes, fed by ``on_closed`` (subscribed to ``BarsClosed`` on the server's bus)."""
 
     def __init__(self) -> None:
-        self._mailboxes: dict[str, BarMailbox] = {}
-
-    def open(self, record: PluginRecord, context: PluginContext, worker: Worker, timeout: float) -> None:
-        """Give the plugin its mailbox (once), started on the running loop."""
-        if record.name not in self._mailboxes:
-            mailbox = BarMailbox(record, context, worker, timeout)
-            self._mailboxes[record.name] = mailbox
-            mailbox.start()
+        super().__init__(BarMailbox)
 
     def on_closed(self, event: BarsClosed) -> None:
         """Bars closed on this instance (it builds them): to every open mailbox."""
         for mailbox in self._mailboxes.values():
             mailbox.put(event.bars)
 
-    async def stop(self) -> None:
-        """Stop every mailbox's task; mailboxes opened again are fed again."""
-        for mailbox in self._mailboxes.values():
-            await mailbox.stop()
-        self._mailboxes.clear()
 
-
-class BarMailbox:
+class BarMailbox(Mailbox):
     """The closed bars one plugin has not been handed yet, drained by its own task: each round hands every
     callback all the bars waiting (oldest first) in one call."""
 
+    kind = "bars"
+
     def __init__(self, record: PluginRecord, context: PluginContext, worker: Worker, timeout: float) -> None:
-        self.record = record
-        self.context = context
-        self.worker = worker
-        self.timeout = timeout
+        super().__init__(record, context, worker, timeout)
         self.pending: list[Bar] = []
         self.dropped = 0
-        self.event = asyncio.Event()
-        self.task: Supervised | None = None
-
-    def start(self) -> None:
-        self.task = self.context.runtime.supervisor.start(f"plugin {self.record.name}: bars", self._run)
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            await self.task.stop()
-            self.task = None
 
     def put(self, bars: tuple[Bar, ...]) -> None:
         if not self.record.active:

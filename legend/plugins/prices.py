@@ -5,7 +5,6 @@ the connections."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import msgspec
@@ -15,28 +14,21 @@ from legend.domain.messages import PriceUpdate
 from legend.plugins.callbacks import call_back
 from legend.plugins.calls import HookTimeout, Worker
 from legend.plugins.context import PluginContext
+from legend.plugins.mailboxes import Mailbox, Mailboxes
 from legend.plugins.state import PluginRecord
 from legend.runtime.logcontext import HOSTILE
-from legend.runtime.supervisor import Supervised
 
 log = logging.getLogger("legend.plugins")
 
 _price_decoder = msgspec.json.Decoder(PriceUpdate)
 
 
-class PluginPrices:
+class PluginPrices(Mailboxes["PriceMailbox"]):
     """The plugins' price mailboxes, fed by ``on_delivered`` (subscribed to ``MessageDelivered`` on the
     server's bus): one decode per price, whatever the number of plugins, none while no mailbox is open."""
 
     def __init__(self) -> None:
-        self._mailboxes: dict[str, PriceMailbox] = {}
-
-    def open(self, record: PluginRecord, context: PluginContext, worker: Worker, timeout: float) -> None:
-        """Give the plugin its mailbox (once), started on the running loop."""
-        if record.name not in self._mailboxes:
-            mailbox = PriceMailbox(record, context, worker, timeout)
-            self._mailboxes[record.name] = mailbox
-            mailbox.start()
+        super().__init__(PriceMailbox)
 
     def on_delivered(self, event: MessageDelivered) -> None:
         """An envelope reached this instance: a price goes to every open mailbox."""
@@ -51,33 +43,16 @@ class PluginPrices:
         for mailbox in self._mailboxes.values():
             mailbox.put(price)
 
-    async def stop(self) -> None:
-        """Stop every mailbox's task; mailboxes opened again are fed again."""
-        for mailbox in self._mailboxes.values():
-            await mailbox.stop()
-        self._mailboxes.clear()
 
-
-class PriceMailbox:
+class PriceMailbox(Mailbox):
     """Newest price per ticker for one plugin, drained by its own task: a slow callback makes that plugin
     skip intermediate prices, never the quote poller or other plugins wait."""
 
+    kind = "prices"
+
     def __init__(self, record: PluginRecord, context: PluginContext, worker: Worker, timeout: float) -> None:
-        self.record = record
-        self.context = context
-        self.worker = worker
-        self.timeout = timeout
+        super().__init__(record, context, worker, timeout)
         self.pending: dict[str, PriceUpdate] = {}
-        self.event = asyncio.Event()
-        self.task: Supervised | None = None
-
-    def start(self) -> None:
-        self.task = self.context.runtime.supervisor.start(f"plugin {self.record.name}: prices", self._run)
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            await self.task.stop()
-            self.task = None
 
     def put(self, price: PriceUpdate) -> None:
         if self.record.active:
