@@ -66,6 +66,18 @@ class MessageFilter:
 _compiled: WeakValueDictionary[str, MessageFilter] = WeakValueDictionary()
 
 
+_decode_message = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def message_fields(text: str) -> dict[str, Any]:
+    """A channel message's top-level fields, as filters read them, from its JSON text (``{}`` for text that
+    is not a JSON object: only a filter that asks for nothing could match it)."""
+    try:
+        return _decode_message(text)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return {}
+
+
 def compile_filter(raw: object) -> MessageFilter | None:
     """The compiled filter of a subscribe's ``filter`` (None for none, or ``{}``: every message), shared
     with every other subscription of an equal filter; FilterError naming the part refused."""

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any
 
 import msgspec
 
 from legend.domain import closecodes
 from legend.domain.channels import ChannelError, ChannelRegistry, ChannelSpec, Delivery
-from legend.domain.filters import FilterError, compile_filter, either
+from legend.domain.filters import FilterError, compile_filter, either, message_fields
 from legend.domain.messages import (
     Error,
     History,
@@ -42,16 +41,6 @@ from legend.services.streaming.ticker_check import TickerCheck
 from legend.services.streaming.watchlist_follower import WatchlistFollower, WatchlistUnavailable
 
 log = logging.getLogger("legend.streaming")
-
-_decode_message = msgspec.json.Decoder(dict[str, Any]).decode
-
-
-def _message(text: str) -> dict[str, Any]:
-    """A history message decoded for its subscription's filter ({} for one that is not an object)."""
-    try:
-        return _decode_message(text)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return {}
 
 
 # The channels keyed by a ticker the quote provider must know: their replies name it (``ticker``).
@@ -290,7 +279,7 @@ class ClientProtocol:
                 return
             envelopes = replay.envelopes
             if current.filter is not None:  # what it does not match is left out: seq keeps the stream's
-                envelopes = [env for env in envelopes if current.matches(_message(env.text))]
+                envelopes = [env for env in envelopes if current.matches(message_fields(env.text))]
             self.reply(
                 session,
                 History(

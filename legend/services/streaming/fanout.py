@@ -14,14 +14,12 @@ import logging
 import math
 import time
 from collections.abc import Iterable
-from typing import Any
-
-import msgspec
 
 from legend.domain import closecodes
 from legend.domain.channels import Delivery
 from legend.domain.envelope import Envelope
 from legend.domain.events import MessageDelivered
+from legend.domain.filters import message_fields
 from legend.domain.stats import Counters, LatencyHistogram
 from legend.ports.clock import Clock
 from legend.ports.transport import TransportClosed
@@ -33,7 +31,6 @@ from legend.services.streaming.subscriptions import FilterGroup, SubscriptionInd
 
 log = logging.getLogger("legend.streaming")
 
-_decode = msgspec.json.Decoder(dict[str, Any]).decode  # a filtered stream's message, once per message
 WHEEL_GRAIN = 0.005  # seconds: budget waits end on a 5 ms timer slot shared by every session due then
 
 
@@ -145,10 +142,7 @@ class Fanout:
         """The unfiltered subscribers and those whose filter matches, in the order they subscribed: the
         message is decoded once and each distinct filter evaluated once, however many connections share
         it. A subscriber it does not match is not offered it at all: no budget, no queue space."""
-        try:
-            message = _decode(envelope.text)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            message = {}  # not a JSON object: only a filter that asks for nothing could match
+        message = message_fields(envelope.text)  # decoded once, whatever the number of filters
         for group in groups.values():
             group.hit = group.matches(message)
         subscribers = [session for session, group in ordered.values() if group is None or group.hit]

@@ -34,7 +34,7 @@ class GapNotices:
         spec = self.streaming.registry.spec_of_stream(event.stream)
         if spec is None or not spec.must_deliver:
             return
-        sessions = self.subscribers(event.stream)
+        sessions = self.streaming.index.sessions(event.stream)
         if not sessions:
             return
         frame = Gap(
@@ -58,14 +58,6 @@ class GapNotices:
             event.to_seq,
             len(sessions),
         )
-
-    def subscribers(self, stream: str) -> list[Session]:
-        """The local subscribers of ``stream``, filtered or not."""
-        index = self.streaming.index
-        sessions = list(index.members.get(stream, {}).values())
-        for group in index.groups.get(stream, {}).values():
-            sessions.extend(group.sessions.values())
-        return sessions
 
     @staticmethod
     def open(session: Session) -> list[str]:

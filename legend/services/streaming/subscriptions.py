@@ -153,6 +153,13 @@ class SubscriptionIndex:
         """Subscriber count per ticker on this instance: the quote poller's interest set."""
         return dict(self._tickers)
 
+    def sessions(self, stream: str) -> list[Session]:
+        """Every local subscriber of ``stream``, filtered or not."""
+        ordered = self.ordered.get(stream)
+        if ordered is not None:  # a stream with filtered subscribers lists them all, with their groups
+            return [session for session, _ in ordered.values()]
+        return list(self.members.get(stream, {}).values())
+
     def subscribers(self, stream: str) -> int:
         groups = self.groups.get(stream)
         filtered = sum(len(group.sessions) for group in groups.values()) if groups else 0
