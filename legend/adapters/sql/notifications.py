@@ -132,26 +132,39 @@ class SqlAlchemyNotificationRepository:
                     .with_for_update(skip_locked=True, of=alert_events)
                 )
             ).all()
-            for event_id, user_id, notify in rows:
-                channels = [c for c in (notify.split(",") if notify else _TABLES) if c in _TABLES]
-                for channel in channels:
-                    table = _TABLES[channel]
-                    ids = (await conn.scalars(select(table.c.id).where(table.c.user_id == user_id))).all()
-                    for destination_id in ids:
-                        await conn.execute(
-                            insert(alert_deliveries).values(
-                                event_id=event_id,
-                                user_id=user_id,
-                                channel=channel,
-                                destination_id=destination_id,
-                                state="pending",
-                                attempts=0,
-                                next_attempt_at=now,
-                                created_at=now,
-                                updated_at=now,
-                            )
-                        )
-                        planned += 1
+            # every destination of the batch's users, one query per channel (not one per trigger: the
+            # write lock is held meanwhile, and the evaluator's commits wait on it)
+            users = sorted({user_id for _, user_id, _ in rows})
+            owned: dict[tuple[str, str], list[int]] = {}
+            for channel, table in _TABLES.items():
+                for part in chunks(users):
+                    found = await conn.execute(
+                        select(table.c.user_id, table.c.id)
+                        .where(table.c.user_id.in_(part))
+                        .order_by(table.c.id)
+                    )
+                    for user_id, destination_id in found:
+                        owned.setdefault((channel, user_id), []).append(destination_id)
+            planned_rows = [
+                {
+                    "event_id": event_id,
+                    "user_id": user_id,
+                    "channel": channel,
+                    "destination_id": destination_id,
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for event_id, user_id, notify in rows
+                for channel in (notify.split(",") if notify else _TABLES)
+                if channel in _TABLES
+                for destination_id in owned.get((channel, user_id), ())
+            ]
+            if planned_rows:
+                await conn.execute(insert(alert_deliveries), planned_rows)
+            planned = len(planned_rows)
             if rows:
                 await conn.execute(
                     update(alert_events).where(e.id.in_([row[0] for row in rows])).values(planned=True)
