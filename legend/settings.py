@@ -141,6 +141,10 @@ class RedisSettings(_Section):
     # Publishes remembered (stream, seq) so that a listener that was away replays exactly what it missed:
     # at least the publishes of the longest outage to ride out.
     journal_size: Annotated[int, msgspec.Meta(ge=100, le=100_000_000)] = 100_000
+    # Seconds every must-deliver message (alerts, pattern alerts, closed bars, news) is kept in the archive
+    # beyond its stream's history: an instance whose subscription was away up to this long misses none of
+    # them. 0 turns the archive off (a gap is then told once the history is outrun).
+    must_deliver_retention: Annotated[float, msgspec.Meta(ge=0, le=604_800)] = 600.0
     # Redis Sentinel: the sentinels' "host:port"; the primary of ``service_name`` is asked of them and
     # followed across failovers. ``url`` then only gives credentials, database and TLS (its host is ignored).
     sentinels: list[str] = msgspec.field(default_factory=list)

@@ -121,6 +121,12 @@ class ChannelSpec(msgspec.Struct, frozen=True, kw_only=True):
         bar). A lost price is no loss: the newest wins anyway."""
         return self.delivery is not Delivery.CONFLATE or self.finals
 
+    def keeps(self, final: bool) -> bool:
+        """Whether a message of the channel is kept beyond its stream's history for instances that were
+        away (``redis.must_deliver_retention``): every must-deliver one; on a conflated channel only a
+        final one (a closed bar), since its updates before are replaced by the next anyway."""
+        return self.delivery is not Delivery.CONFLATE or (self.finals and final)
+
     def interval_of(self, interval: str | None) -> str | None:
         """The interval a subscribe/unsubscribe request names, checked against ``intervals``; raises
         ChannelError for a missing or unknown one, or one on a channel without intervals."""

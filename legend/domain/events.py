@@ -37,11 +37,14 @@ class BackplaneHealthChanged(msgspec.Struct, frozen=True):
 class StreamGap(msgspec.Struct, frozen=True):
     """Messages ``from_seq`` to ``to_seq`` of ``stream`` never reached this instance, and the stream's
     history no longer holds them (an outage of the backplane outlasted it): they cannot be delivered, so
-    the stream's local subscribers must be told (``gap``) rather than left believing they have it all."""
+    the stream's local subscribers must be told (``gap``) rather than left believing they have it all.
+    ``finals_kept``: every must-deliver message of the range was delivered from the archive, so on a
+    conflated stream with final messages (closed bars) only updates that later ones replace are missing."""
 
     stream: str
     from_seq: int
     to_seq: int
+    finals_kept: bool = False
 
 
 class MessageDelivered(msgspec.Struct, frozen=True):

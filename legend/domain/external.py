@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from legend.domain.channels import BUILTIN_CHANNELS, ChannelSpec
+from legend.domain.envelope import is_final
 from legend.domain.inputs import PriceInput
 from legend.domain.prices import price_update
 from legend.domain.stream_name import InvalidStreamName, StreamName, private_stream, ticker_stream
@@ -42,6 +43,7 @@ class ExternalMessage(msgspec.Struct, frozen=True):
     stream: str
     kind: str
     body: bytes
+    must_deliver: bool = True  # kept beyond history (``ChannelSpec.keeps``); a plugin topic's: always
 
 
 def external_message(topic: str, data: bytes, now: datetime) -> ExternalMessage | str:
@@ -97,7 +99,9 @@ def external_message(topic: str, data: bytes, now: datetime) -> ExternalMessage 
     obj.pop("seq", None)
     obj.pop("channel", None)
     obj["channel"] = stream
-    return ExternalMessage(stream, kind, msgspec.json.encode(obj))
+    # A plugin's topic is unknown here: its messages are kept, in case its channel is must-deliver.
+    must_deliver = seed is None or seed.keeps(is_final(obj.get("closed")))
+    return ExternalMessage(stream, kind, msgspec.json.encode(obj), must_deliver)
 
 
 def _complete_price(obj: dict[str, Any], now: datetime, stream: str) -> dict[str, Any] | str:

@@ -39,7 +39,9 @@ class Outgoing(msgspec.Struct, frozen=True):
     its conflation key, ``once`` its idempotency key (alert triggers, closed bars), ``final`` whether it is
     the last value of its key (``envelope.is_final``: a closed bar). ``fence`` (lease name, token from
     ``ClusterMembership.fence``) makes the publish conditional on that holding still being current:
-    Fenced otherwise, so a holder that was frozen or cut past its lease cannot publish after a takeover."""
+    Fenced otherwise, so a holder that was frozen or cut past its lease cannot publish after a takeover.
+    ``must_deliver``: kept beyond the stream's history for a while (``ChannelSpec.keeps``), so that an
+    instance whose subscription was away longer than the history covers still gets it."""
 
     stream: str
     topic: str
@@ -50,6 +52,7 @@ class Outgoing(msgspec.Struct, frozen=True):
     once: str | None = None
     final: bool = False
     fence: tuple[str, int] | None = None
+    must_deliver: bool = False
 
 
 class Replay(msgspec.Struct, frozen=True):

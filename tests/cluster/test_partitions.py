@@ -2,7 +2,8 @@
 
 Two real ``legend serve`` processes on one private ``redis-server``: A reaches it through a fault-injecting
 proxy, B directly. A client of A listens to ``patterns`` while B publishes; the proxy blackholes A's link
-(bytes dropped, no FIN, no RST) for longer than the stream's history covers, then heals.
+(bytes dropped, no FIN, no RST) for longer than the stream's history covers, then heals. Within
+``redis.must_deliver_retention`` the archive gives A everything; beyond it, the client is told the gap.
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ QUICK = {
 class CutCluster:
     """A Redis, instance A behind a ``FaultProxy`` and instance B on Redis directly; ``close`` ends all."""
 
-    def __init__(self) -> None:
+    def __init__(self, retention: float) -> None:
         self.redis = RedisServer().start()
         self.proxy = FaultProxy(self.redis.port).start()
         realtime = {"history_size": HISTORY, "update_interval": 60, "after_hours_interval": 60}
+        quick = {**QUICK, "must_deliver_retention": retention}
 
         def config(url: str) -> dict[str, dict[str, Any]]:
-            return {"redis": {**quick_redis_settings(url, LEASE_TTL), **QUICK}, "realtime": realtime}
+            return {"redis": {**quick_redis_settings(url, LEASE_TTL), **quick}, "realtime": realtime}
 
         self.a = LegendServer(config(self.proxy.url))
         self.b = LegendServer(config(self.redis.url))
@@ -61,9 +63,12 @@ class CutCluster:
         return "\n".join(f"--- {name}\n{s.logs()[-4000:]}" for name, s in (("A", self.a), ("B", self.b)))
 
 
-@pytest.fixture
-def cut_cluster() -> Iterator[CutCluster]:
-    cluster = CutCluster()
+RETENTION = 1.0  # redis.must_deliver_retention of the cluster whose archive a cut outlasts
+
+
+@pytest.fixture(params=[600.0, RETENTION], ids=["within-retention", "beyond-retention"])
+def cut_cluster(request: pytest.FixtureRequest) -> Iterator[CutCluster]:
+    cluster = CutCluster(request.param)
     try:
         yield cluster.start()
     except BaseException:
@@ -106,7 +111,13 @@ async def until_received(client: Client, kind: str, count: int, timeout: float) 
         await client.recv(left)
 
 
-async def test_a_cut_longer_than_the_history_is_told_as_a_gap_never_hidden(cut_cluster: CutCluster) -> None:
+async def test_a_cut_longer_than_the_history_loses_nothing_or_is_told_as_a_gap(
+    cut_cluster: CutCluster, request: pytest.FixtureRequest
+) -> None:
+    """Within the archive's retention every pattern alert of the cut arrives and the ``ok`` says so;
+    beyond it (``RETENTION``: what the cut published first is trimmed from the archive by a publish a
+    while later), the client gets a ``gap`` with the exact range and no ``ok`` claims completeness."""
+    beyond = request.node.callspec.id == "beyond-retention"
     a, b, proxy = cut_cluster.a, cut_cluster.b, cut_cluster.proxy
     client = await connect(a.ws_url, user_id="cut")
     await client.subscribe("patterns")
@@ -120,24 +131,40 @@ async def test_a_cut_longer_than_the_history_is_told_as_a_gap_never_hidden(cut_c
         assert degraded["status"] == "degraded"
         noticed = time.monotonic() - cut_at
         during = await publish(http, b, HISTORY + 15, 100)  # more than the history holds
+        if beyond:
+            await asyncio.sleep(RETENTION + 0.3)
+            during += await publish(http, b, 1, 150)  # trims the others from the archive
         # Healed only once A noticed that its subscription is dead (a cut shorter than that is only a
         # delay: TCP would deliver what was held once healed).
         await until_logged(a, "lost the Redis subscription", timeout=15)
         proxy.pass_through()
         healed_at = time.monotonic()
 
-        gap = await client.expect("gap", timeout=15)
+        gap = await client.expect("gap", timeout=15) if beyond else None
         ok = await client.expect("service_status", timeout=15)
         recovered = time.monotonic() - healed_at
         after = await publish(http, b, 3, 200)
-        await until_received(client, "pattern_alert", len(before) + HISTORY + len(after), timeout=15)
+        lost = during[:-HISTORY] if beyond else []
+        arrived = len(before) + len(during) - len(lost) + len(after)
+        await until_received(client, "pattern_alert", arrived, timeout=15)
         await client.quiet(0.5)  # anything more (a duplicate, a late frame) would show here
-    lost = during[:-HISTORY]
-    print(f"degraded {noticed:.2f} s after the cut, gap and ok {recovered:.2f} s after healing; lost {lost}")
+    print(f"degraded {noticed:.2f} s after the cut, ok {recovered:.2f} s after healing; lost {lost}")
+    seqs = [m["seq"] for m in of_type(client, "pattern_alert")]
+    backplane = a.stats()["backplane"]
+    if not beyond:  # the archive had everything: nothing lost, nothing to tell
+        assert seqs == before + during + after, seqs
+        assert ok["status"] == "ok" and ok["complete"] is True, ok
+        assert not of_type(client, "gap")
+        statuses = [m["status"] for m in of_type(client, "service_status")]
+        assert statuses[:2] == ["degraded", "ok"] and "degraded" not in statuses[2:], statuses
+        assert backplane["archive_filled"] == len(during) - HISTORY, backplane
+        assert backplane["history_gaps"] == 0, backplane
+        await client.close()
+        return
+    assert gap is not None
     assert (gap["channel"], gap["from_seq"], gap["to_seq"]) == ("patterns", lost[0], lost[-1])
     assert lost[0] == before[-1] + 1
     assert ok["status"] == "ok" and ok["complete"] is False and ok["gaps"] == ["patterns"], ok
-    seqs = [m["seq"] for m in of_type(client, "pattern_alert")]
     assert seqs == before + during[-HISTORY:] + after  # everything outside the range, exactly once
     statuses = of_type(client, "service_status")
     for m in client.received:
@@ -151,6 +178,5 @@ async def test_a_cut_longer_than_the_history_is_told_as_a_gap_never_hidden(cut_c
     oks = [m for m in statuses if m["status"] == "ok"]
     assert all(m["complete"] is False and m["gaps"] == ["patterns"] for m in oks), oks
     assert not of_type(client, "error")
-    backplane = a.stats()["backplane"]
-    assert backplane["history_gaps"] == 1, backplane
+    assert backplane["history_gaps"] == 1 and backplane["archive_incomplete"] == 1, backplane
     await client.close()

@@ -535,7 +535,7 @@ async def test_what_history_no_longer_holds_is_announced_as_a_gap_by_exact_range
     ]
     delivered = await b.recorder.wait_for(4, timeout=5)
     assert delivered[1:] == missed[-3:]  # what the history of 3 still holds, after the gap
-    assert gaps == [StreamGap("patterns", first + 1, first + 5)]
+    assert [(g.stream, g.from_seq, g.to_seq) for g in gaps] == [("patterns", first + 1, first + 5)]
     assert b.redis.health()["history_gaps"] == 1
     # A stream whose history is gone altogether (expired, deleted): the gap runs to its newest seq.
     await raw.client_kill_filter(_type="pubsub")
@@ -547,8 +547,75 @@ async def test_what_history_no_longer_holds_is_announced_as_a_gap_by_exact_range
     ]
     await raw.delete(b.redis.listener.keys.stream("patterns")[1])
     await eventually(lambda: len(gaps) == 2, what="the second gap announced")
-    assert gaps[1] == StreamGap("patterns", more[0].seq, more[1].seq)
+    assert (gaps[1].stream, gaps[1].from_seq, gaps[1].to_seq) == ("patterns", more[0].seq, more[1].seq)
     assert len(b.recorder.envelopes) == 4  # nothing delivered twice, nothing made up
+
+
+def kept(stream: str, n: int, history_size: int = 3) -> Outgoing:
+    """A must-deliver message (kept in the archive beyond the stream's history)."""
+    return Outgoing(
+        stream, "pattern_alerts", "pattern_alert", body(stream, n), history_size, must_deliver=True
+    )
+
+
+async def test_must_deliver_messages_beyond_the_history_are_replayed_from_the_archive(
+    redis_nodes: Nodes, raw: Redis
+) -> None:
+    a, b = await cut_off(redis_nodes, raw)
+    gaps: list[StreamGap] = []
+    b.redis.connection.bus.subscribe(StreamGap, gaps.append)
+    missed = [await a.backplane.publish(kept("patterns", n)) for n in range(1, 9)]  # history holds 3
+    delivered = await b.recorder.wait_for(9, timeout=5)
+    assert delivered[1:] == missed  # all 8, in order: 5 from the archive, 3 from history
+    assert gaps == []
+    health = b.redis.health()
+    assert (health["archive_filled"], health["gap_filled"], health["history_gaps"]) == (5, 8, 0), health
+    assert health["archive_incomplete"] == 0
+    after = await a.backplane.publish(kept("patterns", 9))
+    assert await b.recorder.wait_for(10) == [delivered[0], *missed, after]  # no copy of a replayed one
+
+
+async def test_an_outage_beyond_the_archives_retention_is_told_as_a_gap(
+    redis_nodes: Nodes, raw: Redis
+) -> None:
+    a = await redis_nodes.make(must_deliver_retention=0.3)
+    b = await redis_nodes.make(reconnect_min_delay=2.0, reconnect_max_delay=2.0, must_deliver_retention=0.3)
+    first = await a.backplane.publish(kept("patterns", 0))
+    await b.recorder.wait_for(1)
+    gaps: list[StreamGap] = []
+    b.redis.connection.bus.subscribe(StreamGap, gaps.append)
+    await raw.client_kill_filter(_type="pubsub")
+    missed = [await a.backplane.publish(kept("patterns", n)) for n in range(1, 9)]
+    await asyncio.sleep(0.5)  # older than the retention: the next publish trims them from the archive
+    missed.append(await a.backplane.publish(kept("patterns", 9)))
+    assert await raw.xlen(a.redis.listener.keys.archive) == 1
+    delivered = await b.recorder.wait_for(4, timeout=6)
+    assert delivered == [first, *missed[-3:]]  # what history still holds
+    assert gaps == [StreamGap("patterns", first.seq + 1, first.seq + 6)]  # told, by exact range
+    assert b.redis.health()["archive_incomplete"] == 1
+
+
+async def test_the_final_messages_of_a_conflated_stream_are_kept_and_its_updates_are_not(
+    redis_nodes: Nodes, raw: Redis
+) -> None:
+    a, b = await cut_off(redis_nodes, raw)
+    gaps: list[StreamGap] = []
+    b.redis.connection.bus.subscribe(StreamGap, gaps.append)
+    stream = "bars:AAPL:1m"
+    published = []
+    for n in range(1, 13):  # every fourth one a closed bar: final, kept
+        final = n % 4 == 0
+        outgoing = Outgoing(
+            stream, "bars", "bar", body(stream, n, "bar"), 2, "AAPL", final=final, must_deliver=final
+        )
+        published.append(await a.backplane.publish(outgoing))
+    delivered = await b.recorder.wait_for(4, timeout=5)
+    await asyncio.sleep(0.2)
+    got = b.recorder.of(stream)
+    assert [env.seq for env in got] == [published[i].seq for i in (3, 7, 10, 11)]  # finals, then history
+    # the missing updates are announced, marked as no loss of a final one (the archive was complete)
+    assert gaps and all(gap.finals_kept for gap in gaps), gaps
+    assert len(delivered) == 5
 
 
 async def test_a_stream_first_published_while_an_instance_was_unsubscribed_is_replayed_to_it(

@@ -186,3 +186,30 @@ async def test_a_gap_in_bars_is_told_and_one_in_prices_is_not() -> None:
     assert not prices.of_type("gap")
     registry = ChannelRegistry()
     assert [spec.name for spec in registry if not spec.must_deliver] == ["ticker"]
+
+
+async def test_a_gap_with_every_final_kept_is_told_on_a_reliable_stream_only() -> None:
+    """The archive was complete (``finals_kept``): a conflated stream with final messages lost only updates
+    that later ones replace (no gap told); a reliable stream's range is still told, since every message of
+    it must be delivered."""
+    streaming, status = notifier()
+    await streaming.start()
+    bars, patterns = RecordingTransport(), RecordingTransport()
+    await send(
+        streaming,
+        streaming.open_session(bars, "a"),
+        "subscribe",
+        channel="bars",
+        ticker="AAPL",
+        interval="1m",
+    )
+    await send(streaming, streaming.open_session(patterns, "b"), "subscribe", channel="patterns")
+    status.gaps.stream_gap(StreamGap("bars:AAPL:1m", 5, 9, finals_kept=True))
+    status.gaps.stream_gap(StreamGap("patterns", 5, 9, finals_kept=True))
+    await settle()
+    assert not bars.of_type("gap")
+    assert [(g["channel"], g["from_seq"], g["to_seq"]) for g in patterns.of_type("gap")] == [
+        ("patterns", 5, 9)
+    ]
+    registry = ChannelRegistry()
+    assert [spec.name for spec in registry if spec.must_deliver and not spec.keeps(final=False)] == ["bars"]

@@ -146,6 +146,8 @@ class RedisBackplane(PriceLogReads):
             "delivery_errors": listener.delivery_errors,
             "gap_filled": listener.gap_filled,
             "history_gaps": listener.gaps,
+            "archive_filled": listener.archive_filled,
+            "archive_incomplete": listener.archive_incomplete,
             "journal_incomplete": listener.journal.incomplete,
             "unreplicated": sequencer.unreplicated,
             "fenced": sequencer.fenced,

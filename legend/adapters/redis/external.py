@@ -69,6 +69,7 @@ class ExternalMessages:
                 guard=keys.external(digest),
                 guard_ms=dedupe_ms,
                 keep_longer=True,  # another program's message never shrinks a stream's history
+                must_deliver=parsed.must_deliver,
             )
             try:
                 seq = int(await connection.call("resequence", scripts.PUBLISH, *call))

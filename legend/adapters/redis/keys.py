@@ -16,6 +16,10 @@ class Keys:
         self.topics = f"{key_prefix}topics"  # every topic any instance published on
         self.control = f"{key_prefix}topics"  # the pub/sub channel announcing a new topic
         self.journal = f"{key_prefix}journal"  # (stream, seq) of every publish, for recovery
+        # every must-deliver message for a while (recovery beyond history), and the bound below which
+        # every id trimmed from it lies
+        self.archive = f"{key_prefix}archive"
+        self.archive_trimmed = f"{key_prefix}archive:trimmed"
         self.epoch = f"{key_prefix}epoch"  # a random token: changes only when Redis lost its data
 
     def topic(self, topic: str) -> str:

@@ -5,8 +5,8 @@ without ``channel`` and ``seq`` comes from another program and goes to the reseq
 pinged every half ``health_check_interval``; a PING unanswered for half the interval, with nothing at all
 heard since it went out, means a dead line: a silent cut is noticed within the interval. After losing Redis
 the listener reconnects with capped exponential backoff (cut short as soon as any command works again),
-resubscribes, and replays from history what was published meanwhile (``recovery``), skipping the copies
-that pub/sub still brings of what the history already gave.
+resubscribes, and replays from history and the archive what was published meanwhile (``recovery``),
+skipping the copies that pub/sub still brings of what the replay already gave.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from legend.adapters.redis.connection import RedisConnection, text
 from legend.adapters.redis.keys import Keys
-from legend.adapters.redis.recovery import PING_TOKEN, Journal, history_after
+from legend.adapters.redis.recovery import PING_TOKEN, Journal, Kept, history_after
 from legend.domain.envelope import Envelope, unseal
 from legend.domain.events import StreamGap
 from legend.domain.external import SEED_TOPICS
@@ -77,6 +77,8 @@ class Listener:
         self.duplicates_skipped = 0
         self.gap_filled = 0
         self.gaps = 0  # ranges of messages found gone from history after a reconnect (``StreamGap``)
+        self.archive_filled = 0  # messages of those replayed from the archive, beyond history
+        self.archive_incomplete = 0  # replays that found the archive trimmed past the checkpoint
         self._topics_dirty = False
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._new_streams: list[str] = []  # first streams of topics other instances just announced
@@ -161,7 +163,15 @@ class Listener:
             log.info("Redis subscription restored (%d topics)", len(wanted))
         self._ever_connected = True
         self._watermarks.clear()
-        await self._fill(await self.journal.missed(self.last_seq))
+        floors = await self.journal.missed(self.last_seq)
+        kept = await self.journal.kept()
+        if not kept.complete and self.reconnects:
+            self.archive_incomplete += 1
+            log.warning(
+                "the archive no longer reaches back to this instance's checkpoint: must-deliver messages"
+                " of the outage may be gone (raise redis.must_deliver_retention)"
+            )
+        await self._fill(floors, kept)
         self.journal.advance()
         for message in buffered:
             self._on_message(message)
@@ -300,29 +310,42 @@ class Listener:
             self.delivery_errors += 1
             log.exception("delivery of %s #%d failed", envelope.stream, envelope.seq)
 
-    async def _fill(self, floors: Mapping[str, int]) -> None:
-        """Deliver from history what each stream published after its floor (the last seq delivered); a
-        watermark per filled stream drops the copies that pub/sub still brings. What history no longer
-        holds is announced (``StreamGap``) before the messages after it are delivered."""
+    async def _fill(self, floors: Mapping[str, int], kept: Kept | None = None) -> None:
+        """Deliver from history, and from the archive beyond it (``kept``), what each stream published
+        after its floor (the last seq delivered); a watermark per filled stream drops the copies that
+        pub/sub still brings. What neither holds is announced (``StreamGap``) before the messages after it
+        are delivered: a loss unless the archive was complete and the stream keeps only finals."""
+        archived = kept.streams if kept is not None else {}
+        finals_kept = kept is not None and kept.complete
+        floors = dict(floors)
+        for stream, envelopes in archived.items():
+            if stream not in floors:
+                floors[stream] = self.last_seq.get(stream, envelopes[0].seq - 1)
         async for stream, envelopes, newest in history_after(self.connection, self.keys, floors):
             floor = floors[stream]
+            older = [env for env in archived.get(stream, ()) if env.seq > floor]
+            if older:
+                first_stored = envelopes[0].seq if envelopes else newest + 1
+                older = [env for env in older if env.seq < first_stored]
+                envelopes = older + envelopes
+                self.archive_filled += len(older)
             for envelope in envelopes:
                 if envelope.seq <= floor:
                     continue
                 if envelope.seq > floor + 1 and floor:
-                    self._gap(stream, floor + 1, envelope.seq - 1)
+                    self._gap(stream, floor + 1, envelope.seq - 1, finals_kept)
                 self.gap_filled += 1
                 self.hand_over(envelope)
                 floor = envelope.seq
             if newest > floor and floor:  # history lost all of it (expired, or emptied)
-                self._gap(stream, floor + 1, newest)
+                self._gap(stream, floor + 1, newest, finals_kept)
             self._watermarks[stream] = floor
         self._watermarks_until = time.monotonic() + WATERMARK_SECONDS
 
-    def _gap(self, stream: str, first: int, last: int) -> None:
-        log.warning("%s: messages %d-%d are gone from history", stream, first, last)
+    def _gap(self, stream: str, first: int, last: int, finals_kept: bool = False) -> None:
+        log.warning("%s: messages %d-%d are gone from history and the archive", stream, first, last)
         self.gaps += 1
-        self.connection.bus.publish(StreamGap(stream, first, last))
+        self.connection.bus.publish(StreamGap(stream, first, last, finals_kept))
 
     def _confirm(self, topic: str) -> None:
         self.subscribed.add(topic)

@@ -6,6 +6,12 @@ message is known to have reached this instance (a pub/sub PING carries the posit
 Redis answers a connection in order, so when the pong arrives everything up to there has arrived). After
 resubscribing, the journal after the checkpoint names the streams and first seqs published meanwhile,
 and their history is replayed.
+
+A stream's history holds its last ``history_size`` messages; an outage can outrun it. So every
+must-deliver message also enters the archive (a Redis stream of payloads under the journal entry's id,
+trimmed to the last ``must_deliver_retention`` seconds), and the archive after the checkpoint is replayed
+with the history. Whether the archive still reaches back to the checkpoint (nothing after it trimmed)
+says whether every must-deliver message of the outage is there.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -31,6 +38,23 @@ JOURNAL_CHUNK = 5_000  # journal entries per round trip when finding what a reco
 PING_TOKEN = "legend-checkpoint"  # a pub/sub PING's message: the pong carries the journal position
 
 
+@dataclass
+class Kept:
+    """The archived must-deliver messages published after a checkpoint, per stream, oldest first; and
+    ``complete``: the archive still reached back to the checkpoint (none of them trimmed), in the same
+    Redis data set."""
+
+    streams: dict[str, list[Envelope]] = field(default_factory=dict)
+    complete: bool = False
+    read: int = 0
+
+
+def stream_id(entry_id: str) -> tuple[int, int]:
+    """A Redis stream entry id ("ms-n") as a pair that orders as the ids do."""
+    ms, _, n = entry_id.partition("-")
+    return int(ms), int(n or 0)
+
+
 class Journal:
     """This instance's checkpoint in the recovery journal, and what was published after it."""
 
@@ -44,6 +68,7 @@ class Journal:
         self.epoch: str | None = None
         self.incomplete = 0  # recoveries that found the journal trimmed past the checkpoint
         self._next: tuple[str, int, str] | None = None  # the checkpoint once ``missed`` was filled
+        self._since: str | None = None  # what ``missed`` read after, in the same data set (None: another)
 
     async def begin(self) -> None:
         """On the first subscription: what comes after the journal's current end is what to replay."""
@@ -79,6 +104,7 @@ class Journal:
         continuous = epoch == self.epoch
         expected = added - self.added if continuous else added
         start = (self.checkpoint or "0-0") if continuous else "0-0"
+        self._since = start if continuous else None
         first: dict[str, int] = {}
         read = 0
         while True:
@@ -108,6 +134,37 @@ class Journal:
                 floors.setdefault(stream, seq)
         self._next = (start if read else end, added, epoch)
         return floors
+
+    async def kept(self) -> Kept:
+        """The archive after the checkpoint ``missed`` read from (call it between ``missed`` and
+        ``advance``). Incomplete after Redis lost its data, and when entries after the checkpoint may have
+        been trimmed (an outage beyond ``must_deliver_retention``: the trim bound, below which every
+        trimmed id lies, is past it); an archive never trimmed is complete."""
+        kept = Kept()
+        since = self._since
+        low = since or "0-0"
+        now = time.monotonic()
+        while True:
+            entries = await self.connection.call(
+                "archive",
+                lambda redis, low=low: redis.xrange(
+                    self.keys.archive, min="-" if low == "0-0" else f"({low}", count=JOURNAL_CHUNK
+                ),
+            )
+            for entry_id, fields in entries:
+                low = text(entry_id)
+                kept.read += 1
+                with contextlib.suppress(KeyError, UnicodeDecodeError):
+                    stream = text(fields[b"s"])
+                    envelope = unseal(fields[b"d"], now, stream)
+                    if envelope is not None:
+                        kept.streams.setdefault(stream, []).append(envelope)
+            if len(entries) < JOURNAL_CHUNK:
+                break
+        # read after the entries: if nothing after the checkpoint was trimmed by now, the read saw it all
+        bound = await self.connection.call("archive", lambda redis: redis.get(self.keys.archive_trimmed))
+        kept.complete = since is not None and (bound is None or stream_id(text(bound)) <= stream_id(since))
+        return kept
 
     def advance(self) -> None:
         """What ``missed`` returned was delivered: move the checkpoint to the journal's end it read."""

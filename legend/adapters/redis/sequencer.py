@@ -66,6 +66,7 @@ class Sequencer:
                     guard,
                     guard_ms,
                     fence=m.fence,
+                    must_deliver=m.must_deliver,
                 )
             )
             announcing.append(channel if announce else None)
@@ -114,10 +115,12 @@ class Sequencer:
         guard_ms: int,
         keep_longer: bool = False,
         fence: tuple[str, int] | None = None,
+        must_deliver: bool = False,
     ) -> Call:
         """The publish script's keys and arguments for one message: ``guard`` is refused for ``guard_ms``
         once published (0: no guard); ``keep_longer`` never shrinks a longer history; ``fence`` (lease,
-        token) refuses it unless that lease's token is still the one given."""
+        token) refuses it unless that lease's token is still the one given; ``must_deliver`` keeps it in
+        the archive for ``must_deliver_retention``."""
         seq_key, history_key = self.keys.stream(stream)
         settings = self.connection.settings
         args: list[str | bytes | int] = [
@@ -135,6 +138,7 @@ class Sequencer:
             self.log_size,
             settings.journal_size,
             "" if fence is None else fence[1],
+            int(settings.must_deliver_retention * 1000) if must_deliver else 0,
         ]
         fence_key = seq_key if fence is None else self.keys.fence(fence[0])  # unread without a fence
         keys = [
@@ -145,6 +149,8 @@ class Sequencer:
             self.keys.price_log,
             self.keys.journal,
             fence_key,
+            self.keys.archive,
+            self.keys.archive_trimmed,
         ]
         return keys, args
 

@@ -32,7 +32,7 @@ class GapNotices:
     def stream_gap(self, event: StreamGap) -> None:
         """Tell every local subscriber of ``event.stream``, when it is must-deliver (``StreamGap``)."""
         spec = self.streaming.registry.spec_of_stream(event.stream)
-        if spec is None or not spec.must_deliver:
+        if spec is None or not spec.must_deliver or (event.finals_kept and not spec.keeps(final=False)):
             return
         sessions = self.streaming.index.sessions(event.stream)
         if not sessions:

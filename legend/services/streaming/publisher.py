@@ -118,7 +118,9 @@ class Publisher:
         kind = type(message).__struct_config__.tag
         key = conflation_key(getattr(message, "ticker", None), getattr(message, "symbol", None))
         final = is_final(getattr(message, "closed", None))
-        return Outgoing(stream, spec.topic, str(kind), encode(message), size, key, once, final, fence)
+        return Outgoing(
+            stream, spec.topic, str(kind), encode(message), size, key, once, final, fence, spec.keeps(final)
+        )
 
     async def _send(
         self,
