@@ -29,6 +29,7 @@ from legend.domain.stream_name import InvalidStreamName, StreamName
 from legend.domain.symbols import normalize_ticker
 from legend.domain.timefmt import iso
 from legend.plugins.database import SqlDatabase
+from legend.plugins.feeds import FEED_FENCE
 from legend.plugins.status import PluginStatus
 from legend.plugins.store import PluginStateRepository, PluginStore
 from legend.ports.backplane import Backplane
@@ -193,7 +194,7 @@ class PluginContext:
             self._record.messages_refused += 1
             return None
         try:
-            envelope = await self.runtime.publisher.publish(stream, message)
+            envelope = await self.runtime.publisher.publish(stream, message, fence=FEED_FENCE.get())
         except MirrorUnavailable:
             self._record.messages_published += 1  # it did go out on its own stream
             raise
@@ -338,7 +339,7 @@ class PluginContext:
         except (msgspec.ValidationError, ValueError, TypeError) as exc:
             self._reject(f"pattern alert: {exc}")
             return None
-        envelope = await self.runtime.publisher.pattern(data)
+        envelope = await self.runtime.publisher.pattern(data, FEED_FENCE.get())
         self._record.messages_published += 1
         return envelope
 

@@ -7,16 +7,21 @@ while it runs and taken over when its holder dies), unless it was registered wit
 
 Each time a feed (re)starts, it was just given the lease (again): state another instance changed meanwhile
 must be re-read then. Once its plugin has failed a feed is stopped and never restarted.
+
+A leased feed's publishes are fenced (``FEED_FENCE``, read by the plugin context): a holder that was frozen
+or cut past its lease cannot publish once another instance took the feed over. Such a publish raises
+``Fenced`` in the feed; the feed is stopped here and waits for the lease again (not a plugin error).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from typing import TYPE_CHECKING, Any
 
-from legend.ports.backplane import BackplaneUnavailable
+from legend.ports.backplane import BackplaneUnavailable, Fenced
 from legend.runtime.supervisor import Restart, Supervised, describe
 
 if TYPE_CHECKING:
@@ -26,6 +31,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("legend.plugins")
 
 HEALTHY_AFTER = 60.0  # a feed that ran this long before failing restarts after the initial delay again
+# The lease and fencing token of the leased feed running in this task (and the tasks it starts), taken when
+# the feed started: its publishes are refused once another holding of the lease began.
+FEED_FENCE: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
+    "legend_feed_fence", default=None
+)
 
 
 class FeedRunner:
@@ -54,6 +64,7 @@ class FeedRunner:
         self.state = "idle"  # idle, waiting (for the lease), running, restarting, finished, stopped
         self.runs = 0
         self.errors = 0
+        self.fenced = 0  # runs stopped by a fenced publish: another instance had taken the feed over
         self.last_error: str | None = None
         self._task: Supervised | None = None  # while started
         self._supervised: Supervised | None = None  # the last one started: its counts stay
@@ -110,6 +121,7 @@ class FeedRunner:
             "restarts": self.restarts,
             "errors": self.errors,
             "last_error": self.last_error,
+            "fenced": self.fenced,
         }
 
     async def _serve(self) -> None:
@@ -161,12 +173,26 @@ class FeedRunner:
 
     async def _run_leased(self) -> bool:
         """Run the feed while this instance holds its lease; True when the feed returned by itself."""
-        inner: asyncio.Task[None] = asyncio.get_running_loop().create_task(self.feed(self.context))
+        fenced = contextvars.copy_context()
+        fenced.run(FEED_FENCE.set, self.context.runtime.cluster.fence(self.lease))
+        inner: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            self.feed(self.context), context=fenced
+        )
         try:
             while True:
                 done, _ = await asyncio.wait({inner}, timeout=self.lease_ttl / 3)
                 if done:
-                    inner.result()  # raises the feed's exception
+                    try:
+                        inner.result()  # raises the feed's exception
+                    except Fenced as exc:  # another instance took the feed over: not the plugin's fault
+                        self.fenced += 1
+                        log.warning(
+                            "plugin %s: feed %s was fenced (%s); stopping it here",
+                            self.record.name,
+                            self.name,
+                            exc,
+                        )
+                        return False
                     return True
                 if not self.record.active:
                     return False  # the plugin failed: the supervisor stops it

@@ -71,7 +71,9 @@ class Publisher:
         self._history_size = history_size
         self._exchange = exchange
 
-    async def publish(self, stream: str, message: msgspec.Struct, once: str | None = None) -> Envelope:
+    async def publish(
+        self, stream: str, message: msgspec.Struct, once: str | None = None, fence: Fence = None
+    ) -> Envelope:
         """Publish any server message (it must carry ``channel``) on ``stream``; raises BackplaneUnavailable,
         and InvalidMessage when the channel has a schema the message does not match (nothing is sent).
         With ``once``, a message already published under that key raises AlreadyPublished instead.
@@ -82,7 +84,7 @@ class Publisher:
         spec = self._registry.spec_of_stream(stream)
         if spec is None:
             raise ValueError(f"no channel is registered for stream {stream!r}")
-        return await self._publish_on(spec, stream, message, once)
+        return await self._publish_on(spec, stream, message, once, fence)
 
     async def _publish_on(
         self,
@@ -145,7 +147,7 @@ class Publisher:
         message = price_update(data, self._clock.now(), stream)
         return await self._publish_on(self._registry.get("ticker"), stream, message, fence=fence)
 
-    async def pattern(self, data: PatternInput) -> Envelope:
+    async def pattern(self, data: PatternInput, fence: Fence = None) -> Envelope:
         ratio = data.risk_reward_ratio
         if ratio is None:
             ratio = round(
@@ -163,7 +165,7 @@ class Publisher:
             timestamp=_stamp(data.timestamp, self._clock),
             channel="patterns",
         )
-        return await self._publish_on(self._registry.get("patterns"), "patterns", message)
+        return await self._publish_on(self._registry.get("patterns"), "patterns", message, fence=fence)
 
     async def alert(self, data: AlertInput, once: bool = False) -> Envelope:
         """Publish an ``alert_trigger``; with ``once``, its ``alert_id`` is published at most once
