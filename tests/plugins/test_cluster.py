@@ -110,6 +110,7 @@ async def test_a_feed_taken_over_elsewhere_cannot_publish_with_its_old_lease(
         assert await raw.get(seq_key) == stopped_at
         assert feed.state == "waiting" and feed.errors == 0 and record.active
         assert node.backplane.health()["fenced"] == 1
+        assert node.counters.publish_failures == 0  # refused on purpose: not a backplane failure
         await raw.delete(lease)  # the other instance is gone: the lease is free again
         await eventually(lambda: feed.state == "running", timeout=15, what="the feed taken back")
         assert feed.runs == 2

@@ -27,7 +27,7 @@ from legend.domain.stats import Counters
 from legend.domain.stream_name import bar_stream, private_stream, ticker_stream
 from legend.domain.symbols import normalize_ticker
 from legend.domain.timefmt import iso, iso_or_none
-from legend.ports.backplane import AlreadyPublished, Backplane, BackplaneUnavailable, Outgoing
+from legend.ports.backplane import AlreadyPublished, Backplane, BackplaneUnavailable, Fenced, Outgoing
 from legend.ports.clock import Clock
 
 log = logging.getLogger("legend.publisher")
@@ -134,6 +134,8 @@ class Publisher:
     ) -> Envelope:
         try:
             envelope = await self._backplane.publish(self._outgoing(spec, stream, message, once, fence))
+        except Fenced:
+            raise  # refused on purpose (a lease taken over): counted as fenced, not as a backplane failure
         except BackplaneUnavailable:
             self._counters.publish_failures += 1
             raise
