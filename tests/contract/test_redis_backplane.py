@@ -8,6 +8,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -488,11 +489,11 @@ async def test_start_while_redis_is_down_then_connect_when_it_comes(redis_nodes:
     await a.recorder.wait_for(1)
 
 
-async def cut_off(redis_nodes: Nodes, raw: Redis) -> tuple[Node, Node]:
-    """Instances ``a`` and ``b``, both delivering; then every subscriber connection drops (Redis keeps its
-    data) and ``b`` waits a second before subscribing again."""
-    a = await redis_nodes.make()
-    b = await redis_nodes.make(reconnect_min_delay=1.0, reconnect_max_delay=1.0)
+async def cut_off(redis_nodes: Nodes, raw: Redis, away: float = 1.0, **settings: Any) -> tuple[Node, Node]:
+    """Instances ``a`` and ``b`` (both with ``settings``), both delivering; then every subscriber
+    connection drops (Redis keeps its data) and ``b`` waits ``away`` seconds before subscribing again."""
+    a = await redis_nodes.make(**settings)
+    b = await redis_nodes.make(reconnect_min_delay=away, reconnect_max_delay=away, **settings)
     await publish(a.backplane, "patterns", 0)
     await b.recorder.wait_for(1)
     await raw.client_kill_filter(_type="pubsub")
@@ -578,13 +579,10 @@ async def test_must_deliver_messages_beyond_the_history_are_replayed_from_the_ar
 async def test_an_outage_beyond_the_archives_retention_is_told_as_a_gap(
     redis_nodes: Nodes, raw: Redis
 ) -> None:
-    a = await redis_nodes.make(must_deliver_retention=0.3)
-    b = await redis_nodes.make(reconnect_min_delay=2.0, reconnect_max_delay=2.0, must_deliver_retention=0.3)
-    first = await a.backplane.publish(kept("patterns", 0))
-    await b.recorder.wait_for(1)
+    a, b = await cut_off(redis_nodes, raw, away=2.0, must_deliver_retention=0.3)
+    first = b.recorder.envelopes[0]
     gaps: list[StreamGap] = []
     b.redis.connection.bus.subscribe(StreamGap, gaps.append)
-    await raw.client_kill_filter(_type="pubsub")
     missed = [await a.backplane.publish(kept("patterns", n)) for n in range(1, 9)]
     await asyncio.sleep(0.5)  # older than the retention: the next publish trims them from the archive
     missed.append(await a.backplane.publish(kept("patterns", 9)))

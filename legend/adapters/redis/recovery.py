@@ -107,20 +107,11 @@ class Journal:
         self._since = start if continuous else None
         first: dict[str, int] = {}
         read = 0
-        while True:
-            entries = await self.connection.call(
-                "journal",
-                lambda redis, low=start: redis.xrange(
-                    self.keys.journal, min="-" if low == "0-0" else f"({low}", count=JOURNAL_CHUNK
-                ),
-            )
-            for entry_id, fields in entries:
-                read += 1
-                start = text(entry_id)
-                with contextlib.suppress(KeyError, ValueError):
-                    first.setdefault(text(fields[b"s"]), int(fields[b"q"]))
-            if len(entries) < JOURNAL_CHUNK:
-                break
+        async for entry_id, fields in self._after(self.keys.journal, start):
+            read += 1
+            start = entry_id
+            with contextlib.suppress(KeyError, ValueError):
+                first.setdefault(text(fields[b"s"]), int(fields[b"q"]))
         floors = {stream: delivered.get(stream, seq - 1) for stream, seq in first.items()}
         if read < expected:
             self.incomplete += 1
@@ -142,29 +133,34 @@ class Journal:
         trimmed id lies, is past it); an archive never trimmed is complete."""
         kept = Kept()
         since = self._since
-        low = since or "0-0"
         now = time.monotonic()
-        while True:
-            entries = await self.connection.call(
-                "archive",
-                lambda redis, low=low: redis.xrange(
-                    self.keys.archive, min="-" if low == "0-0" else f"({low}", count=JOURNAL_CHUNK
-                ),
-            )
-            for entry_id, fields in entries:
-                low = text(entry_id)
-                kept.read += 1
-                with contextlib.suppress(KeyError, UnicodeDecodeError):
-                    stream = text(fields[b"s"])
-                    envelope = unseal(fields[b"d"], now, stream)
-                    if envelope is not None:
-                        kept.streams.setdefault(stream, []).append(envelope)
-            if len(entries) < JOURNAL_CHUNK:
-                break
+        async for _, fields in self._after(self.keys.archive, since or "0-0"):
+            kept.read += 1
+            with contextlib.suppress(KeyError, UnicodeDecodeError):
+                stream = text(fields[b"s"])
+                envelope = unseal(fields[b"d"], now, stream)
+                if envelope is not None:
+                    kept.streams.setdefault(stream, []).append(envelope)
         # read after the entries: if nothing after the checkpoint was trimmed by now, the read saw it all
         bound = await self.connection.call("archive", lambda redis: redis.get(self.keys.archive_trimmed))
         kept.complete = since is not None and (bound is None or stream_id(text(bound)) <= stream_id(since))
         return kept
+
+    async def _after(self, key: str, low: str) -> AsyncIterator[tuple[str, dict[bytes, bytes]]]:
+        """The entries of the Redis stream ``key`` after id ``low`` ("0-0": all), ``JOURNAL_CHUNK`` per
+        round trip."""
+        while True:
+            entries = await self.connection.call(
+                "journal",
+                lambda redis, low=low: redis.xrange(
+                    key, min="-" if low == "0-0" else f"({low}", count=JOURNAL_CHUNK
+                ),
+            )
+            for entry_id, fields in entries:
+                low = text(entry_id)
+                yield low, fields
+            if len(entries) < JOURNAL_CHUNK:
+                return
 
     def advance(self) -> None:
         """What ``missed`` returned was delivered: move the checkpoint to the journal's end it read."""
