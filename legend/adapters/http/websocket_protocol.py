@@ -72,8 +72,9 @@ _last_text = ""
 _last_frame = b"\x81\x00"
 
 # Per-message deflate (RFC 7692). The server's window of 4 KiB and zlib's memLevel 5 are uvicorn's own
-# choice: our messages are a few hundred bytes, which zlib's defaults (32 KiB, 8) compress no smaller,
-# only slower (it allocates 256 KB per compressor instead of 32: bench/bench_deflate.py --settings).
+# choice: our messages are a few hundred bytes, which zlib's defaults (32 KiB, 8) compress no smaller and
+# a little slower (bench/bench_deflate.py), and the window the handshake advertises lets clients inflate
+# with 4 KiB.
 DEFLATE_WINDOW_BITS = 12
 DEFLATE_MEM_LEVEL = 5
 DEFLATE_SETTINGS: dict[str, Any] = {"memLevel": DEFLATE_MEM_LEVEL}
