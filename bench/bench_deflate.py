@@ -55,7 +55,7 @@ CASES = ("plain", "shared", "own")
 REPEATS = 3  # timed runs per case and round: the fastest counts (the others met a noisy neighbour)
 BROWSER_OFFER = "permessage-deflate; client_max_window_bits"
 # What uvicorn negotiates when it is left to itself (Legend before): context takeover per connection.
-UVICORN_FACTORY = {
+UVICORN_FACTORY: dict[str, Any] = {
     "server_max_window_bits": 12,
     "client_max_window_bits": 12,
     "compress_settings": {"memLevel": 5},
@@ -303,7 +303,7 @@ async def _connections(case: str, count: int) -> tuple[list[Any], list[CountingT
     """``count`` protocols after the handshake of ``case``'s client."""
     from uvicorn.config import Config
     from uvicorn.server import ServerState
-    from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+    from websockets.extensions.permessage_deflate import PerMessageDeflate, ServerPerMessageDeflateFactory
 
     from legend.adapters.http import websocket_protocol as module
     from legend.settings import ServerSettings
@@ -333,9 +333,9 @@ async def _connections(case: str, count: int) -> tuple[list[Any], list[CountingT
     if case == "plain":
         assert not extensions
     else:
-        assert len(extensions) == 1 and extensions[0].local_no_context_takeover == (case == "shared"), (
-            extensions
-        )
+        (extension,) = extensions
+        assert isinstance(extension, PerMessageDeflate), extensions
+        assert extension.local_no_context_takeover == (case == "shared"), extensions  # own: context kept
     return protocols, transports
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import msgspec
 import pytest
 import websockets
-from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory, PerMessageDeflate
 
 from legend.bootstrap import Services, bootstrap
 from legend.domain.inputs import PatternInput, PriceInput
 from legend.settings import DatabaseSettings, ServerSettings, Settings
 from tests.support.inprocess import serving
-from tests.support.rawframes import RawClient
+from tests.support.rawframes import BROWSER_OFFER, RawClient
 from tests.support.wsclient import connect
 
 SUBSCRIBE = {"type": "subscribe", "channel": "ticker", "ticker": "AAPL"}
@@ -67,7 +67,7 @@ async def subscribed(served: Served, user: str, offers: tuple[str, ...] = ()) ->
 async def test_the_server_offers_deflate_without_context_takeover_and_a_plain_client_gets_plain_frames(
     served: Served,
 ) -> None:
-    deflating = await subscribed(served, "a", ("permessage-deflate; client_max_window_bits",))
+    deflating = await subscribed(served, "a", (BROWSER_OFFER,))
     plain = await subscribed(served, "b")
     assert deflating.extensions == (
         "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
@@ -86,9 +86,7 @@ async def test_the_server_offers_deflate_without_context_takeover_and_a_plain_cl
 
 
 async def test_every_deflate_client_gets_the_same_compressed_bytes_of_a_message(served: Served) -> None:
-    clients = [
-        await subscribed(served, f"u{i}", ("permessage-deflate; client_max_window_bits",)) for i in range(4)
-    ]
+    clients = [await subscribed(served, f"u{i}", (BROWSER_OFFER,)) for i in range(4)]
     clients.append(await subscribed(served, "explicit", ("permessage-deflate; server_no_context_takeover",)))
     publisher = served.services.publisher
     for price in (231.5, 232.25, 229.75):  # each message compressed alone: no frame depends on the last
@@ -110,6 +108,7 @@ async def test_a_websockets_client_allowing_context_takeover_decodes_every_messa
     assert request.headers["Sec-WebSocket-Extensions"] == "permessage-deflate; client_max_window_bits"
     assert "server_no_context_takeover" in response.headers["Sec-WebSocket-Extensions"]
     (extension,) = client.connection.protocol.extensions
+    assert isinstance(extension, PerMessageDeflate)
     assert extension.remote_no_context_takeover and extension.local_no_context_takeover
     await client.subscribe("patterns")  # a compressed client frame, inflated by the server's library
     texts = [f"VCP number {i} on AAPL" for i in range(8)]  # must-deliver: every one arrives, in order
@@ -136,6 +135,7 @@ async def test_explicit_offers_are_honoured_and_decode(
 ) -> None:
     async with websockets.connect(f"{served.url}?user_id=x", extensions=[factory], compression=None) as ws:
         (extension,) = ws.protocol.extensions
+        assert isinstance(extension, PerMessageDeflate)
         assert extension.remote_no_context_takeover  # the server's: never context between messages
         if factory.server_max_window_bits == 10:
             assert extension.remote_max_window_bits == 10
@@ -189,7 +189,7 @@ async def test_the_floor_is_a_setting(tmp_path: Path) -> None:
 
 async def test_deflate_switched_off_is_never_negotiated(tmp_path: Path) -> None:
     async with serve(tmp_path, ws_per_message_deflate=False) as served:
-        client = await subscribed(served, "off", ("permessage-deflate; client_max_window_bits",))
+        client = await subscribed(served, "off", (BROWSER_OFFER,))
         assert client.extensions == ""
         await served.services.publisher.price(PriceInput(ticker="AAPL", price=231.5))
         assert not (await client.frame_of_type("price_update")).compressed

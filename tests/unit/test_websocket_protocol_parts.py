@@ -20,7 +20,6 @@ from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from legend.adapters.http import websocket_protocol
 from legend.adapters.http.websocket_protocol import (
     _Flag,
     _Inbox,
@@ -234,8 +233,8 @@ async def test_a_fan_out_compresses_a_message_once_for_every_deflate_connection(
         made.append(args)
         return real(*args)
 
-    real = websocket_protocol.zlib.compressobj
-    monkeypatch.setattr(websocket_protocol.zlib, "compressobj", counted)
+    real = zlib.compressobj
+    monkeypatch.setattr(zlib, "compressobj", counted)  # the module websocket_protocol calls
     deflating = [await _open([PerMessageDeflate(True, True, 12, 12)]) for _ in range(5)]
     plain = [await _open([]) for _ in range(3)]
     text = '{"type":"price_update","ticker":"AAPL","price":231.5,"volume":1000,' + '"x":0,' * 40 + '"seq":7}'

@@ -252,9 +252,8 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
         self.queue: Any = _Inbox()  # replaces uvicorn's asyncio.Queue and Event (see the module docstring)
         self.writable: Any = _Flag(True)
         self._lost: asyncio.Future[None] | None = None  # made by close_and_wait only: most never close so
-        if (
-            self.config.ws_per_message_deflate
-        ):  # ours instead of uvicorn's, which keeps context per connection
+        # per-message deflate as offered here, not as uvicorn offers it (with context per connection)
+        if self.config.ws_per_message_deflate:
             self.conn.available_extensions = [DEFLATE_OFFER]
 
     def connection_made(self, transport: Any) -> None:
@@ -284,7 +283,7 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def _write_own_deflate(self, text: str) -> None:
         """Compressed by this connection's extension, for a client whose window the shared frames
-        exceed; under the floor uncompressed (its extension keeps no context between messages)."""
+        exceed; under the floor uncompressed (RFC 7692 §6: an uncompressed message touches no context)."""
         payload = text.encode()
         if len(payload) < self.deflate_min_bytes:
             self.transport.write(frame_of(text))
