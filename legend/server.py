@@ -216,7 +216,11 @@ def run_worker(
         port=server_settings.port,
         log_level=server_settings.log_level,
         # websockets-sansio, with synchronous writes and a close that drops peers that stopped reading
-        ws=protocol_class(settings.realtime.close_timeout, server_settings.ws_send_buffer),
+        ws=protocol_class(
+            settings.realtime.close_timeout,
+            server_settings.ws_send_buffer,
+            server_settings.ws_deflate_min_bytes,
+        ),
         ws_per_message_deflate=server_settings.ws_per_message_deflate,
         ws_ping_interval=server_settings.ws_ping_interval or None,
         # The app answers oversized frames itself with an error; the transport's hard cap is far above.

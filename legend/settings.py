@@ -50,9 +50,12 @@ class ServerSettings(_Section):
     port: Port = 8000
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     log_format: Literal["text", "json"] = "text"  # json: one object per line (time, level, logger, …)
-    # Browsers ask for permessage-deflate; compressing every message again for every connection costs
-    # more CPU than the bandwidth it saves on small JSON prices, so it is off unless asked for.
-    ws_per_message_deflate: bool = False
+    # Per-message deflate for the clients that offer it (browsers do). Negotiated without server context
+    # takeover, so that a message is compressed once for all its connections (docs/performance.md).
+    ws_per_message_deflate: bool = True
+    # Texts of fewer UTF-8 bytes go uncompressed even to a client with per-message deflate: the few bytes
+    # deflate saves on them are not worth the client's decompressing (docs/performance.md).
+    ws_deflate_min_bytes: Annotated[int, msgspec.Meta(ge=0, le=1024 * 1024)] = 128
     # Kernel send buffer (SO_SNDBUF) of each WebSocket, in bytes; Linux doubles it (bookkeeping) and caps
     # it at net.core.wmem_max. 256 KiB carries a dashboard at 20 Mbit/s over a 200 ms round trip (the
     # bandwidth-delay product) and bounds what a client that stops reading holds in the kernel. 0 keeps

@@ -3,7 +3,7 @@
     python -m bench.fanout.servers {litestar,picows,socketio} PORT
 
 * ``litestar``: the ceiling of our stack. Litestar under uvicorn (``websockets-sansio``, no per-message
-  deflate, as Legend runs), one WebSocket route, and a POST route that sends the posted frame to every
+  deflate: the bench's clients offer none, so Legend negotiates none either), one WebSocket route, and a POST route that sends the posted frame to every
   subscribed socket in one loop: no queue, no task per connection.
 * ``picows``: the limit of Python here. A framework-free picows server on uvloop; it publishes what it is
   sent on ``/publish`` to every subscriber in one loop of synchronous writes, and answers once no socket

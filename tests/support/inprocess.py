@@ -19,13 +19,16 @@ from tests.support.server import free_port
 async def serving(services: Services) -> AsyncIterator[str]:
     """Serve ``services`` (started and stopped by the app's lifespan); yields the WebSocket URL."""
     port = free_port()
-    realtime = services.settings.realtime
+    realtime, server_settings = services.settings.realtime, services.settings.server
     config = uvicorn.Config(
         create_app(services=services),
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        ws=protocol_class(realtime.close_timeout, services.settings.server.ws_send_buffer),
+        ws=protocol_class(
+            realtime.close_timeout, server_settings.ws_send_buffer, server_settings.ws_deflate_min_bytes
+        ),
+        ws_per_message_deflate=server_settings.ws_per_message_deflate,
         lifespan="on",
     )
     server = uvicorn.Server(config)

@@ -51,7 +51,7 @@ def test_defaults_without_a_file() -> None:
     assert settings.realtime.update_interval == 5 and settings.realtime.after_hours_interval == 60
     assert settings.realtime.max_messages_per_second == 10 and settings.realtime.history_size == 100
     assert settings.realtime.stale_after == 60 and settings.redis.url is None
-    assert settings.server.ws_per_message_deflate is False
+    assert settings.server.ws_per_message_deflate is True and settings.server.ws_deflate_min_bytes == 128
     assert settings.server.forwarded_allow_ips == ["127.0.0.1", "::1"]  # uvicorn's loopback default
 
 

@@ -38,8 +38,9 @@ WHERE = "legend/adapters/http/websocket_protocol.py"
 # Set by uvicorn's __init__, with the type of the value it sets there. queue and writable are replaced by
 # _Inbox and _Flag; close_timeout is overwritten after __init__ (uvicorn sets its own there).
 INIT_STATE: dict[str, type] = {
+    "config": Config,  # read for ws_per_message_deflate: whether to offer the extension at all
     "loop": asyncio.AbstractEventLoop,
-    "conn": ServerProtocol,
+    "conn": ServerProtocol,  # its available_extensions replaced by ours when deflate is on
     "queue": asyncio.Queue,
     "writable": asyncio.Event,
     "transport": NoneType,
@@ -79,7 +80,10 @@ METHODS: dict[str, tuple[str, ...]] = {
 OWN = {
     "configured_close_timeout",
     "send_buffer",
+    "deflate_min_bytes",
+    "deflate_mode",
     "write_text",
+    "_write_own_deflate",
     "send_text",
     "close_and_wait",
     "close_now",

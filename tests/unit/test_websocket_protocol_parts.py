@@ -1,19 +1,34 @@
 """The light replacements of uvicorn's per-connection asyncio.Queue and asyncio.Event
-(legend/adapters/http/websocket_protocol.py): same behaviour where uvicorn and Legend use them; and the
-pings it leaves unanswered while its write buffer is full."""
+(legend/adapters/http/websocket_protocol.py): same behaviour where uvicorn and Legend use them; the
+pings it leaves unanswered while its write buffer is full; and the per-message deflate frames, made once
+per message for every connection that can take them (tests/integration/test_deflate.py: over a server)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import sys
+import zlib
+from typing import Any
 
 import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
+from websockets.datastructures import Headers
+from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from legend.adapters.http.websocket_protocol import _Flag, _Inbox, protocol_class
+from legend.adapters.http.websocket_protocol import (
+    _Flag,
+    _Inbox,
+    deflate_frame_of,
+    deflate_mode,
+    frame_of,
+    offer_parses,
+    protocol_class,
+)
 from legend.adapters.http.ws import close_reason
 
 
@@ -122,3 +137,126 @@ async def test_pings_are_not_answered_while_the_write_buffer_is_over_its_high_wa
     protocol.resume_writing()
     protocol.data_received(ping)
     assert transport.written[-1] == b"\x8a\x04abcd"  # answered again once it drained
+
+
+# ───────────── per-message deflate: frames made once, and which connections may share them ─────────────
+
+
+def _inflate(frame: bytes, window_bits: int = 12) -> str:
+    """The text of a compressed frame, inflated alone (as a client of a server without context takeover)
+    with the server window the handshake agreed."""
+    size = frame[1] & 0x7F
+    payload = frame[2 + {126: 2, 127: 8}.get(size, 0) :]
+    return zlib.decompressobj(-window_bits).decompress(payload + b"\x00\x00\xff\xff").decode()
+
+
+@pytest.mark.parametrize("size", [200, 5_000, 300_000])  # frame lengths of 7, 16 and 64 bits
+def test_a_deflate_frame_is_the_text_compressed_alone_with_rsv1(size: int) -> None:
+    text = ('{"type":"price_update","ticker":"AAPL","price":231.5,"note":"' + "é" * size)[:size] + '"}'
+    frame = deflate_frame_of(text, 128)
+    assert frame[0] == 0xC1  # FIN, RSV1, text
+    assert _inflate(frame) == text
+    assert len(frame) < len(frame_of(text))
+
+
+def test_a_deflate_frame_is_made_once_per_text() -> None:
+    text = '{"type":"pattern_alert","ticker":"AAPL","message":"' + "VCP " * 50 + '"}'
+    assert deflate_frame_of(text, 128) is deflate_frame_of(text, 128)
+    copy = "".join(list(text))  # an equal text, another object: framed again, to the same bytes
+    assert copy is not text and deflate_frame_of(copy, 128) == deflate_frame_of(text, 128)
+
+
+def test_a_text_under_the_floor_or_that_would_not_shrink_goes_uncompressed() -> None:
+    small = (
+        '{"type":"history","channel":"patterns","messages":[],"seq":0,"timestamp":"2026-01-05T15:00:00.000Z"}'
+    )
+    assert len(small) < 128 and deflate_frame_of(small, 128) == frame_of(small)  # RSV1 clear
+    assert deflate_frame_of(small, 64)[0] == 0xC1  # it shrinks: over a lower floor it is compressed
+    noise = base64.b64encode(os.urandom(3000)).decode()[:3000]  # over the floor, shrinks little
+    frame = deflate_frame_of(noise, 128)
+    assert frame[0] == 0xC1 or frame == frame_of(noise)
+    assert deflate_frame_of("", 0) == b"\x81\x00"
+    multibyte = "é" * 100  # 100 characters, 200 bytes: the floor counts bytes
+    assert deflate_frame_of(multibyte, 150)[0] == 0xC1 and deflate_frame_of(multibyte, 201) == frame_of(
+        multibyte
+    )
+
+
+@pytest.mark.parametrize(
+    ("extensions", "mode"),
+    [
+        ([], "plain"),
+        ([PerMessageDeflate(True, True, 12, 12)], "shared"),
+        ([PerMessageDeflate(False, True, 15, 15)], "shared"),  # a larger window holds the shared frames
+        ([PerMessageDeflate(True, True, 12, 9)], "own"),  # a client that asked a smaller server window
+        ([PerMessageDeflate(True, False, 12, 12)], "own"),  # with context takeover (not offered by us)
+    ],
+)
+def test_which_connections_take_the_shared_frames(extensions: list[PerMessageDeflate], mode: str) -> None:
+    assert deflate_mode(extensions) == {"plain": 0, "shared": 1, "own": 2}[mode]
+
+
+def test_an_unparseable_offer_is_told_apart() -> None:
+    assert offer_parses(Headers([("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")]))
+    assert offer_parses(Headers([("Sec-WebSocket-Extensions", "permessage-deflate; foo=bar")]))  # parses
+    assert offer_parses(Headers())
+    assert not offer_parses(Headers([("Sec-WebSocket-Extensions", 'permessage-deflate; x="unterminated')]))
+    assert not offer_parses(
+        Headers([("Sec-WebSocket-Extensions", "permessage-deflate"), ("Sec-WebSocket-Extensions", ";;")])
+    )
+
+
+async def _open(extensions: list[PerMessageDeflate], floor: int = 128) -> tuple[Any, _Transport]:
+    """A protocol after a handshake that negotiated ``extensions``, writing to a recording transport."""
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        pass
+
+    config = Config(app, ws="websockets-sansio", log_config=None, lifespan="off")
+    config.load()
+    protocol = protocol_class(1.0, 0, floor)(config, ServerState(), {}, _loop=asyncio.get_running_loop())
+    protocol.conn = ServerProtocol(state=State.OPEN)
+    protocol.conn.extensions = list(extensions)
+    mode = deflate_mode(protocol.conn.extensions)
+    if mode:
+        protocol.deflate_mode = mode  # what handle_connect sets after the handshake
+    transport = protocol.transport = _Transport()  # type: ignore[assignment]
+    return protocol, transport
+
+
+async def test_a_fan_out_compresses_a_message_once_for_every_deflate_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[object] = []
+
+    def counted(*args: Any) -> Any:
+        made.append(args)
+        return real(*args)
+
+    real = zlib.compressobj
+    monkeypatch.setattr(zlib, "compressobj", counted)  # the module websocket_protocol calls
+    deflating = [await _open([PerMessageDeflate(True, True, 12, 12)]) for _ in range(5)]
+    plain = [await _open([]) for _ in range(3)]
+    text = '{"type":"price_update","ticker":"AAPL","price":231.5,"volume":1000,' + '"x":0,' * 40 + '"seq":7}'
+    for protocol, _ in deflating + plain:
+        assert protocol.write_text(text)
+    assert len(made) == 1  # once, however many connections
+    frames = [transport.written[-1] for _, transport in deflating]
+    assert all(frame is frames[0] for frame in frames) and _inflate(frames[0]) == text
+    assert all(transport.written[-1] == frame_of(text) for _, transport in plain)
+
+
+async def test_a_connection_with_a_smaller_window_compresses_for_itself() -> None:
+    """A client that asked for a 512-byte server window cannot take the shared frames, whose matches
+    may reach 4 KiB back: its own extension compresses for it."""
+    protocol, transport = await _open([PerMessageDeflate(True, True, 12, 9)])
+    quote = base64.b64encode(os.urandom(150)).decode()
+    text = f'{{"message":"{quote}","note":"{base64.b64encode(os.urandom(600)).decode()}","again":"{quote}"}}'
+    protocol.write_text(text)
+    (frame,) = transport.written
+    assert frame[0] == 0xC1 and _inflate(frame, window_bits=9) == text
+    compressor = zlib.compressobj(-1, zlib.DEFLATED, -9, 5)  # the 512-byte window: the quote not found again
+    alone = (compressor.compress(text.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    assert frame.endswith(alone) and len(frame) > len(deflate_frame_of(text, 128))
+    protocol.write_text('{"type":"pong","timestamp":"2026-01-05T15:00:00.000Z"}')  # under the floor
+    assert transport.written[-1][0] == 0x81

@@ -6,6 +6,12 @@
   for every client: server frames carry no mask) and hands them to the socket at once, without the
   awaited ASGI ``send`` per connection per message. It declines when the socket's buffer is over its
   high-water mark, so the caller queues instead of piling bytes up in the kernel and in asyncio.
+- **Per-message deflate compressed once.** The extension (RFC 7692) is negotiated with
+  ``server_no_context_takeover``: every server message is compressed on its own, so the compressed
+  frame of a text is the same bytes for every connection, made once per message (``deflate_frame_of``)
+  however many connections it goes to. Texts under ``server.ws_deflate_min_bytes`` go uncompressed.
+  ``client_no_context_takeover`` too: no connection keeps a decompressor between messages. An offer that
+  cannot be accepted, even one that cannot be parsed, gets no extension, never a failed handshake.
 - **A close that really ends.** uvicorn waits for a closing peer with ``transport.close()``, which first
   flushes the write buffer: a peer that stopped reading keeps its socket ESTABLISHED until TCP gives
   up. Here the close frame is written even into a full buffer, and a peer that has not finished the
@@ -36,9 +42,16 @@ import contextlib
 import logging
 import socket
 import struct
+import zlib
+from collections.abc import Sequence
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHeader
+from websockets.extensions import Extension
+from websockets.extensions.permessage_deflate import PerMessageDeflate, ServerPerMessageDeflateFactory
+from websockets.headers import parse_extension
 
 from legend.ports.transport import TransportClosed
 from legend.runtime.logcontext import HOSTILE
@@ -58,22 +71,98 @@ _PONG = b"\x8a"  # first byte of a pong frame as websockets writes it: FIN, opco
 _last_text = ""
 _last_frame = b"\x81\x00"
 
+# Per-message deflate (RFC 7692). The server's window of 4 KiB and zlib's memLevel 5 are uvicorn's own
+# choice: our messages are a few hundred bytes, which zlib's defaults (32 KiB, 8) compress no smaller and
+# a little slower (bench/bench_deflate.py), and the window the handshake advertises lets clients inflate
+# with 4 KiB.
+DEFLATE_WINDOW_BITS = 12
+DEFLATE_MEM_LEVEL = 5
+DEFLATE_SETTINGS: dict[str, Any] = {"memLevel": DEFLATE_MEM_LEVEL}
+DEFLATE_OFFER = ServerPerMessageDeflateFactory(
+    server_no_context_takeover=True,  # every message compressed alone: one compressed frame for all
+    client_no_context_takeover=True,  # no decompressor kept per connection between client messages
+    server_max_window_bits=DEFLATE_WINDOW_BITS,
+    client_max_window_bits=DEFLATE_WINDOW_BITS,
+    compress_settings=DEFLATE_SETTINGS,
+)
+_PLAIN, _SHARED, _OWN = 0, 1, 2  # how a connection's text frames are made (``deflate_mode``)
+
+# The deflate frame of the last text written to a connection with the extension, as ``_last_frame``.
+_last_deflated_text = ""
+_last_deflated_floor = 0
+_last_deflated_frame = b"\x81\x00"
+
+
+def _frame(first: int, payload: bytes) -> bytes:
+    """An unmasked, unfragmented frame (RFC 6455 §5.2) whose first byte is ``first``."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((first, size))
+    elif size < 65536:
+        header = struct.pack("!BBH", first, 126, size)
+    else:
+        header = struct.pack("!BBQ", first, 127, size)
+    return header + payload
+
 
 def frame_of(text: str) -> bytes:
     """The unmasked, unfragmented WebSocket text frame of ``text`` (RFC 6455 §5.2)."""
     global _last_text, _last_frame
     if text is _last_text:
         return _last_frame
-    payload = text.encode()
-    size = len(payload)
-    if size < 126:
-        header = bytes((0x81, size))
-    elif size < 65536:
-        header = struct.pack("!BBH", 0x81, 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, size)
-    _last_text, _last_frame = text, header + payload
+    _last_text, _last_frame = text, _frame(0x81, text.encode())
     return _last_frame
+
+
+def deflate_frame_of(text: str, min_bytes: int) -> bytes:
+    """The text frame of ``text`` for a connection with per-message deflate and
+    ``server_no_context_takeover``: compressed alone with RSV1 set (RFC 7692 §7.2.1), or uncompressed
+    (RSV1 clear, §6) when its UTF-8 is under ``min_bytes`` or would not shrink."""
+    global _last_deflated_text, _last_deflated_floor, _last_deflated_frame
+    if text is _last_deflated_text and min_bytes == _last_deflated_floor:
+        return _last_deflated_frame
+    payload = text.encode()
+    frame = None
+    if len(payload) >= min_bytes:
+        compressor = zlib.compressobj(-1, zlib.DEFLATED, -DEFLATE_WINDOW_BITS, DEFLATE_MEM_LEVEL)
+        # a sync flush ends the data with an empty stored block, 00 00 ff ff, which the sender removes
+        data = (compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        if len(data) < len(payload):
+            frame = _frame(0xC1, data)  # FIN, RSV1 (compressed), opcode text
+    if frame is None:
+        frame = _frame(0x81, payload)
+    _last_deflated_text, _last_deflated_floor, _last_deflated_frame = text, min_bytes, frame
+    return frame
+
+
+def deflate_mode(extensions: Sequence[Extension]) -> int:
+    """How to frame text for a connection that negotiated ``extensions``: plain; shared deflate frames,
+    when the only extension is per-message deflate without server context takeover and with a window
+    the shared frames fit in; else compressed by the connection's own extension (a client that asked
+    for a smaller server window)."""
+    if not extensions:
+        return _PLAIN
+    extension = extensions[0]
+    if (
+        len(extensions) == 1
+        and isinstance(extension, PerMessageDeflate)
+        and extension.local_no_context_takeover
+        and extension.local_max_window_bits >= DEFLATE_WINDOW_BITS
+    ):
+        return _SHARED
+    return _OWN
+
+
+def offer_parses(headers: Headers) -> bool:
+    """Whether every ``Sec-WebSocket-Extensions`` header of a handshake request parses (RFC 6455 §9.1):
+    websockets fails the handshake with a 400 on one that does not, where a server with no extensions
+    to offer would not have looked at it."""
+    try:
+        for value in headers.get_all("Sec-WebSocket-Extensions"):
+            parse_extension(value)
+    except InvalidHeader:
+        return False
+    return True
 
 
 class _Inbox:
@@ -152,6 +241,8 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
 
     configured_close_timeout = 3.0  # realtime.close_timeout: seconds a close handshake may take
     send_buffer = 0  # SO_SNDBUF of each connection in bytes; 0: the kernel's default (autotuned)
+    deflate_min_bytes = 0  # server.ws_deflate_min_bytes: shorter texts go uncompressed
+    deflate_mode = _PLAIN  # set by the handshake when the client accepted per-message deflate
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -161,6 +252,9 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
         self.queue: Any = _Inbox()  # replaces uvicorn's asyncio.Queue and Event (see the module docstring)
         self.writable: Any = _Flag(True)
         self._lost: asyncio.Future[None] | None = None  # made by close_and_wait only: most never close so
+        # per-message deflate as offered here, not as uvicorn offers it (with context per connection)
+        if self.config.ws_per_message_deflate:
+            self.conn.available_extensions = [DEFLATE_OFFER]
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -178,12 +272,24 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
             raise TransportClosed("the WebSocket is closed")
         if not self.writable.is_set():
             return False
-        if self.conn.extensions:  # per-message deflate: every connection compresses for itself
-            self.conn.send_text(text.encode())
-            self.transport.write(b"".join(self.conn.data_to_send()))
-        else:
+        mode = self.deflate_mode
+        if not mode:
             self.transport.write(frame_of(text))
+        elif mode == _SHARED:  # compressed once for every connection it goes to
+            self.transport.write(deflate_frame_of(text, self.deflate_min_bytes))
+        else:
+            self._write_own_deflate(text)
         return True
+
+    def _write_own_deflate(self, text: str) -> None:
+        """Compressed by this connection's extension, for a client whose window the shared frames
+        exceed; under the floor uncompressed (RFC 7692 §6: an uncompressed message touches no context)."""
+        payload = text.encode()
+        if len(payload) < self.deflate_min_bytes:
+            self.transport.write(frame_of(text))
+            return
+        self.conn.send_text(payload)
+        self.transport.write(b"".join(self.conn.data_to_send()))
 
     async def send_text(self, text: str) -> None:
         """Write one text frame, waiting while the buffer is over its high-water mark."""
@@ -227,7 +333,12 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
     # ───────────── uvicorn's protocol, adjusted ─────────────
 
     def handle_connect(self, event: Any) -> None:
+        if self.conn.available_extensions and not offer_parses(event.headers):
+            self.conn.available_extensions = None  # declined, as an offer the factory cannot accept
         super().handle_connect(event)
+        mode = deflate_mode(self.conn.extensions)
+        if mode:  # set only then: no attribute more per plain connection
+            self.deflate_mode = mode
         scope = getattr(self, "scope", None)
         if scope is not None:  # the application's task is created but has not run yet
             scope["extensions"][EXTENSION] = self
@@ -276,8 +387,15 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
         super().send_receive_event_to_app()
 
 
-def protocol_class(close_timeout: float, send_buffer: int = 0) -> type[LegendWebSocketProtocol]:
+def protocol_class(
+    close_timeout: float, send_buffer: int = 0, deflate_min_bytes: int = 0
+) -> type[LegendWebSocketProtocol]:
     """The protocol class for uvicorn's ``ws`` setting: peers dropped after ``close_timeout``, kernel
-    send buffers of ``send_buffer`` bytes (0: the kernel's default)."""
-    attributes = {"configured_close_timeout": close_timeout, "send_buffer": send_buffer}
+    send buffers of ``send_buffer`` bytes (0: the kernel's default), texts under ``deflate_min_bytes``
+    uncompressed (when uvicorn's ``ws_per_message_deflate`` is on and the client accepts it)."""
+    attributes = {
+        "configured_close_timeout": close_timeout,
+        "send_buffer": send_buffer,
+        "deflate_min_bytes": deflate_min_bytes,
+    }
     return type("LegendWebSocketProtocol", (LegendWebSocketProtocol,), attributes)
