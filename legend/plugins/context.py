@@ -29,7 +29,7 @@ from legend.domain.stream_name import InvalidStreamName, StreamName
 from legend.domain.symbols import normalize_ticker
 from legend.domain.timefmt import iso
 from legend.plugins.database import SqlDatabase
-from legend.plugins.feeds import FEED_FENCE
+from legend.plugins.fence import FEED_FENCE
 from legend.plugins.status import PluginStatus
 from legend.plugins.store import PluginStateRepository, PluginStore
 from legend.ports.backplane import Backplane

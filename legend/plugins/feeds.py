@@ -21,6 +21,7 @@ import contextvars
 import logging
 from typing import TYPE_CHECKING, Any
 
+from legend.plugins.fence import FEED_FENCE
 from legend.ports.backplane import BackplaneUnavailable, Fenced
 from legend.runtime.supervisor import Restart, Supervised, describe
 
@@ -31,11 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("legend.plugins")
 
 HEALTHY_AFTER = 60.0  # a feed that ran this long before failing restarts after the initial delay again
-# The lease and fencing token of the leased feed running in this task (and the tasks it starts), taken when
-# the feed started: its publishes are refused once another holding of the lease began.
-FEED_FENCE: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
-    "legend_feed_fence", default=None
-)
 
 
 class FeedRunner:
