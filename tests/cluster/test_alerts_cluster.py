@@ -37,7 +37,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """One database for every instance of a test."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path}/shared.db"
-    postgres: PostgresDatabases = request.getfixturevalue("postgres")
+    return migrated_postgres(request.getfixturevalue("postgres"))
+
+
+def migrated_postgres(postgres: PostgresDatabases) -> str:
+    """A new database on the session's PostgreSQL with the server's and the plugins' tables: its URL."""
     url = postgres.create(f"cluster_{int(time.monotonic() * 1000) % 10**9}")
     from legend.adapters.sql import Database
     from legend.plugins.schemas import enabled_schemas
