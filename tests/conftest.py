@@ -20,6 +20,7 @@ SLOW_FIRST = (
     "tests/bench/test_fanout_smoke.py",
     "tests/packaging/test_dockerfile.py",
     "tests/cluster/test_alerts_cluster.py",
+    "tests/cluster/test_partition_matrix.py",
     "tests/soak/test_soak.py",
     "tests/persistence/test_crash_safety.py",
     "tests/cluster/test_sentinel_failover.py",
