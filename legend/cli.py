@@ -25,6 +25,8 @@ def database(settings: Settings, action: str, revision: str | None) -> int:
     """Run a migration command against the configured database: on the server's tables and the tables of
     every enabled plugin that has some (``upgrade``: both up to their newest, ``downgrade base``: both down
     to nothing), on the server's alone (any other revision), or on one plugin's (``PLUGIN@REVISION``)."""
+    import msgspec
+
     from legend.adapters.sql import Database, DatabaseError, migrate
     from legend.plugins.schemas import enabled_schemas
 
@@ -40,7 +42,8 @@ def database(settings: Settings, action: str, revision: str | None) -> int:
     chosen = [schemas[plugin]] if plugin else list(schemas.values())
 
     async def run() -> int:
-        db = Database.from_settings(settings.database)
+        # a migration may take long: no statement timeout here
+        db = Database.from_settings(msgspec.structs.replace(settings.database, command_timeout=0))
         try:
             await asyncio.to_thread(db.make_directory)
             if action == "upgrade" and not plugin:

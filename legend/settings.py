@@ -345,6 +345,10 @@ class DatabaseSettings(_Section):
     # Apply migrations at start; unset means only for SQLite (run `legend db upgrade` for PostgreSQL).
     migrate_on_start: bool | None = None
     echo: bool = False  # log every SQL statement
+    # PostgreSQL: seconds a statement (and opening a connection) may take before it fails. A link cut
+    # silently would otherwise hold a query, and the work waiting on it (alert evaluation), forever.
+    # `legend db upgrade` runs without it (a migration may take long). 0: no limit.
+    command_timeout: Annotated[float, msgspec.Meta(ge=0)] = 15.0
 
     def __post_init__(self) -> None:
         if self.url is not None:

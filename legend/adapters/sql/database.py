@@ -91,7 +91,14 @@ def _on_sqlite_begin(connection: Any) -> None:
 class Database:
     """One engine and how to read and write through it; ``start`` migrates or checks the schema."""
 
-    def __init__(self, url: str, *, migrate_on_start: bool | None = None, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate_on_start: bool | None = None,
+        echo: bool = False,
+        command_timeout: float = 0,
+    ) -> None:
         try:
             self.backend = database_backend(url)  # the check the settings make, for URLs given directly
         except ValueError as exc:
@@ -104,6 +111,7 @@ class Database:
         self.file = _sqlite_file(self.url) if self.backend == "sqlite" else None
         # Only the embedded default migrates by itself; a shared server is migrated by `legend db upgrade`.
         self.migrate_on_start = self.backend == "sqlite" if migrate_on_start is None else migrate_on_start
+        self.command_timeout = command_timeout
         self.engine: AsyncEngine = self._create_engine(echo)
         self._write_lock = asyncio.Lock() if self.backend == "sqlite" else None
         # an in-memory SQLite database is one shared connection: reads must wait for writes too
@@ -113,7 +121,12 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: DatabaseSettings) -> Database:
-        return cls(database_url(settings), migrate_on_start=settings.migrate_on_start, echo=settings.echo)
+        return cls(
+            database_url(settings),
+            migrate_on_start=settings.migrate_on_start,
+            echo=settings.echo,
+            command_timeout=settings.command_timeout,
+        )
 
     def _create_engine(self, echo: bool) -> AsyncEngine:
         if self.backend == "sqlite":
@@ -121,7 +134,17 @@ class Database:
             event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
             event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
             return engine
-        return create_async_engine(self.url, echo=echo, pool_pre_ping=True)
+        connect_args: dict[str, Any] = {}
+        if self.command_timeout:
+            # asyncpg cancels a statement past it (and gives up opening a connection); the server ends a
+            # transaction left idle by a client that lost its link, so its row locks do not outlive it
+            idle_ms = int(max(60.0, 4 * self.command_timeout) * 1000)
+            connect_args = {
+                "command_timeout": self.command_timeout,
+                "timeout": self.command_timeout,
+                "server_settings": {"idle_in_transaction_session_timeout": str(idle_ms)},
+            }
+        return create_async_engine(self.url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
 
     @property
     def safe_url(self) -> str:
