@@ -85,6 +85,7 @@ class Listener:
         self._watermarks: dict[str, int] = {}  # per stream, replayed up to here after a reconnect
         self._watermarks_until = 0.0
         self._heard_since_ping = False
+        self._token_task: asyncio.Task[str] | None = None  # the journal position for the next ping
         self._ever_connected = False
         self._pubsub: PubSub | None = None
         self._control = keys.control.encode()
@@ -136,6 +137,9 @@ class Listener:
                     await connection.wake.wait()
 
     async def close(self) -> None:
+        task, self._token_task = self._token_task, None
+        if task is not None:
+            task.cancel()
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
@@ -249,14 +253,20 @@ class Listener:
                 self._watermarks.clear()
 
     async def _ping(self, pubsub: PubSub) -> None:
-        """Ping the subscription. The journal position is only read when messages arrived since the last
-        ping (otherwise the checkpoint stands), so a quiet or frozen line is pinged without waiting on a
-        command first."""
+        """Ping the subscription, never waiting on a command: the journal position a ping carries was read
+        in the background since the ping before (a position read before the ping is sent is a valid
+        checkpoint: everything up to it was published before the ping). It is only read when messages
+        arrived since (otherwise the checkpoint stands). A slow Redis thus never stops the subscription
+        being read (before, 0.5 s of latency held it up to 4 s while a read of the position timed out)."""
         token = PING_TOKEN
-        if self._heard_since_ping:
-            with contextlib.suppress(BackplaneUnavailable):
-                token = await self.journal.ping_token()
-                self._heard_since_ping = False
+        task = self._token_task
+        if task is not None and task.done():
+            self._token_task = None
+            if not task.cancelled() and task.exception() is None:
+                token = task.result()
+        if self._heard_since_ping and self._token_task is None:
+            self._heard_since_ping = False
+            self._token_task = asyncio.get_running_loop().create_task(self.journal.ping_token())
         await pubsub.ping(token)
 
     def _on_message(self, message: dict[str, Any]) -> None:
