@@ -536,6 +536,7 @@ async def test_the_quote_poller_cut_from_redis_is_taken_over_within_3_s_and_publ
         )
         assert back < TAKEOVER, f"prices back only {back:.2f} s after the poller was cut"
         assert status["leader"] is False and await polls(http, b)
+        assert status["lease_lost"] >= 1, status  # counted: it stopped polling when it could not renew
         last = status["last_publish"]
         assert last is None or datetime.fromisoformat(last).timestamp() < cut_wall, status
         seqs = [msg["seq"] for msg in client.received if is_price("AAPL")(msg)]

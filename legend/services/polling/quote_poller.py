@@ -130,8 +130,12 @@ class QuotePoller:
                 log.warning("quote poller lost the lease to another instance; no longer polling")
             self.leader = held
         except BackplaneUnavailable as exc:
+            if self.leader:  # cut from Redis: the lease lapses, another instance takes polling over
+                self.lease_lost += 1
+                log.warning("quote poller cannot renew its lease (%s); no longer polling", exc)
+            else:
+                log.warning("backplane unavailable: %s", exc)
             self.leader = False
-            log.warning("backplane unavailable: %s", exc)
         now = self.clock.monotonic()
         if not self.leader:
             self._announced = None  # a new leadership announces the current status again
