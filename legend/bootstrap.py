@@ -446,6 +446,7 @@ def bootstrap(
             publisher.publish_bar,  # the bars channel
             lease_ttl=settings.redis.lease_ttl,
             bus=bus,  # BarsClosed
+            release_lease=cluster.release_lease,
         )
     history = bar_history(provider)
     bar_backfill = BarBackfill(history, bars) if bars is not None and history is not None else None

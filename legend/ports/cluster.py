@@ -39,6 +39,13 @@ class ClusterMembership(Protocol):
         """Take or renew a cluster-wide lease; True while this instance holds it."""
         ...
 
+    async def release_lease(self, name: str) -> bool:
+        """Give the lease up now if this instance holds it, so that another instance takes it over without
+        waiting for it to lapse (a holder that cannot do the work: its database is cut); whether there can
+        be another (False for a cluster of one). Raises BackplaneUnavailable; the lease then lapses on its
+        own."""
+        ...
+
     def fence(self, name: str) -> tuple[str, int] | None:
         """The fencing token of a held lease, as ``Outgoing.fence`` takes it (name, token): a publish made
         with it is refused once another instance took the lease over. None when the lease is not held, or

@@ -3,8 +3,10 @@
 Alert evaluation and bar building share it, each reading the price log in batches from a position: hold
 the lease, take over when it was just gained (load what the last holder stored), then work until the
 lease wants renewing; a ``PositionConflict`` (another holder stored meanwhile) or any failure drops what
-was taken over, so the next round reloads (a failure after a backoff delay). What differs (what is taken
-over, what one step is) the subclass says.
+was taken over, so the next round reloads (a failure after a backoff delay). A holder that has failed
+for longer than ``lease_ttl`` gives the lease up (``release_lease``) and stays away for a ttl: another
+instance, whose database or log may work, takes the job over instead of waiting for this one to heal.
+What differs (what is taken over, what one step is) the subclass says.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from legend.runtime.backoff import Backoff
 
 #: Takes or renews a lease (name, ttl in seconds); True while this instance holds it.
 HoldLease = Callable[[str, float], Awaitable[bool]]
+#: Gives a held lease up at once (name); whether another instance may take it (not in a cluster of one).
+ReleaseLease = Callable[[str], Awaitable[bool]]
 
 
 class LeasedLoop(ABC):
@@ -43,8 +47,10 @@ class LeasedLoop(ABC):
         batch: int,
         clock: Clock,
         log: logging.Logger,
+        release_lease: ReleaseLease | None = None,
     ) -> None:
         self.lease, self.job, self.hold_lease, self.lease_ttl = lease, job, hold_lease, lease_ttl
+        self.release_lease = release_lease
         self.price_log, self.batch, self.clock, self.log = price_log, batch, clock, log
         self.holder = False
         self.position: str | None = None  # the last log entry done
@@ -53,6 +59,7 @@ class LeasedLoop(ABC):
         self.position_conflicts = 0
         self.failures = 0
         self.last_error: str | None = None
+        self.handed_over = 0  # times the lease was given up after failing for longer than its ttl
 
     @abstractmethod
     async def take_over(self) -> None:
@@ -91,6 +98,7 @@ class LeasedLoop(ABC):
         """Forever: take the lease, take over, then work step after step while the lease holds."""
         backoff = Backoff(0.5, maximum=10.0)  # after a failed round, reset by a good one
         renew_every = self.lease_ttl / 3
+        failing_since: float | None = None  # when the rounds began to fail, one after another
         while True:
             try:
                 held = await self.hold_lease(self.lease, self.lease_ttl)
@@ -107,6 +115,7 @@ class LeasedLoop(ABC):
                 while (left := renew_at - time.monotonic()) > 0:
                     await self.work(left)
                 backoff.reset()
+                failing_since = None
             except asyncio.CancelledError:
                 raise
             except PositionConflict:
@@ -119,4 +128,26 @@ class LeasedLoop(ABC):
                 delay = backoff.next()
                 self.log.warning("%s failed (%s); reloading in %.1f s", self.job, self.last_error, delay)
                 self.holder = False
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if self.release_lease is not None and now - failing_since > self.lease_ttl:
+                    failing_since = None
+                    if await self._hand_over():
+                        delay = max(delay, self.lease_ttl)  # long enough for another instance to take it
                 await asyncio.sleep(delay)
+
+    async def _hand_over(self) -> bool:
+        """Give the lease up after failing for longer than its ttl (best effort: it lapses anyway);
+        whether another instance may take it."""
+        assert self.release_lease is not None
+        try:
+            if not await self.release_lease(self.lease):
+                return False
+        except BackplaneUnavailable as exc:
+            self.log.warning("%s: could not give the lease up (%s); it lapses on its own", self.job, exc)
+            return True
+        self.handed_over += 1
+        self.log.warning(
+            "%s has failed for over %.0f s; lease handed over to another instance", self.job, self.lease_ttl
+        )
+        return True

@@ -38,6 +38,9 @@ from tests.support.wsclient import Client, Message, connect
 CUT = 5.0  # seconds a fault lasts at least: past lease_ttl (2 s), several evaluation rounds
 SETTLE = 10.0  # seconds the crossings of a fault have to fire once it is over (they took 0.12 s at most)
 COMMAND_TIMEOUT = 3.0  # database.command_timeout: a query on the cut link fails after it, then retries
+# The database cut: long enough for A's evaluation to fail for over lease_ttl (a query, then a new
+# connection, each failing after COMMAND_TIMEOUT) and hand the lease over, and for B to evaluate after.
+DATABASE_CUT = 11.0
 TAKEOVER = 3.0  # seconds from losing the quote poller to the next price, at most (issue 25)
 
 ALERTS: dict[str, dict[str, Any]] = {  # prices only from the tests (the replay provider has no ALRT)
@@ -284,8 +287,9 @@ async def test_the_evaluator_cut_from_the_database_fires_every_crossing_once(
     503 naming the database (Redis still ok); its stats (printed) show A still evaluating and ``lag``
     growing. A query under way on the cut link fails after ``database.command_timeout`` (before it had
     none: the query waited forever, and with it the evaluation, whose lease stayed renewed, so nothing
-    fired after healing), and the evaluation retries. Once healed every crossing must fire exactly
-    once."""
+    fired after healing), and the evaluation retries; once it has failed for longer than ``lease_ttl`` it
+    hands the lease over and B, whose database works, evaluates during the cut. Once healed every
+    crossing must have fired exactly once."""
     m = matrix(shared_postgres, cut_database=True, **ALERTS)
     a, b, proxy = m.a, m.b, m.database_proxy
     assert proxy is not None
@@ -303,7 +307,7 @@ async def test_the_evaluator_cut_from_the_database_fires_every_crossing_once(
         proxy.blackhole()
         late = 0.0  # the longest a price published during the cut took to reach A's client
         i = 0
-        while time.monotonic() - cut_at < CUT:
+        while time.monotonic() - cut_at < DATABASE_CUT:
             for value in (101.0, 99.0):
                 sent = time.monotonic()
                 seq = await price(http, (a, b)[i % 2], value)
@@ -313,15 +317,18 @@ async def test_the_evaluator_cut_from_the_database_fires_every_crossing_once(
             i += 1
         code, body = await ready(http, a)
         evaluation = (await stats(http, a))["alerting"]["evaluation"]
+        b_evaluates = await evaluates(http, b)
         proxy.pass_through()
         expected = crossings(prices)
         print(
             f"\ndatabase cut {time.monotonic() - cut_at:.1f} s, {expected - 1} crossings in it: prices on A's"
             f" client within {late:.2f} s; /ready {code} database {body['database']}; evaluation"
             f" evaluating={evaluation['evaluating']} lag={evaluation['lag']} failures={evaluation['failures']}"
-            f" last_error={evaluation['last_error']!r}"
+            f" last_error={evaluation['last_error']!r} handed_over={evaluation['handed_over']}; B evaluating"
+            f" {b_evaluates}"
         )
         assert code == 503 and body["database"]["ok"] is False and body["backplane"]["ok"] is True, body
+        assert evaluation["handed_over"] >= 1 and b_evaluates, (evaluation, b_evaluates)
 
         took = await m.settled(rule, expected)
         assert alert_ids(await drain(alice, "alert_trigger", expected)) == keys(rule, expected)

@@ -125,6 +125,9 @@ class InMemoryBackplane(PriceLogReads):
     async def hold_lease(self, name: str, ttl: float) -> bool:
         return True
 
+    async def release_lease(self, name: str) -> bool:
+        return False  # the only instance: there is nobody to hand it to
+
     def fence(self, name: str) -> tuple[str, int] | None:
         return None  # the only instance: nobody can take a lease over
 

@@ -112,6 +112,12 @@ class RedisClusterMembership:
         ms = max(1, int(min(ttl, self.connection.settings.lease_ttl) * 1000))
         return self._held(name, ms, await self._lease(name, ms))
 
+    async def release_lease(self, name: str) -> bool:
+        """Forget the lease here (no more renewals), then give it up in Redis if still ours."""
+        self._held(name, 0, 0)
+        await self.connection.call("lease", scripts.RELEASE, [self.keys.lease(name)], [self.instance_id])
+        return True
+
     def fence(self, name: str) -> tuple[str, int] | None:
         """The held lease's fencing token for ``Outgoing.fence``; None when not held."""
         token = self.tokens.get(name)

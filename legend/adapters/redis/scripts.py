@@ -66,6 +66,7 @@ PUBLISH = Script.load("publish")  # sequence, store, log, journal and PUBLISH on
 HEARTBEAT = Script.load("heartbeat")  # this instance's registration, interest and figures
 MEMBERS = Script.load("members")  # the live instances' interest or figures
 LEASE = Script.load("lease")  # take or renew a lease
+RELEASE = Script.load("release")  # give a held lease up
 LEAVE = Script.load("leave")  # hand back leases and leave the registry
 ADMIT = Script.load("admit")  # register a connection within its user's and address's limits
 REFRESH = Script.load("refresh")  # keep this instance's connections registered

@@ -38,7 +38,7 @@ from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, PriceLog
 from legend.ports.repositories import AlertRepository, PositionMove, RuleChange
 from legend.services.alerts.warm_up import WarmUp, replay
-from legend.services.leased_loop import HoldLease, LeasedLoop
+from legend.services.leased_loop import HoldLease, LeasedLoop, ReleaseLease
 
 log = logging.getLogger("legend.alerts")
 
@@ -67,8 +67,11 @@ class AlertEvaluation(LeasedLoop):
         zone: str = "UTC",
         session_on: SessionLookup | None = None,
         bars: BarStore | None = None,
+        release_lease: ReleaseLease | None = None,
     ) -> None:
-        super().__init__(LEASE, "alert evaluation", hold_lease, lease_ttl, price_log, batch, clock, log)
+        super().__init__(
+            LEASE, "alert evaluation", hold_lease, lease_ttl, price_log, batch, clock, log, release_lease
+        )
         self.repository = repository
         self.deliver = deliver
         self.recover = recover
@@ -283,6 +286,7 @@ class AlertEvaluation(LeasedLoop):
             "log_gaps": self.log_gaps,
             "rule_changes": self.rule_changes,
             "position_conflicts": self.position_conflicts,
+            "handed_over": self.handed_over,
             "failures": self.failures,
             "last_error": self.last_error,
         }

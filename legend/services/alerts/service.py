@@ -100,6 +100,7 @@ class AlertingService:
             zone=zone,
             session_on=session_on,
             bars=bars,
+            release_lease=cluster.release_lease,
         )
         self.bars = bars  # stored bars: previews (None: bars are not kept)
         self.started = False

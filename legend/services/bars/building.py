@@ -38,7 +38,7 @@ from legend.ports.clock import Clock
 from legend.ports.price_log import LogEntry, PriceLog
 from legend.ports.repositories import PositionMove
 from legend.runtime.message_bus import MessageBus
-from legend.services.leased_loop import HoldLease, LeasedLoop
+from legend.services.leased_loop import HoldLease, LeasedLoop, ReleaseLease
 
 log = logging.getLogger("legend.bars")
 
@@ -84,13 +84,16 @@ class BarBuilding(LeasedLoop):
         publish_every: float = PUBLISH_SECONDS,
         read_every: float = READ_SECONDS,
         bus: MessageBus | None = None,
+        release_lease: ReleaseLease | None = None,
     ) -> None:
         if batch < 1 or tick <= 0 or min(store_every, publish_every, read_every) < 0:
             raise ValueError(
                 "batch must be >= 1, tick > 0, store_every, publish_every and read_every >= 0, got "
                 f"{batch}, {tick}, {store_every}, {publish_every} and {read_every}"
             )
-        super().__init__(LEASE, "bar building", hold_lease, lease_ttl, price_log, batch, clock, log)
+        super().__init__(
+            LEASE, "bar building", hold_lease, lease_ttl, price_log, batch, clock, log, release_lease
+        )
         self.store = store
         self.zone = zone
         self.session_on = session_on
@@ -303,6 +306,7 @@ class BarBuilding(LeasedLoop):
             "publish_failures": self.publish_failures,
             "restore_failures": self.restore_failures,
             "position_conflicts": self.position_conflicts,
+            "handed_over": self.handed_over,
             "failures": self.failures,
             "last_error": self.last_error,
         }
