@@ -22,6 +22,7 @@ from legend.ports.clock import Clock
 from legend.ports.price_log import LogRead, PriceLog
 from legend.ports.repositories import PositionConflict
 from legend.runtime.backoff import Backoff
+from legend.runtime.supervisor import describe
 
 #: Takes or renews a lease (name, ttl in seconds); True while this instance holds it.
 HoldLease = Callable[[str, float], Awaitable[bool]]
@@ -124,7 +125,7 @@ class LeasedLoop(ABC):
                 self.holder = False
             except Exception as exc:  # the store, the log or the backplane failed: nothing was stored
                 self.failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = describe(exc)
                 delay = backoff.next()
                 self.log.warning("%s failed (%s); reloading in %.1f s", self.job, self.last_error, delay)
                 self.holder = False
