@@ -372,6 +372,7 @@ def bootstrap(
     streaming = StreamingService(
         backplane, registry, clock, _limits(settings), counters, admission, check, bus, watchlists.tickers
     )
+    streaming.max_connections = settings.server.max_connections  # legend serve: or its descriptor limit's
     status = ServiceStatusNotifier(streaming)
     bars = SqlAlchemyBarStore(database) if database is not None else None
     alerting = AlertingService(

@@ -34,6 +34,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from legend.adapters.http.errors import error_json
 from legend.capacity import max_workers
+from legend.descriptors import apply_limit, check_descriptors
 from legend.runtime.backoff import Backoff
 from legend.settings import MAX_WORKERS, RedisSettings, Settings, SettingsError
 
@@ -108,7 +109,8 @@ def settings_problems(settings: Settings) -> list[str]:
         Authenticator(settings.security, admin_token="-")
 
     problems: list[str] = []
-    for check in (check_workers, metrics_ports, check_shared_port, check_security, check_keys):
+    checks = (check_workers, metrics_ports, check_shared_port, check_descriptors, check_security, check_keys)
+    for check in checks:
         try:
             check(settings)
         except SettingsError as exc:
@@ -207,6 +209,8 @@ def run_worker(
     app: ASGIApp = create_app(services=services)
     if services.database is not None:
         make_data_directory(settings, services.database)
+    # the soft descriptor limit raised to the hard one, and logged once the settings are known good
+    services.streaming.max_connections = apply_limit(settings)
     extra = metrics_socket(server_settings.host, ports[index]) if ports else None  # taken: fail now
     if ports:
         app = metrics_only(app, ports[index])

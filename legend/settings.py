@@ -75,6 +75,10 @@ class ServerSettings(_Section):
     # At most 256, and `legend serve` refuses more than the machine holds: 2 per usable CPU, 256 MiB of
     # available memory each (legend/capacity.py).
     workers: Annotated[int, msgspec.Meta(ge=1, le=MAX_WORKERS)] = 1
+    # WebSocket connections one process holds at most; past it new ones get HTTP 503 before the upgrade and
+    # /ready answers 503 "full". 0: the process's file-descriptor limit minus a reserve for everything
+    # else it opens (legend/descriptors.py); more than that limit allows is refused at start.
+    max_connections: Annotated[int, msgspec.Meta(ge=0)] = 0
     # The proxies (addresses, or networks in CIDR) whose X-Forwarded-For and X-Forwarded-Proto are believed:
     # the client address of the per-address limits and the logs is then the right-most forwarded address
     # not in this list. A peer not listed never chooses its address by sending the header. Behind a load

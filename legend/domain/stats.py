@@ -48,6 +48,7 @@ class Counters:
     refused_user_limit: int = 0  # closed 4429: the user held max_connections_per_user already
     refused_address_limit: int = 0  # closed 4429: the address held max_connections_per_ip already
     refused_connect_rate: int = 0  # closed 4429: the address opened connections too fast
+    refused_full: int = 0  # HTTP 503 before the upgrade: the process held server.max_connections already
     drained: int = 0  # closed 1001 one by one by a drain (the instance was stopping)
     drain_reconnects: int = 0  # admitted over the connect rate: a reconnect a draining instance announced
     sent_by_type: dict[str, int] = field(default_factory=dict)  # frames written, per message type

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from legend.descriptors import connection_cap
 from legend.settings import load_settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "deploy" / "docker-compose.yml"
@@ -36,3 +37,12 @@ def test_the_instances_trust_exactly_the_nginx_in_front_of_them() -> None:
         environ = {key: interpolate(value) for key, value in services[name]["environment"].items()}
         settings = load_settings(environ=environ)  # every variable a valid setting
         assert settings.server.forwarded_allow_ips == [nginx], name
+
+
+def test_the_instances_may_hold_tens_of_thousands_of_connections() -> None:
+    """Their descriptor limit (one per WebSocket) is set, soft and hard, and leaves the default cap room."""
+    services = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
+    for name in ("app1", "app2"):
+        nofile = services[name]["ulimits"]["nofile"]
+        assert nofile["soft"] == nofile["hard"] >= 20_000, name
+        assert connection_cap(0, nofile["hard"]) >= 19_000, name

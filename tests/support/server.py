@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +125,14 @@ class LegendServer(LoopbackHttp):
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
     def start(
-        self, timeout: float = 30.0, extra_env: Mapping[str, str] | None = None, wait: bool = True
+        self,
+        timeout: float = 30.0,
+        extra_env: Mapping[str, str] | None = None,
+        wait: bool = True,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> LegendServer:
         """Start and wait until ``/health`` answers (unless not ``wait``), with ``extra_env`` added to
-        the environment."""
+        the environment; ``preexec_fn`` runs in the child before ``legend`` (resource limits)."""
         env = legend_env({"PYTHONUNBUFFERED": "1", **(extra_env or {})})
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -145,6 +149,7 @@ class LegendServer(LoopbackHttp):
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=preexec_fn,
         )
         if not wait:
             return self

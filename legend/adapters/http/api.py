@@ -115,6 +115,7 @@ class WebSocketController(Controller):
             figures = {"error": str(exc)}
         return {
             "active_connections": len(streaming.sessions),
+            "max_connections": streaming.max_connections,  # this process holds at most; 0: no cap
             "ticker_subscriptions": dict(sorted(streaming.tickers().items())),
             "pattern_subscribers": streaming.subscribers("patterns"),
             "alert_subscribers": streaming.channel_subscribers("alerts"),
@@ -239,15 +240,19 @@ class HealthController(Controller):
     ) -> Response[dict[str, Any]]:
         """Ready when the backplane is healthy and the database answers ``SELECT 1`` (within 2 s, checked
         at most every 1.5 s whatever the number of probes); 503 with the reason of each when degraded, and
-        503 ``draining`` once the instance is stopping (SIGTERM), so that a load balancer sends no one new."""
+        503 ``draining`` once the instance is stopping (SIGTERM), and ``full`` while it holds
+        ``server.max_connections``, so that a load balancer sends no one new."""
         health = backplane.health()
         body: dict[str, Any] = {"status": "ready", "backplane": health}
         ok = bool(health.get("ok"))
         if database is not None:
             body["database"] = await database.health()
             ok = ok and bool(body["database"].get("ok"))
-        body["status"] = "draining" if streaming.draining else "ready" if ok else "degraded"
-        ready = ok and not streaming.draining
+        full = streaming.full
+        body["status"] = (
+            "draining" if streaming.draining else "degraded" if not ok else "full" if full else "ready"
+        )
+        ready = ok and not streaming.draining and not full
         return Response(body, status_code=HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE)
 
 

@@ -11,6 +11,7 @@ from litestar.types import Message
 
 from legend.adapters.auth import BEARER_SUBPROTOCOL, Authenticator, AuthError
 from legend.adapters.http.dependencies import Service
+from legend.adapters.http.errors import error_json
 from legend.adapters.http.websocket_protocol import EXTENSION, LegendWebSocketProtocol
 from legend.domain import closecodes
 from legend.runtime.logcontext import connection_id
@@ -92,6 +93,26 @@ def _header(socket: WebSocket[Any, Any, Any], name: bytes) -> str | None:
     return None
 
 
+FULL_RETRY_AFTER = 5  # seconds a client refused because the process is full is asked to wait
+DENIAL = "websocket.http.response"  # the ASGI extension for an HTTP answer instead of the upgrade
+
+
+async def refuse_full(socket: WebSocket[Any, Any, Any], most: int) -> None:
+    """The process holds ``most`` connections already: HTTP 503 with ``Retry-After`` instead of the
+    upgrade, where the server can (uvicorn): no WebSocket, no authentication, and a load balancer may try
+    another instance (nginx ``proxy_next_upstream http_503``). Elsewhere, accepted and closed 1013."""
+    reason = f"server full: at most {most} connections here; try again later"
+    if DENIAL not in (socket.scope.get("extensions") or {}):
+        await socket.accept()
+        await socket.close(code=closecodes.TRY_AGAIN_LATER, reason=reason)
+        return
+    await socket.receive()  # websocket.connect
+    headers = [(b"content-type", b"application/json"), (b"retry-after", b"%d" % FULL_RETRY_AFTER)]
+    await socket.send({"type": "websocket.http.response.start", "status": 503, "headers": headers})
+    body = error_json(503, reason)
+    await socket.send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+
+
 @websocket("/api/ws", name="stream")
 async def stream(
     socket: WebSocket[Any, Any, Any],
@@ -99,7 +120,24 @@ async def stream(
     authenticator: Service[Authenticator],
     service_status: Service[ServiceStatusNotifier],
 ) -> None:
-    """The streaming protocol (docs/protocol.md)."""
+    """The streaming protocol (docs/protocol.md). A connection past ``server.max_connections`` is refused
+    first, before anything is spent on it; the place of one let in is given back when it ends."""
+    if not streaming.hold():
+        log.debug("refused a connection: this process holds %d already", streaming.max_connections)
+        await refuse_full(socket, streaming.max_connections)
+        return
+    try:
+        await _stream(socket, streaming, authenticator, service_status)
+    finally:
+        streaming.let_go()
+
+
+async def _stream(
+    socket: WebSocket[Any, Any, Any],
+    streaming: StreamingService,
+    authenticator: Authenticator,
+    service_status: ServiceStatusNotifier,
+) -> None:
     counters = streaming.counters
     host, origin = _header(socket, b"host"), _header(socket, b"origin")
     if not (authenticator.host_allowed(host) and authenticator.origin_allowed(origin, host)):

@@ -34,6 +34,10 @@ _COUNTERS: Mapping[str, tuple[str, str]] = {
         "Connections dropped without a close handshake: the peer did not take the close frame within "
         "realtime.close_timeout.",
     ),
+    "refused_full": (
+        "legend_connections_refused_full",
+        "WebSocket handshakes answered HTTP 503 because this process held server.max_connections already.",
+    ),
     "auth_rejected": (
         "legend_auth_rejected",
         "WebSocket handshakes refused: origin not allowed, credentials missing, invalid or expired.",
@@ -134,6 +138,12 @@ def sessions(streaming: StreamingService, registry: ChannelRegistry) -> Iterator
         if session.send_started is not None:
             blocked += 1
     yield gauge("legend_connections", "Open WebSocket connections.", len(streaming.sessions))
+    yield gauge(
+        "legend_connections_max",
+        "WebSocket connections this process holds at most (server.max_connections, or its file-descriptor "
+        "limit minus a reserve); 0: no cap.",
+        streaming.max_connections,
+    )
     yield gauge(
         "legend_connections_send_blocked",
         "Connections whose socket write is blocked right now (slow consumers in the making; closed "

@@ -43,6 +43,7 @@ from legend.services.streaming.watchlist_follower import LoadWatchlist, Watchlis
 
 log = logging.getLogger("legend.streaming")
 
+FULL_LOG_INTERVAL = 60.0  # seconds: reaching max_connections is logged at most this often
 RELEASE_WAIT = 1.0  # seconds a drain waits for its closed connections' releases before it stops
 
 _CLOSE_COUNTERS = {
@@ -95,6 +96,11 @@ class StreamingService:
         )
         self.started_at = clock.monotonic()
         self.draining = False  # stopping: new connections are refused with 1001, /ready answers 503
+        # WebSocket connections this process holds at most (server.max_connections, or what its descriptor
+        # limit leaves room for); 0: no cap. ``held`` counts them from the handshake to the handler's end.
+        self.max_connections = 0
+        self.held = 0
+        self._full_logged = float("-inf")
 
     @property
     def send_latency(self) -> LatencyHistogram:
@@ -166,6 +172,27 @@ class StreamingService:
         task.add_done_callback(self._tasks.discard)
 
     # ───────────────────────── sessions ─────────────────────────
+
+    @property
+    def full(self) -> bool:
+        """At ``max_connections``: new connections are refused and ``/ready`` answers 503 \"full\"."""
+        return 0 < self.max_connections <= self.held
+
+    def hold(self) -> bool:
+        """Take a place for a new connection, before anything else is spent on it; False (counted in
+        ``refused_full``) when the process is full. A place taken is given back with ``let_go``."""
+        if self.full:
+            self.counters.refused_full += 1
+            return False
+        self.held += 1
+        now = self.clock.monotonic()
+        if self.held == self.max_connections and now - self._full_logged > FULL_LOG_INTERVAL:
+            self._full_logged = now
+            log.warning("full: %d connections; new ones are refused (HTTP 503) until some leave", self.held)
+        return True
+
+    def let_go(self) -> None:
+        self.held -= 1
 
     async def connect(
         self, transport: Transport, user_id: str, address: str, expires_at: float | None = None
