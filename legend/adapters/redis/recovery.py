@@ -46,7 +46,6 @@ class Kept:
 
     streams: dict[str, list[Envelope]] = field(default_factory=dict)
     complete: bool = False
-    read: int = 0
 
 
 def stream_id(entry_id: str) -> tuple[int, int]:
@@ -135,7 +134,6 @@ class Journal:
         since = self._since
         now = time.monotonic()
         async for _, fields in self._after(self.keys.archive, since or "0-0"):
-            kept.read += 1
             with contextlib.suppress(KeyError, UnicodeDecodeError):
                 stream = text(fields[b"s"])
                 envelope = unseal(fields[b"d"], now, stream)
