@@ -63,8 +63,11 @@ TIMEOUT_MS = 15_000
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 
+# What a page logs when the server is down (refused, reset) or was killed while answering it (a body cut
+# short): ignored only within an outage the test made (``DashboardServer.down_at``).
 NETWORK_FAILURE = re.compile(
-    r"^(WebSocket connection to '.*' failed|Failed to load resource: net::ERR_CONNECTION_(REFUSED|RESET))"
+    r"^(WebSocket connection to '.*' failed|Failed to load resource: net::ERR_("
+    r"CONNECTION_(REFUSED|RESET)|CONTENT_LENGTH_MISMATCH|INCOMPLETE_CHUNKED_ENCODING|EMPTY_RESPONSE))"
 )
 NOT_FOUND = "Failed to load resource: the server responded with a status of 404"
 UNAUTHORIZED = "Failed to load resource: the server responded with a status of 401"
