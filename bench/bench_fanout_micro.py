@@ -9,6 +9,10 @@ No socket, no event loop turn, no encoding: only ``deliver`` and the outbox, so 
 here long before it shows in ``python -m bench.fanout``. Cases:
 
 - ``write``: a price, budget raised (as ``legend-max``): every delivery is a direct socket write;
+- ``socket``: the same through what ``legend serve`` writes with: ``SocketTransport`` over a real
+  ``LegendWebSocketProtocol`` whose transport is a C-level sink (no syscall): the adapter's share too;
+- ``shipped``: as ``socket``, the shipped budget (10/s), each round's first price to every session (the
+  budget check of a connection within its budget, as at 10 prices/s);
 - ``conflate``: a price, the shipped budget (10/s) spent: every delivery replaces the pending price;
 - ``reliable``: a pattern alert, budget raised: must-deliver, direct writes;
 - ``filtered``: the same alert, the sessions subscribed over 50 distinct filters that all match it
@@ -45,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = ("write", "conflate", "reliable", "filtered")
+CASES = ("write", "socket", "shipped", "conflate", "reliable", "filtered")
 FILTERS = 50  # distinct filters of the filtered case
 REPEATS = 3  # timed runs per case and round: the fastest counts (the others met a noisy neighbour)
 
@@ -122,13 +126,52 @@ def _service(budget: int) -> Any:
     return StreamingService(backplane, registry, clock, limits, counters)
 
 
+class SinkTransport:
+    """What uvloop's transport is to the protocol, with C-level methods and no syscall: ``write`` drops
+    the frame (a deque of no length), ``is_closing`` is ``bool()`` (False)."""
+
+    def __init__(self) -> None:
+        from collections import deque
+
+        self.write = deque(maxlen=0).append
+        self.is_closing = bool
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+
+def _socket_transport() -> Any:
+    """``SocketTransport`` over a ``LegendWebSocketProtocol`` as ``legend serve`` makes it (deflate not
+    negotiated: the bench's clients offer none), on a ``SinkTransport``."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from legend.adapters.http.websocket_protocol import protocol_class
+    from legend.adapters.http.ws import SocketTransport
+
+    global _CONFIG
+    if _CONFIG is None:
+        _CONFIG = uvicorn.Config(lambda *args: None, ws_per_message_deflate=True)
+        _CONFIG.load()
+    protocol = protocol_class(3.0)(_CONFIG, ServerState(), {})
+    protocol.connection_made(SinkTransport())
+    protocol.handshake_complete = True
+    return SocketTransport(protocol)
+
+
+_CONFIG: Any = None
+
+
 async def _measure(case: str, sessions: int, messages: int) -> float:
     """Seconds per delivery in one run of ``case`` (nan: the checkout has no filters)."""
     from legend.domain.envelope import seal
 
     if case == "filtered" and not _has_filters():
         return math.nan
-    streaming = _service(10 if case == "conflate" else 1_000_000_000)
+    streaming = _service(10 if case in ("conflate", "shipped") else 1_000_000_000)
     requests = None
     if case == "filtered":
         requests = _filter_subscribes(FILTERS)
@@ -144,16 +187,18 @@ async def _measure(case: str, sessions: int, messages: int) -> float:
         request = '{"type":"subscribe","channel":"ticker","ticker":"BENCH"}'
         body = b'{"type":"price_update","ticker":"BENCH","price":10.0,"volume":1000,"channel":"ticker:BENCH"}'
         envelope = seal("ticker:BENCH", 1, "price_update", body, key="BENCH")
-    transports = []
+    transports: list[Any] = []
     for index in range(sessions):
-        transport = CountingTransport()
+        transport = _socket_transport() if case in ("socket", "shipped") else CountingTransport()
         transports.append(transport)
         session = streaming.open_session(transport, f"user{index}")
         await streaming.handle_frame(session, requests[index % len(requests)] if requests else request)
-    replies = sum(t.frames for t in transports)  # subscription, history
+    replies = sum(getattr(t, "frames", 0) for t in transports)  # subscription, history
     deliver = getattr(
         streaming, "fanout", streaming
     ).deliver  # what the backplane calls (before: the service)
+    if case == "shipped":  # each timed price is a new one, 0.2 s after the last: within the budget
+        return await _within_budget(streaming, deliver, body, messages)
     for _ in range(20):  # warm up; for "conflate" this also spends the budget
         deliver(envelope)
     best = float("inf")
@@ -166,6 +211,30 @@ async def _measure(case: str, sessions: int, messages: int) -> float:
         delivered = sum(t.frames for t in transports) - replies
         assert delivered == sessions * (20 + REPEATS * messages), (case, delivered)
     return best / (messages * sessions)
+
+
+async def _within_budget(streaming: Any, deliver: Any, body: bytes, messages: int) -> float:
+    """Seconds per delivery of prices that each fit every session's 10/s budget: the service's clock
+    is moved on 0.2 s before each price (a fake clock: nothing sleeps)."""
+    from legend.domain.envelope import seal
+
+    fanout = getattr(streaming, "fanout", streaming)
+    now = [fanout.clock.monotonic()]
+    fanout.clock = type("Clock", (), {"monotonic": lambda self: now[0]})()
+    sessions = len(streaming.sessions) if hasattr(streaming, "sessions") else 1
+    best = float("inf")
+    seq = 1
+    for _ in range(REPEATS):
+        spent = 0.0
+        for _ in range(messages // 10 or 1):
+            seq += 1
+            now[0] += 0.2
+            envelope = seal("ticker:BENCH", seq, "price_update", body, key="BENCH")
+            started = time.perf_counter()
+            deliver(envelope)
+            spent += time.perf_counter() - started
+        best = min(best, spent / (messages // 10 or 1))
+    return best / sessions
 
 
 async def _subscribed_bytes(sessions: int, requests: list[str]) -> tuple[int, Any]:

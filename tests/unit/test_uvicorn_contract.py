@@ -73,7 +73,8 @@ METHODS: dict[str, tuple[str, ...]] = {
     "send": ("message",),
     "send_receive_event_to_app": (),
     "handle_parser_exception": (),
-    "pause_writing": (),  # not overridden: they must keep driving ``writable``, which write_text reads
+    # extended (super() first): they must keep driving ``writable``, which write_text and _ready read
+    "pause_writing": (),
     "resume_writing": (),
 }
 # The subclass's own names: none of them may exist in uvicorn's class (they would override it unawares).
@@ -89,6 +90,8 @@ OWN = {
     "close_now",
     "abort",
     "_lost",
+    "_ready",
+    "fast_writer",
 }
 
 

@@ -21,6 +21,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from legend.adapters.http.websocket_protocol import (
+    SocketTransport,
     _Flag,
     _Inbox,
     deflate_frame_of,
@@ -30,6 +31,7 @@ from legend.adapters.http.websocket_protocol import (
     protocol_class,
 )
 from legend.adapters.http.ws import close_reason
+from legend.ports.transport import TransportClosed
 
 
 async def test_inbox_hands_events_over_in_order_to_its_reader() -> None:
@@ -108,12 +110,13 @@ class _Transport:
 
     def __init__(self) -> None:
         self.written: list[bytes] = []
+        self.closing = False
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
 
     def is_closing(self) -> bool:
-        return False
+        return self.closing
 
 
 async def test_pings_are_not_answered_while_the_write_buffer_is_over_its_high_water_mark() -> None:
@@ -238,25 +241,61 @@ async def test_a_fan_out_compresses_a_message_once_for_every_deflate_connection(
     deflating = [await _open([PerMessageDeflate(True, True, 12, 12)]) for _ in range(5)]
     plain = [await _open([]) for _ in range(3)]
     text = '{"type":"price_update","ticker":"AAPL","price":231.5,"volume":1000,' + '"x":0,' * 40 + '"seq":7}'
-    for protocol, _ in deflating + plain:
-        assert protocol.write_text(text)
+    for protocol, _ in deflating[:2] + plain[:1]:
+        assert protocol.write_text(text)  # the protocol's own way (the fast writer's fallback)
+    for protocol, _ in deflating[2:] + plain[1:]:
+        assert SocketTransport(protocol).write(text)  # the fan-out's way
     assert len(made) == 1  # once, however many connections
     frames = [transport.written[-1] for _, transport in deflating]
     assert all(frame is frames[0] for frame in frames) and _inflate(frames[0]) == text
-    assert all(transport.written[-1] == frame_of(text) for _, transport in plain)
+    assert all(transport.written[-1] is plain[0][1].written[-1] == frame_of(text) for _, transport in plain)
+
+
+async def test_the_fast_writer_follows_the_state_of_its_protocol() -> None:
+    """The fan-out writes through ``SocketTransport.write``, which reads only its own ``ready`` flag and
+    the socket's transport: the protocol must keep that flag true to its state, every way it changes."""
+    protocol, transport = await _open([])
+    writer = SocketTransport(protocol)
+    text = '{"type":"price_update","ticker":"AAPL","price":231.5}'
+    assert writer.ready and writer.write(text) and transport.written == [frame_of(text)]
+    protocol.pause_writing()  # over the high-water mark: declined, nothing written
+    assert not writer.ready and not writer.write(text) and len(transport.written) == 1
+    protocol.resume_writing()
+    assert writer.write(text) and len(transport.written) == 2
+    transport.closing = True  # the transport closed under the protocol (uvicorn closes it in places)
+    with pytest.raises(TransportClosed):
+        writer.write(text)
+    transport.closing = False
+    protocol.close_now(1000, "bye")  # a close frame went out: nothing may follow it
+    assert not writer.ready
+    with pytest.raises(TransportClosed):
+        writer.write(text)
+    assert transport.written[-1][0] == 0x88  # the close frame is the last thing written
+    protocol.close_timer.cancel()
+
+    other, other_transport = await _open([])
+    other_writer = SocketTransport(other)
+    other.connections.add(other)  # what connection_made does
+    other.connection_lost(ConnectionResetError())
+    assert not other_writer.ready
+    with pytest.raises(TransportClosed):
+        other_writer.write(text)
+    assert other_transport.written == []
 
 
 async def test_a_connection_with_a_smaller_window_compresses_for_itself() -> None:
     """A client that asked for a 512-byte server window cannot take the shared frames, whose matches
     may reach 4 KiB back: its own extension compresses for it."""
     protocol, transport = await _open([PerMessageDeflate(True, True, 12, 9)])
+    writer = SocketTransport(protocol)
+    assert not writer.ready  # its frames are its own: always the protocol's way
     quote = base64.b64encode(os.urandom(150)).decode()
     text = f'{{"message":"{quote}","note":"{base64.b64encode(os.urandom(600)).decode()}","again":"{quote}"}}'
-    protocol.write_text(text)
+    assert writer.write(text)
     (frame,) = transport.written
     assert frame[0] == 0xC1 and _inflate(frame, window_bits=9) == text
     compressor = zlib.compressobj(-1, zlib.DEFLATED, -9, 5)  # the 512-byte window: the quote not found again
     alone = (compressor.compress(text.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
     assert frame.endswith(alone) and len(frame) > len(deflate_frame_of(text, 128))
-    protocol.write_text('{"type":"pong","timestamp":"2026-01-05T15:00:00.000Z"}')  # under the floor
+    writer.write('{"type":"pong","timestamp":"2026-01-05T15:00:00.000Z"}')  # under the floor
     assert transport.written[-1][0] == 0x81

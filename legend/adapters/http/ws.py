@@ -12,7 +12,7 @@ from litestar.types import Message
 from legend.adapters.auth import BEARER_SUBPROTOCOL, Authenticator, AuthError
 from legend.adapters.http.dependencies import Service
 from legend.adapters.http.errors import error_json
-from legend.adapters.http.websocket_protocol import EXTENSION, LegendWebSocketProtocol
+from legend.adapters.http.websocket_protocol import EXTENSION, LegendWebSocketProtocol, SocketTransport
 from legend.domain import closecodes
 from legend.runtime.logcontext import connection_id
 from legend.services.streaming.admission import Refusal
@@ -20,27 +20,6 @@ from legend.services.streaming.service import StreamingService
 from legend.services.streaming.service_status import ServiceStatusNotifier
 
 log = logging.getLogger("legend.ws")
-
-
-class SocketTransport:
-    """The Transport port over ``LegendWebSocketProtocol`` (``legend serve``): synchronous writes."""
-
-    __slots__ = ("_protocol",)
-
-    def __init__(self, protocol: LegendWebSocketProtocol) -> None:
-        self._protocol = protocol
-
-    def write(self, text: str) -> bool:
-        return self._protocol.write_text(text)
-
-    async def send_text(self, text: str) -> None:
-        await self._protocol.send_text(text)
-
-    async def close(self, code: int, reason: str) -> None:
-        await self._protocol.close_and_wait(code, reason)
-
-    def abort(self) -> None:
-        self._protocol.abort()
 
 
 class AsgiTransport:
