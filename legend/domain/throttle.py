@@ -59,7 +59,7 @@ class SlidingWindow:
     to it costs nothing; sustained, the rate stays within ``limit / (window - slack)`` (10.5/s at 10/s).
     """
 
-    __slots__ = ("_counts", "_next", "_slot", "_span", "_times", "_total", "limit", "window")
+    __slots__ = ("_counts", "_next", "_slot", "_span", "_times", "_total", "_undo", "limit", "window")
 
     def __init__(self, limit: int, window: float = 1.0, slack: float | None = None) -> None:
         self.limit = limit
@@ -70,6 +70,7 @@ class SlidingWindow:
         self._counts = [0] * 10 if limit > EXACT_LIMIT else []  # coarse: events per tenth of a window
         self._slot = 0  # coarse: the tenth that ``_counts[_slot % 10]`` is counting
         self._total = 0
+        self._undo = -math.inf  # exact: the time the last ``record`` wrote over (``undo`` puts it back)
 
     def fits(self, now: float) -> bool:
         """Whether one more event fits now."""
@@ -91,12 +92,44 @@ class SlidingWindow:
         times = self._times
         if times:
             i = self._next
+            self._undo = times[i]
             times[i] = now
             self._next = i + 1 if i + 1 < self.limit else 0
             return
         self._roll(now)
         self._counts[self._slot % 10] += 1
         self._total += 1
+
+    def take(self, now: float) -> bool:
+        """Record one event if it fits now (``fits`` and ``record`` in one step: the fan-out's budget
+        check, once per connection per message)."""
+        times = self._times
+        if times:
+            i = self._next
+            if times[i] > now - self._span:
+                return False
+            self._undo = times[i]
+            times[i] = now
+            self._next = i + 1 if i + 1 < self.limit else 0
+            return True
+        self._roll(now)
+        if self._total >= self.limit:
+            return False
+        self._counts[self._slot % 10] += 1
+        self._total += 1
+        return True
+
+    def undo(self) -> None:
+        """Forget the event recorded last (a write that was taken from the budget, then declined by the
+        socket), as if it had not been recorded; at the same ``now`` as that ``record``."""
+        times = self._times
+        if times:
+            i = (self._next or self.limit) - 1
+            times[i] = self._undo
+            self._next = i
+            return
+        self._counts[self._slot % 10] -= 1
+        self._total -= 1
 
     def _roll(self, now: float) -> None:
         slot = int(now * 10 / self.window)

@@ -88,8 +88,8 @@ def test_conflation_keeps_the_newest_message_of_each_symbol_on_one_stream() -> N
         body = b'{"type":"quote","channel":"quotes","symbol":"%s"}' % symbol.encode()
         return seal("quotes", seq, "quote", body, conflation_key(None, symbol))
 
+    # WRITE takes the budget (1/s): spent
     assert box.offer(quote(1, "AAA"), Delivery.CONFLATE, 0.0) is Pushed.WRITE  # type: ignore[arg-type]
-    box.wrote(0.0, True)  # the budget of 1/s is spent
     for seq, symbol in enumerate(["AAA", "BBB", "AAA", "CCC", "BBB"], start=2):
         box.push(quote(seq, symbol), Delivery.CONFLATE)  # type: ignore[arg-type]
     assert box.conflated == 2  # AAA#2 by AAA#4, BBB#3 by BBB#6

@@ -239,3 +239,35 @@ def test_a_held_stream_defers_until_its_history_covers_it_and_counts_against_cap
     for seq in range(6, 13):
         box.push(env("patterns", seq, "pattern_alert"), Delivery.RELIABLE)
     assert box.overflowed  # held messages count against capacity too
+
+
+def test_take_records_only_what_fits_and_undo_forgets_the_last_record() -> None:
+    for limit in (3, 1_000):  # exact, and counted in tenths
+        window = SlidingWindow(limit, slack=0.0)
+        assert all(window.take(0.5) for _ in range(limit)) and not window.take(0.5)
+        window.undo()  # the last one was not sent after all
+        assert window.take(0.5) and not window.take(0.5)
+        assert window.take(1.6)  # a window later
+    window = SlidingWindow(2, slack=0.0)
+    window.record(0.0)
+    window.record(0.9)
+    window.record(1.2)  # must-deliver past the limit pushes out the oldest (0.0)
+    window.undo()
+    assert not window.fits(0.95) and abs(window.wait(0.95) - 0.05) < 1e-9  # 0.0 is back, beside 0.9
+
+
+def test_a_write_the_socket_declined_gives_its_budget_back() -> None:
+    """``offer`` takes the budget of a message it says to WRITE; when the socket then declines it, the
+    fan-out refunds it before queueing, so that the message is counted once, when it really goes out."""
+    box = Outbox(max_per_second=2, capacity=10)
+
+    def price(seq: int) -> Envelope:
+        return seal("ticker:AAPL", seq, "price_update", b'{"type":"price_update"}', key="AAPL")
+
+    first = price(1)
+    assert box.offer(first, Delivery.CONFLATE, 0.0) is Pushed.WRITE
+    box.refund(True)  # declined by the socket
+    assert box.push(first, Delivery.CONFLATE) is Pushed.QUEUED
+    assert box.pop(0.0)[0] == first.text  # popped: counted now
+    assert box.offer(price(2), Delivery.CONFLATE, 0.0) is Pushed.WRITE  # the second of 2 in the second
+    assert box.offer(price(3), Delivery.CONFLATE, 0.0) is Pushed.QUEUED  # the budget is spent

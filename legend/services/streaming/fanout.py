@@ -31,6 +31,7 @@ from legend.services.streaming.subscriptions import FilterGroup, SubscriptionInd
 
 log = logging.getLogger("legend.streaming")
 
+WRITE = Pushed.WRITE  # read once per recipient: a module global, not an enum attribute
 WHEEL_GRAIN = 0.005  # seconds: budget waits end on a 5 ms timer slot shared by every session due then
 
 
@@ -95,15 +96,15 @@ class Fanout:
                 continue  # its close is already on the way
             if session.writer is None:
                 pushed = outbox.offer(envelope, delivery, now)
-                if pushed is Pushed.WRITE:
+                if pushed is WRITE:  # its budget is taken
                     try:
                         if session.transport.write(text):
-                            outbox.wrote(now, conflate)
                             written += 1
                             continue
                     except TransportClosed:
                         gone.append(session)
                         continue
+                    outbox.refund(conflate)
                     pushed = outbox.push(envelope, delivery)  # the socket is busy: queue it
             else:
                 pushed = outbox.push(envelope, delivery)

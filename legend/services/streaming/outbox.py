@@ -130,7 +130,8 @@ class Outbox:
     # ───────────── in ─────────────
 
     def offer(self, envelope: Envelope, delivery: Delivery, now: float) -> Pushed:
-        """A channel message for this connection: WRITE when it may go out now, else as ``push``."""
+        """A channel message for this connection: WRITE when it may go out now, its budget already
+        taken (``refund`` gives it back if the socket then declines it); else as ``push``."""
         if (
             self._control is None
             and self._reliable is None
@@ -141,22 +142,35 @@ class Outbox:
             floor = self._floor
             if floor is not None and envelope.stream in floor and not self._above_floor(envelope):
                 return Pushed.DEFERRED
-            if (
-                delivery is not Delivery.CONFLATE
-                or self._budget.fits(now)  # before ``final``: the common case of the hot path stops here
-                or envelope.final
-                or self._share_fits(now)
-            ):
+            if delivery is not Delivery.CONFLATE or envelope.final:
+                self._budget.record(now)  # must-deliver: never held back, but it uses the budget
+                return Pushed.WRITE
+            if self._budget.take(now):  # the common case of the hot path stops here
+                prices = self._prices
+                if prices is not None:
+                    prices.record(now)
+                return Pushed.WRITE
+            if self._share_fits(now):
+                self.wrote(now, True)
                 return Pushed.WRITE
         return self.push(envelope, delivery)
 
     def wrote(self, now: float, conflated: bool) -> None:
-        """A message that ``offer`` said to WRITE was written: it uses the budget."""
+        """A message was written outside ``offer`` (popped): it uses the budget."""
         self._budget.record(now)
         if conflated:
             prices = self._prices
             if prices is not None:
                 prices.record(now)
+
+    def refund(self, conflated: bool) -> None:
+        """The message ``offer`` said to WRITE was not written (the socket declined it): give back the
+        budget it took, at the same ``now``, before it is pushed."""
+        self._budget.undo()
+        if conflated:
+            prices = self._prices
+            if prices is not None:
+                prices.undo()
 
     def push_control(self, text: str, kind: str = "control") -> bool:
         """Queue a reply (``kind``: its message type); False (and overflowed) past capacity."""
