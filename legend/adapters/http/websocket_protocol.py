@@ -262,10 +262,12 @@ class SocketTransport:
     def write(self, text: str) -> bool:
         raw = self._raw
         if self.ready and not raw.is_closing():
-            if self._deflate:
-                raw.write(deflate_frame_of(text, self._min_bytes))
-            else:
+            if not self._deflate:
                 raw.write(_last_frame if text is _last_text else frame_of(text))
+            elif text is _last_deflated_text and self._min_bytes == _last_deflated_floor:
+                raw.write(_last_deflated_frame)
+            else:
+                raw.write(deflate_frame_of(text, self._min_bytes))
             return True
         return self._protocol.write_text(text)
 
