@@ -225,14 +225,14 @@ def run_worker(
     app, then serve (on ``sock`` when given, and on its metrics port when ``metrics.port`` is set)."""
     from legend.adapters.http.websocket_protocol import protocol_class
     from legend.adapters.logs import logging_config
-    from legend.app import create_app
+    from legend.app import create_app, stream_first
     from legend.bootstrap import bootstrap
 
     server_settings = settings.server
     ports = metrics_ports(settings)
     # settings errors (plugins, provider) before anything is bound
     services = bootstrap(settings, instance_id=instance_id)
-    app: ASGIApp = create_app(services=services)
+    app: ASGIApp = stream_first(create_app(services=services), services)  # /api/ws past Litestar
     if services.database is not None:
         make_data_directory(settings, services.database)
     # the soft descriptor limit raised to the hard one, and logged once the settings are known good
