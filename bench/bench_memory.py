@@ -47,6 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: ``bench.fanout`` is imported from the checkout
     sys.path.insert(0, str(ROOT))
+KB = 1000  # bytes, as bench.fanout counts them
 SETTLE = 2.0  # seconds after connecting, before measuring: the last replies written, the loop idle
 
 
@@ -360,24 +361,28 @@ def per_connection(before: dict[str, Any], after: dict[str, Any], count: int) ->
 def print_report(report: dict[str, Any]) -> None:
     figures = report["figures"]
     n = report["connections"]
-    print(f"\n{n:,} idle subscribed connections ({report['warmup']} before the baseline); per connection:")
-    print(f"  RSS                 {figures['rss_bytes'] / 1024:8.2f} KB")
+    print(
+        f"\n{n:,} idle subscribed connections ({report['warmup']} before the baseline); per connection (KB: 1,000 bytes):"
+    )
+    if "traced_bytes" in figures:  # tracing's own memory comes and goes with the snapshots
+        print("  (RSS, glibc and pymalloc figures of a traced run are tracemalloc's: see --no-trace)")
+    print(f"  RSS                 {figures['rss_bytes'] / KB:8.2f} KB")
     if "rss_trimmed_bytes" in figures:
-        print(f"  RSS after malloc_trim(0) {figures['rss_trimmed_bytes'] / 1024:8.2f} KB")
+        print(f"  RSS after malloc_trim(0) {figures['rss_trimmed_bytes'] / KB:8.2f} KB")
     if "traced_bytes" in figures:
         print(
-            f"  tracemalloc         {figures['traced_bytes'] / 1024:8.2f} KB (its own overhead: "
-            f"{figures['tracemalloc_overhead'] / 1024:.2f} KB, in RSS too)"
+            f"  tracemalloc         {figures['traced_bytes'] / KB:8.2f} KB (its own overhead: "
+            f"{figures['tracemalloc_overhead'] / KB:.2f} KB, in RSS too)"
         )
     print(
-        f"  glibc in use        {figures['malloc_uordblks'] / 1024:8.2f} KB, free kept "
-        f"{figures['malloc_fordblks'] / 1024:.2f} KB, brk heap {figures['malloc_arena'] / 1024:.2f} KB, "
-        f"mmapped {figures['malloc_hblkhd'] / 1024:.2f} KB"
+        f"  glibc in use        {figures['malloc_uordblks'] / KB:8.2f} KB, free kept "
+        f"{figures['malloc_fordblks'] / KB:.2f} KB, brk heap {figures['malloc_arena'] / KB:.2f} KB, "
+        f"mmapped {figures['malloc_hblkhd'] / KB:.2f} KB"
     )
     print(
-        f"  pymalloc blocks     {figures.get('pymalloc_allocated_blocks', 0) / 1024:8.2f} KB, free in pools "
-        f"{figures.get('pymalloc_available_blocks', 0) / 1024:.2f} KB, unused pools "
-        f"{figures.get('pymalloc_unused_pools', 0) / 1024:.2f} KB, arenas {figures.get('pymalloc_arenas', 0):.3f}"
+        f"  pymalloc blocks     {figures.get('pymalloc_allocated_blocks', 0) / KB:8.2f} KB, free in pools "
+        f"{figures.get('pymalloc_available_blocks', 0) / KB:.2f} KB, unused pools "
+        f"{figures.get('pymalloc_unused_pools', 0) / KB:.2f} KB, arenas {figures.get('pymalloc_arenas', 0):.3f}"
     )
     print("  GC-tracked objects: " + ", ".join(f"{k} {v:.2f}" for k, v in figures["objects"].items()))
     traced = report.get("traced")
