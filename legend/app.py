@@ -6,10 +6,12 @@ import gc
 import importlib.util
 import logging
 import mimetypes
+from collections.abc import Awaitable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from litestar import Litestar, MediaType, Response, Router, get
+from litestar import Litestar, MediaType, Response, Router, WebSocket, get
 from litestar.datastructures import Headers, MutableScopeHeaders
 from litestar.di import Provide
 from litestar.enums import ScopeType
@@ -291,7 +293,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
         body = error_json(400, "invalid host header: development mode serves loopback only")
 
-        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        # Not a coroutine: it returns the next app's awaitable, so no frame of its own stays on the
+        # stack of every WebSocket connection for the connection's life (about 300 bytes each).
+        def middleware(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
             if scope["type"] == ScopeType.HTTP and not services.auth.host_allowed(
                 Headers.from_scope(scope).get("host")
             ):
@@ -300,9 +304,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                     status_code=400,
                     media_type=MediaType.JSON,
                 )
-                await refused(scope, receive, send)
-                return
-            await app(scope, receive, send)
+                return refused(scope, receive, send)
+            return app(scope, receive, send)
 
         return middleware
 
@@ -340,3 +343,25 @@ def _mount_plugin_routes(app: Litestar, services: Services) -> None:
             app.register(plugin_router(record))
         except Exception as exc:
             record.fail("register_routes", exc)
+
+
+def stream_first(app: ASGIApp, services: Services) -> ASGIApp:
+    """``app``, but the WebSocket endpoint ``/api/ws`` is handed its connections directly, not through
+    Litestar's application, router, exception middlewares and route: each of those keeps a frame (and
+    closures, a scope state) on the stack of every connection for its whole life, about 3 KB together.
+    The handler is the same function with the same services, given a Litestar ``WebSocket`` as before;
+    an exception it lets out is uvicorn's to log (with its traceback) and the connection is dropped, where
+    Litestar's middleware sent a close frame first. Not a coroutine itself, for the same reason."""
+    handler, (path,) = stream.fn, stream.paths
+    streaming, authenticator, status = services.streaming, services.auth, services.status
+
+    def serve(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if scope["type"] == ScopeType.WEBSOCKET and scope["path"] == path:
+            socket: WebSocket[Any, Any, Any] = WebSocket(scope, receive, send)
+            awaitable: Awaitable[None] = handler(
+                socket=socket, streaming=streaming, authenticator=authenticator, service_status=status
+            )
+            return awaitable
+        return app(scope, receive, send)
+
+    return serve

@@ -24,13 +24,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from multiprocessing.connection import wait as wait_for_exits
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from legend.adapters.http.errors import error_json
 from legend.capacity import max_workers
@@ -173,6 +174,31 @@ def metrics_only(app: ASGIApp, port: int) -> ASGIApp:
     return serve
 
 
+async def _nothing(scope: Scope, receive: Receive, send: Send) -> None:
+    return None
+
+
+class ForwardedClient:
+    """uvicorn's ``ProxyHeadersMiddleware`` (the client and scheme behind a trusted proxy), without a
+    frame of its own on every connection's stack: uvicorn's middleware is a coroutine that awaits the
+    application, so each WebSocket connection keeps its frame (about 300 bytes) for its whole life. Here
+    uvicorn's own code rewrites the scope (run to its end at once: the app it awaits does nothing), and
+    the application's awaitable is returned, not awaited."""
+
+    def __init__(self, app: ASGIApp, trusted: list[str]) -> None:
+        self.app = app
+        self._rewrite = ProxyHeadersMiddleware(_nothing, trusted_hosts=trusted)  # type: ignore[arg-type]
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        step = self._rewrite(scope, receive, send)  # type: ignore[arg-type]
+        try:
+            step.send(None)
+        except StopIteration:
+            return self.app(scope, receive, send)
+        step.close()
+        raise RuntimeError("uvicorn's ProxyHeadersMiddleware awaited something else than the application")
+
+
 def dashboard_address(settings: Settings) -> str:
     host = settings.server.host
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
@@ -199,14 +225,14 @@ def run_worker(
     app, then serve (on ``sock`` when given, and on its metrics port when ``metrics.port`` is set)."""
     from legend.adapters.http.websocket_protocol import protocol_class
     from legend.adapters.logs import logging_config
-    from legend.app import create_app
+    from legend.app import create_app, stream_first
     from legend.bootstrap import bootstrap
 
     server_settings = settings.server
     ports = metrics_ports(settings)
     # settings errors (plugins, provider) before anything is bound
     services = bootstrap(settings, instance_id=instance_id)
-    app: ASGIApp = create_app(services=services)
+    app: ASGIApp = stream_first(create_app(services=services), services)  # /api/ws past Litestar
     if services.database is not None:
         make_data_directory(settings, services.database)
     # the soft descriptor limit raised to the hard one, and logged once the settings are known good
@@ -214,6 +240,8 @@ def run_worker(
     extra = metrics_socket(server_settings.host, ports[index]) if ports else None  # taken: fail now
     if ports:
         app = metrics_only(app, ports[index])
+    if server_settings.forwarded_allow_ips:
+        app = ForwardedClient(app, list(server_settings.forwarded_allow_ips))
     config = uvicorn.Config(
         app,
         host=server_settings.host,
@@ -230,12 +258,13 @@ def run_worker(
         # The app answers oversized frames itself with an error; the transport's hard cap is far above.
         ws_max_size=max(64 * 1024, settings.realtime.max_frame_bytes * 16),
         timeout_graceful_shutdown=int(server_settings.graceful_shutdown_seconds),
-        # The client address behind trusted proxies (uvicorn's ProxyHeadersMiddleware, HTTP and WebSocket
-        # scopes alike): what the per-address limits count and every log line shows. Always passed, so
-        # uvicorn's own $FORWARDED_ALLOW_IPS never decides it behind the settings' back.
-        proxy_headers=bool(server_settings.forwarded_allow_ips),
-        forwarded_allow_ips=list(server_settings.forwarded_allow_ips),
+        # The client address behind trusted proxies (``ForwardedClient`` above: uvicorn's
+        # ProxyHeadersMiddleware, HTTP and WebSocket scopes alike): what the per-address limits count and
+        # every log line shows. Off here, so uvicorn's own $FORWARDED_ALLOW_IPS never decides it behind
+        # the settings' back.
+        proxy_headers=False,
         lifespan="on",
+        interface="asgi3",  # not guessed: ``ForwardedClient`` is no coroutine function, yet ASGI 3
         # one configuration for uvicorn, Litestar and Legend: redacted, text or JSON (adapters/logs.py)
         log_config=logging_config(
             server_settings.log_level, server_settings.log_format, f"worker {index}" if sock else ""

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 
 from legend.adapters.http.websocket_protocol import protocol_class
-from legend.app import create_app
+from legend.app import create_app, stream_first
 from legend.bootstrap import Services
 from tests.support.server import free_port
 
@@ -21,7 +21,7 @@ async def serving(services: Services) -> AsyncIterator[str]:
     port = free_port()
     realtime, server_settings = services.settings.realtime, services.settings.server
     config = uvicorn.Config(
-        create_app(services=services),
+        stream_first(create_app(services=services), services),  # as legend serve runs it
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -30,6 +30,7 @@ async def serving(services: Services) -> AsyncIterator[str]:
         ),
         ws_per_message_deflate=server_settings.ws_per_message_deflate,
         lifespan="on",
+        interface="asgi3",
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

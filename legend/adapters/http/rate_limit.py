@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from ipaddress import IPv6Address, ip_address, ip_network
 from typing import Any
 
@@ -87,7 +87,9 @@ class ApiLimits:
             if addresses is None:
                 return app
 
-            async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            # Not a coroutine: it returns the next app's awaitable, so that no frame of its own stays
+            # on the stack of every WebSocket connection for the connection's life.
+            def middleware(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
                 if (
                     scope["type"] == ScopeType.HTTP
                     and scope["path"].startswith(LIMITED_PREFIX)
@@ -98,9 +100,8 @@ class ApiLimits:
                     wait = addresses.take(key, self.clock())
                     if wait:
                         self.refused_address += 1
-                        await _too_many(scope, receive, send, addresses, wait)
-                        return
-                await app(scope, receive, send)
+                        return _too_many(scope, receive, send, addresses, wait)
+                return app(scope, receive, send)
 
             return middleware
 
