@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from legend.server import ForwardedClient
+from legend.adapters.http.wrappers import ForwardedClient
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:

@@ -26,6 +26,7 @@ from websockets.server import ServerProtocol
 
 from legend.adapters.http import websocket_protocol
 from legend.adapters.http.websocket_protocol import (
+    UVICORN_ATTRIBUTES,
     LegendWebSocketProtocol,
     _Flag,
     _Inbox,
@@ -151,7 +152,7 @@ def test_every_name_the_subclass_uses_is_listed() -> None:
         for t in node.targets
         if isinstance(t, ast.Name)
     }
-    unlisted = used - OWN - set(INIT_STATE) - set(SET_LATER) - set(METHODS)
+    unlisted = used - OWN - set(INIT_STATE) - set(SET_LATER) - set(METHODS) - {"__slots__"}
     assert not unlisted, (
         f"{WHERE} now uses {sorted(unlisted)}: list each in tests/unit/test_uvicorn_contract.py, in OWN "
         "if it is the subclass's own, else with what uvicorn makes of it"
@@ -252,3 +253,26 @@ async def test_the_configured_close_timeout_and_send_buffer_survive_init() -> No
     assert protocol.close_timeout == 0.5
     assert protocol.send_buffer == 123456
     assert isinstance(protocol, LegendWebSocketProtocol)
+
+
+def test_the_slots_are_every_attribute_uvicorn_sets() -> None:
+    """A name uvicorn starts setting would go to a per-connection dict again (about 1.5 KB each)."""
+    stores = {
+        attr
+        for method in _uvicorn_methods().values()
+        for attr, ctx in _self_attributes(method)
+        if isinstance(ctx, ast.Store)
+    }
+    assert stores == set(UVICORN_ATTRIBUTES), _changed(
+        f"it sets {sorted(stores - set(UVICORN_ATTRIBUTES))}, no longer {sorted(set(UVICORN_ATTRIBUTES) - stores)}"
+    )
+
+
+async def test_a_connection_keeps_no_attribute_in_a_dict() -> None:
+    async def app(scope: object, receive: object, send: object) -> None:
+        pass
+
+    config = Config(app, ws=protocol_class(1.0), log_config=None, lifespan="off", ws_per_message_deflate=True)
+    config.load()
+    protocol = config.ws_protocol_class(config, ServerState(), {}, _loop=asyncio.get_running_loop())
+    assert vars(protocol) == {}

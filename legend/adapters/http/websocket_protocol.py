@@ -281,16 +281,32 @@ class SocketTransport:
         self._protocol.abort()
 
 
+UVICORN_ATTRIBUTES = (
+    *("app", "app_state", "asgi_version", "client", "close_sent", "close_timeout", "close_timer"),
+    *("config", "conn", "connections", "curr_msg_data_type", "default_headers", "disconnected"),
+    *("frames", "handshake_complete", "handshake_initiated", "initial_response", "last_ping_rtt"),
+    *("logger", "loop", "pending_ping_payload", "ping_interval", "ping_sent_at", "ping_timeout"),
+    *("ping_timer", "pong_timer", "queue", "read_paused", "request", "response", "root_path"),
+    *("scheme", "scope", "server", "tasks", "transport", "writable"),
+)
+
+
 class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
     """See the module docstring. The class attributes are set per server by ``protocol_class``."""
+
+    # Every attribute uvicorn's class and this one set, as slots: uvicorn sets 37 on each instance, past
+    # the 30 that CPython 3.11 shares between the dicts of one class, so each connection had a dict of
+    # its own of about 1.5 KB; slots take 8 bytes each (tests/unit/test_uvicorn_contract.py keeps the list
+    # complete: a name missing would only go to the dict again).
+    __slots__ = (*UVICORN_ATTRIBUTES, "_lost", "deflate_mode", "fast_writer")
 
     configured_close_timeout = 3.0  # realtime.close_timeout: seconds a close handshake may take
     send_buffer = 0  # SO_SNDBUF of each connection in bytes; 0: the kernel's default (autotuned)
     deflate_min_bytes = 0  # server.ws_deflate_min_bytes: shorter texts go uncompressed
-    deflate_mode = _PLAIN  # set by the handshake when the client accepted per-message deflate
-    fast_writer: SocketTransport | None = None  # the application's transport, once it has made one
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.deflate_mode = _PLAIN  # set by the handshake when the client accepted per-message deflate
+        self.fast_writer: SocketTransport | None = None  # the application's transport, once it made one
         super().__init__(*args, **kwargs)
         # uvicorn's __init__ sets its own close_timeout (10 s) on the instance, which hides any class
         # attribute of that name: ours is set after it.
@@ -402,9 +418,7 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.conn.available_extensions and not offer_parses(event.headers):
             self.conn.available_extensions = None  # declined, as an offer the factory cannot accept
         super().handle_connect(event)
-        mode = deflate_mode(self.conn.extensions)
-        if mode:  # set only then: no attribute more per plain connection
-            self.deflate_mode = mode
+        self.deflate_mode = deflate_mode(self.conn.extensions)
         scope = getattr(self, "scope", None)
         if scope is not None:  # the application's task is created but has not run yet
             scope["extensions"][EXTENSION] = self
@@ -420,8 +434,13 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
             return
         await super().send(message)
         if self.handshake_complete and getattr(self, "request", None) is not None:
-            # uvicorn reads neither after the handshake; they hold every header the client sent
+            # uvicorn reads neither after the handshake; they hold every header the client sent. The
+            # request's headers are emptied too: websockets' parser keeps the request for the
+            # connection's life (a local of ``ServerProtocol.parse``, the generator that reads frames).
+            self.request.headers.clear()
             self.request = self.response = None  # type: ignore[assignment]
+            # the scope's copy of them, read by the application before it accepted (Host, Origin)
+            self.scope["headers"] = []
 
     def handle_ping(self) -> None:
         """Answer a ping, except above the high-water mark: a peer that pings but does not read would

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -107,6 +108,10 @@ async def stream(
         return
     try:
         await _stream(socket, streaming, authenticator, service_status)
+    except Exception:  # a bug of ours: the client still gets a close frame with 1011, not a dropped socket
+        log.exception("the stream of a connection failed")
+        with contextlib.suppress(Exception):
+            await socket.close(code=closecodes.INTERNAL_ERROR, reason="internal error")
     finally:
         streaming.let_go()
 
