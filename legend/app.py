@@ -9,9 +9,8 @@ import mimetypes
 from collections.abc import Awaitable
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-from litestar import Litestar, MediaType, Response, Router, WebSocket, get
+from litestar import Litestar, MediaType, Response, Router, get
 from litestar.datastructures import Headers, MutableScopeHeaders
 from litestar.di import Provide
 from litestar.enums import ScopeType
@@ -36,7 +35,7 @@ from legend.adapters.http.metrics_api import MetricsController
 from legend.adapters.http.notifications_api import NotificationController
 from legend.adapters.http.rate_limit import ApiLimits
 from legend.adapters.http.user_api import WatchlistController
-from legend.adapters.http.ws import stream
+from legend.adapters.http.ws import AsgiSocket, serve_stream, stream
 from legend.adapters.prometheus.api import api as api_metrics
 from legend.adapters.prometheus.collector import Section, metrics_registry, sections
 from legend.bootstrap import Services, bootstrap
@@ -349,19 +348,14 @@ def stream_first(app: ASGIApp, services: Services) -> ASGIApp:
     """``app``, but the WebSocket endpoint ``/api/ws`` is handed its connections directly, not through
     Litestar's application, router, exception middlewares and route: each of those keeps a frame (and
     closures, a scope state) on the stack of every connection for its whole life, about 3 KB together.
-    The handler is the same function with the same services, given a Litestar ``WebSocket`` as before;
-    an exception it lets out is uvicorn's to log (with its traceback) and the connection is dropped, where
-    Litestar's middleware sent a close frame first. Not a coroutine itself, for the same reason."""
-    handler, (path,) = stream.fn, stream.paths
+    ``serve_stream`` is what the route runs too, with the same services. Not a coroutine itself, for the
+    same reason."""
+    (path,) = stream.paths
     streaming, authenticator, status = services.streaming, services.auth, services.status
 
     def serve(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] == ScopeType.WEBSOCKET and scope["path"] == path:
-            socket: WebSocket[Any, Any, Any] = WebSocket(scope, receive, send)
-            awaitable: Awaitable[None] = handler(
-                socket=socket, streaming=streaming, authenticator=authenticator, service_status=status
-            )
-            return awaitable
+            return serve_stream(AsgiSocket(scope, receive, send), streaming, authenticator, status)
         return app(scope, receive, send)
 
     return serve

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from legend.adapters.clock.frozen import FrozenClock
-from legend.adapters.http.ws import stream
+from legend.adapters.http.ws import serve_stream
 from legend.app import stream_first
 from legend.bootstrap import bootstrap
 from legend.settings import DatabaseSettings, Settings
@@ -34,7 +34,7 @@ def test_the_stream_is_its_handler_s_own_coroutine_and_the_rest_is_the_app_s(tmp
     served = stream_first(_app, services)
     scope: dict[str, Any] = {"type": "websocket", "path": "/api/ws", "headers": [], "query_string": b""}
     handler = served(scope, _receive, _send)
-    assert getattr(handler, "cr_code", None) is stream.fn.__code__  # nothing of ours awaits it
+    assert getattr(handler, "cr_code", None) is serve_stream.__code__  # nothing of ours awaits it
     handler.close()  # type: ignore[attr-defined]
     for other in ({"type": "websocket", "path": "/api/ws/x"}, {"type": "http", "path": "/api/ws"}):
         routed = served(other, _receive, _send)
