@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -290,7 +290,8 @@ def worker_main(conn: Connection, index: int, received: Any) -> None:
 class ClientPool:
     """The client processes; a command goes to every worker and all replies come back."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, main: Callable[[Connection, int, Any], None] | None = None) -> None:
+        """``processes`` workers running ``main`` (default ``worker_main``: the fan-out's ``Worker``)."""
         ctx = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
         self.calls = 0
@@ -300,7 +301,9 @@ class ClientPool:
         self.processes: list[multiprocessing.process.BaseProcess] = []
         for index in range(processes):
             ours, theirs = ctx.Pipe()
-            process = ctx.Process(target=worker_main, args=(theirs, index, self.received), daemon=True)
+            process = ctx.Process(
+                target=main or worker_main, args=(theirs, index, self.received), daemon=True
+            )
             process.start()
             theirs.close()
             self.pipes.append(ours)
