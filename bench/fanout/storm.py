@@ -208,7 +208,12 @@ async def storm(args: argparse.Namespace, workdir: Path) -> StormResult:
         subscribed = sum(r["subscribed"] for r in replies)
         print(f"  {subscribed:,}/{n:,} subscribed in {result.subscribed_seconds:.1f} s", flush=True)
         if subscribed != n:
-            raise RuntimeError(f"only {subscribed:,} of {n:,} clients subscribed")
+            refusals = [r["refusals"] for r in replies]
+            unreachable = sum(r["unreachable"] for r in replies)
+            raise RuntimeError(
+                f"only {subscribed:,} of {n:,} clients subscribed (refused: {refusals}, "
+                f"unreachable: {unreachable}): {servers[0].logs(800)}"
+            )
 
         prices = Prices()
         publisher = asyncio.create_task(publish_prices(port, args.storm_rate, prices, stop))

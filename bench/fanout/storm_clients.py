@@ -12,6 +12,7 @@ at most 30 s; ``attempt`` reset by a socket that opened) and connects again from
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import time
@@ -63,6 +64,7 @@ class StormClient(WSListener):  # type: ignore[misc]
         self.reason = ""
         self.opened = False
         self.done: asyncio.Event = asyncio.Event()  # a socket closed
+        self.ready: asyncio.Event = asyncio.Event()  # the first history arrived
 
     # ───── picows callbacks ─────
 
@@ -103,6 +105,7 @@ class StormClient(WSListener):  # type: ignore[misc]
             for message in history.get("messages", ()):
                 self.see(int(message["seq"]))
             self.subscribed += 1
+            self.ready.set()
             if self.subscribed > 1 and self.resumed_at is None and self.closed_at is not None:
                 self.resumed_at = time.time()
         elif payload.startswith(GAP_PREFIX):
@@ -143,11 +146,13 @@ class StormClient(WSListener):  # type: ignore[misc]
             return False
         return True
 
-    async def live(self) -> None:
-        """Connected, and reconnecting after every close, until cancelled."""
+    async def live(self, opened: bool) -> None:
+        """Connected (``opened``: the first socket is open already), and reconnecting after every close,
+        until cancelled."""
         attempt = 0
         while True:
-            if await self.connect_once():
+            if opened or await self.connect_once():
+                opened = False
                 attempt = 0  # the browser client's _handleOpen
                 await self.done.wait()
             match = HINT.search(self.reason)
@@ -196,23 +201,35 @@ class StormWorker:
         except (EOFError, OSError):
             return None
 
-    async def op_connect(self, url: str, count: int, within: float = 120.0) -> dict[str, Any]:
-        """``count`` clients started (``{index}`` in ``url`` made unique), 50 every 20 ms; answers once
-        all are subscribed or ``within`` seconds passed."""
+    async def op_connect(self, url: str, count: int, concurrency: int = 64) -> dict[str, Any]:
+        """``count`` clients (``{index}`` in ``url`` made unique), at most ``concurrency`` of them
+        between connect and subscribed at once (the run's setup, not the storm: as the fan-out bench
+        connects); each then lives on, reconnecting. Answers once every first attempt has ended."""
         first = len(self.clients)
         for i in range(first, first + count):
             client = StormClient(url.format(index=f"s{self.index}c{i}"), source_address(self.index, i))
             self.clients.append(client)
-        started = time.monotonic()
-        for k, client in enumerate(self.clients[first:]):
-            self.lives.append(asyncio.create_task(client.live()))
-            if k % 50 == 49:
-                await asyncio.sleep(0.02)
-        while time.monotonic() - started < within:
-            if all(c.subscribed for c in self.clients):
-                break
-            await asyncio.sleep(0.2)
-        return {"subscribed": sum(1 for c in self.clients if c.subscribed)}
+        limit = asyncio.Semaphore(concurrency)
+
+        async def start(client: StormClient) -> None:
+            async with limit:
+                opened = await client.connect_once()
+                if opened:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(60):
+                            await client.ready.wait()
+            self.lives.append(asyncio.create_task(client.live(opened)))
+
+        await asyncio.gather(*(start(c) for c in self.clients[first:]))
+        fresh = self.clients[first:]
+        refusals: Counter[str] = Counter()
+        for c in fresh:
+            refusals.update(c.refusals)
+        return {
+            "subscribed": sum(1 for c in fresh if c.subscribed),
+            "unreachable": sum(c.unreachable for c in fresh),
+            "refusals": dict(refusals),
+        }
 
     async def op_status(self, final: int = -1) -> dict[str, Any]:
         """How many are back (a resume's history since the restart) and how many hold ``final``."""
