@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -88,6 +89,7 @@ class StormResult:
     not_on_final: int = 0
     refused_clients: int = 0
     refusals: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)  # connects that failed otherwise (timeouts …)
     unreachable: int = 0
     attempts: int = 0
     max_attempts: int = 0
@@ -100,7 +102,7 @@ class StormResult:
     acknowledged: int = 0
     not_accepted: int = 0
     final_seq: int = 0
-    server_log_tail: str = ""
+    logs: list[str] = field(default_factory=list)  # where the two server processes' logs were kept
 
     @property
     def met(self) -> bool:
@@ -254,8 +256,13 @@ async def storm(args: argparse.Namespace, workdir: Path) -> StormResult:
             await asyncio.sleep(0.5)
         collected = await pool.call("collect", final=final, first_acknowledged=prices.acknowledged[0])
         _fill(result, collected, prices, sigterm)
-        result.server_log_tail = servers[0].logs(600)
     finally:
+        if args.json:
+            for process in servers:
+                kept = args.json.with_name(f"{args.json.stem}.{process.name}.log")
+                with contextlib.suppress(OSError):
+                    kept.write_bytes(process.log_path.read_bytes())
+                    result.logs.append(str(kept))
         stop.set()
         if pool is not None:
             pool.stop()
@@ -273,6 +280,8 @@ def _fill(result: StormResult, collected: list[dict[str, Any]], prices: Prices, 
     for c in collected:
         for name, count in c["refusals"].items():
             result.refusals[name] = result.refusals.get(name, 0) + count
+        for name, count in c["failed"].items():
+            result.failed[name] = result.failed.get(name, 0) + count
         for name, count in c["close_codes"].items():
             result.close_codes[name] = result.close_codes.get(name, 0) + count
     reconnects = sorted(s for c in collected for s in c["reconnect_seconds"])
@@ -309,7 +318,8 @@ def describe(r: StormResult) -> str:
         f"{r.with_repeats:,}; not on the last price: {r.not_on_final:,}",
         f"  refused by limits: {r.refused_clients:,} clients ({refused}); connects that found nothing "
         f"listening: {r.unreachable:,}; reconnect attempts {r.attempts:,} (at most {r.max_attempts} a client)",
-        f"  close codes seen: {dict(sorted(r.close_codes.items()))}",
+        f"  other connects that did not open: {dict(sorted(r.failed.items())) or 'none'}",
+        f"  closes seen: {dict(sorted(r.close_codes.items()))}",
         f"  prices acknowledged {r.acknowledged:,} (last seq {r.final_seq}), not accepted "
         f"{r.not_accepted:,} (POSTed while no server took them)",
         f"  target (issue 23): 100% resumed gap-free within {TARGET_SECONDS:.0f} s: "

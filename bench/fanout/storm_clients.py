@@ -57,8 +57,9 @@ class StormClient(WSListener):  # type: ignore[misc]
         self.told = 0  # gap frames and "recovered": false
         self.closed_at: float | None = None  # the close of the connection before the restart
         self.resumed_at: float | None = None  # the history of the first resume after it
-        self.closes: Counter[int] = Counter()
-        self.refusals: Counter[str] = Counter()  # 4429 / 1013 close codes, HTTP statuses
+        self.closes: Counter[str] = Counter()  # "code reason" of every close frame received
+        self.refusals: Counter[str] = Counter()  # by a limit: 4429, 1013 server full, HTTP 503 or 429
+        self.failed: Counter[str] = Counter()  # other connects that did not open: timeouts, resets, …
         self.unreachable = 0  # connects that found nothing listening (the restart's gap)
         self.attempts = 0  # connects after the first one
         self.reason = ""
@@ -85,8 +86,8 @@ class StormClient(WSListener):  # type: ignore[misc]
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type == WSMsgType.CLOSE:
             code = frame.get_close_code().value
-            self.closes[code] += 1
             self.reason = frame.get_close_message().decode(errors="replace")
+            self.closes[f"{code} {self.reason.split(';')[0][:50]}"] += 1
             if code == 4429 or (code == 1013 and "full" in self.reason):
                 self.refusals[f"{code} {self.reason[:60]}"] += 1
             transport.send_close(frame.get_close_code())
@@ -140,9 +141,11 @@ class StormClient(WSListener):  # type: ignore[misc]
             self.unreachable += 1
             return False
         except Exception as exc:
-            response = getattr(exc, "response", None)
-            status = getattr(response, "status", None)
-            self.refusals[f"HTTP {int(status)}" if status else type(exc).__name__] += 1
+            status = getattr(getattr(exc, "response", None), "status", None)
+            if status is not None and int(status) in (429, 503):
+                self.refusals[f"HTTP {int(status)}"] += 1
+            else:
+                self.failed[f"HTTP {int(status)}" if status is not None else type(exc).__name__] += 1
             return False
         return True
 
@@ -246,9 +249,11 @@ class StormWorker:
         """Each client's figures, summed, and the resume times of those that resumed."""
         clients = self.clients
         refusals: Counter[str] = Counter()
-        closes: Counter[int] = Counter()
+        failed: Counter[str] = Counter()
+        closes: Counter[str] = Counter()
         for c in clients:
             refusals.update(c.refusals)
+            failed.update(c.failed)
             closes.update(c.closes)
         gap_free = [
             c
@@ -279,7 +284,8 @@ class StormWorker:
             "unreachable": sum(c.unreachable for c in clients),
             "refusals": dict(refusals),
             "refused_clients": sum(1 for c in clients if c.refusals),
-            "close_codes": {str(k): v for k, v in closes.items()},
+            "failed": dict(failed),
+            "close_codes": dict(closes),
         }
 
 
