@@ -143,6 +143,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=120.0,
         help="--storm: seconds after the SIGTERM to wait for every client to resume (default 120)",
     )
+    parser.add_argument(
+        "--storm-set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="--storm: a Legend setting (TOML value) instead of the shipped one, e.g. "
+        "server.drain_seconds=10; repeatable",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument(
         "--from-json", type=Path, metavar="FILE", help="only render the tables, plot and Markdown of a --json"
@@ -167,6 +175,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.connections = [storm.DEFAULT_CLIENTS] if args.storm else [1000, 5000, 10000]
     if args.storm and (args.storm_rate <= 0 or args.storm_before <= 0 or args.storm_timeout <= 0):
         parser.error("--storm-rate, --storm-before and --storm-timeout must be positive")
+    bad = [a for a in args.storm_set if "=" not in a or "." not in a.split("=", 1)[0]]
+    if bad:
+        parser.error(f"--storm-set takes SECTION.KEY=VALUE, got {bad}")
     if args.filters < 0:
         parser.error("--filters must be >= 0")
     if args.filters and args.channel == "ticker":

@@ -94,6 +94,8 @@ class StormResult:
     attempts: int = 0
     max_attempts: int = 0
     close_codes: dict[str, int] = field(default_factory=dict)
+    hole_at: dict[str, int] = field(default_factory=dict)  # clients' holes by where they showed
+    settings: list[str] = field(default_factory=list)  # --storm-set lines added to the shipped settings
     reconnect_p50: float = 0.0
     reconnect_p99: float = 0.0
     reconnect_max: float = 0.0
@@ -163,6 +165,28 @@ async def publish_final(port: int, deadline: float) -> int:
     raise RuntimeError("the restarted server acknowledged no price")
 
 
+def with_settings(text: str, assignments: list[str]) -> str:
+    """The settings file with ``section.key=value`` lines (TOML values) set, replacing the bench's own."""
+    sections: dict[str, dict[str, str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("["):
+            current = line.strip("[]")
+            sections.setdefault(current, {})
+        elif "=" in line:
+            key, value = line.split("=", 1)
+            sections[current][key.strip()] = value.strip()
+    for assignment in assignments:
+        name, value = assignment.split("=", 1)
+        section, key = name.strip().rsplit(".", 1)
+        sections.setdefault(section, {})[key] = value.strip()
+    out: list[str] = []
+    for section, values in sections.items():
+        out.append(f"[{section}]")
+        out.extend(f"{key} = {value}" for key, value in values.items())
+    return "\n".join(out) + "\n"
+
+
 def legend_pid(server: ServerProcess) -> int:
     """The ``legend serve`` process under the keeper (SIGTERM goes to it, not to the keeper, whose
     own SIGTERM would kill the group after 3 s: a restart drains as a deploy does)."""
@@ -197,7 +221,11 @@ async def storm(args: argparse.Namespace, workdir: Path) -> StormResult:
         wait_redis(redis)
         port = free_port()
         config = workdir / "legend-storm.toml"
-        config.write_text(legend_settings(KIND, workdir / "storm-data", redis.port), encoding="utf-8")
+        config.write_text(
+            with_settings(legend_settings(KIND, workdir / "storm-data", redis.port), args.storm_set),
+            encoding="utf-8",
+        )
+        result.settings = list(args.storm_set)
         argv = [sys.executable, "-m", "legend", "serve", "--port", str(port), "--config", str(config)]
         env = child_env(args.legend_root)
         servers.append(ServerProcess("legend-storm-1", argv, port, workdir, env))
@@ -282,6 +310,8 @@ def _fill(result: StormResult, collected: list[dict[str, Any]], prices: Prices, 
             result.refusals[name] = result.refusals.get(name, 0) + count
         for name, count in c["failed"].items():
             result.failed[name] = result.failed.get(name, 0) + count
+        for name, count in c["hole_at"].items():
+            result.hole_at[name] = result.hole_at.get(name, 0) + count
         for name, count in c["close_codes"].items():
             result.close_codes[name] = result.close_codes.get(name, 0) + count
     reconnects = sorted(s for c in collected for s in c["reconnect_seconds"])
@@ -306,7 +336,8 @@ def describe(r: StormResult) -> str:
     resumed = f"{r.all_resumed_seconds:.1f} s" if r.all_resumed_seconds is not None else "not all"
     lines = [
         f"Restart storm: {r.clients:,} clients over {r.client_processes} client processes, "
-        f"{r.rate:g} prices/s on ticker:BENCH",
+        f"{r.rate:g} prices/s on ticker:BENCH; settings as shipped"
+        + (f" but {', '.join(r.settings)}" if r.settings else ""),
         f"  subscribed before the restart in {r.subscribed_seconds:.1f} s",
         f"  SIGTERM -> old process gone {r.exited_seconds:.1f} s, new process ready {r.ready_seconds:.1f} s",
         f"  resumed: {r.resumed:,}/{r.clients:,}; 100% resumed after SIGTERM: {resumed} "
@@ -320,6 +351,7 @@ def describe(r: StormResult) -> str:
         f"listening: {r.unreachable:,}; reconnect attempts {r.attempts:,} (at most {r.max_attempts} a client)",
         f"  other connects that did not open: {dict(sorted(r.failed.items())) or 'none'}",
         f"  closes seen: {dict(sorted(r.close_codes.items()))}",
+        f"  holes by where they showed (clients): {dict(sorted(r.hole_at.items())) or 'none'}",
         f"  prices acknowledged {r.acknowledged:,} (last seq {r.final_seq}), not accepted "
         f"{r.not_accepted:,} (POSTed while no server took them)",
         f"  target (issue 23): 100% resumed gap-free within {TARGET_SECONDS:.0f} s: "

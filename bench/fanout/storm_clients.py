@@ -55,6 +55,8 @@ class StormClient(WSListener):  # type: ignore[misc]
         self.holes = 0  # seqs skipped without a word from the server
         self.repeats = 0  # seqs at or below the last one
         self.told = 0  # gap frames and "recovered": false
+        self.hole_at: Counter[str] = Counter()  # where holes were seen: in a history, or between frames
+        self.after_history = False  # the last frame was a history: the next live one joins it
         self.closed_at: float | None = None  # the close of the connection before the restart
         self.resumed_at: float | None = None  # the history of the first resume after it
         self.closes: Counter[str] = Counter()  # "code reason" of every close frame received
@@ -98,19 +100,28 @@ class StormClient(WSListener):  # type: ignore[misc]
         payload = frame.get_payload_as_bytes()
         if payload.startswith(DATA_PREFIX):
             i = payload.rfind(SEQ_KEY) + len(SEQ_KEY)
+            before = self.holes
             self.see(int(payload[i : payload.find(b"}", i)]))
+            if self.holes > before:
+                self.hole_at["live after history" if self.after_history else "live after live"] += 1
+            self.after_history = False
         elif payload.startswith(HISTORY_PREFIX):
             history = msgspec.json.decode(payload)
+            before = self.holes
             if history.get("recovered") is False:
                 self.told += 1
             for message in history.get("messages", ()):
                 self.see(int(message["seq"]))
+            if self.holes > before:
+                self.hole_at[f"in history, recovered {history.get('recovered')}"] += 1
+            self.after_history = True
             self.subscribed += 1
             self.ready.set()
             if self.subscribed > 1 and self.resumed_at is None and self.closed_at is not None:
                 self.resumed_at = time.time()
         elif payload.startswith(GAP_PREFIX):
             self.told += 1
+            self.hole_at["gap frame"] += 1
 
     def see(self, seq: int) -> None:
         last = self.last
@@ -251,7 +262,9 @@ class StormWorker:
         refusals: Counter[str] = Counter()
         failed: Counter[str] = Counter()
         closes: Counter[str] = Counter()
+        hole_at: Counter[str] = Counter()
         for c in clients:
+            hole_at.update(c.hole_at)
             refusals.update(c.refusals)
             failed.update(c.failed)
             closes.update(c.closes)
@@ -286,6 +299,7 @@ class StormWorker:
             "refused_clients": sum(1 for c in clients if c.refusals),
             "failed": dict(failed),
             "close_codes": dict(closes),
+            "hole_at": {k: v for k, v in hole_at.items() if v},
         }
 
 
