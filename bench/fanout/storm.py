@@ -269,6 +269,15 @@ async def storm(args: argparse.Namespace, workdir: Path) -> StormResult:
             result.resumed = sum(s["resumed"] for s in status)
             if result.resumed == n:
                 break
+            if int(time.time() - sigterm) % 10 == 0:
+                phases: dict[str, int] = {}
+                for s in status:
+                    for phase, count in s["phases"].items():
+                        phases[phase] = phases.get(phase, 0) + count
+                print(
+                    f"  {time.time() - sigterm:5.1f} s: {result.resumed:,} resumed; the others: {phases}",
+                    flush=True,
+                )
             await asyncio.sleep(0.5)
         print(f"  {result.resumed:,}/{n:,} resumed {time.time() - sigterm:.1f} s after SIGTERM", flush=True)
         await asyncio.sleep(3.0)  # a few more prices after everyone is back

@@ -66,6 +66,7 @@ class StormClient(WSListener):  # type: ignore[misc]
         self.attempts = 0  # connects after the first one
         self.reason = ""
         self.opened = False
+        self.phase = "new"  # connecting, open (no history since it opened), subscribed, waiting
         self.done: asyncio.Event = asyncio.Event()  # a socket closed
         self.ready: asyncio.Event = asyncio.Event()  # the first history arrived
 
@@ -74,6 +75,7 @@ class StormClient(WSListener):  # type: ignore[misc]
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
         self.opened = True
+        self.phase = "open"
         if self.last is None:
             transport.send(WSMsgType.TEXT, SUBSCRIBE)
         else:
@@ -116,6 +118,7 @@ class StormClient(WSListener):  # type: ignore[misc]
                 self.hole_at[f"in history, recovered {history.get('recovered')}"] += 1
             self.after_history = True
             self.subscribed += 1
+            self.phase = "subscribed"
             self.ready.set()
             if self.subscribed > 1 and self.resumed_at is None and self.closed_at is not None:
                 self.resumed_at = time.time()
@@ -140,6 +143,7 @@ class StormClient(WSListener):  # type: ignore[misc]
         """One connect; True when the socket opened (it then runs until closed)."""
         self.opened = False
         self.done.clear()
+        self.phase = "connecting"
         try:
             await ws_connect(
                 lambda: self,
@@ -169,6 +173,7 @@ class StormClient(WSListener):  # type: ignore[misc]
                 opened = False
                 attempt = 0  # the browser client's _handleOpen
                 await self.done.wait()
+            self.phase = "waiting"
             match = HINT.search(self.reason)
             self.reason = ""
             await asyncio.sleep((int(match.group(1)) / 1000 if match else 0.0) + backoff(attempt))
@@ -254,6 +259,7 @@ class StormWorker:
             "closed_once": sum(1 for c in clients if c.closed_at is not None),
             "resumed": sum(1 for c in clients if c.resumed_at is not None),
             "on_final": sum(1 for c in clients if c.last == final),
+            "phases": dict(Counter(c.phase for c in clients if c.resumed_at is None)),
         }
 
     async def op_collect(self, final: int, first_acknowledged: int) -> dict[str, Any]:
