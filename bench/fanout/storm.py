@@ -274,6 +274,8 @@ async def storm(args: argparse.Namespace, workdir: Path) -> StormResult:
                 for s in status:
                     for phase, count in s["phases"].items():
                         phases[phase] = phases.get(phase, 0) + count
+                    for ending, count in s["ended"].items():
+                        phases[f"ended ({ending})"] = phases.get(f"ended ({ending})", 0) + count
                 print(
                     f"  {time.time() - sigterm:5.1f} s: {result.resumed:,} resumed; the others: {phases}",
                     flush=True,

@@ -155,6 +155,12 @@ class StormClient(WSListener):  # type: ignore[misc]
         except ConnectionRefusedError:
             self.unreachable += 1
             return False
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the bench stops
+            self.failed["CancelledError"] += 1  # picows's own handshake timeout, leaked as a cancellation
+            return False
         except Exception as exc:
             status = getattr(getattr(exc, "response", None), "status", None)
             if status is not None and int(status) in (429, 503):
@@ -260,6 +266,7 @@ class StormWorker:
             "resumed": sum(1 for c in clients if c.resumed_at is not None),
             "on_final": sum(1 for c in clients if c.last == final),
             "phases": dict(Counter(c.phase for c in clients if c.resumed_at is None)),
+            "ended": dict(Counter(_ending(t) for t in self.lives if t.done())),  # lives that stopped: a bug
         }
 
     async def op_collect(self, final: int, first_acknowledged: int) -> dict[str, Any]:
@@ -307,6 +314,13 @@ class StormWorker:
             "close_codes": dict(closes),
             "hole_at": {k: v for k, v in hole_at.items() if v},
         }
+
+
+def _ending(task: asyncio.Task[None]) -> str:
+    if task.cancelled():
+        return "cancelled"
+    exc = task.exception()
+    return f"{type(exc).__name__}: {exc}"[:120] if exc is not None else "returned"
 
 
 def storm_worker_main(conn: Connection, index: int, received: Any) -> None:
