@@ -90,7 +90,7 @@ class StormClient(WSListener):  # type: ignore[misc]
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type == WSMsgType.CLOSE:
             code = frame.get_close_code().value
-            self.reason = frame.get_close_message().decode(errors="replace")
+            self.reason = (frame.get_close_message() or b"").decode(errors="replace")
             self.closes[f"{code} {self.reason.split(';')[0][:50]}"] += 1
             if code == 4429 or (code == 1013 and "full" in self.reason):
                 self.refusals[f"{code} {self.reason[:60]}"] += 1
