@@ -32,6 +32,7 @@ BACKOFF_MULTIPLIER = 1.5
 MAX_RECONNECT_DELAY = 30.0
 HINT = re.compile(r"reconnect_after_ms=(\d{1,9})")
 SEQ_KEY = b'"seq":'
+CONNECT_TIMEOUT = 30.0  # seconds a connect and its handshake may take before it is given up and retried
 HISTORY_PREFIX = b'{"type":"history"'
 GAP_PREFIX = b'{"type":"gap"'
 
@@ -145,21 +146,19 @@ class StormClient(WSListener):  # type: ignore[misc]
         self.done.clear()
         self.phase = "connecting"
         try:
-            await ws_connect(
-                lambda: self,
-                self.url,
-                websocket_handshake_timeout=30,
-                read_buffer_init_size=4096,
-                local_addr=(self.address, 0),
-            )
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                _, listener = await ws_connect(
+                    lambda: self,
+                    self.url,
+                    websocket_handshake_timeout=CONNECT_TIMEOUT - 5,
+                    read_buffer_init_size=4096,
+                    local_addr=(self.address, 0),
+                )
         except ConnectionRefusedError:
             self.unreachable += 1
             return False
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # the bench stops
-            self.failed["CancelledError"] += 1  # picows's own handshake timeout, leaked as a cancellation
+        except TimeoutError:
+            self.failed["connect timed out"] += 1
             return False
         except Exception as exc:
             status = getattr(getattr(exc, "response", None), "status", None)
@@ -167,6 +166,11 @@ class StormClient(WSListener):  # type: ignore[misc]
                 self.refusals[f"HTTP {int(status)}"] += 1
             else:
                 self.failed[f"HTTP {int(status)}" if status is not None else type(exc).__name__] += 1
+            return False
+        if listener is not self:
+            # picows answers a connection lost during the handshake (a server shutting down closes what
+            # it accepted) with no listener and no error: a browser sees a close (1006) and reconnects
+            self.failed["closed during the handshake"] += 1
             return False
         return True
 
