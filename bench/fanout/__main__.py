@@ -274,6 +274,19 @@ def write_outputs(args: argparse.Namespace, report: Report, argv: Sequence[str] 
         print(f"tables: {args.markdown}")
 
 
+def too_small(args: argparse.Namespace, limit: int, connections: int) -> list[str]:
+    """The selected servers that cannot hold ``connections``: a process holds ``limit`` - 500, and only
+    Legend's ``--workers`` rows have several, over which SO_REUSEPORT spreads the clients about evenly
+    (counted at 90%, so that the fullest worker still has room)."""
+    per_process = limit - 500
+    short: list[str] = []
+    for kind in kinds(args.workers, args.filters):
+        room = per_process if kind.workers == 1 else per_process * kind.workers * 9 // 10
+        if kind.name in args.servers and connections > room:
+            short.append(kind.name)
+    return short
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.storm:
@@ -283,8 +296,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     limit = raise_fd_limit()
     most = max(args.connections)
-    if most + 500 > limit:
-        print(f"file descriptor limit {limit} is too low for {most} connections per server", file=sys.stderr)
+    short = too_small(args, limit, most)
+    if short:
+        print(
+            f"file descriptor limit {limit} per process is too low for {most:,} connections on "
+            f"{', '.join(short)} (a process holds at most {limit - 500:,}; only Legend's --workers "
+            "rows spread over several: e.g. --servers legend-w3-max --workers 3)",
+            file=sys.stderr,
+        )
         return 2
     sockets = most * len(args.servers)
     processes = max(args.client_processes, 2, math.ceil(sockets / (limit - 1000)))
