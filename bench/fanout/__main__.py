@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.fanout                       # the full run: 1,000, 5,000, 10,000 connections
     .venv/bin/python -m bench.fanout --connections 50 --seconds 1 --rounds 1 --rates 10   # seconds
     .venv/bin/python -m bench.fanout --filters 50 --connections 5000   # pattern alerts, filtered or not
+    .venv/bin/python -m bench.fanout --storm                # restart storm: 18,000 clients, SIGTERM, resume
 
 See bench/README.md for what it measures and how to read it.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import uvloop
 
+from bench.fanout import storm
 from bench.fanout.clients import ClientPool
 from bench.fanout.kinds import Running, kinds, start
 from bench.fanout.plot import plot
@@ -60,8 +62,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--connections",
         type=lambda t: _numbers(t, int),
-        default=[1000, 5000, 10000],
-        help="connection counts (default 1000,5000,10000)",
+        default=None,
+        help="connection counts (default 1000,5000,10000; --storm: 18000, the largest one given)",
     )
     parser.add_argument(
         "--rates",
@@ -121,6 +123,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=10,
         help="time every k-th frame of a server's clients (default 10)",
     )
+    parser.add_argument(
+        "--storm",
+        action="store_true",
+        help="the restart storm instead (issue 23): clients resume by seq across a SIGTERM and a new process",
+    )
+    parser.add_argument(
+        "--storm-rate", type=float, default=2.0, help="--storm: prices a second on ticker:BENCH (default 2)"
+    )
+    parser.add_argument(
+        "--storm-before",
+        type=float,
+        default=5.0,
+        help="--storm: seconds of prices before the SIGTERM (default 5)",
+    )
+    parser.add_argument(
+        "--storm-timeout",
+        type=float,
+        default=120.0,
+        help="--storm: seconds after the SIGTERM to wait for every client to resume (default 120)",
+    )
+    parser.add_argument(
+        "--storm-set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="--storm: a Legend setting (TOML value) instead of the shipped one, e.g. "
+        "server.drain_seconds=10; repeatable",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument(
         "--from-json", type=Path, metavar="FILE", help="only render the tables, plot and Markdown of a --json"
@@ -141,6 +171,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--legend-root", type=Path, default=REPO_ROOT, help="checkout to run Legend from (default this one)"
     )
     args = parser.parse_args(argv)
+    if args.connections is None:
+        args.connections = [storm.DEFAULT_CLIENTS] if args.storm else [1000, 5000, 10000]
+    if args.storm and (args.storm_rate <= 0 or args.storm_before <= 0 or args.storm_timeout <= 0):
+        parser.error("--storm-rate, --storm-before and --storm-timeout must be positive")
+    bad = [a for a in args.storm_set if "=" not in a or "." not in a.split("=", 1)[0]]
+    if bad:
+        parser.error(f"--storm-set takes SECTION.KEY=VALUE, got {bad}")
     if args.filters < 0:
         parser.error("--filters must be >= 0")
     if args.filters and args.channel == "ticker":
@@ -237,15 +274,36 @@ def write_outputs(args: argparse.Namespace, report: Report, argv: Sequence[str] 
         print(f"tables: {args.markdown}")
 
 
+def too_small(args: argparse.Namespace, limit: int, connections: int) -> list[str]:
+    """The selected servers that cannot hold ``connections``: a process holds ``limit`` - 500, and only
+    Legend's ``--workers`` rows have several, over which SO_REUSEPORT spreads the clients about evenly
+    (counted at 90%, so that the fullest worker still has room)."""
+    per_process = limit - 500
+    short: list[str] = []
+    for kind in kinds(args.workers, args.filters):
+        room = per_process if kind.workers == 1 else per_process * kind.workers * 9 // 10
+        if kind.name in args.servers and connections > room:
+            short.append(kind.name)
+    return short
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.storm:
+        return storm.main(args)
     if args.from_json:
         write_outputs(args, Report.from_json(json.loads(args.from_json.read_text(encoding="utf-8"))), argv)
         return 0
     limit = raise_fd_limit()
     most = max(args.connections)
-    if most + 500 > limit:
-        print(f"file descriptor limit {limit} is too low for {most} connections per server", file=sys.stderr)
+    short = too_small(args, limit, most)
+    if short:
+        print(
+            f"file descriptor limit {limit} per process is too low for {most:,} connections on "
+            f"{', '.join(short)} (a process holds at most {limit - 500:,}; only Legend's --workers "
+            "rows spread over several: e.g. --servers legend-w3-max --workers 3)",
+            file=sys.stderr,
+        )
         return 2
     sockets = most * len(args.servers)
     processes = max(args.client_processes, 2, math.ceil(sockets / (limit - 1000)))

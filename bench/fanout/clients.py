@@ -17,8 +17,9 @@ import contextlib
 import multiprocessing
 import os
 import time
+import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -41,6 +42,9 @@ CLOSE = WSMsgType.CLOSE
 # server's per-address limits (Legend: realtime.max_connections_per_ip, connect_rate_per_ip and
 # connect_burst_per_ip) stay as shipped: this many clients share an address, below the default burst.
 PER_ADDRESS = 40
+# What a browser offers: every message compressed on its own (issue 23's "compressed once").
+DEFLATE_OFFER = "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
+DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692: the end of a message's deflate stream, stripped
 
 
 def source_address(worker: int, index: int) -> str:
@@ -62,6 +66,7 @@ class Group:
         data_prefix: bytes = DATA_PREFIX,
         id_key: bytes = ID_KEY,
         id_end: bytes = b",",
+        deflate: bool = False,
     ) -> None:
         self.received = received  # the worker's slot in the pool's shared counters: frames this window
         self.slot = slot
@@ -72,6 +77,7 @@ class Group:
         self.id_skip = len(id_key)
         self.id_end = id_end
         self.sample_every = sample_every
+        self.deflate = deflate  # offer permessage-deflate, inflate RSV1 frames
         self.clients: list[Client] = []
         self.closed = 0
         self.errors: list[str] = []
@@ -82,6 +88,8 @@ class Group:
         self.lo = lo
         self.hi = hi
         self.frames = 0
+        self.wire_bytes = 0  # payload bytes (as sent: compressed or not) of the frames counted
+        self.compressed = 0  # of those frames, how many came compressed (RSV1)
         self.received[self.slot] = 0
         self.strays = (
             0  # price frames with an id outside the window (a previous window's, the quote poller's)
@@ -123,6 +131,9 @@ class Client(WSListener):  # type: ignore[misc]
                 transport.disconnect()
             return
         payload = frame.get_payload_as_bytes()
+        wire = len(payload)
+        if frame.rsv1:  # permessage-deflate: each message on its own (no context takeover)
+            payload = zlib.decompressobj(-15).decompress(payload + DEFLATE_TAIL)
         group = self.group
         if payload.startswith(group.data_prefix):
             i = payload.find(group.id_key) + group.id_skip
@@ -134,6 +145,8 @@ class Client(WSListener):  # type: ignore[misc]
                 self.count += 1
                 self.last = ident
                 group.frames += 1
+                group.wire_bytes += wire
+                group.compressed += frame.rsv1
                 group.received[group.slot] = group.frames
                 if group.frames % group.sample_every == 0:
                     group.samples.append(ident)
@@ -209,13 +222,15 @@ class Worker:
         sample_every: int,
         concurrency: int = 64,
         stream: dict[str, Any] | None = None,
+        deflate: bool = False,
     ) -> dict[str, Any]:
         """Open ``count`` more subscribed connections in ``group``; ``{index}`` in ``url`` is made unique.
-        ``stream`` (``--channel patterns``): the subscribe frames and how a data frame and its id look."""
+        ``stream`` (``--channel patterns``): the subscribe frames and how a data frame and its id look;
+        ``deflate``: the connections offer permessage-deflate."""
         members = self.groups.get(group)
         if members is None:
             members = self.groups[group] = Group(
-                dialect, sample_every, self.received, self.index, **(stream or {})
+                dialect, sample_every, self.received, self.index, **(stream or {}), deflate=deflate
             )
         limit = asyncio.Semaphore(concurrency)
         first = len(members.clients)
@@ -226,6 +241,7 @@ class Worker:
                 _, client = await ws_connect(
                     lambda: Client(members, subscribes[index % len(subscribes)]),
                     url.format(index=f"w{self.index}c{index}"),
+                    extra_headers={"Sec-WebSocket-Extensions": DEFLATE_OFFER} if members.deflate else None,
                     websocket_handshake_timeout=60,
                     read_buffer_init_size=4096,
                     local_addr=(source_address(self.index, index), 0),
@@ -266,6 +282,8 @@ class Worker:
         counts = [c.count for c in members.clients]
         return {
             "frames": members.frames,
+            "wire_bytes": members.wire_bytes,
+            "compressed": members.compressed,
             "strays": members.strays,
             "closed": members.closed,
             "close_codes": dict(Counter(c.close_code for c in members.clients if c.close_code is not None)),
@@ -290,7 +308,8 @@ def worker_main(conn: Connection, index: int, received: Any) -> None:
 class ClientPool:
     """The client processes; a command goes to every worker and all replies come back."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, main: Callable[[Connection, int, Any], None] | None = None) -> None:
+        """``processes`` workers running ``main`` (default ``worker_main``: the fan-out's ``Worker``)."""
         ctx = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
         self.calls = 0
@@ -300,7 +319,9 @@ class ClientPool:
         self.processes: list[multiprocessing.process.BaseProcess] = []
         for index in range(processes):
             ours, theirs = ctx.Pipe()
-            process = ctx.Process(target=worker_main, args=(theirs, index, self.received), daemon=True)
+            process = ctx.Process(
+                target=main or worker_main, args=(theirs, index, self.received), daemon=True
+            )
             process.start()
             theirs.close()
             self.pipes.append(ours)

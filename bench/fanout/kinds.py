@@ -29,6 +29,7 @@ class Kind:
     redis: bool = False  # Legend on the Redis backplane (a redis-server of its own)
     bars: bool = True  # Legend's bars.enabled: the bar builder reads the price log the bench's prices enter
     filters: int = 0  # --channel patterns: the clients subscribe over this many distinct filters (Legend)
+    deflate: bool = False  # the clients offer permessage-deflate (no context takeover) and inflate
 
 
 def kinds(workers: int, filters: int = 0) -> list[Kind]:
@@ -65,6 +66,15 @@ def kinds(workers: int, filters: int = 0) -> list[Kind]:
             paced=False,
             budget=RAISED_BUDGET,
             bars=False,
+            family="legend",
+        ),
+        Kind(
+            "legend-max-deflate",
+            f"Legend, {raised}, one process, clients with permessage-deflate",
+            saturated=True,
+            paced=False,
+            budget=RAISED_BUDGET,
+            deflate=True,
             family="legend",
         ),
         Kind(

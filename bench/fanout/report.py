@@ -40,6 +40,8 @@ class Window:
     # publishing, and once drained; None where it builds no bars (or has several processes)
     bars_built: int | None = None
     bars_built_drained: int | None = None
+    wire_bytes: int = 0  # payload bytes of the counted frames, as they came (compressed or not)
+    compressed: int = 0  # counted frames that came compressed (permessage-deflate)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -83,6 +85,8 @@ class Phase:
     prices_published: int = 0  # accepted by the server, warm-up included
     bars_built: int | None = None  # of those, built into bars by the end of publishing (Window)
     bars_built_drained: int | None = None  # … and once drained
+    bytes_per_delivery: float = math.nan  # payload bytes a frame, as they came
+    compressed_pct: float = 0.0  # frames that came compressed
     error: str = ""
 
     @property
@@ -132,6 +136,10 @@ class Phase:
         phase.drain_seconds = max(w.drain_seconds for w in windows)
         phase.gate_timeouts = sum(w.gate_timeouts for w in windows)
         phase.prices_published = sum(w.published for w in windows)
+        frames = sum(w.frames for w in windows)
+        if frames:
+            phase.bytes_per_delivery = sum(w.wire_bytes for w in windows) / frames
+            phase.compressed_pct = 100 * sum(w.compressed for w in windows) / frames
         if all(w.bars_built is not None for w in windows):
             phase.bars_built = sum(w.bars_built or 0 for w in windows)
         if all(w.bars_built_drained is not None for w in windows):
@@ -243,6 +251,8 @@ def describe(phase: Phase) -> str:
         extra += f"  FAILED PUBLISHES {phase.failures}"
     if phase.gate_timeouts:
         extra += f"  (clients behind at {phase.gate_timeouts} publishes)"
+    if phase.compressed_pct:
+        extra += f"  {phase.bytes_per_delivery:.0f} B/frame, {phase.compressed_pct:.0f}% deflated"
     return (
         f"{phase.server:19} n={phase.connections:<6} {phase.load:9} "
         f"{phase.delivered_per_s:9,.0f} msg/s  {_pct(phase.delivered_pct):>6} delivered  "
@@ -301,6 +311,23 @@ def ratios(report: Report) -> list[tuple[str, float]]:
                     (
                         f"n={n} saturated server CPU per msg: bars on / bars off",
                         ratio(on.cpu_us_per_delivery, off.cpu_us_per_delivery),
+                    )
+                )
+    deflated = f"{raised}-deflate"
+    if raised in report.servers and deflated in report.servers:  # issue 23: compressed once
+        for n in report.connections:
+            on, off = report.phase(deflated, n, None), report.phase(raised, n, None)
+            found.append(
+                (
+                    f"n={n} saturated msg/s: deflate / plain ({deflated} / {raised})",
+                    ratio(_saturated(report, deflated, n), _saturated(report, raised, n)),
+                )
+            )
+            if on is not None and off is not None and not on.error and not off.error:
+                found.append(
+                    (
+                        f"n={n} saturated bytes per delivery: deflate / plain",
+                        ratio(on.bytes_per_delivery, off.bytes_per_delivery),
                     )
                 )
     for rate in report.rates:

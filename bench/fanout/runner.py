@@ -104,6 +104,7 @@ class Bench:
             dialect=running.dialect,
             sample_every=self.args.sample_every,
             stream=running.stream,
+            deflate=running.kind.deflate,
         )
         connected = sum(r["connected"] for r in replies)
         if connected != total:
@@ -153,6 +154,7 @@ class Bench:
                         dialect=running.dialect,
                         sample_every=self.args.sample_every,
                         stream=running.stream,
+                        deflate=running.kind.deflate,
                     )
                 except Exception as exc:
                     self.fail(name, f"could not reopen connections: {exc}")
@@ -232,6 +234,8 @@ class Bench:
             offered=offered,
             failures=published.failures,
             frames=sum(r["frames"] for r in replies),
+            wire_bytes=sum(r["wire_bytes"] for r in replies),
+            compressed=sum(r["compressed"] for r in replies),
             in_window=end_frames - start_frames,
             on_last=sum(r["on_last"] for r in replies),
             without_any=sum(r["without_any"] for r in replies),

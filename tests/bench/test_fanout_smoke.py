@@ -75,6 +75,14 @@ def test_every_server_delivers_and_the_report_is_written(tmp_path: Path) -> None
         for r in report["ratios"]
     )
     assert "Bars: the prices the bar builder built" in run.stdout
+    # Deflate on / off (issue 23): the deflate clients get every price compressed, and fewer bytes.
+    (deflated,) = [p for p in report["phases"] if p["server"] == "legend-max-deflate"]
+    assert deflated["compressed_pct"] == 100.0 and on["compressed_pct"] == 0.0, (deflated, on)
+    assert deflated["bytes_per_delivery"] < on["bytes_per_delivery"], (deflated, on)
+    assert any(
+        r["label"].startswith(f"n={CONNECTIONS} saturated bytes per delivery: deflate / plain")
+        for r in report["ratios"]
+    )
 
     tables = out_md.read_text()
     assert "**Saturated**" in tables and "| picows |" in tables and "**Targets**" in tables

@@ -11,6 +11,12 @@ A deploy is not a flood: an instance that drains announces, per address, how man
 by whichever instance they reach, within the drain's reconnect window. An office of 300 traders behind one
 NAT address therefore moves to the other instances without a 4429, while a reconnect loop that no drain
 announced still meets the rate (docs/scaling.md, "Deploys").
+
+A restart storm is not a flood either: thousands of clients coming back at once would each ask the
+registry, and those questions would fill the backplane's connection pool and time out there, holding up
+the resumes (history reads) and publishes that share it. At most ``MAX_CHECKS`` registry questions are
+under way at once; a connection that waits ``CHECK_WAIT`` for its turn is admitted unchecked, as it
+would be after a timeout (docs/scaling.md, "A restart storm").
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ log = logging.getLogger("legend.streaming")
 
 MAX_ADDRESSES = 100_000  # per-address rate buckets kept, least recently used forgotten first
 ANNOUNCE_TIMEOUT = 1.0  # seconds a drain waits to announce its reconnects before it closes anyway
+MAX_CHECKS = 16  # registry questions under way at once (of redis.max_connections, default 50)
+CHECK_WAIT = 2.0  # seconds a connection waits for its turn to ask before it is admitted unchecked
 
 
 class AdmissionLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,6 +66,8 @@ class Admission:
         self.limits = limits
         self.counters = counters
         self._rates: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._checks = asyncio.Semaphore(MAX_CHECKS)
+        self.unchecked = 0  # connections admitted without the cluster's maxima: no turn within CHECK_WAIT
 
     async def admit(self, connection_id: str, user_id: str, address: str, now: float) -> Refusal | None:
         """None when the connection may go on (it is then registered until ``release``)."""
@@ -71,6 +81,18 @@ class Admission:
                 )
             self.counters.drain_reconnects += 1
         try:
+            async with asyncio.timeout(CHECK_WAIT):
+                await self._checks.acquire()
+        except TimeoutError:
+            self.unchecked += 1
+            if self.unchecked % 1000 == 1:
+                log.warning(
+                    "connection limits not checked for %d connections so far (too many arriving at once): "
+                    "admitted",
+                    self.unchecked,
+                )
+            return None
+        try:
             over = await self.registry.admit(
                 connection_id,
                 user_id,
@@ -81,6 +103,8 @@ class Admission:
         except BackplaneUnavailable as exc:
             log.warning("connection limits not checked (%s): admitted", exc)
             return None
+        finally:
+            self._checks.release()
         if over == "user":
             self.counters.refused_user_limit += 1
             return Refusal(f"too many connections for this user: at most {limits.max_connections_per_user}")
