@@ -18,6 +18,7 @@ from legend.adapters.redis.connection import RedisConnection, warn
 from legend.adapters.redis.keys import Keys
 from legend.adapters.redis.listener import Listener
 from legend.adapters.redis.recovery import stored
+from legend.adapters.redis.shared_reads import SharedReads
 from legend.domain.envelope import Envelope, seal
 from legend.domain.history import window
 from legend.domain.prices import price_log_kind
@@ -41,6 +42,7 @@ class Sequencer:
         self.publish_failures = 0
         self.unreplicated = 0  # publishes that fewer than wait_replicas replicas confirmed in time
         self.fenced = 0  # publishes refused: made on behalf of a lease another instance took over
+        self._histories: SharedReads[list[Any]] = SharedReads()  # resumes of one stream share a read
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> list[Envelope | None]:
         """One publish script per message, all in one pipeline (one round trip, run in order)."""
@@ -165,7 +167,7 @@ class Sequencer:
             result: list[Any] = await pipe.execute()
             return result
 
-        texts, last = await self.connection.call("replay", read)
+        texts, last = await self._histories.read(stream, lambda: self.connection.call("replay", read))
         last_seq = int(last or 0)
         envelopes, complete = window(stored(stream, texts), last_seq, since)
         return Replay(envelopes, last_seq, complete)
