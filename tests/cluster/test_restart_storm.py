@@ -30,16 +30,18 @@ from tests.support.server import LegendServer
 
 CLIENTS = 300
 CARELESS = 6  # of them, reconnecting without since (the control)
+CARELESS_AWAY = 2.0  # seconds the control waits more before each reconnect: prices pass it meanwhile
 ADDRESSES = [f"127.0.23.{i}" for i in range(1, 9)]
 TICKER = "AAPL"
 PRICES_PER_SECOND = 4.0
 RECONNECT_DELAY_MS = 1000  # the JS client's defaults (docs/protocol.md, "The browser client")
 BACKOFF_MULTIPLIER = 1.5
 MAX_RECONNECT_DELAY_MS = 30000
-# per-address or per-user limits; a full server. Not a refusal: the HTTP 500 a handshake rarely gets when
-# it reaches the old process as its shutdown closes the socket under it (uvicorn's AssertionError in
-# send_response); the client backs off and comes back like any failed connect.
+# per-address or per-user limits; a full server. Not a refusal: the HTTP 503 "restarting" a handshake gets
+# when it reaches the old process as it stops (LegendWebSocketProtocol.shutdown); the client backs off and
+# comes back like any failed connect.
 REFUSALS = (4429, 429, 503)
+RESTARTING = b"restarting"
 
 
 def documented_backoff(attempt: int) -> float:
@@ -80,9 +82,11 @@ class Client:
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
-            if status in REFUSALS:
+            if status == 503 and RESTARTING in (exc.response.body or b""):
+                self.failed.append(status)
+            elif status in REFUSALS:
                 self.refused.append(status)
-            else:  # not a limit: a handshake that met the old process's shutdown (HTTP 500, see below)
+            else:  # not a limit
                 self.failed.append(status)
             return ""
         except (OSError, TimeoutError, websockets.InvalidHandshake):
@@ -129,7 +133,9 @@ class Client:
             if self.opened > before:
                 attempt = 0
             hint = (reconnect_hint(reason) or 0) / 1000
-            await asyncio.sleep(hint + documented_backoff(attempt))
+            # the control stays away long enough for prices to be published without it (4 a second)
+            away = 0.0 if self.resume or not self.opened else CARELESS_AWAY
+            await asyncio.sleep(hint + documented_backoff(attempt) + away)
             attempt += 1
 
     def contiguous_to(self, final: int) -> bool:
@@ -216,6 +222,8 @@ async def test_300_clients_resume_gap_free_across_a_restart_and_none_is_locked_o
 
         refused = [(c.user, c.refused) for c in clients if c.refused]
         assert not refused, f"{len(refused)} clients refused (locked out): {refused[:5]}"
+        errors = [(c.user, c.failed) for c in clients if any(status != 503 for status in c.failed)]
+        assert not errors, f"handshakes answered with an error, not 503 restarting: {errors[:5]}"
         assert len(acknowledged) > outage_from + 2, "prices were published around the restart"
         for client in clients:
             assert client.closes[0] in (1001, 1006), (client.user, client.closes)

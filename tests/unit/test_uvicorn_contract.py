@@ -74,6 +74,8 @@ METHODS: dict[str, tuple[str, ...]] = {
     "send": ("message",),
     "send_receive_event_to_app": (),
     "handle_parser_exception": (),
+    "shutdown": (),  # replaced for a handshake not yet answered (503, not 500); else called
+    "stop_keepalive": (),
     # extended (super() first): they must keep driving ``writable``, which write_text and _ready read
     "pause_writing": (),
     "resume_writing": (),

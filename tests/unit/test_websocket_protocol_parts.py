@@ -118,6 +118,9 @@ class _Transport:
     def is_closing(self) -> bool:
         return self.closing
 
+    def close(self) -> None:
+        self.closing = True
+
 
 async def test_pings_are_not_answered_while_the_write_buffer_is_over_its_high_water_mark() -> None:
     """A peer that pings but does not read would otherwise grow asyncio's buffer by a pong per ping."""
@@ -299,3 +302,23 @@ async def test_a_connection_with_a_smaller_window_compresses_for_itself() -> Non
     assert frame.endswith(alone) and len(frame) > len(deflate_frame_of(text, 128))
     writer.write('{"type":"pong","timestamp":"2026-01-05T15:00:00.000Z"}')  # under the floor
     assert transport.written[-1][0] == 0x81
+
+
+async def test_a_handshake_caught_by_the_server_stopping_gets_503_and_the_refusal_after_it_is_quiet() -> None:
+    """uvicorn's shutdown answered a handshake in progress with 500, and the application's refusal that
+    followed failed in websockets (``assert not self.eof_sent``): a restart storm saw both. A stopping
+    server is unavailable, not broken: 503 with Retry-After, which nginx retries on another instance."""
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        pass
+
+    config = Config(app, ws="websockets-sansio", log_config=None, lifespan="off")
+    config.load()
+    protocol = protocol_class(1.0)(config, ServerState(), {}, _loop=asyncio.get_running_loop())
+    transport = protocol.transport = _Transport()  # type: ignore[assignment]
+    protocol.shutdown()
+    answer = b"".join(transport.written)
+    assert answer.startswith(b"HTTP/1.1 503 ") and b"\r\nRetry-After: 1\r\n" in answer
+    assert transport.closing
+    await protocol.send({"type": "websocket.close", "code": 1013, "reason": "draining"})  # no error
+    assert b"".join(transport.written) == answer  # and nothing more written

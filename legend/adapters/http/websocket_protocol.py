@@ -68,6 +68,7 @@ log = logging.getLogger("legend.ws")
 # asyncio's own defaults, set here so that the bound documented in docs/reliability.md is ours.
 WRITE_HIGH_WATER = 64 * 1024
 WRITE_LOW_WATER = 16 * 1024
+RESTART_RETRY_AFTER = 1  # seconds a handshake refused by a stopping server is asked to wait
 _PONG = b"\x8a"  # first byte of a pong frame as websockets writes it: FIN, opcode 0xA, no mask
 
 # The frame of the last text written, shared by every connection it is written to: fan-out writes one
@@ -423,7 +424,27 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
         if scope is not None:  # the application's task is created but has not run yet
             scope["extensions"][EXTENSION] = self
 
+    def shutdown(self) -> None:
+        """uvicorn's, except that a handshake not yet answered gets HTTP 503 with ``Retry-After`` instead
+        of 500: the server is stopping, not failing, and the next process (or, behind nginx's
+        ``proxy_next_upstream http_503``, another instance) will take the client."""
+        if self.close_sent or self.handshake_complete or self.initial_response is not None:
+            super().shutdown()
+            return
+        self.stop_keepalive()
+        response = self.conn.reject(503, "the server is restarting: try again\n")
+        response.headers["Retry-After"] = str(RESTART_RETRY_AFTER)
+        self.conn.send_response(response)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.transport.close()
+
     async def send(self, message: Any) -> None:
+        if (
+            message["type"] == "websocket.close"
+            and not self.handshake_complete
+            and self.transport.is_closing()
+        ):
+            return  # answered already (the 503 of ``shutdown``): the application's refusal has nowhere to go
         if (
             message["type"] == "websocket.close"
             and self.handshake_complete
