@@ -490,7 +490,67 @@ def targets(report: Report) -> list[tuple[str, str, str]]:
             )
             continue
         out.append((label, _verdict(kb <= 25.0), f"{kb:.1f} KB at {info.memory.connections:,} connections"))
+    return out + issue23_targets(report)
+
+
+def issue23_targets(report: Report) -> list[tuple[str, str, str]]:
+    """Issue 23's targets, each measured where the run has its point (``not measured`` otherwise)."""
+    shipped, raised, workers, _ = _legend_names(report)
+    out: list[tuple[str, str, str]] = []
+    for n in (5000, 10000):
+        value = ratio(_saturated(report, raised, n), _saturated(report, "picows", n))
+        ok = None if math.isnan(value) else value >= 0.9
+        out.append((f"23: saturated at {n:,}: {raised} >= 0.9x picows", _verdict(ok), _x(value)))
+    out.append(_paced(report, shipped, 10000, 10.0, 99.0, 150.0))
+    out.append(_paced(report, shipped, 19000, 1.0, 100.0, 500.0))
+    out.append(_connected(report, shipped, 19000, 30.0))
+    info = report.servers.get(shipped)
+    memory = info.memory if info is not None else None
+    label = f"23: {shipped} at 19,000: <= 12 KB RSS per idle connection"
+    if memory is None or memory.connections < 19000:
+        out.append((label, _verdict(None), "-"))
+    else:
+        kb = memory.kb_per_connection
+        out.append((label, _verdict(kb <= 12.0), f"{kb:.1f} KB at {memory.connections:,} connections"))
+    out.append(_connected(report, workers, 50000, 60.0))
+    out.append(_paced(report, workers, 50000, 1.0, 100.0, 1000.0))
+    deflated = f"{raised}-deflate"
+    on, off = report.phase(deflated, 5000, None), report.phase(raised, 5000, None)
+    speed = ratio(_saturated(report, deflated, 5000), _saturated(report, raised, 5000))
+    size = math.nan
+    if on is not None and off is not None and not on.error and not off.error:
+        size = ratio(on.bytes_per_delivery, off.bytes_per_delivery)
+    label = "23: deflate at 5,000 saturated: >= 0.8x the msg/s, <= 0.5x the bytes"
+    ok = None if math.isnan(speed) or math.isnan(size) else speed >= 0.8 and size <= 0.5
+    out.append((label, _verdict(ok), f"msg/s {_x(speed)}, bytes {_x(size)}"))
     return out
+
+
+def _x(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}x"
+
+
+def _paced(
+    report: Report, name: str, n: int, rate: float, delivered: float, p99: float
+) -> tuple[str, str, str]:
+    """A paced point's target: at least ``delivered`` % delivered with p99 at most ``p99`` ms."""
+    label = f"23: {name}, {n:,} x {rate:g}/s: >= {delivered:g}% delivered, p99 <= {p99:g} ms"
+    phase = report.phase(name, n, rate)
+    if phase is None or phase.error:
+        return label, _verdict(None), phase.error if phase is not None and phase.error else "-"
+    ok = phase.delivered_pct >= delivered and phase.p99_ms <= p99
+    return label, _verdict(ok), f"{phase.delivered_pct:.1f}% delivered, p99 {_ms(phase.p99_ms)} ms"
+
+
+def _connected(report: Report, name: str, n: int, seconds: float) -> tuple[str, str, str]:
+    """All ``n`` connections of ``name`` subscribed within ``seconds``."""
+    label = f"23: {name}, {n:,} connections all subscribed within {seconds:g} s"
+    info = report.servers.get(name)
+    memory = info.memory if info is not None else None
+    if memory is None or memory.connections < n:
+        return label, _verdict(None), "-"
+    took = memory.connect_seconds
+    return label, _verdict(took <= seconds), f"{took:.1f} s for {memory.connections:,}"
 
 
 def bar_lines(report: Report) -> list[str]:
@@ -522,8 +582,8 @@ def bar_lines(report: Report) -> list[str]:
     return out
 
 
-def targets_issue(report: Report) -> int:
-    return 22 if report.channel == "patterns" else 9
+def targets_issue(report: Report) -> str:
+    return "22" if report.channel == "patterns" else "9, and 23 (marked 23:)"
 
 
 def filter_memory_lines(report: Report) -> list[str]:
