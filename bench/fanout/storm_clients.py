@@ -161,8 +161,12 @@ class StormClient(WSListener):  # type: ignore[misc]
             self.failed["connect timed out"] += 1
             return False
         except Exception as exc:
-            status = getattr(getattr(exc, "response", None), "status", None)
-            if status is not None and int(status) in (429, 503):
+            response = getattr(exc, "response", None)
+            status = getattr(response, "status", None)
+            body = bytes(getattr(exc, "raw_body", None) or b"")  # picows's WSHandshakeError
+            if status is not None and int(status) == 503 and b"restarting" in body:
+                self.failed["HTTP 503 restarting"] += 1  # the old process stopping: not a limit
+            elif status is not None and int(status) in (429, 503):
                 self.refusals[f"HTTP {int(status)}"] += 1
             else:
                 self.failed[f"HTTP {int(status)}" if status is not None else type(exc).__name__] += 1
