@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from array import array
 from collections import OrderedDict
 
 
@@ -44,7 +43,7 @@ class SlidingWindow:
 
     Unlike a token bucket it never lets a burst of twice the limit through around a window boundary.
     Up to ``EXACT_LIMIT`` it is exact: a ring of the last ``limit`` event times, so that the oldest of
-    them says whether one more fits (two array accesses per event; about 100 bytes at 10/s). A larger
+    them says whether one more fits (two list accesses per event; about 140 bytes at 10/s). A larger
     budget (raised for a trusted client) is counted per tenth of the window instead, in constant memory,
     and may let through up to a tenth more than ``limit`` in some window. Events recorded past the
     limit (must-deliver messages are never held back) push out the oldest.
@@ -77,7 +76,9 @@ class SlidingWindow:
         self.window = window
         self._span = window - (window / limit / 2 if slack is None else slack)  # exact mode's window
         self._next = 0  # exact: the ring index of the oldest kept time, written next
-        self._times = array("d", [-math.inf]) * limit if limit <= EXACT_LIMIT else array("d")
+        # a list, not an array: reading a time back is then no new float object (the fan-out stores the
+        # one ``now`` of a message in every ring)
+        self._times: list[float] = [-math.inf] * limit if limit <= EXACT_LIMIT else []
         self._counts = [0] * 10 if limit > EXACT_LIMIT else []  # coarse: events per tenth of a window
         self._slot = 0  # coarse: the tenth that ``_counts[_slot % 10]`` is counting
         self._roll_at = 0.0  # coarse: when that tenth ends (a compare instead of a call per event)

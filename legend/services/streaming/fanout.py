@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterable
 
 from legend.domain import closecodes
-from legend.domain.channels import Delivery
 from legend.domain.envelope import Envelope
 from legend.domain.events import MessageDelivered
 from legend.domain.filters import message_fields
@@ -25,13 +24,12 @@ from legend.ports.clock import Clock
 from legend.ports.transport import TransportClosed
 from legend.runtime.logcontext import connection_id
 from legend.runtime.message_bus import MessageBus
-from legend.services.streaming.outbox import Outbox, Pushed
+from legend.services.streaming.outbox import CONFLATE, DEFERRED, MERGED, OVERFLOW, QUEUED, WRITE, Outbox
 from legend.services.streaming.session import Session, SessionOwner
 from legend.services.streaming.subscriptions import FilterGroup, SubscriptionIndex
 
 log = logging.getLogger("legend.streaming")
 
-WRITE = Pushed.WRITE  # read once per recipient: a module global, not an enum attribute
 WHEEL_GRAIN = 0.005  # seconds: budget waits end on a 5 ms timer slot shared by every session due then
 
 
@@ -82,7 +80,7 @@ class Fanout:
         else:
             return
         delivery = self._delivery[envelope.stream]
-        conflate = delivery is Delivery.CONFLATE and not envelope.final  # a final one is must-deliver
+        conflate = delivery is CONFLATE and not envelope.final  # a final one is must-deliver
         text = envelope.text
         now = self.clock.monotonic()
         written = conflated = deferred = dropped = 0
@@ -108,13 +106,13 @@ class Fanout:
                     pushed = outbox.push(envelope, delivery)  # the socket is busy: queue it
             else:
                 pushed = outbox.push(envelope, delivery)
-            if pushed is Pushed.QUEUED:
+            if pushed is QUEUED:
                 waiting.append(session)
-            elif pushed is Pushed.MERGED:
+            elif pushed is MERGED:
                 conflated += 1
-            elif pushed is Pushed.DEFERRED:
+            elif pushed is DEFERRED:
                 deferred += 1
-            elif pushed is Pushed.OVERFLOW:
+            elif pushed is OVERFLOW:
                 overflowed.append(session)
         counters = self.counters
         counters.messages_sent += written
