@@ -180,14 +180,11 @@ class Client(WSListener):  # type: ignore[misc]
             self.transport.disconnect()
 
 
-class Worker:
-    """Runs in a client process: executes the orchestrator's commands, one at a time."""
+class CommandLoop:
+    """A client process's side of its pipe to the bench: run each command (``op_<name>``) as it comes, send
+    back the answer (or the error), until told to stop; then ``stopped``."""
 
-    def __init__(self, conn: Connection, index: int, received: Any) -> None:
-        self.conn = conn
-        self.index = index
-        self.received = received
-        self.groups: dict[str, Group] = {}
+    conn: Connection
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -201,10 +198,10 @@ class Worker:
                 reply = {"error": f"{type(exc).__name__}: {exc}"}
             reply["call"] = command["call"]
             self.conn.send(reply)
-        for group in self.groups.values():
-            for client in group.clients:
-                if client.transport is not None:
-                    client.transport.disconnect(graceful=False)
+        self.stopped()
+
+    def stopped(self) -> None:
+        pass
 
     def _receive(self) -> dict[str, Any] | None:
         try:
@@ -212,6 +209,23 @@ class Worker:
             return command
         except (EOFError, OSError):
             return None
+
+
+class Worker(CommandLoop):
+    """Runs in a client process: executes the orchestrator's commands, one at a time."""
+
+    def __init__(self, conn: Connection, index: int, received: Any) -> None:
+        self.conn = conn
+        self.index = index
+        self.received = received
+        self.groups: dict[str, Group] = {}
+
+    def stopped(self) -> None:
+        """Told to stop: drop every client's connection at once."""
+        for group in self.groups.values():
+            for client in group.clients:
+                if client.transport is not None:
+                    client.transport.disconnect(graceful=False)
 
     async def op_connect(
         self,

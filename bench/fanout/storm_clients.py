@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from bench.fanout.clients import source_address
+from bench.fanout.clients import CommandLoop, source_address
 from bench.fanout.frames import DATA_PREFIX, SUBSCRIBE
 from bench.fanout.procs import die_with_parent, raise_fd_limit
 
@@ -200,7 +200,7 @@ class StormClient(WSListener):  # type: ignore[misc]
             self.transport.disconnect()
 
 
-class StormWorker:
+class StormWorker(CommandLoop):
     """Runs in a client process: the storm's commands, one at a time (see ``ClientPool``)."""
 
     def __init__(self, conn: Connection, index: int) -> None:
@@ -209,30 +209,13 @@ class StormWorker:
         self.clients: list[StormClient] = []
         self.lives: list[asyncio.Task[None]] = []
 
-    async def serve(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            command: dict[str, Any] | None = await loop.run_in_executor(None, self._receive)
-            if command is None or command["op"] == "stop":
-                break
-            try:
-                reply = await getattr(self, f"op_{command['op']}")(**command.get("args", {}))
-            except Exception as exc:
-                reply = {"error": f"{type(exc).__name__}: {exc}"}
-            reply["call"] = command["call"]
-            self.conn.send(reply)
+    def stopped(self) -> None:
+        """Told to stop: end the clients' lives and drop their connections at once."""
         for task in self.lives:
             task.cancel()
         for client in self.clients:
             if client.transport is not None:
                 client.transport.disconnect(graceful=False)
-
-    def _receive(self) -> dict[str, Any] | None:
-        try:
-            command: dict[str, Any] = self.conn.recv()
-            return command
-        except (EOFError, OSError):
-            return None
 
     async def op_connect(self, url: str, count: int, concurrency: int = 64) -> dict[str, Any]:
         """``count`` clients (``{index}`` in ``url`` made unique), at most ``concurrency`` of them

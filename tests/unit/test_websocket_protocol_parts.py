@@ -321,4 +321,6 @@ async def test_a_handshake_caught_by_the_server_stopping_gets_503_and_the_refusa
     assert answer.startswith(b"HTTP/1.1 503 ") and b"\r\nRetry-After: 1\r\n" in answer
     assert transport.closing
     await protocol.send({"type": "websocket.close", "code": 1013, "reason": "draining"})  # no error
+    await protocol.send({"type": "websocket.accept", "subprotocol": None, "headers": []})
+    protocol.send_500_response()  # what uvicorn's run_asgi does for an application that never accepted
     assert b"".join(transport.written) == answer  # and nothing more written

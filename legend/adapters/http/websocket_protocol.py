@@ -69,6 +69,7 @@ log = logging.getLogger("legend.ws")
 # asyncio's own defaults, set here so that the bound documented in docs/reliability.md is ours.
 WRITE_HIGH_WATER = 64 * 1024
 WRITE_LOW_WATER = 16 * 1024
+_ANSWERS = ("websocket.accept", "websocket.close")  # what an application answers a handshake with
 RESTART_RETRY_AFTER = 1  # seconds a handshake refused by a stopping server is asked to wait
 _PONG = b"\x8a"  # first byte of a pong frame as websockets writes it: FIN, opcode 0xA, no mask
 
@@ -366,17 +367,15 @@ class LegendWebSocketProtocol(WebSocketsSansIOProtocol):
         response.headers["Retry-After"] = str(RESTART_RETRY_AFTER)
         self.conn.send_response(response)
         self.transport.write(b"".join(self.conn.data_to_send()))
+        self.handshake_complete = self.close_sent = True  # answered: as uvicorn marks a refused handshake
         self.transport.close()
 
     async def send(self, message: Any) -> None:
+        kind = message["type"]
+        if kind in _ANSWERS and self.close_sent and self.transport.is_closing():
+            return  # answered already (the 503 of ``shutdown``): the application's accept or refusal is moot
         if (
-            message["type"] == "websocket.close"
-            and not self.handshake_complete
-            and self.transport.is_closing()
-        ):
-            return  # answered already (the 503 of ``shutdown``): the application's refusal has nowhere to go
-        if (
-            message["type"] == "websocket.close"
+            kind == "websocket.close"
             and self.handshake_complete
             and self.initial_response is None
             and not self.close_sent
