@@ -583,7 +583,7 @@ def bar_lines(report: Report) -> list[str]:
 
 
 def targets_issue(report: Report) -> str:
-    return "22" if report.channel == "patterns" else "9, and 23 (marked 23:)"
+    return "22" if report.channel == "patterns" else "9 and 23"
 
 
 def filter_memory_lines(report: Report) -> list[str]:

@@ -35,7 +35,8 @@ def test_every_server_delivers_and_the_report_is_written(tmp_path: Path) -> None
         timeout=170,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "Ratios, same run" in run.stdout and "Targets (issue 9)" in run.stdout
+    assert "Ratios, same run" in run.stdout and "Targets (issue 9 and 23)" in run.stdout
+    assert "23: saturated at 5,000: legend-max >= 0.9x picows" in run.stdout  # issue 23's, each named
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads(out_json.read_text())
 
