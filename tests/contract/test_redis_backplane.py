@@ -377,6 +377,31 @@ async def test_an_evicted_instances_connections_stop_counting_at_once(redis_node
     assert await b.backplane.admit("c4", "trader", "10.0.0.3", 1, 2) == "user"  # b's own still count
 
 
+async def test_releases_at_once_go_in_one_batch_and_each_frees_its_place(
+    redis_nodes: Nodes, raw: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drain or a blip ends thousands of connections at once: their releases share round trips (one a
+    thousand), and every one of them is still released; a release alone goes out at once."""
+    a = await redis_nodes.make()
+    for i in range(2500):
+        assert await a.backplane.admit(f"c{i}", f"u{i % 7}", f"10.0.{i % 5}.1", 0, 0) is None
+    calls: list[str] = []
+    call = a.redis.connection.call
+
+    async def counted(what: str, op: Any, *args: Any) -> Any:
+        calls.append(what)
+        return await call(what, op, *args)
+
+    monkeypatch.setattr(a.redis.connection, "call", counted)
+    await asyncio.gather(*(a.backplane.release(f"c{i}", f"u{i % 7}", f"10.0.{i % 5}.1") for i in range(2500)))
+    assert calls == ["release"] * 3  # 2,500 in chunks of 1,000
+    for key in await raw.keys("legend:conn:*"):
+        assert await raw.zcard(key) == 0, key
+    assert await a.backplane.admit("solo", "u1", "10.0.0.1", 1, 1) is None
+    await a.backplane.release("solo", "u1", "10.0.0.1")
+    assert calls[-1] == "release" and await a.backplane.admit("again", "u1", "10.0.0.1", 1, 1) is None
+
+
 async def test_an_instance_that_died_unseen_stops_counting_once_its_heartbeats_lapse(
     redis_nodes: Nodes,
 ) -> None:
