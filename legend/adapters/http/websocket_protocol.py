@@ -24,6 +24,9 @@
   Linux autotune it to several megabytes on a loopback or LAN socket), asyncio's write buffer has an
   explicit high-water mark (``WRITE_HIGH_WATER``), and pongs are not queued above it: a peer that stops
   reading holds at most that much of both before its writes get stuck and it is closed as slow.
+- **A stopping server answers 503.** A handshake caught by uvicorn's shutdown gets HTTP 503 "the server is
+  restarting" with ``Retry-After`` (nginx retries it on another instance), not 500, and the application's
+  accept or refusal after it is moot instead of failing inside websockets.
 - **Quiet handling of hostile frames.** Invalid UTF-8 in a text frame is answered with close code 1007
   as before, logged as one line at most once a second instead of a traceback per frame.
 - **Less memory per connection.** uvicorn gives every connection an ``asyncio.Queue`` for its incoming
