@@ -32,8 +32,10 @@
 - **Less memory per connection.** uvicorn gives every connection an ``asyncio.Queue`` for its incoming
   events and an ``asyncio.Event`` for write flow control: five deques, about 3 KB, for a queue that one
   reader empties and an event that is almost always set. ``_Inbox`` and ``_Flag`` do the same with two
-  slots each, and the handshake's request and response objects (every header the client sent, kept for
-  the life of the connection) are let go once the handshake is done.
+  slots each (``slim_events.py``), and the handshake's request and response objects are let go once the
+  handshake is done, the request's headers emptied (websockets' frame parser keeps the request) and the
+  scope's copy of them dropped. uvicorn's 37 attributes are slots: past 30, CPython 3.11 gives each
+  instance a dict of its own (about 1.5 KB).
 
 The application finds the protocol in its WebSocket scope as ``scope["extensions"]["legend.socket"]``;
 under any other ASGI server that key is absent and the application uses plain ASGI sends.
