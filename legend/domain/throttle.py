@@ -151,14 +151,9 @@ class SlidingWindow:
         if slot == self._slot:
             return
         counts = self._counts
-        if slot == self._slot + 1:  # the next tenth: the common case, at any steady rate over 10/s
-            i = slot % 10
-            self._total -= counts[i]
-            counts[i] = 0
-        else:
-            for passed in range(self._slot + 1, min(slot, self._slot + 10) + 1):
-                self._total -= counts[passed % 10]
-                counts[passed % 10] = 0
+        for passed in range(self._slot + 1, min(slot, self._slot + 10) + 1):
+            self._total -= counts[passed % 10]
+            counts[passed % 10] = 0
         self._slot = slot
 
 

@@ -59,7 +59,7 @@ class Pushed(enum.IntEnum):
     QUEUED = 1  # something new to write: make sure the writer runs
     MERGED = 2  # replaced a pending price (conflated): the writer need not wake
     DEFERRED = 3  # held while history is read, or already covered by it: nothing to write now
-    WRITE = 4  # (offer only) nothing pending and budget left: write it now, then call ``wrote``
+    WRITE = 4  # (offer only) nothing pending and budget left, now taken: write it (or ``refund``)
 
 
 # The members read on the hot path, as module globals: an enum member read through its class costs
